@@ -1,0 +1,122 @@
+//! What a solver returns, whatever the solver: the primal solution in the
+//! spec's variables, the shadow prices of its constraints, and a solve report.
+//!
+//! Plan outputs (eligibility, reservations, pick priorities, bid prices, KPIs) are
+//! derived from an [`Allocation`] alone, so every solver gets the same outputs.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{LaneIx, OfferIx, SkuIx, WarehouseIx, ZoneIx};
+
+/// Units of one SKU shipped on one lane (`f[w,z,s]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    /// The lane (warehouse and zone).
+    pub lane: LaneIx,
+    /// The SKU.
+    pub sku: SkuIx,
+    /// Units over the horizon.
+    pub units: f64,
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolveStatus {
+    /// Proven optimal (within the MIP gap tolerance for a MIP).
+    Optimal,
+    /// Stopped at the time limit with a feasible solution.
+    TimeLimit,
+}
+
+impl SolveStatus {
+    /// Stable lower-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SolveStatus::Optimal => "optimal",
+            SolveStatus::TimeLimit => "time_limit",
+        }
+    }
+}
+
+/// Marginal values of the constraints, each as "objective lost per unit of
+/// tightening" (so every price is `>= 0` at an optimum).
+///
+/// Why: the decision service prices offers against these (bid-price control),
+/// eligibility reasons name the constraint that charges a candidate most, and
+/// planners read them as "what one more unit is worth".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowPrices {
+    /// Contact cap, per customer.
+    pub contact_cap: Vec<f64>,
+    /// Zone balance: the value of one more unit of demand served in (zone, SKU),
+    /// i.e. the plan's bid price for that unit.
+    pub bid_price: HashMap<(ZoneIx, SkuIx), f64>,
+    /// Stock of (warehouse, SKU).
+    pub stock: HashMap<(WarehouseIx, SkuIx), f64>,
+    /// Lane capacity, per lane.
+    pub lane_capacity: Vec<f64>,
+    /// The discount budget.
+    pub budget: f64,
+    /// Redemption cap, per offer.
+    pub redemptions: Vec<f64>,
+    /// Delivery capacity, per zone.
+    pub delivery: Vec<f64>,
+    /// Exposure parity, per (offer, lower group g, reference group h).
+    pub fairness: Vec<FairnessPrice>,
+}
+
+/// Shadow price of one fairness row `rate(g) >= ratio * rate(h)` of one offer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FairnessPrice {
+    /// The offer.
+    pub offer: OfferIx,
+    /// The group whose exposure rate is bounded below.
+    pub group: u32,
+    /// The reference group.
+    pub reference: u32,
+    /// Objective lost per unit of tightening.
+    pub price: f64,
+}
+
+/// Facts about one solve, for KPIs and the plan's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolveReport {
+    /// Solver name (`exact`, ...).
+    pub solver: String,
+    /// How the solve ended.
+    pub status: SolveStatus,
+    /// Objective of the returned primal solution.
+    pub objective: f64,
+    /// Best proven upper bound on the optimum (for a maximisation).
+    pub bound: f64,
+    /// Relative gap `(bound - objective) / max(1, |objective|)`.
+    pub gap: f64,
+    /// Seconds spent building the model.
+    pub build_seconds: f64,
+    /// Seconds spent in the solver itself.
+    pub solve_seconds: f64,
+    /// Number of model variables.
+    pub variables: usize,
+    /// Number of model constraints.
+    pub constraints: usize,
+}
+
+/// A solved plan in the spec's variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    /// Exposure `x` per candidate, in [`crate::Candidates`] order.
+    pub x: Vec<f64>,
+    /// Positive shipments.
+    pub flows: Vec<Flow>,
+    /// Unmet baseline `u` per row of `Problem::baseline`.
+    pub unmet: Vec<f64>,
+    /// Per offer: `false` for a custom offer closed by the SKU-proliferation limit.
+    pub offer_open: Vec<bool>,
+    /// Constraint prices.
+    pub prices: ShadowPrices,
+    /// Solve facts.
+    pub report: SolveReport,
+}

@@ -1,0 +1,228 @@
+//! The candidate set `E` of the spec, and the hard-rule reason for every uptake
+//! pair that is not a candidate.
+//!
+//! Every solver starts from the same [`Candidates`], so the hard rules (consent,
+//! suppression, tier, validity, deliverability) are applied in exactly one place.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CustomerIx, LaneIx, OfferIx, Problem, SkuIx, WarehouseIx, ZoneIx};
+
+/// Why an uptake pair was excluded before optimisation, in the order rules are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExclusionRule {
+    /// Personalization consent withdrawn.
+    Consent,
+    /// Customer in a service-recovery workflow.
+    Suppressed,
+    /// Customer tier below the offer's `min_tier`.
+    Tier,
+    /// Offer date range does not overlap the horizon.
+    Validity,
+    /// Some SKU of the offer cannot reach the customer's zone within the promise.
+    Undeliverable,
+}
+
+impl ExclusionRule {
+    /// Machine-readable reason code used in the eligibility output.
+    pub fn code(self) -> &'static str {
+        match self {
+            ExclusionRule::Consent => "consent",
+            ExclusionRule::Suppressed => "suppressed",
+            ExclusionRule::Tier => "tier",
+            ExclusionRule::Validity => "validity",
+            ExclusionRule::Undeliverable => "undeliverable",
+        }
+    }
+}
+
+/// The supply network as the solvers see it: which warehouse lists which SKU,
+/// which lanes are usable under the promise, and what is reachable where.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Index into `Problem::stock` for each listed (warehouse, SKU).
+    pub stock_index: HashMap<(WarehouseIx, SkuIx), usize>,
+    /// Usable lanes (transit within the promise) into each zone.
+    pub lanes_into_zone: Vec<Vec<LaneIx>>,
+    /// (zone, SKU) pairs that some usable lane from a listing warehouse reaches.
+    reachable: HashSet<(ZoneIx, SkuIx)>,
+}
+
+impl Network {
+    /// Derives the network from a problem.
+    pub fn new(problem: &Problem) -> Self {
+        let stock_index: HashMap<_, _> = problem
+            .stock
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.warehouse, s.sku), i))
+            .collect();
+        let mut lanes_into_zone = vec![Vec::new(); problem.zones.len()];
+        let mut skus_at: HashMap<WarehouseIx, Vec<SkuIx>> = HashMap::new();
+        for s in &problem.stock {
+            skus_at.entry(s.warehouse).or_default().push(s.sku);
+        }
+        let mut reachable = HashSet::new();
+        for (l, lane) in problem.lanes.iter().enumerate() {
+            if !problem.lane_usable(lane) {
+                continue;
+            }
+            lanes_into_zone[lane.zone as usize].push(l as LaneIx);
+            for &sku in skus_at.get(&lane.warehouse).map(Vec::as_slice).unwrap_or(&[]) {
+                reachable.insert((lane.zone, sku));
+            }
+        }
+        Network { stock_index, lanes_into_zone, reachable }
+    }
+
+    /// Whether some usable lane brings `sku` into `zone`.
+    pub fn reachable(&self, zone: ZoneIx, sku: SkuIx) -> bool {
+        self.reachable.contains(&(zone, sku))
+    }
+}
+
+/// The candidate pairs `E`, sorted by (customer, offer) for a deterministic model,
+/// as a struct of arrays with a CSR index by customer.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    /// Customer of each candidate.
+    pub customer: Vec<CustomerIx>,
+    /// Offer of each candidate.
+    pub offer: Vec<OfferIx>,
+    /// Acceptance probability of each candidate.
+    pub p: Vec<f64>,
+    /// Row of `Problem::uptake` each candidate came from.
+    pub uptake_row: Vec<u32>,
+    /// `customer_start[c]..customer_start[c+1]` are customer `c`'s candidates.
+    pub customer_start: Vec<u32>,
+    /// Uptake pairs excluded by a hard rule: (uptake row, rule).
+    pub excluded: Vec<(u32, ExclusionRule)>,
+}
+
+impl Candidates {
+    /// Applies the spec's hard rules to every uptake pair.
+    pub fn build(problem: &Problem, network: &Network) -> Self {
+        let valid_offer: Vec<bool> = problem
+            .offers
+            .iter()
+            .map(|o| problem.horizon.overlaps(o.start_date, o.end_date))
+            .collect();
+        let cust = &problem.customers;
+        let mut kept: Vec<u32> = Vec::new();
+        let mut excluded = Vec::new();
+        for (row, u) in problem.uptake.iter().enumerate() {
+            let c = u.customer as usize;
+            let offer = &problem.offers[u.offer as usize];
+            let rule = if !cust.consent[c] {
+                Some(ExclusionRule::Consent)
+            } else if cust.suppressed[c] {
+                Some(ExclusionRule::Suppressed)
+            } else if offer.min_tier.is_some_and(|m| cust.tier[c] > m) {
+                Some(ExclusionRule::Tier)
+            } else if !valid_offer[u.offer as usize] {
+                Some(ExclusionRule::Validity)
+            } else if !offer.items.iter().all(|i| network.reachable(cust.zone[c], i.sku)) {
+                Some(ExclusionRule::Undeliverable)
+            } else {
+                None
+            };
+            match rule {
+                Some(r) => excluded.push((row as u32, r)),
+                None if u.p > 0.0 => kept.push(row as u32),
+                None => {}
+            }
+        }
+        kept.sort_unstable_by_key(|&r| {
+            let u = &problem.uptake[r as usize];
+            (u.customer, u.offer)
+        });
+        let mut out = Candidates {
+            customer: Vec::with_capacity(kept.len()),
+            offer: Vec::with_capacity(kept.len()),
+            p: Vec::with_capacity(kept.len()),
+            uptake_row: kept,
+            customer_start: vec![0; cust.len() + 1],
+            excluded,
+        };
+        for &r in &out.uptake_row {
+            let u = &problem.uptake[r as usize];
+            out.customer.push(u.customer);
+            out.offer.push(u.offer);
+            out.p.push(u.p);
+            out.customer_start[u.customer as usize + 1] += 1;
+        }
+        for c in 0..cust.len() {
+            out.customer_start[c + 1] += out.customer_start[c];
+        }
+        out
+    }
+
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.customer.len()
+    }
+
+    /// Whether there are no candidates.
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_empty()
+    }
+
+    /// Candidate indices of one customer.
+    pub fn of_customer(&self, c: CustomerIx) -> std::ops::Range<usize> {
+        self.customer_start[c as usize] as usize..self.customer_start[c as usize + 1] as usize
+    }
+
+    /// Objective coefficient of a candidate: `weight(tier) * margin * p`.
+    pub fn value(&self, problem: &Problem, k: usize) -> f64 {
+        let tier = problem.customers.tier[self.customer[k] as usize];
+        problem.tiers[tier as usize].weight * problem.offers[self.offer[k] as usize].margin * self.p[k]
+    }
+
+    /// Candidates per offer (`n[o]`).
+    pub fn count_per_offer(&self, problem: &Problem) -> Vec<u32> {
+        let mut n = vec![0u32; problem.offers.len()];
+        for &o in &self.offer {
+            n[o as usize] += 1;
+        }
+        n
+    }
+
+    /// The fairness structure: for each fair offer, its candidates per group,
+    /// listing only offers where at least two groups have candidates.
+    pub fn fairness_groups(&self, problem: &Problem) -> Vec<FairnessGroups> {
+        if problem.policy.fairness_min_ratio.is_none() {
+            return Vec::new();
+        }
+        let mut by_offer: Vec<HashMap<u32, Vec<u32>>> = vec![HashMap::new(); problem.offers.len()];
+        for k in 0..self.len() {
+            let o = self.offer[k] as usize;
+            if !problem.offers[o].fair {
+                continue;
+            }
+            if let Some(g) = problem.customers.group[self.customer[k] as usize] {
+                by_offer[o].entry(g).or_default().push(k as u32);
+            }
+        }
+        by_offer
+            .into_iter()
+            .enumerate()
+            .filter(|(_, m)| m.len() >= 2)
+            .map(|(o, m)| {
+                let mut groups: Vec<(u32, Vec<u32>)> = m.into_iter().collect();
+                groups.sort_unstable_by_key(|(g, _)| *g);
+                FairnessGroups { offer: o as OfferIx, groups }
+            })
+            .collect()
+    }
+}
+
+/// Candidates of one fair offer split by protected group (groups sorted by index).
+#[derive(Debug, Clone)]
+pub struct FairnessGroups {
+    /// The offer.
+    pub offer: OfferIx,
+    /// (group, candidate indices) for every group with candidates.
+    pub groups: Vec<(u32, Vec<u32>)>,
+}

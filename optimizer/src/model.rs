@@ -1,0 +1,279 @@
+//! The planning model's inputs, held in memory exactly as `shared/spec/model.md`
+//! describes them, with every name interned to a dense index.
+//!
+//! Why indices: solvers work on arrays, and a scenario of millions of customers
+//! must not carry a `String` per reference. Names live once, in the id tables.
+
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+/// Dense index of a customer in [`Customers`].
+pub type CustomerIx = u32;
+/// Dense index of an offer in [`Problem::offers`].
+pub type OfferIx = u32;
+/// Dense index of a SKU in [`Problem::skus`].
+pub type SkuIx = u32;
+/// Dense index of a zone in [`Problem::zones`].
+pub type ZoneIx = u32;
+/// Dense index of a warehouse in [`Problem::warehouses`].
+pub type WarehouseIx = u32;
+/// Dense index of a tier in [`Problem::tiers`]; 0 is the highest priority.
+pub type TierIx = u32;
+/// Dense index of a protected group in [`Problem::groups`].
+pub type GroupIx = u32;
+/// Dense index of a lane in [`Problem::lanes`].
+pub type LaneIx = u32;
+
+/// The planning horizon: days `start` to `start + days - 1`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Horizon {
+    /// First day of the horizon.
+    pub start: NaiveDate,
+    /// Number of days; at least 1.
+    pub days: u32,
+}
+
+impl Horizon {
+    /// Last day of the horizon (inclusive).
+    pub fn last_day(&self) -> NaiveDate {
+        self.start + Duration::days(i64::from(self.days.max(1)) - 1)
+    }
+
+    /// Whether a day falls inside the horizon (both ends inclusive).
+    pub fn contains(&self, day: NaiveDate) -> bool {
+        day >= self.start && day <= self.last_day()
+    }
+
+    /// Whether an inclusive date range, open on a missing side, overlaps the horizon.
+    pub fn overlaps(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
+        from.is_none_or(|f| f <= self.last_day()) && to.is_none_or(|t| t >= self.start)
+    }
+}
+
+/// Policy knobs of `scenario.toml`'s `[policy]` section; `None` means "no limit".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Default maximum offers per customer.
+    pub contact_cap: Option<u32>,
+    /// Total expected discount cost allowed.
+    pub budget: Option<f64>,
+    /// Lanes slower than this serve nothing.
+    pub promise_days: Option<u32>,
+    /// Exposure-parity ratio between protected groups.
+    pub fairness_min_ratio: Option<f64>,
+    /// Limit on custom offers in use (makes the model a MIP).
+    pub max_custom_offers: Option<u32>,
+    /// Objective penalty per unit of unmet baseline demand.
+    pub unmet_baseline_penalty: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            contact_cap: None,
+            budget: None,
+            promise_days: None,
+            fairness_min_ratio: None,
+            max_custom_offers: None,
+            unmet_baseline_penalty: DEFAULT_UNMET_BASELINE_PENALTY,
+        }
+    }
+}
+
+/// The spec's default for `policy.unmet_baseline_penalty`.
+pub const DEFAULT_UNMET_BASELINE_PENALTY: f64 = 1000.0;
+
+/// A customer tier with its objective weight; position in [`Problem::tiers`] is priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tier {
+    /// Tier name as used in `customers.csv`.
+    pub name: String,
+    /// Objective weight of this tier's expected margin.
+    pub weight: f64,
+}
+
+/// A delivery zone and its last-mile capacity in accepted offers over the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Zone {
+    /// Zone id.
+    pub id: String,
+    /// Accepted offers deliverable over the horizon; `None` is unlimited.
+    pub delivery_capacity: Option<f64>,
+}
+
+/// Customers as a struct of arrays, so millions of them stay compact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customers {
+    /// External ids, unique.
+    pub id: Vec<String>,
+    /// Delivery zone.
+    pub zone: Vec<ZoneIx>,
+    /// Tier (priority index).
+    pub tier: Vec<TierIx>,
+    /// `false` when personalization consent was withdrawn (hard rule).
+    pub consent: Vec<bool>,
+    /// `true` while in a service-recovery workflow (hard rule).
+    pub suppressed: Vec<bool>,
+    /// Protected group, used only for fairness constraints and audits.
+    pub group: Vec<Option<GroupIx>>,
+    /// Per-customer cap on offers, already defaulted to the policy's `contact_cap`.
+    pub max_offers: Vec<Option<u32>>,
+}
+
+impl Customers {
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    /// Whether there are no customers.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+/// One SKU line of an offer's bill of materials.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OfferItem {
+    /// The SKU consumed.
+    pub sku: SkuIx,
+    /// Units per acceptance.
+    pub qty: f64,
+}
+
+/// An offer (single product, bundle, discount or customized variant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    /// External id, unique.
+    pub id: String,
+    /// Value of one acceptance.
+    pub margin: f64,
+    /// Discount cost of one acceptance, counted against the budget.
+    pub discount_cost: f64,
+    /// Cap on expected acceptances; `None` is unlimited.
+    pub max_redemptions: Option<f64>,
+    /// Lowest tier allowed (tiers at or above it qualify).
+    pub min_tier: Option<TierIx>,
+    /// A customized variant, counted toward the SKU-proliferation limit.
+    pub custom: bool,
+    /// First valid day, inclusive.
+    pub start_date: Option<NaiveDate>,
+    /// Last valid day, inclusive.
+    pub end_date: Option<NaiveDate>,
+    /// Whether exposure parity across groups applies.
+    pub fair: bool,
+    /// Bill of materials of one acceptance.
+    pub items: Vec<OfferItem>,
+}
+
+impl Offer {
+    /// Whether fulfilment must kit or pre-pick this offer: bundles, multi-unit
+    /// lines and customized variants.
+    pub fn needs_kitting(&self) -> bool {
+        self.custom || self.items.len() > 1 || self.items.iter().any(|i| i.qty > 1.0)
+    }
+}
+
+/// One row of `uptake.csv`: the forecast probability that a customer accepts an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Uptake {
+    /// The customer.
+    pub customer: CustomerIx,
+    /// The offer.
+    pub offer: OfferIx,
+    /// Acceptance probability in (0, 1].
+    pub p: f64,
+}
+
+/// Stock of one SKU at one warehouse, with the receipts that land inside the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StockPoint {
+    /// The warehouse.
+    pub warehouse: WarehouseIx,
+    /// The SKU.
+    pub sku: SkuIx,
+    /// Units on hand at the horizon start.
+    pub on_hand: f64,
+    /// Units never to be promised.
+    pub safety_stock: f64,
+    /// Units received on days inside the horizon.
+    pub inbound: f64,
+}
+
+impl StockPoint {
+    /// Units that may be shipped over the horizon: `max(0, on_hand + inbound - safety)`.
+    pub fn available(&self) -> f64 {
+        (self.on_hand + self.inbound - self.safety_stock).max(0.0)
+    }
+}
+
+/// A fulfilment lane from a warehouse to a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Lane {
+    /// Origin warehouse.
+    pub warehouse: WarehouseIx,
+    /// Destination zone.
+    pub zone: ZoneIx,
+    /// Cost of shipping one unit.
+    pub cost_per_unit: f64,
+    /// Transit time; a lane slower than the promise serves nothing.
+    pub transit_days: u32,
+    /// Units over the horizon; `None` is unlimited.
+    pub capacity: Option<f64>,
+}
+
+/// Demand of one SKU in one zone that does not come from offers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BaselineDemand {
+    /// The zone.
+    pub zone: ZoneIx,
+    /// The SKU.
+    pub sku: SkuIx,
+    /// Units over the horizon.
+    pub units: f64,
+}
+
+/// A complete planning problem: the validated content of a scenario directory.
+///
+/// Built by the `scenarios` crate (or by tests directly); consumed by every solver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The planning horizon.
+    pub horizon: Horizon,
+    /// Policy limits.
+    pub policy: Policy,
+    /// Tiers, highest priority first.
+    pub tiers: Vec<Tier>,
+    /// Zones.
+    pub zones: Vec<Zone>,
+    /// SKU ids.
+    pub skus: Vec<String>,
+    /// Warehouse ids.
+    pub warehouses: Vec<String>,
+    /// Protected group names.
+    pub groups: Vec<String>,
+    /// Customers.
+    pub customers: Customers,
+    /// Offers, each with its bill of materials.
+    pub offers: Vec<Offer>,
+    /// Uptake forecasts; only these pairs can become candidates.
+    pub uptake: Vec<Uptake>,
+    /// Stock per warehouse and SKU (one entry per pair listed in inventory or inbound).
+    pub stock: Vec<StockPoint>,
+    /// Fulfilment lanes.
+    pub lanes: Vec<Lane>,
+    /// Baseline (non-offer) demand.
+    pub baseline: Vec<BaselineDemand>,
+}
+
+impl Problem {
+    /// Whether a lane may serve anything under the promise.
+    pub fn lane_usable(&self, lane: &Lane) -> bool {
+        self.policy.promise_days.is_none_or(|d| lane.transit_days <= d)
+    }
+
+    /// Whether the custom-offer limit makes this a mixed-integer model.
+    pub fn is_mip(&self) -> bool {
+        self.policy.max_custom_offers.is_some() && self.offers.iter().any(|o| o.custom)
+    }
+}

@@ -1,0 +1,719 @@
+//! Plan outputs of the spec, derived from any solver's [`Allocation`].
+//!
+//! * **Eligibility**: one row per uptake pair. Rounding from `x` to `eligible`:
+//!   per customer, candidates are taken by decreasing `x` (ties: higher value, then
+//!   offer order) while `x >= 0.5`, the offer is open and the contact cap is not
+//!   reached. Hard rules were applied before optimisation, so the rounded plan
+//!   respects consent, suppression, tier, validity and the contact cap exactly.
+//! * **Reasons** for candidates not served: the constraint family that charges the
+//!   candidate most in the LP's reduced cost (`coefficient × shadow price`), with
+//!   zone-balance charges split into shipping cost, stock and lane capacity along
+//!   the cheapest lane.
+//! * **Reservations**: each (zone, SKU)'s rounded offer demand per tier is routed
+//!   to warehouses in proportion to the LP's shipments; a warehouse's available
+//!   stock, after the baseline demand the plan serves from it, is given to tiers
+//!   highest first, so when stock is short lower tiers are cut first.
+//! * **Pick priorities**: per warehouse, offers that need kitting (bundles,
+//!   multi-unit lines, custom variants) ranked by
+//!   `score = (weighted expected margin routed to the warehouse / units routed)
+//!   × (1 + mean transit days / promise days)`: value per unit picked, boosted for
+//!   lanes that must ship earliest to keep the promise.
+//! * **Bid prices**: the zone-balance shadow prices.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::allocation::{Allocation, ShadowPrices};
+use crate::candidates::{Candidates, ExclusionRule, Network};
+use crate::model::{CustomerIx, OfferIx, Problem, SkuIx, TierIx, WarehouseIx, ZoneIx};
+
+/// Prices below this count as zero (solver noise).
+const PRICE_EPS: f64 = 1e-7;
+/// The smallest `x` that rounds to eligible.
+const ROUND_UP_AT: f64 = 0.5;
+
+/// The constraint that kept a candidate from being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binding {
+    /// The customer's contact cap.
+    ContactCap,
+    /// Warehouse stock.
+    Stock,
+    /// Lane capacity.
+    LaneCapacity,
+    /// Delivery capacity of the zone.
+    DeliveryCapacity,
+    /// The discount budget.
+    Budget,
+    /// The offer's redemption cap.
+    Redemptions,
+    /// Exposure parity across groups.
+    Fairness,
+    /// The custom-offer (SKU-proliferation) limit closed the offer.
+    CustomLimit,
+    /// Shipping costs more than the expected margin.
+    ShippingCost,
+    /// The candidate has no positive value.
+    NoValue,
+}
+
+impl Binding {
+    /// Machine-readable name used after `not_selected:`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Binding::ContactCap => "contact_cap",
+            Binding::Stock => "stock",
+            Binding::LaneCapacity => "lane_capacity",
+            Binding::DeliveryCapacity => "delivery_capacity",
+            Binding::Budget => "budget",
+            Binding::Redemptions => "redemptions",
+            Binding::Fairness => "fairness",
+            Binding::CustomLimit => "custom_limit",
+            Binding::ShippingCost => "shipping_cost",
+            Binding::NoValue => "no_value",
+        }
+    }
+}
+
+/// Why a pair is or is not eligible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// Served to the customer.
+    Eligible,
+    /// Excluded by a hard rule before optimisation.
+    Excluded(ExclusionRule),
+    /// A candidate the plan does not serve.
+    NotSelected(Binding),
+}
+
+impl Reason {
+    /// The machine-readable reason code of the spec.
+    pub fn code(self) -> String {
+        match self {
+            Reason::Eligible => "eligible".to_string(),
+            Reason::Excluded(r) => r.code().to_string(),
+            Reason::NotSelected(b) => format!("not_selected:{}", b.code()),
+        }
+    }
+}
+
+/// One row of the eligibility output.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EligibilityRow {
+    /// The customer.
+    pub customer: CustomerIx,
+    /// The offer.
+    pub offer: OfferIx,
+    /// LP exposure (0 for excluded pairs).
+    pub x: f64,
+    /// The rounded decision served.
+    pub eligible: bool,
+    /// Expected margin of showing the offer: `margin × p`.
+    pub expected_value: f64,
+    /// Rank among the customer's eligible offers (1 = best), by expected value.
+    pub rank: Option<u32>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Stock held at a warehouse for a tier's expected offer demand.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The warehouse.
+    pub warehouse: WarehouseIx,
+    /// The SKU.
+    pub sku: SkuIx,
+    /// The tier.
+    pub tier: TierIx,
+    /// Units reserved.
+    pub units: f64,
+}
+
+/// One SKU line of a warehouse's kitting and pre-picking order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PickPriority {
+    /// The warehouse.
+    pub warehouse: WarehouseIx,
+    /// Rank within the warehouse (1 = first); shared by the lines of one offer.
+    pub rank: u32,
+    /// The offer to kit.
+    pub offer: OfferIx,
+    /// The SKU to pick.
+    pub sku: SkuIx,
+    /// Expected units to pick.
+    pub units: f64,
+    /// The ranking score (see the module docs).
+    pub priority_score: f64,
+}
+
+/// The value of one more unit of demand served in a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BidPrice {
+    /// The zone.
+    pub zone: ZoneIx,
+    /// The SKU.
+    pub sku: SkuIx,
+    /// Price per unit.
+    pub price: f64,
+}
+
+/// How far the rounded (served) plan is from the LP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundingReport {
+    /// Weighted expected margin of the LP exposures.
+    pub offer_value_lp: f64,
+    /// Weighted expected margin of the rounded plan.
+    pub offer_value_rounded: f64,
+    /// `(rounded - lp) / max(1, |lp|)`.
+    pub offer_value_relative_change: f64,
+    /// Expected discount cost of the rounded plan.
+    pub budget_used_rounded: f64,
+    /// Largest excess over a budget in currency (0 when within).
+    pub budget_excess: f64,
+    /// Largest excess of expected acceptances over an offer's redemption cap.
+    pub max_redemption_excess: f64,
+    /// Largest excess of expected acceptances over a zone's delivery capacity.
+    pub max_delivery_excess: f64,
+    /// Smallest exposure-parity ratio over fair offers in the rounded plan.
+    pub min_fairness_ratio: Option<f64>,
+    /// Expected offer units of the rounded plan beyond what the LP ships to each (zone, SKU).
+    pub units_beyond_supply: f64,
+}
+
+/// The plan's key figures for planners (`kpis.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    /// The spec's objective value of the LP/MIP solution.
+    pub objective: f64,
+    /// Expected margin (unweighted) of the LP exposures.
+    pub expected_margin: f64,
+    /// Expected acceptances of the LP exposures.
+    pub expected_accepts: f64,
+    /// Expected discount cost of the LP exposures.
+    pub budget_used: f64,
+    /// Served share of baseline demand (1 when there is none).
+    pub fill_rate_baseline: f64,
+    /// Unmet baseline units.
+    pub unmet_baseline_units: f64,
+    /// Exposure-parity ratio per fair offer id (min over ordered group pairs).
+    pub fairness_ratio: BTreeMap<String, f64>,
+    /// Solver name.
+    pub solver: String,
+    /// Solve status.
+    pub status: String,
+    /// Relative gap between the objective and the proven bound.
+    pub gap: f64,
+    /// Proven upper bound on the optimum.
+    pub bound: f64,
+    /// Seconds in the solver.
+    pub solve_seconds: f64,
+    /// Seconds building the model.
+    pub build_seconds: f64,
+    /// Seconds loading the scenario (filled in by the caller that loaded it).
+    pub load_seconds: f64,
+    /// Model variables.
+    pub variables: usize,
+    /// Model constraints.
+    pub constraints: usize,
+    /// Candidate pairs.
+    pub candidates: usize,
+    /// Uptake pairs excluded by a hard rule.
+    pub excluded: usize,
+    /// Pairs served (eligible after rounding).
+    pub eligible: usize,
+    /// Binding constraints per family (rows with a positive shadow price).
+    pub binding_constraints: BTreeMap<String, usize>,
+    /// Rounded plan versus LP.
+    pub rounding: RoundingReport,
+}
+
+/// A complete plan, with every id as an index into the [`Problem`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One row per uptake pair, in uptake-file order.
+    pub eligibility: Vec<EligibilityRow>,
+    /// Reservations per warehouse, SKU and tier.
+    pub reservations: Vec<Reservation>,
+    /// Bundle pick priorities per warehouse.
+    pub pick_priorities: Vec<PickPriority>,
+    /// Bid prices per zone and SKU.
+    pub bid_prices: Vec<BidPrice>,
+    /// KPIs.
+    pub kpis: Kpis,
+}
+
+/// Derives every plan output from a solved allocation.
+pub fn derive_plan(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation) -> Plan {
+    let eligible = round(problem, cands, alloc);
+    let shipped = Shipments::new(problem, alloc);
+    let eligibility = eligibility_rows(problem, network, cands, alloc, &eligible);
+    let reservations = reservations(problem, network, cands, alloc, &eligible, &shipped);
+    let pick_priorities = pick_priorities(problem, cands, &eligible, &shipped);
+    let mut bid_prices: Vec<BidPrice> = alloc
+        .prices
+        .bid_price
+        .iter()
+        .map(|(&(zone, sku), &price)| BidPrice { zone, sku, price: clean(price) })
+        .collect();
+    bid_prices.sort_by_key(|b| (b.zone, b.sku));
+    let kpis = kpis(problem, cands, alloc, &eligible, &shipped, &eligibility);
+    Plan { eligibility, reservations, pick_priorities, bid_prices, kpis }
+}
+
+/// Zeroes solver noise so that outputs are stable.
+fn clean(v: f64) -> f64 {
+    if v.abs() < PRICE_EPS {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// The rounded decision per candidate.
+pub fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<bool> {
+    let mut eligible = vec![false; cands.len()];
+    let mut order: Vec<usize> = Vec::new();
+    for c in 0..problem.customers.len() as CustomerIx {
+        order.clear();
+        order.extend(cands.of_customer(c));
+        order.sort_by(|&a, &b| {
+            alloc.x[b]
+                .total_cmp(&alloc.x[a])
+                .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
+                .then(cands.offer[a].cmp(&cands.offer[b]))
+        });
+        let cap = problem.customers.max_offers[c as usize].map_or(usize::MAX, |m| m as usize);
+        let mut taken = 0;
+        for &k in &order {
+            if taken >= cap || alloc.x[k] < ROUND_UP_AT - 1e-9 {
+                break;
+            }
+            if alloc.offer_open[cands.offer[k] as usize] {
+                eligible[k] = true;
+                taken += 1;
+            }
+        }
+    }
+    eligible
+}
+
+/// The LP's shipments indexed for routing demand to warehouses.
+struct Shipments {
+    /// (zone, SKU) -> [(warehouse, lane transit days, units)].
+    into: HashMap<(ZoneIx, SkuIx), Vec<(WarehouseIx, u32, f64)>>,
+}
+
+impl Shipments {
+    fn new(problem: &Problem, alloc: &Allocation) -> Self {
+        let mut into: HashMap<(ZoneIx, SkuIx), Vec<(WarehouseIx, u32, f64)>> = HashMap::new();
+        for f in &alloc.flows {
+            let lane = &problem.lanes[f.lane as usize];
+            into.entry((lane.zone, f.sku)).or_default().push((lane.warehouse, lane.transit_days, f.units));
+        }
+        Shipments { into }
+    }
+
+    /// Total units shipped into (zone, SKU).
+    fn total(&self, zone: ZoneIx, sku: SkuIx) -> f64 {
+        self.into.get(&(zone, sku)).map_or(0.0, |v| v.iter().map(|s| s.2).sum())
+    }
+
+    /// Splits `units` of demand at (zone, SKU) over warehouses in proportion to
+    /// the LP's shipments; with none, sends it all along `fallback`.
+    fn route(&self, zone: ZoneIx, sku: SkuIx, units: f64, fallback: Option<(WarehouseIx, u32)>, mut sink: impl FnMut(WarehouseIx, u32, f64)) {
+        let total = self.total(zone, sku);
+        match self.into.get(&(zone, sku)) {
+            Some(v) if total > 0.0 => {
+                for &(w, transit, shipped) in v {
+                    sink(w, transit, units * shipped / total);
+                }
+            }
+            _ => {
+                if let Some((w, transit)) = fallback {
+                    sink(w, transit, units);
+                }
+            }
+        }
+    }
+}
+
+/// The cheapest usable lane bringing `sku` into `zone` from a listing warehouse.
+fn cheapest_source(problem: &Problem, network: &Network, zone: ZoneIx, sku: SkuIx) -> Option<(WarehouseIx, u32)> {
+    network.lanes_into_zone[zone as usize]
+        .iter()
+        .map(|&l| &problem.lanes[l as usize])
+        .filter(|lane| network.stock_index.contains_key(&(lane.warehouse, sku)))
+        .min_by(|a, b| a.cost_per_unit.total_cmp(&b.cost_per_unit))
+        .map(|lane| (lane.warehouse, lane.transit_days))
+}
+
+fn eligibility_rows(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation, eligible: &[bool]) -> Vec<EligibilityRow> {
+    let charges = ChargeModel::new(problem, network, cands, &alloc.prices);
+    let mut rows: Vec<Option<EligibilityRow>> = vec![None; problem.uptake.len()];
+    for &(row, rule) in &cands.excluded {
+        let u = &problem.uptake[row as usize];
+        rows[row as usize] = Some(EligibilityRow {
+            customer: u.customer,
+            offer: u.offer,
+            x: 0.0,
+            eligible: false,
+            expected_value: problem.offers[u.offer as usize].margin * u.p,
+            rank: None,
+            reason: Reason::Excluded(rule),
+        });
+    }
+    let mut ranked: Vec<usize> = Vec::new();
+    for c in 0..problem.customers.len() as CustomerIx {
+        ranked.clear();
+        for k in cands.of_customer(c) {
+            let offer = &problem.offers[cands.offer[k] as usize];
+            let reason = if eligible[k] {
+                ranked.push(k);
+                Reason::Eligible
+            } else {
+                Reason::NotSelected(charges.binding(problem, cands, alloc, k))
+            };
+            rows[cands.uptake_row[k] as usize] = Some(EligibilityRow {
+                customer: c,
+                offer: cands.offer[k],
+                x: clean(alloc.x[k]).clamp(0.0, 1.0),
+                eligible: eligible[k],
+                expected_value: offer.margin * cands.p[k],
+                rank: None,
+                reason,
+            });
+        }
+        let ev = |k: usize| problem.offers[cands.offer[k] as usize].margin * cands.p[k];
+        ranked.sort_by(|&a, &b| ev(b).total_cmp(&ev(a)).then(cands.offer[a].cmp(&cands.offer[b])));
+        for (i, &k) in ranked.iter().enumerate() {
+            if let Some(r) = rows[cands.uptake_row[k] as usize].as_mut() {
+                r.rank = Some(i as u32 + 1);
+            }
+        }
+    }
+    // Pairs with p = 0 that passed every rule are no candidates: they get no row only
+    // if validation let them through, which it does not.
+    rows.into_iter().flatten().collect()
+}
+
+/// Reduced-cost charges of candidates, per constraint family.
+struct ChargeModel {
+    /// (zone, SKU) -> bid-price split as [shipping, stock, lane capacity] fractions.
+    zone_split: HashMap<(ZoneIx, SkuIx), [f64; 3]>,
+    /// (offer, group) -> net fairness charge per unit of x.
+    fairness: HashMap<(OfferIx, u32), f64>,
+}
+
+impl ChargeModel {
+    fn new(problem: &Problem, network: &Network, cands: &Candidates, prices: &ShadowPrices) -> Self {
+        let mut zone_split = HashMap::new();
+        for &(zone, sku) in prices.bid_price.keys() {
+            // Along the lane with the lowest full cost (shipping + stock + lane prices),
+            // the bid price is made of exactly these three parts at an optimum.
+            let best = network.lanes_into_zone[zone as usize]
+                .iter()
+                .filter_map(|&l| {
+                    let lane = &problem.lanes[l as usize];
+                    network.stock_index.get(&(lane.warehouse, sku))?;
+                    let stock = prices.stock.get(&(lane.warehouse, sku)).copied().unwrap_or(0.0).max(0.0);
+                    let cap = prices.lane_capacity[l as usize].max(0.0);
+                    Some([lane.cost_per_unit.max(0.0), stock, cap])
+                })
+                .min_by(|a, b| a.iter().sum::<f64>().total_cmp(&b.iter().sum::<f64>()));
+            if let Some(parts) = best {
+                let total: f64 = parts.iter().sum();
+                if total > 0.0 {
+                    zone_split.insert((zone, sku), parts.map(|p| p / total));
+                }
+            }
+        }
+        let mut fairness = HashMap::new();
+        if let Some(ratio) = problem.policy.fairness_min_ratio {
+            let groups = cands.fairness_groups(problem);
+            let sizes: HashMap<(OfferIx, u32), f64> = groups
+                .iter()
+                .flat_map(|fg| fg.groups.iter().map(move |(g, ks)| ((fg.offer, *g), ks.len() as f64)))
+                .collect();
+            for fp in &prices.fairness {
+                let price = fp.price.max(0.0);
+                *fairness.entry((fp.offer, fp.group)).or_insert(0.0) -= price / sizes[&(fp.offer, fp.group)];
+                *fairness.entry((fp.offer, fp.reference)).or_insert(0.0) +=
+                    price * ratio / sizes[&(fp.offer, fp.reference)];
+            }
+        }
+        ChargeModel { zone_split, fairness }
+    }
+
+    /// The family that charges candidate `k` most.
+    fn binding(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, k: usize) -> Binding {
+        let o = cands.offer[k];
+        let c = cands.customer[k] as usize;
+        let offer = &problem.offers[o as usize];
+        if !alloc.offer_open[o as usize] {
+            return Binding::CustomLimit;
+        }
+        if alloc.x[k] >= ROUND_UP_AT - 1e-9 {
+            // Selected by the LP, cut by the customer's cap when rounding.
+            return Binding::ContactCap;
+        }
+        if cands.value(problem, k) <= 0.0 {
+            return Binding::NoValue;
+        }
+        let p = cands.p[k];
+        let zone = problem.customers.zone[c];
+        let prices = &alloc.prices;
+        let mut charge: Vec<(Binding, f64)> = vec![
+            (Binding::ContactCap, prices.contact_cap[c]),
+            (Binding::Budget, prices.budget * offer.discount_cost * p),
+            (Binding::Redemptions, prices.redemptions[o as usize] * p),
+            (Binding::DeliveryCapacity, prices.delivery[zone as usize] * p),
+        ];
+        let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
+        for item in &offer.items {
+            let bid = prices.bid_price.get(&(zone, item.sku)).copied().unwrap_or(0.0).max(0.0);
+            let amount = item.qty * p * bid;
+            let split = self.zone_split.get(&(zone, item.sku)).copied().unwrap_or([0.0, 1.0, 0.0]);
+            ship += amount * split[0];
+            stock += amount * split[1];
+            lane += amount * split[2];
+        }
+        charge.push((Binding::Stock, stock));
+        charge.push((Binding::LaneCapacity, lane));
+        if let Some(g) = problem.customers.group[c] {
+            charge.push((Binding::Fairness, self.fairness.get(&(o, g)).copied().unwrap_or(0.0)));
+        }
+        let (family, amount) = charge
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("non-empty");
+        if amount > PRICE_EPS && amount >= ship {
+            family
+        } else {
+            Binding::ShippingCost
+        }
+    }
+}
+
+fn reservations(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation, eligible: &[bool], shipped: &Shipments) -> Vec<Reservation> {
+    let n_tiers = problem.tiers.len();
+    // Rounded offer demand per (zone, SKU), per tier.
+    let mut demand: BTreeMap<(ZoneIx, SkuIx), Vec<f64>> = BTreeMap::new();
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        let c = cands.customer[k] as usize;
+        let zone = problem.customers.zone[c];
+        let tier = problem.customers.tier[c] as usize;
+        for item in &problem.offers[cands.offer[k] as usize].items {
+            demand.entry((zone, item.sku)).or_insert_with(|| vec![0.0; n_tiers])[tier] += item.qty * cands.p[k];
+        }
+    }
+    // Baseline the plan serves, per (zone, SKU).
+    let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
+    for (i, b) in problem.baseline.iter().enumerate() {
+        *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
+    }
+    // Route both to warehouses.
+    let mut wanted: BTreeMap<(WarehouseIx, SkuIx), Vec<f64>> = BTreeMap::new();
+    let mut baseline_at: HashMap<(WarehouseIx, SkuIx), f64> = HashMap::new();
+    for (&(zone, sku), units) in &served_baseline {
+        shipped.route(zone, sku, *units, None, |w, _, u| *baseline_at.entry((w, sku)).or_default() += u);
+    }
+    for (&(zone, sku), per_tier) in &demand {
+        let fallback = cheapest_source(problem, network, zone, sku);
+        for (tier, &units) in per_tier.iter().enumerate().filter(|(_, u)| **u > 0.0) {
+            shipped.route(zone, sku, units, fallback, |w, _, u| {
+                wanted.entry((w, sku)).or_insert_with(|| vec![0.0; n_tiers])[tier] += u;
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for ((w, sku), per_tier) in wanted {
+        let available = network
+            .stock_index
+            .get(&(w, sku))
+            .map_or(0.0, |&i| problem.stock[i].available());
+        let mut left = (available - baseline_at.get(&(w, sku)).copied().unwrap_or(0.0)).max(0.0);
+        for (tier, want) in per_tier.into_iter().enumerate() {
+            let units = want.min(left);
+            if units > 1e-9 {
+                out.push(Reservation { warehouse: w, sku, tier: tier as TierIx, units });
+                left -= units;
+            }
+        }
+    }
+    out
+}
+
+fn pick_priorities(problem: &Problem, cands: &Candidates, eligible: &[bool], shipped: &Shipments) -> Vec<PickPriority> {
+    let promise = problem
+        .policy
+        .promise_days
+        .unwrap_or_else(|| problem.lanes.iter().map(|l| l.transit_days).max().unwrap_or(0))
+        .max(1) as f64;
+    #[derive(Default)]
+    struct Kit {
+        value: f64,
+        units: f64,
+        transit_units: f64,
+        per_sku: BTreeMap<SkuIx, f64>,
+    }
+    let mut kits: BTreeMap<(WarehouseIx, OfferIx), Kit> = BTreeMap::new();
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        let offer = &problem.offers[cands.offer[k] as usize];
+        if !offer.needs_kitting() {
+            continue;
+        }
+        let zone = problem.customers.zone[cands.customer[k] as usize];
+        let units_per_accept: f64 = offer.items.iter().map(|i| i.qty).sum();
+        let value = cands.value(problem, k);
+        for item in &offer.items {
+            let units = item.qty * cands.p[k];
+            shipped.route(zone, item.sku, units, None, |w, transit, u| {
+                let kit = kits.entry((w, cands.offer[k])).or_default();
+                kit.value += value * (item.qty / units_per_accept) * (u / units);
+                kit.units += u;
+                kit.transit_units += u * transit as f64;
+                *kit.per_sku.entry(item.sku).or_default() += u;
+            });
+        }
+    }
+    let mut by_warehouse: BTreeMap<WarehouseIx, Vec<(OfferIx, f64, BTreeMap<SkuIx, f64>)>> = BTreeMap::new();
+    for ((w, o), kit) in kits {
+        if kit.units <= 0.0 {
+            continue;
+        }
+        let urgency = 1.0 + (kit.transit_units / kit.units) / promise;
+        let score = kit.value / kit.units * urgency;
+        by_warehouse.entry(w).or_default().push((o, score, kit.per_sku));
+    }
+    let mut out = Vec::new();
+    for (w, mut offers) in by_warehouse {
+        offers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (i, (offer, score, per_sku)) in offers.into_iter().enumerate() {
+            for (sku, units) in per_sku {
+                out.push(PickPriority { warehouse: w, rank: i as u32 + 1, offer, sku, units, priority_score: score });
+            }
+        }
+    }
+    out
+}
+
+/// Exposure-parity ratio of one fair offer: min over ordered group pairs of
+/// `rate(g) / rate(h)`, where a rate is the mean exposure over the group's candidates.
+pub fn fairness_ratios(problem: &Problem, cands: &Candidates, exposure: impl Fn(usize) -> f64) -> BTreeMap<OfferIx, f64> {
+    let mut out = BTreeMap::new();
+    for fg in cands.fairness_groups(problem) {
+        let rates: Vec<f64> = fg
+            .groups
+            .iter()
+            .map(|(_, ks)| ks.iter().map(|&k| exposure(k as usize)).sum::<f64>() / ks.len() as f64)
+            .collect();
+        let max = rates.iter().copied().fold(0.0, f64::max);
+        let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        out.insert(fg.offer, if max <= 0.0 { 1.0 } else { min / max });
+    }
+    out
+}
+
+fn kpis(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool], shipped: &Shipments, rows: &[EligibilityRow]) -> Kpis {
+    let offer_of = |k: usize| &problem.offers[cands.offer[k] as usize];
+    let sum = |f: &dyn Fn(usize) -> f64| (0..cands.len()).map(f).sum::<f64>();
+    let x = &alloc.x;
+    let rounded = |k: usize| if eligible[k] { 1.0 } else { 0.0 };
+    let baseline: f64 = problem.baseline.iter().map(|b| b.units).sum();
+    let unmet: f64 = alloc.unmet.iter().sum();
+
+    // Rounded plan vs LP, constraint by constraint.
+    let offer_value_lp = sum(&|k| cands.value(problem, k) * x[k]);
+    let offer_value_rounded = sum(&|k| cands.value(problem, k) * rounded(k));
+    let budget_used_rounded = sum(&|k| offer_of(k).discount_cost * cands.p[k] * rounded(k));
+    let mut accepts_per_offer = vec![0.0; problem.offers.len()];
+    let mut accepts_per_zone = vec![0.0; problem.zones.len()];
+    let mut units_rounded: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        let zone = problem.customers.zone[cands.customer[k] as usize];
+        accepts_per_offer[cands.offer[k] as usize] += cands.p[k];
+        accepts_per_zone[zone as usize] += cands.p[k];
+        for item in &offer_of(k).items {
+            *units_rounded.entry((zone, item.sku)).or_default() += item.qty * cands.p[k];
+        }
+    }
+    let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
+    for (i, b) in problem.baseline.iter().enumerate() {
+        *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
+    }
+    let units_beyond_supply: f64 = units_rounded
+        .iter()
+        .map(|(&(z, s), &units)| {
+            let need = units + served_baseline.get(&(z, s)).copied().unwrap_or(0.0);
+            (need - shipped.total(z, s)).max(0.0)
+        })
+        .sum();
+    let excess = |used: &[f64], cap: &dyn Fn(usize) -> Option<f64>| {
+        used.iter().enumerate().filter_map(|(i, u)| cap(i).map(|c| (u - c).max(0.0))).fold(0.0, f64::max)
+    };
+    let rounding = RoundingReport {
+        offer_value_lp,
+        offer_value_rounded,
+        offer_value_relative_change: (offer_value_rounded - offer_value_lp) / offer_value_lp.abs().max(1.0),
+        budget_used_rounded,
+        budget_excess: problem.policy.budget.map_or(0.0, |b| (budget_used_rounded - b).max(0.0)),
+        max_redemption_excess: excess(&accepts_per_offer, &|o| problem.offers[o].max_redemptions),
+        max_delivery_excess: excess(&accepts_per_zone, &|z| problem.zones[z].delivery_capacity),
+        min_fairness_ratio: fairness_ratios(problem, cands, rounded).values().copied().reduce(f64::min),
+        units_beyond_supply,
+    };
+
+    let p = &alloc.prices;
+    let mut binding = BTreeMap::new();
+    let mut count = |name: &str, n: usize| {
+        if n > 0 {
+            binding.insert(name.to_string(), n);
+        }
+    };
+    let positive = |v: &mut dyn Iterator<Item = f64>| v.filter(|&d| d > PRICE_EPS).count();
+    count("contact_cap", positive(&mut p.contact_cap.iter().copied()));
+    count("stock", positive(&mut p.stock.values().copied()));
+    count("lane_capacity", positive(&mut p.lane_capacity.iter().copied()));
+    count("budget", positive(&mut std::iter::once(p.budget)));
+    count("redemptions", positive(&mut p.redemptions.iter().copied()));
+    count("delivery_capacity", positive(&mut p.delivery.iter().copied()));
+    count("fairness", positive(&mut p.fairness.iter().map(|f| f.price)));
+    count(
+        "custom_limit",
+        if problem.policy.max_custom_offers.is_some() {
+            alloc.offer_open.iter().zip(&problem.offers).filter(|(open, o)| o.custom && !**open).count()
+        } else {
+            0
+        },
+    );
+
+    let r = &alloc.report;
+    Kpis {
+        objective: r.objective,
+        expected_margin: sum(&|k| offer_of(k).margin * cands.p[k] * x[k]),
+        expected_accepts: sum(&|k| cands.p[k] * x[k]),
+        budget_used: sum(&|k| offer_of(k).discount_cost * cands.p[k] * x[k]),
+        fill_rate_baseline: if baseline > 0.0 { 1.0 - unmet / baseline } else { 1.0 },
+        unmet_baseline_units: unmet,
+        fairness_ratio: fairness_ratios(problem, cands, |k| x[k])
+            .into_iter()
+            .map(|(o, r)| (problem.offers[o as usize].id.clone(), r))
+            .collect(),
+        solver: r.solver.clone(),
+        status: r.status.as_str().to_string(),
+        gap: r.gap,
+        bound: r.bound,
+        solve_seconds: r.solve_seconds,
+        build_seconds: r.build_seconds,
+        load_seconds: 0.0,
+        variables: r.variables,
+        constraints: r.constraints,
+        candidates: cands.len(),
+        excluded: cands.excluded.len(),
+        eligible: rows.iter().filter(|r| r.eligible).count(),
+        binding_constraints: binding,
+        rounding,
+    }
+}

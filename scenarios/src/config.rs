@@ -1,0 +1,109 @@
+//! `scenario.toml`: horizon, policy and tiers.
+
+use std::path::Path;
+
+use allot_optimizer::{Horizon, Policy, Tier, DEFAULT_UNMET_BASELINE_PENALTY};
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::error::LoadError;
+
+/// The file name of a scenario's settings.
+pub const SCENARIO_FILE: &str = "scenario.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    horizon: RawHorizon,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    tiers: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHorizon {
+    /// A quoted `"YYYY-MM-DD"` or a TOML date literal.
+    start: toml::Value,
+    days: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    contact_cap: Option<u32>,
+    budget: Option<f64>,
+    promise_days: Option<u32>,
+    fairness_min_ratio: Option<f64>,
+    max_custom_offers: Option<u32>,
+    unmet_baseline_penalty: Option<f64>,
+}
+
+/// The validated settings of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioConfig {
+    /// The planning horizon.
+    pub horizon: Horizon,
+    /// Policy limits.
+    pub policy: Policy,
+    /// Tiers, highest priority first.
+    pub tiers: Vec<Tier>,
+}
+
+/// The tier list used when `[tiers]` is absent: one tier, weight 1.
+pub fn default_tiers() -> Vec<Tier> {
+    vec![Tier { name: "standard".to_string(), weight: 1.0 }]
+}
+
+/// Reads and validates `scenario.toml` from a scenario directory.
+pub fn read_config(dir: &Path) -> Result<ScenarioConfig, LoadError> {
+    let path = dir.join(SCENARIO_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::io(&path, e))?;
+    parse_config(&text).map_err(|reason| LoadError::Unreadable { path, reason })
+}
+
+/// Parses the text of `scenario.toml`; the error names the line and what was expected.
+pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    let start = match &raw.horizon.start {
+        toml::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+        toml::Value::Datetime(d) => NaiveDate::parse_from_str(&d.to_string(), "%Y-%m-%d").ok(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("[horizon] start: got {}, expected a date \"YYYY-MM-DD\"", raw.horizon.start))?;
+    if raw.horizon.days == 0 {
+        return Err("[horizon] days: got 0, expected at least 1".to_string());
+    }
+    let p = raw.policy;
+    let non_negative = |name: &str, v: Option<f64>| match v {
+        Some(x) if !(x.is_finite() && x >= 0.0) => Err(format!("[policy] {name}: got {x}, expected a number >= 0")),
+        _ => Ok(v),
+    };
+    let fairness = non_negative("fairness_min_ratio", p.fairness_min_ratio)?;
+    if fairness.is_some_and(|r| r > 1.0) {
+        return Err(format!("[policy] fairness_min_ratio: got {}, expected a ratio in [0, 1]", fairness.unwrap_or_default()));
+    }
+    let policy = Policy {
+        contact_cap: p.contact_cap,
+        budget: non_negative("budget", p.budget)?,
+        promise_days: p.promise_days,
+        fairness_min_ratio: fairness,
+        max_custom_offers: p.max_custom_offers,
+        unmet_baseline_penalty: non_negative("unmet_baseline_penalty", p.unmet_baseline_penalty)?
+            .unwrap_or(DEFAULT_UNMET_BASELINE_PENALTY),
+    };
+    let mut tiers = Vec::new();
+    for (name, value) in &raw.tiers {
+        let weight = value
+            .as_float()
+            .or_else(|| value.as_integer().map(|i| i as f64))
+            .filter(|w| w.is_finite() && *w >= 0.0)
+            .ok_or_else(|| format!("[tiers] {name}: got {value}, expected a weight >= 0"))?;
+        tiers.push(Tier { name: name.clone(), weight });
+    }
+    if tiers.is_empty() {
+        tiers = default_tiers();
+    }
+    Ok(ScenarioConfig { horizon: Horizon { start, days: raw.horizon.days }, policy, tiers })
+}

@@ -1,0 +1,284 @@
+//! Synthetic scenarios in the spec's format, for tests, benchmarks and demos.
+//!
+//! The generator aims at the structure that makes planning hard: bundles that
+//! share popular SKUs, stock scarcer than demand, lanes slower than the promise,
+//! lane and delivery capacities that bind, a budget below what offers would
+//! spend, protected groups with different affinities, consent withdrawals,
+//! suppressions, tier-restricted and date-limited offers, and custom variants
+//! beyond the SKU-proliferation limit. The same seed gives the same files.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{Duration, NaiveDate};
+
+use crate::error::StoreError;
+use crate::output::sync_dir;
+
+/// Sizes and seed of a synthetic scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateSpec {
+    /// Customers.
+    pub customers: usize,
+    /// Offers.
+    pub offers: usize,
+    /// SKUs.
+    pub skus: usize,
+    /// Zones.
+    pub zones: usize,
+    /// Warehouses.
+    pub warehouses: usize,
+    /// Candidate offers per customer (uptake rows per customer).
+    pub candidates: usize,
+    /// Random seed.
+    pub seed: u64,
+    /// First day of the horizon.
+    pub start: NaiveDate,
+    /// Horizon length in days.
+    pub days: u32,
+}
+
+impl Default for GenerateSpec {
+    fn default() -> Self {
+        GenerateSpec {
+            customers: 1000,
+            offers: 20,
+            skus: 50,
+            zones: 5,
+            warehouses: 3,
+            candidates: 5,
+            seed: 1,
+            start: NaiveDate::from_ymd_opt(2026, 12, 1).expect("valid date"),
+            days: 14,
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64): fast, seedable, stable across
+/// platforms and dependency versions, which a library RNG does not promise.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn f(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.f()
+    }
+    /// Uniform integer in [0, n).
+    fn below(&mut self, n: usize) -> usize {
+        (self.f() * n as f64) as usize % n.max(1)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.f() < p
+    }
+    /// Zipf-like popularity draw in [0, n): low indices are popular.
+    fn popular(&mut self, n: usize) -> usize {
+        ((n as f64).powf(self.f()) - 1.0).floor() as usize % n.max(1)
+    }
+}
+
+const TIERS: [(&str, f64, f64); 3] = [("platinum", 1.5, 0.05), ("gold", 1.2, 0.20), ("standard", 1.0, 0.75)];
+const GROUPS: [(&str, f64); 3] = [("A", 1.0), ("B", 0.8), ("C", 0.6)];
+const CONTACT_CAP: usize = 3;
+const PROMISE_DAYS: u32 = 3;
+
+/// Writes a synthetic scenario into `out` (which must not exist or be empty),
+/// through a staging directory renamed into place at the end.
+pub fn generate(out: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
+    if out.exists() && std::fs::read_dir(out).map_err(|e| StoreError::io("cannot read", out, e))?.next().is_some() {
+        let e = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "directory is not empty");
+        return Err(StoreError::io("refusing to overwrite", out, e));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| StoreError::io("cannot create", parent, e))?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
+    let result = write_files(&staging, spec).and_then(|_| {
+        if out.exists() {
+            std::fs::remove_dir(out).map_err(|e| StoreError::io("cannot replace", out, e))?;
+        }
+        std::fs::rename(&staging, out).map_err(|e| StoreError::io("cannot rename into", out, e))?;
+        sync_dir(parent)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
+    let mut rng = Rng(spec.seed ^ 0xA110_7000);
+    let (n_c, n_o, n_s, n_z, n_w) = (spec.customers, spec.offers.max(1), spec.skus.max(1), spec.zones.max(1), spec.warehouses.max(1));
+    let last_day = spec.start + Duration::days(i64::from(spec.days) - 1);
+    let zone = |z: usize| format!("Z{z:03}");
+    let sku = |s: usize| format!("SKU{s:05}");
+    let wh = |w: usize| format!("W{w:02}");
+    let offer = |o: usize| format!("O{o:05}");
+
+    // Offers: singles, bundles over popular SKUs, and custom variants.
+    let mut offers = String::from("offer_id,margin,discount_cost,max_redemptions,min_tier,custom,start_date,end_date,fair\n");
+    let mut items = String::from("offer_id,sku,qty\n");
+    let mut offer_skus: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n_o);
+    let mut offer_appeal = Vec::with_capacity(n_o);
+    let mut custom_count = 0;
+    let mut discount_of = Vec::with_capacity(n_o);
+    for o in 0..n_o {
+        let kind = rng.f();
+        let custom = kind > 0.88;
+        custom_count += custom as usize;
+        let n_items = if kind < 0.6 { 1 } else if custom { 1 + rng.below(2) } else { 2 + rng.below(3) };
+        let mut lines: Vec<(usize, f64)> = Vec::new();
+        while lines.len() < n_items.min(n_s) {
+            let s = if custom && lines.is_empty() { n_s - 1 - rng.popular(n_s) } else { rng.popular(n_s) };
+            if !lines.iter().any(|l| l.0 == s) {
+                lines.push((s, if rng.chance(0.15) { 2.0 } else { 1.0 }));
+            }
+        }
+        let margin = rng.range(5.0, 25.0) * n_items as f64 * if custom { 1.6 } else { 1.0 };
+        let discount = (margin * rng.range(0.05, 0.35) * 100.0).round() / 100.0;
+        let max_red = if rng.chance(0.2) { format!("{}", 5 + rng.below(n_c / 40 + 5)) } else { String::new() };
+        let min_tier = match rng.below(20) {
+            0 => "gold",
+            1 => "platinum",
+            _ => "",
+        };
+        let (start, end) = match rng.below(12) {
+            0 => (String::new(), (spec.start - Duration::days(1 + rng.below(10) as i64)).to_string()),
+            1 => ((spec.start + Duration::days(rng.below(spec.days as usize) as i64)).to_string(), String::new()),
+            2 => (String::new(), (last_day + Duration::days(rng.below(30) as i64)).to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let fair = if rng.chance(0.85) { "true" } else { "false" };
+        let _ = writeln!(offers, "{},{margin:.2},{discount},{max_red},{min_tier},{custom},{start},{end},{fair}", offer(o));
+        for &(s, q) in &lines {
+            let _ = writeln!(items, "{},{},{q}", offer(o), sku(s));
+        }
+        offer_skus.push(lines);
+        offer_appeal.push(rng.range(0.3, 1.0));
+        discount_of.push(discount);
+    }
+
+    // Customers and their uptake, with expected demand per SKU for stock sizing.
+    let mut customers = String::with_capacity(n_c * 32);
+    customers.push_str("customer_id,zone,tier,consent,suppressed,group,max_offers\n");
+    let mut uptake = String::with_capacity(n_c * spec.candidates * 24);
+    uptake.push_str("customer_id,offer_id,p\n");
+    let mut demand_per_sku = vec![0.0; n_s];
+    let mut discount_spend = 0.0;
+    let mut accepts_per_zone = vec![0.0; n_z];
+    let share = CONTACT_CAP as f64 / spec.candidates.max(CONTACT_CAP) as f64;
+    let mut chosen: Vec<usize> = Vec::with_capacity(spec.candidates);
+    for c in 0..n_c {
+        let z = rng.popular(n_z);
+        let t = rng.f();
+        let tier = if t < TIERS[0].2 { 0 } else if t < TIERS[0].2 + TIERS[1].2 { 1 } else { 2 };
+        let g = rng.below(10);
+        let (group, affinity) = if g == 9 { ("", 0.9) } else { (GROUPS[g % 3].0, GROUPS[g % 3].1) };
+        let consent = !rng.chance(0.03);
+        let suppressed = rng.chance(0.02);
+        let max_offers = if rng.chance(0.1) { format!("{}", 1 + rng.below(2)) } else { String::new() };
+        let id = format!("C{c:07}");
+        let _ = writeln!(customers, "{id},{},{},{consent},{suppressed},{group},{max_offers}", zone(z), TIERS[tier].0);
+        chosen.clear();
+        while chosen.len() < spec.candidates.min(n_o) {
+            let o = rng.popular(n_o);
+            if !chosen.contains(&o) {
+                chosen.push(o);
+            }
+        }
+        for &o in &chosen {
+            let tier_lift = [1.3, 1.1, 1.0][tier];
+            let p = (offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45)).clamp(0.005, 0.95);
+            let p = (p * 1e4).round() / 1e4;
+            let _ = writeln!(uptake, "{id},{},{p}", offer(o));
+            for &(s, q) in &offer_skus[o] {
+                demand_per_sku[s] += q * p * share;
+            }
+            discount_spend += discount_of[o] * p * share;
+            accepts_per_zone[z] += p * share;
+        }
+    }
+
+    // Lanes: every warehouse to every zone; some too slow for the promise, some capacitated.
+    let mut lanes = String::from("warehouse_id,zone,cost_per_unit,transit_days,capacity\n");
+    let total_units: f64 = demand_per_sku.iter().sum();
+    let mut fast = vec![vec![false; n_z]; n_w];
+    for w in 0..n_w {
+        for z in 0..n_z {
+            // Most lanes keep the promise; about one in five is too slow.
+            let transit = if rng.chance(0.8) { 1 + rng.below(PROMISE_DAYS as usize) as u32 } else { PROMISE_DAYS + 1 + rng.below(2) as u32 };
+            fast[w][z] = transit <= PROMISE_DAYS;
+            let cost = (rng.range(0.5, 2.0) + 0.4 * transit as f64) * 100.0;
+            let cap = if rng.chance(0.3) { format!("{:.0}", total_units / (n_w * n_z) as f64 * rng.range(0.3, 1.0)) } else { String::new() };
+            let _ = writeln!(lanes, "{},{},{:.2},{transit},{cap}", wh(w), zone(z), cost.round() / 100.0);
+        }
+    }
+    // Stock: each warehouse lists most SKUs; total stock is 40-130% of offer demand.
+    let mut inventory = String::from("warehouse_id,sku,on_hand,safety_stock\n");
+    let mut inbound = String::from("warehouse_id,sku,qty,arrival_date\n");
+    let mut baseline = String::from("zone,sku,units\n");
+    for s in 0..n_s {
+        let listing: Vec<usize> = (0..n_w).filter(|_| rng.chance(0.8)).collect();
+        let listing = if listing.is_empty() { vec![rng.below(n_w)] } else { listing };
+        let base_total = demand_per_sku[s] * rng.range(0.1, 0.4);
+        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total;
+        for &w in &listing {
+            let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).round();
+            let safety = (units * 0.05).round();
+            let _ = writeln!(inventory, "{},{},{units},{safety}", wh(w), sku(s));
+            if rng.chance(0.25) {
+                let arrive = spec.start + Duration::days(rng.below(spec.days as usize + 10) as i64);
+                let _ = writeln!(inbound, "{},{},{},{arrive}", wh(w), sku(s), (units * rng.range(0.1, 0.5)).round());
+            }
+        }
+        // Baseline demand of popular SKUs in a few zones that a fast lane reaches.
+        if s < n_s / 3 + 1 {
+            for z in (0..n_z).filter(|&z| listing.iter().any(|&w| fast[w][z])).filter(|_| rng.chance(0.4)) {
+                let _ = writeln!(baseline, "{},{},{:.0}", zone(z), sku(s), (base_total / n_z as f64 * 2.5).max(1.0));
+            }
+        }
+    }
+
+    let mut zones = String::from("zone,delivery_capacity\n");
+    for (z, accepts) in accepts_per_zone.iter().enumerate() {
+        let cap = if rng.chance(0.3) { format!("{:.0}", (accepts * rng.range(0.4, 0.8)).max(1.0)) } else { String::new() };
+        let _ = writeln!(zones, "{},{cap}", zone(z));
+    }
+    let toml = format!(
+        "# Synthetic scenario: allot generate --customers {} --offers {} --skus {} --zones {} --warehouses {} --candidates {} --seed {}\n\
+         [horizon]\nstart = \"{}\"\ndays = {}\n\n[policy]\ncontact_cap = {CONTACT_CAP}\nbudget = {:.0}\npromise_days = {PROMISE_DAYS}\n\
+         fairness_min_ratio = 0.8\nmax_custom_offers = {}\nunmet_baseline_penalty = 1000.0\n\n[tiers]\nplatinum = 1.5\ngold = 1.2\nstandard = 1.0\n",
+        spec.customers, spec.offers, spec.skus, spec.zones, spec.warehouses, spec.candidates, spec.seed,
+        spec.start, spec.days, (discount_spend * 0.6).max(1.0), (custom_count / 2).max(1),
+    );
+    for (name, body) in [
+        ("scenario.toml", toml.as_str()),
+        ("customers.csv", &customers),
+        ("offers.csv", &offers),
+        ("offer_items.csv", &items),
+        ("uptake.csv", &uptake),
+        ("inventory.csv", &inventory),
+        ("inbound.csv", &inbound),
+        ("lanes.csv", &lanes),
+        ("zones.csv", &zones),
+        ("baseline_demand.csv", &baseline),
+    ] {
+        let path = dir.join(name);
+        let mut f = std::fs::File::create(&path).map_err(|e| StoreError::io("cannot create", &path, e))?;
+        f.write_all(body.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| StoreError::io("cannot write", &path, e))?;
+    }
+    sync_dir(dir)
+}

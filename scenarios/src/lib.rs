@@ -1,0 +1,20 @@
+//! Scenario directories, plan outputs on disk, and the versioned plan store.
+//!
+//! This crate owns every file format of allot: it reads and validates scenario
+//! tables (CSV or Parquet, through polars) into an [`allot_optimizer::Problem`],
+//! writes plan outputs atomically, keeps plan versions, and generates synthetic
+//! scenarios. Solvers never see polars types.
+
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod load;
+pub mod output;
+pub mod store;
+pub mod table;
+
+pub use error::{LoadError, StoreError};
+pub use load::{load_scenario, LoadedScenario};
+pub use output::{write_plan_outputs, Format};
+pub use store::{Manifest, PlanStore, SaveRequest};
+pub use generate::{generate, GenerateSpec};

@@ -1,0 +1,370 @@
+//! Loading a scenario directory into an [`allot_optimizer::Problem`], validating
+//! every file and reporting all problems at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::{
+    BaselineDemand, Customers, Lane, Offer, OfferItem, Problem, StockPoint, Uptake, Zone,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::{read_config, ScenarioConfig, SCENARIO_FILE};
+use crate::error::LoadError;
+use crate::table::{Issues, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
+
+/// A validated scenario, ready to plan.
+#[derive(Debug, Clone)]
+pub struct LoadedScenario {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// The planning problem.
+    pub problem: Problem,
+    /// SHA-256 of every file of the directory (names and bytes), for plan lineage.
+    pub content_hash: String,
+    /// What the loader did beyond reading (forecasts made, defaults applied).
+    pub notes: Vec<String>,
+}
+
+/// Names to dense indices; either fixed by a defining file or grown as names appear.
+#[derive(Debug, Default)]
+struct Names {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+    closed: bool,
+}
+
+impl Names {
+    /// Index of a name; a new name is added unless the set is closed.
+    fn resolve(&mut self, name: &str) -> Option<u32> {
+        if let Some(&i) = self.index.get(name) {
+            return Some(i);
+        }
+        if self.closed {
+            return None;
+        }
+        let i = self.names.len() as u32;
+        self.index.insert(name.to_string(), i);
+        self.names.push(name.to_string());
+        Some(i)
+    }
+}
+
+/// Reads, validates and assembles a scenario directory.
+pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
+    if !dir.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a scenario directory");
+        return Err(LoadError::io(dir, e));
+    }
+    let config = read_config(dir)?;
+    let content_hash = content_hash(dir)?;
+    let mut issues = Issues::default();
+    let mut notes = Vec::new();
+    let required = |stem: &str, issues: &mut Issues| -> Result<Option<Table>, LoadError> {
+        let t = Table::read(dir, stem)?;
+        if t.is_none() {
+            issues.file(&format!("{stem}.csv"), "this required file (as .csv or .parquet)");
+        }
+        Ok(t)
+    };
+
+    let tier_index: HashMap<&str, u32> =
+        config.tiers.iter().enumerate().map(|(i, t)| (t.name.as_str(), i as u32)).collect();
+    let tier_names = config.tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    let tier_expected = format!("a tier of scenario.toml [tiers] ({tier_names})");
+
+    // Zones: fixed by zones.csv when present, else the zones that appear.
+    let mut zones = Names::default();
+    let mut delivery_capacity: Vec<Option<f64>> = Vec::new();
+    if let Some(t) = Table::read(dir, "zones")? {
+        let ids = t.parse("zone", true, &mut issues, TEXT);
+        let caps = t.parse("delivery_capacity", false, &mut issues, NON_NEGATIVE);
+        for (i, (id, cap)) in ids.into_iter().zip(caps).enumerate() {
+            let Some(id) = id else { continue };
+            if zones.index.contains_key(&id) {
+                issues.push(t.issue(i, "zone", Some(&id), "a zone id not listed before (duplicate)"));
+                continue;
+            }
+            zones.resolve(&id);
+            delivery_capacity.push(cap);
+        }
+        zones.closed = true;
+    }
+    let zone_expected = if zones.closed { "a zone listed in zones.csv" } else { "a zone id" };
+
+    // Customers.
+    let mut customers = Customers::default();
+    let mut customer_index: HashMap<String, u32> = HashMap::new();
+    let mut groups = Names::default();
+    if let Some(t) = required("customers", &mut issues)? {
+        if t.is_empty() {
+            issues.file(&t.file, "at least one customer row");
+        }
+        let ids = t.parse("customer_id", true, &mut issues, TEXT);
+        let zone = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
+        let tier = t.parse_with("tier", true, &mut issues, &tier_expected, |s| tier_index.get(s).copied());
+        let consent = t.parse("consent", false, &mut issues, BOOL);
+        let suppressed = t.parse("suppressed", false, &mut issues, BOOL);
+        let group = t.parse("group", false, &mut issues, TEXT);
+        let max_offers = t.parse("max_offers", false, &mut issues, COUNT);
+        for i in 0..t.len() {
+            let Some(id) = &ids[i] else { continue };
+            if customer_index.contains_key(id) {
+                issues.push(t.issue(i, "customer_id", Some(id), "a customer_id not listed before (duplicate)"));
+                continue;
+            }
+            customer_index.insert(id.clone(), customers.id.len() as u32);
+            customers.id.push(id.clone());
+            customers.zone.push(zone[i].unwrap_or(0));
+            customers.tier.push(tier[i].unwrap_or(0));
+            customers.consent.push(consent[i].unwrap_or(true));
+            customers.suppressed.push(suppressed[i].unwrap_or(false));
+            customers.group.push(group[i].as_deref().and_then(|g| groups.resolve(g)));
+            customers.max_offers.push(max_offers[i].or(config.policy.contact_cap));
+        }
+    }
+
+    // Stock: inventory and inbound define the warehouses and SKUs.
+    let mut warehouses = Names::default();
+    let mut skus = Names::default();
+    let mut stock: Vec<StockPoint> = Vec::new();
+    let mut stock_at: HashMap<(u32, u32), usize> = HashMap::new();
+    if let Some(t) = required("inventory", &mut issues)? {
+        let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
+        let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
+        let on_hand = t.parse("on_hand", true, &mut issues, NON_NEGATIVE);
+        let safety = t.parse("safety_stock", false, &mut issues, NON_NEGATIVE);
+        for i in 0..t.len() {
+            let (Some(w), Some(s), Some(on_hand)) = (w[i], s[i], on_hand[i]) else { continue };
+            if stock_at.contains_key(&(w, s)) {
+                let v = format!("{}/{}", warehouses.names[w as usize], skus.names[s as usize]);
+                issues.push(t.issue(i, "sku", Some(&v), "one row per warehouse and SKU (duplicate)"));
+                continue;
+            }
+            stock_at.insert((w, s), stock.len());
+            let safety_stock = safety[i].unwrap_or(0.0);
+            stock.push(StockPoint { warehouse: w, sku: s, on_hand, safety_stock, inbound: 0.0 });
+        }
+    }
+    if let Some(t) = Table::read(dir, "inbound")? {
+        let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
+        let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
+        let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
+        let arrival = t.parse("arrival_date", true, &mut issues, DATE);
+        for i in 0..t.len() {
+            let (Some(w), Some(s), Some(qty), Some(day)) = (w[i], s[i], qty[i], arrival[i]) else { continue };
+            let at = *stock_at.entry((w, s)).or_insert_with(|| {
+                stock.push(StockPoint { warehouse: w, sku: s, on_hand: 0.0, safety_stock: 0.0, inbound: 0.0 });
+                stock.len() - 1
+            });
+            if config.horizon.contains(day) {
+                stock[at].inbound += qty;
+            }
+        }
+    }
+    warehouses.closed = true;
+    skus.closed = true;
+    let sku_expected = "a SKU listed in inventory.csv or inbound.csv";
+
+    // Offers and their bills of materials.
+    let mut offers: Vec<Offer> = Vec::new();
+    let mut offer_index: HashMap<String, u32> = HashMap::new();
+    if let Some(t) = required("offers", &mut issues)? {
+        let ids = t.parse("offer_id", true, &mut issues, TEXT);
+        let margin = t.parse("margin", true, &mut issues, NUMBER);
+        let discount = t.parse("discount_cost", false, &mut issues, NON_NEGATIVE);
+        let max_red = t.parse("max_redemptions", false, &mut issues, NON_NEGATIVE);
+        let min_tier = t.parse_with("min_tier", false, &mut issues, &tier_expected, |s| tier_index.get(s).copied());
+        let custom = t.parse("custom", false, &mut issues, BOOL);
+        let start = t.parse("start_date", false, &mut issues, DATE);
+        let end = t.parse("end_date", false, &mut issues, DATE);
+        let fair = t.parse("fair", false, &mut issues, BOOL);
+        for i in 0..t.len() {
+            let (Some(id), Some(margin)) = (&ids[i], margin[i]) else { continue };
+            if offer_index.contains_key(id) {
+                issues.push(t.issue(i, "offer_id", Some(id), "an offer_id not listed before (duplicate)"));
+                continue;
+            }
+            if let (Some(s), Some(e)) = (start[i], end[i]) {
+                if e < s {
+                    issues.push(t.issue(i, "end_date", Some(&e.to_string()), format!("a date on or after start_date {s}")));
+                }
+            }
+            offer_index.insert(id.clone(), offers.len() as u32);
+            offers.push(Offer {
+                id: id.clone(),
+                margin,
+                discount_cost: discount[i].unwrap_or(0.0),
+                max_redemptions: max_red[i],
+                min_tier: min_tier[i],
+                custom: custom[i].unwrap_or(false),
+                start_date: start[i],
+                end_date: end[i],
+                fair: fair[i].unwrap_or(true),
+                items: Vec::new(),
+            });
+        }
+    }
+    if let Some(t) = required("offer_items", &mut issues)? {
+        let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
+        let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
+        let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
+        for i in 0..t.len() {
+            let (Some(o), Some(sku), Some(qty)) = (o[i], s[i], qty[i]) else { continue };
+            let items = &mut offers[o as usize].items;
+            if items.iter().any(|it| it.sku == sku) {
+                issues.push(t.issue(i, "sku", Some(&skus.names[sku as usize]), "one row per offer and SKU (duplicate)"));
+                continue;
+            }
+            items.push(OfferItem { sku, qty });
+        }
+    }
+
+    // Lanes.
+    let mut lanes: Vec<Lane> = Vec::new();
+    if let Some(t) = required("lanes", &mut issues)? {
+        let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse listed in inventory.csv or inbound.csv", |s| warehouses.resolve(s));
+        let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
+        let cost = t.parse("cost_per_unit", true, &mut issues, NON_NEGATIVE);
+        let transit = t.parse("transit_days", true, &mut issues, COUNT);
+        let capacity = t.parse("capacity", false, &mut issues, NON_NEGATIVE);
+        let mut seen = HashMap::new();
+        for i in 0..t.len() {
+            let (Some(w), Some(z), Some(cost), Some(transit)) = (w[i], z[i], cost[i], transit[i]) else { continue };
+            if seen.insert((w, z), i).is_some() {
+                let v = format!("{}->{}", warehouses.names[w as usize], zones.names[z as usize]);
+                issues.push(t.issue(i, "zone", Some(&v), "one lane per warehouse and zone (duplicate)"));
+                continue;
+            }
+            lanes.push(Lane { warehouse: w, zone: z, cost_per_unit: cost, transit_days: transit, capacity: capacity[i] });
+        }
+    }
+
+    // Baseline demand: the file, else a forecast from sales history, else none.
+    let mut baseline: Vec<BaselineDemand> = Vec::new();
+    if let Some(t) = Table::read(dir, "baseline_demand")? {
+        let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
+        let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
+        let units = t.parse("units", true, &mut issues, NON_NEGATIVE);
+        let mut seen = HashMap::new();
+        for i in 0..t.len() {
+            let (Some(zone), Some(sku), Some(units)) = (z[i], s[i], units[i]) else { continue };
+            if seen.insert((zone, sku), i).is_some() {
+                issues.push(t.issue(i, "sku", Some(&skus.names[sku as usize]), "one row per zone and SKU (duplicate)"));
+                continue;
+            }
+            baseline.push(BaselineDemand { zone, sku, units });
+        }
+    } else if let Some(t) = Table::read(dir, "sales_history")? {
+        baseline = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
+        notes.push(format!(
+            "baseline_demand.csv absent: forecast {} zone x SKU series from {} (seasonal mean of the last 4 weeks)",
+            baseline.len(),
+            t.file
+        ));
+    }
+
+    // Uptake.
+    let mut uptake: Vec<Uptake> = Vec::new();
+    match Table::read(dir, "uptake")? {
+        Some(t) => {
+            let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
+            let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
+            let p = t.parse("p", true, &mut issues, PROBABILITY);
+            let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity(t.len());
+            uptake.reserve(t.len());
+            for i in 0..t.len() {
+                let (Some(customer), Some(offer), Some(p)) = (c[i], o[i], p[i]) else { continue };
+                if seen.insert((customer, offer), i).is_some() {
+                    issues.push(t.issue(i, "offer_id", Some(&offers[offer as usize].id), "one row per customer and offer (duplicate)"));
+                    continue;
+                }
+                uptake.push(Uptake { customer, offer, p });
+            }
+        }
+        None => {
+            let why = if dir.join("offer_history.csv").is_file() {
+                "this required file: forecasting uptake from offer_history.csv is not available yet"
+            } else {
+                "this required file (as .csv or .parquet)"
+            };
+            issues.file("uptake.csv", why);
+        }
+    }
+
+    if !issues.is_empty() {
+        return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
+    }
+    delivery_capacity.resize(zones.names.len(), None);
+    let ScenarioConfig { horizon, policy, tiers } = config;
+    let problem = Problem {
+        horizon,
+        policy,
+        tiers,
+        zones: zones
+            .names
+            .into_iter()
+            .zip(delivery_capacity)
+            .map(|(id, delivery_capacity)| Zone { id, delivery_capacity })
+            .collect(),
+        skus: skus.names,
+        warehouses: warehouses.names,
+        groups: groups.names,
+        customers,
+        offers,
+        uptake,
+        stock,
+        lanes,
+        baseline,
+    };
+    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes })
+}
+
+/// Baseline demand over the horizon forecast from `sales_history` (`date`, `zone`, `sku`, `units`).
+fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> Vec<BaselineDemand> {
+    let dates = t.parse("date", true, issues, DATE);
+    let z = t.parse_with("zone", true, issues, "a zone id", |s| zones.resolve(s));
+    let s = t.parse_with("sku", true, issues, "a SKU listed in inventory.csv or inbound.csv", |x| skus.resolve(x));
+    let units = t.parse("units", true, issues, NON_NEGATIVE);
+    let Some(first) = dates.iter().flatten().min().copied() else { return Vec::new() };
+    let mut series: BTreeMap<(u32, u32), Vec<f64>> = BTreeMap::new();
+    for i in 0..t.len() {
+        let (Some(d), Some(zone), Some(sku), Some(u)) = (dates[i], z[i], s[i], units[i]) else { continue };
+        let day = (d - first).num_days() as usize;
+        let v = series.entry((zone, sku)).or_default();
+        if v.len() <= day {
+            v.resize(day + 1, 0.0);
+        }
+        v[day] += u;
+    }
+    let last = dates.iter().flatten().max().copied().unwrap_or(first);
+    let history_days = (last - first).num_days() as usize + 1;
+    let from = (config.horizon.start - first).num_days().max(0) as usize;
+    series
+        .into_iter()
+        .map(|((zone, sku), mut v)| {
+            v.resize(history_days, 0.0);
+            let f = allot_forecasting::seasonal_mean(&v, 7, 4, from, config.horizon.days as usize);
+            BaselineDemand { zone, sku, units: f.iter().sum() }
+        })
+        .collect()
+}
+
+/// SHA-256 over the names and bytes of every regular file in a scenario
+/// directory (sorted by name), starting with `scenario.toml`.
+pub fn content_hash(dir: &Path) -> Result<String, LoadError> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort_by_key(|p| (p.file_name() != Some(SCENARIO_FILE.as_ref()), p.clone()));
+    let mut h = Sha256::new();
+    for p in names {
+        let bytes = std::fs::read(&p).map_err(|e| LoadError::io(&p, e))?;
+        h.update(p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

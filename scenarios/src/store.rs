@@ -1,0 +1,329 @@
+//! The versioned plan store: an embedded, file-based store that needs nothing
+//! started by hand.
+//!
+//! Layout of a store directory:
+//!
+//! ```text
+//! plans/000001/          one immutable plan version: manifest.json, kpis.json,
+//!                        eligibility / reservations / pick_priorities / bid_prices (.parquet)
+//! plans/.staging-*/      a version being written (ignored; swept by the next save)
+//! active.json            the plan the decision service serves
+//! activations.jsonl      append-only history of activations and rollbacks
+//! ```
+//!
+//! Why it is crash-safe: a version is written completely into a staging
+//! directory (every file fsynced), then renamed to its id in one atomic step and
+//! the parent directory fsynced. A crash before the rename leaves only a staging
+//! directory, which readers never look at; after the rename the version is
+//! whole. `active.json` is replaced atomically the same way, and the history is
+//! appended and fsynced before it is.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::plan::Kpis;
+use allot_optimizer::{Plan, Problem};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::output::{sync_dir, write_json_atomic, write_plan_outputs, Format, KPIS_FILE};
+
+/// Environment variable naming the default store directory.
+pub const STORE_ENV: &str = "ALLOT_STORE";
+/// Default store directory, relative to the working directory.
+pub const DEFAULT_STORE: &str = ".allot";
+const MANIFEST_FILE: &str = "manifest.json";
+const ACTIVE_FILE: &str = "active.json";
+const HISTORY_FILE: &str = "activations.jsonl";
+const STAGING_PREFIX: &str = ".staging-";
+
+/// Test hook: when set to N, the process aborts after writing N plan files, as a
+/// crash would (used by the crash-safety tests; never set in production).
+pub const FAULT_ENV: &str = "ALLOT_TEST_ABORT_AFTER_FILES";
+
+/// Aborts the process at the configured plan-file count (see [`FAULT_ENV`]).
+pub(crate) fn fault_point() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    if let Some(limit) = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+        if WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
+            std::process::abort();
+        }
+    }
+}
+
+/// What a plan version records about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The version id (`000001`, ...).
+    pub id: String,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
+    /// The scenario directory it was planned from.
+    pub scenario: String,
+    /// SHA-256 of the scenario's files.
+    pub scenario_hash: String,
+    /// Solver name.
+    pub solver: String,
+    /// Solve status.
+    pub status: String,
+    /// Objective value.
+    pub objective: f64,
+    /// Relative gap to the proven bound.
+    pub gap: f64,
+    /// Seconds loading the scenario.
+    pub load_seconds: f64,
+    /// Seconds building the model.
+    pub build_seconds: f64,
+    /// Seconds in the solver.
+    pub solve_seconds: f64,
+    /// The allot version that made it.
+    pub allot_version: String,
+    /// Table encoding of the output files.
+    pub format: Format,
+}
+
+/// One line of the activation history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    /// The plan made active.
+    pub plan_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `activate` or `rollback`.
+    pub action: String,
+}
+
+/// A plan store rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct PlanStore {
+    root: PathBuf,
+}
+
+/// What to record with a new plan version.
+#[derive(Debug, Clone)]
+pub struct SaveRequest<'a> {
+    /// The planning problem (for id names).
+    pub problem: &'a Problem,
+    /// The plan.
+    pub plan: &'a Plan,
+    /// KPIs, with load time filled in.
+    pub kpis: &'a Kpis,
+    /// Scenario directory.
+    pub scenario: &'a Path,
+    /// Scenario content hash.
+    pub scenario_hash: &'a str,
+}
+
+impl PlanStore {
+    /// Opens (creating if needed) a store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let plans = root.join("plans");
+        std::fs::create_dir_all(&plans).map_err(|e| StoreError::io("cannot create store", &plans, e))?;
+        Ok(PlanStore { root })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn plans_dir(&self) -> PathBuf {
+        self.root.join("plans")
+    }
+
+    /// Directory of one plan version.
+    pub fn plan_dir(&self, id: &str) -> PathBuf {
+        self.plans_dir().join(id)
+    }
+
+    /// Saves a new plan version atomically and returns its manifest.
+    pub fn save(&self, req: &SaveRequest) -> Result<Manifest, StoreError> {
+        self.sweep_staging();
+        let plans = self.plans_dir();
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let staging = plans.join(format!("{STAGING_PREFIX}{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
+        let result = self.fill_and_publish(&staging, req);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
+    fn fill_and_publish(&self, staging: &Path, req: &SaveRequest) -> Result<Manifest, StoreError> {
+        let format = Format::Parquet;
+        write_plan_outputs(staging, req.problem, req.plan, req.kpis, format)?;
+        let k = req.kpis;
+        let mut manifest = Manifest {
+            id: String::new(),
+            created_at: Utc::now(),
+            scenario: req.scenario.display().to_string(),
+            scenario_hash: req.scenario_hash.to_string(),
+            solver: k.solver.clone(),
+            status: k.status.clone(),
+            objective: k.objective,
+            gap: k.gap,
+            load_seconds: k.load_seconds,
+            build_seconds: k.build_seconds,
+            solve_seconds: k.solve_seconds,
+            allot_version: env!("CARGO_PKG_VERSION").to_string(),
+            format,
+        };
+        // Claim the next free id by renaming; a concurrent writer that wins an id
+        // makes our rename fail, and we take the next one.
+        let plans = self.plans_dir();
+        let mut next = self.ids()?.last().map_or(1, |id| id.parse::<u64>().unwrap_or(0) + 1);
+        loop {
+            manifest.id = format!("{next:06}");
+            write_json_atomic(&staging.join(MANIFEST_FILE), &manifest)?;
+            sync_dir(staging)?;
+            let target = plans.join(&manifest.id);
+            if target.exists() {
+                next += 1;
+                continue;
+            }
+            match std::fs::rename(staging, &target) {
+                Ok(()) => break,
+                Err(e) if target.exists() => {
+                    let _ = e;
+                    next += 1;
+                }
+                Err(e) => return Err(StoreError::io("cannot publish plan version", &target, e)),
+            }
+        }
+        sync_dir(&plans)?;
+        Ok(manifest)
+    }
+
+    /// Removes staging directories left by crashed writers (older than a minute,
+    /// so a concurrent writer's is left alone).
+    fn sweep_staging(&self) {
+        let Ok(entries) = std::fs::read_dir(self.plans_dir()) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 60);
+            if name.starts_with(STAGING_PREFIX) && old {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Ids of all complete plan versions, oldest first.
+    pub fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let plans = self.plans_dir();
+        let mut ids: Vec<String> = std::fs::read_dir(&plans)
+            .map_err(|e| StoreError::io("cannot read", &plans, e))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.') && n.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Manifests of all plan versions, oldest first.
+    pub fn list(&self) -> Result<Vec<Manifest>, StoreError> {
+        self.ids()?.iter().map(|id| self.manifest(id)).collect()
+    }
+
+    /// The manifest of one version.
+    pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        read_json(&self.plan_dir(id).join(MANIFEST_FILE), || StoreError::UnknownPlan(id.to_string()))
+    }
+
+    /// The KPIs of one version.
+    pub fn kpis(&self, id: &str) -> Result<Kpis, StoreError> {
+        read_json(&self.plan_dir(id).join(KPIS_FILE), || StoreError::UnknownPlan(id.to_string()))
+    }
+
+    /// The id of the active plan, if any.
+    pub fn active(&self) -> Result<Option<String>, StoreError> {
+        let path = self.root.join(ACTIVE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let a: Activation = read_json(&path, || StoreError::UnknownPlan("(active)".to_string()))?;
+        Ok(Some(a.plan_id))
+    }
+
+    /// The activation history, oldest first.
+    pub fn history(&self) -> Result<Vec<Activation>, StoreError> {
+        let path = self.root.join(HISTORY_FILE);
+        let Ok(file) = File::open(&path) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| StoreError::io("cannot read", &path, e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A torn last line (crash mid-append) is ignored: active.json was not yet replaced.
+            match serde_json::from_str(&line) {
+                Ok(a) => out.push(a),
+                Err(_) => continue,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes a plan version the active one.
+    pub fn activate(&self, id: &str) -> Result<Activation, StoreError> {
+        self.manifest(id)?;
+        self.record(id, "activate")
+    }
+
+    /// Re-activates the plan that was active before the current one.
+    pub fn rollback(&self) -> Result<Activation, StoreError> {
+        // Replay the history as a stack: activate pushes, rollback pops.
+        let mut stack: Vec<String> = Vec::new();
+        for a in self.history()? {
+            if a.action == "rollback" {
+                stack.pop();
+            } else {
+                stack.push(a.plan_id);
+            }
+        }
+        if stack.is_empty() {
+            return Err(StoreError::NothingToRollBack("no plan is active"));
+        }
+        if stack.len() < 2 {
+            return Err(StoreError::NothingToRollBack("the active plan is the first one activated"));
+        }
+        let previous = stack[stack.len() - 2].clone();
+        self.record(&previous, "rollback")
+    }
+
+    fn record(&self, id: &str, action: &str) -> Result<Activation, StoreError> {
+        let a = Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() };
+        let path = self.root.join(HISTORY_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("cannot open", &path, e))?;
+        let line = serde_json::to_string(&a).map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| StoreError::io("cannot append to", &path, e))?;
+        write_json_atomic(&self.root.join(ACTIVE_FILE), &a)?;
+        sync_dir(&self.root)?;
+        Ok(a)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<T, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(StoreError::io("cannot read", path, e)),
+    };
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })
+}

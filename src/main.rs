@@ -1,0 +1,265 @@
+//! `allot`: the command line of the offer and allocation optimizer.
+//!
+//! Planners run `allot plan` on a scenario directory; every plan is saved as a
+//! version in the plan store, whose active version the decision service serves.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::plan::Kpis;
+use allot_scenarios::store::{DEFAULT_STORE, STORE_ENV};
+use allot_scenarios::{generate, load_scenario, write_plan_outputs, Format, GenerateSpec, PlanStore, SaveRequest};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "allot", version, about = "Supply-chain-aware offer and allocation optimizer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Plan a scenario: solve, write the outputs, save a plan version.
+    Plan(PlanArgs),
+    /// Inspect and control plan versions.
+    Plans {
+        #[command(subcommand)]
+        action: PlansAction,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Write a synthetic scenario in the spec's format.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct StoreArg {
+    /// Plan store directory.
+    #[arg(long, env = STORE_ENV, default_value = DEFAULT_STORE, global = true)]
+    store: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Scenario directory (scenario.toml and the CSV/Parquet tables).
+    scenario: PathBuf,
+    /// Directory for the output tables and kpis.json [default: out/<scenario name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Solver.
+    #[arg(long, value_enum, default_value_t = SolverChoice::Exact)]
+    solver: SolverChoice,
+    /// Encoding of the output tables.
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    format: FormatArg,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Solver threads [default: the solver's choice].
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Time limit for the solve, in seconds.
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Make the new plan version the active one.
+    #[arg(long)]
+    activate: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SolverChoice {
+    /// good_lp + HiGHS on the full model (LP, or MIP with the custom-offer limit).
+    Exact,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Parquet,
+}
+
+#[derive(Subcommand)]
+enum PlansAction {
+    /// List plan versions (newest last); `*` marks the active one.
+    List,
+    /// Show one plan version's manifest and KPIs as JSON.
+    Show { id: String },
+    /// Make a plan version the active one.
+    Activate { id: String },
+    /// Re-activate the plan that was active before the current one.
+    Rollback,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Directory to create (must not exist or be empty).
+    out_dir: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    #[arg(long, default_value_t = 20)]
+    offers: usize,
+    #[arg(long, default_value_t = 50)]
+    skus: usize,
+    #[arg(long, default_value_t = 5)]
+    zones: usize,
+    #[arg(long, default_value_t = 3)]
+    warehouses: usize,
+    /// Candidate offers (uptake rows) per customer.
+    #[arg(long, default_value_t = 5)]
+    candidates: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Plan(args) => plan(args),
+        Command::Plans { action, store } => plans(action, &store.store),
+        Command::Generate(a) => {
+            let spec = GenerateSpec {
+                customers: a.customers,
+                offers: a.offers,
+                skus: a.skus,
+                zones: a.zones,
+                warehouses: a.warehouses,
+                candidates: a.candidates,
+                seed: a.seed,
+                ..GenerateSpec::default()
+            };
+            let t = Instant::now();
+            generate(&a.out_dir, &spec)?;
+            eprintln!("wrote {} in {:.1}s", a.out_dir.display(), t.elapsed().as_secs_f64());
+            Ok(())
+        }
+    }
+}
+
+fn plan(args: PlanArgs) -> Result<()> {
+    let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
+    eprintln!("loading {} ...", args.scenario.display());
+    let t = Instant::now();
+    let scenario = load_scenario(&args.scenario)?;
+    let load_seconds = t.elapsed().as_secs_f64();
+    for note in &scenario.notes {
+        eprintln!("note: {note}");
+    }
+    let p = &scenario.problem;
+    eprintln!(
+        "loaded {} customers, {} offers, {} uptake pairs, {} SKUs, {} warehouses in {load_seconds:.2}s; solving ({}) ...",
+        p.customers.len(),
+        p.offers.len(),
+        p.uptake.len(),
+        p.skus.len(),
+        p.warehouses.len(),
+        if p.is_mip() { "MIP" } else { "LP" }
+    );
+    let opts = ExactOptions { threads: args.threads, time_limit: args.time_limit, ..ExactOptions::default() };
+    let (_, _, plan) = match args.solver {
+        SolverChoice::Exact => allot_optimizer::plan_exact(p, &opts)?,
+    };
+    let mut kpis = plan.kpis.clone();
+    kpis.load_seconds = load_seconds;
+
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
+    let format = match args.format {
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Parquet => Format::Parquet,
+    };
+    let t = Instant::now();
+    write_plan_outputs(&out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
+    let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: &args.scenario, scenario_hash: &scenario.content_hash };
+    let manifest = store.save(&req).context("saving the plan version")?;
+    let write_seconds = t.elapsed().as_secs_f64();
+    if args.activate {
+        store.activate(&manifest.id)?;
+    }
+    print_summary(&kpis, &manifest.id, args.activate, &out, &store, write_seconds);
+    Ok(())
+}
+
+fn default_out(scenario: &Path) -> PathBuf {
+    let name = scenario
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "plan".to_string());
+    PathBuf::from("out").join(name)
+}
+
+fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore, write_seconds: f64) {
+    let r = &k.rounding;
+    println!("plan {id}{} saved in {}", if active { " (active)" } else { "" }, store.root().display());
+    println!("  outputs          {}", out.display());
+    println!("  objective        {:.2}  ({}, {}, gap {:.2e})", k.objective, k.solver, k.status, k.gap);
+    println!("  expected margin  {:.2}", k.expected_margin);
+    println!("  expected accepts {:.2}", k.expected_accepts);
+    println!("  budget used      {:.2}", k.budget_used);
+    println!("  baseline fill    {:.2}%  ({:.1} units unmet)", 100.0 * k.fill_rate_baseline, k.unmet_baseline_units);
+    println!("  candidates       {} ({} excluded by rules, {} served)", k.candidates, k.excluded, k.eligible);
+    let binding: Vec<String> = k.binding_constraints.iter().map(|(f, n)| format!("{f} x{n}")).collect();
+    println!("  binding          {}", if binding.is_empty() { "none".to_string() } else { binding.join(", ") });
+    println!(
+        "  rounded plan     value {:+.2}% vs LP, budget excess {:.2}, redemption excess {:.2}, delivery excess {:.2}, {:.1} units beyond LP supply",
+        100.0 * r.offer_value_relative_change,
+        r.budget_excess,
+        r.max_redemption_excess,
+        r.max_delivery_excess,
+        r.units_beyond_supply
+    );
+    println!(
+        "  time             load {:.2}s, build {:.2}s, solve {:.2}s, write {:.2}s; peak memory {}",
+        k.load_seconds,
+        k.build_seconds,
+        k.solve_seconds,
+        write_seconds,
+        peak_memory().map_or("unknown".to_string(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
+    );
+}
+
+/// Peak resident memory of this process in KiB (`VmHWM`), which also counts
+/// HiGHS's C++ allocations.
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn plans(action: PlansAction, store: &Path) -> Result<()> {
+    let store = PlanStore::open(store)?;
+    match action {
+        PlansAction::List => {
+            let active = store.active()?;
+            let list = store.list()?;
+            if list.is_empty() {
+                println!("no plan versions in {}", store.root().display());
+            }
+            for m in list {
+                let mark = if active.as_deref() == Some(m.id.as_str()) { "*" } else { " " };
+                println!(
+                    "{mark} {}  {}  {:<6} {:<10} objective {:>14.2}  {}",
+                    m.id,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    m.solver,
+                    m.status,
+                    m.objective,
+                    m.scenario
+                );
+            }
+        }
+        PlansAction::Show { id } => {
+            let value = serde_json::json!({ "manifest": store.manifest(&id)?, "kpis": store.kpis(&id)?, "active": store.active()?.as_deref() == Some(id.as_str()) });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        PlansAction::Activate { id } => {
+            store.activate(&id)?;
+            println!("plan {id} is active");
+        }
+        PlansAction::Rollback => {
+            let a = store.rollback()?;
+            println!("rolled back: plan {} is active", a.plan_id);
+        }
+    }
+    Ok(())
+}

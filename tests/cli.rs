@@ -1,0 +1,169 @@
+//! The `allot` binary end to end: planning, outputs, the plan store and its
+//! crash safety, generation, and failures that must leave nothing behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use allot_scenarios::store::FAULT_ENV;
+use allot_scenarios::PlanStore;
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+}
+
+fn allot(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_allot"));
+    cmd.args(args).env_remove("ALLOT_STORE");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("runs allot")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "allot failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn plan(scenario: &Path, out: &Path, store: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["plan", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    allot(&args, &[])
+}
+
+#[test]
+fn plan_writes_outputs_kpis_and_a_plan_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    let stdout = ok(&plan(&golden("stock_lanes"), &out, &store, &["--activate"]));
+    assert!(stdout.contains("plan 000001 (active)") && stdout.contains("objective        12.90"), "{stdout}");
+
+    let eligibility = fs::read_to_string(out.join("eligibility.csv")).unwrap();
+    let mut lines = eligibility.lines();
+    assert_eq!(lines.next(), Some("customer_id,offer_id,x,eligible,expected_value,rank,reason"));
+    assert!(eligibility.contains("c4,o1,0.0,false,9.0,,undeliverable"), "{eligibility}");
+    assert!(eligibility.contains("not_selected:stock"), "{eligibility}");
+    for f in ["reservations.csv", "pick_priorities.csv", "bid_prices.csv"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let kpis: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("kpis.json")).unwrap()).unwrap();
+    for key in ["objective", "expected_margin", "expected_accepts", "budget_used", "fill_rate_baseline", "fairness_ratio", "solver", "status", "gap", "solve_seconds"] {
+        assert!(kpis.get(key).is_some(), "kpis.json lacks {key}");
+    }
+    assert!((kpis["objective"].as_f64().unwrap() - 12.9).abs() < 1e-6);
+
+    let s = PlanStore::open(&store).unwrap();
+    assert_eq!(s.ids().unwrap(), vec!["000001"]);
+    assert_eq!(s.active().unwrap().as_deref(), Some("000001"));
+    let m = s.manifest("000001").unwrap();
+    assert_eq!(m.solver, "exact");
+    assert_eq!(m.scenario_hash.len(), 64);
+}
+
+#[test]
+fn parquet_outputs_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    ok(&plan(&golden("budget_redemptions"), &out, &store, &["--format", "parquet"]));
+    let df = allot_scenarios::output::read_table(&out.join("eligibility.parquet")).unwrap();
+    assert_eq!(df.height(), 6);
+    let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, vec!["customer_id", "offer_id", "x", "eligible", "expected_value", "rank", "reason"]);
+}
+
+#[test]
+fn bad_input_fails_with_location_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("bad");
+    fs::create_dir(&scenario).unwrap();
+    for e in fs::read_dir(golden("stock_lanes")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), scenario.join(e.file_name())).unwrap();
+    }
+    fs::write(scenario.join("uptake.csv"), "customer_id,offer_id,p\nc1,o1,0.8\nc2,o1,1.7\n").unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    let result = plan(&scenario, &out, &store, &[]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("uptake.csv row 2 column `p`: got \"1.7\", expected a probability in (0, 1]"), "{stderr}");
+    assert!(!out.exists(), "no output directory on failure");
+    assert!(PlanStore::open(&store).unwrap().ids().unwrap().is_empty(), "no plan version on failure");
+}
+
+#[test]
+fn versions_activate_and_roll_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    let st = store.to_str().unwrap();
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--activate"]));
+    ok(&plan(&golden("fairness"), &out, &store, &["--activate"]));
+    ok(&plan(&golden("custom_limit"), &out, &store, &[]));
+    let list = ok(&allot(&["plans", "list", "--store", st], &[]));
+    assert!(list.contains("* 000002") && list.contains("  000001") && list.contains("  000003"), "{list}");
+
+    ok(&allot(&["plans", "activate", "000003", "--store", st], &[]));
+    assert!(ok(&allot(&["plans", "rollback", "--store", st], &[])).contains("plan 000002 is active"));
+    assert!(ok(&allot(&["plans", "rollback", "--store", st], &[])).contains("plan 000001 is active"));
+    let last = allot(&["plans", "rollback", "--store", st], &[]);
+    assert!(!last.status.success(), "nothing before the first activation");
+
+    let show: serde_json::Value = serde_json::from_str(&ok(&allot(&["plans", "show", "000002", "--store", st], &[]))).unwrap();
+    assert!((show["kpis"]["objective"].as_f64().unwrap() - 50.0 / 3.0).abs() < 1e-6);
+    let missing = allot(&["plans", "show", "000009", "--store", st], &[]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no plan version 000009"));
+}
+
+/// A process killed while writing a plan version (here: aborted after the
+/// output directory and two files of the new version) leaves the store readable
+/// with every earlier version intact and no trace of the half-written one.
+#[test]
+fn crash_mid_write_keeps_the_store_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--activate"]));
+    let before = fs::read(store.join("plans/000001/eligibility.parquet")).unwrap();
+
+    // 4 table files go to --out first, then the crash hits inside the store's staging directory.
+    let fairness = golden("fairness");
+    let args = ["plan", fairness.to_str().unwrap(), "--out", out.to_str().unwrap(), "--store", store.to_str().unwrap(), "--activate"];
+    let crashed = allot(&args, &[(FAULT_ENV, "6")]);
+    assert!(!crashed.status.success(), "the fault hook aborts the process");
+
+    let s = PlanStore::open(&store).unwrap();
+    assert_eq!(s.ids().unwrap(), vec!["000001"], "the half-written version is invisible");
+    assert_eq!(s.active().unwrap().as_deref(), Some("000001"));
+    assert!((s.kpis("000001").unwrap().objective - 12.9).abs() < 1e-6);
+    assert_eq!(fs::read(store.join("plans/000001/eligibility.parquet")).unwrap(), before);
+    let staging = fs::read_dir(store.join("plans")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging-")).count();
+    assert_eq!(staging, 1, "the crash left its staging directory, which readers ignore");
+
+    // The next save gets the next id, and the store lists both.
+    ok(&plan(&golden("fairness"), &out, &store, &[]));
+    assert_eq!(s.ids().unwrap(), vec!["000001", "000002"]);
+}
+
+#[test]
+fn generate_is_deterministic_and_plannable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sizes = ["--customers", "300", "--offers", "12", "--skus", "30", "--zones", "4", "--warehouses", "3", "--candidates", "4"];
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let c = tmp.path().join("c");
+    for (dir, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
+        let mut args = vec!["generate", dir.to_str().unwrap(), "--seed", seed];
+        args.extend_from_slice(&sizes);
+        ok(&allot(&args, &[]));
+    }
+    let read = |d: &Path, f: &str| fs::read(d.join(f)).unwrap();
+    for f in ["customers.csv", "offers.csv", "uptake.csv", "inventory.csv", "lanes.csv", "scenario.toml"] {
+        assert_eq!(read(&a, f), read(&b, f), "{f} differs for one seed");
+    }
+    assert_ne!(read(&a, "uptake.csv"), read(&c, "uptake.csv"));
+    // Refuses to overwrite.
+    let again = allot(&["generate", a.to_str().unwrap()], &[]);
+    assert!(!again.status.success());
+
+    let stdout = ok(&plan(&a, &tmp.path().join("out"), &tmp.path().join("store"), &[]));
+    assert!(stdout.contains("binding"), "{stdout}");
+}

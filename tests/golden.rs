@@ -1,0 +1,118 @@
+//! Golden scenarios: tiny scenario directories (under `tests/golden/`) whose
+//! optimum is worked out by hand below, planned through the real loader and the
+//! exact solver, and checked by the independent feasibility checker.
+
+use std::path::Path;
+
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::feasibility::{check_allocation, check_plan};
+use allot_optimizer::plan::{Binding, Reason};
+use allot_optimizer::{plan_exact, Allocation, Candidates, ExclusionRule, Plan, Problem};
+use allot_scenarios::load_scenario;
+
+const TOL: f64 = 1e-6;
+
+fn solve(name: &str) -> (Problem, Candidates, Allocation, Plan) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let problem = load_scenario(&dir).expect("golden scenario loads").problem;
+    let (cands, alloc, plan) = plan_exact(&problem, &ExactOptions::default()).expect("solves");
+    assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "allocation feasible");
+    assert_eq!(check_plan(&problem, &plan), vec![], "plan respects the hard rules");
+    (problem, cands, alloc, plan)
+}
+
+fn reason(problem: &Problem, plan: &Plan, customer: &str, offer: &str) -> Reason {
+    plan.eligibility
+        .iter()
+        .find(|r| problem.customers.id[r.customer as usize] == customer && problem.offers[r.offer as usize].id == offer)
+        .unwrap_or_else(|| panic!("row {customer}/{offer}"))
+        .reason
+}
+
+fn assert_close(actual: f64, expected: f64, what: &str) {
+    assert!((actual - expected).abs() <= TOL * expected.abs().max(1.0), "{what}: got {actual}, expected {expected}");
+}
+
+/// Stock, lanes and the transit filter.
+///
+/// W1 holds 1 unit of A with safety stock 0.5, and receives 1 unit on 12-07
+/// (inside the 12-01..12-07 horizon); the receipts on 12-08 and 11-30 fall
+/// outside. Available at W1: 1 + 1 - 0.5 = 1.5. W2's lanes take 3 days, slower
+/// than the 2-day promise, so W2 serves nothing and c4 (zone Z2, reached only
+/// from W2) is undeliverable.
+///
+/// Demand for A in Z1: o1 (margin 10) from c1 (p .8) and c2 (p .6), o2
+/// (margin 4) from c3 (p .5). Every unit ships at cost 1. o1 is worth 10 per
+/// unit, o2 4, so o1 takes 1.4 units and o2 the remaining 0.1 (x = 0.2).
+/// Objective = 10 * 1.4 + 4 * 0.5 * 0.2 - 1 * 1.5 = 12.9.
+/// One more unit of demand in Z1 would displace o2, worth 4 a unit: bid price 4;
+/// one more unit of stock at W1 would serve o2 at 4 - 1: stock price 3.
+#[test]
+fn stock_lanes_and_transit_filter() {
+    let (problem, _, alloc, plan) = solve("stock_lanes");
+    assert_close(alloc.report.objective, 12.9, "objective");
+    assert_close(plan.kpis.objective, 12.9, "kpi objective");
+    assert_eq!(plan.bid_prices.len(), 1);
+    assert_close(plan.bid_prices[0].price, 4.0, "bid price Z1/A");
+    assert_close(alloc.prices.stock[&(0, 0)], 3.0, "stock price W1/A");
+    assert_eq!(reason(&problem, &plan, "c1", "o1"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c2", "o1"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::NotSelected(Binding::Stock));
+    assert_eq!(reason(&problem, &plan, "c4", "o1"), Reason::Excluded(ExclusionRule::Undeliverable));
+    assert!(alloc.flows.iter().all(|f| problem.lanes[f.lane as usize].warehouse == 0), "only W1 ships");
+    // Reservations never exceed the 1.5 available units.
+    let reserved: f64 = plan.reservations.iter().map(|r| r.units).sum();
+    assert!(reserved <= 1.5 + TOL && reserved > 1.0, "reserved {reserved}");
+}
+
+/// Budget and redemption caps.
+///
+/// Budget 5. Per unit of budget, o2 earns 6/1 = 6, o1 10/5 = 2, o3 3/2 = 1.5.
+/// o2 is taken fully: 3 candidates x p .5 -> value 9, budget 1.5. o1 is capped
+/// by its redemptions (sum p x <= 0.5): value 5, budget 2.5. The last unit of
+/// budget goes to o3 (c3, p 1): x = 0.5, value 1.5. Objective 15.5, budget
+/// used exactly 5; both the budget and o1's redemption cap bind.
+#[test]
+fn budget_and_redemption_caps() {
+    let (problem, _, alloc, plan) = solve("budget_redemptions");
+    assert_close(alloc.report.objective, 15.5, "objective");
+    assert_close(plan.kpis.budget_used, 5.0, "budget used");
+    assert_close(plan.kpis.expected_accepts, 1.5 + 0.5 + 0.5, "expected accepts");
+    assert_close(alloc.prices.budget, 1.5, "budget price");
+    assert_close(alloc.prices.redemptions[0], 10.0 - 5.0 * 1.5, "o1 redemption price");
+    assert!(plan.kpis.binding_constraints.contains_key("budget"));
+    assert!(plan.kpis.binding_constraints.contains_key("redemptions"));
+    assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::Eligible);
+}
+
+/// Exposure parity.
+///
+/// One unit of stock; o1 (margin 10) for platinum group A (weight 2: a1, a2)
+/// and standard group B (b1, b2), all p .5, plus c0 with no group. With rates
+/// rA, rB (mean x per group), the stock row reads rA + rB + 0.5 x0 <= 1 and the
+/// objective 20 rA + 10 rB + 5 x0. Fairness at ratio 0.5 needs rB >= 0.5 rA, so
+/// rA = 2/3, rB = 1/3, x0 = 0: objective 50/3; the reported ratio is 0.5.
+#[test]
+fn fairness_exposure_parity() {
+    let (_, _, alloc, plan) = solve("fairness");
+    assert_close(alloc.report.objective, 50.0 / 3.0, "objective");
+    assert_close(plan.kpis.fairness_ratio["o1"], 0.5, "fairness ratio");
+    assert!(plan.kpis.binding_constraints.contains_key("fairness"));
+}
+
+/// The custom-offer limit as a MIP.
+///
+/// Contact cap 1, at most 1 custom offer. Open cu1: c1 takes cu1 (10 x 1.0 =
+/// 10), c2 takes cu1 (10 x .3) or s1 (3 x 1): 3; total 13. Open cu2: c1 takes
+/// cu2 (8 x .5 = 4), c2 cu2 (8): 12. The optimum is 13 with cu1 open; the LP
+/// relaxation would reach 18 with half of each binary, so 13 proves the MIP.
+#[test]
+fn custom_offer_limit_mip() {
+    let (problem, _, alloc, plan) = solve("custom_limit");
+    assert!(problem.is_mip());
+    assert_close(alloc.report.objective, 13.0, "objective");
+    assert!(alloc.report.gap <= 1e-6, "gap {}", alloc.report.gap);
+    assert_eq!(alloc.offer_open, vec![true, false, true]);
+    assert_eq!(reason(&problem, &plan, "c1", "cu1"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c2", "cu2"), Reason::NotSelected(Binding::CustomLimit));
+}

@@ -1,0 +1,147 @@
+//! Property tests: on random small problems, every solver's output respects the
+//! hard rules exactly and every coupling constraint within 1e-6, as judged by the
+//! one independent checker in `allot_optimizer::feasibility`.
+
+use std::collections::HashSet;
+
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::feasibility::{check_allocation, check_plan, HardRules};
+use allot_optimizer::plan::Reason;
+use allot_optimizer::{
+    plan_exact, BaselineDemand, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone,
+};
+use chrono::NaiveDate;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+fn day(d: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, 1).unwrap() + chrono::Duration::days(d)
+}
+
+prop_compose! {
+    fn policy()(
+        contact_cap in prop::option::of(1u32..3),
+        budget in prop::option::of(0.0f64..6.0),
+        promise_days in prop::option::of(2u32..5),
+        fairness in prop::option::of(0.2f64..1.0),
+        max_custom in prop::option::of(0u32..2),
+        penalty in prop_oneof![Just(1000.0), 0.0f64..20.0],
+    ) -> Policy {
+        Policy { contact_cap, budget, promise_days, fairness_min_ratio: fairness, max_custom_offers: max_custom, unmet_baseline_penalty: penalty }
+    }
+}
+
+prop_compose! {
+    fn offer(n_skus: usize)(
+        margin in -2.0f64..20.0,
+        discount in 0.0f64..5.0,
+        max_red in prop::option::of(0.0f64..2.0),
+        min_tier in prop::option::of(0u32..2),
+        custom in any::<bool>(),
+        start in prop::option::weighted(0.3, -10i64..10),
+        len in 0i64..20,
+        has_end in prop::bool::weighted(0.3),
+        fair in any::<bool>(),
+        items in vec((0..n_skus as u32, 1.0f64..3.0), 1..3),
+    ) -> Offer {
+        let mut seen = HashSet::new();
+        let items = items.into_iter().filter(|(s, _)| seen.insert(*s)).map(|(sku, qty)| OfferItem { sku, qty }).collect();
+        Offer {
+            id: String::new(), margin, discount_cost: discount, max_redemptions: max_red, min_tier, custom,
+            start_date: start.map(day), end_date: if has_end { Some(day(start.unwrap_or(-5) + len)) } else { None },
+            fair, items,
+        }
+    }
+}
+
+fn problem() -> impl Strategy<Value = Problem> {
+    (1usize..4, 1usize..5, 1usize..4, 1usize..9, 1usize..5)
+        .prop_flat_map(|(nz, ns, nw, nc, no)| {
+            (
+                policy(),
+                vec((0..nz as u32, 0u32..2, prop::bool::weighted(0.85), prop::bool::weighted(0.1), prop::option::of(0u32..3), prop::option::of(0u32..4)), nc),
+                vec(offer(ns), no),
+                vec((0..nc as u32, 0..no as u32, 0.01f64..1.0), nc..2 * nc * no + 1),
+                vec((prop::bool::weighted(0.8), 0.0f64..4.0, 0.0f64..1.0, 0.0f64..2.0), nw * ns),
+                vec((prop::bool::weighted(0.8), 0.0f64..2.0, 1u32..5, prop::option::of(0.0f64..4.0)), nw * nz),
+                vec((0..nz as u32, 0..ns as u32, 0.0f64..2.0), 0..3),
+                (0.0f64..3.0, prop::option::of(0.0f64..3.0)),
+            )
+                .prop_map(move |(policy, cust, mut offers, uptake, stock, lanes, baseline, (w1, zone_cap))| {
+                    let mut customers = Customers::default();
+                    for (i, (zone, tier, consent, suppressed, group, cap)) in cust.into_iter().enumerate() {
+                        customers.id.push(format!("c{i}"));
+                        customers.zone.push(zone);
+                        customers.tier.push(tier);
+                        customers.consent.push(consent);
+                        customers.suppressed.push(suppressed);
+                        customers.group.push(group.filter(|g| *g < 2));
+                        customers.max_offers.push(cap.or(policy.contact_cap));
+                    }
+                    for (i, o) in offers.iter_mut().enumerate() {
+                        o.id = format!("o{i}");
+                    }
+                    let mut pairs = HashSet::new();
+                    let uptake = uptake.into_iter().filter(|(c, o, _)| pairs.insert((*c, *o))).map(|(customer, offer, p)| Uptake { customer, offer, p }).collect();
+                    // One entry per (warehouse, SKU) and per (warehouse, zone), most of them present.
+                    let stock = stock
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.0)
+                        .map(|(i, (_, on_hand, safety_stock, inbound))| StockPoint { warehouse: (i / ns) as u32, sku: (i % ns) as u32, on_hand, safety_stock, inbound })
+                        .collect();
+                    let lanes = lanes
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.0)
+                        .map(|(i, (_, cost_per_unit, transit_days, capacity))| Lane { warehouse: (i / nz) as u32, zone: (i % nz) as u32, cost_per_unit, transit_days, capacity })
+                        .collect();
+                    let mut base_keys = HashSet::new();
+                    let baseline = baseline.into_iter().filter(|(z, s, _)| base_keys.insert((*z, *s))).map(|(zone, sku, units)| BaselineDemand { zone, sku, units }).collect();
+                    Problem {
+                        horizon: Horizon { start: day(0), days: 7 },
+                        policy,
+                        tiers: vec![Tier { name: "gold".into(), weight: 1.0 + w1 }, Tier { name: "standard".into(), weight: 1.0 }],
+                        zones: (0..nz).map(|z| Zone { id: format!("z{z}"), delivery_capacity: if z == 0 { zone_cap } else { None } }).collect(),
+                        skus: (0..ns).map(|s| format!("s{s}")).collect(),
+                        warehouses: (0..nw).map(|w| format!("w{w}")).collect(),
+                        groups: vec!["A".into(), "B".into()],
+                        customers,
+                        offers,
+                        uptake,
+                        stock,
+                        lanes,
+                        baseline,
+                    }
+                })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exact_plans_respect_every_rule(problem in problem()) {
+        let (cands, alloc, plan) = plan_exact(&problem, &ExactOptions::default()).expect("the model is always feasible");
+        let violations = check_allocation(&problem, &cands, &alloc, 1e-6);
+        prop_assert!(violations.is_empty(), "allocation: {violations:?}");
+        let violations = check_plan(&problem, &plan);
+        prop_assert!(violations.is_empty(), "plan: {violations:?}");
+
+        // Every uptake pair has one row; a pair excluded by a hard rule says which,
+        // and no other pair is reported as excluded.
+        let rules = HardRules::new(&problem);
+        prop_assert_eq!(plan.eligibility.len(), problem.uptake.len());
+        for row in &plan.eligibility {
+            let allowed = rules.allows(row.customer, row.offer);
+            match row.reason {
+                Reason::Excluded(_) => prop_assert!(!allowed, "{row:?} excluded but allowed"),
+                _ => prop_assert!(allowed, "{row:?} not excluded but breaks a hard rule"),
+            }
+            prop_assert!(row.eligible == (row.reason == Reason::Eligible));
+        }
+        // Reservations and pick priorities are non-negative quantities.
+        prop_assert!(plan.reservations.iter().all(|r| r.units > 0.0));
+        prop_assert!(plan.pick_priorities.iter().all(|p| p.units > 0.0 && p.rank >= 1));
+    }
+}

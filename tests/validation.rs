@@ -1,0 +1,238 @@
+//! Bad input gets a clear error: one test per validation rule, each asserting
+//! that the message names the file, the 1-based data row and the column.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use allot_scenarios::table::Issue;
+use allot_scenarios::{load_scenario, LoadError};
+
+/// A copy of the `stock_lanes` golden scenario, edited by `edit`.
+fn scenario(edit: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scenario");
+    fs::create_dir(&dir).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/stock_lanes");
+    for entry in fs::read_dir(golden).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    edit(&dir);
+    (tmp, dir)
+}
+
+fn write(dir: &Path, file: &str, body: &str) {
+    fs::write(dir.join(file), body).unwrap();
+}
+
+/// Loads an edited scenario and returns its validation issues.
+fn issues(edit: impl FnOnce(&Path)) -> (Vec<Issue>, usize, String) {
+    let (_tmp, dir) = scenario(edit);
+    match load_scenario(&dir) {
+        Err(e @ LoadError::Invalid { .. }) => {
+            let text = e.to_string();
+            let LoadError::Invalid { issues, total } = e else { unreachable!() };
+            (issues, total, text)
+        }
+        Err(e) => panic!("expected validation issues, got {e}"),
+        Ok(_) => panic!("expected validation issues, the scenario loaded"),
+    }
+}
+
+/// Asserts one issue at (file, row, column) whose message says what was expected.
+fn assert_issue(edit: impl FnOnce(&Path), file: &str, row: Option<usize>, column: &str, expected_words: &str) {
+    let (issues, _, text) = issues(edit);
+    let found = issues.iter().find(|i| i.file == file && i.row == row && i.column.as_deref() == Some(column));
+    let issue = found.unwrap_or_else(|| panic!("no issue at {file} {row:?} {column} in:\n{text}"));
+    let message = issue.to_string();
+    assert!(message.contains(file), "{message}");
+    if let Some(r) = row {
+        assert!(message.contains(&format!("row {r}")), "{message}");
+    }
+    assert!(message.contains(&format!("column `{column}`")), "{message}");
+    assert!(message.contains(expected_words), "{message} lacks {expected_words:?}");
+}
+
+#[test]
+fn missing_required_column() {
+    assert_issue(|d| write(d, "customers.csv", "customer_id,zone\nc1,Z1\n"), "customers.csv", None, "tier", "required column");
+}
+
+#[test]
+fn missing_required_value() {
+    assert_issue(|d| write(d, "customers.csv", "customer_id,zone,tier\nc1,Z1,standard\nc2,,standard\n"), "customers.csv", Some(2), "zone", "a value");
+}
+
+#[test]
+fn duplicate_customer_id() {
+    assert_issue(
+        |d| write(d, "customers.csv", "customer_id,zone,tier\nc1,Z1,standard\nc1,Z1,standard\n"),
+        "customers.csv",
+        Some(2),
+        "customer_id",
+        "duplicate",
+    );
+}
+
+#[test]
+fn duplicate_offer_id() {
+    assert_issue(|d| write(d, "offers.csv", "offer_id,margin\no1,10\no2,4\no1,3\n"), "offers.csv", Some(3), "offer_id", "duplicate");
+}
+
+#[test]
+fn unknown_zone_when_zones_are_listed() {
+    assert_issue(
+        |d| {
+            write(d, "zones.csv", "zone,delivery_capacity\nZ1,\nZ2,5\n");
+            write(d, "customers.csv", "customer_id,zone,tier\nc1,Z1,standard\nc2,Z9,standard\n");
+        },
+        "customers.csv",
+        Some(2),
+        "zone",
+        "zones.csv",
+    );
+}
+
+#[test]
+fn unknown_tier() {
+    assert_issue(|d| write(d, "customers.csv", "customer_id,zone,tier\nc1,Z1,gold\n"), "customers.csv", Some(1), "tier", "[tiers]");
+}
+
+#[test]
+fn unknown_offer_in_uptake() {
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc1,o7,0.5\n"), "uptake.csv", Some(2), "offer_id", "offers.csv");
+}
+
+#[test]
+fn unknown_customer_in_uptake() {
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\ncX,o1,0.5\n"), "uptake.csv", Some(1), "customer_id", "customers.csv");
+}
+
+#[test]
+fn unknown_sku_in_offer_items() {
+    assert_issue(|d| write(d, "offer_items.csv", "offer_id,sku,qty\no1,A,1\no2,Q,1\n"), "offer_items.csv", Some(2), "sku", "inventory.csv");
+}
+
+#[test]
+fn unknown_warehouse_in_lanes() {
+    assert_issue(
+        |d| write(d, "lanes.csv", "warehouse_id,zone,cost_per_unit,transit_days\nW1,Z1,1,1\nW7,Z1,1,1\n"),
+        "lanes.csv",
+        Some(2),
+        "warehouse_id",
+        "warehouse",
+    );
+}
+
+#[test]
+fn probability_outside_zero_one() {
+    for bad in ["1.5", "0", "-0.2"] {
+        assert_issue(
+            |d| write(d, "uptake.csv", &format!("customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,{bad}\n")),
+            "uptake.csv",
+            Some(2),
+            "p",
+            "(0, 1]",
+        );
+    }
+}
+
+#[test]
+fn negative_quantity() {
+    assert_issue(|d| write(d, "inventory.csv", "warehouse_id,sku,on_hand\nW1,A,-3\n"), "inventory.csv", Some(1), "on_hand", ">= 0");
+    assert_issue(|d| write(d, "offer_items.csv", "offer_id,sku,qty\no1,A,-1\n"), "offer_items.csv", Some(1), "qty", ">= 0");
+}
+
+#[test]
+fn unparsable_number() {
+    assert_issue(|d| write(d, "offers.csv", "offer_id,margin\no1,ten\no2,4\n"), "offers.csv", Some(1), "margin", "a number");
+}
+
+#[test]
+fn unparsable_boolean() {
+    assert_issue(
+        |d| write(d, "customers.csv", "customer_id,zone,tier,consent\nc1,Z1,standard,maybe\n"),
+        "customers.csv",
+        Some(1),
+        "consent",
+        "boolean",
+    );
+}
+
+#[test]
+fn unparsable_date() {
+    assert_issue(
+        |d| write(d, "inbound.csv", "warehouse_id,sku,qty,arrival_date\nW1,A,1,2026-13-01\n"),
+        "inbound.csv",
+        Some(1),
+        "arrival_date",
+        "YYYY-MM-DD",
+    );
+}
+
+#[test]
+fn end_date_before_start_date() {
+    assert_issue(
+        |d| write(d, "offers.csv", "offer_id,margin,start_date,end_date\no1,10,2026-12-05,2026-12-01\no2,4,,\n"),
+        "offers.csv",
+        Some(1),
+        "end_date",
+        "on or after",
+    );
+}
+
+#[test]
+fn empty_customers_file() {
+    let (issues, _, text) = issues(|d| write(d, "customers.csv", "customer_id,zone,tier\n"));
+    assert!(issues.iter().any(|i| i.file == "customers.csv" && i.expected.contains("at least one customer")), "{text}");
+}
+
+#[test]
+fn missing_required_file() {
+    let (issues, _, text) = issues(|d| fs::remove_file(d.join("lanes.csv")).unwrap());
+    assert!(issues.iter().any(|i| i.file == "lanes.csv" && i.expected.contains("required file")), "{text}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_and_capped() {
+    let mut body = String::from("customer_id,offer_id,p\n");
+    for i in 0..120 {
+        body.push_str(&format!("c1,o1,{}\n", 2 + i));
+    }
+    let (issues, total, text) = issues(|d| {
+        write(d, "uptake.csv", &body);
+        write(d, "customers.csv", "customer_id,zone,tier,consent\nc1,Z1,standard,maybe\nc2,Z1,standard,\nc3,Z1,standard,\nc4,Z2,standard,\n");
+    });
+    assert_eq!(total, 121, "{text}");
+    assert_eq!(issues.len(), allot_scenarios::table::MAX_ISSUES);
+    assert!(text.contains("121 problems") && text.contains("and 71 more"), "{text}");
+}
+
+#[test]
+fn bad_scenario_toml_names_the_file_and_key() {
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 7\n\n[policy]\nbudjet = 5\n"));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("scenario.toml") && e.contains("budjet") && e.contains("line 6"), "{e}");
+
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"Dec 1\"\ndays = 7\n"));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("scenario.toml") && e.contains("start") && e.contains("YYYY-MM-DD"), "{e}");
+}
+
+#[test]
+fn parquet_tables_load_like_csv() {
+    use polars::prelude::*;
+    let (_tmp, dir) = scenario(|d| {
+        let mut df = df!(
+            "customer_id" => ["c1", "c2", "c3", "c4"],
+            "offer_id" => ["o1", "o1", "o2", "o1"],
+            "p" => [0.8, 0.6, 0.5, 0.9],
+        )
+        .unwrap();
+        fs::remove_file(d.join("uptake.csv")).unwrap();
+        ParquetWriter::new(fs::File::create(d.join("uptake.parquet")).unwrap()).finish(&mut df).unwrap();
+    });
+    let loaded = load_scenario(&dir).expect("parquet uptake loads");
+    assert_eq!(loaded.problem.uptake.len(), 4);
+    assert_eq!(loaded.problem.uptake[1].p, 0.6);
+}
