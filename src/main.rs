@@ -66,6 +66,17 @@ struct PlanArgs {
     /// Make the new plan version the active one.
     #[arg(long)]
     activate: bool,
+    /// Print the solver's own log (HiGHS) to stdout.
+    #[arg(long)]
+    solver_log: bool,
+    /// A HiGHS option, KEY=VALUE (repeatable), e.g. `--solver-option mip_heuristic_effort=0`.
+    #[arg(long = "solver-option", value_parser = parse_key_value)]
+    solver_options: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -155,7 +166,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         p.warehouses.len(),
         if p.is_mip() { "MIP" } else { "LP" }
     );
-    let opts = ExactOptions { threads: args.threads, time_limit: args.time_limit, ..ExactOptions::default() };
+    let opts = ExactOptions { threads: args.threads, time_limit: args.time_limit, verbose: args.solver_log, highs_options: args.solver_options.clone(), ..ExactOptions::default() };
     let (_, _, plan) = match args.solver {
         SolverChoice::Exact => allot_optimizer::plan_exact(p, &opts)?,
     };

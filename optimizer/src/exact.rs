@@ -32,11 +32,14 @@ pub struct ExactOptions {
     pub mip_rel_gap: f64,
     /// Print HiGHS's log to stdout.
     pub verbose: bool,
+    /// Further HiGHS options by name (value parsed as bool, integer, float, else text),
+    /// applied last so they override the above.
+    pub highs_options: Vec<(String, String)>,
 }
 
 impl Default for ExactOptions {
     fn default() -> Self {
-        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false }
+        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false, highs_options: Vec::new() }
     }
 }
 
@@ -277,7 +280,10 @@ fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) ->
     let BuiltModel { problem, rows, flow_keys, unmet_rows, custom_offers, variables } = built;
     let is_mip = !custom_offers.is_empty();
     let mut model = problem.into_inner();
-    if !opts.verbose {
+    if opts.verbose {
+        set(&mut model, "output_flag", true)?;
+        set(&mut model, "log_to_console", true)?;
+    } else {
         model.make_quiet();
     }
     if let Some(t) = opts.threads {
@@ -288,6 +294,9 @@ fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) ->
     }
     if is_mip {
         set(&mut model, "mip_rel_gap", opts.mip_rel_gap)?;
+    }
+    for (key, value) in &opts.highs_options {
+        set_any(&mut model, key, value)?;
     }
     let maps = ModelMaps { rows, flow_keys, unmet_rows, custom_offers, variables };
     if variables == 0 {
@@ -344,6 +353,24 @@ pub fn relative_gap(objective: f64, bound: f64) -> f64 {
 
 fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V) -> Result<(), SolveError> {
     model.try_set_option(key, value).map_err(|e| SolveError::Highs(format!("option {key}: {e:?}")))
+}
+
+/// Sets an option given as text, trying the types HiGHS options can have.
+fn set_any(model: &mut highs::Model, key: &str, value: &str) -> Result<(), SolveError> {
+    let ok = match value {
+        "true" | "on" => model.try_set_option(key, true).is_ok(),
+        "false" | "off" => model.try_set_option(key, false).is_ok(),
+        _ => {
+            value.parse::<i32>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+                || value.parse::<f64>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+                || model.try_set_option(key, value).is_ok()
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SolveError::Highs(format!("HiGHS rejected option {key}={value}")))
+    }
 }
 
 struct ModelMaps {

@@ -69,6 +69,11 @@ impl<'a> HardRules<'a> {
     }
 }
 
+/// Shippable stock of a (warehouse, SKU) over the horizon, 0 when not listed.
+fn available(problem: &Problem, w: WarehouseIx, s: SkuIx) -> f64 {
+    problem.stock.iter().find(|p| p.warehouse == w && p.sku == s).map_or(0.0, |p| p.available())
+}
+
 /// The spec's objective evaluated at an allocation.
 pub fn objective(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> f64 {
     let offers: f64 = (0..cands.len())
@@ -158,7 +163,7 @@ pub fn check_allocation(problem: &Problem, cands: &Candidates, alloc: &Allocatio
     }
     // 3. stock
     for (&(w, s), &units) in &shipped_from {
-        let avail = problem.stock.iter().find(|p| p.warehouse == w && p.sku == s).map_or(0.0, |p| p.available());
+        let avail = available(problem, w, s);
         ck.le("stock", units, avail, || format!("warehouse {} sku {}", problem.warehouses[w as usize], problem.skus[s as usize]));
     }
     // 4. lane capacity
@@ -252,7 +257,7 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
         *reserved.entry((r.warehouse, r.sku)).or_default() += r.units;
     }
     for ((w, s), units) in reserved {
-        let avail = problem.stock.iter().find(|p| p.warehouse == w && p.sku == s).map_or(0.0, |p| p.available());
+        let avail = available(problem, w, s);
         if units > avail + 1e-6 * avail.max(1.0) {
             push("reservations", format!("warehouse {w} sku {s}: {units} reserved of {avail}"));
         }

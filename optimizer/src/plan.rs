@@ -303,6 +303,8 @@ pub fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<b
 struct Shipments {
     /// (zone, SKU) -> [(warehouse, lane transit days, units)].
     into: HashMap<(ZoneIx, SkuIx), Vec<(WarehouseIx, u32, f64)>>,
+    /// Baseline demand the plan serves (demand minus unmet), per (zone, SKU).
+    served_baseline: HashMap<(ZoneIx, SkuIx), f64>,
 }
 
 impl Shipments {
@@ -312,7 +314,11 @@ impl Shipments {
             let lane = &problem.lanes[f.lane as usize];
             into.entry((lane.zone, f.sku)).or_default().push((lane.warehouse, lane.transit_days, f.units));
         }
-        Shipments { into }
+        let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
+        for (i, b) in problem.baseline.iter().enumerate() {
+            *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
+        }
+        Shipments { into, served_baseline }
     }
 
     /// Total units shipped into (zone, SKU).
@@ -508,15 +514,10 @@ fn reservations(problem: &Problem, network: &Network, cands: &Candidates, alloc:
             demand.entry((zone, item.sku)).or_insert_with(|| vec![0.0; n_tiers])[tier] += item.qty * cands.p[k];
         }
     }
-    // Baseline the plan serves, per (zone, SKU).
-    let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
-    for (i, b) in problem.baseline.iter().enumerate() {
-        *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
-    }
     // Route both to warehouses.
     let mut wanted: BTreeMap<(WarehouseIx, SkuIx), Vec<f64>> = BTreeMap::new();
     let mut baseline_at: HashMap<(WarehouseIx, SkuIx), f64> = HashMap::new();
-    for (&(zone, sku), units) in &served_baseline {
+    for (&(zone, sku), units) in &shipped.served_baseline {
         shipped.route(zone, sku, *units, None, |w, _, u| *baseline_at.entry((w, sku)).or_default() += u);
     }
     for (&(zone, sku), per_tier) in &demand {
@@ -639,14 +640,10 @@ fn kpis(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[b
             *units_rounded.entry((zone, item.sku)).or_default() += item.qty * cands.p[k];
         }
     }
-    let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
-    for (i, b) in problem.baseline.iter().enumerate() {
-        *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
-    }
     let units_beyond_supply: f64 = units_rounded
         .iter()
         .map(|(&(z, s), &units)| {
-            let need = units + served_baseline.get(&(z, s)).copied().unwrap_or(0.0);
+            let need = units + shipped.served_baseline.get(&(z, s)).copied().unwrap_or(0.0);
             (need - shipped.total(z, s)).max(0.0)
         })
         .sum();

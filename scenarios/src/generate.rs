@@ -214,7 +214,9 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
 
     // Lanes: every warehouse to every zone; some too slow for the promise, some capacitated.
     let mut lanes = String::from("warehouse_id,zone,cost_per_unit,transit_days,capacity\n");
-    let total_units: f64 = demand_per_sku.iter().sum();
+    // Baseline (non-offer) demand per SKU: 10-40% of its offer demand.
+    let base_total: Vec<f64> = demand_per_sku.iter().map(|d| d * rng.range(0.1, 0.4)).collect();
+    let total_units: f64 = demand_per_sku.iter().sum::<f64>() + base_total.iter().sum::<f64>();
     let mut fast = vec![vec![false; n_z]; n_w];
     for w in 0..n_w {
         for z in 0..n_z {
@@ -233,8 +235,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     for s in 0..n_s {
         let listing: Vec<usize> = (0..n_w).filter(|_| rng.chance(0.8)).collect();
         let listing = if listing.is_empty() { vec![rng.below(n_w)] } else { listing };
-        let base_total = demand_per_sku[s] * rng.range(0.1, 0.4);
-        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total;
+        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total[s] * 1.2;
         for &w in &listing {
             let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).round();
             let safety = (units * 0.05).round();
@@ -246,8 +247,9 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         }
         // Baseline demand of popular SKUs in a few zones that a fast lane reaches.
         if s < n_s / 3 + 1 {
-            for z in (0..n_z).filter(|&z| listing.iter().any(|&w| fast[w][z])).filter(|_| rng.chance(0.4)) {
-                let _ = writeln!(baseline, "{},{},{:.0}", zone(z), sku(s), (base_total / n_z as f64 * 2.5).max(1.0));
+            let zones: Vec<usize> = (0..n_z).filter(|&z| listing.iter().any(|&w| fast[w][z])).filter(|_| rng.chance(0.4)).collect();
+            for &z in &zones {
+                let _ = writeln!(baseline, "{},{},{:.0}", zone(z), sku(s), (base_total[s] / zones.len() as f64).max(1.0));
             }
         }
     }
