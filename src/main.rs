@@ -178,6 +178,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         FormatArg::Csv => Format::Csv,
         FormatArg::Parquet => Format::Parquet,
     };
+    eprintln!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds);
     let t = Instant::now();
     write_plan_outputs(&out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
     let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: &args.scenario, scenario_hash: &scenario.content_hash };

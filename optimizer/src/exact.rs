@@ -348,7 +348,13 @@ fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) ->
 
 /// Relative gap of a maximisation: `(bound - objective) / max(1, |objective|)`.
 pub fn relative_gap(objective: f64, bound: f64) -> f64 {
-    ((bound - objective) / objective.abs().max(1.0)).max(0.0)
+    let gap = (bound - objective) / objective.abs().max(1.0);
+    // Below 1e-12 the difference is floating-point noise of an optimal solve.
+    if gap < 1e-12 {
+        0.0
+    } else {
+        gap
+    }
 }
 
 fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V) -> Result<(), SolveError> {

@@ -249,7 +249,7 @@ pub fn derive_plan(problem: &Problem, network: &Network, cands: &Candidates, all
     let eligible = round(problem, cands, alloc);
     let shipped = Shipments::new(problem, alloc);
     let eligibility = eligibility_rows(problem, network, cands, alloc, &eligible);
-    let reservations = reservations(problem, network, cands, alloc, &eligible, &shipped);
+    let reservations = reservations(problem, network, cands, &eligible, &shipped);
     let pick_priorities = pick_priorities(problem, cands, &eligible, &shipped);
     let mut bid_prices: Vec<BidPrice> = alloc
         .prices
@@ -502,7 +502,7 @@ impl ChargeModel {
     }
 }
 
-fn reservations(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation, eligible: &[bool], shipped: &Shipments) -> Vec<Reservation> {
+fn reservations(problem: &Problem, network: &Network, cands: &Candidates, eligible: &[bool], shipped: &Shipments) -> Vec<Reservation> {
     let n_tiers = problem.tiers.len();
     // Rounded offer demand per (zone, SKU), per tier.
     let mut demand: BTreeMap<(ZoneIx, SkuIx), Vec<f64>> = BTreeMap::new();

@@ -224,7 +224,10 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             let transit = if rng.chance(0.8) { 1 + rng.below(PROMISE_DAYS as usize) as u32 } else { PROMISE_DAYS + 1 + rng.below(2) as u32 };
             fast[w][z] = transit <= PROMISE_DAYS;
             let cost = (rng.range(0.5, 2.0) + 0.4 * transit as f64) * 100.0;
-            let cap = if rng.chance(0.3) { format!("{:.0}", total_units / (n_w * n_z) as f64 * rng.range(0.3, 1.0)) } else { String::new() };
+            // A zone is served by about half the warehouses: a fair lane share is
+            // 2 / n_w of the zone's flow; capacitated lanes get 60-160% of that.
+            let fair_share = total_units / n_z as f64 * 2.0 / n_w as f64;
+            let cap = if rng.chance(0.3) { format!("{:.0}", fair_share * rng.range(0.6, 1.6)) } else { String::new() };
             let _ = writeln!(lanes, "{},{},{:.2},{transit},{cap}", wh(w), zone(z), cost.round() / 100.0);
         }
     }
@@ -235,9 +238,9 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     for s in 0..n_s {
         let listing: Vec<usize> = (0..n_w).filter(|_| rng.chance(0.8)).collect();
         let listing = if listing.is_empty() { vec![rng.below(n_w)] } else { listing };
-        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total[s] * 1.2;
+        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total[s] * 1.5;
         for &w in &listing {
-            let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).round();
+            let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).ceil();
             let safety = (units * 0.05).round();
             let _ = writeln!(inventory, "{},{},{units},{safety}", wh(w), sku(s));
             if rng.chance(0.25) {
@@ -248,8 +251,9 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         // Baseline demand of popular SKUs in a few zones that a fast lane reaches.
         if s < n_s / 3 + 1 {
             let zones: Vec<usize> = (0..n_z).filter(|&z| listing.iter().any(|&w| fast[w][z])).filter(|_| rng.chance(0.4)).collect();
-            for &z in &zones {
-                let _ = writeln!(baseline, "{},{},{:.0}", zone(z), sku(s), (base_total[s] / zones.len() as f64).max(1.0));
+            let units = (base_total[s] / zones.len().max(1) as f64).round();
+            for &z in zones.iter().filter(|_| units >= 1.0) {
+                let _ = writeln!(baseline, "{},{},{units:.0}", zone(z), sku(s));
             }
         }
     }
