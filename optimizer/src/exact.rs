@@ -7,7 +7,7 @@
 //!
 //! Variables and rows are created in a deterministic order: candidates in
 //! (customer, offer) order, then shipments by (zone, SKU, lane), then unmet
-//! baseline, then custom-offer binaries.
+//! baseline, then fairness rates, then custom-offer binaries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -71,6 +71,7 @@ enum Row {
     Redemptions(OfferIx),
     Delivery(ZoneIx),
     Fairness { offer: OfferIx, group: u32, reference: u32 },
+    FairnessRate,
     CustomLink,
     CustomLimit,
 }
@@ -158,6 +159,16 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             .collect(),
         _ => Vec::new(),
     };
+    // r[o,g]: the mean exposure of group g's candidates of fair offer o (fairness rows
+    // then compare two rates, instead of repeating both groups' candidates).
+    let fairness = match problem.policy.fairness_min_ratio {
+        Some(_) => cands.fairness_groups(problem),
+        None => Vec::new(),
+    };
+    let rates: Vec<Vec<Variable>> = fairness
+        .iter()
+        .map(|fg| fg.groups.iter().map(|_| vars.add(variable().min(0.0).max(1.0))).collect())
+        .collect();
     let y: Vec<Variable> = custom_offers.iter().map(|_| vars.add(variable().binary())).collect();
 
     let variables = vars.len();
@@ -225,23 +236,24 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
         let cap = problem.zones[z as usize].delivery_capacity.expect("capped zone");
         add(&mut model, Row::Delivery(z), e.leq(cap));
     }
-    // 8. fairness: rate(g) >= ratio * rate(h) for every ordered pair of groups.
+    // 8. fairness: r[o,g] = mean exposure of g, and r[o,g] >= ratio * r[o,h] for every
+    // ordered pair of groups: the spec's rows, with O(candidates) nonzeros in all.
     if let Some(ratio) = problem.policy.fairness_min_ratio {
-        for fg in cands.fairness_groups(problem) {
-            for (g, g_cands) in &fg.groups {
-                for (h, h_cands) in &fg.groups {
-                    if g == h {
-                        continue;
+        for (fg, r) in fairness.iter().zip(&rates) {
+            for ((_, members), &rate) in fg.groups.iter().zip(r) {
+                let mut e = Expression::with_capacity(members.len() + 1);
+                for &k in members {
+                    e.add_mul(1.0 / members.len() as f64, x[k as usize]);
+                }
+                e.add_mul(-1.0, rate);
+                add(&mut model, Row::FairnessRate, e.eq(0.0));
+            }
+            for (i, (g, _)) in fg.groups.iter().enumerate() {
+                for (j, (h, _)) in fg.groups.iter().enumerate() {
+                    if i != j {
+                        let row = Row::Fairness { offer: fg.offer, group: *g, reference: *h };
+                        add(&mut model, row, (r[i] - ratio * r[j]).geq(0.0));
                     }
-                    let mut e = Expression::with_capacity(g_cands.len() + h_cands.len());
-                    for &k in g_cands {
-                        e.add_mul(1.0 / g_cands.len() as f64, x[k as usize]);
-                    }
-                    for &k in h_cands {
-                        e.add_mul(-ratio / h_cands.len() as f64, x[k as usize]);
-                    }
-                    let row = Row::Fairness { offer: fg.offer, group: *g, reference: *h };
-                    add(&mut model, row, e.geq(0.0));
                 }
             }
         }
@@ -482,7 +494,7 @@ fn shadow_prices(problem: &Problem, rows: &[Row], duals: &[f64]) -> ShadowPrices
             Row::Fairness { offer, group, reference } => {
                 p.fairness.push(FairnessPrice { offer, group, reference, price: -d })
             }
-            Row::CustomLink | Row::CustomLimit => {}
+            Row::FairnessRate | Row::CustomLink | Row::CustomLimit => {}
         }
     }
     p

@@ -391,7 +391,7 @@ fn eligibility_rows(problem: &Problem, network: &Network, cands: &Candidates, al
                 reason,
             });
         }
-        let ev = |k: usize| problem.offers[cands.offer[k] as usize].margin * cands.p[k];
+        let ev = |k: usize| rows[cands.uptake_row[k] as usize].map_or(0.0, |r| r.expected_value);
         ranked.sort_by(|&a, &b| ev(b).total_cmp(&ev(a)).then(cands.offer[a].cmp(&cands.offer[b])));
         for (i, &k) in ranked.iter().enumerate() {
             if let Some(r) = rows[cands.uptake_row[k] as usize].as_mut() {
