@@ -375,15 +375,11 @@ fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V
 
 /// Sets an option given as text, trying the types HiGHS options can have.
 fn set_any(model: &mut highs::Model, key: &str, value: &str) -> Result<(), SolveError> {
-    let ok = match value {
-        "true" | "on" => model.try_set_option(key, true).is_ok(),
-        "false" | "off" => model.try_set_option(key, false).is_ok(),
-        _ => {
-            value.parse::<i32>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
-                || value.parse::<f64>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
-                || model.try_set_option(key, value).is_ok()
-        }
-    };
+    // Text last: HiGHS has text options whose values look like booleans (`presolve=on`).
+    let ok = value.parse::<bool>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || value.parse::<i32>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || value.parse::<f64>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || model.try_set_option(key, value).is_ok();
     if ok {
         Ok(())
     } else {
