@@ -3,13 +3,17 @@
 //! Planners run `allot plan` on a scenario directory; every plan is saved as a
 //! version in the plan store, whose active version the decision service serves.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::SolverChoice;
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::store::{DEFAULT_STORE, STORE_ENV};
-use allot_scenarios::{generate, load_scenario, write_plan_outputs, Format, GenerateSpec, PlanStore, SaveRequest};
+use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Format, GenerateSpec, PlanStore, SaveRequest};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,6 +37,8 @@ enum Command {
     },
     /// Write a synthetic scenario in the spec's format.
     Generate(GenerateArgs),
+    /// Generate scenarios at given sizes and compare the solvers side by side.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,9 +55,15 @@ struct PlanArgs {
     /// Directory for the output tables and kpis.json [default: out/<scenario name>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Solver.
-    #[arg(long, value_enum, default_value_t = SolverChoice::Exact)]
-    solver: SolverChoice,
+    /// Solver: `auto` picks exact for small scenarios and decomposed above a measured size.
+    #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
+    solver: SolverArg,
+    /// Decomposed solver: stop once the certified relative gap is at most this.
+    #[arg(long, default_value_t = DecomposedOptions::default().gap)]
+    gap: f64,
+    /// Decomposed solver: limit on dual iterations (per phase).
+    #[arg(long, default_value_t = DecomposedOptions::default().max_iterations)]
+    max_iterations: usize,
     /// Encoding of the output tables.
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
@@ -80,9 +92,13 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum SolverChoice {
+enum SolverArg {
+    /// Exact below a measured size, decomposed above it.
+    Auto,
     /// good_lp + HiGHS on the full model (LP, or MIP with the custom-offer limit).
     Exact,
+    /// Lagrangian dual decomposition with a certified gap (millions of customers).
+    Decomposed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -122,12 +138,16 @@ struct GenerateArgs {
     candidates: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Encoding of the tables (Parquet for large scenarios).
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    format: FormatArg,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Plan(args) => plan(args),
         Command::Plans { action, store } => plans(action, &store.store),
+        Command::Bench(args) => bench::run(args),
         Command::Generate(a) => {
             let spec = GenerateSpec {
                 customers: a.customers,
@@ -141,6 +161,9 @@ fn main() -> Result<()> {
             };
             let t = Instant::now();
             generate(&a.out_dir, &spec)?;
+            if matches!(a.format, FormatArg::Parquet) {
+                convert_scenario_to_parquet(&a.out_dir)?;
+            }
             eprintln!("wrote {} in {:.1}s", a.out_dir.display(), t.elapsed().as_secs_f64());
             Ok(())
         }
@@ -166,10 +189,7 @@ fn plan(args: PlanArgs) -> Result<()> {
         p.warehouses.len(),
         if p.is_mip() { "MIP" } else { "LP" }
     );
-    let opts = ExactOptions { threads: args.threads, time_limit: args.time_limit, verbose: args.solver_log, highs_options: args.solver_options.clone(), ..ExactOptions::default() };
-    let (_, _, plan) = match args.solver {
-        SolverChoice::Exact => allot_optimizer::plan_exact(p, &opts)?,
-    };
+    let (_, _, plan) = allot_optimizer::plan(p, &solver_choice(&args))?;
     let mut kpis = plan.kpis.clone();
     kpis.load_seconds = load_seconds;
 
@@ -189,6 +209,29 @@ fn plan(args: PlanArgs) -> Result<()> {
     }
     print_summary(&kpis, &manifest.id, args.activate, &out, &store, write_seconds);
     Ok(())
+}
+
+/// The solver and its options from the command line.
+fn solver_choice(args: &PlanArgs) -> SolverChoice {
+    let exact = ExactOptions {
+        threads: args.threads,
+        time_limit: args.time_limit,
+        verbose: args.solver_log,
+        highs_options: args.solver_options.clone(),
+        ..ExactOptions::default()
+    };
+    let decomposed = DecomposedOptions {
+        gap: args.gap,
+        time_limit: args.time_limit,
+        max_iterations: args.max_iterations,
+        threads: args.threads.map(|t| t as usize),
+        verbose: args.solver_log,
+    };
+    match args.solver {
+        SolverArg::Auto => SolverChoice::Auto(exact, decomposed),
+        SolverArg::Exact => SolverChoice::Exact(exact),
+        SolverArg::Decomposed => SolverChoice::Decomposed(decomposed),
+    }
 }
 
 fn default_out(scenario: &Path) -> PathBuf {

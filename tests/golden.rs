@@ -7,7 +7,7 @@ use std::path::Path;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_plan};
 use allot_optimizer::plan::{Binding, Reason};
-use allot_optimizer::{plan_exact, Allocation, Candidates, ExclusionRule, Plan, Problem};
+use allot_optimizer::{plan, SolverChoice, Allocation, Candidates, ExclusionRule, Plan, Problem};
 use allot_scenarios::load_scenario;
 
 const TOL: f64 = 1e-6;
@@ -15,7 +15,7 @@ const TOL: f64 = 1e-6;
 fn solve(name: &str) -> (Problem, Candidates, Allocation, Plan) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     let problem = load_scenario(&dir).expect("golden scenario loads").problem;
-    let (cands, alloc, plan) = plan_exact(&problem, &ExactOptions::default()).expect("solves");
+    let (cands, alloc, plan) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
     assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "allocation feasible");
     assert_eq!(check_plan(&problem, &plan), vec![], "plan respects the hard rules");
     (problem, cands, alloc, plan)

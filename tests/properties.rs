@@ -4,11 +4,12 @@
 
 use std::collections::HashSet;
 
+use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_plan, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
-    plan_exact, BaselineDemand, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone,
+    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone,
 };
 use chrono::NaiveDate;
 use proptest::collection::vec;
@@ -122,7 +123,7 @@ proptest! {
 
     #[test]
     fn exact_plans_respect_every_rule(problem in problem()) {
-        let (cands, alloc, plan) = plan_exact(&problem, &ExactOptions::default()).expect("the model is always feasible");
+        let (cands, alloc, plan) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("the model is always feasible");
         let violations = check_allocation(&problem, &cands, &alloc, 1e-6);
         prop_assert!(violations.is_empty(), "allocation: {violations:?}");
         let violations = check_plan(&problem, &plan);
@@ -143,5 +144,24 @@ proptest! {
         // Reservations and pick priorities are non-negative quantities.
         prop_assert!(plan.reservations.iter().all(|r| r.units > 0.0));
         prop_assert!(plan.pick_priorities.iter().all(|p| p.units > 0.0 && p.rank >= 1));
+    }
+
+    /// The decomposed solver's plans respect every rule too, and its certificate is
+    /// true: the bound is above the exact optimum and the plan below it.
+    #[test]
+    fn decomposed_plans_respect_every_rule_and_certify(problem in problem()) {
+        let decomposed = SolverChoice::Decomposed(DecomposedOptions { max_iterations: 200, ..DecomposedOptions::default() });
+        let (cands, alloc, served) = plan(&problem, &decomposed).expect("the decomposition always repairs to a feasible plan");
+        let violations = check_allocation(&problem, &cands, &alloc, 1e-6);
+        prop_assert!(violations.is_empty(), "allocation: {violations:?}");
+        let violations = check_plan(&problem, &served);
+        prop_assert!(violations.is_empty(), "plan: {violations:?}");
+        if !problem.is_mip() {
+            let (_, exact, _) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
+            let opt = exact.report.objective;
+            let slack = 1e-6 * opt.abs().max(1.0);
+            prop_assert!(alloc.report.bound >= opt - slack, "bound {} below optimum {opt}", alloc.report.bound);
+            prop_assert!(alloc.report.objective <= opt + slack, "plan {} above optimum {opt}", alloc.report.objective);
+        }
     }
 }

@@ -29,6 +29,14 @@ pub enum SolveStatus {
     Optimal,
     /// Stopped at the time limit with a feasible solution.
     TimeLimit,
+    /// A feasible solution proven within the requested relative gap of the optimum
+    /// (the decomposed solver's certificate).
+    WithinGap,
+    /// Stopped at the iteration limit with a feasible solution and its gap.
+    IterationLimit,
+    /// Stopped when further iterations no longer narrowed the gap; the plan and
+    /// its certified gap are reported.
+    Stalled,
 }
 
 impl SolveStatus {
@@ -37,6 +45,9 @@ impl SolveStatus {
         match self {
             SolveStatus::Optimal => "optimal",
             SolveStatus::TimeLimit => "time_limit",
+            SolveStatus::WithinGap => "within_gap",
+            SolveStatus::IterationLimit => "iteration_limit",
+            SolveStatus::Stalled => "stalled",
         }
     }
 }
@@ -102,6 +113,9 @@ pub struct SolveReport {
     pub variables: usize,
     /// Number of model constraints.
     pub constraints: usize,
+    /// Dual iterations of an iterative solver (`None` for the exact one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
 }
 
 /// A solved plan in the spec's variables.

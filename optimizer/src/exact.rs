@@ -457,6 +457,7 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &Ex
         solve_seconds,
         variables,
         constraints,
+        iterations: None,
     };
     Ok(Allocation { x, flows, unmet, offer_open, prices, report })
 }

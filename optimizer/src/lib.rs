@@ -8,6 +8,7 @@
 
 pub mod allocation;
 pub mod candidates;
+pub mod decomposed;
 pub mod exact;
 pub mod feasibility;
 pub mod model;
@@ -18,14 +19,72 @@ pub use candidates::{Candidates, ExclusionRule, Network};
 pub use model::*;
 pub use plan::{derive_plan, Plan};
 
+/// Which solver plans a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SolverChoice {
+    /// The full model in HiGHS ([`exact`]).
+    Exact(exact::ExactOptions),
+    /// Dual decomposition ([`decomposed`]).
+    Decomposed(decomposed::DecomposedOptions),
+    /// Exact below [`AUTO_EXACT_MAX_CANDIDATES`] candidates (or its MIP limit), decomposed above.
+    Auto(exact::ExactOptions, decomposed::DecomposedOptions),
+}
+
+/// Largest LP (in candidate pairs) that `auto` gives to the exact solver. Measured
+/// on 2 cores (`allot bench`): up to about this size HiGHS proves the optimum in a
+/// second or two; beyond it the exact solve grows faster than linearly (160k pairs:
+/// 7 s, 800k pairs: 140 s) while the decomposition stays linear.
+pub const AUTO_EXACT_MAX_CANDIDATES: usize = 40_000;
+
+/// Largest MIP (in candidate pairs) that `auto` gives to the exact solver: HiGHS's
+/// branch-and-cut grows much faster than the LP (160k pairs: 78 s).
+pub const AUTO_EXACT_MAX_MIP_CANDIDATES: usize = 10_000;
+
+impl SolverChoice {
+    /// The solver that will actually run on `cands`.
+    pub fn resolve(&self, problem: &Problem, cands: &Candidates) -> SolverChoice {
+        match self {
+            SolverChoice::Auto(exact, decomposed) => {
+                let limit = if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES };
+                if cands.len() <= limit {
+                    SolverChoice::Exact(exact.clone())
+                } else {
+                    SolverChoice::Decomposed(decomposed.clone())
+                }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// Why a solve returned no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// From the exact solver.
+    #[error(transparent)]
+    Exact(#[from] exact::SolveError),
+    /// From the decomposed solver.
+    #[error(transparent)]
+    Decomposed(#[from] decomposed::DecomposedError),
+}
+
 /// Everything a solve produces, from a problem to plan outputs, in one call.
 ///
 /// Why: callers (CLI, what-if runs, the service's background jobs) should not
 /// have to know the order of candidate building, solving and plan derivation.
-pub fn plan_exact(problem: &Problem, opts: &exact::ExactOptions) -> Result<(Candidates, Allocation, Plan), exact::SolveError> {
+pub fn plan(problem: &Problem, solver: &SolverChoice) -> Result<(Candidates, Allocation, Plan), PlanError> {
     let network = Network::new(problem);
     let cands = Candidates::build(problem, &network);
-    let alloc = exact::solve(problem, &network, &cands, opts)?;
+    let alloc = solve(problem, &network, &cands, solver)?;
     let plan = derive_plan(problem, &network, &cands, &alloc);
     Ok((cands, alloc, plan))
+}
+
+/// Solves with the chosen solver (resolving `auto` on the candidate count).
+pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
+    Ok(match solver.resolve(problem, cands) {
+        SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
+        SolverChoice::Decomposed(opts) => decomposed::solve(problem, network, cands, &opts)?,
+        SolverChoice::Auto(..) => unreachable!("resolve never returns auto"),
+    })
 }

@@ -15,6 +15,6 @@ pub mod table;
 
 pub use error::{LoadError, StoreError};
 pub use load::{load_scenario, LoadedScenario};
-pub use output::{write_plan_outputs, Format};
+pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use store::{Manifest, PlanStore, SaveRequest};
 pub use generate::{generate, GenerateSpec};

@@ -176,3 +176,19 @@ pub fn read_table(path: &Path) -> Result<DataFrame, StoreError> {
             .map_err(err)
     }
 }
+
+/// Rewrites every CSV table of a scenario directory as Parquet (typed columns as
+/// polars infers them), atomically per file, then removes the CSV: the loader reads
+/// either, and Parquet is what large scenarios are shipped as.
+pub fn convert_scenario_to_parquet(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("cannot read", dir, e))?;
+    let mut csvs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
+    csvs.sort();
+    for csv in csvs {
+        let mut df = read_table(&csv)?;
+        let parquet = csv.with_extension("parquet");
+        write_atomic(&parquet, |file| encode(&mut df, Format::Parquet, file).map_err(|reason| StoreError::Table { path: parquet.clone(), reason }))?;
+        std::fs::remove_file(&csv).map_err(|e| StoreError::io("cannot remove", &csv, e))?;
+    }
+    sync_dir(dir)
+}

@@ -1,0 +1,266 @@
+//! The per-customer step of the decomposition: given resource prices, every
+//! customer picks its exposures independently.
+//!
+//! This is the "map" of the method (see `ARCHITECTURE.md`, "Beyond one machine"):
+//! it reads only its own customers' candidates and a few thousand prices, and
+//! returns sums of the same small size, so it can run on any partition of the
+//! customers, in any worker, with no global state.
+
+use std::ops::Range;
+
+/// Read-only view of the candidates the kernel needs: CSR by customer, plus the
+/// per-customer and per-offer attributes that set a candidate's value and cell.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelInput<'a> {
+    /// `customer_start[c]..customer_start[c+1]` are customer `c`'s candidates.
+    pub customer_start: &'a [u32],
+    /// Offer of each candidate.
+    pub offer: &'a [u32],
+    /// Acceptance probability of each candidate.
+    pub p: &'a [f64],
+    /// Zone of each customer.
+    pub zone: &'a [u32],
+    /// Fairness slot of each customer: its group index, or `groups` when it has none.
+    pub slot: &'a [u32],
+    /// Objective weight of each customer (its tier's weight).
+    pub weight: &'a [f64],
+    /// Contact cap of each customer (`u32::MAX` when unlimited).
+    pub cap: &'a [u32],
+    /// Margin of each offer.
+    pub margin: &'a [f64],
+    /// Number of zones (cells are `offer * zones + zone`).
+    pub zones: usize,
+    /// Number of fairness slots per offer (groups + 1).
+    pub slots: usize,
+}
+
+/// The prices the customers face, aggregated to cells so the kernel does two
+/// lookups per candidate.
+#[derive(Debug, Clone, Default)]
+pub struct CellPrices {
+    /// Per `offer * zones + zone`: the price of one expected acceptance (its SKUs
+    /// at the zone's bid prices, its budget share, redemption and delivery prices).
+    pub per_accept: Vec<f64>,
+    /// Per `offer * slots + slot`: a price per unit of exposure (fairness and the
+    /// custom-offer limit); `-inf` closes the offer.
+    pub per_exposure: Vec<f64>,
+    /// Ridge weight relative to a candidate's value (`gamma_k = epsilon * value_k`).
+    pub epsilon: f64,
+}
+
+/// What one partition of customers returns: sums over its candidates, all small.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionSums {
+    /// Per cell `offer * zones + zone`: expected acceptances `sum p x` of the smoothed response.
+    pub accepts: Vec<f64>,
+    /// Per `offer * slots + slot`: exposures `sum x` of the smoothed response.
+    pub exposure: Vec<f64>,
+    /// The customers' part of the (unsmoothed) Lagrangian dual function.
+    pub dual_value: f64,
+}
+
+impl PartitionSums {
+    /// Zeroed sums for the given sizes.
+    pub fn zeros(cells: usize, slots: usize) -> Self {
+        PartitionSums { accepts: vec![0.0; cells], exposure: vec![0.0; slots], dual_value: 0.0 }
+    }
+
+    /// Adds another partition's sums (the "reduce").
+    pub fn add(&mut self, other: &PartitionSums) {
+        for (a, b) in self.accepts.iter_mut().zip(&other.accepts) {
+            *a += b;
+        }
+        for (a, b) in self.exposure.iter_mut().zip(&other.exposure) {
+            *a += b;
+        }
+        self.dual_value += other.dual_value;
+    }
+}
+
+/// Reusable per-thread buffers, so the kernel allocates nothing per customer.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    reduced: Vec<f64>,
+    gamma: Vec<f64>,
+    breaks: Vec<f64>,
+    x: Vec<f64>,
+}
+
+/// Where the kernel blends its responses: `out += mix * (x - out)`, indexed from the
+/// partition's first candidate (`mix = 1` writes the response itself; a smaller
+/// `mix` keeps a running average of responses, the primal recovery of the method).
+pub type Blend<'a> = Option<(&'a mut [f32], f64)>;
+
+/// Prices the customers in `customers`: each one's smoothed best response
+/// (accumulated into the sums, and blended into `blend` when given) and its
+/// unsmoothed dual value.
+pub fn price_customers(
+    input: &KernelInput,
+    prices: &CellPrices,
+    customers: Range<usize>,
+    scratch: &mut Scratch,
+    mut blend: Blend,
+) -> PartitionSums {
+    let mut sums = PartitionSums::zeros(prices.per_accept.len(), prices.per_exposure.len());
+    let first = input.customer_start[customers.start] as usize;
+    for c in customers {
+        let range = input.customer_start[c] as usize..input.customer_start[c + 1] as usize;
+        if range.is_empty() {
+            continue;
+        }
+        let zone = input.zone[c] as usize;
+        let slot = input.slot[c] as usize;
+        reduced_values(input, prices, c, &mut scratch.reduced, &mut scratch.gamma);
+        let cap = input.cap[c];
+        sums.dual_value += best_response_value(&mut scratch.breaks, &scratch.reduced, cap);
+        smoothed_response(&scratch.reduced, &scratch.gamma, cap, &mut scratch.breaks, &mut scratch.x);
+        for (i, k) in range.clone().enumerate() {
+            let x = scratch.x[i];
+            if x > 0.0 {
+                let o = input.offer[k] as usize;
+                sums.accepts[o * input.zones + zone] += input.p[k] * x;
+                sums.exposure[o * input.slots + slot] += x;
+            }
+            if let Some((out, mix)) = blend.as_mut() {
+                let slot = &mut out[k - first];
+                *slot += (*mix * (x - f64::from(*slot))) as f32;
+            }
+        }
+    }
+    sums
+}
+
+/// Reduced values `value - p * per_accept + per_exposure` of customer `c`'s
+/// candidates, and their ridge weights `epsilon * value`.
+pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduced: &mut Vec<f64>, gamma: &mut Vec<f64>) {
+    reduced.clear();
+    gamma.clear();
+    let zone = input.zone[c] as usize;
+    let slot = input.slot[c] as usize;
+    for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
+        let o = input.offer[k] as usize;
+        let p = input.p[k];
+        let value = input.weight[c] * input.margin[o] * p;
+        reduced.push(value - p * prices.per_accept[o * input.zones + zone] + prices.per_exposure[o * input.slots + slot]);
+        gamma.push((prices.epsilon * value).max(1e-9));
+    }
+}
+
+/// The customer's unsmoothed best value: the sum of its `cap` largest positive
+/// reduced values (its term of the Lagrangian dual function).
+pub fn best_response_value(buf: &mut Vec<f64>, reduced: &[f64], cap: u32) -> f64 {
+    buf.clear();
+    buf.extend(reduced.iter().copied().filter(|&r| r > 0.0));
+    let cap = cap as usize;
+    if buf.len() > cap {
+        if cap == 0 {
+            return 0.0;
+        }
+        buf.select_nth_unstable_by(cap - 1, |a, b| b.total_cmp(a));
+        buf[..cap].iter().sum()
+    } else {
+        buf.iter().sum()
+    }
+}
+
+/// The contact-cap price of a customer: its `cap`-th largest reduced value when
+/// more than `cap` candidates are worth taking, else 0.
+pub fn contact_cap_price(buf: &mut Vec<f64>, reduced: &[f64], cap: u32) -> f64 {
+    buf.clear();
+    buf.extend(reduced.iter().copied().filter(|&r| r > 0.0));
+    let cap = cap as usize;
+    if buf.len() > cap && cap > 0 {
+        // The (cap+1)-th value is what the cap turns away; the price lies between.
+        buf.select_nth_unstable_by(cap, |a, b| b.total_cmp(a));
+        buf[cap]
+    } else {
+        0.0
+    }
+}
+
+/// The ridge-regularized best response: maximise `sum r x - gamma/2 x^2` over
+/// `x in [0,1]`, `sum x <= cap`. The solution is `x = clip((r - theta)/gamma, 0, 1)`
+/// with the smallest `theta >= 0` meeting the cap, found exactly on the breakpoints
+/// of that piecewise-linear sum.
+pub fn smoothed_response(reduced: &[f64], gamma: &[f64], cap: u32, breaks: &mut Vec<f64>, x: &mut Vec<f64>) {
+    let at = |theta: f64, x: &mut Vec<f64>| {
+        x.clear();
+        x.extend(reduced.iter().zip(gamma).map(|(&r, &g)| ((r - theta) / g).clamp(0.0, 1.0)));
+        x.iter().sum::<f64>()
+    };
+    let cap = cap as f64;
+    if at(0.0, x) <= cap {
+        return;
+    }
+    // sum(theta) falls from > cap at 0 to 0 at max(r); it is linear between breakpoints.
+    breaks.clear();
+    for (&r, &g) in reduced.iter().zip(gamma) {
+        if r > 0.0 {
+            breaks.push(r);
+            if r - g > 0.0 {
+                breaks.push(r - g);
+            }
+        }
+    }
+    breaks.sort_unstable_by(f64::total_cmp);
+    let (mut lo, mut s_lo) = (0.0, f64::INFINITY);
+    for &b in breaks.iter() {
+        let s = at(b, x);
+        if s <= cap {
+            // Root between lo and b; the sum is linear there.
+            let s_lo = if s_lo.is_finite() { s_lo } else { at(lo, x) };
+            let theta = if s_lo - s > 0.0 { lo + (b - lo) * (s_lo - cap) / (s_lo - s) } else { b };
+            at(theta, x);
+            return;
+        }
+        lo = b;
+        s_lo = s;
+    }
+    at(lo, x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothed_response_meets_the_cap_exactly() {
+        let r = [3.0, 2.0, 1.5, 0.2, -1.0];
+        let g = [1.0; 5];
+        let (mut b, mut x) = (Vec::new(), Vec::new());
+        smoothed_response(&r, &g, 2, &mut b, &mut x);
+        let s: f64 = x.iter().sum();
+        assert!((s - 2.0).abs() < 1e-9, "{x:?}");
+        assert!(x.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(x[4], 0.0);
+        // Uncapped: plain clipping.
+        smoothed_response(&r, &g, 10, &mut b, &mut x);
+        assert_eq!(x, vec![1.0, 1.0, 1.0, 0.2, 0.0]);
+    }
+
+    #[test]
+    fn smoothed_response_is_the_projection() {
+        // Compare with a fine search over theta.
+        let r = [0.9, 0.85, 0.8, 0.3];
+        let g = [0.5, 0.1, 0.2, 0.3];
+        let (mut b, mut x) = (Vec::new(), Vec::new());
+        smoothed_response(&r, &g, 1, &mut b, &mut x);
+        let s: f64 = x.iter().sum();
+        assert!((s - 1.0).abs() < 1e-9, "{x:?}");
+        let theta = r[0] - g[0] * x[0];
+        for i in 0..4 {
+            let want = ((r[i] - theta) / g[i]).clamp(0.0, 1.0);
+            assert!((x[i] - want).abs() < 1e-9, "{i}: {x:?}");
+        }
+    }
+
+    #[test]
+    fn best_response_takes_the_top_positive_values() {
+        let mut b = Vec::new();
+        assert_eq!(best_response_value(&mut b, &[1.0, 5.0, -2.0, 3.0], 2), 8.0);
+        assert_eq!(best_response_value(&mut b, &[1.0, -5.0], 3), 1.0);
+        assert_eq!(best_response_value(&mut b, &[1.0, 5.0], 0), 0.0);
+        assert_eq!(contact_cap_price(&mut b, &[1.0, 5.0, -2.0, 3.0], 2), 1.0);
+        assert_eq!(contact_cap_price(&mut b, &[1.0, 5.0], 2), 0.0);
+    }
+}

@@ -1,0 +1,294 @@
+//! `allot bench`: generates scenarios at given sizes and runs every solver on each,
+//! side by side in one process, so the figures compare like with like (same
+//! machine, same run). Prints a table and optionally writes JSON.
+//!
+//! Per size: generate (CSV, then converted to Parquet), load from Parquet, then per
+//! solver: the solve (scenario in memory to a feasible plan with its certificate),
+//! its peak memory, objective, bound and gap; then plan derivation and output
+//! writing for the last solver. Peak memory is the process's `VmHWM` after the
+//! kernel's peak counter is reset before each phase, so it includes the loaded
+//! scenario itself (and HiGHS's C++ allocations).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use allot_optimizer::decomposed::DecomposedOptions;
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::{derive_plan, solve, Candidates, Network, SolverChoice};
+use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Format, GenerateSpec};
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// Options of `allot bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Customer counts to generate, comma-separated (e.g. 100000,1000000).
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000")]
+    customers: Vec<usize>,
+    /// Candidate offers per customer.
+    #[arg(long, default_value_t = 8)]
+    candidates: usize,
+    #[arg(long, default_value_t = 40)]
+    offers: usize,
+    #[arg(long, default_value_t = 300)]
+    skus: usize,
+    #[arg(long, default_value_t = 20)]
+    zones: usize,
+    #[arg(long, default_value_t = 5)]
+    warehouses: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep the custom-offer limit (a MIP); by default it is dropped so both solvers
+    /// face the same LP.
+    #[arg(long)]
+    mip: bool,
+    /// Solvers to run, in order, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "exact,decomposed")]
+    solvers: Vec<BenchSolver>,
+    /// Skip the exact solver above this many customers (it grows superlinearly).
+    #[arg(long, default_value_t = 100_000)]
+    exact_max_customers: usize,
+    /// Derive and write the plan outputs only up to this many customers.
+    #[arg(long, default_value_t = 1_000_000)]
+    write_max_customers: usize,
+    /// Worker threads for the solvers [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Decomposed solver: target gap.
+    #[arg(long, default_value_t = DecomposedOptions::default().gap)]
+    gap: f64,
+    /// Decomposed solver: iteration limit.
+    #[arg(long, default_value_t = DecomposedOptions::default().max_iterations)]
+    max_iterations: usize,
+    /// Directory for the generated scenarios [default: a temporary directory, removed after].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum BenchSolver {
+    Exact,
+    Decomposed,
+}
+
+/// One solver on one size.
+#[derive(Serialize)]
+struct SolverRun {
+    solver: BenchSolver,
+    /// `None` when skipped (with the reason in `skipped`).
+    status: Option<String>,
+    skipped: Option<String>,
+    solve_seconds: f64,
+    peak_mib: f64,
+    objective: f64,
+    bound: f64,
+    gap: f64,
+    iterations: Option<usize>,
+    /// `(exact - this) / |exact|` when the exact solver ran on this size.
+    below_exact: Option<f64>,
+    /// Exact solve time over this solve time, when the exact solver ran.
+    speedup_vs_exact: Option<f64>,
+}
+
+/// One generated size.
+#[derive(Serialize)]
+struct SizeRun {
+    customers: usize,
+    candidate_pairs: usize,
+    generate_seconds: f64,
+    load_parquet_seconds: f64,
+    load_peak_mib: f64,
+    candidates_seconds: f64,
+    runs: Vec<SolverRun>,
+    /// Plan derivation and output writing (CSV) for the last solver that ran.
+    write_seconds: Option<f64>,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let temp = tempfile::tempdir().context("creating a temporary directory")?;
+    let root = args.work_dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let mut sizes = Vec::new();
+    for &customers in &args.customers {
+        let dir = root.join(format!("bench-{customers}-{}-{}", args.candidates, args.seed));
+        let spec = GenerateSpec {
+            customers,
+            offers: args.offers,
+            skus: args.skus,
+            zones: args.zones,
+            warehouses: args.warehouses,
+            candidates: args.candidates,
+            seed: args.seed,
+            ..GenerateSpec::default()
+        };
+        eprintln!("bench: generating {customers} customers x {} candidates in {} ...", args.candidates, dir.display());
+        let t = Instant::now();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        generate(&dir, &spec)?;
+        convert_scenario_to_parquet(&dir)?;
+        let generate_seconds = t.elapsed().as_secs_f64();
+
+        reset_peak_memory();
+        let t = Instant::now();
+        let mut problem = load_scenario(&dir)?.problem;
+        let load_parquet_seconds = t.elapsed().as_secs_f64();
+        let load_peak_mib = peak_mib();
+        if !args.mip {
+            problem.policy.max_custom_offers = None;
+        }
+        let t = Instant::now();
+        let network = Network::new(&problem);
+        let cands = Candidates::build(&problem, &network);
+        let candidates_seconds = t.elapsed().as_secs_f64();
+        eprintln!("bench: loaded {} pairs in {load_parquet_seconds:.2}s", cands.len());
+
+        let mut runs: Vec<SolverRun> = Vec::new();
+        let mut last_allocation = None;
+        for &solver in &args.solvers {
+            if solver == BenchSolver::Exact && customers > args.exact_max_customers {
+                runs.push(SolverRun::skipped(solver, format!("above --exact-max-customers {}", args.exact_max_customers)));
+                continue;
+            }
+            let choice = match solver {
+                BenchSolver::Exact => SolverChoice::Exact(ExactOptions { threads: args.threads.map(|t| t as u32), ..ExactOptions::default() }),
+                BenchSolver::Decomposed => SolverChoice::Decomposed(DecomposedOptions {
+                    gap: args.gap,
+                    max_iterations: args.max_iterations,
+                    threads: args.threads,
+                    ..DecomposedOptions::default()
+                }),
+            };
+            eprintln!("bench: {customers} customers, {} ...", name(solver));
+            reset_peak_memory();
+            let t = Instant::now();
+            let alloc = solve(&problem, &network, &cands, &choice)?;
+            let solve_seconds = t.elapsed().as_secs_f64();
+            let r = &alloc.report;
+            runs.push(SolverRun {
+                solver,
+                status: Some(r.status.as_str().to_string()),
+                skipped: None,
+                solve_seconds,
+                peak_mib: peak_mib(),
+                objective: r.objective,
+                bound: r.bound,
+                gap: r.gap,
+                iterations: r.iterations,
+                below_exact: None,
+                speedup_vs_exact: None,
+            });
+            last_allocation = Some(alloc);
+        }
+        if let Some(exact) = runs.iter().find(|r| r.solver == BenchSolver::Exact && r.status.is_some()) {
+            let (objective, seconds) = (exact.objective, exact.solve_seconds);
+            for r in runs.iter_mut().filter(|r| r.status.is_some()) {
+                r.below_exact = Some((objective - r.objective) / objective.abs().max(1.0));
+                r.speedup_vs_exact = Some(seconds / r.solve_seconds.max(1e-9));
+            }
+        }
+        let write_seconds = match last_allocation {
+            Some(alloc) if customers <= args.write_max_customers => {
+                let t = Instant::now();
+                let plan = derive_plan(&problem, &network, &cands, &alloc);
+                write_plan_outputs(&dir.join("out"), &problem, &plan, &plan.kpis, Format::Csv)?;
+                Some(t.elapsed().as_secs_f64())
+            }
+            _ => None,
+        };
+        sizes.push(SizeRun {
+            customers,
+            candidate_pairs: cands.len(),
+            generate_seconds,
+            load_parquet_seconds,
+            load_peak_mib,
+            candidates_seconds,
+            runs,
+            write_seconds,
+        });
+        drop((problem, cands, network));
+        if args.work_dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        print_table(&sizes);
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+            "threads": args.threads,
+            "sizes": sizes,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+impl SolverRun {
+    fn skipped(solver: BenchSolver, why: String) -> Self {
+        SolverRun {
+            solver,
+            status: None,
+            skipped: Some(why),
+            solve_seconds: 0.0,
+            peak_mib: 0.0,
+            objective: f64::NAN,
+            bound: f64::NAN,
+            gap: f64::NAN,
+            iterations: None,
+            below_exact: None,
+            speedup_vs_exact: None,
+        }
+    }
+}
+
+fn name(s: BenchSolver) -> &'static str {
+    match s {
+        BenchSolver::Exact => "exact",
+        BenchSolver::Decomposed => "decomposed",
+    }
+}
+
+fn print_table(sizes: &[SizeRun]) {
+    println!(
+        "{:>10} {:>11} {:>8} {:>8} {:>11} {:>15} {:>8} {:>9} {:>10} {:>14} {:>10} {:>9} {:>15} {:>7}",
+        "customers", "pairs", "load_s", "write_s", "solver", "status", "solve_s", "peak_MiB", "speedup", "objective", "gap", "vs_exact", "bound", "iters"
+    );
+    for s in sizes {
+        for r in &s.runs {
+            let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+            println!(
+                "{:>10} {:>11} {:>8.2} {:>8} {:>11} {:>15} {:>8.2} {:>9.0} {:>10} {:>14.2} {:>10.2e} {:>9} {:>15.2} {:>7}",
+                s.customers,
+                s.candidate_pairs,
+                s.load_parquet_seconds,
+                opt(s.write_seconds, &|v| format!("{v:.2}")),
+                name(r.solver),
+                r.status.as_deref().unwrap_or("skipped"),
+                r.solve_seconds,
+                r.peak_mib,
+                opt(r.speedup_vs_exact, &|v| format!("{v:.1}x")),
+                r.objective,
+                r.gap,
+                opt(r.below_exact, &|v| format!("{:.3}%", 100.0 * v)),
+                r.bound,
+                r.iterations.map_or("-".to_string(), |i| i.to_string())
+            );
+        }
+    }
+}
+
+/// Resets the kernel's peak-RSS counter (Linux: `5` to `/proc/self/clear_refs`).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since the last reset, in MiB.
+fn peak_mib() -> f64 {
+    crate::peak_memory().map_or(f64::NAN, |kb| kb as f64 / 1024.0)
+}

@@ -1,0 +1,159 @@
+//! Agreement tests: the decomposed solver against the exact one on generated
+//! scenarios, with the independent checker (`feasibility`) as judge.
+//!
+//! The scenarios have 10,000 customers, so the decomposition's sample warm start
+//! (4,000 customers) is a true sample, as it is at scale.
+
+use allot_optimizer::decomposed::DecomposedOptions;
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::feasibility::{check_allocation, check_plan};
+use allot_optimizer::{derive_plan, solve, Allocation, Candidates, Network, Problem, SolveStatus, SolverChoice};
+use allot_scenarios::{generate, load_scenario, GenerateSpec};
+
+const TOL: f64 = 1e-6;
+
+/// A generated scenario, with `edit` applied to the policy before solving.
+fn scenario(seed: u64, edit: impl FnOnce(&mut Problem)) -> Problem {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scenario");
+    let spec = GenerateSpec { customers: 10_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed, ..GenerateSpec::default() };
+    generate(&out, &spec).expect("generates");
+    let mut problem = load_scenario(&out).expect("loads").problem;
+    edit(&mut problem);
+    problem
+}
+
+fn solve_both(problem: &Problem) -> (Candidates, Allocation, Allocation) {
+    let network = Network::new(problem);
+    let cands = Candidates::build(problem, &network);
+    let exact = solve(problem, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
+    let decomposed = solve(problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("decomposed solves");
+    // The one checker, for both solvers.
+    assert_eq!(check_allocation(problem, &cands, &exact, TOL), vec![], "exact allocation feasible");
+    assert_eq!(check_allocation(problem, &cands, &decomposed, TOL), vec![], "decomposed allocation feasible");
+    let plan = derive_plan(problem, &network, &cands, &decomposed);
+    assert_eq!(check_plan(problem, &plan), vec![], "decomposed plan respects the hard rules");
+    (cands, exact, decomposed)
+}
+
+/// The certificate must be true: the bound is above the optimum, the plan below
+/// it, and the reported gap is what they say.
+fn assert_certificate(exact: &Allocation, decomposed: &Allocation) {
+    let opt = exact.report.objective;
+    let r = &decomposed.report;
+    let slack = 1e-7 * opt.abs().max(1.0);
+    assert!(r.bound >= opt - slack, "bound {} below the optimum {opt}", r.bound);
+    assert!(r.objective <= opt + slack, "plan {} above the optimum {opt}", r.objective);
+    let gap = (r.bound - r.objective) / r.objective.abs().max(1.0);
+    assert!((gap - r.gap).abs() < 1e-9, "reported gap {} but bound and objective give {gap}", r.gap);
+    if r.status == SolveStatus::WithinGap {
+        assert!(r.gap <= DecomposedOptions::default().gap);
+    }
+}
+
+fn relative_difference(exact: &Allocation, decomposed: &Allocation) -> f64 {
+    (exact.report.objective - decomposed.report.objective).abs() / exact.report.objective.abs().max(1.0)
+}
+
+fn lp(problem: &mut Problem) {
+    problem.policy.max_custom_offers = None;
+}
+
+#[test]
+fn agrees_with_exact_with_fairness_budget_and_caps() {
+    let problem = scenario(7, lp);
+    assert!(problem.policy.fairness_min_ratio.is_some() && problem.policy.budget.is_some());
+    assert!(problem.offers.iter().any(|o| o.max_redemptions.is_some()));
+    assert!(problem.zones.iter().any(|z| z.delivery_capacity.is_some()));
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
+#[test]
+fn agrees_with_exact_without_fairness() {
+    let problem = scenario(7, |p| {
+        lp(p);
+        p.policy.fairness_min_ratio = None;
+    });
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
+#[test]
+fn agrees_with_exact_without_redemption_and_delivery_caps() {
+    let problem = scenario(7, |p| {
+        lp(p);
+        p.offers.iter_mut().for_each(|o| o.max_redemptions = None);
+        p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
+    });
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
+#[test]
+fn agrees_with_exact_without_budget() {
+    let problem = scenario(7, |p| {
+        lp(p);
+        p.policy.budget = None;
+    });
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
+/// A harder draw (seed 11) where the plan stalls about 0.15% below the optimum: the
+/// certificate still holds and says so (the bound is within 0.02%); 0.1% is not
+/// reached here, which the closing note of the scale issue records.
+#[test]
+fn certified_on_a_harder_draw() {
+    let problem = scenario(11, |p| {
+        lp(p);
+        p.offers.iter_mut().for_each(|o| o.max_redemptions = None);
+        p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
+    });
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 3e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
+/// The custom-offer limit: the heuristic's plan respects the limit, and its gap is
+/// reported against the relaxation's bound (which is above the exact LP relaxation's
+/// optimum, itself above the MIP's).
+#[test]
+fn custom_offer_heuristic_respects_the_limit() {
+    let problem = scenario(5, |p| p.policy.max_custom_offers = Some(1));
+    assert!(problem.is_mip());
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let decomposed = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("solves");
+    assert_eq!(check_allocation(&problem, &cands, &decomposed, TOL), vec![]);
+    let open_custom = problem.offers.iter().zip(&decomposed.offer_open).filter(|(o, &open)| o.custom && open).count();
+    assert!(open_custom <= 1, "{open_custom} custom offers open");
+    let mut relaxed = problem.clone();
+    relaxed.policy.max_custom_offers = None;
+    let lp = solve(&relaxed, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("LP solves");
+    assert!(decomposed.report.bound >= lp.report.objective - 1e-7 * lp.report.objective.abs(), "relaxation bound below the LP optimum");
+    assert!(decomposed.report.objective <= lp.report.objective + 1e-6);
+}
+
+/// `auto` picks exact below the measured threshold and decomposed above it.
+#[test]
+fn auto_picks_by_size() {
+    let mut problem = scenario(3, lp);
+    let auto = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    assert!(cands.len() > allot_optimizer::AUTO_EXACT_MAX_CANDIDATES);
+    assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Decomposed(_)));
+    problem.uptake.truncate(1000);
+    let cands = Candidates::build(&problem, &network);
+    assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Exact(_)));
+}
