@@ -203,20 +203,29 @@ pub fn smoothed_response(reduced: &[f64], gamma: &[f64], cap: u32, breaks: &mut 
         }
     }
     breaks.sort_unstable_by(f64::total_cmp);
-    let (mut lo, mut s_lo) = (0.0, f64::INFINITY);
-    for &b in breaks.iter() {
-        let s = at(b, x);
-        if s <= cap {
-            // Root between lo and b; the sum is linear there.
-            let s_lo = if s_lo.is_finite() { s_lo } else { at(lo, x) };
-            let theta = if s_lo - s > 0.0 { lo + (b - lo) * (s_lo - cap) / (s_lo - s) } else { b };
-            at(theta, x);
-            return;
+    // Binary search for the first breakpoint where the sum is within the cap
+    // (the sum falls as theta grows, and is 0 at the last breakpoint).
+    let sum_at = |theta: f64| reduced.iter().zip(gamma).map(|(&r, &g)| ((r - theta) / g).clamp(0.0, 1.0)).sum::<f64>();
+    let (mut lo_i, mut hi_i) = (0usize, breaks.len() - 1);
+    if sum_at(breaks[0]) <= cap {
+        hi_i = 0;
+    } else {
+        // Invariant: sum(breaks[lo_i]) > cap >= sum(breaks[hi_i]).
+        while hi_i - lo_i > 1 {
+            let mid = (lo_i + hi_i) / 2;
+            if sum_at(breaks[mid]) > cap {
+                lo_i = mid;
+            } else {
+                hi_i = mid;
+            }
         }
-        lo = b;
-        s_lo = s;
     }
-    at(lo, x);
+    let (lo, s_lo) = if hi_i == 0 { (0.0, at(0.0, x)) } else { (breaks[lo_i], sum_at(breaks[lo_i])) };
+    let hi = breaks[hi_i];
+    let s_hi = sum_at(hi);
+    // The sum is linear between the two breakpoints: interpolate the root.
+    let theta = if s_lo - s_hi > 0.0 { lo + (hi - lo) * (s_lo - cap) / (s_lo - s_hi) } else { hi };
+    at(theta, x);
 }
 
 #[cfg(test)]
@@ -251,6 +260,38 @@ mod tests {
         for i in 0..4 {
             let want = ((r[i] - theta) / g[i]).clamp(0.0, 1.0);
             assert!((x[i] - want).abs() < 1e-9, "{i}: {x:?}");
+        }
+    }
+
+    #[test]
+    fn smoothed_response_matches_bisection_on_many_inputs() {
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut b, mut x) = (Vec::new(), Vec::new());
+        for _ in 0..500 {
+            let m = 1 + (next() * 12.0) as usize;
+            let r: Vec<f64> = (0..m).map(|_| 2.0 * next() - 0.5).collect();
+            let g: Vec<f64> = (0..m).map(|_| 0.01 + next()).collect();
+            let cap = (next() * 4.0) as u32;
+            smoothed_response(&r, &g, cap, &mut b, &mut x);
+            let sum = |t: f64| r.iter().zip(&g).map(|(&r, &g)| ((r - t) / g).clamp(0.0, 1.0)).sum::<f64>();
+            let theta = if sum(0.0) <= cap as f64 {
+                0.0
+            } else {
+                let (mut lo, mut hi) = (0.0, 10.0);
+                for _ in 0..200 {
+                    let mid = (lo + hi) / 2.0;
+                    if sum(mid) > cap as f64 { lo = mid } else { hi = mid }
+                }
+                hi
+            };
+            for i in 0..m {
+                let want = ((r[i] - theta) / g[i]).clamp(0.0, 1.0);
+                assert!((x[i] - want).abs() < 1e-6, "r {r:?} g {g:?} cap {cap}: {x:?}");
+            }
         }
     }
 

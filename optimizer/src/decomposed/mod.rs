@@ -699,12 +699,12 @@ struct Phase {
 /// window of `WINDOW` iterations, down to `EPSILON_MIN`. Each window ends with a
 /// repair of the window's averaged response.
 const EPSILON_START: f64 = 0.5;
-const EPSILON_WARM: f64 = 0.01;
+const EPSILON_WARM: f64 = 0.005;
 const EPSILON_SHRINK: f64 = 0.5;
 const EPSILON_MIN: f64 = 2e-3;
 const WINDOW: usize = 40;
 /// Windows without progress after which a run stops as stalled.
-const STALL_WINDOWS: usize = 3;
+const STALL_WINDOWS: usize = 1;
 
 fn run_phase(
     ctx: &Context,
@@ -758,7 +758,9 @@ fn run_phase(
         }
         t = t_next;
         let last = iterations >= opts.max_iterations || out_of_time();
-        if iterations - window_start < WINDOW && !last {
+        // The first repair comes after one iteration (a warm start is often already
+        // within reach of the target); later ones at the end of each window.
+        if iterations > 1 && iterations - window_start < WINDOW && !last {
             continue;
         }
         let (plan, x) = repair::repair(ctx, &average, &nu, epsilon)?;
@@ -782,9 +784,9 @@ fn run_phase(
             status = if out_of_time() { SolveStatus::TimeLimit } else { SolveStatus::IterationLimit };
             break;
         }
-        // Stall: at the ridge's floor, windows that improve neither side by a tenth
-        // of the target gap are not worth their time.
-        if epsilon <= EPSILON_MIN && gap > last_gap - opts.gap / 10.0 {
+        // Stall: windows that improve neither side by a tenth of the target gap
+        // are not worth their time.
+        if gap > last_gap - opts.gap / 10.0 {
             stalled_windows += 1;
             if stalled_windows >= STALL_WINDOWS {
                 status = SolveStatus::Stalled;
