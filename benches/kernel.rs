@@ -87,10 +87,10 @@ fn kernels(c: &mut Criterion) {
 
     let mut s = Stream(11);
     let reduced: Vec<f64> = (0..PER_CUSTOMER).map(|_| s.next() - 0.3).collect();
-    let gamma = vec![0.01; PER_CUSTOMER];
+    let inv_gamma = vec![100.0; PER_CUSTOMER];
     c.bench_function("smoothed_response/8 candidates, cap 3", |b| {
         let (mut breaks, mut x) = (Vec::new(), Vec::new());
-        b.iter(|| smoothed_response(std::hint::black_box(&reduced), &gamma, 3, &mut breaks, &mut x))
+        b.iter(|| smoothed_response(std::hint::black_box(&reduced), &inv_gamma, 3, &mut breaks, &mut x))
     });
 }
 

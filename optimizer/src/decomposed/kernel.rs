@@ -81,7 +81,7 @@ impl PartitionSums {
 #[derive(Debug, Default)]
 pub struct Scratch {
     reduced: Vec<f64>,
-    gamma: Vec<f64>,
+    inv_gamma: Vec<f64>,
     breaks: Vec<f64>,
     x: Vec<f64>,
 }
@@ -110,10 +110,10 @@ pub fn price_customers(
         }
         let zone = input.zone[c] as usize;
         let slot = input.slot[c] as usize;
-        reduced_values(input, prices, c, &mut scratch.reduced, &mut scratch.gamma);
+        reduced_values(input, prices, c, &mut scratch.reduced, &mut scratch.inv_gamma);
         let cap = input.cap[c];
         sums.dual_value += best_response_value(&mut scratch.breaks, &scratch.reduced, cap);
-        smoothed_response(&scratch.reduced, &scratch.gamma, cap, &mut scratch.breaks, &mut scratch.x);
+        smoothed_response(&scratch.reduced, &scratch.inv_gamma, cap, &mut scratch.breaks, &mut scratch.x);
         for (i, k) in range.clone().enumerate() {
             let x = scratch.x[i];
             if x > 0.0 {
@@ -131,10 +131,10 @@ pub fn price_customers(
 }
 
 /// Reduced values `value - p * per_accept + per_exposure` of customer `c`'s
-/// candidates, and their ridge weights `epsilon * value`.
-pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduced: &mut Vec<f64>, gamma: &mut Vec<f64>) {
+/// candidates, and the inverses of their ridge weights `1 / (epsilon * value)`.
+pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduced: &mut Vec<f64>, inv_gamma: &mut Vec<f64>) {
     reduced.clear();
-    gamma.clear();
+    inv_gamma.clear();
     let zone = input.zone[c] as usize;
     let slot = input.slot[c] as usize;
     for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
@@ -142,20 +142,42 @@ pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduce
         let p = input.p[k];
         let value = input.weight[c] * input.margin[o] * p;
         reduced.push(value - p * prices.per_accept[o * input.zones + zone] + prices.per_exposure[o * input.slots + slot]);
-        gamma.push((prices.epsilon * value).max(1e-9));
+        inv_gamma.push(1.0 / (prices.epsilon * value).max(1e-9));
     }
 }
 
 /// The customer's unsmoothed best value: the sum of its `cap` largest positive
 /// reduced values (its term of the Lagrangian dual function).
 pub fn best_response_value(buf: &mut Vec<f64>, reduced: &[f64], cap: u32) -> f64 {
+    let cap = cap as usize;
+    if cap >= reduced.len() {
+        return reduced.iter().filter(|&&r| r > 0.0).sum();
+    }
+    if cap == 0 {
+        return 0.0;
+    }
+    if cap <= 8 {
+        // The common case (small caps): keep the top values in a sorted array.
+        let mut top = [0.0f64; 8];
+        let mut n = 0;
+        for &r in reduced.iter().filter(|&&r| r > 0.0) {
+            if n < cap {
+                n += 1;
+            } else if r <= top[n - 1] {
+                continue;
+            }
+            let mut i = n - 1;
+            while i > 0 && top[i - 1] < r {
+                top[i] = top[i - 1];
+                i -= 1;
+            }
+            top[i] = r;
+        }
+        return top[..n].iter().sum();
+    }
     buf.clear();
     buf.extend(reduced.iter().copied().filter(|&r| r > 0.0));
-    let cap = cap as usize;
     if buf.len() > cap {
-        if cap == 0 {
-            return 0.0;
-        }
         buf.select_nth_unstable_by(cap - 1, |a, b| b.total_cmp(a));
         buf[..cap].iter().sum()
     } else {
@@ -179,48 +201,52 @@ pub fn contact_cap_price(buf: &mut Vec<f64>, reduced: &[f64], cap: u32) -> f64 {
 }
 
 /// The ridge-regularized best response: maximise `sum r x - gamma/2 x^2` over
-/// `x in [0,1]`, `sum x <= cap`. The solution is `x = clip((r - theta)/gamma, 0, 1)`
-/// with the smallest `theta >= 0` meeting the cap, found exactly on the breakpoints
-/// of that piecewise-linear sum.
-pub fn smoothed_response(reduced: &[f64], gamma: &[f64], cap: u32, breaks: &mut Vec<f64>, x: &mut Vec<f64>) {
+/// `x in [0,1]`, `sum x <= cap`, given `inv_gamma = 1/gamma`. The solution is
+/// `x = clip((r - theta)/gamma, 0, 1)` with the smallest `theta >= 0` meeting the
+/// cap, found exactly on the breakpoints of that piecewise-linear sum.
+pub fn smoothed_response(reduced: &[f64], inv_gamma: &[f64], cap: u32, breaks: &mut Vec<f64>, x: &mut Vec<f64>) {
     let at = |theta: f64, x: &mut Vec<f64>| {
         x.clear();
-        x.extend(reduced.iter().zip(gamma).map(|(&r, &g)| ((r - theta) / g).clamp(0.0, 1.0)));
-        x.iter().sum::<f64>()
+        x.extend(reduced.iter().zip(inv_gamma).map(|(&r, &ig)| ((r - theta) * ig).clamp(0.0, 1.0)));
     };
+    let sum_at = |theta: f64| reduced.iter().zip(inv_gamma).map(|(&r, &ig)| ((r - theta) * ig).clamp(0.0, 1.0)).sum::<f64>();
     let cap = cap as f64;
-    if at(0.0, x) <= cap {
+    at(0.0, x);
+    let s0: f64 = x.iter().sum();
+    if s0 <= cap {
         return;
     }
     // sum(theta) falls from > cap at 0 to 0 at max(r); it is linear between breakpoints.
     breaks.clear();
-    for (&r, &g) in reduced.iter().zip(gamma) {
+    for (&r, &ig) in reduced.iter().zip(inv_gamma) {
         if r > 0.0 {
             breaks.push(r);
-            if r - g > 0.0 {
-                breaks.push(r - g);
+            let lower = r - 1.0 / ig;
+            if lower > 0.0 {
+                breaks.push(lower);
             }
         }
     }
     breaks.sort_unstable_by(f64::total_cmp);
     // Binary search for the first breakpoint where the sum is within the cap
-    // (the sum falls as theta grows, and is 0 at the last breakpoint).
-    let sum_at = |theta: f64| reduced.iter().zip(gamma).map(|(&r, &g)| ((r - theta) / g).clamp(0.0, 1.0)).sum::<f64>();
-    let (mut lo_i, mut hi_i) = (0usize, breaks.len() - 1);
-    if sum_at(breaks[0]) <= cap {
-        hi_i = 0;
-    } else {
-        // Invariant: sum(breaks[lo_i]) > cap >= sum(breaks[hi_i]).
-        while hi_i - lo_i > 1 {
-            let mid = (lo_i + hi_i) / 2;
-            if sum_at(breaks[mid]) > cap {
-                lo_i = mid;
-            } else {
-                hi_i = mid;
-            }
+    // (invariant: sum(lo) > cap >= sum(hi); the sum is 0 at the last breakpoint).
+    let (mut lo, mut s_lo) = (0.0, s0);
+    let (mut lo_i, mut hi_i) = (None, breaks.len() - 1);
+    let mut first = 0;
+    while first < hi_i {
+        let mid = (first + hi_i) / 2;
+        let s = sum_at(breaks[mid]);
+        if s > cap {
+            lo_i = Some(mid);
+            s_lo = s;
+            first = mid + 1;
+        } else {
+            hi_i = mid;
         }
     }
-    let (lo, s_lo) = if hi_i == 0 { (0.0, at(0.0, x)) } else { (breaks[lo_i], sum_at(breaks[lo_i])) };
+    if let Some(i) = lo_i {
+        lo = breaks[i];
+    }
     let hi = breaks[hi_i];
     let s_hi = sum_at(hi);
     // The sum is linear between the two breakpoints: interpolate the root.
@@ -236,6 +262,7 @@ mod tests {
     fn smoothed_response_meets_the_cap_exactly() {
         let r = [3.0, 2.0, 1.5, 0.2, -1.0];
         let g = [1.0; 5];
+        let g = g.map(|g: f64| 1.0 / g);
         let (mut b, mut x) = (Vec::new(), Vec::new());
         smoothed_response(&r, &g, 2, &mut b, &mut x);
         let s: f64 = x.iter().sum();
@@ -253,7 +280,7 @@ mod tests {
         let r = [0.9, 0.85, 0.8, 0.3];
         let g = [0.5, 0.1, 0.2, 0.3];
         let (mut b, mut x) = (Vec::new(), Vec::new());
-        smoothed_response(&r, &g, 1, &mut b, &mut x);
+        smoothed_response(&r, &g.map(|g: f64| 1.0 / g), 1, &mut b, &mut x);
         let s: f64 = x.iter().sum();
         assert!((s - 1.0).abs() < 1e-9, "{x:?}");
         let theta = r[0] - g[0] * x[0];
@@ -276,7 +303,8 @@ mod tests {
             let r: Vec<f64> = (0..m).map(|_| 2.0 * next() - 0.5).collect();
             let g: Vec<f64> = (0..m).map(|_| 0.01 + next()).collect();
             let cap = (next() * 4.0) as u32;
-            smoothed_response(&r, &g, cap, &mut b, &mut x);
+            let inv: Vec<f64> = g.iter().map(|g| 1.0 / g).collect();
+            smoothed_response(&r, &inv, cap, &mut b, &mut x);
             let sum = |t: f64| r.iter().zip(&g).map(|(&r, &g)| ((r - t) / g).clamp(0.0, 1.0)).sum::<f64>();
             let theta = if sum(0.0) <= cap as f64 {
                 0.0
@@ -301,6 +329,9 @@ mod tests {
         assert_eq!(best_response_value(&mut b, &[1.0, 5.0, -2.0, 3.0], 2), 8.0);
         assert_eq!(best_response_value(&mut b, &[1.0, -5.0], 3), 1.0);
         assert_eq!(best_response_value(&mut b, &[1.0, 5.0], 0), 0.0);
+        assert_eq!(best_response_value(&mut b, &[1.0, 5.0, 3.0, 4.0, 2.0, -1.0], 3), 12.0);
+        let many: Vec<f64> = (0..20).map(f64::from).collect();
+        assert_eq!(best_response_value(&mut b, &many, 10), (10..20).map(f64::from).sum::<f64>());
         assert_eq!(contact_cap_price(&mut b, &[1.0, 5.0, -2.0, 3.0], 2), 1.0);
         assert_eq!(contact_cap_price(&mut b, &[1.0, 5.0], 2), 0.0);
     }

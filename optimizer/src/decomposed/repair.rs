@@ -49,9 +49,9 @@ const REDUCE_BLOCKS: usize = 64;
 const BAND_EDGES: [f64; 13] = [-0.5, -0.2, -0.05, -0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02, 0.05, 0.2, 0.5];
 const BANDS: usize = BAND_EDGES.len() + 1;
 
-fn band(reduced: f64, gamma: f64, epsilon: f64) -> usize {
+fn band(reduced: f64, inv_gamma: f64, epsilon: f64) -> usize {
     // gamma = epsilon * value, so reduced / value = reduced * epsilon / gamma.
-    let relative = reduced * epsilon / gamma;
+    let relative = reduced * epsilon * inv_gamma;
     BAND_EDGES.iter().take_while(|&&e| relative > e).count()
 }
 
@@ -87,21 +87,28 @@ pub(super) fn repair(ctx: &Context, average: &[f32], nu: &[f64], epsilon: f64) -
                 })
                 .collect();
             // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
-            for (r, g) in reduced.iter_mut().zip(gamma.iter_mut()) {
-                let value = *g / epsilon;
+            for (r, ig) in reduced.iter_mut().zip(gamma.iter_mut()) {
+                let value = 1.0 / (*ig * epsilon);
                 *r += GENEROUS_MARGIN * value;
-                *g = 1e-3 * GENEROUS_MARGIN * value.max(1e-9);
+                *ig = 1.0 / (1e-3 * GENEROUS_MARGIN * value.max(1e-9));
             }
             super::kernel::smoothed_response(&reduced, &gamma, input.cap[c], &mut breaks, &mut x);
             cells.into_iter().zip(x.into_iter().map(|v| v as f32))
         })
         .unzip();
-    let a = master(ctx, average, &cell)?;
-    let b = master(ctx, &generous, &cell)?;
-    Ok(if b.0.objective > a.0.objective { b } else { a })
+    let (a, a_scales) = master(ctx, average, &cell)?;
+    let (b, b_scales) = master(ctx, &generous, &cell)?;
+    let (plan, xhat, scales) = if b.objective > a.objective { (b, generous.as_slice(), b_scales) } else { (a, average, a_scales) };
+    // The plan's exposures: each response value scaled by its cell's factor.
+    let x = (0..xhat.len())
+        .into_par_iter()
+        .map(|k| if xhat[k] > 0.0 { f64::from(xhat[k]) * scales[cell[k] as usize] } else { 0.0 })
+        .collect();
+    Ok((plan, x))
 }
 
-/// The repair LP over cell scales for the exposures `xhat`.
+/// The repair LP over cell scales for the exposures `xhat`; returns the plan's
+/// network side and the scale of every cell.
 fn master(ctx: &Context, xhat: &[f32], cell: &[u32]) -> Result<(Repaired, Vec<f64>), DecomposedError> {
     let problem = ctx.problem;
     let cands = ctx.cands;
@@ -230,7 +237,7 @@ fn master(ctx: &Context, xhat: &[f32], cell: &[u32]) -> Result<(Repaired, Vec<f6
     if vars.is_empty() {
         // Nothing to decide (no candidate, no baseline): the empty plan is the optimum.
         let flows = cp.arcs.iter().map(|a| RepairFlow { lane: a.lane, sku: a.sku, units: 0.0 }).collect();
-        return Ok((Repaired { objective: 0.0, flows, unmet: vec![0.0; problem.baseline.len()] }, vec![0.0; cands.len()]));
+        return Ok((Repaired { objective: 0.0, flows, unmet: vec![0.0; problem.baseline.len()] }, vec![0.0; cells.len()]));
     }
     let mut model = vars.maximise(objective.clone()).using(highs);
     model.set_verbose(false);
@@ -265,23 +272,6 @@ fn master(ctx: &Context, xhat: &[f32], cell: &[u32]) -> Result<(Repaired, Vec<f6
     }
     let solution = model.solve().map_err(|e| DecomposedError::Repair(e.to_string()))?;
     let s_of: Vec<f64> = scale.iter().map(|v| v.map_or(0.0, |v| solution.value(v).clamp(0.0, 1.0))).collect();
-    let x: Vec<f64> = cust
-        .id
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(c, _)| {
-            let xhat = &xhat;
-            let s_of = &s_of;
-            cands.of_customer(c as u32).map(move |k| {
-                let x = f64::from(xhat[k]);
-                if x > 0.0 {
-                    x * s_of[cell_of(c, k)]
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
     let flows = cp
         .arcs
         .iter()
@@ -300,5 +290,5 @@ fn master(ctx: &Context, xhat: &[f32], cell: &[u32]) -> Result<(Repaired, Vec<f6
         }
     }
     let objective = solution.eval(&objective);
-    Ok((Repaired { objective, flows, unmet: unmet_rows }, x))
+    Ok((Repaired { objective, flows, unmet: unmet_rows }, s_of))
 }
