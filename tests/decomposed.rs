@@ -55,6 +55,15 @@ fn relative_difference(exact: &Allocation, decomposed: &Allocation) -> f64 {
     (exact.report.objective - decomposed.report.objective).abs() / exact.report.objective.abs().max(1.0)
 }
 
+/// Solves with both solvers, checks the certificate, and asserts the decomposed
+/// objective is within `tolerance` (relative) of the exact optimum.
+fn assert_agrees(problem: &Problem, tolerance: f64) {
+    let (_, exact, decomposed) = solve_both(problem);
+    assert_certificate(&exact, &decomposed);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= tolerance, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
 fn lp(problem: &mut Problem) {
     problem.policy.max_custom_offers = None;
 }
@@ -65,10 +74,7 @@ fn agrees_with_exact_with_fairness_budget_and_caps() {
     assert!(problem.policy.fairness_min_ratio.is_some() && problem.policy.budget.is_some());
     assert!(problem.offers.iter().any(|o| o.max_redemptions.is_some()));
     assert!(problem.zones.iter().any(|z| z.delivery_capacity.is_some()));
-    let (_, exact, decomposed) = solve_both(&problem);
-    assert_certificate(&exact, &decomposed);
-    let diff = relative_difference(&exact, &decomposed);
-    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    assert_agrees(&problem, 1e-3);
 }
 
 #[test]
@@ -77,10 +83,7 @@ fn agrees_with_exact_without_fairness() {
         lp(p);
         p.policy.fairness_min_ratio = None;
     });
-    let (_, exact, decomposed) = solve_both(&problem);
-    assert_certificate(&exact, &decomposed);
-    let diff = relative_difference(&exact, &decomposed);
-    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    assert_agrees(&problem, 1e-3);
 }
 
 #[test]
@@ -90,10 +93,7 @@ fn agrees_with_exact_without_redemption_and_delivery_caps() {
         p.offers.iter_mut().for_each(|o| o.max_redemptions = None);
         p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
     });
-    let (_, exact, decomposed) = solve_both(&problem);
-    assert_certificate(&exact, &decomposed);
-    let diff = relative_difference(&exact, &decomposed);
-    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    assert_agrees(&problem, 1e-3);
 }
 
 #[test]
@@ -102,10 +102,7 @@ fn agrees_with_exact_without_budget() {
         lp(p);
         p.policy.budget = None;
     });
-    let (_, exact, decomposed) = solve_both(&problem);
-    assert_certificate(&exact, &decomposed);
-    let diff = relative_difference(&exact, &decomposed);
-    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    assert_agrees(&problem, 1e-3);
 }
 
 /// A harder draw (seed 11) where the plan stalls about 0.15% below the optimum: the
@@ -118,10 +115,7 @@ fn certified_on_a_harder_draw() {
         p.offers.iter_mut().for_each(|o| o.max_redemptions = None);
         p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
     });
-    let (_, exact, decomposed) = solve_both(&problem);
-    assert_certificate(&exact, &decomposed);
-    let diff = relative_difference(&exact, &decomposed);
-    assert!(diff <= 3e-3, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    assert_agrees(&problem, 3e-3);
 }
 
 /// The custom-offer limit: the heuristic's plan respects the limit, and its gap is
