@@ -829,10 +829,29 @@ fn solve_in_pool(problem: &Problem, network: &Network, cands: &Candidates, opts:
     let mip = problem.is_mip();
     let ctx = Context::new(problem, network, cands, mip, vec![false; n_o]);
     let build_seconds = started.elapsed().as_secs_f64();
-    let warm = sample::sample_prices(problem, opts.threads).map(|p| ctx.multipliers_from(&p));
+    let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
+    // Several samples: their mean and each of them are candidates, and the one with
+    // the lowest dual bound (the certificate itself decides) starts the ascent.
+    let warm = match samples.len() {
+        0 => None,
+        1 => samples.first().cloned(),
+        k => {
+            let mut mean = vec![0.0; ctx.coupling.off.total];
+            for nu in &samples {
+                for (m, v) in mean.iter_mut().zip(nu) {
+                    *m += v / k as f64;
+                }
+            }
+            std::iter::once(mean)
+                .chain(samples.iter().cloned())
+                .map(|nu| (ctx.evaluate(&nu, EPSILON_WARM, None).bound, nu))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, nu)| nu)
+        }
+    };
     let start_epsilon = if warm.is_some() { EPSILON_WARM } else { EPSILON_START };
     if opts.verbose {
-        eprintln!("decomposed: warm start from a sample: {} at {:.2}s", warm.is_some(), started.elapsed().as_secs_f64());
+        eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
     }
     let mut phase = run_phase(&ctx, warm, start_epsilon, opts, started)?;
     let mut iterations = phase.iterations;

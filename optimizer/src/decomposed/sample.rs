@@ -18,15 +18,26 @@ use crate::ShadowPrices;
 /// enough that HiGHS solves it in well under a second on two cores.
 pub const SAMPLE_CUSTOMERS: usize = 4000;
 
-/// Every `n/size`-th customer (a deterministic systematic sample, which keeps the
-/// mix of zones, tiers and groups of the input order), with capacities scaled.
-pub fn sample_problem(problem: &Problem, size: usize) -> Option<Problem> {
+/// Customers per independent sample: above this many customers, several disjoint
+/// samples are solved (in parallel); their mean and each of them are tried, and
+/// the prices with the lowest dual bound start the ascent. Measured at 1M
+/// customers: 4 samples cut the certified gap from 2.8e-3 to 1.6e-3 for 2 s more
+/// (at 100k, 2 samples did not help, so small runs use one).
+pub const CUSTOMERS_PER_SAMPLE: usize = 250_000;
+
+/// At most this many samples are averaged.
+pub const MAX_SAMPLES: usize = 4;
+
+/// Every `n/size`-th customer starting at `phase` (in `[0, 1)` of a stride): a
+/// deterministic systematic sample, which keeps the mix of zones, tiers and groups
+/// of the input order, with capacities scaled to its share.
+pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Problem> {
     let n = problem.customers.len();
     if n <= size * 2 || size == 0 {
         return None;
     }
     let stride = n as f64 / size as f64;
-    let picked: Vec<usize> = (0..size).map(|i| (i as f64 * stride) as usize).collect();
+    let picked: Vec<usize> = (0..size).map(|i| (((i as f64 + phase) * stride) as usize).min(n - 1)).collect();
     let share = picked.len() as f64 / n as f64;
     let mut new_index = vec![u32::MAX; n];
     let src = &problem.customers;
@@ -84,13 +95,22 @@ pub fn sample_problem(problem: &Problem, size: usize) -> Option<Problem> {
     Some(sample)
 }
 
-/// Solves the sample exactly and returns its shadow prices, or `None` when the
-/// problem is too small to need a sample (or the sample fails to solve, in which
-/// case the ascent simply starts from zero prices).
-pub fn sample_prices(problem: &Problem, threads: Option<usize>) -> Option<ShadowPrices> {
-    let sample = sample_problem(problem, SAMPLE_CUSTOMERS)?;
-    let network = Network::new(&sample);
-    let cands = Candidates::build(&sample, &network);
-    let opts = ExactOptions { threads: threads.map(|t| t as u32), ..ExactOptions::default() };
-    exact::solve(&sample, &network, &cands, &opts).ok().map(|a| a.prices)
+/// Solves one or more disjoint samples exactly (in parallel) and returns their
+/// shadow prices; empty when the problem is too small to need a sample (or every
+/// sample fails to solve, in which case the ascent starts from zero prices).
+pub fn sample_prices(problem: &Problem) -> Vec<ShadowPrices> {
+    use rayon::prelude::*;
+    let count = (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES);
+    (0..count)
+        .into_par_iter()
+        .filter_map(|i| {
+            let sample = sample_problem(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64)?;
+            let network = Network::new(&sample);
+            let cands = Candidates::build(&sample, &network);
+            // HiGHS's thread count is left alone: it is a process-wide scheduler, and
+            // asking for a different count after its first use makes the solve fail.
+            let opts = ExactOptions::default();
+            exact::solve(&sample, &network, &cands, &opts).ok().map(|a| a.prices)
+        })
+        .collect()
 }
