@@ -22,6 +22,13 @@
 //!   `L_i = sum_j |a_ij| (sum_i' |a_i'j|) / gamma_j`, which majorizes
 //!   `A Gamma^-1 A^T` (a Schur-type bound), and adaptive restart when momentum
 //!   points uphill (O'Donoghue and Candès 2015).
+//! * **Warm start** ([`sample`]): the exact prices of a 4,000-customer sample with
+//!   every capacity scaled to its share (several disjoint samples above 250,000
+//!   customers). Learning prices from a sample is the idea of Devanur and Hayes
+//!   (EC 2009) and Agrawal, Wang and Ye (Operations Research 2014); here it puts
+//!   the ascent within a fraction of a percent of the optimum before its first
+//!   iteration. Measured: cold-started FISTA stalled 0.5-3% away after thousands
+//!   of iterations on the same scenarios.
 //! * **Certificates, not hopes.** At any `nu >= 0` the *unsmoothed* Lagrangian dual
 //!   function is an upper bound on the optimum (weak duality); it is computed in the
 //!   same pass as the gradient, and the best one is kept. A primal feasible plan comes
