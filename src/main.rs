@@ -39,6 +39,33 @@ enum Command {
     Generate(GenerateArgs),
     /// Generate scenarios at given sizes and compare the solvers side by side.
     Bench(bench::BenchArgs),
+    /// Serve the active plan over HTTP: eligibility, events, pick priorities, plan control.
+    Serve(ServeArgs),
+    /// A trivial HTTP handler on the offers route: the baseline of `benches/serve_load.sh`.
+    #[command(hide = true)]
+    ServeTrivial {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// API key file ({"keys": [{"key", "role"}]}); created with one random key per
+    /// role when missing [default: <store>/api_keys.json].
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// A plan older than this many hours is answered by the rule-based fallback.
+    #[arg(long, default_value_t = 48.0)]
+    max_plan_age_hours: f64,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -148,6 +175,8 @@ fn main() -> Result<()> {
         Command::Plan(args) => plan(args),
         Command::Plans { action, store } => plans(action, &store.store),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve(args),
+        Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
             let spec = GenerateSpec {
                 customers: a.customers,
@@ -168,6 +197,30 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build().context("starting the async runtime")
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    if !(args.max_plan_age_hours.is_finite() && args.max_plan_age_hours >= 0.0) {
+        anyhow::bail!("--max-plan-age-hours must be a non-negative number, got {}", args.max_plan_age_hours);
+    }
+    let store = args.store.store;
+    std::fs::create_dir_all(&store).with_context(|| format!("creating the store {}", store.display()))?;
+    let key_file = args.keys.unwrap_or_else(|| store.join("api_keys.json"));
+    let (keys, created) = allot_api::ApiKeys::load_or_create(&key_file)?;
+    if created {
+        eprintln!("created API keys (one per role) in {}", key_file.display());
+    }
+    let config = allot_api::ServiceConfig { keys, max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0) };
+    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config))?;
+    Ok(())
 }
 
 fn plan(args: PlanArgs) -> Result<()> {

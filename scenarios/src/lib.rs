@@ -11,10 +11,12 @@ pub mod generate;
 pub mod load;
 pub mod output;
 pub mod store;
+pub mod serving;
 pub mod table;
 
 pub use error::{LoadError, StoreError};
 pub use load::{load_scenario, LoadedScenario};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
+pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
 pub use store::{Manifest, PlanStore, SaveRequest};
 pub use generate::{generate, GenerateSpec};

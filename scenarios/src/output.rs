@@ -112,16 +112,21 @@ pub fn write_plan_outputs(dir: &Path, problem: &Problem, plan: &Plan, kpis: &Kpi
     let tables = plan_tables(problem, plan).map_err(|e| StoreError::Table { path: dir.to_path_buf(), reason: e.to_string() })?;
     let mut written = Vec::new();
     for (stem, mut df) in tables {
-        let path = dir.join(format!("{stem}.{}", format.extension()));
-        write_atomic(&path, |file| encode(&mut df, format, file).map_err(|reason| StoreError::Table { path: path.clone(), reason }))?;
+        written.push(write_table(dir, stem, &mut df, format)?);
         crate::store::fault_point();
-        written.push(path);
     }
     let path = dir.join(KPIS_FILE);
     write_json_atomic(&path, kpis)?;
     written.push(path);
     sync_dir(dir)?;
     Ok(written)
+}
+
+/// Writes one table as `dir/<stem>.<ext>`, atomically; returns its path.
+pub(crate) fn write_table(dir: &Path, stem: &str, df: &mut DataFrame, format: Format) -> Result<PathBuf, StoreError> {
+    let path = dir.join(format!("{stem}.{}", format.extension()));
+    write_atomic(&path, |file| encode(df, format, file).map_err(|reason| StoreError::Table { path: path.clone(), reason }))?;
+    Ok(path)
 }
 
 fn encode(df: &mut DataFrame, format: Format, file: &mut File) -> Result<(), String> {

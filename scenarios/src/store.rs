@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! plans/000001/          one immutable plan version: manifest.json, kpis.json,
-//!                        eligibility / reservations / pick_priorities / bid_prices (.parquet)
+//!                        eligibility / reservations / pick_priorities / bid_prices (.parquet),
+//!                        and what serving needs: serving.json, customers.parquet
 //! plans/.staging-*/      a version being written (ignored; swept by the next save)
 //! active.json            the plan the decision service serves
 //! activations.jsonl      append-only history of activations and rollbacks
@@ -28,7 +29,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{sync_dir, write_json_atomic, write_plan_outputs, Format, KPIS_FILE};
+use crate::output::{sync_dir, write_json_atomic, write_plan_outputs, write_table, Format, KPIS_FILE};
+use crate::serving::{
+    customers_table, for_each_customer, for_each_eligibility, serving_context, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE,
+};
 
 /// Environment variable naming the default store directory.
 pub const STORE_ENV: &str = "ALLOT_STORE";
@@ -157,6 +161,9 @@ impl PlanStore {
     fn fill_and_publish(&self, staging: &Path, req: &SaveRequest) -> Result<Manifest, StoreError> {
         let format = Format::Parquet;
         write_plan_outputs(staging, req.problem, req.plan, req.kpis, format)?;
+        let mut customers = customers_table(req.problem).map_err(|e| StoreError::Table { path: staging.join(CUSTOMERS_STEM), reason: e.to_string() })?;
+        write_table(staging, CUSTOMERS_STEM, &mut customers, format)?;
+        write_json_atomic(&staging.join(SERVING_FILE), &serving_context(req.problem, req.plan))?;
         let k = req.kpis;
         let mut manifest = Manifest {
             id: String::new(),
@@ -238,6 +245,34 @@ impl PlanStore {
     /// The manifest of one version.
     pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
         read_json(&self.plan_dir(id).join(MANIFEST_FILE), || StoreError::UnknownPlan(id.to_string()))
+    }
+
+    /// A table of a version by stem, in whichever format it was written.
+    fn table_path(&self, id: &str, stem: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.plan_dir(id);
+        [Format::Parquet, Format::Csv]
+            .iter()
+            .map(|f| dir.join(format!("{stem}.{}", f.extension())))
+            .find(|p| p.is_file())
+            .ok_or_else(|| StoreError::Corrupt { path: dir.join(stem), reason: format!("plan version {id} has no {stem} table") })
+    }
+
+    /// Visits every row of a version's eligibility table (for serving).
+    pub fn for_each_eligibility(&self, id: &str, visit: impl FnMut(EligibilityRecord<'_>)) -> Result<(), StoreError> {
+        for_each_eligibility(&self.table_path(id, "eligibility")?, visit)
+    }
+
+    /// Visits every row of a version's customer table (for serving).
+    pub fn for_each_customer(&self, id: &str, visit: impl FnMut(CustomerRecord<'_>)) -> Result<(), StoreError> {
+        for_each_customer(&self.table_path(id, CUSTOMERS_STEM)?, visit)
+    }
+
+    /// The plan-wide serving snapshot of a version. Versions saved before the
+    /// decision service existed have none: the error says to re-plan.
+    pub fn serving(&self, id: &str) -> Result<ServingContext, StoreError> {
+        self.manifest(id)?;
+        let path = self.plan_dir(id).join(SERVING_FILE);
+        read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no serving snapshot (saved by an older allot); plan the scenario again") })
     }
 
     /// The KPIs of one version.

@@ -1,0 +1,284 @@
+//! Live events (inventory movements, consent changes) and the audit log, both
+//! append-only files in the plan store.
+//!
+//! Why files with fsync: an event is acknowledged only after its line is on disk,
+//! and the whole log is replayed on start, so a restart (or a crash) loses no
+//! acknowledged event. A torn last line (a crash mid-append, never acknowledged)
+//! is skipped on replay. Event ids make posting idempotent: a repeated id is
+//! acknowledged again and not applied twice.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{CustomerOverride, Decision};
+use crate::index::StockMove;
+
+/// File name of the event log in the store.
+pub const EVENTS_FILE: &str = "events.jsonl";
+/// File name of the decision audit log in the store.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// Kind of inventory movement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryKind {
+    /// Units left for a customer order (`qty` > 0 is taken off stock).
+    Order,
+    /// Units received (`qty` > 0 is added).
+    Receipt,
+    /// A count correction (`qty` signed).
+    Adjustment,
+}
+
+/// Body of `POST /v1/events/inventory`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryEvent {
+    /// Unique id from the sender; repeats are acknowledged and ignored.
+    pub event_id: String,
+    /// What happened.
+    pub kind: InventoryKind,
+    /// Warehouse.
+    pub warehouse_id: String,
+    /// SKU.
+    pub sku: String,
+    /// Units (see [`InventoryKind`] for the sign).
+    pub qty: f64,
+    /// For orders: the tier of the ordering customer, so it consumes that tier's reservation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+impl InventoryEvent {
+    /// Checks what serde cannot: sign and finiteness.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.event_id.trim().is_empty() {
+            return Err("event_id must not be empty".to_string());
+        }
+        if !self.qty.is_finite() {
+            return Err("qty must be a finite number".to_string());
+        }
+        if self.kind != InventoryKind::Adjustment && self.qty <= 0.0 {
+            return Err(format!("qty must be positive for a {:?} (got {})", self.kind, self.qty).to_lowercase());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stock_move(&self) -> StockMove {
+        let delta = match self.kind {
+            InventoryKind::Order => -self.qty,
+            InventoryKind::Receipt | InventoryKind::Adjustment => self.qty,
+        };
+        let tier = if self.kind == InventoryKind::Order { self.tier.clone() } else { None };
+        StockMove { warehouse_id: self.warehouse_id.clone(), sku: self.sku.clone(), delta, tier }
+    }
+}
+
+/// Body of `POST /v1/events/consent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    /// Unique id from the sender; repeats are acknowledged and ignored.
+    pub event_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Personalization consent (`false` = withdrawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<bool>,
+    /// Service-recovery suppression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<bool>,
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum LoggedEvent {
+    Inventory { received_at: DateTime<Utc>, event: InventoryEvent },
+    Consent { received_at: DateTime<Utc>, event: ConsentEvent },
+}
+
+/// The event log and everything folded from it.
+#[derive(Debug)]
+pub struct EventLog {
+    path: PathBuf,
+    file: File,
+    seen: HashSet<String>,
+    inventory: Vec<(DateTime<Utc>, StockMove)>,
+    customers: HashMap<String, CustomerOverride>,
+}
+
+/// Whether an event was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Logged and applied.
+    New,
+    /// Its id was seen before; nothing changed.
+    Duplicate,
+}
+
+impl EventLog {
+    /// Opens (creating) the log in `dir` and replays it.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(EVENTS_FILE);
+        let mut log = EventLog {
+            file: OpenOptions::new().create(true).append(true).open(&path)?,
+            path: path.clone(),
+            seen: HashSet::new(),
+            inventory: Vec::new(),
+            customers: HashMap::new(),
+        };
+        for line in BufReader::new(File::open(&path)?).lines() {
+            // A line that does not parse is a torn final append: never acknowledged.
+            if let Ok(event) = serde_json::from_str::<LoggedEvent>(&line?) {
+                log.fold(event);
+            }
+        }
+        Ok(log)
+    }
+
+    /// Path of the log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fold(&mut self, event: LoggedEvent) {
+        match event {
+            LoggedEvent::Inventory { received_at, event } => {
+                self.seen.insert(event.event_id.clone());
+                self.inventory.push((received_at, event.stock_move()));
+            }
+            LoggedEvent::Consent { event, .. } => {
+                self.seen.insert(event.event_id.clone());
+                let o = self.customers.entry(event.customer_id).or_default();
+                o.consent = event.consent.or(o.consent);
+                o.suppressed = event.suppressed.or(o.suppressed);
+            }
+        }
+    }
+
+    fn append(&mut self, event: LoggedEvent, id: &str) -> std::io::Result<Applied> {
+        if self.seen.contains(id) {
+            return Ok(Applied::Duplicate);
+        }
+        let mut line = serde_json::to_vec(&event).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.sync_data()?;
+        self.fold(event);
+        Ok(Applied::New)
+    }
+
+    /// Logs (fsynced) and applies an inventory event.
+    pub fn record_inventory(&mut self, event: InventoryEvent) -> std::io::Result<Applied> {
+        let id = event.event_id.clone();
+        self.append(LoggedEvent::Inventory { received_at: Utc::now(), event }, &id)
+    }
+
+    /// Logs (fsynced) and applies a consent event.
+    pub fn record_consent(&mut self, event: ConsentEvent) -> std::io::Result<Applied> {
+        let id = event.event_id.clone();
+        self.append(LoggedEvent::Consent { received_at: Utc::now(), event }, &id)
+    }
+
+    /// Inventory movements received after `since` (a plan's stock is as of its save).
+    pub(crate) fn moves_since(&self, since: DateTime<Utc>) -> impl Iterator<Item = &StockMove> {
+        self.inventory.iter().filter(move |(at, _)| *at > since).map(|(_, m)| m)
+    }
+
+    /// The live overrides of every customer with a consent event.
+    pub fn customer_overrides(&self) -> &HashMap<String, CustomerOverride> {
+        &self.customers
+    }
+}
+
+/// One line of the audit log: what a customer was shown and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When it was served.
+    pub at: DateTime<Utc>,
+    /// The decision as served (customer, plan version, fallback flag, offers and exclusions).
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+enum AuditMessage {
+    Record(Box<AuditRecord>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// The audit log: decisions are handed to a writer thread so that a request never
+/// waits on the disk; the writer flushes whenever its queue runs empty.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    sender: mpsc::Sender<AuditMessage>,
+}
+
+impl std::fmt::Debug for AuditMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditMessage")
+    }
+}
+
+impl AuditLog {
+    /// Opens (creating) the audit log in `dir` and starts its writer.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(AUDIT_FILE);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let (sender, receiver) = mpsc::channel::<AuditMessage>();
+        std::thread::Builder::new().name("allot-audit".to_string()).spawn(move || {
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let write = |out: &mut BufWriter<File>, m: AuditMessage| match m {
+                AuditMessage::Record(r) => {
+                    if serde_json::to_writer(&mut *out, &r).is_ok() {
+                        let _ = out.write_all(b"\n");
+                    }
+                }
+                AuditMessage::Flush(done) => {
+                    let _ = out.flush();
+                    let _ = done.send(());
+                }
+            };
+            while let Ok(m) = receiver.recv() {
+                write(&mut out, m);
+                while let Ok(m) = receiver.try_recv() {
+                    write(&mut out, m);
+                }
+                let _ = out.flush();
+            }
+        })?;
+        Ok(AuditLog { path, sender })
+    }
+
+    /// Queues a served decision.
+    pub fn record(&self, decision: &Decision) {
+        let _ = self.sender.send(AuditMessage::Record(Box::new(AuditRecord { at: Utc::now(), decision: decision.clone() })));
+    }
+
+    /// Every decision served to one customer, oldest first (a data-subject
+    /// access request: a scan of the log, which is rare and may be slow).
+    pub fn decisions_of(&self, customer_id: &str) -> std::io::Result<Vec<AuditRecord>> {
+        let (done, wait) = mpsc::channel();
+        if self.sender.send(AuditMessage::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+        let needle = format!("\"customer_id\":{}", serde_json::to_string(customer_id).map_err(std::io::Error::other)?);
+        let mut out = Vec::new();
+        for line in BufReader::new(File::open(&self.path)?).lines() {
+            let line = line?;
+            if line.contains(&needle) {
+                if let Ok(r) = serde_json::from_str::<AuditRecord>(&line) {
+                    if r.decision.customer_id == customer_id {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

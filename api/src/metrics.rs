@@ -1,0 +1,126 @@
+//! Prometheus metrics, kept in atomics per route (no global recorder, so every
+//! test's router has its own).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::RouteSpec;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+
+#[derive(Debug, Default)]
+struct RouteMetrics {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    /// Responses by class: 2xx, 4xx, 5xx.
+    by_class: [AtomicU64; 3],
+}
+
+/// The service's counters and histograms.
+#[derive(Debug)]
+pub struct Metrics {
+    routes: Vec<RouteMetrics>,
+    decisions: AtomicU64,
+    fallbacks: AtomicU64,
+    events: AtomicU64,
+    duplicate_events: AtomicU64,
+}
+
+impl Metrics {
+    /// Metrics for `routes` routes.
+    pub fn new(routes: usize) -> Self {
+        Metrics {
+            routes: (0..routes).map(|_| RouteMetrics::default()).collect(),
+            decisions: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            duplicate_events: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe(&self, route: usize, status: u16, elapsed: Duration) {
+        let Some(m) = self.routes.get(route) else { return };
+        let seconds = elapsed.as_secs_f64();
+        if let Some(b) = LATENCY_BUCKETS.iter().position(|&le| seconds <= le) {
+            m.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        m.count.fetch_add(1, Ordering::Relaxed);
+        m.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let class = match status {
+            500.. => 2,
+            400..=499 => 1,
+            _ => 0,
+        };
+        m.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one decision served.
+    pub fn count_decision(&self, fallback: bool) {
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+        if fallback {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one event posted.
+    pub fn count_event(&self, new: bool) {
+        let counter = if new { &self.events } else { &self.duplicate_events };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition format; `plan` is (version, saved at, index bytes, customers).
+    pub fn render(&self, routes: &[RouteSpec], plan: Option<(String, DateTime<Utc>, usize, usize)>) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP allot_http_request_duration_seconds Request latency by route.\n# TYPE allot_http_request_duration_seconds histogram\n");
+        for (spec, m) in routes.iter().zip(&self.routes) {
+            let labels = format!("method=\"{}\",route=\"{}\"", spec.method, spec.path);
+            let mut cumulative = 0;
+            for (le, b) in LATENCY_BUCKETS.iter().zip(&m.buckets) {
+                cumulative += b.load(Ordering::Relaxed);
+                let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let count = m.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "allot_http_request_duration_seconds_sum{{{labels}}} {}", m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(out, "allot_http_request_duration_seconds_count{{{labels}}} {count}");
+        }
+        out.push_str("# HELP allot_http_responses_total Responses by route and status class.\n# TYPE allot_http_responses_total counter\n");
+        for (spec, m) in routes.iter().zip(&self.routes) {
+            for (class, c) in ["2xx", "4xx", "5xx"].iter().zip(&m.by_class) {
+                let _ = writeln!(out, "allot_http_responses_total{{method=\"{}\",route=\"{}\",class=\"{class}\"}} {}", spec.method, spec.path, c.load(Ordering::Relaxed));
+            }
+        }
+        let counters = [
+            ("allot_decisions_total", "Decisions served.", &self.decisions),
+            ("allot_fallback_decisions_total", "Decisions answered by the rule-based fallback.", &self.fallbacks),
+            ("allot_events_total", "Live events recorded.", &self.events),
+            ("allot_duplicate_events_total", "Live events whose id was seen before.", &self.duplicate_events),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
+        }
+        if let Some((version, saved, bytes, customers)) = plan {
+            let age = Utc::now().signed_duration_since(saved).num_milliseconds() as f64 / 1000.0;
+            let _ = writeln!(out, "# HELP allot_plan_age_seconds Age of the plan served.\n# TYPE allot_plan_age_seconds gauge\nallot_plan_age_seconds{{version=\"{version}\"}} {age}");
+            let _ = writeln!(out, "# HELP allot_plan_index_bytes Memory of the served plan's index.\n# TYPE allot_plan_index_bytes gauge\nallot_plan_index_bytes {bytes}");
+            let _ = writeln!(out, "# HELP allot_plan_customers Customers in the served plan.\n# TYPE allot_plan_customers gauge\nallot_plan_customers {customers}");
+        }
+        if let Some(rss) = resident_bytes() {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+/// Resident memory of this process (Linux), for the plan-memory figure.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,325 @@
+//! What the decision service needs of a plan version besides its eligibility
+//! table, saved with the version so that a stored plan can be served on its own.
+//!
+//! Why it exists: live decisions (bid-price control, tier protection, the
+//! rule-based fallback) need the customer's zone and tier, each offer's bill of
+//! materials and margin, the stock the plan started from and which warehouses
+//! serve which zone. The scenario directory may have changed or gone since the
+//! plan was made, so the version carries a snapshot:
+//!
+//! - `serving.json`: tiers, offers, stock, usable lanes, reservations, bid prices
+//!   and pick priorities (all small: they grow with offers, SKUs and sites, not
+//!   customers);
+//! - `customers.<ext>`: one row per customer (`customer_id`, `zone`, `tier`,
+//!   `consent`, `suppressed`, `max_offers`).
+
+use std::path::Path;
+
+use allot_optimizer::{Network, Plan, Problem};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::output::read_table;
+
+/// File name of the serving snapshot inside a plan version.
+pub const SERVING_FILE: &str = "serving.json";
+/// File stem of the per-customer table inside a plan version.
+pub const CUSTOMERS_STEM: &str = "customers";
+
+/// The plan-wide part of a version's serving snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingContext {
+    /// First day of the plan's horizon.
+    pub horizon_start: NaiveDate,
+    /// Days in the horizon.
+    pub horizon_days: u32,
+    /// Tiers, highest priority first, with their objective weights.
+    pub tiers: Vec<ServingTier>,
+    /// Default offers per customer (`None`: unlimited).
+    pub contact_cap: Option<u32>,
+    /// Every offer of the scenario.
+    pub offers: Vec<ServingOffer>,
+    /// Shippable stock per warehouse and SKU at the horizon start.
+    pub stock: Vec<ServingStock>,
+    /// Lanes usable under the promise, as (warehouse, zone).
+    pub lanes: Vec<ServingLane>,
+    /// The plan's inventory reservations.
+    pub reservations: Vec<ServingReservation>,
+    /// The plan's bid prices (dual value of zone balance).
+    pub bid_prices: Vec<ServingBidPrice>,
+    /// The plan's bundle pick priorities, by warehouse then rank.
+    pub pick_priorities: Vec<ServingPickPriority>,
+}
+
+/// A customer tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingTier {
+    /// Tier name.
+    pub name: String,
+    /// Objective weight of its customers' margin.
+    pub weight: f64,
+}
+
+/// An offer with what one acceptance consumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingOffer {
+    /// Offer id.
+    pub offer_id: String,
+    /// Value of one acceptance.
+    pub margin: f64,
+    /// Lowest tier that may see it.
+    pub min_tier: Option<String>,
+    /// Bill of materials.
+    pub items: Vec<ServingItem>,
+}
+
+/// One line of a bill of materials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingItem {
+    /// SKU.
+    pub sku: String,
+    /// Units per acceptance.
+    pub qty: f64,
+}
+
+/// Stock of one SKU at one warehouse when the plan was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingStock {
+    /// Warehouse.
+    pub warehouse_id: String,
+    /// SKU.
+    pub sku: String,
+    /// `max(0, on_hand + inbound - safety_stock)`: what may be promised.
+    pub available: f64,
+}
+
+/// A usable lane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingLane {
+    /// Origin warehouse.
+    pub warehouse_id: String,
+    /// Zone served.
+    pub zone: String,
+}
+
+/// Stock held for one tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingReservation {
+    /// Warehouse.
+    pub warehouse_id: String,
+    /// SKU.
+    pub sku: String,
+    /// Tier the units are held for.
+    pub tier: String,
+    /// Units.
+    pub units: f64,
+}
+
+/// Marginal value of one unit of a SKU delivered into a zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingBidPrice {
+    /// Zone.
+    pub zone: String,
+    /// SKU.
+    pub sku: String,
+    /// Price per unit.
+    pub price: f64,
+}
+
+/// What to kit or pre-pick first at a warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingPickPriority {
+    /// Warehouse.
+    pub warehouse_id: String,
+    /// 1 = first.
+    pub rank: u32,
+    /// Offer the units are for.
+    pub offer_id: String,
+    /// SKU to pick.
+    pub sku: String,
+    /// Expected units.
+    pub units: f64,
+    /// The plan's priority score.
+    pub priority_score: f64,
+}
+
+/// One row of the per-customer serving table, borrowed while reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerRecord<'a> {
+    /// Customer id.
+    pub customer_id: &'a str,
+    /// Zone.
+    pub zone: &'a str,
+    /// Tier.
+    pub tier: &'a str,
+    /// Personalization consent when the plan was made.
+    pub consent: bool,
+    /// In a service-recovery workflow when the plan was made.
+    pub suppressed: bool,
+    /// Offers at most (`None`: the policy's cap).
+    pub max_offers: Option<u32>,
+}
+
+/// One row of a stored eligibility table, borrowed while reading (a 1M-customer
+/// plan has millions of rows: nothing is copied that the caller does not keep).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EligibilityRecord<'a> {
+    /// Customer id.
+    pub customer_id: &'a str,
+    /// Offer id.
+    pub offer_id: &'a str,
+    /// Whether the plan serves the offer.
+    pub eligible: bool,
+    /// Expected margin of showing the offer.
+    pub expected_value: f64,
+    /// Rank among the customer's eligible offers (1 = best).
+    pub rank: Option<u32>,
+    /// Reason code (`eligible`, `consent`, `not_selected:stock`, ...).
+    pub reason: &'a str,
+}
+
+/// Builds the plan-wide serving snapshot of a plan.
+pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
+    let sku = |s: u32| problem.skus[s as usize].clone();
+    let warehouse = |w: u32| problem.warehouses[w as usize].clone();
+    let offer = |o: u32| problem.offers[o as usize].id.clone();
+    let tier = |t: u32| problem.tiers[t as usize].name.clone();
+    let network = Network::new(problem);
+    let lanes = network
+        .lanes_into_zone
+        .iter()
+        .flatten()
+        .map(|&l| {
+            let lane = &problem.lanes[l as usize];
+            ServingLane { warehouse_id: warehouse(lane.warehouse), zone: problem.zones[lane.zone as usize].id.clone() }
+        })
+        .collect();
+    ServingContext {
+        horizon_start: problem.horizon.start,
+        horizon_days: problem.horizon.days,
+        tiers: problem.tiers.iter().map(|t| ServingTier { name: t.name.clone(), weight: t.weight }).collect(),
+        contact_cap: problem.policy.contact_cap,
+        offers: problem
+            .offers
+            .iter()
+            .map(|o| ServingOffer {
+                offer_id: o.id.clone(),
+                margin: o.margin,
+                min_tier: o.min_tier.map(tier),
+                items: o.items.iter().map(|i| ServingItem { sku: sku(i.sku), qty: i.qty }).collect(),
+            })
+            .collect(),
+        stock: problem
+            .stock
+            .iter()
+            .map(|s| ServingStock { warehouse_id: warehouse(s.warehouse), sku: sku(s.sku), available: s.available() })
+            .collect(),
+        lanes,
+        reservations: plan
+            .reservations
+            .iter()
+            .map(|r| ServingReservation { warehouse_id: warehouse(r.warehouse), sku: sku(r.sku), tier: tier(r.tier), units: r.units })
+            .collect(),
+        bid_prices: plan
+            .bid_prices
+            .iter()
+            .map(|b| ServingBidPrice { zone: problem.zones[b.zone as usize].id.clone(), sku: sku(b.sku), price: b.price })
+            .collect(),
+        pick_priorities: plan
+            .pick_priorities
+            .iter()
+            .map(|p| ServingPickPriority {
+                warehouse_id: warehouse(p.warehouse),
+                rank: p.rank,
+                offer_id: offer(p.offer),
+                sku: sku(p.sku),
+                units: p.units,
+                priority_score: p.priority_score,
+            })
+            .collect(),
+    }
+}
+
+/// The per-customer serving table of a problem.
+pub fn customers_table(problem: &Problem) -> Result<DataFrame, PolarsError> {
+    let c = &problem.customers;
+    DataFrame::new(
+        c.len(),
+        vec![
+            Column::new("customer_id".into(), c.id.iter().map(String::as_str).collect::<Vec<_>>()),
+            Column::new("zone".into(), c.zone.iter().map(|&z| problem.zones[z as usize].id.as_str()).collect::<Vec<_>>()),
+            Column::new("tier".into(), c.tier.iter().map(|&t| problem.tiers[t as usize].name.as_str()).collect::<Vec<_>>()),
+            Column::new("consent".into(), c.consent.clone()),
+            Column::new("suppressed".into(), c.suppressed.clone()),
+            Column::new("max_offers".into(), c.max_offers.clone()),
+        ],
+    )
+}
+
+/// Typed access to the columns of a stored table, with errors naming the file.
+struct StoredColumns<'a> {
+    path: &'a Path,
+    df: DataFrame,
+}
+
+impl<'a> StoredColumns<'a> {
+    fn read(path: &'a Path) -> Result<Self, StoreError> {
+        Ok(StoredColumns { path, df: read_table(path)? })
+    }
+
+    fn error(&self, reason: impl ToString) -> StoreError {
+        StoreError::Table { path: self.path.to_path_buf(), reason: reason.to_string() }
+    }
+
+    fn cast(&self, name: &str, dtype: &DataType) -> Result<Column, StoreError> {
+        self.df.column(name).and_then(|c| c.cast(dtype)).map_err(|e| self.error(e))
+    }
+
+    fn missing(&self, row: usize, column: &str) -> StoreError {
+        self.error(format!("row {}: column {column} is empty", row + 1))
+    }
+}
+
+/// Calls `visit` for every row of a version's eligibility table.
+pub fn for_each_eligibility(path: &Path, mut visit: impl FnMut(EligibilityRecord<'_>)) -> Result<(), StoreError> {
+    let t = StoredColumns::read(path)?;
+    let (customers, offers, reasons) = (t.cast("customer_id", &DataType::String)?, t.cast("offer_id", &DataType::String)?, t.cast("reason", &DataType::String)?);
+    let (eligible, value, rank) = (t.cast("eligible", &DataType::Boolean)?, t.cast("expected_value", &DataType::Float64)?, t.cast("rank", &DataType::Int64)?);
+    let e = |e: PolarsError| t.error(e);
+    let (customers, offers, reasons) = (customers.str().map_err(e)?, offers.str().map_err(e)?, reasons.str().map_err(e)?);
+    let (eligible, value, rank) = (eligible.bool().map_err(e)?, value.f64().map_err(e)?, rank.i64().map_err(e)?);
+    for i in 0..t.df.height() {
+        visit(EligibilityRecord {
+            customer_id: customers.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
+            offer_id: offers.get(i).ok_or_else(|| t.missing(i, "offer_id"))?,
+            eligible: eligible.get(i).ok_or_else(|| t.missing(i, "eligible"))?,
+            expected_value: value.get(i).unwrap_or(0.0),
+            rank: rank.get(i).and_then(|r| u32::try_from(r).ok()),
+            reason: reasons.get(i).ok_or_else(|| t.missing(i, "reason"))?,
+        });
+    }
+    Ok(())
+}
+
+/// Calls `visit` for every row of a version's customer table.
+pub fn for_each_customer(path: &Path, mut visit: impl FnMut(CustomerRecord<'_>)) -> Result<(), StoreError> {
+    let t = StoredColumns::read(path)?;
+    let (ids, zones, tiers) = (t.cast("customer_id", &DataType::String)?, t.cast("zone", &DataType::String)?, t.cast("tier", &DataType::String)?);
+    let (consent, suppressed, cap) = (t.cast("consent", &DataType::Boolean)?, t.cast("suppressed", &DataType::Boolean)?, t.cast("max_offers", &DataType::Int64)?);
+    let e = |e: PolarsError| t.error(e);
+    let (ids, zones, tiers) = (ids.str().map_err(e)?, zones.str().map_err(e)?, tiers.str().map_err(e)?);
+    let (consent, suppressed, cap) = (consent.bool().map_err(e)?, suppressed.bool().map_err(e)?, cap.i64().map_err(e)?);
+    for i in 0..t.df.height() {
+        visit(CustomerRecord {
+            customer_id: ids.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
+            zone: zones.get(i).ok_or_else(|| t.missing(i, "zone"))?,
+            tier: tiers.get(i).ok_or_else(|| t.missing(i, "tier"))?,
+            consent: consent.get(i).unwrap_or(true),
+            suppressed: suppressed.get(i).unwrap_or(false),
+            max_offers: cap.get(i).and_then(|v| u32::try_from(v).ok()),
+        });
+    }
+    Ok(())
+}
