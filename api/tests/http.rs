@@ -1,0 +1,452 @@
+//! HTTP tests against the real router: a small scenario is planned by the real
+//! solver into a temporary store, and every route is called through the router
+//! with the keys, limits and error mapping in place.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use allot_api::{router, ApiKey, ApiKeys, Role, ServiceConfig, ServiceState, DEFAULT_MAX_PLAN_AGE, MAX_BODY_BYTES};
+use allot_scenarios::{load_scenario, PlanStore, SaveRequest};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const DECISION: &str = "decision-key-0123456789";
+const FULFILMENT: &str = "fulfilment-key-0123456789";
+const PLANNER: &str = "planner-key-0123456789";
+const ADMIN: &str = "admin-key-0123456789";
+
+/// Two tiers, one zone, one warehouse. Every customer is a candidate for the
+/// bundle (A + B) with uptake 0.5, so the plan reserves 2 units of A and of B for
+/// each tier; the single (C) is abundant.
+fn write_scenario(dir: &Path) {
+    let files: &[(&str, &str)] = &[
+        ("scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 7\n\n[tiers]\ngold = 1.2\nstandard = 1.0\n"),
+        ("customers.csv", "customer_id,zone,tier,consent,suppressed\ng1,Z1,gold,true,false\ng2,Z1,gold,true,false\ng3,Z1,gold,true,false\ng4,Z1,gold,true,false\ns1,Z1,standard,true,false\ns2,Z1,standard,true,false\ns3,Z1,standard,true,false\ns4,Z1,standard,true,false\nnc,Z1,standard,false,false\n"),
+        ("offers.csv", "offer_id,margin,discount_cost\nbundle,10,0\nsingle,5,0\n"),
+        ("offer_items.csv", "offer_id,sku,qty\nbundle,A,1\nbundle,B,1\nsingle,C,1\n"),
+        ("inventory.csv", "warehouse_id,sku,on_hand\nW1,A,10\nW1,B,10\nW1,C,100\n"),
+        ("lanes.csv", "warehouse_id,zone,cost_per_unit,transit_days\nW1,Z1,0,1\n"),
+        (
+            "uptake.csv",
+            "customer_id,offer_id,p\ng1,bundle,0.5\ng2,bundle,0.5\ng3,bundle,0.5\ng4,bundle,0.5\ns1,bundle,0.5\ns2,bundle,0.5\ns3,bundle,0.5\ns4,bundle,0.5\ng1,single,0.4\ns1,single,0.4\nnc,bundle,0.5\n",
+        ),
+    ];
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// Plans the scenario into the store and returns the new version's id.
+fn plan_into(store: &PlanStore, scenario: &Path) -> String {
+    let loaded = load_scenario(scenario).unwrap();
+    let (_, _, plan) = allot_optimizer::plan(&loaded.problem, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
+    let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &plan.kpis, scenario, scenario_hash: &loaded.content_hash };
+    store.save(&req).unwrap().id
+}
+
+fn keys() -> ApiKeys {
+    let k = |key: &str, role| ApiKey { key: key.to_string(), role };
+    ApiKeys { keys: vec![k(DECISION, Role::Decision), k(FULFILMENT, Role::Fulfilment), k(PLANNER, Role::Planner), k(ADMIN, Role::Admin)] }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    app: Router,
+    state: Arc<ServiceState>,
+}
+
+impl Fixture {
+    /// A store with one planned version, active unless `activate` is false.
+    fn new(activate: bool, max_plan_age: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_scenario(&dir.path().join("scenario"));
+        let store = PlanStore::open(dir.path().join("store")).unwrap();
+        let id = plan_into(&store, &dir.path().join("scenario"));
+        if activate {
+            store.activate(&id).unwrap();
+        }
+        let (app, state) = Self::start(dir.path(), max_plan_age);
+        Fixture { dir, app, state }
+    }
+
+    fn start(dir: &Path, max_plan_age: Duration) -> (Router, Arc<ServiceState>) {
+        let state = Arc::new(ServiceState::open(dir.join("store"), ServiceConfig { keys: keys(), max_plan_age }).unwrap());
+        (router(state.clone()), state)
+    }
+
+    fn store(&self) -> PlanStore {
+        PlanStore::open(self.dir.path().join("store")).unwrap()
+    }
+
+    /// Drops the service and opens it again on the same store (a restart).
+    fn restart(&mut self) {
+        let (app, state) = Self::start(self.dir.path(), DEFAULT_MAX_PLAN_AGE);
+        self.app = app;
+        self.state = state;
+    }
+
+    async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Option<Vec<u8>>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b)
+            }
+            None => Body::empty(),
+        };
+        let response = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str, key: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, Some(key), None).await
+    }
+
+    async fn post(&self, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(key), Some(body.to_string().into_bytes())).await
+    }
+
+    async fn offers(&self, customer: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/customers/{customer}/offers"), DECISION).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+fn offer_ids(decision: &Value) -> Vec<String> {
+    decision["offers"].as_array().unwrap().iter().map(|o| o["offer_id"].as_str().unwrap().to_string()).collect()
+}
+
+fn exclusion(decision: &Value, offer: &str) -> Option<String> {
+    decision["excluded"].as_array().unwrap().iter().find(|e| e["offer_id"] == offer).map(|e| e["reason"].as_str().unwrap().to_string())
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not a JSON error: {body}"))
+}
+
+fn order(id: &str, sku: &str, qty: f64, tier: &str) -> Value {
+    json!({ "event_id": id, "kind": "order", "warehouse_id": "W1", "sku": sku, "qty": qty, "tier": tier })
+}
+
+#[tokio::test]
+async fn offers_come_ranked_from_the_plan_with_reasons() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let g1 = f.offers("g1").await;
+    assert_eq!(g1["fallback"], false);
+    assert_eq!(g1["plan_version"], "000001");
+    assert_eq!(offer_ids(&g1), ["bundle", "single"]);
+    let best = &g1["offers"][0];
+    assert_eq!(best["rank"], 1);
+    assert!((best["expected_value"].as_f64().unwrap() - 5.0).abs() < 1e-6, "{best}");
+    assert!((best["uptake"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    // limit and channel
+    let (_, one) = f.get("/v1/customers/g1/offers?limit=1&channel=email", DECISION).await;
+    assert_eq!(offer_ids(&one), ["bundle"]);
+    assert_eq!(one["channel"], "email");
+    // the plan's own hard-rule reason is passed through
+    let nc = f.offers("nc").await;
+    assert!(offer_ids(&nc).is_empty());
+    assert_eq!(exclusion(&nc, "bundle").as_deref(), Some("consent"));
+    // bad query
+    let (status, body) = f.get("/v1/customers/g1/offers?limit=lots", DECISION).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+}
+
+#[tokio::test]
+async fn unknown_customer_is_404_and_batch_reports_it_inline() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let (status, body) = f.get("/v1/customers/nobody/offers", DECISION).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_customer"));
+
+    let (status, body) = f.post("/v1/eligibility:batch", DECISION, json!({ "customer_ids": ["g1", "nobody", "s2"], "limit": 1 })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(offer_ids(&results[0]), ["bundle"]);
+    assert_eq!(error_code(&results[1]), "unknown_customer");
+    assert_eq!(results[2]["customer_id"], "s2");
+}
+
+#[tokio::test]
+async fn bad_json_oversize_bodies_and_too_large_batches_get_json_errors() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let (status, body) = f.call("POST", "/v1/eligibility:batch", Some(DECISION), Some(b"{\"customer_ids\": [".to_vec())).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, body) = f.post("/v1/eligibility:batch", DECISION, json!({ "customers": ["g1"] })).await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("customers"), "{body}");
+
+    let huge = json!({ "customer_ids": vec!["x".repeat(100); MAX_BODY_BYTES / 50] }).to_string();
+    let (status, body) = f.call("POST", "/v1/eligibility:batch", Some(DECISION), Some(huge.into_bytes())).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+
+    let many = json!({ "customer_ids": vec!["g1"; allot_api::MAX_BATCH + 1] });
+    let (status, body) = f.post("/v1/eligibility:batch", DECISION, many).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"));
+
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, json!({ "event_id": "e", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": -3 })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"));
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, json!({ "event_id": "e", "kind": "theft", "warehouse_id": "W1", "sku": "A", "qty": 3 })).await;
+    assert!(status.is_client_error() && error_code(&body) == "bad_request", "{status} {body}");
+    let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "e", "customer_id": "g1" })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"));
+
+    let (status, body) = f.get("/v1/no/such/route", DECISION).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = f.call("DELETE", "/v1/plans", Some(PLANNER), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+}
+
+#[tokio::test]
+async fn every_route_checks_keys_and_roles() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    // (method, uri, body, the one non-admin role allowed; None = any key)
+    let routes: &[(&str, &str, Option<Value>, Option<&str>)] = &[
+        ("GET", "/metrics", None, None),
+        ("GET", "/openapi.json", None, None),
+        ("GET", "/v1/customers/g1/offers", None, Some(DECISION)),
+        ("POST", "/v1/eligibility:batch", Some(json!({ "customer_ids": ["g1"] })), Some(DECISION)),
+        ("GET", "/v1/customers/g1/decisions", None, Some(ADMIN)),
+        ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "receipt", "warehouse_id": "W1", "sku": "C", "qty": 1 })), Some(FULFILMENT)),
+        ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "s4", "consent": true })), Some(DECISION)),
+        ("GET", "/v1/warehouses/W1/pick-priorities", None, Some(FULFILMENT)),
+        ("GET", "/v1/plans", None, Some(PLANNER)),
+        ("POST", "/v1/plans/000001/activate", None, Some(PLANNER)),
+    ];
+    assert_eq!(routes.len() + 3, allot_api::ROUTES.len(), "a route was added without a test here");
+    for (method, uri, body, allowed) in routes {
+        let bytes = || body.as_ref().map(|b| b.to_string().into_bytes());
+        let (status, reply) = f.call(method, uri, None, bytes()).await;
+        assert_eq!((status, error_code(&reply)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{method} {uri} without a key");
+        let (status, reply) = f.call(method, uri, Some("not-a-key-at-all-000000"), bytes()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} with a wrong key: {reply}");
+        for key in [DECISION, FULFILMENT, PLANNER, ADMIN] {
+            let may = key == ADMIN || allowed.is_none_or(|a| a == key);
+            let (status, reply) = f.call(method, uri, Some(key), bytes()).await;
+            if may {
+                assert!(status.is_success(), "{method} {uri} with {key}: {status} {reply}");
+            } else {
+                assert_eq!((status, error_code(&reply)), (StatusCode::FORBIDDEN, "forbidden"), "{method} {uri} with {key}");
+            }
+        }
+    }
+    // Health needs no key; the rollback route is exercised in its own test.
+    assert_eq!(f.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
+    assert_eq!(f.call("GET", "/readyz", None, None).await.0, StatusCode::OK);
+    assert_eq!(f.call("POST", "/v1/plans/rollback", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.call("POST", "/v1/plans/rollback", Some(DECISION), None).await.0, StatusCode::FORBIDDEN);
+    // The x-api-key header works too.
+    let req = Request::builder().uri("/v1/plans").header("x-api-key", PLANNER).body(Body::empty()).unwrap();
+    assert_eq!(f.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn consent_withdrawal_removes_all_offers_on_the_next_request() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    assert_eq!(offer_ids(&f.offers("g1").await).len(), 2);
+    let (status, _) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": false })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let after = f.offers("g1").await;
+    assert!(offer_ids(&after).is_empty(), "{after}");
+    assert_eq!(exclusion(&after, "bundle").as_deref(), Some("live:consent"));
+    assert_eq!(exclusion(&after, "single").as_deref(), Some("live:consent"));
+    // Suppression is a hard rule too; others are untouched.
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-2", "customer_id": "g2", "suppressed": true })).await;
+    assert_eq!(exclusion(&f.offers("g2").await, "bundle").as_deref(), Some("live:suppressed"));
+    assert_eq!(offer_ids(&f.offers("g3").await), ["bundle"]);
+    // Idempotent: a repeated event id is acknowledged, not applied again.
+    let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": true })).await;
+    assert_eq!((status, &body["duplicate"]), (StatusCode::OK, &json!(true)));
+    assert!(offer_ids(&f.offers("g1").await).is_empty());
+    // Re-consent under a new id restores the plan's offers.
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-3", "customer_id": "g1", "consent": true })).await;
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"]);
+}
+
+#[tokio::test]
+async fn depleted_stock_keeps_the_bundle_for_the_higher_tier_only() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    assert_eq!(offer_ids(&f.offers("s1").await), ["bundle", "single"]);
+    // 10 units of A; the plan holds 2 for gold. Standard orders take 8.
+    for i in 0..4 {
+        let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order(&format!("o-{i}"), "A", 2.0, "standard")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let s1 = f.offers("s1").await;
+    assert_eq!(offer_ids(&s1), ["single"], "{s1}");
+    assert_eq!(exclusion(&s1, "bundle").as_deref(), Some("live:stock_reserved"));
+    let g1 = f.offers("g1").await;
+    assert_eq!(offer_ids(&g1), ["bundle", "single"], "{g1}");
+
+    // Pick priorities are capped by live stock.
+    let (status, picks) = f.get("/v1/warehouses/W1/pick-priorities", FULFILMENT).await;
+    assert_eq!(status, StatusCode::OK);
+    for p in picks["priorities"].as_array().unwrap() {
+        assert!(p["units"].as_f64().unwrap() <= p["live_stock"].as_f64().unwrap() + 1e-9, "{p}");
+    }
+    let (status, body) = f.get("/v1/warehouses/W9/pick-priorities", FULFILMENT).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_warehouse"));
+
+    // Gold orders take the rest: nobody gets the bundle, the single survives.
+    f.post("/v1/events/inventory", FULFILMENT, order("o-gold", "A", 2.0, "gold")).await;
+    let g1 = f.offers("g1").await;
+    assert_eq!(exclusion(&g1, "bundle").as_deref(), Some("live:out_of_stock"), "{g1}");
+    // A receipt brings it back for both tiers.
+    f.post("/v1/events/inventory", FULFILMENT, json!({ "event_id": "rcv", "kind": "receipt", "warehouse_id": "W1", "sku": "A", "qty": 10 })).await;
+    assert_eq!(offer_ids(&f.offers("s1").await), ["bundle", "single"]);
+}
+
+#[tokio::test]
+async fn events_survive_a_restart() {
+    let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": false })).await;
+    for i in 0..4 {
+        f.post("/v1/events/inventory", FULFILMENT, order(&format!("o-{i}"), "A", 2.0, "standard")).await;
+    }
+    // A torn final line (a crash mid-append) is skipped on replay.
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new().append(true).open(f.dir.path().join("store/events.jsonl")).unwrap();
+    log.write_all(b"{\"type\":\"inventory\",\"received_at\":\"20").unwrap();
+    drop(log);
+    f.restart();
+    assert!(offer_ids(&f.offers("g1").await).is_empty());
+    assert_eq!(exclusion(&f.offers("s1").await, "bundle").as_deref(), Some("live:stock_reserved"));
+    // Ids seen before the restart are still duplicates.
+    let (status, _) = f.post("/v1/events/inventory", FULFILMENT, order("o-0", "A", 2.0, "standard")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_an_active_plan_or_with_a_stale_one_the_fallback_answers() {
+    let f = Fixture::new(false, DEFAULT_MAX_PLAN_AGE);
+    let (status, body) = f.call("GET", "/readyz", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "no_active_plan"));
+    let s1 = f.offers("s1").await;
+    assert_eq!(s1["fallback"], true);
+    assert_eq!(s1["fallback_reason"], "no_active_plan");
+    assert_eq!(offer_ids(&s1), ["bundle", "single"], "ranked by expected value: {s1}");
+    // The fallback still honours consent and stock.
+    assert!(offer_ids(&f.offers("nc").await).is_empty());
+    f.post("/v1/events/inventory", FULFILMENT, order("o-all", "B", 10.0, "gold")).await;
+    assert_eq!(exclusion(&f.offers("s1").await, "bundle").as_deref(), Some("live:out_of_stock"));
+
+    let stale = Fixture::new(true, Duration::ZERO);
+    let g1 = stale.offers("g1").await;
+    assert_eq!((g1["fallback"].clone(), g1["fallback_reason"].clone()), (json!(true), json!("plan_stale")));
+    assert_eq!(offer_ids(&g1), ["bundle", "single"]);
+    let (_, metrics) = stale.get("/metrics", PLANNER).await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("allot_fallback_decisions_total 1"), "{text}");
+    assert!(text.contains("allot_plan_age_seconds"), "{text}");
+}
+
+#[tokio::test]
+async fn a_store_error_serves_the_fallback_not_a_5xx() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    // The active version's eligibility table is lost; a reload must not take the service down.
+    let table = f.store().plan_dir("000001").join("eligibility.parquet");
+    std::fs::write(&table, b"not parquet").unwrap();
+    f.state.reload();
+    let (status, g1) = f.get("/v1/customers/g1/offers", DECISION).await;
+    assert_eq!(status, StatusCode::OK, "{g1}");
+    assert_eq!(g1["fallback"], true);
+    assert_eq!(g1["fallback_reason"], "store_error");
+}
+
+#[tokio::test]
+async fn activate_and_rollback_swap_the_served_plan() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let store = f.store();
+    let second = plan_into(&store, &f.dir.path().join("scenario"));
+    let (status, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((plans["active"].clone(), plans["serving"].clone()), (json!("000001"), json!("000001")));
+    assert_eq!(plans["plans"].as_array().unwrap().len(), 2);
+
+    let (status, body) = f.post(&format!("/v1/plans/{second}/activate"), PLANNER, json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["serving"], second.as_str());
+    assert_eq!(f.offers("g1").await["plan_version"], second.as_str());
+
+    let (status, body) = f.call("POST", "/v1/plans/rollback", Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(f.offers("g1").await["plan_version"], "000001");
+
+    let (status, body) = f.call("POST", "/v1/plans/999999/activate", Some(PLANNER), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_plan"));
+}
+
+#[tokio::test]
+async fn a_swap_is_atomic_for_concurrent_readers() {
+    let f = Arc::new(Fixture::new(true, DEFAULT_MAX_PLAN_AGE));
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    let d = f.offers("g1").await;
+                    // Whichever version answered, its offers are that version's whole answer.
+                    assert_eq!(offer_ids(&d), ["bundle", "single"], "{d}");
+                    assert!(d["plan_version"] == "000001" || d["plan_version"] == "000002");
+                }
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        f.post(&format!("/v1/plans/{second}/activate"), PLANNER, json!(null)).await;
+        f.call("POST", "/v1/plans/rollback", Some(PLANNER), None).await;
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_audit_reconstructs_what_a_customer_was_shown() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    f.offers("g1").await;
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "w", "customer_id": "g1", "consent": false })).await;
+    f.post("/v1/eligibility:batch", DECISION, json!({ "customer_ids": ["g1", "s1"] })).await;
+    let (status, body) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    assert_eq!(status, StatusCode::OK);
+    let decisions = body["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2, "{body}");
+    assert_eq!(offer_ids(&decisions[0]), ["bundle", "single"]);
+    assert!(offer_ids(&decisions[1]).is_empty());
+    assert_eq!(exclusion(&decisions[1], "bundle").as_deref(), Some("live:consent"));
+    for d in decisions {
+        assert_eq!(d["plan_version"], "000001");
+        assert_eq!(d["fallback"], false);
+        assert!(d["at"].as_str().is_some());
+    }
+    let (_, none) = f.get("/v1/customers/nobody/decisions", ADMIN).await;
+    assert!(none["decisions"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_with_its_roles() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let (status, doc) = f.get("/openapi.json", DECISION).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for r in allot_api::ROUTES {
+        let op = &doc["paths"][r.path][r.method.to_lowercase()];
+        assert!(op["summary"].is_string(), "{} {} missing", r.method, r.path);
+    }
+    assert_eq!(doc["paths"]["/v1/plans/{id}/activate"]["post"]["x-roles"], json!(["planner", "admin"]));
+    assert_eq!(doc["paths"]["/v1/plans/{id}/activate"]["post"]["parameters"][0]["name"], "id");
+}
