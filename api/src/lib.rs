@@ -229,16 +229,34 @@ impl ServiceState {
     /// The decision for one customer, recorded in the audit; `None` when no
     /// loaded plan knows the customer.
     pub fn decide(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
+        let d = self.decision(customer_id, limit, channel)?;
+        self.audit.record(&d);
+        Some(d)
+    }
+
+    /// [`Self::decide`], serialized once for both the response and the audit line.
+    pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
+        let d = self.decision(customer_id, limit, channel)?;
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, &d).ok()?;
+        self.audit.record_json(&json);
+        Some(json)
+    }
+
+    fn decision(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
         let s = self.current()?;
         let &c = s.plan.customer_ix.get(customer_id)?;
         let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
         let fallback = self.fallback_reason(&s);
         let ask = decide::Ask { limit, channel, customer, fallback };
         let d = decide::decide(&s.plan, &s.supply, customer_id, c, &ask);
-        self.audit.record(&d);
         self.metrics.count_decision(d.fallback);
         Some(d)
     }
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A JSON error with a stable shape and an HTTP status.
@@ -427,8 +445,9 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 async fn authorize_and_measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let Some(route) = route_index(request.method(), &path) else { return next.run(request).await };
+    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let Some(route) = matched.and_then(|path| route_index(request.method(), path)) else { return next.run(request).await };
+    let path = ROUTES[route].path;
     let access = ROUTES[route].access;
     if access != Access::Public {
         let role = presented_key(request.headers()).and_then(|k| state.config.keys.role_of(k));
@@ -549,9 +568,9 @@ async fn customer_offers(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<OffersQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Decision>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    state.decide(&id, q.limit.unwrap_or(DEFAULT_LIMIT), q.channel.as_deref()).map(Json).ok_or_else(|| unknown_customer(&id))
+    state.decide_json(&id, q.limit.unwrap_or(DEFAULT_LIMIT), q.channel.as_deref()).map(json_response).ok_or_else(|| unknown_customer(&id))
 }
 
 /// Body of `POST /v1/eligibility:batch`.
@@ -563,22 +582,28 @@ struct BatchRequest {
     channel: Option<String>,
 }
 
-async fn eligibility_batch(State(state): State<AppState>, body: Body2<BatchRequest>) -> Result<Json<Value>, ApiError> {
+async fn eligibility_batch(State(state): State<AppState>, body: Body2<BatchRequest>) -> Result<Response, ApiError> {
     let Json(req) = body?;
     if req.customer_ids.len() > MAX_BATCH {
         let message = format!("{} customers in one batch; at most {MAX_BATCH}", req.customer_ids.len());
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message));
     }
     let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
-    let results: Vec<Value> = req
-        .customer_ids
-        .iter()
-        .map(|id| match state.decide(id, limit, req.channel.as_deref()) {
-            Some(d) => json!(d),
-            None => json!({ "customer_id": id, "error": { "code": "unknown_customer", "message": format!("customer {id:?} is in no loaded plan") } }),
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    let mut out = b"{\"results\":[".to_vec();
+    for (i, id) in req.customer_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match state.decide_json(id, limit, req.channel.as_deref()) {
+            Some(d) => out.extend_from_slice(&d),
+            None => {
+                let error = json!({ "customer_id": id, "error": { "code": "unknown_customer", "message": unknown_customer(id).message } });
+                serde_json::to_writer(&mut out, &error).map_err(ApiError::internal)?;
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json_response(out))
 }
 
 async fn customer_decisions(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

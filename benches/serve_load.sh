@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Load benchmark of the decision service: wrk against
+# `GET /v1/customers/{id}/offers` with random customers of a generated plan
+# (1,000,000 customers by default), compared in the same run, on the same
+# machine, with a trivial axum handler on the same route (`allot serve-trivial`).
+# Reports throughput (and its ratio to the trivial handler), p50/p99 latency,
+# errors, and the memory of the loaded plan.
+#
+# Usage: benches/serve_load.sh [CUSTOMERS]   (default 1000000)
+# Env: BENCH_DIR (default /tmp/allot-bench), DURATION (default 20s),
+#      CONNECTIONS (default 64), WRK_THREADS (default 1), SERVER_THREADS (default: cores).
+# Needs wrk (Debian package; installed here when missing). Not a test: it
+# asserts nothing about time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-1000000}"
+duration="${DURATION:-20s}"
+connections="${CONNECTIONS:-64}"
+wrk_threads="${WRK_THREADS:-1}"
+work="${BENCH_DIR:-/tmp/allot-bench}"
+mkdir -p "$work"
+
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk
+fi
+cargo build --release -q
+bin="${CARGO_TARGET_DIR:-target}/release/allot"
+
+scenario="$work/serve-c$n"
+store="$work/serve-store-c$n"
+if [ ! -f "$store/active.json" ]; then
+  [ -d "$scenario" ] || "$bin" generate "$scenario" --customers "$n" --offers 40 --skus 300 --zones 20 --warehouses 5 --candidates 8 --seed 1 --format parquet 2>/dev/null
+  echo "planning $n customers ..." >&2
+  "$bin" plan "$scenario" --store "$store" --out "$work/serve-out-c$n" --format parquet --activate >/dev/null
+fi
+keys="$work/serve-keys.json"
+key="bench-decision-key-0123456789"
+printf '{"keys": [{"key": "%s", "role": "decision"}]}' "$key" > "$keys"
+
+lua="$work/random_customer.lua"
+cat > "$lua" <<LUA
+-- A random customer of the plan per request.
+local n = $n
+wrk.headers["Authorization"] = "Bearer $key"
+function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
+function request()
+  return wrk.format("GET", string.format("/v1/customers/C%07d/offers", math.random(0, n - 1)))
+end
+LUA
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_for() {  # url
+  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.5; done
+  echo "server at $1 did not come up" >&2; exit 1
+}
+
+threads=()
+[ -n "${SERVER_THREADS:-}" ] && threads=(--threads "$SERVER_THREADS")
+"$bin" serve --store "$store" --keys "$keys" --addr 127.0.0.1:18080 "${threads[@]}" 2>"$work/serve.log" & pids+=($!)
+started=$(date +%s.%N)
+wait_for http://127.0.0.1:18080/readyz
+echo "plan loaded in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
+"$bin" serve-trivial --addr 127.0.0.1:18081 2>/dev/null & pids+=($!)
+wait_for http://127.0.0.1:18081/v1/customers/C0000000/offers
+
+run() {  # name port -> "rps p50_ms p99_ms errors"
+  out=$(wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency -s "$lua" "http://127.0.0.1:$2")
+  echo "$out" > "$work/wrk-$1.txt"
+  python3 - "$work/wrk-$1.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\b", t, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errors += int(m.group(1)) if m else 0
+print(f"{rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {errors}")
+PY
+}
+
+# Warm both (page cache, allocator), then alternate so drift hits both alike.
+DURATION=3s run warm-trivial 18081 >/dev/null; DURATION=3s run warm-serve 18080 >/dev/null
+read -r t1 t1p50 t1p99 t1e < <(run trivial-1 18081)
+read -r s1 s1p50 s1p99 s1e < <(run serve-1 18080)
+read -r t2 t2p50 t2p99 t2e < <(run trivial-2 18081)
+read -r s2 s2p50 s2p99 s2e < <(run serve-2 18080)
+
+metrics=$(curl -s -H "Authorization: Bearer $key" http://127.0.0.1:18080/metrics)
+rss=$(echo "$metrics" | awk '/^process_resident_memory_bytes/ {print $2}')
+index=$(echo "$metrics" | awk '/^allot_plan_index_bytes/ {print $2}')
+decisions=$(echo "$metrics" | awk '/^allot_decisions_total/ {print $2}')
+python3 - <<PY
+t = [$t1, $t2]; s = [$s1, $s2]
+print(f"customers            $n")
+print(f"wrk                  {'$wrk_threads'} thread(s), {'$connections'} connections, {'$duration'} per run, 2 runs each, alternating")
+print(f"trivial handler      {t[0]:>9.0f} {t[1]:>9.0f} req/s   p50 $t1p50 / $t2p50 ms   p99 $t1p99 / $t2p99 ms   errors {$t1e + $t2e}")
+print(f"allot serve          {s[0]:>9.0f} {s[1]:>9.0f} req/s   p50 $s1p50 / $s2p50 ms   p99 $s1p99 / $s2p99 ms   errors {$s1e + $s2e}")
+print(f"throughput ratio     {sum(s) / sum(t):.2f} of the trivial handler")
+print(f"plan index           {$index / 2**20:.0f} MiB; server resident memory {$rss / 2**20:.0f} MiB")
+print(f"decisions served     $decisions (each audited)")
+PY
