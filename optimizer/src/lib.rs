@@ -12,6 +12,7 @@ pub mod decomposed;
 pub mod exact;
 pub mod feasibility;
 pub mod model;
+pub mod picking;
 pub mod plan;
 
 pub use allocation::{Allocation, Flow, ShadowPrices, SolveReport, SolveStatus};
