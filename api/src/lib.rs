@@ -63,6 +63,8 @@ pub const MAX_BATCH: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 10;
 /// Largest request body accepted (a full batch of long ids fits easily).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest pick-plan request (a backlog of tens of thousands of order lines).
+pub const MAX_PICK_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Longest a request may run before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default age after which a plan is no longer trusted and the fallback answers.
@@ -317,6 +319,8 @@ pub struct RouteSpec {
     pub summary: &'static str,
     /// Name of the request body's type, if it takes one.
     pub body: Option<&'static str>,
+    /// Largest body accepted (413 above it).
+    pub max_body: usize,
     handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -327,16 +331,16 @@ const ADMIN: &[Role] = &[];
 
 /// Every route of the service.
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec { method: "GET", path: "/healthz", access: Access::Public, summary: "Liveness: the process answers.", body: None, handler: || get(healthz) },
-    RouteSpec { method: "GET", path: "/readyz", access: Access::Public, summary: "Readiness: an active plan is loaded (503 otherwise).", body: None, handler: || get(readyz) },
-    RouteSpec { method: "GET", path: "/metrics", access: Access::AnyKey, summary: "Prometheus metrics.", body: None, handler: || get(metrics_text) },
-    RouteSpec { method: "GET", path: "/openapi.json", access: Access::AnyKey, summary: "This document.", body: None, handler: || get(openapi_json) },
+    RouteSpec { method: "GET", path: "/healthz", access: Access::Public, summary: "Liveness: the process answers.", body: None, max_body: MAX_BODY_BYTES, handler: || get(healthz) },
+    RouteSpec { method: "GET", path: "/readyz", access: Access::Public, summary: "Readiness: an active plan is loaded (503 otherwise).", body: None, max_body: MAX_BODY_BYTES, handler: || get(readyz) },
+    RouteSpec { method: "GET", path: "/metrics", access: Access::AnyKey, summary: "Prometheus metrics.", body: None, max_body: MAX_BODY_BYTES, handler: || get(metrics_text) },
+    RouteSpec { method: "GET", path: "/openapi.json", access: Access::AnyKey, summary: "This document.", body: None, max_body: MAX_BODY_BYTES, handler: || get(openapi_json) },
     RouteSpec {
         method: "GET",
         path: "/v1/customers/{id}/offers",
         access: Access::Roles(DECISION),
         summary: "Ranked eligible offers of a customer now (query: limit, channel), with reasons for excluded offers.",
-        body: None,
+        body: None, max_body: MAX_BODY_BYTES,
         handler: || get(customer_offers),
     },
     RouteSpec {
@@ -344,7 +348,7 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/eligibility:batch",
         access: Access::Roles(DECISION),
         summary: "Decisions for up to 1000 customers: {\"customer_ids\": [...], \"limit\"?, \"channel\"?}.",
-        body: Some("BatchRequest"),
+        body: Some("BatchRequest"), max_body: MAX_BODY_BYTES,
         handler: || post(eligibility_batch),
     },
     RouteSpec {
@@ -352,7 +356,7 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/customers/{id}/decisions",
         access: Access::Roles(ADMIN),
         summary: "Every decision served to a customer, with reasons and plan version (data-subject access).",
-        body: None,
+        body: None, max_body: MAX_BODY_BYTES,
         handler: || get(customer_decisions),
     },
     RouteSpec {
@@ -360,7 +364,7 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/events/inventory",
         access: Access::Roles(FULFILMENT),
         summary: "An order, receipt or adjustment; idempotent by event_id; durable when acknowledged.",
-        body: Some("InventoryEvent"),
+        body: Some("InventoryEvent"), max_body: MAX_BODY_BYTES,
         handler: || post(inventory_event),
     },
     RouteSpec {
@@ -368,7 +372,7 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/events/consent",
         access: Access::Roles(DECISION),
         summary: "Consent or suppression change of a customer; applies from the next request.",
-        body: Some("ConsentEvent"),
+        body: Some("ConsentEvent"), max_body: MAX_BODY_BYTES,
         handler: || post(consent_event),
     },
     RouteSpec {
@@ -376,16 +380,25 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/warehouses/{id}/pick-priorities",
         access: Access::Roles(FULFILMENT),
         summary: "The plan's pick priorities at a warehouse, capped by live stock.",
-        body: None,
+        body: None, max_body: MAX_BODY_BYTES,
         handler: || get(pick_priorities),
     },
-    RouteSpec { method: "GET", path: "/v1/plans", access: Access::Roles(PLANNER), summary: "Plan versions, the active one and the one served.", body: None, handler: || get(list_plans) },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/warehouses/{id}/pick-plan",
+        access: Access::Roles(FULFILMENT),
+        summary: "Wave assignment and pick order for a backlog of orders, against live stock (exact MIP when small, greedy with a bound when large).",
+        body: Some("PickPlanRequest"),
+        max_body: MAX_PICK_BODY_BYTES,
+        handler: || post(pick_plan),
+    },
+    RouteSpec { method: "GET", path: "/v1/plans", access: Access::Roles(PLANNER), summary: "Plan versions, the active one and the one served.", body: None, max_body: MAX_BODY_BYTES, handler: || get(list_plans) },
     RouteSpec {
         method: "POST",
         path: "/v1/plans/{id}/activate",
         access: Access::Roles(PLANNER),
         summary: "Make a plan version active and serve it (atomic swap).",
-        body: None,
+        body: None, max_body: MAX_BODY_BYTES,
         handler: || post(activate_plan),
     },
     RouteSpec {
@@ -393,7 +406,7 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/plans/rollback",
         access: Access::Roles(PLANNER),
         summary: "Re-activate the plan active before the current one and serve it.",
-        body: None,
+        body: None, max_body: MAX_BODY_BYTES,
         handler: || post(rollback_plan),
     },
 ];
@@ -407,14 +420,15 @@ fn route_index(method: &Method, path: &str) -> Option<usize> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
-        router = router.route(spec.path, (spec.handler)());
+        router = router.route(spec.path, (spec.handler)().layer(axum::extract::DefaultBodyLimit::max(spec.max_body)));
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize_and_measure))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
         .with_state(state)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // The outer limit is the largest of any route; each route has its own (above).
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_PICK_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::map_response(json_errors))
 }
@@ -547,6 +561,10 @@ pub fn openapi() -> Value {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "BatchRequest": { "type": "object", "required": ["customer_ids"], "properties": { "customer_ids": { "type": "array", "maxItems": MAX_BATCH, "items": { "type": "string" } }, "limit": { "type": "integer", "minimum": 0 }, "channel": { "type": "string" } } },
                 "InventoryEvent": { "type": "object", "required": ["event_id", "kind", "warehouse_id", "sku", "qty"], "properties": { "event_id": { "type": "string" }, "kind": { "enum": ["order", "receipt", "adjustment"] }, "warehouse_id": { "type": "string" }, "sku": { "type": "string" }, "qty": { "type": "number" }, "tier": { "type": "string" } } },
+                "PickPlanRequest": { "type": "object", "required": ["orders", "waves"], "properties": {
+                    "orders": { "type": "array", "items": { "type": "object", "required": ["order_id", "tier", "promised_by", "lines"], "properties": { "order_id": { "type": "string" }, "tier": { "type": "string" }, "promised_by": { "type": "string", "format": "date-time" }, "lines": { "type": "array", "items": { "type": "object", "required": ["sku", "qty"], "properties": { "sku": { "type": "string" }, "qty": { "type": "number", "exclusiveMinimum": 0 } } } } } } },
+                    "waves": { "type": "array", "minItems": 1, "items": { "type": "object", "required": ["wave_id", "ends_at", "capacity"], "properties": { "wave_id": { "type": "string" }, "ends_at": { "type": "string", "format": "date-time" }, "capacity": { "type": "number", "minimum": 0 } } } },
+                    "late_value": { "type": "number", "minimum": 0, "maximum": 1 } } },
                 "ConsentEvent": { "type": "object", "required": ["event_id", "customer_id"], "properties": { "event_id": { "type": "string" }, "customer_id": { "type": "string" }, "consent": { "type": "boolean" }, "suppressed": { "type": "boolean" } } }
             }
         }
@@ -690,6 +708,60 @@ async fn pick_priorities(State(state): State<AppState>, Path(id): Path<String>) 
         })
         .collect();
     Ok(Json(json!({ "warehouse_id": id, "plan_version": plan.version(), "fallback": state.fallback_reason(&s).is_some(), "priorities": items })))
+}
+
+/// Body of `POST /v1/warehouses/{id}/pick-plan`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PickPlanRequest {
+    orders: Vec<PickOrderBody>,
+    waves: Vec<PickWaveBody>,
+    /// Value of a late pick relative to an on-time one [default 0.5].
+    late_value: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PickOrderBody {
+    order_id: String,
+    /// The customer's tier (weights the order like the plan weights margin).
+    tier: String,
+    promised_by: chrono::DateTime<chrono::Utc>,
+    lines: Vec<allot_optimizer::picking::PickLine>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PickWaveBody {
+    wave_id: String,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    /// Units the wave can pick.
+    capacity: f64,
+}
+
+async fn pick_plan(State(state): State<AppState>, Path(id): Path<String>, body: Body2<PickPlanRequest>) -> Result<Json<Value>, ApiError> {
+    use allot_optimizer::picking::{plan_picks, PickOrder, PickProblem, PickWave, DEFAULT_LATE_VALUE};
+    let Json(req) = body?;
+    let s = state.current().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_plan", "no plan version is loaded"))?;
+    let plan = &s.plan;
+    let stock: HashMap<String, f64> =
+        plan.context.stock.iter().enumerate().filter(|(_, p)| p.warehouse_id == id).map(|(i, p)| (p.sku.clone(), s.supply.live[i].max(0.0))).collect();
+    if stock.is_empty() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_warehouse", format!("warehouse {id:?} is not in plan {}", plan.version())));
+    }
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pick_request", m);
+    let mut orders = Vec::with_capacity(req.orders.len());
+    for o in req.orders {
+        let tier = plan.context.tiers.iter().find(|t| t.name == o.tier).ok_or_else(|| {
+            let known: Vec<&str> = plan.context.tiers.iter().map(|t| t.name.as_str()).collect();
+            invalid(format!("order {:?}: unknown tier {:?} (plan tiers: {})", o.order_id, o.tier, known.join(", ")))
+        })?;
+        orders.push(PickOrder { order_id: o.order_id, tier_weight: tier.weight, promised_by: o.promised_by.timestamp(), lines: o.lines });
+    }
+    let waves = req.waves.into_iter().map(|w| PickWave { wave_id: w.wave_id, ends_at: w.ends_at.timestamp(), capacity: w.capacity }).collect();
+    let problem = PickProblem { orders, waves, stock, late_value: req.late_value.unwrap_or(DEFAULT_LATE_VALUE) };
+    let picks = tokio::task::spawn_blocking(move || plan_picks(&problem)).await.map_err(ApiError::internal)?.map_err(|e| invalid(e.to_string()))?;
+    Ok(Json(json!({ "warehouse_id": id, "plan_version": plan.version(), "pick_plan": picks })))
 }
 
 async fn list_plans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -223,6 +223,7 @@ async fn every_route_checks_keys_and_roles() {
         ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "receipt", "warehouse_id": "W1", "sku": "C", "qty": 1 })), Some(FULFILMENT)),
         ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "s4", "consent": true })), Some(DECISION)),
         ("GET", "/v1/warehouses/W1/pick-priorities", None, Some(FULFILMENT)),
+        ("POST", "/v1/warehouses/W1/pick-plan", Some(pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0)), Some(FULFILMENT)),
         ("GET", "/v1/plans", None, Some(PLANNER)),
         ("POST", "/v1/plans/000001/activate", None, Some(PLANNER)),
     ];
@@ -251,6 +252,64 @@ async fn every_route_checks_keys_and_roles() {
     // The x-api-key header works too.
     let req = Request::builder().uri("/v1/plans").header("x-api-key", PLANNER).body(Body::empty()).unwrap();
     assert_eq!(f.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+/// Orders (id, tier, promised by, SKU, qty) and two waves (ending 10:00 and
+/// 14:00 on 2026-12-01) of `capacity` units each.
+fn pick_request(orders: &[(&str, &str, &str, &str, f64)], capacity: f64) -> Value {
+    let orders: Vec<Value> =
+        orders.iter().map(|(id, tier, by, sku, qty)| json!({ "order_id": id, "tier": tier, "promised_by": by, "lines": [{ "sku": sku, "qty": qty }] })).collect();
+    json!({
+        "orders": orders,
+        "waves": [
+            { "wave_id": "late", "ends_at": "2026-12-01T14:00:00Z", "capacity": capacity },
+            { "wave_id": "early", "ends_at": "2026-12-01T10:00:00Z", "capacity": capacity }
+        ]
+    })
+}
+
+#[tokio::test]
+async fn pick_plan_assigns_waves_against_live_stock() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    // 4 units per wave. The gold order must go early to be on time; the standard
+    // ones fit the late wave; `big` cannot be stocked (10 A on the shelf).
+    let orders = [
+        ("s-1", "standard", "2026-12-01T14:00:00Z", "C", 3.0),
+        ("g-1", "gold", "2026-12-01T10:00:00Z", "A", 4.0),
+        ("s-2", "standard", "2026-12-01T18:00:00Z", "C", 1.0),
+        ("big", "gold", "2026-12-01T18:00:00Z", "A", 11.0),
+    ];
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&orders, 4.0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let plan = &body["pick_plan"];
+    assert_eq!(plan["method"], "exact");
+    let assigned: Vec<(String, String, bool)> = plan["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["order_id"].as_str().unwrap().to_string(), a["wave_id"].as_str().unwrap().to_string(), a["on_time"].as_bool().unwrap()))
+        .collect();
+    let expect = |o: &str, w: &str| (o.to_string(), w.to_string(), true);
+    assert_eq!(assigned, [expect("g-1", "early"), expect("s-1", "late"), expect("s-2", "late")]);
+    assert_eq!(plan["deferred"], json!([{ "order_id": "big", "reason": "stock" }]));
+
+    // Live stock counts: after orders take 8 of the 10 A, g-1 (4 A) cannot be stocked.
+    for i in 0..4 {
+        f.post("/v1/events/inventory", FULFILMENT, order(&format!("o-{i}"), "A", 2.0, "standard")).await;
+    }
+    let (_, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&orders[..2], 4.0)).await;
+    assert_eq!(body["pick_plan"]["deferred"], json!([{ "order_id": "g-1", "reason": "stock" }]), "{body}");
+
+    // Errors name what is wrong.
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&[("x", "bronze", "2026-12-01T10:00:00Z", "A", 1.0)], 4.0)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pick_request"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("bronze"), "{body}");
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&[("x", "gold", "2026-12-01T10:00:00Z", "A", -1.0)], 4.0)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pick_request"));
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&[("x", "gold", "tomorrow", "A", 1.0)], 4.0)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"), "{body}");
+    let (status, body) = f.post("/v1/warehouses/W9/pick-plan", FULFILMENT, pick_request(&orders, 4.0)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_warehouse"));
 }
 
 #[tokio::test]
