@@ -66,6 +66,9 @@ struct ServeArgs {
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
+    /// `POST /v1/plans` may plan scenarios inside this directory only.
+    #[arg(long, default_value = ".")]
+    scenarios: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -218,7 +221,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     if created {
         eprintln!("created API keys (one per role) in {}", key_file.display());
     }
-    let config = allot_api::ServiceConfig { keys, max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0) };
+    let config = allot_api::ServiceConfig {
+        keys,
+        max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0),
+        scenario_root: args.scenarios,
+    };
     runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config))?;
     Ok(())
 }

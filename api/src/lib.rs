@@ -30,6 +30,7 @@
 pub mod decide;
 pub mod events;
 pub mod index;
+pub mod jobs;
 pub mod metrics;
 pub mod security;
 
@@ -54,6 +55,7 @@ use thiserror::Error;
 pub use decide::{CustomerOverride, Decision, Exclusion, OfferDecision};
 pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, InventoryEvent, InventoryKind};
 pub use index::{LiveSupply, PlanIndex};
+pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
 pub use metrics::Metrics;
 pub use security::{Access, ApiKey, ApiKeys, Role};
 
@@ -76,8 +78,8 @@ pub enum ServeError {
     /// The plan store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The event or audit log could not be opened.
-    #[error("opening {what} in the store: {source}")]
+    /// The event or audit log could not be opened, or a thread not started.
+    #[error("opening {what}: {source}")]
     Log {
         /// Which log.
         what: &'static str,
@@ -104,6 +106,8 @@ pub struct ServiceConfig {
     pub keys: ApiKeys,
     /// A plan older than this is answered by the fallback.
     pub max_plan_age: Duration,
+    /// `POST /v1/plans` plans only scenarios inside this directory.
+    pub scenario_root: PathBuf,
 }
 
 /// Why the served snapshot is not the active plan.
@@ -134,6 +138,7 @@ pub struct ServiceState {
     audit: AuditLog,
     metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
+    jobs: PlanJobs,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -159,6 +164,7 @@ impl ServiceState {
             audit,
             metrics: Metrics::new(ROUTES.len()),
             last_store_error: RwLock::new(None),
+            jobs: PlanJobs::start().map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
         };
         state.reload();
         Ok(state)
@@ -392,7 +398,33 @@ pub const ROUTES: &[RouteSpec] = &[
         max_body: MAX_PICK_BODY_BYTES,
         handler: || post(pick_plan),
     },
-    RouteSpec { method: "GET", path: "/v1/plans", access: Access::Roles(PLANNER), summary: "Plan versions, the active one and the one served.", body: None, max_body: MAX_BODY_BYTES, handler: || get(list_plans) },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/plans",
+        access: Access::Roles(PLANNER),
+        summary: "Plan versions, the active one, the one served, and planning jobs.",
+        body: None,
+        max_body: MAX_BODY_BYTES,
+        handler: || get(list_plans),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/plans",
+        access: Access::Roles(PLANNER),
+        summary: "Start planning a scenario (inside the server's scenario root) in the background; returns a job to poll.",
+        body: Some("PlanJobRequest"),
+        max_body: MAX_BODY_BYTES,
+        handler: || post(start_plan_job),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/jobs/{id}",
+        access: Access::Roles(PLANNER),
+        summary: "A planning job: queued, running, succeeded (with its plan version) or failed (with why).",
+        body: None,
+        max_body: MAX_BODY_BYTES,
+        handler: || get(plan_job),
+    },
     RouteSpec {
         method: "POST",
         path: "/v1/plans/{id}/activate",
@@ -565,6 +597,7 @@ pub fn openapi() -> Value {
                     "orders": { "type": "array", "items": { "type": "object", "required": ["order_id", "tier", "promised_by", "lines"], "properties": { "order_id": { "type": "string" }, "tier": { "type": "string" }, "promised_by": { "type": "string", "format": "date-time" }, "lines": { "type": "array", "items": { "type": "object", "required": ["sku", "qty"], "properties": { "sku": { "type": "string" }, "qty": { "type": "number", "exclusiveMinimum": 0 } } } } } } },
                     "waves": { "type": "array", "minItems": 1, "items": { "type": "object", "required": ["wave_id", "ends_at", "capacity"], "properties": { "wave_id": { "type": "string" }, "ends_at": { "type": "string", "format": "date-time" }, "capacity": { "type": "number", "minimum": 0 } } } },
                     "late_value": { "type": "number", "minimum": 0, "maximum": 1 } } },
+                "PlanJobRequest": { "type": "object", "required": ["scenario"], "properties": { "scenario": { "type": "string" }, "activate": { "type": "boolean", "default": false }, "solver": { "enum": ["auto", "exact", "decomposed"], "default": "auto" } } },
                 "ConsentEvent": { "type": "object", "required": ["event_id", "customer_id"], "properties": { "event_id": { "type": "string" }, "customer_id": { "type": "string" }, "consent": { "type": "boolean" }, "suppressed": { "type": "boolean" } } }
             }
         }
@@ -764,11 +797,63 @@ async fn pick_plan(State(state): State<AppState>, Path(id): Path<String>, body: 
     Ok(Json(json!({ "warehouse_id": id, "plan_version": plan.version(), "pick_plan": picks })))
 }
 
+/// Body of `POST /v1/plans`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanJobRequest {
+    /// Scenario directory, relative to the scenario root (or absolute inside it).
+    scenario: String,
+    #[serde(default)]
+    activate: bool,
+    #[serde(default)]
+    solver: JobSolver,
+}
+
+impl ServiceState {
+    /// The scenario directory a job may plan: inside the configured root.
+    fn scenario_dir(&self, requested: &str) -> Result<PathBuf, ApiError> {
+        let root = self.config.scenario_root.canonicalize().map_err(|e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_scenario_root", format!("scenario root {}: {e}", self.config.scenario_root.display()))
+        })?;
+        let dir = root.join(requested).canonicalize().map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("scenario {requested:?} under {}: {e}", root.display()))
+        })?;
+        if !dir.starts_with(&root) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "scenario_outside_root", format!("scenario {requested:?} is outside the scenario root {}", root.display())));
+        }
+        if !dir.is_dir() {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("{} is not a directory", dir.display())));
+        }
+        Ok(dir)
+    }
+}
+
+async fn start_plan_job(State(state): State<AppState>, body: Body2<PlanJobRequest>) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let dir = state.scenario_dir(&req.scenario)?;
+    let (s, scenario, activate) = (state.clone(), dir.clone(), req.activate);
+    let work: jobs::JobWork = Box::new(move |solver| {
+        let manifest = s.store.plan_scenario(&scenario, solver).map_err(|e| e.to_string())?;
+        if activate {
+            s.store.activate(&manifest.id).map_err(|e| format!("saved {} but could not activate it: {e}", manifest.id))?;
+            s.reload();
+        }
+        Ok(manifest.id)
+    });
+    let job = state.jobs.submit(dir, req.solver, activate, work);
+    let location = format!("/v1/jobs/{}", job.job_id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+async fn plan_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PlanJob>, ApiError> {
+    state.jobs.get(&id).map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_job", format!("no job {id:?} in this server's life")))
+}
+
 async fn list_plans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let active = state.store.active()?;
     let plans = state.store.list()?;
     let serving = state.current().map(|s| s.plan.version().to_string());
-    Ok(Json(json!({ "active": active, "serving": serving, "plans": plans })))
+    Ok(Json(json!({ "active": active, "serving": serving, "plans": plans, "jobs": state.jobs.list() })))
 }
 
 /// Runs a store change then reloads the served plan, off the async threads (an

@@ -98,3 +98,17 @@ impl StoreError {
         StoreError::Io { what, path: path.to_path_buf(), source }
     }
 }
+
+/// Why planning a scenario into the store failed, at whichever step.
+#[derive(Debug, Error)]
+pub enum PlanScenarioError {
+    /// The scenario could not be read or is invalid (names file, row, column).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The solver failed.
+    #[error("solving: {0}")]
+    Solve(#[from] allot_optimizer::PlanError),
+    /// The plan version could not be saved.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

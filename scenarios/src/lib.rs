@@ -14,7 +14,7 @@ pub mod store;
 pub mod serving;
 pub mod table;
 
-pub use error::{LoadError, StoreError};
+pub use error::{LoadError, PlanScenarioError, StoreError};
 pub use load::{load_scenario, LoadedScenario};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};

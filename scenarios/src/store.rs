@@ -206,6 +206,18 @@ impl PlanStore {
         Ok(manifest)
     }
 
+    /// Loads a scenario, plans it with `solver` and saves the plan as a new
+    /// version (not activated): what `POST /v1/plans` jobs run.
+    pub fn plan_scenario(&self, scenario: &Path, solver: &allot_optimizer::SolverChoice) -> Result<Manifest, crate::PlanScenarioError> {
+        let started = std::time::Instant::now();
+        let loaded = crate::load_scenario(scenario)?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        let (_, _, plan) = allot_optimizer::plan(&loaded.problem, solver)?;
+        let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
+        let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &kpis, scenario, scenario_hash: &loaded.content_hash };
+        Ok(self.save(&req)?)
+    }
+
     /// Removes staging directories left by crashed writers (older than a minute,
     /// so a concurrent writer's is left alone).
     fn sweep_staging(&self) {

@@ -1,0 +1,190 @@
+//! Planning jobs started over HTTP (`POST /v1/plans`): a scenario is planned in
+//! the background and saved as a new version, optionally activated.
+//!
+//! Why a background thread and a queue of one: planning a large scenario takes
+//! minutes and all cores, so it never runs on a request path, and two solves at
+//! once would only slow each other (and the service) down. Jobs run one after
+//! another in submission order. Job records live in memory: a restart forgets
+//! them (a version saved before the restart is in the store, whole, as always).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use allot_optimizer::decomposed::DecomposedOptions;
+use allot_optimizer::exact::ExactOptions;
+use allot_optimizer::SolverChoice;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which solver a job uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobSolver {
+    /// Exact below a measured size, decomposed above it (as `allot plan`).
+    #[default]
+    Auto,
+    /// good_lp + HiGHS on the full model.
+    Exact,
+    /// Lagrangian decomposition with a certified gap.
+    Decomposed,
+}
+
+impl JobSolver {
+    fn choice(self) -> SolverChoice {
+        match self {
+            JobSolver::Auto => SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default()),
+            JobSolver::Exact => SolverChoice::Exact(ExactOptions::default()),
+            JobSolver::Decomposed => SolverChoice::Decomposed(DecomposedOptions::default()),
+        }
+    }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for the job before it.
+    Queued,
+    /// Loading, solving or saving.
+    Running,
+    /// Saved (and activated, if asked).
+    Succeeded,
+    /// Stopped; `error` says why.
+    Failed,
+}
+
+/// One planning job, as `GET /v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanJob {
+    /// Job id (`job-1`, `job-2`, ... per process).
+    pub job_id: String,
+    /// The scenario directory.
+    pub scenario: PathBuf,
+    /// The solver asked for.
+    pub solver: JobSolver,
+    /// Whether the new version is activated and served when saved.
+    pub activate: bool,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// When it was submitted.
+    pub submitted_at: DateTime<Utc>,
+    /// When it started running.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it succeeded or failed.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The saved plan version.
+    pub plan_id: Option<String>,
+    /// Why it failed (for bad input: the file, row and column).
+    pub error: Option<String>,
+}
+
+/// What a job does once its turn comes: plan, save, maybe activate; returns the
+/// saved version's id.
+pub type JobWork = Box<dyn FnOnce(&SolverChoice) -> Result<String, String> + Send>;
+
+/// The job table and the queue of work waiting for the runner thread.
+#[derive(Default)]
+pub struct PlanJobs {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    jobs: Mutex<Vec<PlanJob>>,
+    queue: Mutex<VecDeque<(usize, JobWork)>>,
+    ready: Condvar,
+}
+
+impl std::fmt::Debug for PlanJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanJobs").field("jobs", &self.shared.jobs().len()).finish()
+    }
+}
+
+impl Shared {
+    fn jobs(&self) -> MutexGuard<'_, Vec<PlanJob>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, ix: usize, f: impl FnOnce(&mut PlanJob)) {
+        f(&mut self.jobs()[ix]);
+    }
+
+    fn run(&self) {
+        loop {
+            let (ix, work) = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(next) = queue.pop_front() {
+                        break next;
+                    }
+                    queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            self.update(ix, |j| {
+                j.status = JobStatus::Running;
+                j.started_at = Some(Utc::now());
+            });
+            let solver = self.jobs()[ix].solver.choice();
+            // A panic in the solver fails the job, not the service.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&solver))).unwrap_or_else(|_| Err("the planner panicked".to_string()));
+            self.update(ix, |j| {
+                j.finished_at = Some(Utc::now());
+                match result {
+                    Ok(id) => {
+                        j.status = JobStatus::Succeeded;
+                        j.plan_id = Some(id);
+                    }
+                    Err(e) => {
+                        j.status = JobStatus::Failed;
+                        j.error = Some(e);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl PlanJobs {
+    /// An empty table with its runner thread.
+    pub fn start() -> std::io::Result<Self> {
+        let jobs = PlanJobs::default();
+        let shared = jobs.shared.clone();
+        std::thread::Builder::new().name("allot-plan-jobs".to_string()).spawn(move || shared.run())?;
+        Ok(jobs)
+    }
+
+    /// Queues a job; returns its record.
+    pub fn submit(&self, scenario: PathBuf, solver: JobSolver, activate: bool, work: JobWork) -> PlanJob {
+        let mut jobs = self.shared.jobs();
+        let job = PlanJob {
+            job_id: format!("job-{}", jobs.len() + 1),
+            scenario,
+            solver,
+            activate,
+            status: JobStatus::Queued,
+            submitted_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            plan_id: None,
+            error: None,
+        };
+        jobs.push(job.clone());
+        let ix = jobs.len() - 1;
+        drop(jobs);
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back((ix, work));
+        self.shared.ready.notify_one();
+        job
+    }
+
+    /// One job by id.
+    pub fn get(&self, job_id: &str) -> Option<PlanJob> {
+        self.shared.jobs().iter().find(|j| j.job_id == job_id).cloned()
+    }
+
+    /// Every job, oldest first.
+    pub fn list(&self) -> Vec<PlanJob> {
+        self.shared.jobs().clone()
+    }
+}
