@@ -154,3 +154,100 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
         excluded,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::index::StockMove;
+
+    /// One zone served by one stock point of SKU A (10 units planned), a plan bid
+    /// price of 10 per unit of A, and an offer of margin 10 that takes one A:
+    /// exactly break-even for the standard tier (weight 1.0), worth 12 to gold.
+    fn plan() -> PlanIndex {
+        let context = serde_json::from_value(json!({
+            "horizon_start": "2026-12-01", "horizon_days": 7,
+            "tiers": [{ "name": "gold", "weight": 1.2 }, { "name": "standard", "weight": 1.0 }],
+            "contact_cap": null,
+            "offers": [{ "offer_id": "o", "margin": 10.0, "min_tier": null, "items": [{ "sku": "A", "qty": 1.0 }] }],
+            "stock": [{ "warehouse_id": "W1", "sku": "A", "available": 10.0 }],
+            "lanes": [{ "warehouse_id": "W1", "zone": "Z1" }],
+            "reservations": [], "bid_prices": [{ "zone": "Z1", "sku": "A", "price": 10.0 }], "pick_priorities": []
+        }))
+        .unwrap();
+        PlanIndex {
+            version: "000001".into(),
+            created_at: chrono::Utc::now(),
+            context,
+            reasons: Vec::new(),
+            customer_ix: HashMap::new(),
+            customers: Vec::new(),
+            start: vec![0],
+            entries: Vec::new(),
+            tier_ix: [("gold".to_string(), 0), ("standard".to_string(), 1)].into(),
+            skus: vec!["A".into()],
+            offer_items: vec![vec![(0, 1.0)]],
+            offer_min_tier: vec![None],
+            point_ix: [(("W1".to_string(), "A".to_string()), 0)].into(),
+            zone_points: vec![vec![0]],
+            reserved: vec![0.0, 0.0],
+            bid: vec![10.0],
+        }
+    }
+
+    fn supply_after(plan: &PlanIndex, delta: f64) -> LiveSupply {
+        let moves = [StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: None }];
+        LiveSupply::compute(plan, &moves)
+    }
+
+    #[test]
+    fn bid_prices_rise_as_live_stock_falls_below_plan() {
+        let plan = plan();
+        let (gold, standard) = (0, 1);
+        let at_plan = supply_after(&plan, 0.0);
+        assert_eq!(at_plan.price[0], 10.0);
+        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, false), None, "break-even stays eligible");
+
+        // One unit sold: 9 of 10 left, price 10 * 10/9 = 11.1: above the standard
+        // tier's value (10), below gold's (12).
+        let sold_one = supply_after(&plan, -1.0);
+        assert!((sold_one.price[0] - 100.0 / 9.0).abs() < 1e-9);
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &sold_one, 0, gold, 0, false), None);
+        // The fallback rule does not use bid prices.
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, true), None);
+
+        // Three sold: 10 * 10/7 = 14.3 is above gold's value too.
+        assert_eq!(live_block(&plan, &supply_after(&plan, -3.0), 0, gold, 0, false), Some("live:bid_price"));
+        // More stock than planned never lowers the price below the plan's.
+        assert_eq!(supply_after(&plan, 5.0).price[0], 10.0);
+        // None left: out of stock, whatever the price.
+        let empty = supply_after(&plan, -10.0);
+        assert!(empty.price[0].is_infinite());
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, false), Some("live:out_of_stock"));
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, true), Some("live:out_of_stock"));
+    }
+
+    #[test]
+    fn reservations_for_higher_tiers_are_off_limits_until_they_consume_them() {
+        let mut plan = plan();
+        plan.bid = vec![0.0];
+        plan.reserved = vec![4.0, 0.0]; // 4 of A held for gold
+        let order = |delta: f64, tier: &str| StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: Some(tier.into()) };
+        // Standard orders take 6: 4 left, all held for gold.
+        let s = LiveSupply::compute(&plan, &[order(-6.0, "standard")]);
+        assert_eq!((s.usable[0], s.usable[1]), (4.0, 0.0));
+        assert_eq!(live_block(&plan, &s, 0, 1, 0, false), Some("live:stock_reserved"));
+        assert_eq!(live_block(&plan, &s, 0, 0, 0, false), None);
+        // Gold consumes 3 of its 4: one unit is still held, none free for standard.
+        let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold")]);
+        assert_eq!((s.usable[0], s.usable[1]), (1.0, 0.0));
+        // A receipt frees units for standard above what gold still holds.
+        let receipt = StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None };
+        let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold"), receipt]);
+        assert_eq!((s.usable[0], s.usable[1]), (6.0, 5.0));
+    }
+}
