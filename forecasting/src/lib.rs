@@ -3,6 +3,8 @@
 //! This crate knows nothing of the planning model; `allot-scenarios` feeds it
 //! series read from history files and turns its forecasts into model inputs.
 
+pub mod demand;
+
 /// Seasonal-mean forecast of a daily series.
 ///
 /// Why: the baseline demand the planner needs when `baseline_demand.csv` is
