@@ -16,8 +16,8 @@
 //!    days) the model, with those parameters, is run over the data up to the
 //!    origin and forecasts the rest of the window; errors are scaled by the
 //!    in-sample seasonal naive error (MASE, Hyndman & Koehler 2006);
-//! 3. the model with the lowest mean MASE is run over the whole history and
-//!    forecasts the horizon; P50 and P90 add the empirical quantiles of its
+//! 3. the model with the lowest mean MASE is run, with the same parameters,
+//!    over the whole history and forecasts the horizon; P50 and P90 add the empirical quantiles of its
 //!    backtest errors to the point forecast (clamped at zero).
 
 use rayon::prelude::*;
@@ -384,10 +384,11 @@ pub fn forecast_series(y: &[f64], horizon: usize, config: &DemandConfig) -> Seri
     let tried: Vec<(Backtest, Vec<f64>)> = candidates(y, config).into_iter().map(|m| backtest(m, y, config)).collect();
     let best = tried.iter().enumerate().min_by(|a, b| a.1 .0.mase.total_cmp(&b.1 .0.mase).then(a.0.cmp(&b.0))).map_or(0, |(i, _)| i);
     let (chosen, errors) = &tried[best];
-    // Final run: the chosen model's parameters, refitted on the whole history.
-    let params = fit(chosen.model, y, config.season, config.fit_window);
+    // Final run: the parameters fitted before the holdout (refitting on the last
+    // `holdout` days as well changes them little and would double the work); the
+    // states run over the whole history.
     let mut sse = 0.0;
-    let mean_forecast: Vec<f64> = run(chosen.model, params, y, horizon, config.season, y.len(), &mut sse).into_iter().map(|v| v.max(0.0)).collect();
+    let mean_forecast: Vec<f64> = run(chosen.model, chosen.params, y, horizon, config.season, y.len(), &mut sse).into_iter().map(|v| v.max(0.0)).collect();
     let mut sorted = errors.clone();
     sorted.sort_by(f64::total_cmp);
     let (q50, q90) = (quantile(&sorted, 0.5), quantile(&sorted, 0.9));

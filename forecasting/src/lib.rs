@@ -4,6 +4,7 @@
 //! series read from history files and turns its forecasts into model inputs.
 
 pub mod demand;
+pub mod synthetic;
 
 /// Seasonal-mean forecast of a daily series.
 ///
