@@ -5,6 +5,7 @@
 
 pub mod demand;
 pub mod synthetic;
+pub mod uptake;
 
 /// Seasonal-mean forecast of a daily series.
 ///
