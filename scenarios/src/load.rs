@@ -256,12 +256,9 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
             baseline.push(BaselineDemand { zone, sku, units });
         }
     } else if let Some(t) = Table::read(dir, "sales_history")? {
-        baseline = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
-        notes.push(format!(
-            "baseline_demand.csv absent: forecast {} zone x SKU series from {} (seasonal mean of the last 4 weeks)",
-            baseline.len(),
-            t.file
-        ));
+        let summary;
+        (baseline, summary) = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
+        notes.push(format!("baseline_demand.csv absent: forecast {} zone x SKU series from {} ({summary})", baseline.len(), t.file));
     }
 
     // Uptake.
@@ -320,13 +317,17 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
     Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes })
 }
 
-/// Baseline demand over the horizon forecast from `sales_history` (`date`, `zone`, `sku`, `units`).
-fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> Vec<BaselineDemand> {
+/// Baseline demand over the horizon forecast from `sales_history` (`date`,
+/// `zone`, `sku`, `units`; missing days are zero sales): each series gets the
+/// model its backtest chose (`allot_forecasting::demand`), and the mean forecast
+/// over the horizon days is summed. Returns the rows and a one-line summary.
+fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> (Vec<BaselineDemand>, String) {
+    use allot_forecasting::demand::{forecast_all, DemandConfig};
     let dates = t.parse("date", true, issues, DATE);
     let z = t.parse_with("zone", true, issues, "a zone id", |s| zones.resolve(s));
     let s = t.parse_with("sku", true, issues, "a SKU listed in inventory.csv or inbound.csv", |x| skus.resolve(x));
     let units = t.parse("units", true, issues, NON_NEGATIVE);
-    let Some(first) = dates.iter().flatten().min().copied() else { return Vec::new() };
+    let Some(first) = dates.iter().flatten().min().copied() else { return (Vec::new(), "no dated rows".to_string()) };
     let mut series: BTreeMap<(u32, u32), Vec<f64>> = BTreeMap::new();
     for i in 0..t.len() {
         let (Some(d), Some(zone), Some(sku), Some(u)) = (dates[i], z[i], s[i], units[i]) else { continue };
@@ -339,15 +340,31 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
     }
     let last = dates.iter().flatten().max().copied().unwrap_or(first);
     let history_days = (last - first).num_days() as usize + 1;
-    let from = (config.horizon.start - first).num_days().max(0) as usize;
-    series
-        .into_iter()
-        .map(|((zone, sku), mut v)| {
+    // Days between the end of history and the horizon start are forecast too, then skipped.
+    let gap = (config.horizon.start - last).num_days().max(1) as usize - 1;
+    let keys: Vec<(u32, u32)> = series.keys().copied().collect();
+    let histories: Vec<Vec<f64>> = series
+        .into_values()
+        .map(|mut v| {
             v.resize(history_days, 0.0);
-            let f = allot_forecasting::seasonal_mean(&v, 7, 4, from, config.horizon.days as usize);
-            BaselineDemand { zone, sku, units: f.iter().sum() }
+            v
         })
-        .collect()
+        .collect();
+    let forecasts = forecast_all(&histories, gap + config.horizon.days as usize, &DemandConfig::default());
+    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut mase = 0.0;
+    let rows = keys
+        .iter()
+        .zip(&forecasts)
+        .map(|(&(zone, sku), f)| {
+            *chosen.entry(f.model.name()).or_default() += 1;
+            mase += f.mase;
+            BaselineDemand { zone, sku, units: f.mean[gap..].iter().sum() }
+        })
+        .collect();
+    let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
+    let summary = format!("models by backtest: {}; mean MASE {:.3}", mix.join(", "), mase / forecasts.len().max(1) as f64);
+    (rows, summary)
 }
 
 /// SHA-256 over the names and bytes of every regular file in a scenario
