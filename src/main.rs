@@ -171,6 +171,14 @@ struct GenerateArgs {
     /// Encoding of the tables (Parquet for large scenarios).
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
+    /// Also write this many days of `sales_history.csv` and `offer_history.csv`
+    /// before the horizon.
+    #[arg(long, default_value_t = 0)]
+    history_days: u32,
+    /// Leave out `uptake.csv` and `baseline_demand.csv`, so that `plan` forecasts
+    /// them from the history files (needs --history-days).
+    #[arg(long, requires = "history_days")]
+    no_forecasts: bool,
 }
 
 fn main() -> Result<()> {
@@ -189,6 +197,8 @@ fn main() -> Result<()> {
                 warehouses: a.warehouses,
                 candidates: a.candidates,
                 seed: a.seed,
+                history_days: a.history_days,
+                forecasts: !a.no_forecasts,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::error::StoreError;
 use crate::output::sync_dir;
@@ -37,6 +37,14 @@ pub struct GenerateSpec {
     pub start: NaiveDate,
     /// Horizon length in days.
     pub days: u32,
+    /// Days of history before the horizon to write as `sales_history.csv` and
+    /// `offer_history.csv` (0: none). Sales follow the baseline demand with a
+    /// weekly profile, a trend and intermittency; each candidate offer is shown
+    /// one to three times and accepted with the customer's true uptake.
+    pub history_days: u32,
+    /// Whether to write `uptake.csv` and `baseline_demand.csv` (without them,
+    /// `allot plan` forecasts both from the history files).
+    pub forecasts: bool,
 }
 
 impl Default for GenerateSpec {
@@ -51,6 +59,8 @@ impl Default for GenerateSpec {
             seed: 1,
             start: NaiveDate::from_ymd_opt(2026, 12, 1).expect("valid date"),
             days: 14,
+            history_days: 0,
+            forecasts: true,
         }
     }
 }
@@ -176,6 +186,8 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     customers.push_str("customer_id,zone,tier,consent,suppressed,group,max_offers\n");
     let mut uptake = String::with_capacity(n_c * spec.candidates * 24);
     uptake.push_str("customer_id,offer_id,p\n");
+    let history_start = spec.start - Duration::days(i64::from(spec.history_days));
+    let mut offer_history = String::from("customer_id,offer_id,date,shown,accepted\n");
     let mut demand_per_sku = vec![0.0; n_s];
     let mut discount_spend = 0.0;
     let mut accepts_per_zone = vec![0.0; n_z];
@@ -204,6 +216,12 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             let p = (offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45)).clamp(0.005, 0.95);
             let p = (p * 1e4).round() / 1e4;
             let _ = writeln!(uptake, "{id},{},{p}", offer(o));
+            if spec.history_days > 0 {
+                for _ in 0..1 + rng.below(3) {
+                    let date = history_start + Duration::days(rng.below(spec.history_days as usize) as i64);
+                    let _ = writeln!(offer_history, "{id},{},{date},1,{}", offer(o), u8::from(rng.chance(p)));
+                }
+            }
             for &(s, q) in &offer_skus[o] {
                 demand_per_sku[s] += q * p * share;
             }
@@ -235,6 +253,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let mut inventory = String::from("warehouse_id,sku,on_hand,safety_stock\n");
     let mut inbound = String::from("warehouse_id,sku,qty,arrival_date\n");
     let mut baseline = String::from("zone,sku,units\n");
+    let mut baseline_rows: Vec<(usize, usize, f64)> = Vec::new();
     for s in 0..n_s {
         let listing: Vec<usize> = (0..n_w).filter(|_| rng.chance(0.8)).collect();
         let listing = if listing.is_empty() { vec![rng.below(n_w)] } else { listing };
@@ -254,6 +273,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             let units = (base_total[s] / zones.len().max(1) as f64).round();
             for &z in zones.iter().filter(|_| units >= 1.0) {
                 let _ = writeln!(baseline, "{},{},{units:.0}", zone(z), sku(s));
+                baseline_rows.push((z, s, units));
             }
         }
     }
@@ -270,18 +290,46 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         spec.customers, spec.offers, spec.skus, spec.zones, spec.warehouses, spec.candidates, spec.seed,
         spec.start, spec.days, (discount_spend * 0.6).max(1.0), (custom_count / 2).max(1),
     );
-    for (name, body) in [
+    // Sales history: each baseline series back in time, with its own weekly
+    // profile and trend; below one unit a day, intermittent.
+    let mut sales_history = String::from("date,zone,sku,units\n");
+    if spec.history_days > 0 {
+        let mut series_rng = allot_forecasting::synthetic::Rng::new(rng.next_u64());
+        let weekday = history_start.weekday().num_days_from_monday() as usize;
+        for &(z, s, units) in &baseline_rows {
+            let mut shape = allot_forecasting::synthetic::SeriesShape::random(&mut series_rng, 0.0);
+            let per_day = units / f64::from(spec.days.max(1));
+            // The trend ends at today's level.
+            shape.level = per_day / (1.0 + shape.trend).powi(spec.history_days as i32);
+            if per_day < 1.0 {
+                shape.demand_probability = per_day.max(0.05);
+                shape.level = 1.0;
+                shape.trend = 0.0;
+            }
+            for (t, u) in shape.sample(&mut series_rng, spec.history_days as usize, weekday).into_iter().enumerate() {
+                if u > 0.0 {
+                    let _ = writeln!(sales_history, "{},{},{},{u}", history_start + Duration::days(t as i64), zone(z), sku(s));
+                }
+            }
+        }
+    }
+    let mut files: Vec<(&str, &str)> = vec![
         ("scenario.toml", toml.as_str()),
         ("customers.csv", &customers),
         ("offers.csv", &offers),
         ("offer_items.csv", &items),
-        ("uptake.csv", &uptake),
         ("inventory.csv", &inventory),
         ("inbound.csv", &inbound),
         ("lanes.csv", &lanes),
         ("zones.csv", &zones),
-        ("baseline_demand.csv", &baseline),
-    ] {
+    ];
+    if spec.forecasts {
+        files.extend([("uptake.csv", uptake.as_str()), ("baseline_demand.csv", baseline.as_str())]);
+    }
+    if spec.history_days > 0 {
+        files.extend([("sales_history.csv", sales_history.as_str()), ("offer_history.csv", offer_history.as_str())]);
+    }
+    for (name, body) in files {
         let path = dir.join(name);
         let mut f = std::fs::File::create(&path).map_err(|e| StoreError::io("cannot create", &path, e))?;
         f.write_all(body.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| StoreError::io("cannot write", &path, e))?;
