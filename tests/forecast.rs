@@ -50,3 +50,40 @@ fn baseline_demand_is_forecast_from_sales_history_when_absent() {
     let sparse = units("Z001", "SKU00001");
     assert!((sparse - 14.0 / 3.0).abs() < 2.0, "{sparse}");
 }
+
+#[test]
+fn a_scenario_with_only_history_is_forecast_and_planned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("history-only");
+    let spec = allot_scenarios::GenerateSpec { customers: 5000, history_days: 365, forecasts: false, seed: 7, ..Default::default() };
+    allot_scenarios::generate(&dir, &spec).unwrap();
+    assert!(!dir.join("uptake.csv").exists() && !dir.join("baseline_demand.csv").exists());
+    let loaded = load_scenario(&dir).unwrap();
+    assert!(loaded.notes.iter().any(|n| n.contains("sales_history.csv")), "{:?}", loaded.notes);
+    let report = loaded.uptake_report.as_ref().expect("uptake was forecast");
+    // Calibrated on data the model was not fitted on, judged on later data still.
+    assert!(report.holdout.ece < 0.02, "{:?}", report.holdout);
+    assert!(report.holdout.auc > 0.6, "{:?}", report.holdout);
+    assert!(report.coefficients.iter().all(|(name, _)| !name.contains("group")), "the protected group is never a feature");
+    let p = &loaded.problem;
+    assert_eq!(p.uptake.len(), 5000 * allot_scenarios::uptake_history::CANDIDATES_PER_CUSTOMER.min(p.offers.len()));
+    assert!(p.uptake.iter().all(|u| u.p > 0.0 && u.p <= 1.0));
+    assert!(!p.baseline.is_empty());
+    let (_, _, plan) = allot_optimizer::plan(p, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
+    assert!(plan.kpis.objective > 0.0);
+}
+
+#[test]
+fn offer_history_errors_name_file_row_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bad");
+    let spec = allot_scenarios::GenerateSpec { customers: 50, history_days: 30, forecasts: false, ..Default::default() };
+    allot_scenarios::generate(&dir, &spec).unwrap();
+    let text = fs::read_to_string(dir.join("offer_history.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    lines[1] = format!("{},{},{},1,2", fields[0], fields[1], fields[2]);
+    fs::write(dir.join("offer_history.csv"), lines.join("\n") + "\n").unwrap();
+    let err = load_scenario(&dir).unwrap_err().to_string();
+    assert!(err.contains("offer_history.csv") && err.contains("accepted") && err.contains("row"), "{err}");
+}

@@ -13,6 +13,7 @@ pub mod output;
 pub mod store;
 pub mod serving;
 pub mod table;
+pub mod uptake_history;
 
 pub use error::{LoadError, PlanScenarioError, StoreError};
 pub use load::{load_scenario, LoadedScenario};

@@ -24,6 +24,8 @@ pub struct LoadedScenario {
     pub content_hash: String,
     /// What the loader did beyond reading (forecasts made, defaults applied).
     pub notes: Vec<String>,
+    /// The uptake forecast's holdout report, when uptake was forecast from history.
+    pub uptake_report: Option<crate::uptake_history::UptakeReport>,
 }
 
 /// Names to dense indices; either fixed by a defining file or grown as names appear.
@@ -261,8 +263,9 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
         notes.push(format!("baseline_demand.csv absent: forecast {} zone x SKU series from {} ({summary})", baseline.len(), t.file));
     }
 
-    // Uptake.
+    // Uptake: the file, else a forecast from offer history.
     let mut uptake: Vec<Uptake> = Vec::new();
+    let mut uptake_report = None;
     match Table::read(dir, "uptake")? {
         Some(t) => {
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
@@ -279,14 +282,34 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
                 uptake.push(Uptake { customer, offer, p });
             }
         }
-        None => {
-            let why = if dir.join("offer_history.csv").is_file() {
-                "this required file: forecasting uptake from offer_history.csv is not available yet"
-            } else {
-                "this required file (as .csv or .parquet)"
-            };
-            issues.file("uptake.csv", why);
-        }
+        None => match Table::read(dir, "offer_history")? {
+            Some(t) => {
+                let history = read_offer_history(&t, &customer_index, &offer_index, &mut issues);
+                if issues.is_empty() {
+                    let tier_names: Vec<String> = config.tiers.iter().map(|t| t.name.clone()).collect();
+                    match crate::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, config.horizon.start) {
+                        Some((rows, report)) => {
+                            let h = &report.holdout;
+                            notes.push(format!(
+                                "uptake.csv absent: forecast {} candidate pairs from {} (logistic regression; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4})",
+                                rows.len(),
+                                t.file,
+                                report.holdout_from,
+                                h.rows,
+                                h.auc,
+                                h.log_loss,
+                                h.brier,
+                                h.ece
+                            ));
+                            uptake = rows;
+                            uptake_report = Some(report);
+                        }
+                        None => issues.file(&t.file, "rows to fit an uptake model on (none before the holdout)"),
+                    }
+                }
+            }
+            None => issues.file("uptake.csv", "this required file (as .csv or .parquet), or offer_history.csv to forecast it from"),
+        },
     }
 
     if !issues.is_empty() {
@@ -314,7 +337,7 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
         lanes,
         baseline,
     };
-    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes })
+    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report })
 }
 
 /// Baseline demand over the horizon forecast from `sales_history` (`date`,
@@ -365,6 +388,25 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
     let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
     let summary = format!("models by backtest: {}; mean MASE {:.3}", mix.join(", "), mase / forecasts.len().max(1) as f64);
     (rows, summary)
+}
+
+/// Rows of `offer_history` resolved to indices; `accepted` may not exceed `shown`.
+fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, issues: &mut Issues) -> Vec<crate::uptake_history::Showing> {
+    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
+    let o = t.parse_with("offer_id", true, issues, "an offer_id of offers.csv", |s| offers.get(s).copied());
+    let dates = t.parse("date", true, issues, DATE);
+    let shown = t.parse("shown", true, issues, COUNT);
+    let accepted = t.parse("accepted", true, issues, COUNT);
+    let mut rows = Vec::with_capacity(t.len());
+    for i in 0..t.len() {
+        let (Some(customer), Some(offer), Some(date), Some(shown), Some(accepted)) = (c[i], o[i], dates[i], shown[i], accepted[i]) else { continue };
+        if accepted > shown {
+            issues.push(t.issue(i, "accepted", Some(&accepted.to_string()), "at most `shown` acceptances"));
+            continue;
+        }
+        rows.push(crate::uptake_history::Showing { customer, offer, date, shown: f64::from(shown), accepted: f64::from(accepted) });
+    }
+    rows
 }
 
 /// SHA-256 over the names and bytes of every regular file in a scenario
