@@ -6,10 +6,9 @@
 //! Run with `cargo bench --bench forecast` (30,000 series × 730 days), or
 //! `cargo bench --bench forecast -- SERIES DAYS`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use allot_forecasting::demand::{forecast_all, DemandConfig, DemandModel};
+use allot_forecasting::demand::{backtest_summary, forecast_all, DemandConfig};
 use allot_forecasting::synthetic::{Rng, SeriesShape};
 
 fn main() {
@@ -31,31 +30,10 @@ fn main() {
         seconds * 1e6 / series as f64
     );
 
-    // Backtest report: mean MASE per model over the series it was tried on, and
-    // of the chosen model, against seasonal naive on the same series.
-    let mut by_model: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
-    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
-    let (mut chosen_mase, mut naive_mase) = (0.0, 0.0);
-    for f in &forecasts {
-        let naive = f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).map_or(f64::NAN, |b| b.mase);
-        for b in &f.backtests {
-            let e = by_model.entry(b.model.name()).or_default();
-            e.0 += b.mase;
-            e.1 += naive;
-            e.2 += 1;
-        }
-        *chosen.entry(f.model.name()).or_default() += 1;
-        chosen_mase += f.mase;
-        naive_mase += naive;
-    }
+    let (lines, chosen, naive) = backtest_summary(&forecasts);
     println!("{:<16} {:>8} {:>10} {:>14} {:>8}", "model", "series", "mean MASE", "naive on same", "chosen");
-    for (name, (mase, naive, n)) in &by_model {
-        println!("{name:<16} {n:>8} {:>10.3} {:>14.3} {:>8}", mase / *n as f64, naive / *n as f64, chosen.get(name).copied().unwrap_or(0));
+    for l in &lines {
+        println!("{:<16} {:>8} {:>10.3} {:>14.3} {:>8}", l.model.name(), l.series, l.mean_mase, l.naive_mase, l.chosen);
     }
-    println!(
-        "chosen model: mean MASE {:.3} vs seasonal naive {:.3} (ratio {:.3})",
-        chosen_mase / series as f64,
-        naive_mase / series as f64,
-        chosen_mase / naive_mase
-    );
+    println!("chosen model: mean MASE {chosen:.3} vs seasonal naive {naive:.3} (ratio {:.3})", chosen / naive);
 }

@@ -35,6 +35,9 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Forecast baseline demand and uptake from a scenario's history files and
+    /// print the accuracy report (backtest per model, uptake holdout).
+    Forecast(ForecastArgs),
     /// Write a synthetic scenario in the spec's format.
     Generate(GenerateArgs),
     /// Generate scenarios at given sizes and compare the solvers side by side.
@@ -47,6 +50,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         addr: std::net::SocketAddr,
     },
+}
+
+#[derive(clap::Args)]
+struct ForecastArgs {
+    /// Scenario directory with sales_history and/or offer_history.
+    scenario: PathBuf,
+    /// Where to write the forecasts [default: out/<scenario name>/forecast].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -187,6 +199,7 @@ fn main() -> Result<()> {
         Command::Plans { action, store } => plans(action, &store.store),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve(args),
+        Command::Forecast(args) => forecast(args),
         Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
             let spec = GenerateSpec {
@@ -210,6 +223,23 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn forecast(args: ForecastArgs) -> Result<()> {
+    let has = |stem: &str| ["csv", "parquet"].iter().any(|ext| args.scenario.join(format!("{stem}.{ext}")).is_file());
+    if !has("sales_history") && !has("offer_history") {
+        anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
+    }
+    let t = Instant::now();
+    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true })?;
+    eprintln!("forecast in {:.2}s", t.elapsed().as_secs_f64());
+    let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
+    let written = allot_scenarios::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;
+    print!("{}", allot_scenarios::forecast_output::accuracy_report(&loaded));
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
@@ -271,6 +301,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     eprintln!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds);
     let t = Instant::now();
     write_plan_outputs(&out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
+    allot_scenarios::demand_plan::write_demand_plan(&out, &scenario, &plan, format).context("writing the demand plan")?;
     let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: &args.scenario, scenario_hash: &scenario.content_hash };
     let manifest = store.save(&req).context("saving the plan version")?;
     let write_seconds = t.elapsed().as_secs_f64();

@@ -71,6 +71,46 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     assert!(!p.baseline.is_empty());
     let (_, _, plan) = allot_optimizer::plan(p, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
     assert!(plan.kpis.objective > 0.0);
+
+    // The demand plan shows both parts, and each adds up.
+    let rows = allot_scenarios::demand_plan::demand_plan(&loaded, &plan);
+    let baseline: f64 = rows.iter().map(|r| r.baseline).sum();
+    let offer: f64 = rows.iter().map(|r| r.offer).sum();
+    let want_baseline: f64 = p.baseline.iter().map(|b| b.units).sum();
+    let p_of: std::collections::HashMap<(u32, u32), f64> = p.uptake.iter().map(|u| ((u.customer, u.offer), u.p)).collect();
+    let want_offer: f64 = plan
+        .eligibility
+        .iter()
+        .filter(|e| e.eligible)
+        .map(|e| p_of[&(e.customer, e.offer)] * p.offers[e.offer as usize].items.iter().map(|i| i.qty).sum::<f64>())
+        .sum();
+    assert!((baseline - want_baseline).abs() < 1e-6 * want_baseline.max(1.0), "{baseline} vs {want_baseline}");
+    assert!(want_offer > 0.0 && (offer - want_offer).abs() < 1e-6 * want_offer, "{offer} vs {want_offer}");
+    assert_eq!(rows.len() % p.horizon.days as usize, 0, "every cell has every day");
+}
+
+#[test]
+fn the_forecast_command_writes_forecasts_and_prints_the_accuracy_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let spec = allot_scenarios::GenerateSpec { customers: 2000, history_days: 200, seed: 3, ..Default::default() };
+    allot_scenarios::generate(&dir, &spec).unwrap();
+    let out = tmp.path().join("fc");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_allot")).args(["forecast", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("seasonal_naive") && stdout.contains("chosen models: mean MASE") && stdout.contains("AUC"), "{stdout}");
+    for f in ["baseline_demand.csv", "demand_forecast.csv", "uptake.csv", "uptake_report.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let daily = fs::read_to_string(out.join("demand_forecast.csv")).unwrap();
+    assert!(daily.starts_with("zone,sku,date,mean,p50,p90,model,mase\n"), "{}", &daily[..80]);
+
+    // Without history there is nothing to forecast from: a clear error.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_allot")).args(["forecast", example.to_str().unwrap()]).output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("neither sales_history nor offer_history"));
 }
 
 #[test]

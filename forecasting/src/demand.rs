@@ -515,3 +515,79 @@ mod tests {
         assert!((x[0] - 1.5).abs() < 1e-3 && (x[1] + 0.5).abs() < 1e-3 && v < 1e-6, "{x:?}");
     }
 }
+
+/// One model's line of a backtest report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// The model.
+    pub model: DemandModel,
+    /// Series it was tried on.
+    pub series: usize,
+    /// Its mean backtest MASE over them.
+    pub mean_mase: f64,
+    /// Seasonal naive's mean MASE over the same series.
+    pub naive_mase: f64,
+    /// Series that chose it.
+    pub chosen: usize,
+}
+
+/// Per-model backtest report over many series, and the chosen models' mean
+/// MASE against seasonal naive's (both over all series).
+pub fn backtest_summary<'a>(forecasts: impl IntoIterator<Item = &'a SeriesForecast>) -> (Vec<ModelSummary>, f64, f64) {
+    let mut lines: Vec<ModelSummary> = DemandModel::ALL.iter().map(|&model| ModelSummary { model, series: 0, mean_mase: 0.0, naive_mase: 0.0, chosen: 0 }).collect();
+    let (mut chosen, mut naive, mut n) = (0.0, 0.0, 0usize);
+    for f in forecasts {
+        let naive_here = f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).map_or(f.mase, |b| b.mase);
+        for b in &f.backtests {
+            let line = &mut lines[DemandModel::ALL.iter().position(|m| *m == b.model).unwrap_or(0)];
+            line.series += 1;
+            line.mean_mase += b.mase;
+            line.naive_mase += naive_here;
+        }
+        lines[DemandModel::ALL.iter().position(|m| *m == f.model).unwrap_or(0)].chosen += 1;
+        chosen += f.mase;
+        naive += naive_here;
+        n += 1;
+    }
+    for l in &mut lines {
+        let k = l.series.max(1) as f64;
+        l.mean_mase /= k;
+        l.naive_mase /= k;
+    }
+    lines.retain(|l| l.series > 0);
+    let k = n.max(1) as f64;
+    (lines, chosen / k, naive / k)
+}
+
+/// How an offer's acceptances spread over the days of a horizon.
+///
+/// Why a weekday profile: the offer history records the day of each showing
+/// and whether it was accepted, but no campaign start or redemption date, so
+/// the one timing it supports is which weekdays customers accept on. The curve
+/// gives day `k` of the horizon (whose first day has weekday `first_weekday`,
+/// 0 = Monday) the share of acceptances of its weekday, normalised to sum to 1
+/// over the horizon; without acceptances it is uniform.
+pub fn redemption_curve(acceptances_by_weekday: &[f64; 7], first_weekday: usize, days: usize) -> Vec<f64> {
+    let raw: Vec<f64> = (0..days).map(|k| acceptances_by_weekday[(first_weekday + k) % 7]).collect();
+    let total: f64 = raw.iter().sum();
+    if total <= 0.0 {
+        return vec![1.0 / days.max(1) as f64; days];
+    }
+    raw.into_iter().map(|v| v / total).collect()
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::redemption_curve;
+
+    #[test]
+    fn follows_the_weekday_profile_and_sums_to_one() {
+        // Twice as many acceptances on Saturdays (5) as on other days.
+        let mut by_weekday = [1.0; 7];
+        by_weekday[5] = 2.0;
+        let curve = redemption_curve(&by_weekday, 1, 7); // starts on a Tuesday
+        assert!((curve.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((curve[4] - 0.25).abs() < 1e-12 && (curve[0] - 0.125).abs() < 1e-12, "{curve:?}");
+        assert_eq!(redemption_curve(&[0.0; 7], 0, 4), vec![0.25; 4]);
+    }
+}

@@ -6,7 +6,9 @@
 //! scenarios. Solvers never see polars types.
 
 pub mod config;
+pub mod demand_plan;
 pub mod error;
+pub mod forecast_output;
 pub mod generate;
 pub mod load;
 pub mod output;
@@ -16,7 +18,7 @@ pub mod table;
 pub mod uptake_history;
 
 pub use error::{LoadError, PlanScenarioError, StoreError};
-pub use load::{load_scenario, LoadedScenario};
+pub use load::{load_scenario, load_scenario_with, DemandForecast, LoadOptions, LoadedScenario};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
 pub use store::{Manifest, PlanStore, SaveRequest};

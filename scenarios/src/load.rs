@@ -26,6 +26,37 @@ pub struct LoadedScenario {
     pub notes: Vec<String>,
     /// The uptake forecast's holdout report, when uptake was forecast from history.
     pub uptake_report: Option<crate::uptake_history::UptakeReport>,
+    /// The per-series demand forecast, when baseline demand was forecast from history.
+    pub demand_forecast: Option<DemandForecast>,
+}
+
+/// Baseline demand forecast from sales history, per zone × SKU series.
+#[derive(Debug, Clone)]
+pub struct DemandForecast {
+    /// First forecast day (the day after the history ends).
+    pub first_day: chrono::NaiveDate,
+    /// Forecast days before the horizon starts (skipped in the baseline).
+    pub gap: usize,
+    /// (zone index, SKU index) of each series, with its forecast.
+    pub series: Vec<((u32, u32), allot_forecasting::demand::SeriesForecast)>,
+}
+
+impl DemandForecast {
+    /// Units over the horizon per series: the planner's baseline demand.
+    pub fn baseline(&self) -> Vec<BaselineDemand> {
+        self.series.iter().map(|&((zone, sku), ref f)| BaselineDemand { zone, sku, units: f.mean[self.gap..].iter().sum() }).collect()
+    }
+
+    /// One line: the models chosen and the mean backtest MASE.
+    pub fn summary(&self) -> String {
+        let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, f) in &self.series {
+            *chosen.entry(f.model.name()).or_default() += 1;
+        }
+        let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
+        let mase = self.series.iter().map(|(_, f)| f.mase).sum::<f64>() / self.series.len().max(1) as f64;
+        format!("models by backtest: {}; mean MASE {mase:.3}", mix.join(", "))
+    }
 }
 
 /// Names to dense indices; either fixed by a defining file or grown as names appear.
@@ -52,8 +83,21 @@ impl Names {
     }
 }
 
+/// How to load a scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Forecast baseline demand and uptake from the history files whenever they
+    /// exist, even when `baseline_demand` / `uptake` are given (`allot forecast`).
+    pub prefer_history: bool,
+}
+
 /// Reads, validates and assembles a scenario directory.
 pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
+    load_scenario_with(dir, LoadOptions::default())
+}
+
+/// [`load_scenario`] with options.
+pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
     if !dir.is_dir() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a scenario directory");
         return Err(LoadError::io(dir, e));
@@ -244,7 +288,9 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
 
     // Baseline demand: the file, else a forecast from sales history, else none.
     let mut baseline: Vec<BaselineDemand> = Vec::new();
-    if let Some(t) = Table::read(dir, "baseline_demand")? {
+    let mut demand_forecast = None;
+    let from_history = |stem: &str| options.prefer_history && Table::exists(dir, stem);
+    if let Some(t) = if from_history("sales_history") { None } else { Table::read(dir, "baseline_demand")? } {
         let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let units = t.parse("units", true, &mut issues, NON_NEGATIVE);
@@ -258,15 +304,16 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
             baseline.push(BaselineDemand { zone, sku, units });
         }
     } else if let Some(t) = Table::read(dir, "sales_history")? {
-        let summary;
-        (baseline, summary) = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
-        notes.push(format!("baseline_demand.csv absent: forecast {} zone x SKU series from {} ({summary})", baseline.len(), t.file));
+        let forecast = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
+        baseline = forecast.baseline();
+        notes.push(format!("baseline_demand forecast: {} zone x SKU series from {} ({})", baseline.len(), t.file, forecast.summary()));
+        demand_forecast = Some(forecast);
     }
 
     // Uptake: the file, else a forecast from offer history.
     let mut uptake: Vec<Uptake> = Vec::new();
     let mut uptake_report = None;
-    match Table::read(dir, "uptake")? {
+    match if from_history("offer_history") { None } else { Table::read(dir, "uptake")? } {
         Some(t) => {
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
@@ -291,7 +338,7 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
                         Some((rows, report)) => {
                             let h = &report.holdout;
                             notes.push(format!(
-                                "uptake.csv absent: forecast {} candidate pairs from {} (logistic regression; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4})",
+                                "uptake forecast: {} candidate pairs from {} (logistic regression; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4})",
                                 rows.len(),
                                 t.file,
                                 report.holdout_from,
@@ -337,20 +384,21 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
         lanes,
         baseline,
     };
-    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report })
+    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report, demand_forecast })
 }
 
-/// Baseline demand over the horizon forecast from `sales_history` (`date`,
-/// `zone`, `sku`, `units`; missing days are zero sales): each series gets the
-/// model its backtest chose (`allot_forecasting::demand`), and the mean forecast
-/// over the horizon days is summed. Returns the rows and a one-line summary.
-fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> (Vec<BaselineDemand>, String) {
+/// Baseline demand forecast from `sales_history` (`date`, `zone`, `sku`,
+/// `units`; missing days are zero sales): each series gets the model its
+/// backtest chose (`allot_forecasting::demand`), run up to the horizon's end.
+fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> DemandForecast {
     use allot_forecasting::demand::{forecast_all, DemandConfig};
     let dates = t.parse("date", true, issues, DATE);
     let z = t.parse_with("zone", true, issues, "a zone id", |s| zones.resolve(s));
     let s = t.parse_with("sku", true, issues, "a SKU listed in inventory.csv or inbound.csv", |x| skus.resolve(x));
     let units = t.parse("units", true, issues, NON_NEGATIVE);
-    let Some(first) = dates.iter().flatten().min().copied() else { return (Vec::new(), "no dated rows".to_string()) };
+    let Some(first) = dates.iter().flatten().min().copied() else {
+        return DemandForecast { first_day: config.horizon.start, gap: 0, series: Vec::new() };
+    };
     let mut series: BTreeMap<(u32, u32), Vec<f64>> = BTreeMap::new();
     for i in 0..t.len() {
         let (Some(d), Some(zone), Some(sku), Some(u)) = (dates[i], z[i], s[i], units[i]) else { continue };
@@ -374,20 +422,7 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
         })
         .collect();
     let forecasts = forecast_all(&histories, gap + config.horizon.days as usize, &DemandConfig::default());
-    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut mase = 0.0;
-    let rows = keys
-        .iter()
-        .zip(&forecasts)
-        .map(|(&(zone, sku), f)| {
-            *chosen.entry(f.model.name()).or_default() += 1;
-            mase += f.mase;
-            BaselineDemand { zone, sku, units: f.mean[gap..].iter().sum() }
-        })
-        .collect();
-    let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
-    let summary = format!("models by backtest: {}; mean MASE {:.3}", mix.join(", "), mase / forecasts.len().max(1) as f64);
-    (rows, summary)
+    DemandForecast { first_day: last + chrono::Days::new(1), gap, series: keys.into_iter().zip(forecasts).collect() }
 }
 
 /// Rows of `offer_history` resolved to indices; `accepted` may not exceed `shown`.

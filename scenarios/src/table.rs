@@ -84,6 +84,11 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether `<dir>/<stem>.csv` or `<dir>/<stem>.parquet` exists.
+    pub fn exists(dir: &Path, stem: &str) -> bool {
+        dir.join(format!("{stem}.csv")).is_file() || dir.join(format!("{stem}.parquet")).is_file()
+    }
+
     /// Reads `<dir>/<stem>.csv`, else `<dir>/<stem>.parquet`; `Ok(None)` when neither exists.
     pub fn read(dir: &Path, stem: &str) -> Result<Option<Table>, LoadError> {
         let csv = dir.join(format!("{stem}.csv"));

@@ -75,6 +75,8 @@ pub struct UptakeReport {
     pub coefficients: Vec<(String, f64)>,
     /// Candidate pairs scored and kept.
     pub candidates: usize,
+    /// Acceptances in the history by weekday (0 = Monday): the redemption curve's input.
+    pub acceptances_by_weekday: [f64; 7],
 }
 
 /// Per-row acceptance counts, for rates with leave-one-out.
@@ -326,6 +328,10 @@ pub fn forecast_uptake(
         holdout_uncalibrated: accuracy(&raw, &outcomes),
         coefficients,
         candidates: uptake.len(),
+        acceptances_by_weekday: history.iter().fold([0.0; 7], |mut w, s| {
+            w[chrono::Datelike::weekday(&s.date).num_days_from_monday() as usize] += s.accepted;
+            w
+        }),
     };
     Some((uptake, report))
 }

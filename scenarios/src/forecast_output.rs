@@ -1,0 +1,118 @@
+//! What `allot forecast` writes and prints: the forecasts as tables the
+//! planner can read (and feed back as `baseline_demand.csv` / `uptake.csv`),
+//! and the accuracy report.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use allot_forecasting::demand::backtest_summary;
+use polars::prelude::*;
+
+use crate::error::StoreError;
+use crate::load::LoadedScenario;
+use crate::output::{write_json_atomic, write_table, Format};
+
+fn table_error(dir: &Path, stem: &str, e: PolarsError) -> StoreError {
+    StoreError::Table { path: dir.join(stem), reason: e.to_string() }
+}
+
+/// Writes, as CSV, whatever was forecast: `baseline_demand` and the daily
+/// `demand_forecast` (`zone, sku, date, mean, p50, p90, model, mase`), `uptake`
+/// (`customer_id, offer_id, p`) and `uptake_report.json`.
+pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBuf>, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
+    let p = &loaded.problem;
+    let mut written = Vec::new();
+    if let Some(f) = &loaded.demand_forecast {
+        let baseline = f.baseline();
+        let mut df = DataFrame::new(
+            baseline.len(),
+            vec![
+                Column::new("zone".into(), baseline.iter().map(|b| p.zones[b.zone as usize].id.as_str()).collect::<Vec<_>>()),
+                Column::new("sku".into(), baseline.iter().map(|b| p.skus[b.sku as usize].as_str()).collect::<Vec<_>>()),
+                Column::new("units".into(), baseline.iter().map(|b| (b.units * 1e3).round() / 1e3).collect::<Vec<_>>()),
+            ],
+        )
+        .map_err(|e| table_error(dir, "baseline_demand", e))?;
+        written.push(write_table(dir, "baseline_demand", &mut df, Format::Csv)?);
+        let rows = f.series.iter().map(|(_, s)| s.mean.len()).sum();
+        let mut zone: Vec<&str> = Vec::with_capacity(rows);
+        let mut sku: Vec<&str> = Vec::with_capacity(rows);
+        let mut date: Vec<String> = Vec::with_capacity(rows);
+        let (mut mean, mut p50, mut p90, mut mase) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut model: Vec<&str> = Vec::with_capacity(rows);
+        for ((z, s), series) in &f.series {
+            for k in 0..series.mean.len() {
+                zone.push(p.zones[*z as usize].id.as_str());
+                sku.push(p.skus[*s as usize].as_str());
+                date.push((f.first_day + chrono::Days::new(k as u64)).to_string());
+                mean.push((series.mean[k] * 1e3).round() / 1e3);
+                p50.push((series.p50[k] * 1e3).round() / 1e3);
+                p90.push((series.p90[k] * 1e3).round() / 1e3);
+                model.push(series.model.name());
+                mase.push((series.mase * 1e4).round() / 1e4);
+            }
+        }
+        let mut df = DataFrame::new(
+            rows,
+            vec![
+                Column::new("zone".into(), zone),
+                Column::new("sku".into(), sku),
+                Column::new("date".into(), date),
+                Column::new("mean".into(), mean),
+                Column::new("p50".into(), p50),
+                Column::new("p90".into(), p90),
+                Column::new("model".into(), model),
+                Column::new("mase".into(), mase),
+            ],
+        )
+        .map_err(|e| table_error(dir, "demand_forecast", e))?;
+        written.push(write_table(dir, "demand_forecast", &mut df, Format::Csv)?);
+    }
+    if let Some(report) = &loaded.uptake_report {
+        let u = &p.uptake;
+        let mut df = DataFrame::new(
+            u.len(),
+            vec![
+                Column::new("customer_id".into(), u.iter().map(|r| p.customers.id[r.customer as usize].as_str()).collect::<Vec<_>>()),
+                Column::new("offer_id".into(), u.iter().map(|r| p.offers[r.offer as usize].id.as_str()).collect::<Vec<_>>()),
+                Column::new("p".into(), u.iter().map(|r| r.p).collect::<Vec<_>>()),
+            ],
+        )
+        .map_err(|e| table_error(dir, "uptake", e))?;
+        written.push(write_table(dir, "uptake", &mut df, Format::Csv)?);
+        let path = dir.join("uptake_report.json");
+        write_json_atomic(&path, report)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The accuracy report as text: the demand backtest per model against seasonal
+/// naive, and the uptake model's holdout measures and coefficients.
+pub fn accuracy_report(loaded: &LoadedScenario) -> String {
+    let mut out = String::new();
+    if let Some(f) = &loaded.demand_forecast {
+        let (lines, chosen, naive) = backtest_summary(f.series.iter().map(|(_, s)| s));
+        let _ = writeln!(out, "baseline demand: {} zone x SKU series, backtest MASE (rolling origin, 28-day holdout)", f.series.len());
+        let _ = writeln!(out, "  {:<16} {:>7} {:>10} {:>14} {:>7}", "model", "series", "mean MASE", "naive on same", "chosen");
+        for l in &lines {
+            let _ = writeln!(out, "  {:<16} {:>7} {:>10.3} {:>14.3} {:>7}", l.model.name(), l.series, l.mean_mase, l.naive_mase, l.chosen);
+        }
+        let _ = writeln!(out, "  chosen models: mean MASE {chosen:.3} vs seasonal naive {naive:.3}");
+    }
+    if let Some(r) = &loaded.uptake_report {
+        let _ = writeln!(
+            out,
+            "uptake: logistic regression on {} showings, calibrated on {} (from {}), judged on {} (from {})",
+            r.fit_rows, r.calibration_rows, r.calibration_from, r.holdout_rows, r.holdout_from
+        );
+        for (name, a) in [("calibrated", &r.holdout), ("uncalibrated", &r.holdout_uncalibrated)] {
+            let _ = writeln!(out, "  {name:<13} AUC {:.4}  log-loss {:.4}  Brier {:.4}  ECE {:.4}  (base rate {:.4})", a.auc, a.log_loss, a.brier, a.ece, a.base_rate);
+        }
+        let coefficients: Vec<String> = r.coefficients.iter().map(|(n, c)| format!("{n} {c:+.3}")).collect();
+        let _ = writeln!(out, "  coefficients: {}", coefficients.join(", "));
+        let _ = writeln!(out, "  {} candidate pairs scored", r.candidates);
+    }
+    out
+}
