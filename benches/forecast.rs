@@ -5,13 +5,56 @@
 //!
 //! Run with `cargo bench --bench forecast` (30,000 series × 730 days), or
 //! `cargo bench --bench forecast -- SERIES DAYS`.
+//!
+//! `cargo bench --bench forecast -- --panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT`
+//! runs the same selection and report on real history: a CSV panel, one series
+//! per id in file order (`benches/real_history.sh` fetches one).
 
 use std::time::Instant;
 
 use allot_forecasting::demand::{backtest_summary, forecast_all, DemandConfig};
 use allot_forecasting::synthetic::{Rng, SeriesShape};
 
+/// Series of a CSV panel: values of `value` grouped by `id`, in file order.
+fn read_panel(path: &str, id: &str, value: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(|h| h.trim_matches('"').to_string()).collect();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{path}: no column {name:?} in {header:?}"));
+    let (i, v) = (column(id), column(value));
+    let mut series: Vec<(String, Vec<f64>)> = Vec::new();
+    for (row, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let key = cells[i].trim_matches('"').to_string();
+        let x: f64 = cells[v].trim_matches('"').parse().unwrap_or_else(|_| panic!("{path}: row {}, column {value}: not a number", row + 2));
+        match series.last_mut() {
+            Some((k, values)) if *k == key => values.push(x),
+            _ => series.push((key, vec![x])),
+        }
+    }
+    series.into_iter().map(|(_, v)| v).collect()
+}
+
+fn report(forecasts: &[allot_forecasting::demand::SeriesForecast]) {
+    let (lines, chosen, naive) = backtest_summary(forecasts);
+    println!("{:<16} {:>8} {:>10} {:>14} {:>8}", "model", "series", "mean MASE", "naive on same", "chosen");
+    for l in &lines {
+        println!("{:<16} {:>8} {:>10.3} {:>14.3} {:>8}", l.model.name(), l.series, l.mean_mase, l.naive_mase, l.chosen);
+    }
+    println!("chosen model: mean MASE {chosen:.3} vs seasonal naive {naive:.3} (ratio {:.3})", chosen / naive);
+}
+
 fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if raw.first().map(String::as_str) == Some("--panel") {
+        let [_, file, id, value, season, holdout] = &raw[..6] else { panic!("--panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT") };
+        let series = read_panel(file, id, value);
+        let config = DemandConfig { season: season.parse().expect("SEASON"), holdout: holdout.parse().expect("HOLDOUT"), folds: 3, ..DemandConfig::default() };
+        let forecasts = forecast_all(&series, config.holdout, &config);
+        println!("{file}: {} series of {} to {} points, season {}, holdout {}", series.len(), series.iter().map(Vec::len).min().unwrap_or(0), series.iter().map(Vec::len).max().unwrap_or(0), config.season, config.holdout);
+        report(&forecasts);
+        return;
+    }
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let series = args.first().copied().unwrap_or(30_000);
     let days = args.get(1).copied().unwrap_or(730);
@@ -30,10 +73,5 @@ fn main() {
         seconds * 1e6 / series as f64
     );
 
-    let (lines, chosen, naive) = backtest_summary(&forecasts);
-    println!("{:<16} {:>8} {:>10} {:>14} {:>8}", "model", "series", "mean MASE", "naive on same", "chosen");
-    for l in &lines {
-        println!("{:<16} {:>8} {:>10.3} {:>14.3} {:>8}", l.model.name(), l.series, l.mean_mase, l.naive_mase, l.chosen);
-    }
-    println!("chosen model: mean MASE {chosen:.3} vs seasonal naive {naive:.3} (ratio {:.3})", chosen / naive);
+    report(&forecasts);
 }
