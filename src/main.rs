@@ -302,6 +302,11 @@ fn plan(args: PlanArgs) -> Result<()> {
     let t = Instant::now();
     write_plan_outputs(&out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
     allot_scenarios::demand_plan::write_demand_plan(&out, &scenario, &plan, format).context("writing the demand plan")?;
+    if scenario.demand_forecast.is_some() || scenario.uptake_report.is_some() {
+        let dir = out.join("forecast");
+        allot_scenarios::forecast_output::write_forecasts(&dir, &scenario).context("writing the forecasts")?;
+        eprintln!("forecasts and their accuracy report written to {}", dir.display());
+    }
     let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: &args.scenario, scenario_hash: &scenario.content_hash };
     let manifest = store.save(&req).context("saving the plan version")?;
     let write_seconds = t.elapsed().as_secs_f64();
