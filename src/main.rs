@@ -231,7 +231,7 @@ fn forecast(args: ForecastArgs) -> Result<()> {
         anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
     }
     let t = Instant::now();
-    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true })?;
+    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, ..Default::default() })?;
     eprintln!("forecast in {:.2}s", t.elapsed().as_secs_f64());
     let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
     let written = allot_scenarios::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;

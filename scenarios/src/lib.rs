@@ -16,6 +16,7 @@ pub mod store;
 pub mod serving;
 pub mod table;
 pub mod uptake_history;
+pub mod variants;
 
 pub use error::{LoadError, PlanScenarioError, StoreError};
 pub use load::{load_scenario, load_scenario_with, DemandForecast, LoadOptions, LoadedScenario};

@@ -28,6 +28,11 @@ pub struct LoadedScenario {
     pub uptake_report: Option<crate::uptake_history::UptakeReport>,
     /// The per-series demand forecast, when baseline demand was forecast from history.
     pub demand_forecast: Option<DemandForecast>,
+    /// For a what-if variant: the `scenario.toml` files from the root's first
+    /// variant down to this one (empty for a plain scenario).
+    pub lineage: Vec<String>,
+    /// Inbound rows each of [`LoadOptions::inbound_delays`] matched.
+    pub inbound_delay_matches: Vec<usize>,
 }
 
 /// Baseline demand forecast from sales history, per zone × SKU series.
@@ -84,11 +89,13 @@ impl Names {
 }
 
 /// How to load a scenario.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadOptions {
     /// Forecast baseline demand and uptake from the history files whenever they
     /// exist, even when `baseline_demand` / `uptake` are given (`allot forecast`).
     pub prefer_history: bool,
+    /// Inbound delays of a what-if variant, applied while `inbound` is read.
+    pub inbound_delays: Vec<crate::variants::InboundDelay>,
 }
 
 /// Reads, validates and assembles a scenario directory.
@@ -96,8 +103,17 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
     load_scenario_with(dir, LoadOptions::default())
 }
 
-/// [`load_scenario`] with options.
+/// [`load_scenario`] with options. A directory whose `scenario.toml` names a
+/// `base` is a what-if variant ([`crate::variants`]).
 pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
+    if dir.join(SCENARIO_FILE).is_file() && crate::variants::read_variant(dir)?.is_some() {
+        return crate::variants::load_variant(dir, options);
+    }
+    load_root(dir, options)
+}
+
+/// Loads a scenario directory that holds its own tables.
+pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
     if !dir.is_dir() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a scenario directory");
         return Err(LoadError::io(dir, e));
@@ -192,6 +208,7 @@ pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScen
             stock.push(StockPoint { warehouse: w, sku: s, on_hand, safety_stock, inbound: 0.0 });
         }
     }
+    let mut inbound_delay_matches = vec![0; options.inbound_delays.len()];
     if let Some(t) = Table::read(dir, "inbound")? {
         let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
@@ -203,6 +220,14 @@ pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScen
                 stock.push(StockPoint { warehouse: w, sku: s, on_hand: 0.0, safety_stock: 0.0, inbound: 0.0 });
                 stock.len() - 1
             });
+            let mut day = day;
+            for (k, d) in options.inbound_delays.iter().enumerate() {
+                let hit = d.warehouse.as_ref().is_none_or(|x| *x == warehouses.names[w as usize]) && d.sku.as_ref().is_none_or(|x| *x == skus.names[s as usize]);
+                if hit {
+                    day = day + chrono::Days::new(u64::from(d.days));
+                    inbound_delay_matches[k] += 1;
+                }
+            }
             if config.horizon.contains(day) {
                 stock[at].inbound += qty;
             }
@@ -384,7 +409,7 @@ pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScen
         lanes,
         baseline,
     };
-    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report, demand_forecast })
+    Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report, demand_forecast, lineage: Vec::new(), inbound_delay_matches })
 }
 
 /// Baseline demand forecast from `sales_history` (`date`, `zone`, `sku`,
@@ -442,6 +467,16 @@ fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &Hash
         rows.push(crate::uptake_history::Showing { customer, offer, date, shown: f64::from(shown), accepted: f64::from(accepted) });
     }
     rows
+}
+
+/// SHA-256 of several byte strings, each length-prefixed, as hex.
+pub(crate) fn hash_bytes(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 over the names and bytes of every regular file in a scenario

@@ -1,0 +1,385 @@
+//! What-if variants: a scenario directory whose `scenario.toml` names a `base`
+//! scenario and lists perturbations applied on top of it, in order.
+//!
+//! ```toml
+//! # scenarios/supplier_delay/scenario.toml
+//! base = "../../examples/retail"      # relative to this file's directory
+//!
+//! [[perturbation]]
+//! kind = "inbound_delay"              # every inbound of W01 arrives 7 days later
+//! warehouse = "W01"
+//! days = 7
+//! ```
+//!
+//! Kinds (filters are optional unless marked; each filter must match something):
+//!
+//! | kind | fields | effect |
+//! | --- | --- | --- |
+//! | `demand_shock` | `factor`; filters `sku`, `zone`, `offer`, `tier` | baseline demand of the matching zone × SKU (only without `offer`/`tier` filters: baseline has neither) and the uptake of matching pairs (customer zone and tier, offer, offer containing the SKU) × factor, uptake clamped to (0, 1] |
+//! | `warehouse_outage` | `warehouse` (required), `from`, `to` (dates, inclusive) | the warehouse is closed for the part of the horizon the dates cover: with `k` of `H` days closed, its stock and its lanes' capacities are scaled by `(H - k) / H` (the model is aggregated over the horizon); closed all horizon, it ships nothing |
+//! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
+//! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
+//! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
+//! | `policy` | any of `budget`, `contact_cap`, `promise_days`, `fairness_min_ratio`, `max_custom_offers`, `tier_weights = { gold = 1.4 }` | overrides the policy |
+//!
+//! A variant's base may itself be a variant: perturbations compose, the base's
+//! first. Unknown keys, unknown kinds and filters that match nothing are errors
+//! naming the file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::Problem;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::config::SCENARIO_FILE;
+use crate::error::LoadError;
+use crate::load::{LoadOptions, LoadedScenario};
+
+/// Matching rows of an inbound delay: the loader applies it while it reads `inbound`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundDelay {
+    /// Days later.
+    pub days: u32,
+    /// Only this warehouse.
+    pub warehouse: Option<String>,
+    /// Only this SKU.
+    pub sku: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    base: String,
+    #[serde(default)]
+    perturbation: Vec<toml::Spanned<Perturbation>>,
+}
+
+/// One perturbation, as written in `scenario.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Perturbation {
+    /// Baseline demand and uptake × factor.
+    DemandShock(DemandShock),
+    /// A warehouse closed for part of the horizon.
+    WarehouseOutage(WarehouseOutage),
+    /// Lane capacities changed.
+    LaneCapacity(LaneCapacity),
+    /// Inbound arrives later.
+    InboundDelay(InboundDelaySpec),
+    /// Uptake × factor.
+    UptakeShift(UptakeShift),
+    /// Policy overrides.
+    Policy(PolicyOverride),
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemandShock {
+    /// Multiplier (>= 0).
+    pub factor: f64,
+    /// Filters.
+    pub sku: Option<String>,
+    /// Filters.
+    pub zone: Option<String>,
+    /// Filters.
+    pub offer: Option<String>,
+    /// Filters.
+    pub tier: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseOutage {
+    /// The warehouse.
+    pub warehouse: String,
+    /// First closed day (`YYYY-MM-DD`; default: the horizon start).
+    pub from: Option<String>,
+    /// Last closed day (default: the horizon end).
+    pub to: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneCapacity {
+    /// Multiplier of existing capacities.
+    pub factor: Option<f64>,
+    /// New capacity, in units over the horizon.
+    pub capacity: Option<f64>,
+    /// Filters.
+    pub warehouse: Option<String>,
+    /// Filters.
+    pub zone: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundDelaySpec {
+    /// Days later.
+    pub days: u32,
+    /// Filters.
+    pub warehouse: Option<String>,
+    /// Filters.
+    pub sku: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UptakeShift {
+    /// Multiplier (> 0).
+    pub factor: f64,
+    /// Filters.
+    pub offer: Option<String>,
+    /// Filters.
+    pub tier: Option<String>,
+    /// Filters.
+    pub zone: Option<String>,
+    /// Filters.
+    pub sku: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverride {
+    /// Discount budget.
+    pub budget: Option<f64>,
+    /// Offers per customer.
+    pub contact_cap: Option<u32>,
+    /// Promise in days.
+    pub promise_days: Option<u32>,
+    /// Fairness ratio in [0, 1].
+    pub fairness_min_ratio: Option<f64>,
+    /// Custom-offer limit.
+    pub max_custom_offers: Option<u32>,
+    /// New weights of existing tiers.
+    pub tier_weights: Option<BTreeMap<String, f64>>,
+}
+
+/// A variant: its base directory and its perturbations with their lines.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The variant's `scenario.toml`.
+    pub file: PathBuf,
+    /// The base scenario directory.
+    pub base: PathBuf,
+    /// Perturbations and the line each starts on.
+    pub perturbations: Vec<(usize, Perturbation)>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The variant a directory describes, or `None` when its `scenario.toml` has no `base`.
+pub fn read_variant(dir: &Path) -> Result<Option<Variant>, LoadError> {
+    let file = dir.join(SCENARIO_FILE);
+    let text = std::fs::read_to_string(&file).map_err(|e| LoadError::io(&file, e))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| LoadError::Unreadable { path: file.clone(), reason: e.to_string() })?;
+    if !table.contains_key("base") {
+        return Ok(None);
+    }
+    let raw: RawVariant = toml::from_str(&text).map_err(|e| LoadError::Unreadable { path: file.clone(), reason: e.to_string() })?;
+    let perturbations = raw.perturbation.into_iter().map(|p| (line_of(&text, p.span().start), p.into_inner())).collect();
+    Ok(Some(Variant { base: dir.join(&raw.base), file, perturbations }))
+}
+
+/// Every perturbation from the root scenario down, each with its file and line,
+/// and the root directory whose tables are read.
+fn chain(dir: &Path, depth: usize) -> Result<(PathBuf, Vec<(PathBuf, usize, Perturbation)>, Vec<String>), LoadError> {
+    let Some(v) = read_variant(dir)? else { return Ok((dir.to_path_buf(), Vec::new(), Vec::new())) };
+    if depth > 16 {
+        return Err(LoadError::Unreadable { path: v.file, reason: "base: more than 16 levels of variants (a cycle?)".into() });
+    }
+    if !v.base.join(SCENARIO_FILE).is_file() {
+        return Err(LoadError::Unreadable { path: v.file.clone(), reason: format!("base: {} is not a scenario directory", v.base.display()) });
+    }
+    let (root, mut all, mut lineage) = chain(&v.base, depth + 1)?;
+    lineage.push(v.file.display().to_string());
+    all.extend(v.perturbations.into_iter().map(|(line, p)| (v.file.clone(), line, p)));
+    Ok((root, all, lineage))
+}
+
+/// Loads a variant: the root scenario's tables (inbound delays applied while
+/// reading), then every perturbation in order.
+pub fn load_variant(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
+    let (root, perturbations, lineage) = chain(dir, 0)?;
+    let delays: Vec<InboundDelay> = perturbations
+        .iter()
+        .filter_map(|(_, _, p)| match p {
+            Perturbation::InboundDelay(d) => Some(InboundDelay { days: d.days, warehouse: d.warehouse.clone(), sku: d.sku.clone() }),
+            _ => None,
+        })
+        .collect();
+    let mut loaded = crate::load::load_root(&root, LoadOptions { inbound_delays: delays, ..options })?;
+    let mut delay_index = 0;
+    for (file, line, p) in &perturbations {
+        let at = |reason: String| LoadError::Unreadable { path: file.clone(), reason: format!("line {line}: {reason}") };
+        if let Perturbation::InboundDelay(_) = p {
+            if loaded.inbound_delay_matches[delay_index] == 0 {
+                return Err(at("inbound_delay matches no inbound row".into()));
+            }
+            delay_index += 1;
+            continue;
+        }
+        apply(&mut loaded.problem, p).map_err(at)?;
+    }
+    loaded.lineage = lineage;
+    loaded.notes.push(format!("variant of {} with {} perturbation(s)", root.display(), perturbations.len()));
+    // The variant's identity is its base's data and every file of the chain.
+    let mut hash = loaded.content_hash.clone();
+    for file in &loaded.lineage {
+        let text = std::fs::read(file).map_err(|e| LoadError::io(Path::new(file), e))?;
+        hash = crate::load::hash_bytes(&[hash.as_bytes(), &text]);
+    }
+    loaded.content_hash = hash;
+    loaded.dir = dir.to_path_buf();
+    Ok(loaded)
+}
+
+fn index_of(names: &[String], name: &str, what: &str) -> Result<u32, String> {
+    names.iter().position(|n| n == name).map(|i| i as u32).ok_or_else(|| format!("{what} {name:?} is not in the scenario"))
+}
+
+fn factor_ok(f: f64, positive: bool) -> Result<(), String> {
+    if f.is_finite() && (f > 0.0 || (!positive && f == 0.0)) {
+        Ok(())
+    } else {
+        Err(format!("factor: got {f}, expected a number {}", if positive { "> 0" } else { ">= 0" }))
+    }
+}
+
+/// Uptake × factor on pairs matching the filters; returns how many matched.
+fn scale_uptake(p: &mut Problem, factor: f64, offer: Option<u32>, tier: Option<u32>, zone: Option<u32>, sku: Option<u32>) -> usize {
+    let mut matched = 0;
+    for u in &mut p.uptake {
+        let c = u.customer as usize;
+        let hit = offer.is_none_or(|o| u.offer == o)
+            && tier.is_none_or(|t| p.customers.tier[c] == t)
+            && zone.is_none_or(|z| p.customers.zone[c] == z)
+            && sku.is_none_or(|s| p.offers[u.offer as usize].items.iter().any(|i| i.sku == s));
+        if hit {
+            u.p = (u.p * factor).clamp(1e-6, 1.0);
+            matched += 1;
+        }
+    }
+    matched
+}
+
+/// Applies one perturbation (not inbound delays, which the loader applies).
+pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String> {
+    let zone_names: Vec<String> = p.zones.iter().map(|z| z.id.clone()).collect();
+    let offer_names: Vec<String> = p.offers.iter().map(|o| o.id.clone()).collect();
+    let tier_names: Vec<String> = p.tiers.iter().map(|t| t.name.clone()).collect();
+    let zone = |n: &Option<String>| n.as_deref().map(|n| index_of(&zone_names, n, "zone")).transpose();
+    let sku = |n: &Option<String>| n.as_deref().map(|n| index_of(&p.skus, n, "sku")).transpose();
+    let offer = |n: &Option<String>| n.as_deref().map(|n| index_of(&offer_names, n, "offer")).transpose();
+    let tier = |n: &Option<String>| n.as_deref().map(|n| index_of(&tier_names, n, "tier")).transpose();
+    let warehouse = |n: &Option<String>| n.as_deref().map(|n| index_of(&p.warehouses, n, "warehouse")).transpose();
+    match perturbation {
+        Perturbation::DemandShock(d) => {
+            factor_ok(d.factor, false)?;
+            let (z, s, o, t) = (zone(&d.zone)?, sku(&d.sku)?, offer(&d.offer)?, tier(&d.tier)?);
+            let mut matched = 0;
+            if o.is_none() && t.is_none() {
+                for b in p.baseline.iter_mut().filter(|b| z.is_none_or(|z| b.zone == z) && s.is_none_or(|s| b.sku == s)) {
+                    b.units *= d.factor;
+                    matched += 1;
+                }
+            }
+            matched += scale_uptake(p, d.factor.max(1e-9), o, t, z, s);
+            if matched == 0 {
+                return Err("demand_shock matches no baseline demand and no uptake pair".into());
+            }
+        }
+        Perturbation::UptakeShift(u) => {
+            factor_ok(u.factor, true)?;
+            let (o, t, z, s) = (offer(&u.offer)?, tier(&u.tier)?, zone(&u.zone)?, sku(&u.sku)?);
+            if scale_uptake(p, u.factor, o, t, z, s) == 0 {
+                return Err("uptake_shift matches no uptake pair".into());
+            }
+        }
+        Perturbation::WarehouseOutage(w) => {
+            let wh = index_of(&p.warehouses, &w.warehouse, "warehouse")?;
+            let date = |s: &Option<String>, default: NaiveDate, name: &str| -> Result<NaiveDate, String> {
+                s.as_deref().map_or(Ok(default), |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{name}: got {s:?}, expected a date \"YYYY-MM-DD\"")))
+            };
+            let (from, to) = (date(&w.from, p.horizon.start, "from")?, date(&w.to, p.horizon.last_day(), "to")?);
+            if to < from {
+                return Err(format!("to ({to}) is before from ({from})"));
+            }
+            let first = from.max(p.horizon.start);
+            let last = to.min(p.horizon.last_day());
+            if last < first {
+                return Err(format!("warehouse_outage {from}..{to} does not overlap the horizon"));
+            }
+            let closed = (last - first).num_days() as f64 + 1.0;
+            let open = 1.0 - closed / f64::from(p.horizon.days);
+            for s in p.stock.iter_mut().filter(|s| s.warehouse == wh) {
+                s.on_hand *= open;
+                s.inbound *= open;
+                s.safety_stock *= open;
+            }
+            for l in p.lanes.iter_mut().filter(|l| l.warehouse == wh) {
+                l.capacity = match l.capacity {
+                    Some(c) => Some(c * open),
+                    None if open <= 0.0 => Some(0.0),
+                    None => None,
+                };
+            }
+        }
+        Perturbation::LaneCapacity(l) => {
+            let (w, z) = (warehouse(&l.warehouse)?, zone(&l.zone)?);
+            if l.factor.is_some() == l.capacity.is_some() {
+                return Err("lane_capacity takes exactly one of factor and capacity".into());
+            }
+            if let Some(f) = l.factor {
+                factor_ok(f, false)?;
+            }
+            if let Some(c) = l.capacity.filter(|c| !(c.is_finite() && *c >= 0.0)) {
+                return Err(format!("capacity: got {c}, expected a number >= 0"));
+            }
+            let mut matched = 0;
+            for lane in p.lanes.iter_mut().filter(|x| w.is_none_or(|w| x.warehouse == w) && z.is_none_or(|z| x.zone == z)) {
+                lane.capacity = match (l.capacity, l.factor) {
+                    (Some(c), _) => Some(c),
+                    (None, Some(f)) => lane.capacity.map(|c| c * f),
+                    (None, None) => lane.capacity,
+                };
+                matched += 1;
+            }
+            if matched == 0 {
+                return Err("lane_capacity matches no lane".into());
+            }
+        }
+        Perturbation::Policy(o) => {
+            if let Some(b) = o.budget.filter(|b| !(b.is_finite() && *b >= 0.0)) {
+                return Err(format!("budget: got {b}, expected a number >= 0"));
+            }
+            if let Some(r) = o.fairness_min_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
+                return Err(format!("fairness_min_ratio: got {r}, expected a ratio in [0, 1]"));
+            }
+            let policy = &mut p.policy;
+            policy.budget = o.budget.or(policy.budget);
+            policy.contact_cap = o.contact_cap.or(policy.contact_cap);
+            policy.promise_days = o.promise_days.or(policy.promise_days);
+            policy.fairness_min_ratio = o.fairness_min_ratio.or(policy.fairness_min_ratio);
+            policy.max_custom_offers = o.max_custom_offers.or(policy.max_custom_offers);
+            for (name, weight) in o.tier_weights.iter().flatten() {
+                let t = index_of(&tier_names, name, "tier")? as usize;
+                if !(weight.is_finite() && *weight >= 0.0) {
+                    return Err(format!("tier_weights.{name}: got {weight}, expected a weight >= 0"));
+                }
+                p.tiers[t].weight = *weight;
+            }
+        }
+        Perturbation::InboundDelay(_) => {}
+    }
+    Ok(())
+}

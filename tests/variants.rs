@@ -1,0 +1,167 @@
+//! What-if variants: one test per perturbation kind on the example scenario,
+//! each checking its effect and that the base is left untouched; variants of
+//! variants compose; bad variants are errors naming file and line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::Problem;
+use allot_scenarios::load_scenario;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail")
+}
+
+/// Writes a variant of `base` with the given perturbation TOML into `dir/name`.
+fn variant(dir: &Path, name: &str, base: &Path, perturbations: &str) -> PathBuf {
+    let d = dir.join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("scenario.toml"), format!("base = {:?}\n\n{perturbations}", base.display().to_string())).unwrap();
+    d
+}
+
+/// Loads the variant and checks the base still loads exactly as before.
+fn load_variant_keeping_base(dir: &Path) -> (Problem, Problem) {
+    let base = load_scenario(&example()).unwrap().problem;
+    let v = load_scenario(dir).unwrap();
+    assert_eq!(load_scenario(&example()).unwrap().problem, base, "the base is untouched");
+    assert_ne!(v.problem, base, "the perturbation changed something");
+    (base, v.problem)
+}
+
+fn ix(names: &[String], name: &str) -> u32 {
+    names.iter().position(|n| n == name).unwrap() as u32
+}
+
+fn zone_ix(p: &Problem, name: &str) -> u32 {
+    p.zones.iter().position(|z| z.id == name).unwrap() as u32
+}
+
+#[test]
+fn demand_shock_scales_baseline_and_the_uptake_behind_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(tmp.path(), "surge", &example(), "[[perturbation]]\nkind = \"demand_shock\"\nsku = \"SKU00000\"\nzone = \"Z001\"\nfactor = 2.0\n");
+    let (base, v) = load_variant_keeping_base(&d);
+    let (z, s) = (zone_ix(&base, "Z001"), ix(&base.skus, "SKU00000"));
+    for (b, after) in base.baseline.iter().zip(&v.baseline) {
+        let want = if b.zone == z && b.sku == s { 2.0 * b.units } else { b.units };
+        assert_eq!(after.units, want, "{b:?}");
+    }
+    let mut changed = 0;
+    for (u, after) in base.uptake.iter().zip(&v.uptake) {
+        let hit = base.customers.zone[u.customer as usize] == z && base.offers[u.offer as usize].items.iter().any(|i| i.sku == s);
+        let want = if hit { (u.p * 2.0).min(1.0) } else { u.p };
+        assert!((after.p - want).abs() < 1e-12, "{u:?}");
+        changed += usize::from(hit);
+    }
+    assert!(changed > 0);
+}
+
+#[test]
+fn warehouse_outage_closes_its_share_of_the_horizon() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 7 of the 14 horizon days closed.
+    let d = variant(tmp.path(), "outage", &example(), "[[perturbation]]\nkind = \"warehouse_outage\"\nwarehouse = \"W00\"\nfrom = \"2026-11-20\"\nto = \"2026-12-07\"\n");
+    let (base, v) = load_variant_keeping_base(&d);
+    let w = ix(&base.warehouses, "W00");
+    for (s, after) in base.stock.iter().zip(&v.stock) {
+        let factor = if s.warehouse == w { 0.5 } else { 1.0 };
+        assert_eq!((after.on_hand, after.inbound), (s.on_hand * factor, s.inbound * factor));
+    }
+    for (l, after) in base.lanes.iter().zip(&v.lanes) {
+        let want = if l.warehouse == w { l.capacity.map(|c| c * 0.5) } else { l.capacity };
+        assert_eq!(after.capacity, want);
+    }
+    // Closed the whole horizon: nothing ships from it.
+    let d = variant(tmp.path(), "closed", &example(), "[[perturbation]]\nkind = \"warehouse_outage\"\nwarehouse = \"W00\"\n");
+    let v = load_scenario(&d).unwrap().problem;
+    assert!(v.stock.iter().filter(|s| s.warehouse == w).all(|s| s.on_hand == 0.0 && s.inbound == 0.0));
+    assert!(v.lanes.iter().filter(|l| l.warehouse == w).all(|l| l.capacity == Some(0.0)));
+}
+
+#[test]
+fn lane_capacity_sets_or_scales_matching_lanes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(tmp.path(), "lanes", &example(), "[[perturbation]]\nkind = \"lane_capacity\"\nzone = \"Z000\"\ncapacity = 10\n");
+    let (base, v) = load_variant_keeping_base(&d);
+    let z = zone_ix(&base, "Z000");
+    for (l, after) in base.lanes.iter().zip(&v.lanes) {
+        assert_eq!(after.capacity, if l.zone == z { Some(10.0) } else { l.capacity });
+    }
+}
+
+#[test]
+fn inbound_delay_pushes_arrivals_past_the_horizon() {
+    let tmp = tempfile::tempdir().unwrap();
+    // W01's inbound (4 units of SKU00003 on 2026-12-04) lands after the horizon.
+    let d = variant(tmp.path(), "late", &example(), "[[perturbation]]\nkind = \"inbound_delay\"\nwarehouse = \"W01\"\ndays = 30\n");
+    let (base, v) = load_variant_keeping_base(&d);
+    let w = ix(&base.warehouses, "W01");
+    let sku = ix(&base.skus, "SKU00003");
+    let point = |p: &Problem| p.stock.iter().find(|s| s.warehouse == w && s.sku == sku).unwrap().inbound;
+    assert_eq!((point(&base), point(&v)), (4.0, 0.0));
+    for (s, after) in base.stock.iter().zip(&v.stock).filter(|(s, _)| s.warehouse != w) {
+        assert_eq!(s.inbound, after.inbound);
+    }
+}
+
+#[test]
+fn uptake_shift_and_policy_overrides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(
+        tmp.path(),
+        "promo",
+        &example(),
+        "[[perturbation]]\nkind = \"uptake_shift\"\noffer = \"O00001\"\ntier = \"standard\"\nfactor = 1.5\n\n\
+         [[perturbation]]\nkind = \"policy\"\nbudget = 100\ncontact_cap = 2\ntier_weights = { gold = 2.0 }\n",
+    );
+    let (base, v) = load_variant_keeping_base(&d);
+    let (o, t) = (base.offers.iter().position(|x| x.id == "O00001").unwrap() as u32, base.tiers.iter().position(|x| x.name == "standard").unwrap() as u32);
+    for (u, after) in base.uptake.iter().zip(&v.uptake) {
+        let hit = u.offer == o && base.customers.tier[u.customer as usize] == t;
+        assert!((after.p - if hit { (u.p * 1.5).min(1.0) } else { u.p }).abs() < 1e-12);
+    }
+    assert_eq!((v.policy.budget, v.policy.contact_cap), (Some(100.0), Some(2)));
+    assert_eq!(v.tiers.iter().find(|t| t.name == "gold").unwrap().weight, 2.0);
+    assert_eq!(v.policy.promise_days, base.policy.promise_days, "what is not overridden stays");
+}
+
+#[test]
+fn a_variant_of_a_variant_composes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shift = "[[perturbation]]\nkind = \"uptake_shift\"\noffer = \"O00001\"\nfactor = 0.5\n";
+    let a = variant(tmp.path(), "a", &example(), shift);
+    let b = variant(tmp.path(), "b", &a, &format!("{shift}\n[[perturbation]]\nkind = \"policy\"\nbudget = 50\n"));
+    let base = load_scenario(&example()).unwrap();
+    let loaded = load_scenario(&b).unwrap();
+    assert_eq!(loaded.lineage.len(), 2, "{:?}", loaded.lineage);
+    let o = base.problem.offers.iter().position(|x| x.id == "O00001").unwrap() as u32;
+    for (u, after) in base.problem.uptake.iter().zip(&loaded.problem.uptake) {
+        let want = if u.offer == o { u.p * 0.25 } else { u.p };
+        assert!((after.p - want).abs() < 1e-12);
+    }
+    assert_eq!(loaded.problem.policy.budget, Some(50.0));
+    assert_ne!(loaded.content_hash, base.content_hash, "a variant has its own identity");
+    assert_ne!(loaded.content_hash, load_scenario(&a).unwrap().content_hash);
+}
+
+#[test]
+fn bad_variants_name_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("typo", "[[perturbation]]\nkind = \"uptake_shift\"\nfacto = 2.0\n", "facto"),
+        ("kind", "[[perturbation]]\nkind = \"earthquake\"\n", "earthquake"),
+        ("nomatch", "\n[[perturbation]]\nkind = \"lane_capacity\"\nzone = \"Z999\"\nfactor = 2.0\n", "line 4"),
+        ("nomatch2", "[[perturbation]]\nkind = \"inbound_delay\"\nsku = \"SKU00000\"\ndays = 3\n", "matches no inbound row"),
+        ("both", "[[perturbation]]\nkind = \"lane_capacity\"\nfactor = 2.0\ncapacity = 3.0\n", "exactly one"),
+        ("toplevel", "budget = 3\n", "budget"),
+    ];
+    for (name, body, expect) in cases {
+        let d = variant(tmp.path(), name, &example(), body);
+        let err = load_scenario(&d).unwrap_err().to_string();
+        assert!(err.contains(&d.join("scenario.toml").display().to_string()) && err.contains(expect), "{name}: {err}");
+        assert!(err.contains("line"), "{name}: {err}");
+    }
+    let d = variant(tmp.path(), "nobase", &tmp.path().join("missing"), "");
+    assert!(load_scenario(&d).unwrap_err().to_string().contains("not a scenario directory"));
+}
