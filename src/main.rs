@@ -35,6 +35,11 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// What-if planning: run scenario variants in parallel, compare them with a base.
+    Scenario {
+        #[command(subcommand)]
+        action: ScenarioAction,
+    },
     /// Forecast baseline demand and uptake from a scenario's history files and
     /// print the accuracy report (backtest per model, uptake holdout).
     Forecast(ForecastArgs),
@@ -49,6 +54,43 @@ enum Command {
     ServeTrivial {
         #[arg(long, default_value = "127.0.0.1:8081")]
         addr: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioAction {
+    /// Plan several scenarios or variants in parallel: outputs in OUT_ROOT/<name>,
+    /// each saved as a plan version with its lineage.
+    Run {
+        /// Scenario or variant directories.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Parent of each run's output directory.
+        #[arg(long, default_value = "out")]
+        out_root: PathBuf,
+        /// Most plans at once [default: bounded by cores and available memory].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Encoding of the output tables.
+        #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+        format: FormatArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Compare variants with a base (from their runs in OUT_ROOT): terminal
+    /// table, CSV and a self-contained HTML report.
+    Compare {
+        /// The base scenario directory.
+        base: PathBuf,
+        /// Variant directories.
+        #[arg(required = true)]
+        variants: Vec<PathBuf>,
+        /// Where `scenario run` wrote the runs.
+        #[arg(long, default_value = "out")]
+        out_root: PathBuf,
+        /// Directory for comparison.csv and report.html [default: OUT_ROOT/compare-<base>].
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -200,6 +242,8 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve(args),
         Command::Forecast(args) => forecast(args),
+        Command::Scenario { action: ScenarioAction::Run { scenarios, out_root, jobs, format, store } } => scenario_run(&scenarios, &out_root, jobs, format_of(format), &store.store),
+        Command::Scenario { action: ScenarioAction::Compare { base, variants, out_root, report } } => scenario_compare(&base, &variants, &out_root, report),
         Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
             let spec = GenerateSpec {
@@ -223,6 +267,24 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: Option<PathBuf>) -> Result<()> {
+    let run = |dir: &Path| -> Result<allot_scenarios::compare::RunOutputs> {
+        let name = run_name(dir);
+        allot_scenarios::compare::RunOutputs::read(&name, dir, &out_root.join(&name))
+            .with_context(|| format!("reading the run of {} (plan it first: allot scenario run {})", dir.display(), dir.display()))
+    };
+    let base_run = run(base)?;
+    let variant_runs = variants.iter().map(|v| run(v)).collect::<Result<Vec<_>>>()?;
+    let comparison = allot_scenarios::compare::compare(&base_run, &variant_runs);
+    print!("{}", comparison.terminal_table());
+    let dir = report.unwrap_or_else(|| out_root.join(format!("compare-{}", base_run.name)));
+    let written = allot_scenarios::compare::write_report(&dir, &comparison, &base_run, &variant_runs).context("writing the comparison")?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn forecast(args: ForecastArgs) -> Result<()> {
@@ -272,15 +334,122 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
-    eprintln!("loading {} ...", args.scenario.display());
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
+    let run = plan_one(&args.scenario, &out, &store, &solver_choice(&args), format_of(args.format), &|line| eprintln!("{line}"))?;
+    if args.activate {
+        store.activate(&run.manifest.id)?;
+    }
+    print_summary(&run.kpis, &run.manifest.id, args.activate, &out, &store, run.write_seconds);
+    Ok(())
+}
+
+/// The name a scenario's runs go under: its directory's name.
+fn run_name(dir: &Path) -> String {
+    dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "scenario".to_string())
+}
+
+/// How many plans may run at once: cores, and available memory over a rough
+/// per-plan need (40 × the bytes of its tables, at least 256 MiB).
+fn parallel_runs(scenarios: &[PathBuf], requested: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(u64::MAX, |kb| kb * 1024);
+    let need = scenarios
+        .iter()
+        .map(|d| {
+            // A variant's tables are its root's.
+            let mut root = d.clone();
+            for _ in 0..16 {
+                match allot_scenarios::variants::read_variant(&root) {
+                    Ok(Some(v)) => root = v.base,
+                    _ => break,
+                }
+            }
+            let bytes = std::fs::read_dir(&root).map(|e| e.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum::<u64>()).unwrap_or(0);
+            (bytes * 40).max(256 << 20)
+        })
+        .max()
+        .unwrap_or(256 << 20);
+    let by_memory = (available / need).max(1) as usize;
+    requested.unwrap_or(cores).min(cores).min(by_memory).min(scenarios.len()).max(1)
+}
+
+fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, format: Format, store: &Path) -> Result<()> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    use rayon::prelude::*;
+    let names: Vec<String> = scenarios.iter().map(|d| run_name(d)).collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            anyhow::bail!("two scenarios are named {n:?}: their outputs would share {}", out_root.join(n).display());
+        }
+    }
+    let store = PlanStore::open(store).context("opening the plan store")?;
+    let parallel = parallel_runs(scenarios, jobs);
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner} {prefix:<24} [{elapsed_precise}] {wide_msg}").context("progress style")?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(parallel).build().context("starting the runs' threads")?;
+    eprintln!("planning {} scenario(s), {parallel} at a time", scenarios.len());
+    let started = Instant::now();
+    let results: Vec<(String, Result<PlanRun>)> = pool.install(|| {
+        scenarios
+            .par_iter()
+            .zip(&names)
+            .map(|(dir, name)| {
+                let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                let log = |line: String| bar.set_message(line);
+                let solver = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
+                let run = plan_one(dir, &out_root.join(name), &store, &solver, format, &log);
+                match &run {
+                    Ok(r) => bar.finish_with_message(format!("plan {} objective {:.2} ({}, gap {:.1e})", r.manifest.id, r.kpis.objective, r.kpis.status, r.kpis.gap)),
+                    Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
+                }
+                (name.clone(), run)
+            })
+            .collect()
+    });
+    let failed: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e:#}"))).collect();
+    println!("{:<24} {:>8} {:>14} {:>14} {:>10}  outputs", "scenario", "plan", "objective", "margin", "status");
+    for (name, r) in &results {
+        if let Ok(r) = r {
+            println!("{name:<24} {:>8} {:>14.2} {:>14.2} {:>10}  {}", r.manifest.id, r.kpis.objective, r.kpis.expected_margin, r.kpis.status, out_root.join(name).display());
+        }
+    }
+    println!("{} planned in {:.1}s", results.len() - failed.len(), started.elapsed().as_secs_f64());
+    if !failed.is_empty() {
+        anyhow::bail!("{} of {} runs failed:\n  {}", failed.len(), results.len(), failed.join("\n  "));
+    }
+    Ok(())
+}
+
+fn format_of(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Parquet => Format::Parquet,
+    }
+}
+
+/// What one planning run produced.
+struct PlanRun {
+    manifest: allot_scenarios::Manifest,
+    kpis: Kpis,
+    write_seconds: f64,
+}
+
+/// Loads, solves, writes the outputs (plan tables, demand plan, marginal
+/// values, forecasts) to `out` and saves a plan version; `log` gets progress.
+fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &SolverChoice, format: Format, log: &(dyn Fn(String) + Sync)) -> Result<PlanRun> {
+    log(format!("loading {} ...", scenario_dir.display()));
     let t = Instant::now();
-    let scenario = load_scenario(&args.scenario)?;
+    let scenario = load_scenario(scenario_dir)?;
     let load_seconds = t.elapsed().as_secs_f64();
     for note in &scenario.notes {
-        eprintln!("note: {note}");
+        log(format!("note: {note}"));
     }
     let p = &scenario.problem;
-    eprintln!(
+    log(format!(
         "loaded {} customers, {} offers, {} uptake pairs, {} SKUs, {} warehouses in {load_seconds:.2}s; solving ({}) ...",
         p.customers.len(),
         p.offers.len(),
@@ -288,33 +457,23 @@ fn plan(args: PlanArgs) -> Result<()> {
         p.skus.len(),
         p.warehouses.len(),
         if p.is_mip() { "MIP" } else { "LP" }
-    );
-    let (_, _, plan) = allot_optimizer::plan(p, &solver_choice(&args))?;
+    ));
+    let (_, alloc, plan) = allot_optimizer::plan(p, solver)?;
     let mut kpis = plan.kpis.clone();
     kpis.load_seconds = load_seconds;
-
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
-    let format = match args.format {
-        FormatArg::Csv => Format::Csv,
-        FormatArg::Parquet => Format::Parquet,
-    };
-    eprintln!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds);
+    log(format!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds));
     let t = Instant::now();
-    write_plan_outputs(&out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
-    allot_scenarios::demand_plan::write_demand_plan(&out, &scenario, &plan, format).context("writing the demand plan")?;
+    write_plan_outputs(out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
+    allot_scenarios::demand_plan::write_demand_plan(out, &scenario, &plan, format).context("writing the demand plan")?;
+    allot_scenarios::whatif::write_marginal_values(out, &allot_scenarios::whatif::marginal_values(p, &alloc.prices)).context("writing the marginal values")?;
     if scenario.demand_forecast.is_some() || scenario.uptake_report.is_some() {
         let dir = out.join("forecast");
         allot_scenarios::forecast_output::write_forecasts(&dir, &scenario).context("writing the forecasts")?;
-        eprintln!("forecasts and their accuracy report written to {}", dir.display());
+        log(format!("forecasts and their accuracy report written to {}", dir.display()));
     }
-    let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: &args.scenario, scenario_hash: &scenario.content_hash };
+    let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: scenario_dir, scenario_hash: &scenario.content_hash, lineage: &scenario.lineage };
     let manifest = store.save(&req).context("saving the plan version")?;
-    let write_seconds = t.elapsed().as_secs_f64();
-    if args.activate {
-        store.activate(&manifest.id)?;
-    }
-    print_summary(&kpis, &manifest.id, args.activate, &out, &store, write_seconds);
-    Ok(())
+    Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
 }
 
 /// The solver and its options from the command line.

@@ -46,7 +46,7 @@ fn write_scenario(dir: &Path) {
 fn plan_into(store: &PlanStore, scenario: &Path) -> String {
     let loaded = load_scenario(scenario).unwrap();
     let (_, _, plan) = allot_optimizer::plan(&loaded.problem, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
-    let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &plan.kpis, scenario, scenario_hash: &loaded.content_hash };
+    let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &plan.kpis, scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
     store.save(&req).unwrap().id
 }
 

@@ -5,6 +5,7 @@
 //! writes plan outputs atomically, keeps plan versions, and generates synthetic
 //! scenarios. Solvers never see polars types.
 
+pub mod compare;
 pub mod config;
 pub mod demand_plan;
 pub mod error;
@@ -12,11 +13,13 @@ pub mod forecast_output;
 pub mod generate;
 pub mod load;
 pub mod output;
+pub mod report;
 pub mod store;
 pub mod serving;
 pub mod table;
 pub mod uptake_history;
 pub mod variants;
+pub mod whatif;
 
 pub use error::{LoadError, PlanScenarioError, StoreError};
 pub use load::{load_scenario, load_scenario_with, DemandForecast, LoadOptions, LoadedScenario};

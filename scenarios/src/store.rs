@@ -69,6 +69,10 @@ pub struct Manifest {
     pub scenario: String,
     /// SHA-256 of the scenario's files.
     pub scenario_hash: String,
+    /// For a what-if variant: its `scenario.toml` chain, root's first variant
+    /// first (base + perturbations); empty for a plain scenario.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
     /// Solver name.
     pub solver: String,
     /// Solve status.
@@ -119,6 +123,8 @@ pub struct SaveRequest<'a> {
     pub scenario: &'a Path,
     /// Scenario content hash.
     pub scenario_hash: &'a str,
+    /// For a what-if variant: the `scenario.toml` chain from its root (else empty).
+    pub lineage: &'a [String],
 }
 
 impl PlanStore {
@@ -170,6 +176,7 @@ impl PlanStore {
             created_at: Utc::now(),
             scenario: req.scenario.display().to_string(),
             scenario_hash: req.scenario_hash.to_string(),
+            lineage: req.lineage.to_vec(),
             solver: k.solver.clone(),
             status: k.status.clone(),
             objective: k.objective,
@@ -214,7 +221,7 @@ impl PlanStore {
         let load_seconds = started.elapsed().as_secs_f64();
         let (_, _, plan) = allot_optimizer::plan(&loaded.problem, solver)?;
         let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
-        let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &kpis, scenario, scenario_hash: &loaded.content_hash };
+        let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &kpis, scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
         Ok(self.save(&req)?)
     }
 

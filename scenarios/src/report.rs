@@ -1,0 +1,248 @@
+//! The comparison as one self-contained HTML file: tables and charts drawn as
+//! inline SVG, so the report opens offline, in any browser, with no script.
+//! Each chart is an `<svg>` with a stable id (`chart-kpis`, `chart-stock`,
+//! `chart-bids-<run>`, `chart-reservations`) that tests look for.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::compare::{Comparison, RunOutputs};
+
+const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"];
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Grouped vertical bars: one group per category, one bar per series.
+fn grouped_bars(id: &str, title: &str, categories: &[String], series: &[(String, Vec<f64>)], percent: bool) -> String {
+    let (w, h, left, bottom, top) = (760.0, 300.0, 60.0, 60.0, 30.0);
+    let max = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0f64, f64::max).max(1e-9);
+    let plot_h = h - bottom - top;
+    let group_w = (w - left - 10.0) / categories.len().max(1) as f64;
+    let bar_w = (group_w * 0.8 / series.len().max(1) as f64).max(1.0);
+    let mut svg = format!(r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{}">"#, esc(title));
+    let _ = write!(svg, r#"<text x="{left}" y="18" class="title">{}</text>"#, esc(title));
+    let _ = write!(svg, r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#888"/>"##, h - bottom, w - 10.0, h - bottom);
+    for k in 0..=4 {
+        let v = max * k as f64 / 4.0;
+        let y = h - bottom - plot_h * k as f64 / 4.0;
+        let label = if percent { format!("{:.0}%", 100.0 * v) } else { format!("{v:.0}") };
+        let _ = write!(svg, r##"<text x="{}" y="{}" class="axis" text-anchor="end">{label}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/>"##, left - 4.0, y + 4.0, w - 10.0);
+    }
+    for (c, cat) in categories.iter().enumerate() {
+        let gx = left + group_w * c as f64 + group_w * 0.1;
+        for (s, (name, values)) in series.iter().enumerate() {
+            let v = values.get(c).copied().unwrap_or(0.0).max(0.0);
+            let bh = plot_h * v / max;
+            let _ = write!(
+                svg,
+                r#"<rect x="{:.1}" y="{:.1}" width="{bar_w:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {v:.3}</title></rect>"#,
+                gx + bar_w * s as f64,
+                h - bottom - bh,
+                PALETTE[s % PALETTE.len()],
+                esc(name),
+                esc(cat)
+            );
+        }
+        let _ = write!(svg, r#"<text x="{:.1}" y="{}" class="axis" text-anchor="middle">{}</text>"#, gx + group_w * 0.4, h - bottom + 16.0, esc(cat));
+    }
+    for (s, (name, _)) in series.iter().enumerate() {
+        let x = left + 130.0 * s as f64;
+        let _ = write!(svg, r#"<rect x="{x}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="axis">{}</text>"#, h - 22.0, PALETTE[s % PALETTE.len()], x + 14.0, h - 13.0, esc(name));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Horizontal bars of relative deltas around zero: one row per KPI and variant.
+fn delta_bars(id: &str, comparison: &Comparison) -> String {
+    let kpis: Vec<_> = comparison.lines.iter().filter(|l| l.section == "kpi").collect();
+    let rows = kpis.len() * comparison.variants.len();
+    let (w, row_h, label_w) = (760.0, 18.0, 260.0);
+    let h = 40.0 + row_h * rows as f64 + 30.0;
+    let max = kpis.iter().flat_map(|l| (0..l.variants.len()).filter_map(|i| l.relative(i))).fold(0.0f64, |m, r| m.max(r.abs())).max(0.01);
+    let zero = label_w + (w - label_w - 20.0) / 2.0;
+    let half = (w - label_w - 20.0) / 2.0;
+    let mut svg = format!(r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="KPI changes">"#);
+    let _ = write!(svg, r#"<text x="10" y="18" class="title">KPI change vs {} (relative)</text>"#, esc(&comparison.base));
+    let _ = write!(svg, r##"<line x1="{zero}" y1="26" x2="{zero}" y2="{}" stroke="#888"/>"##, h - 24.0);
+    let mut y = 34.0;
+    for l in &kpis {
+        for (i, v) in comparison.variants.iter().enumerate() {
+            let r = l.relative(i).unwrap_or(0.0);
+            let len = half * r.abs() / max;
+            let x = if r >= 0.0 { zero } else { zero - len };
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="{:.1}" class="axis" text-anchor="end">{} · {}</text><rect x="{x:.1}" y="{y:.1}" width="{len:.1}" height="{:.1}" fill="{}"><title>{:+.2}%</title></rect><text x="{:.1}" y="{:.1}" class="axis">{:+.1}%</text>"#,
+                label_w - 6.0,
+                y + 12.0,
+                esc(&l.item),
+                esc(v),
+                row_h - 4.0,
+                PALETTE[(i + 1) % PALETTE.len()],
+                100.0 * r,
+                if r >= 0.0 { zero + len + 4.0 } else { zero + 4.0 },
+                y + 12.0,
+                100.0 * r
+            );
+            y += row_h;
+        }
+    }
+    let _ = write!(svg, r#"<text x="{zero}" y="{}" class="axis" text-anchor="middle">0 (±{:.0}% at the edges)</text>"#, h - 8.0, 100.0 * max);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Bid-price heatmap of one run: zones × the most constrained SKUs of all runs.
+fn heatmap(id: &str, run: &RunOutputs, zones: &[String], skus: &[String], max: f64) -> String {
+    let (cell_w, cell_h, left, top) = (64.0, 22.0, 70.0, 40.0);
+    let (w, h) = (left + cell_w * skus.len() as f64 + 10.0, top + cell_h * zones.len() as f64 + 10.0);
+    let mut svg = format!(r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="bid prices of {}">"#, esc(&run.name));
+    let _ = write!(svg, r#"<text x="10" y="16" class="title">Bid prices: {}</text>"#, esc(&run.name));
+    for (j, sku) in skus.iter().enumerate() {
+        let _ = write!(svg, r#"<text x="{:.1}" y="{}" class="axis" text-anchor="middle">{}</text>"#, left + cell_w * (j as f64 + 0.5), top - 6.0, esc(sku));
+    }
+    for (i, zone) in zones.iter().enumerate() {
+        let y = top + cell_h * i as f64;
+        let _ = write!(svg, r#"<text x="{}" y="{:.1}" class="axis" text-anchor="end">{}</text>"#, left - 6.0, y + 15.0, esc(zone));
+        for (j, sku) in skus.iter().enumerate() {
+            let v = run.bid_prices.get(&(zone.clone(), sku.clone())).copied().unwrap_or(0.0);
+            let t = (v / max).clamp(0.0, 1.0);
+            let (r, g, b) = (255.0 - 30.0 * t, 255.0 - 180.0 * t, 255.0 - 200.0 * t);
+            let _ = write!(
+                svg,
+                r##"<rect x="{:.1}" y="{y:.1}" width="{cell_w}" height="{cell_h}" fill="rgb({r:.0},{g:.0},{b:.0})" stroke="#fff"><title>{} {}: {v:.2}</title></rect><text x="{:.1}" y="{:.1}" class="cell" text-anchor="middle">{v:.1}</text>"##,
+                left + cell_w * j as f64,
+                esc(zone),
+                esc(sku),
+                left + cell_w * (j as f64 + 0.5),
+                y + 15.0
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The report page.
+pub fn html(comparison: &Comparison, base: &RunOutputs, variants: &[RunOutputs]) -> String {
+    let runs: Vec<&RunOutputs> = std::iter::once(base).chain(variants).collect();
+    let mut body = String::new();
+    let _ = write!(body, "<h1>What-if comparison: {} vs {}</h1>", esc(&comparison.base), esc(&comparison.variants.join(", ")));
+
+    // KPI table.
+    body.push_str("<h2>Key figures</h2><table><tr><th>KPI</th>");
+    let _ = write!(body, "<th>{}</th>", esc(&comparison.base));
+    for v in &comparison.variants {
+        let _ = write!(body, "<th>{}</th><th>Δ</th>", esc(v));
+    }
+    body.push_str("</tr>");
+    for l in comparison.lines.iter().filter(|l| l.section == "kpi") {
+        let _ = write!(body, "<tr><td>{}</td><td>{:.2}</td>", esc(&l.item), l.base);
+        for i in 0..l.variants.len() {
+            let rel = l.relative(i).map_or("n/a".to_string(), |r| format!("{:+.1}%", 100.0 * r));
+            let _ = write!(body, "<td>{:.2}</td><td>{:+.2} ({rel})</td>", l.variants[i], l.delta(i));
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table>");
+    body.push_str(&delta_bars("chart-kpis", comparison));
+
+    let series_of = |section: &str| -> (Vec<String>, Vec<(String, Vec<f64>)>) {
+        let lines: Vec<_> = comparison.lines.iter().filter(|l| l.section == section).collect();
+        let cats = lines.iter().map(|l| l.item.clone()).collect();
+        let mut series = vec![(comparison.base.clone(), lines.iter().map(|l| l.base).collect())];
+        for (i, v) in comparison.variants.iter().enumerate() {
+            series.push((v.clone(), lines.iter().map(|l| l.variants[i]).collect()));
+        }
+        (cats, series)
+    };
+    body.push_str("<h2>Stock utilisation by warehouse</h2><p>Units reserved for offer demand over units available.</p>");
+    let (cats, series) = series_of("stock_utilisation");
+    body.push_str(&grouped_bars("chart-stock", "Stock utilisation by warehouse", &cats, &series, true));
+    body.push_str("<h2>Reservations by tier</h2>");
+    let (cats, series) = series_of("reserved_by_tier");
+    body.push_str(&grouped_bars("chart-reservations", "Units reserved by tier", &cats, &series, false));
+    body.push_str("<h2>Pick load by warehouse</h2>");
+    let (cats, series) = series_of("pick_load");
+    body.push_str(&grouped_bars("chart-pick-load", "Units to pick by warehouse", &cats, &series, false));
+
+    // Bid-price heatmaps over the most constrained SKUs.
+    let mut peak: BTreeMap<&String, f64> = BTreeMap::new();
+    let mut zones: BTreeSet<String> = BTreeSet::new();
+    for r in &runs {
+        for ((z, s), &p) in &r.bid_prices {
+            zones.insert(z.clone());
+            let e = peak.entry(s).or_insert(0.0);
+            *e = e.max(p);
+        }
+    }
+    let mut skus: Vec<(&String, f64)> = peak.into_iter().collect();
+    skus.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let max = skus.first().map_or(1.0, |s| s.1).max(1e-9);
+    let skus: Vec<String> = skus.into_iter().take(10).map(|(s, _)| s.clone()).collect();
+    let zones: Vec<String> = zones.into_iter().collect();
+    body.push_str("<h2>Bid prices</h2><p>Marginal value of one more unit delivered, zones × the 10 most constrained SKUs.</p><div class=\"row\">");
+    for (k, r) in runs.iter().enumerate() {
+        body.push_str(&heatmap(&format!("chart-bids-{k}"), r, &zones, &skus, max));
+    }
+    body.push_str("</div>");
+
+    // What changed.
+    body.push_str("<h2>What changed</h2><table><tr><th>variant</th><th>customers whose offers changed</th><th>binding appeared</th><th>binding vanished</th><th>SKUs moved most (reserved units)</th><th>zones moved most (offers served)</th></tr>");
+    let fmt = |m: &[(String, f64)]| m.iter().map(|(k, d)| format!("{} {d:+.1}", esc(k))).collect::<Vec<_>>().join(", ");
+    for (i, v) in comparison.variants.iter().enumerate() {
+        let e = &comparison.eligibility[i];
+        let (a, g) = &comparison.binding[i];
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{} ({} gained, {} lost)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(v),
+            e.customers_changed,
+            e.gained,
+            e.lost,
+            esc(&a.join(", ")),
+            esc(&g.join(", ")),
+            fmt(&comparison.movers[i].0),
+            fmt(&comparison.movers[i].1)
+        );
+    }
+    body.push_str("</table>");
+    for (i, v) in comparison.variants.iter().enumerate() {
+        let samples: Vec<String> = comparison.eligibility[i]
+            .samples
+            .iter()
+            .map(|(c, g, l)| format!("{}: +[{}] −[{}]", esc(c), esc(&g.join(", ")), esc(&l.join(", "))))
+            .collect();
+        if !samples.is_empty() {
+            let _ = write!(body, "<p><b>{}</b> examples: {}</p>", esc(v), samples.join("; "));
+        }
+    }
+
+    // Shadow prices for planners.
+    body.push_str("<h2>What one more unit is worth</h2><p>From the plan's duals: the objective gained per unit of extra capacity. The first line of each run is the capacity increase that would pay off most.</p><div class=\"row\">");
+    for r in &runs {
+        let _ = write!(body, "<table><tr><th colspan=\"3\">{}</th></tr><tr><th>constraint</th><th>value per unit</th><th>capacity</th></tr>", esc(&r.name));
+        for m in r.marginal_values.iter().take(8) {
+            let cap = m.capacity.map_or("unlimited".to_string(), |c| format!("{c:.1}"));
+            let _ = write!(body, "<tr><td>{} {}</td><td>{:.2}</td><td>{cap}</td></tr>", esc(&m.constraint), esc(&m.key), m.value_per_unit);
+        }
+        if r.marginal_values.is_empty() {
+            body.push_str("<tr><td colspan=\"3\">no binding capacity</td></tr>");
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("</div>");
+
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>allot what-if: {}</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}}\
+         table{{border-collapse:collapse;margin:8px 16px 16px 0;font-size:13px}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}.chart{{display:block;margin:8px 0 24px}}.row{{display:flex;flex-wrap:wrap;gap:12px}}\
+         .title{{font-size:14px;font-weight:600}}.axis{{font-size:11px;fill:#444}}.cell{{font-size:10px;fill:#222}}</style></head><body>{body}</body></html>\n",
+        esc(&comparison.base)
+    )
+}

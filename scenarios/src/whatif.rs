@@ -1,0 +1,62 @@
+//! What-if runs and their comparison: "what one more unit is worth" from a
+//! plan's duals, and the side-by-side comparison of a base plan and variants.
+
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::allocation::ShadowPrices;
+use allot_optimizer::Problem;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::output::write_json_atomic;
+
+/// File name of the marginal values in a run's output directory.
+pub const SHADOW_PRICES_FILE: &str = "shadow_prices.json";
+
+/// What one more unit of a constraint's capacity is worth to the objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarginalValue {
+    /// `stock`, `lane_capacity`, `delivery_capacity`, `budget`, `redemptions`.
+    pub constraint: String,
+    /// What it is about (`W00/SKU00003`, `W01->Z002`, `Z001`, `budget`, an offer id).
+    pub key: String,
+    /// Objective gained per unit of extra capacity (the dual value).
+    pub value_per_unit: f64,
+    /// Today's capacity, in the constraint's units (`None`: unlimited).
+    pub capacity: Option<f64>,
+}
+
+/// Every binding capacity with a positive marginal value, most valuable first:
+/// the capacity increase that would pay off most is the first line.
+pub fn marginal_values(problem: &Problem, prices: &ShadowPrices) -> Vec<MarginalValue> {
+    let mut out = Vec::new();
+    let mut push = |constraint: &str, key: String, value: f64, capacity: Option<f64>| {
+        if value > 1e-9 {
+            out.push(MarginalValue { constraint: constraint.to_string(), key, value_per_unit: value, capacity });
+        }
+    };
+    for s in &problem.stock {
+        if let Some(&v) = prices.stock.get(&(s.warehouse, s.sku)) {
+            push("stock", format!("{}/{}", problem.warehouses[s.warehouse as usize], problem.skus[s.sku as usize]), v, Some(s.available()));
+        }
+    }
+    for (l, &v) in problem.lanes.iter().zip(&prices.lane_capacity) {
+        push("lane_capacity", format!("{}->{}", problem.warehouses[l.warehouse as usize], problem.zones[l.zone as usize].id), v, l.capacity);
+    }
+    for (z, &v) in problem.zones.iter().zip(&prices.delivery) {
+        push("delivery_capacity", z.id.clone(), v, z.delivery_capacity);
+    }
+    for (o, &v) in problem.offers.iter().zip(&prices.redemptions) {
+        push("redemptions", o.id.clone(), v, o.max_redemptions);
+    }
+    push("budget", "budget".to_string(), prices.budget, problem.policy.budget);
+    out.sort_by(|a, b| b.value_per_unit.total_cmp(&a.value_per_unit).then(a.key.cmp(&b.key)));
+    out
+}
+
+/// Writes the marginal values as `shadow_prices.json` into a run's output directory.
+pub fn write_marginal_values(dir: &Path, values: &[MarginalValue]) -> Result<PathBuf, StoreError> {
+    let path = dir.join(SHADOW_PRICES_FILE);
+    write_json_atomic(&path, &values)?;
+    Ok(path)
+}
