@@ -145,7 +145,7 @@ impl RunOutputs {
 /// One compared figure: the base's value and each variant's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Line {
-    /// Section (`kpi`, `stock_utilisation`, `reserved_by_tier`, `pick_load`, ...).
+    /// Section (`kpi`, `stock_utilisation`, `reserved_by_tier`, `pick_load`, `fairness_ratio` per offer).
     pub section: String,
     /// The item (a KPI name, a warehouse, a tier, ...).
     pub item: String,
@@ -250,6 +250,7 @@ pub fn compare(base: &RunOutputs, variants: &[RunOutputs]) -> Comparison {
         ("stock_utilisation", &(|r: &RunOutputs| r.stock_utilisation()) as &dyn Fn(&RunOutputs) -> BTreeMap<String, f64>),
         ("reserved_by_tier", &|r: &RunOutputs| r.reserved_by_tier()),
         ("pick_load", &|r: &RunOutputs| r.pick_load.clone()),
+        ("fairness_ratio", &|r: &RunOutputs| r.kpis.fairness_ratio.clone()),
     ] {
         let (b, v) = per(f);
         lines.extend(keyed_lines(section, &b, &v));
