@@ -66,8 +66,15 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     assert!(report.holdout.auc > 0.6, "{:?}", report.holdout);
     assert!(report.coefficients.iter().all(|(name, _)| !name.contains("group")), "the protected group is never a feature");
     let p = &loaded.problem;
-    assert_eq!(p.uptake.len(), 5000 * allot_scenarios::uptake_history::CANDIDATES_PER_CUSTOMER.min(p.offers.len()));
+    let per_customer = allot_scenarios::uptake_history::CANDIDATES_PER_CUSTOMER;
+    assert!(p.uptake.len() <= 5000 * per_customer && p.uptake.len() > 4000 * per_customer, "{}", p.uptake.len());
     assert!(p.uptake.iter().all(|u| u.p > 0.0 && u.p <= 1.0));
+    // No candidate slot goes to an offer the customer could never be served.
+    for u in &p.uptake {
+        let o = &p.offers[u.offer as usize];
+        assert!(o.min_tier.is_none_or(|m| p.customers.tier[u.customer as usize] <= m), "{u:?}");
+        assert!(p.horizon.overlaps(o.start_date, o.end_date), "{u:?}");
+    }
     assert!(!p.baseline.is_empty());
     let (_, _, plan) = allot_optimizer::plan(p, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
     assert!(plan.kpis.objective > 0.0);

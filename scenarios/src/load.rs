@@ -359,7 +359,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 let history = read_offer_history(&t, &customer_index, &offer_index, &mut issues);
                 if issues.is_empty() {
                     let tier_names: Vec<String> = config.tiers.iter().map(|t| t.name.clone()).collect();
-                    match crate::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, config.horizon.start) {
+                    match crate::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon) {
                         Some((rows, report)) => {
                             let h = &report.holdout;
                             notes.push(format!(

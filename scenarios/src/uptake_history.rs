@@ -224,16 +224,18 @@ fn design(f: &Features<'_>, rows: &[Showing], history: &[Showing], rates: &Rates
     out
 }
 
-/// Fits the uptake model on `history` and scores every customer × offer pair,
-/// keeping the [`CANDIDATES_PER_CUSTOMER`] most likely offers per customer.
+/// Fits the uptake model on `history` and scores every pair of a customer and
+/// an offer it may get (tier allowed, valid in the horizon), keeping the
+/// [`CANDIDATES_PER_CUSTOMER`] most likely offers per customer.
 pub fn forecast_uptake(
     mut history: Vec<Showing>,
     customers: &Customers,
     offers: &[Offer],
     tier_names: &[String],
     zone_names: &[String],
-    as_of: NaiveDate,
+    horizon: &allot_optimizer::Horizon,
 ) -> Option<(Vec<Uptake>, UptakeReport)> {
+    let as_of = horizon.start;
     if history.is_empty() || offers.is_empty() {
         return None;
     }
@@ -295,6 +297,7 @@ pub fn forecast_uptake(
     for c in 0..customers.len() {
         starts[c + 1] += starts[c];
     }
+    let valid: Vec<bool> = offers.iter().map(|o| horizon.overlaps(o.start_date, o.end_date)).collect();
     let uptake: Vec<Uptake> = (0..customers.len())
         .into_par_iter()
         .flat_map_iter(|c| {
@@ -303,7 +306,11 @@ pub fn forecast_uptake(
                 past.add(s);
             }
             let mut row = Vec::with_capacity(d);
+            // Only offers this customer could be served: a tier-restricted or
+            // out-of-horizon offer would take a candidate slot for nothing.
+            let tier = customers.tier[c];
             let mut scored: Vec<(f64, u32)> = (0..offers.len())
+                .filter(|&o| offers[o].min_tier.is_none_or(|m| tier <= m) && valid[o])
                 .map(|o| {
                     row.clear();
                     f.push(&mut row, c, o, as_of, &past, &all_rates, None);
