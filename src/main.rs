@@ -235,7 +235,25 @@ struct GenerateArgs {
     no_forecasts: bool,
 }
 
+/// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
+/// instead of panicking on the closed pipe (Rust ignores SIGPIPE by default).
+#[cfg(unix)]
+fn default_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: called first thing in main, before any thread starts; SIG_DFL is
+    // a valid disposition for SIGPIPE.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
+    #[cfg(unix)]
+    default_sigpipe();
     match Cli::parse().command {
         Command::Plan(args) => plan(args),
         Command::Plans { action, store } => plans(action, &store.store),
