@@ -172,7 +172,7 @@ impl Line {
 pub struct EligibilityChange {
     /// Customers whose served offers differ.
     pub customers_changed: usize,
-    /// Customers who gained at least one offer, and who lost one.
+    /// Customers who gained at least one offer.
     pub gained: usize,
     /// Customers who lost at least one offer.
     pub lost: usize,
@@ -245,15 +245,15 @@ pub fn compare(base: &RunOutputs, variants: &[RunOutputs]) -> Comparison {
     for (i, (name, value)) in kb.iter().enumerate() {
         lines.push(Line { section: "kpi".into(), item: name.to_string(), base: *value, variants: variants.iter().map(|v| kpi_values(&v.kpis)[i].1).collect() });
     }
-    let per = |f: &dyn Fn(&RunOutputs) -> BTreeMap<String, f64>| (f(base), variants.iter().map(f).collect::<Vec<_>>());
-    for (section, f) in [
-        ("stock_utilisation", &(|r: &RunOutputs| r.stock_utilisation()) as &dyn Fn(&RunOutputs) -> BTreeMap<String, f64>),
-        ("reserved_by_tier", &|r: &RunOutputs| r.reserved_by_tier()),
-        ("pick_load", &|r: &RunOutputs| r.pick_load.clone()),
-        ("fairness_ratio", &|r: &RunOutputs| r.kpis.fairness_ratio.clone()),
-    ] {
-        let (b, v) = per(f);
-        lines.extend(keyed_lines(section, &b, &v));
+    let sections: [(&str, fn(&RunOutputs) -> BTreeMap<String, f64>); 4] = [
+        ("stock_utilisation", RunOutputs::stock_utilisation),
+        ("reserved_by_tier", RunOutputs::reserved_by_tier),
+        ("pick_load", |r| r.pick_load.clone()),
+        ("fairness_ratio", |r| r.kpis.fairness_ratio.clone()),
+    ];
+    for (section, values) in sections {
+        let per_variant: Vec<_> = variants.iter().map(values).collect();
+        lines.extend(keyed_lines(section, &values(base), &per_variant));
     }
     let eligibility = variants
         .iter()
