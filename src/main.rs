@@ -306,7 +306,7 @@ fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: 
 }
 
 fn forecast(args: ForecastArgs) -> Result<()> {
-    let has = |stem: &str| ["csv", "parquet"].iter().any(|ext| args.scenario.join(format!("{stem}.{ext}")).is_file());
+    let has = |stem: &str| allot_scenarios::table::Table::exists(&args.scenario, stem);
     if !has("sales_history") && !has("offer_history") {
         anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
     }
@@ -361,9 +361,9 @@ fn plan(args: PlanArgs) -> Result<()> {
     Ok(())
 }
 
-/// The name a scenario's runs go under: its directory's name.
+/// The name a scenario's outputs go under: its directory's name.
 fn run_name(dir: &Path) -> String {
-    dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "scenario".to_string())
+    dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "plan".to_string())
 }
 
 /// How many plans may run at once: cores, and available memory over a rough
@@ -518,12 +518,7 @@ fn solver_choice(args: &PlanArgs) -> SolverChoice {
 }
 
 fn default_out(scenario: &Path) -> PathBuf {
-    let name = scenario
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "plan".to_string());
-    PathBuf::from("out").join(name)
+    PathBuf::from("out").join(run_name(scenario))
 }
 
 fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore, write_seconds: f64) {

@@ -270,13 +270,6 @@ impl AuditLog {
         pending.push(b'\n');
     }
 
-    /// Queues a served decision.
-    pub fn record(&self, decision: &Decision) {
-        if let Ok(json) = serde_json::to_vec(decision) {
-            self.record_json(&json);
-        }
-    }
-
     /// Every decision served to one customer, oldest first (a data-subject
     /// access request: a scan of the log, which is rare and may be slow).
     pub fn decisions_of(&self, customer_id: &str) -> std::io::Result<Vec<AuditRecord>> {

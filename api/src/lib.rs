@@ -234,15 +234,8 @@ impl ServiceState {
         }
     }
 
-    /// The decision for one customer, recorded in the audit; `None` when no
-    /// loaded plan knows the customer.
-    pub fn decide(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
-        let d = self.decision(customer_id, limit, channel)?;
-        self.audit.record(&d);
-        Some(d)
-    }
-
-    /// [`Self::decide`], serialized once for both the response and the audit line.
+    /// The decision for one customer as JSON, recorded in the audit (serialized
+    /// once for both); `None` when no loaded plan knows the customer.
     pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
         let d = self.decision(customer_id, limit, channel)?;
         let mut json = Vec::with_capacity(1024);
@@ -667,31 +660,16 @@ async fn customer_decisions(State(state): State<AppState>, Path(id): Path<String
 async fn inventory_event(State(state): State<AppState>, body: Body2<InventoryEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
     event.validate().map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", m))?;
-    let s = state.clone();
-    let id = event.event_id.clone();
-    let applied = tokio::task::spawn_blocking(move || -> std::io::Result<Applied> {
-        let mut events = s.events();
+    record_event(state, event.event_id.clone(), move |s, events| {
         let applied = events.record_inventory(event)?;
         if applied == Applied::New {
             if let Some(current) = s.current() {
-                s.swap(&events, current.plan.clone(), current.source);
+                s.swap(events, current.plan.clone(), current.source);
             }
         }
-        s.metrics.count_event(applied == Applied::New);
         Ok(applied)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_log_error", format!("event {id} not recorded: {e}")))?;
-    Ok(event_ack(&id, applied))
-}
-
-fn event_ack(id: &str, applied: Applied) -> Response {
-    let (status, duplicate) = match applied {
-        Applied::New => (StatusCode::ACCEPTED, false),
-        Applied::Duplicate => (StatusCode::OK, true),
-    };
-    (status, Json(json!({ "event_id": id, "recorded": true, "duplicate": duplicate }))).into_response()
 }
 
 async fn consent_event(State(state): State<AppState>, body: Body2<ConsentEvent>) -> Result<Response, ApiError> {
@@ -702,22 +680,39 @@ async fn consent_event(State(state): State<AppState>, body: Body2<ConsentEvent>)
     if event.consent.is_none() && event.suppressed.is_none() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "a consent event sets consent, suppressed, or both"));
     }
-    let s = state.clone();
-    let id = event.event_id.clone();
-    let applied = tokio::task::spawn_blocking(move || -> std::io::Result<Applied> {
-        let mut events = s.events();
+    record_event(state, event.event_id.clone(), move |s, events| {
         let customer = event.customer_id.clone();
         let applied = events.record_consent(event)?;
         if let Some(o) = events.customer_overrides().get(&customer) {
             write(&s.customers).insert(customer, *o);
         }
+        Ok(applied)
+    })
+    .await
+}
+
+/// Records an event under the writer lock, off the async threads (the append
+/// is fsynced), counts it and acknowledges it: 202 when new, 200 for a repeat.
+async fn record_event(
+    state: AppState,
+    id: String,
+    record: impl FnOnce(&ServiceState, &mut EventLog) -> std::io::Result<Applied> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let s = state.clone();
+    let applied = tokio::task::spawn_blocking(move || -> std::io::Result<Applied> {
+        let mut events = s.events();
+        let applied = record(&s, &mut events)?;
         s.metrics.count_event(applied == Applied::New);
         Ok(applied)
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_log_error", format!("event {id} not recorded: {e}")))?;
-    Ok(event_ack(&id, applied))
+    let (status, duplicate) = match applied {
+        Applied::New => (StatusCode::ACCEPTED, false),
+        Applied::Duplicate => (StatusCode::OK, true),
+    };
+    Ok((status, Json(json!({ "event_id": id, "recorded": true, "duplicate": duplicate }))).into_response())
 }
 
 async fn pick_priorities(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use allot_api::{router, ApiKey, ApiKeys, Role, ServiceConfig, ServiceState, DEFAULT_MAX_PLAN_AGE, MAX_BODY_BYTES};
-use allot_scenarios::{load_scenario, PlanStore, SaveRequest};
+use allot_scenarios::PlanStore;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
@@ -44,10 +44,7 @@ fn write_scenario(dir: &Path) {
 
 /// Plans the scenario into the store and returns the new version's id.
 fn plan_into(store: &PlanStore, scenario: &Path) -> String {
-    let loaded = load_scenario(scenario).unwrap();
-    let (_, _, plan) = allot_optimizer::plan(&loaded.problem, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
-    let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &plan.kpis, scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
-    store.save(&req).unwrap().id
+    store.plan_scenario(scenario, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap().id
 }
 
 fn keys() -> ApiKeys {

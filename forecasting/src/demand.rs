@@ -21,6 +21,8 @@
 //!    backtest errors to the point forecast (clamped at zero).
 
 use rayon::prelude::*;
+
+use crate::uptake::sigmoid;
 use serde::{Deserialize, Serialize};
 
 /// A forecasting model.
@@ -226,10 +228,6 @@ fn intermittent(model: DemandModel, p: Params, y: &[f64], h: usize, fit_from: us
     vec![forecast(size, interval, prob); h]
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// ETS parameters from unconstrained `u`, inside the usual admissible region:
 /// `0 < alpha < 1`, `0 < beta < alpha`, `0 < gamma < 1 - alpha`, `0.8 < phi < 0.98`.
 fn ets_params(u: &[f64]) -> Params {
@@ -411,26 +409,11 @@ pub fn forecast_all(series: &[Vec<f64>], horizon: usize, config: &DemandConfig) 
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (no dependency): uniform and normal draws.
-    pub(crate) struct Rng(u64);
-
-    impl Rng {
-        pub(crate) fn uniform(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        pub(crate) fn normal(&mut self) -> f64 {
-            let (u, v) = (self.uniform().max(1e-300), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        }
-    }
+    use crate::synthetic::Rng;
 
     /// ETS(A,N,A) simulated with known alpha and gamma.
     fn simulate_ets(alpha: f64, gamma: f64, n: usize, seed: u64) -> Vec<f64> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut level = 50.0;
         let mut seasonal = vec![-6.0, -3.0, 0.0, 1.0, 2.0, 8.0, -2.0];
         (0..n)
@@ -470,7 +453,7 @@ mod tests {
 
     #[test]
     fn damped_trend_is_chosen_on_a_trending_series_and_beats_seasonal_naive() {
-        let mut rng = Rng(9);
+        let mut rng = Rng::new(9);
         let y: Vec<f64> = (0..400).map(|t| 20.0 + 0.1 * t as f64 + [0.0, 2.0, 4.0, 2.0, 0.0, 6.0, -3.0][t % 7] + rng.normal()).collect();
         let f = forecast_series(&y, 28, &DemandConfig::default());
         assert!(matches!(f.model, DemandModel::EtsTrend | DemandModel::EtsDamped), "{:?}", f.backtests);
@@ -480,7 +463,7 @@ mod tests {
 
     /// Intermittent demand: on 30% of days, 1-6 units.
     fn simulate_intermittent(n: usize, seed: u64) -> Vec<f64> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         (0..n).map(|_| if rng.uniform() < 0.3 { 1.0 + (rng.uniform() * 6.0).floor() } else { 0.0 }).collect()
     }
 

@@ -200,7 +200,8 @@ impl Calibration {
     }
 }
 
-fn logit(p: f64) -> f64 {
+/// The log-odds of `p`, with `p` kept inside (0, 1) so it stays finite.
+pub fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-12, 1.0 - 1e-12);
     (p / (1.0 - p)).ln()
 }

@@ -28,7 +28,7 @@
 //! scores use the same model with features from the whole history. A showing's
 //! probability stands for the spec's "accepts within the horizon if shown".
 
-use allot_forecasting::uptake::{accuracy, shrunk_rate, Accuracy, Calibration, FitOptions, Logistic};
+use allot_forecasting::uptake::{accuracy, logit, shrunk_rate, Accuracy, Calibration, FitOptions, Logistic};
 use allot_optimizer::model::{Customers, Offer, Uptake};
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -147,11 +147,6 @@ impl Past {
     fn offer(&self, o: u32) -> Counts {
         self.by_offer.iter().find(|(x, _)| *x == o).map_or(Counts::default(), |(_, c)| *c)
     }
-}
-
-fn logit(p: f64) -> f64 {
-    let p = p.clamp(1e-6, 1.0 - 1e-6);
-    (p / (1.0 - p)).ln()
 }
 
 struct Features<'a> {
