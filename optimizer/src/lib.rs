@@ -81,6 +81,27 @@ pub fn plan(problem: &Problem, solver: &SolverChoice) -> Result<(Candidates, All
     Ok((cands, alloc, plan))
 }
 
+/// [`plan`] with the decomposition's customers held elsewhere: `connect` gets the
+/// candidates and returns the [`decomposed::customers::CustomerSide`] that holds
+/// them (e.g. remote workers that loaded them from partition files). The driver
+/// is the same code as the single-machine solver's; `solver` names the run in
+/// the plan's report.
+pub fn plan_with_side(
+    problem: &Problem,
+    opts: &decomposed::DecomposedOptions,
+    solver: &str,
+    connect: impl FnOnce(&Candidates) -> Result<Box<dyn decomposed::customers::CustomerSide>, decomposed::DecomposedError>,
+) -> Result<(Candidates, Allocation, Plan), PlanError> {
+    let network = Network::new(problem);
+    let cands = Candidates::build(problem, &network);
+    let mut side = connect(&cands)?;
+    let mut alloc = decomposed::solve_with(problem, &network, &cands, opts, side.as_mut())?;
+    drop(side);
+    alloc.report.solver = solver.to_string();
+    let plan = derive_plan(problem, &network, &cands, &alloc);
+    Ok((cands, alloc, plan))
+}
+
 /// Solves with the chosen solver (resolving `auto` on the candidate count).
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
     Ok(match solver.resolve(problem, cands) {

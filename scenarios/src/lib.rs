@@ -13,6 +13,7 @@ pub mod forecast_output;
 pub mod generate;
 pub mod load;
 pub mod output;
+pub mod partitions;
 pub mod report;
 pub mod store;
 pub mod serving;

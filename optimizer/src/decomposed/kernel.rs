@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 /// Read-only view of the candidates the kernel needs: CSR by customer, plus the
 /// per-customer and per-offer attributes that set a candidate's value and cell.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +38,7 @@ pub struct KernelInput<'a> {
 
 /// The prices the customers face, aggregated to cells so the kernel does two
 /// lookups per candidate.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CellPrices {
     /// Per `offer * zones + zone`: the price of one expected acceptance (its SKUs
     /// at the zone's bid prices, its budget share, redemption and delivery prices).
@@ -49,7 +51,7 @@ pub struct CellPrices {
 }
 
 /// What one partition of customers returns: sums over its candidates, all small.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionSums {
     /// Per cell `offer * zones + zone`: expected acceptances `sum p x` of the smoothed response.
     pub accepts: Vec<f64>,

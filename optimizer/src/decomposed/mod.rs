@@ -42,6 +42,7 @@
 //!
 //! The zone-balance multipliers are the plan's bid prices.
 
+pub mod customers;
 pub mod kernel;
 mod repair;
 pub mod sample;
@@ -49,14 +50,14 @@ pub mod sample;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::allocation::{Allocation, FairnessPrice, Flow, ShadowPrices, SolveReport, SolveStatus};
 use crate::candidates::{Candidates, Network};
 use crate::exact::relative_gap;
 use crate::model::{LaneIx, OfferIx, Problem, SkuIx, ZoneIx};
-use kernel::{price_customers, CellPrices, KernelInput, PartitionSums, Scratch};
+use customers::{CustomerSide, LocalCustomers, MapReply, MapRequest, OwnedPartition};
+use kernel::{CellPrices, KernelInput, PartitionSums};
 
 /// Knobs of the decomposed solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,11 +89,67 @@ pub enum DecomposedError {
     /// The worker pool could not be built.
     #[error("cannot start {0} worker threads: {1}")]
     Threads(usize, String),
+    /// The customers' side failed: a worker died, or answered out of turn. No
+    /// plan comes from a solve that lost part of its customers.
+    #[error("the customers' side failed: {0}")]
+    Workers(String),
 }
 
-/// Customers per unit of parallel work: large enough to amortize the per-partition
-/// sums, small enough to balance two to sixteen cores.
-const CUSTOMERS_PER_PARTITION: usize = 8192;
+/// Per-customer and per-offer attributes that set a candidate's value and cell,
+/// computed once per solve: the driver's preconditioner and every partition of
+/// customers read the same numbers.
+#[derive(Debug, Clone)]
+pub struct CustomerAttributes {
+    /// Fairness slot of each customer: its group index, or `groups` when it has none.
+    slot: Vec<u32>,
+    /// Objective weight of each customer (its tier's weight).
+    weight: Vec<f64>,
+    /// Contact cap of each customer (`u32::MAX` when unlimited).
+    cap: Vec<u32>,
+    /// Margin of each offer.
+    margin: Vec<f64>,
+    zones: usize,
+    slots: usize,
+}
+
+impl CustomerAttributes {
+    /// The attributes of `problem`'s customers and offers.
+    pub fn new(problem: &Problem) -> Self {
+        let groups = problem.groups.len() as u32;
+        let cust = &problem.customers;
+        CustomerAttributes {
+            slot: cust.group.iter().map(|g| g.unwrap_or(groups)).collect(),
+            weight: cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect(),
+            cap: cust.max_offers.iter().map(|m| m.unwrap_or(u32::MAX)).collect(),
+            margin: problem.offers.iter().map(|o| o.margin).collect(),
+            zones: problem.zones.len(),
+            slots: problem.groups.len() + 1,
+        }
+    }
+
+    /// The kernel's view of every customer of `problem`.
+    pub fn input<'a>(&'a self, problem: &'a Problem, cands: &'a Candidates) -> KernelInput<'a> {
+        KernelInput {
+            customer_start: &cands.customer_start,
+            offer: &cands.offer,
+            p: &cands.p,
+            zone: &problem.customers.zone,
+            slot: &self.slot,
+            weight: &self.weight,
+            cap: &self.cap,
+            margin: &self.margin,
+            zones: self.zones,
+            slots: self.slots,
+        }
+    }
+}
+
+/// Splits the customers into `n` partitions by `partition_of(customer)` (for
+/// workers that each hold one; see [`customers::PartitionWorker`]).
+pub fn partitions(problem: &Problem, cands: &Candidates, n: usize, partition_of: impl Fn(usize) -> usize) -> Vec<OwnedPartition> {
+    let attrs = CustomerAttributes::new(problem);
+    OwnedPartition::split(&attrs.input(problem, cands), n, partition_of)
+}
 
 /// One shipment arc `f[lane, sku]` with the rows it enters.
 #[derive(Debug, Clone, Copy)]
@@ -296,17 +353,13 @@ struct Context<'a> {
     cands: &'a Candidates,
     coupling: Coupling,
     rhs: Vec<f64>,
-    slot: Vec<u32>,
-    weight: Vec<f64>,
-    cap: Vec<u32>,
-    margin: Vec<f64>,
+    attrs: &'a CustomerAttributes,
     /// Offers closed by the custom-offer heuristic.
     closed: Vec<bool>,
     /// Price scale (value per unit of SKU) that sets the ridge of shipments.
     unit_value: f64,
     /// Preconditioner at `epsilon = 1`: `L_i * epsilon`.
     curvature: Vec<f64>,
-    partitions: Vec<std::ops::Range<usize>>,
 }
 
 /// The result of evaluating the dual at one multiplier vector.
@@ -318,51 +371,20 @@ struct Evaluation {
 }
 
 impl<'a> Context<'a> {
-    fn new(problem: &'a Problem, network: &Network, cands: &'a Candidates, relax: bool, closed: Vec<bool>) -> Self {
+    fn new(
+        problem: &'a Problem,
+        network: &Network,
+        cands: &'a Candidates,
+        attrs: &'a CustomerAttributes,
+        relax: bool,
+        closed: Vec<bool>,
+    ) -> Self {
         let coupling = Coupling::new(problem, network, cands, relax);
         let rhs = coupling.rhs(problem);
-        let groups = problem.groups.len() as u32;
-        let cust = &problem.customers;
-        let slot = cust.group.iter().map(|g| g.unwrap_or(groups)).collect();
-        let weight = cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect();
-        let cap = cust.max_offers.iter().map(|m| m.unwrap_or(u32::MAX)).collect();
-        let margin = problem.offers.iter().map(|o| o.margin).collect();
-        let n = cust.len();
-        let partitions = (0..n.div_ceil(CUSTOMERS_PER_PARTITION))
-            .map(|i| i * CUSTOMERS_PER_PARTITION..((i + 1) * CUSTOMERS_PER_PARTITION).min(n))
-            .collect();
-        let mut ctx = Context {
-            problem,
-            cands,
-            coupling,
-            rhs,
-            slot,
-            weight,
-            cap,
-            margin,
-            closed,
-            unit_value: 1.0,
-            curvature: Vec::new(),
-            partitions,
-        };
+        let mut ctx = Context { problem, cands, coupling, rhs, attrs, closed, unit_value: 1.0, curvature: Vec::new() };
         ctx.unit_value = ctx.mean_unit_value();
         ctx.curvature = ctx.curvature();
         ctx
-    }
-
-    fn input(&self) -> KernelInput<'_> {
-        KernelInput {
-            customer_start: &self.cands.customer_start,
-            offer: &self.cands.offer,
-            p: &self.cands.p,
-            zone: &self.problem.customers.zone,
-            slot: &self.slot,
-            weight: &self.weight,
-            cap: &self.cap,
-            margin: &self.margin,
-            zones: self.coupling.zones,
-            slots: self.coupling.slots,
-        }
     }
 
     /// Mean value of one SKU unit across offers: the price scale of the network side.
@@ -431,11 +453,11 @@ impl<'a> Context<'a> {
         let (mut w0, mut w1) = (vec![0.0; n_o * zones * slots], vec![0.0; n_o * zones * slots]);
         let cust = &self.problem.customers;
         for c in 0..cust.len() {
-            let (z, s) = (cust.zone[c] as usize, self.slot[c] as usize);
+            let (z, s) = (cust.zone[c] as usize, self.attrs.slot[c] as usize);
             for k in self.cands.of_customer(c as u32) {
                 let o = self.cands.offer[k] as usize;
                 let p = self.cands.p[k];
-                let gamma = (self.weight[c] * self.margin[o] * p).max(1e-9);
+                let gamma = (self.attrs.weight[c] * self.attrs.margin[o] * p).max(1e-9);
                 let cell = (o * zones + z) * slots + s;
                 let colabs = p * parts[cell].0 + parts[cell].1;
                 w0[cell] += colabs / gamma;
@@ -576,46 +598,24 @@ impl<'a> Context<'a> {
         CellPrices { per_accept, per_exposure, epsilon }
     }
 
-    /// Runs the kernel over every partition in parallel and reduces the sums in a
-    /// fixed order (so results do not depend on scheduling).
-    fn price_all(&self, prices: &CellPrices, blend: Option<(&mut [f32], f64)>) -> PartitionSums {
-        let input = self.input();
-        let parts: Vec<PartitionSums> = match blend {
-            None => self
-                .partitions
-                .par_iter()
-                .map_init(Scratch::default, |scratch, range| price_customers(&input, prices, range.clone(), scratch, None))
-                .collect(),
-            Some((out, mix)) => {
-                let mut slices = Vec::with_capacity(self.partitions.len());
-                let mut rest = out;
-                for range in &self.partitions {
-                    let len = (self.cands.customer_start[range.end] - self.cands.customer_start[range.start]) as usize;
-                    let (head, tail) = rest.split_at_mut(len);
-                    slices.push(head);
-                    rest = tail;
-                }
-                self.partitions
-                    .par_iter()
-                    .zip(slices)
-                    .map_init(Scratch::default, |scratch, (range, out)| {
-                        price_customers(&input, prices, range.clone(), scratch, Some((out, mix)))
-                    })
-                    .collect()
-            }
-        };
+    /// Prices every partition of customers and reduces their sums in partition
+    /// order (so results do not depend on scheduling).
+    fn price_all(&self, side: &mut dyn CustomerSide, prices: CellPrices, mix: Option<f64>) -> Result<PartitionSums, DecomposedError> {
         let cp = &self.coupling;
-        let mut total = PartitionSums::zeros(self.problem.offers.len() * cp.zones, self.problem.offers.len() * cp.slots);
-        for p in &parts {
-            total.add(p);
+        let (cells, slots) = (self.problem.offers.len() * cp.zones, self.problem.offers.len() * cp.slots);
+        let mut total = PartitionSums::zeros(cells, slots);
+        for reply in side.map(&MapRequest::Price { prices, mix })? {
+            match reply {
+                MapReply::Price(sums) if sums.accepts.len() == cells && sums.exposure.len() == slots => total.add(&sums),
+                _ => return Err(DecomposedError::Workers("a partition answered a price request with another reply".into())),
+            }
         }
-        total
+        Ok(total)
     }
 
     /// Evaluates the dual at `nu`: gradient of the smoothed dual, unsmoothed bound.
-    fn evaluate(&self, nu: &[f64], epsilon: f64, blend: Option<(&mut [f32], f64)>) -> Evaluation {
-        let prices = self.cell_prices(nu, epsilon);
-        let sums = self.price_all(&prices, blend);
+    fn evaluate(&self, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, mix: Option<f64>) -> Result<Evaluation, DecomposedError> {
+        let sums = self.price_all(side, self.cell_prices(nu, epsilon), mix)?;
         let cp = &self.coupling;
         let off = cp.off;
         let (zones, slots) = (cp.zones, cp.slots);
@@ -686,7 +686,7 @@ impl<'a> Context<'a> {
                 slack[b] += (r / (epsilon * self.box_ridge(units))).clamp(0.0, units);
             }
         }
-        Evaluation { slack, bound }
+        Ok(Evaluation { slack, bound })
     }
 }
 
@@ -695,7 +695,6 @@ struct Phase {
     nu: Vec<f64>,
     best_bound: f64,
     plan: repair::Repaired,
-    x: Vec<f64>,
     iterations: usize,
     epsilon: f64,
     status: SolveStatus,
@@ -715,6 +714,7 @@ const STALL_WINDOWS: usize = 1;
 
 fn run_phase(
     ctx: &Context,
+    side: &mut dyn CustomerSide,
     start_nu: Option<Vec<f64>>,
     start_epsilon: f64,
     opts: &DecomposedOptions,
@@ -728,20 +728,20 @@ fn run_phase(
     let mut t = 1.0_f64;
     let mut epsilon = start_epsilon;
     let mut best_bound = f64::INFINITY;
-    let mut best: Option<(repair::Repaired, Vec<f64>)> = None;
+    // The best repaired plan; its exposures are kept by the customers' side.
+    let mut best: Option<repair::Repaired> = None;
     let mut iterations = 0;
     let status;
     let out_of_time = || opts.time_limit.is_some_and(|t| started.elapsed().as_secs_f64() >= t);
     // Primal recovery: a running average of the responses within the window, with
     // weights growing linearly so that early iterates fade.
-    let mut average = vec![0f32; ctx.cands.len()];
     let mut in_window = 0usize;
     let mut window_start = 0usize;
     let (mut last_gap, mut stalled_windows) = (f64::INFINITY, 0);
     loop {
         in_window += 1;
         let mix = 2.0 / (in_window as f64 + 1.0);
-        let eval = ctx.evaluate(&y, epsilon, Some((&mut average, mix)));
+        let eval = ctx.evaluate(side, &y, epsilon, Some(mix))?;
         best_bound = best_bound.min(eval.bound);
         let mut next = vec![0.0; n];
         let mut uphill = 0.0;
@@ -770,11 +770,16 @@ fn run_phase(
         if iterations > 1 && iterations - window_start < WINDOW && !last {
             continue;
         }
-        let (plan, x) = repair::repair(ctx, &average, &nu, epsilon)?;
-        if best.as_ref().is_none_or(|(b, _)| plan.objective > b.objective) {
-            best = Some((plan, x));
+        let (plan, generous, scales) = repair::repair(ctx, side, &nu, epsilon)?;
+        if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
+            for reply in side.map(&MapRequest::Keep { generous, scales })? {
+                if reply != MapReply::Kept {
+                    return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
+                }
+            }
+            best = Some(plan);
         }
-        let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |(b, _)| b.objective);
+        let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
         let gap = relative_gap(best_obj, best_bound.max(best_obj));
         window_start = iterations;
         if opts.verbose {
@@ -814,27 +819,43 @@ fn run_phase(
             y.clone_from(&nu);
         }
     }
-    let (plan, x) = best.expect("every run ends with a repair");
-    Ok(Phase { nu, best_bound, plan, x, iterations, epsilon, status })
+    let plan = best.expect("every run ends with a repair");
+    Ok(Phase { nu, best_bound, plan, iterations, epsilon, status })
 }
 
-/// Solves the spec's model by dual decomposition; see the module docs.
+/// Solves the spec's model by dual decomposition; see the module docs. The
+/// customers are held in this process and priced by rayon.
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &DecomposedOptions) -> Result<Allocation, DecomposedError> {
+    let in_pool = || {
+        let attrs = CustomerAttributes::new(problem);
+        let mut side = LocalCustomers::new(attrs.input(problem, cands));
+        solve_with(problem, network, cands, opts, &mut side)
+    };
     match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .map_err(|e| DecomposedError::Threads(n, e.to_string()))?
-            .install(|| solve_in_pool(problem, network, cands, opts)),
-        None => solve_in_pool(problem, network, cands, opts),
+            .install(in_pool),
+        None => in_pool(),
     }
 }
 
-fn solve_in_pool(problem: &Problem, network: &Network, cands: &Candidates, opts: &DecomposedOptions) -> Result<Allocation, DecomposedError> {
+/// Solves by dual decomposition with the customers held by `side` (in this
+/// process or by remote workers): the driver (multipliers, network side, repair
+/// LP, custom-offer heuristic) is the same code either way.
+pub fn solve_with(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+) -> Result<Allocation, DecomposedError> {
     let started = Instant::now();
     let n_o = problem.offers.len();
     let mip = problem.is_mip();
-    let ctx = Context::new(problem, network, cands, mip, vec![false; n_o]);
+    let attrs = CustomerAttributes::new(problem);
+    let ctx = Context::new(problem, network, cands, &attrs, mip, vec![false; n_o]);
     let build_seconds = started.elapsed().as_secs_f64();
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
     // Several samples: their mean and each of them are candidates, and the one with
@@ -849,18 +870,18 @@ fn solve_in_pool(problem: &Problem, network: &Network, cands: &Candidates, opts:
                     *m += v / k as f64;
                 }
             }
-            std::iter::once(mean)
-                .chain(samples.iter().cloned())
-                .map(|nu| (ctx.evaluate(&nu, EPSILON_WARM, None).bound, nu))
-                .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, nu)| nu)
+            let mut scored = Vec::with_capacity(k + 1);
+            for nu in std::iter::once(mean).chain(samples.iter().cloned()) {
+                scored.push((ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound, nu));
+            }
+            scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, nu)| nu)
         }
     };
     let start_epsilon = if warm.is_some() { EPSILON_WARM } else { EPSILON_START };
     if opts.verbose {
         eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
     }
-    let mut phase = run_phase(&ctx, warm, start_epsilon, opts, started)?;
+    let mut phase = run_phase(&ctx, side, warm, start_epsilon, opts, started)?;
     let mut iterations = phase.iterations;
     let mut offer_open = vec![true; n_o];
     let mut ctx_final = ctx;
@@ -869,23 +890,24 @@ fn solve_in_pool(problem: &Problem, network: &Network, cands: &Candidates, opts:
         let relaxation_bound = phase.best_bound;
         let limit = problem.policy.max_custom_offers.unwrap_or(0) as usize;
         let prices = ctx_final.cell_prices(&phase.nu, phase.epsilon);
-        let net = custom_offer_values(&ctx_final, &prices, &phase.x);
+        let net = custom_offer_values(side, prices, n_o)?;
         let mut custom: Vec<usize> = (0..n_o).filter(|&o| problem.offers[o].custom).collect();
         custom.sort_by(|&a, &b| net[b].total_cmp(&net[a]).then(a.cmp(&b)));
         for (rank, &o) in custom.iter().enumerate() {
             offer_open[o] = rank < limit && net[o] > 0.0;
         }
         let closed: Vec<bool> = offer_open.iter().map(|o| !o).collect();
-        ctx_final = Context::new(problem, network, cands, false, closed);
+        ctx_final = Context::new(problem, network, cands, &attrs, false, closed);
         let mut nu = phase.nu.clone();
         nu.truncate(ctx_final.coupling.off.total);
-        let mut restricted = run_phase(&ctx_final, Some(nu), phase.epsilon, opts, started)?;
+        let mut restricted = run_phase(&ctx_final, side, Some(nu), phase.epsilon, opts, started)?;
         iterations += restricted.iterations;
         restricted.best_bound = relaxation_bound;
         phase = restricted;
     }
-    let prices = shadow_prices(&ctx_final, &phase.nu, phase.epsilon);
-    let Phase { plan, x, best_bound, status, .. } = phase;
+    let (x, contact_cap) = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands)?;
+    let prices = shadow_prices(&ctx_final, &phase.nu, contact_cap);
+    let Phase { plan, best_bound, status, .. } = phase;
     let flows = plan.flows.iter().filter(|f| f.units > 1e-9).copied().collect();
     let mut allocation = Allocation {
         x,
@@ -913,31 +935,64 @@ fn solve_in_pool(problem: &Problem, network: &Network, cands: &Candidates, opts:
     Ok(allocation)
 }
 
-/// Net value of each offer's exposures at the given prices (value minus the
+/// Net value of each offer's kept exposures at the given prices (value minus the
 /// resources they consume): how the MIP heuristic ranks custom offers.
-fn custom_offer_values(ctx: &Context, prices: &CellPrices, x: &[f64]) -> Vec<f64> {
-    let mut net = vec![0.0; ctx.problem.offers.len()];
-    let cands = ctx.cands;
-    let zones = ctx.coupling.zones;
-    for (k, &xk) in x.iter().enumerate() {
-        if xk > 0.0 {
-            let c = cands.customer[k] as usize;
-            let o = cands.offer[k] as usize;
-            let p = cands.p[k];
-            let z = ctx.problem.customers.zone[c] as usize;
-            net[o] += xk * (ctx.weight[c] * ctx.margin[o] * p - p * prices.per_accept[o * zones + z]);
+fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: usize) -> Result<Vec<f64>, DecomposedError> {
+    let mut net = vec![0.0; offers];
+    for reply in side.map(&MapRequest::OfferValues { prices })? {
+        match reply {
+            MapReply::OfferValues(part) if part.len() == offers => net.iter_mut().zip(&part).for_each(|(n, p)| *n += p),
+            _ => return Err(DecomposedError::Workers("a partition answered the offer values with another reply".into())),
         }
     }
-    net
+    Ok(net)
+}
+
+/// Gathers the plan from the customers' side: every candidate's kept exposure and
+/// every customer's contact-cap price, placed by global customer index. Every
+/// customer must be answered for exactly once.
+fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -> Result<(Vec<f64>, Vec<f64>), DecomposedError> {
+    let n = cands.customer_start.len() - 1;
+    let mut x = vec![0.0; cands.len()];
+    let mut cap_price = vec![f64::NAN; n];
+    let mut answered = 0usize;
+    for reply in side.map(&MapRequest::Finish { prices })? {
+        let MapReply::Finish { customers, cap_price: part_price, x: part_x } = reply else {
+            return Err(DecomposedError::Workers("a partition answered the plan request with another reply".into()));
+        };
+        let mut at = 0usize;
+        for (&c, &price) in customers.iter().zip(&part_price) {
+            let c = c as usize;
+            let range = cands.customer_start.get(c).zip(cands.customer_start.get(c + 1));
+            let (Some((&lo, &hi)), false) = (range, cap_price.get(c).is_none_or(|p| !p.is_nan())) else {
+                return Err(DecomposedError::Workers(format!("customer {c} was answered for twice or does not exist")));
+            };
+            let (lo, hi) = (lo as usize, hi as usize);
+            let Some(values) = part_x.get(at..at + hi - lo) else {
+                return Err(DecomposedError::Workers(format!("a partition sent too few exposures (customer {c})")));
+            };
+            x[lo..hi].copy_from_slice(values);
+            cap_price[c] = price;
+            at += hi - lo;
+            answered += 1;
+        }
+        if at != part_x.len() || customers.len() != part_price.len() {
+            return Err(DecomposedError::Workers("a partition sent more exposures than its customers have candidates".into()));
+        }
+    }
+    if answered != n {
+        return Err(DecomposedError::Workers(format!("{} of {n} customers were not answered for", n - answered)));
+    }
+    Ok((x, cap_price))
 }
 
 /// The multipliers as [`ShadowPrices`] (objective lost per unit of tightening).
-fn shadow_prices(ctx: &Context, nu: &[f64], epsilon: f64) -> ShadowPrices {
+fn shadow_prices(ctx: &Context, nu: &[f64], contact_cap: Vec<f64>) -> ShadowPrices {
     let problem = ctx.problem;
     let cp = &ctx.coupling;
     let off = cp.off;
     let mut p = ShadowPrices {
-        contact_cap: contact_cap_prices(ctx, &ctx.cell_prices(nu, epsilon)),
+        contact_cap,
         lane_capacity: vec![0.0; problem.lanes.len()],
         redemptions: vec![0.0; problem.offers.len()],
         delivery: vec![0.0; problem.zones.len()],
@@ -968,27 +1023,8 @@ fn shadow_prices(ctx: &Context, nu: &[f64], epsilon: f64) -> ShadowPrices {
     p
 }
 
-/// Per customer: the contact-cap price at the final prices.
-fn contact_cap_prices(ctx: &Context, prices: &CellPrices) -> Vec<f64> {
-    let input = ctx.input();
-    ctx.partitions
-        .par_iter()
-        .map_init(Scratch::default, |_, range| {
-            let (mut reduced, mut gamma, mut buf) = (Vec::new(), Vec::new(), Vec::new());
-            range
-                .clone()
-                .map(|c| {
-                    kernel::reduced_values(&input, prices, c, &mut reduced, &mut gamma);
-                    kernel::contact_cap_price(&mut buf, &reduced, input.cap[c])
-                })
-                .collect::<Vec<f64>>()
-        })
-        .flatten()
-        .collect()
-}
-
 #[doc(hidden)]
-pub use repair::Repaired;
+pub use repair::{CellSums, Repaired};
 
 /// Flow type re-exported for the repair step.
 pub(crate) type RepairFlow = Flow;

@@ -14,13 +14,17 @@
 //!
 //! `s = 0` with all baseline unmet is always feasible, so the repair always succeeds.
 
+use std::ops::Range;
+
 use good_lp::solvers::highs::highs;
 use good_lp::{variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
-use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
+use super::customers::{CustomerSide, MapReply, MapRequest};
+use super::kernel::{CellPrices, KernelInput};
 use super::{Context, DecomposedError, RepairFlow};
 
-/// A repaired plan's network side and objective (exposures are returned beside it).
+/// A repaired plan's network side and objective (exposures are kept by the customers' side).
 #[derive(Debug, Clone)]
 pub struct Repaired {
     /// The spec's objective of the repaired plan.
@@ -31,17 +35,21 @@ pub struct Repaired {
     pub unmet: Vec<f64>,
 }
 
-/// Sums of the smoothed response over one cell.
-#[derive(Debug, Clone, Copy, Default)]
-struct CellSums {
+/// Sums of a response over one cell: all the repair LP needs of the customers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellSums {
     value: f64,
     accepts: f64,
     exposure: f64,
 }
 
-/// Most blocks of customers whose cell sums are kept apart before reduction:
-/// a fixed count keeps memory bounded and the sums' order deterministic.
-const REDUCE_BLOCKS: usize = 64;
+impl CellSums {
+    fn add(&mut self, other: &CellSums) {
+        self.value += other.value;
+        self.accepts += other.accepts;
+        self.exposure += other.exposure;
+    }
+}
 
 /// Bands of a candidate's reduced value relative to its value at the current
 /// prices: cells split by band let the repair drop the marginal customers of an
@@ -59,93 +67,104 @@ fn band(reduced: f64, inv_gamma: f64, epsilon: f64) -> usize {
 /// and still be offered in full by the generous response.
 const GENEROUS_MARGIN: f64 = 0.01;
 
-/// Repairs two candidate responses at multipliers `nu` and keeps the better plan:
-/// `average` (the averaged smoothed responses, nearly feasible) and a *generous*
-/// response (every candidate whose reduced value is above `-GENEROUS_MARGIN` of
-/// its value, up to the cap), which the banded cells can only trim, so the LP
-/// places the threshold where the exact optimum would.
-pub(super) fn repair(ctx: &Context, average: &[f32], nu: &[f64], epsilon: f64) -> Result<(Repaired, Vec<f64>), DecomposedError> {
-    let problem = ctx.problem;
-    let cands = ctx.cands;
-    let cp = &ctx.coupling;
-    let (zones, slots) = (cp.zones, cp.slots);
-    let prices = ctx.cell_prices(nu, epsilon);
-    let input = ctx.input();
-    let cust = &problem.customers;
-    // Cell of each candidate, (offer, zone, slot, band), and the generous response.
-    let (cell, generous): (Vec<u32>, Vec<f32>) = (0..cust.len())
-        .into_par_iter()
-        .flat_map_iter(|c| {
-            let (mut reduced, mut gamma, mut breaks, mut x) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            super::kernel::reduced_values(&input, &prices, c, &mut reduced, &mut gamma);
-            let cells: Vec<u32> = cands
-                .of_customer(c as u32)
-                .zip(reduced.iter().zip(&gamma))
-                .map(|(k, (&r, &g))| {
-                    let o = cands.offer[k] as usize;
-                    (((o * zones + cust.zone[c] as usize) * slots + ctx.slot[c] as usize) * BANDS + band(r, g, epsilon)) as u32
-                })
-                .collect();
-            // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
-            for (r, ig) in reduced.iter_mut().zip(gamma.iter_mut()) {
-                let value = 1.0 / (*ig * epsilon);
-                *r += GENEROUS_MARGIN * value;
-                *ig = 1.0 / (1e-3 * GENEROUS_MARGIN * value.max(1e-9));
-            }
-            super::kernel::smoothed_response(&reduced, &gamma, input.cap[c], &mut breaks, &mut x);
-            cells.into_iter().zip(x.into_iter().map(|v| v as f32))
-        })
-        .unzip();
-    let (a, a_scales) = master(ctx, average, &cell)?;
-    let (b, b_scales) = master(ctx, &generous, &cell)?;
-    let (plan, xhat, scales) = if b.objective > a.objective { (b, generous.as_slice(), b_scales) } else { (a, average, a_scales) };
-    // The plan's exposures: each response value scaled by its cell's factor.
-    let x = (0..xhat.len())
-        .into_par_iter()
-        .map(|k| if xhat[k] > 0.0 { f64::from(xhat[k]) * scales[cell[k] as usize] } else { 0.0 })
-        .collect();
-    Ok((plan, x))
+/// Number of cells (offer, zone, slot, band) at these prices.
+pub(super) fn cell_count(input: &KernelInput, prices: &CellPrices) -> usize {
+    prices.per_exposure.len() * input.zones * BANDS
 }
 
-/// The repair LP over cell scales for the exposures `xhat`; returns the plan's
-/// network side and the scale of every cell.
-fn master(ctx: &Context, xhat: &[f32], cell: &[u32]) -> Result<(Repaired, Vec<f64>), DecomposedError> {
-    let problem = ctx.problem;
-    let cands = ctx.cands;
-    let cp = &ctx.coupling;
-    let (zones, slots) = (cp.zones, cp.slots);
-    let cust = &problem.customers;
-    let cell_of = |_c: usize, k: usize| cell[k] as usize;
-    let n_cells = problem.offers.len() * zones * slots * BANDS;
-    let block = cust.len().div_ceil(REDUCE_BLOCKS).max(1);
-    let blocks: Vec<Vec<CellSums>> = (0..cust.len().div_ceil(block))
-        .into_par_iter()
-        .map(|b| {
-            let mut sums = vec![CellSums::default(); n_cells];
-            for c in b * block..((b + 1) * block).min(cust.len()) {
-                for k in cands.of_customer(c as u32) {
-                    let x = f64::from(xhat[k]);
-                    if x > 0.0 {
-                        let p = cands.p[k];
-                        let cell = &mut sums[cell_of(c, k)];
-                        cell.value += ctx.weight[c] * ctx.margin[cands.offer[k] as usize] * p * x;
-                        cell.accepts += p * x;
-                        cell.exposure += x;
-                    }
-                }
+/// Reusable buffers of [`cells_and_generous`].
+#[derive(Debug, Default)]
+pub(super) struct RepairScratch {
+    reduced: Vec<f64>,
+    gamma: Vec<f64>,
+    breaks: Vec<f64>,
+    x: Vec<f64>,
+}
+
+/// Customer `c`'s candidates: their cells (offer, zone, slot, band) and the
+/// *generous* response (every candidate whose reduced value is above
+/// `-GENEROUS_MARGIN` of its value, up to the cap), which the banded cells can
+/// only trim, so the LP places the threshold where the exact optimum would.
+pub(super) fn cells_and_generous(
+    input: &KernelInput,
+    prices: &CellPrices,
+    c: usize,
+    cell: &mut [u32],
+    generous: &mut [f32],
+    s: &mut RepairScratch,
+) {
+    let (zones, slots) = (input.zones, input.slots);
+    super::kernel::reduced_values(input, prices, c, &mut s.reduced, &mut s.gamma);
+    let epsilon = prices.epsilon;
+    let first = input.customer_start[c] as usize;
+    for (i, (&r, &g)) in s.reduced.iter().zip(&s.gamma).enumerate() {
+        let o = input.offer[first + i] as usize;
+        cell[i] = (((o * zones + input.zone[c] as usize) * slots + input.slot[c] as usize) * BANDS + band(r, g, epsilon)) as u32;
+    }
+    // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
+    for (r, ig) in s.reduced.iter_mut().zip(s.gamma.iter_mut()) {
+        let value = 1.0 / (*ig * epsilon);
+        *r += GENEROUS_MARGIN * value;
+        *ig = 1.0 / (1e-3 * GENEROUS_MARGIN * value.max(1e-9));
+    }
+    super::kernel::smoothed_response(&s.reduced, &s.gamma, input.cap[c], &mut s.breaks, &mut s.x);
+    for (g, &x) in generous.iter_mut().zip(&s.x) {
+        *g = x as f32;
+    }
+}
+
+/// Sums of the response `xhat` (indexed from candidate `first`) over the cells of
+/// `customers`' candidates.
+pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usize, xhat: &[f32], cell: &[u32], n_cells: usize) -> Vec<CellSums> {
+    let mut sums = vec![CellSums::default(); n_cells];
+    for c in customers {
+        for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
+            let x = f64::from(xhat[k - first]);
+            if x > 0.0 {
+                let p = input.p[k];
+                let cell = &mut sums[cell[k - first] as usize];
+                cell.value += input.weight[c] * input.margin[input.offer[k] as usize] * p * x;
+                cell.accepts += p * x;
+                cell.exposure += x;
             }
-            sums
-        })
-        .collect();
-    let mut cells = vec![CellSums::default(); n_cells];
-    for b in &blocks {
-        for (t, s) in cells.iter_mut().zip(b) {
-            t.value += s.value;
-            t.accepts += s.accepts;
-            t.exposure += s.exposure;
         }
     }
-    drop(blocks);
+    sums
+}
+
+/// The repair at multipliers `nu`: cell sums of the averaged and the generous
+/// responses from the customers' side, one LP for each, and the better plan.
+/// Returns the plan, whether it scales the generous response, and the cell scales
+/// (for [`MapRequest::Keep`]).
+pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<(Repaired, bool, Vec<f64>), DecomposedError> {
+    let prices = ctx.cell_prices(nu, epsilon);
+    let n_cells = ctx.problem.offers.len() * ctx.coupling.zones * ctx.coupling.slots * BANDS;
+    let (mut average, mut generous) = (vec![CellSums::default(); n_cells], vec![CellSums::default(); n_cells]);
+    for reply in side.map(&MapRequest::RepairCells { prices })? {
+        let MapReply::RepairCells { average: a, generous: g } = reply else {
+            return Err(DecomposedError::Workers("a partition answered the repair with another reply".into()));
+        };
+        if a.len() != n_cells || g.len() != n_cells {
+            return Err(DecomposedError::Workers(format!("a partition sent {} cells where {n_cells} were expected", a.len())));
+        }
+        for (t, s) in average.iter_mut().zip(&a) {
+            t.add(s);
+        }
+        for (t, s) in generous.iter_mut().zip(&g) {
+            t.add(s);
+        }
+    }
+    let (a, a_scales) = master(ctx, &average)?;
+    let (b, b_scales) = master(ctx, &generous)?;
+    Ok(if b.objective > a.objective { (b, true, b_scales) } else { (a, false, a_scales) })
+}
+
+/// The repair LP over cell scales for a response with these cell sums; returns
+/// the plan's network side and the scale of every cell.
+fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), DecomposedError> {
+    let problem = ctx.problem;
+    let cp = &ctx.coupling;
+    let (zones, slots) = (cp.zones, cp.slots);
 
     // The LP.
     let mut vars = ProblemVariables::new();

@@ -1,0 +1,352 @@
+//! The customers' side of the decomposition, as messages: everything the driver
+//! asks of the customers is one [`MapRequest`], answered by every partition with
+//! one [`MapReply`] that the driver reduces in partition order.
+//!
+//! Why messages: the same driver (multiplier update, network side, repair LP)
+//! runs over customers held in this process ([`LocalCustomers`], rayon over
+//! ranges of one candidate array) or held by long-lived workers elsewhere (the
+//! Ray path: each worker owns an [`OwnedPartition`] and answers encoded
+//! requests). [`handle`] is the one piece of code that serves a request in both.
+//!
+//! A partition keeps its own state between requests, so that nothing per
+//! candidate ever crosses the wire except the final plan: the running average of
+//! responses (primal recovery), the repair's cells and generous response, and
+//! the best plan's exposures so far.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::kernel::{self, price_customers, CellPrices, KernelInput, PartitionSums, Scratch};
+use super::repair::{self, CellSums};
+use super::DecomposedError;
+
+/// What the driver asks of every partition of customers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapRequest {
+    /// Price the customers; with `mix`, blend the response into the running
+    /// average (`average += mix * (x - average)`).
+    Price { prices: CellPrices, mix: Option<f64> },
+    /// The repair's map: assign every candidate its cell at these prices, compute
+    /// the generous response, and return the cell sums of both responses.
+    RepairCells { prices: CellPrices },
+    /// Keep `scales[cell] * response` (the generous one or the average) as the
+    /// partition's best exposures: the repair LP chose it.
+    Keep { generous: bool, scales: Vec<f64> },
+    /// Net value per offer of the kept exposures (the custom-offer heuristic).
+    OfferValues { prices: CellPrices },
+    /// The kept exposures and every customer's contact-cap price: the plan.
+    Finish { prices: CellPrices },
+}
+
+/// A partition's answer to one [`MapRequest`] (same variant order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapReply {
+    /// Sums of the smoothed response and the dual value.
+    Price(PartitionSums),
+    /// Cell sums of the averaged and of the generous response.
+    RepairCells { average: Vec<CellSums>, generous: Vec<CellSums> },
+    /// The exposures are kept.
+    Kept,
+    /// Net value per offer.
+    OfferValues(Vec<f64>),
+    /// Per customer of the partition (global index), in order: its contact-cap
+    /// price; and the kept exposure of each of its candidates, in candidate order.
+    Finish { customers: Vec<u32>, cap_price: Vec<f64>, x: Vec<f64> },
+}
+
+/// Per-candidate state a partition keeps between requests.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionState {
+    /// Running average of the smoothed responses (primal recovery).
+    pub average: Vec<f32>,
+    /// Repair cell of each candidate at the last `RepairCells` prices.
+    pub cell: Vec<u32>,
+    /// The generous response at the last `RepairCells` prices.
+    pub generous: Vec<f32>,
+    /// Exposures of the best repaired plan so far.
+    pub kept: Vec<f64>,
+}
+
+/// A mutable view of the state of a range of candidates.
+#[derive(Debug)]
+pub struct StateSlice<'a> {
+    average: &'a mut [f32],
+    cell: &'a mut [u32],
+    generous: &'a mut [f32],
+    kept: &'a mut [f64],
+}
+
+impl PartitionState {
+    /// Zeroed state for `candidates` candidates.
+    pub fn new(candidates: usize) -> Self {
+        PartitionState {
+            average: vec![0.0; candidates],
+            cell: vec![0; candidates],
+            generous: vec![0.0; candidates],
+            kept: vec![0.0; candidates],
+        }
+    }
+
+    /// The whole state as one slice.
+    pub fn all(&mut self) -> StateSlice<'_> {
+        StateSlice { average: &mut self.average, cell: &mut self.cell, generous: &mut self.generous, kept: &mut self.kept }
+    }
+
+    /// Disjoint slices of `lengths` candidates each, in order.
+    fn split(&mut self, lengths: impl Iterator<Item = usize>) -> Vec<StateSlice<'_>> {
+        let mut rest = self.all();
+        let mut out = Vec::new();
+        for len in lengths {
+            let (average, a) = std::mem::take(&mut rest.average).split_at_mut(len);
+            let (cell, c) = std::mem::take(&mut rest.cell).split_at_mut(len);
+            let (generous, g) = std::mem::take(&mut rest.generous).split_at_mut(len);
+            let (kept, k) = std::mem::take(&mut rest.kept).split_at_mut(len);
+            out.push(StateSlice { average, cell, generous, kept });
+            rest = StateSlice { average: a, cell: c, generous: g, kept: k };
+        }
+        out
+    }
+}
+
+/// Serves one request for the customers `customers` of `input`, whose state
+/// (indexed from the range's first candidate) is `state`. The one implementation
+/// of the customers' side, wherever they are held.
+pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, scratch: &mut Scratch, request: &MapRequest) -> MapReply {
+    let first = input.customer_start[customers.start] as usize;
+    let candidates = first..input.customer_start[customers.end] as usize;
+    match request {
+        MapRequest::Price { prices, mix } => {
+            let blend = mix.map(|mix| (&mut *state.average, mix));
+            MapReply::Price(price_customers(input, prices, customers, scratch, blend))
+        }
+        MapRequest::RepairCells { prices } => {
+            let mut repair_scratch = repair::RepairScratch::default();
+            for c in customers.clone() {
+                let range = input.customer_start[c] as usize - first..input.customer_start[c + 1] as usize - first;
+                repair::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], &mut repair_scratch);
+            }
+            let n_cells = repair::cell_count(input, prices);
+            let average = repair::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);
+            let generous = repair::cell_sums(input, customers, first, state.generous, state.cell, n_cells);
+            MapReply::RepairCells { average, generous }
+        }
+        MapRequest::Keep { generous, scales } => {
+            let xhat: &[f32] = if *generous { state.generous } else { state.average };
+            for (i, kept) in state.kept.iter_mut().enumerate() {
+                *kept = if xhat[i] > 0.0 { f64::from(xhat[i]) * scales[state.cell[i] as usize] } else { 0.0 };
+            }
+            MapReply::Kept
+        }
+        MapRequest::OfferValues { prices } => {
+            let mut net = vec![0.0; input.margin.len()];
+            for c in customers {
+                let zone = input.zone[c] as usize;
+                for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
+                    let x = state.kept[k - first];
+                    if x > 0.0 {
+                        let o = input.offer[k] as usize;
+                        let p = input.p[k];
+                        net[o] += x * (input.weight[c] * input.margin[o] * p - p * prices.per_accept[o * input.zones + zone]);
+                    }
+                }
+            }
+            MapReply::OfferValues(net)
+        }
+        MapRequest::Finish { prices } => {
+            let (mut reduced, mut gamma, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+            let cap_price = customers
+                .clone()
+                .map(|c| {
+                    kernel::reduced_values(input, prices, c, &mut reduced, &mut gamma);
+                    kernel::contact_cap_price(&mut buf, &reduced, input.cap[c])
+                })
+                .collect();
+            debug_assert_eq!(state.kept.len(), candidates.len());
+            MapReply::Finish { customers: customers.map(|c| c as u32).collect(), cap_price, x: state.kept.to_vec() }
+        }
+    }
+}
+
+/// Where the customers are held, as the driver sees them: something that
+/// answers a request with one reply per partition, in a fixed order.
+pub trait CustomerSide {
+    /// Sends `request` to every partition and returns their replies in partition order.
+    fn map(&mut self, request: &MapRequest) -> Result<Vec<MapReply>, DecomposedError>;
+}
+
+/// Customers per unit of parallel work for pricing: large enough to amortize the
+/// per-partition sums, small enough to balance two to sixteen cores.
+const CUSTOMERS_PER_PARTITION: usize = 8192;
+
+/// Most blocks of customers whose repair cell sums are kept apart before the
+/// reduction: the cell sums are large, so a fixed count keeps memory bounded
+/// (and the order of the sums, hence the result, fixed).
+const REDUCE_BLOCKS: usize = 64;
+
+/// The customers held in this process: the candidate arrays of the whole
+/// scenario, cut into ranges that rayon prices in parallel.
+pub struct LocalCustomers<'a> {
+    input: KernelInput<'a>,
+    state: PartitionState,
+    /// Ranges for pricing (many, small).
+    price_ranges: Vec<Range<usize>>,
+    /// Ranges for everything else (at most [`REDUCE_BLOCKS`]).
+    block_ranges: Vec<Range<usize>>,
+}
+
+impl<'a> LocalCustomers<'a> {
+    /// All of `input`'s customers, with zeroed state.
+    pub fn new(input: KernelInput<'a>) -> Self {
+        let n = input.zone.len();
+        let cands = input.customer_start[n] as usize;
+        let ranges = |size: usize| (0..n.div_ceil(size)).map(|i| i * size..((i + 1) * size).min(n)).collect::<Vec<_>>();
+        LocalCustomers {
+            input,
+            state: PartitionState::new(cands),
+            price_ranges: ranges(CUSTOMERS_PER_PARTITION),
+            block_ranges: ranges(n.div_ceil(REDUCE_BLOCKS).max(CUSTOMERS_PER_PARTITION)),
+        }
+    }
+}
+
+impl CustomerSide for LocalCustomers<'_> {
+    fn map(&mut self, request: &MapRequest) -> Result<Vec<MapReply>, DecomposedError> {
+        let ranges = match request {
+            MapRequest::Price { .. } => &self.price_ranges,
+            _ => &self.block_ranges,
+        };
+        let starts = &self.input.customer_start;
+        let slices = self.state.split(ranges.iter().map(|r| (starts[r.end] - starts[r.start]) as usize));
+        let input = &self.input;
+        Ok(ranges
+            .par_iter()
+            .zip(slices)
+            .map_init(Scratch::default, |scratch, (range, state)| handle(input, range.clone(), state, scratch, request))
+            .collect())
+    }
+}
+
+/// One partition's customers owned outright, with global customer indices: what
+/// a remote worker loads and keeps in memory across iterations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OwnedPartition {
+    /// Global index of each customer of the partition, ascending.
+    pub customers: Vec<u32>,
+    /// `customer_start[i]..customer_start[i+1]` are local customer `i`'s candidates.
+    pub customer_start: Vec<u32>,
+    /// Offer of each candidate.
+    pub offer: Vec<u32>,
+    /// Acceptance probability of each candidate.
+    pub p: Vec<f64>,
+    /// Zone of each customer.
+    pub zone: Vec<u32>,
+    /// Fairness slot of each customer.
+    pub slot: Vec<u32>,
+    /// Objective weight of each customer.
+    pub weight: Vec<f64>,
+    /// Contact cap of each customer.
+    pub cap: Vec<u32>,
+    /// Margin of each offer (global).
+    pub margin: Vec<f64>,
+    /// Number of zones.
+    pub zones: usize,
+    /// Fairness slots per offer.
+    pub slots: usize,
+}
+
+impl OwnedPartition {
+    /// Splits `input`'s customers into `n` partitions by `partition_of(customer)`.
+    pub fn split(input: &KernelInput, n: usize, partition_of: impl Fn(usize) -> usize) -> Vec<OwnedPartition> {
+        let mut parts: Vec<OwnedPartition> = (0..n)
+            .map(|_| OwnedPartition {
+                customer_start: vec![0],
+                margin: input.margin.to_vec(),
+                zones: input.zones,
+                slots: input.slots,
+                ..OwnedPartition::default()
+            })
+            .collect();
+        for c in 0..input.zone.len() {
+            let part = &mut parts[partition_of(c) % n];
+            part.customers.push(c as u32);
+            let range = input.customer_start[c] as usize..input.customer_start[c + 1] as usize;
+            part.offer.extend_from_slice(&input.offer[range.clone()]);
+            part.p.extend_from_slice(&input.p[range]);
+            part.customer_start.push(part.offer.len() as u32);
+            part.zone.push(input.zone[c]);
+            part.slot.push(input.slot[c]);
+            part.weight.push(input.weight[c]);
+            part.cap.push(input.cap[c]);
+        }
+        parts
+    }
+
+    /// The kernel's view of this partition (local customer indices).
+    pub fn input(&self) -> KernelInput<'_> {
+        KernelInput {
+            customer_start: &self.customer_start,
+            offer: &self.offer,
+            p: &self.p,
+            zone: &self.zone,
+            slot: &self.slot,
+            weight: &self.weight,
+            cap: &self.cap,
+            margin: &self.margin,
+            zones: self.zones,
+            slots: self.slots,
+        }
+    }
+}
+
+/// A worker's partition with its state: serves encoded requests.
+pub struct PartitionWorker {
+    partition: OwnedPartition,
+    state: PartitionState,
+    scratch: Scratch,
+}
+
+impl PartitionWorker {
+    /// A worker for `partition`, with zeroed state.
+    pub fn new(partition: OwnedPartition) -> Self {
+        let state = PartitionState::new(partition.offer.len());
+        PartitionWorker { partition, state, scratch: Scratch::default() }
+    }
+
+    /// Customers and candidates held.
+    pub fn size(&self) -> (usize, usize) {
+        (self.partition.customers.len(), self.partition.offer.len())
+    }
+
+    /// Serves one request: [`handle`] over the whole partition, with customer
+    /// indices in the reply made global.
+    pub fn serve(&mut self, request: &MapRequest) -> MapReply {
+        let input = self.partition.input();
+        let n = self.partition.customers.len();
+        let mut reply = handle(&input, 0..n, self.state.all(), &mut self.scratch, request);
+        if let MapReply::Finish { customers, .. } = &mut reply {
+            for c in customers.iter_mut() {
+                *c = self.partition.customers[*c as usize];
+            }
+        }
+        reply
+    }
+
+    /// Decodes a request, serves it and encodes the reply: the whole job of a
+    /// remote worker.
+    pub fn serve_bytes(&mut self, request: &[u8]) -> Result<Vec<u8>, DecomposedError> {
+        let request = decode::<MapRequest>(request)?;
+        encode(&self.serve(&request))
+    }
+}
+
+/// Encodes a message for the wire (bincode: compact, and exact for floats).
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, DecomposedError> {
+    bincode::serialize(message).map_err(|e| DecomposedError::Workers(format!("cannot encode a message: {e}")))
+}
+
+/// Decodes a message from the wire.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecomposedError> {
+    bincode::deserialize(bytes).map_err(|e| DecomposedError::Workers(format!("a malformed message ({} bytes): {e}", bytes.len())))
+}

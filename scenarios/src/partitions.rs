@@ -1,0 +1,201 @@
+//! The candidates of a scenario split by customer hash into Parquet files, one
+//! pair per partition, for remote workers that each load one partition and keep
+//! it in memory across the iterations of a distributed solve.
+//!
+//! Layout of a partition directory:
+//! * `partitions.json`: the partition count and what every partition shares (offer
+//!   margins, zone and fairness-slot counts), with the totals to check against;
+//! * `part-NNNN.customers.parquet`: one row per customer (`customer` global index,
+//!   `zone`, `slot`, `weight`, `cap`, `candidates` count), ascending by customer;
+//! * `part-NNNN.candidates.parquet`: one row per candidate (`offer`, `p`), in the
+//!   customers' order.
+//!
+//! The hash is FNV-1a of the customer's id, so a customer's partition does not
+//! depend on the order of the scenario's rows.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use allot_optimizer::decomposed::customers::OwnedPartition;
+use allot_optimizer::{Candidates, Problem};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::output::{sync_dir, write_atomic, write_json_atomic};
+
+/// The manifest of a partition directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionManifest {
+    /// Number of partitions.
+    pub partitions: usize,
+    /// Customers over all partitions.
+    pub customers: usize,
+    /// Candidates over all partitions.
+    pub candidates: usize,
+    /// Margin of each offer.
+    pub margin: Vec<f64>,
+    /// Number of zones.
+    pub zones: usize,
+    /// Fairness slots per offer.
+    pub slots: usize,
+}
+
+const MANIFEST: &str = "partitions.json";
+
+/// The partition of a customer id among `n`: FNV-1a of the id, modulo `n`.
+pub fn partition_of(customer_id: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in customer_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n.max(1) as u64) as usize
+}
+
+fn customers_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("part-{i:04}.customers.parquet"))
+}
+
+fn candidates_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("part-{i:04}.candidates.parquet"))
+}
+
+/// Splits `problem`'s candidates into `n` partitions by customer hash and writes
+/// them into `dir` (created if needed), every file atomically, the manifest last.
+pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: usize) -> Result<PartitionManifest, StoreError> {
+    let n = n.max(1);
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
+    let ids = &problem.customers.id;
+    let parts = allot_optimizer::decomposed::partitions(problem, cands, n, |c| partition_of(&ids[c], n));
+    let table_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: PolarsError| StoreError::Table { path: path.clone(), reason: e.to_string() }
+    };
+    for (i, part) in parts.iter().enumerate() {
+        let counts: Vec<u32> = part.customer_start.windows(2).map(|w| w[1] - w[0]).collect();
+        let path = customers_path(dir, i);
+        let mut customers = DataFrame::new(
+            part.customers.len(),
+            vec![
+                Column::new("customer".into(), &part.customers),
+                Column::new("zone".into(), &part.zone),
+                Column::new("slot".into(), &part.slot),
+                Column::new("weight".into(), &part.weight),
+                Column::new("cap".into(), &part.cap),
+                Column::new("candidates".into(), counts),
+            ],
+        )
+        .map_err(table_error(&path))?;
+        write_parquet(&path, &mut customers)?;
+        let path = candidates_path(dir, i);
+        let mut candidates = DataFrame::new(part.offer.len(), vec![Column::new("offer".into(), &part.offer), Column::new("p".into(), &part.p)])
+            .map_err(table_error(&path))?;
+        write_parquet(&path, &mut candidates)?;
+    }
+    let first = parts.first().cloned().unwrap_or_default();
+    let manifest = PartitionManifest {
+        partitions: n,
+        customers: problem.customers.len(),
+        candidates: cands.len(),
+        margin: first.margin,
+        zones: first.zones,
+        slots: first.slots,
+    };
+    write_json_atomic(&dir.join(MANIFEST), &manifest)?;
+    sync_dir(dir)?;
+    Ok(manifest)
+}
+
+fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
+    write_atomic(path, |file| {
+        ParquetWriter::new(file).finish(df).map(|_| ()).map_err(|e| StoreError::Table { path: path.to_path_buf(), reason: e.to_string() })
+    })
+}
+
+/// Reads the manifest of a partition directory.
+pub fn read_manifest(dir: &Path) -> Result<PartitionManifest, StoreError> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| StoreError::io("cannot read", &path, e))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path, reason: e.to_string() })
+}
+
+/// Reads partition `i` of the directory, checking it against the manifest.
+pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError> {
+    let manifest = read_manifest(dir)?;
+    if i >= manifest.partitions {
+        return Err(StoreError::Corrupt {
+            path: dir.join(MANIFEST),
+            reason: format!("partition {i} asked for, but there are {}", manifest.partitions),
+        });
+    }
+    let path = customers_path(dir, i);
+    let customers = read_parquet(&path)?;
+    let corrupt = |path: &Path, reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
+    let u32s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<u32>, StoreError> {
+        let column = df.column(name).map_err(|e| corrupt(path, e.to_string()))?;
+        let values = column.u32().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
+        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
+    };
+    let f64s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<f64>, StoreError> {
+        let column = df.column(name).map_err(|e| corrupt(path, e.to_string()))?;
+        let values = column.f64().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
+        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
+    };
+    let counts = u32s(&customers, &path, "candidates")?;
+    let mut customer_start = Vec::with_capacity(counts.len() + 1);
+    customer_start.push(0u32);
+    for c in &counts {
+        customer_start.push(customer_start.last().copied().unwrap_or(0) + c);
+    }
+    let part = OwnedPartition {
+        customers: u32s(&customers, &path, "customer")?,
+        zone: u32s(&customers, &path, "zone")?,
+        slot: u32s(&customers, &path, "slot")?,
+        weight: f64s(&customers, &path, "weight")?,
+        cap: u32s(&customers, &path, "cap")?,
+        customer_start,
+        offer: Vec::new(),
+        p: Vec::new(),
+        margin: manifest.margin,
+        zones: manifest.zones,
+        slots: manifest.slots,
+    };
+    let path = candidates_path(dir, i);
+    let candidates = read_parquet(&path)?;
+    let part = OwnedPartition { offer: u32s(&candidates, &path, "offer")?, p: f64s(&candidates, &path, "p")?, ..part };
+    let expected = *part.customer_start.last().unwrap_or(&0) as usize;
+    if part.offer.len() != expected {
+        return Err(corrupt(&path, format!("{} candidates, but the customers file counts {expected}", part.offer.len())));
+    }
+    if let Some(row) = part.offer.iter().position(|&o| o as usize >= part.margin.len()) {
+        return Err(corrupt(&path, format!("row {}: column offer is {}, but there are {} offers", row + 1, part.offer[row], part.margin.len())));
+    }
+    if let Some(row) = part.zone.iter().position(|&z| z as usize >= part.zones) {
+        return Err(corrupt(&customers_path(dir, i), format!("row {}: column zone is {}, but there are {} zones", row + 1, part.zone[row], part.zones)));
+    }
+    if let Some(row) = part.slot.iter().position(|&s| s as usize >= part.slots) {
+        return Err(corrupt(&customers_path(dir, i), format!("row {}: column slot is {}, but there are {} slots", row + 1, part.slot[row], part.slots)));
+    }
+    Ok(part)
+}
+
+fn read_parquet(path: &Path) -> Result<DataFrame, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io("cannot open", path, e))?;
+    ParquetReader::new(file).finish().map_err(|e| StoreError::Table { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_of_is_stable_and_spreads() {
+        assert_eq!(partition_of("C000001", 7), partition_of("C000001", 7));
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            counts[partition_of(&format!("C{i:06}"), 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    }
+}
