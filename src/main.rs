@@ -4,6 +4,7 @@
 //! version in the plan store, whose active version the decision service serves.
 
 mod bench;
+mod ray;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -123,6 +124,12 @@ struct ServeArgs {
     /// `POST /v1/plans` may plan scenarios inside this directory only.
     #[arg(long, default_value = ".")]
     scenarios: PathBuf,
+    /// Keep live events, consent, plan activations and the audit log in this
+    /// PostgreSQL database (`postgres://user@host:port/db`), shared with every
+    /// replica started with the same URL; plan files stay in --store, which the
+    /// replicas share. Without it, they are files in the store.
+    #[arg(long, env = "ALLOT_DATABASE_URL")]
+    database: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -168,6 +175,19 @@ struct PlanArgs {
     /// A HiGHS option, KEY=VALUE (repeatable), e.g. `--solver-option mip_heuristic_effort=0`.
     #[arg(long = "solver-option", value_parser = parse_key_value)]
     solver_options: Vec<(String, String)>,
+    /// `--solver ray`: the Ray cluster's address (`host:port`, or `auto`).
+    #[arg(long, env = "RAY_ADDRESS", default_value = "auto")]
+    ray_address: String,
+    /// `--solver ray`: partitions of the customers, one Ray actor each.
+    #[arg(long, default_value_t = 4)]
+    partitions: usize,
+    /// `--solver ray`: Python interpreter with `ray` and the `allot_ray` package.
+    #[arg(long, env = "ALLOT_RAY_PYTHON", default_value = "python3")]
+    ray_python: PathBuf,
+    /// `--solver ray`: directory for the partition files, readable by every Ray
+    /// node [default: a temporary directory, enough on one machine].
+    #[arg(long)]
+    partitions_dir: Option<PathBuf>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -183,6 +203,8 @@ enum SolverArg {
     Exact,
     /// Lagrangian dual decomposition with a certified gap (millions of customers).
     Decomposed,
+    /// The decomposition with its customers held by Ray actors (see `--ray-address`).
+    Ray,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -346,14 +368,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0),
         scenario_root: args.scenarios,
     };
-    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config))?;
+    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database))?;
     Ok(())
 }
 
 fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
-    let run = plan_one(&args.scenario, &out, &store, &solver_choice(&args), format_of(args.format), &|line| eprintln!("{line}"))?;
+    let run = plan_one(&args.scenario, &out, &store, &solver_of(&args)?, format_of(args.format), &|line| eprintln!("{line}"))?;
     if args.activate {
         store.activate(&run.manifest.id)?;
     }
@@ -418,7 +440,7 @@ fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, for
                 let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 let log = |line: String| bar.set_message(line);
-                let solver = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
+                let solver = Solver::Local(SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default()));
                 let run = plan_one(dir, &out_root.join(name), &store, &solver, format, &log);
                 match &run {
                     Ok(r) => bar.finish_with_message(format!("plan {} objective {:.2} ({}, gap {:.1e})", r.manifest.id, r.kpis.objective, r.kpis.status, r.kpis.gap)),
@@ -458,7 +480,7 @@ struct PlanRun {
 
 /// Loads, solves, writes the outputs (plan tables, demand plan, marginal
 /// values, forecasts) to `out` and saves a plan version; `log` gets progress.
-fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &SolverChoice, format: Format, log: &(dyn Fn(String) + Sync)) -> Result<PlanRun> {
+fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &Solver, format: Format, log: &(dyn Fn(String) + Sync)) -> Result<PlanRun> {
     log(format!("loading {} ...", scenario_dir.display()));
     let t = Instant::now();
     let scenario = load_scenario(scenario_dir)?;
@@ -476,7 +498,10 @@ fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &SolverC
         p.warehouses.len(),
         if p.is_mip() { "MIP" } else { "LP" }
     ));
-    let (_, alloc, plan) = allot_optimizer::plan(p, solver)?;
+    let (_, alloc, plan) = match solver {
+        Solver::Local(choice) => allot_optimizer::plan(p, choice)?,
+        Solver::Ray(opts) => ray::plan(p, opts, log)?,
+    };
     let mut kpis = plan.kpis.clone();
     kpis.load_seconds = load_seconds;
     log(format!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds));
@@ -494,7 +519,41 @@ fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &SolverC
     Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
 }
 
+/// Where a plan is solved: in this process, or with its customers on Ray.
+enum Solver {
+    Local(SolverChoice),
+    Ray(ray::RayOptions),
+}
+
 /// The solver and its options from the command line.
+fn solver_of(args: &PlanArgs) -> Result<Solver> {
+    Ok(match args.solver {
+        SolverArg::Ray => {
+            anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
+            Solver::Ray(ray::RayOptions {
+                address: args.ray_address.clone(),
+                partitions: args.partitions,
+                python: args.ray_python.clone(),
+                partitions_dir: args.partitions_dir.clone(),
+                decomposed: decomposed_options(args),
+            })
+        }
+        _ => Solver::Local(solver_choice(args)),
+    })
+}
+
+/// The decomposed solver's options from the command line.
+fn decomposed_options(args: &PlanArgs) -> DecomposedOptions {
+    DecomposedOptions {
+        gap: args.gap,
+        time_limit: args.time_limit,
+        max_iterations: args.max_iterations,
+        threads: args.threads.map(|t| t as usize),
+        verbose: args.solver_log,
+    }
+}
+
+/// The in-process solver and its options from the command line.
 fn solver_choice(args: &PlanArgs) -> SolverChoice {
     let exact = ExactOptions {
         threads: args.threads,
@@ -503,17 +562,11 @@ fn solver_choice(args: &PlanArgs) -> SolverChoice {
         highs_options: args.solver_options.clone(),
         ..ExactOptions::default()
     };
-    let decomposed = DecomposedOptions {
-        gap: args.gap,
-        time_limit: args.time_limit,
-        max_iterations: args.max_iterations,
-        threads: args.threads.map(|t| t as usize),
-        verbose: args.solver_log,
-    };
+    let decomposed = decomposed_options(args);
     match args.solver {
         SolverArg::Auto => SolverChoice::Auto(exact, decomposed),
         SolverArg::Exact => SolverChoice::Exact(exact),
-        SolverArg::Decomposed => SolverChoice::Decomposed(decomposed),
+        SolverArg::Decomposed | SolverArg::Ray => SolverChoice::Decomposed(decomposed),
     }
 }
 

@@ -1,5 +1,7 @@
-//! Live events (inventory movements, consent changes) and the audit log, both
-//! append-only files in the plan store.
+//! Live events (inventory movements, consent changes) and the audit log: by
+//! default append-only files in the plan store; with `allot serve --database`,
+//! tables in PostgreSQL shared by every replica ([`crate::shared`]). What is
+//! folded from them in memory is the same either way.
 //!
 //! Why files with fsync: an event is acknowledged only after its line is on disk,
 //! and the whole log is replayed on start, so a restart (or a crash) loses no
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::{CustomerOverride, Decision};
 use crate::index::StockMove;
+use crate::shared::{SharedError, SharedLive};
 
 /// File name of the event log in the store.
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -99,16 +102,26 @@ pub struct ConsentEvent {
 /// One line of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum LoggedEvent {
+pub(crate) enum LoggedEvent {
     Inventory { received_at: DateTime<Utc>, event: InventoryEvent },
     Consent { received_at: DateTime<Utc>, event: ConsentEvent },
+}
+
+/// Where events are made durable.
+#[derive(Debug)]
+enum EventStore {
+    /// `events.jsonl` in the plan store, fsynced per event.
+    File { path: PathBuf, file: File },
+    /// PostgreSQL, shared with the other replicas.
+    Shared(Arc<SharedLive>),
 }
 
 /// The event log and everything folded from it.
 #[derive(Debug)]
 pub struct EventLog {
-    path: PathBuf,
-    file: File,
+    store: EventStore,
+    /// Sequence number of the last shared event folded (0 for the file log).
+    applied_seq: i64,
     seen: HashSet<String>,
     inventory: Vec<(DateTime<Utc>, StockMove)>,
     customers: HashMap<String, CustomerOverride>,
@@ -127,13 +140,8 @@ impl EventLog {
     /// Opens (creating) the log in `dir` and replays it.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(EVENTS_FILE);
-        let mut log = EventLog {
-            file: OpenOptions::new().create(true).append(true).open(&path)?,
-            path: path.clone(),
-            seen: HashSet::new(),
-            inventory: Vec::new(),
-            customers: HashMap::new(),
-        };
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut log = EventLog::empty(EventStore::File { path: path.clone(), file });
         for line in BufReader::new(File::open(&path)?).lines() {
             // A line that does not parse is a torn final append: never acknowledged.
             if let Ok(event) = serde_json::from_str::<LoggedEvent>(&line?) {
@@ -143,9 +151,51 @@ impl EventLog {
         Ok(log)
     }
 
-    /// Path of the log file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The log in PostgreSQL, with every event recorded so far folded in.
+    pub fn open_shared(shared: Arc<SharedLive>) -> Result<Self, SharedError> {
+        let mut log = EventLog::empty(EventStore::Shared(shared));
+        log.catch_up()?;
+        Ok(log)
+    }
+
+    fn empty(store: EventStore) -> Self {
+        EventLog { store, applied_seq: 0, seen: HashSet::new(), inventory: Vec::new(), customers: HashMap::new() }
+    }
+
+    /// Where the log is kept, for messages.
+    pub fn location(&self) -> String {
+        match &self.store {
+            EventStore::File { path, .. } => path.display().to_string(),
+            EventStore::Shared(db) => format!("PostgreSQL (replica {})", db.replica()),
+        }
+    }
+
+    /// The shared state, when the log is in PostgreSQL.
+    pub fn shared(&self) -> Option<&Arc<SharedLive>> {
+        match &self.store {
+            EventStore::Shared(db) => Some(db),
+            EventStore::File { .. } => None,
+        }
+    }
+
+    /// Sequence number of the last shared event folded in.
+    pub fn applied_seq(&self) -> i64 {
+        self.applied_seq
+    }
+
+    /// Folds every shared event recorded (by any replica) since the last one
+    /// folded, in their shared order; returns how many. Nothing to do for the
+    /// file log, which only this process writes.
+    pub fn catch_up(&mut self) -> Result<usize, SharedError> {
+        let EventStore::Shared(db) = &self.store else { return Ok(0) };
+        let events = db.events_after(self.applied_seq)?;
+        for stored in &events {
+            let event = serde_json::from_str::<LoggedEvent>(&stored.body)
+                .map_err(|e| SharedError::Corrupt { table: "allot_events", reason: format!("seq {}: {e}", stored.seq) })?;
+            self.fold(event);
+            self.applied_seq = stored.seq;
+        }
+        Ok(events.len())
     }
 
     fn fold(&mut self, event: LoggedEvent) {
@@ -168,11 +218,22 @@ impl EventLog {
             return Ok(Applied::Duplicate);
         }
         let mut line = serde_json::to_vec(&event).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
-        self.fold(event);
-        Ok(Applied::New)
+        match &mut self.store {
+            EventStore::File { file, .. } => {
+                line.push(b'\n');
+                file.write_all(&line)?;
+                file.sync_data()?;
+                self.fold(event);
+                Ok(Applied::New)
+            }
+            EventStore::Shared(db) => {
+                let body = String::from_utf8(line).map_err(std::io::Error::other)?;
+                let new = db.append_event(id, &body)?;
+                // Ours is folded with any earlier ones from other replicas, in order.
+                self.catch_up()?;
+                Ok(if new.is_some() { Applied::New } else { Applied::Duplicate })
+            }
+        }
     }
 
     /// Logs (fsynced) and applies an inventory event.
@@ -221,10 +282,32 @@ pub struct AuditLog {
 
 #[derive(Debug)]
 struct AuditShared {
-    path: PathBuf,
     pending: Mutex<Vec<u8>>,
-    file: Mutex<File>,
+    sink: AuditSink,
     stop: AtomicBool,
+}
+
+/// Where audit lines go.
+enum AuditSink {
+    /// `audit.jsonl` in the plan store.
+    File { path: PathBuf, file: Mutex<File> },
+    /// The `allot_audit` table, through a connection of the writer's own.
+    Shared { shared: Arc<SharedLive>, client: Mutex<postgres::Client> },
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.location())
+    }
+}
+
+impl AuditSink {
+    fn location(&self) -> String {
+        match self {
+            AuditSink::File { path, .. } => path.display().to_string(),
+            AuditSink::Shared { shared, .. } => format!("PostgreSQL (replica {})", shared.replica()),
+        }
+    }
 }
 
 /// How often buffered audit lines are written to the file.
@@ -232,9 +315,27 @@ pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 impl AuditShared {
     fn flush(&self) -> std::io::Result<()> {
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        file.write_all(&lines)
+        match &self.sink {
+            AuditSink::File { file, .. } => {
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+                file.write_all(&lines)
+            }
+            AuditSink::Shared { shared, client } => {
+                let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
+                let bytes = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+                let text = String::from_utf8_lossy(&bytes);
+                let lines: Vec<&str> = text.lines().collect();
+                if let Err(e) = SharedLive::append_audit(&mut client, shared.replica(), &lines) {
+                    // Keep the lines for the next flush, ahead of newer ones.
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let newer = std::mem::replace(&mut *pending, bytes);
+                    pending.extend_from_slice(&newer);
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -243,13 +344,23 @@ impl AuditLog {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(AUDIT_FILE);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let shared = Arc::new(AuditShared { path, pending: Mutex::new(Vec::new()), file: Mutex::new(file), stop: AtomicBool::new(false) });
+        Self::start(AuditSink::File { path, file: Mutex::new(file) })
+    }
+
+    /// The audit log in PostgreSQL, shared by every replica.
+    pub fn open_shared(shared: Arc<SharedLive>) -> std::io::Result<Self> {
+        let client = shared.reconnect()?;
+        Self::start(AuditSink::Shared { shared, client: Mutex::new(client) })
+    }
+
+    fn start(sink: AuditSink) -> std::io::Result<Self> {
+        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), sink, stop: AtomicBool::new(false) });
         let writer = shared.clone();
         std::thread::Builder::new().name("allot-audit".to_string()).spawn(move || {
             while !writer.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(AUDIT_FLUSH_INTERVAL);
                 if let Err(e) = writer.flush() {
-                    eprintln!("allot serve: audit log {}: {e}", writer.path.display());
+                    eprintln!("allot serve: audit log {}: {e}", writer.sink.location());
                 }
             }
         })?;
@@ -274,17 +385,25 @@ impl AuditLog {
     /// access request: a scan of the log, which is rare and may be slow).
     pub fn decisions_of(&self, customer_id: &str) -> std::io::Result<Vec<AuditRecord>> {
         self.shared.flush()?;
-        let needle = format!("\"customer_id\":{}", serde_json::to_string(customer_id).map_err(std::io::Error::other)?);
         let mut out = Vec::new();
-        for line in BufReader::new(File::open(&self.shared.path)?).lines() {
-            let line = line?;
-            if line.contains(&needle) {
-                if let Ok(r) = serde_json::from_str::<AuditRecord>(&line) {
-                    if r.decision.customer_id == customer_id {
-                        out.push(r);
+        let mut keep = |line: &str| {
+            if let Ok(r) = serde_json::from_str::<AuditRecord>(line) {
+                if r.decision.customer_id == customer_id {
+                    out.push(r);
+                }
+            }
+        };
+        match &self.shared.sink {
+            AuditSink::File { path, .. } => {
+                let needle = format!("\"customer_id\":{}", serde_json::to_string(customer_id).map_err(std::io::Error::other)?);
+                for line in BufReader::new(File::open(path)?).lines() {
+                    let line = line?;
+                    if line.contains(&needle) {
+                        keep(&line);
                     }
                 }
             }
+            AuditSink::Shared { shared, .. } => shared.audit_of(customer_id)?.iter().for_each(|line| keep(line)),
         }
         Ok(out)
     }

@@ -33,6 +33,7 @@ pub mod index;
 pub mod jobs;
 pub mod metrics;
 pub mod security;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ pub use index::{LiveSupply, PlanIndex};
 pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
 pub use metrics::Metrics;
 pub use security::{Access, ApiKey, ApiKeys, Role};
+pub use shared::SharedLive;
 
 /// Most customers in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -89,6 +91,9 @@ pub enum ServeError {
     /// The API key file is unusable.
     #[error(transparent)]
     Keys(#[from] security::KeyFileError),
+    /// The shared live state (PostgreSQL) could not be reached or read.
+    #[error("the shared live state: {0}")]
+    Database(#[from] shared::SharedError),
     /// The address could not be bound or the server failed.
     #[error("server on {addr}: {source}")]
     Io {
@@ -139,6 +144,10 @@ pub struct ServiceState {
     metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
     jobs: PlanJobs,
+    /// The live state shared with other replicas (`--database`), if any.
+    shared: Option<Arc<SharedLive>>,
+    /// Sequence number of the shared activation last loaded.
+    plan_seq: std::sync::atomic::AtomicI64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -155,6 +164,25 @@ impl ServiceState {
         let store = PlanStore::open(store_dir)?;
         let events = EventLog::open(store.root()).map_err(|source| ServeError::Log { what: "the event log", source })?;
         let audit = AuditLog::open(store.root()).map_err(|source| ServeError::Log { what: "the audit log", source })?;
+        Self::assemble(store, config, events, audit, None)
+    }
+
+    /// Opens the store for plan files, with events, consent, activations and
+    /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
+    pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
+        let store = PlanStore::open(store_dir)?;
+        let events = EventLog::open_shared(shared.clone())?;
+        let audit = AuditLog::open_shared(shared.clone()).map_err(|source| ServeError::Log { what: "the shared audit log", source })?;
+        // A database with no activation yet starts from the store's active plan.
+        if shared.active_plan()?.is_none() {
+            if let Some(id) = store.active()? {
+                shared.activate(&id, "activate")?;
+            }
+        }
+        Self::assemble(store, config, events, audit, Some(shared))
+    }
+
+    fn assemble(store: PlanStore, config: ServiceConfig, events: EventLog, audit: AuditLog, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
         let state = ServiceState {
             customers: RwLock::new(events.customer_overrides().clone()),
             events: Mutex::new(events),
@@ -165,9 +193,68 @@ impl ServiceState {
             metrics: Metrics::new(ROUTES.len()),
             last_store_error: RwLock::new(None),
             jobs: PlanJobs::start().map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
+            shared,
+            plan_seq: std::sync::atomic::AtomicI64::new(0),
         };
         state.reload();
         Ok(state)
+    }
+
+    /// The active plan version with its activation's sequence number: the
+    /// newest shared activation, or the store's (sequence 0).
+    fn active_id(&self) -> Result<Option<(i64, String)>, String> {
+        match &self.shared {
+            Some(db) => db.active_plan().map_err(|e| e.to_string()),
+            None => self.store.active().map(|id| id.map(|id| (0, id))).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Makes `id` the active plan (`None`: the one before the current, a
+    /// rollback), for every replica when the state is shared.
+    fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ApiError> {
+        let Some(db) = &self.shared else {
+            return Ok(match id {
+                Some(id) => self.store.activate(id)?,
+                None => self.store.rollback()?,
+            });
+        };
+        let unavailable = |e: shared::SharedError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", e.to_string());
+        let (version, action) = match id {
+            Some(id) => {
+                self.store.manifest(id)?;
+                (id.to_string(), "activate")
+            }
+            None => (db.previous_plan().map_err(unavailable)?.ok_or(StoreError::NothingToRollBack("no earlier activation"))?, "rollback"),
+        };
+        db.activate(&version, action).map_err(unavailable)?;
+        Ok(allot_scenarios::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
+    }
+
+    /// Applies what other replicas recorded since the last look: their events
+    /// (consent and stock), and a new activation (a reload). The shared mode's
+    /// background loop calls it on every notification and every poll.
+    pub fn sync_shared(&self) -> Result<(), shared::SharedError> {
+        let Some(db) = &self.shared else { return Ok(()) };
+        {
+            let mut events = self.events();
+            if events.catch_up()? > 0 {
+                self.refresh_live(&events);
+            }
+            db.heartbeat(events.applied_seq())?;
+        }
+        let active = db.active_plan()?;
+        if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(std::sync::atomic::Ordering::Relaxed)) {
+            self.reload();
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the live overrides and supply from the folded events.
+    fn refresh_live(&self, events: &EventLog) {
+        *write(&self.customers) = events.customer_overrides().clone();
+        if let Some(current) = self.current() {
+            self.swap(events, current.plan.clone(), current.source);
+        }
     }
 
     fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {
@@ -177,11 +264,15 @@ impl ServiceState {
     /// Loads the active plan (or, failing that, the newest loadable version for
     /// the fallback) and swaps it in; keeps the current one if nothing loads.
     pub fn reload(&self) {
-        let (loaded, error) = match self.store.active() {
-            Ok(Some(id)) => match PlanIndex::load(&self.store, &id) {
-                Ok(plan) => (Some((plan, Source::Active)), None),
-                Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string())),
-            },
+        let (loaded, error) = match self.active_id() {
+            Ok(Some((seq, id))) => {
+                // Loaded or not, this activation has been seen: no reload per poll.
+                self.plan_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                match PlanIndex::load(&self.store, &id) {
+                    Ok(plan) => (Some((plan, Source::Active)), None),
+                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string())),
+                }
+            }
             Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan)), None),
             Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError)), Some(e.to_string())),
         };
@@ -660,7 +751,7 @@ async fn customer_decisions(State(state): State<AppState>, Path(id): Path<String
 async fn inventory_event(State(state): State<AppState>, body: Body2<InventoryEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
     event.validate().map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", m))?;
-    record_event(state, event.event_id.clone(), move |s, events| {
+    record_event(state, event.event_id.clone(), false, move |s, events| {
         let applied = events.record_inventory(event)?;
         if applied == Applied::New {
             if let Some(current) = s.current() {
@@ -680,7 +771,7 @@ async fn consent_event(State(state): State<AppState>, body: Body2<ConsentEvent>)
     if event.consent.is_none() && event.suppressed.is_none() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "a consent event sets consent, suppressed, or both"));
     }
-    record_event(state, event.event_id.clone(), move |s, events| {
+    record_event(state, event.event_id.clone(), true, move |s, events| {
         let customer = event.customer_id.clone();
         let applied = events.record_consent(event)?;
         if let Some(o) = events.customer_overrides().get(&customer) {
@@ -696,14 +787,27 @@ async fn consent_event(State(state): State<AppState>, body: Body2<ConsentEvent>)
 async fn record_event(
     state: AppState,
     id: String,
+    wait_for_replicas: bool,
     record: impl FnOnce(&ServiceState, &mut EventLog) -> std::io::Result<Applied> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let s = state.clone();
-    let applied = tokio::task::spawn_blocking(move || -> std::io::Result<Applied> {
-        let mut events = s.events();
-        let applied = record(&s, &mut events)?;
+    let (applied, pending) = tokio::task::spawn_blocking(move || -> std::io::Result<(Applied, Option<Vec<String>>)> {
+        let (applied, seq) = {
+            let mut events = s.events();
+            let applied = record(&s, &mut events)?;
+            if events.shared().is_some() {
+                // Other replicas' events were folded with ours.
+                s.refresh_live(&events);
+            }
+            (applied, events.applied_seq())
+        };
         s.metrics.count_event(applied == Applied::New);
-        Ok(applied)
+        // Consent is in force on every live replica before it is acknowledged.
+        let pending = match &s.shared {
+            Some(db) if wait_for_replicas => Some(db.wait_applied(seq, shared::CONSENT_WAIT)?),
+            _ => None,
+        };
+        Ok((applied, pending))
     })
     .await
     .map_err(ApiError::internal)?
@@ -712,7 +816,11 @@ async fn record_event(
         Applied::New => (StatusCode::ACCEPTED, false),
         Applied::Duplicate => (StatusCode::OK, true),
     };
-    Ok((status, Json(json!({ "event_id": id, "recorded": true, "duplicate": duplicate }))).into_response())
+    let mut body = json!({ "event_id": id, "recorded": true, "duplicate": duplicate });
+    if let Some(pending) = pending {
+        body["replicas_pending"] = json!(pending);
+    }
+    Ok((status, Json(body)).into_response())
 }
 
 async fn pick_priorities(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -830,7 +938,7 @@ async fn start_plan_job(State(state): State<AppState>, body: Body2<PlanJobReques
     let work: jobs::JobWork = Box::new(move |solver| {
         let manifest = s.store.plan_scenario(&scenario, solver).map_err(|e| e.to_string())?;
         if activate {
-            s.store.activate(&manifest.id).map_err(|e| format!("saved {} but could not activate it: {e}", manifest.id))?;
+            s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message))?;
             s.reload();
         }
         Ok(manifest.id)
@@ -845,7 +953,13 @@ async fn plan_job(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 async fn list_plans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let active = state.store.active()?;
+    let s = state.clone();
+    // The active plan may come from the database: a blocking call.
+    let active = tokio::task::spawn_blocking(move || s.active_id())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", e))?
+        .map(|(_, id)| id);
     let plans = state.store.list()?;
     let serving = state.current().map(|s| s.plan.version().to_string());
     Ok(Json(json!({ "active": active, "serving": serving, "plans": plans, "jobs": state.jobs.list() })))
@@ -853,10 +967,10 @@ async fn list_plans(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 
 /// Runs a store change then reloads the served plan, off the async threads (an
 /// index of a million customers takes seconds to build).
-async fn change_plan(state: AppState, change: impl FnOnce(&PlanStore) -> Result<allot_scenarios::store::Activation, StoreError> + Send + 'static) -> Result<Json<Value>, ApiError> {
+async fn change_plan(state: AppState, id: Option<String>) -> Result<Json<Value>, ApiError> {
     let s = state.clone();
-    let activation = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        let a = change(&s.store)?;
+    let activation = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let a = s.change_active(id.as_deref())?;
         s.reload();
         Ok(a)
     })
@@ -867,16 +981,31 @@ async fn change_plan(state: AppState, change: impl FnOnce(&PlanStore) -> Result<
 }
 
 async fn activate_plan(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    change_plan(state, move |store| store.activate(&id)).await
+    change_plan(state, Some(id)).await
 }
 
 async fn rollback_plan(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    change_plan(state, |store| store.rollback()).await
+    change_plan(state, None).await
 }
 
 /// Serves the store on `addr` until Ctrl-C or SIGTERM.
-pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig) -> Result<(), ServeError> {
-    let state = Arc::new(ServiceState::open(store_dir, config)?);
+pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, database: Option<String>) -> Result<(), ServeError> {
+    let state = match database {
+        None => Arc::new(ServiceState::open(store_dir, config)?),
+        Some(url) => {
+            let replica = format!("{addr}/{}", std::process::id());
+            let connect = |url: String, replica: String| SharedLive::connect(&url, &replica).map(Arc::new);
+            let shared = tokio::task::spawn_blocking(move || connect(url, replica))
+                .await
+                .map_err(|e| ServeError::Log { what: "the database connection", source: std::io::Error::other(e.to_string()) })??;
+            let state = Arc::new(tokio::task::spawn_blocking(move || ServiceState::open_shared(store_dir, config, shared)).await.map_err(|e| {
+                ServeError::Log { what: "the shared state", source: std::io::Error::other(e.to_string()) }
+            })??);
+            start_shared_sync(&state)?;
+            eprintln!("live state shared in PostgreSQL as replica {addr}/{}", std::process::id());
+            state
+        }
+    };
     match state.current() {
         Some(s) => eprintln!(
             "serving plan {} ({} customers{}) on http://{addr}",
@@ -887,7 +1016,44 @@ pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig) 
         None => eprintln!("no plan version in the store: /readyz answers 503 until one is activated; listening on http://{addr}"),
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Io { addr, source })?;
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|source| ServeError::Io { addr, source })
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await;
+    // The last flush of the audit and the database connections block: they
+    // close on a blocking thread, never on the async ones.
+    let _ = tokio::task::spawn_blocking(move || drop(state)).await;
+    served.map_err(|source| ServeError::Io { addr, source })
+}
+
+/// The shared mode's background loop: waits for a notification (or
+/// [`shared::POLL_INTERVAL`]) and applies what other replicas recorded. A lost
+/// connection is retried every poll interval; the replica keeps serving.
+fn start_shared_sync(state: &AppState) -> Result<(), ServeError> {
+    let Some(db) = state.shared.clone() else { return Ok(()) };
+    let weak = Arc::downgrade(state);
+    std::thread::Builder::new()
+        .name("allot-shared-sync".to_string())
+        .spawn(move || {
+            let mut listener = None;
+            while let Some(state) = weak.upgrade() {
+                if listener.is_none() {
+                    listener = shared::Listener::new(&db).map_err(|e| eprintln!("allot serve: cannot listen for other replicas: {e}")).ok();
+                }
+                if let Err(e) = state.sync_shared() {
+                    eprintln!("allot serve: syncing with the other replicas: {e}");
+                }
+                drop(state);
+                match listener.as_mut().map(|l| l.wait(shared::POLL_INTERVAL)) {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        eprintln!("allot serve: notification connection lost ({e}); polling until it is back");
+                        listener = None;
+                        std::thread::sleep(shared::POLL_INTERVAL);
+                    }
+                    None => std::thread::sleep(shared::POLL_INTERVAL),
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|source| ServeError::Log { what: "the shared-state sync thread", source })
 }
 
 /// Ctrl-C or SIGTERM: in-flight requests finish, then the server stops.

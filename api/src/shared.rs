@@ -1,0 +1,255 @@
+//! The live state that replicas share, in PostgreSQL (`allot serve --database`):
+//! events, the plan index (activations), the audit log and the replicas'
+//! progress. Without `--database` the service keeps them in files in the plan
+//! store ([`crate::events`]); the in-memory state built from them is the same.
+//!
+//! How replicas stay in step:
+//! * **Events** are appended under a transaction-scoped advisory lock, so their
+//!   sequence numbers commit in order, and `pg_notify('allot_events')` wakes the
+//!   other replicas, which apply every event after the last one they applied, in
+//!   sequence order (so all replicas fold the same events in the same order). A
+//!   replica also polls every [`POLL_INTERVAL`], so a lost notification (a
+//!   dropped connection) delays an event by at most that much.
+//! * **Consent** changes are acknowledged only once every live replica (a
+//!   heartbeat within [`REPLICA_LIVENESS`]) reports it applied, or after
+//!   [`CONSENT_WAIT`], naming the replicas that have not: a withdrawal is then
+//!   in force everywhere before the caller hears it was recorded.
+//! * **Activation** appends to `allot_plan_activations` and notifies
+//!   `allot_plans`; every replica reloads the newest row's version.
+//! * **Acknowledged means committed**: PostgreSQL has made the event durable
+//!   before the replica answers 202, so killing a replica loses none.
+//!
+//! Migrations (`api/migrations/*.sql`) ship in the binary and are applied on
+//! start, once, under an advisory lock, recorded in `allot_schema_migrations`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use thiserror::Error;
+
+/// The schema, in order; each runs once, in a transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_live_state.sql"))];
+
+/// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
+const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
+const EVENT_LOCK: i64 = 0x616c_6c6f_7402;
+
+/// Notification channels.
+pub const EVENTS_CHANNEL: &str = "allot_events";
+/// Channel of plan activations.
+pub const PLANS_CHANNEL: &str = "allot_plans";
+
+/// How often a replica looks for new events and activations without a notification.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// A replica whose heartbeat is older than this is not waited for.
+pub const REPLICA_LIVENESS: Duration = Duration::from_secs(3);
+/// Longest a consent change waits for the other replicas to apply it.
+pub const CONSENT_WAIT: Duration = Duration::from_secs(2);
+
+/// Why the shared state could not be read or written.
+#[derive(Debug, Error)]
+pub enum SharedError {
+    /// PostgreSQL refused or failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A stored row does not parse.
+    #[error("a malformed row in {table}: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<SharedError> for std::io::Error {
+    fn from(e: SharedError) -> Self {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// One event as stored: its sequence number and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the shared order.
+    pub seq: i64,
+    /// The event, as the file log would hold it.
+    pub body: String,
+}
+
+/// A connection to the shared state, for one replica.
+pub struct SharedLive {
+    url: String,
+    replica: String,
+    client: Mutex<Client>,
+}
+
+impl std::fmt::Debug for SharedLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLive").field("replica", &self.replica).finish_non_exhaustive()
+    }
+}
+
+impl SharedLive {
+    /// Connects as replica `replica` and applies any pending migration.
+    pub fn connect(url: &str, replica: &str) -> Result<Self, SharedError> {
+        let mut client = Client::connect(url, NoTls)?;
+        migrate(&mut client)?;
+        Ok(SharedLive { url: url.to_string(), replica: replica.to_string(), client: Mutex::new(client) })
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// A second connection to the same database (for a thread of its own).
+    pub fn reconnect(&self) -> Result<Client, SharedError> {
+        Ok(Client::connect(&self.url, NoTls)?)
+    }
+
+    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends an event (durable when this returns); `Some(seq)` when new, `None`
+    /// when its id was recorded before (by any replica).
+    pub fn append_event(&self, event_id: &str, body: &str) -> Result<Option<i64>, SharedError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
+        let row = tx.query_opt(
+            "INSERT INTO allot_events (event_id, body, replica) VALUES ($1, CAST($2::text AS jsonb), $3)
+             ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+            &[&event_id, &body, &self.replica],
+        )?;
+        let seq: Option<i64> = row.map(|r| r.get(0));
+        if let Some(seq) = seq {
+            tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &seq.to_string()])?;
+        }
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Every event after `seq`, in order.
+    pub fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, SharedError> {
+        let rows = self.client().query("SELECT seq, body::text FROM allot_events WHERE seq > $1 ORDER BY seq", &[&seq])?;
+        Ok(rows.iter().map(|r| StoredEvent { seq: r.get(0), body: r.get(1) }).collect())
+    }
+
+    /// The active plan version and the activation's sequence number.
+    pub fn active_plan(&self) -> Result<Option<(i64, String)>, SharedError> {
+        let row = self.client().query_opt("SELECT seq, version FROM allot_plan_activations ORDER BY seq DESC LIMIT 1", &[])?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Records an activation of `version` and tells every replica.
+    pub fn activate(&self, version: &str, action: &str) -> Result<i64, SharedError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        let seq: i64 = tx
+            .query_one("INSERT INTO allot_plan_activations (version, action, replica) VALUES ($1, $2, $3) RETURNING seq", &[&version, &action, &self.replica])?
+            .get(0);
+        tx.execute("SELECT pg_notify($1, $2)", &[&PLANS_CHANNEL, &version])?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// The version active before the current one (what a rollback re-activates).
+    pub fn previous_plan(&self) -> Result<Option<String>, SharedError> {
+        let rows = self.client().query("SELECT version FROM allot_plan_activations ORDER BY seq DESC LIMIT 64", &[])?;
+        let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(versions.first().and_then(|current| versions.iter().find(|v| *v != current).cloned()))
+    }
+
+    /// Records that this replica has applied every event up to `applied_seq`.
+    pub fn heartbeat(&self, applied_seq: i64) -> Result<(), SharedError> {
+        self.client().execute(
+            "INSERT INTO allot_replicas (name, applied_seq, heartbeat_at) VALUES ($1, $2, now())
+             ON CONFLICT (name) DO UPDATE SET applied_seq = EXCLUDED.applied_seq, heartbeat_at = now()",
+            &[&self.replica, &applied_seq],
+        )?;
+        Ok(())
+    }
+
+    /// Waits until every other live replica has applied event `seq`, at most
+    /// `timeout`; returns the replicas that had not.
+    pub fn wait_applied(&self, seq: i64, timeout: Duration) -> Result<Vec<String>, SharedError> {
+        let started = Instant::now();
+        let liveness = format!("{} milliseconds", REPLICA_LIVENESS.as_millis());
+        loop {
+            let rows = self.client().query(
+                "SELECT name FROM allot_replicas
+                 WHERE name <> $1 AND applied_seq < $2 AND heartbeat_at > now() - CAST($3::text AS interval) ORDER BY name",
+                &[&self.replica, &seq, &liveness],
+            )?;
+            let pending: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            if pending.is_empty() || started.elapsed() >= timeout {
+                return Ok(pending);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Appends audit lines (JSON objects, one per decision).
+    pub fn append_audit(client: &mut Client, replica: &str, lines: &[&str]) -> Result<(), SharedError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        client.execute(
+            "INSERT INTO allot_audit (customer_id, body, replica)
+             SELECT CAST(line AS jsonb)->>'customer_id', CAST(line AS jsonb), $2 FROM unnest(CAST($1 AS text[])) AS line",
+            &[&lines, &replica],
+        )?;
+        Ok(())
+    }
+
+    /// Every audit line of one customer, oldest first.
+    pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, SharedError> {
+        let rows = self.client().query("SELECT body::text FROM allot_audit WHERE customer_id = $1 ORDER BY id", &[&customer_id])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// A connection listening for events and activations.
+pub struct Listener {
+    client: Client,
+}
+
+impl Listener {
+    /// Listens on both channels.
+    pub fn new(shared: &SharedLive) -> Result<Self, SharedError> {
+        let mut client = shared.reconnect()?;
+        client.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}; LISTEN {PLANS_CHANNEL};"))?;
+        Ok(Listener { client })
+    }
+
+    /// Waits for a notification, at most `timeout`; drains any others waiting.
+    /// `Ok(true)` when one came.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, SharedError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut notifications = self.client.notifications();
+        if notifications.timeout_iter(timeout).next()?.is_none() {
+            return Ok(false);
+        }
+        // `iter` does not block: it drains what has already arrived.
+        while notifications.iter().next()?.is_some() {}
+        Ok(true)
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<(), SharedError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS allot_schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")?;
+    for &(version, sql) in MIGRATIONS {
+        let done = tx.query_opt("SELECT 1 FROM allot_schema_migrations WHERE version = $1", &[&version])?.is_some();
+        if !done {
+            tx.batch_execute(sql)?;
+            tx.execute("INSERT INTO allot_schema_migrations (version) VALUES ($1)", &[&version])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
