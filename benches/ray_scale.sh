@@ -7,7 +7,8 @@
 #
 # Usage: benches/ray_scale.sh [CUSTOMERS ...]     (default: 1000000 5000000)
 # Env: BENCH_DIR (default /tmp/allot-bench), PARTITIONS (default: cores),
-#      GAP (default 1e-3). Starts a local Ray cluster and stops it. Not a test:
+#      GAP (default 1e-3), MAX_ITERATIONS (default: the solver's). Starts a local
+#      Ray cluster and stops it. Not a test:
 #      it asserts nothing about time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ sizes=("$@")
 work="${BENCH_DIR:-/tmp/allot-bench}"
 partitions="${PARTITIONS:-$(nproc)}"
 gap="${GAP:-1e-3}"
+limits=(--gap "$gap")
+[ -z "${MAX_ITERATIONS:-}" ] || limits+=(--max-iterations "$MAX_ITERATIONS")
 cache="${ALLOT_CACHE:-$HOME/.cache/allot}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 venv="$cache/venv"
@@ -33,7 +36,7 @@ raytmp=$(mktemp -d /tmp/allot-rb.XXXXXX)
 trap 'RAY_ADDRESS= "$venv/bin/ray" stop --force >/dev/null 2>&1; rm -rf "$raytmp"' EXIT
 "$venv/bin/ray" start --head --port "$port" --num-cpus "$partitions" --include-dashboard false --disable-usage-stats --temp-dir "$raytmp" >/dev/null 2>&1
 
-field() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+field() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], "-"))' "$1" "$2"; }
 peak() { grep -o 'peak_rss_mib[^,]*' "$1" 2>/dev/null || true; }
 
 printf '%-10s %-24s %10s %10s %6s %16s %s\n' customers solver build_s solve_s iters objective notes
@@ -45,7 +48,7 @@ for n in "${sizes[@]}"; do
     log="$work/ray-$solver-c$n.log"
     extra=()
     [ "$solver" = ray ] && extra=(--ray-address "127.0.0.1:$port" --partitions "$partitions")
-    /usr/bin/time -v "$bin" plan "$scenario" --solver "$solver" --gap "$gap" --store "$work/ray-store" --out "$out" --format parquet "${extra[@]}" \
+    /usr/bin/time -v "$bin" plan "$scenario" --solver "$solver" "${limits[@]}" --store "$work/ray-store" --out "$out" --format parquet "${extra[@]}" \
       >/dev/null 2>"$log"
     rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")
     notes="driver peak RSS ${rss} MiB"

@@ -220,9 +220,38 @@ enum PlansAction {
     /// Show one plan version's manifest and KPIs as JSON.
     Show { id: String },
     /// Make a plan version the active one.
-    Activate { id: String },
+    Activate {
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Re-activate the plan that was active before the current one.
-    Rollback,
+    Rollback {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct DatabaseArg {
+    /// Record the activation in the replicas' shared database (as `allot serve
+    /// --database` does), so every replica switches; without it, in the store.
+    #[arg(long, env = "ALLOT_DATABASE_URL")]
+    database: Option<String>,
+}
+
+impl DatabaseArg {
+    /// Activates `id` (`None`: rolls back) in the database, or in the store.
+    fn activate(&self, store: &PlanStore, id: Option<&str>) -> Result<allot_scenarios::store::Activation> {
+        Ok(match (&self.database, id) {
+            (Some(url), id) => {
+                let db = allot_api::SharedLive::connect(url, "allot-cli").context("connecting to the database")?;
+                allot_api::activate_shared(store, &db, id)?
+            }
+            (None, Some(id)) => store.activate(id)?,
+            (None, None) => store.rollback()?,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -638,12 +667,12 @@ fn plans(action: PlansAction, store: &Path) -> Result<()> {
             let value = serde_json::json!({ "manifest": store.manifest(&id)?, "kpis": store.kpis(&id)?, "active": store.active()?.as_deref() == Some(id.as_str()) });
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
-        PlansAction::Activate { id } => {
-            store.activate(&id)?;
+        PlansAction::Activate { id, database } => {
+            database.activate(&store, Some(&id))?;
             println!("plan {id} is active");
         }
-        PlansAction::Rollback => {
-            let a = store.rollback()?;
+        PlansAction::Rollback { database } => {
+            let a = database.activate(&store, None)?;
             println!("rolled back: plan {} is active", a.plan_id);
         }
     }

@@ -212,22 +212,13 @@ impl ServiceState {
     /// Makes `id` the active plan (`None`: the one before the current, a
     /// rollback), for every replica when the state is shared.
     fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ApiError> {
-        let Some(db) = &self.shared else {
-            return Ok(match id {
+        Ok(match &self.shared {
+            Some(db) => activate_shared(&self.store, db, id)?,
+            None => match id {
                 Some(id) => self.store.activate(id)?,
                 None => self.store.rollback()?,
-            });
-        };
-        let unavailable = |e: shared::SharedError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", e.to_string());
-        let (version, action) = match id {
-            Some(id) => {
-                self.store.manifest(id)?;
-                (id.to_string(), "activate")
-            }
-            None => (db.previous_plan().map_err(unavailable)?.ok_or(StoreError::NothingToRollBack("no earlier activation"))?, "rollback"),
-        };
-        db.activate(&version, action).map_err(unavailable)?;
-        Ok(allot_scenarios::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
+            },
+        })
     }
 
     /// Applies what other replicas recorded since the last look: their events
@@ -349,6 +340,41 @@ impl ServiceState {
 
 fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Why a shared activation failed.
+#[derive(Debug, Error)]
+pub enum ActivationError {
+    /// The version is not in the store, or there is nothing to roll back to.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database refused.
+    #[error(transparent)]
+    Database(#[from] shared::SharedError),
+}
+
+impl From<ActivationError> for ApiError {
+    fn from(e: ActivationError) -> Self {
+        match e {
+            ActivationError::Store(e) => e.into(),
+            ActivationError::Database(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", e.to_string()),
+        }
+    }
+}
+
+/// Makes `id` (`None`: the version active before the current one) the active
+/// plan of every replica sharing `db`; the version must be in `store`. For the
+/// service's routes and for `allot plans activate --database`.
+pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ActivationError> {
+    let (version, action) = match id {
+        Some(id) => {
+            store.manifest(id)?;
+            (id.to_string(), "activate")
+        }
+        None => (db.previous_plan()?.ok_or(StoreError::NothingToRollBack("no earlier activation in the database"))?, "rollback"),
+    };
+    db.activate(&version, action)?;
+    Ok(allot_scenarios::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
 }
 
 /// A JSON error with a stable shape and an HTTP status.

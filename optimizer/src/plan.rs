@@ -211,6 +211,9 @@ pub struct Kpis {
     pub solve_seconds: f64,
     /// Seconds building the model.
     pub build_seconds: f64,
+    /// Dual iterations (the decomposed solvers); absent for the exact one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
     /// Seconds loading the scenario (filled in by the caller that loaded it).
     pub load_seconds: f64,
     /// Model variables.
@@ -704,6 +707,7 @@ fn kpis(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[b
         bound: r.bound,
         solve_seconds: r.solve_seconds,
         build_seconds: r.build_seconds,
+        iterations: r.iterations,
         load_seconds: 0.0,
         variables: r.variables,
         constraints: r.constraints,
