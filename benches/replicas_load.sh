@@ -36,8 +36,8 @@ pids=()
 # shellcheck source=tests/scaleout/postgres.sh
 . tests/scaleout/postgres.sh
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pg_stop "$pgdir"; rm -rf "$pgdir"; }
-trap cleanup EXIT
-pg_start "$pgdir" 25532
+trap cleanup EXIT INT TERM
+pg_start "$pgdir" $((20000 + RANDOM % 20000))
 
 serve() {  # port [--database URL]
   "$bin" serve --store "$store" --keys "$keys" --addr "127.0.0.1:$1" "${@:2}" 2>>"$work/replicas-serve.log" & pids+=($!)
@@ -48,14 +48,15 @@ serve 25540
 serve 25541 --database "$database"
 serve 25542 --database "$database"
 
-load() {  # name connections port... -> summed "rps p99_ms errors" (p99: the worst)
-  local name=$1 conns=$2; shift 2
-  local i=0
+load() {  # name seconds connections port... -> summed "rps p99_ms errors" (p99: the worst)
+  local name=$1 seconds=$2 conns=$3; shift 3
+  local i=0 runs=()
   for port in "$@"; do
-    wrk -t1 -c"$conns" -d"$duration" --latency -s "$lua" "http://127.0.0.1:$port" >"$work/wrk-$name-$i.txt" &
+    wrk -t1 -c"$conns" -d"$seconds" --latency -s "$lua" "http://127.0.0.1:$port" >"$work/wrk-$name-$i.txt" &
+    runs+=($!)
     i=$((i + 1))
   done
-  wait  # a command substitution: its only children are these wrk runs
+  wait "${runs[@]}"
   local rps=0 p99=0 errors=0
   for f in "$work"/wrk-"$name"-*.txt; do
     read -r r _ q e < <(python3 benches/wrk_summary.py "$f")
@@ -66,15 +67,15 @@ load() {  # name connections port... -> summed "rps p99_ms errors" (p99: the wor
   echo "$rps $p99 $errors"
 }
 
-DURATION=3s load warm "$connections" 25540 >/dev/null
-DURATION=3s load warm "$connections" 25541 >/dev/null
+load warm 3s "$connections" 25540 >/dev/null
+load warm 3s "$connections" 25541 >/dev/null
 results=()
 for round in 1 2; do
-  results+=("file-$round $(load file "$connections" 25540)")
-  results+=("one-$round $(load one "$connections" 25541)")
-  results+=("two-$round $(load two $((connections / 2)) 25541 25542)")
+  results+=("file-$round $(load file "$duration" "$connections" 25540)")
+  results+=("one-$round $(load one "$duration" "$connections" 25541)")
+  results+=("two-$round $(load two "$duration" $((connections / 2)) 25541 25542)")
 done
-printf '%s\n' "${results[@]}" | python3 -c '
+printf '%s\n' "${results[@]}" | tee "$work/replicas-results.txt" | python3 -c '
 import sys
 rows = {}
 for line in sys.stdin:
@@ -85,7 +86,8 @@ labels = {"file": "one server, file store", "one": "one replica, PostgreSQL", "t
 for k in ("file", "one", "two"):
     rs = " / ".join(f"{r:,}" for r, _, _ in rows[k])
     print(f"{labels[k]:<28} {rs:>22} req/s   p99 {max(p for _, p, _ in rows[k]):.2f} ms   errors {sum(e for _, _, e in rows[k])}")
-print(f"two replicas / one replica   {mean(\"two\") / mean(\"one\"):.2f}")
-print(f"one replica / file store     {mean(\"one\") / mean(\"file\"):.2f}")
+two_over_one, one_over_file = mean("two") / mean("one"), mean("one") / mean("file")
+print(f"two replicas / one replica   {two_over_one:.2f}")
+print(f"one replica / file store     {one_over_file:.2f}")
 '
 echo "audit rows written: $(psql "$database" -Atc 'SELECT count(*) FROM allot_audit')"
