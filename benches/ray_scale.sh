@@ -7,6 +7,7 @@
 #
 # Usage: benches/ray_scale.sh [CUSTOMERS ...]     (default: 1000000 5000000)
 # Env: BENCH_DIR (default /tmp/allot-bench), PARTITIONS (default: cores),
+#      ACTOR_THREADS (kernel threads per actor, default 1),
 #      GAP (default 1e-3), MAX_ITERATIONS (default: the solver's). Starts a local
 #      Ray cluster and stops it. Not a test:
 #      it asserts nothing about time.
@@ -16,6 +17,7 @@ sizes=("$@")
 [ "${#sizes[@]}" -gt 0 ] || sizes=(1000000 5000000)
 work="${BENCH_DIR:-/tmp/allot-bench}"
 partitions="${PARTITIONS:-$(nproc)}"
+actor_threads="${ACTOR_THREADS:-1}"
 gap="${GAP:-1e-3}"
 limits=(--gap "$gap")
 [ -z "${MAX_ITERATIONS:-}" ] || limits+=(--max-iterations "$MAX_ITERATIONS")
@@ -34,7 +36,7 @@ export ALLOT_RAY_PYTHON="$venv/bin/python"
 port=$((20000 + RANDOM % 20000))
 raytmp=$(mktemp -d /tmp/allot-rb.XXXXXX)
 trap 'RAY_ADDRESS= "$venv/bin/ray" stop --force >/dev/null 2>&1; rm -rf "$raytmp"' EXIT
-"$venv/bin/ray" start --head --port "$port" --num-cpus "$partitions" --include-dashboard false --disable-usage-stats --temp-dir "$raytmp" >/dev/null 2>&1
+"$venv/bin/ray" start --head --port "$port" --num-cpus $((partitions * actor_threads)) --include-dashboard false --disable-usage-stats --temp-dir "$raytmp" >/dev/null 2>&1
 
 field() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], "-"))' "$1" "$2"; }
 peak() { grep -o 'peak_rss_mib[^,]*' "$1" 2>/dev/null || true; }
@@ -47,7 +49,7 @@ for n in "${sizes[@]}"; do
     out="$work/ray-out-$solver-c$n"
     log="$work/ray-$solver-c$n.log"
     extra=()
-    [ "$solver" = ray ] && extra=(--ray-address "127.0.0.1:$port" --partitions "$partitions")
+    [ "$solver" = ray ] && extra=(--ray-address "127.0.0.1:$port" --partitions "$partitions" --actor-threads "$actor_threads")
     /usr/bin/time -v "$bin" plan "$scenario" --solver "$solver" "${limits[@]}" --store "$work/ray-store" --out "$out" --format parquet "${extra[@]}" \
       >/dev/null 2>"$log"
     rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")

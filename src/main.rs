@@ -184,6 +184,9 @@ struct PlanArgs {
     /// `--solver ray`: Python interpreter with `ray` and the `allot_ray` package.
     #[arg(long, env = "ALLOT_RAY_PYTHON", default_value = "python3")]
     ray_python: PathBuf,
+    /// `--solver ray`: kernel threads per actor (the CPUs Ray reserves for each).
+    #[arg(long, default_value_t = 1)]
+    actor_threads: usize,
     /// `--solver ray`: directory for the partition files, readable by every Ray
     /// node [default: a temporary directory, enough on one machine].
     #[arg(long)]
@@ -564,6 +567,7 @@ fn solver_of(args: &PlanArgs) -> Result<Solver> {
                 partitions: args.partitions,
                 python: args.ray_python.clone(),
                 partitions_dir: args.partitions_dir.clone(),
+                actor_threads: args.actor_threads.max(1),
                 decomposed: decomposed_options(args),
             })
         }

@@ -27,6 +27,10 @@ pub struct RayOptions {
     /// Where the partition files go; every node must be able to read it (a
     /// shared filesystem on a real cluster). A temporary directory when `None`.
     pub partitions_dir: Option<PathBuf>,
+    /// Kernel threads per actor (CPUs Ray reserves for it): one actor per node
+    /// with the node's cores beats one actor per core, whose calls the driver
+    /// makes one by one (see ARCHITECTURE.md).
+    pub actor_threads: usize,
     /// The decomposition's stopping rules.
     pub decomposed: DecomposedOptions,
 }
@@ -93,6 +97,8 @@ impl RayCustomers {
             .arg(opts.partitions.to_string())
             .arg("--partitions-dir")
             .arg(dir)
+            .arg("--cpus-per-actor")
+            .arg(opts.actor_threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -125,7 +125,7 @@ def main():
     parser.add_argument("--address", required=True, help="Ray cluster address (e.g. 127.0.0.1:6379, or 'auto')")
     parser.add_argument("--partitions-dir", required=True, help="directory written by allot (partitions.json and part-NNNN files)")
     parser.add_argument("--partitions", type=int, required=True, help="number of partitions (one actor each)")
-    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs Ray reserves per actor")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs Ray reserves per actor (its kernel's threads)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one request's answers")
     args = parser.parse_args()
 
@@ -136,8 +136,13 @@ def main():
     try:
         ray.init(address=args.address, logging_level="ERROR", log_to_driver=False)
         directory = os.path.abspath(args.partitions_dir)
+        # Each actor's kernel runs rayon over its partition with as many threads
+        # as the CPUs Ray reserves for it.
+        threads = str(max(1, int(args.cpus_per_actor)))
+        runtime_env = {"env_vars": {"RAYON_NUM_THREADS": threads}}
         actors = [
-            PartitionActor.options(num_cpus=args.cpus_per_actor).remote(directory, i) for i in range(args.partitions)
+            PartitionActor.options(num_cpus=args.cpus_per_actor, runtime_env=runtime_env).remote(directory, i)
+            for i in range(args.partitions)
         ]
         described = gather([a.describe.remote() for a in actors], "loading its partition", args.timeout)
     except Exception as e:  # noqa: BLE001 - any failure here is reported to the driver

@@ -185,46 +185,84 @@ const CUSTOMERS_PER_PARTITION: usize = 8192;
 /// (and the order of the sums, hence the result, fixed).
 const REDUCE_BLOCKS: usize = 64;
 
+/// How one set of customers is cut for rayon: many small ranges for pricing,
+/// at most [`REDUCE_BLOCKS`] for the requests with large replies.
+#[derive(Debug, Clone)]
+struct Ranges {
+    price: Vec<Range<usize>>,
+    block: Vec<Range<usize>>,
+}
+
+impl Ranges {
+    fn new(customers: usize) -> Self {
+        let n = customers;
+        // At least one range, empty when there are no customers: every request
+        // gets a reply of the right shape.
+        let ranges = |size: usize| (0..n.div_ceil(size).max(1)).map(|i| (i * size).min(n)..((i + 1) * size).min(n)).collect::<Vec<_>>();
+        Ranges { price: ranges(CUSTOMERS_PER_PARTITION), block: ranges(n.div_ceil(REDUCE_BLOCKS).max(CUSTOMERS_PER_PARTITION)) }
+    }
+
+    /// Serves `request` over every range in parallel; replies in range order.
+    fn map(&self, input: &KernelInput, state: &mut PartitionState, request: &MapRequest) -> Vec<MapReply> {
+        let ranges = match request {
+            MapRequest::Price { .. } => &self.price,
+            _ => &self.block,
+        };
+        let starts = input.customer_start;
+        let slices = state.split(ranges.iter().map(|r| (starts[r.end] - starts[r.start]) as usize));
+        ranges
+            .par_iter()
+            .zip(slices)
+            .map_init(Scratch::default, |scratch, (range, state)| handle(input, range.clone(), state, scratch, request))
+            .collect()
+    }
+}
+
 /// The customers held in this process: the candidate arrays of the whole
 /// scenario, cut into ranges that rayon prices in parallel.
 pub struct LocalCustomers<'a> {
     input: KernelInput<'a>,
     state: PartitionState,
-    /// Ranges for pricing (many, small).
-    price_ranges: Vec<Range<usize>>,
-    /// Ranges for everything else (at most [`REDUCE_BLOCKS`]).
-    block_ranges: Vec<Range<usize>>,
+    ranges: Ranges,
 }
 
 impl<'a> LocalCustomers<'a> {
     /// All of `input`'s customers, with zeroed state.
     pub fn new(input: KernelInput<'a>) -> Self {
         let n = input.zone.len();
-        let cands = input.customer_start[n] as usize;
-        let ranges = |size: usize| (0..n.div_ceil(size)).map(|i| i * size..((i + 1) * size).min(n)).collect::<Vec<_>>();
-        LocalCustomers {
-            input,
-            state: PartitionState::new(cands),
-            price_ranges: ranges(CUSTOMERS_PER_PARTITION),
-            block_ranges: ranges(n.div_ceil(REDUCE_BLOCKS).max(CUSTOMERS_PER_PARTITION)),
-        }
+        let state = PartitionState::new(input.customer_start[n] as usize);
+        LocalCustomers { input, state, ranges: Ranges::new(n) }
     }
 }
 
 impl CustomerSide for LocalCustomers<'_> {
     fn map(&mut self, request: &MapRequest) -> Result<Vec<MapReply>, DecomposedError> {
-        let ranges = match request {
-            MapRequest::Price { .. } => &self.price_ranges,
-            _ => &self.block_ranges,
-        };
-        let starts = &self.input.customer_start;
-        let slices = self.state.split(ranges.iter().map(|r| (starts[r.end] - starts[r.start]) as usize));
-        let input = &self.input;
-        Ok(ranges
-            .par_iter()
-            .zip(slices)
-            .map_init(Scratch::default, |scratch, (range, state)| handle(input, range.clone(), state, scratch, request))
-            .collect())
+        Ok(self.ranges.map(&self.input, &mut self.state, request))
+    }
+}
+
+impl MapReply {
+    /// Merges the replies of consecutive ranges of one partition into the
+    /// partition's reply: sums add up, kept exposures concatenate in order.
+    fn merge(mut replies: Vec<MapReply>) -> MapReply {
+        let Some(mut merged) = (!replies.is_empty()).then(|| replies.remove(0)) else { return MapReply::Kept };
+        for reply in replies {
+            match (&mut merged, reply) {
+                (MapReply::Price(total), MapReply::Price(part)) => total.add(&part),
+                (MapReply::RepairCells { average, generous }, MapReply::RepairCells { average: a, generous: g }) => {
+                    average.iter_mut().zip(&a).for_each(|(t, s)| t.add(s));
+                    generous.iter_mut().zip(&g).for_each(|(t, s)| t.add(s));
+                }
+                (MapReply::OfferValues(total), MapReply::OfferValues(part)) => total.iter_mut().zip(&part).for_each(|(t, p)| *t += p),
+                (MapReply::Finish { customers, cap_price, x }, MapReply::Finish { customers: c, cap_price: p, x: v }) => {
+                    customers.extend(c);
+                    cap_price.extend(p);
+                    x.extend(v);
+                }
+                _ => {}
+            }
+        }
+        merged
     }
 }
 
@@ -300,18 +338,21 @@ impl OwnedPartition {
     }
 }
 
-/// A worker's partition with its state: serves encoded requests.
+/// A worker's partition with its state: serves encoded requests, with rayon
+/// over ranges of the partition (as many threads as the worker's pool has:
+/// `RAYON_NUM_THREADS` in a Ray actor).
 pub struct PartitionWorker {
     partition: OwnedPartition,
     state: PartitionState,
-    scratch: Scratch,
+    ranges: Ranges,
 }
 
 impl PartitionWorker {
     /// A worker for `partition`, with zeroed state.
     pub fn new(partition: OwnedPartition) -> Self {
         let state = PartitionState::new(partition.offer.len());
-        PartitionWorker { partition, state, scratch: Scratch::default() }
+        let ranges = Ranges::new(partition.customers.len());
+        PartitionWorker { partition, state, ranges }
     }
 
     /// Customers and candidates held.
@@ -323,8 +364,7 @@ impl PartitionWorker {
     /// indices in the reply made global.
     pub fn serve(&mut self, request: &MapRequest) -> MapReply {
         let input = self.partition.input();
-        let n = self.partition.customers.len();
-        let mut reply = handle(&input, 0..n, self.state.all(), &mut self.scratch, request);
+        let mut reply = MapReply::merge(self.ranges.map(&input, &mut self.state, request));
         if let MapReply::Finish { customers, .. } = &mut reply {
             for c in customers.iter_mut() {
                 *c = self.partition.customers[*c as usize];

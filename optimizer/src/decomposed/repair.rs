@@ -44,7 +44,7 @@ pub struct CellSums {
 }
 
 impl CellSums {
-    fn add(&mut self, other: &CellSums) {
+    pub(super) fn add(&mut self, other: &CellSums) {
         self.value += other.value;
         self.accepts += other.accepts;
         self.exposure += other.exposure;
