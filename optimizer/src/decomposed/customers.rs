@@ -115,7 +115,6 @@ impl PartitionState {
 /// of the customers' side, wherever they are held.
 pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, scratch: &mut Scratch, request: &MapRequest) -> MapReply {
     let first = input.customer_start[customers.start] as usize;
-    let candidates = first..input.customer_start[customers.end] as usize;
     match request {
         MapRequest::Price { prices, mix } => {
             let blend = mix.map(|mix| (&mut *state.average, mix));
@@ -163,7 +162,6 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
                     kernel::contact_cap_price(&mut buf, &reduced, input.cap[c])
                 })
                 .collect();
-            debug_assert_eq!(state.kept.len(), candidates.len());
             MapReply::Finish { customers: customers.map(|c| c as u32).collect(), cap_price, x: state.kept.to_vec() }
         }
     }
@@ -242,27 +240,39 @@ impl CustomerSide for LocalCustomers<'_> {
 }
 
 impl MapReply {
-    /// Merges the replies of consecutive ranges of one partition into the
-    /// partition's reply: sums add up, kept exposures concatenate in order.
-    fn merge(mut replies: Vec<MapReply>) -> MapReply {
-        let Some(mut merged) = (!replies.is_empty()).then(|| replies.remove(0)) else { return MapReply::Kept };
+    /// Merges the replies to one request into one: sums add up, in reply order
+    /// (so the result does not depend on scheduling), and kept exposures
+    /// concatenate. The driver reduces its partitions' replies with it, a
+    /// worker its ranges'. Replies of different kinds or sizes are an error.
+    pub fn merge(replies: Vec<MapReply>) -> Result<MapReply, DecomposedError> {
+        let mut replies = replies.into_iter();
+        let mut merged = replies.next().ok_or_else(|| DecomposedError::Workers("no partition answered".into()))?;
         for reply in replies {
             match (&mut merged, reply) {
-                (MapReply::Price(total), MapReply::Price(part)) => total.add(&part),
-                (MapReply::RepairCells { average, generous }, MapReply::RepairCells { average: a, generous: g }) => {
+                (MapReply::Price(total), MapReply::Price(part))
+                    if total.accepts.len() == part.accepts.len() && total.exposure.len() == part.exposure.len() =>
+                {
+                    total.add(&part)
+                }
+                (MapReply::RepairCells { average, generous }, MapReply::RepairCells { average: a, generous: g })
+                    if average.len() == a.len() && generous.len() == g.len() =>
+                {
                     average.iter_mut().zip(&a).for_each(|(t, s)| t.add(s));
                     generous.iter_mut().zip(&g).for_each(|(t, s)| t.add(s));
                 }
-                (MapReply::OfferValues(total), MapReply::OfferValues(part)) => total.iter_mut().zip(&part).for_each(|(t, p)| *t += p),
+                (MapReply::OfferValues(total), MapReply::OfferValues(part)) if total.len() == part.len() => {
+                    total.iter_mut().zip(&part).for_each(|(t, p)| *t += p)
+                }
                 (MapReply::Finish { customers, cap_price, x }, MapReply::Finish { customers: c, cap_price: p, x: v }) => {
                     customers.extend(c);
                     cap_price.extend(p);
                     x.extend(v);
                 }
-                _ => {}
+                (MapReply::Kept, MapReply::Kept) => {}
+                _ => return Err(DecomposedError::Workers("partitions answered one request with replies of different kinds or sizes".into())),
             }
         }
-        merged
+        Ok(merged)
     }
 }
 
@@ -362,22 +372,22 @@ impl PartitionWorker {
 
     /// Serves one request: [`handle`] over the whole partition, with customer
     /// indices in the reply made global.
-    pub fn serve(&mut self, request: &MapRequest) -> MapReply {
+    pub fn serve(&mut self, request: &MapRequest) -> Result<MapReply, DecomposedError> {
         let input = self.partition.input();
-        let mut reply = MapReply::merge(self.ranges.map(&input, &mut self.state, request));
+        let mut reply = MapReply::merge(self.ranges.map(&input, &mut self.state, request))?;
         if let MapReply::Finish { customers, .. } = &mut reply {
             for c in customers.iter_mut() {
                 *c = self.partition.customers[*c as usize];
             }
         }
-        reply
+        Ok(reply)
     }
 
     /// Decodes a request, serves it and encodes the reply: the whole job of a
     /// remote worker.
     pub fn serve_bytes(&mut self, request: &[u8]) -> Result<Vec<u8>, DecomposedError> {
         let request = decode::<MapRequest>(request)?;
-        encode(&self.serve(&request))
+        encode(&self.serve(&request)?)
     }
 }
 

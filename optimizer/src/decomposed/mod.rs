@@ -603,14 +603,10 @@ impl<'a> Context<'a> {
     fn price_all(&self, side: &mut dyn CustomerSide, prices: CellPrices, mix: Option<f64>) -> Result<PartitionSums, DecomposedError> {
         let cp = &self.coupling;
         let (cells, slots) = (self.problem.offers.len() * cp.zones, self.problem.offers.len() * cp.slots);
-        let mut total = PartitionSums::zeros(cells, slots);
-        for reply in side.map(&MapRequest::Price { prices, mix })? {
-            match reply {
-                MapReply::Price(sums) if sums.accepts.len() == cells && sums.exposure.len() == slots => total.add(&sums),
-                _ => return Err(DecomposedError::Workers("a partition answered a price request with another reply".into())),
-            }
+        match MapReply::merge(side.map(&MapRequest::Price { prices, mix })?)? {
+            MapReply::Price(sums) if sums.accepts.len() == cells && sums.exposure.len() == slots => Ok(sums),
+            _ => Err(DecomposedError::Workers("a partition answered a price request with another reply".into())),
         }
-        Ok(total)
     }
 
     /// Evaluates the dual at `nu`: gradient of the smoothed dual, unsmoothed bound.
@@ -772,10 +768,8 @@ fn run_phase(
         }
         let (plan, generous, scales) = repair::repair(ctx, side, &nu, epsilon)?;
         if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
-            for reply in side.map(&MapRequest::Keep { generous, scales })? {
-                if reply != MapReply::Kept {
-                    return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
-                }
+            if MapReply::merge(side.map(&MapRequest::Keep { generous, scales })?)? != MapReply::Kept {
+                return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
             }
             best = Some(plan);
         }
@@ -829,7 +823,7 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &De
     let in_pool = || {
         let attrs = CustomerAttributes::new(problem);
         let mut side = LocalCustomers::new(attrs.input(problem, cands));
-        solve_with(problem, network, cands, opts, &mut side)
+        solve_driver(problem, network, cands, &attrs, opts, &mut side)
     };
     match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -851,11 +845,22 @@ pub fn solve_with(
     opts: &DecomposedOptions,
     side: &mut dyn CustomerSide,
 ) -> Result<Allocation, DecomposedError> {
+    solve_driver(problem, network, cands, &CustomerAttributes::new(problem), opts, side)
+}
+
+/// The driver, with the customers' attributes computed once by the caller.
+fn solve_driver(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    attrs: &CustomerAttributes,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+) -> Result<Allocation, DecomposedError> {
     let started = Instant::now();
     let n_o = problem.offers.len();
     let mip = problem.is_mip();
-    let attrs = CustomerAttributes::new(problem);
-    let ctx = Context::new(problem, network, cands, &attrs, mip, vec![false; n_o]);
+    let ctx = Context::new(problem, network, cands, attrs, mip, vec![false; n_o]);
     let build_seconds = started.elapsed().as_secs_f64();
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
     // Several samples: their mean and each of them are candidates, and the one with
@@ -897,7 +902,7 @@ pub fn solve_with(
             offer_open[o] = rank < limit && net[o] > 0.0;
         }
         let closed: Vec<bool> = offer_open.iter().map(|o| !o).collect();
-        ctx_final = Context::new(problem, network, cands, &attrs, false, closed);
+        ctx_final = Context::new(problem, network, cands, attrs, false, closed);
         let mut nu = phase.nu.clone();
         nu.truncate(ctx_final.coupling.off.total);
         let mut restricted = run_phase(&ctx_final, side, Some(nu), phase.epsilon, opts, started)?;
@@ -938,14 +943,10 @@ pub fn solve_with(
 /// Net value of each offer's kept exposures at the given prices (value minus the
 /// resources they consume): how the MIP heuristic ranks custom offers.
 fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: usize) -> Result<Vec<f64>, DecomposedError> {
-    let mut net = vec![0.0; offers];
-    for reply in side.map(&MapRequest::OfferValues { prices })? {
-        match reply {
-            MapReply::OfferValues(part) if part.len() == offers => net.iter_mut().zip(&part).for_each(|(n, p)| *n += p),
-            _ => return Err(DecomposedError::Workers("a partition answered the offer values with another reply".into())),
-        }
+    match MapReply::merge(side.map(&MapRequest::OfferValues { prices })?)? {
+        MapReply::OfferValues(net) if net.len() == offers => Ok(net),
+        _ => Err(DecomposedError::Workers("a partition answered the offer values with another reply".into())),
     }
-    Ok(net)
 }
 
 /// Gathers the plan from the customers' side: every candidate's kept exposure and
@@ -954,8 +955,8 @@ fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: 
 fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -> Result<(Vec<f64>, Vec<f64>), DecomposedError> {
     let n = cands.customer_start.len() - 1;
     let mut x = vec![0.0; cands.len()];
-    let mut cap_price = vec![f64::NAN; n];
-    let mut answered = 0usize;
+    let mut cap_price = vec![0.0; n];
+    let mut answered = vec![false; n];
     for reply in side.map(&MapRequest::Finish { prices })? {
         let MapReply::Finish { customers, cap_price: part_price, x: part_x } = reply else {
             return Err(DecomposedError::Workers("a partition answered the plan request with another reply".into()));
@@ -963,25 +964,24 @@ fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -
         let mut at = 0usize;
         for (&c, &price) in customers.iter().zip(&part_price) {
             let c = c as usize;
-            let range = cands.customer_start.get(c).zip(cands.customer_start.get(c + 1));
-            let (Some((&lo, &hi)), false) = (range, cap_price.get(c).is_none_or(|p| !p.is_nan())) else {
+            if c >= n || std::mem::replace(&mut answered[c], true) {
                 return Err(DecomposedError::Workers(format!("customer {c} was answered for twice or does not exist")));
-            };
-            let (lo, hi) = (lo as usize, hi as usize);
+            }
+            let (lo, hi) = (cands.customer_start[c] as usize, cands.customer_start[c + 1] as usize);
             let Some(values) = part_x.get(at..at + hi - lo) else {
                 return Err(DecomposedError::Workers(format!("a partition sent too few exposures (customer {c})")));
             };
             x[lo..hi].copy_from_slice(values);
             cap_price[c] = price;
             at += hi - lo;
-            answered += 1;
         }
         if at != part_x.len() || customers.len() != part_price.len() {
             return Err(DecomposedError::Workers("a partition sent more exposures than its customers have candidates".into()));
         }
     }
-    if answered != n {
-        return Err(DecomposedError::Workers(format!("{} of {n} customers were not answered for", n - answered)));
+    let missing = answered.iter().filter(|a| !**a).count();
+    if missing > 0 {
+        return Err(DecomposedError::Workers(format!("{missing} of {n} customers were not answered for")));
     }
     Ok((x, cap_price))
 }

@@ -139,20 +139,11 @@ pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usi
 pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<(Repaired, bool, Vec<f64>), DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let n_cells = ctx.problem.offers.len() * ctx.coupling.zones * ctx.coupling.slots * BANDS;
-    let (mut average, mut generous) = (vec![CellSums::default(); n_cells], vec![CellSums::default(); n_cells]);
-    for reply in side.map(&MapRequest::RepairCells { prices })? {
-        let MapReply::RepairCells { average: a, generous: g } = reply else {
-            return Err(DecomposedError::Workers("a partition answered the repair with another reply".into()));
-        };
-        if a.len() != n_cells || g.len() != n_cells {
-            return Err(DecomposedError::Workers(format!("a partition sent {} cells where {n_cells} were expected", a.len())));
-        }
-        for (t, s) in average.iter_mut().zip(&a) {
-            t.add(s);
-        }
-        for (t, s) in generous.iter_mut().zip(&g) {
-            t.add(s);
-        }
+    let MapReply::RepairCells { average, generous } = MapReply::merge(side.map(&MapRequest::RepairCells { prices })?)? else {
+        return Err(DecomposedError::Workers("a partition answered the repair with another reply".into()));
+    };
+    if average.len() != n_cells || generous.len() != n_cells {
+        return Err(DecomposedError::Workers(format!("the partitions sent {} cells where {n_cells} were expected", average.len())));
     }
     let (a, a_scales) = master(ctx, &average)?;
     let (b, b_scales) = master(ctx, &generous)?;
