@@ -530,7 +530,7 @@ fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &Solver,
         p.warehouses.len(),
         if p.is_mip() { "MIP" } else { "LP" }
     ));
-    let (_, alloc, plan) = match solver {
+    let (cands, alloc, plan) = match solver {
         Solver::Local(choice) => allot_optimizer::plan(p, choice)?,
         Solver::Ray(opts) => ray::plan(p, opts, log)?,
     };
@@ -540,7 +540,7 @@ fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &Solver,
     let t = Instant::now();
     write_plan_outputs(out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
     allot_scenarios::demand_plan::write_demand_plan(out, &scenario, &plan, format).context("writing the demand plan")?;
-    allot_scenarios::whatif::write_marginal_values(out, &allot_scenarios::whatif::marginal_values(p, &alloc.prices)).context("writing the marginal values")?;
+    allot_scenarios::whatif::write_marginal_values(out, &allot_scenarios::whatif::marginal_values(p, &cands, &alloc.prices)).context("writing the marginal values")?;
     if scenario.demand_forecast.is_some() || scenario.uptake_report.is_some() {
         let dir = out.join("forecast");
         allot_scenarios::forecast_output::write_forecasts(&dir, &scenario).context("writing the forecasts")?;

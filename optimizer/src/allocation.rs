@@ -77,6 +77,10 @@ pub struct ShadowPrices {
     pub delivery: Vec<f64>,
     /// Exposure parity, per (offer, lower group g, reference group h).
     pub fairness: Vec<FairnessPrice>,
+    /// Families beyond the standard ones (see [`crate::families`]): row prices
+    /// by family name, in the family's row order.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub families: std::collections::BTreeMap<String, Vec<f64>>,
 }
 
 /// Shadow price of one fairness row `rate(g) >= ratio * rate(h)` of one offer.

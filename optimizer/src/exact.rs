@@ -9,17 +9,17 @@
 //! (customer, offer) order, then shipments by (zone, SKU, lane), then unmet
 //! baseline, then fairness rates, then custom-offer binaries.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use good_lp::solvers::highs::{highs, HighsProblem};
-use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
-use highs::HighsModelStatus;
-use thiserror::Error;
 
-use crate::allocation::{Allocation, FairnessPrice, Flow, ShadowPrices, SolveReport, SolveStatus};
+use crate::lp_backend::{self, Settings, Solved};
+use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
+
+use crate::allocation::{Allocation, Flow, ShadowPrices, SolveReport};
 use crate::candidates::{Candidates, Network};
-use crate::model::{LaneIx, OfferIx, Problem, SkuIx, WarehouseIx, ZoneIx};
+use crate::families::{no_extra, CustomLimitMode, ExactColumn, ExtraFamilies, Layout, Scope, Sense};
+use crate::model::{LaneIx, Problem, SkuIx};
 
 /// Knobs of the exact solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,53 +43,31 @@ impl Default for ExactOptions {
     }
 }
 
-/// Why the exact solver returned no plan.
-#[derive(Debug, Error)]
-pub enum SolveError {
-    /// The constraints admit no solution (should not happen: x = 0, u = b is feasible).
-    #[error("the model is infeasible")]
-    Infeasible,
-    /// The objective is unbounded (a malformed model).
-    #[error("the model is unbounded")]
-    Unbounded,
-    /// The time limit passed before any feasible solution was found.
-    #[error("no feasible solution was found within the time limit")]
-    NoSolution,
-    /// HiGHS reported an error.
-    #[error("HiGHS failed: {0}")]
-    Highs(String),
-}
+pub use crate::lp_backend::SolveError;
 
 /// What one row of the model constrains; index = HiGHS row index.
 #[derive(Debug, Clone, Copy)]
 enum Row {
     ContactCap(u32),
-    ZoneBalance(ZoneIx, SkuIx),
-    Stock(WarehouseIx, SkuIx),
-    LaneCapacity(LaneIx),
-    Budget,
-    Redemptions(OfferIx),
-    Delivery(ZoneIx),
-    Fairness { offer: OfferIx, group: u32, reference: u32 },
-    FairnessRate,
-    CustomLink,
-    CustomLimit,
+    /// A coupling family's row (global row of the [`Layout`]).
+    Family(usize),
+    /// A row a family adds for its own columns (no price of its own).
+    Auxiliary,
 }
 
 /// A model ready for HiGHS, with the maps back to the spec's variables.
 struct BuiltModel {
     problem: HighsProblem,
-    rows: Vec<Row>,
-    flow_keys: Vec<(LaneIx, SkuIx)>,
-    unmet_rows: Vec<usize>,
-    custom_offers: Vec<OfferIx>,
-    variables: usize,
+    maps: ModelMaps,
 }
 
 /// Custom offers fixed open or closed (the LP re-solve after the MIP).
 type FixedCustom<'a> = Option<&'a [bool]>;
 
-fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedCustom) -> BuiltModel {
+fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedCustom, extra: &ExtraFamilies) -> BuiltModel {
+    let mode = if fixed.is_some() { CustomLimitMode::Off } else { CustomLimitMode::Binaries };
+    let scope = Scope::new(problem, network, cands, mode);
+    let layout = Layout::new(&scope, extra(&scope));
     let mut vars = ProblemVariables::new();
     let mut objective = Expression::with_capacity(cands.len() + 1024);
 
@@ -102,74 +80,71 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             v
         })
         .collect();
-
-    // Zone-balance rows: one per (zone, SKU) with baseline or offer demand.
-    let mut demand: BTreeMap<(ZoneIx, SkuIx), Expression> = BTreeMap::new();
-    let mut baseline_units: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
-    for b in &problem.baseline {
-        if b.units > 0.0 {
-            *baseline_units.entry((b.zone, b.sku)).or_default() += b.units;
-            demand.entry((b.zone, b.sku)).or_default();
-        }
-    }
-    for k in 0..cands.len() {
-        let zone = problem.customers.zone[cands.customer[k] as usize];
-        for item in &problem.offers[cands.offer[k] as usize].items {
-            demand.entry((zone, item.sku)).or_default().add_mul(-item.qty * cands.p[k], x[k]);
-        }
-    }
-
-    // f[w,z,s]: usable lanes from warehouses that list the SKU.
-    let mut flow_keys = Vec::new();
-    let mut stock_rows: BTreeMap<(WarehouseIx, SkuIx), Expression> = BTreeMap::new();
-    let mut lane_rows: BTreeMap<LaneIx, Expression> = BTreeMap::new();
-    for (&(zone, sku), expr) in demand.iter_mut() {
-        for &l in &network.lanes_into_zone[zone as usize] {
-            let lane = &problem.lanes[l as usize];
-            if !network.stock_index.contains_key(&(lane.warehouse, sku)) {
-                continue;
-            }
-            let f = vars.add(variable().min(0.0));
-            objective.add_mul(-lane.cost_per_unit, f);
-            expr.add_mul(1.0, f);
-            stock_rows.entry((lane.warehouse, sku)).or_default().add_mul(1.0, f);
-            if lane.capacity.is_some() {
-                lane_rows.entry(l).or_default().add_mul(1.0, f);
-            }
-            flow_keys.push((l, sku));
-        }
-    }
-
-    // u[z,s] in [0, b]: one per baseline row, added to its zone balance.
-    let mut unmet_rows = Vec::new();
+    // f[lane, sku]: one per arc of the network.
+    let flows: Vec<Variable> = layout
+        .arcs
+        .iter()
+        .map(|a| {
+            let v = vars.add(variable().min(0.0));
+            objective.add_mul(-a.cost, v);
+            v
+        })
+        .collect();
+    // u in [0, b]: one per baseline row.
+    let mut unmet = Vec::new();
     for (i, b) in problem.baseline.iter().enumerate() {
         if b.units > 0.0 {
             let u = vars.add(variable().min(0.0).max(b.units));
             objective.add_mul(-problem.policy.unmet_baseline_penalty, u);
-            demand.get_mut(&(b.zone, b.sku)).expect("baseline key").add_mul(1.0, u);
-            unmet_rows.push(i);
+            unmet.push((i, layout.balance.row_of[&(b.zone, b.sku)], u));
+        }
+    }
+    // The families' own columns (the custom-offer binaries of the MIP).
+    let mut family_columns = Vec::new();
+    let mut own: Vec<Vec<Variable>> = Vec::new();
+    for (i, (_, family)) in layout.families().enumerate() {
+        let columns = family.exact_columns(problem, cands);
+        let first = vars.len();
+        own.push(columns.iter().map(|c| match c {
+            ExactColumn::Binary => vars.add(variable().binary()),
+        }).collect());
+        if !columns.is_empty() {
+            family_columns.push((i, first, columns.len()));
         }
     }
 
-    // y[o] for custom offers, only in the MIP.
-    let n_per_offer = cands.count_per_offer(problem);
-    let custom_offers: Vec<OfferIx> = match (problem.policy.max_custom_offers, fixed) {
-        (Some(_), None) => (0..problem.offers.len() as u32)
-            .filter(|&o| problem.offers[o as usize].custom && n_per_offer[o as usize] > 0)
-            .collect(),
-        _ => Vec::new(),
-    };
-    // r[o,g]: the mean exposure of group g's candidates of fair offer o (fairness rows
-    // then compare two rates, instead of repeating both groups' candidates).
-    let fairness = match problem.policy.fairness_min_ratio {
-        Some(_) => cands.fairness_groups(problem),
-        None => Vec::new(),
-    };
-    let rates: Vec<Vec<Variable>> = fairness
-        .iter()
-        .map(|fg| fg.groups.iter().map(|_| vars.add(variable().min(0.0).max(1.0))).collect())
-        .collect();
-    let y: Vec<Variable> = custom_offers.iter().map(|_| vars.add(variable().binary())).collect();
+    // Every family's rows from its coefficients by cell, then the network's columns.
+    let mut rows_expr: Vec<Expression> = (0..layout.total()).map(|_| Expression::default()).collect();
+    let mut used = vec![false; layout.total()];
+    let groups = problem.groups.len();
+    for (k, &xk) in x.iter().enumerate() {
+        let c = cands.customer[k] as usize;
+        let o = cands.offer[k] as usize;
+        let zone = problem.customers.zone[c] as usize;
+        let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
+        for (r, a) in layout.accept_coefs(o * layout.zones + zone) {
+            rows_expr[r].add_mul(a * cands.p[k], xk);
+            used[r] = true;
+        }
+        for (r, a) in layout.exposure_coefs(o * layout.slots + slot) {
+            rows_expr[r].add_mul(a, xk);
+            used[r] = true;
+        }
+    }
+    for (a, &f) in layout.arcs.iter().zip(&flows) {
+        rows_expr[a.balance].add_mul(-1.0, f);
+        rows_expr[a.stock].add_mul(1.0, f);
+        used[a.balance] = true;
+        used[a.stock] = true;
+        if let Some(l) = a.lane_row {
+            rows_expr[l].add_mul(1.0, f);
+            used[l] = true;
+        }
+    }
+    for &(_, row, u) in &unmet {
+        rows_expr[row].add_mul(-1.0, u);
+        used[row] = true;
+    }
 
     let variables = vars.len();
     let mut model = vars.maximise(objective).using(highs);
@@ -179,7 +154,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
         rows.push(row);
     };
 
-    // 1. contact cap (only where it can bind).
+    // Contact cap (only where it can bind).
     for c in 0..problem.customers.len() as u32 {
         let range = cands.of_customer(c);
         if let Some(cap) = problem.customers.max_offers[c as usize] {
@@ -189,173 +164,50 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             }
         }
     }
-    // 2. zone balance.
-    for ((zone, sku), e) in demand {
-        let b = baseline_units.get(&(zone, sku)).copied().unwrap_or(0.0);
-        add(&mut model, Row::ZoneBalance(zone, sku), e.eq(b));
-    }
-    // 3. stock.
-    for ((w, s), e) in stock_rows {
-        let avail = problem.stock[network.stock_index[&(w, s)]].available();
-        add(&mut model, Row::Stock(w, s), e.leq(avail));
-    }
-    // 4. lane capacity.
-    for (l, e) in lane_rows {
-        let cap = problem.lanes[l as usize].capacity.expect("capacitated lane");
-        add(&mut model, Row::LaneCapacity(l), e.leq(cap));
-    }
-    // 5. budget.
-    if let Some(budget) = problem.policy.budget {
-        let mut e = Expression::with_capacity(cands.len());
-        for k in 0..cands.len() {
-            let cost = problem.offers[cands.offer[k] as usize].discount_cost;
-            if cost != 0.0 {
-                e.add_mul(cost * cands.p[k], x[k]);
+    // The coupling families, in layout order.
+    let mut exprs = rows_expr.into_iter();
+    for (i, (at, family)) in layout.families().enumerate() {
+        let generic = family.exact_generic_rows();
+        for r in 0..family.rows() {
+            let e = exprs.next().expect("one expression per row");
+            let rhs = family.rhs(r);
+            if !generic || !used[at + r] || !rhs.is_finite() {
+                continue;
             }
+            let c = match family.sense() {
+                Sense::Eq => e.eq(rhs),
+                Sense::Le => e.leq(rhs),
+            };
+            add(&mut model, Row::Family(at + r), c);
         }
-        add(&mut model, Row::Budget, e.leq(budget));
-    }
-    // 6. redemptions and 7. delivery capacity.
-    let mut redemption_rows: BTreeMap<OfferIx, Expression> = BTreeMap::new();
-    let mut delivery_rows: BTreeMap<ZoneIx, Expression> = BTreeMap::new();
-    for k in 0..cands.len() {
-        let o = cands.offer[k];
-        if problem.offers[o as usize].max_redemptions.is_some() {
-            redemption_rows.entry(o).or_default().add_mul(cands.p[k], x[k]);
-        }
-        let z = problem.customers.zone[cands.customer[k] as usize];
-        if problem.zones[z as usize].delivery_capacity.is_some() {
-            delivery_rows.entry(z).or_default().add_mul(cands.p[k], x[k]);
-        }
-    }
-    for (o, e) in redemption_rows {
-        let cap = problem.offers[o as usize].max_redemptions.expect("capped offer");
-        add(&mut model, Row::Redemptions(o), e.leq(cap));
-    }
-    for (z, e) in delivery_rows {
-        let cap = problem.zones[z as usize].delivery_capacity.expect("capped zone");
-        add(&mut model, Row::Delivery(z), e.leq(cap));
-    }
-    // 8. fairness: r[o,g] = mean exposure of g, and r[o,g] >= ratio * r[o,h] for every
-    // ordered pair of groups: the spec's rows, with O(candidates) nonzeros in all.
-    if let Some(ratio) = problem.policy.fairness_min_ratio {
-        for (fg, r) in fairness.iter().zip(&rates) {
-            for ((_, members), &rate) in fg.groups.iter().zip(r) {
-                let mut e = Expression::with_capacity(members.len() + 1);
-                for &k in members {
-                    e.add_mul(1.0 / members.len() as f64, x[k as usize]);
-                }
-                e.add_mul(-1.0, rate);
-                add(&mut model, Row::FairnessRate, e.eq(0.0));
+        for row in family.exact_rows(problem, cands) {
+            let mut e = Expression::with_capacity(row.exposures.len() + row.own.len());
+            for &(k, a) in &row.exposures {
+                e.add_mul(a, x[k]);
             }
-            for (i, (g, _)) in fg.groups.iter().enumerate() {
-                for (j, (h, _)) in fg.groups.iter().enumerate() {
-                    if i != j {
-                        let row = Row::Fairness { offer: fg.offer, group: *g, reference: *h };
-                        add(&mut model, row, (r[i] - ratio * r[j]).geq(0.0));
-                    }
-                }
+            for &(j, a) in &row.own {
+                e.add_mul(a, own[i][j]);
             }
+            add(&mut model, Row::Auxiliary, e.leq(row.rhs));
         }
-    }
-    // 9. SKU proliferation.
-    if let (Some(limit), false) = (problem.policy.max_custom_offers, custom_offers.is_empty()) {
-        let mut by_offer: HashMap<OfferIx, Expression> = HashMap::new();
-        for k in 0..cands.len() {
-            if problem.offers[cands.offer[k] as usize].custom {
-                by_offer.entry(cands.offer[k]).or_default().add_mul(1.0, x[k]);
-            }
-        }
-        for (i, &o) in custom_offers.iter().enumerate() {
-            let mut e = by_offer.remove(&o).unwrap_or_default();
-            e.add_mul(-(n_per_offer[o as usize] as f64), y[i]);
-            add(&mut model, Row::CustomLink, e.leq(0.0));
-        }
-        let e: Expression = y.iter().copied().sum();
-        add(&mut model, Row::CustomLimit, e.leq(limit as f64));
     }
 
-    BuiltModel { problem: model, rows, flow_keys, unmet_rows, custom_offers, variables }
+    let flow_keys = layout.arcs.iter().map(|a| (a.lane, a.sku)).collect();
+    let unmet_rows = unmet.iter().map(|&(i, _, _)| i).collect();
+    BuiltModel { problem: model, maps: ModelMaps { rows, flow_keys, unmet_rows, family_columns, variables, layout } }
 }
 
-/// The raw result of one HiGHS run.
-struct RawSolution {
-    status: SolveStatus,
-    objective: f64,
-    bound: f64,
-    columns: Vec<f64>,
-    row_duals: Vec<f64>,
-    seconds: f64,
-}
-
-fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) -> Result<(RawSolution, ModelMaps), SolveError> {
-    let BuiltModel { problem, rows, flow_keys, unmet_rows, custom_offers, variables } = built;
-    let is_mip = !custom_offers.is_empty();
-    let mut model = problem.into_inner();
-    if opts.verbose {
-        set(&mut model, "output_flag", true)?;
-        set(&mut model, "log_to_console", true)?;
-    } else {
-        model.make_quiet();
-    }
-    if let Some(t) = opts.threads {
-        set(&mut model, "threads", t as i32)?;
-    }
-    if let Some(t) = time_limit {
-        set(&mut model, "time_limit", t.max(0.01))?;
-    }
-    if is_mip {
-        set(&mut model, "mip_rel_gap", opts.mip_rel_gap)?;
-    }
-    for (key, value) in &opts.highs_options {
-        set_any(&mut model, key, value)?;
-    }
-    let maps = ModelMaps { rows, flow_keys, unmet_rows, custom_offers, variables };
-    if variables == 0 {
-        // Nothing to decide (no candidate, no baseline): the optimum is 0 and every row is slack.
-        let raw = RawSolution {
-            status: SolveStatus::Optimal,
-            objective: 0.0,
-            bound: 0.0,
-            columns: Vec::new(),
-            row_duals: vec![0.0; maps.rows.len()],
-            seconds: 0.0,
-        };
-        return Ok((raw, maps));
-    }
-    let start = Instant::now();
-    let solved = model.try_solve().map_err(|e| SolveError::Highs(format!("{e:?}")))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let status = match solved.status() {
-        HighsModelStatus::Optimal => SolveStatus::Optimal,
-        HighsModelStatus::Infeasible => return Err(SolveError::Infeasible),
-        HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => {
-            return Err(SolveError::Unbounded)
-        }
-        HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
-        other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
+fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) -> Result<(Solved, ModelMaps), SolveError> {
+    let BuiltModel { problem, maps } = built;
+    let settings = Settings {
+        threads: opts.threads,
+        time_limit,
+        mip_rel_gap: (!maps.family_columns.is_empty()).then_some(opts.mip_rel_gap),
+        verbose: opts.verbose,
+        options: &opts.highs_options,
     };
-    if solved.primal_solution_status() != highs::HighsSolutionStatus::Feasible {
-        return Err(SolveError::NoSolution);
-    }
-    let objective = solved.objective_value();
-    let bound = if is_mip {
-        solved.double_info_value(c"mip_dual_bound").unwrap_or(f64::INFINITY)
-    } else if status == SolveStatus::Optimal {
-        objective
-    } else {
-        f64::INFINITY
-    };
-    let solution = solved.get_solution();
-    let raw = RawSolution {
-        status,
-        objective,
-        bound,
-        columns: solution.columns().to_vec(),
-        row_duals: solution.dual_rows().to_vec(),
-        seconds,
-    };
-    Ok((raw, maps))
+    let solved = lp_backend::run(problem, maps.variables, maps.rows.len(), &settings)?;
+    Ok((solved, maps))
 }
 
 /// Relative gap of a maximisation: `(bound - objective) / max(1, |objective|)`.
@@ -369,30 +221,14 @@ pub fn relative_gap(objective: f64, bound: f64) -> f64 {
     }
 }
 
-fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V) -> Result<(), SolveError> {
-    model.try_set_option(key, value).map_err(|e| SolveError::Highs(format!("option {key}: {e:?}")))
-}
-
-/// Sets an option given as text, trying the types HiGHS options can have.
-fn set_any(model: &mut highs::Model, key: &str, value: &str) -> Result<(), SolveError> {
-    // Text last: HiGHS has text options whose values look like booleans (`presolve=on`).
-    let ok = value.parse::<bool>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
-        || value.parse::<i32>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
-        || value.parse::<f64>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
-        || model.try_set_option(key, value).is_ok();
-    if ok {
-        Ok(())
-    } else {
-        Err(SolveError::Highs(format!("HiGHS rejected option {key}={value}")))
-    }
-}
-
 struct ModelMaps {
     rows: Vec<Row>,
     flow_keys: Vec<(LaneIx, SkuIx)>,
     unmet_rows: Vec<usize>,
-    custom_offers: Vec<OfferIx>,
+    /// (family index in layout order, first column, number of columns) of the families' own columns.
+    family_columns: Vec<(usize, usize, usize)>,
     variables: usize,
+    layout: Layout,
 }
 
 /// Solves the spec's model exactly.
@@ -400,28 +236,41 @@ struct ModelMaps {
 /// Returns the optimal allocation with shadow prices; with a time limit, the
 /// best feasible one found and its proven bound.
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions) -> Result<Allocation, SolveError> {
+    solve_with_families(problem, network, cands, opts, &no_extra)
+}
+
+/// [`solve`] with coupling families beyond the standard ones.
+pub fn solve_with_families(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    opts: &ExactOptions,
+    extra: &ExtraFamilies,
+) -> Result<Allocation, SolveError> {
     let started = Instant::now();
     let remaining = |t: Option<f64>| t.map(|t| t - started.elapsed().as_secs_f64());
 
     let t0 = Instant::now();
-    let built = build(problem, network, cands, None);
+    let built = build(problem, network, cands, None, extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
-    let constraints = built.rows.len();
+    let constraints = built.maps.rows.len();
     let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit))?;
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;
 
-    // A MIP: fix the custom-offer binaries and re-solve as an LP for duals.
+    // A MIP: fix the families' binaries (the open custom offers) and re-solve as an LP for duals.
     let mut offer_open = vec![true; problem.offers.len()];
-    let (lp, lp_maps, mip) = if maps.custom_offers.is_empty() {
+    let (lp, lp_maps, mip) = if maps.family_columns.is_empty() {
         (raw, maps, None)
     } else {
-        let first_y = maps.variables - maps.custom_offers.len();
-        for (i, &o) in maps.custom_offers.iter().enumerate() {
-            offer_open[o as usize] = raw.columns[first_y + i] > 0.5;
+        let families: Vec<_> = maps.layout.families().collect();
+        for &(i, first, n) in &maps.family_columns {
+            for (o, open) in families[i].1.open_offers(&raw.columns[first..first + n]) {
+                offer_open[o as usize] = open;
+            }
         }
         let t1 = Instant::now();
-        let fixed = build(problem, network, cands, Some(&offer_open));
+        let fixed = build(problem, network, cands, Some(&offer_open), extra);
         build_seconds += t1.elapsed().as_secs_f64();
         let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)))?;
         solve_seconds += lp.seconds;
@@ -441,7 +290,7 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &Ex
     for (i, &row) in lp_maps.unmet_rows.iter().enumerate() {
         unmet[row] = lp.columns[first_u + i].max(0.0);
     }
-    let prices = shadow_prices(problem, &lp_maps.rows, &lp.row_duals);
+    let prices = shadow_prices(problem, &lp_maps, &lp.row_duals);
     let (status, bound) = match mip {
         Some((status, bound)) => (status, bound.max(lp.objective)),
         None => (lp.status, lp.bound),
@@ -464,35 +313,18 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &Ex
 
 /// Converts HiGHS row duals into [`ShadowPrices`].
 ///
-/// HiGHS reports `d(objective)/d(rhs)` for a maximisation; each family's price is
-/// the objective lost per unit of tightening, so `<=` rows keep the sign and the
-/// zone balance (`= demand`) and fairness (`>=`) rows flip it.
-fn shadow_prices(problem: &Problem, rows: &[Row], duals: &[f64]) -> ShadowPrices {
-    let mut p = ShadowPrices {
-        contact_cap: vec![0.0; problem.customers.len()],
-        lane_capacity: vec![0.0; problem.lanes.len()],
-        redemptions: vec![0.0; problem.offers.len()],
-        delivery: vec![0.0; problem.zones.len()],
-        ..ShadowPrices::default()
-    };
-    for (row, &d) in rows.iter().zip(duals) {
+/// HiGHS reports `d(objective)/d(rhs)` for a maximisation. Every row is written
+/// as `A x <= rhs` (or `=`), so the dual is the objective lost per unit of
+/// tightening as it stands; the families store it.
+fn shadow_prices(problem: &Problem, maps: &ModelMaps, duals: &[f64]) -> ShadowPrices {
+    let mut contact_cap = vec![0.0; problem.customers.len()];
+    let mut prices = vec![0.0; maps.layout.total()];
+    for (row, &d) in maps.rows.iter().zip(duals) {
         match *row {
-            Row::ContactCap(c) => p.contact_cap[c as usize] = d,
-            Row::ZoneBalance(z, s) => {
-                p.bid_price.insert((z, s), -d);
-            }
-            Row::Stock(w, s) => {
-                p.stock.insert((w, s), d);
-            }
-            Row::LaneCapacity(l) => p.lane_capacity[l as usize] = d,
-            Row::Budget => p.budget = d,
-            Row::Redemptions(o) => p.redemptions[o as usize] = d,
-            Row::Delivery(z) => p.delivery[z as usize] = d,
-            Row::Fairness { offer, group, reference } => {
-                p.fairness.push(FairnessPrice { offer, group, reference, price: -d })
-            }
-            Row::FairnessRate | Row::CustomLink | Row::CustomLimit => {}
+            Row::ContactCap(c) => contact_cap[c as usize] = d,
+            Row::Family(r) => prices[r] = d,
+            Row::Auxiliary => {}
         }
     }
-    p
+    maps.layout.shadow_prices(problem, &prices, contact_cap)
 }

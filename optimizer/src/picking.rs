@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use good_lp::solvers::highs::highs;
+
+use crate::lp_backend::{self, Settings};
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -390,6 +392,8 @@ fn exact_prepared(p: &Prepared<'_>) -> Option<PickPlan> {
     if x.iter().all(Vec::is_empty) {
         return Some(p.finish(&vec![None; p.units.len()], PickMethod::Exact, 0.0, started));
     }
+    let n_columns = vars.len();
+    let mut n_rows = 0;
     let mut model = vars.maximise(objective).using(highs);
     let mut wave_load = vec![Expression::from(0.0); n_waves];
     let mut sku_use = vec![Expression::from(0.0); p.stock.len()];
@@ -399,6 +403,7 @@ fn exact_prepared(p: &Prepared<'_>) -> Option<PickPlan> {
         }
         let once: Expression = row.iter().map(|&(_, v)| v).sum();
         model = model.with(once.leq(1.0));
+        n_rows += 1;
         for &(pos, v) in row {
             wave_load[pos] += p.units[o] * v;
             for &(s, q) in &p.needs[o] {
@@ -408,20 +413,15 @@ fn exact_prepared(p: &Prepared<'_>) -> Option<PickPlan> {
     }
     for (pos, load) in wave_load.into_iter().enumerate() {
         model = model.with(load.leq(p.problem.waves[p.waves[pos]].capacity));
+        n_rows += 1;
     }
     for (s, used) in sku_use.into_iter().enumerate() {
         model = model.with(used.leq(p.stock[s]));
+        n_rows += 1;
     }
-    let mut inner = model.into_inner();
-    inner.make_quiet();
-    inner.try_set_option("time_limit", EXACT_TIME_LIMIT).ok()?;
-    inner.try_set_option("mip_rel_gap", 1e-6).ok()?;
-    let solved = inner.try_solve().ok()?;
-    if solved.primal_solution_status() != highs::HighsSolutionStatus::Feasible {
-        return None;
-    }
-    let bound = solved.double_info_value(c"mip_dual_bound").unwrap_or(f64::INFINITY);
-    let columns = solved.get_solution().columns().to_vec();
+    let settings = Settings { time_limit: Some(EXACT_TIME_LIMIT), mip_rel_gap: Some(1e-6), ..Settings::default() };
+    let solved = lp_backend::run(model, n_columns, n_rows, &settings).ok()?;
+    let (bound, columns) = (solved.bound, solved.columns);
     // Columns follow variable creation order.
     let mut col = 0;
     let mut chosen = vec![None; p.units.len()];

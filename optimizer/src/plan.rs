@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::{Candidates, ExclusionRule, Network};
+use crate::families::{balance, custom_limit, lane, no_extra, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
 use crate::model::{CustomerIx, OfferIx, Problem, SkuIx, TierIx, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
@@ -34,25 +35,14 @@ const PRICE_EPS: f64 = 1e-7;
 const ROUND_UP_AT: f64 = 0.5;
 
 /// The constraint that kept a candidate from being served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Binding {
     /// The customer's contact cap.
     ContactCap,
-    /// Warehouse stock.
-    Stock,
-    /// Lane capacity.
-    LaneCapacity,
-    /// Delivery capacity of the zone.
-    DeliveryCapacity,
-    /// The discount budget.
-    Budget,
-    /// The offer's redemption cap.
-    Redemptions,
-    /// Exposure parity across groups.
-    Fairness,
-    /// The custom-offer (SKU-proliferation) limit closed the offer.
-    CustomLimit,
+    /// A coupling family, by its name (`stock`, `budget`, ...; see
+    /// [`crate::families`]); a closed custom offer is the `custom_limit` family's.
+    Family(&'static str),
     /// Shipping costs more than the expected margin.
     ShippingCost,
     /// The candidate has no positive value.
@@ -64,13 +54,7 @@ impl Binding {
     pub fn code(self) -> &'static str {
         match self {
             Binding::ContactCap => "contact_cap",
-            Binding::Stock => "stock",
-            Binding::LaneCapacity => "lane_capacity",
-            Binding::DeliveryCapacity => "delivery_capacity",
-            Binding::Budget => "budget",
-            Binding::Redemptions => "redemptions",
-            Binding::Fairness => "fairness",
-            Binding::CustomLimit => "custom_limit",
+            Binding::Family(name) => name,
             Binding::ShippingCost => "shipping_cost",
             Binding::NoValue => "no_value",
         }
@@ -78,7 +62,7 @@ impl Binding {
 }
 
 /// Why a pair is or is not eligible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Reason {
     /// Served to the customer.
     Eligible,
@@ -100,7 +84,7 @@ impl Reason {
 }
 
 /// One row of the eligibility output.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EligibilityRow {
     /// The customer.
     pub customer: CustomerIx,
@@ -249,9 +233,18 @@ pub struct Plan {
 
 /// Derives every plan output from a solved allocation.
 pub fn derive_plan(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation) -> Plan {
+    derive_plan_with(problem, network, cands, alloc, &no_extra)
+}
+
+/// [`derive_plan`] with coupling families beyond the standard ones (their
+/// names become reasons and binding-row counts).
+pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation, extra: &ExtraFamilies) -> Plan {
+    let scope = Scope::new(problem, network, cands, CustomLimitMode::Off);
+    let layout = Layout::new(&scope, extra(&scope));
+    let row_prices = layout.prices_from(problem, &alloc.prices);
     let eligible = round(problem, cands, alloc);
     let shipped = Shipments::new(problem, alloc);
-    let eligibility = eligibility_rows(problem, network, cands, alloc, &eligible);
+    let eligibility = eligibility_rows(problem, network, cands, alloc, &eligible, &layout, &row_prices);
     let reservations = reservations(problem, network, cands, &eligible, &shipped);
     let pick_priorities = pick_priorities(problem, cands, &eligible, &shipped);
     let mut bid_prices: Vec<BidPrice> = alloc
@@ -261,7 +254,7 @@ pub fn derive_plan(problem: &Problem, network: &Network, cands: &Candidates, all
         .map(|(&(zone, sku), &price)| BidPrice { zone, sku, price: clean(price) })
         .collect();
     bid_prices.sort_by_key(|b| (b.zone, b.sku));
-    let kpis = kpis(problem, cands, alloc, &eligible, &shipped, &eligibility);
+    let kpis = kpis(problem, cands, alloc, &eligible, &shipped, &eligibility, &layout, &row_prices);
     Plan { eligibility, reservations, pick_priorities, bid_prices, kpis }
 }
 
@@ -358,8 +351,16 @@ fn cheapest_source(problem: &Problem, network: &Network, zone: ZoneIx, sku: SkuI
         .map(|lane| (lane.warehouse, lane.transit_days))
 }
 
-fn eligibility_rows(problem: &Problem, network: &Network, cands: &Candidates, alloc: &Allocation, eligible: &[bool]) -> Vec<EligibilityRow> {
-    let charges = ChargeModel::new(problem, network, cands, &alloc.prices);
+fn eligibility_rows(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    alloc: &Allocation,
+    eligible: &[bool],
+    layout: &Layout,
+    row_prices: &[f64],
+) -> Vec<EligibilityRow> {
+    let charges = ChargeModel::new(problem, network, &alloc.prices, layout, row_prices);
     let mut rows: Vec<Option<EligibilityRow>> = vec![None; problem.uptake.len()];
     for &(row, rule) in &cands.excluded {
         let u = &problem.uptake[row as usize];
@@ -408,15 +409,18 @@ fn eligibility_rows(problem: &Problem, network: &Network, cands: &Candidates, al
 }
 
 /// Reduced-cost charges of candidates, per constraint family.
-struct ChargeModel {
+struct ChargeModel<'a> {
     /// (zone, SKU) -> bid-price split as [shipping, stock, lane capacity] fractions.
     zone_split: HashMap<(ZoneIx, SkuIx), [f64; 3]>,
-    /// (offer, group) -> net fairness charge per unit of x.
-    fairness: HashMap<(OfferIx, u32), f64>,
+    /// Every family's charge per cell.
+    charges: Charges,
+    /// The families' names, in layout order.
+    names: Vec<&'static str>,
+    layout: &'a Layout,
 }
 
-impl ChargeModel {
-    fn new(problem: &Problem, network: &Network, cands: &Candidates, prices: &ShadowPrices) -> Self {
+impl<'a> ChargeModel<'a> {
+    fn new(problem: &Problem, network: &Network, prices: &ShadowPrices, layout: &'a Layout, row_prices: &[f64]) -> Self {
         let mut zone_split = HashMap::new();
         for &(zone, sku) in prices.bid_price.keys() {
             // Along the lane with the lowest full cost (shipping + stock + lane prices),
@@ -438,21 +442,9 @@ impl ChargeModel {
                 }
             }
         }
-        let mut fairness = HashMap::new();
-        if let Some(ratio) = problem.policy.fairness_min_ratio {
-            let groups = cands.fairness_groups(problem);
-            let sizes: HashMap<(OfferIx, u32), f64> = groups
-                .iter()
-                .flat_map(|fg| fg.groups.iter().map(move |(g, ks)| ((fg.offer, *g), ks.len() as f64)))
-                .collect();
-            for fp in &prices.fairness {
-                let price = fp.price.max(0.0);
-                *fairness.entry((fp.offer, fp.group)).or_insert(0.0) -= price / sizes[&(fp.offer, fp.group)];
-                *fairness.entry((fp.offer, fp.reference)).or_insert(0.0) +=
-                    price * ratio / sizes[&(fp.offer, fp.reference)];
-            }
-        }
-        ChargeModel { zone_split, fairness }
+        let charges = layout.charges(row_prices);
+        let names = layout.families().map(|(_, f)| f.name()).collect();
+        ChargeModel { zone_split, charges, names, layout }
     }
 
     /// The family that charges candidate `k` most.
@@ -461,7 +453,7 @@ impl ChargeModel {
         let c = cands.customer[k] as usize;
         let offer = &problem.offers[o as usize];
         if !alloc.offer_open[o as usize] {
-            return Binding::CustomLimit;
+            return Binding::Family(custom_limit::NAME);
         }
         if alloc.x[k] >= ROUND_UP_AT - 1e-9 {
             // Selected by the LP, cut by the customer's cap when rounding.
@@ -473,12 +465,9 @@ impl ChargeModel {
         let p = cands.p[k];
         let zone = problem.customers.zone[c];
         let prices = &alloc.prices;
-        let mut charge: Vec<(Binding, f64)> = vec![
-            (Binding::ContactCap, prices.contact_cap[c]),
-            (Binding::Budget, prices.budget * offer.discount_cost * p),
-            (Binding::Redemptions, prices.redemptions[o as usize] * p),
-            (Binding::DeliveryCapacity, prices.delivery[zone as usize] * p),
-        ];
+        let mut charge: Vec<(Binding, f64)> = vec![(Binding::ContactCap, prices.contact_cap[c])];
+        // The network families: the bid price of the offer's units, split along
+        // the cheapest lane into shipping, stock and lane capacity.
         let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
         for item in &offer.items {
             let bid = prices.bid_price.get(&(zone, item.sku)).copied().unwrap_or(0.0).max(0.0);
@@ -488,10 +477,19 @@ impl ChargeModel {
             stock += amount * split[1];
             lane += amount * split[2];
         }
-        charge.push((Binding::Stock, stock));
-        charge.push((Binding::LaneCapacity, lane));
-        if let Some(g) = problem.customers.group[c] {
-            charge.push((Binding::Fairness, self.fairness.get(&(o, g)).copied().unwrap_or(0.0)));
+        charge.push((Binding::Family(stock::NAME), stock));
+        charge.push((Binding::Family(lane::NAME), lane));
+        // Every other family: its coefficients on this candidate's cells at its prices.
+        let n = self.charges.families;
+        let groups = problem.groups.len();
+        let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
+        let accept = (o as usize * self.layout.zones + zone as usize) * n;
+        let exposure = (o as usize * self.layout.slots + slot) * n;
+        for (f, &name) in self.names.iter().enumerate() {
+            if name != balance::NAME && name != stock::NAME && name != lane::NAME {
+                let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
+                charge.push((Binding::Family(name), amount));
+            }
         }
         let (family, amount) = charge
             .into_iter()
@@ -620,7 +618,17 @@ pub fn fairness_ratios(problem: &Problem, cands: &Candidates, exposure: impl Fn(
     out
 }
 
-fn kpis(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool], shipped: &Shipments, rows: &[EligibilityRow]) -> Kpis {
+#[allow(clippy::too_many_arguments)]
+fn kpis(
+    problem: &Problem,
+    cands: &Candidates,
+    alloc: &Allocation,
+    eligible: &[bool],
+    shipped: &Shipments,
+    rows: &[EligibilityRow],
+    layout: &Layout,
+    row_prices: &[f64],
+) -> Kpis {
     let offer_of = |k: usize| &problem.offers[cands.offer[k] as usize];
     let sum = |f: &dyn Fn(usize) -> f64| (0..cands.len()).map(f).sum::<f64>();
     let x = &alloc.x;
@@ -669,25 +677,16 @@ fn kpis(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[b
     let mut binding = BTreeMap::new();
     let mut count = |name: &str, n: usize| {
         if n > 0 {
-            binding.insert(name.to_string(), n);
+            *binding.entry(name.to_string()).or_insert(0) += n;
         }
     };
-    let positive = |v: &mut dyn Iterator<Item = f64>| v.filter(|&d| d > PRICE_EPS).count();
-    count("contact_cap", positive(&mut p.contact_cap.iter().copied()));
-    count("stock", positive(&mut p.stock.values().copied()));
-    count("lane_capacity", positive(&mut p.lane_capacity.iter().copied()));
-    count("budget", positive(&mut std::iter::once(p.budget)));
-    count("redemptions", positive(&mut p.redemptions.iter().copied()));
-    count("delivery_capacity", positive(&mut p.delivery.iter().copied()));
-    count("fairness", positive(&mut p.fairness.iter().map(|f| f.price)));
-    count(
-        "custom_limit",
-        if problem.policy.max_custom_offers.is_some() {
-            alloc.offer_open.iter().zip(&problem.offers).filter(|(open, o)| o.custom && !**open).count()
-        } else {
-            0
-        },
-    );
+    count("contact_cap", p.contact_cap.iter().filter(|&&d| d > PRICE_EPS).count());
+    for (at, family) in layout.families().filter(|(_, f)| f.name() != balance::NAME) {
+        count(family.name(), row_prices[at..at + family.rows()].iter().filter(|&&d| d > PRICE_EPS).count());
+    }
+    if problem.policy.max_custom_offers.is_some() {
+        count(custom_limit::NAME, alloc.offer_open.iter().zip(&problem.offers).filter(|(open, o)| o.custom && !**open).count());
+    }
 
     let r = &alloc.report;
     Kpis {

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use allot_optimizer::allocation::ShadowPrices;
-use allot_optimizer::Problem;
+use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
+use allot_optimizer::{Candidates, Network, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -16,7 +17,7 @@ pub const SHADOW_PRICES_FILE: &str = "shadow_prices.json";
 /// What one more unit of a constraint's capacity is worth to the objective.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarginalValue {
-    /// `stock`, `lane_capacity`, `delivery_capacity`, `budget`, `redemptions`.
+    /// The family's name: `stock`, `lane_capacity`, `delivery_capacity`, `budget`, `redemptions`, ...
     pub constraint: String,
     /// What it is about (`W00/SKU00003`, `W01->Z002`, `Z001`, `budget`, an offer id).
     pub key: String,
@@ -27,29 +28,23 @@ pub struct MarginalValue {
 }
 
 /// Every binding capacity with a positive marginal value, most valuable first:
-/// the capacity increase that would pay off most is the first line.
-pub fn marginal_values(problem: &Problem, prices: &ShadowPrices) -> Vec<MarginalValue> {
+/// the capacity increase that would pay off most is the first line. Every
+/// coupling family that is a capacity ([`Family::is_capacity`]) is listed.
+pub fn marginal_values(problem: &Problem, cands: &Candidates, prices: &ShadowPrices) -> Vec<MarginalValue> {
+    let network = Network::new(problem);
+    let scope = Scope::new(problem, &network, cands, CustomLimitMode::Off);
+    let layout = Layout::new(&scope, no_extra(&scope));
+    let row_prices = layout.prices_from(problem, prices);
     let mut out = Vec::new();
-    let mut push = |constraint: &str, key: String, value: f64, capacity: Option<f64>| {
-        if value > 1e-9 {
-            out.push(MarginalValue { constraint: constraint.to_string(), key, value_per_unit: value, capacity });
+    for (at, family) in layout.families().filter(|(_, f)| f.is_capacity()) {
+        for row in 0..family.rows() {
+            let value = row_prices[at + row];
+            if value > 1e-9 {
+                let capacity = Some(family.rhs(row)).filter(|c| c.is_finite());
+                out.push(MarginalValue { constraint: family.name().to_string(), key: family.row_key(problem, row), value_per_unit: value, capacity });
+            }
         }
-    };
-    for s in &problem.stock {
-        if let Some(&v) = prices.stock.get(&(s.warehouse, s.sku)) {
-            push("stock", format!("{}/{}", problem.warehouses[s.warehouse as usize], problem.skus[s.sku as usize]), v, Some(s.available()));
-        }
     }
-    for (l, &v) in problem.lanes.iter().zip(&prices.lane_capacity) {
-        push("lane_capacity", format!("{}->{}", problem.warehouses[l.warehouse as usize], problem.zones[l.zone as usize].id), v, l.capacity);
-    }
-    for (z, &v) in problem.zones.iter().zip(&prices.delivery) {
-        push("delivery_capacity", z.id.clone(), v, z.delivery_capacity);
-    }
-    for (o, &v) in problem.offers.iter().zip(&prices.redemptions) {
-        push("redemptions", o.id.clone(), v, o.max_redemptions);
-    }
-    push("budget", "budget".to_string(), prices.budget, problem.policy.budget);
     out.sort_by(|a, b| b.value_per_unit.total_cmp(&a.value_per_unit).then(a.key.cmp(&b.key)));
     out
 }

@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernel::{self, price_customers, CellPrices, KernelInput, PartitionSums, Scratch};
-use super::repair::{self, CellSums};
-use super::DecomposedError;
+use super::cells::{self, CellSums};
+use super::error::DecomposedError;
 
 /// What the driver asks of every partition of customers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,14 +121,14 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
             MapReply::Price(price_customers(input, prices, customers, scratch, blend))
         }
         MapRequest::RepairCells { prices } => {
-            let mut repair_scratch = repair::RepairScratch::default();
+            let mut repair_scratch = cells::RepairScratch::default();
             for c in customers.clone() {
                 let range = input.customer_start[c] as usize - first..input.customer_start[c + 1] as usize - first;
-                repair::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], &mut repair_scratch);
+                cells::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], &mut repair_scratch);
             }
-            let n_cells = repair::cell_count(input, prices);
-            let average = repair::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);
-            let generous = repair::cell_sums(input, customers, first, state.generous, state.cell, n_cells);
+            let n_cells = cells::cell_count(input, prices);
+            let average = cells::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);
+            let generous = cells::cell_sums(input, customers, first, state.generous, state.cell, n_cells);
             MapReply::RepairCells { average, generous }
         }
         MapRequest::Keep { generous, scales } => {

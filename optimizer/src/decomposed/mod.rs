@@ -42,22 +42,30 @@
 //!
 //! The zone-balance multipliers are the plan's bid prices.
 
+mod attributes;
+pub mod cells;
+mod context;
 pub mod customers;
+mod error;
 pub mod kernel;
 mod repair;
 pub mod sample;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use thiserror::Error;
+pub use attributes::CustomerAttributes;
+pub use cells::CellSums;
+pub use error::DecomposedError;
+pub use repair::Repaired;
 
-use crate::allocation::{Allocation, FairnessPrice, Flow, ShadowPrices, SolveReport, SolveStatus};
+use crate::allocation::{Allocation, ShadowPrices, SolveReport, SolveStatus};
 use crate::candidates::{Candidates, Network};
 use crate::exact::relative_gap;
-use crate::model::{LaneIx, OfferIx, Problem, SkuIx, ZoneIx};
+use crate::families::{no_extra, CustomLimitMode, ExtraFamilies};
+use crate::model::Problem;
+use context::Context;
 use customers::{CustomerSide, LocalCustomers, MapReply, MapRequest, OwnedPartition};
-use kernel::{CellPrices, KernelInput, PartitionSums};
+use kernel::CellPrices;
 
 /// Knobs of the decomposed solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,610 +88,11 @@ impl Default for DecomposedOptions {
     }
 }
 
-/// Why the decomposed solver returned no plan.
-#[derive(Debug, Error)]
-pub enum DecomposedError {
-    /// The repair LP failed (it is always feasible, so this is a solver failure).
-    #[error("the repair step failed: {0}")]
-    Repair(String),
-    /// The worker pool could not be built.
-    #[error("cannot start {0} worker threads: {1}")]
-    Threads(usize, String),
-    /// The customers' side failed: a worker died, or answered out of turn. No
-    /// plan comes from a solve that lost part of its customers.
-    #[error("the customers' side failed: {0}")]
-    Workers(String),
-}
-
-/// Per-customer and per-offer attributes that set a candidate's value and cell,
-/// computed once per solve: the driver's preconditioner and every partition of
-/// customers read the same numbers.
-#[derive(Debug, Clone)]
-pub struct CustomerAttributes {
-    /// Fairness slot of each customer: its group index, or `groups` when it has none.
-    slot: Vec<u32>,
-    /// Objective weight of each customer (its tier's weight).
-    weight: Vec<f64>,
-    /// Contact cap of each customer (`u32::MAX` when unlimited).
-    cap: Vec<u32>,
-    /// Margin of each offer.
-    margin: Vec<f64>,
-    zones: usize,
-    slots: usize,
-}
-
-impl CustomerAttributes {
-    /// The attributes of `problem`'s customers and offers.
-    pub fn new(problem: &Problem) -> Self {
-        let groups = problem.groups.len() as u32;
-        let cust = &problem.customers;
-        CustomerAttributes {
-            slot: cust.group.iter().map(|g| g.unwrap_or(groups)).collect(),
-            weight: cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect(),
-            cap: cust.max_offers.iter().map(|m| m.unwrap_or(u32::MAX)).collect(),
-            margin: problem.offers.iter().map(|o| o.margin).collect(),
-            zones: problem.zones.len(),
-            slots: problem.groups.len() + 1,
-        }
-    }
-
-    /// The kernel's view of every customer of `problem`.
-    pub fn input<'a>(&'a self, problem: &'a Problem, cands: &'a Candidates) -> KernelInput<'a> {
-        KernelInput {
-            customer_start: &cands.customer_start,
-            offer: &cands.offer,
-            p: &cands.p,
-            zone: &problem.customers.zone,
-            slot: &self.slot,
-            weight: &self.weight,
-            cap: &self.cap,
-            margin: &self.margin,
-            zones: self.zones,
-            slots: self.slots,
-        }
-    }
-}
-
 /// Splits the customers into `n` partitions by `partition_of(customer)` (for
 /// workers that each hold one; see [`customers::PartitionWorker`]).
 pub fn partitions(problem: &Problem, cands: &Candidates, n: usize, partition_of: impl Fn(usize) -> usize) -> Vec<OwnedPartition> {
     let attrs = CustomerAttributes::new(problem);
     OwnedPartition::split(&attrs.input(problem, cands), n, partition_of)
-}
-
-/// One shipment arc `f[lane, sku]` with the rows it enters.
-#[derive(Debug, Clone, Copy)]
-struct Arc {
-    lane: LaneIx,
-    sku: SkuIx,
-    balance: usize,
-    stock: usize,
-    lane_row: Option<usize>,
-    cost: f64,
-    upper: f64,
-}
-
-/// The dualized rows, laid out in one multiplier vector:
-/// `[balance | stock | lane | budget | redemptions | delivery | fairness | custom]`.
-#[derive(Debug, Clone)]
-struct Coupling {
-    zones: usize,
-    slots: usize,
-    /// (zone, SKU, baseline units) per zone-balance row.
-    balance: Vec<(ZoneIx, SkuIx, f64)>,
-    balance_of: HashMap<(ZoneIx, SkuIx), usize>,
-    arcs: Vec<Arc>,
-    /// Index into `Problem::stock` per stock row.
-    stock: Vec<usize>,
-    lanes: Vec<LaneIx>,
-    budget: Option<f64>,
-    redemptions: Vec<OfferIx>,
-    delivery: Vec<ZoneIx>,
-    /// (offer, group, reference group) per fairness row: rate(g) >= ratio * rate(h).
-    fairness: Vec<(OfferIx, u32, u32)>,
-    ratio: f64,
-    /// Groups in the fairness rows of each offer (0 when it has none).
-    fair_groups: Vec<usize>,
-    /// Candidates per `offer * slots + slot`.
-    slot_size: Vec<f64>,
-    /// Candidates per offer.
-    offer_size: Vec<f64>,
-    /// The custom-offer limit, dualized (the MIP's relaxation only).
-    custom_limit: Option<f64>,
-    off: Offsets,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Offsets {
-    stock: usize,
-    lane: usize,
-    budget: usize,
-    redemptions: usize,
-    delivery: usize,
-    fairness: usize,
-    custom: usize,
-    total: usize,
-}
-
-impl Coupling {
-    fn new(problem: &Problem, network: &Network, cands: &Candidates, relax_custom_limit: bool) -> Self {
-        let zones = problem.zones.len();
-        let groups = problem.groups.len();
-        let slots = groups + 1;
-        let mut balance_of: HashMap<(ZoneIx, SkuIx), usize> = HashMap::new();
-        let mut balance: Vec<(ZoneIx, SkuIx, f64)> = Vec::new();
-        let mut row = |z: ZoneIx, s: SkuIx, balance: &mut Vec<(ZoneIx, SkuIx, f64)>| {
-            *balance_of.entry((z, s)).or_insert_with(|| {
-                balance.push((z, s, 0.0));
-                balance.len() - 1
-            })
-        };
-        for b in problem.baseline.iter().filter(|b| b.units > 0.0) {
-            let i = row(b.zone, b.sku, &mut balance);
-            balance[i].2 += b.units;
-        }
-        // Offer demand: every (zone, SKU) an offer's candidates reach.
-        let mut offer_zones = vec![false; problem.offers.len() * zones];
-        for (c, &zone) in problem.customers.zone.iter().enumerate() {
-            for k in cands.of_customer(c as u32) {
-                offer_zones[cands.offer[k] as usize * zones + zone as usize] = true;
-            }
-        }
-        for (o, offer) in problem.offers.iter().enumerate() {
-            for z in 0..zones {
-                if offer_zones[o * zones + z] {
-                    for item in &offer.items {
-                        row(z as ZoneIx, item.sku, &mut balance);
-                    }
-                }
-            }
-        }
-        let mut stock_row: HashMap<usize, usize> = HashMap::new();
-        let mut lane_row: HashMap<LaneIx, usize> = HashMap::new();
-        let (mut stock, mut lanes, mut arcs) = (Vec::new(), Vec::new(), Vec::new());
-        for (b, &(zone, sku, _)) in balance.iter().enumerate() {
-            for &l in &network.lanes_into_zone[zone as usize] {
-                let lane = &problem.lanes[l as usize];
-                let Some(&si) = network.stock_index.get(&(lane.warehouse, sku)) else { continue };
-                let s_row = *stock_row.entry(si).or_insert_with(|| {
-                    stock.push(si);
-                    stock.len() - 1
-                });
-                let l_row = lane.capacity.map(|_| {
-                    *lane_row.entry(l).or_insert_with(|| {
-                        lanes.push(l);
-                        lanes.len() - 1
-                    })
-                });
-                let avail = problem.stock[si].available();
-                let upper = lane.capacity.map_or(avail, |c| c.min(avail));
-                arcs.push(Arc { lane: l, sku, balance: b, stock: s_row, lane_row: l_row, cost: lane.cost_per_unit, upper });
-            }
-        }
-        let n_o = problem.offers.len();
-        let redemptions: Vec<OfferIx> = (0..n_o as u32).filter(|&o| problem.offers[o as usize].max_redemptions.is_some()).collect();
-        let delivery: Vec<ZoneIx> = (0..zones as u32).filter(|&z| problem.zones[z as usize].delivery_capacity.is_some()).collect();
-        let mut slot_size = vec![0.0; n_o * slots];
-        let mut offer_size = vec![0.0; n_o];
-        for k in 0..cands.len() {
-            let o = cands.offer[k] as usize;
-            let slot = problem.customers.group[cands.customer[k] as usize].map_or(groups, |g| g as usize);
-            slot_size[o * slots + slot] += 1.0;
-            offer_size[o] += 1.0;
-        }
-        let mut fairness = Vec::new();
-        let mut fair_groups = vec![0; n_o];
-        if problem.policy.fairness_min_ratio.is_some() {
-            for o in (0..n_o).filter(|&o| problem.offers[o].fair) {
-                let present: Vec<u32> = (0..groups as u32).filter(|&g| slot_size[o * slots + g as usize] > 0.0).collect();
-                if present.len() >= 2 {
-                    fair_groups[o] = present.len();
-                    for &g in &present {
-                        for &h in present.iter().filter(|&&h| h != g) {
-                            fairness.push((o as OfferIx, g, h));
-                        }
-                    }
-                }
-            }
-        }
-        let custom_limit = match (relax_custom_limit, problem.policy.max_custom_offers) {
-            (true, Some(k)) if problem.is_mip() => Some(k as f64),
-            _ => None,
-        };
-        let mut off = Offsets { stock: balance.len(), ..Offsets::default() };
-        off.lane = off.stock + stock.len();
-        off.budget = off.lane + lanes.len();
-        off.redemptions = off.budget + problem.policy.budget.is_some() as usize;
-        off.delivery = off.redemptions + redemptions.len();
-        off.fairness = off.delivery + delivery.len();
-        off.custom = off.fairness + fairness.len();
-        off.total = off.custom + custom_limit.is_some() as usize;
-        Coupling {
-            zones,
-            slots,
-            balance,
-            balance_of,
-            arcs,
-            stock,
-            lanes,
-            budget: problem.policy.budget,
-            redemptions,
-            delivery,
-            fairness,
-            ratio: problem.policy.fairness_min_ratio.unwrap_or(0.0),
-            fair_groups,
-            slot_size,
-            offer_size,
-            custom_limit,
-            off,
-        }
-    }
-
-    /// Right-hand side of each row as it enters the dual's constant term.
-    fn rhs(&self, problem: &Problem) -> Vec<f64> {
-        let mut rhs = vec![0.0; self.off.total];
-        for (i, b) in self.balance.iter().enumerate() {
-            rhs[i] = -b.2;
-        }
-        for (i, &si) in self.stock.iter().enumerate() {
-            rhs[self.off.stock + i] = problem.stock[si].available();
-        }
-        for (i, &l) in self.lanes.iter().enumerate() {
-            rhs[self.off.lane + i] = problem.lanes[l as usize].capacity.unwrap_or(f64::INFINITY);
-        }
-        if let Some(b) = self.budget {
-            rhs[self.off.budget] = b;
-        }
-        for (i, &o) in self.redemptions.iter().enumerate() {
-            rhs[self.off.redemptions + i] = problem.offers[o as usize].max_redemptions.unwrap_or(f64::INFINITY);
-        }
-        for (i, &z) in self.delivery.iter().enumerate() {
-            rhs[self.off.delivery + i] = problem.zones[z as usize].delivery_capacity.unwrap_or(f64::INFINITY);
-        }
-        if let Some(k) = self.custom_limit {
-            rhs[self.off.custom] = k;
-        }
-        rhs
-    }
-}
-
-/// Everything fixed during one decomposition run.
-struct Context<'a> {
-    problem: &'a Problem,
-    cands: &'a Candidates,
-    coupling: Coupling,
-    rhs: Vec<f64>,
-    attrs: &'a CustomerAttributes,
-    /// Offers closed by the custom-offer heuristic.
-    closed: Vec<bool>,
-    /// Price scale (value per unit of SKU) that sets the ridge of shipments.
-    unit_value: f64,
-    /// Preconditioner at `epsilon = 1`: `L_i * epsilon`.
-    curvature: Vec<f64>,
-}
-
-/// The result of evaluating the dual at one multiplier vector.
-struct Evaluation {
-    /// `rhs - A x(nu)` at the smoothed response: the smoothed dual's gradient.
-    slack: Vec<f64>,
-    /// The unsmoothed Lagrangian dual function: an upper bound on the optimum.
-    bound: f64,
-}
-
-impl<'a> Context<'a> {
-    fn new(
-        problem: &'a Problem,
-        network: &Network,
-        cands: &'a Candidates,
-        attrs: &'a CustomerAttributes,
-        relax: bool,
-        closed: Vec<bool>,
-    ) -> Self {
-        let coupling = Coupling::new(problem, network, cands, relax);
-        let rhs = coupling.rhs(problem);
-        let mut ctx = Context { problem, cands, coupling, rhs, attrs, closed, unit_value: 1.0, curvature: Vec::new() };
-        ctx.unit_value = ctx.mean_unit_value();
-        ctx.curvature = ctx.curvature();
-        ctx
-    }
-
-    /// Mean value of one SKU unit across offers: the price scale of the network side.
-    fn mean_unit_value(&self) -> f64 {
-        let (mut sum, mut n) = (0.0, 0.0);
-        for offer in &self.problem.offers {
-            let units: f64 = offer.items.iter().map(|i| i.qty).sum();
-            if units > 0.0 && offer.margin > 0.0 {
-                sum += offer.margin / units;
-                n += 1.0;
-            }
-        }
-        if n > 0.0 {
-            sum / n
-        } else {
-            1.0
-        }
-    }
-
-    /// Ridge of a shipment arc or unmet baseline at `epsilon = 1`: its box fills over
-    /// a reduced-cost band of one unit value.
-    fn box_ridge(&self, upper: f64) -> f64 {
-        self.unit_value / upper.max(1e-9)
-    }
-
-    /// Column of an exposure's absolute coefficients, split as `p * per_accept + per_exposure`.
-    fn column_parts(&self, o: usize, z: usize, slot: usize) -> (f64, f64) {
-        let cp = &self.coupling;
-        let offer = &self.problem.offers[o];
-        let mut per_accept: f64 = offer.items.iter().map(|i| i.qty).sum();
-        if cp.budget.is_some() {
-            per_accept += offer.discount_cost.abs();
-        }
-        if offer.max_redemptions.is_some() {
-            per_accept += 1.0;
-        }
-        if self.problem.zones[z].delivery_capacity.is_some() {
-            per_accept += 1.0;
-        }
-        let mut per_exposure = 0.0;
-        // A group's exposure enters (groups - 1) rows as itself and as many as reference.
-        let groups = cp.fair_groups[o];
-        if groups >= 2 && slot < cp.slots - 1 && cp.slot_size[o * cp.slots + slot] > 0.0 {
-            per_exposure += (groups - 1) as f64 * (1.0 + cp.ratio) / cp.slot_size[o * cp.slots + slot];
-        }
-        if cp.custom_limit.is_some() && offer.custom {
-            per_exposure += 1.0 / cp.offer_size[o].max(1.0);
-        }
-        (per_accept, per_exposure)
-    }
-
-    /// The diagonal preconditioner `L_i` at `epsilon = 1` (see the module docs).
-    fn curvature(&self) -> Vec<f64> {
-        let cp = &self.coupling;
-        let (zones, slots) = (cp.zones, cp.slots);
-        let n_o = self.problem.offers.len();
-        // Per (offer, zone, slot): sums over candidates of colabs/gamma and p*colabs/gamma.
-        let mut parts = vec![(0.0, 0.0); n_o * zones * slots];
-        for o in 0..n_o {
-            for z in 0..zones {
-                for s in 0..slots {
-                    parts[(o * zones + z) * slots + s] = self.column_parts(o, z, s);
-                }
-            }
-        }
-        let (mut w0, mut w1) = (vec![0.0; n_o * zones * slots], vec![0.0; n_o * zones * slots]);
-        let cust = &self.problem.customers;
-        for c in 0..cust.len() {
-            let (z, s) = (cust.zone[c] as usize, self.attrs.slot[c] as usize);
-            for k in self.cands.of_customer(c as u32) {
-                let o = self.cands.offer[k] as usize;
-                let p = self.cands.p[k];
-                let gamma = (self.attrs.weight[c] * self.attrs.margin[o] * p).max(1e-9);
-                let cell = (o * zones + z) * slots + s;
-                let colabs = p * parts[cell].0 + parts[cell].1;
-                w0[cell] += colabs / gamma;
-                w1[cell] += p * colabs / gamma;
-            }
-        }
-        let off = cp.off;
-        let mut l = vec![0.0; off.total];
-        let red_row: HashMap<OfferIx, usize> = cp.redemptions.iter().enumerate().map(|(i, &o)| (o, i)).collect();
-        let del_row: HashMap<ZoneIx, usize> = cp.delivery.iter().enumerate().map(|(i, &z)| (z, i)).collect();
-        let mut slot_w0 = vec![0.0; n_o * slots];
-        for o in 0..n_o {
-            let offer = &self.problem.offers[o];
-            for z in 0..zones {
-                for s in 0..slots {
-                    let cell = (o * zones + z) * slots + s;
-                    let (a0, a1) = (w0[cell], w1[cell]);
-                    if a0 == 0.0 {
-                        continue;
-                    }
-                    slot_w0[o * slots + s] += a0;
-                    for item in &offer.items {
-                        if let Some(&b) = cp.balance_of.get(&(z as ZoneIx, item.sku)) {
-                            l[b] += item.qty * a1;
-                        }
-                    }
-                    if cp.budget.is_some() {
-                        l[off.budget] += offer.discount_cost.abs() * a1;
-                    }
-                    if let Some(&r) = red_row.get(&(o as OfferIx)) {
-                        l[off.redemptions + r] += a1;
-                    }
-                    if let Some(&d) = del_row.get(&(z as ZoneIx)) {
-                        l[off.delivery + d] += a1;
-                    }
-                    if cp.custom_limit.is_some() && offer.custom {
-                        l[off.custom] += a0 / cp.offer_size[o].max(1.0);
-                    }
-                }
-            }
-        }
-        for (i, &(o, g, h)) in cp.fairness.iter().enumerate() {
-            let (o, g, h) = (o as usize, g as usize, h as usize);
-            l[off.fairness + i] += slot_w0[o * slots + g] / cp.slot_size[o * slots + g]
-                + cp.ratio * slot_w0[o * slots + h] / cp.slot_size[o * slots + h];
-        }
-        for arc in &cp.arcs {
-            let colabs = 2.0 + arc.lane_row.is_some() as u8 as f64;
-            let inv_gamma = colabs / self.box_ridge(arc.upper);
-            l[arc.balance] += inv_gamma;
-            l[off.stock + arc.stock] += inv_gamma;
-            if let Some(r) = arc.lane_row {
-                l[off.lane + r] += inv_gamma;
-            }
-        }
-        for (b, &(_, _, units)) in cp.balance.iter().enumerate() {
-            if units > 0.0 {
-                l[b] += 1.0 / self.box_ridge(units);
-            }
-        }
-        l
-    }
-
-    /// Shadow prices (e.g. a sample's) laid out as this problem's multipliers.
-    fn multipliers_from(&self, p: &ShadowPrices) -> Vec<f64> {
-        let cp = &self.coupling;
-        let off = cp.off;
-        let mut nu = vec![0.0; off.total];
-        for (i, &(z, s, _)) in cp.balance.iter().enumerate() {
-            nu[i] = p.bid_price.get(&(z, s)).copied().unwrap_or(0.0).max(0.0);
-        }
-        for (i, &si) in cp.stock.iter().enumerate() {
-            let sp = &self.problem.stock[si];
-            nu[off.stock + i] = p.stock.get(&(sp.warehouse, sp.sku)).copied().unwrap_or(0.0).max(0.0);
-        }
-        for (i, &l) in cp.lanes.iter().enumerate() {
-            nu[off.lane + i] = p.lane_capacity.get(l as usize).copied().unwrap_or(0.0).max(0.0);
-        }
-        if cp.budget.is_some() {
-            nu[off.budget] = p.budget.max(0.0);
-        }
-        for (i, &o) in cp.redemptions.iter().enumerate() {
-            nu[off.redemptions + i] = p.redemptions.get(o as usize).copied().unwrap_or(0.0).max(0.0);
-        }
-        for (i, &z) in cp.delivery.iter().enumerate() {
-            nu[off.delivery + i] = p.delivery.get(z as usize).copied().unwrap_or(0.0).max(0.0);
-        }
-        let fair: HashMap<(OfferIx, u32, u32), f64> = p.fairness.iter().map(|f| ((f.offer, f.group, f.reference), f.price)).collect();
-        for (i, key) in cp.fairness.iter().enumerate() {
-            nu[off.fairness + i] = fair.get(key).copied().unwrap_or(0.0).max(0.0);
-        }
-        nu
-    }
-
-    /// Aggregates the multipliers into the prices each candidate cell faces.
-    fn cell_prices(&self, nu: &[f64], epsilon: f64) -> CellPrices {
-        let cp = &self.coupling;
-        let off = cp.off;
-        let (zones, slots) = (cp.zones, cp.slots);
-        let n_o = self.problem.offers.len();
-        let budget = if cp.budget.is_some() { nu[off.budget] } else { 0.0 };
-        let mut delivery = vec![0.0; zones];
-        for (i, &z) in cp.delivery.iter().enumerate() {
-            delivery[z as usize] = nu[off.delivery + i];
-        }
-        let mut redemption = vec![0.0; n_o];
-        for (i, &o) in cp.redemptions.iter().enumerate() {
-            redemption[o as usize] = nu[off.redemptions + i];
-        }
-        let mut per_accept = vec![0.0; n_o * zones];
-        for (o, offer) in self.problem.offers.iter().enumerate() {
-            for z in 0..zones {
-                let mut price = budget * offer.discount_cost + redemption[o] + delivery[z];
-                for item in &offer.items {
-                    if let Some(&b) = cp.balance_of.get(&(z as ZoneIx, item.sku)) {
-                        price += item.qty * nu[b];
-                    }
-                }
-                per_accept[o * zones + z] = price;
-            }
-        }
-        let mut per_exposure = vec![0.0; n_o * slots];
-        for (i, &(o, g, h)) in cp.fairness.iter().enumerate() {
-            let (o, g, h) = (o as usize, g as usize, h as usize);
-            let phi = nu[off.fairness + i];
-            per_exposure[o * slots + g] += phi / cp.slot_size[o * slots + g];
-            per_exposure[o * slots + h] -= cp.ratio * phi / cp.slot_size[o * slots + h];
-        }
-        for (o, offer) in self.problem.offers.iter().enumerate() {
-            for s in 0..slots {
-                if self.closed[o] {
-                    per_exposure[o * slots + s] = f64::NEG_INFINITY;
-                } else if cp.custom_limit.is_some() && offer.custom {
-                    per_exposure[o * slots + s] -= nu[off.custom] / cp.offer_size[o].max(1.0);
-                }
-            }
-        }
-        CellPrices { per_accept, per_exposure, epsilon }
-    }
-
-    /// Prices every partition of customers and reduces their sums in partition
-    /// order (so results do not depend on scheduling).
-    fn price_all(&self, side: &mut dyn CustomerSide, prices: CellPrices, mix: Option<f64>) -> Result<PartitionSums, DecomposedError> {
-        let cp = &self.coupling;
-        let (cells, slots) = (self.problem.offers.len() * cp.zones, self.problem.offers.len() * cp.slots);
-        match MapReply::merge(side.map(&MapRequest::Price { prices, mix })?)? {
-            MapReply::Price(sums) if sums.accepts.len() == cells && sums.exposure.len() == slots => Ok(sums),
-            _ => Err(DecomposedError::Workers("a partition answered a price request with another reply".into())),
-        }
-    }
-
-    /// Evaluates the dual at `nu`: gradient of the smoothed dual, unsmoothed bound.
-    fn evaluate(&self, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, mix: Option<f64>) -> Result<Evaluation, DecomposedError> {
-        let sums = self.price_all(side, self.cell_prices(nu, epsilon), mix)?;
-        let cp = &self.coupling;
-        let off = cp.off;
-        let (zones, slots) = (cp.zones, cp.slots);
-        let mut bound = sums.dual_value;
-        let mut slack = self.rhs.clone();
-        for (i, (&r, &v)) in self.rhs.iter().zip(nu).enumerate() {
-            if v != 0.0 && r.is_finite() {
-                bound += v * r;
-            } else if !r.is_finite() {
-                slack[i] = 0.0;
-            }
-        }
-        // Customers' side: expected acceptances per cell enter every row family.
-        let red_row: HashMap<OfferIx, usize> = cp.redemptions.iter().enumerate().map(|(i, &o)| (o, i)).collect();
-        let del_row: HashMap<ZoneIx, usize> = cp.delivery.iter().enumerate().map(|(i, &z)| (z, i)).collect();
-        for (o, offer) in self.problem.offers.iter().enumerate() {
-            for z in 0..zones {
-                let acc = sums.accepts[o * zones + z];
-                if acc == 0.0 {
-                    continue;
-                }
-                for item in &offer.items {
-                    if let Some(&b) = cp.balance_of.get(&(z as ZoneIx, item.sku)) {
-                        slack[b] -= item.qty * acc;
-                    }
-                }
-                if cp.budget.is_some() {
-                    slack[off.budget] -= offer.discount_cost * acc;
-                }
-                if let Some(&r) = red_row.get(&(o as OfferIx)) {
-                    slack[off.redemptions + r] -= acc;
-                }
-                if let Some(&d) = del_row.get(&(z as ZoneIx)) {
-                    slack[off.delivery + d] -= acc;
-                }
-            }
-        }
-        for (i, &(o, g, h)) in cp.fairness.iter().enumerate() {
-            let (o, g, h) = (o as usize, g as usize, h as usize);
-            let rate = |s: usize| sums.exposure[o * slots + s] / cp.slot_size[o * slots + s];
-            slack[off.fairness + i] = rate(g) - cp.ratio * rate(h);
-        }
-        if cp.custom_limit.is_some() {
-            for o in (0..self.problem.offers.len()).filter(|&o| self.problem.offers[o].custom) {
-                let exposure: f64 = sums.exposure[o * slots..(o + 1) * slots].iter().sum();
-                slack[off.custom] -= exposure / cp.offer_size[o].max(1.0);
-            }
-        }
-        // Network side: shipments and unmet baseline, each a box.
-        let penalty = self.problem.policy.unmet_baseline_penalty;
-        for arc in &cp.arcs {
-            let mut r = nu[arc.balance] - arc.cost - nu[off.stock + arc.stock];
-            if let Some(l) = arc.lane_row {
-                r -= nu[off.lane + l];
-            }
-            bound += arc.upper * r.max(0.0);
-            let f = (r / (epsilon * self.box_ridge(arc.upper))).clamp(0.0, arc.upper);
-            slack[arc.balance] += f;
-            slack[off.stock + arc.stock] -= f;
-            if let Some(l) = arc.lane_row {
-                slack[off.lane + l] -= f;
-            }
-        }
-        for (b, &(_, _, units)) in cp.balance.iter().enumerate() {
-            if units > 0.0 {
-                let r = nu[b] - penalty;
-                bound += units * r.max(0.0);
-                slack[b] += (r / (epsilon * self.box_ridge(units))).clamp(0.0, units);
-            }
-        }
-        Ok(Evaluation { slack, bound })
-    }
 }
 
 /// The outcome of one decomposition run (one phase).
@@ -716,7 +125,7 @@ fn run_phase(
     opts: &DecomposedOptions,
     started: Instant,
 ) -> Result<Phase, DecomposedError> {
-    let n = ctx.coupling.off.total;
+    let n = ctx.layout.total();
     let mut nu = start_nu.unwrap_or_else(|| vec![0.0; n]);
     nu.resize(n, 0.0);
     let mut prev = nu.clone();
@@ -820,10 +229,21 @@ fn run_phase(
 /// Solves the spec's model by dual decomposition; see the module docs. The
 /// customers are held in this process and priced by rayon.
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, opts: &DecomposedOptions) -> Result<Allocation, DecomposedError> {
+    solve_with_families(problem, network, cands, opts, &no_extra)
+}
+
+/// [`solve`] with coupling families beyond the standard ones.
+pub fn solve_with_families(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    opts: &DecomposedOptions,
+    extra: &ExtraFamilies,
+) -> Result<Allocation, DecomposedError> {
     let in_pool = || {
         let attrs = CustomerAttributes::new(problem);
         let mut side = LocalCustomers::new(attrs.input(problem, cands));
-        solve_driver(problem, network, cands, &attrs, opts, &mut side)
+        solve_driver(problem, network, cands, &attrs, opts, &mut side, extra)
     };
     match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -845,7 +265,7 @@ pub fn solve_with(
     opts: &DecomposedOptions,
     side: &mut dyn CustomerSide,
 ) -> Result<Allocation, DecomposedError> {
-    solve_driver(problem, network, cands, &CustomerAttributes::new(problem), opts, side)
+    solve_driver(problem, network, cands, &CustomerAttributes::new(problem), opts, side, &no_extra)
 }
 
 /// The driver, with the customers' attributes computed once by the caller.
@@ -856,11 +276,13 @@ fn solve_driver(
     attrs: &CustomerAttributes,
     opts: &DecomposedOptions,
     side: &mut dyn CustomerSide,
+    extra: &ExtraFamilies,
 ) -> Result<Allocation, DecomposedError> {
     let started = Instant::now();
     let n_o = problem.offers.len();
     let mip = problem.is_mip();
-    let ctx = Context::new(problem, network, cands, attrs, mip, vec![false; n_o]);
+    let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
+    let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
     // Several samples: their mean and each of them are candidates, and the one with
@@ -869,7 +291,7 @@ fn solve_driver(
         0 => None,
         1 => samples.first().cloned(),
         k => {
-            let mut mean = vec![0.0; ctx.coupling.off.total];
+            let mut mean = vec![0.0; ctx.layout.total()];
             for nu in &samples {
                 for (m, v) in mean.iter_mut().zip(nu) {
                     *m += v / k as f64;
@@ -902,9 +324,9 @@ fn solve_driver(
             offer_open[o] = rank < limit && net[o] > 0.0;
         }
         let closed: Vec<bool> = offer_open.iter().map(|o| !o).collect();
-        ctx_final = Context::new(problem, network, cands, attrs, false, closed);
-        let mut nu = phase.nu.clone();
-        nu.truncate(ctx_final.coupling.off.total);
+        let restricted_ctx = Context::new(problem, network, cands, attrs, CustomLimitMode::Off, closed, extra);
+        let nu = restricted_ctx.layout.carry(&ctx_final.layout, &phase.nu);
+        ctx_final = restricted_ctx;
         let mut restricted = run_phase(&ctx_final, side, Some(nu), phase.epsilon, opts, started)?;
         iterations += restricted.iterations;
         restricted.best_bound = relaxation_bound;
@@ -928,8 +350,8 @@ fn solve_driver(
             gap: 0.0,
             build_seconds,
             solve_seconds: started.elapsed().as_secs_f64() - build_seconds,
-            variables: cands.len() + ctx_final.coupling.arcs.len() + ctx_final.coupling.balance.len(),
-            constraints: ctx_final.coupling.off.total + problem.customers.len(),
+            variables: cands.len() + ctx_final.layout.arcs.len() + ctx_final.layout.balance.rows.len(),
+            constraints: ctx_final.layout.total() + problem.customers.len(),
             iterations: Some(iterations),
         },
     };
@@ -988,43 +410,6 @@ fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -
 
 /// The multipliers as [`ShadowPrices`] (objective lost per unit of tightening).
 fn shadow_prices(ctx: &Context, nu: &[f64], contact_cap: Vec<f64>) -> ShadowPrices {
-    let problem = ctx.problem;
-    let cp = &ctx.coupling;
-    let off = cp.off;
-    let mut p = ShadowPrices {
-        contact_cap,
-        lane_capacity: vec![0.0; problem.lanes.len()],
-        redemptions: vec![0.0; problem.offers.len()],
-        delivery: vec![0.0; problem.zones.len()],
-        ..ShadowPrices::default()
-    };
-    for (i, &(z, s, _)) in cp.balance.iter().enumerate() {
-        p.bid_price.insert((z, s), nu[i]);
-    }
-    for (i, &si) in cp.stock.iter().enumerate() {
-        let sp = &problem.stock[si];
-        p.stock.insert((sp.warehouse, sp.sku), nu[off.stock + i]);
-    }
-    for (i, &l) in cp.lanes.iter().enumerate() {
-        p.lane_capacity[l as usize] = nu[off.lane + i];
-    }
-    if cp.budget.is_some() {
-        p.budget = nu[off.budget];
-    }
-    for (i, &o) in cp.redemptions.iter().enumerate() {
-        p.redemptions[o as usize] = nu[off.redemptions + i];
-    }
-    for (i, &z) in cp.delivery.iter().enumerate() {
-        p.delivery[z as usize] = nu[off.delivery + i];
-    }
-    for (i, &(offer, group, reference)) in cp.fairness.iter().enumerate() {
-        p.fairness.push(FairnessPrice { offer, group, reference, price: nu[off.fairness + i] });
-    }
-    p
+    ctx.layout.shadow_prices(ctx.problem, nu, contact_cap)
 }
 
-#[doc(hidden)]
-pub use repair::{CellSums, Repaired};
-
-/// Flow type re-exported for the repair step.
-pub(crate) type RepairFlow = Flow;

@@ -12,7 +12,7 @@
 use crate::candidates::{Candidates, Network};
 use crate::exact::{self, ExactOptions};
 use crate::model::{CustomerIx, Customers, Problem};
-use crate::ShadowPrices;
+use crate::allocation::ShadowPrices;
 
 /// The sample's size in customers: large enough that its prices are close, small
 /// enough that HiGHS solves it in well under a second on two cores.
@@ -66,7 +66,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
             .uptake
             .iter()
             .filter(|u| new_index[u.customer as usize] != u32::MAX)
-            .map(|u| crate::Uptake { customer: new_index[u.customer as usize], ..*u })
+            .map(|u| crate::model::Uptake { customer: new_index[u.customer as usize], ..*u })
             .collect(),
         stock: problem.stock.clone(),
         lanes: problem.lanes.clone(),

@@ -1,0 +1,55 @@
+//! Per-customer and per-offer numbers that set a candidate's value and cell.
+
+use super::kernel::KernelInput;
+use crate::candidates::Candidates;
+use crate::model::Problem;
+
+/// Per-customer and per-offer attributes that set a candidate's value and cell,
+/// computed once per solve: the driver's preconditioner and every partition of
+/// customers read the same numbers.
+#[derive(Debug, Clone)]
+pub struct CustomerAttributes {
+    /// Fairness slot of each customer: its group index, or `groups` when it has none.
+    pub(super) slot: Vec<u32>,
+    /// Objective weight of each customer (its tier's weight).
+    pub(super) weight: Vec<f64>,
+    /// Contact cap of each customer (`u32::MAX` when unlimited).
+    pub(super) cap: Vec<u32>,
+    /// Margin of each offer.
+    pub(super) margin: Vec<f64>,
+    zones: usize,
+    slots: usize,
+}
+
+impl CustomerAttributes {
+    /// The attributes of `problem`'s customers and offers.
+    pub fn new(problem: &Problem) -> Self {
+        let groups = problem.groups.len() as u32;
+        let cust = &problem.customers;
+        CustomerAttributes {
+            slot: cust.group.iter().map(|g| g.unwrap_or(groups)).collect(),
+            weight: cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect(),
+            cap: cust.max_offers.iter().map(|m| m.unwrap_or(u32::MAX)).collect(),
+            margin: problem.offers.iter().map(|o| o.margin).collect(),
+            zones: problem.zones.len(),
+            slots: problem.groups.len() + 1,
+        }
+    }
+
+    /// The kernel's view of every customer of `problem`.
+    pub fn input<'a>(&'a self, problem: &'a Problem, cands: &'a Candidates) -> KernelInput<'a> {
+        KernelInput {
+            customer_start: &cands.customer_start,
+            offer: &cands.offer,
+            p: &cands.p,
+            zone: &problem.customers.zone,
+            slot: &self.slot,
+            weight: &self.weight,
+            cap: &self.cap,
+            margin: &self.margin,
+            zones: self.zones,
+            slots: self.slots,
+        }
+    }
+}
+

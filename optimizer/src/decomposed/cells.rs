@@ -1,0 +1,107 @@
+//! The customers' side of the repair: each candidate's cell (offer, zone, slot,
+//! band of reduced value), the generous response, and the sums per cell that are
+//! all the repair LP needs of the customers.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::kernel::{CellPrices, KernelInput};
+
+/// Sums of a response over one cell: all the repair LP needs of the customers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellSums {
+    pub(super) value: f64,
+    pub(super) accepts: f64,
+    pub(super) exposure: f64,
+}
+
+impl CellSums {
+    pub fn add(&mut self, other: &CellSums) {
+        self.value += other.value;
+        self.accepts += other.accepts;
+        self.exposure += other.exposure;
+    }
+}
+
+/// Bands of a candidate's reduced value relative to its value at the current
+/// prices: cells split by band let the repair drop the marginal customers of an
+/// offer first, as the exact optimum would, instead of scaling all of them.
+const BAND_EDGES: [f64; 13] = [-0.5, -0.2, -0.05, -0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02, 0.05, 0.2, 0.5];
+pub(super) const BANDS: usize = BAND_EDGES.len() + 1;
+
+fn band(reduced: f64, inv_gamma: f64, epsilon: f64) -> usize {
+    // gamma = epsilon * value, so reduced / value = reduced * epsilon / gamma.
+    let relative = reduced * epsilon * inv_gamma;
+    BAND_EDGES.iter().take_while(|&&e| relative > e).count()
+}
+
+/// How far below zero (relative to its value) a candidate's reduced value may be
+/// and still be offered in full by the generous response.
+const GENEROUS_MARGIN: f64 = 0.01;
+
+/// Number of cells (offer, zone, slot, band) at these prices.
+pub(super) fn cell_count(input: &KernelInput, prices: &CellPrices) -> usize {
+    prices.per_exposure.len() * input.zones * BANDS
+}
+
+/// Reusable buffers of [`cells_and_generous`].
+#[derive(Debug, Default)]
+pub(super) struct RepairScratch {
+    reduced: Vec<f64>,
+    gamma: Vec<f64>,
+    breaks: Vec<f64>,
+    x: Vec<f64>,
+}
+
+/// Customer `c`'s candidates: their cells (offer, zone, slot, band) and the
+/// *generous* response (every candidate whose reduced value is above
+/// `-GENEROUS_MARGIN` of its value, up to the cap), which the banded cells can
+/// only trim, so the LP places the threshold where the exact optimum would.
+pub(super) fn cells_and_generous(
+    input: &KernelInput,
+    prices: &CellPrices,
+    c: usize,
+    cell: &mut [u32],
+    generous: &mut [f32],
+    s: &mut RepairScratch,
+) {
+    let (zones, slots) = (input.zones, input.slots);
+    super::kernel::reduced_values(input, prices, c, &mut s.reduced, &mut s.gamma);
+    let epsilon = prices.epsilon;
+    let first = input.customer_start[c] as usize;
+    for (i, (&r, &g)) in s.reduced.iter().zip(&s.gamma).enumerate() {
+        let o = input.offer[first + i] as usize;
+        cell[i] = (((o * zones + input.zone[c] as usize) * slots + input.slot[c] as usize) * BANDS + band(r, g, epsilon)) as u32;
+    }
+    // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
+    for (r, ig) in s.reduced.iter_mut().zip(s.gamma.iter_mut()) {
+        let value = 1.0 / (*ig * epsilon);
+        *r += GENEROUS_MARGIN * value;
+        *ig = 1.0 / (1e-3 * GENEROUS_MARGIN * value.max(1e-9));
+    }
+    super::kernel::smoothed_response(&s.reduced, &s.gamma, input.cap[c], &mut s.breaks, &mut s.x);
+    for (g, &x) in generous.iter_mut().zip(&s.x) {
+        *g = x as f32;
+    }
+}
+
+/// Sums of the response `xhat` (indexed from candidate `first`) over the cells of
+/// `customers`' candidates.
+pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usize, xhat: &[f32], cell: &[u32], n_cells: usize) -> Vec<CellSums> {
+    let mut sums = vec![CellSums::default(); n_cells];
+    for c in customers {
+        for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
+            let x = f64::from(xhat[k - first]);
+            if x > 0.0 {
+                let p = input.p[k];
+                let cell = &mut sums[cell[k - first] as usize];
+                cell.value += input.weight[c] * input.margin[input.offer[k] as usize] * p * x;
+                cell.accepts += p * x;
+                cell.exposure += x;
+            }
+        }
+    }
+    sums
+}
+

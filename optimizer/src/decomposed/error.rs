@@ -1,0 +1,19 @@
+//! Why the decomposed solver returned no plan.
+
+use thiserror::Error;
+
+/// Why the decomposed solver returned no plan.
+#[derive(Debug, Error)]
+pub enum DecomposedError {
+    /// The repair LP failed (it is always feasible, so this is a solver failure).
+    #[error("the repair step failed: {0}")]
+    Repair(String),
+    /// The worker pool could not be built.
+    #[error("cannot start {0} worker threads: {1}")]
+    Threads(usize, String),
+    /// The customers' side failed: a worker died, or answered out of turn. No
+    /// plan comes from a solve that lost part of its customers.
+    #[error("the customers' side failed: {0}")]
+    Workers(String),
+}
+

@@ -1,0 +1,253 @@
+//! The abstraction every coupling family implements (see the module docs of
+//! `families`): its rows, coefficients by cell, name, check and prices.
+
+use crate::allocation::{Allocation, ShadowPrices};
+use crate::candidates::{Candidates, Network};
+use crate::model::{OfferIx, Problem};
+
+/// How a family's rows bind in the exact model and the repair LP. The
+/// decomposition always dualizes a row as `<=` (multipliers `>= 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    /// `A x <= rhs`.
+    Le,
+    /// `A x = rhs` (the zone balance).
+    Eq,
+}
+
+/// What a family sees when it lays out its rows.
+pub struct Scope<'a> {
+    /// The problem.
+    pub problem: &'a Problem,
+    /// Its network.
+    pub network: &'a Network,
+    /// Its candidates.
+    pub cands: &'a Candidates,
+    /// Number of zones.
+    pub zones: usize,
+    /// Fairness slots: one per protected group, plus one for customers without a group.
+    pub slots: usize,
+    /// Candidates per `offer * slots + slot`.
+    pub slot_size: Vec<f64>,
+    /// Candidates per offer.
+    pub offer_size: Vec<f64>,
+    /// How the custom-offer limit enters this model.
+    pub custom_limit: CustomLimitMode,
+}
+
+/// How the custom-offer limit of a MIP enters a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomLimitMode {
+    /// One binary per custom offer (the exact MIP).
+    Binaries,
+    /// One dualized row over the offers' mean exposures (the decomposition's relaxation).
+    Relaxed,
+    /// Not in the model: the open offers are fixed (the LP after the MIP, a restricted phase, plan derivation).
+    Off,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a solve (slot and offer sizes counted once).
+    pub fn new(problem: &'a Problem, network: &'a Network, cands: &'a Candidates, custom_limit: CustomLimitMode) -> Self {
+        let groups = problem.groups.len();
+        let slots = groups + 1;
+        let n_o = problem.offers.len();
+        let mut slot_size = vec![0.0; n_o * slots];
+        let mut offer_size = vec![0.0; n_o];
+        for k in 0..cands.len() {
+            let o = cands.offer[k] as usize;
+            let slot = problem.customers.group[cands.customer[k] as usize].map_or(groups, |g| g as usize);
+            slot_size[o * slots + slot] += 1.0;
+            offer_size[o] += 1.0;
+        }
+        Scope { problem, network, cands, zones: problem.zones.len(), slots, slot_size, offer_size, custom_limit }
+    }
+}
+
+/// Collects broken rules with a tolerance scaled to each row's size.
+#[derive(Debug)]
+pub struct Checker {
+    /// Relative tolerance.
+    pub tol: f64,
+    /// What was found so far.
+    pub out: Vec<Violation>,
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// The rule or constraint family (`contact_cap`, `stock`, ...).
+    pub rule: &'static str,
+    /// What and where.
+    pub detail: String,
+}
+
+impl Checker {
+    /// A checker with relative tolerance `tol`.
+    pub fn new(tol: f64) -> Self {
+        Checker { tol, out: Vec::new() }
+    }
+
+    /// Records a violation when `lhs > rhs` beyond the tolerance.
+    pub fn le(&mut self, rule: &'static str, lhs: f64, rhs: f64, what: impl FnOnce() -> String) {
+        if lhs > rhs + self.tol * rhs.abs().max(1.0) {
+            self.out.push(Violation { rule, detail: format!("{}: {lhs} > {rhs}", what()) });
+        }
+    }
+
+    /// Records a violation.
+    pub fn push(&mut self, rule: &'static str, detail: String) {
+        self.out.push(Violation { rule, detail });
+    }
+}
+
+/// One family of coupling rows; see the module docs.
+pub trait Family: Send + Sync {
+    /// The family's name in reasons, KPIs, checker violations and reports.
+    fn name(&self) -> &'static str;
+
+    /// Number of rows.
+    fn rows(&self) -> usize;
+
+    /// Right-hand side of a row (`+inf`: no limit, the row is dropped).
+    fn rhs(&self, row: usize) -> f64;
+
+    /// How the rows bind in the exact model and the repair LP.
+    fn sense(&self) -> Sense {
+        Sense::Le
+    }
+
+    /// What a row is about, in the scenario's names (`W01/SKU3`, an offer id, ...).
+    fn row_key(&self, problem: &Problem, row: usize) -> String;
+
+    /// Whether one more unit of this family's right-hand side is a capacity a
+    /// planner could buy (reported as a marginal value by what-if runs).
+    fn is_capacity(&self) -> bool {
+        true
+    }
+
+    /// Coefficients of one expected acceptance of `offer` by a customer in `zone`:
+    /// `push(row, coefficient)`.
+    fn per_accept(&self, _offer: usize, _zone: usize, _push: &mut dyn FnMut(usize, f64)) {}
+
+    /// Coefficients of one unit of exposure of `offer` to a customer in fairness `slot`.
+    fn per_exposure(&self, _offer: usize, _slot: usize, _push: &mut dyn FnMut(usize, f64)) {}
+
+    /// Tests the family's rule on an allocation, re-derived from the spec (not
+    /// from [`Family::per_accept`]), so a wrong coefficient cannot hide itself.
+    fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker);
+
+    /// Stores the rows' prices (objective lost per unit of tightening) in `out`.
+    fn write_prices(&self, problem: &Problem, prices: &[f64], out: &mut ShadowPrices);
+
+    /// Reads the rows' prices back from `from` (0 where absent).
+    fn read_prices(&self, problem: &Problem, from: &ShadowPrices, out: &mut [f64]);
+
+    /// Extra columns the exact model needs for this family (e.g. the custom-offer
+    /// binaries); returns their objective coefficients and kinds.
+    fn exact_columns(&self, _problem: &Problem, _cands: &Candidates) -> Vec<ExactColumn> {
+        Vec::new()
+    }
+
+    /// Whether the exact model builds the rows from the coefficients (`true`), or
+    /// only from [`Family::exact_rows`].
+    fn exact_generic_rows(&self) -> bool {
+        true
+    }
+
+    /// Extra exact rows over the candidates' exposures and this family's columns.
+    fn exact_rows(&self, _problem: &Problem, _cands: &Candidates) -> Vec<ExactRow> {
+        Vec::new()
+    }
+
+    /// Offers this family's exact columns open or close, from their solved values.
+    fn open_offers(&self, _columns: &[f64]) -> Vec<(OfferIx, bool)> {
+        Vec::new()
+    }
+}
+
+/// A column a family adds to the exact model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExactColumn {
+    /// A binary variable.
+    Binary,
+}
+
+/// A row a family adds to the exact model: `sum(coef * column) <= rhs`, where a
+/// column is either a candidate's exposure or one of the family's own columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactRow {
+    /// (candidate index, coefficient).
+    pub exposures: Vec<(usize, f64)>,
+    /// (index into the family's own columns, coefficient).
+    pub own: Vec<(usize, f64)>,
+    /// Right-hand side.
+    pub rhs: f64,
+}
+
+
+/// Rows of a family with one row per capped entity (an offer, a zone): the
+/// entity of each row, its cap, and the row of each entity.
+#[derive(Debug, Clone)]
+pub struct CappedRows {
+    /// The entity of each row, in entity order.
+    pub entity: Vec<u32>,
+    /// Each row's cap.
+    pub cap: Vec<f64>,
+    /// Row of each entity, if capped.
+    pub row_of: Vec<Option<usize>>,
+}
+
+impl CappedRows {
+    /// One row per entity `0..n` whose `cap_of` is set.
+    pub fn new(n: usize, cap_of: impl Fn(usize) -> Option<f64>) -> Self {
+        let (mut entity, mut cap, mut row_of) = (Vec::new(), Vec::new(), vec![None; n]);
+        for (e, slot) in row_of.iter_mut().enumerate() {
+            if let Some(c) = cap_of(e) {
+                *slot = Some(entity.len());
+                entity.push(e as u32);
+                cap.push(c);
+            }
+        }
+        CappedRows { entity, cap, row_of }
+    }
+
+    /// Stores row prices into a per-entity vector.
+    pub fn write(&self, prices: &[f64], per_entity: &mut [f64]) {
+        for (&e, &p) in self.entity.iter().zip(prices) {
+            per_entity[e as usize] = p;
+        }
+    }
+
+    /// Reads row prices from a per-entity vector (0 where absent).
+    pub fn read(&self, per_entity: &[f64], out: &mut [f64]) {
+        for (&e, v) in self.entity.iter().zip(out) {
+            *v = per_entity.get(e as usize).copied().unwrap_or(0.0);
+        }
+    }
+}
+
+/// The spec's rule "expected acceptances per entity at most its cap", checked
+/// from the problem's own caps (`cap_of`) with every candidate counted for the
+/// entity `entity_of` names.
+#[allow(clippy::too_many_arguments)]
+pub fn check_accepts_per_entity(
+    rule: &'static str,
+    entities: usize,
+    cands: &Candidates,
+    alloc: &Allocation,
+    entity_of: impl Fn(usize) -> usize,
+    cap_of: impl Fn(usize) -> Option<f64>,
+    label: impl Fn(usize) -> String,
+    ck: &mut Checker,
+) {
+    let mut accepted = vec![0.0; entities];
+    for k in 0..cands.len() {
+        accepted[entity_of(k)] += cands.p[k] * alloc.x[k];
+    }
+    for (e, &a) in accepted.iter().enumerate() {
+        if let Some(cap) = cap_of(e) {
+            ck.le(rule, a, cap, || label(e));
+        }
+    }
+}

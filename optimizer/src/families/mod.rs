@@ -1,0 +1,292 @@
+//! Coupling constraint families: every constraint that ties customers together,
+//! each written once, in its own module.
+//!
+//! A family says, in one place:
+//! - its **rows** and right-hand sides (`A x <= rhs`, or `=` for [`Sense::Eq`]);
+//! - its **coefficients** on the customers' exposures, by *cell*: per expected
+//!   acceptance of an offer in a zone ([`Family::per_accept`]) and per unit of
+//!   exposure of an offer to a fairness slot ([`Family::per_exposure`]);
+//! - its **name**, used in eligibility reasons (`not_selected:<name>`), KPIs,
+//!   checker violations and marginal-value reports, and the **label** of each row;
+//! - how the **checker** tests it, re-derived from the spec ([`Family::check`]);
+//! - how its **shadow prices** are stored in [`ShadowPrices`] and read back.
+//!
+//! Everything else is generic over the [`Layout`] (all families' rows in one
+//! vector): the exact model's rows (`exact.rs`), the decomposition's right-hand
+//! side, preconditioner, cell prices and gradient (`decomposed/mod.rs`), the
+//! repair LP (`decomposed/repair.rs`), the eligibility reasons (`plan.rs`), the
+//! checker (`feasibility.rs`) and the what-if marginal values. Adding a family is
+//! one new module implementing [`Family`], listed in [`standard`] (or handed to
+//! the `*_with` entry points, as `tests/families.rs` does with a toy family).
+//!
+//! The network side (shipments and unmet baseline) enters three families:
+//! [`balance`], [`stock`] and [`lane`]; its columns are the [`Arc`]s the layout
+//! builds from them, shared by every solver.
+
+pub mod balance;
+pub mod family;
+pub mod network;
+pub mod budget;
+pub mod custom_limit;
+pub mod delivery;
+pub mod fairness;
+pub mod lane;
+pub mod redemptions;
+pub mod stock;
+
+pub use family::{CappedRows, Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope, Sense, Violation};
+pub use network::Arc;
+
+use crate::allocation::{Allocation, ShadowPrices};
+use crate::candidates::Candidates;
+use crate::model::Problem;
+
+/// Every family's rows laid out in one vector, with the coefficients by cell and
+/// the network's columns: what every solver iterates over.
+pub struct Layout {
+    /// The zone balance (its rows also carry the shipments and unmet baseline).
+    pub balance: balance::Balance,
+    families: Vec<Box<dyn Family>>,
+    /// First global row of each family, plus the total at the end.
+    offsets: Vec<usize>,
+    /// Shipment arcs.
+    pub arcs: Vec<Arc>,
+    /// Zones.
+    pub zones: usize,
+    /// Fairness slots.
+    pub slots: usize,
+    /// Candidates per `offer * slots + slot`.
+    pub slot_size: Vec<f64>,
+    /// Candidates per offer.
+    pub offer_size: Vec<f64>,
+    accept: Csr,
+    exposure: Csr,
+}
+
+/// Builds the families beyond the standard ones for one model (a scenario's own
+/// rules, or the toy family of `tests/families.rs`).
+pub type ExtraFamilies = dyn Fn(&Scope) -> Vec<Box<dyn Family>> + Sync;
+
+/// No family beyond the standard ones.
+pub fn no_extra(_: &Scope) -> Vec<Box<dyn Family>> {
+    Vec::new()
+}
+
+/// Sparse coefficients by cell: `(global row, coefficient)` lists.
+#[derive(Debug, Default)]
+struct Csr {
+    start: Vec<usize>,
+    row: Vec<usize>,
+    coef: Vec<f64>,
+}
+
+impl Csr {
+    fn build(cells: usize, mut fill: impl FnMut(usize, &mut dyn FnMut(usize, f64))) -> Self {
+        let mut csr = Csr { start: Vec::with_capacity(cells + 1), ..Csr::default() };
+        csr.start.push(0);
+        for cell in 0..cells {
+            fill(cell, &mut |row, coef| {
+                if coef != 0.0 {
+                    csr.row.push(row);
+                    csr.coef.push(coef);
+                }
+            });
+            csr.start.push(csr.row.len());
+        }
+        csr
+    }
+
+    fn of(&self, cell: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let r = self.start[cell]..self.start[cell + 1];
+        self.row[r.clone()].iter().copied().zip(self.coef[r].iter().copied())
+    }
+}
+
+/// The standard families of `shared/spec/model.md`, in layout order after the
+/// zone balance: stock, lane capacity, budget, redemptions, delivery capacity,
+/// fairness, and (relaxed) the custom-offer limit.
+pub fn standard(scope: &Scope, balance: &balance::Balance) -> (Vec<Box<dyn Family>>, Vec<Arc>) {
+    let (stock, lane, arcs) = network::arcs(scope, balance);
+    let families: Vec<Box<dyn Family>> = vec![
+        Box::new(stock),
+        Box::new(lane),
+        Box::new(budget::Budget::new(scope.problem)),
+        Box::new(redemptions::Redemptions::new(scope.problem)),
+        Box::new(delivery::Delivery::new(scope.problem)),
+        Box::new(fairness::Fairness::new(scope)),
+        Box::new(custom_limit::CustomLimit::new(scope)),
+    ];
+    (families, arcs)
+}
+
+impl Layout {
+    /// The standard families plus `extra` ones (appended in order).
+    pub fn new(scope: &Scope, extra: Vec<Box<dyn Family>>) -> Self {
+        let balance = balance::Balance::new(scope);
+        let (mut families, mut arcs) = standard(scope, &balance);
+        families.extend(extra);
+        let mut offsets = vec![0, balance.rows()];
+        for f in &families {
+            offsets.push(offsets.last().expect("non-empty") + f.rows());
+        }
+        // Arcs were laid out with family-local rows: shift them to global rows.
+        let (stock_at, lane_at) = (offsets[1], offsets[2]);
+        for a in &mut arcs {
+            a.stock += stock_at;
+            a.lane_row = a.lane_row.map(|l| l + lane_at);
+        }
+        let (zones, slots, n_o) = (scope.zones, scope.slots, scope.problem.offers.len());
+        let all: Vec<(usize, &dyn Family)> =
+            std::iter::once(&balance as &dyn Family).chain(families.iter().map(|f| f.as_ref())).enumerate().collect();
+        let accept = Csr::build(n_o * zones, |cell, push| {
+            for &(i, f) in &all {
+                let at = offsets[i];
+                f.per_accept(cell / zones, cell % zones, &mut |r, a| push(at + r, a));
+            }
+        });
+        let exposure = Csr::build(n_o * slots, |cell, push| {
+            for &(i, f) in &all {
+                let at = offsets[i];
+                f.per_exposure(cell / slots, cell % slots, &mut |r, a| push(at + r, a));
+            }
+        });
+        Layout {
+            balance,
+            families,
+            offsets,
+            arcs,
+            zones,
+            slots,
+            slot_size: scope.slot_size.clone(),
+            offer_size: scope.offer_size.clone(),
+            accept,
+            exposure,
+        }
+    }
+
+    /// Number of rows of every family together.
+    pub fn total(&self) -> usize {
+        *self.offsets.last().expect("non-empty")
+    }
+
+    /// Every family with its first global row, in layout order.
+    pub fn families(&self) -> impl Iterator<Item = (usize, &dyn Family)> + '_ {
+        std::iter::once(&self.balance as &dyn Family)
+            .chain(self.families.iter().map(|f| f.as_ref()))
+            .enumerate()
+            .map(|(i, f)| (self.offsets[i], f))
+    }
+
+    /// Index (in [`Layout::families`] order) of the family that owns a global row.
+    pub fn family_of(&self, row: usize) -> usize {
+        self.offsets.partition_point(|&o| o <= row) - 1
+    }
+
+    /// Number of families.
+    pub fn family_count(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Right-hand side of every row.
+    pub fn rhs(&self) -> Vec<f64> {
+        let mut rhs = vec![0.0; self.total()];
+        for (at, f) in self.families() {
+            for (r, v) in rhs[at..at + f.rows()].iter_mut().enumerate() {
+                *v = f.rhs(r);
+            }
+        }
+        rhs
+    }
+
+    /// Whether every row of the family owning global `row` is an equality.
+    pub fn sense_of(&self, row: usize) -> Sense {
+        self.families().nth(self.family_of(row)).map_or(Sense::Le, |(_, f)| f.sense())
+    }
+
+    /// Coefficients of one expected acceptance in cell `offer * zones + zone`.
+    pub fn accept_coefs(&self, cell: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.accept.of(cell)
+    }
+
+    /// Coefficients of one unit of exposure in cell `offer * slots + slot`.
+    pub fn exposure_coefs(&self, cell: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.exposure.of(cell)
+    }
+
+    /// The rows' prices read from [`ShadowPrices`] (e.g. a sample's), `>= 0`.
+    pub fn prices_from(&self, problem: &Problem, from: &ShadowPrices) -> Vec<f64> {
+        let mut nu = vec![0.0; self.total()];
+        for (at, f) in self.families() {
+            f.read_prices(problem, from, &mut nu[at..at + f.rows()]);
+        }
+        for v in &mut nu {
+            *v = v.max(0.0);
+        }
+        nu
+    }
+
+    /// Row prices of another layout of the same problem carried over family by
+    /// family (a family whose rows changed starts at 0).
+    pub fn carry(&self, from: &Layout, prices: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.total()];
+        let sources: Vec<(usize, &dyn Family)> = from.families().collect();
+        for (at, f) in self.families() {
+            if let Some(&(src, g)) = sources.iter().find(|(_, g)| g.name() == f.name() && g.rows() == f.rows()) {
+                out[at..at + f.rows()].copy_from_slice(&prices[src..src + g.rows()]);
+            }
+        }
+        out
+    }
+
+    /// [`ShadowPrices`] from the rows' prices and the contact caps' prices.
+    pub fn shadow_prices(&self, problem: &Problem, prices: &[f64], contact_cap: Vec<f64>) -> ShadowPrices {
+        let mut out = ShadowPrices {
+            contact_cap,
+            lane_capacity: vec![0.0; problem.lanes.len()],
+            redemptions: vec![0.0; problem.offers.len()],
+            delivery: vec![0.0; problem.zones.len()],
+            ..ShadowPrices::default()
+        };
+        for (at, f) in self.families() {
+            f.write_prices(problem, &prices[at..at + f.rows()], &mut out);
+        }
+        out
+    }
+
+    /// Per family (in [`Layout::families`] order): the charge of one expected
+    /// acceptance in cell `offer * zones + zone` and of one unit of exposure in
+    /// cell `offer * slots + slot`, at row prices `prices`.
+    pub fn charges(&self, prices: &[f64]) -> Charges {
+        let n = self.family_count();
+        let mut accept = vec![0.0; (self.accept.start.len() - 1) * n];
+        for cell in 0..self.accept.start.len() - 1 {
+            for (r, a) in self.accept.of(cell) {
+                accept[cell * n + self.family_of(r)] += a * prices[r];
+            }
+        }
+        let mut exposure = vec![0.0; (self.exposure.start.len() - 1) * n];
+        for cell in 0..self.exposure.start.len() - 1 {
+            for (r, a) in self.exposure.of(cell) {
+                exposure[cell * n + self.family_of(r)] += a * prices[r];
+            }
+        }
+        Charges { families: n, accept, exposure }
+    }
+}
+
+/// Reduced-cost charges per cell and family (see [`Layout::charges`]).
+pub struct Charges {
+    /// Number of families.
+    pub families: usize,
+    /// Per `(offer * zones + zone) * families + family`.
+    pub accept: Vec<f64>,
+    /// Per `(offer * slots + slot) * families + family`.
+    pub exposure: Vec<f64>,
+}
+
+/// Every family's check on an allocation (see [`Family::check`]).
+pub fn check_families(layout: &Layout, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {
+    for (_, f) in layout.families() {
+        f.check(problem, cands, alloc, ck);
+    }
+}

@@ -1,0 +1,129 @@
+//! The one adapter to HiGHS: options, solve, status handling and the raw
+//! solution, shared by the exact solver, the decomposition's repair LP and the
+//! pick-plan MIP. Models are built with good_lp; this module runs them.
+
+use std::time::Instant;
+
+use good_lp::solvers::highs::HighsProblem;
+use highs::HighsModelStatus;
+use thiserror::Error;
+
+use crate::allocation::SolveStatus;
+
+/// Why the exact solver returned no plan.
+#[derive(Debug, Error)]
+pub enum SolveError {
+    /// The constraints admit no solution (should not happen: x = 0, u = b is feasible).
+    #[error("the model is infeasible")]
+    Infeasible,
+    /// The objective is unbounded (a malformed model).
+    #[error("the model is unbounded")]
+    Unbounded,
+    /// The time limit passed before any feasible solution was found.
+    #[error("no feasible solution was found within the time limit")]
+    NoSolution,
+    /// HiGHS reported an error.
+    #[error("HiGHS failed: {0}")]
+    Highs(String),
+}
+
+/// How to run one model.
+#[derive(Debug, Clone, Default)]
+pub struct Settings<'a> {
+    /// Solver threads; `None` lets HiGHS choose.
+    pub threads: Option<u32>,
+    /// Wall-clock limit in seconds.
+    pub time_limit: Option<f64>,
+    /// Relative MIP gap, for models with integer columns.
+    pub mip_rel_gap: Option<f64>,
+    /// Print HiGHS's log to stdout.
+    pub verbose: bool,
+    /// Further HiGHS options by name (value parsed as bool, integer, float, else
+    /// text), applied last so they override the above.
+    pub options: &'a [(String, String)],
+}
+
+/// The raw result of one HiGHS run; columns and rows in creation order.
+#[derive(Debug, Clone)]
+pub struct Solved {
+    /// Optimal, or stopped by the time limit with a feasible solution.
+    pub status: SolveStatus,
+    /// Objective of the returned solution.
+    pub objective: f64,
+    /// Proven bound: the MIP's dual bound, the objective of an optimal LP, else `+inf`.
+    pub bound: f64,
+    /// Column values.
+    pub columns: Vec<f64>,
+    /// Row duals (`d objective / d rhs`).
+    pub row_duals: Vec<f64>,
+    /// Seconds in HiGHS.
+    pub seconds: f64,
+}
+
+/// Runs a model with `columns` variables and `rows` constraints.
+pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settings) -> Result<Solved, SolveError> {
+    let mut model = problem.into_inner();
+    if settings.verbose {
+        set(&mut model, "output_flag", true)?;
+        set(&mut model, "log_to_console", true)?;
+    } else {
+        model.make_quiet();
+    }
+    if let Some(t) = settings.threads {
+        set(&mut model, "threads", t as i32)?;
+    }
+    if let Some(t) = settings.time_limit {
+        set(&mut model, "time_limit", t.max(0.01))?;
+    }
+    if let Some(gap) = settings.mip_rel_gap {
+        set(&mut model, "mip_rel_gap", gap)?;
+    }
+    for (key, value) in settings.options {
+        set_any(&mut model, key, value)?;
+    }
+    if columns == 0 {
+        // Nothing to decide: the optimum is 0 and every row is slack.
+        return Ok(Solved { status: SolveStatus::Optimal, objective: 0.0, bound: 0.0, columns: Vec::new(), row_duals: vec![0.0; rows], seconds: 0.0 });
+    }
+    let start = Instant::now();
+    let solved = model.try_solve().map_err(|e| SolveError::Highs(format!("{e:?}")))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let status = match solved.status() {
+        HighsModelStatus::Optimal => SolveStatus::Optimal,
+        HighsModelStatus::Infeasible => return Err(SolveError::Infeasible),
+        HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => return Err(SolveError::Unbounded),
+        HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
+        other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
+    };
+    if solved.primal_solution_status() != highs::HighsSolutionStatus::Feasible {
+        return Err(SolveError::NoSolution);
+    }
+    let objective = solved.objective_value();
+    let bound = if settings.mip_rel_gap.is_some() {
+        solved.double_info_value(c"mip_dual_bound").unwrap_or(f64::INFINITY)
+    } else if status == SolveStatus::Optimal {
+        objective
+    } else {
+        f64::INFINITY
+    };
+    let solution = solved.get_solution();
+    Ok(Solved { status, objective, bound, columns: solution.columns().to_vec(), row_duals: solution.dual_rows().to_vec(), seconds })
+}
+
+fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V) -> Result<(), SolveError> {
+    model.try_set_option(key, value).map_err(|e| SolveError::Highs(format!("option {key}: {e:?}")))
+}
+
+/// Sets an option given as text, trying the types HiGHS options can have.
+fn set_any(model: &mut highs::Model, key: &str, value: &str) -> Result<(), SolveError> {
+    // Text last: HiGHS has text options whose values look like booleans (`presolve=on`).
+    let ok = value.parse::<bool>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || value.parse::<i32>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || value.parse::<f64>().is_ok_and(|v| model.try_set_option(key, v).is_ok())
+        || model.try_set_option(key, value).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(SolveError::Highs(format!("HiGHS rejected option {key}={value}")))
+    }
+}
