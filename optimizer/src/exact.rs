@@ -107,6 +107,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
         let first = vars.len();
         own.push(columns.iter().map(|c| match c {
             ExactColumn::Binary => vars.add(variable().binary()),
+            &ExactColumn::Continuous { lower, upper } => vars.add(variable().min(lower).max(upper)),
         }).collect());
         if !columns.is_empty() {
             family_columns.push((i, first, columns.len()));
@@ -116,17 +117,22 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
     // Every family's rows from its coefficients by cell, then the network's columns.
     let mut rows_expr: Vec<Expression> = (0..layout.total()).map(|_| Expression::default()).collect();
     let mut used = vec![false; layout.total()];
+    // Families that build their own exact rows get no generic expressions.
+    let mut generic = vec![true; layout.total()];
+    for (at, family) in layout.families().filter(|(_, f)| !f.exact_generic_rows()) {
+        generic[at..at + family.rows()].fill(false);
+    }
     let groups = problem.groups.len();
     for (k, &xk) in x.iter().enumerate() {
         let c = cands.customer[k] as usize;
         let o = cands.offer[k] as usize;
         let zone = problem.customers.zone[c] as usize;
         let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
-        for (r, a) in layout.accept_coefs(o * layout.zones + zone) {
+        for (r, a) in layout.accept_coefs(o * layout.zones + zone).filter(|&(r, _)| generic[r]) {
             rows_expr[r].add_mul(a * cands.p[k], xk);
             used[r] = true;
         }
-        for (r, a) in layout.exposure_coefs(o * layout.slots + slot) {
+        for (r, a) in layout.exposure_coefs(o * layout.slots + slot).filter(|&(r, _)| generic[r]) {
             rows_expr[r].add_mul(a, xk);
             used[r] = true;
         }
@@ -167,11 +173,10 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
     // The coupling families, in layout order.
     let mut exprs = rows_expr.into_iter();
     for (i, (at, family)) in layout.families().enumerate() {
-        let generic = family.exact_generic_rows();
         for r in 0..family.rows() {
             let e = exprs.next().expect("one expression per row");
             let rhs = family.rhs(r);
-            if !generic || !used[at + r] || !rhs.is_finite() {
+            if !generic[at + r] || !used[at + r] || !rhs.is_finite() {
                 continue;
             }
             let c = match family.sense() {
@@ -188,7 +193,11 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             for &(j, a) in &row.own {
                 e.add_mul(a, own[i][j]);
             }
-            add(&mut model, Row::Auxiliary, e.leq(row.rhs));
+            let c = match row.sense {
+                Sense::Eq => e.eq(row.rhs),
+                Sense::Le => e.leq(row.rhs),
+            };
+            add(&mut model, row.price_of.map_or(Row::Auxiliary, |r| Row::Family(at + r)), c);
         }
     }
 

@@ -414,8 +414,9 @@ struct ChargeModel<'a> {
     zone_split: HashMap<(ZoneIx, SkuIx), [f64; 3]>,
     /// Every family's charge per cell.
     charges: Charges,
-    /// The families' names, in layout order.
-    names: Vec<&'static str>,
+    /// The families charged from their coefficients (all but the network's three),
+    /// by index in layout order, with their names.
+    charged: Vec<(usize, &'static str)>,
     layout: &'a Layout,
 }
 
@@ -443,8 +444,9 @@ impl<'a> ChargeModel<'a> {
             }
         }
         let charges = layout.charges(row_prices);
-        let names = layout.families().map(|(_, f)| f.name()).collect();
-        ChargeModel { zone_split, charges, names, layout }
+        let network = [balance::NAME, stock::NAME, lane::NAME];
+        let charged = layout.families().enumerate().map(|(i, (_, f))| (i, f.name())).filter(|(_, name)| !network.contains(name)).collect();
+        ChargeModel { zone_split, charges, charged, layout }
     }
 
     /// The family that charges candidate `k` most.
@@ -485,11 +487,9 @@ impl<'a> ChargeModel<'a> {
         let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
         let accept = (o as usize * self.layout.zones + zone as usize) * n;
         let exposure = (o as usize * self.layout.slots + slot) * n;
-        for (f, &name) in self.names.iter().enumerate() {
-            if name != balance::NAME && name != stock::NAME && name != lane::NAME {
-                let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
-                charge.push((Binding::Family(name), amount));
-            }
+        for &(f, name) in &self.charged {
+            let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
+            charge.push((Binding::Family(name), amount));
         }
         let (family, amount) = charge
             .into_iter()

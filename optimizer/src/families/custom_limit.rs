@@ -4,7 +4,7 @@
 //! `sum y <= K`); the decomposition's relaxation dualizes
 //! `sum_o sum_c x[c,o] / n[o] <= K` as one row.
 
-use super::family::{Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope};
+use super::family::{Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope, Sense};
 use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::Candidates;
 use crate::model::{OfferIx, Problem};
@@ -104,7 +104,7 @@ impl Family for CustomLimit {
         let mut rows: Vec<ExactRow> = offers
             .iter()
             .enumerate()
-            .map(|(i, &o)| ExactRow { exposures: Vec::new(), own: vec![(i, -self.offer_size[o as usize])], rhs: 0.0 })
+            .map(|(i, &o)| ExactRow { exposures: Vec::new(), own: vec![(i, -self.offer_size[o as usize])], sense: Sense::Le, rhs: 0.0, price_of: None })
             .collect();
         for k in 0..cands.len() {
             let at = position[cands.offer[k] as usize];
@@ -112,7 +112,7 @@ impl Family for CustomLimit {
                 rows[at].exposures.push((k, 1.0));
             }
         }
-        rows.push(ExactRow { exposures: Vec::new(), own: (0..offers.len()).map(|i| (i, 1.0)).collect(), rhs: self.limit });
+        rows.push(ExactRow { exposures: Vec::new(), own: (0..offers.len()).map(|i| (i, 1.0)).collect(), sense: Sense::Le, rhs: self.limit, price_of: None });
         rows
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::family::{Checker, Family, Scope};
+use super::family::{Checker, ExactColumn, ExactRow, Family, Scope, Sense};
 use crate::allocation::{Allocation, FairnessPrice, ShadowPrices};
 use crate::candidates::Candidates;
 use crate::model::{OfferIx, Problem};
@@ -51,6 +51,16 @@ impl Fairness {
     }
 }
 
+impl Fairness {
+    /// (offer, group) pairs that enter some row, sorted: one exact rate column each.
+    fn rate_keys(&self) -> Vec<(usize, usize)> {
+        let mut keys: Vec<(usize, usize)> = self.rows.iter().flat_map(|&(o, g, h)| [(o as usize, g as usize), (o as usize, h as usize)]).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
 impl Family for Fairness {
     fn name(&self) -> &'static str {
         NAME
@@ -83,6 +93,41 @@ impl Family for Fairness {
                 push(r, self.ratio / size);
             }
         }
+    }
+
+    /// The exact model keeps O(candidates) nonzeros: one rate column per (offer,
+    /// group), defined by `sum(x of g) / n_g - r_g = 0`, and the rows compare
+    /// two rates (`ratio * r_h - r_g <= 0`), the same rows in `x` as the
+    /// coefficients describe.
+    fn exact_generic_rows(&self) -> bool {
+        false
+    }
+
+    fn exact_columns(&self, _problem: &Problem, _cands: &Candidates) -> Vec<ExactColumn> {
+        self.rate_keys().iter().map(|_| ExactColumn::Continuous { lower: 0.0, upper: 1.0 }).collect()
+    }
+
+    fn exact_rows(&self, problem: &Problem, cands: &Candidates) -> Vec<ExactRow> {
+        let keys = self.rate_keys();
+        let mut rows: Vec<ExactRow> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, _)| ExactRow { exposures: Vec::new(), own: vec![(i, -1.0)], sense: Sense::Eq, rhs: 0.0, price_of: None })
+            .collect();
+        let groups = problem.groups.len();
+        for k in 0..cands.len() {
+            let o = cands.offer[k] as usize;
+            let slot = problem.customers.group[cands.customer[k] as usize].map_or(groups, |g| g as usize);
+            if let Ok(i) = keys.binary_search(&(o, slot)) {
+                rows[i].exposures.push((k, 1.0 / self.slot_size[o * self.slots + slot]));
+            }
+        }
+        for (r, &(o, g, h)) in self.rows.iter().enumerate() {
+            let rate = |s: u32| keys.binary_search(&(o as usize, s as usize)).expect("a rate per row's group");
+            let own = vec![(rate(h), self.ratio), (rate(g), -1.0)];
+            rows.push(ExactRow { exposures: Vec::new(), own, sense: Sense::Le, rhs: 0.0, price_of: Some(r) });
+        }
+        rows
     }
 
     fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {

@@ -171,6 +171,13 @@ pub trait Family: Send + Sync {
 pub enum ExactColumn {
     /// A binary variable.
     Binary,
+    /// A continuous variable in `[lower, upper]`.
+    Continuous {
+        /// Lower bound.
+        lower: f64,
+        /// Upper bound.
+        upper: f64,
+    },
 }
 
 /// A row a family adds to the exact model: `sum(coef * column) <= rhs`, where a
@@ -181,8 +188,12 @@ pub struct ExactRow {
     pub exposures: Vec<(usize, f64)>,
     /// (index into the family's own columns, coefficient).
     pub own: Vec<(usize, f64)>,
+    /// `<=` or `=`.
+    pub sense: Sense,
     /// Right-hand side.
     pub rhs: f64,
+    /// The family's own row (local index) whose price this row's dual is, if any.
+    pub price_of: Option<usize>,
 }
 
 
