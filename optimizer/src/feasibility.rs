@@ -46,7 +46,7 @@ impl<'a> HardRules<'a> {
     pub fn new(problem: &'a Problem) -> Self {
         let mut reachable = std::collections::HashSet::new();
         for l in &problem.lanes {
-            if problem.policy.promise_days.is_none_or(|p| l.transit_days <= p) {
+            if problem.lane_usable(l) {
                 for s in problem.stock.iter().filter(|s| s.warehouse == l.warehouse) {
                     reachable.insert((l.zone, s.sku));
                 }
@@ -128,7 +128,7 @@ pub fn check_allocation(problem: &Problem, cands: &Candidates, alloc: &Allocatio
     }
     // 1. contact cap
     for (c, &sum) in per_customer.iter().enumerate() {
-        if let Some(cap) = cust.max_offers[c] {
+        if let Some(cap) = problem.contact_cap_of(c as u32) {
             ck.le("contact_cap", sum, cap as f64, || format!("customer {}", cust.id[c]));
         }
     }
@@ -243,7 +243,7 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
         }
     }
     for (c, &n) in served.iter().enumerate() {
-        if let Some(cap) = problem.customers.max_offers[c] {
+        if let Some(cap) = problem.contact_cap_of(c as u32) {
             if n > cap {
                 push("contact_cap", format!("customer {} served {n} offers, cap {cap}", problem.customers.id[c]));
             }
