@@ -77,7 +77,7 @@ fn problem() -> impl Strategy<Value = Problem> {
                         customers.consent.push(consent);
                         customers.suppressed.push(suppressed);
                         customers.group.push(group.filter(|g| *g < 2));
-                        customers.max_offers.push(cap.or(policy.contact_cap));
+                        customers.max_offers.push(cap);
                     }
                     for (i, o) in offers.iter_mut().enumerate() {
                         o.id = format!("o{i}");

@@ -107,7 +107,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
     let fallback = ask.fallback.is_some();
-    let cap = facts.max_offers.or(plan.context.contact_cap).map_or(usize::MAX, |c| c as usize);
+    let cap = allot_optimizer::effective_contact_cap(facts.max_offers, plan.context.contact_cap).map_or(usize::MAX, |c| c as usize);
     let mut offers = Vec::new();
     let mut excluded = Vec::new();
     let rows = plan.rows(c);

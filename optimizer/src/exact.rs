@@ -163,7 +163,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
     // Contact cap (only where it can bind).
     for c in 0..problem.customers.len() as u32 {
         let range = cands.of_customer(c);
-        if let Some(cap) = problem.customers.max_offers[c as usize] {
+        if let Some(cap) = problem.contact_cap_of(c) {
             if (cap as usize) < range.len() {
                 let e: Expression = range.map(|k| x[k]).sum();
                 add(&mut model, Row::ContactCap(c), e.leq(cap as f64));

@@ -26,7 +26,7 @@ impl<'a> HardRules<'a> {
     pub fn new(problem: &'a Problem) -> Self {
         let mut reachable = std::collections::HashSet::new();
         for l in &problem.lanes {
-            if problem.policy.promise_days.is_none_or(|p| l.transit_days <= p) {
+            if problem.lane_usable(l) {
                 for s in problem.stock.iter().filter(|s| s.warehouse == l.warehouse) {
                     reachable.insert((l.zone, s.sku));
                 }
@@ -97,7 +97,7 @@ pub fn check_allocation_with(problem: &Problem, cands: &Candidates, alloc: &Allo
     }
     // Contact cap, per customer.
     for (c, &sum) in per_customer.iter().enumerate() {
-        if let Some(cap) = cust.max_offers[c] {
+        if let Some(cap) = problem.contact_cap_of(c as u32) {
             ck.le("contact_cap", sum, cap as f64, || format!("customer {}", cust.id[c]));
         }
     }
@@ -155,7 +155,7 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
         }
     }
     for (c, &n) in served.iter().enumerate() {
-        if let Some(cap) = problem.customers.max_offers[c] {
+        if let Some(cap) = problem.contact_cap_of(c as u32) {
             if n > cap {
                 push("contact_cap", format!("customer {} served {n} offers, cap {cap}", problem.customers.id[c]));
             }

@@ -53,7 +53,8 @@ impl Horizon {
 /// Policy knobs of `scenario.toml`'s `[policy]` section; `None` means "no limit".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
-    /// Default maximum offers per customer.
+    /// Maximum offers per customer without a `max_offers` of its own; resolved
+    /// per customer by [`effective_contact_cap`] only, never copied into [`Customers`].
     pub contact_cap: Option<u32>,
     /// Total expected discount cost allowed.
     pub budget: Option<f64>,
@@ -78,6 +79,16 @@ impl Default for Policy {
             unmet_baseline_penalty: DEFAULT_UNMET_BASELINE_PENALTY,
         }
     }
+}
+
+/// The one rule for a customer's effective contact cap: its own `max_offers`,
+/// else the policy's `contact_cap` (`None`: unlimited).
+///
+/// Why a free function: the planner ([`Problem::contact_cap_of`]) and the
+/// decision service (which holds a stored plan's customer table and policy cap,
+/// not a `Problem`) must resolve the cap the same way.
+pub fn effective_contact_cap(own: Option<u32>, policy_cap: Option<u32>) -> Option<u32> {
+    own.or(policy_cap)
 }
 
 /// The spec's default for `policy.unmet_baseline_penalty`.
@@ -116,7 +127,9 @@ pub struct Customers {
     pub suppressed: Vec<bool>,
     /// Protected group, used only for fairness constraints and audits.
     pub group: Vec<Option<GroupIx>>,
-    /// Per-customer cap on offers, already defaulted to the policy's `contact_cap`.
+    /// The customer's own cap on offers from the customers table (`None` when
+    /// blank). Not the effective cap: read that with [`Problem::contact_cap_of`],
+    /// so that a policy changed after loading (a what-if variant) still applies.
     pub max_offers: Vec<Option<u32>>,
 }
 
@@ -270,6 +283,11 @@ impl Problem {
     /// Whether a lane may serve anything under the promise.
     pub fn lane_usable(&self, lane: &Lane) -> bool {
         self.policy.promise_days.is_none_or(|d| lane.transit_days <= d)
+    }
+
+    /// The effective contact cap of customer `c` under the current policy ([`effective_contact_cap`]).
+    pub fn contact_cap_of(&self, c: CustomerIx) -> Option<u32> {
+        effective_contact_cap(self.customers.max_offers[c as usize], self.policy.contact_cap)
     }
 
     /// Whether the custom-offer limit makes this a mixed-integer model.

@@ -280,7 +280,7 @@ pub fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<b
                 .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
                 .then(cands.offer[a].cmp(&cands.offer[b]))
         });
-        let cap = problem.customers.max_offers[c as usize].map_or(usize::MAX, |m| m as usize);
+        let cap = problem.contact_cap_of(c).map_or(usize::MAX, |m| m as usize);
         let mut taken = 0;
         for &k in &order {
             if taken >= cap || alloc.x[k] < ROUND_UP_AT - 1e-9 {

@@ -13,7 +13,7 @@ use allot_optimizer::plan::Kpis;
 use serde::Serialize;
 
 use crate::error::{LoadError, StoreError};
-use crate::load::load_scenario;
+use crate::variants::load_scenario;
 use crate::table::{Issues, Table, BOOL, NUMBER, TEXT};
 use crate::whatif::{MarginalValue, SHADOW_PRICES_FILE};
 

@@ -23,7 +23,8 @@ pub mod variants;
 pub mod whatif;
 
 pub use error::{LoadError, PlanScenarioError, StoreError};
-pub use load::{load_scenario, load_scenario_with, DemandForecast, LoadOptions, LoadedScenario};
+pub use load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};
+pub use variants::{load_scenario, load_scenario_with};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
 pub use store::{Manifest, PlanStore, SaveRequest};

@@ -1,5 +1,9 @@
 //! Loading a scenario directory into an [`allot_optimizer::Problem`], validating
 //! every file and reporting all problems at once.
+//!
+//! The problem holds the tables as written: nothing derived from `[policy]` or
+//! `[tiers]` is copied into customers, offers or lanes, so a what-if variant
+//! that changes the policy after loading changes the plan.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -95,24 +99,24 @@ pub struct LoadOptions {
     /// exist, even when `baseline_demand` / `uptake` are given (`allot forecast`).
     pub prefer_history: bool,
     /// Inbound delays of a what-if variant, applied while `inbound` is read.
-    pub inbound_delays: Vec<crate::variants::InboundDelay>,
+    pub inbound_delays: Vec<InboundDelay>,
 }
 
-/// Reads, validates and assembles a scenario directory.
-pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
-    load_scenario_with(dir, LoadOptions::default())
+/// Matching rows of an inbound delay, applied while `inbound` is read (the
+/// problem keeps no arrival dates, so a variant cannot apply it afterwards).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundDelay {
+    /// Days later.
+    pub days: u32,
+    /// Only this warehouse.
+    pub warehouse: Option<String>,
+    /// Only this SKU.
+    pub sku: Option<String>,
 }
 
-/// [`load_scenario`] with options. A directory whose `scenario.toml` names a
-/// `base` is a what-if variant ([`crate::variants`]).
-pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
-    if dir.join(SCENARIO_FILE).is_file() && crate::variants::read_variant(dir)?.is_some() {
-        return crate::variants::load_variant(dir, options);
-    }
-    load_root(dir, options)
-}
-
-/// Loads a scenario directory that holds its own tables.
+/// Loads a scenario directory that holds its own tables. Callers use
+/// `load_scenario` (in `variants.rs`), which also reads what-if variants: this
+/// module knows nothing of variants, they are applied on top of its result.
 pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
     if !dir.is_dir() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a scenario directory");
@@ -182,7 +186,9 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             customers.consent.push(consent[i].unwrap_or(true));
             customers.suppressed.push(suppressed[i].unwrap_or(false));
             customers.group.push(group[i].as_deref().and_then(|g| groups.resolve(g)));
-            customers.max_offers.push(max_offers[i].or(config.policy.contact_cap));
+            // The customer's own cap only: the policy's default is resolved when the
+            // plan is made (`Problem::contact_cap_of`), after any variant changed it.
+            customers.max_offers.push(max_offers[i]);
         }
     }
 

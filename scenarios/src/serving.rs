@@ -158,7 +158,9 @@ pub struct CustomerRecord<'a> {
     pub consent: bool,
     /// In a service-recovery workflow when the plan was made.
     pub suppressed: bool,
-    /// Offers at most (`None`: the policy's cap).
+    /// The customer's own cap on offers (`None`: the plan's `contact_cap`); the
+    /// service resolves it with `allot_optimizer::effective_contact_cap`, the
+    /// planner's rule.
     pub max_offers: Option<u32>,
 }
 

@@ -20,7 +20,7 @@
 //! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
 //! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
 //! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
-//! | `policy` | any of `budget`, `contact_cap`, `promise_days`, `fairness_min_ratio`, `max_custom_offers`, `tier_weights = { gold = 1.4 }` | overrides the policy |
+//! | `policy` | any of `budget`, `contact_cap`, `promise_days`, `fairness_min_ratio`, `max_custom_offers`, `tier_weights = { gold = 1.4 }` | overrides the policy; `contact_cap` reaches every customer without a `max_offers` of its own, since the loader copies no policy value into the tables ([`allot_optimizer::Problem::contact_cap_of`]) |
 //!
 //! A variant's base may itself be a variant: perturbations compose, the base's
 //! first. Unknown keys, unknown kinds and filters that match nothing are errors
@@ -35,17 +35,23 @@ use serde::Deserialize;
 
 use crate::config::SCENARIO_FILE;
 use crate::error::LoadError;
-use crate::load::{LoadOptions, LoadedScenario};
+use crate::load::{hash_bytes, load_root, InboundDelay, LoadOptions, LoadedScenario};
 
-/// Matching rows of an inbound delay: the loader applies it while it reads `inbound`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundDelay {
-    /// Days later.
-    pub days: u32,
-    /// Only this warehouse.
-    pub warehouse: Option<String>,
-    /// Only this SKU.
-    pub sku: Option<String>,
+/// Reads, validates and assembles a scenario directory, plain or variant.
+pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
+    load_scenario_with(dir, LoadOptions::default())
+}
+
+/// [`load_scenario`] with options. A directory whose `scenario.toml` names a
+/// `base` is a what-if variant; any other is read by the loader alone.
+///
+/// Why it lives here: variants build on the loader, never the reverse, so the
+/// entry point that chooses between them sits on top of both.
+pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
+    if dir.join(SCENARIO_FILE).is_file() && read_variant(dir)?.is_some() {
+        return load_variant(dir, options);
+    }
+    load_root(dir, options)
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,7 +223,7 @@ pub fn load_variant(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, 
             _ => None,
         })
         .collect();
-    let mut loaded = crate::load::load_root(&root, LoadOptions { inbound_delays: delays, ..options })?;
+    let mut loaded = load_root(&root, LoadOptions { inbound_delays: delays, ..options })?;
     let mut delay_index = 0;
     for (file, line, p) in &perturbations {
         let at = |reason: String| LoadError::Unreadable { path: file.clone(), reason: format!("line {line}: {reason}") };
@@ -236,7 +242,7 @@ pub fn load_variant(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, 
     let mut hash = loaded.content_hash.clone();
     for file in &loaded.lineage {
         let text = std::fs::read(file).map_err(|e| LoadError::io(Path::new(file), e))?;
-        hash = crate::load::hash_bytes(&[hash.as_bytes(), &text]);
+        hash = hash_bytes(&[hash.as_bytes(), &text]);
     }
     loaded.content_hash = hash;
     loaded.dir = dir.to_path_buf();

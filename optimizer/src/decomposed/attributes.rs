@@ -29,7 +29,7 @@ impl CustomerAttributes {
         CustomerAttributes {
             slot: cust.group.iter().map(|g| g.unwrap_or(groups)).collect(),
             weight: cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect(),
-            cap: cust.max_offers.iter().map(|m| m.unwrap_or(u32::MAX)).collect(),
+            cap: (0..cust.len() as u32).map(|c| problem.contact_cap_of(c).unwrap_or(u32::MAX)).collect(),
             margin: problem.offers.iter().map(|o| o.margin).collect(),
             zones: problem.zones.len(),
             slots: problem.groups.len() + 1,
