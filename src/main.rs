@@ -14,7 +14,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::SolverChoice;
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::store::{DEFAULT_STORE, STORE_ENV};
-use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, RunOutputs};
+use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -429,7 +429,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
     let solver = solver_of(&args)?;
-    let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(RunOutputs { dir: &out, format: format_of(args.format) }))?;
+    let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: format_of(args.format) }))?;
     if args.activate {
         store.activate(&run.manifest.id)?;
     }
@@ -495,7 +495,7 @@ fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, for
                 span.pb_set_style(&style);
                 let _entered = span.enter();
                 let solver = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
-                let run = plan_scenario(&store, dir, &solver, Some(RunOutputs { dir: &out_root.join(name), format })).map_err(anyhow::Error::from);
+                let run = plan_scenario(&store, dir, &solver, Some(OutputDir { dir: &out_root.join(name), format })).map_err(anyhow::Error::from);
                 match &run {
                     Ok(r) => tracing::info!(plan = %r.manifest.id, objective = r.kpis.objective, status = %r.kpis.status, gap = r.kpis.gap, "planned"),
                     Err(e) => tracing::error!("failed: {e:#}"),

@@ -30,6 +30,6 @@ pub use error::{LoadError, PipelineError, StoreError};
 pub use load::{load_scenario, load_scenario_with, DemandForecast, LoadOptions, LoadedScenario};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
-pub use pipeline::{plan_scenario, PlanRun, PlanSolver, RunOutputs};
+pub use pipeline::{plan_scenario, PlanRun, PlanSolver, OutputDir};
 pub use store::{Manifest, PlanStore, VersionMeta};
 pub use generate::{generate, GenerateSpec};

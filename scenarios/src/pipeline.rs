@@ -42,7 +42,7 @@ impl PlanSolver for SolverChoice {
 /// Where a run's outputs go besides the plan version: a directory, in the
 /// planner's table encoding.
 #[derive(Debug, Clone, Copy)]
-pub struct RunOutputs<'a> {
+pub struct OutputDir<'a> {
     /// Output directory (created if needed).
     pub dir: &'a Path,
     /// Encoding of its tables.
@@ -62,7 +62,7 @@ pub struct PlanRun {
 
 /// Plans `scenario` with `solver`, writes the run's outputs to `out` (when
 /// given) and saves a new plan version in `store` (not activated).
-pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<RunOutputs<'_>>) -> Result<PlanRun, PipelineError> {
+pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<OutputDir<'_>>) -> Result<PlanRun, PipelineError> {
     // The version records where the scenario is, whichever way it was named.
     let scenario = scenario.canonicalize().unwrap_or_else(|_| scenario.to_path_buf());
     info!(scenario = %scenario.display(), "loading");
@@ -73,13 +73,14 @@ pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver
         info!("note: {note}");
     }
     let p = &loaded.problem;
+    let model = if p.is_mip() { "MIP" } else { "LP" };
     info!(
         customers = p.customers.len(),
         offers = p.offers.len(),
         uptake_pairs = p.uptake.len(),
         skus = p.skus.len(),
         warehouses = p.warehouses.len(),
-        model = if p.is_mip() { "MIP" } else { "LP" },
+        model,
         "loaded in {load_seconds:.2}s; solving"
     );
     let (alloc, plan) = solver.solve(p).map_err(PipelineError::Solve)?;
