@@ -125,7 +125,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             seed: args.seed,
             ..GenerateSpec::default()
         };
-        eprintln!("bench: generating {customers} customers x {} candidates in {} ...", args.candidates, dir.display());
+        tracing::info!("bench: generating {customers} customers x {} candidates in {} ...", args.candidates, dir.display());
         let t = Instant::now();
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -146,7 +146,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let network = Network::new(&problem);
         let cands = Candidates::build(&problem, &network);
         let candidates_seconds = t.elapsed().as_secs_f64();
-        eprintln!("bench: loaded {} pairs in {load_parquet_seconds:.2}s", cands.len());
+        tracing::info!("bench: loaded {} pairs in {load_parquet_seconds:.2}s", cands.len());
 
         let mut runs: Vec<SolverRun> = Vec::new();
         let mut last_allocation = None;
@@ -164,7 +164,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     ..DecomposedOptions::default()
                 }),
             };
-            eprintln!("bench: {customers} customers, {} ...", name(solver));
+            tracing::info!("bench: {customers} customers, {} ...", name(solver));
             reset_peak_memory();
             let t = Instant::now();
             let alloc = solve(&problem, &network, &cands, &choice)?;
@@ -224,7 +224,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "sizes": sizes,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n").with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("bench: wrote {}", path.display());
+        tracing::info!("bench: wrote {}", path.display());
     }
     Ok(())
 }

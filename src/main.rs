@@ -14,7 +14,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::SolverChoice;
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::store::{DEFAULT_STORE, STORE_ENV};
-use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Format, GenerateSpec, PlanStore, SaveRequest};
+use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -305,9 +305,30 @@ fn default_sigpipe() {
     }
 }
 
+/// Logs go to stderr through `tracing` (level from `RUST_LOG`, default info),
+/// written above the progress bars (one per span named [`RUN_SPAN`]); stdout
+/// carries only the command's output.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let bars = tracing_indicatif::IndicatifLayer::new();
+    let writer = bars.get_stderr_writer();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(writer).with_target(false))
+        .with(bars.with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.name() == RUN_SPAN)))
+        .try_init();
+}
+
+/// Name of the span of one run of `scenario run`: each gets a progress bar.
+const RUN_SPAN: &str = "run";
+
 fn main() -> Result<()> {
     #[cfg(unix)]
     default_sigpipe();
+    init_logging();
     match Cli::parse().command {
         Command::Plan(args) => plan(args),
         Command::Plans { action, store } => plans(action, &store.store),
@@ -335,7 +356,7 @@ fn main() -> Result<()> {
             if matches!(a.format, FormatArg::Parquet) {
                 convert_scenario_to_parquet(&a.out_dir)?;
             }
-            eprintln!("wrote {} in {:.1}s", a.out_dir.display(), t.elapsed().as_secs_f64());
+            tracing::info!("wrote {} in {:.1}s", a.out_dir.display(), t.elapsed().as_secs_f64());
             Ok(())
         }
     }
@@ -366,7 +387,7 @@ fn forecast(args: ForecastArgs) -> Result<()> {
     }
     let t = Instant::now();
     let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, ..Default::default() })?;
-    eprintln!("forecast in {:.2}s", t.elapsed().as_secs_f64());
+    tracing::info!("forecast in {:.2}s", t.elapsed().as_secs_f64());
     let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
     let written = allot_scenarios::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;
     print!("{}", allot_scenarios::forecast_output::accuracy_report(&loaded));
@@ -393,7 +414,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let key_file = args.keys.unwrap_or_else(|| store.join("api_keys.json"));
     let (keys, created) = allot_api::ApiKeys::load_or_create(&key_file)?;
     if created {
-        eprintln!("created API keys (one per role) in {}", key_file.display());
+        tracing::info!("created API keys (one per role) in {}", key_file.display());
     }
     let config = allot_api::ServiceConfig {
         keys,
@@ -407,7 +428,8 @@ fn serve(args: ServeArgs) -> Result<()> {
 fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
-    let run = plan_one(&args.scenario, &out, &store, &solver_of(&args)?, format_of(args.format), &|line| eprintln!("{line}"))?;
+    let solver = solver_of(&args)?;
+    let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: format_of(args.format) }))?;
     if args.activate {
         store.activate(&run.manifest.id)?;
     }
@@ -449,8 +471,9 @@ fn parallel_runs(scenarios: &[PathBuf], requested: Option<usize>) -> usize {
 }
 
 fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, format: Format, store: &Path) -> Result<()> {
-    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     use rayon::prelude::*;
+    use tracing_indicatif::span_ext::IndicatifSpanExt;
+    use tracing_indicatif::style::ProgressStyle;
     let names: Vec<String> = scenarios.iter().map(|d| run_name(d)).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
@@ -459,24 +482,23 @@ fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, for
     }
     let store = PlanStore::open(store).context("opening the plan store")?;
     let parallel = parallel_runs(scenarios, jobs);
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<24} [{elapsed_precise}] {wide_msg}").context("progress style")?;
+    let style = ProgressStyle::with_template("{spinner} {span_child_prefix}{span_name}{{{span_fields}}} [{elapsed_precise}]").context("progress style")?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(parallel).build().context("starting the runs' threads")?;
-    eprintln!("planning {} scenario(s), {parallel} at a time", scenarios.len());
+    tracing::info!("planning {} scenario(s), {parallel} at a time", scenarios.len());
     let started = Instant::now();
     let results: Vec<(String, Result<PlanRun>)> = pool.install(|| {
         scenarios
             .par_iter()
             .zip(&names)
             .map(|(dir, name)| {
-                let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
-                bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                let log = |line: String| bar.set_message(line);
-                let solver = Solver::Local(SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default()));
-                let run = plan_one(dir, &out_root.join(name), &store, &solver, format, &log);
+                let span = tracing::info_span!(RUN_SPAN, scenario = %name);
+                span.pb_set_style(&style);
+                let _entered = span.enter();
+                let solver = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
+                let run = plan_scenario(&store, dir, &solver, Some(OutputDir { dir: &out_root.join(name), format })).map_err(anyhow::Error::from);
                 match &run {
-                    Ok(r) => bar.finish_with_message(format!("plan {} objective {:.2} ({}, gap {:.1e})", r.manifest.id, r.kpis.objective, r.kpis.status, r.kpis.gap)),
-                    Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
+                    Ok(r) => tracing::info!(plan = %r.manifest.id, objective = r.kpis.objective, status = %r.kpis.status, gap = r.kpis.gap, "planned"),
+                    Err(e) => tracing::error!("failed: {e:#}"),
                 }
                 (name.clone(), run)
             })
@@ -503,66 +525,12 @@ fn format_of(f: FormatArg) -> Format {
     }
 }
 
-/// What one planning run produced.
-struct PlanRun {
-    manifest: allot_scenarios::Manifest,
-    kpis: Kpis,
-    write_seconds: f64,
-}
-
-/// Loads, solves, writes the outputs (plan tables, demand plan, marginal
-/// values, forecasts) to `out` and saves a plan version; `log` gets progress.
-fn plan_one(scenario_dir: &Path, out: &Path, store: &PlanStore, solver: &Solver, format: Format, log: &(dyn Fn(String) + Sync)) -> Result<PlanRun> {
-    log(format!("loading {} ...", scenario_dir.display()));
-    let t = Instant::now();
-    let scenario = load_scenario(scenario_dir)?;
-    let load_seconds = t.elapsed().as_secs_f64();
-    for note in &scenario.notes {
-        log(format!("note: {note}"));
-    }
-    let p = &scenario.problem;
-    log(format!(
-        "loaded {} customers, {} offers, {} uptake pairs, {} SKUs, {} warehouses in {load_seconds:.2}s; solving ({}) ...",
-        p.customers.len(),
-        p.offers.len(),
-        p.uptake.len(),
-        p.skus.len(),
-        p.warehouses.len(),
-        if p.is_mip() { "MIP" } else { "LP" }
-    ));
-    let (cands, alloc, plan) = match solver {
-        Solver::Local(choice) => allot_optimizer::plan(p, choice)?,
-        Solver::Ray(opts) => ray::plan(p, opts, log)?,
-    };
-    let mut kpis = plan.kpis.clone();
-    kpis.load_seconds = load_seconds;
-    log(format!("solved in {:.2}s; writing outputs and saving the plan version ...", kpis.build_seconds + kpis.solve_seconds));
-    let t = Instant::now();
-    write_plan_outputs(out, p, &plan, &kpis, format).with_context(|| format!("writing outputs to {}", out.display()))?;
-    allot_scenarios::demand_plan::write_demand_plan(out, &scenario, &plan, format).context("writing the demand plan")?;
-    allot_scenarios::whatif::write_marginal_values(out, &allot_scenarios::whatif::marginal_values(p, &cands, &alloc.prices)).context("writing the marginal values")?;
-    if scenario.demand_forecast.is_some() || scenario.uptake_report.is_some() {
-        let dir = out.join("forecast");
-        allot_scenarios::forecast_output::write_forecasts(&dir, &scenario).context("writing the forecasts")?;
-        log(format!("forecasts and their accuracy report written to {}", dir.display()));
-    }
-    let req = SaveRequest { problem: p, plan: &plan, kpis: &kpis, scenario: scenario_dir, scenario_hash: &scenario.content_hash, lineage: &scenario.lineage };
-    let manifest = store.save(&req).context("saving the plan version")?;
-    Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
-}
-
-/// Where a plan is solved: in this process, or with its customers on Ray.
-enum Solver {
-    Local(SolverChoice),
-    Ray(ray::RayOptions),
-}
-
 /// The solver and its options from the command line.
-fn solver_of(args: &PlanArgs) -> Result<Solver> {
+fn solver_of(args: &PlanArgs) -> Result<Box<dyn PlanSolver>> {
     Ok(match args.solver {
         SolverArg::Ray => {
             anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
-            Solver::Ray(ray::RayOptions {
+            Box::new(ray::RayOptions {
                 address: args.ray_address.clone(),
                 partitions: args.partitions,
                 python: args.ray_python.clone(),
@@ -571,7 +539,7 @@ fn solver_of(args: &PlanArgs) -> Result<Solver> {
                 decomposed: decomposed_options(args),
             })
         }
-        _ => Solver::Local(solver_choice(args)),
+        _ => Box::new(solver_choice(args)),
     })
 }
 

@@ -37,7 +37,7 @@ pub struct RayOptions {
 
 /// Plans `problem` with its customers on Ray: the same plan format and
 /// optimisation as the single-machine decomposed solver.
-pub fn plan(problem: &Problem, opts: &RayOptions, log: &(dyn Fn(String) + Sync)) -> Result<(Candidates, Allocation, Plan)> {
+pub fn plan(problem: &Problem, opts: &RayOptions) -> Result<(Candidates, Allocation, Plan)> {
     let solver = format!("decomposed on ray ({} partitions)", opts.partitions);
     let temp;
     let dir = match &opts.partitions_dir {
@@ -51,16 +51,16 @@ pub fn plan(problem: &Problem, opts: &RayOptions, log: &(dyn Fn(String) + Sync))
         let t = std::time::Instant::now();
         let manifest = allot_scenarios::partitions::write_partitions(&dir, problem, cands, opts.partitions)
             .map_err(|e| DecomposedError::Workers(format!("writing the partition files: {e}")))?;
-        log(format!(
-            "wrote {} partitions of {} candidates to {} in {:.2}s; starting the Ray actors ...",
-            manifest.partitions,
-            manifest.candidates,
-            dir.display(),
+        tracing::info!(
+            partitions = manifest.partitions,
+            candidates = manifest.candidates,
+            dir = %dir.display(),
+            "partition files written in {:.2}s; starting the Ray actors",
             t.elapsed().as_secs_f64()
-        ));
+        );
         let t = std::time::Instant::now();
         let side = RayCustomers::start(opts, &dir, cands.len())?;
-        log(format!("{} Ray actors hold the customers (started and loaded in {:.2}s)", side.partitions, t.elapsed().as_secs_f64()));
+        tracing::info!(actors = side.partitions, "the Ray actors hold the customers (started and loaded in {:.2}s)", t.elapsed().as_secs_f64());
         Ok(Box::new(side))
     };
     let (cands, alloc, plan) = allot_optimizer::plan_with_side(problem, &opts.decomposed, &solver, connect)?;
@@ -69,7 +69,7 @@ pub fn plan(problem: &Problem, opts: &RayOptions, log: &(dyn Fn(String) + Sync))
     let mut violations = check_allocation(problem, &cands, &alloc, FEASIBILITY_TOLERANCE);
     violations.extend(check_plan(problem, &plan));
     anyhow::ensure!(violations.is_empty(), "the plan from Ray fails the feasibility checker, not saved:\n  {}", violations.iter().map(|v| format!("{}: {}", v.rule, v.detail)).collect::<Vec<_>>().join("\n  "));
-    log(format!("feasibility checker: the plan from {} partitions respects every constraint", opts.partitions));
+    tracing::info!(partitions = opts.partitions, "feasibility checker: the plan from the partitions respects every constraint");
     Ok((cands, alloc, plan))
 }
 
@@ -191,5 +191,11 @@ impl Drop for RayCustomers {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl allot_scenarios::PlanSolver for RayOptions {
+    fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(plan(problem, self)?)
     }
 }

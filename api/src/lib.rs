@@ -962,7 +962,7 @@ async fn start_plan_job(State(state): State<AppState>, body: Body2<PlanJobReques
     let dir = state.scenario_dir(&req.scenario)?;
     let (s, scenario, activate) = (state.clone(), dir.clone(), req.activate);
     let work: jobs::JobWork = Box::new(move |solver| {
-        let manifest = s.store.plan_scenario(&scenario, solver).map_err(|e| e.to_string())?;
+        let manifest = allot_scenarios::plan_scenario(&s.store, &scenario, solver, None).map_err(|e| e.to_string())?.manifest;
         if activate {
             s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message))?;
             s.reload();

@@ -44,7 +44,7 @@ fn write_scenario(dir: &Path) {
 
 /// Plans the scenario into the store and returns the new version's id.
 fn plan_into(store: &PlanStore, scenario: &Path) -> String {
-    store.plan_scenario(scenario, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap().id
+    allot_scenarios::plan_scenario(store, scenario, &allot_optimizer::SolverChoice::Exact(Default::default()), None).unwrap().manifest.id
 }
 
 fn keys() -> ApiKeys {

@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::error::{LoadError, StoreError};
 use crate::variants::load_scenario;
 use crate::table::{Issues, Table, BOOL, NUMBER, TEXT};
-use crate::whatif::{MarginalValue, SHADOW_PRICES_FILE};
+use crate::schema;
+use crate::whatif::{read_marginal_values, MarginalValue, SHADOW_PRICES_FILE};
 
 /// What one run left in its output directory, plus its scenario's stock.
 #[derive(Debug, Clone)]
@@ -62,12 +63,9 @@ impl RunOutputs {
     /// Reads a run: `out` is its output directory, `scenario` its scenario.
     pub fn read(name: &str, scenario: &Path, out: &Path) -> Result<Self, LoadError> {
         let kpis_path = out.join("kpis.json");
-        let kpis: Kpis = serde_json::from_str(&std::fs::read_to_string(&kpis_path).map_err(|e| LoadError::io(&kpis_path, e))?).map_err(|e| unreadable(&kpis_path, e))?;
-        let mv_path = out.join(SHADOW_PRICES_FILE);
-        let marginal_values = match std::fs::read_to_string(&mv_path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| unreadable(&mv_path, e))?,
-            Err(_) => Vec::new(),
-        };
+        let text = std::fs::read_to_string(&kpis_path).map_err(|e| LoadError::io(&kpis_path, e))?;
+        let (_, kpis): (u32, Kpis) = schema::from_str(&text, &kpis_path).map_err(|e| unreadable(&kpis_path, e))?;
+        let marginal_values = read_marginal_values(out).map_err(|e| unreadable(&out.join(SHADOW_PRICES_FILE), e))?;
         let mut issues = Issues::default();
         let t = table(out, "eligibility")?;
         let (c, o, e) = (t.parse("customer_id", true, &mut issues, TEXT), t.parse("offer_id", true, &mut issues, TEXT), t.parse("eligible", true, &mut issues, BOOL));

@@ -90,6 +90,16 @@ pub enum StoreError {
     /// Rollback asked for with no earlier activation.
     #[error("nothing to roll back to: {0}")]
     NothingToRollBack(&'static str),
+    /// A file written by a newer allot, in a format this build does not know.
+    #[error("{path} has schema_version {found}, newer than this allot reads (up to {supported}): upgrade allot to read it")]
+    NewerSchema {
+        /// The path.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
 }
 
 impl StoreError {
@@ -99,16 +109,25 @@ impl StoreError {
     }
 }
 
-/// Why planning a scenario into the store failed, at whichever step.
+/// Why planning a scenario failed, at whichever step of the pipeline.
 #[derive(Debug, Error)]
-pub enum PlanScenarioError {
+pub enum PipelineError {
     /// The scenario could not be read or is invalid (names file, row, column).
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The solver failed.
     #[error("solving: {0}")]
-    Solve(#[from] allot_optimizer::PlanError),
+    Solve(Box<dyn std::error::Error + Send + Sync>),
+    /// The run's outputs could not be written.
+    #[error("writing the outputs to {dir}: {source}")]
+    Outputs {
+        /// The output directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
     /// The plan version could not be saved.
-    #[error(transparent)]
+    #[error("saving the plan version: {0}")]
     Store(#[from] StoreError),
 }

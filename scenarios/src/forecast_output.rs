@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use crate::error::StoreError;
 use crate::load::LoadedScenario;
-use crate::output::{write_json_atomic, write_table, Format};
+use crate::output::{write_table, write_versioned, Format};
 
 fn table_error(dir: &Path, stem: &str, e: PolarsError) -> StoreError {
     StoreError::Table { path: dir.join(stem), reason: e.to_string() }
@@ -18,7 +18,7 @@ fn table_error(dir: &Path, stem: &str, e: PolarsError) -> StoreError {
 
 /// Writes, as CSV, whatever was forecast: `baseline_demand` and the daily
 /// `demand_forecast` (`zone, sku, date, mean, p50, p90, model, mase`), `uptake`
-/// (`customer_id, offer_id, p`) and `uptake_report.json`.
+/// (`customer_id, offer_id, p`) and `uptake_report.json` (with its `schema_version`).
 pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBuf>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
     let p = &loaded.problem;
@@ -82,7 +82,7 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
         .map_err(|e| table_error(dir, "uptake", e))?;
         written.push(write_table(dir, "uptake", &mut df, Format::Csv)?);
         let path = dir.join("uptake_report.json");
-        write_json_atomic(&path, report)?;
+        write_versioned(&path, report)?;
         written.push(path);
     }
     Ok(written)

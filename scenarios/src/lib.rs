@@ -3,7 +3,9 @@
 //! This crate owns every file format of allot: it reads and validates scenario
 //! tables (CSV or Parquet, through polars) into an [`allot_optimizer::Problem`],
 //! writes plan outputs atomically, keeps plan versions, and generates synthetic
-//! scenarios. Solvers never see polars types.
+//! scenarios. Solvers never see polars types. [`pipeline`] is the one way a
+//! scenario is planned into a version; every saved JSON file carries a
+//! [`schema`] version.
 
 pub mod compare;
 pub mod config;
@@ -14,7 +16,9 @@ pub mod generate;
 pub mod load;
 pub mod output;
 pub mod partitions;
+pub mod pipeline;
 pub mod report;
+pub mod schema;
 pub mod store;
 pub mod serving;
 pub mod table;
@@ -22,10 +26,11 @@ pub mod uptake_history;
 pub mod variants;
 pub mod whatif;
 
-pub use error::{LoadError, PlanScenarioError, StoreError};
+pub use error::{LoadError, PipelineError, StoreError};
 pub use load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};
 pub use variants::{load_scenario, load_scenario_with};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
-pub use store::{Manifest, PlanStore, SaveRequest};
+pub use pipeline::{plan_scenario, PlanRun, PlanSolver, OutputDir};
+pub use store::{Manifest, PlanStore, VersionMeta};
 pub use generate::{generate, GenerateSpec};

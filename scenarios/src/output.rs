@@ -14,6 +14,22 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::schema;
+
+/// Test hook: when set to N, the process aborts after writing N plan files, as a
+/// crash would (used by the crash-safety tests; never set in production).
+pub const FAULT_ENV: &str = "ALLOT_TEST_ABORT_AFTER_FILES";
+
+/// Aborts the process at the configured plan-file count (see [`FAULT_ENV`]).
+fn fault_point() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    if let Some(limit) = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+        if WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
+            std::process::abort();
+        }
+    }
+}
 
 /// Table encoding of plan outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,7 +121,7 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
     ])
 }
 
-/// Writes a plan's tables and `kpis.json` into `dir` (created if needed), each
+/// Writes a plan's tables and `kpis.json` (with its `schema_version`) into `dir` (created if needed), each
 /// file atomically. Returns the paths written.
 pub fn write_plan_outputs(dir: &Path, problem: &Problem, plan: &Plan, kpis: &Kpis, format: Format) -> Result<Vec<PathBuf>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
@@ -113,10 +129,10 @@ pub fn write_plan_outputs(dir: &Path, problem: &Problem, plan: &Plan, kpis: &Kpi
     let mut written = Vec::new();
     for (stem, mut df) in tables {
         written.push(write_table(dir, stem, &mut df, format)?);
-        crate::store::fault_point();
+        fault_point();
     }
     let path = dir.join(KPIS_FILE);
-    write_json_atomic(&path, kpis)?;
+    write_versioned(&path, kpis)?;
     written.push(path);
     sync_dir(dir)?;
     Ok(written)
@@ -160,6 +176,17 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Sto
         serde_json::to_writer_pretty(&mut *file, value).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
         file.write_all(b"\n").map_err(|e| StoreError::io("cannot write", path, e))
     })
+}
+
+/// Writes an artefact (a struct) as pretty JSON with its `schema_version`
+/// first, atomically (see [`crate::schema`]).
+pub fn write_versioned<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_json_atomic(path, &schema::tagged(value))
+}
+
+/// Writes a list artefact as `{"schema_version", "values"}`, atomically.
+pub fn write_versioned_list<T: Serialize>(path: &Path, values: &[T]) -> Result<(), StoreError> {
+    write_json_atomic(path, &schema::tagged_list(values))
 }
 
 /// Flushes a directory's entries (new names, renames) to disk.

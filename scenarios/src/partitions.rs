@@ -22,7 +22,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{sync_dir, write_atomic, write_json_atomic};
+use crate::output::{sync_dir, write_atomic, write_versioned};
+use crate::schema;
 
 /// The manifest of a partition directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,7 +103,7 @@ pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: us
         zones: first.zones,
         slots: first.slots,
     };
-    write_json_atomic(&dir.join(MANIFEST), &manifest)?;
+    write_versioned(&dir.join(MANIFEST), &manifest)?;
     sync_dir(dir)?;
     Ok(manifest)
 }
@@ -117,7 +118,7 @@ fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
 pub fn read_manifest(dir: &Path) -> Result<PartitionManifest, StoreError> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|e| StoreError::io("cannot read", &path, e))?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path, reason: e.to_string() })
+    Ok(schema::from_str(&text, &path)?.1)
 }
 
 /// Reads partition `i` of the directory, checking it against the manifest.

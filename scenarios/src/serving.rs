@@ -21,7 +21,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::read_table;
+use crate::output::{read_table, write_table, write_versioned, Format};
 
 /// File name of the serving snapshot inside a plan version.
 pub const SERVING_FILE: &str = "serving.json";
@@ -242,6 +242,14 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
             })
             .collect(),
     }
+}
+
+/// Writes what serving needs of a plan into a version's directory:
+/// `customers.<ext>` and `serving.json` (with its `schema_version`).
+pub fn write_serving(dir: &Path, problem: &Problem, plan: &Plan, format: Format) -> Result<(), StoreError> {
+    let mut customers = customers_table(problem).map_err(|e| StoreError::Table { path: dir.join(CUSTOMERS_STEM), reason: e.to_string() })?;
+    write_table(dir, CUSTOMERS_STEM, &mut customers, format)?;
+    write_versioned(&dir.join(SERVING_FILE), &serving_context(problem, plan))
 }
 
 /// The per-customer serving table of a problem.

@@ -6,6 +6,7 @@
 //! ```text
 //! plans/000001/          one immutable plan version: manifest.json, kpis.json,
 //!                        eligibility / reservations / pick_priorities / bid_prices (.parquet),
+//!                        demand_plan.parquet, shadow_prices.json, forecast/ (when forecast),
 //!                        and what serving needs: serving.json, customers.parquet
 //! plans/.staging-*/      a version being written (ignored; swept by the next save)
 //! active.json            the plan the decision service serves
@@ -18,21 +19,24 @@
 //! directory, which readers never look at; after the rename the version is
 //! whole. `active.json` is replaced atomically the same way, and the history is
 //! appended and fsynced before it is.
+//!
+//! The store saves and reads; it never solves. What goes into a version is
+//! written by the planning pipeline ([`crate::pipeline`]) into the staging
+//! directory the store hands it. Every JSON file carries a `schema_version`
+//! ([`crate::schema`]): versions saved by older builds stay readable.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use allot_optimizer::plan::Kpis;
-use allot_optimizer::{Plan, Problem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{sync_dir, write_json_atomic, write_plan_outputs, write_table, Format, KPIS_FILE};
-use crate::serving::{
-    customers_table, for_each_customer, for_each_eligibility, serving_context, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE,
-};
+use crate::output::{sync_dir, write_versioned, Format, KPIS_FILE};
+use crate::schema;
+use crate::serving::{for_each_customer, for_each_eligibility, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE};
 
 /// Environment variable naming the default store directory.
 pub const STORE_ENV: &str = "ALLOT_STORE";
@@ -42,21 +46,10 @@ const MANIFEST_FILE: &str = "manifest.json";
 const ACTIVE_FILE: &str = "active.json";
 const HISTORY_FILE: &str = "activations.jsonl";
 const STAGING_PREFIX: &str = ".staging-";
+/// Table encoding of the files inside a plan version.
+pub const VERSION_FORMAT: Format = Format::Parquet;
 
-/// Test hook: when set to N, the process aborts after writing N plan files, as a
-/// crash would (used by the crash-safety tests; never set in production).
-pub const FAULT_ENV: &str = "ALLOT_TEST_ABORT_AFTER_FILES";
-
-/// Aborts the process at the configured plan-file count (see [`FAULT_ENV`]).
-pub(crate) fn fault_point() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
-    if let Some(limit) = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
-        if WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
-            std::process::abort();
-        }
-    }
-}
+pub use crate::output::FAULT_ENV;
 
 /// What a plan version records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,13 +103,9 @@ pub struct PlanStore {
     root: PathBuf,
 }
 
-/// What to record with a new plan version.
+/// What a new plan version records about itself besides its files.
 #[derive(Debug, Clone)]
-pub struct SaveRequest<'a> {
-    /// The planning problem (for id names).
-    pub problem: &'a Problem,
-    /// The plan.
-    pub plan: &'a Plan,
+pub struct VersionMeta<'a> {
     /// KPIs, with load time filled in.
     pub kpis: &'a Kpis,
     /// Scenario directory.
@@ -150,33 +139,31 @@ impl PlanStore {
         self.plans_dir().join(id)
     }
 
-    /// Saves a new plan version atomically and returns its manifest.
-    pub fn save(&self, req: &SaveRequest) -> Result<Manifest, StoreError> {
+    /// Saves a new plan version atomically and returns its manifest: `write`
+    /// fills the staging directory it is given (tables in [`VERSION_FORMAT`]),
+    /// then the manifest is added and the whole directory published under the
+    /// next free id.
+    pub fn save(&self, meta: &VersionMeta, write: impl FnOnce(&Path) -> Result<(), StoreError>) -> Result<Manifest, StoreError> {
         self.sweep_staging();
         let plans = self.plans_dir();
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let staging = plans.join(format!("{STAGING_PREFIX}{}-{nanos}", std::process::id()));
         std::fs::create_dir(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
-        let result = self.fill_and_publish(&staging, req);
+        let result = write(&staging).and_then(|()| self.publish(&staging, meta));
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&staging);
         }
         result
     }
 
-    fn fill_and_publish(&self, staging: &Path, req: &SaveRequest) -> Result<Manifest, StoreError> {
-        let format = Format::Parquet;
-        write_plan_outputs(staging, req.problem, req.plan, req.kpis, format)?;
-        let mut customers = customers_table(req.problem).map_err(|e| StoreError::Table { path: staging.join(CUSTOMERS_STEM), reason: e.to_string() })?;
-        write_table(staging, CUSTOMERS_STEM, &mut customers, format)?;
-        write_json_atomic(&staging.join(SERVING_FILE), &serving_context(req.problem, req.plan))?;
-        let k = req.kpis;
+    fn publish(&self, staging: &Path, meta: &VersionMeta) -> Result<Manifest, StoreError> {
+        let k = meta.kpis;
         let mut manifest = Manifest {
             id: String::new(),
             created_at: Utc::now(),
-            scenario: req.scenario.display().to_string(),
-            scenario_hash: req.scenario_hash.to_string(),
-            lineage: req.lineage.to_vec(),
+            scenario: meta.scenario.display().to_string(),
+            scenario_hash: meta.scenario_hash.to_string(),
+            lineage: meta.lineage.to_vec(),
             solver: k.solver.clone(),
             status: k.status.clone(),
             objective: k.objective,
@@ -185,7 +172,7 @@ impl PlanStore {
             build_seconds: k.build_seconds,
             solve_seconds: k.solve_seconds,
             allot_version: env!("CARGO_PKG_VERSION").to_string(),
-            format,
+            format: VERSION_FORMAT,
         };
         // Claim the next free id by renaming; a concurrent writer that wins an id
         // makes our rename fail, and we take the next one.
@@ -193,7 +180,7 @@ impl PlanStore {
         let mut next = self.ids()?.last().map_or(1, |id| id.parse::<u64>().unwrap_or(0) + 1);
         loop {
             manifest.id = format!("{next:06}");
-            write_json_atomic(&staging.join(MANIFEST_FILE), &manifest)?;
+            write_versioned(&staging.join(MANIFEST_FILE), &manifest)?;
             sync_dir(staging)?;
             let target = plans.join(&manifest.id);
             if target.exists() {
@@ -211,18 +198,6 @@ impl PlanStore {
         }
         sync_dir(&plans)?;
         Ok(manifest)
-    }
-
-    /// Loads a scenario, plans it with `solver` and saves the plan as a new
-    /// version (not activated): what `POST /v1/plans` jobs run.
-    pub fn plan_scenario(&self, scenario: &Path, solver: &allot_optimizer::SolverChoice) -> Result<Manifest, crate::PlanScenarioError> {
-        let started = std::time::Instant::now();
-        let loaded = crate::load_scenario(scenario)?;
-        let load_seconds = started.elapsed().as_secs_f64();
-        let (_, _, plan) = allot_optimizer::plan(&loaded.problem, solver)?;
-        let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
-        let req = SaveRequest { problem: &loaded.problem, plan: &plan, kpis: &kpis, scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
-        Ok(self.save(&req)?)
     }
 
     /// Removes staging directories left by crashed writers (older than a minute,
@@ -319,11 +294,12 @@ impl PlanStore {
             if line.trim().is_empty() {
                 continue;
             }
-            // A torn last line (crash mid-append) is ignored: active.json was not yet replaced.
-            match serde_json::from_str(&line) {
-                Ok(a) => out.push(a),
-                Err(_) => continue,
+            // A torn last line (crash mid-append) is ignored: active.json was not yet
+            // replaced. A whole line of a newer schema is an error, not skipped.
+            if serde_json::from_str::<serde_json::Value>(&line).is_err() {
+                continue;
             }
+            out.push(schema::from_str(&line, &path)?.1);
         }
         Ok(out)
     }
@@ -363,21 +339,17 @@ impl PlanStore {
             .append(true)
             .open(&path)
             .map_err(|e| StoreError::io("cannot open", &path, e))?;
-        let line = serde_json::to_string(&a).map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        let line = serde_json::to_string(&schema::tagged(&a)).map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
         file.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| StoreError::io("cannot append to", &path, e))?;
-        write_json_atomic(&self.root.join(ACTIVE_FILE), &a)?;
+        write_versioned(&self.root.join(ACTIVE_FILE), &a)?;
         sync_dir(&self.root)?;
         Ok(a)
     }
 }
 
+/// Reads a JSON artefact of any supported schema version (see [`crate::schema`]).
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<T, StoreError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-        Err(e) => return Err(StoreError::io("cannot read", path, e)),
-    };
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })
+    Ok(schema::read(path, missing)?.1)
 }

@@ -9,7 +9,8 @@ use allot_optimizer::{Candidates, Network, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::write_json_atomic;
+use crate::output::write_versioned_list;
+use crate::schema;
 
 /// File name of the marginal values in a run's output directory.
 pub const SHADOW_PRICES_FILE: &str = "shadow_prices.json";
@@ -49,9 +50,21 @@ pub fn marginal_values(problem: &Problem, cands: &Candidates, prices: &ShadowPri
     out
 }
 
-/// Writes the marginal values as `shadow_prices.json` into a run's output directory.
+/// Writes the marginal values as `shadow_prices.json` (`{"schema_version",
+/// "values"}`) into a run's output directory.
 pub fn write_marginal_values(dir: &Path, values: &[MarginalValue]) -> Result<PathBuf, StoreError> {
     let path = dir.join(SHADOW_PRICES_FILE);
-    write_json_atomic(&path, &values)?;
+    write_versioned_list(&path, values)?;
     Ok(path)
+}
+
+/// Reads `shadow_prices.json` of any supported schema version (version 1 is a
+/// bare array); none when the run has no such file.
+pub fn read_marginal_values(dir: &Path) -> Result<Vec<MarginalValue>, StoreError> {
+    let path = dir.join(SHADOW_PRICES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(schema::list_from_str(&text, &path)?.1),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io("cannot read", &path, e)),
+    }
 }

@@ -1,0 +1,125 @@
+//! The planning pipeline: the one way a scenario becomes a plan version.
+//!
+//! load (forecasting baseline demand and uptake from history when the
+//! scenario has none) → solve → derive (plan tables, KPIs, marginal values,
+//! demand plan) → write the run's outputs → save the version.
+//!
+//! Why one pipeline: `allot plan`, `allot scenario run` and `POST /v1/plans`
+//! all call [`plan_scenario`], so a version is the same file for file whichever
+//! path planned it. The solver is the caller's choice ([`PlanSolver`]): in
+//! process, or the CLI's Ray driver.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use allot_optimizer::allocation::Allocation;
+use allot_optimizer::plan::Kpis;
+use allot_optimizer::{Candidates, Plan, Problem, SolverChoice};
+use tracing::info;
+
+use crate::error::{PipelineError, StoreError};
+use crate::load::LoadedScenario;
+use crate::variants::load_scenario;
+use crate::output::{write_plan_outputs, Format};
+use crate::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT};
+use crate::whatif::MarginalValue;
+
+/// Subdirectory of a run (and of a plan version) holding the forecasts.
+pub const FORECAST_DIR: &str = "forecast";
+
+/// Something that turns a problem into an allocation and its plan.
+pub trait PlanSolver: Sync {
+    /// Solves `problem`: its candidates, the allocation, and the plan derived from it.
+    fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl PlanSolver for SolverChoice {
+    fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(allot_optimizer::plan(problem, self)?)
+    }
+}
+
+/// Where a run's outputs go besides the plan version: a directory, in the
+/// planner's table encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputDir<'a> {
+    /// Output directory (created if needed).
+    pub dir: &'a Path,
+    /// Encoding of its tables.
+    pub format: Format,
+}
+
+/// What one planning run produced.
+#[derive(Debug, Clone)]
+pub struct PlanRun {
+    /// The saved version.
+    pub manifest: Manifest,
+    /// Its KPIs (load time filled in).
+    pub kpis: Kpis,
+    /// Seconds writing the outputs and saving the version.
+    pub write_seconds: f64,
+}
+
+/// Plans `scenario` with `solver`, writes the run's outputs to `out` (when
+/// given) and saves a new plan version in `store` (not activated).
+pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<OutputDir<'_>>) -> Result<PlanRun, PipelineError> {
+    // The version records where the scenario is, whichever way it was named.
+    let scenario = scenario.canonicalize().unwrap_or_else(|_| scenario.to_path_buf());
+    info!(scenario = %scenario.display(), "loading");
+    let t = Instant::now();
+    let loaded = load_scenario(&scenario)?;
+    let load_seconds = t.elapsed().as_secs_f64();
+    for note in &loaded.notes {
+        info!("note: {note}");
+    }
+    let p = &loaded.problem;
+    let model = if p.is_mip() { "MIP" } else { "LP" };
+    info!(
+        customers = p.customers.len(),
+        offers = p.offers.len(),
+        uptake_pairs = p.uptake.len(),
+        skus = p.skus.len(),
+        warehouses = p.warehouses.len(),
+        model,
+        "loaded in {load_seconds:.2}s; solving"
+    );
+    let (cands, alloc, plan) = solver.solve(p).map_err(PipelineError::Solve)?;
+    let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
+    info!(objective = kpis.objective, status = %kpis.status, gap = kpis.gap, "solved in {:.2}s; writing outputs", kpis.build_seconds + kpis.solve_seconds);
+    let t = Instant::now();
+    let run = Derived { loaded: &loaded, plan: &plan, kpis: &kpis, marginal_values: crate::whatif::marginal_values(p, &cands, &alloc.prices) };
+    if let Some(out) = out {
+        run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
+        info!(dir = %out.dir.display(), "outputs written");
+    }
+    let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
+    let manifest = store.save(&meta, |staging| {
+        run.write(staging, VERSION_FORMAT)?;
+        crate::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
+    })?;
+    info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
+    Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
+}
+
+/// Everything derived from one solve that a run writes.
+struct Derived<'a> {
+    loaded: &'a LoadedScenario,
+    plan: &'a Plan,
+    kpis: &'a Kpis,
+    marginal_values: Vec<MarginalValue>,
+}
+
+impl Derived<'_> {
+    /// Writes the plan tables, `kpis.json`, the demand plan, the marginal
+    /// values and (when forecast) the forecasts into `dir`.
+    fn write(&self, dir: &Path, format: Format) -> Result<Vec<PathBuf>, StoreError> {
+        let p = &self.loaded.problem;
+        let mut written = write_plan_outputs(dir, p, self.plan, self.kpis, format)?;
+        written.push(crate::demand_plan::write_demand_plan(dir, self.loaded, self.plan, format)?);
+        written.push(crate::whatif::write_marginal_values(dir, &self.marginal_values)?);
+        if self.loaded.demand_forecast.is_some() || self.loaded.uptake_report.is_some() {
+            written.extend(crate::forecast_output::write_forecasts(&dir.join(FORECAST_DIR), self.loaded)?);
+        }
+        Ok(written)
+    }
+}
