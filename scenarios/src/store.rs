@@ -60,6 +60,7 @@ pub(crate) fn fault_point() {
 
 /// What a plan version records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// The version id (`000001`, ...).
     pub id: String,
