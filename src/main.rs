@@ -405,7 +405,14 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     builder.enable_all().build().context("starting the async runtime")
 }
 
+/// The service's logs (`tracing`) to stderr, filtered by `RUST_LOG` [default info].
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init(); // keeps one already installed
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
+    init_tracing();
     if !(args.max_plan_age_hours.is_finite() && args.max_plan_age_hours >= 0.0) {
         anyhow::bail!("--max-plan-age-hours must be a non-negative number, got {}", args.max_plan_age_hours);
     }

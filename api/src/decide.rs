@@ -2,6 +2,7 @@
 //! on top, or the rule-based fallback when the plan cannot be trusted.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::index::{LiveSupply, PlanIndex};
 
@@ -15,7 +16,7 @@ pub struct CustomerOverride {
 }
 
 /// What the service answers for one customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Decision {
     /// The customer.
     pub customer_id: String,
@@ -37,7 +38,7 @@ pub struct Decision {
 }
 
 /// An offer the customer may see.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OfferDecision {
     /// The offer.
     pub offer_id: String,
@@ -50,7 +51,7 @@ pub struct OfferDecision {
 }
 
 /// An offer the customer may not see.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Exclusion {
     /// The offer.
     pub offer_id: String,

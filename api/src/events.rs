@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::decide::{CustomerOverride, Decision};
 use crate::index::StockMove;
@@ -30,7 +31,7 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
 /// Kind of inventory movement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InventoryKind {
     /// Units left for a customer order (`qty` > 0 is taken off stock).
@@ -42,7 +43,7 @@ pub enum InventoryKind {
 }
 
 /// Body of `POST /v1/events/inventory`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InventoryEvent {
     /// Unique id from the sender; repeats are acknowledged and ignored.
     pub event_id: String,
@@ -85,7 +86,7 @@ impl InventoryEvent {
 }
 
 /// Body of `POST /v1/events/consent`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentEvent {
     /// Unique id from the sender; repeats are acknowledged and ignored.
     pub event_id: String,
@@ -260,7 +261,7 @@ impl EventLog {
 }
 
 /// One line of the audit log: what a customer was shown and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {
     /// When it was served.
     pub at: DateTime<Utc>,

@@ -16,9 +16,10 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::SolverChoice;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Which solver a job uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobSolver {
     /// Exact below a measured size, decomposed above it (as `allot plan`).
@@ -41,7 +42,7 @@ impl JobSolver {
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for the job before it.
@@ -55,11 +56,12 @@ pub enum JobStatus {
 }
 
 /// One planning job, as `GET /v1/jobs/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlanJob {
     /// Job id (`job-1`, `job-2`, ... per process).
     pub job_id: String,
     /// The scenario directory.
+    #[schema(value_type = String)]
     pub scenario: PathBuf,
     /// The solver asked for.
     pub solver: JobSolver,

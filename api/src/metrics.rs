@@ -1,5 +1,6 @@
-//! Prometheus metrics, kept in atomics per route (no global recorder, so every
-//! test's router has its own).
+//! Prometheus metrics, kept in atomics (no global recorder, so every test's
+//! router has its own): [`HttpMetrics`] per route, owned by the router, and
+//! [`Metrics`], the service's own counters, owned by the state.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,13 +8,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::RouteSpec;
-
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
 #[derive(Debug, Default)]
-struct RouteMetrics {
+struct RouteCounters {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -21,29 +20,22 @@ struct RouteMetrics {
     by_class: [AtomicU64; 3],
 }
 
-/// The service's counters and histograms.
+/// Latency histograms and status classes per route.
 #[derive(Debug)]
-pub struct Metrics {
-    routes: Vec<RouteMetrics>,
-    decisions: AtomicU64,
-    fallbacks: AtomicU64,
-    events: AtomicU64,
-    duplicate_events: AtomicU64,
+pub struct HttpMetrics {
+    /// (method, path) of each route, by the index [`HttpMetrics::observe`] takes.
+    labels: Vec<(&'static str, &'static str)>,
+    routes: Vec<RouteCounters>,
 }
 
-impl Metrics {
-    /// Metrics for `routes` routes.
-    pub fn new(routes: usize) -> Self {
-        Metrics {
-            routes: (0..routes).map(|_| RouteMetrics::default()).collect(),
-            decisions: AtomicU64::new(0),
-            fallbacks: AtomicU64::new(0),
-            events: AtomicU64::new(0),
-            duplicate_events: AtomicU64::new(0),
-        }
+impl HttpMetrics {
+    /// Counters for these routes, (method, path) each.
+    pub fn new(labels: Vec<(&'static str, &'static str)>) -> Self {
+        let routes = labels.iter().map(|_| RouteCounters::default()).collect();
+        HttpMetrics { labels, routes }
     }
 
-    /// Records one answered request.
+    /// Records one answered request to route number `route`.
     pub fn observe(&self, route: usize, status: u16, elapsed: Duration) {
         let Some(m) = self.routes.get(route) else { return };
         let seconds = elapsed.as_secs_f64();
@@ -60,6 +52,45 @@ impl Metrics {
         m.by_class[class].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The text exposition format of the per-route series.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP allot_http_request_duration_seconds Request latency by route.\n# TYPE allot_http_request_duration_seconds histogram\n");
+        for ((method, path), m) in self.labels.iter().zip(&self.routes) {
+            let labels = format!("method=\"{method}\",route=\"{path}\"");
+            let mut cumulative = 0;
+            for (le, b) in LATENCY_BUCKETS.iter().zip(&m.buckets) {
+                cumulative += b.load(Ordering::Relaxed);
+                let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let count = m.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "allot_http_request_duration_seconds_sum{{{labels}}} {}", m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(out, "allot_http_request_duration_seconds_count{{{labels}}} {count}");
+        }
+        out.push_str("# HELP allot_http_responses_total Responses by route and status class.\n# TYPE allot_http_responses_total counter\n");
+        for ((method, path), m) in self.labels.iter().zip(&self.routes) {
+            for (class, c) in ["2xx", "4xx", "5xx"].iter().zip(&m.by_class) {
+                let _ = writeln!(out, "allot_http_responses_total{{method=\"{method}\",route=\"{path}\",class=\"{class}\"}} {}", c.load(Ordering::Relaxed));
+            }
+        }
+    }
+}
+
+/// The service's own counters: decisions and events.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    decisions: AtomicU64,
+    fallbacks: AtomicU64,
+    events: AtomicU64,
+    duplicate_events: AtomicU64,
+}
+
+impl Metrics {
+    /// All counters at zero.
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
     /// Records one decision served.
     pub fn count_decision(&self, fallback: bool) {
         self.decisions.fetch_add(1, Ordering::Relaxed);
@@ -74,28 +105,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition format; `plan` is (version, saved at, index bytes, customers).
-    pub fn render(&self, routes: &[RouteSpec], plan: Option<(String, DateTime<Utc>, usize, usize)>) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP allot_http_request_duration_seconds Request latency by route.\n# TYPE allot_http_request_duration_seconds histogram\n");
-        for (spec, m) in routes.iter().zip(&self.routes) {
-            let labels = format!("method=\"{}\",route=\"{}\"", spec.method, spec.path);
-            let mut cumulative = 0;
-            for (le, b) in LATENCY_BUCKETS.iter().zip(&m.buckets) {
-                cumulative += b.load(Ordering::Relaxed);
-                let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-            }
-            let count = m.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "allot_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "allot_http_request_duration_seconds_sum{{{labels}}} {}", m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-            let _ = writeln!(out, "allot_http_request_duration_seconds_count{{{labels}}} {count}");
-        }
-        out.push_str("# HELP allot_http_responses_total Responses by route and status class.\n# TYPE allot_http_responses_total counter\n");
-        for (spec, m) in routes.iter().zip(&self.routes) {
-            for (class, c) in ["2xx", "4xx", "5xx"].iter().zip(&m.by_class) {
-                let _ = writeln!(out, "allot_http_responses_total{{method=\"{}\",route=\"{}\",class=\"{class}\"}} {}", spec.method, spec.path, c.load(Ordering::Relaxed));
-            }
-        }
+    /// Appends the text exposition format of the counters, the plan served
+    /// (`plan`: version, saved at, index bytes, customers) and the process.
+    pub fn render(&self, out: &mut String, plan: Option<(String, DateTime<Utc>, usize, usize)>) {
         let counters = [
             ("allot_decisions_total", "Decisions served.", &self.decisions),
             ("allot_fallback_decisions_total", "Decisions answered by the rule-based fallback.", &self.fallbacks),
@@ -114,7 +126,6 @@ impl Metrics {
         if let Some(rss) = resident_bytes() {
             let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
         }
-        out
     }
 }
 

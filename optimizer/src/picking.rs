@@ -43,6 +43,7 @@ pub const DEFAULT_LATE_VALUE: f64 = 0.5;
 
 /// One order line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PickLine {
     /// SKU to pick.
     pub sku: String,
@@ -89,6 +90,7 @@ pub struct PickProblem {
 
 /// Which method answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PickMethod {
     /// MIP, HiGHS.
@@ -99,6 +101,7 @@ pub enum PickMethod {
 
 /// An order placed in a wave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WaveAssignment {
     /// 1 = pick first.
     pub priority: u32,
@@ -114,6 +117,7 @@ pub struct WaveAssignment {
 
 /// An order left for later, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deferred {
     /// The order.
     pub order_id: String,
@@ -124,6 +128,7 @@ pub struct Deferred {
 
 /// The answer: a priority order with wave assignments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PickPlan {
     /// Orders to pick, by priority.
     pub assignments: Vec<WaveAssignment>,

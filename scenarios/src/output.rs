@@ -33,6 +33,7 @@ fn fault_point() {
 
 /// Table encoding of plan outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Comma-separated text with a header.

@@ -53,6 +53,7 @@ pub use crate::output::FAULT_ENV;
 
 /// What a plan version records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// The version id (`000001`, ...).
     pub id: String,

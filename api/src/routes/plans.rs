@@ -1,0 +1,131 @@
+//! Routes for planners: plan versions, planning jobs, activation and rollback.
+
+use std::path::PathBuf;
+
+use allot_scenarios::store::Manifest;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::errors::{ApiError, JsonBody};
+use crate::jobs::{JobSolver, JobWork, PlanJob};
+use crate::state::{AppState, ServiceConfig};
+
+/// Body of `POST /v1/plans`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanJobRequest {
+    /// Scenario directory, relative to the scenario root (or absolute inside it).
+    scenario: String,
+    /// Activate and serve the new version once saved [default false].
+    #[serde(default)]
+    activate: bool,
+    /// The solver [default auto].
+    #[serde(default)]
+    solver: JobSolver,
+}
+
+/// Body of `GET /v1/plans`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanList {
+    /// The active version, if any.
+    pub active: Option<String>,
+    /// The version decisions come from (the fallback may serve a non-active one).
+    pub serving: Option<String>,
+    /// Every saved version, oldest first.
+    pub plans: Vec<Manifest>,
+    /// Planning jobs of this server's life.
+    pub jobs: Vec<PlanJob>,
+}
+
+/// Body of an activation's or a rollback's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationReply {
+    /// The version now active.
+    pub active: String,
+    /// `activate` or `rollback`.
+    pub action: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The version now served.
+    pub serving: Option<String>,
+}
+
+/// The scenario directory a job may plan: inside the configured root.
+fn scenario_dir(config: &ServiceConfig, requested: &str) -> Result<PathBuf, ApiError> {
+    let root = config.scenario_root.canonicalize().map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_scenario_root", format!("scenario root {}: {e}", config.scenario_root.display()))
+    })?;
+    let dir = root
+        .join(requested)
+        .canonicalize()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("scenario {requested:?} under {}: {e}", root.display())))?;
+    if !dir.starts_with(&root) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "scenario_outside_root", format!("scenario {requested:?} is outside the scenario root {}", root.display())));
+    }
+    if !dir.is_dir() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("{} is not a directory", dir.display())));
+    }
+    Ok(dir)
+}
+
+pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody<PlanJobRequest>) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let dir = scenario_dir(&state.config, &req.scenario)?;
+    let (s, scenario, activate) = (state.clone(), dir.clone(), req.activate);
+    let work: JobWork = Box::new(move |solver| {
+        let manifest = allot_scenarios::plan_scenario(&s.store, &scenario, solver, None).map_err(|e| e.to_string())?.manifest;
+        if activate {
+            s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
+            s.reload();
+        }
+        Ok(manifest.id)
+    });
+    let job = state.jobs.submit(dir, req.solver, activate, work);
+    let location = format!("/v1/jobs/{}", job.job_id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+pub(crate) async fn plan_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PlanJob>, ApiError> {
+    state.jobs.get(&id).map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_job", format!("no job {id:?} in this server's life")))
+}
+
+pub(crate) async fn list_plans(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
+    let s = state.clone();
+    // The active plan may come from the database: a blocking call.
+    let active = tokio::task::spawn_blocking(move || s.active_id())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", e))?
+        .map(|(_, id)| id);
+    let plans = state.store.list()?;
+    let serving = state.current().map(|s| s.plan.version().to_string());
+    Ok(Json(PlanList { active, serving, plans, jobs: state.jobs.list() }))
+}
+
+/// Runs a store change then reloads the served plan, off the async threads (an
+/// index of a million customers takes seconds to build).
+async fn change_plan(state: AppState, id: Option<String>) -> Result<Json<ActivationReply>, ApiError> {
+    let s = state.clone();
+    let activation = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let a = s.change_active(id.as_deref())?;
+        s.reload();
+        Ok(a)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let serving = state.current().map(|s| s.plan.version().to_string());
+    Ok(Json(ActivationReply { active: activation.plan_id, action: activation.action, at: activation.at, serving }))
+}
+
+pub(crate) async fn activate_plan(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ActivationReply>, ApiError> {
+    change_plan(state, Some(id)).await
+}
+
+pub(crate) async fn rollback_plan(State(state): State<AppState>) -> Result<Json<ActivationReply>, ApiError> {
+    change_plan(state, None).await
+}

@@ -1,0 +1,299 @@
+//! The service's state: the plan version served (a [`Snapshot`] swapped in
+//! whole behind an `Arc`), the live overrides folded from events, the logs,
+//! the planning jobs and the shared live state of the replicas. Everything a
+//! handler reads or changes goes through [`ServiceState`]; nothing here knows
+//! HTTP routes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use allot_scenarios::{PlanStore, StoreError};
+use axum::http::StatusCode;
+use thiserror::Error;
+
+use crate::decide::{self, CustomerOverride, Decision};
+use crate::errors::{ApiError, ServeError};
+use crate::events::{AuditLog, EventLog};
+use crate::index::{LiveSupply, PlanIndex};
+use crate::jobs::PlanJobs;
+use crate::metrics::Metrics;
+use crate::security::ApiKeys;
+use crate::shared::{self, SharedLive};
+
+/// The state every handler receives.
+pub type AppState = Arc<ServiceState>;
+
+/// Default age after which a plan is no longer trusted and the fallback answers.
+pub const DEFAULT_MAX_PLAN_AGE: Duration = Duration::from_secs(48 * 3600);
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Accepted keys.
+    pub keys: ApiKeys,
+    /// A plan older than this is answered by the fallback.
+    pub max_plan_age: Duration,
+    /// `POST /v1/plans` plans only scenarios inside this directory.
+    pub scenario_root: PathBuf,
+}
+
+/// Why the served snapshot is not the active plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Active,
+    NoActivePlan,
+    StoreError,
+}
+
+/// A plan version with its live supply: what one request reads.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) plan: Arc<PlanIndex>,
+    pub(crate) supply: LiveSupply,
+    pub(crate) source: Source,
+}
+
+/// Shared state of the service.
+#[derive(Debug)]
+pub struct ServiceState {
+    pub(crate) store: PlanStore,
+    pub(crate) config: ServiceConfig,
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// Writers (events, plan swaps) take this first, so a swap never misses an event.
+    events: Mutex<EventLog>,
+    pub(crate) customers: RwLock<HashMap<String, CustomerOverride>>,
+    pub(crate) audit: AuditLog,
+    pub(crate) metrics: Metrics,
+    last_store_error: RwLock<Option<String>>,
+    pub(crate) jobs: PlanJobs,
+    /// The live state shared with other replicas (`--database`), if any.
+    pub(crate) shared: Option<Arc<SharedLive>>,
+    /// Sequence number of the shared activation last loaded.
+    plan_seq: std::sync::atomic::AtomicI64,
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ServiceState {
+    /// Opens the store, replays the event log and loads the plan to serve.
+    pub fn open(store_dir: impl Into<PathBuf>, config: ServiceConfig) -> Result<Self, ServeError> {
+        let store = PlanStore::open(store_dir)?;
+        let events = EventLog::open(store.root()).map_err(|source| ServeError::Log { what: "the event log", source })?;
+        let audit = AuditLog::open(store.root()).map_err(|source| ServeError::Log { what: "the audit log", source })?;
+        Self::assemble(store, config, events, audit, None)
+    }
+
+    /// Opens the store for plan files, with events, consent, activations and
+    /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
+    pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
+        let store = PlanStore::open(store_dir)?;
+        let events = EventLog::open_shared(shared.clone())?;
+        let audit = AuditLog::open_shared(shared.clone()).map_err(|source| ServeError::Log { what: "the shared audit log", source })?;
+        // A database with no activation yet starts from the store's active plan.
+        if shared.active_plan()?.is_none() {
+            if let Some(id) = store.active()? {
+                shared.activate(&id, "activate")?;
+            }
+        }
+        Self::assemble(store, config, events, audit, Some(shared))
+    }
+
+    fn assemble(store: PlanStore, config: ServiceConfig, events: EventLog, audit: AuditLog, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
+        let state = ServiceState {
+            customers: RwLock::new(events.customer_overrides().clone()),
+            events: Mutex::new(events),
+            store,
+            config,
+            snapshot: RwLock::new(None),
+            audit,
+            metrics: Metrics::new(),
+            last_store_error: RwLock::new(None),
+            jobs: PlanJobs::start().map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
+            shared,
+            plan_seq: std::sync::atomic::AtomicI64::new(0),
+        };
+        state.reload();
+        Ok(state)
+    }
+
+    /// The active plan version with its activation's sequence number: the
+    /// newest shared activation, or the store's (sequence 0).
+    pub(crate) fn active_id(&self) -> Result<Option<(i64, String)>, String> {
+        match &self.shared {
+            Some(db) => db.active_plan().map_err(|e| e.to_string()),
+            None => self.store.active().map(|id| id.map(|id| (0, id))).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Makes `id` the active plan (`None`: the one before the current, a
+    /// rollback), for every replica when the state is shared.
+    pub(crate) fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ApiError> {
+        Ok(match &self.shared {
+            Some(db) => activate_shared(&self.store, db, id)?,
+            None => match id {
+                Some(id) => self.store.activate(id)?,
+                None => self.store.rollback()?,
+            },
+        })
+    }
+
+    /// Applies what other replicas recorded since the last look: their events
+    /// (consent and stock), and a new activation (a reload). The shared mode's
+    /// background loop calls it on every notification and every poll.
+    pub fn sync_shared(&self) -> Result<(), shared::SharedError> {
+        let Some(db) = &self.shared else { return Ok(()) };
+        {
+            let mut events = self.events();
+            if events.catch_up()? > 0 {
+                self.refresh_live(&events);
+            }
+            db.heartbeat(events.applied_seq())?;
+        }
+        let active = db.active_plan()?;
+        if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(std::sync::atomic::Ordering::Relaxed)) {
+            self.reload();
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the live overrides and supply from the folded events.
+    pub(crate) fn refresh_live(&self, events: &EventLog) {
+        *write(&self.customers) = events.customer_overrides().clone();
+        if let Some(current) = self.current() {
+            self.swap(events, current.plan.clone(), current.source);
+        }
+    }
+
+    pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads the active plan (or, failing that, the newest loadable version for
+    /// the fallback) and swaps it in; keeps the current one if nothing loads.
+    pub fn reload(&self) {
+        let (loaded, error) = match self.active_id() {
+            Ok(Some((seq, id))) => {
+                // Loaded or not, this activation has been seen: no reload per poll.
+                self.plan_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                match PlanIndex::load(&self.store, &id) {
+                    Ok(plan) => (Some((plan, Source::Active)), None),
+                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string())),
+                }
+            }
+            Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan)), None),
+            Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError)), Some(e.to_string())),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(error = %e, "store error, answering from the fallback");
+        }
+        *write(&self.last_store_error) = error.clone();
+        let events = self.events();
+        match loaded {
+            Some((plan, source)) => self.swap(&events, Arc::new(plan), source),
+            None if error.is_some() => {
+                // Keep serving what we had, but only through the fallback.
+                let current = read(&self.snapshot).clone();
+                if let Some(s) = current {
+                    self.swap(&events, s.plan.clone(), Source::StoreError);
+                }
+            }
+            None => *write(&self.snapshot) = None,
+        }
+    }
+
+    fn newest_loadable(&self, skip: Option<&str>) -> Option<PlanIndex> {
+        let ids = self.store.ids().ok()?;
+        ids.iter().rev().filter(|id| Some(id.as_str()) != skip).find_map(|id| PlanIndex::load(&self.store, id).ok())
+    }
+
+    pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source) {
+        let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
+        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan, supply, source }));
+    }
+
+    pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
+        read(&self.snapshot).clone()
+    }
+
+    /// The plan being served from, if any.
+    pub fn plan(&self) -> Option<Arc<PlanIndex>> {
+        self.current().map(|s| s.plan.clone())
+    }
+
+    /// Whether the served plan is the active one and fresh enough to trust.
+    pub(crate) fn fallback_reason(&self, s: &Snapshot) -> Option<&'static str> {
+        match s.source {
+            Source::NoActivePlan => Some("no_active_plan"),
+            Source::StoreError => Some("store_error"),
+            Source::Active => {
+                let age = chrono::Utc::now().signed_duration_since(s.plan.created_at()).to_std().unwrap_or_default();
+                (age > self.config.max_plan_age).then_some("plan_stale")
+            }
+        }
+    }
+
+    /// The decision for one customer as JSON, recorded in the audit (serialized
+    /// once for both); `None` when no loaded plan knows the customer.
+    pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
+        let d = self.decision(customer_id, limit, channel)?;
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, &d).ok()?;
+        self.audit.record_json(&json);
+        Some(json)
+    }
+
+    fn decision(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
+        let s = self.current()?;
+        let &c = s.plan.customer_ix.get(customer_id)?;
+        let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
+        let fallback = self.fallback_reason(&s);
+        let ask = decide::Ask { limit, channel, customer, fallback };
+        let d = decide::decide(&s.plan, &s.supply, customer_id, c, &ask);
+        self.metrics.count_decision(d.fallback);
+        Some(d)
+    }
+}
+
+/// Why a shared activation failed.
+#[derive(Debug, Error)]
+pub enum ActivationError {
+    /// The version is not in the store, or there is nothing to roll back to.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database refused.
+    #[error(transparent)]
+    Database(#[from] shared::SharedError),
+}
+
+impl From<ActivationError> for ApiError {
+    fn from(e: ActivationError) -> Self {
+        match e {
+            ActivationError::Store(e) => e.into(),
+            ActivationError::Database(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", e.to_string()),
+        }
+    }
+}
+
+/// Makes `id` (`None`: the version active before the current one) the active
+/// plan of every replica sharing `db`; the version must be in `store`. For the
+/// service's routes and for `allot plans activate --database`.
+pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ActivationError> {
+    let (version, action) = match id {
+        Some(id) => {
+            store.manifest(id)?;
+            (id.to_string(), "activate")
+        }
+        None => (db.previous_plan()?.ok_or(StoreError::NothingToRollBack("no earlier activation in the database"))?, "rollback"),
+    };
+    db.activate(&version, action)?;
+    Ok(allot_scenarios::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
+}
+
