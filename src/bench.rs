@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Only load these existing scenario directories (comma-separated) and report
+    /// each one's load time and peak memory: no generation, no solving. Measures
+    /// the loader alone, e.g. the same files with two builds.
+    #[arg(long, value_delimiter = ',')]
+    load_only: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum, Serialize)]
@@ -110,6 +115,9 @@ struct SizeRun {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if !args.load_only.is_empty() {
+        return load_only(&args.load_only);
+    }
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let root = args.work_dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let mut sizes = Vec::new();
@@ -225,6 +233,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n").with_context(|| format!("writing {}", path.display()))?;
         tracing::info!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--load-only`: one line per directory with its load time and peak memory.
+fn load_only(dirs: &[PathBuf]) -> Result<()> {
+    println!("{:>10} {:>11} {:>8} {:>9}  scenario", "customers", "pairs", "load_s", "peak_MiB");
+    for dir in dirs {
+        reset_peak_memory();
+        let t = Instant::now();
+        let loaded = load_scenario(dir).with_context(|| format!("loading {}", dir.display()))?;
+        let seconds = t.elapsed().as_secs_f64();
+        let p = &loaded.problem;
+        println!("{:>10} {:>11} {seconds:>8.2} {:>9.0}  {}", p.customers.id.len(), p.uptake.len(), peak_mib(), dir.display());
     }
     Ok(())
 }

@@ -373,7 +373,7 @@ fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: 
     let comparison = allot_scenarios::compare::compare(&base_run, &variant_runs);
     print!("{}", comparison.terminal_table());
     let dir = report.unwrap_or_else(|| out_root.join(format!("compare-{}", base_run.name)));
-    let written = allot_scenarios::compare::write_report(&dir, &comparison, &base_run, &variant_runs).context("writing the comparison")?;
+    let written = allot_scenarios::report::write_report(&dir, &comparison, &base_run, &variant_runs).context("writing the comparison")?;
     for path in written {
         println!("wrote {}", path.display());
     }

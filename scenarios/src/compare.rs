@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use allot_optimizer::plan::Kpis;
 use serde::Serialize;
 
-use crate::error::{LoadError, StoreError};
+use crate::error::LoadError;
 use crate::variants::load_scenario;
-use crate::table::{Issues, Table, BOOL, NUMBER, TEXT};
+use crate::table::{Issues, Kind, Table, BOOL, NUMBER, TEXT};
 use crate::schema;
 use crate::whatif::{read_marginal_values, MarginalValue, SHADOW_PRICES_FILE};
 
@@ -47,8 +47,8 @@ fn unreadable(path: &Path, reason: impl std::fmt::Display) -> LoadError {
     LoadError::Unreadable { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
-fn table(dir: &Path, stem: &str) -> Result<Table, LoadError> {
-    Table::read(dir, stem)?.ok_or_else(|| unreadable(&dir.join(format!("{stem}.csv")), "missing (is this a run's output directory?)"))
+fn table(dir: &Path, stem: &str, typed: &[(&str, Kind)]) -> Result<Table, LoadError> {
+    Table::read(dir, stem, typed)?.ok_or_else(|| unreadable(&dir.join(format!("{stem}.csv")), "missing (is this a run's output directory?)"))
 }
 
 fn checked(issues: Issues) -> Result<(), LoadError> {
@@ -67,7 +67,7 @@ impl RunOutputs {
         let (_, kpis): (u32, Kpis) = schema::from_str(&text, &kpis_path).map_err(|e| unreadable(&kpis_path, e))?;
         let marginal_values = read_marginal_values(out).map_err(|e| unreadable(&out.join(SHADOW_PRICES_FILE), e))?;
         let mut issues = Issues::default();
-        let t = table(out, "eligibility")?;
+        let t = table(out, "eligibility", &[("eligible", Kind::Flag)])?;
         let (c, o, e) = (t.parse("customer_id", true, &mut issues, TEXT), t.parse("offer_id", true, &mut issues, TEXT), t.parse("eligible", true, &mut issues, BOOL));
         let mut eligible: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for i in 0..t.len() {
@@ -75,10 +75,10 @@ impl RunOutputs {
                 eligible.entry(c.clone()).or_default().insert(o.clone());
             }
         }
-        let t = table(out, "reservations")?;
+        let t = table(out, "reservations", &[("units", Kind::Number)])?;
         let (w, s, tier, u) = (t.parse("warehouse_id", true, &mut issues, TEXT), t.parse("sku", true, &mut issues, TEXT), t.parse("tier", true, &mut issues, TEXT), t.parse("units", true, &mut issues, NUMBER));
         let reservations = (0..t.len()).filter_map(|i| Some((w[i].clone()?, s[i].clone()?, tier[i].clone()?, u[i]?))).collect();
-        let t = table(out, "pick_priorities")?;
+        let t = table(out, "pick_priorities", &[("units", Kind::Number)])?;
         let (w, u) = (t.parse("warehouse_id", true, &mut issues, TEXT), t.parse("units", true, &mut issues, NUMBER));
         let mut pick_load = BTreeMap::new();
         for i in 0..t.len() {
@@ -86,7 +86,7 @@ impl RunOutputs {
                 *pick_load.entry(w.clone()).or_insert(0.0) += u;
             }
         }
-        let t = table(out, "bid_prices")?;
+        let t = table(out, "bid_prices", &[("price", Kind::Number)])?;
         let (z, s, p) = (t.parse("zone", true, &mut issues, TEXT), t.parse("sku", true, &mut issues, TEXT), t.parse("price", true, &mut issues, NUMBER));
         let bid_prices = (0..t.len()).filter_map(|i| Some(((z[i].clone()?, s[i].clone()?), p[i]?))).collect();
         checked(issues)?;
@@ -336,15 +336,4 @@ impl Comparison {
         }
         out
     }
-}
-
-/// Writes `comparison.csv` and `report.html` into `dir`.
-pub fn write_report(dir: &Path, comparison: &Comparison, base: &RunOutputs, variants: &[RunOutputs]) -> Result<Vec<PathBuf>, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
-    let csv = dir.join("comparison.csv");
-    crate::output::write_atomic(&csv, |f| std::io::Write::write_all(f, comparison.csv().as_bytes()).map_err(|e| StoreError::io("cannot write", &csv, e)))?;
-    let html = dir.join("report.html");
-    let page = crate::report::html(comparison, base, variants);
-    crate::output::write_atomic(&html, |f| std::io::Write::write_all(f, page.as_bytes()).map_err(|e| StoreError::io("cannot write", &html, e)))?;
-    Ok(vec![csv, html])
 }

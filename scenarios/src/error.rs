@@ -1,10 +1,75 @@
-//! Errors of scenario loading, output writing and the plan store.
+//! Errors of scenario loading, output writing and the plan store, and the
+//! validation issues a load collects (here, below the table reader, so that the
+//! reader uses this file and not the other way round).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::table::Issue;
+/// The most issues kept for one scenario; the total is still counted.
+pub const MAX_ISSUES: usize = 50;
+
+/// One problem found in a scenario's files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// File name within the scenario directory.
+    pub file: String,
+    /// 1-based data row (the header is row 0), when the issue is about a row.
+    pub row: Option<usize>,
+    /// Column name, when the issue is about a column.
+    pub column: Option<String>,
+    /// The offending value, when there is one.
+    pub value: Option<String>,
+    /// What was expected.
+    pub expected: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(r) = self.row {
+            write!(f, " row {r}")?;
+        }
+        if let Some(c) = &self.column {
+            write!(f, " column `{c}`")?;
+        }
+        write!(f, ": ")?;
+        if let Some(v) = &self.value {
+            write!(f, "got {v:?}, ")?;
+        }
+        write!(f, "expected {}", self.expected)
+    }
+}
+
+/// Issues collected across a whole scenario (capped at [`MAX_ISSUES`]).
+#[derive(Debug, Default)]
+pub struct Issues {
+    /// The first issues found.
+    pub list: Vec<Issue>,
+    /// How many were found in all.
+    pub total: usize,
+}
+
+impl Issues {
+    /// Records an issue.
+    pub fn push(&mut self, issue: Issue) {
+        self.total += 1;
+        if self.list.len() < MAX_ISSUES {
+            self.list.push(issue);
+        }
+    }
+
+    /// Records an issue about a whole file.
+    pub fn file(&mut self, file: &str, expected: impl Into<String>) {
+        self.push(Issue { file: file.to_string(), row: None, column: None, value: None, expected: expected.into() });
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
 
 /// Why a scenario could not be loaded.
 #[derive(Debug, Error)]
@@ -29,7 +94,7 @@ pub enum LoadError {
     /// The files parse but break the scenario format's rules.
     #[error("{}", format_issues(.issues, *.total))]
     Invalid {
-        /// The first issues found (at most [`crate::table::MAX_ISSUES`]).
+        /// The first issues found (at most [`MAX_ISSUES`]).
         issues: Vec<Issue>,
         /// How many were found in all.
         total: usize,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{read_config, ScenarioConfig, SCENARIO_FILE};
 use crate::error::LoadError;
-use crate::table::{Issues, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
+use crate::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
 
 /// A validated scenario, ready to plan.
 #[derive(Debug, Clone)]
@@ -92,6 +92,15 @@ impl Names {
     }
 }
 
+/// The typed columns of `offers` (the CSV reader parses them as their types).
+const OFFER_COLUMNS: &[(&str, Kind)] = &[
+    ("margin", Kind::Number),
+    ("discount_cost", Kind::Number),
+    ("max_redemptions", Kind::Number),
+    ("custom", Kind::Flag),
+    ("fair", Kind::Flag),
+];
+
 /// How to load a scenario.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadOptions {
@@ -126,8 +135,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let content_hash = content_hash(dir)?;
     let mut issues = Issues::default();
     let mut notes = Vec::new();
-    let required = |stem: &str, issues: &mut Issues| -> Result<Option<Table>, LoadError> {
-        let t = Table::read(dir, stem)?;
+    let required = |stem: &str, typed: &[(&str, Kind)], issues: &mut Issues| -> Result<Option<Table>, LoadError> {
+        let t = Table::read(dir, stem, typed)?;
         if t.is_none() {
             issues.file(&format!("{stem}.csv"), "this required file (as .csv or .parquet)");
         }
@@ -142,7 +151,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     // Zones: fixed by zones.csv when present, else the zones that appear.
     let mut zones = Names::default();
     let mut delivery_capacity: Vec<Option<f64>> = Vec::new();
-    if let Some(t) = Table::read(dir, "zones")? {
+    if let Some(t) = Table::read(dir, "zones", &[("delivery_capacity", Kind::Number)])? {
         let ids = t.parse("zone", true, &mut issues, TEXT);
         let caps = t.parse("delivery_capacity", false, &mut issues, NON_NEGATIVE);
         for (i, (id, cap)) in ids.into_iter().zip(caps).enumerate() {
@@ -162,7 +171,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut customers = Customers::default();
     let mut customer_index: HashMap<String, u32> = HashMap::new();
     let mut groups = Names::default();
-    if let Some(t) = required("customers", &mut issues)? {
+    if let Some(t) = required("customers", &[("consent", Kind::Flag), ("suppressed", Kind::Flag), ("max_offers", Kind::Whole)], &mut issues)? {
         if t.is_empty() {
             issues.file(&t.file, "at least one customer row");
         }
@@ -197,7 +206,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut skus = Names::default();
     let mut stock: Vec<StockPoint> = Vec::new();
     let mut stock_at: HashMap<(u32, u32), usize> = HashMap::new();
-    if let Some(t) = required("inventory", &mut issues)? {
+    if let Some(t) = required("inventory", &[("on_hand", Kind::Number), ("safety_stock", Kind::Number)], &mut issues)? {
         let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
         let on_hand = t.parse("on_hand", true, &mut issues, NON_NEGATIVE);
@@ -215,7 +224,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         }
     }
     let mut inbound_delay_matches = vec![0; options.inbound_delays.len()];
-    if let Some(t) = Table::read(dir, "inbound")? {
+    if let Some(t) = Table::read(dir, "inbound", &[("qty", Kind::Number)])? {
         let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
         let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
@@ -246,7 +255,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     // Offers and their bills of materials.
     let mut offers: Vec<Offer> = Vec::new();
     let mut offer_index: HashMap<String, u32> = HashMap::new();
-    if let Some(t) = required("offers", &mut issues)? {
+    if let Some(t) = required("offers", OFFER_COLUMNS, &mut issues)? {
         let ids = t.parse("offer_id", true, &mut issues, TEXT);
         let margin = t.parse("margin", true, &mut issues, NUMBER);
         let discount = t.parse("discount_cost", false, &mut issues, NON_NEGATIVE);
@@ -282,7 +291,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             });
         }
     }
-    if let Some(t) = required("offer_items", &mut issues)? {
+    if let Some(t) = required("offer_items", &[("qty", Kind::Number)], &mut issues)? {
         let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
@@ -299,7 +308,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     // Lanes.
     let mut lanes: Vec<Lane> = Vec::new();
-    if let Some(t) = required("lanes", &mut issues)? {
+    if let Some(t) = required("lanes", &[("cost_per_unit", Kind::Number), ("transit_days", Kind::Whole), ("capacity", Kind::Number)], &mut issues)? {
         let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse listed in inventory.csv or inbound.csv", |s| warehouses.resolve(s));
         let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let cost = t.parse("cost_per_unit", true, &mut issues, NON_NEGATIVE);
@@ -321,7 +330,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut baseline: Vec<BaselineDemand> = Vec::new();
     let mut demand_forecast = None;
     let from_history = |stem: &str| options.prefer_history && Table::exists(dir, stem);
-    if let Some(t) = if from_history("sales_history") { None } else { Table::read(dir, "baseline_demand")? } {
+    if let Some(t) = if from_history("sales_history") { None } else { Table::read(dir, "baseline_demand", &[("units", Kind::Number)])? } {
         let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let units = t.parse("units", true, &mut issues, NON_NEGATIVE);
@@ -334,7 +343,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             }
             baseline.push(BaselineDemand { zone, sku, units });
         }
-    } else if let Some(t) = Table::read(dir, "sales_history")? {
+    } else if let Some(t) = Table::read(dir, "sales_history", &[("units", Kind::Number)])? {
         let forecast = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
         baseline = forecast.baseline();
         notes.push(format!("baseline_demand forecast: {} zone x SKU series from {} ({})", baseline.len(), t.file, forecast.summary()));
@@ -344,7 +353,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     // Uptake: the file, else a forecast from offer history.
     let mut uptake: Vec<Uptake> = Vec::new();
     let mut uptake_report = None;
-    match if from_history("offer_history") { None } else { Table::read(dir, "uptake")? } {
+    match if from_history("offer_history") { None } else { Table::read(dir, "uptake", &[("p", Kind::Number)])? } {
         Some(t) => {
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
@@ -360,7 +369,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 uptake.push(Uptake { customer, offer, p });
             }
         }
-        None => match Table::read(dir, "offer_history")? {
+        None => match Table::read(dir, "offer_history", &[("shown", Kind::Whole), ("accepted", Kind::Whole)])? {
             Some(t) => {
                 let history = read_offer_history(&t, &customer_index, &offer_index, &mut issues);
                 if issues.is_empty() {

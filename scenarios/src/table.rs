@@ -1,86 +1,56 @@
 //! Reading one scenario table (CSV or Parquet) and parsing its columns with
 //! precise, collected validation issues.
 //!
-//! Every column is read as text (Parquet columns are cast to text), so CSV and
-//! Parquet share one parser and one set of error messages.
+//! Columns are read as their types: Parquet columns keep their physical types,
+//! and the CSV columns a caller declares ([`Kind`]) are parsed by polars as
+//! Float64, Int64 or Boolean; other CSV columns are text. A column whose typed
+//! values all pass the parser's rule is used as is. Otherwise (a CSV cell polars
+//! cannot parse, a value the rule rejects, a Parquet column of another type)
+//! that column goes through the text path: the file's cells as text, parsed one
+//! by one, so a message quotes the value as the file holds it and typed and
+//! text reads accept exactly the same values.
 
-use std::fmt;
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::error::LoadError;
+pub use crate::error::{Issue, Issues, MAX_ISSUES};
 
-/// The most issues kept for one scenario; the total is still counted.
-pub const MAX_ISSUES: usize = 50;
-
-/// One problem found in a scenario's files.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Issue {
-    /// File name within the scenario directory.
-    pub file: String,
-    /// 1-based data row (the header is row 0), when the issue is about a row.
-    pub row: Option<usize>,
-    /// Column name, when the issue is about a column.
-    pub column: Option<String>,
-    /// The offending value, when there is one.
-    pub value: Option<String>,
-    /// What was expected.
-    pub expected: String,
+/// How polars should parse a CSV column, declared by the caller that knows the
+/// scenario format. Text and date columns are not declared: dates are read as
+/// written and parsed strictly as `YYYY-MM-DD` ([`DATE`]), because polars infers
+/// a date pattern per chunk (it would also take `05-01-2026` as 5 January).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A number (Float64).
+    Number,
+    /// A whole number (Int64).
+    Whole,
+    /// A boolean `true`/`false` (Boolean; other spellings go the text path).
+    Flag,
 }
 
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(r) = self.row {
-            write!(f, " row {r}")?;
+impl Kind {
+    fn dtype(self) -> DataType {
+        match self {
+            Kind::Number => DataType::Float64,
+            Kind::Whole => DataType::Int64,
+            Kind::Flag => DataType::Boolean,
         }
-        if let Some(c) = &self.column {
-            write!(f, " column `{c}`")?;
-        }
-        write!(f, ": ")?;
-        if let Some(v) = &self.value {
-            write!(f, "got {v:?}, ")?;
-        }
-        write!(f, "expected {}", self.expected)
     }
 }
 
-/// Issues collected across a whole scenario (capped at [`MAX_ISSUES`]).
-#[derive(Debug, Default)]
-pub struct Issues {
-    /// The first issues found.
-    pub list: Vec<Issue>,
-    /// How many were found in all.
-    pub total: usize,
-}
-
-impl Issues {
-    /// Records an issue.
-    pub fn push(&mut self, issue: Issue) {
-        self.total += 1;
-        if self.list.len() < MAX_ISSUES {
-            self.list.push(issue);
-        }
-    }
-
-    /// Records an issue about a whole file.
-    pub fn file(&mut self, file: &str, expected: impl Into<String>) {
-        self.push(Issue { file: file.to_string(), row: None, column: None, value: None, expected: expected.into() });
-    }
-
-    /// Whether nothing was found.
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-}
-
-/// A loaded table: every column as text.
+/// A loaded table: typed columns where the file allows, text otherwise.
 pub struct Table {
     /// File name (for messages).
     pub file: String,
+    path: PathBuf,
     frame: DataFrame,
+    /// The CSV file read as text, only when a typed column needs the text path.
+    text: OnceCell<Result<DataFrame, String>>,
 }
 
 impl Table {
@@ -90,34 +60,29 @@ impl Table {
     }
 
     /// Reads `<dir>/<stem>.csv`, else `<dir>/<stem>.parquet`; `Ok(None)` when neither exists.
-    pub fn read(dir: &Path, stem: &str) -> Result<Option<Table>, LoadError> {
+    /// `typed` names the CSV columns to parse as their type (Parquet columns
+    /// always keep theirs); a column missing from the file is ignored.
+    pub fn read(dir: &Path, stem: &str, typed: &[(&str, Kind)]) -> Result<Option<Table>, LoadError> {
         let csv = dir.join(format!("{stem}.csv"));
         let parquet = dir.join(format!("{stem}.parquet"));
         let (path, frame) = if csv.is_file() {
-            let frame = CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .try_into_reader_with_file_path(Some(csv.clone()))
-                .and_then(|r| r.finish())
-                .map_err(|e| polars_error(&csv, e))?;
+            let schema: Schema = typed.iter().map(|&(name, kind)| Field::new(name.into(), kind.dtype())).collect();
+            // A cell polars cannot parse as its column's type: the whole file as
+            // text, where every cell is checked and reported on its own.
+            let frame = match read_csv(&csv, Some(schema)) {
+                Ok(frame) => frame,
+                Err(_) => read_csv(&csv, None).map_err(|e| polars_error(&csv, e))?,
+            };
             (csv, frame)
         } else if parquet.is_file() {
             let file = std::fs::File::open(&parquet).map_err(|e| LoadError::io(&parquet, e))?;
             let frame = ParquetReader::new(file).finish().map_err(|e| polars_error(&parquet, e))?;
-            let height = frame.height();
-            let columns = frame
-                .columns()
-                .iter()
-                .map(|c| c.cast(&DataType::String))
-                .collect::<PolarsResult<Vec<_>>>()
-                .map_err(|e| polars_error(&parquet, e))?;
-            let frame = DataFrame::new(height, columns).map_err(|e| polars_error(&parquet, e))?;
             (parquet, frame)
         } else {
             return Ok(None);
         };
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Some(Table { file, frame }))
+        Ok(Some(Table { file, path, frame, text: OnceCell::new() }))
     }
 
     /// Number of data rows.
@@ -130,19 +95,24 @@ impl Table {
         self.frame.height() == 0
     }
 
-    fn text(&self, name: &str) -> Option<&StringChunked> {
-        self.frame.column(name).ok().and_then(|c| c.str().ok())
-    }
-
     /// Parses a column; missing cells (and a missing optional column) give `None`.
     /// A missing required column or cell, and every unparsable value, is an issue.
     pub fn parse<T>(&self, name: &str, required: bool, issues: &mut Issues, parser: Parser<T>) -> Vec<Option<T>> {
+        if let Some(values) = self.frame.column(name).ok().and_then(|c| typed_values(c, parser.typed)) {
+            if required {
+                for (i, _) in values.iter().enumerate().filter(|(_, v)| v.is_none()) {
+                    issues.push(self.issue(i, name, None, format!("a value ({})", parser.expected)));
+                }
+            }
+            return values;
+        }
         self.parse_with(name, required, issues, parser.expected, parser.parse)
     }
 
-    /// Like [`Table::parse`] with any cell function; `expected` says what it accepts.
+    /// Like [`Table::parse`] with any cell function on the cell's text; `expected`
+    /// says what it accepts.
     pub fn parse_with<T>(&self, name: &str, required: bool, issues: &mut Issues, expected: &str, mut f: impl FnMut(&str) -> Option<T>) -> Vec<Option<T>> {
-        let Some(col) = self.text(name) else {
+        let Some(column) = self.frame.column(name).ok() else {
             if required {
                 issues.push(Issue {
                     file: self.file.clone(),
@@ -154,7 +124,14 @@ impl Table {
             }
             return (0..self.len()).map(|_| None).collect();
         };
-        col.iter()
+        let text = match self.text_column(name, column) {
+            Ok(text) => text,
+            Err(reason) => {
+                issues.push(Issue { file: self.file.clone(), row: None, column: Some(name.to_string()), value: None, expected: format!("a readable column ({reason})") });
+                return (0..self.len()).map(|_| None).collect();
+            }
+        };
+        text.iter()
             .enumerate()
             .map(|(i, cell)| match cell.map(str::trim).filter(|s| !s.is_empty()) {
                 None => {
@@ -174,6 +151,21 @@ impl Table {
             .collect()
     }
 
+    /// The column's cells as text: itself when it is text; for CSV, the column
+    /// of the file re-read as text (the cells as written); for Parquet, the
+    /// column cast to text.
+    fn text_column(&self, name: &str, column: &Column) -> Result<StringChunked, String> {
+        let text = if column.dtype() == &DataType::String {
+            column.clone()
+        } else if self.path.extension().is_some_and(|e| e == "parquet") {
+            column.cast(&DataType::String).map_err(|e| e.to_string())?
+        } else {
+            let frame = self.text.get_or_init(|| read_csv(&self.path, None).map_err(|e| e.to_string()));
+            frame.as_ref().map_err(Clone::clone)?.column(name).map_err(|e| e.to_string())?.clone()
+        };
+        text.str().cloned().map_err(|e| e.to_string())
+    }
+
     /// An issue about a cell, with the 0-based index turned into a 1-based data row.
     pub fn issue(&self, index: usize, column: &str, value: Option<&str>, expected: impl Into<String>) -> Issue {
         Issue {
@@ -186,29 +178,130 @@ impl Table {
     }
 }
 
+/// Reads a CSV file: the `typed` columns as their types, every other column as text.
+fn read_csv(path: &Path, typed: Option<Schema>) -> PolarsResult<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_schema_overwrite(typed.map(Arc::new))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+}
+
 fn polars_error(path: &Path, e: PolarsError) -> LoadError {
     LoadError::Unreadable { path: PathBuf::from(path), reason: e.to_string() }
 }
 
-/// A cell parser and a phrase saying what it accepts.
+/// A typed cell, as polars read it.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Number(f64),
+    Whole(i64),
+    Flag(bool),
+    Date(NaiveDate),
+}
+
+/// The column's values through `f`, when the column is typed and `f` takes every
+/// present value; `None` sends the column to the text path.
+fn typed_values<T>(column: &Column, f: fn(Value) -> Option<T>) -> Option<Vec<Option<T>>> {
+    fn through<T, V>(cells: impl Iterator<Item = Option<V>>, len: usize, f: impl Fn(V) -> Option<T>) -> Option<Vec<Option<T>>> {
+        let mut out = Vec::with_capacity(len);
+        for cell in cells {
+            out.push(match cell {
+                None => None,
+                Some(v) => Some(f(v)?),
+            });
+        }
+        Some(out)
+    }
+    let len = column.len();
+    let as_type = |dtype: &DataType| column.cast(dtype).ok();
+    match column.dtype() {
+        DataType::Float64 => through(column.f64().ok()?.iter(), len, |x| f(Value::Number(x))),
+        DataType::Float32 => through(as_type(&DataType::Float64)?.f64().ok()?.iter(), len, |x| f(Value::Number(x))),
+        DataType::Int64 => through(column.i64().ok()?.iter(), len, |i| f(Value::Whole(i))),
+        // Every one of these fits an i64; a UInt64 might not, so it goes the text path.
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => {
+            through(as_type(&DataType::Int64)?.i64().ok()?.iter(), len, |i| f(Value::Whole(i)))
+        }
+        DataType::Boolean => through(column.bool().ok()?.iter(), len, |b| f(Value::Flag(b))),
+        DataType::Date => through(column.date().ok()?.physical().iter(), len, |d| f(Value::Date(epoch_day(d)?))),
+        _ => None,
+    }
+}
+
+/// The date `days` after 1970-01-01 (polars' Date).
+fn epoch_day(days: i32) -> Option<NaiveDate> {
+    const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+    days.checked_add(UNIX_EPOCH_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt)
+}
+
+/// A cell parser and a phrase saying what it accepts. `parse` reads a cell's
+/// text; `typed` takes a value polars read as its type and must accept exactly
+/// the values whose text `parse` accepts, with the same result (a value it
+/// rejects sends the column to `parse`, which reports it).
 pub struct Parser<T> {
     parse: fn(&str) -> Option<T>,
+    typed: fn(Value) -> Option<T>,
     expected: &'static str,
 }
 
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn non_negative(v: f64) -> Option<f64> {
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+fn probability(v: f64) -> Option<f64> {
+    (v > 0.0 && v <= 1.0).then_some(v)
+}
+
+fn whole_from_f64(v: f64) -> Option<u32> {
+    (v.fract() == 0.0 && v >= 0.0 && v <= u32::MAX as f64).then_some(v as u32)
+}
+
+/// A number from a typed cell: a float, or a whole number (as its text would parse).
+fn number(v: Value) -> Option<f64> {
+    match v {
+        Value::Number(x) => Some(x),
+        Value::Whole(i) => Some(i as f64),
+        Value::Flag(_) | Value::Date(_) => None,
+    }
+}
+
+/// `YYYY-MM-DD`: the common zero-padded form without chrono's format machinery,
+/// anything else through chrono (which accepts the same set).
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')));
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+            return NaiveDate::from_ymd_opt(y as i32, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
 /// Any text.
-pub const TEXT: Parser<String> = Parser { parse: |s| Some(s.to_string()), expected: "text" };
+pub const TEXT: Parser<String> = Parser { parse: |s| Some(s.to_string()), typed: |_| None, expected: "text" };
 /// A finite number.
-pub const NUMBER: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().filter(|v| v.is_finite()), expected: "a number" };
+pub const NUMBER: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(finite), typed: |v| number(v).and_then(finite), expected: "a number" };
 /// A finite number `>= 0`.
 pub const NON_NEGATIVE: Parser<f64> =
-    Parser { parse: |s| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0), expected: "a number >= 0" };
+    Parser { parse: |s| s.parse::<f64>().ok().and_then(non_negative), typed: |v| number(v).and_then(non_negative), expected: "a number >= 0" };
 /// A probability in (0, 1].
 pub const PROBABILITY: Parser<f64> =
-    Parser { parse: |s| s.parse::<f64>().ok().filter(|v| *v > 0.0 && *v <= 1.0), expected: "a probability in (0, 1]" };
+    Parser { parse: |s| s.parse::<f64>().ok().and_then(probability), typed: |v| number(v).and_then(probability), expected: "a probability in (0, 1]" };
 /// A whole number `>= 0`.
 pub const COUNT: Parser<u32> = Parser {
-    parse: |s| s.parse::<u32>().ok().or_else(|| s.parse::<f64>().ok().filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= u32::MAX as f64).map(|v| v as u32)),
+    parse: |s| s.parse::<u32>().ok().or_else(|| s.parse::<f64>().ok().and_then(whole_from_f64)),
+    typed: |v| match v {
+        Value::Whole(i) => u32::try_from(i).ok(),
+        Value::Number(x) => whole_from_f64(x),
+        Value::Flag(_) | Value::Date(_) => None,
+    },
     expected: "a whole number >= 0",
 };
 /// A boolean: true/false, yes/no or 1/0.
@@ -218,8 +311,124 @@ pub const BOOL: Parser<bool> = Parser {
         "false" | "no" | "0" | "f" | "n" => Some(false),
         _ => None,
     },
+    typed: |v| match v {
+        Value::Flag(b) => Some(b),
+        Value::Whole(1) => Some(true),
+        Value::Whole(0) => Some(false),
+        _ => None,
+    },
     expected: "a boolean (true/false)",
 };
 /// A calendar date `YYYY-MM-DD`.
-pub const DATE: Parser<NaiveDate> =
-    Parser { parse: |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(), expected: "a date YYYY-MM-DD" };
+pub const DATE: Parser<NaiveDate> = Parser {
+    parse: parse_date,
+    typed: |v| match v {
+        Value::Date(d) => Some(d),
+        _ => None,
+    },
+    expected: "a date YYYY-MM-DD",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(body: &str, typed: &[(&str, Kind)]) -> (tempfile::TempDir, Table) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.csv"), body).unwrap();
+        let t = Table::read(dir.path(), "t", typed).unwrap().unwrap();
+        (dir, t)
+    }
+
+    fn parquet(mut df: DataFrame) -> (tempfile::TempDir, Table) {
+        let dir = tempfile::tempdir().unwrap();
+        ParquetWriter::new(std::fs::File::create(dir.path().join("t.parquet")).unwrap()).finish(&mut df).unwrap();
+        let t = Table::read(dir.path(), "t", &[]).unwrap().unwrap();
+        (dir, t)
+    }
+
+    fn dtype(t: &Table, name: &str) -> DataType {
+        t.frame.column(name).unwrap().dtype().clone()
+    }
+
+    /// The fast path: declared CSV columns arrive typed and parse without text.
+    #[test]
+    fn declared_csv_columns_are_read_as_their_types() {
+        let (_d, t) = csv("id,p,n,b\n007,0.5,3,true\n008,,4,FALSE\n", &[("p", Kind::Number), ("n", Kind::Whole), ("b", Kind::Flag)]);
+        assert_eq!((dtype(&t, "id"), dtype(&t, "p"), dtype(&t, "n"), dtype(&t, "b")), (DataType::String, DataType::Float64, DataType::Int64, DataType::Boolean));
+        let mut issues = Issues::default();
+        assert_eq!(t.parse("id", true, &mut issues, TEXT), vec![Some("007".to_string()), Some("008".to_string())]);
+        assert_eq!(t.parse("p", false, &mut issues, PROBABILITY), vec![Some(0.5), None]);
+        assert_eq!(t.parse("n", true, &mut issues, COUNT), vec![Some(3), Some(4)]);
+        assert_eq!(t.parse("b", true, &mut issues, BOOL), vec![Some(true), Some(false)]);
+        assert!(issues.is_empty(), "{:?}", issues.list);
+        assert!(t.text.get().is_none(), "the typed path re-read the file as text");
+    }
+
+    /// A value polars reads but the rule rejects is quoted as the file writes it.
+    #[test]
+    fn rejected_typed_value_is_reported_as_written() {
+        let (_d, t) = csv("q\n1\n-3.50\n\n", &[("q", Kind::Number)]);
+        assert_eq!(dtype(&t, "q"), DataType::Float64);
+        let mut issues = Issues::default();
+        assert_eq!(t.parse("q", true, &mut issues, NON_NEGATIVE), vec![Some(1.0), None, None]);
+        let found: Vec<_> = issues.list.iter().map(|i| (i.row, i.value.clone())).collect();
+        assert_eq!(found, vec![(Some(2), Some("-3.50".to_string())), (Some(3), None)]);
+    }
+
+    /// A cell polars cannot parse as the declared type: the file is read as text
+    /// and every cell is judged on its own (`yes` and `1` are booleans too).
+    #[test]
+    fn unparsable_typed_cell_falls_back_to_text() {
+        let (_d, t) = csv("b,n\nyes,1\n1,2.0\nmaybe,x\n", &[("b", Kind::Flag), ("n", Kind::Whole)]);
+        assert_eq!(dtype(&t, "b"), DataType::String);
+        let mut issues = Issues::default();
+        assert_eq!(t.parse("b", false, &mut issues, BOOL), vec![Some(true), Some(true), None]);
+        assert_eq!(t.parse("n", false, &mut issues, COUNT), vec![Some(1), Some(2), None]);
+        let found: Vec<_> = issues.list.iter().map(|i| (i.row, i.column.clone().unwrap(), i.value.clone().unwrap())).collect();
+        assert_eq!(found, vec![(Some(3), "b".to_string(), "maybe".to_string()), (Some(3), "n".to_string(), "x".to_string())]);
+    }
+
+    /// Dates are `YYYY-MM-DD` only: polars' own date parsing would also take
+    /// `05-01-2026` (as 5 January).
+    #[test]
+    fn csv_dates_are_strict() {
+        let (_d, t) = csv("d\n2026-01-05\n05-01-2026\n2026-02-29\n2024-02-29\n", &[]);
+        let mut issues = Issues::default();
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(t.parse("d", false, &mut issues, DATE), vec![d(2026, 1, 5), None, None, d(2024, 2, 29)]);
+        assert_eq!(issues.total, 2);
+    }
+
+    /// The hand-written date fast path agrees with chrono on every kind of input.
+    #[test]
+    fn date_fast_path_agrees_with_chrono() {
+        for s in ["2026-01-05", "2026-13-01", "2026-00-10", "2026-02-30", "2024-02-29", "0000-01-01", "2026-1-05", "2026-01-5", "+2026-01-05", "2026/01/05", "20260105", "2026-01-0a"] {
+            assert_eq!(parse_date(s), NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(), "{s}");
+        }
+    }
+
+    /// Parquet keeps its physical types; numbers stored as integers, ids stored
+    /// as integers and dates all parse, and a rejected value reads as before.
+    #[test]
+    fn parquet_columns_keep_their_types() {
+        let df = df!(
+            "id" => [7i64, 8],
+            "p" => [0.5f64, 1.5],
+            "n" => [3i32, 4],
+            "b" => [Some(true), None],
+            "d" => [NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(), NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()],
+        )
+        .unwrap();
+        let (_d, t) = parquet(df);
+        let mut issues = Issues::default();
+        assert_eq!(t.parse("id", true, &mut issues, TEXT), vec![Some("7".to_string()), Some("8".to_string())]);
+        assert_eq!(t.parse("n", true, &mut issues, NUMBER), vec![Some(3.0), Some(4.0)]);
+        assert_eq!(t.parse("n", true, &mut issues, COUNT), vec![Some(3), Some(4)]);
+        assert_eq!(t.parse("b", false, &mut issues, BOOL), vec![Some(true), None]);
+        assert_eq!(t.parse("d", true, &mut issues, DATE), vec![NaiveDate::from_ymd_opt(2026, 1, 5), NaiveDate::from_ymd_opt(2026, 2, 1)]);
+        assert!(issues.is_empty(), "{:?}", issues.list);
+        assert_eq!(t.parse("p", true, &mut issues, PROBABILITY), vec![Some(0.5), None]);
+        assert_eq!(issues.list[0].to_string(), "t.parquet row 2 column `p`: got \"1.5\", expected a probability in (0, 1]");
+    }
+}
