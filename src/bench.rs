@@ -17,6 +17,8 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::{derive_plan, solve, Candidates, Network, SolverChoice};
 use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Format, GenerateSpec};
 use anyhow::{Context, Result};
+
+use crate::memory::{peak_kib, reset_peak};
 use serde::Serialize;
 
 /// Options of `allot bench`.
@@ -142,7 +144,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         convert_scenario_to_parquet(&dir)?;
         let generate_seconds = t.elapsed().as_secs_f64();
 
-        reset_peak_memory();
+        reset_peak();
         let t = Instant::now();
         let mut problem = load_scenario(&dir)?.problem;
         let load_parquet_seconds = t.elapsed().as_secs_f64();
@@ -173,7 +175,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 }),
             };
             tracing::info!("bench: {customers} customers, {} ...", name(solver));
-            reset_peak_memory();
+            reset_peak();
             let t = Instant::now();
             let alloc = solve(&problem, &network, &cands, &choice)?;
             let solve_seconds = t.elapsed().as_secs_f64();
@@ -241,7 +243,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 fn load_only(dirs: &[PathBuf]) -> Result<()> {
     println!("{:>10} {:>11} {:>8} {:>9}  scenario", "customers", "pairs", "load_s", "peak_MiB");
     for dir in dirs {
-        reset_peak_memory();
+        reset_peak();
         let t = Instant::now();
         let loaded = load_scenario(dir).with_context(|| format!("loading {}", dir.display()))?;
         let seconds = t.elapsed().as_secs_f64();
@@ -305,12 +307,7 @@ fn print_table(sizes: &[SizeRun]) {
     }
 }
 
-/// Resets the kernel's peak-RSS counter (Linux: `5` to `/proc/self/clear_refs`).
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// Peak resident memory since the last reset, in MiB.
 fn peak_mib() -> f64 {
-    crate::peak_memory().map_or(f64::NAN, |kb| kb as f64 / 1024.0)
+    peak_kib().map_or(f64::NAN, |kb| kb as f64 / 1024.0)
 }

@@ -4,6 +4,7 @@
 //! version in the plan store, whose active version the decision service serves.
 
 mod bench;
+mod memory;
 mod ray;
 
 use std::path::{Path, PathBuf};
@@ -608,16 +609,8 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
         k.build_seconds,
         k.solve_seconds,
         write_seconds,
-        peak_memory().map_or("unknown".to_string(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
+        memory::peak_kib().map_or("unknown".to_string(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
     );
-}
-
-/// Peak resident memory of this process in KiB (`VmHWM`), which also counts
-/// HiGHS's C++ allocations.
-fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn plans(action: PlansAction, store: &Path) -> Result<()> {
