@@ -7,6 +7,7 @@ mod bench;
 mod memory;
 mod ray;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -318,7 +319,7 @@ fn init_logging() {
     let writer = bars.get_stderr_writer();
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(writer).with_target(false))
+        .with(tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).with_ansi(std::io::stderr().is_terminal()))
         .with(bars.with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.name() == RUN_SPAN)))
         .try_init();
 }
@@ -409,7 +410,7 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
 /// The service's logs (`tracing`) to stderr, filtered by `RUST_LOG` [default info].
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init(); // keeps one already installed
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).try_init(); // keeps one already installed
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

@@ -69,7 +69,7 @@ pub fn plan(problem: &Problem, opts: &RayOptions) -> Result<(Candidates, Allocat
     let mut violations = check_allocation(problem, &cands, &alloc, FEASIBILITY_TOLERANCE);
     violations.extend(check_plan(problem, &plan));
     anyhow::ensure!(violations.is_empty(), "the plan from Ray fails the feasibility checker, not saved:\n  {}", violations.iter().map(|v| format!("{}: {}", v.rule, v.detail)).collect::<Vec<_>>().join("\n  "));
-    tracing::info!(partitions = opts.partitions, "feasibility checker: the plan from the partitions respects every constraint");
+    tracing::info!("feasibility checker: the plan from {} partitions respects every constraint", opts.partitions);
     Ok((cands, alloc, plan))
 }
 
