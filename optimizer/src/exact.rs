@@ -109,7 +109,9 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             ExactColumn::Binary => vars.add(variable().binary()),
             &ExactColumn::Continuous { lower, upper } => vars.add(variable().min(lower).max(upper)),
         }).collect());
-        if !columns.is_empty() {
+        // Only integer columns make a MIP (and its LP re-solve for duals); the
+        // continuous ones (fairness rates) are part of the LP itself.
+        if columns.iter().any(|c| matches!(c, ExactColumn::Binary)) {
             family_columns.push((i, first, columns.len()));
         }
     }
@@ -234,7 +236,8 @@ struct ModelMaps {
     rows: Vec<Row>,
     flow_keys: Vec<(LaneIx, SkuIx)>,
     unmet_rows: Vec<usize>,
-    /// (family index in layout order, first column, number of columns) of the families' own columns.
+    /// (family index in layout order, first column, number of columns) of the
+    /// families whose own columns include binaries: non-empty means a MIP.
     family_columns: Vec<(usize, usize, usize)>,
     variables: usize,
     layout: Layout,

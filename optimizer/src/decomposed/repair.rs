@@ -97,6 +97,14 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
         })
         .collect();
 
+    // Exposures enter the rows through one aggregate column per (offer, slot)
+    // that some family reads, defined by `sum of cell exposures * scales - e = 0`:
+    // a fairness row then holds two columns instead of every cell of two groups.
+    let n_exposure_cells = problem.offers.len() * slots;
+    let mut exposure_sums: Vec<Option<(Variable, Expression)>> = (0..n_exposure_cells)
+        .map(|c| layout.exposure_coefs(c).next().is_some().then(|| (vars.add(variable().min(0.0)), Expression::default())))
+        .collect();
+
     // Every family's rows, with the cells' sums as coefficients of their scales.
     let mut rows: Vec<Expression> = (0..layout.total()).map(|_| Expression::default()).collect();
     for (i, (cell, var)) in cells.iter().zip(&scale).enumerate() {
@@ -107,8 +115,15 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
         for (r, a) in layout.accept_coefs(o * zones + z) {
             rows[r].add_mul(a * cell.accepts, s);
         }
-        for (r, a) in layout.exposure_coefs(o * slots + slot) {
-            rows[r].add_mul(a * cell.exposure, s);
+        if let Some((_, sum)) = &mut exposure_sums[o * slots + slot] {
+            sum.add_mul(cell.exposure, s);
+        }
+    }
+    for (c, aggregate) in exposure_sums.iter().enumerate() {
+        if let Some((e, _)) = aggregate {
+            for (r, a) in layout.exposure_coefs(c) {
+                rows[r].add_mul(a, *e);
+            }
         }
     }
     for (a, &f) in layout.arcs.iter().zip(&arcs) {
@@ -132,6 +147,11 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
     let columns = vars.len();
     let mut model = vars.maximise(objective).using(highs);
     let mut n_rows = 0;
+    for (e, mut sum) in exposure_sums.into_iter().flatten() {
+        sum.add_mul(-1.0, e);
+        model.add_constraint(sum.eq(0.0));
+        n_rows += 1;
+    }
     for (at, family) in layout.families() {
         for (r, e) in rows.drain(..family.rows()).enumerate() {
             let rhs = ctx.rhs[at + r];
@@ -146,7 +166,8 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
         }
     }
     let solved = lp_backend::run(model, columns, n_rows, &Settings::default()).map_err(|e| DecomposedError::Repair(e.to_string()))?;
-    // Columns in creation order: the used cells' scales, the arcs, the unmet baseline.
+    // Columns in creation order: the used cells' scales, the arcs, the unmet
+    // baseline, then the exposure aggregates (not needed here).
     let mut values = solved.columns.iter().copied();
     let s_of: Vec<f64> = scale.iter().map(|v| v.map_or(0.0, |_| values.next().unwrap_or(0.0).clamp(0.0, 1.0))).collect();
     let flows = layout
