@@ -15,7 +15,7 @@ use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::SolverChoice;
 use allot_optimizer::plan::Kpis;
-use allot_scenarios::store::{DEFAULT_STORE, STORE_ENV};
+use allot_scenarios::plans::store::{DEFAULT_STORE, STORE_ENV};
 use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -247,7 +247,7 @@ struct DatabaseArg {
 
 impl DatabaseArg {
     /// Activates `id` (`None`: rolls back) in the database, or in the store.
-    fn activate(&self, store: &PlanStore, id: Option<&str>) -> Result<allot_scenarios::store::Activation> {
+    fn activate(&self, store: &PlanStore, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation> {
         Ok(match (&self.database, id) {
             (Some(url), id) => {
                 let db = allot_api::SharedLive::connect(url, "allot-cli").context("connecting to the database")?;
@@ -365,17 +365,17 @@ fn main() -> Result<()> {
 }
 
 fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: Option<PathBuf>) -> Result<()> {
-    let run = |dir: &Path| -> Result<allot_scenarios::compare::RunOutputs> {
+    let run = |dir: &Path| -> Result<allot_scenarios::whatif::compare::RunOutputs> {
         let name = run_name(dir);
-        allot_scenarios::compare::RunOutputs::read(&name, dir, &out_root.join(&name))
+        allot_scenarios::whatif::compare::RunOutputs::read(&name, dir, &out_root.join(&name))
             .with_context(|| format!("reading the run of {} (plan it first: allot scenario run {})", dir.display(), dir.display()))
     };
     let base_run = run(base)?;
     let variant_runs = variants.iter().map(|v| run(v)).collect::<Result<Vec<_>>>()?;
-    let comparison = allot_scenarios::compare::compare(&base_run, &variant_runs);
+    let comparison = allot_scenarios::whatif::compare::compare(&base_run, &variant_runs);
     print!("{}", comparison.terminal_table());
     let dir = report.unwrap_or_else(|| out_root.join(format!("compare-{}", base_run.name)));
-    let written = allot_scenarios::report::write_report(&dir, &comparison, &base_run, &variant_runs).context("writing the comparison")?;
+    let written = allot_scenarios::whatif::report::write_report(&dir, &comparison, &base_run, &variant_runs).context("writing the comparison")?;
     for path in written {
         println!("wrote {}", path.display());
     }
@@ -383,7 +383,7 @@ fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: 
 }
 
 fn forecast(args: ForecastArgs) -> Result<()> {
-    let has = |stem: &str| allot_scenarios::table::Table::exists(&args.scenario, stem);
+    let has = |stem: &str| allot_scenarios::scenario::table::Table::exists(&args.scenario, stem);
     if !has("sales_history") && !has("offer_history") {
         anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
     }
@@ -391,8 +391,8 @@ fn forecast(args: ForecastArgs) -> Result<()> {
     let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, ..Default::default() })?;
     tracing::info!("forecast in {:.2}s", t.elapsed().as_secs_f64());
     let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
-    let written = allot_scenarios::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;
-    print!("{}", allot_scenarios::forecast_output::accuracy_report(&loaded));
+    let written = allot_scenarios::plans::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;
+    print!("{}", allot_scenarios::plans::forecast_output::accuracy_report(&loaded));
     for path in written {
         println!("wrote {}", path.display());
     }
@@ -465,7 +465,7 @@ fn parallel_runs(scenarios: &[PathBuf], requested: Option<usize>) -> usize {
             // A variant's tables are its root's.
             let mut root = d.clone();
             for _ in 0..16 {
-                match allot_scenarios::variants::read_variant(&root) {
+                match allot_scenarios::whatif::variants::read_variant(&root) {
                     Ok(Some(v)) => root = v.base,
                     _ => break,
                 }

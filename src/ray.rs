@@ -49,7 +49,7 @@ pub fn plan(problem: &Problem, opts: &RayOptions) -> Result<(Candidates, Allocat
     };
     let connect = |cands: &Candidates| -> Result<Box<dyn CustomerSide>, DecomposedError> {
         let t = std::time::Instant::now();
-        let manifest = allot_scenarios::partitions::write_partitions(&dir, problem, cands, opts.partitions)
+        let manifest = allot_scenarios::scenario::partitions::write_partitions(&dir, problem, cands, opts.partitions)
             .map_err(|e| DecomposedError::Workers(format!("writing the partition files: {e}")))?;
         tracing::info!(
             partitions = manifest.partitions,

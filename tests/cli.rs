@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use allot_scenarios::store::FAULT_ENV;
+use allot_scenarios::plans::store::FAULT_ENV;
 use allot_scenarios::PlanStore;
 
 fn golden(name: &str) -> PathBuf {
@@ -66,7 +66,7 @@ fn parquet_outputs_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
     ok(&plan(&golden("budget_redemptions"), &out, &store, &["--format", "parquet"]));
-    let df = allot_scenarios::output::read_table(&out.join("eligibility.parquet")).unwrap();
+    let df = allot_scenarios::files::read_table(&out.join("eligibility.parquet")).unwrap();
     assert_eq!(df.height(), 6);
     let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
     assert_eq!(names, vec!["customer_id", "offer_id", "x", "eligible", "expected_value", "rank", "reason"]);

@@ -170,10 +170,10 @@ impl allot_optimizer::decomposed::customers::CustomerSide for FileWorkers {
 
 fn partitioned(problem: &Problem, cands: &Candidates, n: usize) -> FileWorkers {
     let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = allot_scenarios::partitions::write_partitions(dir.path(), problem, cands, n).expect("writes partitions");
+    let manifest = allot_scenarios::scenario::partitions::write_partitions(dir.path(), problem, cands, n).expect("writes partitions");
     assert_eq!((manifest.partitions, manifest.customers, manifest.candidates), (n, problem.customers.len(), cands.len()));
     let workers = (0..n)
-        .map(|i| allot_optimizer::decomposed::customers::PartitionWorker::new(allot_scenarios::partitions::read_partition(dir.path(), i).expect("reads")))
+        .map(|i| allot_optimizer::decomposed::customers::PartitionWorker::new(allot_scenarios::scenario::partitions::read_partition(dir.path(), i).expect("reads")))
         .collect();
     FileWorkers(workers)
 }

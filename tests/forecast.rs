@@ -66,7 +66,7 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     assert!(report.holdout.auc > 0.6, "{:?}", report.holdout);
     assert!(report.coefficients.iter().all(|(name, _)| !name.contains("group")), "the protected group is never a feature");
     let p = &loaded.problem;
-    let per_customer = allot_scenarios::uptake_history::CANDIDATES_PER_CUSTOMER;
+    let per_customer = allot_scenarios::scenario::uptake_history::CANDIDATES_PER_CUSTOMER;
     assert!(p.uptake.len() <= 5000 * per_customer && p.uptake.len() > 4000 * per_customer, "{}", p.uptake.len());
     assert!(p.uptake.iter().all(|u| u.p > 0.0 && u.p <= 1.0));
     // No candidate slot goes to an offer the customer could never be served.
@@ -80,7 +80,7 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     assert!(plan.kpis.objective > 0.0);
 
     // The demand plan shows both parts, and each adds up.
-    let rows = allot_scenarios::demand_plan::demand_plan(&loaded, &plan);
+    let rows = allot_scenarios::plans::demand_plan::demand_plan(&loaded, &plan);
     let baseline: f64 = rows.iter().map(|r| r.baseline).sum();
     let offer: f64 = rows.iter().map(|r| r.offer).sum();
     let want_baseline: f64 = p.baseline.iter().map(|b| b.units).sum();

@@ -16,7 +16,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_plan};
 use allot_optimizer::{effective_contact_cap, plan, Allocation, Candidates, Plan, Problem, SolverChoice};
 use allot_scenarios::load_scenario;
-use allot_scenarios::serving::{customers_table, serving_context};
+use allot_scenarios::plans::serving::{customers_table, serving_context};
 
 const TOL: f64 = 1e-6;
 

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use allot_scenarios::table::Issue;
+use allot_scenarios::scenario::table::Issue;
 use allot_scenarios::{load_scenario, LoadError};
 
 /// A copy of the `stock_lanes` golden scenario, edited by `edit`.
@@ -201,10 +201,10 @@ fn every_problem_is_reported_at_once_and_capped() {
     }
     let (issues, total, text) = issues(|d| {
         write(d, "uptake.csv", &body);
-        write(d, "customers.csv", "customer_id,zone,tier,consent\nc1,Z1,standard,maybe\nc2,Z1,standard,\nc3,Z1,standard,\nc4,Z2,standard,\n");
+        write(d, "customers.csv", "customer_id,zone,tier,consent\nc1,Z1,standard,maybe\nc2,Z1,standard,true\nc3,Z1,standard,true\nc4,Z2,standard,true\n");
     });
     assert_eq!(total, 121, "{text}");
-    assert_eq!(issues.len(), allot_scenarios::table::MAX_ISSUES);
+    assert_eq!(issues.len(), allot_scenarios::scenario::table::MAX_ISSUES);
     assert!(text.contains("121 problems") && text.contains("and 71 more"), "{text}");
 }
 
@@ -235,4 +235,35 @@ fn parquet_tables_load_like_csv() {
     let loaded = load_scenario(&dir).expect("parquet uptake loads");
     assert_eq!(loaded.problem.uptake.len(), 4);
     assert_eq!(loaded.problem.uptake[1].p, 0.6);
+}
+
+/// `customers.csv` of the golden scenario with one more column, `value` in every row.
+fn with_customer_column(dir: &Path, column: &str, value: &str) {
+    let text = fs::read_to_string(dir.join("customers.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{},{column}\n", lines.next().unwrap());
+    for line in lines {
+        out.push_str(&format!("{line},{value}\n"));
+    }
+    write(dir, "customers.csv", &out);
+}
+
+/// Governance fails closed: a misspelt consent column is an error naming the
+/// column it resembles, never "every customer consents".
+#[test]
+fn misspelt_consent_column_is_an_error() {
+    assert_issue(|d| with_customer_column(d, "consnet", "false"), "customers.csv", None, "consnet", "did you mean `consent`");
+}
+
+#[test]
+fn empty_consent_cell_is_an_error() {
+    assert_issue(|d| with_customer_column(d, "consent", ""), "customers.csv", Some(1), "consent", "a value");
+}
+
+/// A column unlike any known one is ignored, and the loader says so.
+#[test]
+fn unrelated_unknown_column_is_a_note() {
+    let (_tmp, dir) = scenario(|d| with_customer_column(d, "loyalty_segment", "b"));
+    let loaded = load_scenario(&dir).unwrap();
+    assert!(loaded.notes.iter().any(|n| n.contains("customers.csv") && n.contains("`loyalty_segment` ignored")), "{:?}", loaded.notes);
 }

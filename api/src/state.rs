@@ -135,7 +135,7 @@ impl ServiceState {
 
     /// Makes `id` the active plan (`None`: the one before the current, a
     /// rollback), for every replica when the state is shared.
-    pub(crate) fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ApiError> {
+    pub(crate) fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation, ApiError> {
         Ok(match &self.shared {
             Some(db) => activate_shared(&self.store, db, id)?,
             None => match id {
@@ -285,7 +285,7 @@ impl From<ActivationError> for ApiError {
 /// Makes `id` (`None`: the version active before the current one) the active
 /// plan of every replica sharing `db`; the version must be in `store`. For the
 /// service's routes and for `allot plans activate --database`.
-pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> Result<allot_scenarios::store::Activation, ActivationError> {
+pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation, ActivationError> {
     let (version, action) = match id {
         Some(id) => {
             store.manifest(id)?;
@@ -294,6 +294,6 @@ pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> 
         None => (db.previous_plan()?.ok_or(StoreError::NothingToRollBack("no earlier activation in the database"))?, "rollback"),
     };
     db.activate(&version, action)?;
-    Ok(allot_scenarios::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
+    Ok(allot_scenarios::plans::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
 }
 

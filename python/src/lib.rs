@@ -5,7 +5,7 @@
 //! There is no solver logic here: a [`Worker`] is an
 //! `allot_optimizer::decomposed::customers::PartitionWorker` (the same code the
 //! single-machine solver runs over its ranges of customers) loaded from the
-//! partition files `allot_scenarios::partitions` writes. Requests and replies
+//! partition files `allot_scenarios::scenario::partitions` writes. Requests and replies
 //! cross Python as opaque bytes.
 
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ impl Worker {
     #[new]
     fn new(py: Python<'_>, directory: PathBuf, partition: usize) -> PyResult<Self> {
         let part = py
-            .detach(|| allot_scenarios::partitions::read_partition(&directory, partition))
+            .detach(|| allot_scenarios::scenario::partitions::read_partition(&directory, partition))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(Worker { worker: PartitionWorker::new(part), partition })
     }

@@ -1,36 +1,29 @@
 //! Scenario directories, plan outputs on disk, and the versioned plan store.
 //!
-//! This crate owns every file format of allot: it reads and validates scenario
-//! tables (CSV or Parquet, through polars) into an [`allot_optimizer::Problem`],
-//! writes plan outputs atomically, keeps plan versions, and generates synthetic
-//! scenarios. Solvers never see polars types. [`pipeline`] is the one way a
-//! scenario is planned into a version; every saved JSON file carries a
-//! [`schema`] version.
+//! This crate owns every file format of allot, in three parts by job:
+//! - [`scenario`]: reads and validates scenario tables (CSV or Parquet, through
+//!   polars) into an [`allot_optimizer::Problem`], and generates synthetic ones;
+//! - [`whatif`]: variants of a scenario, marginal values and the comparison report;
+//! - [`plans`]: the one pipeline that plans a scenario into a version, the plan's
+//!   artefacts, and the versioned store.
+//!
+//! Dependencies run `plans -> whatif -> scenario`; all three write through
+//! [`files`] (atomic writes) and tag JSON with a [`schema`] version. Solvers
+//! never see polars types.
 
-pub mod compare;
-pub mod config;
-pub mod demand_plan;
 pub mod error;
-pub mod forecast_output;
-pub mod generate;
-pub mod load;
-pub mod output;
-pub mod partitions;
-pub mod pipeline;
-pub mod report;
+pub mod files;
+pub mod plans;
+pub mod scenario;
 pub mod schema;
-pub mod store;
-pub mod serving;
-pub mod table;
-pub mod uptake_history;
-pub mod variants;
 pub mod whatif;
 
 pub use error::{LoadError, PipelineError, StoreError};
-pub use load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};
-pub use variants::{load_scenario, load_scenario_with};
-pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
-pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
-pub use pipeline::{plan_scenario, PlanRun, PlanSolver, OutputDir};
-pub use store::{Manifest, PlanStore, VersionMeta};
-pub use generate::{generate, GenerateSpec};
+pub use files::{convert_scenario_to_parquet, Format};
+pub use plans::output::write_plan_outputs;
+pub use plans::pipeline::{plan_scenario, OutputDir, PlanRun, PlanSolver};
+pub use plans::serving::{CustomerRecord, EligibilityRecord, ServingContext};
+pub use plans::store::{Manifest, PlanStore, VersionMeta};
+pub use scenario::generate::{generate, GenerateSpec};
+pub use scenario::load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};
+pub use whatif::variants::{load_scenario, load_scenario_with};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use allot_scenarios::store::Manifest;
+use allot_scenarios::plans::store::Manifest;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

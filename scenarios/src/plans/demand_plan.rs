@@ -18,8 +18,8 @@ use chrono::Datelike;
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::load::LoadedScenario;
-use crate::output::{write_table, Format};
+use crate::scenario::load::LoadedScenario;
+use crate::files::{write_table, Format};
 
 /// One zone × SKU × day of the demand plan.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,8 +9,8 @@ use allot_forecasting::demand::backtest_summary;
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::load::LoadedScenario;
-use crate::output::{write_table, write_versioned, Format};
+use crate::scenario::load::LoadedScenario;
+use crate::files::{write_table, write_versioned, Format};
 
 fn table_error(dir: &Path, stem: &str, e: PolarsError) -> StoreError {
     StoreError::Table { path: dir.join(stem), reason: e.to_string() }

@@ -18,11 +18,12 @@ use allot_optimizer::{Candidates, Plan, Problem, SolverChoice};
 use tracing::info;
 
 use crate::error::{PipelineError, StoreError};
-use crate::load::LoadedScenario;
-use crate::variants::load_scenario;
-use crate::output::{write_plan_outputs, Format};
-use crate::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT};
-use crate::whatif::MarginalValue;
+use crate::scenario::load::LoadedScenario;
+use crate::whatif::variants::load_scenario;
+use crate::plans::output::write_plan_outputs;
+use crate::files::Format;
+use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT};
+use crate::whatif::marginal_values::{self, MarginalValue};
 
 /// Subdirectory of a run (and of a plan version) holding the forecasts.
 pub const FORECAST_DIR: &str = "forecast";
@@ -87,7 +88,10 @@ pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver
     let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
     info!(objective = kpis.objective, status = %kpis.status, gap = kpis.gap, "solved in {:.2}s; writing outputs", kpis.build_seconds + kpis.solve_seconds);
     let t = Instant::now();
-    let run = Derived { loaded: &loaded, plan: &plan, kpis: &kpis, marginal_values: crate::whatif::marginal_values(p, &cands, &alloc.prices) };
+    let run = Derived { loaded: &loaded, plan: &plan, kpis: &kpis, marginal_values: marginal_values::marginal_values(p, &cands, &alloc.prices) };
+    // The plan holds what is written; the candidates and the allocation (one
+    // entry per pair) would only raise the peak while the tables are built.
+    drop((cands, alloc));
     if let Some(out) = out {
         run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
         info!(dir = %out.dir.display(), "outputs written");
@@ -95,7 +99,7 @@ pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
     let manifest = store.save(&meta, |staging| {
         run.write(staging, VERSION_FORMAT)?;
-        crate::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
+        crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
     })?;
     info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
     Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
@@ -115,10 +119,10 @@ impl Derived<'_> {
     fn write(&self, dir: &Path, format: Format) -> Result<Vec<PathBuf>, StoreError> {
         let p = &self.loaded.problem;
         let mut written = write_plan_outputs(dir, p, self.plan, self.kpis, format)?;
-        written.push(crate::demand_plan::write_demand_plan(dir, self.loaded, self.plan, format)?);
-        written.push(crate::whatif::write_marginal_values(dir, &self.marginal_values)?);
+        written.push(crate::plans::demand_plan::write_demand_plan(dir, self.loaded, self.plan, format)?);
+        written.push(marginal_values::write_marginal_values(dir, &self.marginal_values)?);
         if self.loaded.demand_forecast.is_some() || self.loaded.uptake_report.is_some() {
-            written.extend(crate::forecast_output::write_forecasts(&dir.join(FORECAST_DIR), self.loaded)?);
+            written.extend(crate::plans::forecast_output::write_forecasts(&dir.join(FORECAST_DIR), self.loaded)?);
         }
         Ok(written)
     }

@@ -21,7 +21,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{read_table, write_table, write_versioned, Format};
+use crate::files::{read_table, write_table, write_versioned, Format};
 
 /// File name of the serving snapshot inside a plan version.
 pub const SERVING_FILE: &str = "serving.json";

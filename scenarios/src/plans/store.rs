@@ -21,7 +21,7 @@
 //! appended and fsynced before it is.
 //!
 //! The store saves and reads; it never solves. What goes into a version is
-//! written by the planning pipeline ([`crate::pipeline`]) into the staging
+//! written by the planning pipeline ([`crate::plans::pipeline`]) into the staging
 //! directory the store hands it. Every JSON file carries a `schema_version`
 //! ([`crate::schema`]): versions saved by older builds stay readable.
 
@@ -34,9 +34,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{sync_dir, write_versioned, Format, KPIS_FILE};
+use crate::plans::output::KPIS_FILE;
+use crate::files::{sync_dir, write_versioned, Format};
 use crate::schema;
-use crate::serving::{for_each_customer, for_each_eligibility, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE};
+use crate::plans::serving::{for_each_customer, for_each_eligibility, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE};
 
 /// Environment variable naming the default store directory.
 pub const STORE_ENV: &str = "ALLOT_STORE";
@@ -49,7 +50,7 @@ const STAGING_PREFIX: &str = ".staging-";
 /// Table encoding of the files inside a plan version.
 pub const VERSION_FORMAT: Format = Format::Parquet;
 
-pub use crate::output::FAULT_ENV;
+pub use crate::plans::output::FAULT_ENV;
 
 /// What a plan version records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

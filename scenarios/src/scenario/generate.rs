@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::error::StoreError;
-use crate::output::sync_dir;
+use crate::files::sync_dir;
 
 /// Sizes and seed of a synthetic scenario.
 #[derive(Debug, Clone, PartialEq)]

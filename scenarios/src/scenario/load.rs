@@ -13,9 +13,9 @@ use allot_optimizer::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::config::{read_config, ScenarioConfig, SCENARIO_FILE};
+use crate::scenario::config::{read_config, ScenarioConfig, SCENARIO_FILE};
 use crate::error::LoadError;
-use crate::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
+use crate::scenario::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
 
 /// A validated scenario, ready to plan.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct LoadedScenario {
     /// What the loader did beyond reading (forecasts made, defaults applied).
     pub notes: Vec<String>,
     /// The uptake forecast's holdout report, when uptake was forecast from history.
-    pub uptake_report: Option<crate::uptake_history::UptakeReport>,
+    pub uptake_report: Option<crate::scenario::uptake_history::UptakeReport>,
     /// The per-series demand forecast, when baseline demand was forecast from history.
     pub demand_forecast: Option<DemandForecast>,
     /// For a what-if variant: the `scenario.toml` files from the root's first
@@ -154,6 +154,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     if let Some(t) = Table::read(dir, "zones", &[("delivery_capacity", Kind::Number)])? {
         let ids = t.parse("zone", true, &mut issues, TEXT);
         let caps = t.parse("delivery_capacity", false, &mut issues, NON_NEGATIVE);
+        t.check_header(&mut issues, &mut notes);
         for (i, (id, cap)) in ids.into_iter().zip(caps).enumerate() {
             let Some(id) = id else { continue };
             if zones.index.contains_key(&id) {
@@ -178,10 +179,13 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let ids = t.parse("customer_id", true, &mut issues, TEXT);
         let zone = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let tier = t.parse_with("tier", true, &mut issues, &tier_expected, |s| tier_index.get(s).copied());
-        let consent = t.parse("consent", false, &mut issues, BOOL);
-        let suppressed = t.parse("suppressed", false, &mut issues, BOOL);
+        // Governance fails closed: a present consent or suppression column needs
+        // a value in every row (an empty cell is not consent).
+        let consent = t.parse("consent", t.has_column("consent"), &mut issues, BOOL);
+        let suppressed = t.parse("suppressed", t.has_column("suppressed"), &mut issues, BOOL);
         let group = t.parse("group", false, &mut issues, TEXT);
         let max_offers = t.parse("max_offers", false, &mut issues, COUNT);
+        t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let Some(id) = &ids[i] else { continue };
             if customer_index.contains_key(id) {
@@ -211,6 +215,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
         let on_hand = t.parse("on_hand", true, &mut issues, NON_NEGATIVE);
         let safety = t.parse("safety_stock", false, &mut issues, NON_NEGATIVE);
+        t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let (Some(w), Some(s), Some(on_hand)) = (w[i], s[i], on_hand[i]) else { continue };
             if stock_at.contains_key(&(w, s)) {
@@ -229,6 +234,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
         let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
         let arrival = t.parse("arrival_date", true, &mut issues, DATE);
+        t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let (Some(w), Some(s), Some(qty), Some(day)) = (w[i], s[i], qty[i], arrival[i]) else { continue };
             let at = *stock_at.entry((w, s)).or_insert_with(|| {
@@ -265,6 +271,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let start = t.parse("start_date", false, &mut issues, DATE);
         let end = t.parse("end_date", false, &mut issues, DATE);
         let fair = t.parse("fair", false, &mut issues, BOOL);
+        t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let (Some(id), Some(margin)) = (&ids[i], margin[i]) else { continue };
             if offer_index.contains_key(id) {
@@ -295,6 +302,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
+        t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let (Some(o), Some(sku), Some(qty)) = (o[i], s[i], qty[i]) else { continue };
             let items = &mut offers[o as usize].items;
@@ -314,6 +322,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let cost = t.parse("cost_per_unit", true, &mut issues, NON_NEGATIVE);
         let transit = t.parse("transit_days", true, &mut issues, COUNT);
         let capacity = t.parse("capacity", false, &mut issues, NON_NEGATIVE);
+        t.check_header(&mut issues, &mut notes);
         let mut seen = HashMap::new();
         for i in 0..t.len() {
             let (Some(w), Some(z), Some(cost), Some(transit)) = (w[i], z[i], cost[i], transit[i]) else { continue };
@@ -334,6 +343,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let units = t.parse("units", true, &mut issues, NON_NEGATIVE);
+        t.check_header(&mut issues, &mut notes);
         let mut seen = HashMap::new();
         for i in 0..t.len() {
             let (Some(zone), Some(sku), Some(units)) = (z[i], s[i], units[i]) else { continue };
@@ -345,6 +355,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         }
     } else if let Some(t) = Table::read(dir, "sales_history", &[("units", Kind::Number)])? {
         let forecast = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
+        t.check_header(&mut issues, &mut notes);
         baseline = forecast.baseline();
         notes.push(format!("baseline_demand forecast: {} zone x SKU series from {} ({})", baseline.len(), t.file, forecast.summary()));
         demand_forecast = Some(forecast);
@@ -358,6 +369,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
             let p = t.parse("p", true, &mut issues, PROBABILITY);
+            t.check_header(&mut issues, &mut notes);
             let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity(t.len());
             uptake.reserve(t.len());
             for i in 0..t.len() {
@@ -372,9 +384,10 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         None => match Table::read(dir, "offer_history", &[("shown", Kind::Whole), ("accepted", Kind::Whole)])? {
             Some(t) => {
                 let history = read_offer_history(&t, &customer_index, &offer_index, &mut issues);
+                t.check_header(&mut issues, &mut notes);
                 if issues.is_empty() {
                     let tier_names: Vec<String> = config.tiers.iter().map(|t| t.name.clone()).collect();
-                    match crate::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon) {
+                    match crate::scenario::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon) {
                         Some((rows, report)) => {
                             let h = &report.holdout;
                             notes.push(format!(
@@ -466,7 +479,7 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
 }
 
 /// Rows of `offer_history` resolved to indices; `accepted` may not exceed `shown`.
-fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, issues: &mut Issues) -> Vec<crate::uptake_history::Showing> {
+fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, issues: &mut Issues) -> Vec<crate::scenario::uptake_history::Showing> {
     let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
     let o = t.parse_with("offer_id", true, issues, "an offer_id of offers.csv", |s| offers.get(s).copied());
     let dates = t.parse("date", true, issues, DATE);
@@ -479,7 +492,7 @@ fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &Hash
             issues.push(t.issue(i, "accepted", Some(&accepted.to_string()), "at most `shown` acceptances"));
             continue;
         }
-        rows.push(crate::uptake_history::Showing { customer, offer, date, shown: f64::from(shown), accepted: f64::from(accepted) });
+        rows.push(crate::scenario::uptake_history::Showing { customer, offer, date, shown: f64::from(shown), accepted: f64::from(accepted) });
     }
     rows
 }

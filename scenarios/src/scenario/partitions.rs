@@ -22,7 +22,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::{sync_dir, write_atomic, write_versioned};
+use crate::files::{sync_dir, write_atomic, write_versioned};
 use crate::schema;
 
 /// The manifest of a partition directory.

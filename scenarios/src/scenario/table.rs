@@ -10,7 +10,7 @@
 //! by one, so a message quotes the value as the file holds it and typed and
 //! text reads accept exactly the same values.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -51,6 +51,9 @@ pub struct Table {
     frame: DataFrame,
     /// The CSV file read as text, only when a typed column needs the text path.
     text: OnceCell<Result<DataFrame, String>>,
+    /// The columns the loader asked for: the table's known columns, for
+    /// [`Table::check_header`].
+    asked: RefCell<Vec<String>>,
 }
 
 impl Table {
@@ -82,7 +85,7 @@ impl Table {
             return Ok(None);
         };
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Some(Table { file, path, frame, text: OnceCell::new() }))
+        Ok(Some(Table { file, path, frame, text: OnceCell::new(), asked: RefCell::new(Vec::new()) }))
     }
 
     /// Number of data rows.
@@ -98,6 +101,7 @@ impl Table {
     /// Parses a column; missing cells (and a missing optional column) give `None`.
     /// A missing required column or cell, and every unparsable value, is an issue.
     pub fn parse<T>(&self, name: &str, required: bool, issues: &mut Issues, parser: Parser<T>) -> Vec<Option<T>> {
+        self.ask(name);
         if let Some(values) = self.frame.column(name).ok().and_then(|c| typed_values(c, parser.typed)) {
             if required {
                 for (i, _) in values.iter().enumerate().filter(|(_, v)| v.is_none()) {
@@ -112,6 +116,7 @@ impl Table {
     /// Like [`Table::parse`] with any cell function on the cell's text; `expected`
     /// says what it accepts.
     pub fn parse_with<T>(&self, name: &str, required: bool, issues: &mut Issues, expected: &str, mut f: impl FnMut(&str) -> Option<T>) -> Vec<Option<T>> {
+        self.ask(name);
         let Some(column) = self.frame.column(name).ok() else {
             if required {
                 issues.push(Issue {
@@ -151,6 +156,42 @@ impl Table {
             .collect()
     }
 
+    /// Whether the header has this column.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.frame.column(name).is_ok()
+    }
+
+    fn ask(&self, name: &str) {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.iter().any(|a| a == name) {
+            asked.push(name.to_string());
+        }
+    }
+
+    /// Checks the header once every column was parsed: a column nobody asked
+    /// for that is close to a known one (a misspelling, see [`likely_meant`])
+    /// is an issue, because ignoring `consnet` would silently default every
+    /// customer's consent; any other unknown column is ignored with a note.
+    pub fn check_header(&self, issues: &mut Issues, notes: &mut Vec<String>) {
+        let asked = self.asked.borrow();
+        for name in self.frame.get_column_names() {
+            let name = name.as_str();
+            if asked.iter().any(|a| a == name) {
+                continue;
+            }
+            match likely_meant(name, asked.iter().map(String::as_str)) {
+                Some(known) => issues.push(Issue {
+                    file: self.file.clone(),
+                    row: None,
+                    column: Some(name.to_string()),
+                    value: None,
+                    expected: format!("a known column: `{name}` is not one, did you mean `{known}`? (a misspelt column is an error, never ignored)"),
+                }),
+                None => notes.push(format!("{}: unknown column `{name}` ignored", self.file)),
+            }
+        }
+    }
+
     /// The column's cells as text: itself when it is text; for CSV, the column
     /// of the file re-read as text (the cells as written); for Parquet, the
     /// column cast to text.
@@ -176,6 +217,41 @@ impl Table {
             expected: expected.into(),
         }
     }
+}
+
+/// The known column `name` most likely misspells: the closest by edit distance
+/// (case-insensitive), within 2 for names of five letters or more and within 1
+/// for names of three or four (shorter names are too close to everything).
+pub fn likely_meant<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    known
+        .filter_map(|k| {
+            let allowed = match k.chars().count() {
+                0..=2 => 0,
+                3 | 4 => 1,
+                _ => 2,
+            };
+            let d = edit_distance(&lower, &k.to_lowercase());
+            (d <= allowed).then_some((d, k))
+        })
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Reads a CSV file: the `typed` columns as their types, every other column as text.
@@ -410,6 +486,20 @@ mod tests {
 
     /// Parquet keeps its physical types; numbers stored as integers, ids stored
     /// as integers and dates all parse, and a rejected value reads as before.
+    #[test]
+    fn misspelt_columns_are_found_and_short_names_are_not_guessed() {
+        let known = ["consent", "suppressed", "zone", "tier", "p"];
+        assert_eq!(likely_meant("consnet", known.iter().copied()), Some("consent"));
+        assert_eq!(likely_meant("Consent", known.iter().copied()), Some("consent"));
+        assert_eq!(likely_meant("supressed", known.iter().copied()), Some("suppressed"));
+        assert_eq!(likely_meant("zon", known.iter().copied()), Some("zone"));
+        assert_eq!(likely_meant("tiers", known.iter().copied()), Some("tier"));
+        assert_eq!(likely_meant("tear", known.iter().copied()), None);
+        assert_eq!(likely_meant("region", known.iter().copied()), None);
+        assert_eq!(likely_meant("id", known.iter().copied()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
     #[test]
     fn parquet_columns_keep_their_types() {
         let df = df!(

@@ -13,10 +13,10 @@ use allot_optimizer::plan::Kpis;
 use serde::Serialize;
 
 use crate::error::LoadError;
-use crate::variants::load_scenario;
-use crate::table::{Issues, Kind, Table, BOOL, NUMBER, TEXT};
+use crate::whatif::variants::load_scenario;
+use crate::scenario::table::{Issues, Kind, Table, BOOL, NUMBER, TEXT};
 use crate::schema;
-use crate::whatif::{read_marginal_values, MarginalValue, SHADOW_PRICES_FILE};
+use crate::whatif::marginal_values::{read_marginal_values, MarginalValue, SHADOW_PRICES_FILE};
 
 /// What one run left in its output directory, plus its scenario's stock.
 #[derive(Debug, Clone)]

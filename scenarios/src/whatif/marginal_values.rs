@@ -1,5 +1,5 @@
-//! What-if runs and their comparison: "what one more unit is worth" from a
-//! plan's duals, and the side-by-side comparison of a base plan and variants.
+//! "What one more unit is worth": the marginal value of each scarce resource
+//! from a plan's duals, written next to the plan for the what-if comparison.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use allot_optimizer::{Candidates, Network, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::output::write_versioned_list;
+use crate::files::write_versioned_list;
 use crate::schema;
 
 /// File name of the marginal values in a run's output directory.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::compare::{Comparison, RunOutputs};
+use crate::whatif::compare::{Comparison, RunOutputs};
 use crate::error::StoreError;
 
 const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"];
@@ -253,9 +253,9 @@ pub fn html(comparison: &Comparison, base: &RunOutputs, variants: &[RunOutputs])
 pub fn write_report(dir: &Path, comparison: &Comparison, base: &RunOutputs, variants: &[RunOutputs]) -> Result<Vec<PathBuf>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
     let csv = dir.join("comparison.csv");
-    crate::output::write_atomic(&csv, |f| std::io::Write::write_all(f, comparison.csv().as_bytes()).map_err(|e| StoreError::io("cannot write", &csv, e)))?;
+    crate::files::write_atomic(&csv, |f| std::io::Write::write_all(f, comparison.csv().as_bytes()).map_err(|e| StoreError::io("cannot write", &csv, e)))?;
     let page_path = dir.join("report.html");
     let page = html(comparison, base, variants);
-    crate::output::write_atomic(&page_path, |f| std::io::Write::write_all(f, page.as_bytes()).map_err(|e| StoreError::io("cannot write", &page_path, e)))?;
+    crate::files::write_atomic(&page_path, |f| std::io::Write::write_all(f, page.as_bytes()).map_err(|e| StoreError::io("cannot write", &page_path, e)))?;
     Ok(vec![csv, page_path])
 }

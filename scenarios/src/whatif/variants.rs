@@ -33,9 +33,9 @@ use allot_optimizer::Problem;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::config::SCENARIO_FILE;
+use crate::scenario::config::SCENARIO_FILE;
 use crate::error::LoadError;
-use crate::load::{hash_bytes, load_root, InboundDelay, LoadOptions, LoadedScenario};
+use crate::scenario::load::{hash_bytes, load_root, InboundDelay, LoadOptions, LoadedScenario};
 
 /// Reads, validates and assembles a scenario directory, plain or variant.
 pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {

@@ -1,0 +1,124 @@
+//! Files on disk, written so that a crash never leaves half of one: every
+//! write goes to a temporary sibling, is flushed and synced, then renamed over
+//! the final name. Tables are CSV or Parquet; JSON artefacts carry their
+//! `schema_version` (see [`crate::schema`]). Plans, partitions, forecasts and
+//! reports all write through here.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::schema;
+
+/// Table encoding of the files allot writes (plans, forecasts, serving tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated text with a header.
+    #[default]
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// Writes one table as `dir/<stem>.<ext>`, atomically; returns its path.
+pub fn write_table(dir: &Path, stem: &str, df: &mut DataFrame, format: Format) -> Result<PathBuf, StoreError> {
+    let path = dir.join(format!("{stem}.{}", format.extension()));
+    write_atomic(&path, |file| encode(df, format, file).map_err(|reason| StoreError::Table { path: path.clone(), reason }))?;
+    Ok(path)
+}
+
+fn encode(df: &mut DataFrame, format: Format, file: &mut File) -> Result<(), String> {
+    match format {
+        Format::Csv => CsvWriter::new(file).finish(df).map_err(|e| e.to_string()),
+        Format::Parquet => ParquetWriter::new(file).finish(df).map(|_| ()).map_err(|e| e.to_string()),
+    }
+}
+
+/// Writes `path` through a temporary sibling: write, fsync, rename, so the
+/// final name only ever holds a complete file.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(|e| StoreError::io("cannot create", &tmp, e))?;
+        write(&mut file)?;
+        file.flush().map_err(|e| StoreError::io("cannot write", &tmp, e))?;
+        file.sync_all().map_err(|e| StoreError::io("cannot sync", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| StoreError::io("cannot rename into", path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_atomic(path, |file| {
+        serde_json::to_writer_pretty(&mut *file, value).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
+        file.write_all(b"\n").map_err(|e| StoreError::io("cannot write", path, e))
+    })
+}
+
+/// Writes an artefact (a struct) as pretty JSON with its `schema_version`
+/// first, atomically (see [`crate::schema`]).
+pub fn write_versioned<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_json_atomic(path, &schema::tagged(value))
+}
+
+/// Writes a list artefact as `{"schema_version", "values"}`, atomically.
+pub fn write_versioned_list<T: Serialize>(path: &Path, values: &[T]) -> Result<(), StoreError> {
+    write_json_atomic(path, &schema::tagged_list(values))
+}
+
+/// Flushes a directory's entries (new names, renames) to disk.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io("cannot sync directory", dir, e))
+}
+
+/// Reads a table written by [`write_table`] (CSV or Parquet, by extension).
+pub fn read_table(path: &Path) -> Result<DataFrame, StoreError> {
+    let err = |e: PolarsError| StoreError::Table { path: path.to_path_buf(), reason: e.to_string() };
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let file = File::open(path).map_err(|e| StoreError::io("cannot open", path, e))?;
+        ParquetReader::new(file).finish().map_err(err)
+    } else {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(err)
+    }
+}
+
+/// Rewrites every CSV table of a scenario directory as Parquet (typed columns as
+/// polars infers them), atomically per file, then removes the CSV: the loader reads
+/// either, and Parquet is what large scenarios are shipped as.
+pub fn convert_scenario_to_parquet(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("cannot read", dir, e))?;
+    let mut csvs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
+    csvs.sort();
+    for csv in csvs {
+        let mut df = read_table(&csv)?;
+        let parquet = csv.with_extension("parquet");
+        write_atomic(&parquet, |file| encode(&mut df, Format::Parquet, file).map_err(|reason| StoreError::Table { path: parquet.clone(), reason }))?;
+        std::fs::remove_file(&csv).map_err(|e| StoreError::io("cannot remove", &csv, e))?;
+    }
+    sync_dir(dir)
+}
