@@ -23,6 +23,7 @@
 //! [`balance`], [`stock`] and [`lane`]; its columns are the [`Arc`]s the layout
 //! builds from them, shared by every solver.
 
+pub mod acceptance_cap;
 pub mod balance;
 pub mod family;
 pub mod network;
@@ -34,7 +35,7 @@ pub mod lane;
 pub mod redemptions;
 pub mod stock;
 
-pub use family::{CappedRows, Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope, Sense, Violation};
+pub use family::{Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope, Sense, Violation};
 pub use network::Arc;
 
 use crate::allocation::{Allocation, ShadowPrices};
@@ -111,8 +112,8 @@ pub fn standard(scope: &Scope, balance: &balance::Balance) -> (Vec<Box<dyn Famil
         Box::new(stock),
         Box::new(lane),
         Box::new(budget::Budget::new(scope.problem)),
-        Box::new(redemptions::Redemptions::new(scope.problem)),
-        Box::new(delivery::Delivery::new(scope.problem)),
+        Box::new(redemptions::family(scope.problem)),
+        Box::new(delivery::family(scope.problem)),
         Box::new(fairness::Fairness::new(scope)),
         Box::new(custom_limit::CustomLimit::new(scope)),
     ];
@@ -196,11 +197,6 @@ impl Layout {
             }
         }
         rhs
-    }
-
-    /// Whether every row of the family owning global `row` is an equality.
-    pub fn sense_of(&self, row: usize) -> Sense {
-        self.families().nth(self.family_of(row)).map_or(Sense::Le, |(_, f)| f.sense())
     }
 
     /// Coefficients of one expected acceptance in cell `offer * zones + zone`.
