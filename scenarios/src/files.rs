@@ -54,7 +54,7 @@ fn encode(df: &mut DataFrame, format: Format, file: &mut File) -> Result<(), Str
 /// final name only ever holds a complete file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<(), StoreError>) -> Result<(), StoreError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", unique_suffix()));
     let result = (|| {
         let mut file = File::create(&tmp).map_err(|e| StoreError::io("cannot create", &tmp, e))?;
         write(&mut file)?;
@@ -66,6 +66,16 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<(), Sto
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A name suffix no other writer uses at the same time (process id, a
+/// per-process counter, the time): threads and processes writing the same file
+/// never share a temporary.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Writes a value as pretty JSON, atomically.

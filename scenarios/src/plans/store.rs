@@ -8,10 +8,20 @@
 //!                        eligibility / reservations / pick_priorities / bid_prices (.parquet),
 //!                        demand_plan.parquet, shadow_prices.json, forecast/ (when forecast),
 //!                        and what serving needs: serving.json, customers.parquet
-//! plans/.staging-*/      a version being written (ignored; swept by the next save)
+//! plans/.staging-*/      a version being written (ignored; swept by the next
+//!                        save once its writer is gone: see below)
 //! active.json            the plan the decision service serves
 //! activations.jsonl      append-only history of activations and rollbacks
+//! store.lock             held while a version is published, activated or rolled back
 //! ```
+//!
+//! One writer at a time: publishing a version (claiming its id), activating and
+//! rolling back run under an exclusive lock on `store.lock` (an OS file lock,
+//! released by the kernel if the process dies), from any thread or process.
+//! Writing a version's files happens before, outside the lock, in a staging
+//! directory whose writer holds a lock on its `.writer.lock` for as long as it
+//! writes; the sweep removes only staging directories whose lock it can take,
+//! so it never deletes a live writer's files, however slow.
 //!
 //! Why it is crash-safe: a version is written completely into a staging
 //! directory (every file fsynced), then renamed to its id in one atomic step and
@@ -35,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::plans::output::KPIS_FILE;
-use crate::files::{sync_dir, write_versioned, Format};
+use crate::files::{sync_dir, unique_suffix, write_versioned, Format};
 use crate::schema;
 use crate::plans::serving::{for_each_customer, for_each_eligibility, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE};
 
@@ -47,6 +57,9 @@ const MANIFEST_FILE: &str = "manifest.json";
 const ACTIVE_FILE: &str = "active.json";
 const HISTORY_FILE: &str = "activations.jsonl";
 const STAGING_PREFIX: &str = ".staging-";
+const LOCK_FILE: &str = "store.lock";
+/// Held by the writer of a staging directory while it writes.
+const WRITER_LOCK: &str = ".writer.lock";
 /// Table encoding of the files inside a plan version.
 pub const VERSION_FORMAT: Format = Format::Parquet;
 
@@ -146,16 +159,32 @@ impl PlanStore {
     /// then the manifest is added and the whole directory published under the
     /// next free id.
     pub fn save(&self, meta: &VersionMeta, write: impl FnOnce(&Path) -> Result<(), StoreError>) -> Result<Manifest, StoreError> {
-        self.sweep_staging();
         let plans = self.plans_dir();
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let staging = plans.join(format!("{STAGING_PREFIX}{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
-        let result = write(&staging).and_then(|()| self.publish(&staging, meta));
+        let staging = plans.join(format!("{STAGING_PREFIX}{}", unique_suffix()));
+        // The directory and its writer lock appear together under the store lock,
+        // so the sweep never sees one without the other while its writer lives.
+        let writer = {
+            let _store = self.lock()?;
+            self.sweep_staging();
+            std::fs::create_dir(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
+            lock_file(&staging.join(WRITER_LOCK), Wait::Block)
+        };
+        let result = writer.and_then(|writer| {
+            write(&staging)?;
+            let _store = self.lock()?;
+            std::fs::remove_file(staging.join(WRITER_LOCK)).map_err(|e| StoreError::io("cannot remove", &staging.join(WRITER_LOCK), e))?;
+            drop(writer);
+            self.publish(&staging, meta)
+        });
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&staging);
         }
         result
+    }
+
+    /// The store's exclusive lock, held by the caller until the guard drops.
+    fn lock(&self) -> Result<File, StoreError> {
+        lock_file(&self.root.join(LOCK_FILE), Wait::Block)
     }
 
     fn publish(&self, staging: &Path, meta: &VersionMeta) -> Result<Manifest, StoreError> {
@@ -202,21 +231,24 @@ impl PlanStore {
         Ok(manifest)
     }
 
-    /// Removes staging directories left by crashed writers (older than a minute,
-    /// so a concurrent writer's is left alone).
+    /// Removes staging directories left by writers that are gone; the caller
+    /// holds the store lock. A live writer holds its directory's writer lock
+    /// (the kernel releases a dead one's), and removes the lock file only under
+    /// the store lock just before publishing: a directory whose lock can be
+    /// taken, or that has no lock file, belongs to no one.
     fn sweep_staging(&self) {
         let Ok(entries) = std::fs::read_dir(self.plans_dir()) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age.as_secs() > 60);
-            if name.starts_with(STAGING_PREFIX) && old {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+        let stale: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
+            .map(|e| e.path())
+            .filter(|dir| {
+                let lock = dir.join(WRITER_LOCK);
+                !lock.exists() || lock_file(&lock, Wait::Try).is_ok()
+            })
+            .collect();
+        for dir in stale {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 
@@ -309,11 +341,14 @@ impl PlanStore {
     /// Makes a plan version the active one.
     pub fn activate(&self, id: &str) -> Result<Activation, StoreError> {
         self.manifest(id)?;
+        let _lock = self.lock()?;
         self.record(id, "activate")
     }
 
     /// Re-activates the plan that was active before the current one.
     pub fn rollback(&self) -> Result<Activation, StoreError> {
+        // Read and append under one lock: another activation cannot slip between.
+        let _lock = self.lock()?;
         // Replay the history as a stack: activate pushes, rollback pops.
         let mut stack: Vec<String> = Vec::new();
         for a in self.history()? {
@@ -333,14 +368,17 @@ impl PlanStore {
         self.record(&previous, "rollback")
     }
 
+    /// Appends to the history and replaces `active.json`; the caller holds the lock.
     fn record(&self, id: &str, action: &str) -> Result<Activation, StoreError> {
         let a = Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() };
         let path = self.root.join(HISTORY_FILE);
         let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| StoreError::io("cannot open", &path, e))?;
+        cut_torn_tail(&mut file).map_err(|e| StoreError::io("cannot repair", &path, e))?;
         let line = serde_json::to_string(&schema::tagged(&a)).map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
         file.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| file.sync_all())
@@ -349,6 +387,53 @@ impl PlanStore {
         sync_dir(&self.root)?;
         Ok(a)
     }
+}
+
+/// Whether to wait for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Block,
+    Try,
+}
+
+/// Opens (creating) `path` and takes an exclusive OS lock on it; the lock lasts
+/// as long as the returned file is open. `Wait::Try` fails when another holds it.
+fn lock_file(path: &Path, wait: Wait) -> Result<File, StoreError> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| StoreError::io("cannot open lock", path, e))?;
+    match wait {
+        Wait::Block => file.lock().map_err(|e| StoreError::io("cannot lock", path, e))?,
+        Wait::Try => file.try_lock().map_err(|e| StoreError::io("cannot lock", path, std::io::Error::other(e.to_string())))?,
+    }
+    Ok(file)
+}
+
+/// Cuts a torn last line (a crash mid-append) off an append-only JSON-lines
+/// file, so the next line is not glued onto it. Safe under the store lock: a
+/// line without its newline was never acknowledged.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Read backwards to the last newline.
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                file.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        end = start;
+    }
+    file.set_len(0)
 }
 
 /// Reads a JSON artefact of any supported schema version (see [`crate::schema`]).
