@@ -58,7 +58,7 @@ fn stock_lanes_and_transit_filter() {
     assert_close(alloc.prices.stock[&(0, 0)], 3.0, "stock price W1/A");
     assert_eq!(reason(&problem, &plan, "c1", "o1"), Reason::Eligible);
     assert_eq!(reason(&problem, &plan, "c2", "o1"), Reason::Eligible);
-    assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::NotSelected(Binding::Family(families::stock::NAME)));
+    assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::NotSelected(Binding::family(families::stock::NAME)));
     assert_eq!(reason(&problem, &plan, "c4", "o1"), Reason::Excluded(ExclusionRule::Undeliverable));
     assert!(alloc.flows.iter().all(|f| problem.lanes[f.lane as usize].warehouse == 0), "only W1 ships");
     // Reservations never exceed the 1.5 available units.
@@ -115,5 +115,5 @@ fn custom_offer_limit_mip() {
     assert!(alloc.report.gap <= 1e-6, "gap {}", alloc.report.gap);
     assert_eq!(alloc.offer_open, vec![true, false, true]);
     assert_eq!(reason(&problem, &plan, "c1", "cu1"), Reason::Eligible);
-    assert_eq!(reason(&problem, &plan, "c2", "cu2"), Reason::NotSelected(Binding::Family(families::custom_limit::NAME)));
+    assert_eq!(reason(&problem, &plan, "c2", "cu2"), Reason::NotSelected(Binding::family(families::custom_limit::NAME)));
 }

@@ -34,6 +34,57 @@ const PRICE_EPS: f64 = 1e-7;
 /// The smallest `x` that rounds to eligible.
 const ROUND_UP_AT: f64 = 0.5;
 
+/// A coupling family's name, interned to a small number: a reason is stored
+/// on every candidate pair's eligibility row, and a `&'static str` there would
+/// add 16 bytes per pair (about 100 MB at a million customers).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FamilyName(u16);
+
+/// Every family name interned so far, in first-use order.
+static FAMILY_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+impl FamilyName {
+    /// The interned name (a family's `NAME`).
+    pub fn of(name: &'static str) -> Self {
+        let mut names = FAMILY_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let i = names.iter().position(|n| *n == name).unwrap_or_else(|| {
+            names.push(name);
+            names.len() - 1
+        });
+        FamilyName(u16::try_from(i).expect("fewer than 65,536 family names"))
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        FAMILY_NAMES.lock().unwrap_or_else(|e| e.into_inner())[usize::from(self.0)]
+    }
+}
+
+impl std::fmt::Debug for FamilyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl PartialOrd for FamilyName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By name, so that orders do not depend on which family was interned first.
+impl Ord for FamilyName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Serialize for FamilyName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The constraint that kept a candidate from being served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +93,7 @@ pub enum Binding {
     ContactCap,
     /// A coupling family, by its name (`stock`, `budget`, ...; see
     /// [`crate::families`]); a closed custom offer is the `custom_limit` family's.
-    Family(&'static str),
+    Family(FamilyName),
     /// Shipping costs more than the expected margin.
     ShippingCost,
     /// The candidate has no positive value.
@@ -50,11 +101,16 @@ pub enum Binding {
 }
 
 impl Binding {
+    /// The family named `name` (a family's `NAME`).
+    pub fn family(name: &'static str) -> Self {
+        Binding::Family(FamilyName::of(name))
+    }
+
     /// Machine-readable name used after `not_selected:`.
     pub fn code(self) -> &'static str {
         match self {
             Binding::ContactCap => "contact_cap",
-            Binding::Family(name) => name,
+            Binding::Family(name) => name.as_str(),
             Binding::ShippingCost => "shipping_cost",
             Binding::NoValue => "no_value",
         }
@@ -415,9 +471,13 @@ struct ChargeModel<'a> {
     /// Every family's charge per cell.
     charges: Charges,
     /// The families charged from their coefficients (all but the network's three),
-    /// by index in layout order, with their names.
-    charged: Vec<(usize, &'static str)>,
+    /// by index in layout order, with their reasons.
+    charged: Vec<(usize, Binding)>,
     layout: &'a Layout,
+    /// The reasons of the families charged apart (interned once, not per pair).
+    stock: Binding,
+    lane: Binding,
+    custom_limit: Binding,
 }
 
 impl<'a> ChargeModel<'a> {
@@ -445,8 +505,8 @@ impl<'a> ChargeModel<'a> {
         }
         let charges = layout.charges(row_prices);
         let network = [balance::NAME, stock::NAME, lane::NAME];
-        let charged = layout.families().enumerate().map(|(i, (_, f))| (i, f.name())).filter(|(_, name)| !network.contains(name)).collect();
-        ChargeModel { zone_split, charges, charged, layout }
+        let charged = layout.families().enumerate().filter(|(_, (_, f))| !network.contains(&f.name())).map(|(i, (_, f))| (i, Binding::family(f.name()))).collect();
+        ChargeModel { zone_split, charges, charged, layout, stock: Binding::family(stock::NAME), lane: Binding::family(lane::NAME), custom_limit: Binding::family(custom_limit::NAME) }
     }
 
     /// The family that charges candidate `k` most.
@@ -455,7 +515,7 @@ impl<'a> ChargeModel<'a> {
         let c = cands.customer[k] as usize;
         let offer = &problem.offers[o as usize];
         if !alloc.offer_open[o as usize] {
-            return Binding::Family(custom_limit::NAME);
+            return self.custom_limit;
         }
         if alloc.x[k] >= ROUND_UP_AT - 1e-9 {
             // Selected by the LP, cut by the customer's cap when rounding.
@@ -479,8 +539,8 @@ impl<'a> ChargeModel<'a> {
             stock += amount * split[1];
             lane += amount * split[2];
         }
-        charge.push((Binding::Family(stock::NAME), stock));
-        charge.push((Binding::Family(lane::NAME), lane));
+        charge.push((self.stock, stock));
+        charge.push((self.lane, lane));
         // Every other family: its coefficients on this candidate's cells at its prices.
         let n = self.charges.families;
         let groups = problem.groups.len();
@@ -489,7 +549,7 @@ impl<'a> ChargeModel<'a> {
         let exposure = (o as usize * self.layout.slots + slot) * n;
         for &(f, name) in &self.charged {
             let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
-            charge.push((Binding::Family(name), amount));
+            charge.push((name, amount));
         }
         let (family, amount) = charge
             .into_iter()

@@ -149,6 +149,6 @@ fn a_toy_family_is_honoured_by_both_solvers_the_checker_reasons_and_kpis() {
 
     // Reasons and KPIs name the family.
     let plan = derive_plan_with(&problem, &network, &cands, &capped, &toy);
-    assert!(plan.eligibility.iter().any(|r| r.reason == Reason::NotSelected(Binding::Family(NAME))));
+    assert!(plan.eligibility.iter().any(|r| r.reason == Reason::NotSelected(Binding::family(NAME))));
     assert_eq!(plan.kpis.binding_constraints.get(NAME), Some(&1));
 }
