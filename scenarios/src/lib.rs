@@ -31,6 +31,6 @@ pub use load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};
 pub use variants::{load_scenario, load_scenario_with};
 pub use output::{convert_scenario_to_parquet, write_plan_outputs, Format};
 pub use serving::{CustomerRecord, EligibilityRecord, ServingContext};
-pub use pipeline::{plan_scenario, PlanRun, PlanSolver, OutputDir};
+pub use pipeline::{plan_scenario, plan_scenario_with, PlanRun, PlanSolver, OutputDir};
 pub use store::{Manifest, PlanStore, VersionMeta};
 pub use generate::{generate, GenerateSpec};
