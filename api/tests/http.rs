@@ -254,6 +254,13 @@ async fn every_error_is_json_and_inputs_are_strict() {
     pick["orders"][0]["lines"][0]["qtty"] = json!(1);
     let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick).await;
     assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("qtty"), "{status} {body}");
+    // Empty ids (found by schemathesis: an empty wave_id was planned).
+    let mut pick = pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0);
+    pick["waves"][0]["wave_id"] = json!("");
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("wave_id"), "{status} {body}");
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&[("", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0)).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("order_id"), "{status} {body}");
     let (status, _) = f.call("GET", "/v1/plans", Some(PLANNER), None).await;
     assert_eq!(status, StatusCode::OK, "nothing above queued or broke anything");
 }
@@ -637,4 +644,27 @@ async fn a_planning_job_runs_in_the_background_and_can_activate_its_plan() {
     assert!(status.is_client_error() && error_code(&body) == "bad_request", "{status} {body}");
     let (status, body) = f.get("/v1/jobs/job-99", PLANNER).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_job"));
+}
+
+/// Parallel activations of two versions through the service all succeed and
+/// leave the served plan the active one (before: `cannot rename into
+/// active.json`, a 500, found by schemathesis with two workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_activations_all_succeed_and_serve_the_active_plan() {
+    let f = Arc::new(Fixture::new(true, DEFAULT_MAX_PLAN_AGE));
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let f = f.clone();
+            let id = if i % 2 == 0 { "000001".to_string() } else { second.clone() };
+            tokio::spawn(async move { f.call("POST", &format!("/v1/plans/{id}/activate"), Some(PLANNER), None).await })
+        })
+        .collect();
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!(plans["active"], plans["serving"], "{plans}");
+    assert_eq!(f.store().history().unwrap().len(), 21);
 }

@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::decide::Decision;
@@ -31,6 +31,7 @@ pub const MAX_CHANNEL: usize = 64;
 pub(crate) struct OffersQuery {
     /// Most offers to return [default 10].
     #[param(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "whole_number")]
     limit: Option<usize>,
     /// The asking channel, echoed in the decision and its audit record.
     #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
@@ -46,10 +47,21 @@ pub(crate) struct BatchRequest {
     customer_ids: Vec<String>,
     /// Most offers per customer [default 10].
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "whole_number")]
     limit: Option<usize>,
     /// The asking channel.
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     channel: Option<String>,
+}
+
+/// A count as JSON Schema's `integer` has it: any whole number, `19.0`
+/// included (serde's `usize` refuses the `.0`).
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(x) if x.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&x) => Ok(Some(x as usize)),
+        Some(x) => Err(serde::de::Error::custom(format!("{x}: expected a whole number >= 0"))),
+    }
 }
 
 /// `customer_ids`: an array of at most [`MAX_BATCH`] non-empty strings.

@@ -186,6 +186,12 @@ pub(crate) async fn pick_plan(State(state): State<AppState>, deadline: Deadline,
         return Err(unknown_warehouse(&id, plan.version()));
     }
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pick_request", m);
+    if let Some(i) = req.waves.iter().position(|w| w.wave_id.is_empty()) {
+        return Err(invalid(format!("waves[{i}]: wave_id is empty")));
+    }
+    if let Some(i) = req.orders.iter().position(|o| o.order_id.is_empty()) {
+        return Err(invalid(format!("orders[{i}]: order_id is empty")));
+    }
     let mut orders = Vec::with_capacity(req.orders.len());
     let mut unknown = BTreeSet::new();
     for o in req.orders {

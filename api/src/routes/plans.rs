@@ -58,6 +58,18 @@ pub struct ActivationReply {
     pub serving: Option<String>,
 }
 
+/// One activation, rollback or job activation at a time in this process: the
+/// store replaces `active.json` through one temporary name, and two swaps at
+/// once collided (a 500, found by schemathesis with two workers). Writers in
+/// other processes are the store's own concern (a lock file, issue 16 item 6).
+static PLAN_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `change` while holding [`PLAN_CHANGES`].
+fn one_change_at_a_time<T>(change: impl FnOnce() -> T) -> T {
+    let _held = PLAN_CHANGES.lock().unwrap_or_else(|e| e.into_inner());
+    change()
+}
+
 /// The scenario directory a job may plan: inside the configured root. One
 /// outside it is answered exactly like a missing one (422
 /// `scenario_not_found`), so a caller cannot probe what exists elsewhere.
@@ -85,8 +97,11 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
         let options = LoadOptions { root: Some(root), ..LoadOptions::default() };
         let manifest = allot_scenarios::plan_scenario_with(&s.store, &scenario, solver, None, options).map_err(|e| e.to_string())?.manifest;
         if activate {
-            s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
-            s.reload();
+            one_change_at_a_time(|| {
+                s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
+                s.reload();
+                Ok::<_, String>(())
+            })?;
         }
         Ok(manifest.id)
     });
@@ -115,9 +130,11 @@ async fn change_plan(state: AppState, deadline: Deadline, id: Option<String>) ->
     let s = state.clone();
     let activation = deadline
         .blocking(move || {
-            let a = s.change_active(id.as_deref())?;
-            s.reload();
-            Ok(a)
+            one_change_at_a_time(|| {
+                let a = s.change_active(id.as_deref())?;
+                s.reload();
+                Ok(a)
+            })
         })
         .await?;
     let serving = state.current().map(|s| s.plan.version().to_string());
