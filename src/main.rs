@@ -223,9 +223,13 @@ enum PlansAction {
     /// List plan versions (newest last); `*` marks the active one.
     List,
     /// Show one plan version's manifest and KPIs as JSON.
-    Show { id: String },
+    Show {
+        #[arg(value_parser = plan_id)]
+        id: String,
+    },
     /// Make a plan version the active one.
     Activate {
+        #[arg(value_parser = plan_id)]
         id: String,
         #[command(flatten)]
         database: DatabaseArg,
@@ -235,6 +239,12 @@ enum PlansAction {
         #[command(flatten)]
         database: DatabaseArg,
     },
+}
+
+/// A plan version id argument, in the store's id format (refused before any
+/// file is read, so no argument names a path).
+fn plan_id(id: &str) -> Result<String, String> {
+    allot_scenarios::plans::store::check_plan_id(id).map(|()| id.to_string()).map_err(|_| format!("{id:?} is not a plan version id (digits, as `allot plans list` shows them)"))
 }
 
 #[derive(clap::Args)]

@@ -165,3 +165,51 @@ fn bad_variants_name_the_file_and_line() {
     let d = variant(tmp.path(), "nobase", &tmp.path().join("missing"), "");
     assert!(load_scenario(&d).unwrap_err().to_string().contains("not a scenario directory"));
 }
+
+/// Copies the example into `dir` (files only).
+fn copy_example(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    for e in fs::read_dir(example()).unwrap().flatten() {
+        fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+}
+
+/// With a root set (as `POST /v1/plans` sets it), every file the load reads
+/// must resolve under it: a variant's base outside, and a table symlinked
+/// from outside, are refused like missing files; the same scenarios inside
+/// the root load.
+#[test]
+fn a_root_confines_every_file_a_load_reads() {
+    use allot_scenarios::{load_scenario_with, LoadError, LoadOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    copy_example(&root.join("retail"));
+    let confined = || LoadOptions { root: Some(root.clone()), ..LoadOptions::default() };
+    let refused = |dir: &Path| match load_scenario_with(dir, confined()) {
+        Err(LoadError::Io { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}"),
+        other => panic!("{} was not refused: {:?}", dir.display(), other.map(|l| l.dir)),
+    };
+    assert!(load_scenario_with(&root.join("retail"), confined()).is_ok());
+    // A variant inside whose base is inside: loads.
+    let inside = variant(&root, "inside", Path::new("../retail"), "[[perturbation]]\nkind = \"uptake_shift\"\nfactor = 0.5\n");
+    assert!(load_scenario_with(&inside, confined()).is_ok());
+    // A base outside the root, directly or as the base of a base.
+    let outside = variant(&root, "outside", &example(), "[[perturbation]]\nkind = \"uptake_shift\"\nfactor = 0.5\n");
+    refused(&outside);
+    assert!(load_scenario(&outside).is_ok(), "without a root the same variant loads");
+    refused(&variant(&root, "of_outside", Path::new("../outside"), "[[perturbation]]\nkind = \"uptake_shift\"\nfactor = 0.9\n"));
+    // A table symlinked from outside the root, and a scenario dir that is a symlink out.
+    #[cfg(unix)]
+    {
+        let linked = root.join("linked");
+        copy_example(&linked);
+        fs::remove_file(linked.join("customers.csv")).unwrap();
+        std::os::unix::fs::symlink(example().join("customers.csv"), linked.join("customers.csv")).unwrap();
+        refused(&linked);
+        std::os::unix::fs::symlink(example(), root.join("jump")).unwrap();
+        refused(&root.join("jump"));
+        // A symlink that stays inside the root is fine.
+        std::os::unix::fs::symlink(root.join("retail"), root.join("alias")).unwrap();
+        assert!(load_scenario_with(&root.join("alias"), confined()).is_ok());
+    }
+}

@@ -46,12 +46,15 @@ pub enum InventoryKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InventoryEvent {
     /// Unique id from the sender; repeats are acknowledged and ignored.
+    #[schema(min_length = 1)]
     pub event_id: String,
     /// What happened.
     pub kind: InventoryKind,
     /// Warehouse.
+    #[schema(min_length = 1)]
     pub warehouse_id: String,
     /// SKU.
+    #[schema(min_length = 1)]
     pub sku: String,
     /// Units (see [`InventoryKind`] for the sign).
     pub qty: f64,
@@ -89,8 +92,10 @@ impl InventoryEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConsentEvent {
     /// Unique id from the sender; repeats are acknowledged and ignored.
+    #[schema(min_length = 1)]
     pub event_id: String,
     /// The customer.
+    #[schema(min_length = 1)]
     pub customer_id: String,
     /// Personalization consent (`false` = withdrawn).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -119,6 +119,7 @@ impl Metrics {
         }
         if let Some((version, saved, bytes, customers)) = plan {
             let age = Utc::now().signed_duration_since(saved).num_milliseconds() as f64 / 1000.0;
+            let version = label_value(&version);
             let _ = writeln!(out, "# HELP allot_plan_age_seconds Age of the plan served.\n# TYPE allot_plan_age_seconds gauge\nallot_plan_age_seconds{{version=\"{version}\"}} {age}");
             let _ = writeln!(out, "# HELP allot_plan_index_bytes Memory of the served plan's index.\n# TYPE allot_plan_index_bytes gauge\nallot_plan_index_bytes {bytes}");
             let _ = writeln!(out, "# HELP allot_plan_customers Customers in the served plan.\n# TYPE allot_plan_customers gauge\nallot_plan_customers {customers}");
@@ -127,6 +128,22 @@ impl Metrics {
             let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
         }
     }
+}
+
+/// A label value in the text exposition format: backslash, double quote and
+/// newline escaped, so no value (a plan id read from a file) can end its label
+/// or its line. Route labels are the table's templates, never a request's path.
+pub fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Resident memory of this process (Linux), for the plan-memory figure.

@@ -52,6 +52,11 @@ fn shared_errors(r: &RouteSpec) -> Vec<Reply> {
     if let Access::Roles(_) = r.access {
         out.push(error(403, "The key's role may not call this route (`forbidden`)."));
     }
+    if r.path.contains('{') {
+        out.push(error(400, "A path parameter that is not UTF-8 once percent-decoded (`bad_request`)."));
+    }
+    out.push(error(408, "The request took longer than the service allows (`timeout`)."));
+    out.push(error(414, "The request target is longer than 8 KiB (`uri_too_long`)."));
     if r.body.is_some() {
         out.push(error(400, "The body is not JSON (`bad_request`)."));
         out.push(error(413, "The body is larger than the route accepts (`payload_too_large`)."));
@@ -84,7 +89,7 @@ fn operation(r: &RouteSpec, schemas: &mut Schemas) -> utoipa::openapi::path::Ope
         };
         responses = responses.response(status.to_string(), ResponseBuilder::new().description(reply.description).content(content.0, content.1).build());
     }
-    let other = ResponseBuilder::new().description("Any other error: a timeout (408), an internal error (500).");
+    let other = ResponseBuilder::new().description("Any other error: an internal error (500).");
     responses = responses.response("default", other.content("application/json", Content::new(Some(schema::<ErrorBody>(schemas)))).build());
     let mut op = OperationBuilder::new().summary(Some(r.summary)).parameters(Some(params)).responses(responses.build());
     if let Some(body) = r.body {

@@ -95,53 +95,263 @@ async fn bad_json_oversize_bodies_and_too_large_batches_get_json_errors() {
     assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
 }
 
-#[tokio::test]
-async fn every_route_checks_keys_and_roles() {
-    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
-    // (method, uri, body, the one non-admin role allowed; None = any key)
-    let routes: &[(&str, &str, Option<Value>, Option<&str>)] = &[
+/// Every route: (method, uri, body, the one non-admin role allowed; None = any key).
+fn route_calls() -> Vec<(&'static str, &'static str, Option<Value>, Option<&'static str>)> {
+    vec![
         ("GET", "/metrics", None, None),
         ("GET", "/openapi.json", None, None),
         ("GET", "/v1/customers/g1/offers", None, Some(DECISION)),
         ("POST", "/v1/eligibility:batch", Some(json!({ "customer_ids": ["g1"] })), Some(DECISION)),
         ("GET", "/v1/customers/g1/decisions", None, Some(ADMIN)),
-        ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "receipt", "warehouse_id": "W1", "sku": "C", "qty": 1 })), Some(FULFILMENT)),
-        ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "s4", "consent": true })), Some(DECISION)),
+        // Effects an unauthorised call must not have: all of A gone, g1's consent withdrawn.
+        ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 10, "tier": "gold" })), Some(FULFILMENT)),
+        ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "g1", "consent": false })), Some(DECISION)),
         ("GET", "/v1/warehouses/W1/pick-priorities", None, Some(FULFILMENT)),
         ("POST", "/v1/warehouses/W1/pick-plan", Some(pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0)), Some(FULFILMENT)),
         ("GET", "/v1/plans", None, Some(PLANNER)),
         ("POST", "/v1/plans/000001/activate", None, Some(PLANNER)),
+        ("POST", "/v1/plans/rollback", None, Some(PLANNER)),
         ("GET", "/v1/jobs/job-1", None, Some(PLANNER)),
         ("POST", "/v1/plans", Some(json!({ "scenario": "scenario" })), Some(PLANNER)),
-    ];
-    assert_eq!(routes.len() + 3, allot_api::ROUTES.len(), "a route was added without a test here");
-    for (method, uri, body, allowed) in routes {
-        let bytes = || body.as_ref().map(|b| b.to_string().into_bytes());
-        let (status, reply) = f.call(method, uri, None, bytes()).await;
-        assert_eq!((status, error_code(&reply)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{method} {uri} without a key");
-        let (status, reply) = f.call(method, uri, Some("not-a-key-at-all-000000"), bytes()).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} with a wrong key: {reply}");
-        for key in [DECISION, FULFILMENT, PLANNER, ADMIN] {
-            let may = key == ADMIN || allowed.is_none_or(|a| a == key);
-            let (status, reply) = f.call(method, uri, Some(key), bytes()).await;
-            if may && *uri == "/v1/jobs/job-1" && status == StatusCode::NOT_FOUND {
-                // No job submitted yet on the first allowed call: the role check passed.
-                assert_eq!(error_code(&reply), "unknown_job");
-            } else if may {
-                assert!(status.is_success(), "{method} {uri} with {key}: {status} {reply}");
-            } else {
-                assert_eq!((status, error_code(&reply)), (StatusCode::FORBIDDEN, "forbidden"), "{method} {uri} with {key}");
+        ("GET", "/healthz", None, Some("public")),
+        ("GET", "/readyz", None, Some("public")),
+    ]
+}
+
+/// Route × method (the table's, HEAD for a GET route, OPTIONS, PUT: one the
+/// table has on no route) × {no key, a wrong key, each role}: refusals come
+/// first and leave no trace (no event applied, no audit record, no job, no
+/// activation); then the allowed calls, HEAD among them without an audit record.
+#[tokio::test]
+async fn every_method_of_every_route_checks_keys_and_roles_first() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let routes = route_calls();
+    assert_eq!(routes.len(), allot_api::ROUTES.len(), "a route was added without a test here");
+    let wrong = "not-a-key-at-all-000000";
+    let roles = [DECISION, FULFILMENT, PLANNER, ADMIN];
+    let may = |allowed: Option<&str>, key: Option<&str>| match (allowed, key) {
+        (Some("public"), _) => true,
+        (_, None) => false,
+        (_, Some(k)) if k == wrong => false,
+        (None, Some(_)) => true,
+        (Some(a), Some(k)) => k == ADMIN || k == a,
+    };
+    let methods = |method: &'static str| {
+        let mut m = vec![method, "OPTIONS", "PUT"];
+        if method == "GET" {
+            m.push("HEAD");
+        }
+        m
+    };
+    let keys: Vec<Option<&str>> = [None, Some(wrong)].into_iter().chain(roles.iter().map(|k| Some(*k))).collect();
+    // 1. Every refusal.
+    let mut refused = 0;
+    for (method, uri, body, allowed) in &routes {
+        for m in methods(method) {
+            for key in keys.iter().filter(|k| !may(*allowed, **k)) {
+                let bytes = body.as_ref().map(|b| b.to_string().into_bytes());
+                let (status, reply) = f.call(m, uri, *key, bytes).await;
+                let expected = if key.is_none() || *key == Some(wrong) { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+                assert_eq!(status, expected, "{m} {uri} with {key:?}: {reply}");
+                if m != "HEAD" {
+                    assert_eq!(error_code(&reply), if expected == StatusCode::UNAUTHORIZED { "unauthorized" } else { "forbidden" });
+                }
+                refused += 1;
             }
         }
     }
-    // Health needs no key; the rollback route is exercised in its own test.
-    assert_eq!(f.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
-    assert_eq!(f.call("GET", "/readyz", None, None).await.0, StatusCode::OK);
-    assert_eq!(f.call("POST", "/v1/plans/rollback", None, None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(f.call("POST", "/v1/plans/rollback", Some(DECISION), None).await.0, StatusCode::FORBIDDEN);
+    assert!(refused > 150, "{refused}");
+    // No trace of any of them.
+    let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    assert_eq!(audit["decisions"], json!([]), "a refused call wrote an audit record");
+    let (_, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!(plans["jobs"], json!([]), "a refused call queued a job");
+    assert_eq!(f.store().history().unwrap().len(), 1, "a refused call changed the active plan");
+    let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    assert_eq!(audit["decisions"], json!([]));
+    // 2. HEAD with an allowed key answers like GET and records nothing.
+    for (method, uri, _, allowed) in routes.iter().filter(|r| r.0 == "GET") {
+        for key in keys.iter().filter(|k| may(*allowed, **k)) {
+            let (get_status, _) = f.call(method, uri, *key, None).await;
+            let (status, _) = f.call("HEAD", uri, *key, None).await;
+            assert_eq!(status, get_status, "HEAD {uri} with {key:?}");
+        }
+    }
+    let (status, _) = f.call("HEAD", "/v1/customers/nobody/offers", Some(DECISION), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    let gets = audit["decisions"].as_array().unwrap().len();
+    assert_eq!(gets, 2, "one record per GET of g1's offers (decision and admin keys), none per HEAD: {audit}");
+    // Nothing refused above was applied: g1 still consents, A is still in stock.
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"]);
+    // 3. The other methods, with an allowed key: 405 with the methods allowed.
+    for (method, uri, _, allowed) in &routes {
+        for m in ["OPTIONS", "PUT"] {
+            let key = match allowed {
+                Some("public") => None,
+                Some(a) => Some(*a),
+                None => Some(DECISION),
+            };
+            let (status, reply) = f.call(m, uri, key, None).await;
+            assert_eq!((status, error_code(&reply)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{m} {uri} ({method})");
+        }
+    }
+    // 4. The table's method with each allowed key.
+    for (method, uri, body, allowed) in &routes {
+        for key in keys.iter().filter(|k| may(*allowed, **k)) {
+            let bytes = body.as_ref().map(|b| b.to_string().into_bytes());
+            let (status, reply) = f.call(method, uri, *key, bytes).await;
+            if *uri == "/v1/jobs/job-1" && status == StatusCode::NOT_FOUND {
+                // No job submitted yet on the first allowed call: the role check passed.
+                assert_eq!(error_code(&reply), "unknown_job");
+            } else if *uri == "/v1/plans/rollback" && !status.is_success() {
+                assert_eq!(error_code(&reply), "nothing_to_roll_back", "{reply}");
+            } else {
+                assert!(status.is_success(), "{method} {uri} with {key:?}: {status} {reply}");
+            }
+        }
+    }
     // The x-api-key header works too.
     let req = Request::builder().uri("/v1/plans").header("x-api-key", PLANNER).body(Body::empty()).unwrap();
     assert_eq!(f.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+/// What the framework answers (a path that is not UTF-8, a long URI, an
+/// unknown route or method, a large body) is JSON like the rest; an unknown
+/// customer gets one answer on every route; bodies with unknown fields, empty
+/// ids or out-of-bounds values are refused.
+#[tokio::test]
+async fn every_error_is_json_and_inputs_are_strict() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let (status, body) = f.get("/v1/customers/%ff/offers", DECISION).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+    let long = format!("/v1/customers/{}/offers", "x".repeat(allot_api::MAX_URI_BYTES));
+    let (status, body) = f.get(&long, DECISION).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::URI_TOO_LONG, "uri_too_long"));
+    let (status, body) = f.call("PATCH", "/v1/plans", Some(PLANNER), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    // One answer for an unknown customer.
+    let (s1, offers) = f.get("/v1/customers/nobody/offers", DECISION).await;
+    let (s2, decisions) = f.get("/v1/customers/nobody/decisions", ADMIN).await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(offers, decisions);
+    // Bounds and shapes.
+    let (status, _) = f.get(&format!("/v1/customers/g1/offers?limit={}", allot_api::MAX_LIMIT + 1), DECISION).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = f.get("/v1/customers/g1/offers?channel=web%00x", DECISION).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = f.post("/v1/eligibility:batch", DECISION, json!({ "customer_ids": ["g1", ""] })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for scenario in [json!(""), json!("  ")] {
+        let (status, body) = f.post("/v1/plans", PLANNER, json!({ "scenario": scenario })).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    let (status, _) = f.post("/v1/plans", PLANNER, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = f.post("/v1/plans", PLANNER, json!({ "scenario": "scenario", "activte": true })).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("activte"), "{status} {body}");
+    let mut pick = pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0);
+    pick["orders"][0]["lines"][0]["qtty"] = json!(1);
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("qtty"), "{status} {body}");
+    // Empty ids (found by schemathesis: an empty wave_id was planned).
+    let mut pick = pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0);
+    pick["waves"][0]["wave_id"] = json!("");
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("wave_id"), "{status} {body}");
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, pick_request(&[("", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0)).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("order_id"), "{status} {body}");
+    let (status, _) = f.call("GET", "/v1/plans", Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "nothing above queued or broke anything");
+}
+
+/// A plan id not of the store's form never reaches the file system: a
+/// traversal to a directory holding a real manifest is 404 like an absent id.
+#[tokio::test]
+async fn plan_ids_are_checked_and_a_traversal_is_an_absent_plan() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let evil = f.dir.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::copy(f.store().plan_dir("000001").join("manifest.json"), evil.join("manifest.json")).unwrap();
+    let (absent, absent_body) = f.call("POST", "/v1/plans/999999/activate", Some(PLANNER), None).await;
+    assert_eq!((absent, error_code(&absent_body)), (StatusCode::NOT_FOUND, "unknown_plan"));
+    for id in ["..%2F..%2Fevil", "..%2F000001", "000001%00", "%2e%2e", "1e3", "000001.json"] {
+        let (status, body) = f.call("POST", &format!("/v1/plans/{id}/activate"), Some(PLANNER), None).await;
+        assert_eq!((status, error_code(&body)), (absent, "unknown_plan"), "{id}: {body}");
+    }
+    assert_eq!(f.store().history().unwrap().len(), 1, "nothing was activated");
+    assert!(allot_scenarios::plans::store::check_plan_id("000001").is_ok());
+    assert!(allot_scenarios::plans::store::check_plan_id("../000001").is_err());
+    // The plan label in the metrics is escaped (a version id is digits; the escaping holds for any).
+    assert_eq!(allot_api::metrics::label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+/// The pick plan merges an order's lines of one SKU (through a map) and names
+/// the SKUs the warehouse does not stock.
+#[tokio::test]
+async fn pick_plan_merges_lines_and_names_unknown_skus() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let one = pick_request(&[("o1", "gold", "2026-12-01T10:00:00Z", "A", 4.0)], 4.0);
+    let mut split = one.clone();
+    split["orders"][0]["lines"] = json!([{ "sku": "A", "qty": 1.5 }, { "sku": "A", "qty": 2.5 }]);
+    let (s1, a) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, one).await;
+    let (s2, b) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, split).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{a} {b}");
+    assert_eq!(a["pick_plan"]["assignments"], b["pick_plan"]["assignments"]);
+    let mut unknown = pick_request(&[("o1", "gold", "2026-12-01T10:00:00Z", "A", 1.0)], 4.0);
+    unknown["orders"][0]["lines"] = json!([{ "sku": "A", "qty": 1 }, { "sku": "ZZ9", "qty": 1 }, { "sku": "QQ1", "qty": 2 }]);
+    let (status, body) = f.post("/v1/warehouses/W1/pick-plan", FULFILMENT, unknown).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pick_request"));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("QQ1, ZZ9"), "{message}");
+}
+
+/// Served over TCP with the connection limits: slow clients (half a request
+/// head, held open) up to and over the cap do not keep a normal request from
+/// being answered; they are closed by the header-read timeout; what hyper
+/// answers itself (a request target over 64 KiB) is JSON too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_over_the_cap_do_not_hold_the_service() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = allot_api::ConnectionLimits { max_connections: 4, header_read_timeout: Duration::from_millis(500) };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(allot_api::serve_connections(listener, f.app.clone(), limits, async {
+        let _ = stopped.await;
+    }));
+    let generous = Duration::from_secs(60);
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(c);
+    }
+    let request = |raw: Vec<u8>| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(&raw).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(generous, c.read_to_end(&mut out)).await.expect("the service answers").unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let ok = request(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec()).await;
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("\"ok\""), "{ok}");
+    // Every slow client was closed by the server (end of stream, no answer needed).
+    for mut c in slow {
+        let mut buf = Vec::new();
+        tokio::time::timeout(generous, c.read_to_end(&mut buf)).await.expect("a slow client is closed").ok();
+    }
+    // hyper's own 414 carries the service's JSON error.
+    let huge = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "x".repeat(70 * 1024));
+    let answer = request(huge.into_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(error_code(&body), "uri_too_long");
+    let bad = request(b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec()).await;
+    assert!(bad.starts_with("HTTP/1.1 400") && bad.contains("\"bad_request\""), "{bad}");
+    let _ = stop.send(());
+    tokio::time::timeout(generous, server).await.expect("the server stops").unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -368,8 +578,8 @@ async fn the_audit_reconstructs_what_a_customer_was_shown() {
         assert_eq!(d["fallback"], false);
         assert!(d["at"].as_str().is_some());
     }
-    let (_, none) = f.get("/v1/customers/nobody/decisions", ADMIN).await;
-    assert!(none["decisions"].as_array().unwrap().is_empty());
+    let (status, none) = f.get("/v1/customers/nobody/decisions", ADMIN).await;
+    assert_eq!((status, error_code(&none)), (StatusCode::NOT_FOUND, "unknown_customer"));
 }
 
 #[tokio::test]
@@ -415,10 +625,46 @@ async fn a_planning_job_runs_in_the_background_and_can_activate_its_plan() {
     // Paths are checked before a job is queued.
     let (status, body) = f.post("/v1/plans", PLANNER, json!({ "scenario": "nowhere" })).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found"));
+    // Outside the root is answered exactly like absent.
     let (status, body) = f.post("/v1/plans", PLANNER, json!({ "scenario": "../" })).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "scenario_outside_root"));
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found"));
+    // A variant inside the root whose base lies outside fails its job like a missing base.
+    let outside = tempfile::tempdir().unwrap();
+    write_scenario(outside.path());
+    let escape = f.dir.path().join("escape");
+    std::fs::create_dir_all(&escape).unwrap();
+    std::fs::write(escape.join("scenario.toml"), format!("base = {:?}\n", outside.path().display().to_string())).unwrap();
+    let (status, job) = f.post("/v1/plans", PLANNER, json!({ "scenario": "escape" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let failed = wait_for_job(&f, job["job_id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("under the scenario root"), "{failed}");
+    assert_eq!(f.store().ids().unwrap().len(), 2, "nothing was planned from outside the root");
     let (status, body) = f.post("/v1/plans", PLANNER, json!({ "scenario": "scenario", "solver": "magic" })).await;
     assert!(status.is_client_error() && error_code(&body) == "bad_request", "{status} {body}");
     let (status, body) = f.get("/v1/jobs/job-99", PLANNER).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_job"));
+}
+
+/// Parallel activations of two versions through the service all succeed and
+/// leave the served plan the active one (before: `cannot rename into
+/// active.json`, a 500, found by schemathesis with two workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_activations_all_succeed_and_serve_the_active_plan() {
+    let f = Arc::new(Fixture::new(true, DEFAULT_MAX_PLAN_AGE));
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let f = f.clone();
+            let id = if i % 2 == 0 { "000001".to_string() } else { second.clone() };
+            tokio::spawn(async move { f.call("POST", &format!("/v1/plans/{id}/activate"), Some(PLANNER), None).await })
+        })
+        .collect();
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!(plans["active"], plans["serving"], "{plans}");
+    assert_eq!(f.store().history().unwrap().len(), 21);
 }

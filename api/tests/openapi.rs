@@ -143,7 +143,13 @@ async fn real_answers_of_every_route_validate_against_their_schemas() {
         ("GET", "/v1/customers/{id}/offers", "/v1/customers/g1/offers".into(), Some(FULFILMENT), None, StatusCode::FORBIDDEN),
         ("POST", "/v1/eligibility:batch", "/v1/eligibility:batch".into(), Some(DECISION), Some(json!({ "customer_ids": ["g1", "nobody", "s1"], "limit": 1 })), StatusCode::OK),
         ("POST", "/v1/eligibility:batch", "/v1/eligibility:batch".into(), Some(DECISION), Some(json!({ "customer_ids": ["g1"], "colour": "red" })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("GET", "/v1/customers/{id}/offers", "/v1/customers/%ff/offers".into(), Some(DECISION), None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/customers/{id}/offers", format!("/v1/customers/g1/offers?channel={}", "x".repeat(allot_api::MAX_URI_BYTES)), Some(DECISION), None, StatusCode::URI_TOO_LONG),
+        ("GET", "/v1/customers/{id}/offers", "/v1/customers/g1/offers?limit=101".into(), Some(DECISION), None, StatusCode::BAD_REQUEST),
         ("GET", "/v1/customers/{id}/decisions", "/v1/customers/g1/decisions".into(), Some(ADMIN), None, StatusCode::OK),
+        ("GET", "/v1/customers/{id}/decisions", "/v1/customers/nobody/decisions".into(), Some(ADMIN), None, StatusCode::NOT_FOUND),
+        ("POST", "/v1/plans", "/v1/plans".into(), Some(PLANNER), Some(json!({ "scenario": "" })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("POST", "/v1/warehouses/{id}/pick-plan", "/v1/warehouses/W1/pick-plan".into(), Some(FULFILMENT), Some(pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "Z9", 1.0)], 5.0)), StatusCode::UNPROCESSABLE_ENTITY),
         ("POST", "/v1/events/inventory", "/v1/events/inventory".into(), Some(FULFILMENT), Some(receipt.clone()), StatusCode::ACCEPTED),
         ("POST", "/v1/events/inventory", "/v1/events/inventory".into(), Some(FULFILMENT), Some(receipt), StatusCode::OK),
         ("POST", "/v1/events/inventory", "/v1/events/inventory".into(), Some(FULFILMENT), Some(json!({ "event_id": "r2", "kind": "receipt", "warehouse_id": "W1", "sku": "C", "qty": -1 })), StatusCode::UNPROCESSABLE_ENTITY),
@@ -183,6 +189,39 @@ async fn real_answers_of_every_route_validate_against_their_schemas() {
     }
     let untested: Vec<String> = ROUTES.iter().filter(|r| !exercised.contains(&(r.method, r.path))).map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(untested.is_empty(), "routes with no answer checked against their schema: {untested:?}");
+}
+
+/// A route answering a status its document does not declare fails the check
+/// (no `default` catch-all stands in for it).
+#[tokio::test]
+async fn an_undeclared_status_fails_the_check() {
+    let f = Fixture::new(true, allot_api::DEFAULT_MAX_PLAN_AGE);
+    let doc = closed(&document(&f).await);
+    let body = br#"{"error":{"code":"teapot","message":"short and stout"}}"#;
+    for status in [StatusCode::IM_A_TEAPOT, StatusCode::INTERNAL_SERVER_ERROR] {
+        let failed = std::panic::catch_unwind(|| check(&doc, "GET", "/healthz", status, "application/json", body));
+        assert!(failed.is_err(), "{status} passed as declared for GET /healthz");
+    }
+    // Statuses every route may answer are declared on every route.
+    for r in ROUTES {
+        let op = &doc["paths"][r.path][r.method.to_lowercase()]["responses"];
+        for status in ["408", "414"] {
+            assert!(op[status].is_object(), "{} {}: {status} not declared", r.method, r.path);
+        }
+        if r.path.contains('{') {
+            assert!(op["400"].is_object(), "{} {}: 400 (a path parameter that is not UTF-8) not declared", r.method, r.path);
+        }
+    }
+    // The schemas refuse what the service refuses: unknown fields and empty ids.
+    let schemas = &doc["components"]["schemas"];
+    for name in ["BatchRequest", "PickPlanRequest", "PickOrderBody", "PickLineBody", "PickWaveBody", "PlanJobRequest"] {
+        assert_eq!(schemas[name]["additionalProperties"], json!(false), "{name}: {}", schemas[name]);
+    }
+    assert_eq!(schemas["PlanJobRequest"]["properties"]["scenario"]["minLength"], 1);
+    assert_eq!(schemas["BatchRequest"]["properties"]["customer_ids"]["items"]["minLength"], 1);
+    let offers = doc["paths"]["/v1/customers/{id}/offers"]["get"]["parameters"].as_array().unwrap();
+    let limit = offers.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!((limit["schema"]["minimum"].clone(), limit["schema"]["maximum"].clone()), (json!(0), json!(100)), "{limit}");
 }
 
 /// The check itself catches drift: a body with a renamed field, and a body

@@ -216,15 +216,20 @@ impl<'a> Prepared<'a> {
             .orders
             .iter()
             .map(|o| {
+                // Lines of one SKU merged through a map: linear in the lines.
                 let mut merged: Vec<(usize, f64)> = Vec::new();
+                let mut at: HashMap<usize, usize> = HashMap::new();
                 for l in &o.lines {
                     let s = *sku_ix.entry(l.sku.as_str()).or_insert_with(|| {
                         stock.push(problem.stock.get(&l.sku).copied().unwrap_or(0.0).max(0.0));
                         stock.len() - 1
                     });
-                    match merged.iter_mut().find(|(k, _)| *k == s) {
-                        Some((_, q)) => *q += l.qty,
-                        None => merged.push((s, l.qty)),
+                    match at.get(&s) {
+                        Some(&i) => merged[i].1 += l.qty,
+                        None => {
+                            at.insert(s, merged.len());
+                            merged.push((s, l.qty));
+                        }
                     }
                 }
                 merged

@@ -11,6 +11,7 @@
 //! - [`ops`]: health, readiness, metrics and the OpenAPI document.
 
 pub mod decisions;
+pub mod extract;
 pub mod events;
 pub mod fulfilment;
 pub mod ops;
@@ -165,7 +166,7 @@ pub const ROUTES: &[RouteSpec] = &[
         query: Some(|| decisions::OffersQuery::into_params(|| Some(ParameterIn::Query))),
         replies: &[
             ok(200, "The decision (from the plan, or flagged `fallback`).", schema::<Decision>),
-            error(400, "A malformed query (`bad_request`)."),
+            error(400, "A malformed query: `limit` above 100, a `channel` not of its pattern (`bad_request`)."),
             error(404, "No loaded plan knows the customer (`unknown_customer`)."),
         ],
         max_body: MAX_BODY_BYTES,
@@ -178,7 +179,11 @@ pub const ROUTES: &[RouteSpec] = &[
         summary: "Decisions for up to 1000 customers, in request order; an unknown customer's error is reported inline.",
         body: Some(schema::<decisions::BatchRequest>),
         query: None,
-        replies: &[ok(200, "One result per customer.", schema::<decisions::BatchResponse>), error(413, "More than 1000 customers (`batch_too_large`) or too large a body.")],
+        replies: &[
+            ok(200, "One result per customer.", schema::<decisions::BatchResponse>),
+            error(413, "More than 1000 customers (`batch_too_large`) or too large a body."),
+            error(422, "The body does not have the request's shape: an unknown field, an empty customer id, `limit` above 100, a bad `channel` (`bad_request`)."),
+        ],
         max_body: MAX_BODY_BYTES,
         handler: || post(decisions::eligibility_batch),
     },
@@ -189,7 +194,10 @@ pub const ROUTES: &[RouteSpec] = &[
         summary: "Every decision served to a customer, with reasons and plan version (data-subject access).",
         body: None,
         query: None,
-        replies: &[ok(200, "The customer's decisions, oldest first (none for an unknown customer).", schema::<decisions::CustomerDecisions>)],
+        replies: &[
+            ok(200, "The customer's decisions, oldest first.", schema::<decisions::CustomerDecisions>),
+            error(404, "Neither the served plan nor the audit knows the customer (`unknown_customer`), as on the offers route."),
+        ],
         max_body: MAX_BODY_BYTES,
         handler: || get(decisions::customer_decisions),
     },
@@ -250,7 +258,7 @@ pub const ROUTES: &[RouteSpec] = &[
         replies: &[
             ok(200, "The pick plan.", schema::<fulfilment::PickPlanReply>),
             error(404, "The plan does not stock the warehouse (`unknown_warehouse`)."),
-            error(422, "An unknown tier or an unsolvable request (`invalid_pick_request`)."),
+            error(422, "An unknown tier, SKUs the warehouse does not stock (named), duplicate ids or a non-positive qty (`invalid_pick_request`), or a body not of the request's shape (`bad_request`)."),
             error(503, "No plan version is loaded (`no_plan`)."),
         ],
         max_body: MAX_PICK_BODY_BYTES,
@@ -276,8 +284,7 @@ pub const ROUTES: &[RouteSpec] = &[
         query: None,
         replies: &[
             ok(202, "Queued; poll the job.", schema::<PlanJob>),
-            error(403, "The scenario is outside the scenario root (`scenario_outside_root`), or the role may not call the route."),
-            error(422, "No such scenario directory (`scenario_not_found`)."),
+            error(422, "No such scenario directory under the scenario root (`scenario_not_found`: one outside it is answered the same), or an empty `scenario`."),
             error(503, "The server's scenario root is missing (`no_scenario_root`)."),
         ],
         max_body: MAX_BODY_BYTES,
@@ -303,7 +310,7 @@ pub const ROUTES: &[RouteSpec] = &[
         query: None,
         replies: &[
             ok(200, "Activated and served.", schema::<plans::ActivationReply>),
-            error(404, "No such plan version (`unknown_plan`)."),
+            error(404, "No such plan version, or an id not of the store's form (`unknown_plan`)."),
             error(503, "The shared database refused (`database_error`)."),
         ],
         max_body: MAX_BODY_BYTES,

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use allot_scenarios::plans::store::Manifest;
-use axum::extract::{Path, State};
+use allot_scenarios::plans::store::{check_plan_id, Manifest};
+use allot_scenarios::LoadOptions;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, JsonBody};
 use crate::jobs::{JobSolver, JobWork, PlanJob};
+use crate::routes::extract::{Deadline, PathId};
 use crate::state::{AppState, ServiceConfig};
 
 /// Body of `POST /v1/plans`.
@@ -20,6 +22,7 @@ use crate::state::{AppState, ServiceConfig};
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanJobRequest {
     /// Scenario directory, relative to the scenario root (or absolute inside it).
+    #[schema(min_length = 1)]
     scenario: String,
     /// Activate and serve the new version once saved [default false].
     #[serde(default)]
@@ -55,33 +58,50 @@ pub struct ActivationReply {
     pub serving: Option<String>,
 }
 
-/// The scenario directory a job may plan: inside the configured root.
-fn scenario_dir(config: &ServiceConfig, requested: &str) -> Result<PathBuf, ApiError> {
+/// One activation, rollback or job activation at a time in this process: the
+/// store replaces `active.json` through one temporary name, and two swaps at
+/// once collided (a 500, found by schemathesis with two workers). Writers in
+/// other processes are the store's own concern (a lock file, issue 16 item 6).
+static PLAN_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `change` while holding [`PLAN_CHANGES`].
+fn one_change_at_a_time<T>(change: impl FnOnce() -> T) -> T {
+    let _held = PLAN_CHANGES.lock().unwrap_or_else(|e| e.into_inner());
+    change()
+}
+
+/// The scenario directory a job may plan: inside the configured root. One
+/// outside it is answered exactly like a missing one (422
+/// `scenario_not_found`), so a caller cannot probe what exists elsewhere.
+fn scenario_dir(config: &ServiceConfig, requested: &str) -> Result<(PathBuf, PathBuf), ApiError> {
     let root = config.scenario_root.canonicalize().map_err(|e| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_scenario_root", format!("scenario root {}: {e}", config.scenario_root.display()))
     })?;
-    let dir = root
-        .join(requested)
-        .canonicalize()
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("scenario {requested:?} under {}: {e}", root.display())))?;
-    if !dir.starts_with(&root) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "scenario_outside_root", format!("scenario {requested:?} is outside the scenario root {}", root.display())));
+    if requested.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", "scenario: a directory under the scenario root is required"));
     }
-    if !dir.is_dir() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("{} is not a directory", dir.display())));
+    let not_found = || ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scenario_not_found", format!("no scenario directory {requested:?} under the scenario root"));
+    let dir = root.join(requested).canonicalize().map_err(|_| not_found())?;
+    if !dir.starts_with(&root) || !dir.is_dir() {
+        return Err(not_found());
     }
-    Ok(dir)
+    Ok((root, dir))
 }
 
 pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody<PlanJobRequest>) -> Result<Response, ApiError> {
     let Json(req) = body?;
-    let dir = scenario_dir(&state.config, &req.scenario)?;
+    let (root, dir) = scenario_dir(&state.config, &req.scenario)?;
     let (s, scenario, activate) = (state.clone(), dir.clone(), req.activate);
     let work: JobWork = Box::new(move |solver| {
-        let manifest = allot_scenarios::plan_scenario(&s.store, &scenario, solver, None).map_err(|e| e.to_string())?.manifest;
+        // Every file the load reads (tables, bases of variants, symlinks) must lie under the root.
+        let options = LoadOptions { root: Some(root), ..LoadOptions::default() };
+        let manifest = allot_scenarios::plan_scenario_with(&s.store, &scenario, solver, None, options).map_err(|e| e.to_string())?.manifest;
         if activate {
-            s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
-            s.reload();
+            one_change_at_a_time(|| {
+                s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
+                s.reload();
+                Ok::<_, String>(())
+            })?;
         }
         Ok(manifest.id)
     });
@@ -90,42 +110,44 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
 }
 
-pub(crate) async fn plan_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PlanJob>, ApiError> {
+pub(crate) async fn plan_job(State(state): State<AppState>, PathId(id): PathId) -> Result<Json<PlanJob>, ApiError> {
     state.jobs.get(&id).map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_job", format!("no job {id:?} in this server's life")))
 }
 
-pub(crate) async fn list_plans(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
+pub(crate) async fn list_plans(State(state): State<AppState>, deadline: Deadline) -> Result<Json<PlanList>, ApiError> {
     let s = state.clone();
     // The active plan may come from the database: a blocking call.
-    let active = tokio::task::spawn_blocking(move || s.active_id())
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", e))?
-        .map(|(_, id)| id);
+    let active = deadline.blocking(move || s.active_id().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", e))).await?.map(|(_, id)| id);
     let plans = state.store.list()?;
     let serving = state.current().map(|s| s.plan.version().to_string());
     Ok(Json(PlanList { active, serving, plans, jobs: state.jobs.list() }))
 }
 
 /// Runs a store change then reloads the served plan, off the async threads (an
-/// index of a million customers takes seconds to build).
-async fn change_plan(state: AppState, id: Option<String>) -> Result<Json<ActivationReply>, ApiError> {
+/// index of a million customers takes seconds to build). A change not started
+/// by the request's deadline is not started at all; one started completes.
+async fn change_plan(state: AppState, deadline: Deadline, id: Option<String>) -> Result<Json<ActivationReply>, ApiError> {
     let s = state.clone();
-    let activation = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let a = s.change_active(id.as_deref())?;
-        s.reload();
-        Ok(a)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let activation = deadline
+        .blocking(move || {
+            one_change_at_a_time(|| {
+                let a = s.change_active(id.as_deref())?;
+                s.reload();
+                Ok(a)
+            })
+        })
+        .await?;
     let serving = state.current().map(|s| s.plan.version().to_string());
     Ok(Json(ActivationReply { active: activation.plan_id, action: activation.action, at: activation.at, serving }))
 }
 
-pub(crate) async fn activate_plan(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ActivationReply>, ApiError> {
-    change_plan(state, Some(id)).await
+/// Activates a version; an id not of the store's form (`..%2F..%2Fx`) is
+/// answered like an absent version (404 `unknown_plan`), before any file is read.
+pub(crate) async fn activate_plan(State(state): State<AppState>, deadline: Deadline, PathId(id): PathId) -> Result<Json<ActivationReply>, ApiError> {
+    check_plan_id(&id)?;
+    change_plan(state, deadline, Some(id)).await
 }
 
-pub(crate) async fn rollback_plan(State(state): State<AppState>) -> Result<Json<ActivationReply>, ApiError> {
-    change_plan(state, None).await
+pub(crate) async fn rollback_plan(State(state): State<AppState>, deadline: Deadline) -> Result<Json<ActivationReply>, ApiError> {
+    change_plan(state, deadline, None).await
 }

@@ -18,8 +18,8 @@ use allot_optimizer::{Candidates, Plan, Problem, SolverChoice};
 use tracing::info;
 
 use crate::error::{PipelineError, StoreError};
-use crate::scenario::load::LoadedScenario;
-use crate::whatif::variants::load_scenario;
+use crate::scenario::load::{LoadOptions, LoadedScenario};
+use crate::whatif::variants::load_scenario_with;
 use crate::plans::output::write_plan_outputs;
 use crate::files::Format;
 use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT};
@@ -64,11 +64,17 @@ pub struct PlanRun {
 /// Plans `scenario` with `solver`, writes the run's outputs to `out` (when
 /// given) and saves a new plan version in `store` (not activated).
 pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<OutputDir<'_>>) -> Result<PlanRun, PipelineError> {
+    plan_scenario_with(store, scenario, solver, out, LoadOptions::default())
+}
+
+/// [`plan_scenario`] loading with `options` (`POST /v1/plans` confines the
+/// files read to the server's scenario root through [`LoadOptions::root`]).
+pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<OutputDir<'_>>, options: LoadOptions) -> Result<PlanRun, PipelineError> {
     // The version records where the scenario is, whichever way it was named.
     let scenario = scenario.canonicalize().unwrap_or_else(|_| scenario.to_path_buf());
     info!(scenario = %scenario.display(), "loading");
     let t = Instant::now();
-    let loaded = load_scenario(&scenario)?;
+    let loaded = load_scenario_with(&scenario, options)?;
     let load_seconds = t.elapsed().as_secs_f64();
     for note in &loaded.notes {
         info!("note: {note}");

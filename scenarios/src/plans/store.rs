@@ -62,6 +62,20 @@ const LOCK_FILE: &str = "store.lock";
 const WRITER_LOCK: &str = ".writer.lock";
 /// Table encoding of the files inside a plan version.
 pub const VERSION_FORMAT: Format = Format::Parquet;
+/// Most digits a plan version id has (ids are `000001`, `000002`, ...).
+const MAX_ID_DIGITS: usize = 20;
+
+/// Whether `id` has the form of a plan version id: 1 to 20 ASCII digits, as
+/// [`PlanStore::save`] makes them. The one check of the id format, used by
+/// the store, the CLI and the HTTP routes, so no other text (`..`, a path)
+/// ever becomes a directory name below the store.
+pub fn check_plan_id(id: &str) -> Result<(), StoreError> {
+    if (1..=MAX_ID_DIGITS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(StoreError::UnknownPlan(format!("{id:?}")))
+    }
+}
 
 pub use crate::plans::output::FAULT_ENV;
 
@@ -259,7 +273,7 @@ impl PlanStore {
             .map_err(|e| StoreError::io("cannot read", &plans, e))?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.') && n.chars().all(|c| c.is_ascii_digit()))
+            .filter(|n| check_plan_id(n).is_ok())
             .collect();
         ids.sort();
         Ok(ids)
@@ -272,11 +286,13 @@ impl PlanStore {
 
     /// The manifest of one version.
     pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        check_plan_id(id)?;
         read_json(&self.plan_dir(id).join(MANIFEST_FILE), || StoreError::UnknownPlan(id.to_string()))
     }
 
     /// A table of a version by stem, in whichever format it was written.
     fn table_path(&self, id: &str, stem: &str) -> Result<PathBuf, StoreError> {
+        check_plan_id(id)?;
         let dir = self.plan_dir(id);
         [Format::Parquet, Format::Csv]
             .iter()
@@ -305,6 +321,7 @@ impl PlanStore {
 
     /// The KPIs of one version.
     pub fn kpis(&self, id: &str) -> Result<Kpis, StoreError> {
+        check_plan_id(id)?;
         read_json(&self.plan_dir(id).join(KPIS_FILE), || StoreError::UnknownPlan(id.to_string()))
     }
 

@@ -109,6 +109,12 @@ pub struct LoadOptions {
     pub prefer_history: bool,
     /// Inbound delays of a what-if variant, applied while `inbound` is read.
     pub inbound_delays: Vec<InboundDelay>,
+    /// When set, every file the load reads (the scenario's tables, a
+    /// variant's `scenario.toml`, its base and bases of bases), resolved
+    /// through symlinks, must lie under this directory; one outside it is
+    /// reported like a missing one. Why: `POST /v1/plans` plans what a remote
+    /// planner names, and must not read files outside `--scenarios`.
+    pub root: Option<PathBuf>,
 }
 
 /// Matching rows of an inbound delay, applied while `inbound` is read (the

@@ -48,10 +48,48 @@ pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
 /// Why it lives here: variants build on the loader, never the reverse, so the
 /// entry point that chooses between them sits on top of both.
 pub fn load_scenario_with(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, LoadError> {
+    if let Some(root) = &options.root {
+        confine(dir, root)?;
+    }
     if dir.join(SCENARIO_FILE).is_file() && read_variant(dir)?.is_some() {
         return load_variant(dir, options);
     }
     load_root(dir, options)
+}
+
+/// Checks that `dir`, every file in it, and the same for each base of the
+/// variant chain, resolve (symlinks followed) to paths under `root`. A path
+/// outside is reported as not found, like a missing one, so an answer never
+/// tells whether something exists outside the root.
+fn confine(dir: &Path, root: &Path) -> Result<(), LoadError> {
+    let root = root.canonicalize().map_err(|e| LoadError::io(root, e))?;
+    let inside = |path: &Path| -> Result<(), LoadError> {
+        let real = path.canonicalize().map_err(|e| LoadError::io(path, e))?;
+        if real.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(LoadError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file under the scenario root")))
+        }
+    };
+    let mut dir = dir.to_path_buf();
+    // One more level than `chain` allows, which reports deeper chains itself.
+    for _ in 0..=17 {
+        inside(&dir)?;
+        for entry in std::fs::read_dir(&dir).map_err(|e| LoadError::io(&dir, e))?.flatten() {
+            // What the loader may read: regular files, through symlinks.
+            if entry.path().is_file() {
+                inside(&entry.path())?;
+            }
+        }
+        if !dir.join(SCENARIO_FILE).is_file() {
+            return Ok(());
+        }
+        match read_variant(&dir)? {
+            Some(v) => dir = v.base,
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
