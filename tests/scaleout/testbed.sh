@@ -84,7 +84,8 @@ log "test 1: equivalence, single machine vs Ray"
 grep -q "feasibility checker: the plan from 4 partitions respects every constraint" "$work/ray.log" \
   || { cat "$work/ray.log" >&2; fail "the Ray plan was not checked"; }
 grep -q "decomposed on ray (4 partitions)" "$work/out-ray/kpis.json" || fail "kpis.json does not name the Ray solver"
-[ "$("$allot" plans list --store "$work/store-ray" | grep -c .)" -ge 1 ] || fail "no plan version saved from Ray"
+# A listed version is a line starting with its id ("no plan versions" is not one).
+[ "$("$allot" plans list --store "$work/store-ray" | grep -cE '^ *[0-9]{6} ')" -ge 1 ] || fail "no plan version saved from Ray"
 local_obj=$(objective "$work/out-local/kpis.json")
 ray_obj=$(objective "$work/out-ray/kpis.json")
 gap=$("$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["gap"])' "$work/out-ray/kpis.json")
