@@ -211,8 +211,10 @@ fn eight_writers_and_five_kills_lose_no_acknowledged_event() {
             }
             if round < 5 {
                 std::thread::sleep(kill_after);
+                let aborted = server.0.try_wait().ok().flatten().is_some();
                 let _ = server.0.kill();
                 let _ = server.0.wait();
+                eprintln!("round {round}: fault {fault:?}, {}, {} events acknowledged so far", if aborted { "aborted by the fault point" } else { "SIGKILLed" }, acked.lock().unwrap().len());
             }
         });
         if round < 5 {
