@@ -2,7 +2,7 @@
 //! ([`crate::live::LiveDb`]) in a compact form, read back whole for a
 //! data-subject access request.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,31 +113,71 @@ struct AuditShared {
     pending: Mutex<Vec<u8>>,
     db: Arc<LiveDb>,
     stop: AtomicBool,
+    /// Records given up: refused alone by the database, or over the queue's bound.
+    dropped: AtomicU64,
 }
 
 /// How often buffered audit lines are written to the database.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Most bytes of audit records kept for a retry while the database refuses
+/// them (about 200,000 decisions); beyond it the oldest are given up and counted.
+pub const AUDIT_MAX_PENDING: usize = 64 << 20;
+
 impl AuditShared {
+    /// Writes the queued records. Why line by line after a failed batch: one
+    /// record the database refuses (a NUL in a channel for PostgreSQL's jsonb)
+    /// must not hold back every later one. A record refused alone while others
+    /// are accepted is given up and counted; when every record is refused (the
+    /// database is away) they are kept for the next flush, within
+    /// [`AUDIT_MAX_PENDING`].
     fn flush(&self) -> Result<(), LiveError> {
         let bytes = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
-        if let Err(e) = self.db.append_audit(&lines) {
-            // Keep the lines for the next flush, ahead of newer ones.
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let newer = std::mem::replace(&mut *pending, bytes);
-            pending.extend_from_slice(&newer);
-            return Err(e);
+        let Err(batch_error) = self.db.append_audit(&lines) else { return Ok(()) };
+        let mut kept = Vec::new();
+        let mut written = 0;
+        for line in &lines {
+            match self.db.append_audit(&[line]) {
+                Ok(()) => written += 1,
+                Err(e) => kept.push((line, e)),
+            }
         }
-        Ok(())
+        // Nothing accepted, from several records or over a lost connection: the
+        // database is away, not the records at fault.
+        let lost_connection = matches!(&batch_error, LiveError::Shared(crate::shared::SharedError::Postgres(e)) if e.is_closed());
+        let database_away = written == 0 && (lines.len() > 1 || lost_connection);
+        if !database_away {
+            for (line, e) in &kept {
+                tracing::warn!(error = %e, record = %line.chars().take(200).collect::<String>(), "audit record refused by the database; given up");
+            }
+            self.dropped.fetch_add(kept.len() as u64, Ordering::Relaxed);
+            return Ok(());
+        }
+        // Keep what failed for the next flush, ahead of newer records, within the bound.
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let newer = std::mem::take(&mut *pending);
+        for (line, _) in &kept {
+            pending.extend_from_slice(line.as_bytes());
+            pending.push(b'\n');
+        }
+        pending.extend_from_slice(&newer);
+        if pending.len() > AUDIT_MAX_PENDING {
+            let cut = pending.len() - AUDIT_MAX_PENDING;
+            let cut = pending[cut..].iter().position(|&b| b == b'\n').map_or(pending.len(), |i| cut + i + 1);
+            let given_up = pending[..cut].iter().filter(|&&b| b == b'\n').count();
+            pending.drain(..cut);
+            self.dropped.fetch_add(given_up as u64, Ordering::Relaxed);
+        }
+        Err(batch_error)
     }
 }
 
 impl AuditLog {
     /// The audit log in `db`, with its writer thread started.
     pub fn open(db: Arc<LiveDb>) -> std::io::Result<Self> {
-        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), db, stop: AtomicBool::new(false) });
+        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), db, stop: AtomicBool::new(false), dropped: AtomicU64::new(0) });
         let writer = shared.clone();
         std::thread::Builder::new().name("allot-audit".to_string()).spawn(move || {
             while !writer.stop.load(Ordering::Relaxed) {
@@ -156,8 +196,19 @@ impl AuditLog {
         if serde_json::to_writer(&mut line, &Compact::of(Utc::now(), decision)).is_err() {
             return;
         }
-        line.push(b'\n');
-        self.shared.pending.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&line);
+        self.queue(&line);
+    }
+
+    fn queue(&self, line: &[u8]) {
+        let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend_from_slice(line);
+        pending.push(b'\n');
+    }
+
+    /// Audit records given up so far (refused by the database, or beyond the
+    /// retry queue's bound), for `/metrics`.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Writes what is queued now (the writer thread does it every interval).
@@ -191,6 +242,31 @@ impl Drop for AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_the_database_refuses_is_given_up_and_counted_not_retried_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let audit = AuditLog::open(db.clone()).unwrap();
+        let decision = Decision {
+            customer_id: "C1".into(),
+            plan_version: "000001".into(),
+            fallback: false,
+            fallback_reason: None,
+            channel: None,
+            offers: Vec::new(),
+            excluded: Vec::new(),
+        };
+        audit.record(&decision);
+        audit.queue(b"{not json");
+        audit.record(&decision);
+        audit.flush().unwrap();
+        assert_eq!(audit.dropped(), 1);
+        assert_eq!(audit.decisions_of("C1").unwrap().len(), 2, "the good records around the bad one are kept");
+        audit.record(&decision);
+        audit.flush().unwrap();
+        assert_eq!((audit.dropped(), audit.decisions_of("C1").unwrap().len()), (1, 3));
+    }
 
     #[test]
     fn the_compact_record_expands_to_the_answer_as_served_in_fewer_bytes() {
