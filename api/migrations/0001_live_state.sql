@@ -1,32 +1,36 @@
--- The service's live state, shared by every replica (allot serve --database).
--- Plan files stay in the plan store; this holds what replicas must agree on.
+-- The service's live state: events, plan activations, the audit and the
+-- replicas' progress. The same files build the embedded SQLite database of
+-- file mode and the PostgreSQL database replicas share (`allot serve
+-- --database`); `live/schema.rs` renders the few type names that differ
+-- ({{SERIAL}}, {{JSON}}, {{TIME}}, {{NOW}}) and keeps lines marked
+-- `--@postgres` or `--@sqlite` for that dialect only.
 
 -- Every accepted event, in the order replicas apply it. Inserts take an
 -- advisory lock, so sequence numbers commit in order and a replica reading
 -- "seq > last applied" never skips one that commits later.
 CREATE TABLE allot_events (
-    seq         BIGSERIAL PRIMARY KEY,
+    seq         {{SERIAL}},
     event_id    TEXT NOT NULL UNIQUE,
-    body        JSONB NOT NULL,
+    body        {{JSON}} NOT NULL,
     replica     TEXT NOT NULL,
-    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    recorded_at {{TIME}} NOT NULL DEFAULT {{NOW}}
 );
 
 -- The plan index: every activation (and rollback) of a plan version, newest
 -- last. The active plan is the newest row.
 CREATE TABLE allot_plan_activations (
-    seq          BIGSERIAL PRIMARY KEY,
+    seq          {{SERIAL}},
     version      TEXT NOT NULL,
     action       TEXT NOT NULL CHECK (action IN ('activate', 'rollback')),
     replica      TEXT NOT NULL,
-    activated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    activated_at {{TIME}} NOT NULL DEFAULT {{NOW}}
 );
 
 -- Every decision served, by any replica.
 CREATE TABLE allot_audit (
-    id          BIGSERIAL PRIMARY KEY,
+    id          {{SERIAL}},
     customer_id TEXT NOT NULL,
-    body        JSONB NOT NULL,
+    body        {{JSON}} NOT NULL,
     replica     TEXT NOT NULL
 );
 CREATE INDEX allot_audit_customer ON allot_audit (customer_id, id);
@@ -36,5 +40,5 @@ CREATE INDEX allot_audit_customer ON allot_audit (customer_id, id);
 CREATE TABLE allot_replicas (
     name         TEXT PRIMARY KEY,
     applied_seq  BIGINT NOT NULL,
-    heartbeat_at TIMESTAMPTZ NOT NULL
+    heartbeat_at {{TIME}} NOT NULL
 );

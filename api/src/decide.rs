@@ -190,10 +190,13 @@ mod tests {
             entries: Vec::new(),
             tier_ix: [("gold".to_string(), 0), ("standard".to_string(), 1)].into(),
             skus: vec!["A".into()],
+            sku_ix: [("A".to_string(), 0)].into(),
+            warehouses: ["W1".to_string()].into(),
             offer_items: vec![vec![(0, 1.0)]],
             offer_min_tier: vec![None],
             point_ix: [(("W1".to_string(), "A".to_string()), 0)].into(),
             zone_points: vec![vec![0]],
+            point_cells: vec![vec![0]],
             reserved: vec![0.0, 0.0],
             bid: vec![10.0],
         }
@@ -248,7 +251,27 @@ mod tests {
         assert_eq!((s.usable[0], s.usable[1]), (1.0, 0.0));
         // A receipt frees units for standard above what gold still holds.
         let receipt = StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None };
-        let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold"), receipt]);
+        let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold"), receipt.clone()]);
         assert_eq!((s.usable[0], s.usable[1]), (6.0, 5.0));
+    }
+
+    #[test]
+    fn folding_moves_one_at_a_time_gives_the_batch_result() {
+        let mut plan = plan();
+        plan.reserved = vec![4.0, 0.0];
+        let moves = [
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -6.0, tier: Some("standard".into()) },
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -3.0, tier: Some("gold".into()) },
+            StockMove { warehouse_id: "W9".into(), sku: "A".into(), delta: 50.0, tier: None },
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None },
+        ];
+        let batch = LiveSupply::compute(&plan, &moves);
+        let mut one_by_one = LiveSupply::compute(&plan, &[]);
+        for m in &moves {
+            one_by_one.apply(&plan, m);
+        }
+        assert_eq!((one_by_one.usable.clone(), one_by_one.price.clone(), one_by_one.total.clone()), (batch.usable.clone(), batch.price.clone(), batch.total.clone()));
+        assert_eq!((one_by_one.live.clone(), one_by_one.unmatched), (vec![6.0], 1));
+        assert_eq!(batch.unmatched, 1);
     }
 }

@@ -5,10 +5,11 @@
 //! from millions of eligibility rows, so a version is loaded once into flat arrays
 //! (offer, tier, zone and SKU names interned to small integers; one CSR array of
 //! entries by customer). Everything that depends on live inventory is folded into
-//! [`LiveSupply`], a few small arrays per (zone, SKU) recomputed on each inventory
-//! event, so a decision is a hash lookup plus a scan of that customer's offers.
+//! [`LiveSupply`], a few small arrays per (zone, SKU); an inventory event changes
+//! only the cells its stock point serves (O(1) in the number of events since the
+//! plan), so a decision is a hash lookup plus a scan of that customer's offers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use allot_scenarios::{PlanStore, ServingContext, StoreError};
 use chrono::{DateTime, Utc};
@@ -46,6 +47,9 @@ pub struct PlanIndex {
     pub(crate) entries: Vec<Entry>,
     pub(crate) tier_ix: HashMap<String, u32>,
     pub(crate) skus: Vec<String>,
+    pub(crate) sku_ix: HashMap<String, u32>,
+    /// Warehouses with stock or a lane.
+    pub(crate) warehouses: HashSet<String>,
     /// Offer -> (SKU, qty) of one acceptance.
     pub(crate) offer_items: Vec<Vec<(u32, f64)>>,
     /// Offer -> its lowest tier index allowed (tiers are numbered highest first).
@@ -54,6 +58,8 @@ pub struct PlanIndex {
     pub(crate) point_ix: HashMap<(String, String), usize>,
     /// (zone * skus + sku) -> points whose warehouse has a usable lane to the zone.
     pub(crate) zone_points: Vec<Vec<usize>>,
+    /// Point -> the (zone * skus + sku) cells it serves (the inverse of `zone_points`).
+    pub(crate) point_cells: Vec<Vec<usize>>,
     /// (point * tiers + tier) -> units the plan reserved.
     pub(crate) reserved: Vec<f64>,
     /// (zone * skus + sku) -> the plan's bid price.
@@ -176,6 +182,13 @@ impl PlanIndex {
                 zone_points[z * n_skus + point_sku[p] as usize].push(p);
             }
         }
+        let mut point_cells = vec![Vec::new(); point_sku.len()];
+        for (cell, points) in zone_points.iter().enumerate() {
+            for &p in points {
+                point_cells[p].push(cell);
+            }
+        }
+        let warehouses = context.stock.iter().map(|s| s.warehouse_id.clone()).chain(context.lanes.iter().map(|l| l.warehouse_id.clone())).collect();
         let mut bid = vec![0.0; n_zones * n_skus];
         for b in &context.bid_prices {
             if let (Some(&z), Some(&s)) = (zone_ix.get(&b.zone), sku_ix.get(&b.sku)) {
@@ -193,10 +206,13 @@ impl PlanIndex {
             entries,
             tier_ix,
             skus,
+            sku_ix,
+            warehouses,
             offer_items,
             offer_min_tier,
             point_ix,
             zone_points,
+            point_cells,
             reserved,
             bid,
         })
@@ -222,6 +238,16 @@ impl PlanIndex {
     pub fn approx_bytes(&self) -> usize {
         let ids: usize = self.customer_ix.keys().map(|k| k.len() + 16 + 4 + 8).sum();
         self.entries.len() * std::mem::size_of::<Entry>() + self.customers.len() * std::mem::size_of::<CustomerFacts>() + self.start.len() * 4 + ids
+    }
+
+    /// Whether the plan stocks or ships from this warehouse.
+    pub fn has_warehouse(&self, id: &str) -> bool {
+        self.warehouses.contains(id)
+    }
+
+    /// Whether the plan knows this SKU (in an offer or in stock).
+    pub fn has_sku(&self, sku: &str) -> bool {
+        self.sku_ix.contains_key(sku)
     }
 
     pub(crate) fn rows(&self, c: u32) -> &[Entry] {
@@ -258,10 +284,16 @@ pub(crate) struct StockMove {
 /// - **bid-price control**: the plan's bid price is divided by the fraction of
 ///   planned stock still there, `rho = live / planned` (over the points serving
 ///   the zone), so it rises as stock falls below plan and is infinite at zero.
+///
+/// Why incremental: a move changes one stock point, so only the cells that point
+/// serves are recomputed ([`LiveSupply::apply`]); the cost of an event does not
+/// grow with the number of events since the plan.
 #[derive(Debug, Clone, Default)]
 pub struct LiveSupply {
     /// Point -> live shippable units.
     pub(crate) live: Vec<f64>,
+    /// (point * tiers + tier) -> units that tier's orders took.
+    pub(crate) consumed: Vec<f64>,
     /// (zone * skus + sku) * tiers + tier -> units that tier may still promise.
     pub(crate) usable: Vec<f64>,
     /// (zone * skus + sku) -> live bid price.
@@ -273,45 +305,70 @@ pub struct LiveSupply {
 }
 
 impl LiveSupply {
-    /// Folds `moves` into the plan's stock.
+    /// The plan's stock with `moves` folded in.
     pub(crate) fn compute<'a>(plan: &PlanIndex, moves: impl IntoIterator<Item = &'a StockMove>) -> Self {
         let n_tiers = plan.tiers();
-        let mut live: Vec<f64> = plan.context.stock.iter().map(|s| s.available).collect();
-        let mut consumed = vec![0.0; live.len() * n_tiers];
-        let mut unmatched = 0;
-        for m in moves {
-            let Some(&p) = plan.point_ix.get(&(m.warehouse_id.clone(), m.sku.clone())) else {
-                unmatched += 1;
-                continue;
-            };
-            live[p] += m.delta;
-            if let (true, Some(&t)) = (m.delta < 0.0, m.tier.as_ref().and_then(|t| plan.tier_ix.get(t))) {
-                consumed[p * n_tiers + t as usize] -= m.delta;
-            }
-        }
-        // Units still held for tiers strictly above each tier.
-        let protected_above = |p: usize, tier: usize| -> f64 {
-            (0..tier).map(|t| (plan.reserved[p * n_tiers + t] - consumed[p * n_tiers + t]).max(0.0)).sum()
-        };
+        let live: Vec<f64> = plan.context.stock.iter().map(|s| s.available).collect();
         let cells = plan.zone_points.len();
-        let mut usable = vec![0.0; cells * n_tiers];
-        let mut price = vec![0.0; cells];
-        let mut total = vec![0.0; cells];
-        for (cell, points) in plan.zone_points.iter().enumerate() {
-            let planned: f64 = points.iter().map(|&p| plan.context.stock[p].available).sum();
-            let now: f64 = points.iter().map(|&p| live[p].max(0.0)).sum();
-            total[cell] = now;
-            for t in 0..n_tiers {
-                usable[cell * n_tiers + t] = points.iter().map(|&p| (live[p] - protected_above(p, t)).max(0.0)).sum();
-            }
-            price[cell] = if now >= planned || planned <= 0.0 {
-                plan.bid[cell]
-            } else if now <= 0.0 {
-                f64::INFINITY
-            } else {
-                plan.bid[cell] * planned / now
-            };
+        let mut supply = LiveSupply {
+            consumed: vec![0.0; live.len() * n_tiers],
+            live,
+            usable: vec![0.0; cells * n_tiers],
+            price: vec![0.0; cells],
+            total: vec![0.0; cells],
+            unmatched: 0,
+        };
+        for m in moves {
+            supply.move_point(plan, m);
         }
-        LiveSupply { live, usable, price, total, unmatched }
+        for cell in 0..cells {
+            supply.refresh_cell(plan, cell);
+        }
+        supply
+    }
+
+    /// Folds one more move in: its stock point is looked up once, and only the
+    /// cells that point serves are recomputed.
+    pub(crate) fn apply(&mut self, plan: &PlanIndex, m: &StockMove) {
+        if let Some(p) = self.move_point(plan, m) {
+            for &cell in &plan.point_cells[p] {
+                self.refresh_cell(plan, cell);
+            }
+        }
+    }
+
+    /// Changes the move's stock point (not the cells); returns the point.
+    fn move_point(&mut self, plan: &PlanIndex, m: &StockMove) -> Option<usize> {
+        let n_tiers = plan.tiers();
+        let Some(&p) = plan.point_ix.get(&(m.warehouse_id.clone(), m.sku.clone())) else {
+            self.unmatched += 1;
+            return None;
+        };
+        self.live[p] += m.delta;
+        if let (true, Some(&t)) = (m.delta < 0.0, m.tier.as_ref().and_then(|t| plan.tier_ix.get(t))) {
+            self.consumed[p * n_tiers + t as usize] -= m.delta;
+        }
+        Some(p)
+    }
+
+    fn refresh_cell(&mut self, plan: &PlanIndex, cell: usize) {
+        let n_tiers = plan.tiers();
+        let points = &plan.zone_points[cell];
+        // Units still held for tiers strictly above `tier` at point `p`.
+        let protected_above = |p: usize, tier: usize| -> f64 {
+            (0..tier).map(|t| (plan.reserved[p * n_tiers + t] - self.consumed[p * n_tiers + t]).max(0.0)).sum()
+        };
+        let planned: f64 = points.iter().map(|&p| plan.context.stock[p].available).sum();
+        let now: f64 = points.iter().map(|&p| self.live[p].max(0.0)).sum();
+        let usable: Vec<f64> = (0..n_tiers).map(|t| points.iter().map(|&p| (self.live[p] - protected_above(p, t)).max(0.0)).sum()).collect();
+        self.usable[cell * n_tiers..(cell + 1) * n_tiers].copy_from_slice(&usable);
+        self.total[cell] = now;
+        self.price[cell] = if now >= planned || planned <= 0.0 {
+            plan.bid[cell]
+        } else if now <= 0.0 {
+            f64::INFINITY
+        } else {
+            plan.bid[cell] * planned / now
+        };
     }
 }

@@ -4,8 +4,9 @@
 //! Why a background thread and a queue of one: planning a large scenario takes
 //! minutes and all cores, so it never runs on a request path, and two solves at
 //! once would only slow each other (and the service) down. Jobs run one after
-//! another in submission order. Job records live in memory: a restart forgets
-//! them (a version saved before the restart is in the store, whole, as always).
+//! another in submission order. Job records are kept in the live-state
+//! database ([`crate::live::LiveDb`]) at each change, so the list survives a
+//! restart; a job queued or running when the service stopped is shown failed.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::SolverChoice;
 use chrono::{DateTime, Utc};
+
+use crate::live::LiveDb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -93,6 +96,8 @@ pub struct PlanJobs {
 
 #[derive(Default)]
 struct Shared {
+    /// Where records are kept (none: memory only).
+    db: Option<Arc<LiveDb>>,
     jobs: Mutex<Vec<PlanJob>>,
     queue: Mutex<VecDeque<(usize, JobWork)>>,
     ready: Condvar,
@@ -110,7 +115,21 @@ impl Shared {
     }
 
     fn update(&self, ix: usize, f: impl FnOnce(&mut PlanJob)) {
-        f(&mut self.jobs()[ix]);
+        let job = {
+            let mut jobs = self.jobs();
+            f(&mut jobs[ix]);
+            jobs[ix].clone()
+        };
+        self.save(&job);
+    }
+
+    /// Keeps a job's record; a database that refuses is logged, the job goes on.
+    fn save(&self, job: &PlanJob) {
+        let Some(db) = &self.db else { return };
+        let saved = serde_json::to_string(job).map_err(|e| e.to_string()).and_then(|body| db.save_job(&job.job_id, &body).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            tracing::warn!(job = %job.job_id, error = %e, "cannot keep the job record");
+        }
     }
 
     fn run(&self) {
@@ -149,9 +168,26 @@ impl Shared {
 }
 
 impl PlanJobs {
-    /// An empty table with its runner thread.
-    pub fn start() -> std::io::Result<Self> {
-        let jobs = PlanJobs::default();
+    /// The job table (with the records kept in `db`, if any) and its runner
+    /// thread. A kept job that was queued or running did not finish: it is
+    /// recorded failed.
+    pub fn start(db: Option<Arc<LiveDb>>) -> std::io::Result<Self> {
+        let mut kept = Vec::new();
+        for body in db.as_ref().map(|db| db.jobs()).transpose()?.unwrap_or_default() {
+            let job: PlanJob = serde_json::from_str(&body).map_err(|e| std::io::Error::other(format!("a malformed row in allot_jobs: {e}")))?;
+            kept.push(job);
+        }
+        kept.sort_by_key(|j| j.job_id.trim_start_matches("job-").parse::<u64>().unwrap_or(u64::MAX));
+        let jobs = PlanJobs { shared: Arc::new(Shared { db, jobs: Mutex::new(kept.clone()), ..Shared::default() }) };
+        for (ix, job) in kept.iter().enumerate() {
+            if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+                jobs.shared.update(ix, |j| {
+                    j.status = JobStatus::Failed;
+                    j.finished_at = Some(Utc::now());
+                    j.error = Some("the service stopped before the job finished".to_string());
+                });
+            }
+        }
         let shared = jobs.shared.clone();
         std::thread::Builder::new().name("allot-plan-jobs".to_string()).spawn(move || shared.run())?;
         Ok(jobs)
@@ -175,6 +211,7 @@ impl PlanJobs {
         jobs.push(job.clone());
         let ix = jobs.len() - 1;
         drop(jobs);
+        self.shared.save(&job);
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back((ix, work));
         self.shared.ready.notify_one();
         job

@@ -23,7 +23,11 @@
 //! `"fallback": true` with a `fallback_reason`. A customer no stored version
 //! knows is 404; a known customer never gets a 5xx.
 //!
-//! **Audit**: every decision served is appended to `audit.jsonl` in the store;
+//! **Live state** ([`live`]): events, the audit and job records are kept in a
+//! database, SQLite (`live.db` in the store) or PostgreSQL with `--database`,
+//! one schema and one code path for both.
+//!
+//! **Audit**: every decision served is recorded in the live-state database;
 //! `GET /v1/customers/{id}/decisions` returns them (data-subject access).
 //!
 //! Errors are JSON with a stable shape: `{"error": {"code", "message"}}`.
@@ -31,11 +35,13 @@
 //! Invariant: nothing here solves a plan. A version is indexed once and swapped
 //! in whole behind an `Arc`; a request holds one snapshot from start to end.
 
+pub mod audit;
 pub mod decide;
 pub mod errors;
 pub mod events;
 pub mod index;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod router;
@@ -47,7 +53,8 @@ pub mod state;
 
 pub use decide::{CustomerOverride, Decision, Exclusion, OfferDecision};
 pub use errors::{ApiError, ErrorBody, ErrorDetail, ServeError};
-pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, InventoryEvent, InventoryKind};
+pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, InventoryEvent, InventoryKind, LoggedEvent, MAX_EVENT_QTY};
+pub use live::{LiveDb, LiveError};
 pub use index::{LiveSupply, PlanIndex};
 pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
 pub use metrics::{HttpMetrics, Metrics};

@@ -106,8 +106,13 @@ impl Metrics {
     }
 
     /// Appends the text exposition format of the counters, the plan served
-    /// (`plan`: version, saved at, index bytes, customers) and the process.
-    pub fn render(&self, out: &mut String, plan: Option<(String, DateTime<Utc>, usize, usize)>) {
+    /// (`plan`: version, saved at, index bytes, customers), the audit records
+    /// given up, and the process.
+    pub fn render(&self, out: &mut String, plan: Option<(String, DateTime<Utc>, usize, usize)>, audit_dropped: u64) {
+        let _ = writeln!(
+            out,
+            "# HELP allot_audit_records_dropped_total Audit records given up (refused by the database, or beyond the retry queue's bound).\n# TYPE allot_audit_records_dropped_total counter\nallot_audit_records_dropped_total {audit_dropped}"
+        );
         let counters = [
             ("allot_decisions_total", "Decisions served.", &self.decisions),
             ("allot_fallback_decisions_total", "Decisions answered by the rule-based fallback.", &self.fallbacks),

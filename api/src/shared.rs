@@ -1,7 +1,7 @@
 //! The live state that replicas share, in PostgreSQL (`allot serve --database`):
 //! events, the plan index (activations), the audit log and the replicas'
-//! progress. Without `--database` the service keeps them in files in the plan
-//! store ([`crate::events`]); the in-memory state built from them is the same.
+//! progress. Without `--database` the service keeps them in SQLite in the plan
+//! store ([`crate::live`]); the code above [`crate::live::LiveDb`] is the same.
 //!
 //! How replicas stay in step:
 //! * **Events** are appended under a transaction-scoped advisory lock, so their
@@ -19,7 +19,8 @@
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!
-//! Migrations (`api/migrations/*.sql`) ship in the binary and are applied on
+//! Migrations (`api/migrations/*.sql`, the same as the embedded SQLite
+//! database's, see [`crate::live`]) ship in the binary and are applied on
 //! start, once, under an advisory lock, recorded in `allot_schema_migrations`.
 
 use std::sync::Mutex;
@@ -28,8 +29,9 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 use thiserror::Error;
 
-/// The schema, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_live_state.sql"))];
+use crate::live::fault::fault;
+use crate::live::rows::{ImportRows, Recorded, StoredEvent};
+use crate::live::schema::{render, Dialect, MIGRATIONS};
 
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
 const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
@@ -69,15 +71,6 @@ impl From<SharedError> for std::io::Error {
     }
 }
 
-/// One event as stored: its sequence number and its JSON body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Position in the shared order.
-    pub seq: i64,
-    /// The event, as the file log would hold it.
-    pub body: String,
-}
-
 /// A connection to the shared state, for one replica.
 pub struct SharedLive {
     url: String,
@@ -113,23 +106,27 @@ impl SharedLive {
         self.client.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends an event (durable when this returns); `Some(seq)` when new, `None`
-    /// when its id was recorded before (by any replica).
-    pub fn append_event(&self, event_id: &str, body: &str) -> Result<Option<i64>, SharedError> {
+    /// Records an event unless its (kind, id) was recorded before (by any
+    /// replica): the check and the insert run under the event lock, in one
+    /// transaction; durable when this returns `New`.
+    pub fn record_event(&self, kind: &str, event_id: &str, body: &str) -> Result<Recorded, SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
-        let row = tx.query_opt(
-            "INSERT INTO allot_events (event_id, body, replica) VALUES ($1, CAST($2::text AS jsonb), $3)
-             ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-            &[&event_id, &body, &self.replica],
-        )?;
-        let seq: Option<i64> = row.map(|r| r.get(0));
-        if let Some(seq) = seq {
-            tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &seq.to_string()])?;
+        if let Some(row) = tx.query_opt("SELECT body::text FROM allot_events WHERE kind = $1 AND event_id = $2", &[&kind, &event_id])? {
+            return Ok(Recorded::Existing(row.get(0)));
         }
+        let seq: i64 = tx
+            .query_one(
+                "INSERT INTO allot_events (kind, event_id, body, replica) VALUES ($1, $2, CAST($3::text AS jsonb), $4) RETURNING seq",
+                &[&kind, &event_id, &body, &self.replica],
+            )?
+            .get(0);
+        tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &seq.to_string()])?;
+        fault("before_commit");
         tx.commit()?;
-        Ok(seq)
+        fault("after_commit");
+        Ok(Recorded::New(seq))
     }
 
     /// Every event after `seq`, in order.
@@ -205,6 +202,48 @@ impl SharedLive {
         Ok(())
     }
 
+    /// Inserts or replaces a planning job's record.
+    pub fn save_job(&self, job_id: &str, body: &str) -> Result<(), SharedError> {
+        self.client().execute(
+            "INSERT INTO allot_jobs (job_id, body) VALUES ($1, CAST($2::text AS jsonb))
+             ON CONFLICT (job_id) DO UPDATE SET body = EXCLUDED.body, updated_at = now()",
+            &[&job_id, &body],
+        )?;
+        Ok(())
+    }
+
+    /// Every planning job's record, oldest first.
+    pub fn jobs(&self) -> Result<Vec<String>, SharedError> {
+        let rows = self.client().query("SELECT body::text FROM allot_jobs ORDER BY updated_at, job_id", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Whether an old file-mode log named `file` was imported.
+    pub(crate) fn imported(&self, file: &str) -> Result<bool, SharedError> {
+        Ok(self.client().query_opt("SELECT 1 FROM allot_imports WHERE file = $1", &[&file])?.is_some())
+    }
+
+    /// Imports an old file-mode log in one transaction (see [`crate::live::import`]).
+    pub(crate) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), SharedError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
+        for (kind, id, body) in &rows.events {
+            tx.execute(
+                "INSERT INTO allot_events (kind, event_id, body, replica) VALUES ($1, $2, CAST($3::text AS jsonb), $4) ON CONFLICT (kind, event_id) DO NOTHING",
+                &[&kind.as_str(), id, body, &self.replica],
+            )?;
+        }
+        for (customer, body) in &rows.audit {
+            tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ($1, CAST($2::text AS jsonb), $3)", &[customer, body, &self.replica])?;
+        }
+        let n = (rows.events.len() + rows.audit.len()) as i64;
+        tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &n])?;
+        tx.execute("SELECT pg_notify($1, '0')", &[&EVENTS_CHANNEL])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every audit line of one customer, oldest first.
     pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, SharedError> {
         let rows = self.client().query("SELECT body::text FROM allot_audit WHERE customer_id = $1 ORDER BY id", &[&customer_id])?;
@@ -246,7 +285,7 @@ fn migrate(client: &mut Client) -> Result<(), SharedError> {
     for &(version, sql) in MIGRATIONS {
         let done = tx.query_opt("SELECT 1 FROM allot_schema_migrations WHERE version = $1", &[&version])?.is_some();
         if !done {
-            tx.batch_execute(sql)?;
+            tx.batch_execute(&render(sql, Dialect::Postgres))?;
             tx.execute("INSERT INTO allot_schema_migrations (version) VALUES ($1)", &[&version])?;
         }
     }

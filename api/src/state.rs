@@ -15,9 +15,11 @@ use thiserror::Error;
 
 use crate::decide::{self, CustomerOverride, Decision};
 use crate::errors::{ApiError, ServeError};
-use crate::events::{AuditLog, EventLog};
+use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::index::{LiveSupply, PlanIndex};
 use crate::jobs::PlanJobs;
+use crate::live::import::{import_file_mode, import_live_db};
+use crate::live::LiveDb;
 use crate::metrics::Metrics;
 use crate::security::ApiKeys;
 use crate::shared::{self, SharedLive};
@@ -83,30 +85,35 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl ServiceState {
-    /// Opens the store, replays the event log and loads the plan to serve.
+    /// Opens the store and its live-state database (SQLite, `live.db`,
+    /// importing the old file mode's logs on first start), folds the events
+    /// and loads the plan to serve.
     pub fn open(store_dir: impl Into<PathBuf>, config: ServiceConfig) -> Result<Self, ServeError> {
         let store = PlanStore::open(store_dir)?;
-        let events = EventLog::open(store.root()).map_err(|source| ServeError::Log { what: "the event log", source })?;
-        let audit = AuditLog::open(store.root()).map_err(|source| ServeError::Log { what: "the audit log", source })?;
-        Self::assemble(store, config, events, audit, None)
+        let db = Arc::new(LiveDb::open_file(store.root()).map_err(|e| ServeError::Log { what: "the live-state database", source: e.into() })?);
+        import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
+        Self::assemble(store, config, db, None)
     }
 
     /// Opens the store for plan files, with events, consent, activations and
     /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
     pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
         let store = PlanStore::open(store_dir)?;
-        let events = EventLog::open_shared(shared.clone())?;
-        let audit = AuditLog::open_shared(shared.clone()).map_err(|source| ServeError::Log { what: "the shared audit log", source })?;
+        let db = Arc::new(LiveDb::open_shared(shared.clone()).map_err(|e| ServeError::Log { what: "the shared live state", source: e.into() })?);
+        import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
+        import_live_db(&db, store.root()).map_err(|e| ServeError::Log { what: "the store's embedded live-state database", source: e.into() })?;
         // A database with no activation yet starts from the store's active plan.
         if shared.active_plan()?.is_none() {
             if let Some(id) = store.active()? {
                 shared.activate(&id, "activate")?;
             }
         }
-        Self::assemble(store, config, events, audit, Some(shared))
+        Self::assemble(store, config, db, Some(shared))
     }
 
-    fn assemble(store: PlanStore, config: ServiceConfig, events: EventLog, audit: AuditLog, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
+    fn assemble(store: PlanStore, config: ServiceConfig, db: Arc<LiveDb>, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
+        let events = EventLog::open(db.clone()).map_err(|e| ServeError::Log { what: "the event log", source: e.into() })?;
+        let audit = AuditLog::open(db.clone()).map_err(|source| ServeError::Log { what: "the audit log", source })?;
         let state = ServiceState {
             customers: RwLock::new(events.customer_overrides().clone()),
             events: Mutex::new(events),
@@ -116,7 +123,7 @@ impl ServiceState {
             audit,
             metrics: Metrics::new(),
             last_store_error: RwLock::new(None),
-            jobs: PlanJobs::start().map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
+            jobs: PlanJobs::start(Some(db)).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
         };
@@ -152,9 +159,11 @@ impl ServiceState {
         let Some(db) = &self.shared else { return Ok(()) };
         {
             let mut events = self.events();
-            if events.catch_up()? > 0 {
-                self.refresh_live(&events);
-            }
+            let folded = events.catch_up().map_err(|e| match e {
+                crate::live::LiveError::Shared(e) => e,
+                other => shared::SharedError::Corrupt { table: "allot_events", reason: other.to_string() },
+            })?;
+            self.apply_folded(&folded);
             db.heartbeat(events.applied_seq())?;
         }
         let active = db.active_plan()?;
@@ -164,12 +173,36 @@ impl ServiceState {
         Ok(())
     }
 
-    /// Rebuilds the live overrides and supply from the folded events.
-    pub(crate) fn refresh_live(&self, events: &EventLog) {
-        *write(&self.customers) = events.customer_overrides().clone();
-        if let Some(current) = self.current() {
-            self.swap(events, current.plan.clone(), current.source);
+    /// Applies newly folded events to what is served: each consent event to its
+    /// customer's override, each inventory event received after the served plan
+    /// was saved to its live supply, one stock point at a time (O(1) in the
+    /// number of earlier events). Called with the event log locked, so a plan
+    /// swap never misses an event.
+    pub(crate) fn apply_folded(&self, folded: &[LoggedEvent]) {
+        let mut moves = Vec::new();
+        {
+            let mut customers = None;
+            for event in folded {
+                match event {
+                    LoggedEvent::Consent { event, .. } => {
+                        let customers = customers.get_or_insert_with(|| write(&self.customers));
+                        event.apply_to(customers.entry(event.customer_id.clone()).or_default());
+                    }
+                    LoggedEvent::Inventory { received_at, event } => moves.push((*received_at, event.stock_move())),
+                }
+            }
         }
+        if moves.is_empty() {
+            return;
+        }
+        let Some(current) = self.current() else { return };
+        let mut supply = current.supply.clone();
+        for (at, m) in &moves {
+            if *at > current.plan.created_at() {
+                supply.apply(&current.plan, m);
+            }
+        }
+        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan: current.plan.clone(), supply, source: current.source }));
     }
 
     pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {
@@ -240,13 +273,13 @@ impl ServiceState {
         }
     }
 
-    /// The decision for one customer as JSON, recorded in the audit (serialized
-    /// once for both); `None` when no loaded plan knows the customer.
+    /// The decision for one customer as JSON, recorded in the audit (in its
+    /// compact form); `None` when no loaded plan knows the customer.
     pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
         let d = self.decision(customer_id, limit, channel)?;
         let mut json = Vec::with_capacity(1024);
         serde_json::to_writer(&mut json, &d).ok()?;
-        self.audit.record_json(&json);
+        self.audit.record(&d);
         Some(json)
     }
 

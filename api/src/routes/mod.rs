@@ -210,8 +210,9 @@ pub const ROUTES: &[RouteSpec] = &[
         query: None,
         replies: &[
             ok(202, "Recorded and applied.", schema::<events::EventAck>),
-            ok(200, "A repeat of a recorded event id; nothing changed.", schema::<events::EventAck>),
-            error(422, "An invalid event (`invalid_event`): empty id, a non-finite or wrongly signed qty."),
+            ok(200, "A repeat of a recorded event id with the same body; nothing changed.", schema::<events::EventAck>),
+            ok(409, "The event id was recorded before with another body (`event_id_conflict`); the original is returned.", schema::<events::EventConflict>),
+            error(422, "An invalid event (`invalid_event`): an empty id, warehouse or SKU, a non-finite, out-of-bounds or wrongly signed qty, a warehouse, SKU or tier the served plan does not know."),
             error(503, "The event could not be made durable (`event_log_error`)."),
         ],
         max_body: MAX_BODY_BYTES,
@@ -226,8 +227,9 @@ pub const ROUTES: &[RouteSpec] = &[
         query: None,
         replies: &[
             ok(202, "Recorded and in force (on every live replica, with shared state).", schema::<events::EventAck>),
-            ok(200, "A repeat of a recorded event id; nothing changed.", schema::<events::EventAck>),
-            error(422, "An invalid event (`invalid_event`): empty ids, or neither consent nor suppressed."),
+            ok(200, "A repeat of a recorded event id with the same body; nothing changed.", schema::<events::EventAck>),
+            ok(409, "The event id was recorded before with another body (`event_id_conflict`); the original is returned.", schema::<events::EventConflict>),
+            error(422, "An invalid event (`invalid_event`): empty ids, neither consent nor suppressed, a customer the served plan does not know."),
             error(503, "The event could not be made durable (`event_log_error`)."),
         ],
         max_body: MAX_BODY_BYTES,

@@ -64,7 +64,7 @@ pub(crate) async fn metrics_text(State(state): State<AppState>, Extension(http):
     http.render(&mut out);
     let snapshot = state.current();
     let plan = snapshot.as_ref().map(|s| (s.plan.version().to_string(), s.plan.created_at(), s.plan.approx_bytes(), s.plan.customers()));
-    state.metrics.render(&mut out, plan);
+    state.metrics.render(&mut out, plan, state.audit.dropped());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -1,0 +1,161 @@
+//! The live state's one store: events (inventory and consent), the audit, the
+//! plan activations of shared mode and the planning jobs, in a database with
+//! one schema (`api/migrations/`, rendered per dialect by [`schema`]):
+//! SQLite in the plan store (`live.db`, the default) or PostgreSQL shared by
+//! every replica (`allot serve --database`, [`crate::shared`]). Everything
+//! above this module (the fold into memory, idempotency, the audit writer) is
+//! one code path over [`LiveDb`].
+//!
+//! Why a database and not appended files: a transaction either commits whole
+//! or not at all, so a crash mid-write never leaves a torn record that hides
+//! the next one, and an event id is recorded in the same transaction as the
+//! event itself, so a retry can never apply it twice. An event is
+//! acknowledged only after its transaction commits (`synchronous=FULL`).
+
+mod error;
+pub(crate) mod fault;
+pub mod import;
+pub(crate) mod rows;
+pub(crate) mod schema;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub use error::LiveError;
+pub use fault::FAULT_ENV;
+pub(crate) use rows::ImportRows;
+pub use rows::{EventKind, Recorded, StoredEvent};
+
+use crate::shared::SharedLive;
+
+/// File name of the embedded database in the plan store.
+pub const LIVE_DB_FILE: &str = "live.db";
+
+enum Backend {
+    Sqlite(sqlite::SqliteLive),
+    Postgres { shared: Arc<SharedLive>, audit: Mutex<postgres::Client> },
+}
+
+/// The live-state database, either backend.
+pub struct LiveDb {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for LiveDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.location())
+    }
+}
+
+impl LiveDb {
+    /// The embedded database in the plan store `dir` (created `0600`,
+    /// migrated). The caller imports the old file mode's logs
+    /// ([`import::import_file_mode`]) before folding anything.
+    pub fn open_file(dir: &Path) -> Result<Self, LiveError> {
+        Ok(LiveDb { backend: Backend::Sqlite(sqlite::SqliteLive::open(&dir.join(LIVE_DB_FILE))?) })
+    }
+
+    /// The database replicas share (the caller imports the old file mode's
+    /// logs too, so starting with `--database` never drops them).
+    pub fn open_shared(shared: Arc<SharedLive>) -> Result<Self, LiveError> {
+        let audit = Mutex::new(shared.reconnect()?);
+        Ok(LiveDb { backend: Backend::Postgres { shared, audit } })
+    }
+
+    /// Where the state is kept, for messages.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(db) => db.path().display().to_string(),
+            Backend::Postgres { shared, .. } => format!("PostgreSQL (replica {})", shared.replica()),
+        }
+    }
+
+    /// The shared state, when the database is PostgreSQL.
+    pub fn shared(&self) -> Option<&Arc<SharedLive>> {
+        match &self.backend {
+            Backend::Postgres { shared, .. } => Some(shared),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Records an event unless its (kind, id) was recorded before; durable when
+    /// this returns `New`.
+    pub fn record_event(&self, kind: EventKind, event_id: &str, body: &str) -> Result<Recorded, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.record_event(kind.as_str(), event_id, body),
+            Backend::Postgres { shared, .. } => Ok(shared.record_event(kind.as_str(), event_id, body)?),
+        }
+    }
+
+    /// Every event after `seq`, in order.
+    pub fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.events_after(seq),
+            Backend::Postgres { shared, .. } => Ok(shared.events_after(seq)?),
+        }
+    }
+
+    /// Appends audit lines (JSON objects with a `customer_id`), in one transaction.
+    pub fn append_audit(&self, lines: &[&str]) -> Result<(), LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.append_audit(lines),
+            Backend::Postgres { shared, audit } => {
+                let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(SharedLive::append_audit(&mut client, shared.replica(), lines)?)
+            }
+        }
+    }
+
+    /// Every audit line of one customer, oldest first (through the index on customer).
+    pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.audit_of(customer_id),
+            Backend::Postgres { shared, .. } => Ok(shared.audit_of(customer_id)?),
+        }
+    }
+
+    /// Inserts or replaces a planning job's record.
+    pub fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.save_job(job_id, body),
+            Backend::Postgres { shared, .. } => Ok(shared.save_job(job_id, body)?),
+        }
+    }
+
+    /// Every planning job's record.
+    pub fn jobs(&self) -> Result<Vec<String>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.jobs(),
+            Backend::Postgres { shared, .. } => Ok(shared.jobs()?),
+        }
+    }
+
+    /// Every audit record with its customer, oldest first (the embedded
+    /// database only: what moves into PostgreSQL when a store switches to
+    /// `--database`; empty for PostgreSQL).
+    pub(crate) fn all_audit(&self) -> Result<Vec<(String, String)>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.all_audit(),
+            Backend::Postgres { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether `file` was imported before.
+    pub(crate) fn imported(&self, file: &str) -> Result<bool, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.imported(file),
+            Backend::Postgres { shared, .. } => Ok(shared.imported(file)?),
+        }
+    }
+
+    /// Imports the rows of one old file in one transaction, recording the file
+    /// as imported in the same transaction; an event already recorded is kept.
+    pub(crate) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.import(file, rows),
+            Backend::Postgres { shared, .. } => Ok(shared.import(file, rows)?),
+        }
+    }
+}
+

@@ -1,0 +1,47 @@
+//! What goes in and out of the live-state database, the same for both backends.
+
+/// The kind of an event: ids are unique within a kind only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `POST /v1/events/inventory`.
+    Inventory,
+    /// `POST /v1/events/consent`.
+    Consent,
+}
+
+impl EventKind {
+    /// The name stored in the `kind` column (and the body's `type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Inventory => "inventory",
+            EventKind::Consent => "consent",
+        }
+    }
+}
+
+/// What recording an event found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Committed with this sequence number.
+    New(i64),
+    /// The (kind, id) was recorded before: nothing was written; the stored body.
+    Existing(String),
+}
+
+/// One event as stored: its sequence number and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the recorded order.
+    pub seq: i64,
+    /// The event ([`crate::events::LoggedEvent`] as JSON).
+    pub body: String,
+}
+
+/// Events and audit lines of an old log, ready for the import's one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct ImportRows {
+    /// (kind, event id, body).
+    pub events: Vec<(EventKind, String, String)>,
+    /// (customer id, body).
+    pub audit: Vec<(String, String)>,
+}

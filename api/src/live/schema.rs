@@ -1,0 +1,51 @@
+//! The live state's schema, shared by both databases: the migrations in
+//! `api/migrations/*.sql`, applied in order, once each, and rendered for a
+//! [`Dialect`] here (the one place where SQLite and PostgreSQL differ).
+
+/// The migrations, in order; each runs once, in a transaction.
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_live_state.sql")),
+    (2, include_str!("../../migrations/0002_event_kinds_jobs_imports.sql")),
+];
+
+/// Which SQL a migration is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// The embedded database of file mode.
+    Sqlite,
+    /// The database replicas share.
+    Postgres,
+}
+
+/// A migration's text for `dialect`: placeholders replaced, lines marked for
+/// the other dialect dropped.
+pub(crate) fn render(sql: &str, dialect: Dialect) -> String {
+    let (serial, json, time, now, mine, other) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", "--@sqlite ", "--@postgres "),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "JSONB", "TIMESTAMPTZ", "now()", "--@postgres ", "--@sqlite "),
+    };
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(other) {
+            continue;
+        }
+        out.push_str(trimmed.strip_prefix(mine).unwrap_or(line));
+        out.push('\n');
+    }
+    out.replace("{{SERIAL}}", serial).replace("{{JSON}}", json).replace("{{TIME}}", time).replace("{{NOW}}", now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_keeps_only_its_own_lines_and_types() {
+        let pg = render(MIGRATIONS[1].1, Dialect::Postgres);
+        let lite = render(MIGRATIONS[1].1, Dialect::Sqlite);
+        assert!(pg.contains("setval(") && !lite.contains("setval("));
+        assert!(pg.contains("BIGSERIAL PRIMARY KEY") && lite.contains("INTEGER PRIMARY KEY AUTOINCREMENT"));
+        assert!(!pg.contains("{{") && !lite.contains("{{"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The embedded backend of [`super::LiveDb`]: one SQLite file in the plan
+//! store, WAL with `synchronous=FULL` (a commit is on disk when it returns),
+//! used through one connection behind a mutex from blocking threads (one
+//! writer at a time, which SQLite requires anyway).
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::LiveError;
+use super::fault::fault;
+use super::rows::{ImportRows, Recorded, StoredEvent};
+use super::schema::{render, Dialect, MIGRATIONS};
+
+/// The name this process records as `replica` (one writer: itself).
+const REPLICA: &str = "local";
+
+pub(super) struct SqliteLive {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteLive {
+    /// Opens (creating, readable by this user only) and migrates the database.
+    pub(super) fn open(path: &Path) -> Result<Self, LiveError> {
+        let err = |source| LiveError::Sqlite { path: path.to_path_buf(), source };
+        create_private(path).map_err(|source| LiveError::Io { path: path.to_path_buf(), source })?;
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        migrate(&mut conn).map_err(err)?;
+        Ok(SqliteLive { path: path.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> LiveError + '_ {
+        |source| LiveError::Sqlite { path: self.path.clone(), source }
+    }
+
+    pub(super) fn record_event(&self, kind: &str, event_id: &str, body: &str) -> Result<Recorded, LiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        let existing: Option<String> = tx
+            .query_row("SELECT body FROM allot_events WHERE kind = ?1 AND event_id = ?2", params![kind, event_id], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?;
+        if let Some(body) = existing {
+            return Ok(Recorded::Existing(body));
+        }
+        tx.execute("INSERT INTO allot_events (kind, event_id, body, replica) VALUES (?1, ?2, ?3, ?4)", params![kind, event_id, body, REPLICA])
+            .map_err(self.err())?;
+        let seq = tx.last_insert_rowid();
+        fault("before_commit");
+        tx.commit().map_err(self.err())?;
+        fault("after_commit");
+        Ok(Recorded::New(seq))
+    }
+
+    pub(super) fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT seq, body FROM allot_events WHERE seq > ?1 ORDER BY seq").map_err(self.err())?;
+        let rows = stmt.query_map([seq], |r| Ok(StoredEvent { seq: r.get(0)?, body: r.get(1)? })).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    pub(super) fn append_audit(&self, lines: &[&str]) -> Result<(), LiveError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO allot_audit (customer_id, body, replica) VALUES (coalesce(?1 ->> '$.customer_id', ''), ?1, ?2)")
+                .map_err(self.err())?;
+            for line in lines {
+                stmt.execute(params![line, REPLICA]).map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    pub(super) fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id").map_err(self.err())?;
+        let rows = stmt.query_map([customer_id], |r| r.get(0)).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Every audit record, oldest first, with its customer.
+    pub(super) fn all_audit(&self) -> Result<Vec<(String, String)>, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT customer_id, body FROM allot_audit ORDER BY id").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    pub(super) fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
+        self.conn()
+            .execute(
+                "INSERT INTO allot_jobs (job_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (job_id) DO UPDATE SET body = excluded.body, updated_at = (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                params![job_id, body],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    pub(super) fn jobs(&self) -> Result<Vec<String>, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT body FROM allot_jobs ORDER BY rowid").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    pub(super) fn imported(&self, file: &str) -> Result<bool, LiveError> {
+        let conn = self.conn();
+        conn.query_row("SELECT 1 FROM allot_imports WHERE file = ?1", [file], |_| Ok(())).optional().map(|r| r.is_some()).map_err(self.err())
+    }
+
+    pub(super) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), LiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        {
+            let mut event = tx
+                .prepare("INSERT INTO allot_events (kind, event_id, body, replica) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, event_id) DO NOTHING")
+                .map_err(self.err())?;
+            for (kind, id, body) in &rows.events {
+                event.execute(params![kind.as_str(), id, body, REPLICA]).map_err(self.err())?;
+            }
+            let mut audit = tx.prepare("INSERT INTO allot_audit (customer_id, body, replica) VALUES (?1, ?2, ?3)").map_err(self.err())?;
+            for (customer, body) in &rows.audit {
+                audit.execute(params![customer, body, REPLICA]).map_err(self.err())?;
+            }
+            let n = (rows.events.len() + rows.audit.len()) as i64;
+            tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, n]).map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+}
+
+/// Creates the database file readable and writable by this user only (SQLite
+/// gives its `-wal` and `-shm` files the same mode), and tightens an existing one.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options.open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    options.open(path)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS allot_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")?;
+    for &(version, sql) in MIGRATIONS {
+        let done = tx.query_row("SELECT 1 FROM allot_schema_migrations WHERE version = ?1", [version], |_| Ok(())).optional()?.is_some();
+        if !done {
+            tx.execute_batch(&render(sql, Dialect::Sqlite))?;
+            tx.execute("INSERT INTO allot_schema_migrations (version) VALUES (?1)", [version])?;
+        }
+    }
+    tx.commit()
+}
