@@ -11,22 +11,13 @@ use std::time::{Duration, SystemTime};
 use allot_scenarios::plans::store::Activation;
 use allot_scenarios::{PlanStore, VersionMeta};
 
+mod support;
+
 /// A copy of the version-1 fixture store (two saved versions).
 fn store() -> (tempfile::TempDir, PathBuf) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let target = to.join(e.file_name());
-            if e.path().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1"), &root);
+    support::copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1"), &root);
     (tmp, root)
 }
 

@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod support;
+
 const DECISION: &str = "decision-key-0123456789";
 
 fn fixture() -> PathBuf {
@@ -25,19 +27,8 @@ fn fixture() -> PathBuf {
 
 /// A copy of the fixture to change (activate, roll back, corrupt).
 fn copy_of_fixture() -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let target = to.join(e.file_name());
-            if e.path().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
-    copy(&fixture(), &tmp.path().join("store"));
+    support::copy_tree(&fixture(), &tmp.path().join("store"));
     tmp
 }
 
