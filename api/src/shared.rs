@@ -49,6 +49,17 @@ pub const REPLICA_LIVENESS: Duration = Duration::from_secs(3);
 /// Longest a consent change waits for the other replicas to apply it.
 pub const CONSENT_WAIT: Duration = Duration::from_secs(2);
 
+/// Longest wait for a new connection to the database.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn connect_config(url: &str) -> Result<postgres::Config, SharedError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
 /// Why the shared state could not be read or written.
 #[derive(Debug, Error)]
 pub enum SharedError {
@@ -87,7 +98,7 @@ impl std::fmt::Debug for SharedLive {
 impl SharedLive {
     /// Connects as replica `replica` and applies any pending migration.
     pub fn connect(url: &str, replica: &str) -> Result<Self, SharedError> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = connect_config(url)?.connect(NoTls)?;
         migrate(&mut client)?;
         Ok(SharedLive { url: url.to_string(), replica: replica.to_string(), client: Mutex::new(client) })
     }
@@ -98,12 +109,24 @@ impl SharedLive {
     }
 
     /// A second connection to the same database (for a thread of its own).
+    /// Gives up connecting after [`CONNECT_TIMEOUT`], so that a replica cut
+    /// off by the network is not stuck connecting.
     pub fn reconnect(&self) -> Result<Client, SharedError> {
-        Ok(Client::connect(&self.url, NoTls)?)
+        Ok(connect_config(&self.url)?.connect(NoTls)?)
     }
 
+    /// The replica's connection; a closed one (the database restarted, the
+    /// network dropped it) is replaced, so the replica syncs again, and stops
+    /// answering the fallback, once the database is back.
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|e| e.into_inner())
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if client.is_closed() {
+            match self.reconnect() {
+                Ok(fresh) => *client = fresh,
+                Err(e) => tracing::debug!(error = %e, "reconnecting to the shared database"),
+            }
+        }
+        client
     }
 
     /// Records an event unless its (kind, id) was recorded before (by any

@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use allot_scenarios::{PlanStore, StoreError};
 use axum::http::StatusCode;
 use thiserror::Error;
 
-use crate::decide::{self, CustomerOverride, Decision};
+use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::index::{LiveSupply, PlanIndex};
@@ -30,6 +30,10 @@ pub type AppState = Arc<ServiceState>;
 /// Default age after which a plan is no longer trusted and the fallback answers.
 pub const DEFAULT_MAX_PLAN_AGE: Duration = Duration::from_secs(48 * 3600);
 
+/// Default of [`ServiceConfig::max_live_silence`]: the replicas' liveness, so
+/// a replica the others no longer wait for is already answering the fallback.
+pub const DEFAULT_MAX_LIVE_SILENCE: Duration = shared::REPLICA_LIVENESS;
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -39,6 +43,12 @@ pub struct ServiceConfig {
     pub max_plan_age: Duration,
     /// `POST /v1/plans` plans only scenarios inside this directory.
     pub scenario_root: PathBuf,
+    /// A replica (`--database`) whose last successful sync with PostgreSQL is
+    /// older than this answers only the fallback, with no offers
+    /// ([`LIVE_STATE_STALE`]), and `/readyz` answers 503, until it syncs again.
+    /// At most [`shared::REPLICA_LIVENESS`]: past it, a consent change is
+    /// acknowledged without waiting for this replica. Unused without `--database`.
+    pub max_live_silence: Duration,
 }
 
 /// Why the served snapshot is not the active plan.
@@ -74,6 +84,8 @@ pub struct ServiceState {
     pub(crate) shared: Option<Arc<SharedLive>>,
     /// Sequence number of the shared activation last loaded.
     plan_seq: std::sync::atomic::AtomicI64,
+    /// When the shared database was last heard from (see [`Self::note_live_contact`]).
+    live_contact: Mutex<Option<Instant>>,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -98,6 +110,7 @@ impl ServiceState {
     /// Opens the store for plan files, with events, consent, activations and
     /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
     pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
+        let opened = Instant::now();
         let store = PlanStore::open(store_dir)?;
         let db = Arc::new(LiveDb::open_shared(shared.clone()).map_err(|e| ServeError::Log { what: "the shared live state", source: e.into() })?);
         import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
@@ -108,7 +121,9 @@ impl ServiceState {
                 shared.activate(&id, "activate")?;
             }
         }
-        Self::assemble(store, config, db, Some(shared))
+        let state = Self::assemble(store, config, db, Some(shared))?;
+        state.note_live_contact(opened);
+        Ok(state)
     }
 
     fn assemble(store: PlanStore, config: ServiceConfig, db: Arc<LiveDb>, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
@@ -126,6 +141,7 @@ impl ServiceState {
             jobs: PlanJobs::start(Some(db)).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
+            live_contact: Mutex::new(None),
         };
         state.reload();
         Ok(state)
@@ -155,8 +171,13 @@ impl ServiceState {
     /// Applies what other replicas recorded since the last look: their events
     /// (consent and stock), and a new activation (a reload). The shared mode's
     /// background loop calls it on every notification and every poll.
+    ///
+    /// On success it notes the contact ([`Self::note_live_contact`]) at the
+    /// instant it *started*: earlier than the heartbeat it wrote, so this
+    /// replica's silence is never shorter than the one the others see.
     pub fn sync_shared(&self) -> Result<(), shared::SharedError> {
         let Some(db) = &self.shared else { return Ok(()) };
+        let started = Instant::now();
         {
             let mut events = self.events();
             let folded = events.catch_up().map_err(|e| match e {
@@ -170,7 +191,27 @@ impl ServiceState {
         if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(std::sync::atomic::Ordering::Relaxed)) {
             self.reload();
         }
+        self.note_live_contact(started);
         Ok(())
+    }
+
+    /// Records that the live state was in step with the database at `at` (a
+    /// later contact is kept). The shared mode's sync calls it; a state never
+    /// told of a contact (file mode: its database is local) is never stale.
+    /// Public so that a test can move the clock without a database.
+    pub fn note_live_contact(&self, at: Instant) {
+        let mut last = self.live_contact.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|l| at > l) {
+            *last = Some(at);
+        }
+    }
+
+    /// How long since the last contact, when that is longer than
+    /// [`ServiceConfig::max_live_silence`].
+    pub(crate) fn live_silence(&self) -> Option<Duration> {
+        let last = (*self.live_contact.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let silence = last.elapsed();
+        (silence > self.config.max_live_silence).then_some(silence)
     }
 
     /// Applies newly folded events to what is served: each consent event to its
@@ -261,8 +302,12 @@ impl ServiceState {
         self.current().map(|s| s.plan.clone())
     }
 
-    /// Whether the served plan is the active one and fresh enough to trust.
+    /// Whether the served plan is the active one, fresh enough to trust, with
+    /// live state (consent) in step with the shared database.
     pub(crate) fn fallback_reason(&self, s: &Snapshot) -> Option<&'static str> {
+        if self.live_silence().is_some() {
+            return Some(LIVE_STATE_STALE);
+        }
         match s.source {
             Source::NoActivePlan => Some("no_active_plan"),
             Source::StoreError => Some("store_error"),

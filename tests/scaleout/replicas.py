@@ -11,7 +11,10 @@ measured; any failed check exits non-zero.
   4. activation on A switches B; rollback on B switches A;
   5. the audit holds the decisions of both replicas;
   6. replica A killed (SIGKILL) in the middle of a load of events loses no
-     acknowledged event, and restarted, it agrees with B.
+     acknowledged event, and restarted, it agrees with B;
+  7. PostgreSQL stopped: each replica answers the fallback with no offers
+     (`live_state_stale`) and /readyz 503 within the bound (3 s, the default
+     --max-live-silence-secs) and a poll; runs last, the database stays down.
 """
 
 import argparse
@@ -110,6 +113,8 @@ def main():
     for a in ("--allot", "--store", "--keys", "--database", "--scenario", "--work", "--second-plan"):
         parser.add_argument(a, required=True)
     parser.add_argument("--ports", type=int, nargs=2, required=True)
+    parser.add_argument("--pg-ctl", required=True, help="pg_ctl of the cluster, to stop it (test 7)")
+    parser.add_argument("--pg-data", required=True, help="the cluster's data directory")
     args = parser.parse_args()
 
     a = Replica(args, "A", args.ports[0]).start()
@@ -232,6 +237,39 @@ def run(args, a, b):
     stock_a = live_stock(a, warehouse, sku)
     check(abs(stock_a - stock_b) < 1e-6, f"after restart A sees stock {stock_a}, B {stock_b}")
     print(f"6. killed A mid-load: {len(acked)} acknowledged events, all stored ({total_orders} committed in all); restarted A agrees with B (stock {stock_a})")
+
+    stale_fallback(args, a, b, customers)
+
+
+LIVE_SILENCE = 3.0  # the default --max-live-silence-secs
+POLL = 0.5  # the replicas' sync poll
+
+
+def stale_fallback(args, a, b, customers):
+    """7. the database stopped: both replicas fail closed within the bound."""
+    customer = next((c for c in customers[:500] if offers(b, c)["offers"]), None)
+    check(customer is not None, "no customer with offers on B before the stop")
+    check(not offers(a, customer)["fallback"], "A in the fallback before the stop")
+    stop = [args.pg_ctl, "-D", args.pg_data, "-m", "immediate", "stop"]
+    if os.geteuid() == 0:
+        stop = ["runuser", "-u", "postgres", "--"] + stop
+    subprocess.run(stop, check=True, capture_output=True)
+    stopped = time.time()
+    limit = LIVE_SILENCE + 2 * POLL + 1
+    delays = {}
+    for r in (a, b):
+        while time.time() - stopped < limit:
+            body = offers(r, customer)
+            if body["fallback"] and body.get("fallback_reason") == "live_state_stale":
+                check(body["offers"] == [], f"{r.name} stale but offers {body['offers']}")
+                delays[r.name] = time.time() - stopped
+                break
+            time.sleep(0.05)
+        check(r.name in delays, f"{r.name} still answers from the plan {limit} s after the database stopped")
+        status, ready = request(r.base, "GET", "/readyz")
+        check(status == 503 and ready["error"]["code"] == "live_state_stale", f"/readyz of {r.name} with the database down: {status} {ready}")
+    print("7. database stopped: " + ", ".join(f"{n} in the fallback (no offers, /readyz 503) after {d * 1000:.0f} ms" for n, d in sorted(delays.items()))
+          + f" (bound {LIVE_SILENCE:.0f} s, then a {POLL * 1000:.0f} ms poll)")
 
 
 if __name__ == "__main__":
