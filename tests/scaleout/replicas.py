@@ -14,7 +14,9 @@ measured; any failed check exits non-zero.
      acknowledged event, and restarted, it agrees with B;
   7. PostgreSQL stopped: each replica answers the fallback with no offers
      (`live_state_stale`) and /readyz 503 within the bound (3 s, the default
-     --max-live-silence-secs) and a poll; runs last, the database stays down.
+     --max-live-silence-secs) and a poll;
+  8. PostgreSQL started again: both replicas reconnect and serve the plan,
+     and a consent withdrawal on one is in force on the other.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlparse
 
 ADMIN = "admin-key-for-the-scale-out-test-bed"
 
@@ -238,7 +241,8 @@ def run(args, a, b):
     check(abs(stock_a - stock_b) < 1e-6, f"after restart A sees stock {stock_a}, B {stock_b}")
     print(f"6. killed A mid-load: {len(acked)} acknowledged events, all stored ({total_orders} committed in all); restarted A agrees with B (stock {stock_a})")
 
-    stale_fallback(args, a, b, customers)
+    customer = stale_fallback(args, a, b, customers)
+    database_back(args, a, b, customer)
 
 
 LIVE_SILENCE = 3.0  # the default --max-live-silence-secs
@@ -250,10 +254,7 @@ def stale_fallback(args, a, b, customers):
     customer = next((c for c in customers[:500] if offers(b, c)["offers"]), None)
     check(customer is not None, "no customer with offers on B before the stop")
     check(not offers(a, customer)["fallback"], "A in the fallback before the stop")
-    stop = [args.pg_ctl, "-D", args.pg_data, "-m", "immediate", "stop"]
-    if os.geteuid() == 0:
-        stop = ["runuser", "-u", "postgres", "--"] + stop
-    subprocess.run(stop, check=True, capture_output=True)
+    pg_ctl(args, "-m", "immediate", "stop")
     stopped = time.time()
     limit = LIVE_SILENCE + 2 * POLL + 1
     delays = {}
@@ -270,6 +271,32 @@ def stale_fallback(args, a, b, customers):
         check(status == 503 and ready["error"]["code"] == "live_state_stale", f"/readyz of {r.name} with the database down: {status} {ready}")
     print("7. database stopped: " + ", ".join(f"{n} in the fallback (no offers, /readyz 503) after {d * 1000:.0f} ms" for n, d in sorted(delays.items()))
           + f" (bound {LIVE_SILENCE:.0f} s, then a {POLL * 1000:.0f} ms poll)")
+    return customer
+
+
+def pg_ctl(args, *command):
+    cmd = [args.pg_ctl, "-D", args.pg_data, *command]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def database_back(args, a, b, customer):
+    """8. the database started again: the replicas reconnect and serve the plan."""
+    sock = os.path.join(os.path.dirname(args.pg_data), "sock")
+    port = urlparse(args.database).port
+    pg_ctl(args, "-l", os.path.join(sock, "server.log"), "-w", "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start")
+    started = time.time()
+    for r in (a, b):
+        while time.time() - started < 10 and request(r.base, "GET", "/readyz")[0] != 200:
+            time.sleep(0.05)
+        body = offers(r, customer)
+        check(not body["fallback"] and body["offers"], f"{r.name} not back on the plan 10 s after the database: {body}")
+    back = time.time() - started
+    status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-consent-back", "customer_id": customer, "consent": False})
+    check(status == 202 and body.get("replicas_pending") == [], f"consent event after the restart: {status} {body}")
+    check(offers(b, customer)["offers"] == [], f"B still offers {customer} after A acknowledged the withdrawal")
+    print(f"8. database started again: both replicas serve the plan after {back * 1000:.0f} ms; a withdrawal on A is in force on B")
 
 
 if __name__ == "__main__":
