@@ -259,12 +259,6 @@ struct DatabaseArg {
     /// --database` does), so every replica switches; without it, in the store.
     #[arg(long, env = "ALLOT_DATABASE_URL")]
     database: Option<String>,
-    /// With --database: a replica that has not synced with the database for
-    /// this many seconds answers only the fallback, with no offers (consent
-    /// fails closed), and /readyz answers 503. Between the sync poll (0.5) and
-    /// the replicas' liveness (3), past which consent changes stop waiting for it.
-    #[arg(long, default_value_t = allot_api::DEFAULT_MAX_LIVE_SILENCE.as_secs_f64())]
-    max_live_silence_secs: f64,
 }
 
 impl DatabaseArg {

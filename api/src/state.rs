@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,7 @@ pub struct ServiceState {
     /// Sequence number of the shared activation last loaded.
     plan_seq: std::sync::atomic::AtomicI64,
     /// When the shared database was last heard from (see [`Self::note_live_contact`]).
-    live_contact: Mutex<Option<Instant>>,
+    live_contact: LiveContact,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -141,7 +142,7 @@ impl ServiceState {
             jobs: PlanJobs::start(Some(db)).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
-            live_contact: Mutex::new(None),
+            live_contact: LiveContact::new(),
         };
         state.reload();
         Ok(state)
@@ -200,17 +201,13 @@ impl ServiceState {
     /// told of a contact (file mode: its database is local) is never stale.
     /// Public so that a test can move the clock without a database.
     pub fn note_live_contact(&self, at: Instant) {
-        let mut last = self.live_contact.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|l| at > l) {
-            *last = Some(at);
-        }
+        self.live_contact.note(at);
     }
 
     /// How long since the last contact, when that is longer than
     /// [`ServiceConfig::max_live_silence`].
     pub(crate) fn live_silence(&self) -> Option<Duration> {
-        let last = (*self.live_contact.lock().unwrap_or_else(|e| e.into_inner()))?;
-        let silence = last.elapsed();
+        let silence = self.live_contact.silence()?;
         (silence > self.config.max_live_silence).then_some(silence)
     }
 
@@ -340,6 +337,35 @@ impl ServiceState {
     }
 }
 
+/// The instant of the last contact with the shared database, read on every
+/// decision: an atomic (nanoseconds after `base`, 0 for none), not a lock.
+#[derive(Debug)]
+struct LiveContact {
+    /// A day before the state was created, so that a contact noted for an
+    /// earlier instant (a test moving the clock back) is still represented.
+    base: Instant,
+    nanos: AtomicU64,
+}
+
+impl LiveContact {
+    fn new() -> Self {
+        let now = Instant::now();
+        LiveContact { base: now.checked_sub(Duration::from_secs(24 * 3600)).unwrap_or(now), nanos: AtomicU64::new(0) }
+    }
+
+    /// Keeps the later of `at` and the contact already noted.
+    fn note(&self, at: Instant) {
+        let nanos = u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Time since the last contact; `None` when none was ever noted.
+    fn silence(&self) -> Option<Duration> {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        (nanos != 0).then(|| (self.base + Duration::from_nanos(nanos)).elapsed())
+    }
+}
+
 /// Why a shared activation failed.
 #[derive(Debug, Error)]
 pub enum ActivationError {
@@ -367,11 +393,11 @@ pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> 
     let (version, action) = match id {
         Some(id) => {
             store.manifest(id)?;
+            db.activate(id, "activate")?;
             (id.to_string(), "activate")
         }
-        None => (db.previous_plan()?.ok_or(StoreError::NothingToRollBack("no earlier activation in the database"))?, "rollback"),
+        None => (db.rollback()??, "rollback"),
     };
-    db.activate(&version, action)?;
     Ok(allot_scenarios::plans::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
 }
 

@@ -8,7 +8,8 @@ measured; any failed check exits non-zero.
      acknowledges it (no wait);
   2. an inventory event on A shows in B's live stock within a bounded delay;
   3. the same event id sent to A then B is applied once;
-  4. activation on A switches B; rollback on B switches A;
+  4. activation on A switches B; rollback on B switches A; a second
+     rollback finds nothing before the first plan (the store's rule);
   5. the audit holds the decisions of both replicas;
   6. replica A killed (SIGKILL) in the middle of a load of events loses no
      acknowledged event, and restarted, it agrees with B;
@@ -194,6 +195,9 @@ def run(args, a, b):
     while time.time() - started < 5 and request(a.base, "GET", "/v1/plans")[1]["serving"] == args.second_plan:
         time.sleep(0.01)
     check(request(a.base, "GET", "/v1/plans")[1]["serving"] != args.second_plan, "A did not follow the rollback on B")
+    # The history replays as a stack, as in the store: nothing before the first plan.
+    status, body = request(a.base, "POST", "/v1/plans/rollback")
+    check(status == 409 and body["error"]["code"] == "nothing_to_roll_back", f"a second rollback: {status} {body}")
     print(f"4. activation on A served by B after {switched * 1000:.0f} ms; rollback on B followed by A")
 
     # 5. the audit holds both replicas' decisions.
