@@ -132,6 +132,12 @@ struct ServeArgs {
     /// replicas share. Without it, they are files in the store.
     #[arg(long, env = "ALLOT_DATABASE_URL")]
     database: Option<String>,
+    /// With --database: a replica that has not synced with the database for
+    /// this many seconds answers only the fallback, with no offers (consent
+    /// fails closed), and /readyz answers 503. Between the sync poll (0.5) and
+    /// the replicas' liveness (3), past which consent changes stop waiting for it.
+    #[arg(long, default_value_t = allot_api::DEFAULT_MAX_LIVE_SILENCE.as_secs_f64())]
+    max_live_silence_secs: f64,
 }
 
 #[derive(clap::Args)]
@@ -428,6 +434,13 @@ fn serve(args: ServeArgs) -> Result<()> {
     if !(args.max_plan_age_hours.is_finite() && args.max_plan_age_hours >= 0.0) {
         anyhow::bail!("--max-plan-age-hours must be a non-negative number, got {}", args.max_plan_age_hours);
     }
+    let (poll, liveness) = (allot_api::shared::POLL_INTERVAL.as_secs_f64(), allot_api::shared::REPLICA_LIVENESS.as_secs_f64());
+    if !(args.max_live_silence_secs > poll && args.max_live_silence_secs <= liveness) {
+        anyhow::bail!(
+            "--max-live-silence-secs must be above the sync poll ({poll} s) and at most the replicas' liveness ({liveness} s, past which a consent change no longer waits for a replica), got {}",
+            args.max_live_silence_secs
+        );
+    }
     let store = args.store.store;
     std::fs::create_dir_all(&store).with_context(|| format!("creating the store {}", store.display()))?;
     let key_file = args.keys.unwrap_or_else(|| store.join("api_keys.json"));
@@ -439,6 +452,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         keys,
         max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0),
         scenario_root: args.scenarios,
+        max_live_silence: std::time::Duration::from_secs_f64(args.max_live_silence_secs),
     };
     runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database))?;
     Ok(())

@@ -167,3 +167,17 @@ fn generate_is_deterministic_and_plannable() {
     let stdout = ok(&plan(&a, &tmp.path().join("out"), &tmp.path().join("store"), &[]));
     assert!(stdout.contains("binding"), "{stdout}");
 }
+
+/// Protects the fail-closed bound: a silence bound past the replicas' liveness
+/// (a consent change would stop waiting for a replica still serving offers) or
+/// under the sync poll (a healthy replica would flap) is refused before serving.
+#[test]
+fn serve_refuses_a_live_silence_bound_outside_poll_and_liveness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    for bad in ["5", "0.2", "NaN"] {
+        let out = allot(&["serve", "--store", store.to_str().unwrap(), "--addr", "127.0.0.1:0", "--max-live-silence-secs", bad], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("--max-live-silence-secs"), "{bad}: {stderr}");
+    }
+}

@@ -25,7 +25,8 @@ pub struct Decision {
     pub plan_version: String,
     /// Whether the rule-based fallback answered instead of the plan.
     pub fallback: bool,
-    /// Why the fallback answered (`no_active_plan`, `plan_stale`, `store_error`).
+    /// Why the fallback answered (`no_active_plan`, `plan_stale`, `store_error`,
+    /// [`LIVE_STATE_STALE`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
     /// The channel the request named, echoed for the audit.
@@ -57,9 +58,15 @@ pub struct Exclusion {
     pub offer_id: String,
     /// Reason code: the plan's (`consent`, `tier`, `not_selected:stock`, ...) or a
     /// live one (`live:consent`, `live:suppressed`, `live:stock_reserved`,
-    /// `live:out_of_stock`, `live:bid_price`, `live:contact_cap`).
+    /// `live:out_of_stock`, `live:bid_price`, `live:contact_cap`,
+    /// `live:consent_unknown` when the live state is stale).
     pub reason: String,
 }
+
+/// The fallback reason of a replica that has not heard from the shared
+/// database within [`crate::ServiceConfig::max_live_silence`]: it cannot know of
+/// a withdrawal recorded elsewhere, so consent fails closed and no offer is shown.
+pub const LIVE_STATE_STALE: &str = "live_state_stale";
 
 /// Inputs of one decision besides the customer.
 pub(crate) struct Ask<'a> {
@@ -108,6 +115,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
     let fallback = ask.fallback.is_some();
+    let consent_known = ask.fallback != Some(LIVE_STATE_STALE);
     let cap = allot_optimizer::effective_contact_cap(facts.max_offers, plan.context.contact_cap).map_or(usize::MAX, |c| c as usize);
     let mut offers = Vec::new();
     let mut excluded = Vec::new();
@@ -125,7 +133,9 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
             excluded.push(Exclusion { offer_id, reason: plan_reason.clone() });
             continue;
         }
-        let blocked = if !consent {
+        let blocked = if !consent_known {
+            Some("live:consent_unknown")
+        } else if !consent {
             Some("live:consent")
         } else if suppressed {
             Some("live:suppressed")

@@ -51,7 +51,7 @@ pub mod server;
 pub mod shared;
 pub mod state;
 
-pub use decide::{CustomerOverride, Decision, Exclusion, OfferDecision};
+pub use decide::{CustomerOverride, Decision, Exclusion, OfferDecision, LIVE_STATE_STALE};
 pub use errors::{ApiError, ErrorBody, ErrorDetail, ServeError};
 pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, InventoryEvent, InventoryKind, LoggedEvent, MAX_EVENT_QTY};
 pub use live::{LiveDb, LiveError};
@@ -65,4 +65,4 @@ pub use routes::{Reply, ReplyBody, RouteSpec, MAX_BODY_BYTES, MAX_PICK_BODY_BYTE
 pub use security::{Access, ApiKey, ApiKeys, Role};
 pub use server::{serve, serve_connections, serve_trivial, ConnectionLimits, JsonErrorIo};
 pub use shared::SharedLive;
-pub use state::{activate_shared, ActivationError, AppState, ServiceConfig, ServiceState, DEFAULT_MAX_PLAN_AGE};
+pub use state::{activate_shared, ActivationError, AppState, ServiceConfig, ServiceState, DEFAULT_MAX_LIVE_SILENCE, DEFAULT_MAX_PLAN_AGE};

@@ -26,6 +26,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use allot_scenarios::plans::store::rollback_target;
+use allot_scenarios::StoreError;
 use postgres::{Client, NoTls};
 use thiserror::Error;
 
@@ -36,6 +38,7 @@ use crate::live::schema::{render, Dialect, MIGRATIONS};
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
 const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
 const EVENT_LOCK: i64 = 0x616c_6c6f_7402;
+const ACTIVATION_LOCK: i64 = 0x616c_6c6f_7403;
 
 /// Notification channels.
 pub const EVENTS_CHANNEL: &str = "allot_events";
@@ -48,6 +51,17 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const REPLICA_LIVENESS: Duration = Duration::from_secs(3);
 /// Longest a consent change waits for the other replicas to apply it.
 pub const CONSENT_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest wait for a new connection to the database.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn connect_config(url: &str) -> Result<postgres::Config, SharedError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
 
 /// Why the shared state could not be read or written.
 #[derive(Debug, Error)]
@@ -87,7 +101,7 @@ impl std::fmt::Debug for SharedLive {
 impl SharedLive {
     /// Connects as replica `replica` and applies any pending migration.
     pub fn connect(url: &str, replica: &str) -> Result<Self, SharedError> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = connect_config(url)?.connect(NoTls)?;
         migrate(&mut client)?;
         Ok(SharedLive { url: url.to_string(), replica: replica.to_string(), client: Mutex::new(client) })
     }
@@ -98,12 +112,24 @@ impl SharedLive {
     }
 
     /// A second connection to the same database (for a thread of its own).
+    /// Gives up connecting after [`CONNECT_TIMEOUT`], so that a replica cut
+    /// off by the network is not stuck connecting.
     pub fn reconnect(&self) -> Result<Client, SharedError> {
-        Ok(Client::connect(&self.url, NoTls)?)
+        Ok(connect_config(&self.url)?.connect(NoTls)?)
     }
 
+    /// The replica's connection; a closed one (the database restarted, the
+    /// network dropped it) is replaced, so the replica syncs again, and stops
+    /// answering the fallback, once the database is back.
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|e| e.into_inner())
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if client.is_closed() {
+            match self.reconnect() {
+                Ok(fresh) => *client = fresh,
+                Err(e) => tracing::debug!(error = %e, "reconnecting to the shared database"),
+            }
+        }
+        client
     }
 
     /// Records an event unless its (kind, id) was recorded before (by any
@@ -145,6 +171,7 @@ impl SharedLive {
     pub fn activate(&self, version: &str, action: &str) -> Result<i64, SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
         let seq: i64 = tx
             .query_one("INSERT INTO allot_plan_activations (version, action, replica) VALUES ($1, $2, $3) RETURNING seq", &[&version, &action, &self.replica])?
             .get(0);
@@ -153,11 +180,25 @@ impl SharedLive {
         Ok(seq)
     }
 
-    /// The version active before the current one (what a rollback re-activates).
-    pub fn previous_plan(&self) -> Result<Option<String>, SharedError> {
-        let rows = self.client().query("SELECT version FROM allot_plan_activations ORDER BY seq DESC LIMIT 64", &[])?;
-        let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        Ok(versions.first().and_then(|current| versions.iter().find(|v| *v != current).cloned()))
+    /// Re-activates the version active before the current one, by the store's
+    /// rule ([`rollback_target`]: successive rollbacks walk back), for every
+    /// replica. The history is read and appended in one transaction under the
+    /// activation lock, so a concurrent activation cannot slip between.
+    /// `Ok(Err(_))`: nothing to roll back to.
+    pub fn rollback(&self) -> Result<Result<String, StoreError>, SharedError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
+        let rows = tx.query("SELECT action, version FROM allot_plan_activations ORDER BY seq", &[])?;
+        let history: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let version = match rollback_target(history.iter().map(|(a, v)| (a.as_str(), v.as_str()))) {
+            Ok(v) => v.to_string(),
+            Err(e) => return Ok(Err(e)),
+        };
+        tx.execute("INSERT INTO allot_plan_activations (version, action, replica) VALUES ($1, 'rollback', $2)", &[&version, &self.replica])?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&PLANS_CHANNEL, &version])?;
+        tx.commit()?;
+        Ok(Ok(version))
     }
 
     /// Records that this replica has applied every event up to `applied_seq`.

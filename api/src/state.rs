@@ -6,14 +6,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use allot_scenarios::{PlanStore, StoreError};
 use axum::http::StatusCode;
 use thiserror::Error;
 
-use crate::decide::{self, CustomerOverride, Decision};
+use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::index::{LiveSupply, PlanIndex};
@@ -30,6 +31,10 @@ pub type AppState = Arc<ServiceState>;
 /// Default age after which a plan is no longer trusted and the fallback answers.
 pub const DEFAULT_MAX_PLAN_AGE: Duration = Duration::from_secs(48 * 3600);
 
+/// Default of [`ServiceConfig::max_live_silence`]: the replicas' liveness, so
+/// a replica the others no longer wait for is already answering the fallback.
+pub const DEFAULT_MAX_LIVE_SILENCE: Duration = shared::REPLICA_LIVENESS;
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -39,6 +44,12 @@ pub struct ServiceConfig {
     pub max_plan_age: Duration,
     /// `POST /v1/plans` plans only scenarios inside this directory.
     pub scenario_root: PathBuf,
+    /// A replica (`--database`) whose last successful sync with PostgreSQL is
+    /// older than this answers only the fallback, with no offers
+    /// ([`LIVE_STATE_STALE`]), and `/readyz` answers 503, until it syncs again.
+    /// At most [`shared::REPLICA_LIVENESS`]: past it, a consent change is
+    /// acknowledged without waiting for this replica. Unused without `--database`.
+    pub max_live_silence: Duration,
 }
 
 /// Why the served snapshot is not the active plan.
@@ -74,6 +85,8 @@ pub struct ServiceState {
     pub(crate) shared: Option<Arc<SharedLive>>,
     /// Sequence number of the shared activation last loaded.
     plan_seq: std::sync::atomic::AtomicI64,
+    /// When the shared database was last heard from (see [`Self::note_live_contact`]).
+    live_contact: LiveContact,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -98,6 +111,7 @@ impl ServiceState {
     /// Opens the store for plan files, with events, consent, activations and
     /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
     pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
+        let opened = Instant::now();
         let store = PlanStore::open(store_dir)?;
         let db = Arc::new(LiveDb::open_shared(shared.clone()).map_err(|e| ServeError::Log { what: "the shared live state", source: e.into() })?);
         import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
@@ -108,7 +122,9 @@ impl ServiceState {
                 shared.activate(&id, "activate")?;
             }
         }
-        Self::assemble(store, config, db, Some(shared))
+        let state = Self::assemble(store, config, db, Some(shared))?;
+        state.note_live_contact(opened);
+        Ok(state)
     }
 
     fn assemble(store: PlanStore, config: ServiceConfig, db: Arc<LiveDb>, shared: Option<Arc<SharedLive>>) -> Result<Self, ServeError> {
@@ -126,6 +142,7 @@ impl ServiceState {
             jobs: PlanJobs::start(Some(db)).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
+            live_contact: LiveContact::new(),
         };
         state.reload();
         Ok(state)
@@ -155,8 +172,13 @@ impl ServiceState {
     /// Applies what other replicas recorded since the last look: their events
     /// (consent and stock), and a new activation (a reload). The shared mode's
     /// background loop calls it on every notification and every poll.
+    ///
+    /// On success it notes the contact ([`Self::note_live_contact`]) at the
+    /// instant it *started*: earlier than the heartbeat it wrote, so this
+    /// replica's silence is never shorter than the one the others see.
     pub fn sync_shared(&self) -> Result<(), shared::SharedError> {
         let Some(db) = &self.shared else { return Ok(()) };
+        let started = Instant::now();
         {
             let mut events = self.events();
             let folded = events.catch_up().map_err(|e| match e {
@@ -170,7 +192,23 @@ impl ServiceState {
         if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(std::sync::atomic::Ordering::Relaxed)) {
             self.reload();
         }
+        self.note_live_contact(started);
         Ok(())
+    }
+
+    /// Records that the live state was in step with the database at `at` (a
+    /// later contact is kept). The shared mode's sync calls it; a state never
+    /// told of a contact (file mode: its database is local) is never stale.
+    /// Public so that a test can move the clock without a database.
+    pub fn note_live_contact(&self, at: Instant) {
+        self.live_contact.note(at);
+    }
+
+    /// How long since the last contact, when that is longer than
+    /// [`ServiceConfig::max_live_silence`].
+    pub(crate) fn live_silence(&self) -> Option<Duration> {
+        let silence = self.live_contact.silence()?;
+        (silence > self.config.max_live_silence).then_some(silence)
     }
 
     /// Applies newly folded events to what is served: each consent event to its
@@ -261,8 +299,12 @@ impl ServiceState {
         self.current().map(|s| s.plan.clone())
     }
 
-    /// Whether the served plan is the active one and fresh enough to trust.
+    /// Whether the served plan is the active one, fresh enough to trust, with
+    /// live state (consent) in step with the shared database.
     pub(crate) fn fallback_reason(&self, s: &Snapshot) -> Option<&'static str> {
+        if self.live_silence().is_some() {
+            return Some(LIVE_STATE_STALE);
+        }
         match s.source {
             Source::NoActivePlan => Some("no_active_plan"),
             Source::StoreError => Some("store_error"),
@@ -295,6 +337,35 @@ impl ServiceState {
     }
 }
 
+/// The instant of the last contact with the shared database, read on every
+/// decision: an atomic (nanoseconds after `base`, 0 for none), not a lock.
+#[derive(Debug)]
+struct LiveContact {
+    /// A day before the state was created, so that a contact noted for an
+    /// earlier instant (a test moving the clock back) is still represented.
+    base: Instant,
+    nanos: AtomicU64,
+}
+
+impl LiveContact {
+    fn new() -> Self {
+        let now = Instant::now();
+        LiveContact { base: now.checked_sub(Duration::from_secs(24 * 3600)).unwrap_or(now), nanos: AtomicU64::new(0) }
+    }
+
+    /// Keeps the later of `at` and the contact already noted.
+    fn note(&self, at: Instant) {
+        let nanos = u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Time since the last contact; `None` when none was ever noted.
+    fn silence(&self) -> Option<Duration> {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        (nanos != 0).then(|| (self.base + Duration::from_nanos(nanos)).elapsed())
+    }
+}
+
 /// Why a shared activation failed.
 #[derive(Debug, Error)]
 pub enum ActivationError {
@@ -322,11 +393,11 @@ pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> 
     let (version, action) = match id {
         Some(id) => {
             store.manifest(id)?;
+            db.activate(id, "activate")?;
             (id.to_string(), "activate")
         }
-        None => (db.previous_plan()?.ok_or(StoreError::NothingToRollBack("no earlier activation in the database"))?, "rollback"),
+        None => (db.rollback()??, "rollback"),
     };
-    db.activate(&version, action)?;
     Ok(allot_scenarios::plans::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
 }
 

@@ -61,7 +61,7 @@ fn a_corrupt_line_in_an_old_log_stops_the_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store/events.jsonl"), "{\"type\":\"consent\",\"oops\"\n{\"type\":\"nothing\"}\n").unwrap();
-    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: dir.path().to_path_buf() };
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
     let err = ServiceState::open(dir.path().join("store"), config).unwrap_err().to_string();
     assert!(err.contains("events.jsonl") && err.contains("line 1"), "{err}");
     assert!(dir.path().join("store/events.jsonl").exists(), "a log that was not imported must stay");
@@ -138,7 +138,7 @@ async fn a_corrupt_stored_event_stops_the_start_naming_its_row() {
     let db = rusqlite::Connection::open(f.dir.path().join("store").join(LIVE_DB_FILE)).unwrap();
     db.execute("UPDATE allot_events SET body = '{\"type\":\"consent\"}'", []).unwrap();
     drop(db);
-    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf() };
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
     let err = ServiceState::open(f.dir.path().join("store"), config).unwrap_err().to_string();
     assert!(err.contains("allot_events") && err.contains("seq 1"), "{err}");
 }
@@ -172,4 +172,41 @@ async fn planning_jobs_survive_a_restart() {
     f.restart();
     let (_, again) = f.get(&format!("/v1/jobs/{}", job["job_id"].as_str().unwrap()), PLANNER).await;
     assert_eq!((&again["status"], &again["plan_id"]), (&done["status"], &done["plan_id"]));
+}
+
+/// Protects "a replica cut off from the database fails closed": once the last
+/// contact is older than the bound, every answer is the fallback with no offer
+/// (consent cannot be trusted), `/readyz` is 503 naming the reason; a new
+/// contact restores the plan. The clock is moved through the seam the shared
+/// sync calls, so no PostgreSQL is needed (tests/scaleout/replicas.py stops a
+/// real one).
+#[tokio::test]
+async fn a_replica_silent_past_the_bound_answers_the_fallback_with_no_offers() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let served = f.offers("g1").await;
+    assert!(offer_count(&served) > 0 && served["fallback"] == json!(false), "{served}");
+
+    let bound = allot_api::DEFAULT_MAX_LIVE_SILENCE;
+    let now = std::time::Instant::now();
+    f.state.note_live_contact(now - bound + std::time::Duration::from_millis(500));
+    let within = f.offers("g1").await;
+    assert_eq!(within["fallback"], json!(false), "silent for less than the bound: {within}");
+
+    f.state.note_live_contact(now - bound * 2); // an older contact is ignored
+    assert_eq!(f.offers("g1").await["fallback"], json!(false));
+    std::thread::sleep(std::time::Duration::from_millis(600)); // past the bound now
+    for customer in ["g1", "s1"] {
+        let d = f.offers(customer).await;
+        assert_eq!((&d["fallback"], &d["fallback_reason"]), (&json!(true), &json!(allot_api::LIVE_STATE_STALE)), "{d}");
+        assert_eq!(offer_count(&d), 0, "a stale replica showed offers: {d}");
+        let reasons: Vec<_> = d["excluded"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap().to_string()).collect();
+        assert!(reasons.iter().any(|r| r == "live:consent_unknown"), "{d}");
+    }
+    let (status, body) = f.get("/readyz", DECISION).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::SERVICE_UNAVAILABLE, &json!(allot_api::LIVE_STATE_STALE)), "{body}");
+
+    f.state.note_live_contact(std::time::Instant::now());
+    let back = f.offers("g1").await;
+    assert_eq!((offer_count(&back), &back["fallback"]), (offer_count(&served), &json!(false)), "{back}");
+    assert_eq!(f.get("/readyz", DECISION).await.0, StatusCode::OK);
 }

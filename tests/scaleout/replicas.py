@@ -8,10 +8,16 @@ measured; any failed check exits non-zero.
      acknowledges it (no wait);
   2. an inventory event on A shows in B's live stock within a bounded delay;
   3. the same event id sent to A then B is applied once;
-  4. activation on A switches B; rollback on B switches A;
+  4. activation on A switches B; rollback on B switches A; a second
+     rollback finds nothing before the first plan (the store's rule);
   5. the audit holds the decisions of both replicas;
   6. replica A killed (SIGKILL) in the middle of a load of events loses no
-     acknowledged event, and restarted, it agrees with B.
+     acknowledged event, and restarted, it agrees with B;
+  7. PostgreSQL stopped: each replica answers the fallback with no offers
+     (`live_state_stale`) and /readyz 503 within the bound (3 s, the default
+     --max-live-silence-secs) and a poll;
+  8. PostgreSQL started again: both replicas reconnect and serve the plan,
+     and a consent withdrawal on one is in force on the other.
 """
 
 import argparse
@@ -25,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlparse
 
 ADMIN = "admin-key-for-the-scale-out-test-bed"
 
@@ -110,6 +117,8 @@ def main():
     for a in ("--allot", "--store", "--keys", "--database", "--scenario", "--work", "--second-plan"):
         parser.add_argument(a, required=True)
     parser.add_argument("--ports", type=int, nargs=2, required=True)
+    parser.add_argument("--pg-ctl", required=True, help="pg_ctl of the cluster, to stop it (test 7)")
+    parser.add_argument("--pg-data", required=True, help="the cluster's data directory")
     args = parser.parse_args()
 
     a = Replica(args, "A", args.ports[0]).start()
@@ -186,6 +195,9 @@ def run(args, a, b):
     while time.time() - started < 5 and request(a.base, "GET", "/v1/plans")[1]["serving"] == args.second_plan:
         time.sleep(0.01)
     check(request(a.base, "GET", "/v1/plans")[1]["serving"] != args.second_plan, "A did not follow the rollback on B")
+    # The history replays as a stack, as in the store: nothing before the first plan.
+    status, body = request(a.base, "POST", "/v1/plans/rollback")
+    check(status == 409 and body["error"]["code"] == "nothing_to_roll_back", f"a second rollback: {status} {body}")
     print(f"4. activation on A served by B after {switched * 1000:.0f} ms; rollback on B followed by A")
 
     # 5. the audit holds both replicas' decisions.
@@ -232,6 +244,63 @@ def run(args, a, b):
     stock_a = live_stock(a, warehouse, sku)
     check(abs(stock_a - stock_b) < 1e-6, f"after restart A sees stock {stock_a}, B {stock_b}")
     print(f"6. killed A mid-load: {len(acked)} acknowledged events, all stored ({total_orders} committed in all); restarted A agrees with B (stock {stock_a})")
+
+    customer = stale_fallback(args, a, b, customers)
+    database_back(args, a, b, customer)
+
+
+LIVE_SILENCE = 3.0  # the default --max-live-silence-secs
+POLL = 0.5  # the replicas' sync poll
+
+
+def stale_fallback(args, a, b, customers):
+    """7. the database stopped: both replicas fail closed within the bound."""
+    customer = next((c for c in customers[:500] if offers(b, c)["offers"]), None)
+    check(customer is not None, "no customer with offers on B before the stop")
+    check(not offers(a, customer)["fallback"], "A in the fallback before the stop")
+    pg_ctl(args, "-m", "immediate", "stop")
+    stopped = time.time()
+    limit = LIVE_SILENCE + 2 * POLL + 1
+    delays = {}
+    for r in (a, b):
+        while time.time() - stopped < limit:
+            body = offers(r, customer)
+            if body["fallback"] and body.get("fallback_reason") == "live_state_stale":
+                check(body["offers"] == [], f"{r.name} stale but offers {body['offers']}")
+                delays[r.name] = time.time() - stopped
+                break
+            time.sleep(0.05)
+        check(r.name in delays, f"{r.name} still answers from the plan {limit} s after the database stopped")
+        status, ready = request(r.base, "GET", "/readyz")
+        check(status == 503 and ready["error"]["code"] == "live_state_stale", f"/readyz of {r.name} with the database down: {status} {ready}")
+    print("7. database stopped: " + ", ".join(f"{n} in the fallback (no offers, /readyz 503) after {d * 1000:.0f} ms" for n, d in sorted(delays.items()))
+          + f" (bound {LIVE_SILENCE:.0f} s, then a {POLL * 1000:.0f} ms poll)")
+    return customer
+
+
+def pg_ctl(args, *command):
+    cmd = [args.pg_ctl, "-D", args.pg_data, *command]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def database_back(args, a, b, customer):
+    """8. the database started again: the replicas reconnect and serve the plan."""
+    sock = os.path.join(os.path.dirname(args.pg_data), "sock")
+    port = urlparse(args.database).port
+    pg_ctl(args, "-l", os.path.join(sock, "server.log"), "-w", "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start")
+    started = time.time()
+    for r in (a, b):
+        while time.time() - started < 10 and request(r.base, "GET", "/readyz")[0] != 200:
+            time.sleep(0.05)
+        body = offers(r, customer)
+        check(not body["fallback"] and body["offers"], f"{r.name} not back on the plan 10 s after the database: {body}")
+    back = time.time() - started
+    status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-consent-back", "customer_id": customer, "consent": False})
+    check(status == 202 and body.get("replicas_pending") == [], f"consent event after the restart: {status} {body}")
+    check(offers(b, customer)["offers"] == [], f"B still offers {customer} after A acknowledged the withdrawal")
+    print(f"8. database started again: both replicas serve the plan after {back * 1000:.0f} ms; a withdrawal on A is in force on B")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ printf '{"keys": [{"key": "admin-key-for-the-scale-out-test-bed", "role": "admin
 # The first replica's start applies the migrations; activation goes through the database.
 "$venv/bin/python" tests/scaleout/replicas.py --allot "$allot" --store "$work/svc-store" --keys "$work/keys.json" \
   --database "$database" --scenario "$work/svc-scenario" --work "$work" --second-plan "$second" \
-  --ports $((pg_port + 1)) $((pg_port + 2)) \
+  --ports $((pg_port + 1)) $((pg_port + 2)) --pg-ctl "$pg_bin/pg_ctl" --pg-data "$work/pg/data" \
   || { tail -n 20 "$work"/replica-*.log >&2; fail "replica tests"; }
 if grep -l panicked "$work"/replica-*.log >/dev/null; then
   grep -h -A3 panicked "$work"/replica-*.log >&2

@@ -102,6 +102,10 @@ impl LiveDb {
             Backend::Sqlite(db) => db.append_audit(lines),
             Backend::Postgres { shared, audit } => {
                 let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                if client.is_closed() {
+                    // The database restarted: a new connection, or this batch waits for the retry.
+                    *client = shared.reconnect()?;
+                }
                 Ok(SharedLive::append_audit(&mut client, shared.replica(), lines)?)
             }
         }

@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::decide::LIVE_STATE_STALE;
 use crate::errors::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::state::{AppState, Source};
@@ -31,7 +32,8 @@ pub struct Ready {
     pub plan_version: String,
     /// Customers in it.
     pub customers: usize,
-    /// Why decisions come from the fallback anyway (`plan_stale`), or null.
+    /// Why decisions come from the fallback anyway (`plan_stale`), or null. A
+    /// replica whose live state is stale (`live_state_stale`) answers 503 instead.
     pub fallback: Option<&'static str>,
     /// Inventory events naming a warehouse and SKU the plan does not stock.
     pub unmatched_inventory_events: usize,
@@ -47,6 +49,14 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    if let Some(silence) = state.live_silence() {
+        let message = format!(
+            "no contact with the shared database for {} ms (bound {} ms): decisions come from the fallback, with no offers, until it is back",
+            silence.as_millis(),
+            state.config.max_live_silence.as_millis()
+        );
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, LIVE_STATE_STALE, message));
+    }
     match state.current() {
         Some(s) if s.source == Source::Active => Ok(Json(Ready {
             status: "ready",

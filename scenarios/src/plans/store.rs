@@ -366,22 +366,8 @@ impl PlanStore {
     pub fn rollback(&self) -> Result<Activation, StoreError> {
         // Read and append under one lock: another activation cannot slip between.
         let _lock = self.lock()?;
-        // Replay the history as a stack: activate pushes, rollback pops.
-        let mut stack: Vec<String> = Vec::new();
-        for a in self.history()? {
-            if a.action == "rollback" {
-                stack.pop();
-            } else {
-                stack.push(a.plan_id);
-            }
-        }
-        if stack.is_empty() {
-            return Err(StoreError::NothingToRollBack("no plan is active"));
-        }
-        if stack.len() < 2 {
-            return Err(StoreError::NothingToRollBack("the active plan is the first one activated"));
-        }
-        let previous = stack[stack.len() - 2].clone();
+        let history = self.history()?;
+        let previous = rollback_target(history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())))?.to_string();
         self.record(&previous, "rollback")
     }
 
@@ -403,6 +389,27 @@ impl PlanStore {
         write_versioned(&self.root.join(ACTIVE_FILE), &a)?;
         sync_dir(&self.root)?;
         Ok(a)
+    }
+}
+
+/// The version a rollback re-activates, from an activation history oldest
+/// first, as `(action, version)`: the history replays as a stack (an
+/// activation pushes, a rollback pops), so successive rollbacks walk back
+/// through earlier plans. One rule for the store's history and the replicas'
+/// shared one (`allot serve --database`).
+pub fn rollback_target<'a>(history: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<&'a str, StoreError> {
+    let mut stack: Vec<&str> = Vec::new();
+    for (action, version) in history {
+        if action == "rollback" {
+            stack.pop();
+        } else {
+            stack.push(version);
+        }
+    }
+    match stack.as_slice() {
+        [] => Err(StoreError::NothingToRollBack("no plan is active")),
+        [_] => Err(StoreError::NothingToRollBack("the active plan is the first one activated")),
+        [.., previous, _] => Ok(previous),
     }
 }
 
@@ -456,4 +463,23 @@ fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
 /// Reads a JSON artefact of any supported schema version (see [`crate::schema`]).
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<T, StoreError> {
     Ok(schema::read(path, missing)?.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protects the rollback rule both histories share: successive rollbacks
+    /// walk back (not back and forth between the last two plans).
+    #[test]
+    fn rollbacks_walk_back_through_the_history() {
+        let h = |steps: &[(&'static str, &'static str)]| rollback_target(steps.iter().copied()).map(str::to_string);
+        let mut steps = vec![("activate", "1"), ("activate", "2"), ("activate", "3")];
+        assert_eq!(h(&steps).unwrap(), "2");
+        steps.push(("rollback", "2"));
+        assert_eq!(h(&steps).unwrap(), "1", "a second rollback goes to the plan before, not back to 3");
+        steps.push(("rollback", "1"));
+        assert!(matches!(h(&steps), Err(StoreError::NothingToRollBack(_))));
+        assert!(matches!(h(&[]), Err(StoreError::NothingToRollBack(_))));
+    }
 }
