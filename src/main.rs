@@ -132,6 +132,10 @@ struct ServeArgs {
     /// replicas share. Without it, they are files in the store.
     #[arg(long, env = "ALLOT_DATABASE_URL")]
     database: Option<String>,
+    /// Keep audit records (decisions served) this many days; older ones are
+    /// deleted at start and then hourly.
+    #[arg(long, default_value_t = allot_api::audit::DEFAULT_AUDIT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    audit_retention_days: u32,
 }
 
 #[derive(clap::Args)]
@@ -440,7 +444,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0),
         scenario_root: args.scenarios,
     };
-    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database))?;
+    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database, std::time::Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)))?;
     Ok(())
 }
 

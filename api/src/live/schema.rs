@@ -6,6 +6,7 @@
 pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_live_state.sql")),
     (2, include_str!("../../migrations/0002_event_kinds_jobs_imports.sql")),
+    (3, include_str!("../../migrations/0003_audit_retention_erasure.sql")),
 ];
 
 /// Which SQL a migration is rendered for.

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::error::LiveError;
 use super::fault::fault;
 use super::rows::{ImportRows, Recorded, StoredEvent};
+use super::Erased;
 use super::schema::{render, Dialect, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
@@ -104,6 +105,24 @@ impl SqliteLive {
         let mut stmt = conn.prepare("SELECT customer_id, body FROM allot_audit ORDER BY id").map_err(self.err())?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Runs one statement of [`super`]'s shared ones with a text parameter.
+    pub(super) fn execute(&self, sql: &str, param: &str) -> Result<u64, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
+        stmt.execute([param]).map(|n| n as u64).map_err(self.err())
+    }
+
+    pub(super) fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        let audit_records = tx.execute(super::ERASE_AUDIT, [customer_id]).map_err(self.err())? as u64;
+        let consent_events = tx.execute(super::ERASE_CONSENT, [customer_id]).map_err(self.err())? as u64;
+        let erased = Erased { audit_records, consent_events };
+        tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', ?1, ?2)", params![record(erased), REPLICA]).map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(erased)
     }
 
     pub(super) fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
