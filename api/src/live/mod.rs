@@ -189,6 +189,21 @@ impl LiveDb {
         }
     }
 
+    /// Deletes planning jobs' records (the oldest, beyond the list's bound).
+    pub fn delete_jobs(&self, job_ids: &[String]) -> Result<(), LiveError> {
+        const DELETE_JOB: &str = "DELETE FROM allot_jobs WHERE job_id = $1";
+        for id in job_ids {
+            match &self.backend {
+                Backend::Sqlite(db) => db.execute(DELETE_JOB, id).map(drop)?,
+                Backend::Postgres { audit, .. } => {
+                    let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                    client.execute(DELETE_JOB, &[id]).map(drop).map_err(crate::shared::SharedError::from)?
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every planning job's record.
     pub fn jobs(&self) -> Result<Vec<String>, LiveError> {
         match &self.backend {
