@@ -198,3 +198,32 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     tx.commit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chose for `sql` (parameters as text).
+    fn plan(db: &SqliteLive, sql: &str) -> String {
+        let conn = db.conn();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(["x"], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Retention, erasure and access read through migration 0003's and
+    /// 0001's indexes, never a scan of the whole audit or event table.
+    #[test]
+    fn retention_erasure_and_access_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteLive::open(&dir.path().join("live.db")).unwrap();
+        let retention = plan(&db, super::super::DELETE_AUDIT_BEFORE);
+        assert!(retention.contains("INDEX allot_audit_at"), "{retention}");
+        let erasure = plan(&db, super::super::ERASE_CONSENT);
+        assert!(erasure.contains("INDEX allot_events_customer"), "{erasure}");
+        let audit = plan(&db, super::super::ERASE_AUDIT);
+        assert!(audit.contains("allot_audit_customer"), "{audit}");
+        let access = plan(&db, "SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id");
+        assert!(access.contains("INDEX allot_audit_customer") && !access.contains("TEMP B-TREE"), "{access}");
+    }
+}
