@@ -27,28 +27,13 @@ use std::sync::{Arc, Mutex};
 pub use error::LiveError;
 pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
-pub use rows::{EventKind, Recorded, StoredEvent};
+pub use rows::{Erased, EventKind, Recorded, StoredEvent};
+use schema::{DELETE_AUDIT_BEFORE, ERASE_AUDIT, ERASE_CONSENT};
 
 use crate::shared::SharedLive;
 
 /// Audit records deleted per statement by retention.
 pub const RETENTION_BATCH: u64 = 10_000;
-
-/// The statements both dialects share (`$1` binds the first parameter in
-/// SQLite too). Retention reads `allot_audit_at`, erasure
-/// `allot_audit_customer` and `allot_events_customer` (migration 0003).
-const DELETE_AUDIT_BEFORE: &str = "DELETE FROM allot_audit WHERE id IN (SELECT id FROM allot_audit WHERE body->>'at' < $1 LIMIT 10000)";
-const ERASE_AUDIT: &str = "DELETE FROM allot_audit WHERE customer_id = $1";
-const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1";
-
-/// What an erasure removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Erased {
-    /// Audit records (decisions shown) deleted.
-    pub audit_records: u64,
-    /// Consent events (personal overrides) deleted.
-    pub consent_events: u64,
-}
 
 /// File name of the embedded database in the plan store.
 pub const LIVE_DB_FILE: &str = "live.db";

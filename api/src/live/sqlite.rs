@@ -12,9 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::LiveError;
 use super::fault::fault;
-use super::rows::{ImportRows, Recorded, StoredEvent};
-use super::Erased;
-use super::schema::{render, Dialect, MIGRATIONS};
+use super::rows::{Erased, ImportRows, Recorded, StoredEvent};
+use super::schema::{render, Dialect, ERASE_AUDIT, ERASE_CONSENT, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
 const REPLICA: &str = "local";
@@ -107,7 +106,7 @@ impl SqliteLive {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Runs one statement of [`super`]'s shared ones with a text parameter.
+    /// Runs one of the statements both dialects share ([`super::schema`]) with a text parameter.
     pub(super) fn execute(&self, sql: &str, param: &str) -> Result<u64, LiveError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
@@ -117,8 +116,8 @@ impl SqliteLive {
     pub(super) fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
-        let audit_records = tx.execute(super::ERASE_AUDIT, [customer_id]).map_err(self.err())? as u64;
-        let consent_events = tx.execute(super::ERASE_CONSENT, [customer_id]).map_err(self.err())? as u64;
+        let audit_records = tx.execute(ERASE_AUDIT, [customer_id]).map_err(self.err())? as u64;
+        let consent_events = tx.execute(ERASE_CONSENT, [customer_id]).map_err(self.err())? as u64;
         let erased = Erased { audit_records, consent_events };
         tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', ?1, ?2)", params![record(erased), REPLICA]).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
@@ -217,11 +216,11 @@ mod tests {
     fn retention_erasure_and_access_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteLive::open(&dir.path().join("live.db")).unwrap();
-        let retention = plan(&db, super::super::DELETE_AUDIT_BEFORE);
+        let retention = plan(&db, super::super::schema::DELETE_AUDIT_BEFORE);
         assert!(retention.contains("INDEX allot_audit_at"), "{retention}");
-        let erasure = plan(&db, super::super::ERASE_CONSENT);
+        let erasure = plan(&db, super::ERASE_CONSENT);
         assert!(erasure.contains("INDEX allot_events_customer"), "{erasure}");
-        let audit = plan(&db, super::super::ERASE_AUDIT);
+        let audit = plan(&db, super::ERASE_AUDIT);
         assert!(audit.contains("allot_audit_customer"), "{audit}");
         let access = plan(&db, "SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id");
         assert!(access.contains("INDEX allot_audit_customer") && !access.contains("TEMP B-TREE"), "{access}");
