@@ -383,6 +383,23 @@ mod tests {
         assert_eq!(kept, vec![399, 1, 0]);
     }
 
+    /// What `allot serve` relies on: setting the retention at start is enough,
+    /// the writer thread deletes on its own.
+    #[test]
+    fn the_writer_applies_a_new_retention_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        queue_at(&audit, Utc::now() - chrono::Duration::days(10), "C1");
+        queue_at(&audit, Utc::now(), "C1");
+        audit.flush().unwrap();
+        audit.set_retention(Duration::from_secs(86_400));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while audit.decisions_of("C1").unwrap().len() != 1 {
+            assert!(Instant::now() < deadline, "the writer never applied the retention");
+            std::thread::sleep(AUDIT_FLUSH_INTERVAL);
+        }
+    }
+
     #[test]
     fn retention_deletes_in_batches_past_the_first() {
         let dir = tempfile::tempdir().unwrap();
