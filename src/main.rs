@@ -138,6 +138,10 @@ struct ServeArgs {
     /// the replicas' liveness (3), past which consent changes stop waiting for it.
     #[arg(long, default_value_t = allot_api::DEFAULT_MAX_LIVE_SILENCE.as_secs_f64())]
     max_live_silence_secs: f64,
+    /// Keep audit records (decisions served) this many days; older ones are
+    /// deleted at start and then hourly.
+    #[arg(long, default_value_t = allot_api::audit::DEFAULT_AUDIT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    audit_retention_days: u32,
 }
 
 #[derive(clap::Args)]
@@ -454,7 +458,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         scenario_root: args.scenarios,
         max_live_silence: std::time::Duration::from_secs_f64(args.max_live_silence_secs),
     };
-    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database))?;
+    runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database, std::time::Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)))?;
     Ok(())
 }
 

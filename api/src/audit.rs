@@ -4,14 +4,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decide::{Decision, Exclusion, OfferDecision};
-use crate::live::{LiveDb, LiveError};
+use crate::live::{Erased, LiveDb, LiveError};
 
 /// One line of the audit log: what a customer was shown and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -115,7 +115,17 @@ struct AuditShared {
     stop: AtomicBool,
     /// Records given up: refused alone by the database, or over the queue's bound.
     dropped: AtomicU64,
+    /// How long records are kept (none: forever), and when retention last ran.
+    retention: Mutex<(Option<Duration>, Option<Instant>)>,
 }
+
+/// Default of `allot serve --audit-retention-days`: a little over a year, so a
+/// yearly access request still sees every decision of the year before it.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 400;
+
+/// How often the writer deletes records older than the retention (also once
+/// as soon as a retention is set, at start).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How often buffered audit lines are written to the database.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
@@ -174,16 +184,47 @@ impl AuditShared {
     }
 }
 
+impl AuditShared {
+    fn retention(&self) -> std::sync::MutexGuard<'_, (Option<Duration>, Option<Instant>)> {
+        self.retention.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a retention is set and has not run for [`RETENTION_INTERVAL`].
+    fn retention_due(&self) -> bool {
+        let (keep, last) = *self.retention();
+        keep.is_some() && last.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL)
+    }
+
+    /// Deletes the records served before `now` less the retention.
+    fn apply_retention(&self, now: DateTime<Utc>) -> Result<u64, LiveError> {
+        let keep = {
+            let mut r = self.retention();
+            r.1 = Some(Instant::now());
+            r.0
+        };
+        let Some(keep) = keep else { return Ok(0) };
+        let cutoff = chrono::Duration::from_std(keep).ok().and_then(|k| now.checked_sub_signed(k)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.db.delete_audit_before(cutoff)
+    }
+}
+
 impl AuditLog {
     /// The audit log in `db`, with its writer thread started.
     pub fn open(db: Arc<LiveDb>) -> std::io::Result<Self> {
-        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), db, stop: AtomicBool::new(false), dropped: AtomicU64::new(0) });
+        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), db, stop: AtomicBool::new(false), dropped: AtomicU64::new(0), retention: Mutex::new((None, None)) });
         let writer = shared.clone();
         std::thread::Builder::new().name("allot-audit".to_string()).spawn(move || {
             while !writer.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(AUDIT_FLUSH_INTERVAL);
                 if let Err(e) = writer.flush() {
                     tracing::warn!(error = %e, "audit log {}", writer.db.location());
+                }
+                if writer.retention_due() {
+                    match writer.apply_retention(Utc::now()) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("audit retention: deleted {n} records"),
+                        Err(e) => tracing::warn!(error = %e, "audit retention in {}", writer.db.location()),
+                    }
                 }
             }
         })?;
@@ -229,6 +270,29 @@ impl AuditLog {
             out.push(record);
         }
         Ok(out)
+    }
+}
+
+impl AuditLog {
+    /// Keeps records for `keep` from now on: the writer deletes older ones at
+    /// once and then every [`RETENTION_INTERVAL`]. Without it nothing is deleted.
+    pub fn set_retention(&self, keep: Duration) {
+        *self.shared.retention() = (Some(keep), None);
+    }
+
+    /// Deletes the records older than the retention as of `now` (what the
+    /// writer does on its schedule); returns how many.
+    pub fn apply_retention(&self, now: DateTime<Utc>) -> Result<u64, LiveError> {
+        self.shared.apply_retention(now)
+    }
+
+    /// Erases a customer's audit records and consent events (right to
+    /// erasure), queued records included, and records that an erasure took
+    /// place: when and how many records, never whom.
+    pub fn erase(&self, customer_id: &str) -> Result<Erased, LiveError> {
+        self.shared.flush()?;
+        let record = |erased: Erased| serde_json::json!({ "at": Utc::now(), "erasure": erased }).to_string();
+        self.shared.db.erase_customer(customer_id, record)
     }
 }
 
@@ -290,5 +354,83 @@ mod tests {
         // The fallback flag survives without a reason too.
         let fallback = Decision { fallback: true, fallback_reason: Some("plan_stale".into()), ..decision };
         assert_eq!(Compact::of(at, &fallback).expand().decision, fallback);
+    }
+
+    fn served(customer: &str) -> Decision {
+        Decision { customer_id: customer.into(), plan_version: "000001".into(), fallback: false, fallback_reason: None, channel: None, offers: Vec::new(), excluded: Vec::new() }
+    }
+
+    /// A record as served at `at` (the writer stamps the time of serving).
+    fn queue_at(audit: &AuditLog, at: DateTime<Utc>, customer: &str) {
+        audit.queue(&serde_json::to_vec(&Compact::of(at, &served(customer))).unwrap());
+    }
+
+    #[test]
+    fn retention_deletes_only_records_older_than_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        let now = Utc::now();
+        for days in [500, 401, 399, 1, 0] {
+            queue_at(&audit, now - chrono::Duration::days(days), "C1");
+        }
+        audit.flush().unwrap();
+        assert_eq!(audit.apply_retention(now).unwrap(), 0, "no retention set: nothing deleted");
+        audit.set_retention(Duration::from_secs(400 * 86_400));
+        assert!(audit.shared.retention_due(), "a new setting runs at once");
+        assert_eq!(audit.apply_retention(now).unwrap(), 2);
+        assert!(!audit.shared.retention_due(), "then once per interval");
+        let kept: Vec<i64> = audit.decisions_of("C1").unwrap().iter().map(|r| (now - r.at).num_days()).collect();
+        assert_eq!(kept, vec![399, 1, 0]);
+    }
+
+    /// What `allot serve` relies on: setting the retention at start is enough,
+    /// the writer thread deletes on its own.
+    #[test]
+    fn the_writer_applies_a_new_retention_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        queue_at(&audit, Utc::now() - chrono::Duration::days(10), "C1");
+        queue_at(&audit, Utc::now(), "C1");
+        audit.flush().unwrap();
+        audit.set_retention(Duration::from_secs(86_400));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while audit.decisions_of("C1").unwrap().len() != 1 {
+            assert!(Instant::now() < deadline, "the writer never applied the retention");
+            std::thread::sleep(AUDIT_FLUSH_INTERVAL);
+        }
+    }
+
+    #[test]
+    fn retention_deletes_in_batches_past_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        let old = Utc::now() - chrono::Duration::days(30);
+        for i in 0..crate::live::RETENTION_BATCH + 5 {
+            queue_at(&audit, old, if i % 2 == 0 { "C1" } else { "C2" });
+        }
+        queue_at(&audit, Utc::now(), "C1");
+        audit.flush().unwrap();
+        audit.set_retention(Duration::from_secs(86_400));
+        assert_eq!(audit.apply_retention(Utc::now()).unwrap(), crate::live::RETENTION_BATCH + 5);
+        assert_eq!(audit.decisions_of("C1").unwrap().len() + audit.decisions_of("C2").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn erasure_removes_the_customers_records_queued_ones_included_and_records_itself_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let audit = AuditLog::open(db.clone()).unwrap();
+        audit.record(&served("C1"));
+        audit.record(&served("C2"));
+        audit.flush().unwrap();
+        audit.record(&served("C1")); // still queued
+        let erased = audit.erase("C1").unwrap();
+        assert_eq!(erased, Erased { audit_records: 2, consent_events: 0 });
+        assert!(audit.decisions_of("C1").unwrap().is_empty());
+        assert_eq!(audit.decisions_of("C2").unwrap().len(), 1, "other customers keep theirs");
+        let all = db.all_audit().unwrap();
+        let (who, record) = all.last().unwrap();
+        assert!(who.is_empty() && !record.contains("C1"), "the erasure's record names no one: {record}");
+        assert!(record.contains(r#""erasure":{"audit_records":2,"consent_events":0}"#), "{record}");
     }
 }

@@ -298,6 +298,12 @@ impl EventLog {
         self.inventory.iter().filter(move |(at, _)| *at > since).map(|(_, m)| m)
     }
 
+    /// Drops a customer's folded consent overrides (after an erasure deleted
+    /// their consent events): they are served as the plan's own data says.
+    pub(crate) fn forget_customer(&mut self, customer_id: &str) {
+        self.customers.remove(customer_id);
+    }
+
     /// The live overrides of every customer with a consent event.
     pub fn customer_overrides(&self) -> &HashMap<String, CustomerOverride> {
         &self.customers

@@ -84,6 +84,15 @@ pub struct PlanJob {
     pub error: Option<String>,
 }
 
+/// Most job records kept: beyond it the oldest finished ones are deleted, so
+/// the list (and `GET /v1/plans`) stays small however many jobs ran.
+pub const MAX_JOBS: usize = 200;
+
+/// A job's number (`job-7`: 7); ids are never reused, pruned or not.
+fn job_number(job: &PlanJob) -> u64 {
+    job.job_id.trim_start_matches("job-").parse().unwrap_or(u64::MAX)
+}
+
 /// What a job does once its turn comes: plan, save, maybe activate; returns the
 /// saved version's id.
 pub type JobWork = Box<dyn FnOnce(&SolverChoice) -> Result<String, String> + Send>;
@@ -99,7 +108,7 @@ struct Shared {
     /// Where records are kept (none: memory only).
     db: Option<Arc<LiveDb>>,
     jobs: Mutex<Vec<PlanJob>>,
-    queue: Mutex<VecDeque<(usize, JobWork)>>,
+    queue: Mutex<VecDeque<(String, JobWork)>>,
     ready: Condvar,
 }
 
@@ -114,13 +123,40 @@ impl Shared {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn update(&self, ix: usize, f: impl FnOnce(&mut PlanJob)) {
+    /// Changes a job's record (a job pruned meanwhile is left alone).
+    fn update(&self, job_id: &str, f: impl FnOnce(&mut PlanJob)) {
         let job = {
             let mut jobs = self.jobs();
-            f(&mut jobs[ix]);
-            jobs[ix].clone()
+            let Some(job) = jobs.iter_mut().find(|j| j.job_id == job_id) else { return };
+            f(job);
+            job.clone()
         };
         self.save(&job);
+    }
+
+    /// Deletes the oldest finished jobs beyond [`MAX_JOBS`], in memory and in
+    /// the database (queued and running ones are never deleted).
+    fn prune(&self) {
+        let gone: Vec<String> = {
+            let mut jobs = self.jobs();
+            let mut excess = jobs.len().saturating_sub(MAX_JOBS);
+            let mut gone = Vec::new();
+            jobs.retain(|j| {
+                let finished = matches!(j.status, JobStatus::Succeeded | JobStatus::Failed);
+                if excess > 0 && finished {
+                    excess -= 1;
+                    gone.push(j.job_id.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            gone
+        };
+        let Some(db) = &self.db else { return };
+        if let Err(e) = db.delete_jobs(&gone) {
+            tracing::warn!(error = %e, "cannot delete {} old job records", gone.len());
+        }
     }
 
     /// Keeps a job's record; a database that refuses is logged, the job goes on.
@@ -134,7 +170,7 @@ impl Shared {
 
     fn run(&self) {
         loop {
-            let (ix, work) = {
+            let (job_id, work) = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if let Some(next) = queue.pop_front() {
@@ -143,14 +179,14 @@ impl Shared {
                     queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            self.update(ix, |j| {
+            self.update(&job_id, |j| {
                 j.status = JobStatus::Running;
                 j.started_at = Some(Utc::now());
             });
-            let solver = self.jobs()[ix].solver.choice();
+            let Some(solver) = self.jobs().iter().find(|j| j.job_id == job_id).map(|j| j.solver.choice()) else { continue };
             // A panic in the solver fails the job, not the service.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&solver))).unwrap_or_else(|_| Err("the planner panicked".to_string()));
-            self.update(ix, |j| {
+            self.update(&job_id, |j| {
                 j.finished_at = Some(Utc::now());
                 match result {
                     Ok(id) => {
@@ -163,6 +199,7 @@ impl Shared {
                     }
                 }
             });
+            self.prune();
         }
     }
 }
@@ -177,17 +214,18 @@ impl PlanJobs {
             let job: PlanJob = serde_json::from_str(&body).map_err(|e| std::io::Error::other(format!("a malformed row in allot_jobs: {e}")))?;
             kept.push(job);
         }
-        kept.sort_by_key(|j| j.job_id.trim_start_matches("job-").parse::<u64>().unwrap_or(u64::MAX));
+        kept.sort_by_key(job_number);
         let jobs = PlanJobs { shared: Arc::new(Shared { db, jobs: Mutex::new(kept.clone()), ..Shared::default() }) };
-        for (ix, job) in kept.iter().enumerate() {
+        for job in &kept {
             if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
-                jobs.shared.update(ix, |j| {
+                jobs.shared.update(&job.job_id, |j| {
                     j.status = JobStatus::Failed;
                     j.finished_at = Some(Utc::now());
                     j.error = Some("the service stopped before the job finished".to_string());
                 });
             }
         }
+        jobs.shared.prune();
         let shared = jobs.shared.clone();
         std::thread::Builder::new().name("allot-plan-jobs".to_string()).spawn(move || shared.run())?;
         Ok(jobs)
@@ -197,7 +235,7 @@ impl PlanJobs {
     pub fn submit(&self, scenario: PathBuf, solver: JobSolver, activate: bool, work: JobWork) -> PlanJob {
         let mut jobs = self.shared.jobs();
         let job = PlanJob {
-            job_id: format!("job-{}", jobs.len() + 1),
+            job_id: format!("job-{}", jobs.last().map_or(0, job_number).saturating_add(1)),
             scenario,
             solver,
             activate,
@@ -209,10 +247,10 @@ impl PlanJobs {
             error: None,
         };
         jobs.push(job.clone());
-        let ix = jobs.len() - 1;
         drop(jobs);
         self.shared.save(&job);
-        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back((ix, work));
+        self.shared.prune();
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back((job.job_id.clone(), work));
         self.shared.ready.notify_one();
         job
     }
@@ -225,5 +263,43 @@ impl PlanJobs {
     /// Every job, oldest first.
     pub fn list(&self) -> Vec<PlanJob> {
         self.shared.jobs().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_all_finished(jobs: &PlanJobs) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while jobs.list().iter().any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running)) {
+            assert!(std::time::Instant::now() < deadline, "jobs did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_job_list_keeps_the_newest_jobs_and_never_reuses_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let jobs = PlanJobs::start(Some(db.clone())).unwrap();
+        let total = MAX_JOBS + 15;
+        for i in 0..total {
+            let work: JobWork = Box::new(move |_| if i % 2 == 0 { Ok(format!("{i:06}")) } else { Err("bad input".into()) });
+            jobs.submit(PathBuf::from("s"), JobSolver::Auto, false, work);
+        }
+        wait_all_finished(&jobs);
+        let ids = |list: Vec<PlanJob>| list.into_iter().map(|j| job_number(&j)).collect::<Vec<_>>();
+        let newest: Vec<u64> = (16..=total as u64).collect();
+        assert_eq!(ids(jobs.list()), newest, "the oldest finished jobs went");
+        assert_eq!(db.jobs().unwrap().len(), MAX_JOBS, "and their records");
+        assert!(jobs.get("job-1").is_none() && jobs.get(&format!("job-{total}")).is_some());
+        drop(jobs);
+        // After a restart the numbering goes on from the newest kept.
+        let jobs = PlanJobs::start(Some(db)).unwrap();
+        let next = jobs.submit(PathBuf::from("s"), JobSolver::Auto, false, Box::new(|_| Ok("000001".into())));
+        assert_eq!(next.job_id, format!("job-{}", total + 1));
+        wait_all_finished(&jobs);
+        assert_eq!(jobs.list().len(), MAX_JOBS);
     }
 }

@@ -26,7 +26,8 @@ pub fn openapi() -> OpenApi {
         let method = match r.method {
             "GET" => HttpMethod::Get,
             "POST" => HttpMethod::Post,
-            other => unreachable!("the route table uses GET and POST only, not {other}"),
+            "DELETE" => HttpMethod::Delete,
+            other => unreachable!("the route table uses GET, POST and DELETE only, not {other}"),
         };
         paths.add_path_operation(r.path, vec![method], operation(r, &mut schemas));
     }

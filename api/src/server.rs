@@ -62,7 +62,7 @@ impl Default for ConnectionLimits {
 }
 
 /// Serves the store on `addr` until Ctrl-C or SIGTERM.
-pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, database: Option<String>) -> Result<(), ServeError> {
+pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, database: Option<String>, audit_retention: Duration) -> Result<(), ServeError> {
     let state = match database {
         None => Arc::new(ServiceState::open(store_dir, config)?),
         Some(url) => {
@@ -79,6 +79,7 @@ pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, 
             state
         }
     };
+    state.audit.set_retention(audit_retention);
     match state.current() {
         Some(s) => tracing::info!(
             "serving plan {} ({} customers{}) on http://{addr}",

@@ -103,6 +103,7 @@ fn route_calls() -> Vec<(&'static str, &'static str, Option<Value>, Option<&'sta
         ("GET", "/v1/customers/g1/offers", None, Some(DECISION)),
         ("POST", "/v1/eligibility:batch", Some(json!({ "customer_ids": ["g1"] })), Some(DECISION)),
         ("GET", "/v1/customers/g1/decisions", None, Some(ADMIN)),
+        ("DELETE", "/v1/customers/s1/personal-data", None, Some(ADMIN)),
         // Effects an unauthorised call must not have: all of A gone, g1's consent withdrawn.
         ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 10, "tier": "gold" })), Some(FULFILMENT)),
         ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "g1", "consent": false })), Some(DECISION)),
@@ -586,6 +587,38 @@ async fn the_audit_reconstructs_what_a_customer_was_shown() {
         assert!(d["at"].as_str().is_some());
     }
     let (status, none) = f.get("/v1/customers/nobody/decisions", ADMIN).await;
+    assert_eq!((status, error_code(&none)), (StatusCode::NOT_FOUND, "unknown_customer"));
+}
+
+/// Right to erasure: the customer's audit records and consent override go
+/// (they are served as the plan's data says again), other customers keep
+/// theirs, and the erasure is itself in the audit without the customer's id.
+#[tokio::test]
+async fn erasure_removes_a_customers_audit_and_consent_override_and_is_audited() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    f.offers("g1").await;
+    f.offers("s1").await;
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "w", "customer_id": "g1", "consent": false })).await;
+    assert!(offer_ids(&f.offers("g1").await).is_empty(), "withdrawn");
+    let (status, erased) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased, json!({ "customer_id": "g1", "audit_records": 2, "consent_events": 1 }));
+    let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    assert_eq!(audit["decisions"], json!([]), "{audit}");
+    let (_, other) = f.get("/v1/customers/s1/decisions", ADMIN).await;
+    assert_eq!(other["decisions"].as_array().unwrap().len(), 1, "{other}");
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "the override is gone: the plan's consent applies");
+    // The same event id is new again: nothing of the erased event is kept.
+    let (status, _) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w", "customer_id": "g1", "consent": true })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // The erasure's own record names no one.
+    let db = rusqlite::Connection::open(f.store().root().join(allot_api::live::LIVE_DB_FILE)).unwrap();
+    let (who, body): (String, String) = db.query_row("SELECT customer_id, body FROM allot_audit WHERE body LIKE '%erasure%'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(who.is_empty() && !body.contains("g1"), "{body}");
+    // Only admins; an unknown customer is 404 as everywhere.
+    let (status, _) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(DECISION), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, none) = f.call("DELETE", "/v1/customers/nobody/personal-data", Some(ADMIN), None).await;
     assert_eq!((status, error_code(&none)), (StatusCode::NOT_FOUND, "unknown_customer"));
 }
 

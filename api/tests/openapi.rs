@@ -148,6 +148,8 @@ async fn real_answers_of_every_route_validate_against_their_schemas() {
         ("GET", "/v1/customers/{id}/offers", "/v1/customers/g1/offers?limit=101".into(), Some(DECISION), None, StatusCode::BAD_REQUEST),
         ("GET", "/v1/customers/{id}/decisions", "/v1/customers/g1/decisions".into(), Some(ADMIN), None, StatusCode::OK),
         ("GET", "/v1/customers/{id}/decisions", "/v1/customers/nobody/decisions".into(), Some(ADMIN), None, StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/customers/{id}/personal-data", "/v1/customers/nc/personal-data".into(), Some(ADMIN), None, StatusCode::OK),
+        ("DELETE", "/v1/customers/{id}/personal-data", "/v1/customers/nobody/personal-data".into(), Some(ADMIN), None, StatusCode::NOT_FOUND),
         ("POST", "/v1/plans", "/v1/plans".into(), Some(PLANNER), Some(json!({ "scenario": "" })), StatusCode::UNPROCESSABLE_ENTITY),
         ("POST", "/v1/warehouses/{id}/pick-plan", "/v1/warehouses/W1/pick-plan".into(), Some(FULFILMENT), Some(pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "Z9", 1.0)], 5.0)), StatusCode::UNPROCESSABLE_ENTITY),
         ("POST", "/v1/events/inventory", "/v1/events/inventory".into(), Some(FULFILMENT), Some(receipt.clone()), StatusCode::ACCEPTED),

@@ -20,14 +20,20 @@ pub(crate) mod schema;
 mod sqlite;
 
 use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::sync::{Arc, Mutex};
 
 pub use error::LiveError;
 pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
-pub use rows::{EventKind, Recorded, StoredEvent};
+pub use rows::{Erased, EventKind, Recorded, StoredEvent};
+use schema::{DELETE_AUDIT_BEFORE, ERASE_AUDIT, ERASE_CONSENT};
 
 use crate::shared::SharedLive;
+
+/// Audit records deleted per statement by retention.
+pub const RETENTION_BATCH: u64 = 10_000;
 
 /// File name of the embedded database in the plan store.
 pub const LIVE_DB_FILE: &str = "live.db";
@@ -119,12 +125,72 @@ impl LiveDb {
         }
     }
 
+    /// Deletes the audit records served before `cutoff` (audit retention),
+    /// [`RETENTION_BATCH`] at a time so an event never waits long behind it;
+    /// returns how many. Records compare by their `at` text (RFC 3339, UTC),
+    /// so a record in the cutoff's own second may go with it.
+    pub fn delete_audit_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LiveError> {
+        let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut total = 0;
+        loop {
+            let n = match &self.backend {
+                Backend::Sqlite(db) => db.execute(DELETE_AUDIT_BEFORE, &cutoff)?,
+                Backend::Postgres { audit, .. } => {
+                    let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                    client.execute(DELETE_AUDIT_BEFORE, &[&cutoff]).map_err(crate::shared::SharedError::from)?
+                }
+            };
+            total += n;
+            if n < RETENTION_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Erases one customer's personal data (right to erasure): their audit
+    /// records and their consent events, and records the erasure itself as
+    /// `record(what was removed)` (an audit line without the customer), all in
+    /// one transaction.
+    pub fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.erase_customer(customer_id, record),
+            Backend::Postgres { shared, audit } => {
+                let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                let run = |client: &mut postgres::Client| -> Result<Erased, postgres::Error> {
+                    let mut tx = client.transaction()?;
+                    let audit_records = tx.execute(ERASE_AUDIT, &[&customer_id])?;
+                    let consent_events = tx.execute(ERASE_CONSENT, &[&customer_id])?;
+                    let erased = Erased { audit_records, consent_events };
+                    tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', CAST($1::text AS jsonb), $2)", &[&record(erased), &shared.replica()])?;
+                    tx.commit()?;
+                    Ok(erased)
+                };
+                Ok(run(&mut client).map_err(crate::shared::SharedError::from)?)
+            }
+        }
+    }
+
     /// Inserts or replaces a planning job's record.
     pub fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
         match &self.backend {
             Backend::Sqlite(db) => db.save_job(job_id, body),
             Backend::Postgres { shared, .. } => Ok(shared.save_job(job_id, body)?),
         }
+    }
+
+    /// Deletes planning jobs' records (the oldest, beyond the list's bound).
+    pub fn delete_jobs(&self, job_ids: &[String]) -> Result<(), LiveError> {
+        const DELETE_JOB: &str = "DELETE FROM allot_jobs WHERE job_id = $1";
+        for id in job_ids {
+            match &self.backend {
+                Backend::Sqlite(db) => db.execute(DELETE_JOB, id).map(drop)?,
+                Backend::Postgres { audit, .. } => {
+                    let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                    client.execute(DELETE_JOB, &[id]).map(drop).map_err(crate::shared::SharedError::from)?
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every planning job's record.

@@ -45,3 +45,12 @@ pub(crate) struct ImportRows {
     /// (customer id, body).
     pub audit: Vec<(String, String)>,
 }
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// Audit records (decisions shown) deleted.
+    pub audit_records: u64,
+    /// Consent events (personal overrides) deleted.
+    pub consent_events: u64,
+}

@@ -6,7 +6,15 @@
 pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_live_state.sql")),
     (2, include_str!("../../migrations/0002_event_kinds_jobs_imports.sql")),
+    (3, include_str!("../../migrations/0003_audit_retention_erasure.sql")),
 ];
+
+/// The statements both dialects share (`$1` binds the first parameter in
+/// SQLite too). Retention reads `allot_audit_at`, erasure
+/// `allot_audit_customer` and `allot_events_customer` (migration 0003).
+pub(crate) const DELETE_AUDIT_BEFORE: &str = "DELETE FROM allot_audit WHERE id IN (SELECT id FROM allot_audit WHERE body->>'at' < $1 LIMIT 10000)";
+pub(crate) const ERASE_AUDIT: &str = "DELETE FROM allot_audit WHERE customer_id = $1";
+pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1";
 
 /// Which SQL a migration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,5 +55,10 @@ mod tests {
         assert!(pg.contains("setval(") && !lite.contains("setval("));
         assert!(pg.contains("BIGSERIAL PRIMARY KEY") && lite.contains("INTEGER PRIMARY KEY AUTOINCREMENT"));
         assert!(!pg.contains("{{") && !lite.contains("{{"));
+    }
+
+    #[test]
+    fn retention_deletes_batches_of_the_documented_size() {
+        assert!(DELETE_AUDIT_BEFORE.ends_with(&format!("LIMIT {})", super::super::RETENTION_BATCH)));
     }
 }

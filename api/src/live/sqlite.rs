@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::LiveError;
 use super::fault::fault;
-use super::rows::{ImportRows, Recorded, StoredEvent};
-use super::schema::{render, Dialect, MIGRATIONS};
+use super::rows::{Erased, ImportRows, Recorded, StoredEvent};
+use super::schema::{render, Dialect, ERASE_AUDIT, ERASE_CONSENT, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
 const REPLICA: &str = "local";
@@ -106,6 +106,24 @@ impl SqliteLive {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// Runs one of the statements both dialects share ([`super::schema`]) with a text parameter.
+    pub(super) fn execute(&self, sql: &str, param: &str) -> Result<u64, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
+        stmt.execute([param]).map(|n| n as u64).map_err(self.err())
+    }
+
+    pub(super) fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        let audit_records = tx.execute(ERASE_AUDIT, [customer_id]).map_err(self.err())? as u64;
+        let consent_events = tx.execute(ERASE_CONSENT, [customer_id]).map_err(self.err())? as u64;
+        let erased = Erased { audit_records, consent_events };
+        tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', ?1, ?2)", params![record(erased), REPLICA]).map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(erased)
+    }
+
     pub(super) fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
         self.conn()
             .execute(
@@ -178,4 +196,33 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chose for `sql` (parameters as text).
+    fn plan(db: &SqliteLive, sql: &str) -> String {
+        let conn = db.conn();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(["x"], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Retention, erasure and access read through migration 0003's and
+    /// 0001's indexes, never a scan of the whole audit or event table.
+    #[test]
+    fn retention_erasure_and_access_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteLive::open(&dir.path().join("live.db")).unwrap();
+        let retention = plan(&db, super::super::schema::DELETE_AUDIT_BEFORE);
+        assert!(retention.contains("INDEX allot_audit_at"), "{retention}");
+        let erasure = plan(&db, super::ERASE_CONSENT);
+        assert!(erasure.contains("INDEX allot_events_customer"), "{erasure}");
+        let audit = plan(&db, super::ERASE_AUDIT);
+        assert!(audit.contains("allot_audit_customer"), "{audit}");
+        let access = plan(&db, "SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id");
+        assert!(access.contains("INDEX allot_audit_customer") && !access.contains("TEMP B-TREE"), "{access}");
+    }
 }

@@ -13,7 +13,7 @@ use crate::decide::Decision;
 use crate::errors::{ApiError, ErrorDetail, JsonBody};
 use crate::events::AuditRecord;
 use crate::routes::extract::{Deadline, PathId};
-use crate::state::AppState;
+use crate::state::{write, AppState};
 
 /// Most customers in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -124,6 +124,17 @@ pub struct CustomerDecisions {
     pub decisions: Vec<AuditRecord>,
 }
 
+/// Body of `DELETE /v1/customers/{id}/personal-data`: what was erased.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erasure {
+    /// The customer.
+    pub customer_id: String,
+    /// Audit records (decisions shown to them) deleted.
+    pub audit_records: u64,
+    /// Consent events (their personal overrides) deleted.
+    pub consent_events: u64,
+}
+
 fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -204,4 +215,25 @@ pub(crate) async fn customer_decisions(State(state): State<AppState>, method: Me
         return Ok(json_response(Vec::new()));
     }
     Ok(Json(CustomerDecisions { customer_id: id, decisions }).into_response())
+}
+
+/// Right to erasure: deletes the customer's audit records and consent events
+/// and drops their live overrides, under the writers' lock so no consent
+/// event folds in between; the erasure is itself audited without the
+/// customer's id. 404 as on every route when nothing knows the customer.
+pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline: Deadline, PathId(id): PathId) -> Result<Response, ApiError> {
+    let (s, key) = (state.clone(), id.clone());
+    let erased = deadline
+        .blocking(move || {
+            let mut events = s.events();
+            let erased = s.audit.erase(&key).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("nothing erased: {e}")))?;
+            events.forget_customer(&key);
+            write(&s.customers).remove(&key);
+            Ok(erased)
+        })
+        .await?;
+    if erased.audit_records == 0 && erased.consent_events == 0 && !knows(&state, &id) {
+        return Err(unknown_customer(&id));
+    }
+    Ok(Json(Erasure { customer_id: id, audit_records: erased.audit_records, consent_events: erased.consent_events }).into_response())
 }

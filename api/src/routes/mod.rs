@@ -17,7 +17,7 @@ pub mod fulfilment;
 pub mod ops;
 pub mod plans;
 
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
@@ -200,6 +200,21 @@ pub const ROUTES: &[RouteSpec] = &[
         ],
         max_body: MAX_BODY_BYTES,
         handler: || get(decisions::customer_decisions),
+    },
+    RouteSpec {
+        method: "DELETE",
+        path: "/v1/customers/{id}/personal-data",
+        access: Access::Roles(ADMIN),
+        summary: "Right to erasure: delete a customer's audit records and consent overrides; the erasure is audited without the customer's id.",
+        body: None,
+        query: None,
+        replies: &[
+            ok(200, "Erased (counts of what was deleted; zero when there was nothing).", schema::<decisions::Erasure>),
+            error(404, "Neither the served plan, the audit nor the consent events know the customer (`unknown_customer`)."),
+            error(503, "The live-state database refused; nothing was erased (`database_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || delete(decisions::erase_personal_data),
     },
     RouteSpec {
         method: "POST",
