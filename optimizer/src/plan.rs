@@ -40,23 +40,33 @@ const ROUND_UP_AT: f64 = 0.5;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FamilyName(u16);
 
-/// Every family name interned so far, in first-use order.
-static FAMILY_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+/// How many distinct family names one process can intern.
+const MAX_FAMILY_NAMES: usize = 1024;
+
+/// Every family name interned so far, in first-use order. Set once per slot,
+/// so reading a name (once per eligibility row when tables are written) takes
+/// no lock; only interning a new name does.
+static FAMILY_NAMES: [std::sync::OnceLock<&'static str>; MAX_FAMILY_NAMES] = [const { std::sync::OnceLock::new() }; MAX_FAMILY_NAMES];
+static INTERNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl FamilyName {
     /// The interned name (a family's `NAME`).
     pub fn of(name: &'static str) -> Self {
-        let mut names = FAMILY_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-        let i = names.iter().position(|n| *n == name).unwrap_or_else(|| {
-            names.push(name);
-            names.len() - 1
+        let find = || FAMILY_NAMES.iter().map_while(|slot| slot.get()).position(|n| *n == name);
+        let i = find().unwrap_or_else(|| {
+            let _one_at_a_time = INTERNING.lock().unwrap_or_else(|e| e.into_inner());
+            find().unwrap_or_else(|| {
+                let next = FAMILY_NAMES.iter().position(|slot| slot.get().is_none()).expect("fewer than 1,024 family names");
+                let _ = FAMILY_NAMES[next].set(name);
+                next
+            })
         });
-        FamilyName(u16::try_from(i).expect("fewer than 65,536 family names"))
+        FamilyName(i as u16)
     }
 
     /// The name.
     pub fn as_str(self) -> &'static str {
-        FAMILY_NAMES.lock().unwrap_or_else(|e| e.into_inner())[usize::from(self.0)]
+        FAMILY_NAMES[usize::from(self.0)].get().expect("an interned name")
     }
 }
 
