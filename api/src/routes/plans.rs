@@ -58,10 +58,11 @@ pub struct ActivationReply {
     pub serving: Option<String>,
 }
 
-/// One activation, rollback or job activation at a time in this process: the
-/// store replaces `active.json` through one temporary name, and two swaps at
-/// once collided (a 500, found by schemathesis with two workers). Writers in
-/// other processes are the store's own concern (a lock file, issue 16 item 6).
+/// One activation, rollback or job activation at a time in this process, so
+/// that the store's change and the reload of the served plan happen as one
+/// step: two at once could record A then B but reload B then A, serving a plan
+/// other than the active one. The store itself serializes its writers, in
+/// this process and others (`store.lock`).
 static PLAN_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `change` while holding [`PLAN_CHANGES`].
