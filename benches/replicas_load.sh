@@ -90,4 +90,4 @@ two_over_one, one_over_file = mean("two") / mean("one"), mean("one") / mean("fil
 print(f"two replicas / one replica   {two_over_one:.2f}")
 print(f"one replica / file store     {one_over_file:.2f}")
 '
-echo "audit rows written: $(psql "$database" -Atc 'SELECT count(*) FROM allot_audit')"
+echo "audit records written: $(psql "$database" -Atc 'SELECT coalesce(sum(records), 0) FROM allot_audit_chunks')"

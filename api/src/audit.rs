@@ -2,6 +2,8 @@
 //! ([`crate::live::LiveDb`]) in a compact form, read back whole for a
 //! data-subject access request.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decide::{Decision, Exclusion, OfferDecision};
-use crate::live::{Erased, LiveDb, LiveError};
+use crate::live::audit_store::customer_hash;
+use crate::live::{AuditBatch, Erased, LiveDb, LiveError};
 
 /// One line of the audit log: what a customer was shown and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -32,49 +35,50 @@ pub struct AuditRecord {
 /// exactly as served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Compact {
+pub struct Compact<'a> {
     at: DateTime<Utc>,
-    customer_id: String,
+    customer_id: Cow<'a, str>,
     /// Plan version.
-    v: String,
+    v: Cow<'a, str>,
     /// Fallback reason (the fallback answered when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    fb: Option<String>,
+    fb: Option<Cow<'a, str>>,
     /// Channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ch: Option<String>,
+    ch: Option<Cow<'a, str>>,
     /// Offers shown, best first: (offer, expected value, uptake).
-    o: Vec<(String, f64, f64)>,
+    o: Vec<(Cow<'a, str>, f64, f64)>,
     /// The distinct exclusion reasons of this record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    r: Vec<String>,
+    r: Vec<Cow<'a, str>>,
     /// Offers excluded, in the answer's order: (offer, index into `r`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    x: Vec<(String, u16)>,
+    x: Vec<(Cow<'a, str>, u16)>,
 }
 
-impl Compact {
-    /// The compact form of `d`, served at `at`.
-    pub fn of(at: DateTime<Utc>, d: &Decision) -> Self {
-        let mut r: Vec<String> = Vec::new();
+impl<'a> Compact<'a> {
+    /// The compact form of `d`, served at `at`, borrowing its text (a
+    /// decision is audited on the request's path: no copies).
+    pub fn of(at: DateTime<Utc>, d: &'a Decision) -> Self {
+        let mut r: Vec<Cow<'a, str>> = Vec::new();
         let x = d
             .excluded
             .iter()
             .map(|e| {
                 let ix = r.iter().position(|known| *known == e.reason).unwrap_or_else(|| {
-                    r.push(e.reason.clone());
+                    r.push(Cow::Borrowed(&e.reason));
                     r.len() - 1
                 });
-                (e.offer_id.clone(), ix as u16)
+                (Cow::Borrowed(e.offer_id.as_str()), ix as u16)
             })
             .collect();
         Compact {
             at,
-            customer_id: d.customer_id.clone(),
-            v: d.plan_version.clone(),
-            fb: d.fallback_reason.clone().or_else(|| d.fallback.then(String::new)),
-            ch: d.channel.clone(),
-            o: d.offers.iter().map(|o| (o.offer_id.clone(), o.expected_value, o.uptake)).collect(),
+            customer_id: Cow::Borrowed(&d.customer_id),
+            v: Cow::Borrowed(&d.plan_version),
+            fb: d.fallback_reason.as_deref().map(Cow::Borrowed).or_else(|| d.fallback.then_some(Cow::Borrowed(""))),
+            ch: d.channel.as_deref().map(Cow::Borrowed),
+            o: d.offers.iter().map(|o| (Cow::Borrowed(o.offer_id.as_str()), o.expected_value, o.uptake)).collect(),
             r,
             x,
         }
@@ -84,13 +88,22 @@ impl Compact {
     pub fn expand(self) -> AuditRecord {
         let reasons = self.r;
         let decision = Decision {
-            customer_id: self.customer_id,
-            plan_version: self.v,
+            customer_id: self.customer_id.into_owned(),
+            plan_version: self.v.into_owned(),
             fallback: self.fb.is_some(),
-            fallback_reason: self.fb.filter(|r| !r.is_empty()),
-            channel: self.ch,
-            offers: self.o.into_iter().enumerate().map(|(i, (offer_id, expected_value, uptake))| OfferDecision { offer_id, rank: i as u32 + 1, expected_value, uptake }).collect(),
-            excluded: self.x.into_iter().map(|(offer_id, ix)| Exclusion { offer_id, reason: reasons.get(ix as usize).cloned().unwrap_or_default() }).collect(),
+            fallback_reason: self.fb.filter(|r| !r.is_empty()).map(Cow::into_owned),
+            channel: self.ch.map(Cow::into_owned),
+            offers: self
+                .o
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offer_id, expected_value, uptake))| OfferDecision { offer_id: offer_id.into_owned(), rank: i as u32 + 1, expected_value, uptake })
+                .collect(),
+            excluded: self
+                .x
+                .into_iter()
+                .map(|(offer_id, ix)| Exclusion { offer_id: offer_id.into_owned(), reason: reasons.get(ix as usize).map(|r| r.to_string()).unwrap_or_default() })
+                .collect(),
         };
         AuditRecord { at: self.at, decision }
     }
@@ -99,10 +112,11 @@ impl Compact {
 /// The audit log. Why a shared buffer and a timer: a decision must never wait
 /// on the disk, and waking a writer per decision costs a system call each (a
 /// quarter of the service's CPU under load, measured). Requests append their
-/// serialized line to an in-memory buffer; a writer thread moves the buffer to
-/// the database, one transaction per [`AUDIT_FLUSH_INTERVAL`], and on drop. A
-/// crash can lose at most that interval of audit lines (never an event: those
-/// are committed before they are acknowledged).
+/// serialized record to an in-memory batch; a writer thread moves the batch to
+/// the database (as chunks: [`crate::live::audit_store`]), one transaction per
+/// [`AUDIT_FLUSH_INTERVAL`], and on drop. A crash can lose at most that
+/// interval of audit records (never an event: those are committed before
+/// they are acknowledged).
 #[derive(Debug)]
 pub struct AuditLog {
     shared: Arc<AuditShared>,
@@ -110,10 +124,10 @@ pub struct AuditLog {
 
 #[derive(Debug)]
 struct AuditShared {
-    pending: Mutex<Vec<u8>>,
+    pending: Mutex<AuditBatch>,
     db: Arc<LiveDb>,
     stop: AtomicBool,
-    /// Records given up: refused alone by the database, or over the queue's bound.
+    /// Records given up: over the queue's bound while the database refused them.
     dropped: AtomicU64,
     /// How long records are kept (none: forever), and when retention last ran.
     retention: Mutex<(Option<Duration>, Option<Instant>)>,
@@ -131,56 +145,28 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Most bytes of audit records kept for a retry while the database refuses
-/// them (about 200,000 decisions); beyond it the oldest are given up and counted.
+/// them (about 250,000 decisions); beyond it the oldest are given up and counted.
 pub const AUDIT_MAX_PENDING: usize = 64 << 20;
 
 impl AuditShared {
-    /// Writes the queued records. Why line by line after a failed batch: one
-    /// record the database refuses (a NUL in a channel for PostgreSQL's jsonb)
-    /// must not hold back every later one. A record refused alone while others
-    /// are accepted is given up and counted; when every record is refused (the
-    /// database is away) they are kept for the next flush, within
-    /// [`AUDIT_MAX_PENDING`].
+    fn pending(&self) -> std::sync::MutexGuard<'_, AuditBatch> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the queued records. When the database refuses them (it is away,
+    /// or full), they are kept for the next flush, ahead of newer ones, within
+    /// [`AUDIT_MAX_PENDING`] bytes; beyond it the oldest are given up and
+    /// counted. Nothing in a record can make the database refuse it alone:
+    /// records are stored as bytes.
     fn flush(&self) -> Result<(), LiveError> {
-        let bytes = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().collect();
-        let Err(batch_error) = self.db.append_audit(&lines) else { return Ok(()) };
-        let mut kept = Vec::new();
-        let mut written = 0;
-        for line in &lines {
-            match self.db.append_audit(&[line]) {
-                Ok(()) => written += 1,
-                Err(e) => kept.push((line, e)),
-            }
-        }
-        // Nothing accepted, from several records or over a lost connection: the
-        // database is away, not the records at fault.
-        let lost_connection = matches!(&batch_error, LiveError::Shared(crate::shared::SharedError::Postgres(e)) if e.is_closed());
-        let database_away = written == 0 && (lines.len() > 1 || lost_connection);
-        if !database_away {
-            for (line, e) in &kept {
-                tracing::warn!(error = %e, record = %line.chars().take(200).collect::<String>(), "audit record refused by the database; given up");
-            }
-            self.dropped.fetch_add(kept.len() as u64, Ordering::Relaxed);
-            return Ok(());
-        }
-        // Keep what failed for the next flush, ahead of newer records, within the bound.
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let newer = std::mem::take(&mut *pending);
-        for (line, _) in &kept {
-            pending.extend_from_slice(line.as_bytes());
-            pending.push(b'\n');
-        }
-        pending.extend_from_slice(&newer);
-        if pending.len() > AUDIT_MAX_PENDING {
-            let cut = pending.len() - AUDIT_MAX_PENDING;
-            let cut = pending[cut..].iter().position(|&b| b == b'\n').map_or(pending.len(), |i| cut + i + 1);
-            let given_up = pending[..cut].iter().filter(|&&b| b == b'\n').count();
-            pending.drain(..cut);
-            self.dropped.fetch_add(given_up as u64, Ordering::Relaxed);
-        }
-        Err(batch_error)
+        let batch = std::mem::take(&mut *self.pending());
+        let Err(e) = self.db.append_audit(&batch) else { return Ok(()) };
+        let mut pending = self.pending();
+        let newer = std::mem::replace(&mut *pending, batch);
+        pending.extend(&newer);
+        let given_up = pending.keep_newest(AUDIT_MAX_PENDING);
+        self.dropped.fetch_add(given_up as u64, Ordering::Relaxed);
+        Err(e)
     }
 }
 
@@ -211,7 +197,7 @@ impl AuditShared {
 impl AuditLog {
     /// The audit log in `db`, with its writer thread started.
     pub fn open(db: Arc<LiveDb>) -> std::io::Result<Self> {
-        let shared = Arc::new(AuditShared { pending: Mutex::new(Vec::new()), db, stop: AtomicBool::new(false), dropped: AtomicU64::new(0), retention: Mutex::new((None, None)) });
+        let shared = Arc::new(AuditShared { pending: Mutex::new(AuditBatch::default()), db, stop: AtomicBool::new(false), dropped: AtomicU64::new(0), retention: Mutex::new((None, None)) });
         let writer = shared.clone();
         std::thread::Builder::new().name("allot-audit".to_string()).spawn(move || {
             while !writer.stop.load(Ordering::Relaxed) {
@@ -231,23 +217,25 @@ impl AuditLog {
         Ok(AuditLog { shared })
     }
 
-    /// Queues a served decision, in the compact form ([`Compact`]).
+    /// Queues a served decision, in the compact form ([`Compact`]). Why a
+    /// buffer per thread: the record is written and its customer hashed
+    /// before the shared batch's lock is taken, so requests hold it only for a copy.
     pub fn record(&self, decision: &Decision) {
-        let mut line = Vec::with_capacity(256);
-        if serde_json::to_writer(&mut line, &Compact::of(Utc::now(), decision)).is_err() {
-            return;
+        thread_local! {
+            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
         }
-        self.queue(&line);
+        let at = Utc::now();
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            if serde_json::to_writer(&mut *line, &Compact::of(at, decision)).is_ok() {
+                let hash = customer_hash(&decision.customer_id);
+                self.shared.pending().push_hashed(hash, at, line);
+            }
+        });
     }
 
-    fn queue(&self, line: &[u8]) {
-        let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend_from_slice(line);
-        pending.push(b'\n');
-    }
-
-    /// Audit records given up so far (refused by the database, or beyond the
-    /// retry queue's bound), for `/metrics`.
+    /// Audit records given up so far (beyond the retry queue's bound while
+    /// the database refused them), for `/metrics`.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
@@ -263,7 +251,7 @@ impl AuditLog {
         self.shared.flush()?;
         let mut out = Vec::new();
         for line in self.shared.db.audit_of(customer_id)? {
-            let record = serde_json::from_str::<Compact>(&line)
+            let record = serde_json::from_str::<Compact<'static>>(&line)
                 .map(Compact::expand)
                 .or_else(|_| serde_json::from_str::<AuditRecord>(&line))
                 .map_err(|e| LiveError::Corrupt { table: "allot_audit", reason: format!("a record of customer {customer_id:?}: {e}") })?;
@@ -307,29 +295,62 @@ impl Drop for AuditLog {
 mod tests {
     use super::*;
 
+    /// Renames the chunks table away (the database then refuses every
+    /// batch) or back, from a second connection.
+    fn chunks_table(dir: &std::path::Path, from: &str, to: &str) {
+        let conn = rusqlite::Connection::open(dir.join(crate::live::LIVE_DB_FILE)).unwrap();
+        conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}")).unwrap();
+    }
+
     #[test]
-    fn a_record_the_database_refuses_is_given_up_and_counted_not_retried_forever() {
+    fn records_the_database_refuses_are_kept_for_the_next_flush_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        audit.shared.stop.store(true, Ordering::Relaxed); // this test flushes by itself
+        audit.record(&served("C1"));
+        audit.flush().unwrap();
+        chunks_table(dir.path(), "allot_audit_chunks", "away");
+        audit.record(&served("C1"));
+        audit.record(&served("C2"));
+        assert!(audit.flush().is_err());
+        audit.record(&served("C1"));
+        assert_eq!(audit.shared.pending().len(), 3, "the refused records wait, ahead of the newer one");
+        chunks_table(dir.path(), "away", "allot_audit_chunks");
+        audit.flush().unwrap();
+        assert_eq!((audit.decisions_of("C1").unwrap().len(), audit.decisions_of("C2").unwrap().len(), audit.dropped()), (3, 1, 0));
+    }
+
+    /// Enough records for several merges, of customers whose hashes collide
+    /// (C0052881 and C0624990 share all 32 bits) and of many others: each
+    /// customer gets exactly their own records, in order, merged or not.
+    #[test]
+    fn every_customer_gets_exactly_their_records_across_merges_and_hash_collisions() {
+        use crate::live::audit_store::MERGE_AT;
+        assert_eq!(customer_hash("C0052881"), customer_hash("C0624990"));
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
         let audit = AuditLog::open(db.clone()).unwrap();
-        let decision = Decision {
-            customer_id: "C1".into(),
-            plan_version: "000001".into(),
-            fallback: false,
-            fallback_reason: None,
-            channel: None,
-            offers: Vec::new(),
-            excluded: Vec::new(),
-        };
-        audit.record(&decision);
-        audit.queue(b"{not json");
-        audit.record(&decision);
-        audit.flush().unwrap();
-        assert_eq!(audit.dropped(), 1);
-        assert_eq!(audit.decisions_of("C1").unwrap().len(), 2, "the good records around the bad one are kept");
-        audit.record(&decision);
-        audit.flush().unwrap();
-        assert_eq!((audit.dropped(), audit.decisions_of("C1").unwrap().len()), (1, 3));
+        audit.shared.stop.store(true, Ordering::Relaxed);
+        let customers: Vec<String> = ["C0052881", "C0624990"].iter().map(|c| c.to_string()).chain((0..50).map(|i| format!("K{i}"))).collect();
+        let mut expected: std::collections::HashMap<&str, Vec<String>> = Default::default();
+        let flushes = MERGE_AT as usize * 2 + 7;
+        for f in 0..flushes {
+            for (i, c) in customers.iter().enumerate().filter(|(i, _)| (i + f) % 3 == 0) {
+                let d = Decision { plan_version: format!("{f:06}"), channel: Some(format!("n{i}")), ..served(c) };
+                audit.record(&d);
+                expected.entry(c.as_str()).or_default().push(d.plan_version);
+            }
+            audit.flush().unwrap();
+        }
+        let waiting: i64 = rusqlite::Connection::open(dir.path().join(crate::live::LIVE_DB_FILE))
+            .unwrap()
+            .query_row("SELECT count(*) FROM allot_audit_unindexed", [], |r| r.get(0))
+            .unwrap();
+        assert!(waiting < MERGE_AT, "merges ran: {waiting} chunks wait");
+        for c in &customers {
+            let got: Vec<String> = audit.decisions_of(c).unwrap().into_iter().map(|r| r.decision.plan_version).collect();
+            assert_eq!(&got, &expected[c.as_str()], "{c}");
+        }
     }
 
     #[test]
@@ -348,7 +369,7 @@ mod tests {
         let at = Utc::now();
         let full = serde_json::to_string(&AuditRecord { at, decision: decision.clone() }).unwrap();
         let compact = serde_json::to_string(&Compact::of(at, &decision)).unwrap();
-        let back: Compact = serde_json::from_str(&compact).unwrap();
+        let back: Compact<'static> = serde_json::from_str(&compact).unwrap();
         assert_eq!(back.expand(), AuditRecord { at, decision: decision.clone() });
         assert!(compact.len() * 10 < full.len() * 6, "compact {} bytes, full {}", compact.len(), full.len());
         // The fallback flag survives without a reason too.
@@ -362,7 +383,8 @@ mod tests {
 
     /// A record as served at `at` (the writer stamps the time of serving).
     fn queue_at(audit: &AuditLog, at: DateTime<Utc>, customer: &str) {
-        audit.queue(&serde_json::to_vec(&Compact::of(at, &served(customer))).unwrap());
+        let decision = served(customer);
+        audit.shared.pending().push(customer, at, &serde_json::to_vec(&Compact::of(at, &decision)).unwrap());
     }
 
     #[test]
@@ -372,8 +394,8 @@ mod tests {
         let now = Utc::now();
         for days in [500, 401, 399, 1, 0] {
             queue_at(&audit, now - chrono::Duration::days(days), "C1");
+            audit.flush().unwrap(); // records served days apart are never in one flush
         }
-        audit.flush().unwrap();
         assert_eq!(audit.apply_retention(now).unwrap(), 0, "no retention set: nothing deleted");
         audit.set_retention(Duration::from_secs(400 * 86_400));
         assert!(audit.shared.retention_due(), "a new setting runs at once");
@@ -390,6 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
         queue_at(&audit, Utc::now() - chrono::Duration::days(10), "C1");
+        audit.flush().unwrap();
         queue_at(&audit, Utc::now(), "C1");
         audit.flush().unwrap();
         audit.set_retention(Duration::from_secs(86_400));
@@ -403,15 +426,16 @@ mod tests {
     #[test]
     fn retention_deletes_in_batches_past_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let audit = AuditLog::open(db.clone()).unwrap();
         let old = Utc::now() - chrono::Duration::days(30);
-        for i in 0..crate::live::RETENTION_BATCH + 5 {
+        for i in 0..5 {
             queue_at(&audit, old, if i % 2 == 0 { "C1" } else { "C2" });
+            audit.flush().unwrap(); // a chunk each
         }
         queue_at(&audit, Utc::now(), "C1");
         audit.flush().unwrap();
-        audit.set_retention(Duration::from_secs(86_400));
-        assert_eq!(audit.apply_retention(Utc::now()).unwrap(), crate::live::RETENTION_BATCH + 5);
+        assert_eq!(db.delete_audit_in_batches(Utc::now() - chrono::Duration::days(1), 2).unwrap(), 5);
         assert_eq!(audit.decisions_of("C1").unwrap().len() + audit.decisions_of("C2").unwrap().len(), 1);
     }
 
@@ -422,15 +446,16 @@ mod tests {
         let audit = AuditLog::open(db.clone()).unwrap();
         audit.record(&served("C1"));
         audit.record(&served("C2"));
+        audit.record(&served("C1"));
         audit.flush().unwrap();
         audit.record(&served("C1")); // still queued
         let erased = audit.erase("C1").unwrap();
-        assert_eq!(erased, Erased { audit_records: 2, consent_events: 0 });
+        assert_eq!(erased, Erased { audit_records: 3, consent_events: 0 });
         assert!(audit.decisions_of("C1").unwrap().is_empty());
-        assert_eq!(audit.decisions_of("C2").unwrap().len(), 1, "other customers keep theirs");
+        assert_eq!(audit.decisions_of("C2").unwrap().len(), 1, "other customers keep theirs, between the erased ones in the same chunk");
         let all = db.all_audit().unwrap();
         let (who, record) = all.last().unwrap();
         assert!(who.is_empty() && !record.contains("C1"), "the erasure's record names no one: {record}");
-        assert!(record.contains(r#""erasure":{"audit_records":2,"consent_events":0}"#), "{record}");
+        assert!(record.contains(r#""erasure":{"audit_records":3,"consent_events":0}"#), "{record}");
     }
 }

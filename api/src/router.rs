@@ -153,14 +153,16 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-/// Why `role` (none: no valid key) may not call with `access`, if it may not.
-fn denied(access: Access, role: Option<Role>, what: &str) -> Option<ApiError> {
+/// Why `role` (none: no valid key) may not call with `access`, if it may not;
+/// `what` names the call (only built for a refusal: the decision path
+/// allocates nothing to be let through).
+fn denied(access: Access, role: Option<Role>, what: impl FnOnce() -> String) -> Option<ApiError> {
     if access == Access::Public {
         return None;
     }
     match role {
         None => Some(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required (Authorization: Bearer <key> or x-api-key)")),
-        Some(role) if !access.allows(role) => Some(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("the {role:?} role may not call {what}").to_lowercase())),
+        Some(role) if !access.allows(role) => Some(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("the {role:?} role may not call {}", what()).to_lowercase())),
         Some(_) => None,
     }
 }
@@ -168,14 +170,13 @@ fn denied(access: Access, role: Option<Role>, what: &str) -> Option<ApiError> {
 async fn authorize_and_measure(State(guard): State<Guard>, mut request: Request<Body>, next: Next) -> Response {
     let started = Instant::now();
     // Every routed request has its template; fail closed if one ever does not.
-    let Some(path) = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()) else {
+    let Some(path) = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) else {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
     };
-    let route = route_index(request.method(), &path);
-    let access = route.map_or_else(|| access_of_path(&path), |r| ROUTES[r].access);
+    let route = route_index(request.method(), path);
+    let access = route.map_or_else(|| access_of_path(path), |r| ROUTES[r].access);
     let role = presented_key(request.headers()).and_then(|k| guard.state.config.keys.role_of(k));
-    let what = format!("{} {path}", request.method());
-    if let Some(e) = denied(access, role, &what) {
+    if let Some(e) = denied(access, role, || format!("{} {path}", request.method())) {
         let response = e.into_response();
         if let Some(r) = route {
             guard.metrics.observe(r, response.status().as_u16(), started.elapsed());

@@ -230,19 +230,6 @@ impl SharedLive {
         }
     }
 
-    /// Appends audit lines (JSON objects, one per decision).
-    pub fn append_audit(client: &mut Client, replica: &str, lines: &[&str]) -> Result<(), SharedError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        client.execute(
-            "INSERT INTO allot_audit (customer_id, body, replica)
-             SELECT CAST(line AS jsonb)->>'customer_id', CAST(line AS jsonb), $2 FROM unnest(CAST($1 AS text[])) AS line",
-            &[&lines, &replica],
-        )?;
-        Ok(())
-    }
-
     /// Inserts or replaces a planning job's record.
     pub fn save_job(&self, job_id: &str, body: &str) -> Result<(), SharedError> {
         self.client().execute(
@@ -265,7 +252,9 @@ impl SharedLive {
     }
 
     /// Imports an old file-mode log in one transaction (see [`crate::live::import`]).
-    pub(crate) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), SharedError> {
+    /// `audit` stores the audit records in the same transaction (the audit's
+    /// format lives with the live state, which calls this).
+    pub(crate) fn import(&self, file: &str, rows: &ImportRows, audit: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), SharedError>) -> Result<(), SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
@@ -275,20 +264,12 @@ impl SharedLive {
                 &[&kind.as_str(), id, body, &self.replica],
             )?;
         }
-        for (customer, body) in &rows.audit {
-            tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ($1, CAST($2::text AS jsonb), $3)", &[customer, body, &self.replica])?;
-        }
+        audit(&mut tx)?;
         let n = (rows.events.len() + rows.audit.len()) as i64;
         tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &n])?;
         tx.execute("SELECT pg_notify($1, '0')", &[&EVENTS_CHANNEL])?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// Every audit line of one customer, oldest first.
-    pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, SharedError> {
-        let rows = self.client().query("SELECT body::text FROM allot_audit WHERE customer_id = $1 ORDER BY id", &[&customer_id])?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
 

@@ -12,28 +12,28 @@
 //! event itself, so a retry can never apply it twice. An event is
 //! acknowledged only after its transaction commits (`synchronous=FULL`).
 
+pub mod audit_store;
 mod error;
 pub(crate) mod fault;
 pub mod import;
+mod pg;
 pub(crate) mod rows;
 pub(crate) mod schema;
 mod sqlite;
 
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
 
 pub use error::LiveError;
 pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
 pub use rows::{Erased, EventKind, Recorded, StoredEvent};
-use schema::{DELETE_AUDIT_BEFORE, ERASE_AUDIT, ERASE_CONSENT};
+pub use audit_store::AuditBatch;
+use audit_store::{Sql, MERGE_AT};
 
 use crate::shared::SharedLive;
-
-/// Audit records deleted per statement by retention.
-pub const RETENTION_BATCH: u64 = 10_000;
 
 /// File name of the embedded database in the plan store.
 pub const LIVE_DB_FILE: &str = "live.db";
@@ -59,14 +59,63 @@ impl LiveDb {
     /// migrated). The caller imports the old file mode's logs
     /// ([`import::import_file_mode`]) before folding anything.
     pub fn open_file(dir: &Path) -> Result<Self, LiveError> {
-        Ok(LiveDb { backend: Backend::Sqlite(sqlite::SqliteLive::open(&dir.join(LIVE_DB_FILE))?) })
+        let db = LiveDb { backend: Backend::Sqlite(sqlite::SqliteLive::open(&dir.join(LIVE_DB_FILE))?) };
+        db.move_legacy_audit()?;
+        Ok(db)
     }
 
     /// The database replicas share (the caller imports the old file mode's
     /// logs too, so starting with `--database` never drops them).
     pub fn open_shared(shared: Arc<SharedLive>) -> Result<Self, LiveError> {
         let audit = Mutex::new(shared.reconnect()?);
-        Ok(LiveDb { backend: Backend::Postgres { shared, audit } })
+        let db = LiveDb { backend: Backend::Postgres { shared, audit } };
+        db.move_legacy_audit()?;
+        Ok(db)
+    }
+
+    /// Moves the records of the audit table of migrations 0001-0003 (a row
+    /// per record) into chunks, a batch per transaction, once.
+    fn move_legacy_audit(&self) -> Result<(), LiveError> {
+        let replica = self.replica();
+        let mut moved = 0;
+        loop {
+            let n = self.audit_tx(|sql| audit_store::move_legacy_rows(sql, &replica))?;
+            if n == 0 {
+                break;
+            }
+            moved += n;
+        }
+        if moved > 0 {
+            tracing::info!("moved {moved} audit records of the old one-row-per-record table into chunks in {}", self.location());
+        }
+        Ok(())
+    }
+
+    /// The name this process writes in the `replica` columns.
+    fn replica(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(_) => sqlite::REPLICA.to_string(),
+            Backend::Postgres { shared, .. } => shared.replica().to_string(),
+        }
+    }
+
+    /// Runs `f` in one transaction on the audit's connection, committed when
+    /// it succeeds.
+    fn audit_tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.audit_tx(f),
+            Backend::Postgres { shared, audit } => {
+                let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
+                if client.is_closed() {
+                    // The database restarted: a new connection, or this work waits for the retry.
+                    *client = shared.reconnect()?;
+                }
+                let mut tx = client.transaction().map_err(|e| LiveError::Shared(e.into()))?;
+                let out = f(&mut pg::PgSql { tx: &mut tx })?;
+                tx.commit().map_err(|e| LiveError::Shared(e.into()))?;
+                Ok(out)
+            }
+        }
     }
 
     /// Where the state is kept, for messages.
@@ -102,46 +151,45 @@ impl LiveDb {
         }
     }
 
-    /// Appends audit lines (JSON objects with a `customer_id`), in one transaction.
-    pub fn append_audit(&self, lines: &[&str]) -> Result<(), LiveError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.append_audit(lines),
-            Backend::Postgres { shared, audit } => {
-                let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
-                if client.is_closed() {
-                    // The database restarted: a new connection, or this batch waits for the retry.
-                    *client = shared.reconnect()?;
-                }
-                Ok(SharedLive::append_audit(&mut client, shared.replica(), lines)?)
-            }
+    /// Stores a batch of audit records in one transaction; then, when
+    /// [`MERGE_AT`] chunks wait for the postings, merges them (in transactions
+    /// of their own, so a failed merge never loses the records just stored).
+    pub fn append_audit(&self, batch: &AuditBatch) -> Result<(), LiveError> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        let replica = self.replica();
+        let waiting = self.audit_tx(|sql| audit_store::insert_batch(sql, batch, &replica))?;
+        if waiting >= MERGE_AT {
+            while self.audit_tx(audit_store::merge)? > 0 {}
+        }
+        Ok(())
     }
 
-    /// Every audit line of one customer, oldest first (through the index on customer).
+    /// Every audit record of one customer, oldest first: their bucket's
+    /// postings, the chunks not merged yet, then only the chunks holding
+    /// their records ([`audit_store`]).
     pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, LiveError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.audit_of(customer_id),
-            Backend::Postgres { shared, .. } => Ok(shared.audit_of(customer_id)?),
-        }
+        self.audit_tx(|sql| audit_store::records_of(sql, customer_id))
     }
 
-    /// Deletes the audit records served before `cutoff` (audit retention),
-    /// [`RETENTION_BATCH`] at a time so an event never waits long behind it;
-    /// returns how many. Records compare by their `at` text (RFC 3339, UTC),
-    /// so a record in the cutoff's own second may go with it.
+    /// Deletes the audit records served before `cutoff` (audit retention) by
+    /// whole chunks (a chunk goes once its newest record is older: a flush's
+    /// worth of records, so at most the flush interval late), a batch per
+    /// transaction so an event never waits long behind it; returns how many
+    /// records went.
     pub fn delete_audit_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LiveError> {
-        let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);
+        self.delete_audit_in_batches(cutoff, audit_store::RETENTION_BATCH)
+    }
+
+    /// [`LiveDb::delete_audit_before`], `batch` chunks per transaction.
+    pub(crate) fn delete_audit_in_batches(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64, LiveError> {
+        let cutoff = audit_store::time_text(cutoff);
         let mut total = 0;
         loop {
-            let n = match &self.backend {
-                Backend::Sqlite(db) => db.execute(DELETE_AUDIT_BEFORE, &cutoff)?,
-                Backend::Postgres { audit, .. } => {
-                    let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
-                    client.execute(DELETE_AUDIT_BEFORE, &[&cutoff]).map_err(crate::shared::SharedError::from)?
-                }
-            };
-            total += n;
-            if n < RETENTION_BATCH {
+            let (chunks, records) = self.audit_tx(|sql| audit_store::delete_before(sql, &cutoff, batch))?;
+            total += records as u64;
+            if chunks < batch {
                 return Ok(total);
             }
         }
@@ -149,25 +197,11 @@ impl LiveDb {
 
     /// Erases one customer's personal data (right to erasure): their audit
     /// records and their consent events, and records the erasure itself as
-    /// `record(what was removed)` (an audit line without the customer), all in
+    /// `record(what was removed)` (an audit record of no customer), all in
     /// one transaction.
     pub fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.erase_customer(customer_id, record),
-            Backend::Postgres { shared, audit } => {
-                let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
-                let run = |client: &mut postgres::Client| -> Result<Erased, postgres::Error> {
-                    let mut tx = client.transaction()?;
-                    let audit_records = tx.execute(ERASE_AUDIT, &[&customer_id])?;
-                    let consent_events = tx.execute(ERASE_CONSENT, &[&customer_id])?;
-                    let erased = Erased { audit_records, consent_events };
-                    tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', CAST($1::text AS jsonb), $2)", &[&record(erased), &shared.replica()])?;
-                    tx.commit()?;
-                    Ok(erased)
-                };
-                Ok(run(&mut client).map_err(crate::shared::SharedError::from)?)
-            }
-        }
+        let replica = self.replica();
+        self.audit_tx(|sql| audit_store::erase(sql, customer_id, &replica, record))
     }
 
     /// Inserts or replaces a planning job's record.
@@ -206,7 +240,7 @@ impl LiveDb {
     /// `--database`; empty for PostgreSQL).
     pub(crate) fn all_audit(&self) -> Result<Vec<(String, String)>, LiveError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.all_audit(),
+            Backend::Sqlite(_) => self.audit_tx(audit_store::all_records),
             Backend::Postgres { .. } => Ok(Vec::new()),
         }
     }
@@ -224,8 +258,53 @@ impl LiveDb {
     pub(crate) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), LiveError> {
         match &self.backend {
             Backend::Sqlite(db) => db.import(file, rows),
-            Backend::Postgres { shared, .. } => Ok(shared.import(file, rows)?),
+            Backend::Postgres { shared, .. } => {
+                let replica = shared.replica().to_string();
+                Ok(shared.import(file, rows, |tx| pg::import_audit(tx, &rows.audit, &replica))?)
+            }
         }
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by a build before the audit moved into chunks (its
+    /// migrations 1-3 only, a row per record) opens with every record
+    /// readable, in order, and the old table gone.
+    #[test]
+    fn records_of_the_old_one_row_per_record_table_move_into_chunks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = rusqlite::Connection::open(dir.path().join(LIVE_DB_FILE)).unwrap();
+            conn.execute_batch("CREATE TABLE allot_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT 'x')").unwrap();
+            for &(version, sql) in &schema::MIGRATIONS[..3] {
+                conn.execute_batch(&schema::render(sql, schema::Dialect::Sqlite)).unwrap();
+                conn.execute("INSERT INTO allot_schema_migrations (version) VALUES (?1)", [version]).unwrap();
+            }
+            conn.execute_batch("BEGIN").unwrap();
+            for i in 0..12_000 {
+                let customer = format!("C{}", i % 7);
+                let body = format!(r#"{{"at":"2026-11-01T00:00:{:02}.000000Z","customer_id":"{customer}","v":"{i:06}","o":[]}}"#, i % 60);
+                conn.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES (?1, ?2, 'old')", [&customer, &body]).unwrap();
+            }
+            conn.execute_batch("COMMIT").unwrap();
+        }
+        let db = LiveDb::open_file(dir.path()).unwrap();
+        let versions = |c: &str| -> Vec<usize> {
+            db.audit_of(c).unwrap().iter().map(|l| l.split(r#""v":""#).nth(1).unwrap()[..6].parse().unwrap()).collect()
+        };
+        assert_eq!(versions("C3"), (0..12_000).filter(|i| i % 7 == 3).collect::<Vec<_>>());
+        assert_eq!(db.all_audit().unwrap().len(), 12_000);
+        drop(db);
+        let conn = rusqlite::Connection::open(dir.path().join(LIVE_DB_FILE)).unwrap();
+        let old: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'allot_audit'", [], |r| r.get(0)).unwrap();
+        assert_eq!(old, 0, "the old table is dropped");
+        drop(conn);
+        // Opening again moves nothing twice.
+        let db = LiveDb::open_file(dir.path()).unwrap();
+        assert_eq!(db.all_audit().unwrap().len(), 12_000);
+    }
+}

@@ -12,11 +12,12 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::LiveError;
 use super::fault::fault;
-use super::rows::{Erased, ImportRows, Recorded, StoredEvent};
-use super::schema::{render, Dialect, ERASE_AUDIT, ERASE_CONSENT, MIGRATIONS};
+use super::audit_store::{batch_of, insert_batch, Cell, Param, Sql};
+use super::rows::{ImportRows, Recorded, StoredEvent};
+use super::schema::{render, Dialect, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
-const REPLICA: &str = "local";
+pub(super) const REPLICA: &str = "local";
 
 pub(super) struct SqliteLive {
     path: PathBuf,
@@ -74,36 +75,14 @@ impl SqliteLive {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    pub(super) fn append_audit(&self, lines: &[&str]) -> Result<(), LiveError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
+    /// Runs `f` in one immediate transaction through the audit's [`Sql`] view,
+    /// committing when it succeeds.
+    pub(super) fn audit_tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(self.err())?;
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO allot_audit (customer_id, body, replica) VALUES (coalesce(?1 ->> '$.customer_id', ''), ?1, ?2)")
-                .map_err(self.err())?;
-            for line in lines {
-                stmt.execute(params![line, REPLICA]).map_err(self.err())?;
-            }
-        }
-        tx.commit().map_err(self.err())
-    }
-
-    pub(super) fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, LiveError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id").map_err(self.err())?;
-        let rows = stmt.query_map([customer_id], |r| r.get(0)).map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
-    /// Every audit record, oldest first, with its customer.
-    pub(super) fn all_audit(&self) -> Result<Vec<(String, String)>, LiveError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT customer_id, body FROM allot_audit ORDER BY id").map_err(self.err())?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        let out = f(&mut SqliteSql { tx: &tx, path: &self.path })?;
+        tx.commit().map_err(self.err())?;
+        Ok(out)
     }
 
     /// Runs one of the statements both dialects share ([`super::schema`]) with a text parameter.
@@ -111,17 +90,6 @@ impl SqliteLive {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
         stmt.execute([param]).map(|n| n as u64).map_err(self.err())
-    }
-
-    pub(super) fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
-        let audit_records = tx.execute(ERASE_AUDIT, [customer_id]).map_err(self.err())? as u64;
-        let consent_events = tx.execute(ERASE_CONSENT, [customer_id]).map_err(self.err())? as u64;
-        let erased = Erased { audit_records, consent_events };
-        tx.execute("INSERT INTO allot_audit (customer_id, body, replica) VALUES ('', ?1, ?2)", params![record(erased), REPLICA]).map_err(self.err())?;
-        tx.commit().map_err(self.err())?;
-        Ok(erased)
     }
 
     pub(super) fn save_job(&self, job_id: &str, body: &str) -> Result<(), LiveError> {
@@ -157,14 +125,66 @@ impl SqliteLive {
             for (kind, id, body) in &rows.events {
                 event.execute(params![kind.as_str(), id, body, REPLICA]).map_err(self.err())?;
             }
-            let mut audit = tx.prepare("INSERT INTO allot_audit (customer_id, body, replica) VALUES (?1, ?2, ?3)").map_err(self.err())?;
-            for (customer, body) in &rows.audit {
-                audit.execute(params![customer, body, REPLICA]).map_err(self.err())?;
-            }
+            insert_batch(&mut SqliteSql { tx: &tx, path: &self.path }, &batch_of(&rows.audit), REPLICA)?;
             let n = (rows.events.len() + rows.audit.len()) as i64;
             tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, n]).map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
+    }
+}
+
+/// The audit's view of a SQLite transaction.
+struct SqliteSql<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    path: &'a Path,
+}
+
+impl SqliteSql<'_> {
+    fn err(&self, source: rusqlite::Error) -> LiveError {
+        LiveError::Sqlite { path: self.path.to_path_buf(), source }
+    }
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Int(v) => ValueRef::Integer(v),
+            Param::Text(t) => ValueRef::Text(t.as_bytes()),
+            Param::Bytes(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl Sql for SqliteSql<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(|e| self.err(e))
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, LiveError> {
+        use rusqlite::types::ValueRef;
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let columns = stmt.column_count();
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        ValueRef::Null => Cell::Null,
+                        ValueRef::Integer(v) => Cell::Int(v),
+                        ValueRef::Real(v) => Cell::Int(v as i64),
+                        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Cell>>>()
+        });
+        let rows = rows.map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 }
 
@@ -206,23 +226,22 @@ mod tests {
     fn plan(db: &SqliteLive, sql: &str) -> String {
         let conn = db.conn();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt.query_map(["x"], |r| r.get::<_, String>(3)).unwrap();
+        let n = stmt.parameter_count();
+        let rows = stmt.query_map(rusqlite::params_from_iter(["x", "y"].iter().take(n)), |r| r.get::<_, String>(3)).unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
-    /// Retention, erasure and access read through migration 0003's and
-    /// 0001's indexes, never a scan of the whole audit or event table.
+    /// An access request reads one bucket's postings through its index,
+    /// retention and erasure read through theirs: never a scan of a whole table.
     #[test]
-    fn retention_erasure_and_access_use_their_indexes() {
+    fn access_retention_and_erasure_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteLive::open(&dir.path().join("live.db")).unwrap();
-        let retention = plan(&db, super::super::schema::DELETE_AUDIT_BEFORE);
-        assert!(retention.contains("INDEX allot_audit_at"), "{retention}");
-        let erasure = plan(&db, super::ERASE_CONSENT);
+        let postings = plan(&db, "SELECT entries FROM allot_audit_postings WHERE bucket = $1 ORDER BY id");
+        assert!(postings.contains("INDEX allot_audit_postings_bucket") && !postings.contains("TEMP B-TREE"), "{postings}");
+        let retention = plan(&db, "SELECT id FROM allot_audit_chunks WHERE newest_at < $1 LIMIT $2");
+        assert!(retention.contains("INDEX allot_audit_chunks_newest"), "{retention}");
+        let erasure = plan(&db, super::super::schema::ERASE_CONSENT);
         assert!(erasure.contains("INDEX allot_events_customer"), "{erasure}");
-        let audit = plan(&db, super::ERASE_AUDIT);
-        assert!(audit.contains("allot_audit_customer"), "{audit}");
-        let access = plan(&db, "SELECT body FROM allot_audit WHERE customer_id = ?1 ORDER BY id");
-        assert!(access.contains("INDEX allot_audit_customer") && !access.contains("TEMP B-TREE"), "{access}");
     }
 }

@@ -44,14 +44,21 @@ pub struct PartitionManifest {
 
 const MANIFEST: &str = "partitions.json";
 
-/// The partition of a customer id among `n`: FNV-1a of the id, modulo `n`.
+/// The partition of a customer id among `n`: [`customer_hash`] modulo `n`.
 pub fn partition_of(customer_id: &str, n: usize) -> usize {
+    (customer_hash(customer_id) % n.max(1) as u64) as usize
+}
+
+/// FNV-1a (64 bits) of a customer id. Why this hash: it is fixed by its
+/// definition, so files and tables keyed by it (partitions, the audit's
+/// postings) read the same on every machine and in every later build.
+pub fn customer_hash(customer_id: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in customer_id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % n.max(1) as u64) as usize
+    h
 }
 
 fn customers_path(dir: &Path, i: usize) -> PathBuf {

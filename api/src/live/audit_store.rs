@@ -1,0 +1,528 @@
+//! How the audit is stored, the same for both databases (migration 0004).
+//!
+//! Why chunks and postings, not a row per decision with an index on
+//! customer: the service writes tens of thousands of decisions a second, and
+//! each row inserted into a per-customer index rewrites a random index page
+//! (4 KiB written, and written again at checkpoint, per decision: a quarter of
+//! the service's CPU, measured). Here a writer's flush becomes a few chunk rows
+//! (records back to back, at most [`CHUNK_BYTES`] each) whose `lines` column
+//! says, per record, its customer's hash and where it is. The chunk ids go to
+//! `allot_audit_unindexed`; once [`MERGE_AT`] chunks wait there, a merge reads
+//! their `lines` and writes one postings row per bucket of customer hashes,
+//! so the per-customer index is built in bulk, a few rows per thousand
+//! decisions. A customer's records are then: the postings rows of their
+//! bucket, plus the `lines` of the chunks not merged yet, then only the chunks
+//! that hold their records.
+//!
+//! Invariants: a record is in exactly one chunk, listed either by
+//! `allot_audit_unindexed` (its chunk) or by one postings row, never both (the
+//! merge moves them in one transaction); offsets never move (an erasure blanks
+//! a record's bytes with spaces in place); a hash only narrows the search, a
+//! record is a customer's when its own `customer_id` says so.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::error::LiveError;
+use super::schema::{Dialect, ERASE_CONSENT};
+use super::rows::Erased;
+
+/// Most bytes of records in one chunk (a chunk holds at least one record):
+/// an access request reads whole chunks, so they stay small.
+pub const CHUNK_BYTES: usize = 64 << 10;
+
+/// Chunks waiting for the merge that start one: bounds what an access request
+/// reads besides the postings (their `lines`, 12 bytes per record).
+pub const MERGE_AT: i64 = 256;
+
+/// Buckets of customer hashes: an access request reads the postings of one,
+/// about 1/1024 of the audit's entries (20 bytes each).
+pub const BUCKETS: u32 = 1024;
+
+/// Chunks moved per merge transaction.
+const MERGE_BATCH: i64 = 4096;
+
+/// Chunks (and postings rows) deleted per statement by retention.
+pub const RETENTION_BATCH: i64 = 10_000;
+
+/// Bytes per record in a chunk's `lines`: hash, offset, length.
+const LINE_BYTES: usize = 12;
+/// Bytes per entry of a postings row: hash, chunk, offset, length.
+const ENTRY_BYTES: usize = 20;
+
+/// The hash under which a customer's records are filed: the low 32 bits of
+/// the same FNV-1a that partitions customers.
+pub fn customer_hash(customer_id: &str) -> u32 {
+    allot_scenarios::scenario::partitions::customer_hash(customer_id) as u32
+}
+
+/// Audit records ready to store: compact JSON lines back to back, with each
+/// line's customer hash, place and time.
+#[derive(Debug, Default, Clone)]
+pub struct AuditBatch {
+    body: Vec<u8>,
+    lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    hash: u32,
+    offset: u32,
+    len: u32,
+    /// Microseconds since the epoch, for the chunk's `newest_at`.
+    at: i64,
+}
+
+impl AuditBatch {
+    /// Appends one record (one line of JSON, no newline) of `customer_id`, served `at`.
+    pub fn push(&mut self, customer_id: &str, at: DateTime<Utc>, record: &[u8]) {
+        self.push_hashed(customer_hash(customer_id), at, record);
+    }
+
+    /// [`AuditBatch::push`] with the customer's hash already computed (outside a lock).
+    pub fn push_hashed(&mut self, hash: u32, at: DateTime<Utc>, record: &[u8]) {
+        let offset = self.body.len() as u32;
+        self.body.extend_from_slice(record);
+        self.body.push(b'\n');
+        self.lines.push(Line { hash, offset, len: record.len() as u32, at: at.timestamp_micros() });
+    }
+
+    /// Records in the batch.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Bytes of records held.
+    pub fn bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Appends `newer`'s records after this batch's.
+    pub fn extend(&mut self, newer: &AuditBatch) {
+        let base = self.body.len() as u32;
+        self.body.extend_from_slice(&newer.body);
+        self.lines.extend(newer.lines.iter().map(|l| Line { offset: l.offset + base, ..*l }));
+    }
+
+    /// Drops the oldest records until at most `max_bytes` remain; returns how many went.
+    pub fn keep_newest(&mut self, max_bytes: usize) -> usize {
+        let mut cut = 0;
+        while cut < self.lines.len() && self.body.len() - self.lines[cut].offset as usize > max_bytes {
+            cut += 1;
+        }
+        if cut == 0 {
+            return 0;
+        }
+        let start = self.lines.get(cut).map_or(self.body.len(), |l| l.offset as usize);
+        self.body.drain(..start);
+        self.lines.drain(..cut);
+        for l in &mut self.lines {
+            l.offset -= start as u32;
+        }
+        cut
+    }
+
+    /// The batch cut into chunks at record boundaries.
+    fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> {
+        let mut first = 0;
+        std::iter::from_fn(move || {
+            if first == self.lines.len() {
+                return None;
+            }
+            let start = self.lines[first].offset as usize;
+            let mut end = first + 1;
+            while end < self.lines.len() && self.lines[end].offset as usize + self.lines[end].len as usize + 1 - start <= CHUNK_BYTES {
+                end += 1;
+            }
+            let lines = &self.lines[first..end];
+            first = end;
+            let stop = lines.last().map_or(start, |l| l.offset as usize + l.len as usize + 1);
+            let mut index = Vec::with_capacity(lines.len() * LINE_BYTES);
+            for l in lines {
+                index.extend_from_slice(&l.hash.to_le_bytes());
+                index.extend_from_slice(&(l.offset - start as u32).to_le_bytes());
+                index.extend_from_slice(&l.len.to_le_bytes());
+            }
+            let newest = lines.iter().map(|l| l.at).max().unwrap_or(0);
+            Some(Chunk { newest_at: micros_text(newest), records: lines.len() as i64, lines: index, body: &self.body[start..stop] })
+        })
+    }
+}
+
+struct Chunk<'a> {
+    newest_at: String,
+    records: i64,
+    lines: Vec<u8>,
+    body: &'a [u8],
+}
+
+/// A time as the audit tables compare it: RFC 3339, UTC, always six decimals,
+/// so text order is time order.
+pub fn time_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn micros_text(micros: i64) -> String {
+    time_text(DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC))
+}
+
+/// A statement parameter, the same for both databases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// A value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    fn int(&self) -> i64 {
+        match self {
+            Cell::Int(v) => *v,
+            _ => 0,
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Cell::Bytes(b) => b,
+            Cell::Text(t) => t.into_bytes(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Cell::Text(t) => t,
+            Cell::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+            Cell::Int(v) => v.to_string(),
+            Cell::Null => String::new(),
+        }
+    }
+}
+
+/// One transaction of either database, as the audit's rules need it: why a
+/// small trait and not two implementations of each rule, so the format and
+/// every rule above are written once (statements use `$1`, which SQLite binds
+/// by position too).
+pub(crate) trait Sql {
+    fn dialect(&self) -> Dialect;
+    /// Serializes the audit's merge, reads and erasures across replicas (a
+    /// no-op where the database has one writer).
+    fn lock_audit(&mut self) -> Result<(), LiveError> {
+        Ok(())
+    }
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError>;
+    fn rows(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, LiveError>;
+}
+
+/// Stores a batch as chunks, each listed as waiting for the merge; returns
+/// how many chunks now wait (this writer's and others').
+pub(crate) fn insert_batch(sql: &mut dyn Sql, batch: &AuditBatch, replica: &str) -> Result<i64, LiveError> {
+    for chunk in batch.chunks() {
+        let id = sql.rows(
+            "INSERT INTO allot_audit_chunks (newest_at, records, lines, body, replica) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[Param::Text(&chunk.newest_at), Param::Int(chunk.records), Param::Bytes(&chunk.lines), Param::Bytes(chunk.body), Param::Text(replica)],
+        )?;
+        let id = id.first().and_then(|r| r.first()).map_or(0, Cell::int);
+        sql.exec("INSERT INTO allot_audit_unindexed (chunk) VALUES ($1)", &[Param::Int(id)])?;
+    }
+    let waiting = sql.rows("SELECT count(*) FROM allot_audit_unindexed", &[])?;
+    Ok(waiting.first().and_then(|r| r.first()).map_or(0, Cell::int))
+}
+
+/// Moves up to [`MERGE_BATCH`] waiting chunks into postings rows; returns how
+/// many chunks it took (0: none waited). Taking them is a `DELETE ...
+/// RETURNING`, so two replicas merging at once never list a record twice.
+pub(crate) fn merge(sql: &mut dyn Sql) -> Result<usize, LiveError> {
+    sql.lock_audit()?;
+    let taken = sql.rows(
+        "DELETE FROM allot_audit_unindexed WHERE chunk IN (SELECT chunk FROM allot_audit_unindexed ORDER BY chunk LIMIT $1) RETURNING chunk",
+        &[Param::Int(MERGE_BATCH)],
+    )?;
+    let mut ids: Vec<i64> = taken.iter().filter_map(|r| r.first()).map(Cell::int).collect();
+    ids.sort_unstable();
+    let mut buckets: Vec<(Vec<u8>, String)> = vec![(Vec::new(), String::new()); BUCKETS as usize];
+    for &id in &ids {
+        let Some(row) = sql.rows("SELECT lines, newest_at FROM allot_audit_chunks WHERE id = $1", &[Param::Int(id)])?.pop() else {
+            continue; // deleted by retention meanwhile
+        };
+        let mut row = row.into_iter();
+        let lines = row.next().map(Cell::into_bytes).unwrap_or_default();
+        let newest = row.next().map(Cell::into_text).unwrap_or_default();
+        for (hash, offset, len) in decode_lines(&lines) {
+            let (entries, bucket_newest) = &mut buckets[(hash % BUCKETS) as usize];
+            entries.extend_from_slice(&hash.to_le_bytes());
+            entries.extend_from_slice(&id.to_le_bytes());
+            entries.extend_from_slice(&offset.to_le_bytes());
+            entries.extend_from_slice(&len.to_le_bytes());
+            if *bucket_newest < newest {
+                bucket_newest.clone_from(&newest);
+            }
+        }
+    }
+    for (bucket, (entries, newest)) in buckets.iter().enumerate() {
+        if !entries.is_empty() {
+            sql.exec(
+                "INSERT INTO allot_audit_postings (bucket, newest_at, entries) VALUES ($1, $2, $3)",
+                &[Param::Int(bucket as i64), Param::Text(newest), Param::Bytes(entries)],
+            )?;
+        }
+    }
+    Ok(ids.len())
+}
+
+fn decode_lines(lines: &[u8]) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+    lines.chunks_exact(LINE_BYTES).map(|c| (u32_at(c, 0), u32_at(c, 4), u32_at(c, 8)))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Where a record is: chunk id, byte offset, length.
+type Place = (i64, u32, u32);
+
+/// The places of every record whose hash is `hash`, in storage order.
+fn places(sql: &mut dyn Sql, hash: u32) -> Result<Vec<Place>, LiveError> {
+    let mut out = Vec::new();
+    for row in sql.rows("SELECT entries FROM allot_audit_postings WHERE bucket = $1 ORDER BY id", &[Param::Int(i64::from(hash % BUCKETS))])? {
+        let entries = row.into_iter().next().map(Cell::into_bytes).unwrap_or_default();
+        for e in entries.chunks_exact(ENTRY_BYTES) {
+            if u32_at(e, 0) == hash {
+                let chunk = i64::from_le_bytes(e[4..12].try_into().unwrap_or_default());
+                out.push((chunk, u32_at(e, 12), u32_at(e, 16)));
+            }
+        }
+    }
+    for row in sql.rows("SELECT c.id, c.lines FROM allot_audit_unindexed u JOIN allot_audit_chunks c ON c.id = u.chunk ORDER BY c.id", &[])? {
+        let mut row = row.into_iter();
+        let chunk = row.next().map_or(0, |c| c.int());
+        let lines = row.next().map(Cell::into_bytes).unwrap_or_default();
+        out.extend(decode_lines(&lines).filter(|l| l.0 == hash).map(|(_, offset, len)| (chunk, offset, len)));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// One of a customer's records as found: its chunk, its place there, its text.
+struct Found {
+    chunk: i64,
+    offset: u32,
+    text: String,
+}
+
+/// The records of `customer_id` (hash matched, then the record's own
+/// `customer_id` checked), grouped by chunk, each chunk read once.
+fn find(sql: &mut dyn Sql, customer_id: &str) -> Result<(Vec<Found>, Vec<(i64, Vec<u8>)>), LiveError> {
+    #[derive(serde::Deserialize)]
+    struct Whose<'a> {
+        #[serde(borrow)]
+        customer_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    sql.lock_audit()?;
+    let mut found = Vec::new();
+    let mut bodies = Vec::new();
+    let places = places(sql, customer_hash(customer_id))?;
+    let mut i = 0;
+    while i < places.len() {
+        let chunk = places[i].0;
+        let end = places[i..].iter().position(|p| p.0 != chunk).map_or(places.len(), |k| i + k);
+        if let Some(row) = sql.rows("SELECT body FROM allot_audit_chunks WHERE id = $1", &[Param::Int(chunk)])?.pop() {
+            let body = row.into_iter().next().map(Cell::into_bytes).unwrap_or_default();
+            for &(_, offset, len) in &places[i..end] {
+                let Some(bytes) = body.get(offset as usize..offset as usize + len as usize) else {
+                    return Err(LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}: a record at {offset}+{len} is past its end") });
+                };
+                if bytes.first() == Some(&b' ') {
+                    continue; // erased
+                }
+                let whose: Whose<'_> = serde_json::from_slice(bytes).map_err(|e| LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}, byte {offset}: {e}") })?;
+                if whose.customer_id.as_deref() == Some(customer_id) {
+                    found.push(Found { chunk, offset, text: String::from_utf8_lossy(bytes).into_owned() });
+                }
+            }
+            bodies.push((chunk, body));
+        }
+        i = end;
+    }
+    Ok((found, bodies))
+}
+
+/// Every record of `customer_id`, oldest first (as stored: a writer's records
+/// in the order served; across replicas, in chunk order).
+pub(crate) fn records_of(sql: &mut dyn Sql, customer_id: &str) -> Result<Vec<String>, LiveError> {
+    Ok(find(sql, customer_id)?.0.into_iter().map(|f| f.text).collect())
+}
+
+/// Erases a customer's records (their bytes blanked in place, so no other
+/// record moves) and consent events, then stores `record(what was erased)`
+/// as an audit record of no customer; the caller commits.
+pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
+    let (found, bodies) = find(sql, customer_id)?;
+    for (chunk, mut body) in bodies {
+        let mine: Vec<&Found> = found.iter().filter(|f| f.chunk == chunk).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for f in mine {
+            body[f.offset as usize..f.offset as usize + f.text.len()].fill(b' ');
+        }
+        sql.exec("UPDATE allot_audit_chunks SET body = $1 WHERE id = $2", &[Param::Bytes(&body), Param::Int(chunk)])?;
+    }
+    let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])?;
+    let erased = Erased { audit_records: found.len() as u64, consent_events };
+    let mut batch = AuditBatch::default();
+    batch.push("", Utc::now(), record(erased).as_bytes());
+    insert_batch(sql, &batch, replica)?;
+    Ok(erased)
+}
+
+/// Deletes one batch of chunks whose newest record was served before
+/// `cutoff`, and one of postings rows that list only such chunks; returns
+/// (the larger count of rows deleted, records in the chunks deleted).
+pub(crate) fn delete_before(sql: &mut dyn Sql, cutoff: &str, batch: i64) -> Result<(i64, i64), LiveError> {
+    let gone = sql.rows(
+        "DELETE FROM allot_audit_chunks WHERE id IN (SELECT id FROM allot_audit_chunks WHERE newest_at < $1 LIMIT $2) RETURNING records",
+        &[Param::Text(cutoff), Param::Int(batch)],
+    )?;
+    let postings = sql.exec(
+        "DELETE FROM allot_audit_postings WHERE id IN (SELECT id FROM allot_audit_postings WHERE newest_at < $1 LIMIT $2)",
+        &[Param::Text(cutoff), Param::Int(batch)],
+    )?;
+    Ok(((gone.len() as i64).max(postings as i64), gone.iter().filter_map(|r| r.first()).map(Cell::int).sum()))
+}
+
+/// Every record with its customer, oldest first (what moves when a store
+/// switches to a shared database); erased records are left out.
+pub(crate) fn all_records(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, LiveError> {
+    #[derive(serde::Deserialize)]
+    struct Whose {
+        customer_id: Option<String>,
+    }
+    let mut out = Vec::new();
+    for row in sql.rows("SELECT id, lines, body FROM allot_audit_chunks ORDER BY id", &[])? {
+        let mut row = row.into_iter();
+        let chunk = row.next().map_or(0, |c| c.int());
+        let lines = row.next().map(Cell::into_bytes).unwrap_or_default();
+        let body = row.next().map(Cell::into_bytes).unwrap_or_default();
+        for (_, offset, len) in decode_lines(&lines) {
+            let bytes = body.get(offset as usize..(offset + len) as usize).unwrap_or_default();
+            if bytes.is_empty() || bytes[0] == b' ' {
+                continue;
+            }
+            let whose: Whose = serde_json::from_slice(bytes).map_err(|e| LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}, byte {offset}: {e}") })?;
+            out.push((whose.customer_id.unwrap_or_default(), String::from_utf8_lossy(bytes).into_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// A batch of (customer, record) pairs read back from an old log or table,
+/// each record's time taken from its own `at`.
+pub(crate) fn batch_of(records: &[(String, String)]) -> AuditBatch {
+    #[derive(serde::Deserialize)]
+    struct When {
+        at: Option<DateTime<Utc>>,
+    }
+    let mut batch = AuditBatch::default();
+    for (customer, text) in records {
+        let at = serde_json::from_str::<When>(text).ok().and_then(|w| w.at).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        batch.push(customer, at, text.as_bytes());
+    }
+    batch
+}
+
+/// The name under which moving the rows of 0001's `allot_audit` table into
+/// chunks is recorded in `allot_imports`.
+pub(crate) const LEGACY_TABLE: &str = "allot_audit";
+
+/// Moves [`RETENTION_BATCH`] rows of the old one-row-per-record table into
+/// chunks; returns how many it moved (0: none left, and then the table is
+/// dropped and the move recorded as done, once). Taking them is a
+/// `DELETE ... RETURNING`, so a crash or a second replica never moves a row twice.
+pub(crate) fn move_legacy_rows(sql: &mut dyn Sql, replica: &str) -> Result<usize, LiveError> {
+    sql.lock_audit()?;
+    if !sql.rows("SELECT 1 FROM allot_imports WHERE file = $1", &[Param::Text(LEGACY_TABLE)])?.is_empty() {
+        return Ok(0);
+    }
+    let body = match sql.dialect() {
+        Dialect::Sqlite => "body",
+        Dialect::Postgres => "body::text",
+    };
+    let mut rows = sql.rows(
+        &format!("DELETE FROM allot_audit WHERE id IN (SELECT id FROM allot_audit ORDER BY id LIMIT $1) RETURNING id, customer_id, {body}"),
+        &[Param::Int(RETENTION_BATCH)],
+    )?;
+    rows.sort_by_key(|r| r.first().map_or(0, Cell::int));
+    let text = |cell: Option<&Cell>| match cell {
+        Some(Cell::Text(t)) => t.clone(),
+        _ => String::new(),
+    };
+    let records: Vec<(String, String)> = rows.iter().map(|r| (text(r.get(1)), text(r.get(2)))).collect();
+    if records.is_empty() {
+        // All moved: the old table goes, and the move is recorded as done.
+        sql.exec("DROP TABLE IF EXISTS allot_audit", &[])?;
+        sql.exec("INSERT INTO allot_imports (file, rows) VALUES ($1, 0)", &[Param::Text(LEGACY_TABLE)])?;
+        return Ok(0);
+    }
+    insert_batch(sql, &batch_of(&records), replica)?;
+    Ok(records.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(records: &[(&str, &str)]) -> AuditBatch {
+        let mut b = AuditBatch::default();
+        for (customer, text) in records {
+            b.push(customer, Utc::now(), text.as_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn chunks_cut_at_record_boundaries_within_the_size() {
+        let big = "x".repeat(CHUNK_BYTES / 3);
+        let b = batch(&[("a", &big), ("b", &big), ("c", &big), ("d", "{}")]);
+        let chunks: Vec<_> = b.chunks().collect();
+        assert_eq!(chunks.iter().map(|c| c.records).collect::<Vec<_>>(), [2, 2]);
+        for c in &chunks {
+            assert!(c.body.len() <= CHUNK_BYTES);
+            for (_, offset, len) in decode_lines(&c.lines) {
+                assert_eq!(c.body[(offset + len) as usize], b'\n', "each line ends where its length says");
+            }
+        }
+        // A record larger than a chunk still gets one.
+        let huge = "y".repeat(CHUNK_BYTES * 2);
+        assert_eq!(batch(&[("a", &huge)]).chunks().count(), 1);
+    }
+
+    #[test]
+    fn keep_newest_drops_whole_records_from_the_front() {
+        let mut b = batch(&[("a", "1111"), ("b", "2222"), ("c", "3333")]);
+        assert_eq!(b.keep_newest(10), 1);
+        assert_eq!(b.len(), 2);
+        let chunk = b.chunks().next().unwrap();
+        assert_eq!(chunk.body, b"2222\n3333\n");
+        let mut older = batch(&[("z", "0")]);
+        older.extend(&b);
+        assert_eq!(older.chunks().next().unwrap().body, b"0\n2222\n3333\n");
+        let offsets: Vec<u32> = decode_lines(&older.chunks().next().unwrap().lines).map(|l| l.1).collect();
+        assert_eq!(offsets, [0, 2, 7]);
+    }
+}

@@ -1,0 +1,78 @@
+//! The audit's view of a PostgreSQL transaction ([`Sql`]), so the audit's
+//! rules in [`super::audit_store`] run unchanged on the shared database.
+
+use postgres::types::{ToSql, Type};
+
+use super::audit_store::{batch_of, insert_batch, Cell, Param, Sql};
+use super::error::LiveError;
+use super::schema::Dialect;
+use crate::shared::SharedError;
+
+/// Key of the advisory lock the audit's merge, reads and erasures take, so a
+/// merge never moves records between a reader's two queries.
+const AUDIT_LOCK: i64 = 0x616c_6c6f_7404;
+
+pub(super) struct PgSql<'a, 'b> {
+    pub(super) tx: &'a mut postgres::Transaction<'b>,
+}
+
+fn err(e: postgres::Error) -> LiveError {
+    LiveError::Shared(SharedError::from(e))
+}
+
+fn refs<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Int(v) => v as &(dyn ToSql + Sync),
+            Param::Text(t) => t as &(dyn ToSql + Sync),
+            Param::Bytes(b) => b as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+impl Sql for PgSql<'_, '_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn lock_audit(&mut self) -> Result<(), LiveError> {
+        self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).map(drop).map_err(err)
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError> {
+        self.tx.execute(sql, &refs(params)).map_err(err)
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, LiveError> {
+        let rows = self.tx.query(sql, &refs(params)).map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        let ty = row.columns()[i].type_();
+                        let cell = if *ty == Type::INT8 {
+                            row.try_get::<_, Option<i64>>(i).map(|v| v.map_or(Cell::Null, Cell::Int))
+                        } else if *ty == Type::INT4 {
+                            row.try_get::<_, Option<i32>>(i).map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+                        } else if *ty == Type::BYTEA {
+                            row.try_get::<_, Option<Vec<u8>>>(i).map(|v| v.map_or(Cell::Null, Cell::Bytes))
+                        } else {
+                            row.try_get::<_, Option<String>>(i).map(|v| v.map_or(Cell::Null, Cell::Text))
+                        };
+                        cell.map_err(err)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Stores the audit records of an old file-mode log in an import's transaction.
+pub(super) fn import_audit(tx: &mut postgres::Transaction<'_>, records: &[(String, String)], replica: &str) -> Result<(), SharedError> {
+    match insert_batch(&mut PgSql { tx }, &batch_of(records), replica) {
+        Ok(_) => Ok(()),
+        Err(LiveError::Shared(e)) => Err(e),
+        Err(e) => Err(SharedError::Corrupt { table: "allot_audit_chunks", reason: e.to_string() }),
+    }
+}
