@@ -87,6 +87,10 @@ pub struct ServiceState {
     pub(crate) shared: Option<Arc<SharedLive>>,
     /// Sequence number of the activation last loaded.
     plan_seq: std::sync::atomic::AtomicI64,
+    /// Held for a whole reload: reloads (a route's, the sync loop's) run one
+    /// at a time and each reads the newest activation once it holds this, so
+    /// a slow reload of an older activation never swaps in after a newer one.
+    reloading: Mutex<()>,
     /// When the shared database was last heard from (see [`Self::note_live_contact`]).
     live_contact: LiveContact,
 }
@@ -137,6 +141,7 @@ impl ServiceState {
             live: db,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
+            reloading: Mutex::new(()),
             live_contact: LiveContact::new(),
         };
         state.reload();
@@ -252,6 +257,7 @@ impl ServiceState {
     /// Loads the active plan (or, failing that, the newest loadable version for
     /// the fallback) and swaps it in; keeps the current one if nothing loads.
     pub fn reload(&self) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let (loaded, error) = match self.active_id() {
             Ok(Some((seq, id))) => {
                 // Loaded or not, this activation has been seen: no reload per poll.
