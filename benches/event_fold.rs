@@ -76,7 +76,7 @@ fn measure(n: usize, scenario: &Path, customers: &[String]) -> Row {
     let tmp = tempfile::tempdir().unwrap();
     let store = PlanStore::open(tmp.path().join("store")).unwrap();
     let id = allot_scenarios::plan_scenario(&store, scenario, &allot_optimizer::SolverChoice::Auto(Default::default(), Default::default()), None).unwrap().manifest.id;
-    store.activate(&id).unwrap();
+    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
     let keys = ApiKeys { keys: vec![ApiKey { key: KEY.to_string(), role: Role::Fulfilment }] };
     let config = ServiceConfig { keys, max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: tmp.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
     // Create the database (migrations), then fill it while no service runs.

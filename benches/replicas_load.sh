@@ -23,10 +23,13 @@ bin="$CARGO_TARGET_DIR/debug/allot"
 
 scenario="$work/replicas-c$n"
 store="$work/replicas-store-c$n"
-if [ ! -f "$store/active.json" ]; then
+if [ ! -d "$store/plans/000001" ]; then
   [ -d "$scenario" ] || "$bin" generate "$scenario" --customers "$n" --offers 40 --skus 300 --zones 20 --warehouses 5 --candidates 8 --seed 1 --format parquet >/dev/null 2>&1
-  "$bin" plan "$scenario" --store "$store" --out "$work/replicas-out-c$n" --format parquet --activate >/dev/null 2>&1
+  "$bin" plan "$scenario" --store "$store" --out "$work/replicas-out-c$n" --format parquet >/dev/null 2>&1
 fi
+# The active plan is recorded in the store's live.db (which a --database replica
+# imports and sets aside): activated on every run.
+"$bin" plans activate 000001 --store "$store" >/dev/null
 # shellcheck source=benches/random_customer.sh
 . benches/random_customer.sh
 random_customer_load "$work" "$n"

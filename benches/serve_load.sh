@@ -29,11 +29,13 @@ bin="${CARGO_TARGET_DIR:-target}/release/allot"
 
 scenario="$work/serve-c$n"
 store="$work/serve-store-c$n"
-if [ ! -f "$store/active.json" ]; then
+if [ ! -d "$store/plans/000001" ]; then
   [ -d "$scenario" ] || "$bin" generate "$scenario" --customers "$n" --offers 40 --skus 300 --zones 20 --warehouses 5 --candidates 8 --seed 1 --format parquet 2>/dev/null
   echo "planning $n customers ..." >&2
-  "$bin" plan "$scenario" --store "$store" --out "$work/serve-out-c$n" --format parquet --activate >/dev/null
+  "$bin" plan "$scenario" --store "$store" --out "$work/serve-out-c$n" --format parquet >/dev/null
 fi
+# The active plan is recorded in the store's live.db: activated on every run.
+"$bin" plans activate 000001 --store "$store" >/dev/null
 # shellcheck source=benches/random_customer.sh
 . benches/random_customer.sh
 random_customer_load "$work" "$n"

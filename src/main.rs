@@ -37,6 +37,8 @@ enum Command {
         action: PlansAction,
         #[command(flatten)]
         store: StoreArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// What-if planning: run scenario variants in parallel, compare them with a base.
     Scenario {
@@ -129,7 +131,9 @@ struct ServeArgs {
     /// Keep live events, consent, plan activations and the audit log in this
     /// PostgreSQL database (`postgres://user@host:port/db`), shared with every
     /// replica started with the same URL; plan files stay in --store, which the
-    /// replicas share. Without it, they are files in the store.
+    /// replicas share. Without it, they are in the store's embedded database
+    /// (live.db). Either way, what the store holds of an older mode is imported
+    /// on start.
     #[arg(long, env = "ALLOT_DATABASE_URL")]
     database: Option<String>,
     /// With --database: a replica that has not synced with the database for
@@ -181,6 +185,8 @@ struct PlanArgs {
     /// Make the new plan version the active one.
     #[arg(long)]
     activate: bool,
+    #[command(flatten)]
+    database: DatabaseArg,
     /// Print the solver's own log (HiGHS) to stdout.
     #[arg(long)]
     solver_log: bool,
@@ -241,14 +247,9 @@ enum PlansAction {
     Activate {
         #[arg(value_parser = plan_id)]
         id: String,
-        #[command(flatten)]
-        database: DatabaseArg,
     },
     /// Re-activate the plan that was active before the current one.
-    Rollback {
-        #[command(flatten)]
-        database: DatabaseArg,
-    },
+    Rollback,
 }
 
 /// A plan version id argument, in the store's id format (refused before any
@@ -259,23 +260,23 @@ fn plan_id(id: &str) -> Result<String, String> {
 
 #[derive(clap::Args)]
 struct DatabaseArg {
-    /// Record the activation in the replicas' shared database (as `allot serve
-    /// --database` does), so every replica switches; without it, in the store.
-    #[arg(long, env = "ALLOT_DATABASE_URL")]
+    /// The live state (which plan is active, the activation history) in the
+    /// replicas' shared PostgreSQL database (as `allot serve --database`), so
+    /// every replica switches; without it, the store's embedded database
+    /// (live.db), which a running `allot serve` on the store follows.
+    #[arg(long, env = "ALLOT_DATABASE_URL", global = true)]
     database: Option<String>,
 }
 
 impl DatabaseArg {
-    /// Activates `id` (`None`: rolls back) in the database, or in the store.
-    fn activate(&self, store: &PlanStore, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation> {
-        Ok(match (&self.database, id) {
-            (Some(url), id) => {
-                let db = allot_api::SharedLive::connect(url, "allot-cli").context("connecting to the database")?;
-                allot_api::activate_shared(store, &db, id)?
-            }
-            (None, Some(id)) => store.activate(id)?,
-            (None, None) => store.rollback()?,
-        })
+    /// The store's live state: PostgreSQL with `--database`, else `live.db`,
+    /// with what the store holds of an older mode imported first.
+    fn open(&self, store: &PlanStore) -> Result<allot_api::LiveDb> {
+        let shared = match &self.database {
+            Some(url) => Some(std::sync::Arc::new(allot_api::SharedLive::connect(url, "allot-cli").context("connecting to the database")?)),
+            None => None,
+        };
+        allot_api::live::import::open_store_live(store.root(), shared).with_context(|| format!("opening the live state of {}", store.root().display()))
     }
 }
 
@@ -353,7 +354,7 @@ fn main() -> Result<()> {
     init_logging();
     match Cli::parse().command {
         Command::Plan(args) => plan(args),
-        Command::Plans { action, store } => plans(action, &store.store),
+        Command::Plans { action, store, database } => plans(action, &store.store, &database),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve(args),
         Command::Forecast(args) => forecast(args),
@@ -466,9 +467,11 @@ fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
     let solver = solver_of(&args)?;
+    // Opened before the solve, so a live state that cannot be opened costs no plan.
+    let live = if args.activate { Some(args.database.open(&store)?) } else { None };
     let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: format_of(args.format) }))?;
-    if args.activate {
-        store.activate(&run.manifest.id)?;
+    if let Some(live) = &live {
+        live.activate(&store, &run.manifest.id)?;
     }
     print_summary(&run.kpis, &run.manifest.id, args.activate, &out, &store, run.write_seconds);
     Ok(())
@@ -642,11 +645,13 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
     );
 }
 
-fn plans(action: PlansAction, store: &Path) -> Result<()> {
+fn plans(action: PlansAction, store: &Path, database: &DatabaseArg) -> Result<()> {
     let store = PlanStore::open(store)?;
+    let live = database.open(&store)?;
+    let active = || -> Result<Option<String>> { Ok(live.active_plan()?.map(|(_, id)| id)) };
     match action {
         PlansAction::List => {
-            let active = store.active()?;
+            let active = active()?;
             let list = store.list()?;
             if list.is_empty() {
                 println!("no plan versions in {}", store.root().display());
@@ -665,15 +670,15 @@ fn plans(action: PlansAction, store: &Path) -> Result<()> {
             }
         }
         PlansAction::Show { id } => {
-            let value = serde_json::json!({ "manifest": store.manifest(&id)?, "kpis": store.kpis(&id)?, "active": store.active()?.as_deref() == Some(id.as_str()) });
+            let value = serde_json::json!({ "manifest": store.manifest(&id)?, "kpis": store.kpis(&id)?, "active": active()?.as_deref() == Some(id.as_str()) });
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
-        PlansAction::Activate { id, database } => {
-            database.activate(&store, Some(&id))?;
+        PlansAction::Activate { id } => {
+            live.activate(&store, &id)?;
             println!("plan {id} is active");
         }
-        PlansAction::Rollback { database } => {
-            let a = database.activate(&store, None)?;
+        PlansAction::Rollback => {
+            let a = live.rollback(&store)?;
             println!("rolled back: plan {} is active", a.plan_id);
         }
     }

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use allot_scenarios::plans::store::FAULT_ENV;
 use allot_scenarios::PlanStore;
 
+mod support;
+
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
 }
@@ -55,7 +57,7 @@ fn plan_writes_outputs_kpis_and_a_plan_version() {
 
     let s = PlanStore::open(&store).unwrap();
     assert_eq!(s.ids().unwrap(), vec!["000001"]);
-    assert_eq!(s.active().unwrap().as_deref(), Some("000001"));
+    assert_eq!(support::active(&store).as_deref(), Some("000001"), "--activate records in the store's live.db");
     let m = s.manifest("000001").unwrap();
     assert_eq!(m.solver, "exact");
     assert_eq!(m.scenario_hash.len(), 64);
@@ -107,6 +109,15 @@ fn versions_activate_and_roll_back() {
     assert!(ok(&allot(&["plans", "rollback", "--store", st], &[])).contains("plan 000001 is active"));
     let last = allot(&["plans", "rollback", "--store", st], &[]);
     assert!(!last.status.success(), "nothing before the first activation");
+    let unknown = allot(&["plans", "activate", "000009", "--store", st], &[]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no plan version 000009"));
+    let history = support::live(&store).activations().unwrap();
+    let steps: Vec<_> = history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())).collect();
+    assert_eq!(
+        steps,
+        [("activate", "000001"), ("activate", "000002"), ("activate", "000003"), ("rollback", "000002"), ("rollback", "000001")],
+        "the history is exact: refused calls recorded nothing"
+    );
 
     let show: serde_json::Value = serde_json::from_str(&ok(&allot(&["plans", "show", "000002", "--store", st], &[]))).unwrap();
     assert!((show["kpis"]["objective"].as_f64().unwrap() - 50.0 / 3.0).abs() < 1e-6);
@@ -132,7 +143,7 @@ fn crash_mid_write_keeps_the_store_whole() {
 
     let s = PlanStore::open(&store).unwrap();
     assert_eq!(s.ids().unwrap(), vec!["000001"], "the half-written version is invisible");
-    assert_eq!(s.active().unwrap().as_deref(), Some("000001"));
+    assert_eq!(support::active(&store).as_deref(), Some("000001"));
     assert!((s.kpis("000001").unwrap().objective - 12.9).abs() < 1e-6);
     assert_eq!(fs::read(store.join("plans/000001/eligibility.parquet")).unwrap(), before);
     let staging = fs::read_dir(store.join("plans")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging-")).count();

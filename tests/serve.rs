@@ -1,6 +1,7 @@
 //! `allot serve` as a process: an acknowledged event survives the server being
 //! killed (SIGKILL, no shutdown, or an abort inside the database write path)
-//! and restarted on the same store.
+//! and restarted on the same store; an activation made by the CLI on the
+//! store is followed by the running server.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -120,6 +121,44 @@ fn a_killed_server_restarts_with_every_acknowledged_event() {
     assert!(after["excluded"].as_array().unwrap().iter().any(|e| e["reason"] == "live:consent"), "{after}");
     let (status, again) = request(port, "POST", "/v1/events/inventory", FULFILMENT, Some(&order)).unwrap();
     assert_eq!((status, &again["duplicate"]), (200, &json!(true)), "the order was lost in the restart");
+}
+
+fn allot(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_allot")).args(args).env_remove("ALLOT_DATABASE_URL").output().unwrap();
+    assert!(out.status.success(), "allot {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (a generous bound, not a timing check) until the server answers
+/// `customer` from plan `version`.
+fn wait_for_plan(port: u16, customer: &str, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while offers(port, customer)["plan_version"] != version {
+        assert!(Instant::now() < deadline, "the server did not follow the CLI to plan {version}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Protects "the served plan is the active one" in file mode: `allot plans
+/// activate` and `rollback` from another process record in the store's
+/// `live.db`, and the running server follows (it polls the newest
+/// activation), with no restart and no call to its own route.
+#[test]
+fn a_running_server_follows_activations_made_by_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = planned_store(tmp.path());
+    let (st, scenario) = (store.to_str().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail"));
+    let second = allot(&["plan", scenario.to_str().unwrap(), "--store", st, "--out", tmp.path().join("out2").to_str().unwrap()]);
+    assert!(second.contains("plan 000002 saved"), "{second}");
+    let port = free_port();
+    let _server = start(&store, port);
+    assert_eq!(offers(port, "C0000001")["plan_version"], "000001");
+
+    allot(&["plans", "activate", "000002", "--store", st]);
+    wait_for_plan(port, "C0000001", "000002");
+    assert!(allot(&["plans", "list", "--store", st]).contains("* 000002"));
+    assert!(allot(&["plans", "rollback", "--store", st]).contains("plan 000001 is active"));
+    wait_for_plan(port, "C0000001", "000001");
 }
 
 /// A small xorshift generator: the crash test's random moments, reproducible

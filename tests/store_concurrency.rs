@@ -1,7 +1,9 @@
 //! One writer at a time on the plan store: concurrent saves and activations
-//! from threads and from two processes leave every version whole, the history
-//! with every activation, and `active.json` equal to its last line; the
-//! staging sweep never removes a live writer's directory, however old it looks.
+//! from threads and from two processes leave every version whole and the
+//! activation history (in the store's live-state database) exact: every
+//! activation once, each writer's in its own order, none of a version not yet
+//! whole; the staging sweep never removes a live writer's directory, however
+//! old it looks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,10 +36,10 @@ fn save(store: &PlanStore, text: &str, during: impl FnOnce(&Path)) -> String {
     manifest.id
 }
 
-/// The history's lines, each parsed; and the active plan.
+/// The activation history; and the active plan.
 fn history_and_active(root: &Path) -> (Vec<Activation>, Option<String>) {
-    let store = PlanStore::open(root).unwrap();
-    (store.history().unwrap(), store.active().unwrap())
+    let live = support::live(root);
+    (live.activations().unwrap(), live.active_plan().unwrap().map(|(_, id)| id))
 }
 
 #[test]
@@ -51,46 +53,48 @@ fn concurrent_saves_and_activations_from_threads_keep_the_store_whole() {
         .map(|t| {
             let (root, barrier) = (root.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let store = PlanStore::open(&root).unwrap();
+                // Each thread its own connection: activations serialize in the database.
+                let (store, live) = (PlanStore::open(&root).unwrap(), support::live(&root));
                 barrier.wait();
                 (0..rounds)
                     .map(|r| {
                         let text = format!("thread {t} round {r}");
                         let id = save(&store, &text, |_| {});
-                        store.activate(&id).unwrap();
+                        assert_eq!(live.activate(&store, &id).unwrap().plan_id, id);
                         (id, text)
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    // Whoever holds `store.lock` sees a consistent store: active.json is the
-    // history's last line (activation appends, then replaces active.json, under it).
+    // Meanwhile: every recorded activation names a version that is whole.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checker = {
-        let (root, stop) = (root.clone(), stop.clone());
+        let (root, stop, at_start) = (root.clone(), stop.clone(), before.len());
         std::thread::spawn(move || {
+            let (store, live) = (PlanStore::open(&root).unwrap(), support::live(&root));
             let mut checks = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("store.lock")).unwrap();
-                lock.lock().unwrap();
-                let (history, active) = history_and_active(&root);
-                assert_eq!(active.as_deref(), history.last().map(|a| a.plan_id.as_str()), "under the store lock, active.json is the last activation");
-                drop(lock);
+                let history = live.activations().unwrap();
+                for a in &history {
+                    store.manifest(&a.plan_id).unwrap_or_else(|e| panic!("activation of {} recorded before the version was whole: {e}", a.plan_id));
+                }
+                assert!(history.len() >= at_start, "the history only grows");
                 checks += 1;
             }
             checks
         })
     };
-    let saved: Vec<(String, String)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let saved: Vec<Vec<(String, String)>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(checker.join().unwrap() > 0);
 
-    let mut ids: Vec<&String> = saved.iter().map(|(id, _)| id).collect();
+    let all: Vec<&(String, String)> = saved.iter().flatten().collect();
+    let mut ids: Vec<&String> = all.iter().map(|(id, _)| id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), threads * rounds, "every save got its own id");
-    for (id, text) in &saved {
+    for (id, text) in &all {
         let dir = root.join("plans").join(id);
         assert_eq!(std::fs::read_to_string(dir.join("marker")).unwrap(), *text, "version {id} holds its own writer's files");
         assert!(dir.join("manifest.json").is_file());
@@ -99,8 +103,14 @@ fn concurrent_saves_and_activations_from_threads_keep_the_store_whole() {
     let leftovers: Vec<_> = std::fs::read_dir(root.join("plans")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "no staging directory left: {leftovers:?}");
     let (history, active) = history_and_active(&root);
-    assert_eq!(history.len(), before.len() + threads * rounds, "every activation is in the history");
-    assert_eq!(active.as_deref(), Some(history.last().unwrap().plan_id.as_str()), "active.json is the history's last line");
+    assert_eq!(history[..before.len()], before[..], "the history before is untouched");
+    let added: Vec<&str> = history[before.len()..].iter().map(|a| a.plan_id.as_str()).collect();
+    assert_eq!(added.len(), threads * rounds, "every activation is in the history, once");
+    for thread in &saved {
+        let own: Vec<&str> = added.iter().copied().filter(|id| thread.iter().any(|(t, _)| t == id)).collect();
+        assert_eq!(own, thread.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), "a thread's activations are recorded in its order");
+    }
+    assert_eq!(active.as_deref(), Some(history.last().unwrap().plan_id.as_str()), "the active plan is the newest activation");
 }
 
 #[test]
@@ -111,13 +121,18 @@ fn activations_from_two_processes_are_serialized() {
     let script = |id: &str| format!("for i in $(seq {per_process}); do \"$0\" plans activate {id} --store \"$1\" >/dev/null || exit 1; done");
     let children: Vec<_> = ["000001", "000002"]
         .iter()
-        .map(|id| Command::new("sh").arg("-c").arg(script(id)).arg(env!("CARGO_BIN_EXE_allot")).arg(&root).spawn().unwrap())
+        .map(|id| Command::new("sh").arg("-c").arg(script(id)).arg(env!("CARGO_BIN_EXE_allot")).arg(&root).env_remove("ALLOT_DATABASE_URL").spawn().unwrap())
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success(), "every activation succeeded");
     }
     let (history, active) = history_and_active(&root);
     assert_eq!(history.len(), before.len() + 2 * per_process);
+    for id in ["000001", "000002"] {
+        let count = |h: &[Activation]| h.iter().filter(|a| a.plan_id == id).count();
+        assert_eq!(count(&history) - count(&before), per_process, "each of {id}'s activations recorded once");
+    }
+    assert!(history.windows(2).all(|w| w[0].at <= w[1].at), "recorded in one order");
     assert_eq!(active.as_deref(), Some(history.last().unwrap().plan_id.as_str()));
 }
 
@@ -154,22 +169,21 @@ fn the_sweep_never_removes_a_live_writers_directory() {
     assert!(!dead.exists(), "a dead writer's staging directory is swept");
 }
 
-/// A torn last history line (a crash mid-append) is cut before the next
-/// append, so the next activation is not glued onto it and lost.
+/// Protects "an activation of an unknown or unreadable version records
+/// nothing": an absent version, and one whose manifest no longer reads, are
+/// refused and the history is unchanged; so is a rollback to such a version.
 #[test]
-fn an_activation_after_a_torn_history_line_is_kept() {
+fn an_unknown_or_unreadable_version_is_never_recorded() {
     let (_tmp, root) = store();
-    let store = PlanStore::open(&root).unwrap();
-    let before = store.history().unwrap().len();
-    let history = root.join("activations.jsonl");
-    let mut text = std::fs::read_to_string(&history).unwrap();
-    text.push_str("{\"schema_version\":2,\"plan_id\":\"0000");
-    std::fs::write(&history, text).unwrap();
-    store.activate("000001").unwrap();
-    store.activate("000002").unwrap();
-    let after = store.history().unwrap();
-    assert_eq!(after.len(), before + 2);
-    assert_eq!(after.last().unwrap().plan_id, "000002");
-    store.rollback().unwrap();
-    assert_eq!(store.active().unwrap().as_deref(), Some("000001"), "rollback restores the plan before");
+    let (store, live) = (PlanStore::open(&root).unwrap(), support::live(&root));
+    let before = live.activations().unwrap();
+    assert!(matches!(live.activate(&store, "000009"), Err(allot_api::ActivationError::Store(allot_scenarios::StoreError::UnknownPlan(_)))));
+    assert!(live.activate(&store, "../000001").is_err(), "not an id");
+    std::fs::write(root.join("plans/000001/manifest.json"), "{\"id\": \"000001\", \"created_at\":").unwrap();
+    let err = live.activate(&store, "000001").unwrap_err().to_string();
+    assert!(err.contains("manifest.json"), "{err}");
+    // The fixture's history is 000001 then 000002: a rollback would go to the unreadable 000001.
+    assert!(live.rollback(&store).unwrap_err().to_string().contains("manifest.json"));
+    assert_eq!(live.activations().unwrap(), before, "nothing recorded");
+    assert_eq!(live.active_plan().unwrap().map(|(_, id)| id).as_deref(), Some("000002"));
 }

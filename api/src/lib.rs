@@ -23,9 +23,9 @@
 //! `"fallback": true` with a `fallback_reason`. A customer no stored version
 //! knows is 404; a known customer never gets a 5xx.
 //!
-//! **Live state** ([`live`]): events, the audit and job records are kept in a
-//! database, SQLite (`live.db` in the store) or PostgreSQL with `--database`,
-//! one schema and one code path for both.
+//! **Live state** ([`live`]): events, the audit, plan activations and job
+//! records are kept in a database, SQLite (`live.db` in the store) or
+//! PostgreSQL with `--database`, one schema and one code path for both.
 //!
 //! **Audit**: every decision served is recorded in the live-state database;
 //! `GET /v1/customers/{id}/decisions` returns them (data-subject access).
@@ -54,7 +54,7 @@ pub mod state;
 pub use decide::{CustomerOverride, Decision, Exclusion, OfferDecision, LIVE_STATE_STALE};
 pub use errors::{ApiError, ErrorBody, ErrorDetail, ServeError};
 pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, InventoryEvent, InventoryKind, LoggedEvent, MAX_EVENT_QTY};
-pub use live::{LiveDb, LiveError};
+pub use live::{ActivationError, LiveDb, LiveError};
 pub use index::{LiveSupply, PlanIndex};
 pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
 pub use metrics::{HttpMetrics, Metrics};
@@ -65,4 +65,4 @@ pub use routes::{Reply, ReplyBody, RouteSpec, MAX_BODY_BYTES, MAX_PICK_BODY_BYTE
 pub use security::{Access, ApiKey, ApiKeys, Role};
 pub use server::{serve, serve_connections, serve_trivial, ConnectionLimits, JsonErrorIo};
 pub use shared::SharedLive;
-pub use state::{activate_shared, ActivationError, AppState, ServiceConfig, ServiceState, DEFAULT_MAX_LIVE_SILENCE, DEFAULT_MAX_PLAN_AGE};
+pub use state::{AppState, ServiceConfig, ServiceState, DEFAULT_MAX_LIVE_SILENCE, DEFAULT_MAX_PLAN_AGE};

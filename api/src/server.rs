@@ -1,7 +1,8 @@
 //! Starting and stopping the service: open the state (from the store, or
 //! shared with other replicas in PostgreSQL), serve the router until Ctrl-C or
-//! SIGTERM, and in shared mode keep a thread applying what other replicas
-//! record.
+//! SIGTERM, and keep a thread applying what others record (in shared mode the
+//! other replicas' events and activations; in file mode an activation the CLI
+//! made).
 //!
 //! Connections are served by hyper's HTTP/1 builder with a timer, not
 //! `axum::serve` (which has none), so that a client cannot hold the service:
@@ -64,7 +65,11 @@ impl Default for ConnectionLimits {
 /// Serves the store on `addr` until Ctrl-C or SIGTERM.
 pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, database: Option<String>, audit_retention: Duration) -> Result<(), ServeError> {
     let state = match database {
-        None => Arc::new(ServiceState::open(store_dir, config)?),
+        None => {
+            let state = Arc::new(ServiceState::open(store_dir, config)?);
+            start_sync(&state)?;
+            state
+        }
         Some(url) => {
             let replica = format!("{addr}/{}", std::process::id());
             let connect = |url: String, replica: String| SharedLive::connect(&url, &replica).map(Arc::new);
@@ -74,7 +79,7 @@ pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, 
             let state = Arc::new(tokio::task::spawn_blocking(move || ServiceState::open_shared(store_dir, config, shared)).await.map_err(|e| {
                 ServeError::Log { what: "the shared state", source: std::io::Error::other(e.to_string()) }
             })??);
-            start_shared_sync(&state)?;
+            start_sync(&state)?;
             tracing::info!("live state shared in PostgreSQL as replica {addr}/{}", std::process::id());
             state
         }
@@ -97,22 +102,25 @@ pub async fn serve(store_dir: PathBuf, addr: SocketAddr, config: ServiceConfig, 
     served.map_err(|source| ServeError::Io { addr, source })
 }
 
-/// The shared mode's background loop: waits for a notification (or
-/// [`shared::POLL_INTERVAL`]) and applies what other replicas recorded. A lost
-/// connection is retried every poll interval; the replica keeps serving.
-fn start_shared_sync(state: &AppState) -> Result<(), ServeError> {
-    let Some(db) = state.shared.clone() else { return Ok(()) };
+/// The background loop applying what others record: it waits for a
+/// notification (shared mode) or [`shared::POLL_INTERVAL`] and calls
+/// [`ServiceState::sync_live`]: in shared mode the other replicas' events and
+/// activations, in file mode an activation another process (the CLI) made in
+/// `live.db`. A lost connection is retried every poll interval; the service
+/// keeps serving.
+fn start_sync(state: &AppState) -> Result<(), ServeError> {
+    let db = state.shared.clone();
     let weak = Arc::downgrade(state);
     std::thread::Builder::new()
-        .name("allot-shared-sync".to_string())
+        .name("allot-live-sync".to_string())
         .spawn(move || {
             let mut listener = None;
             while let Some(state) = weak.upgrade() {
-                if listener.is_none() {
-                    listener = shared::Listener::new(&db).map_err(|e| tracing::warn!(error = %e, "cannot listen for other replicas")).ok();
+                if let (None, Some(db)) = (&listener, &db) {
+                    listener = shared::Listener::new(db).map_err(|e| tracing::warn!(error = %e, "cannot listen for other replicas")).ok();
                 }
-                if let Err(e) = state.sync_shared() {
-                    tracing::warn!(error = %e, "syncing with the other replicas");
+                if let Err(e) = state.sync_live() {
+                    tracing::warn!(error = %e, "syncing with the live-state database");
                 }
                 drop(state);
                 match listener.as_mut().map(|l| l.wait(shared::POLL_INTERVAL)) {
@@ -127,7 +135,7 @@ fn start_shared_sync(state: &AppState) -> Result<(), ServeError> {
             }
         })
         .map(|_| ())
-        .map_err(|source| ServeError::Log { what: "the shared-state sync thread", source })
+        .map_err(|source| ServeError::Log { what: "the live-state sync thread", source })
 }
 
 /// Ctrl-C or SIGTERM: in-flight requests finish, then the server stops.

@@ -14,8 +14,10 @@
 //!   heartbeat within [`REPLICA_LIVENESS`]) reports it applied, or after
 //!   [`CONSENT_WAIT`], naming the replicas that have not: a withdrawal is then
 //!   in force everywhere before the caller hears it was recorded.
-//! * **Activation** appends to `allot_plan_activations` and notifies
-//!   `allot_plans`; every replica reloads the newest row's version.
+//! * **Activation** appends to `allot_plan_activations` (under an advisory
+//!   lock, the history read and the row added in one transaction: the rule is
+//!   [`crate::live::LiveDb::activate`]'s, the same as the embedded database's)
+//!   and notifies `allot_plans`; every replica reloads the newest row's version.
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!
@@ -26,14 +28,15 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use allot_scenarios::plans::store::rollback_target;
+use allot_scenarios::plans::store::Activation;
 use allot_scenarios::StoreError;
-use postgres::{Client, NoTls};
+use chrono::{DateTime, Utc};
+use postgres::{Client, GenericClient, NoTls};
 use thiserror::Error;
 
 use crate::live::fault::fault;
-use crate::live::rows::{ImportRows, Recorded, StoredEvent};
-use crate::live::schema::{render, Dialect, MIGRATIONS};
+use crate::live::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
+use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
 const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
@@ -77,6 +80,9 @@ pub enum SharedError {
         /// Why.
         reason: String,
     },
+    /// An old activation history would be appended after the database's own.
+    #[error(transparent)]
+    HistoryExists(#[from] HistoryExists),
 }
 
 impl From<SharedError> for std::io::Error {
@@ -161,44 +167,32 @@ impl SharedLive {
         Ok(rows.iter().map(|r| StoredEvent { seq: r.get(0), body: r.get(1) }).collect())
     }
 
-    /// The active plan version and the activation's sequence number.
-    pub fn active_plan(&self) -> Result<Option<(i64, String)>, SharedError> {
-        let row = self.client().query_opt("SELECT seq, version FROM allot_plan_activations ORDER BY seq DESC LIMIT 1", &[])?;
+    /// The newest activation: its sequence number and version.
+    pub(crate) fn active_plan(&self) -> Result<Option<(i64, String)>, SharedError> {
+        let row = self.client().query_opt(ACTIVE_PLAN, &[])?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Records an activation of `version` and tells every replica.
-    pub fn activate(&self, version: &str, action: &str) -> Result<i64, SharedError> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
-        let seq: i64 = tx
-            .query_one("INSERT INTO allot_plan_activations (version, action, replica) VALUES ($1, $2, $3) RETURNING seq", &[&version, &action, &self.replica])?
-            .get(0);
-        tx.execute("SELECT pg_notify($1, $2)", &[&PLANS_CHANNEL, &version])?;
-        tx.commit()?;
-        Ok(seq)
+    /// The activation history, oldest first.
+    pub(crate) fn activations(&self) -> Result<Vec<Activation>, SharedError> {
+        read_activations(&mut *self.client())
     }
 
-    /// Re-activates the version active before the current one, by the store's
-    /// rule ([`rollback_target`]: successive rollbacks walk back), for every
-    /// replica. The history is read and appended in one transaction under the
-    /// activation lock, so a concurrent activation cannot slip between.
-    /// `Ok(Err(_))`: nothing to roll back to.
-    pub fn rollback(&self) -> Result<Result<String, StoreError>, SharedError> {
+    /// Reads the history and records what `decide` makes of it, in one
+    /// transaction under the activation lock (so activations from every
+    /// replica and process serialize), and tells every replica.
+    pub(crate) fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Result<Activation, StoreError>, SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
-        let rows = tx.query("SELECT action, version FROM allot_plan_activations ORDER BY seq", &[])?;
-        let history: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let version = match rollback_target(history.iter().map(|(a, v)| (a.as_str(), v.as_str()))) {
-            Ok(v) => v.to_string(),
+        let activation = match decide(&read_activations(&mut tx)?) {
+            Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
-        tx.execute("INSERT INTO allot_plan_activations (version, action, replica) VALUES ($1, 'rollback', $2)", &[&version, &self.replica])?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&PLANS_CHANNEL, &version])?;
+        insert_activation(&mut tx, &self.replica, &activation)?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&PLANS_CHANNEL, &activation.plan_id])?;
         tx.commit()?;
-        Ok(Ok(version))
+        Ok(Ok(activation))
     }
 
     /// Records that this replica has applied every event up to `applied_seq`.
@@ -265,12 +259,32 @@ impl SharedLive {
             )?;
         }
         audit(&mut tx)?;
-        let n = (rows.events.len() + rows.audit.len()) as i64;
-        tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &n])?;
+        if !rows.activations.is_empty() {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
+            let existing: i64 = tx.query_one(COUNT_ACTIVATIONS, &[])?.get(0);
+            if existing > 0 {
+                return Err(HistoryExists { file: file.to_string(), existing }.into());
+            }
+            for a in &rows.activations {
+                insert_activation(&mut tx, &self.replica, a)?;
+            }
+            tx.execute("SELECT pg_notify($1, '')", &[&PLANS_CHANNEL])?;
+        }
+        tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &rows.len()])?;
         tx.execute("SELECT pg_notify($1, '0')", &[&EVENTS_CHANNEL])?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The activation history, oldest first.
+fn read_activations(client: &mut impl GenericClient) -> Result<Vec<Activation>, SharedError> {
+    let rows = client.query(ACTIVATIONS, &[])?;
+    Ok(rows.iter().map(|r| Activation { plan_id: r.get(1), action: r.get(2), at: r.get::<_, DateTime<Utc>>(3) }).collect())
+}
+
+fn insert_activation(client: &mut impl GenericClient, replica: &str, a: &Activation) -> Result<i64, SharedError> {
+    Ok(client.query_one(INSERT_ACTIVATION, &[&a.plan_id, &a.action, &replica, &a.at])?.get(0))
 }
 
 /// A connection listening for events and activations.

@@ -10,17 +10,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use allot_scenarios::{PlanStore, StoreError};
+use allot_scenarios::plans::store::Activation;
+use allot_scenarios::PlanStore;
 use axum::http::StatusCode;
-use thiserror::Error;
 
 use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::index::{LiveSupply, PlanIndex};
 use crate::jobs::PlanJobs;
-use crate::live::import::{import_file_mode, import_live_db};
-use crate::live::LiveDb;
+use crate::live::import::open_store_live;
+use crate::live::{ActivationError, LiveDb, LiveError};
 use crate::metrics::Metrics;
 use crate::security::ApiKeys;
 use crate::shared::{self, SharedLive};
@@ -81,10 +81,16 @@ pub struct ServiceState {
     pub(crate) metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
     pub(crate) jobs: PlanJobs,
+    /// The live-state database (activations are read from it on every sync).
+    live: Arc<LiveDb>,
     /// The live state shared with other replicas (`--database`), if any.
     pub(crate) shared: Option<Arc<SharedLive>>,
-    /// Sequence number of the shared activation last loaded.
+    /// Sequence number of the activation last loaded.
     plan_seq: std::sync::atomic::AtomicI64,
+    /// Held for a whole reload: reloads (a route's, the sync loop's) run one
+    /// at a time and each reads the newest activation once it holds this, so
+    /// a slow reload of an older activation never swaps in after a newer one.
+    reloading: Mutex<()>,
     /// When the shared database was last heard from (see [`Self::note_live_contact`]).
     live_contact: LiveContact,
 }
@@ -99,30 +105,22 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl ServiceState {
     /// Opens the store and its live-state database (SQLite, `live.db`,
-    /// importing the old file mode's logs on first start), folds the events
-    /// and loads the plan to serve.
+    /// importing the old file mode's logs and activation history on first
+    /// start), folds the events and loads the plan to serve.
     pub fn open(store_dir: impl Into<PathBuf>, config: ServiceConfig) -> Result<Self, ServeError> {
         let store = PlanStore::open(store_dir)?;
-        let db = Arc::new(LiveDb::open_file(store.root()).map_err(|e| ServeError::Log { what: "the live-state database", source: e.into() })?);
-        import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
-        Self::assemble(store, config, db, None)
+        let db = open_store_live(store.root(), None).map_err(|e| ServeError::Log { what: "the live-state database", source: e.into() })?;
+        Self::assemble(store, config, Arc::new(db), None)
     }
 
     /// Opens the store for plan files, with events, consent, activations and
-    /// the audit in PostgreSQL, shared with the other replicas (see [`shared`]).
+    /// the audit in PostgreSQL, shared with the other replicas (see
+    /// [`shared`]); what the store holds of file mode is imported first.
     pub fn open_shared(store_dir: impl Into<PathBuf>, config: ServiceConfig, shared: Arc<SharedLive>) -> Result<Self, ServeError> {
         let opened = Instant::now();
         let store = PlanStore::open(store_dir)?;
-        let db = Arc::new(LiveDb::open_shared(shared.clone()).map_err(|e| ServeError::Log { what: "the shared live state", source: e.into() })?);
-        import_file_mode(&db, store.root()).map_err(|e| ServeError::Log { what: "the old event and audit logs", source: e.into() })?;
-        import_live_db(&db, store.root()).map_err(|e| ServeError::Log { what: "the store's embedded live-state database", source: e.into() })?;
-        // A database with no activation yet starts from the store's active plan.
-        if shared.active_plan()?.is_none() {
-            if let Some(id) = store.active()? {
-                shared.activate(&id, "activate")?;
-            }
-        }
-        let state = Self::assemble(store, config, db, Some(shared))?;
+        let db = open_store_live(store.root(), Some(shared.clone())).map_err(|e| ServeError::Log { what: "the shared live state", source: e.into() })?;
+        let state = Self::assemble(store, config, Arc::new(db), Some(shared))?;
         state.note_live_contact(opened);
         Ok(state)
     }
@@ -139,60 +137,69 @@ impl ServiceState {
             audit,
             metrics: Metrics::new(),
             last_store_error: RwLock::new(None),
-            jobs: PlanJobs::start(Some(db)).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
+            jobs: PlanJobs::start(Some(db.clone())).map_err(|source| ServeError::Log { what: "the planning job runner", source })?,
+            live: db,
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
+            reloading: Mutex::new(()),
             live_contact: LiveContact::new(),
         };
         state.reload();
         Ok(state)
     }
 
-    /// The active plan version with its activation's sequence number: the
-    /// newest shared activation, or the store's (sequence 0).
+    /// The live-state database.
+    pub fn live(&self) -> &LiveDb {
+        &self.live
+    }
+
+    /// The active plan version with its activation's sequence number (the
+    /// newest activation in the live-state database).
     pub(crate) fn active_id(&self) -> Result<Option<(i64, String)>, String> {
-        match &self.shared {
-            Some(db) => db.active_plan().map_err(|e| e.to_string()),
-            None => self.store.active().map(|id| id.map(|id| (0, id))).map_err(|e| e.to_string()),
-        }
+        self.live.active_plan().map_err(|e| e.to_string())
     }
 
     /// Makes `id` the active plan (`None`: the one before the current, a
-    /// rollback), for every replica when the state is shared.
-    pub(crate) fn change_active(&self, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation, ApiError> {
-        Ok(match &self.shared {
-            Some(db) => activate_shared(&self.store, db, id)?,
-            None => match id {
-                Some(id) => self.store.activate(id)?,
-                None => self.store.rollback()?,
-            },
+    /// rollback); every replica follows when the state is shared.
+    pub(crate) fn change_active(&self, id: Option<&str>) -> Result<Activation, ApiError> {
+        Ok(match id {
+            Some(id) => self.live.activate(&self.store, id)?,
+            None => self.live.rollback(&self.store)?,
         })
     }
 
-    /// Applies what other replicas recorded since the last look: their events
-    /// (consent and stock), and a new activation (a reload). The shared mode's
-    /// background loop calls it on every notification and every poll.
+    /// Applies what others recorded since the last look: the other replicas'
+    /// events (consent and stock; shared mode only), and a new activation (a
+    /// reload; in file mode one made by `allot plans activate` in another
+    /// process). The server's sync loop calls it on every notification
+    /// (shared mode) and every poll.
     ///
-    /// On success it notes the contact ([`Self::note_live_contact`]) at the
-    /// instant it *started*: earlier than the heartbeat it wrote, so this
-    /// replica's silence is never shorter than the one the others see.
-    pub fn sync_shared(&self) -> Result<(), shared::SharedError> {
-        let Some(db) = &self.shared else { return Ok(()) };
+    /// In shared mode, on success it notes the contact
+    /// ([`Self::note_live_contact`]) at the instant it *started*: earlier
+    /// than the heartbeat it wrote, so this replica's silence is never
+    /// shorter than the one the others see.
+    pub fn sync_live(&self) -> Result<(), LiveError> {
         let started = Instant::now();
-        {
+        if let Some(db) = &self.shared {
             let mut events = self.events();
-            let folded = events.catch_up().map_err(|e| match e {
-                crate::live::LiveError::Shared(e) => e,
-                other => shared::SharedError::Corrupt { table: "allot_events", reason: other.to_string() },
-            })?;
+            let folded = events.catch_up()?;
             self.apply_folded(&folded);
             db.heartbeat(events.applied_seq())?;
         }
-        let active = db.active_plan()?;
-        if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(std::sync::atomic::Ordering::Relaxed)) {
+        self.follow_activations()?;
+        if self.shared.is_some() {
+            self.note_live_contact(started);
+        }
+        Ok(())
+    }
+
+    /// Reloads the served plan when the newest activation is not the one
+    /// last loaded.
+    fn follow_activations(&self) -> Result<(), LiveError> {
+        let active = self.live.active_plan()?;
+        if active.is_some_and(|(seq, _)| seq != self.plan_seq.load(Ordering::Relaxed)) {
             self.reload();
         }
-        self.note_live_contact(started);
         Ok(())
     }
 
@@ -250,10 +257,11 @@ impl ServiceState {
     /// Loads the active plan (or, failing that, the newest loadable version for
     /// the fallback) and swaps it in; keeps the current one if nothing loads.
     pub fn reload(&self) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let (loaded, error) = match self.active_id() {
             Ok(Some((seq, id))) => {
                 // Loaded or not, this activation has been seen: no reload per poll.
-                self.plan_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                self.plan_seq.store(seq, Ordering::Relaxed);
                 match PlanIndex::load(&self.store, &id) {
                     Ok(plan) => (Some((plan, Source::Active)), None),
                     Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string())),
@@ -366,17 +374,6 @@ impl LiveContact {
     }
 }
 
-/// Why a shared activation failed.
-#[derive(Debug, Error)]
-pub enum ActivationError {
-    /// The version is not in the store, or there is nothing to roll back to.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The database refused.
-    #[error(transparent)]
-    Database(#[from] shared::SharedError),
-}
-
 impl From<ActivationError> for ApiError {
     fn from(e: ActivationError) -> Self {
         match e {
@@ -385,19 +382,3 @@ impl From<ActivationError> for ApiError {
         }
     }
 }
-
-/// Makes `id` (`None`: the version active before the current one) the active
-/// plan of every replica sharing `db`; the version must be in `store`. For the
-/// service's routes and for `allot plans activate --database`.
-pub fn activate_shared(store: &PlanStore, db: &SharedLive, id: Option<&str>) -> Result<allot_scenarios::plans::store::Activation, ActivationError> {
-    let (version, action) = match id {
-        Some(id) => {
-            store.manifest(id)?;
-            db.activate(id, "activate")?;
-            (id.to_string(), "activate")
-        }
-        None => (db.rollback()??, "rollback"),
-    };
-    Ok(allot_scenarios::plans::store::Activation { plan_id: version, at: chrono::Utc::now(), action: action.to_string() })
-}
-

@@ -21,20 +21,36 @@ fn offer_count(decision: &serde_json::Value) -> usize {
     decision["offers"].as_array().unwrap().len()
 }
 
-/// Protects the upgrade: what the old file mode acknowledged (a withdrawal
-/// even behind a torn line) is in force after the first start, imported once.
-#[tokio::test]
-async fn the_old_file_modes_logs_are_imported_once_then_set_aside() {
-    let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+/// The old file mode's files of the fixture.
+const OLD_FILES: [&str; 4] = ["events.jsonl", "audit.jsonl", "activations.jsonl", "active.json"];
+
+/// A store as the old file mode left it: versions 000001 and 000002 (the
+/// same scenario planned twice), no activation in the live-state database,
+/// and the fixture's files (`names`) copied in, not yet imported.
+fn old_file_mode_store(names: &[&str]) -> Fixture {
+    let f = Fixture::new(false, DEFAULT_MAX_PLAN_AGE);
+    assert_eq!(plan_into(&f.store(), &f.dir.path().join("scenario")), "000002");
     let store = f.dir.path().join("store");
-    for name in ["events.jsonl", "audit.jsonl"] {
+    for name in names {
         std::fs::copy(fixture_file(name), store.join(name)).unwrap();
     }
+    f
+}
+
+/// Protects the upgrade: what the old file mode acknowledged (a withdrawal
+/// even behind a torn line, the active plan) is in force after the first
+/// start, imported once.
+#[tokio::test]
+async fn the_old_file_modes_logs_are_imported_once_then_set_aside() {
+    let mut f = old_file_mode_store(&OLD_FILES);
+    let store = f.dir.path().join("store");
     f.restart();
-    for name in ["events.jsonl", "audit.jsonl"] {
+    for name in OLD_FILES {
         assert!(!store.join(name).exists(), "{name} left in place");
         assert!(store.join(format!("{name}{IMPORTED_SUFFIX}")).exists(), "{name} not set aside");
     }
+    let (_, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!((&plans["active"], &plans["serving"]), (&json!("000002"), &json!("000002")), "{plans}");
     // The audit: g1's two records, read before any new decision.
     let (status, body) = f.get("/v1/customers/g1/decisions", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -47,11 +63,63 @@ async fn the_old_file_modes_logs_are_imported_once_then_set_aside() {
     let (status, body) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w-1", "customer_id": "g1", "consent": false })).await;
     assert_eq!((status, &body["duplicate"]), (StatusCode::OK, &json!(true)), "{body}");
     // A crash between the import's commit and the rename imports nothing twice.
-    std::fs::copy(fixture_file("audit.jsonl"), store.join("audit.jsonl")).unwrap();
+    for name in ["audit.jsonl", "activations.jsonl"] {
+        std::fs::copy(fixture_file(name), store.join(name)).unwrap();
+    }
     f.restart();
     let (_, body) = f.get("/v1/customers/g2/decisions", ADMIN).await;
     let decisions = body["decisions"].as_array().unwrap();
     assert_eq!(decisions.iter().filter(|d| d["at"] == "2026-11-30T09:30:00Z").count(), 1, "imported twice: {body}");
+    assert_eq!(f.history().len(), 4, "the history imported twice");
+}
+
+/// Protects "a lost history line makes rollback restore the wrong plan": the
+/// fixture's history (a rollback glued behind a torn line, a torn last line)
+/// is imported exactly, so rollbacks walk back through it as the old store's
+/// would have.
+#[tokio::test]
+async fn a_rollback_after_the_import_restores_the_plan_before() {
+    let mut f = old_file_mode_store(&["activations.jsonl", "active.json"]);
+    f.restart();
+    let steps: Vec<(String, String)> = f.history().into_iter().map(|a| (a.action, a.plan_id)).collect();
+    let expected = [("activate", "000001"), ("activate", "000002"), ("rollback", "000001"), ("activate", "000002")];
+    assert_eq!(steps, expected.map(|(a, p)| (a.to_string(), p.to_string())));
+    assert_eq!(f.history()[2].at.to_rfc3339(), "2026-11-30T10:00:00+00:00", "each line's time is kept");
+    let (status, body) = f.post("/v1/plans/rollback", PLANNER, json!(null)).await;
+    assert_eq!((status, &body["active"], &body["serving"]), (StatusCode::OK, &json!("000001"), &json!("000001")), "{body}");
+    // Were the glued rollback lost, the stack would still hold 000002 below.
+    let (status, body) = f.post("/v1/plans/rollback", PLANNER, json!(null)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "nothing_to_roll_back"), "{body}");
+    assert_eq!(f.history().len(), 5, "a refused rollback records nothing");
+}
+
+/// The plan the old service served (`active.json`) is served after the
+/// upgrade even when the history's last line names another (a crash between
+/// the two writes): an activation of it is appended.
+#[tokio::test]
+async fn the_old_active_plan_is_served_when_the_history_ends_elsewhere() {
+    let mut f = old_file_mode_store(&["active.json"]);
+    let store = f.dir.path().join("store");
+    std::fs::write(store.join("activations.jsonl"), "{\"plan_id\":\"000001\",\"at\":\"2026-11-30T08:00:00Z\",\"action\":\"activate\"}\n").unwrap();
+    f.restart();
+    let steps: Vec<_> = f.history().into_iter().map(|a| a.plan_id).collect();
+    assert_eq!(steps, ["000001", "000002"]);
+    assert_eq!(f.offers("g1").await["plan_version"], "000002");
+}
+
+/// Protects the history from a silent merge: an old history found next to a
+/// database that already has activations (appending it would change the
+/// active plan) stops the start with a clear error; the file stays.
+#[test]
+fn an_old_history_is_never_appended_to_another() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let store = f.dir.path().join("store");
+    std::fs::copy(fixture_file("activations.jsonl"), store.join("activations.jsonl")).unwrap();
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
+    let err = ServiceState::open(&store, config).unwrap_err().to_string();
+    assert!(err.contains("activations.jsonl") && err.contains("already holds 1 plan activations"), "{err}");
+    assert!(store.join("activations.jsonl").is_file(), "a history that was not imported must stay");
+    assert_eq!(f.history().len(), 1);
 }
 
 /// Protects against silently dropping an unreadable log: a corrupt line in the
@@ -62,9 +130,15 @@ fn a_corrupt_line_in_an_old_log_stops_the_start_naming_it() {
     std::fs::create_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store/events.jsonl"), "{\"type\":\"consent\",\"oops\"\n{\"type\":\"nothing\"}\n").unwrap();
     let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
-    let err = ServiceState::open(dir.path().join("store"), config).unwrap_err().to_string();
+    let err = ServiceState::open(dir.path().join("store"), config.clone()).unwrap_err().to_string();
     assert!(err.contains("events.jsonl") && err.contains("line 1"), "{err}");
     assert!(dir.path().join("store/events.jsonl").exists(), "a log that was not imported must stay");
+    // The same for the activation history: a whole line that is no activation.
+    std::fs::remove_file(dir.path().join("store/events.jsonl")).unwrap();
+    std::fs::write(dir.path().join("store/activations.jsonl"), "{\"plan_id\":\"000001\",\"at\":\"2026-11-30T08:00:00Z\",\"action\":\"activate\"}\n{\"plan_id\":\"000001\"}\n").unwrap();
+    let err = ServiceState::open(dir.path().join("store"), config).unwrap_err().to_string();
+    assert!(err.contains("activations.jsonl") && err.contains("line 2"), "{err}");
+    assert!(dir.path().join("store/activations.jsonl").exists(), "a history that was not imported must stay");
 }
 
 /// Protects "a withdrawal is never taken for a duplicate": ids are scoped per

@@ -1,7 +1,8 @@
 //! Schema versions of every JSON artefact allot saves (`kpis.json`,
 //! `manifest.json`, `serving.json`, `shadow_prices.json`,
-//! `uptake_report.json`, `partitions.json`, `active.json` and each line of
-//! `activations.jsonl`).
+//! `uptake_report.json`, `partitions.json`; and the old file mode's
+//! `active.json` and lines of `activations.jsonl`, read once when the
+//! decision service imports them into its live-state database).
 //!
 //! Why: plan versions are kept for months and read by newer builds (the
 //! decision service, `plans show`, rollback to an old version). Each file says

@@ -15,3 +15,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The live state of the plan store `root` (its `live.db`, with any old
+/// file-mode history imported), where activations are recorded.
+pub fn live(root: &Path) -> allot_api::LiveDb {
+    allot_api::live::import::open_store_live(root, None).unwrap()
+}
+
+/// The active plan of the plan store `root`.
+pub fn active(root: &Path) -> Option<String> {
+    live(root).active_plan().unwrap().map(|(_, id)| id)
+}

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use allot_scenarios::StoreError;
 use thiserror::Error;
 
+use super::rows::HistoryExists;
 use crate::shared::SharedError;
 
 /// Why the live state could not be read or written.
@@ -44,6 +46,21 @@ pub enum LiveError {
         /// Which line and why.
         reason: String,
     },
+    /// An old activation history would be appended after the database's own.
+    #[error(transparent)]
+    HistoryExists(#[from] HistoryExists),
+}
+
+/// Why an activation or a rollback was not recorded.
+#[derive(Debug, Error)]
+pub enum ActivationError {
+    /// The version is not in the store or cannot be read, or there is
+    /// nothing to roll back to.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database refused.
+    #[error(transparent)]
+    Database(#[from] LiveError),
 }
 
 impl From<LiveError> for std::io::Error {

@@ -1,9 +1,15 @@
 //! Importing what the old file mode kept in the plan store (`events.jsonl`,
-//! `audit.jsonl`) into the live-state database on first start, then renaming
+//! `audit.jsonl`, the activation history `activations.jsonl` with
+//! `active.json`) into the live-state database on first start, then renaming
 //! the files aside (`*.imported`), so nothing acknowledged before the upgrade
 //! is lost and nothing is read twice. A store that switches from the embedded
 //! database to `--database` has its `live.db` imported into PostgreSQL the
-//! same way ([`import_live_db`]).
+//! same way ([`import_live_db`]). [`open_store_live`] opens a store's live
+//! state with every import done: the service and the CLI both go through it.
+//!
+//! An activation history is imported only into a database that has none
+//! (after another history it would change the active plan): otherwise the
+//! start stops, saying so, and the file stays.
 //!
 //! The old appends never checked for a torn last line, so a crash mid-append
 //! could glue the next record onto it. A line that does not parse is therefore
@@ -12,40 +18,127 @@
 //! Anything else that does not parse stops the start with the file and line.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use allot_scenarios::plans::store::{check_plan_id, Activation};
+use allot_scenarios::schema;
 
 use super::error::LiveError;
 use super::rows::ImportRows;
 use super::{LiveDb, LIVE_DB_FILE};
 use crate::events::LoggedEvent;
+use crate::shared::SharedLive;
 
 /// The old event log.
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// The old audit log.
 pub const AUDIT_FILE: &str = "audit.jsonl";
+/// The old activation history (append-only, one activation or rollback a line).
+pub const HISTORY_FILE: &str = "activations.jsonl";
+/// The old file naming the active plan (imported with the history).
+pub const ACTIVE_FILE: &str = "active.json";
 /// Suffix an imported file is renamed with.
 pub const IMPORTED_SUFFIX: &str = ".imported";
 
-/// Imports each old log found in the plan store `dir` that is not yet imported.
+/// The live state of the plan store `dir`: its embedded database (`live.db`),
+/// or the PostgreSQL database `shared`; with everything the store still holds
+/// of an older mode imported first (the old file mode's logs and history,
+/// and for PostgreSQL the embedded database), so none of it is dropped.
+pub fn open_store_live(dir: &Path, shared: Option<Arc<SharedLive>>) -> Result<LiveDb, LiveError> {
+    let db = match shared {
+        None => LiveDb::open_file(dir)?,
+        Some(shared) => LiveDb::open_shared(shared)?,
+    };
+    import_file_mode(&db, dir)?;
+    if db.shared().is_some() {
+        import_live_db(&db, dir)?;
+    }
+    Ok(db)
+}
+
+/// Imports each old log found in the plan store `dir` that is not yet
+/// imported, then the old activation history.
 pub fn import_file_mode(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     for (name, start) in [(EVENTS_FILE, "{\"type\":"), (AUDIT_FILE, "{\"at\":")] {
         let path = dir.join(name);
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(LiveError::Import { path, reason: e.to_string() }),
-        };
+        let Some(text) = read_if_present(&path)? else { continue };
         if !db.imported(name)? {
-            let rows = if name == EVENTS_FILE { event_rows(&path, &text, start)? } else { audit_rows(&path, &text, start)? };
+            let rows = if name == EVENTS_FILE { event_rows(&path, &text, &[start])? } else { audit_rows(&path, &text, &[start])? };
             db.import(name, &rows)?;
             tracing::info!(file = %path.display(), events = rows.events.len(), audit = rows.audit.len(), "imported into {}", db.location());
         }
-        let aside = dir.join(format!("{name}{IMPORTED_SUFFIX}"));
-        std::fs::rename(&path, &aside).map_err(|e| LiveError::Import { path: path.clone(), reason: format!("imported, but cannot rename it to {}: {e}", aside.display()) })?;
+        set_aside(dir, name)?;
     }
-    Ok(())
+    import_history(db, dir)
 }
 
-/// Imports the plan store's embedded database (`live.db`: events and audit)
+/// Imports `activations.jsonl` and `active.json` as one import (recorded as
+/// the history's), in their order; when `active.json` names another plan than
+/// the history's last line (a crash between the two writes), an activation of
+/// it is appended, so the plan served before the upgrade is served after it.
+fn import_history(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
+    let (history_path, active_path) = (dir.join(HISTORY_FILE), dir.join(ACTIVE_FILE));
+    let history = read_if_present(&history_path)?;
+    let active = read_if_present(&active_path)?;
+    if history.is_none() && active.is_none() {
+        return Ok(());
+    }
+    if !db.imported(HISTORY_FILE)? {
+        let mut rows = ImportRows::default();
+        for (line, value) in records::<serde_json::Value>(&history_path, history.as_deref().unwrap_or(""), &["{\"schema_version\":", "{\"plan_id\":"])? {
+            rows.activations.push(activation(&history_path, &format!("line {line}: "), value)?);
+        }
+        if let Some(text) = &active {
+            let value = serde_json::from_str(text).map_err(|e| LiveError::Import { path: active_path.clone(), reason: e.to_string() })?;
+            let active = activation(&active_path, "", value)?;
+            if rows.activations.last().map(|a| &a.plan_id) != Some(&active.plan_id) {
+                rows.activations.push(Activation { action: "activate".to_string(), ..active });
+            }
+        }
+        db.import(HISTORY_FILE, &rows).map_err(|e| match e {
+            LiveError::HistoryExists(_) => LiveError::Import { path: history_path.clone(), reason: e.to_string() },
+            e => e,
+        })?;
+        tracing::info!(file = %history_path.display(), activations = rows.activations.len(), "imported into {}", db.location());
+    }
+    set_aside(dir, HISTORY_FILE)?;
+    set_aside(dir, ACTIVE_FILE)
+}
+
+/// One activation of the old history or `active.json`, of any schema version
+/// this build reads (`at` names the line in errors).
+fn activation(path: &Path, at: &str, value: serde_json::Value) -> Result<Activation, LiveError> {
+    let fail = |reason: String| LiveError::Import { path: path.to_path_buf(), reason: format!("{at}{reason}") };
+    let (_, a): (u32, Activation) = schema::from_str(&value.to_string(), path).map_err(|e| fail(e.to_string()))?;
+    check_plan_id(&a.plan_id).map_err(|e| fail(e.to_string()))?;
+    if !matches!(a.action.as_str(), "activate" | "rollback") {
+        return Err(fail(format!("action {:?} is neither \"activate\" nor \"rollback\"", a.action)));
+    }
+    Ok(a)
+}
+
+/// The text of an old file, `None` when there is none.
+fn read_if_present(path: &Path) -> Result<Option<String>, LiveError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LiveError::Import { path: path.to_path_buf(), reason: e.to_string() }),
+    }
+}
+
+/// Renames an imported file `name` of `dir` aside; one already gone (another
+/// replica starting on the same store set it aside) is no error.
+fn set_aside(dir: &Path, name: &str) -> Result<(), LiveError> {
+    let (from, to) = (dir.join(name), dir.join(format!("{name}{IMPORTED_SUFFIX}")));
+    match std::fs::rename(&from, &to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LiveError::Import { path: from, reason: format!("imported, but cannot rename it to {}: {e}", to.display()) }),
+    }
+}
+
+/// Imports the plan store's embedded database (`live.db`: events, audit and
+/// activations)
 /// into `db` (PostgreSQL) once, then renames it aside (with its `-wal` and
 /// `-shm` files), so starting with `--database` never leaves file-mode state behind.
 pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
@@ -63,24 +156,24 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
             rows.events.push((kind, id.to_string(), row.body));
         }
         rows.audit = local.all_audit()?;
+        rows.activations = local.activations()?;
         // Close it (and checkpoint its WAL) before it is moved.
         drop(local);
-        db.import(LIVE_DB_FILE, &rows)?;
-        tracing::info!(file = %path.display(), events = rows.events.len(), audit = rows.audit.len(), "imported into {}", db.location());
+        db.import(LIVE_DB_FILE, &rows).map_err(|e| match e {
+            LiveError::HistoryExists(_) => LiveError::Import { path: path.clone(), reason: e.to_string() },
+            e => e,
+        })?;
+        tracing::info!(file = %path.display(), events = rows.events.len(), audit = rows.audit.len(), activations = rows.activations.len(), "imported into {}", db.location());
     }
     for suffix in ["", "-wal", "-shm"] {
-        let from = dir.join(format!("{LIVE_DB_FILE}{suffix}"));
-        let to = dir.join(format!("{LIVE_DB_FILE}{suffix}{IMPORTED_SUFFIX}"));
-        if from.exists() {
-            std::fs::rename(&from, &to).map_err(|e| LiveError::Import { path: from.clone(), reason: format!("imported, but cannot rename it to {}: {e}", to.display()) })?;
-        }
+        set_aside(dir, &format!("{LIVE_DB_FILE}{suffix}"))?;
     }
     Ok(())
 }
 
 /// The parseable records of a log, each with its 1-based line number; a
 /// glued line gives its last whole record, a torn last line nothing.
-fn records<T: serde::de::DeserializeOwned>(path: &Path, text: &str, start: &str) -> Result<Vec<(usize, T)>, LiveError> {
+fn records<T: serde::de::DeserializeOwned>(path: &Path, text: &str, starts: &[&str]) -> Result<Vec<(usize, T)>, LiveError> {
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::with_capacity(lines.len());
@@ -92,7 +185,8 @@ fn records<T: serde::de::DeserializeOwned>(path: &Path, text: &str, start: &str)
             out.push((i + 1, record));
             continue;
         }
-        if let Some(record) = line.rfind(start).filter(|&at| at > 0).and_then(|at| serde_json::from_str(&line[at..]).ok()) {
+        let glued = starts.iter().filter_map(|start| line.rfind(start)).max().filter(|&at| at > 0);
+        if let Some(record) = glued.and_then(|at| serde_json::from_str(&line[at..]).ok()) {
             tracing::warn!(file = %path.display(), line = i + 1, "a torn record was glued to the next one; importing the whole one");
             out.push((i + 1, record));
             continue;
@@ -107,9 +201,9 @@ fn records<T: serde::de::DeserializeOwned>(path: &Path, text: &str, start: &str)
     Ok(out)
 }
 
-fn event_rows(path: &Path, text: &str, start: &str) -> Result<ImportRows, LiveError> {
+fn event_rows(path: &Path, text: &str, starts: &[&str]) -> Result<ImportRows, LiveError> {
     let mut rows = ImportRows::default();
-    for (_, event) in records::<LoggedEvent>(path, text, start)? {
+    for (_, event) in records::<LoggedEvent>(path, text, starts)? {
         let (kind, id) = event.key();
         let body = serde_json::to_string(&event).map_err(|e| LiveError::Import { path: path.to_path_buf(), reason: e.to_string() })?;
         rows.events.push((kind, id.to_string(), body));
@@ -117,9 +211,9 @@ fn event_rows(path: &Path, text: &str, start: &str) -> Result<ImportRows, LiveEr
     Ok(rows)
 }
 
-fn audit_rows(path: &Path, text: &str, start: &str) -> Result<ImportRows, LiveError> {
+fn audit_rows(path: &Path, text: &str, starts: &[&str]) -> Result<ImportRows, LiveError> {
     let mut rows = ImportRows::default();
-    for (line, record) in records::<serde_json::Value>(path, text, start)? {
+    for (line, record) in records::<serde_json::Value>(path, text, starts)? {
         let Some(customer) = record.get("customer_id").and_then(|c| c.as_str()) else {
             return Err(LiveError::Import { path: path.to_path_buf(), reason: format!("line {line}: an audit record without customer_id") });
         };

@@ -1,5 +1,6 @@
 //! The live state's one store: events (inventory and consent), the audit, the
-//! plan activations of shared mode and the planning jobs, in a database with
+//! plan activations (which version is served, and the history a rollback
+//! walks back through) and the planning jobs, in a database with
 //! one schema (`api/migrations/`, rendered per dialect by [`schema`]):
 //! SQLite in the plan store (`live.db`, the default) or PostgreSQL shared by
 //! every replica (`allot serve --database`, [`crate::shared`]). Everything
@@ -11,6 +12,15 @@
 //! the next one, and an event id is recorded in the same transaction as the
 //! event itself, so a retry can never apply it twice. An event is
 //! acknowledged only after its transaction commits (`synchronous=FULL`).
+//!
+//! Activations: the active plan is the newest row of
+//! `allot_plan_activations`. [`LiveDb::activate`] and [`LiveDb::rollback`]
+//! read the history, decide by one rule (the version must be readable in the
+//! plan store; a rollback follows [`rollback_target`]) and record the row, in
+//! one transaction that excludes every other activation (SQLite `BEGIN
+//! IMMEDIATE`, PostgreSQL an advisory lock): concurrent activations from
+//! threads, processes (the CLI) and replicas serialize, and a refused one
+//! records nothing. Plan payloads stay immutable files in the store.
 
 pub mod audit_store;
 mod error;
@@ -23,17 +33,25 @@ mod sqlite;
 
 use std::path::Path;
 
+use allot_scenarios::plans::store::{rollback_target, Activation};
+use allot_scenarios::{PlanStore, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
 
-pub use error::LiveError;
+pub use error::{ActivationError, LiveError};
 pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
-pub use rows::{Erased, EventKind, Recorded, StoredEvent};
+pub use rows::{Erased, EventKind, HistoryExists, Recorded, StoredEvent};
 pub use audit_store::AuditBatch;
 use audit_store::{Sql, MERGE_AT};
 
 use crate::shared::SharedLive;
+
+/// The row an activation adds for version `id`, once its manifest reads.
+fn readable(store: &PlanStore, id: &str, action: &str) -> Result<Activation, StoreError> {
+    store.manifest(id)?;
+    Ok(Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() })
+}
 
 /// File name of the embedded database in the plan store.
 pub const LIVE_DB_FILE: &str = "live.db";
@@ -233,6 +251,48 @@ impl LiveDb {
             Backend::Sqlite(db) => db.jobs(),
             Backend::Postgres { shared, .. } => Ok(shared.jobs()?),
         }
+    }
+
+    /// The active plan: the newest activation's sequence number and version.
+    pub fn active_plan(&self) -> Result<Option<(i64, String)>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.active_plan(),
+            Backend::Postgres { shared, .. } => Ok(shared.active_plan()?),
+        }
+    }
+
+    /// Every activation and rollback, oldest first.
+    pub fn activations(&self) -> Result<Vec<Activation>, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.activations(),
+            Backend::Postgres { shared, .. } => Ok(shared.activations()?),
+        }
+    }
+
+    /// Makes version `id` of `store` the active plan. Nothing is recorded
+    /// when the version is absent or its manifest cannot be read.
+    pub fn activate(&self, store: &PlanStore, id: &str) -> Result<Activation, ActivationError> {
+        self.change_activation(|_| readable(store, id, "activate"))
+    }
+
+    /// Re-activates the version active before the current one, by
+    /// [`rollback_target`] (successive rollbacks walk back). Nothing is
+    /// recorded when there is none or it can no longer be read.
+    pub fn rollback(&self, store: &PlanStore) -> Result<Activation, ActivationError> {
+        self.change_activation(|history| {
+            let target = rollback_target(history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())))?;
+            readable(store, target, "rollback")
+        })
+    }
+
+    /// The one code path of [`Self::activate`] and [`Self::rollback`]: the
+    /// backend reads the history, `decide` names the row to add (or refuses),
+    /// the backend adds it, all in one exclusive transaction.
+    fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Activation, ActivationError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(db) => db.change_activation(decide)??,
+            Backend::Postgres { shared, .. } => shared.change_activation(decide).map_err(LiveError::from)??,
+        })
     }
 
     /// Every audit record with its customer, oldest first (the embedded

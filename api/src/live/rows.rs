@@ -1,5 +1,7 @@
 //! What goes in and out of the live-state database, the same for both backends.
 
+use allot_scenarios::plans::store::Activation;
+
 /// The kind of an event: ids are unique within a kind only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -37,13 +39,25 @@ pub struct StoredEvent {
     pub body: String,
 }
 
-/// Events and audit lines of an old log, ready for the import's one transaction.
+/// Events, audit lines and plan activations of an old log, ready for the
+/// import's one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct ImportRows {
     /// (kind, event id, body).
     pub events: Vec<(EventKind, String, String)>,
     /// (customer id, body).
     pub audit: Vec<(String, String)>,
+    /// An activation history, oldest first: imported only into a database
+    /// that has none (appended after another history it would change the
+    /// active plan).
+    pub activations: Vec<Activation>,
+}
+
+impl ImportRows {
+    /// How many rows the import adds (recorded in `allot_imports`).
+    pub fn len(&self) -> i64 {
+        (self.events.len() + self.audit.len() + self.activations.len()) as i64
+    }
 }
 
 /// What an erasure removed.
@@ -53,4 +67,19 @@ pub struct Erased {
     pub audit_records: u64,
     /// Consent events (personal overrides) deleted.
     pub consent_events: u64,
+}
+
+/// Why an old activation history was not imported: the database holds
+/// activations of its own, and the history appended after them would change
+/// the active plan.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database already holds {existing} plan activations: importing {file}'s history after them would change the active plan \
+     (to keep the database's history, rename {file} with the suffix .imported)"
+)]
+pub struct HistoryExists {
+    /// The file whose history was to be imported.
+    pub file: String,
+    /// Activations already recorded.
+    pub existing: i64,
 }

@@ -15,6 +15,16 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
 /// parameter in SQLite too.
 pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1";
 
+/// The plan activations, oldest first (`activated_at`: text in SQLite, a
+/// `timestamptz` in PostgreSQL); the active plan is the newest row.
+pub(crate) const ACTIVATIONS: &str = "SELECT seq, version, action, activated_at FROM allot_plan_activations ORDER BY seq";
+/// The newest activation: the active plan.
+pub(crate) const ACTIVE_PLAN: &str = "SELECT seq, version FROM allot_plan_activations ORDER BY seq DESC LIMIT 1";
+/// Records an activation (version, action, replica, time) and returns its sequence number.
+pub(crate) const INSERT_ACTIVATION: &str = "INSERT INTO allot_plan_activations (version, action, replica, activated_at) VALUES ($1, $2, $3, $4) RETURNING seq";
+/// How many activations are recorded (an old history is imported only into none).
+pub(crate) const COUNT_ACTIVATIONS: &str = "SELECT count(*) FROM allot_plan_activations";
+
 /// Which SQL a migration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {

@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use allot_scenarios::plans::store::Activation;
+use allot_scenarios::StoreError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::error::LiveError;
 use super::fault::fault;
 use super::audit_store::{batch_of, insert_batch, Cell, Param, Sql};
-use super::rows::{ImportRows, Recorded, StoredEvent};
-use super::schema::{render, Dialect, MIGRATIONS};
+use super::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
+use super::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
 pub(super) const REPLICA: &str = "local";
@@ -110,6 +113,31 @@ impl SqliteLive {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    pub(super) fn active_plan(&self) -> Result<Option<(i64, String)>, LiveError> {
+        self.conn().query_row(ACTIVE_PLAN, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(self.err())
+    }
+
+    pub(super) fn activations(&self) -> Result<Vec<Activation>, LiveError> {
+        let conn = self.conn();
+        read_activations(&conn, &self.path)
+    }
+
+    /// Reads the history and records what `decide` makes of it, in one
+    /// transaction that holds SQLite's write lock from its start (`BEGIN
+    /// IMMEDIATE`): activations from other threads and processes wait for it.
+    pub(super) fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Result<Activation, StoreError>, LiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        let history = read_activations(&tx, &self.path)?;
+        let activation = match decide(&history) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        insert_activation(&tx, &activation).map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(Ok(activation))
+    }
+
     pub(super) fn imported(&self, file: &str) -> Result<bool, LiveError> {
         let conn = self.conn();
         conn.query_row("SELECT 1 FROM allot_imports WHERE file = ?1", [file], |_| Ok(())).optional().map(|r| r.is_some()).map_err(self.err())
@@ -126,8 +154,16 @@ impl SqliteLive {
                 event.execute(params![kind.as_str(), id, body, REPLICA]).map_err(self.err())?;
             }
             insert_batch(&mut SqliteSql { tx: &tx, path: &self.path }, &batch_of(&rows.audit), REPLICA)?;
-            let n = (rows.events.len() + rows.audit.len()) as i64;
-            tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, n]).map_err(self.err())?;
+            if !rows.activations.is_empty() {
+                let existing: i64 = tx.query_row(COUNT_ACTIVATIONS, [], |r| r.get(0)).map_err(self.err())?;
+                if existing > 0 {
+                    return Err(HistoryExists { file: file.to_string(), existing }.into());
+                }
+                for a in &rows.activations {
+                    insert_activation(&tx, a).map_err(self.err())?;
+                }
+            }
+            tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, rows.len()]).map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
     }
@@ -186,6 +222,27 @@ impl Sql for SqliteSql<'_> {
         let rows = rows.map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// The activation history, oldest first (times are RFC 3339 text).
+fn read_activations(conn: &Connection, path: &Path) -> Result<Vec<Activation>, LiveError> {
+    let err = |source| LiveError::Sqlite { path: path.to_path_buf(), source };
+    let mut stmt = conn.prepare_cached(ACTIVATIONS).map_err(err)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))).map_err(err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, plan_id, action, at) = row.map_err(err)?;
+        let at = DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| LiveError::Corrupt { table: "allot_plan_activations", reason: format!("seq {seq}: activated_at {at:?}: {e}") })?
+            .with_timezone(&Utc);
+        out.push(Activation { plan_id, at, action });
+    }
+    Ok(out)
+}
+
+fn insert_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<i64> {
+    let at = a.at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    tx.query_row(INSERT_ACTIVATION, params![a.plan_id, a.action, REPLICA, at], |r| r.get(0))
 }
 
 /// Creates the database file readable and writable by this user only (SQLite

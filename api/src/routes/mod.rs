@@ -328,7 +328,7 @@ pub const ROUTES: &[RouteSpec] = &[
         replies: &[
             ok(200, "Activated and served.", schema::<plans::ActivationReply>),
             error(404, "No such plan version, or an id not of the store's form (`unknown_plan`)."),
-            error(503, "The shared database refused (`database_error`)."),
+            error(503, "The live-state database refused (`database_error`)."),
         ],
         max_body: MAX_BODY_BYTES,
         handler: || post(plans::activate_plan),
@@ -343,7 +343,7 @@ pub const ROUTES: &[RouteSpec] = &[
         replies: &[
             ok(200, "Rolled back and served.", schema::<plans::ActivationReply>),
             error(409, "No earlier activation to roll back to (`nothing_to_roll_back`)."),
-            error(503, "The shared database refused (`database_error`)."),
+            error(503, "The live-state database refused (`database_error`)."),
         ],
         max_body: MAX_BODY_BYTES,
         handler: || post(plans::rollback_plan),

@@ -61,8 +61,9 @@ pub struct ActivationReply {
 /// One activation, rollback or job activation at a time in this process, so
 /// that the store's change and the reload of the served plan happen as one
 /// step: two at once could record A then B but reload B then A, serving a plan
-/// other than the active one. The store itself serializes its writers, in
-/// this process and others (`store.lock`).
+/// other than the active one. The activations themselves serialize in the
+/// live-state database (one exclusive transaction each), in this process and
+/// others.
 static PLAN_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `change` while holding [`PLAN_CHANGES`].

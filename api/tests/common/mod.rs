@@ -67,7 +67,7 @@ impl Fixture {
         let store = PlanStore::open(dir.path().join("store")).unwrap();
         let id = plan_into(&store, &dir.path().join("scenario"));
         if activate {
-            store.activate(&id).unwrap();
+            allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
         }
         let (app, state) = Self::start(dir.path(), max_plan_age);
         Fixture { dir, app, state }
@@ -81,6 +81,11 @@ impl Fixture {
 
     pub fn store(&self) -> PlanStore {
         PlanStore::open(self.dir.path().join("store")).unwrap()
+    }
+
+    /// The activation history the service recorded.
+    pub fn history(&self) -> Vec<allot_scenarios::plans::store::Activation> {
+        self.state.live().activations().unwrap()
     }
 
     /// Drops the service and opens it again on the same store (a restart).

@@ -10,14 +10,18 @@
 //!                        and what serving needs: serving.json, customers.parquet
 //! plans/.staging-*/      a version being written (ignored; swept by the next
 //!                        save once its writer is gone: see below)
-//! active.json            the plan the decision service serves
-//! activations.jsonl      append-only history of activations and rollbacks
-//! store.lock             held while a version is published, activated or rolled back
+//! store.lock             held while a version is published
 //! ```
 //!
-//! One writer at a time: publishing a version (claiming its id), activating and
-//! rolling back run under an exclusive lock on `store.lock` (an OS file lock,
-//! released by the kernel if the process dies), from any thread or process.
+//! Which version is active, and the history of activations and rollbacks, are
+//! not files here: they live in the decision service's live-state database
+//! (`allot-api`'s `live` module: `live.db` in this directory, or PostgreSQL),
+//! which records each in one transaction; this module keeps only the
+//! [`Activation`] record and the [`rollback_target`] rule.
+//!
+//! One writer at a time: publishing a version (claiming its id) runs under an
+//! exclusive lock on `store.lock` (an OS file lock, released by the kernel if
+//! the process dies), from any thread or process.
 //! Writing a version's files happens before, outside the lock, in a staging
 //! directory whose writer holds a lock on its `.writer.lock` for as long as it
 //! writes; the sweep removes only staging directories whose lock it can take,
@@ -27,8 +31,7 @@
 //! directory (every file fsynced), then renamed to its id in one atomic step and
 //! the parent directory fsynced. A crash before the rename leaves only a staging
 //! directory, which readers never look at; after the rename the version is
-//! whole. `active.json` is replaced atomically the same way, and the history is
-//! appended and fsynced before it is.
+//! whole.
 //!
 //! The store saves and reads; it never solves. What goes into a version is
 //! written by the planning pipeline ([`crate::plans::pipeline`]) into the staging
@@ -36,7 +39,6 @@
 //! ([`crate::schema`]): versions saved by older builds stay readable.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use allot_optimizer::plan::Kpis;
@@ -54,8 +56,6 @@ pub const STORE_ENV: &str = "ALLOT_STORE";
 /// Default store directory, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".allot";
 const MANIFEST_FILE: &str = "manifest.json";
-const ACTIVE_FILE: &str = "active.json";
-const HISTORY_FILE: &str = "activations.jsonl";
 const STAGING_PREFIX: &str = ".staging-";
 const LOCK_FILE: &str = "store.lock";
 /// Held by the writer of a staging directory while it writes.
@@ -115,7 +115,8 @@ pub struct Manifest {
     pub format: Format,
 }
 
-/// One line of the activation history.
+/// One activation or rollback of a plan version (a row of the live-state
+/// database's history; a line of the old `activations.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Activation {
     /// The plan made active.
@@ -324,79 +325,13 @@ impl PlanStore {
         check_plan_id(id)?;
         read_json(&self.plan_dir(id).join(KPIS_FILE), || StoreError::UnknownPlan(id.to_string()))
     }
-
-    /// The id of the active plan, if any.
-    pub fn active(&self) -> Result<Option<String>, StoreError> {
-        let path = self.root.join(ACTIVE_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let a: Activation = read_json(&path, || StoreError::UnknownPlan("(active)".to_string()))?;
-        Ok(Some(a.plan_id))
-    }
-
-    /// The activation history, oldest first.
-    pub fn history(&self) -> Result<Vec<Activation>, StoreError> {
-        let path = self.root.join(HISTORY_FILE);
-        let Ok(file) = File::open(&path) else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| StoreError::io("cannot read", &path, e))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            // A torn last line (crash mid-append) is ignored: active.json was not yet
-            // replaced. A whole line of a newer schema is an error, not skipped.
-            if serde_json::from_str::<serde_json::Value>(&line).is_err() {
-                continue;
-            }
-            out.push(schema::from_str(&line, &path)?.1);
-        }
-        Ok(out)
-    }
-
-    /// Makes a plan version the active one.
-    pub fn activate(&self, id: &str) -> Result<Activation, StoreError> {
-        self.manifest(id)?;
-        let _lock = self.lock()?;
-        self.record(id, "activate")
-    }
-
-    /// Re-activates the plan that was active before the current one.
-    pub fn rollback(&self) -> Result<Activation, StoreError> {
-        // Read and append under one lock: another activation cannot slip between.
-        let _lock = self.lock()?;
-        let history = self.history()?;
-        let previous = rollback_target(history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())))?.to_string();
-        self.record(&previous, "rollback")
-    }
-
-    /// Appends to the history and replaces `active.json`; the caller holds the lock.
-    fn record(&self, id: &str, action: &str) -> Result<Activation, StoreError> {
-        let a = Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() };
-        let path = self.root.join(HISTORY_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("cannot open", &path, e))?;
-        cut_torn_tail(&mut file).map_err(|e| StoreError::io("cannot repair", &path, e))?;
-        let line = serde_json::to_string(&schema::tagged(&a)).map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        file.write_all(format!("{line}\n").as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(|e| StoreError::io("cannot append to", &path, e))?;
-        write_versioned(&self.root.join(ACTIVE_FILE), &a)?;
-        sync_dir(&self.root)?;
-        Ok(a)
-    }
 }
 
 /// The version a rollback re-activates, from an activation history oldest
 /// first, as `(action, version)`: the history replays as a stack (an
 /// activation pushes, a rollback pops), so successive rollbacks walk back
-/// through earlier plans. One rule for the store's history and the replicas'
-/// shared one (`allot serve --database`).
+/// through earlier plans. The live-state database applies it to its history,
+/// embedded or shared (`allot serve --database`).
 pub fn rollback_target<'a>(history: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<&'a str, StoreError> {
     let mut stack: Vec<&str> = Vec::new();
     for (action, version) in history {
@@ -429,35 +364,6 @@ fn lock_file(path: &Path, wait: Wait) -> Result<File, StoreError> {
         Wait::Try => file.try_lock().map_err(|e| StoreError::io("cannot lock", path, std::io::Error::other(e.to_string())))?,
     }
     Ok(file)
-}
-
-/// Cuts a torn last line (a crash mid-append) off an append-only JSON-lines
-/// file, so the next line is not glued onto it. Safe under the store lock: a
-/// line without its newline was never acknowledged.
-fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    // Read backwards to the last newline.
-    let mut end = len;
-    let mut buf = [0u8; 4096];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            let keep = start + i as u64 + 1;
-            if keep < len {
-                file.set_len(keep)?;
-            }
-            return Ok(());
-        }
-        end = start;
-    }
-    file.set_len(0)
 }
 
 /// Reads a JSON artefact of any supported schema version (see [`crate::schema`]).
