@@ -146,6 +146,11 @@ struct ServeArgs {
     /// deleted at start and then hourly.
     #[arg(long, default_value_t = allot_api::audit::DEFAULT_AUDIT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
     audit_retention_days: u32,
+    /// Keep live events (inventory and consent) this many days, their ids
+    /// remembered so a retry is recognized; older ones are compacted at each
+    /// activation and hourly (consent folded into one row per customer).
+    #[arg(long, default_value_t = (allot_api::DEFAULT_EVENT_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    event_window_days: u32,
 }
 
 #[derive(clap::Args)]
@@ -458,6 +463,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_plan_age: std::time::Duration::from_secs_f64(args.max_plan_age_hours * 3600.0),
         scenario_root: args.scenarios,
         max_live_silence: std::time::Duration::from_secs_f64(args.max_live_silence_secs),
+        event_window: std::time::Duration::from_secs(u64::from(args.event_window_days) * 86_400),
     };
     runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database, std::time::Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)))?;
     Ok(())

@@ -74,7 +74,7 @@ fn assert_same(what: &str, a: &BTreeMap<PathBuf, Vec<u8>>, b: &BTreeMap<PathBuf,
 /// over `store`, waits for the job, and returns the new version's id.
 fn plan_over_http(root: &Path, scenario: &str, store: &Path) -> String {
     let keys = ApiKeys { keys: vec![ApiKey { key: PLANNER.to_string(), role: Role::Planner }] };
-    let config = ServiceConfig { keys, max_plan_age: allot_api::DEFAULT_MAX_PLAN_AGE, scenario_root: root.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE };
+    let config = ServiceConfig { keys, max_plan_age: allot_api::DEFAULT_MAX_PLAN_AGE, scenario_root: root.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
     let app = router(Arc::new(ServiceState::open(store, config).unwrap()));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let call = |method: &str, uri: &str, body: Option<Value>| -> Value {

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 pub use crate::audit::{AuditLog, AuditRecord};
 use crate::decide::CustomerOverride;
 use crate::index::{PlanIndex, StockMove};
+use crate::live::sql::{Cell, Param, Sql};
 use crate::live::{EventKind, LiveDb, LiveError, Recorded};
 use crate::shared::SharedLive;
 
@@ -226,7 +227,29 @@ impl EventLog {
     /// event that does not parse is an error naming its sequence number.
     pub fn open(db: Arc<LiveDb>) -> Result<Self, LiveError> {
         let mut log = EventLog { db, applied_seq: 0, inventory: Vec::new(), customers: HashMap::new() };
-        log.catch_up()?;
+        // The snapshot and the events left read in one transaction, under the
+        // maintenance lock: a compaction elsewhere never moves events between them.
+        let (snapshot, events) = log.db.transaction(|sql| {
+            sql.lock_maintenance()?;
+            let snapshot = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot", &[])?;
+            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events ORDER BY seq", &[])?))
+        })?;
+        for row in snapshot {
+            let mut row = row.into_iter();
+            let customer = row.next().map(Cell::into_text).unwrap_or_default();
+            let folded = row.next().map(Cell::into_text).unwrap_or_default();
+            let o = serde_json::from_str::<CustomerOverride>(&folded)
+                .map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {customer:?}: {e}") })?;
+            log.customers.insert(customer, o);
+        }
+        for row in events {
+            let mut row = row.into_iter();
+            let seq = row.next().map_or(0, |c| c.int());
+            let body = row.next().map(Cell::into_text).unwrap_or_default();
+            let event = parse_stored(seq, &body)?;
+            log.fold(&event);
+            log.applied_seq = seq;
+        }
         Ok(log)
     }
 
@@ -257,8 +280,7 @@ impl EventLog {
         let stored = self.db.events_after(self.applied_seq)?;
         let mut folded = Vec::with_capacity(stored.len());
         for row in stored {
-            let event = serde_json::from_str::<LoggedEvent>(&row.body)
-                .map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {}: {e}", row.seq) })?;
+            let event = parse_stored(row.seq, &row.body)?;
             self.fold(&event);
             self.applied_seq = row.seq;
             folded.push(event);
@@ -307,5 +329,188 @@ impl EventLog {
     /// The live overrides of every customer with a consent event.
     pub fn customer_overrides(&self) -> &HashMap<String, CustomerOverride> {
         &self.customers
+    }
+
+    /// Compacts the live events (bounded growth): consent events received
+    /// before `consent_cutoff` are folded into the consent snapshot (a row
+    /// per customer) and deleted; inventory events received before
+    /// `inventory_cutoff` (no plan that can still be served needs them) are
+    /// deleted, and dropped from memory. What is served does not change; a
+    /// compacted event's id is forgotten, so a retry of it after the window
+    /// would count as new. One transaction per [`COMPACTION_BATCH`] events,
+    /// oldest first, stopping at the first event received after `consent_cutoff`.
+    pub fn compact(&mut self, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<Compacted, LiveError> {
+        let mut done = Compacted::default();
+        let mut after = 0;
+        loop {
+            let (last, batch, end) = self.db.transaction(|sql| compact_batch(sql, after, consent_cutoff, inventory_cutoff))?;
+            done.consent += batch.consent;
+            done.inventory += batch.inventory;
+            after = last;
+            if end {
+                break;
+            }
+        }
+        self.inventory.retain(|(at, _)| *at > inventory_cutoff);
+        Ok(done)
+    }
+}
+
+/// Events read and considered per compaction transaction.
+pub const COMPACTION_BATCH: i64 = 10_000;
+
+/// What a compaction removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compacted {
+    /// Consent events folded into the snapshot and deleted.
+    pub consent: u64,
+    /// Inventory events deleted.
+    pub inventory: u64,
+}
+
+fn parse_stored(seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
+    serde_json::from_str::<LoggedEvent>(body).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })
+}
+
+/// One compaction transaction over the events after `after`: returns the
+/// last sequence number considered, what went, and whether compaction is done.
+fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<(i64, Compacted, bool), LiveError> {
+    sql.lock_maintenance()?;
+    let rows = sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY seq LIMIT $2", &[Param::Int(after), Param::Int(COMPACTION_BATCH)])?;
+    let full = rows.len() as i64 == COMPACTION_BATCH;
+    let mut last = after;
+    let mut folded: HashMap<String, (CustomerOverride, i64)> = HashMap::new();
+    let mut delete = Vec::new();
+    let mut done = Compacted::default();
+    let mut reached_cutoff = false;
+    for row in rows {
+        let mut row = row.into_iter();
+        let seq = row.next().map_or(0, |c| c.int());
+        let event = parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
+        match &event {
+            LoggedEvent::Consent { received_at, .. } | LoggedEvent::Inventory { received_at, .. } if *received_at >= consent_cutoff => {
+                reached_cutoff = true;
+                break;
+            }
+            LoggedEvent::Inventory { received_at, .. } => {
+                if *received_at <= inventory_cutoff {
+                    delete.push(seq);
+                    done.inventory += 1;
+                }
+            }
+            LoggedEvent::Consent { event, .. } => {
+                if !folded.contains_key(&event.customer_id) {
+                    let stored = sql.rows("SELECT override FROM allot_consent_snapshot WHERE customer_id = $1", &[Param::Text(&event.customer_id)])?;
+                    let o = match stored.into_iter().next().and_then(|r| r.into_iter().next()) {
+                        Some(text) => serde_json::from_str(&text.into_text())
+                            .map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {:?}: {e}", event.customer_id) })?,
+                        None => CustomerOverride::default(),
+                    };
+                    folded.insert(event.customer_id.clone(), (o, seq));
+                }
+                if let Some((o, upto)) = folded.get_mut(&event.customer_id) {
+                    event.apply_to(o);
+                    *upto = seq;
+                }
+                delete.push(seq);
+                done.consent += 1;
+            }
+        }
+        last = seq;
+    }
+    for (customer, (o, upto)) in &folded {
+        let text = serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })?;
+        sql.exec(
+            "INSERT INTO allot_consent_snapshot (customer_id, override, upto_seq) VALUES ($1, $2, $3)
+             ON CONFLICT (customer_id) DO UPDATE SET override = excluded.override, upto_seq = excluded.upto_seq",
+            &[Param::Text(customer), Param::Text(&text), Param::Int(*upto)],
+        )?;
+    }
+    for seq in delete {
+        sql.exec("DELETE FROM allot_events WHERE seq = $1", &[Param::Int(seq)])?;
+    }
+    Ok((last, done, reached_cutoff || !full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consent(id: &str, customer: &str, consent: Option<bool>, suppressed: Option<bool>, days_ago: i64) -> LoggedEvent {
+        let event = ConsentEvent { event_id: id.into(), customer_id: customer.into(), consent, suppressed };
+        LoggedEvent::Consent { received_at: Utc::now() - chrono::Duration::days(days_ago), event }
+    }
+
+    fn receipt(id: &str, qty: f64, days_ago: i64) -> LoggedEvent {
+        let event = InventoryEvent { event_id: id.into(), kind: InventoryKind::Receipt, warehouse_id: "W1".into(), sku: "A".into(), qty, tier: None };
+        LoggedEvent::Inventory { received_at: Utc::now() - chrono::Duration::days(days_ago), event }
+    }
+
+    fn stored_seqs(db: &LiveDb) -> usize {
+        db.events_after(0).unwrap().len()
+    }
+
+    /// Compaction changes nothing a restart folds (the consent snapshot then
+    /// the events left give the same overrides), removes what it may, and
+    /// keeps what a served plan or a retry still needs.
+    #[test]
+    fn compaction_keeps_the_folded_state_and_drops_only_old_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let mut log = EventLog::open(db.clone()).unwrap();
+        for e in [
+            consent("c1", "C1", Some(false), None, 40),
+            receipt("i1", 5.0, 40),
+            consent("c2", "C1", None, Some(true), 35),
+            consent("c3", "C2", Some(false), None, 33),
+            receipt("i2", 7.0, 20),
+            consent("c4", "C1", Some(true), None, 2),
+            consent("c5", "C3", None, Some(true), 1),
+        ] {
+            assert_eq!(log.record(e).unwrap().0, Applied::New);
+        }
+        let before = log.customer_overrides().clone();
+        let now = Utc::now();
+        let cutoff = now - chrono::Duration::days(30);
+        let done = log.compact(cutoff, now - chrono::Duration::days(25)).unwrap();
+        assert_eq!(done, Compacted { consent: 3, inventory: 1 });
+        assert_eq!(stored_seqs(&db), 3, "i2 (needed by a plan younger than 25 days), c4 and c5 are left");
+        assert_eq!(log.customer_overrides(), &before, "what is served does not change");
+        assert_eq!(log.moves_since(DateTime::<Utc>::MIN_UTC).map(|m| m.delta).collect::<Vec<_>>(), [7.0], "the old move is dropped from memory");
+        // A restart folds the snapshot, then the events left, in order: C1's
+        // newer consent (c4) wins over the folded withdrawal.
+        let reopened = EventLog::open(db.clone()).unwrap();
+        assert_eq!(reopened.customer_overrides(), &before);
+        assert_eq!(before["C1"], CustomerOverride { consent: Some(true), suppressed: Some(true) });
+        // Compacting again finds nothing more; ids not compacted stay known.
+        assert_eq!(log.compact(cutoff, now - chrono::Duration::days(25)).unwrap(), Compacted::default());
+        assert_eq!(log.record(consent("c4", "C1", Some(true), None, 2)).unwrap().0, Applied::Duplicate);
+        // An erasure removes the folded consent too.
+        let audit = AuditLog::open(db.clone()).unwrap();
+        let erased = audit.erase("C2").unwrap();
+        assert_eq!(erased.consent_events, 1, "the snapshot row of C2");
+        assert!(!EventLog::open(db).unwrap().customer_overrides().contains_key("C2"));
+    }
+
+    /// More events than one transaction takes: compaction goes on batch
+    /// after batch, and stops at the first event inside the window.
+    #[test]
+    fn compaction_runs_in_batches_and_stops_at_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let mut log = EventLog::open(db.clone()).unwrap();
+        let old = COMPACTION_BATCH as usize + 10;
+        let rows: Vec<(EventKind, String, String)> = (0..old)
+            .map(|i| consent(&format!("o{i}"), &format!("C{}", i % 50), Some(i % 2 == 0), None, 60))
+            .chain([consent("new", "C1", Some(false), None, 1)])
+            .map(|e| (EventKind::Consent, e.key().1.to_string(), serde_json::to_string(&e).unwrap()))
+            .collect();
+        db.import("bulk", &crate::live::ImportRows { events: rows, ..Default::default() }).unwrap();
+        log.catch_up().unwrap();
+        let before = log.customer_overrides().clone();
+        let done = log.compact(Utc::now() - chrono::Duration::days(30), Utc::now() - chrono::Duration::days(30)).unwrap();
+        assert_eq!(done.consent, old as u64);
+        assert_eq!(stored_seqs(&db), 1);
+        assert_eq!(EventLog::open(db).unwrap().customer_overrides(), &before);
     }
 }

@@ -65,4 +65,4 @@ pub use routes::{Reply, ReplyBody, RouteSpec, MAX_BODY_BYTES, MAX_PICK_BODY_BYTE
 pub use security::{Access, ApiKey, ApiKeys, Role};
 pub use server::{serve, serve_connections, serve_trivial, ConnectionLimits, JsonErrorIo};
 pub use shared::SharedLive;
-pub use state::{AppState, ServiceConfig, ServiceState, DEFAULT_MAX_LIVE_SILENCE, DEFAULT_MAX_PLAN_AGE};
+pub use state::{AppState, ServiceConfig, ServiceState, DEFAULT_EVENT_WINDOW, DEFAULT_MAX_LIVE_SILENCE, DEFAULT_MAX_PLAN_AGE};

@@ -50,7 +50,18 @@ pub struct ServiceConfig {
     /// At most [`shared::REPLICA_LIVENESS`]: past it, a consent change is
     /// acknowledged without waiting for this replica. Unused without `--database`.
     pub max_live_silence: Duration,
+    /// Live events are kept this long (their ids remembered, so a retry is
+    /// recognized); older ones are compacted ([`EventLog::compact`]) at each
+    /// activation and hourly.
+    pub event_window: Duration,
 }
+
+/// Default of [`ServiceConfig::event_window`]: a month, far beyond any
+/// client's retry.
+pub const DEFAULT_EVENT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
+/// How often events are compacted besides at each activation.
+pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the served snapshot is not the active plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +102,8 @@ pub struct ServiceState {
     /// at a time and each reads the newest activation once it holds this, so
     /// a slow reload of an older activation never swaps in after a newer one.
     reloading: Mutex<()>,
+    /// When events were last compacted.
+    compacted_at: Mutex<Option<Instant>>,
     /// When the shared database was last heard from (see [`Self::note_live_contact`]).
     live_contact: LiveContact,
 }
@@ -142,6 +155,7 @@ impl ServiceState {
             shared,
             plan_seq: std::sync::atomic::AtomicI64::new(0),
             reloading: Mutex::new(()),
+            compacted_at: Mutex::new(None),
             live_contact: LiveContact::new(),
         };
         state.reload();
@@ -190,6 +204,7 @@ impl ServiceState {
         if self.shared.is_some() {
             self.note_live_contact(started);
         }
+        self.compact_when_due();
         Ok(())
     }
 
@@ -274,7 +289,8 @@ impl ServiceState {
             tracing::warn!(error = %e, "store error, answering from the fallback");
         }
         *write(&self.last_store_error) = error.clone();
-        let events = self.events();
+        let mut events = self.events();
+        let activated = loaded.is_some();
         match loaded {
             Some((plan, source)) => self.swap(&events, Arc::new(plan), source),
             None if error.is_some() => {
@@ -285,6 +301,38 @@ impl ServiceState {
                 }
             }
             None => *write(&self.snapshot) = None,
+        }
+        if activated {
+            self.compact(&mut events);
+        }
+    }
+
+    /// Compacts the live events ([`EventLog::compact`]): consent older than
+    /// the event window into the snapshot; inventory older than the window,
+    /// than [`ServiceConfig::max_plan_age`] and than the plan served (no plan
+    /// that could still be served reads it). Failing leaves everything as it
+    /// was (one transaction per batch); it is logged and tried again later.
+    fn compact(&self, events: &mut EventLog) {
+        *self.compacted_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let now = chrono::Utc::now();
+        let ago = |d: Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let consent_cutoff = ago(self.config.event_window);
+        let mut inventory_cutoff = consent_cutoff.min(ago(self.config.max_plan_age));
+        if let Some(s) = read(&self.snapshot).as_ref() {
+            inventory_cutoff = inventory_cutoff.min(s.plan.created_at());
+        }
+        match events.compact(consent_cutoff, inventory_cutoff) {
+            Ok(c) if c == Default::default() => {}
+            Ok(c) => tracing::info!(consent = c.consent, inventory = c.inventory, "compacted live events older than the event window"),
+            Err(e) => tracing::warn!(error = %e, "compacting live events"),
+        }
+    }
+
+    /// Compacts when [`COMPACTION_INTERVAL`] has passed since the last time.
+    fn compact_when_due(&self) {
+        let due = self.compacted_at.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|t| t.elapsed() >= COMPACTION_INTERVAL);
+        if due {
+            self.compact(&mut self.events());
         }
     }
 

@@ -23,8 +23,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
-use super::schema::{Dialect, ERASE_CONSENT};
 use super::rows::Erased;
+use super::schema::{Dialect, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT};
+use super::sql::{Cell, Param, Sql};
 
 /// Most bytes of records in one chunk (a chunk holds at least one record):
 /// an access request reads whole chunks, so they stay small.
@@ -170,64 +171,6 @@ fn micros_text(micros: i64) -> String {
     time_text(DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC))
 }
 
-/// A statement parameter, the same for both databases.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Param<'a> {
-    Int(i64),
-    Text(&'a str),
-    Bytes(&'a [u8]),
-}
-
-/// A value read back.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Cell {
-    Null,
-    Int(i64),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-impl Cell {
-    fn int(&self) -> i64 {
-        match self {
-            Cell::Int(v) => *v,
-            _ => 0,
-        }
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        match self {
-            Cell::Bytes(b) => b,
-            Cell::Text(t) => t.into_bytes(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn into_text(self) -> String {
-        match self {
-            Cell::Text(t) => t,
-            Cell::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-            Cell::Int(v) => v.to_string(),
-            Cell::Null => String::new(),
-        }
-    }
-}
-
-/// One transaction of either database, as the audit's rules need it: why a
-/// small trait and not two implementations of each rule, so the format and
-/// every rule above are written once (statements use `$1`, which SQLite binds
-/// by position too).
-pub(crate) trait Sql {
-    fn dialect(&self) -> Dialect;
-    /// Serializes the audit's merge, reads and erasures across replicas (a
-    /// no-op where the database has one writer).
-    fn lock_audit(&mut self) -> Result<(), LiveError> {
-        Ok(())
-    }
-    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError>;
-    fn rows(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, LiveError>;
-}
-
 /// Stores a batch as chunks, each listed as waiting for the merge; returns
 /// how many chunks now wait (this writer's and others').
 pub(crate) fn insert_batch(sql: &mut dyn Sql, batch: &AuditBatch, replica: &str) -> Result<i64, LiveError> {
@@ -247,7 +190,7 @@ pub(crate) fn insert_batch(sql: &mut dyn Sql, batch: &AuditBatch, replica: &str)
 /// many chunks it took (0: none waited). Taking them is a `DELETE ...
 /// RETURNING`, so two replicas merging at once never list a record twice.
 pub(crate) fn merge(sql: &mut dyn Sql) -> Result<usize, LiveError> {
-    sql.lock_audit()?;
+    sql.lock_maintenance()?;
     let taken = sql.rows(
         "DELETE FROM allot_audit_unindexed WHERE chunk IN (SELECT chunk FROM allot_audit_unindexed ORDER BY chunk LIMIT $1) RETURNING chunk",
         &[Param::Int(MERGE_BATCH)],
@@ -333,7 +276,7 @@ fn find(sql: &mut dyn Sql, customer_id: &str) -> Result<(Vec<Found>, Vec<(i64, V
         #[serde(borrow)]
         customer_id: Option<std::borrow::Cow<'a, str>>,
     }
-    sql.lock_audit()?;
+    sql.lock_maintenance()?;
     let mut found = Vec::new();
     let mut bodies = Vec::new();
     let places = places(sql, customer_hash(customer_id))?;
@@ -383,7 +326,8 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
         }
         sql.exec("UPDATE allot_audit_chunks SET body = $1 WHERE id = $2", &[Param::Bytes(&body), Param::Int(chunk)])?;
     }
-    let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])?;
+    // Their consent events, and their consent folded by compaction.
+    let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])? + sql.exec(ERASE_CONSENT_SNAPSHOT, &[Param::Text(customer_id)])?;
     let erased = Erased { audit_records: found.len() as u64, consent_events };
     let mut batch = AuditBatch::default();
     batch.push("", Utc::now(), record(erased).as_bytes());
@@ -455,7 +399,7 @@ pub(crate) const LEGACY_TABLE: &str = "allot_audit";
 /// dropped and the move recorded as done, once). Taking them is a
 /// `DELETE ... RETURNING`, so a crash or a second replica never moves a row twice.
 pub(crate) fn move_legacy_rows(sql: &mut dyn Sql, replica: &str) -> Result<usize, LiveError> {
-    sql.lock_audit()?;
+    sql.lock_maintenance()?;
     if !sql.rows("SELECT 1 FROM allot_imports WHERE file = $1", &[Param::Text(LEGACY_TABLE)])?.is_empty() {
         return Ok(0);
     }

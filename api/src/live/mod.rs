@@ -29,6 +29,7 @@ pub mod import;
 mod pg;
 pub(crate) mod rows;
 pub(crate) mod schema;
+pub(crate) mod sql;
 mod sqlite;
 
 use std::path::Path;
@@ -43,7 +44,8 @@ pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
 pub use rows::{Erased, EventKind, HistoryExists, Recorded, StoredEvent};
 pub use audit_store::AuditBatch;
-use audit_store::{Sql, MERGE_AT};
+use audit_store::MERGE_AT;
+use sql::Sql;
 
 use crate::shared::SharedLive;
 
@@ -97,7 +99,7 @@ impl LiveDb {
         let replica = self.replica();
         let mut moved = 0;
         loop {
-            let n = self.audit_tx(|sql| audit_store::move_legacy_rows(sql, &replica))?;
+            let n = self.transaction(|sql| audit_store::move_legacy_rows(sql, &replica))?;
             if n == 0 {
                 break;
             }
@@ -117,11 +119,11 @@ impl LiveDb {
         }
     }
 
-    /// Runs `f` in one transaction on the audit's connection, committed when
-    /// it succeeds.
-    fn audit_tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
+    /// Runs `f` in one transaction on the maintenance connection (the audit
+    /// writer's), committed when it succeeds.
+    pub(crate) fn transaction<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.audit_tx(f),
+            Backend::Sqlite(db) => db.transaction(f),
             Backend::Postgres { shared, audit } => {
                 let mut client = audit.lock().unwrap_or_else(|e| e.into_inner());
                 if client.is_closed() {
@@ -177,9 +179,9 @@ impl LiveDb {
             return Ok(());
         }
         let replica = self.replica();
-        let waiting = self.audit_tx(|sql| audit_store::insert_batch(sql, batch, &replica))?;
+        let waiting = self.transaction(|sql| audit_store::insert_batch(sql, batch, &replica))?;
         if waiting >= MERGE_AT {
-            while self.audit_tx(audit_store::merge)? > 0 {}
+            while self.transaction(audit_store::merge)? > 0 {}
         }
         Ok(())
     }
@@ -188,7 +190,7 @@ impl LiveDb {
     /// postings, the chunks not merged yet, then only the chunks holding
     /// their records ([`audit_store`]).
     pub fn audit_of(&self, customer_id: &str) -> Result<Vec<String>, LiveError> {
-        self.audit_tx(|sql| audit_store::records_of(sql, customer_id))
+        self.transaction(|sql| audit_store::records_of(sql, customer_id))
     }
 
     /// Deletes the audit records served before `cutoff` (audit retention) by
@@ -205,7 +207,7 @@ impl LiveDb {
         let cutoff = audit_store::time_text(cutoff);
         let mut total = 0;
         loop {
-            let (chunks, records) = self.audit_tx(|sql| audit_store::delete_before(sql, &cutoff, batch))?;
+            let (chunks, records) = self.transaction(|sql| audit_store::delete_before(sql, &cutoff, batch))?;
             total += records as u64;
             if chunks < batch {
                 return Ok(total);
@@ -219,7 +221,7 @@ impl LiveDb {
     /// one transaction.
     pub fn erase_customer(&self, customer_id: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
         let replica = self.replica();
-        self.audit_tx(|sql| audit_store::erase(sql, customer_id, &replica, record))
+        self.transaction(|sql| audit_store::erase(sql, customer_id, &replica, record))
     }
 
     /// Inserts or replaces a planning job's record.
@@ -300,7 +302,7 @@ impl LiveDb {
     /// `--database`; empty for PostgreSQL).
     pub(crate) fn all_audit(&self) -> Result<Vec<(String, String)>, LiveError> {
         match &self.backend {
-            Backend::Sqlite(_) => self.audit_tx(audit_store::all_records),
+            Backend::Sqlite(_) => self.transaction(audit_store::all_records),
             Backend::Postgres { .. } => Ok(Vec::new()),
         }
     }

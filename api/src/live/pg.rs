@@ -3,13 +3,15 @@
 
 use postgres::types::{ToSql, Type};
 
-use super::audit_store::{batch_of, insert_batch, Cell, Param, Sql};
+use super::audit_store::{batch_of, insert_batch};
+use super::sql::{Cell, Param, Sql};
 use super::error::LiveError;
 use super::schema::Dialect;
 use crate::shared::SharedError;
 
-/// Key of the advisory lock the audit's merge, reads and erasures take, so a
-/// merge never moves records between a reader's two queries.
+/// Key of the advisory lock maintenance takes (the audit's merge, reads and
+/// erasures, the events' compaction), so a merge never moves records between
+/// a reader's two queries, and two replicas never compact at once.
 const AUDIT_LOCK: i64 = 0x616c_6c6f_7404;
 
 pub(super) struct PgSql<'a, 'b> {
@@ -36,7 +38,7 @@ impl Sql for PgSql<'_, '_> {
         Dialect::Postgres
     }
 
-    fn lock_audit(&mut self) -> Result<(), LiveError> {
+    fn lock_maintenance(&mut self) -> Result<(), LiveError> {
         self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).map(drop).map_err(err)
     }
 

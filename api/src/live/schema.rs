@@ -8,12 +8,15 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../migrations/0002_event_kinds_jobs_imports.sql")),
     (3, include_str!("../../migrations/0003_audit_retention_erasure.sql")),
     (4, include_str!("../../migrations/0004_audit_chunks.sql")),
+    (5, include_str!("../../migrations/0005_consent_snapshot.sql")),
 ];
 
 /// Erasure of a customer's consent events (their personal overrides),
 /// through `allot_events_customer` (migration 0003); `$1` binds the first
 /// parameter in SQLite too.
 pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1";
+/// Erasure of a customer's compacted consent (migration 0005).
+pub(crate) const ERASE_CONSENT_SNAPSHOT: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1";
 
 /// The plan activations, oldest first (`activated_at`: text in SQLite, a
 /// `timestamptz` in PostgreSQL); the active plan is the newest row.

@@ -15,7 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::error::LiveError;
 use super::fault::fault;
-use super::audit_store::{batch_of, insert_batch, Cell, Param, Sql};
+use super::audit_store::{batch_of, insert_batch};
+use super::sql::{Cell, Param, Sql};
 use super::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
 use super::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
@@ -78,9 +79,9 @@ impl SqliteLive {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Runs `f` in one immediate transaction through the audit's [`Sql`] view,
+    /// Runs `f` in one immediate transaction through the [`Sql`] view,
     /// committing when it succeeds.
-    pub(super) fn audit_tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
+    pub(super) fn transaction<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         let out = f(&mut SqliteSql { tx: &tx, path: &self.path })?;
