@@ -35,12 +35,6 @@ impl SqliteLive {
         create_private(path).map_err(|source| LiveError::Io { path: path.to_path_buf(), source })?;
         let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        // 16 KiB pages (a new database only: an existing one keeps its size):
-        // the audit writes ~1 MB of chunks a second under load, a quarter of
-        // the write calls and WAL frames of 4 KiB pages, at the cost of
-        // larger frames per event commit (measured: the audit's write cost
-        // per record 0.69 -> 0.46 µs; events are bound by their fsync).
-        conn.pragma_update(None, "page_size", 16384).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         migrate(&mut conn).map_err(err)?;
@@ -293,15 +287,6 @@ mod tests {
         let n = stmt.parameter_count();
         let rows = stmt.query_map(rusqlite::params_from_iter(["x", "y"].iter().take(n)), |r| r.get::<_, String>(3)).unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
-    }
-
-    /// A new database gets 16 KiB pages (fewer, larger WAL writes for the audit).
-    #[test]
-    fn a_new_database_has_16_kib_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteLive::open(&dir.path().join("live.db")).unwrap();
-        let size: i64 = db.conn().query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-        assert_eq!(size, 16384);
     }
 
     /// An access request reads one bucket's postings through its index,
