@@ -189,8 +189,7 @@ impl AuditShared {
             r.0
         };
         let Some(keep) = keep else { return Ok(0) };
-        let cutoff = chrono::Duration::from_std(keep).ok().and_then(|k| now.checked_sub_signed(k)).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        self.db.delete_audit_before(cutoff)
+        self.db.delete_audit_before(crate::live::time_before(now, keep))
     }
 }
 

@@ -237,18 +237,13 @@ impl EventLog {
         for row in snapshot {
             let mut row = row.into_iter();
             let customer = row.next().map(Cell::into_text).unwrap_or_default();
-            let folded = row.next().map(Cell::into_text).unwrap_or_default();
-            let o = serde_json::from_str::<CustomerOverride>(&folded)
-                .map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {customer:?}: {e}") })?;
+            let o = parse_folded(&customer, &row.next().map(Cell::into_text).unwrap_or_default())?;
             log.customers.insert(customer, o);
         }
         for row in events {
             let mut row = row.into_iter();
             let seq = row.next().map_or(0, |c| c.int());
-            let body = row.next().map(Cell::into_text).unwrap_or_default();
-            let event = parse_stored(seq, &body)?;
-            log.fold(&event);
-            log.applied_seq = seq;
+            log.fold_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
         }
         Ok(log)
     }
@@ -280,12 +275,17 @@ impl EventLog {
         let stored = self.db.events_after(self.applied_seq)?;
         let mut folded = Vec::with_capacity(stored.len());
         for row in stored {
-            let event = parse_stored(row.seq, &row.body)?;
-            self.fold(&event);
-            self.applied_seq = row.seq;
-            folded.push(event);
+            folded.push(self.fold_stored(row.seq, &row.body)?);
         }
         Ok(folded)
+    }
+
+    /// Folds one stored event, the next in sequence order.
+    fn fold_stored(&mut self, seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
+        let event = parse_stored(seq, body)?;
+        self.fold(&event);
+        self.applied_seq = seq;
+        Ok(event)
     }
 
     fn fold(&mut self, event: &LoggedEvent) {
@@ -368,6 +368,11 @@ pub struct Compacted {
     pub inventory: u64,
 }
 
+/// A customer's consent folded by compaction, as `allot_consent_snapshot` stores it.
+fn parse_folded(customer: &str, text: &str) -> Result<CustomerOverride, LiveError> {
+    serde_json::from_str(text).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {customer:?}: {e}") })
+}
+
 fn parse_stored(seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
     serde_json::from_str::<LoggedEvent>(body).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })
 }
@@ -402,8 +407,7 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
                 if !folded.contains_key(&event.customer_id) {
                     let stored = sql.rows("SELECT override FROM allot_consent_snapshot WHERE customer_id = $1", &[Param::Text(&event.customer_id)])?;
                     let o = match stored.into_iter().next().and_then(|r| r.into_iter().next()) {
-                        Some(text) => serde_json::from_str(&text.into_text())
-                            .map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {:?}: {e}", event.customer_id) })?,
+                        Some(text) => parse_folded(&event.customer_id, &text.into_text())?,
                         None => CustomerOverride::default(),
                     };
                     folded.insert(event.customer_id.clone(), (o, seq));

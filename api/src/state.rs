@@ -315,9 +315,8 @@ impl ServiceState {
     fn compact(&self, events: &mut EventLog) {
         *self.compacted_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let now = chrono::Utc::now();
-        let ago = |d: Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let consent_cutoff = ago(self.config.event_window);
-        let mut inventory_cutoff = consent_cutoff.min(ago(self.config.max_plan_age));
+        let consent_cutoff = crate::live::time_before(now, self.config.event_window);
+        let mut inventory_cutoff = consent_cutoff.min(crate::live::time_before(now, self.config.max_plan_age));
         if let Some(s) = read(&self.snapshot).as_ref() {
             inventory_cutoff = inventory_cutoff.min(s.plan.created_at());
         }

@@ -20,6 +20,8 @@
 //! a record's bytes with spaces in place); a hash only narrows the search, a
 //! record is a customer's when its own `customer_id` says so.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
@@ -95,11 +97,6 @@ impl AuditBatch {
     /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
-    }
-
-    /// Bytes of records held.
-    pub fn bytes(&self) -> usize {
-        self.body.len()
     }
 
     /// Appends `newer`'s records after this batch's.
@@ -179,11 +176,15 @@ pub(crate) fn insert_batch(sql: &mut dyn Sql, batch: &AuditBatch, replica: &str)
             "INSERT INTO allot_audit_chunks (newest_at, records, lines, body, replica) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             &[Param::Text(&chunk.newest_at), Param::Int(chunk.records), Param::Bytes(&chunk.lines), Param::Bytes(chunk.body), Param::Text(replica)],
         )?;
-        let id = id.first().and_then(|r| r.first()).map_or(0, Cell::int);
+        let id = first_int(&id);
         sql.exec("INSERT INTO allot_audit_unindexed (chunk) VALUES ($1)", &[Param::Int(id)])?;
     }
-    let waiting = sql.rows("SELECT count(*) FROM allot_audit_unindexed", &[])?;
-    Ok(waiting.first().and_then(|r| r.first()).map_or(0, Cell::int))
+    Ok(first_int(&sql.rows("SELECT count(*) FROM allot_audit_unindexed", &[])?))
+}
+
+/// The first column of the first row, as an integer (0 when there is none).
+fn first_int(rows: &[Vec<Cell>]) -> i64 {
+    rows.first().and_then(|r| r.first()).map_or(0, Cell::int)
 }
 
 /// Moves up to [`MERGE_BATCH`] waiting chunks into postings rows; returns how
@@ -273,14 +274,29 @@ struct Found {
     text: String,
 }
 
-/// The records of `customer_id` (hash matched, then the record's own
-/// `customer_id` checked), grouped by chunk, each chunk read once.
-fn find(sql: &mut dyn Sql, customer_id: &str) -> Result<(Vec<Found>, Vec<(i64, Vec<u8>)>), LiveError> {
+/// The record at `offset` (`len` bytes) of chunk `chunk`'s `body`, with its
+/// own `customer_id` (none for a record of no customer, an erasure's);
+/// `None` when it was erased (blanked). The one reading of a stored record:
+/// a place past the chunk's end or a record that does not parse is an error.
+fn record_at<'b>(chunk: i64, body: &'b [u8], offset: u32, len: u32) -> Result<Option<(&'b [u8], Option<Cow<'b, str>>)>, LiveError> {
     #[derive(serde::Deserialize)]
     struct Whose<'a> {
         #[serde(borrow)]
-        customer_id: Option<std::borrow::Cow<'a, str>>,
+        customer_id: Option<Cow<'a, str>>,
     }
+    let Some(bytes) = body.get(offset as usize..offset as usize + len as usize) else {
+        return Err(LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}: a record at {offset}+{len} is past its end") });
+    };
+    if bytes.first().is_none_or(|&b| b == b' ') {
+        return Ok(None);
+    }
+    let whose: Whose<'b> = serde_json::from_slice(bytes).map_err(|e| LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}, byte {offset}: {e}") })?;
+    Ok(Some((bytes, whose.customer_id)))
+}
+
+/// The records of `customer_id` (hash matched, then the record's own
+/// `customer_id` checked), grouped by chunk, each chunk read once.
+fn find(sql: &mut dyn Sql, customer_id: &str) -> Result<(Vec<Found>, Vec<(i64, Vec<u8>)>), LiveError> {
     sql.lock_maintenance()?;
     let mut found = Vec::new();
     let mut bodies = Vec::new();
@@ -292,15 +308,10 @@ fn find(sql: &mut dyn Sql, customer_id: &str) -> Result<(Vec<Found>, Vec<(i64, V
         if let Some(row) = sql.rows("SELECT body FROM allot_audit_chunks WHERE id = $1", &[Param::Int(chunk)])?.pop() {
             let body = row.into_iter().next().map(Cell::into_bytes).unwrap_or_default();
             for &(_, offset, len) in &places[i..end] {
-                let Some(bytes) = body.get(offset as usize..offset as usize + len as usize) else {
-                    return Err(LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}: a record at {offset}+{len} is past its end") });
-                };
-                if bytes.first() == Some(&b' ') {
-                    continue; // erased
-                }
-                let whose: Whose<'_> = serde_json::from_slice(bytes).map_err(|e| LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}, byte {offset}: {e}") })?;
-                if whose.customer_id.as_deref() == Some(customer_id) {
-                    found.push(Found { chunk, offset, text: String::from_utf8_lossy(bytes).into_owned() });
+                if let Some((bytes, Some(whose))) = record_at(chunk, &body, offset, len)? {
+                    if whose == customer_id {
+                        found.push(Found { chunk, offset, text: String::from_utf8_lossy(bytes).into_owned() });
+                    }
                 }
             }
             bodies.push((chunk, body));
@@ -358,10 +369,6 @@ pub(crate) fn delete_before(sql: &mut dyn Sql, cutoff: &str, batch: i64) -> Resu
 /// Every record with its customer, oldest first (what moves when a store
 /// switches to a shared database); erased records are left out.
 pub(crate) fn all_records(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, LiveError> {
-    #[derive(serde::Deserialize)]
-    struct Whose {
-        customer_id: Option<String>,
-    }
     let mut out = Vec::new();
     for row in sql.rows("SELECT id, lines, body FROM allot_audit_chunks ORDER BY id", &[])? {
         let mut row = row.into_iter();
@@ -369,12 +376,9 @@ pub(crate) fn all_records(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, Li
         let lines = row.next().map(Cell::into_bytes).unwrap_or_default();
         let body = row.next().map(Cell::into_bytes).unwrap_or_default();
         for (_, offset, len) in decode_lines(&lines) {
-            let bytes = body.get(offset as usize..(offset + len) as usize).unwrap_or_default();
-            if bytes.is_empty() || bytes[0] == b' ' {
-                continue;
+            if let Some((bytes, whose)) = record_at(chunk, &body, offset, len)? {
+                out.push((whose.unwrap_or_default().into_owned(), String::from_utf8_lossy(bytes).into_owned()));
             }
-            let whose: Whose = serde_json::from_slice(bytes).map_err(|e| LiveError::Corrupt { table: "allot_audit_chunks", reason: format!("chunk {chunk}, byte {offset}: {e}") })?;
-            out.push((whose.customer_id.unwrap_or_default(), String::from_utf8_lossy(bytes).into_owned()));
         }
     }
     Ok(out)

@@ -55,6 +55,12 @@ fn readable(store: &PlanStore, id: &str, action: &str) -> Result<Activation, Sto
     Ok(Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() })
 }
 
+/// The time `span` before `now` (the earliest time when `span` reaches
+/// past it): the cutoff of audit retention and of event compaction alike.
+pub(crate) fn time_before(now: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// File name of the embedded database in the plan store.
 pub const LIVE_DB_FILE: &str = "live.db";
 
