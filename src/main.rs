@@ -625,7 +625,15 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
     let r = &k.rounding;
     println!("plan {id}{} saved in {}", if active { " (active)" } else { "" }, store.root().display());
     println!("  outputs          {}", out.display());
-    println!("  objective        {:.2}  ({}, {}, gap {:.2e})", k.objective, k.solver, k.status, k.gap);
+    println!(
+        "  objective        {:.2}  ({}, {}, gap {:.2e} on the offers' value {:.2}, {:.2e} of the whole)",
+        k.objective,
+        k.solver,
+        k.status,
+        k.offers_gap,
+        k.objective - k.objective_without_offers,
+        k.gap
+    );
     println!("  expected margin  {:.2}", k.expected_margin);
     println!("  expected accepts {:.2}", k.expected_accepts);
     println!("  budget used      {:.2}", k.budget_used);
@@ -634,8 +642,11 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
     let binding: Vec<String> = k.binding_constraints.iter().map(|(f, n)| format!("{f} x{n}")).collect();
     println!("  binding          {}", if binding.is_empty() { "none".to_string() } else { binding.join(", ") });
     println!(
-        "  rounded plan     value {:+.2}% vs LP, budget excess {:.2}, redemption excess {:.2}, delivery excess {:.2}, {:.1} units beyond LP supply",
+        "  served plan      objective {:.2} ({:.2} below the solver's), value {:+.2}% vs LP, {} pairs dropped to keep limits; budget excess {:.2}, redemption excess {:.2}, delivery excess {:.2}, {:.1} units beyond its shipments",
+        r.objective_served,
+        r.rounding_cost,
         100.0 * r.offer_value_relative_change,
+        r.pairs_dropped,
         r.budget_excess,
         r.max_redemption_excess,
         r.max_delivery_excess,

@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use allot_optimizer::decomposed::customers::{decode, encode, CustomerSide, MapReply, MapRequest};
 use allot_optimizer::decomposed::{DecomposedError, DecomposedOptions};
-use allot_optimizer::feasibility::{check_allocation, check_plan};
+use allot_optimizer::feasibility::{check_allocation, check_served};
 use allot_optimizer::{Allocation, Candidates, Plan, Problem};
 use anyhow::{Context, Result};
 
@@ -67,7 +67,7 @@ pub fn plan(problem: &Problem, opts: &RayOptions) -> Result<(Candidates, Allocat
     // A plan assembled from many workers is checked before it can be saved: the
     // same independent checker the agreement tests use.
     let mut violations = check_allocation(problem, &cands, &alloc, FEASIBILITY_TOLERANCE);
-    violations.extend(check_plan(problem, &plan));
+    violations.extend(check_served(problem, &cands, &plan, FEASIBILITY_TOLERANCE));
     anyhow::ensure!(violations.is_empty(), "the plan from Ray fails the feasibility checker, not saved:\n  {}", violations.iter().map(|v| format!("{}: {}", v.rule, v.detail)).collect::<Vec<_>>().join("\n  "));
     tracing::info!("feasibility checker: the plan from {} partitions respects every constraint", opts.partitions);
     Ok((cands, alloc, plan))

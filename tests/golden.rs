@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use allot_optimizer::exact::ExactOptions;
-use allot_optimizer::feasibility::{check_allocation, check_plan};
+use allot_optimizer::feasibility::{check_allocation, check_served};
 use allot_optimizer::families;
 use allot_optimizer::plan::{Binding, Reason};
 use allot_optimizer::{plan, SolverChoice, Allocation, Candidates, ExclusionRule, Plan, Problem};
@@ -18,7 +18,7 @@ fn solve(name: &str) -> (Problem, Candidates, Allocation, Plan) {
     let problem = load_scenario(&dir).expect("golden scenario loads").problem;
     let (cands, alloc, plan) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
     assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "allocation feasible");
-    assert_eq!(check_plan(&problem, &plan), vec![], "plan respects the hard rules");
+    assert_eq!(check_served(&problem, &cands, &plan, TOL), vec![], "plan respects the hard rules");
     (problem, cands, alloc, plan)
 }
 
@@ -116,4 +116,33 @@ fn custom_offer_limit_mip() {
     assert_eq!(alloc.offer_open, vec![true, false, true]);
     assert_eq!(reason(&problem, &plan, "c1", "cu1"), Reason::Eligible);
     assert_eq!(reason(&problem, &plan, "c2", "cu2"), Reason::NotSelected(Binding::family(families::custom_limit::NAME)));
+}
+
+/// The served plan and the gap on the offers' value.
+///
+/// W1 holds 9 units of A, the only lane ships at 1 a unit, and Z1's baseline
+/// takes 8 (an unmet unit costs 1000, more than any offer earns): 1 unit is
+/// left for offers. Without offers the optimum ships the baseline: -8.
+/// o1 (margin 20) to c1 (p .6) is worth 20 a unit, o2 (margin 10) to c2 (p .8)
+/// 10 a unit: the LP gives c1 x = 1 (0.6 units) and c2 the remaining 0.4
+/// units, x = 0.5. Objective = 12 + 4 - 9 = 7; the offers' value 7 - (-8) = 15.
+/// Rounding takes both (x >= 0.5), 1.4 units for the 1 left: no stock is
+/// spare, so the served plan drops o2 to c2, the less valuable pair, with the
+/// reason `not_selected:stock`. Served: 12 - (8 + 0.6) = 3.4, a rounding cost
+/// of 3.6.
+#[test]
+fn served_plan_keeps_stock_and_gap_is_on_the_offers_value() {
+    let (problem, _, alloc, plan) = solve("served_stock");
+    assert_close(alloc.report.objective, 7.0, "objective");
+    assert_close(alloc.report.objective_without_offers, -8.0, "objective without offers");
+    assert_close(plan.kpis.objective_without_offers, -8.0, "kpi objective without offers");
+    assert_eq!(alloc.report.offers_gap, 0.0, "exact proves the optimum");
+    assert_eq!(reason(&problem, &plan, "c1", "o1"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c2", "o2"), Reason::NotSelected(Binding::family(families::stock::NAME)));
+    let r = &plan.kpis.rounding;
+    assert_close(r.objective_served, 3.4, "served objective");
+    assert_close(r.rounding_cost, 3.6, "rounding cost");
+    assert_eq!(r.pairs_dropped, 1);
+    let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
+    assert_close(shipped, 8.6, "served shipments: the baseline and c1's 0.6");
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
-use allot_optimizer::feasibility::{check_allocation, check_plan};
+use allot_optimizer::feasibility::{check_allocation, check_served};
 use allot_optimizer::{effective_contact_cap, plan, Allocation, Candidates, Plan, Problem, SolverChoice};
 use allot_scenarios::load_scenario;
 use allot_scenarios::plans::serving::{customers_table, serving_context};
@@ -35,7 +35,7 @@ struct Planned {
 fn plan_problem(problem: Problem, solver: &SolverChoice) -> Planned {
     let (cands, alloc, plan) = plan(&problem, solver).expect("solves");
     assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "allocation feasible");
-    assert_eq!(check_plan(&problem, &plan), vec![], "plan respects the hard rules");
+    assert_eq!(check_served(&problem, &cands, &plan, TOL), vec![], "plan respects the hard rules");
     Planned { problem, cands, alloc, plan }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
-use allot_optimizer::feasibility::{check_allocation, check_plan, HardRules};
+use allot_optimizer::feasibility::{check_allocation, check_served, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
     plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone,
@@ -126,7 +126,7 @@ proptest! {
         let (cands, alloc, plan) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("the model is always feasible");
         let violations = check_allocation(&problem, &cands, &alloc, 1e-6);
         prop_assert!(violations.is_empty(), "allocation: {violations:?}");
-        let violations = check_plan(&problem, &plan);
+        let violations = check_served(&problem, &cands, &plan, 1e-6);
         prop_assert!(violations.is_empty(), "plan: {violations:?}");
 
         // Every uptake pair has one row; a pair excluded by a hard rule says which,
@@ -154,7 +154,7 @@ proptest! {
         let (cands, alloc, served) = plan(&problem, &decomposed).expect("the decomposition always repairs to a feasible plan");
         let violations = check_allocation(&problem, &cands, &alloc, 1e-6);
         prop_assert!(violations.is_empty(), "allocation: {violations:?}");
-        let violations = check_plan(&problem, &served);
+        let violations = check_served(&problem, &cands, &served, 1e-6);
         prop_assert!(violations.is_empty(), "plan: {violations:?}");
         if !problem.is_mip() {
             let (_, exact, _) = plan(&problem, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");

@@ -109,6 +109,16 @@ pub struct SolveReport {
     pub bound: f64,
     /// Relative gap `(bound - objective) / max(1, |objective|)`.
     pub gap: f64,
+    /// The optimum with no candidate pairs (baseline shipping and penalties
+    /// only): what the plan is worth without offers.
+    #[serde(default)]
+    pub objective_without_offers: f64,
+    /// Gap on the offers' own value: `(bound - objective) / max(1, |bound -
+    /// objective_without_offers|)`. Why: baseline shipping costs dominate the
+    /// whole objective in many scenarios, so `gap` understates how far the
+    /// offers are from their best; stopping rules use this one.
+    #[serde(default)]
+    pub offers_gap: f64,
     /// Seconds spent building the model.
     pub build_seconds: f64,
     /// Seconds spent in the solver itself.

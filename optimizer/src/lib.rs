@@ -16,6 +16,7 @@ pub mod lp_backend;
 pub mod model;
 pub mod picking;
 pub mod plan;
+pub mod served;
 
 pub use allocation::{Allocation, Flow, ShadowPrices, SolveReport, SolveStatus};
 pub use candidates::{Candidates, ExclusionRule, Network};

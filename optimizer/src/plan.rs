@@ -1,16 +1,15 @@
 //! Plan outputs of the spec, derived from any solver's [`Allocation`].
 //!
-//! * **Eligibility**: one row per uptake pair. Rounding from `x` to `eligible`:
-//!   per customer, candidates are taken by decreasing `x` (ties: higher value, then
-//!   offer order) while `x >= 0.5`, the offer is open and the contact cap is not
-//!   reached. Hard rules were applied before optimisation, so the rounded plan
-//!   respects consent, suppression, tier, validity and the contact cap exactly.
+//! * **Eligibility**: one row per uptake pair. `eligible` is the served plan of
+//!   [`crate::served`]: `x` rounded per customer, then repaired until every
+//!   hard coupling limit holds with `x` replaced by `eligible`; its shipments
+//!   are the plan's [`Plan::shipments`].
 //! * **Reasons** for candidates not served: the constraint family that charges the
 //!   candidate most in the LP's reduced cost (`coefficient × shadow price`), with
 //!   zone-balance charges split into shipping cost, stock and lane capacity along
 //!   the cheapest lane.
-//! * **Reservations**: each (zone, SKU)'s rounded offer demand per tier is routed
-//!   to warehouses in proportion to the LP's shipments; a warehouse's available
+//! * **Reservations**: each (zone, SKU)'s served offer demand per tier is routed
+//!   to warehouses in proportion to the served plan's shipments; a warehouse's available
 //!   stock, after the baseline demand the plan serves from it, is given to tiers
 //!   highest first, so when stock is short lower tiers are cut first.
 //! * **Pick priorities**: per warehouse, offers that need kitting (bundles,
@@ -24,15 +23,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::allocation::{Allocation, ShadowPrices};
+use crate::allocation::{Allocation, Flow, ShadowPrices};
+use crate::served::{self, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
 use crate::model::{CustomerIx, OfferIx, Problem, SkuIx, TierIx, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
-/// The smallest `x` that rounds to eligible.
-const ROUND_UP_AT: f64 = 0.5;
 
 /// A coupling family's name, interned to a small number: a reason is stored
 /// on every candidate pair's eligibility row, and a `&'static str` there would
@@ -228,8 +226,19 @@ pub struct RoundingReport {
     pub max_delivery_excess: f64,
     /// Smallest exposure-parity ratio over fair offers in the rounded plan.
     pub min_fairness_ratio: Option<f64>,
-    /// Expected offer units of the rounded plan beyond what the LP ships to each (zone, SKU).
+    /// Expected offer units of the served plan beyond what its shipments carry
+    /// to each (zone, SKU).
     pub units_beyond_supply: f64,
+    /// The spec's objective of the served plan (`eligible` as `x`, its shipments).
+    #[serde(default)]
+    pub objective_served: f64,
+    /// What serving 0/1 decisions costs against the solver's objective:
+    /// `objective - objective_served`.
+    #[serde(default)]
+    pub rounding_cost: f64,
+    /// Pairs the rounding took and dropped again to keep a coupling limit.
+    #[serde(default)]
+    pub pairs_dropped: usize,
 }
 
 /// The plan's key figures for planners (`kpis.json`).
@@ -255,6 +264,13 @@ pub struct Kpis {
     pub status: String,
     /// Relative gap between the objective and the proven bound.
     pub gap: f64,
+    /// Gap on the offers' own value, `(bound - objective) / max(1, |bound -
+    /// objective_without_offers|)`: the figure stopping rules use.
+    #[serde(default)]
+    pub offers_gap: f64,
+    /// The optimum with no candidate pairs (baseline shipping only).
+    #[serde(default)]
+    pub objective_without_offers: f64,
     /// Proven upper bound on the optimum.
     pub bound: f64,
     /// Seconds in the solver.
@@ -295,6 +311,12 @@ pub struct Plan {
     pub bid_prices: Vec<BidPrice>,
     /// KPIs.
     pub kpis: Kpis,
+    /// The served plan's shipments: with [`Plan::unmet`], the certificate that
+    /// `eligible` keeps stock, lane capacity and the zone balance
+    /// ([`crate::feasibility::check_served`]).
+    pub shipments: Vec<Flow>,
+    /// Unmet baseline of the served plan, per row of `Problem::baseline`.
+    pub unmet: Vec<f64>,
 }
 
 /// Derives every plan output from a solved allocation.
@@ -308,11 +330,12 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
     let scope = Scope::new(problem, network, cands, CustomLimitMode::Off);
     let layout = Layout::new(&scope, extra(&scope));
     let row_prices = layout.prices_from(problem, &alloc.prices);
-    let eligible = round(problem, cands, alloc);
-    let shipped = Shipments::new(problem, alloc);
-    let eligibility = eligibility_rows(problem, network, cands, alloc, &eligible, &layout, &row_prices);
-    let reservations = reservations(problem, network, cands, &eligible, &shipped);
-    let pick_priorities = pick_priorities(problem, cands, &eligible, &shipped);
+    let served = served::serve(problem, cands, alloc, &layout);
+    let eligible = &served.eligible;
+    let shipped = Shipments::new(problem, &served);
+    let eligibility = eligibility_rows(problem, network, cands, alloc, &served, &layout, &row_prices);
+    let reservations = reservations(problem, network, cands, eligible, &shipped);
+    let pick_priorities = pick_priorities(problem, cands, eligible, &shipped);
     let mut bid_prices: Vec<BidPrice> = alloc
         .prices
         .bid_price
@@ -320,8 +343,8 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
         .map(|(&(zone, sku), &price)| BidPrice { zone, sku, price: clean(price) })
         .collect();
     bid_prices.sort_by_key(|b| (b.zone, b.sku));
-    let kpis = kpis(problem, cands, alloc, &eligible, &shipped, &eligibility, &layout, &row_prices);
-    Plan { eligibility, reservations, pick_priorities, bid_prices, kpis }
+    let kpis = kpis(problem, cands, alloc, &served, &shipped, &eligibility, &layout, &row_prices);
+    Plan { eligibility, reservations, pick_priorities, bid_prices, kpis, shipments: served.flows, unmet: served.unmet }
 }
 
 /// Zeroes solver noise so that outputs are stable.
@@ -333,35 +356,7 @@ fn clean(v: f64) -> f64 {
     }
 }
 
-/// The rounded decision per candidate.
-pub fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<bool> {
-    let mut eligible = vec![false; cands.len()];
-    let mut order: Vec<usize> = Vec::new();
-    for c in 0..problem.customers.len() as CustomerIx {
-        order.clear();
-        order.extend(cands.of_customer(c));
-        order.sort_by(|&a, &b| {
-            alloc.x[b]
-                .total_cmp(&alloc.x[a])
-                .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
-                .then(cands.offer[a].cmp(&cands.offer[b]))
-        });
-        let cap = problem.contact_cap_of(c).map_or(usize::MAX, |m| m as usize);
-        let mut taken = 0;
-        for &k in &order {
-            if taken >= cap || alloc.x[k] < ROUND_UP_AT - 1e-9 {
-                break;
-            }
-            if alloc.offer_open[cands.offer[k] as usize] {
-                eligible[k] = true;
-                taken += 1;
-            }
-        }
-    }
-    eligible
-}
-
-/// The LP's shipments indexed for routing demand to warehouses.
+/// The served plan's shipments indexed for routing demand to warehouses.
 struct Shipments {
     /// (zone, SKU) -> [(warehouse, lane transit days, units)].
     into: HashMap<(ZoneIx, SkuIx), Vec<(WarehouseIx, u32, f64)>>,
@@ -370,15 +365,15 @@ struct Shipments {
 }
 
 impl Shipments {
-    fn new(problem: &Problem, alloc: &Allocation) -> Self {
+    fn new(problem: &Problem, served: &Served) -> Self {
         let mut into: HashMap<(ZoneIx, SkuIx), Vec<(WarehouseIx, u32, f64)>> = HashMap::new();
-        for f in &alloc.flows {
+        for f in &served.flows {
             let lane = &problem.lanes[f.lane as usize];
             into.entry((lane.zone, f.sku)).or_default().push((lane.warehouse, lane.transit_days, f.units));
         }
         let mut served_baseline: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
         for (i, b) in problem.baseline.iter().enumerate() {
-            *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - alloc.unmet[i];
+            *served_baseline.entry((b.zone, b.sku)).or_default() += b.units - served.unmet[i];
         }
         Shipments { into, served_baseline }
     }
@@ -422,10 +417,11 @@ fn eligibility_rows(
     network: &Network,
     cands: &Candidates,
     alloc: &Allocation,
-    eligible: &[bool],
+    served: &Served,
     layout: &Layout,
     row_prices: &[f64],
 ) -> Vec<EligibilityRow> {
+    let eligible = &served.eligible;
     let charges = ChargeModel::new(problem, network, &alloc.prices, layout, row_prices);
     let mut rows: Vec<Option<EligibilityRow>> = vec![None; problem.uptake.len()];
     for &(row, rule) in &cands.excluded {
@@ -448,6 +444,9 @@ fn eligibility_rows(
             let reason = if eligible[k] {
                 ranked.push(k);
                 Reason::Eligible
+            } else if let Some(&family) = served.dropped.get(&k) {
+                // Taken by the rounding, dropped to keep this family's limit.
+                Reason::NotSelected(Binding::family(family))
             } else {
                 Reason::NotSelected(charges.binding(problem, cands, alloc, k))
             };
@@ -693,7 +692,7 @@ fn kpis(
     problem: &Problem,
     cands: &Candidates,
     alloc: &Allocation,
-    eligible: &[bool],
+    served: &Served,
     shipped: &Shipments,
     rows: &[EligibilityRow],
     layout: &Layout,
@@ -702,6 +701,7 @@ fn kpis(
     let offer_of = |k: usize| &problem.offers[cands.offer[k] as usize];
     let sum = |f: &dyn Fn(usize) -> f64| (0..cands.len()).map(f).sum::<f64>();
     let x = &alloc.x;
+    let eligible = &served.eligible;
     let rounded = |k: usize| if eligible[k] { 1.0 } else { 0.0 };
     let baseline: f64 = problem.baseline.iter().map(|b| b.units).sum();
     let unmet: f64 = alloc.unmet.iter().sum();
@@ -728,6 +728,8 @@ fn kpis(
             (need - shipped.total(z, s)).max(0.0)
         })
         .sum();
+    let shipping: f64 = served.flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();
+    let objective_served = offer_value_rounded - shipping - problem.policy.unmet_baseline_penalty * served.unmet.iter().sum::<f64>();
     let excess = |used: &[f64], cap: &dyn Fn(usize) -> Option<f64>| {
         used.iter().enumerate().filter_map(|(i, u)| cap(i).map(|c| (u - c).max(0.0))).fold(0.0, f64::max)
     };
@@ -741,6 +743,9 @@ fn kpis(
         max_delivery_excess: excess(&accepts_per_zone, &|z| problem.zones[z].delivery_capacity),
         min_fairness_ratio: fairness_ratios(problem, cands, rounded).values().copied().reduce(f64::min),
         units_beyond_supply,
+        objective_served,
+        rounding_cost: alloc.report.objective - objective_served,
+        pairs_dropped: served.dropped.len(),
     };
 
     let p = &alloc.prices;
@@ -773,6 +778,8 @@ fn kpis(
         solver: r.solver.clone(),
         status: r.status.as_str().to_string(),
         gap: r.gap,
+        offers_gap: r.offers_gap,
+        objective_without_offers: r.objective_without_offers,
         bound: r.bound,
         solve_seconds: r.solve_seconds,
         build_seconds: r.build_seconds,

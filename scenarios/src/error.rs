@@ -195,4 +195,8 @@ pub enum PipelineError {
     /// The plan version could not be saved.
     #[error("saving the plan version: {0}")]
     Store(#[from] StoreError),
+    /// The served plan breaks a hard rule (a solver or rounding defect): it is
+    /// never saved, never served.
+    #[error("the served plan breaks {} hard rule(s), nothing saved; first: {}: {}", .0.len(), .0[0].rule, .0[0].detail)]
+    ServedPlan(Vec<allot_optimizer::feasibility::Violation>),
 }

@@ -11,6 +11,9 @@ pub enum DecomposedError {
     /// The worker pool could not be built.
     #[error("cannot start {0} worker threads: {1}")]
     Threads(usize, String),
+    /// The LP without offers (the zero of the offers' value) failed.
+    #[error("the model without offers could not be solved: {0}")]
+    WithoutOffers(#[from] crate::exact::SolveError),
     /// The customers' side failed: a worker died, or answered out of turn. No
     /// plan comes from a solve that lost part of its customers.
     #[error("the customers' side failed: {0}")]

@@ -91,6 +91,11 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
         "loaded in {load_seconds:.2}s; solving"
     );
     let (cands, alloc, plan) = solver.solve(p).map_err(PipelineError::Solve)?;
+    // What customers will be shown keeps every hard limit, or nothing is saved.
+    let violations = allot_optimizer::feasibility::check_served(p, &cands, &plan, allot_optimizer::feasibility::SERVED_TOL);
+    if !violations.is_empty() {
+        return Err(PipelineError::ServedPlan(violations));
+    }
     let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
     info!(objective = kpis.objective, status = %kpis.status, gap = kpis.gap, "solved in {:.2}s; writing outputs", kpis.build_seconds + kpis.solve_seconds);
     let t = Instant::now();

@@ -1,0 +1,475 @@
+//! The served plan: the 0/1 decisions customers are shown (`eligible`) and the
+//! shipments that prove they can be kept.
+//!
+//! Why: the decision service and fulfilment act on `eligible`, not on the
+//! solver's fractional `x`. Rounding `x` alone can overspend the budget, pass a
+//! redemption cap or promise units no shipment plan can carry; the spec ("The
+//! served plan", `shared/spec/model-v2.md`) requires every hard limit to hold
+//! with `x` replaced by `eligible`. Three steps:
+//!
+//! 1. **Round** per customer: candidates by decreasing `x` (ties: higher value,
+//!    then offer order) while `x >= 0.5`, the offer is open and the contact cap
+//!    is not reached. Per-customer rules hold by construction of the candidates.
+//! 2. **Make room in the network**: each zone-balance row may carry the offer
+//!    units the solver's shipments carry there (its shipments less the
+//!    baseline they serve); where the rounded plan needs more, the extra is
+//!    routed on the cheapest arcs with spare stock and lane capacity.
+//! 3. **Repair**: while a coupling row (`<=` rows of every family, the
+//!    zone-balance rows against the room of step 2) is over its limit, the
+//!    least valuable served pair that loads it is dropped, and recorded with
+//!    the family of that row (its reason). Dropping only lowers `<=` loads,
+//!    except on fairness rows (a group's exposure counts negatively); a new
+//!    pass fixes those, and serving no one keeps every row, so it ends.
+//! 4. **Fill**: pairs the solver exposed (`x > 0`) but not served, most
+//!    valuable first, are served when the customer's cap allows and every row
+//!    they load stays within its limit (the drops of step 3 often leave room
+//!    a smaller pair fits in).
+//!
+//! The shipments are the solver's plus the extra routes, scaled down per
+//! (zone, SKU) to the served demand; unmet baseline stays the solver's. They
+//! are the certificate [`crate::feasibility::check_served`] verifies.
+
+use std::collections::HashMap;
+
+use crate::allocation::{Allocation, Flow};
+use crate::candidates::Candidates;
+use crate::families::{balance, stock, Layout, Sense};
+use crate::model::{CustomerIx, Problem};
+
+/// The smallest `x` that rounds to eligible.
+pub const ROUND_UP_AT: f64 = 0.5;
+
+/// Slack allowed on a row's limit, relative to `max(1, |limit|)`: far inside
+/// the checker's tolerance (the zone balance's is absolute), above summation noise.
+const ROW_SLACK: f64 = 1e-11;
+
+/// The served decisions and their shipments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// Served or not, per candidate.
+    pub eligible: Vec<bool>,
+    /// Candidates the rounding took and the repair dropped, with the family
+    /// whose row needed it (`stock` for units no shipment could carry).
+    pub dropped: HashMap<usize, &'static str>,
+    /// Shipments carrying the served demand.
+    pub flows: Vec<Flow>,
+    /// Unmet baseline per row of `Problem::baseline`.
+    pub unmet: Vec<f64>,
+}
+
+/// Rounds `alloc` to a served plan that keeps every hard limit (see the module docs).
+pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: &Layout) -> Served {
+    let mut eligible = round(problem, cands, alloc);
+    let loads = Loads::new(problem, cands, layout);
+    let mut network = Room::new(problem, alloc, layout);
+    let mut usage = vec![0.0; layout.total()];
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        loads.add(k, 1.0, &mut usage);
+    }
+    network.route_extra(&usage, layout);
+    let limit = limits(layout, &network);
+    let over = |r: usize, usage: &[f64]| usage[r] > limit[r] + ROW_SLACK * limit[r].abs().max(1.0);
+
+    let mut order: Vec<usize> = (0..cands.len()).filter(|&k| eligible[k]).collect();
+    order.sort_by(|&a, &b| cands.value(problem, a).total_cmp(&cands.value(problem, b)).then(a.cmp(&b)));
+    let mut dropped = HashMap::new();
+    while (0..limit.len()).any(|r| over(r, &usage)) {
+        let mut changed = false;
+        for &k in &order {
+            if !eligible[k] {
+                continue;
+            }
+            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage)).map(|(r, _)| r) {
+                eligible[k] = false;
+                loads.add(k, -1.0, &mut usage);
+                let family = layout.families().nth(layout.family_of(row)).map_or(stock::NAME, |(_, f)| f.name());
+                dropped.insert(k, if family == balance::NAME { stock::NAME } else { family });
+                changed = true;
+            }
+        }
+        if !changed {
+            break; // no served pair loads the rows still over: the checker will name them
+        }
+    }
+    fill(problem, cands, alloc, &loads, &limit, &mut eligible, &mut usage, &mut dropped);
+    let flows = network.flows(&usage, layout);
+    Served { eligible, dropped, flows, unmet: alloc.unmet.clone() }
+}
+
+/// Step 4: serves exposed pairs that fit, most valuable first.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    problem: &Problem,
+    cands: &Candidates,
+    alloc: &Allocation,
+    loads: &Loads,
+    limit: &[f64],
+    eligible: &mut [bool],
+    usage: &mut [f64],
+    dropped: &mut HashMap<usize, &'static str>,
+) {
+    let mut served = vec![0usize; problem.customers.len()];
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        served[cands.customer[k] as usize] += 1;
+    }
+    let mut waiting: Vec<usize> = (0..cands.len())
+        .filter(|&k| !eligible[k] && alloc.x[k] > 1e-9 && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0)
+        .collect();
+    waiting.sort_by(|&a, &b| cands.value(problem, b).total_cmp(&cands.value(problem, a)).then(a.cmp(&b)));
+    for k in waiting {
+        let c = cands.customer[k];
+        if problem.contact_cap_of(c).is_some_and(|cap| served[c as usize] >= cap as usize) {
+            continue;
+        }
+        if loads.rows(k).all(|(r, a)| a <= 0.0 || usage[r] + a <= limit[r] + ROW_SLACK * limit[r].abs().max(1.0)) {
+            eligible[k] = true;
+            loads.add(k, 1.0, usage);
+            served[c as usize] += 1;
+            dropped.remove(&k);
+        }
+    }
+}
+
+/// Step 1: the rounded decision per candidate (per-customer rules only).
+fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<bool> {
+    let mut eligible = vec![false; cands.len()];
+    let mut order: Vec<usize> = Vec::new();
+    for c in 0..problem.customers.len() as CustomerIx {
+        order.clear();
+        order.extend(cands.of_customer(c));
+        order.sort_by(|&a, &b| {
+            alloc.x[b]
+                .total_cmp(&alloc.x[a])
+                .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
+                .then(cands.offer[a].cmp(&cands.offer[b]))
+        });
+        let cap = problem.contact_cap_of(c).map_or(usize::MAX, |m| m as usize);
+        let mut taken = 0;
+        for &k in &order {
+            if taken >= cap || alloc.x[k] < ROUND_UP_AT - 1e-9 {
+                break;
+            }
+            if alloc.offer_open[cands.offer[k] as usize] {
+                eligible[k] = true;
+                taken += 1;
+            }
+        }
+    }
+    eligible
+}
+
+/// Where one served pair enters the layout's rows: its acceptance cell
+/// (coefficients times `p`) and its exposure cell.
+struct Loads<'a> {
+    problem: &'a Problem,
+    cands: &'a Candidates,
+    layout: &'a Layout,
+}
+
+impl<'a> Loads<'a> {
+    fn new(problem: &'a Problem, cands: &'a Candidates, layout: &'a Layout) -> Self {
+        Loads { problem, cands, layout }
+    }
+
+    /// (global row, load) of serving candidate `k`.
+    fn rows(&self, k: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let (c, o) = (self.cands.customer[k] as usize, self.cands.offer[k] as usize);
+        let zone = self.problem.customers.zone[c] as usize;
+        let groups = self.problem.groups.len();
+        let slot = self.problem.customers.group[c].map_or(groups, |g| g as usize);
+        let p = self.cands.p[k];
+        let layout = self.layout;
+        layout
+            .accept_coefs(o * layout.zones + zone)
+            .map(move |(r, a)| (r, a * p))
+            .chain(layout.exposure_coefs(o * layout.slots + slot))
+    }
+
+    /// Adds `sign` times candidate `k`'s loads to `usage`.
+    fn add(&self, k: usize, sign: f64, usage: &mut [f64]) {
+        for (r, a) in self.rows(k) {
+            usage[r] += sign * a;
+        }
+    }
+}
+
+/// The limit of every row on the served pairs' loads: a `<=` row's right-hand
+/// side; a zone-balance row's room for offer units; no limit on other `=` rows.
+fn limits(layout: &Layout, room: &Room) -> Vec<f64> {
+    let mut limit = layout.rhs();
+    for (at, f) in layout.families() {
+        for (r, l) in limit[at..at + f.rows()].iter_mut().enumerate() {
+            if f.name() == balance::NAME {
+                *l = room.offer_units[r];
+            } else if f.sense() == Sense::Eq {
+                *l = f64::INFINITY;
+            }
+        }
+    }
+    limit
+}
+
+/// Step 2: the network's room for offer units, per zone-balance row, and the
+/// shipments on every arc of the layout.
+struct Room {
+    /// Units per arc (the solver's, then the extra routes).
+    units: Vec<f64>,
+    /// Offer units each zone-balance row may carry.
+    offer_units: Vec<f64>,
+    /// Baseline units each zone-balance row serves (demand less unmet).
+    served_baseline: Vec<f64>,
+}
+
+impl Room {
+    fn new(problem: &Problem, alloc: &Allocation, layout: &Layout) -> Self {
+        let arc_of: HashMap<(u32, u32), usize> = layout.arcs.iter().enumerate().map(|(i, a)| ((a.lane, a.sku), i)).collect();
+        let mut units = vec![0.0; layout.arcs.len()];
+        for f in &alloc.flows {
+            if let Some(&i) = arc_of.get(&(f.lane, f.sku)) {
+                units[i] += f.units.max(0.0);
+            }
+        }
+        let rows = &layout.balance.rows;
+        let mut served_baseline: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        for (b, &u) in problem.baseline.iter().zip(&alloc.unmet) {
+            if let Some(&row) = layout.balance.row_of.get(&(b.zone, b.sku)) {
+                served_baseline[row] -= u;
+            }
+        }
+        let mut shipped = vec![0.0; rows.len()];
+        for (a, &u) in layout.arcs.iter().zip(&units) {
+            shipped[a.balance] += u;
+        }
+        let offer_units = shipped.iter().zip(&served_baseline).map(|(s, b)| (s - b).max(0.0)).collect();
+        Room { units, offer_units, served_baseline }
+    }
+
+    /// Routes what the rounded plan's offer units (`usage` of the zone-balance
+    /// rows) need beyond the room, on arcs with spare stock and lane capacity,
+    /// cheapest first; the room grows by what was routed.
+    fn route_extra(&mut self, usage: &[f64], layout: &Layout) {
+        let mut spare = layout.rhs();
+        for (a, &u) in layout.arcs.iter().zip(&self.units) {
+            spare[a.stock] -= u;
+            if let Some(l) = a.lane_row {
+                spare[l] -= u;
+            }
+        }
+        let mut by_row: Vec<Vec<usize>> = vec![Vec::new(); self.offer_units.len()];
+        for (i, a) in layout.arcs.iter().enumerate() {
+            by_row[a.balance].push(i);
+        }
+        for (b, arcs) in by_row.iter_mut().enumerate() {
+            let mut need = usage[b] - self.offer_units[b];
+            if need <= ROW_SLACK * self.offer_units[b].max(1.0) {
+                continue;
+            }
+            arcs.sort_by(|&x, &y| layout.arcs[x].cost.total_cmp(&layout.arcs[y].cost).then(x.cmp(&y)));
+            for &i in arcs.iter() {
+                let a = &layout.arcs[i];
+                let lane_spare = a.lane_row.map_or(f64::INFINITY, |l| spare[l]);
+                let take = need.min(spare[a.stock]).min(lane_spare).min(a.upper - self.units[i]);
+                if take <= 0.0 {
+                    continue;
+                }
+                self.units[i] += take;
+                spare[a.stock] -= take;
+                if let Some(l) = a.lane_row {
+                    spare[l] -= take;
+                }
+                self.offer_units[b] += take;
+                need -= take;
+                if need <= 0.0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The shipments of the served plan: per zone-balance row, the arcs'
+    /// units scaled down to the served offer units plus the served baseline.
+    fn flows(&self, usage: &[f64], layout: &Layout) -> Vec<Flow> {
+        let mut shipped = vec![0.0; self.offer_units.len()];
+        for (a, &u) in layout.arcs.iter().zip(&self.units) {
+            shipped[a.balance] += u;
+        }
+        let scale: Vec<f64> = shipped
+            .iter()
+            .enumerate()
+            .map(|(b, &s)| {
+                let need = usage[b].max(0.0) + self.served_baseline[b];
+                if s > need && s > 0.0 {
+                    need / s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        layout
+            .arcs
+            .iter()
+            .zip(&self.units)
+            .map(|(a, &u)| Flow { lane: a.lane, sku: a.sku, units: u * scale[a.balance] })
+            .filter(|f| f.units > 0.0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocation::{ShadowPrices, SolveReport, SolveStatus};
+    use crate::candidates::Network;
+    use crate::families::{no_extra, CustomLimitMode, Scope};
+    use crate::feasibility::check_served;
+    use crate::model::*;
+    use crate::plan::{derive_plan, Binding, Reason};
+
+    /// `n` customers in one zone (groups alternate when `groups`), one offer of
+    /// one unit of one SKU, uptake `p` each; warehouse 0 holds `stock`, a
+    /// second warehouse (when `spare > 0`) holds `spare` on a dearer lane.
+    fn problem(n: usize, p: f64, stock: f64, spare: f64, groups: bool) -> Problem {
+        let customers = Customers {
+            id: (0..n).map(|c| format!("c{c}")).collect(),
+            zone: vec![0; n],
+            tier: vec![0; n],
+            consent: vec![true; n],
+            suppressed: vec![false; n],
+            group: (0..n).map(|c| groups.then_some((c % 2) as u32)).collect(),
+            max_offers: vec![Some(1); n],
+        };
+        let offer = Offer {
+            id: "O".into(),
+            margin: 10.0,
+            discount_cost: 0.0,
+            max_redemptions: None,
+            min_tier: None,
+            custom: false,
+            start_date: None,
+            end_date: None,
+            fair: true,
+            items: vec![OfferItem { sku: 0, qty: 1.0 }],
+        };
+        let mut lanes = vec![Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None }];
+        let mut stock_points = vec![StockPoint { warehouse: 0, sku: 0, on_hand: stock, safety_stock: 0.0, inbound: 0.0 }];
+        if spare > 0.0 {
+            lanes.push(Lane { warehouse: 1, zone: 0, cost_per_unit: 2.0, transit_days: 1, capacity: None });
+            stock_points.push(StockPoint { warehouse: 1, sku: 0, on_hand: spare, safety_stock: 0.0, inbound: 0.0 });
+        }
+        Problem {
+            horizon: Horizon { start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), days: 7 },
+            policy: Policy::default(),
+            tiers: vec![Tier { name: "std".into(), weight: 1.0 }],
+            zones: vec![Zone { id: "z".into(), delivery_capacity: None }],
+            skus: vec!["S".into()],
+            warehouses: vec!["W0".into(), "W1".into()],
+            groups: if groups { vec!["a".into(), "b".into()] } else { Vec::new() },
+            customers,
+            offers: vec![offer],
+            uptake: (0..n as u32).map(|c| Uptake { customer: c, offer: 0, p: p + 1e-3 * f64::from(c) }).collect(),
+            stock: stock_points,
+            lanes,
+            baseline: Vec::new(),
+        }
+    }
+
+    /// A solver's answer with exposures `x`, the offer units shipped on lane 0
+    /// and a made-up but consistent objective.
+    fn allocation(problem: &Problem, cands: &Candidates, x: Vec<f64>) -> Allocation {
+        let units: f64 = (0..cands.len()).map(|k| cands.p[k] * x[k]).sum();
+        let objective = (0..cands.len()).map(|k| cands.value(problem, k) * x[k]).sum::<f64>() - units;
+        Allocation {
+            x,
+            flows: vec![Flow { lane: 0, sku: 0, units }],
+            unmet: Vec::new(),
+            offer_open: vec![true],
+            prices: ShadowPrices { contact_cap: vec![0.0; problem.customers.len()], redemptions: vec![0.0], delivery: vec![0.0], lane_capacity: vec![0.0; problem.lanes.len()], ..ShadowPrices::default() },
+            report: SolveReport { solver: "test".into(), status: SolveStatus::Optimal, objective, bound: objective, gap: 0.0, objective_without_offers: 0.0, offers_gap: 0.0, build_seconds: 0.0, solve_seconds: 0.0, variables: 0, constraints: 0, iterations: None },
+        }
+    }
+
+    fn served_of(problem: &Problem, x: Vec<f64>) -> (Candidates, Allocation, Served) {
+        let network = Network::new(problem);
+        let cands = Candidates::build(problem, &network);
+        let alloc = allocation(problem, &cands, x);
+        let scope = Scope::new(problem, &network, &cands, CustomLimitMode::Off);
+        let layout = Layout::new(&scope, no_extra(&scope));
+        let served = serve(problem, &cands, &alloc, &layout);
+        (cands, alloc, served)
+    }
+
+    fn count(served: &Served) -> usize {
+        served.eligible.iter().filter(|&&e| e).count()
+    }
+
+    /// Three customers at p 0.5, 0.501, 0.502 exposed 2/3 each expect 1.002
+    /// redemptions, within a cap of 1.01; all three round up (1.503), so the
+    /// least valuable is dropped (1.003 left), and the checker agrees.
+    #[test]
+    fn rounding_past_a_redemption_cap_drops_the_least_valuable_pair() {
+        let mut problem = problem(3, 0.5, 100.0, 0.0, false);
+        problem.offers[0].max_redemptions = Some(1.01);
+        let (cands, alloc, served) = served_of(&problem, vec![2.0 / 3.0; 3]);
+        assert_eq!(served.eligible, vec![false, true, true], "customer 0 has the lowest p, so the lowest value");
+        assert_eq!(served.dropped.get(&0), Some(&"redemptions"));
+        let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
+        assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
+        assert_eq!(plan.eligibility[0].reason, Reason::NotSelected(Binding::family("redemptions")));
+        assert_eq!(plan.kpis.rounding.pairs_dropped, 1);
+        assert!(plan.kpis.rounding.max_redemption_excess < 1e-9);
+
+        // The checker is not satisfied by construction: serving the dropped pair again breaks the cap.
+        let mut broken = plan.clone();
+        broken.eligibility[0].eligible = true;
+        broken.eligibility[0].reason = Reason::Eligible;
+        broken.eligibility[0].rank = Some(1);
+        let violations = check_served(&problem, &cands, &broken, 1e-6);
+        assert!(violations.iter().any(|v| v.rule == "redemptions"), "{violations:?}");
+    }
+
+    /// Offer units beyond the solver's shipments use spare stock elsewhere when
+    /// there is some (nothing dropped, the dearer lane ships the extra), and
+    /// drop pairs when there is none.
+    #[test]
+    fn units_beyond_the_shipments_take_spare_stock_or_are_dropped() {
+        // The solver ships (0.5 + 0.501 + 0.502) x 2/3 = 1.002 units, all of
+        // warehouse 0's stock; rounding needs 1.503.
+        let x = vec![2.0 / 3.0; 3];
+        let roomy = problem(3, 0.5, 1.002, 5.0, false);
+        let (cands, alloc, served) = served_of(&roomy, x.clone());
+        assert_eq!(count(&served), 3);
+        assert!(served.dropped.is_empty());
+        let second: f64 = served.flows.iter().filter(|f| f.lane == 1).map(|f| f.units).sum();
+        assert!((second - 0.501).abs() < 1e-9, "the extra half unit ships from W1: {second}");
+        let plan = derive_plan(&roomy, &Network::new(&roomy), &cands, &alloc);
+        assert_eq!(check_served(&roomy, &cands, &plan, 1e-6), vec![]);
+
+        // Without spare stock: dropping customer 0 (0.5) leaves 1.003 units,
+        // customer 1 too leaves 0.502; then the fill serves customer 0 again,
+        // whose 0.5 fits the 1.002 exactly.
+        let tight = problem(3, 0.5, 1.002, 0.0, false);
+        let (cands, alloc, served) = served_of(&tight, x);
+        assert_eq!(served.eligible, vec![true, false, true]);
+        assert_eq!(served.dropped, HashMap::from([(1, "stock")]));
+        let plan = derive_plan(&tight, &Network::new(&tight), &cands, &alloc);
+        assert_eq!(check_served(&tight, &cands, &plan, 1e-6), vec![]);
+        let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
+        assert!(shipped <= 1.002 + 1e-9, "never more than the stock: {shipped}");
+    }
+
+    /// Exposure parity at ratio 1 between two groups: the solver's exposures
+    /// meet it, rounding does not (group a gets one of two, group b both), so
+    /// a pair of group b is dropped.
+    #[test]
+    fn rounding_that_breaks_exposure_parity_drops_from_the_group_served_more() {
+        let mut problem = problem(4, 0.5, 100.0, 0.0, true);
+        problem.policy.fairness_min_ratio = Some(1.0);
+        // Customers 0 and 2 are group a, 1 and 3 group b: a's rate 0.5, b's 0.5.
+        let (cands, alloc, served) = served_of(&problem, vec![0.6, 0.5, 0.4, 0.5]);
+        let rate = |g: usize| (0..4).filter(|c| c % 2 == g && served.eligible[*c]).count();
+        assert_eq!((rate(0), rate(1)), (1, 1), "{:?}", served.eligible);
+        assert_eq!(served.dropped.values().collect::<Vec<_>>(), vec![&"fairness"]);
+        let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
+        assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
+    }
+}
