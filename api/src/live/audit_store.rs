@@ -89,6 +89,17 @@ impl AuditBatch {
         self.lines.push(Line { hash, offset, len: record.len() as u32, at: at.timestamp_micros() });
     }
 
+    /// Empties the batch, keeping its buffers (see [`crate::audit::AuditLog`]'s
+    /// spare batch) unless they grew past `max_bytes` (after an outage).
+    pub fn clear(&mut self, max_bytes: usize) {
+        if self.body.capacity() > max_bytes {
+            *self = AuditBatch::default();
+        } else {
+            self.body.clear();
+            self.lines.clear();
+        }
+    }
+
     /// Records in the batch.
     pub fn len(&self) -> usize {
         self.lines.len()
