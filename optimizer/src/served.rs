@@ -13,14 +13,20 @@
 //! 2. **Make room in the network**: each zone-balance row may carry the offer
 //!    units the solver's shipments carry there (its shipments less the
 //!    baseline they serve); where the rounded plan needs more, the extra is
-//!    routed on the cheapest arcs with spare stock and lane capacity.
-//! 3. **Repair**: while a coupling row (`<=` rows of every family, the
+//!    routed on the cheapest arcs with spare stock and lane capacity (and
+//!    again whenever a later step serves a pair that needs more).
+//! 3. **Raise**: a row over its limit that some unserved pair would relieve
+//!    (a fairness row: the under-exposed group's exposure counts negatively)
+//!    gets such pairs, highest `x` first, when the customer's cap allows and
+//!    every row they load stays within its limit: exposure parity is then
+//!    restored by serving more, not fewer.
+//! 4. **Repair**: while a coupling row (`<=` rows of every family, the
 //!    zone-balance rows against the room of step 2) is over its limit, the
 //!    least valuable served pair that loads it is dropped, and recorded with
 //!    the family of that row (its reason). Dropping only lowers `<=` loads,
 //!    except on fairness rows (a group's exposure counts negatively); a new
 //!    pass fixes those, and serving no one keeps every row, so it ends.
-//! 4. **Fill**: pairs the solver exposed (`x > 0`) but not served, most
+//! 5. **Fill**: pairs the solver exposed (`x > 0`) but not served, most
 //!    valuable first, are served when the customer's cap allows and every row
 //!    they load stays within its limit (the drops of step 3 often leave room
 //!    a smaller pair fits in).
@@ -66,20 +72,36 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
     for k in (0..cands.len()).filter(|&k| eligible[k]) {
         loads.add(k, 1.0, &mut usage);
     }
-    network.route_extra(&usage, layout);
-    let limit = limits(layout, &network);
-    let over = |r: usize, usage: &[f64]| usage[r] > limit[r] + ROW_SLACK * limit[r].abs().max(1.0);
+    for b in 0..network.offer_units.len() {
+        network.grow(b, usage[b] - network.offer_units[b], layout);
+    }
+    let mut limit = limits(layout, &network);
+    let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
+    let mut served = served_per_customer(problem, cands, &eligible);
+    if (0..limit.len()).any(|r| over(r, &usage, &limit)) {
+        let mut waiting = exposed_unserved(problem, cands, alloc, &eligible);
+        waiting.sort_by(|&a, &b| alloc.x[b].total_cmp(&alloc.x[a]).then(cands.value(problem, b).total_cmp(&cands.value(problem, a))).then(a.cmp(&b)));
+        for k in waiting {
+            let c = cands.customer[k];
+            let room = problem.contact_cap_of(c).is_none_or(|cap| served[c as usize] < cap as usize);
+            if room && loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)) && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
+                eligible[k] = true;
+                loads.add(k, 1.0, &mut usage);
+                served[c as usize] += 1;
+            }
+        }
+    }
 
     let mut order: Vec<usize> = (0..cands.len()).filter(|&k| eligible[k]).collect();
     order.sort_by(|&a, &b| cands.value(problem, a).total_cmp(&cands.value(problem, b)).then(a.cmp(&b)));
     let mut dropped = HashMap::new();
-    while (0..limit.len()).any(|r| over(r, &usage)) {
+    while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
         let mut changed = false;
         for &k in &order {
             if !eligible[k] {
                 continue;
             }
-            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage)).map(|(r, _)| r) {
+            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r) {
                 eligible[k] = false;
                 loads.add(k, -1.0, &mut usage);
                 let family = layout.families().nth(layout.family_of(row)).map_or(stock::NAME, |(_, f)| f.name());
@@ -91,43 +113,66 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             break; // no served pair loads the rows still over: the checker will name them
         }
     }
-    fill(problem, cands, alloc, &loads, &limit, &mut eligible, &mut usage, &mut dropped);
-    let flows = network.flows(&usage, layout);
-    Served { eligible, dropped, flows, unmet: alloc.unmet.clone() }
-}
-
-/// Step 4: serves exposed pairs that fit, most valuable first.
-#[allow(clippy::too_many_arguments)]
-fn fill(
-    problem: &Problem,
-    cands: &Candidates,
-    alloc: &Allocation,
-    loads: &Loads,
-    limit: &[f64],
-    eligible: &mut [bool],
-    usage: &mut [f64],
-    dropped: &mut HashMap<usize, &'static str>,
-) {
-    let mut served = vec![0usize; problem.customers.len()];
-    for k in (0..cands.len()).filter(|&k| eligible[k]) {
-        served[cands.customer[k] as usize] += 1;
+    for &k in dropped.keys() {
+        served[cands.customer[k] as usize] -= 1;
     }
-    let mut waiting: Vec<usize> = (0..cands.len())
-        .filter(|&k| !eligible[k] && alloc.x[k] > 1e-9 && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0)
-        .collect();
+    // Fill: exposed pairs that fit, most valuable first.
+    let mut waiting = exposed_unserved(problem, cands, alloc, &eligible);
     waiting.sort_by(|&a, &b| cands.value(problem, b).total_cmp(&cands.value(problem, a)).then(a.cmp(&b)));
     for k in waiting {
         let c = cands.customer[k];
-        if problem.contact_cap_of(c).is_some_and(|cap| served[c as usize] >= cap as usize) {
-            continue;
-        }
-        if loads.rows(k).all(|(r, a)| a <= 0.0 || usage[r] + a <= limit[r] + ROW_SLACK * limit[r].abs().max(1.0)) {
+        let room = problem.contact_cap_of(c).is_none_or(|cap| served[c as usize] < cap as usize);
+        if room && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
             eligible[k] = true;
-            loads.add(k, 1.0, usage);
+            loads.add(k, 1.0, &mut usage);
             served[c as usize] += 1;
             dropped.remove(&k);
         }
     }
+    let flows = network.flows(&usage, layout);
+    Served { eligible, dropped, flows, unmet: alloc.unmet.clone() }
+}
+
+/// Slack allowed on a limit (see [`ROW_SLACK`]).
+fn slack(limit: f64) -> f64 {
+    ROW_SLACK * limit.abs().max(1.0)
+}
+
+/// Whether serving `k` keeps every row it loads within its limit. A
+/// zone-balance row short of room first gets more offer units routed on the
+/// network's spare capacity (checked last, so other rows cannot waste it).
+fn fits(k: usize, loads: &Loads, usage: &[f64], limit: &mut [f64], room: &mut Room, layout: &Layout) -> bool {
+    let balance_rows = room.offer_units.len();
+    let short = |r: usize, a: f64, limit: &[f64]| a > 0.0 && usage[r] + a > limit[r] + slack(limit[r]);
+    if loads.rows(k).any(|(r, a)| r >= balance_rows && short(r, a, limit)) {
+        return false;
+    }
+    for (r, a) in loads.rows(k).filter(|&(r, _)| r < balance_rows) {
+        if short(r, a, limit) {
+            room.grow(r, usage[r] + a - limit[r], layout);
+            limit[r] = room.offer_units[r];
+            if short(r, a, limit) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Served pairs per customer.
+fn served_per_customer(problem: &Problem, cands: &Candidates, eligible: &[bool]) -> Vec<usize> {
+    let mut served = vec![0usize; problem.customers.len()];
+    for k in (0..cands.len()).filter(|&k| eligible[k]) {
+        served[cands.customer[k] as usize] += 1;
+    }
+    served
+}
+
+/// Pairs the solver exposed (`x > 0`, open offer, positive value) that are not served.
+fn exposed_unserved(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool]) -> Vec<usize> {
+    (0..cands.len())
+        .filter(|&k| !eligible[k] && alloc.x[k] > 1e-9 && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0)
+        .collect()
 }
 
 /// Step 1: the rounded decision per candidate (per-customer rules only).
@@ -214,6 +259,10 @@ fn limits(layout: &Layout, room: &Room) -> Vec<f64> {
 struct Room {
     /// Units per arc (the solver's, then the extra routes).
     units: Vec<f64>,
+    /// What each stock and lane row has left (indexed by layout row).
+    spare: Vec<f64>,
+    /// Arcs into each zone-balance row, cheapest first.
+    arcs_into: Vec<Vec<usize>>,
     /// Offer units each zone-balance row may carry.
     offer_units: Vec<f64>,
     /// Baseline units each zone-balance row serves (demand less unmet).
@@ -241,47 +290,46 @@ impl Room {
             shipped[a.balance] += u;
         }
         let offer_units = shipped.iter().zip(&served_baseline).map(|(s, b)| (s - b).max(0.0)).collect();
-        Room { units, offer_units, served_baseline }
-    }
-
-    /// Routes what the rounded plan's offer units (`usage` of the zone-balance
-    /// rows) need beyond the room, on arcs with spare stock and lane capacity,
-    /// cheapest first; the room grows by what was routed.
-    fn route_extra(&mut self, usage: &[f64], layout: &Layout) {
         let mut spare = layout.rhs();
-        for (a, &u) in layout.arcs.iter().zip(&self.units) {
+        for (a, &u) in layout.arcs.iter().zip(&units) {
             spare[a.stock] -= u;
             if let Some(l) = a.lane_row {
                 spare[l] -= u;
             }
         }
-        let mut by_row: Vec<Vec<usize>> = vec![Vec::new(); self.offer_units.len()];
+        let mut arcs_into: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
         for (i, a) in layout.arcs.iter().enumerate() {
-            by_row[a.balance].push(i);
+            arcs_into[a.balance].push(i);
         }
-        for (b, arcs) in by_row.iter_mut().enumerate() {
-            let mut need = usage[b] - self.offer_units[b];
-            if need <= ROW_SLACK * self.offer_units[b].max(1.0) {
+        for arcs in &mut arcs_into {
+            arcs.sort_by(|&x, &y| layout.arcs[x].cost.total_cmp(&layout.arcs[y].cost).then(x.cmp(&y)));
+        }
+        Room { units, spare, arcs_into, offer_units, served_baseline }
+    }
+
+    /// Routes up to `need` more offer units into zone-balance row `b` on its
+    /// arcs with spare stock and lane capacity, cheapest first; the room
+    /// grows by what was routed.
+    fn grow(&mut self, b: usize, mut need: f64, layout: &Layout) {
+        if need <= slack(self.offer_units[b]) {
+            return;
+        }
+        for &i in &self.arcs_into[b] {
+            let a = &layout.arcs[i];
+            let lane_spare = a.lane_row.map_or(f64::INFINITY, |l| self.spare[l]);
+            let take = need.min(self.spare[a.stock]).min(lane_spare).min(a.upper - self.units[i]);
+            if take <= 0.0 {
                 continue;
             }
-            arcs.sort_by(|&x, &y| layout.arcs[x].cost.total_cmp(&layout.arcs[y].cost).then(x.cmp(&y)));
-            for &i in arcs.iter() {
-                let a = &layout.arcs[i];
-                let lane_spare = a.lane_row.map_or(f64::INFINITY, |l| spare[l]);
-                let take = need.min(spare[a.stock]).min(lane_spare).min(a.upper - self.units[i]);
-                if take <= 0.0 {
-                    continue;
-                }
-                self.units[i] += take;
-                spare[a.stock] -= take;
-                if let Some(l) = a.lane_row {
-                    spare[l] -= take;
-                }
-                self.offer_units[b] += take;
-                need -= take;
-                if need <= 0.0 {
-                    break;
-                }
+            self.units[i] += take;
+            self.spare[a.stock] -= take;
+            if let Some(l) = a.lane_row {
+                self.spare[l] -= take;
+            }
+            self.offer_units[b] += take;
+            need -= take;
+            if need <= 0.0 {
+                break;
             }
         }
     }
@@ -458,14 +506,25 @@ mod tests {
     }
 
     /// Exposure parity at ratio 1 between two groups: the solver's exposures
-    /// meet it, rounding does not (group a gets one of two, group b both), so
-    /// a pair of group b is dropped.
+    /// meet it (customers 0 and 2 are group a, 1 and 3 group b, both at 0.5),
+    /// rounding does not (a gets one of two, b both). With room, customer 2
+    /// (x = 0.4) is served too; when a redemption cap leaves none, a pair of
+    /// group b is dropped instead.
     #[test]
-    fn rounding_that_breaks_exposure_parity_drops_from_the_group_served_more() {
+    fn rounding_that_breaks_exposure_parity_serves_the_group_served_less_or_drops() {
         let mut problem = problem(4, 0.5, 100.0, 0.0, true);
         problem.policy.fairness_min_ratio = Some(1.0);
-        // Customers 0 and 2 are group a, 1 and 3 group b: a's rate 0.5, b's 0.5.
-        let (cands, alloc, served) = served_of(&problem, vec![0.6, 0.5, 0.4, 0.5]);
+        let x = vec![0.6, 0.5, 0.4, 0.5];
+        let (cands, alloc, served) = served_of(&problem, x.clone());
+        assert_eq!(served.eligible, vec![true; 4]);
+        assert!(served.dropped.is_empty());
+        let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
+        assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
+
+        // The solver's plan expects 1.003 redemptions; three served 1.504,
+        // four 2.006: a cap of 1.6 leaves no room for customer 2.
+        problem.offers[0].max_redemptions = Some(1.6);
+        let (cands, alloc, served) = served_of(&problem, x);
         let rate = |g: usize| (0..4).filter(|c| c % 2 == g && served.eligible[*c]).count();
         assert_eq!((rate(0), rate(1)), (1, 1), "{:?}", served.eligible);
         assert_eq!(served.dropped.values().collect::<Vec<_>>(), vec![&"fairness"]);
