@@ -79,7 +79,11 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
     let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
     let mut served = served_per_customer(problem, cands, &eligible);
     if (0..limit.len()).any(|r| over(r, &usage, &limit)) {
-        let mut waiting = exposed_unserved(problem, cands, alloc, &eligible);
+        // Only pairs that would relieve a row over its limit now (few).
+        let mut waiting: Vec<usize> = exposed_unserved(problem, cands, alloc, &eligible)
+            .into_iter()
+            .filter(|&k| loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)))
+            .collect();
         waiting.sort_by(|&a, &b| alloc.x[b].total_cmp(&alloc.x[a]).then(cands.value(problem, b).total_cmp(&cands.value(problem, a))).then(a.cmp(&b)));
         for k in waiting {
             let c = cands.customer[k];
@@ -92,8 +96,7 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
 
-    let mut order: Vec<usize> = (0..cands.len()).filter(|&k| eligible[k]).collect();
-    order.sort_by(|&a, &b| cands.value(problem, a).total_cmp(&cands.value(problem, b)).then(a.cmp(&b)));
+    let order = by_value(problem, cands, (0..cands.len()).filter(|&k| eligible[k]).collect());
     let mut dropped = HashMap::new();
     while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
         let mut changed = false;
@@ -117,9 +120,7 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         served[cands.customer[k] as usize] -= 1;
     }
     // Fill: exposed pairs that fit, most valuable first.
-    let mut waiting = exposed_unserved(problem, cands, alloc, &eligible);
-    waiting.sort_by(|&a, &b| cands.value(problem, b).total_cmp(&cands.value(problem, a)).then(a.cmp(&b)));
-    for k in waiting {
+    for k in by_value(problem, cands, exposed_unserved(problem, cands, alloc, &eligible)).into_iter().rev() {
         let c = cands.customer[k];
         let room = problem.contact_cap_of(c).is_none_or(|cap| served[c as usize] < cap as usize);
         if room && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
@@ -157,6 +158,15 @@ fn fits(k: usize, loads: &Loads, usage: &[f64], limit: &mut [f64], room: &mut Ro
         }
     }
     true
+}
+
+/// `pairs` by increasing value (ties: candidate order), each value computed
+/// once (a comparator computing it would do so twice per comparison, over
+/// millions of pairs at scale).
+fn by_value(problem: &Problem, cands: &Candidates, pairs: Vec<usize>) -> Vec<usize> {
+    let mut keyed: Vec<(f64, usize)> = pairs.into_iter().map(|k| (cands.value(problem, k), k)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, k)| k).collect()
 }
 
 /// Served pairs per customer.
