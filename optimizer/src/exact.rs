@@ -276,10 +276,29 @@ pub fn solve_with_families(
     opts: &ExactOptions,
     extra: &ExtraFamilies,
 ) -> Result<Allocation, SolveError> {
-    let started = Instant::now();
-    let remaining = |t: Option<f64>| t.map(|t| t - started.elapsed().as_secs_f64());
     // With no candidates this solve is itself the optimum without offers.
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
+    solve_model(problem, network, cands, opts, extra, without)
+}
+
+/// The exact model's shadow prices alone (the decomposition's warm start from
+/// a sample): no report is read, so the LP without offers is not solved.
+pub(crate) fn prices(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions) -> Result<crate::allocation::ShadowPrices, SolveError> {
+    Ok(solve_model(problem, network, cands, opts, &no_extra, None)?.prices)
+}
+
+/// Solves the model; `without` is the optimum without offers, `None` when
+/// this solve is that optimum (no candidates) or its report is not read.
+fn solve_model(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    opts: &ExactOptions,
+    extra: &ExtraFamilies,
+    without: Option<f64>,
+) -> Result<Allocation, SolveError> {
+    let started = Instant::now();
+    let remaining = |t: Option<f64>| t.map(|t| t - started.elapsed().as_secs_f64());
 
     let t0 = Instant::now();
     let built = build(problem, network, cands, None, extra);

@@ -72,8 +72,9 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
     for k in (0..cands.len()).filter(|&k| eligible[k]) {
         loads.add(k, 1.0, &mut usage);
     }
-    for b in 0..network.offer_units.len() {
-        network.grow(b, usage[b] - network.offer_units[b], layout);
+    let balance_rows = network.offer_units.len();
+    for (b, &units) in usage[..balance_rows].iter().enumerate() {
+        network.grow(b, units - network.offer_units[b], layout);
     }
     let mut limit = limits(layout, &network);
     let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
@@ -107,6 +108,7 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r) {
                 eligible[k] = false;
                 loads.add(k, -1.0, &mut usage);
+                served[cands.customer[k] as usize] -= 1;
                 let family = layout.families().nth(layout.family_of(row)).map_or(stock::NAME, |(_, f)| f.name());
                 dropped.insert(k, if family == balance::NAME { stock::NAME } else { family });
                 changed = true;
@@ -115,9 +117,6 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         if !changed {
             break; // no served pair loads the rows still over: the checker will name them
         }
-    }
-    for &k in dropped.keys() {
-        served[cands.customer[k] as usize] -= 1;
     }
     // Fill: exposed pairs that fit, most valuable first.
     for k in by_value(problem, cands, exposed_unserved(problem, cands, alloc, &eligible)).into_iter().rev() {

@@ -110,7 +110,7 @@ pub fn sample_prices(problem: &Problem) -> Vec<ShadowPrices> {
             // HiGHS's thread count is left alone: it is a process-wide scheduler, and
             // asking for a different count after its first use makes the solve fail.
             let opts = ExactOptions::default();
-            exact::solve(&sample, &network, &cands, &opts).ok().map(|a| a.prices)
+            exact::prices(&sample, &network, &cands, &opts).ok()
         })
         .collect()
 }
