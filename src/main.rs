@@ -315,6 +315,10 @@ struct GenerateArgs {
     /// them from the history files (needs --history-days).
     #[arg(long, requires = "history_days")]
     no_forecasts: bool,
+    /// Model version 2's marketing columns: channels (with costs per contact),
+    /// tags, contact dates and per-pair values.
+    #[arg(long)]
+    channels: bool,
 }
 
 /// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
@@ -382,6 +386,7 @@ fn main() -> Result<()> {
                 seed: a.seed,
                 history_days: a.history_days,
                 forecasts: !a.no_forecasts,
+                channels: a.channels,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

@@ -146,3 +146,44 @@ fn served_plan_keeps_stock_and_gap_is_on_the_offers_value() {
     let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
     assert_close(shipped, 8.6, "served shipments: the baseline and c1's 0.6");
 }
+
+/// Channels, contact costs and per-pair values (model version 2).
+///
+/// Stock is plentiful; every unit ships at 1. A pair's objective coefficient is
+/// `value * p - cost_per_contact`, less the shipping of its expected units:
+/// - c1/o1 (email, 1 a contact, the pair's value 20): 20 * .5 - 1 - .5 = 8.5, served;
+/// - c1/o2 (call, 4 a contact, no value of its own: o2's margin 10): 5 - 4 - .5 = 0.5, served;
+/// - c2/o2 (value 10, p .2): 2 - 4 < 0, not worth its contact (`no_value`);
+/// - c2/o3 (app, no stock needed, value 5, p .4): 2, served;
+/// - c2/o1 (a pair value of -2): -0.6 - 1 < 0 (`no_value`).
+///
+/// Objective = 8.5 + 0.5 + 2 = 11. Expected value of acceptances (the KPI
+/// `expected_margin`, unweighted `value * p`) = 10 + 5 + 2 = 17; contacts 1 per
+/// channel, costing 1 (email), 4 (call) and 0 (app).
+#[test]
+fn contact_costs_and_pair_values() {
+    let (problem, _, alloc, plan) = solve("channels_costs");
+    assert_close(alloc.report.objective, 11.0, "objective");
+    assert_close(plan.kpis.expected_margin, 17.0, "expected value of acceptances");
+    assert_eq!(reason(&problem, &plan, "c1", "o1"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c1", "o2"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c2", "o3"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c2", "o2"), Reason::NotSelected(Binding::NoValue));
+    assert_eq!(reason(&problem, &plan, "c2", "o1"), Reason::NotSelected(Binding::NoValue));
+    let row = |c: &str, o: &str| plan.eligibility.iter().find(|r| problem.customers.id[r.customer as usize] == c && problem.offers[r.offer as usize].id == o).expect("row");
+    assert_close(row("c1", "o1").expected_value, 9.0, "c1/o1 expected value: 20 * .5 - 1");
+    assert_close(row("c2", "o1").expected_value, -1.6, "c2/o1 expected value: -2 * .3 - 1");
+    let ch = &plan.kpis.channels;
+    assert_eq!(ch.keys().map(String::as_str).collect::<Vec<_>>(), ["app", "call", "email"]);
+    for (name, cost, accepts) in [("email", 1.0, 0.5), ("call", 4.0, 0.5), ("app", 0.0, 0.4)] {
+        assert_close(ch[name].contacts, 1.0, name);
+        assert_close(ch[name].contact_cost, cost, name);
+        assert_close(ch[name].accepts, accepts, name);
+        assert_eq!(ch[name].served_contacts, 1, "{name}");
+    }
+    // The written attributes: o1's own contact date and tags, o2's default date.
+    let o1 = &problem.offers[0];
+    assert_eq!(o1.tags.iter().map(|&t| problem.tags[t as usize].as_str()).collect::<Vec<_>>(), ["spring", "apparel"]);
+    assert_eq!(problem.contact_date_of(0).to_string(), "2026-12-03");
+    assert_eq!(problem.contact_date_of(1), problem.horizon.start);
+}

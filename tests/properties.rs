@@ -9,7 +9,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_served, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
-    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone,
+    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL,
 };
 use chrono::NaiveDate;
 use proptest::collection::vec;
@@ -50,7 +50,7 @@ prop_compose! {
         Offer {
             id: String::new(), margin, discount_cost: discount, max_redemptions: max_red, min_tier, custom,
             start_date: start.map(day), end_date: if has_end { Some(day(start.unwrap_or(-5) + len)) } else { None },
-            fair, items,
+            fair, items, channel: 0, tags: Vec::new(), contact_date: None, cost_per_contact: 0.0,
         }
     }
 }
@@ -110,6 +110,9 @@ fn problem() -> impl Strategy<Value = Problem> {
                         customers,
                         offers,
                         uptake,
+                        uptake_value: None,
+                        channels: vec![DEFAULT_CHANNEL.into()],
+                        tags: Vec::new(),
                         stock,
                         lanes,
                         baseline,

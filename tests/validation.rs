@@ -267,3 +267,17 @@ fn unrelated_unknown_column_is_a_note() {
     let loaded = load_scenario(&dir).unwrap();
     assert!(loaded.notes.iter().any(|n| n.contains("customers.csv") && n.contains("`loyalty_segment` ignored")), "{:?}", loaded.notes);
 }
+
+#[test]
+fn contact_date_outside_horizon_or_validity() {
+    // The horizon is 2026-12-01..12-07; o1 is valid from 12-01 on.
+    let offers = |contact: &str| format!("offer_id,margin,start_date,contact_date\no1,10,2026-12-03,{contact}\no2,4,,\n");
+    assert_issue(|d| write(d, "offers.csv", &offers("2026-12-09")), "offers.csv", Some(1), "contact_date", "inside the horizon and the offer's validity");
+    assert_issue(|d| write(d, "offers.csv", &offers("2026-12-02")), "offers.csv", Some(1), "contact_date", "2026-12-03 to 2026-12-07");
+}
+
+#[test]
+fn negative_cost_per_contact_and_unparsable_pair_value() {
+    assert_issue(|d| write(d, "offers.csv", "offer_id,margin,cost_per_contact\no1,10,-1\no2,4,\n"), "offers.csv", Some(1), "cost_per_contact", "a number >= 0");
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p,value\nc1,o1,0.8,lots\n"), "uptake.csv", Some(1), "value", "a number");
+}

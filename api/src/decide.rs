@@ -78,7 +78,7 @@ pub(crate) struct Ask<'a> {
 }
 
 /// Why a live rule takes an offer away, or `None` when it stays.
-fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer: u32, fallback: bool) -> Option<&'static str> {
+fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer: u32, accept_value: f64, fallback: bool) -> Option<&'static str> {
     let n_skus = plan.skus.len();
     let n_tiers = plan.context.tiers.len();
     let mut cost = 0.0;
@@ -95,9 +95,10 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
         }
         cost += qty * supply.price[cell];
     }
-    let value = plan.context.tiers[tier as usize].weight * plan.context.offers[offer as usize].margin;
-    // A small tolerance keeps offers the plan priced exactly at break-even.
-    if !fallback && cost > value * (1.0 + 1e-9) + 1e-9 {
+    let value = plan.context.tiers[tier as usize].weight * accept_value;
+    // A small tolerance keeps offers the plan priced exactly at break-even
+    // (the pair's value is read back from single-precision figures: 1e-6).
+    if !fallback && cost > value * (1.0 + 1e-6) + 1e-9 {
         return Some("live:bid_price");
     }
     None
@@ -142,16 +143,14 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
         } else if plan.offer_min_tier[e.offer as usize].is_some_and(|m| facts.tier > m) {
             Some("tier")
         } else {
-            live_block(plan, supply, facts.zone, facts.tier, e.offer, fallback)
+            live_block(plan, supply, facts.zone, facts.tier, e.offer, plan.accept_value(&e), fallback)
         };
         match blocked {
             Some(reason) => excluded.push(Exclusion { offer_id, reason: reason.to_string() }),
             None if offers.len() >= cap => excluded.push(Exclusion { offer_id, reason: "live:contact_cap".to_string() }),
             None if offers.len() >= ask.limit => {}
             None => {
-                let margin = plan.context.offers[e.offer as usize].margin;
-                let uptake = if margin > 0.0 { f64::from(e.expected_value) / margin } else { 0.0 };
-                offers.push(OfferDecision { offer_id, rank: offers.len() as u32 + 1, expected_value: f64::from(e.expected_value), uptake });
+                offers.push(OfferDecision { offer_id, rank: offers.len() as u32 + 1, expected_value: f64::from(e.expected_value), uptake: f64::from(e.p) });
             }
         }
     }
@@ -223,26 +222,26 @@ mod tests {
         let (gold, standard) = (0, 1);
         let at_plan = supply_after(&plan, 0.0);
         assert_eq!(at_plan.price[0], 10.0);
-        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, false), None, "break-even stays eligible");
+        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, 10.0, false), None, "break-even stays eligible");
 
         // One unit sold: 9 of 10 left, price 10 * 10/9 = 11.1: above the standard
         // tier's value (10), below gold's (12).
         let sold_one = supply_after(&plan, -1.0);
         assert!((sold_one.price[0] - 100.0 / 9.0).abs() < 1e-9);
-        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, false), Some("live:bid_price"));
-        assert_eq!(live_block(&plan, &sold_one, 0, gold, 0, false), None);
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &sold_one, 0, gold, 0, 10.0, false), None);
         // The fallback rule does not use bid prices.
-        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, true), None);
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, true), None);
 
         // Three sold: 10 * 10/7 = 14.3 is above gold's value too.
-        assert_eq!(live_block(&plan, &supply_after(&plan, -3.0), 0, gold, 0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &supply_after(&plan, -3.0), 0, gold, 0, 10.0, false), Some("live:bid_price"));
         // More stock than planned never lowers the price below the plan's.
         assert_eq!(supply_after(&plan, 5.0).price[0], 10.0);
         // None left: out of stock, whatever the price.
         let empty = supply_after(&plan, -10.0);
         assert!(empty.price[0].is_infinite());
-        assert_eq!(live_block(&plan, &empty, 0, gold, 0, false), Some("live:out_of_stock"));
-        assert_eq!(live_block(&plan, &empty, 0, gold, 0, true), Some("live:out_of_stock"));
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, false), Some("live:out_of_stock"));
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, true), Some("live:out_of_stock"));
     }
 
     #[test]
@@ -254,8 +253,8 @@ mod tests {
         // Standard orders take 6: 4 left, all held for gold.
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard")]);
         assert_eq!((s.usable[0], s.usable[1]), (4.0, 0.0));
-        assert_eq!(live_block(&plan, &s, 0, 1, 0, false), Some("live:stock_reserved"));
-        assert_eq!(live_block(&plan, &s, 0, 0, 0, false), None);
+        assert_eq!(live_block(&plan, &s, 0, 1, 0, 10.0, false), Some("live:stock_reserved"));
+        assert_eq!(live_block(&plan, &s, 0, 0, 0, 10.0, false), None);
         // Gold consumes 3 of its 4: one unit is still held, none free for standard.
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold")]);
         assert_eq!((s.usable[0], s.usable[1]), (1.0, 0.0));

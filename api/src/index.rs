@@ -19,6 +19,8 @@ use chrono::{DateTime, Utc};
 pub(crate) struct Entry {
     pub offer: u32,
     pub expected_value: f32,
+    /// Acceptance probability of the pair.
+    pub p: f32,
     /// Rank among the plan's eligible offers (1 = best); 0 when not eligible.
     pub rank: u32,
     pub reason: u16,
@@ -81,6 +83,17 @@ fn intern(names: &mut Vec<String>, ix: &mut HashMap<String, u32>, name: &str) ->
 }
 
 impl PlanIndex {
+    /// The value of one acceptance of a row's pair (unweighted): from its
+    /// expected value `value × p - cost_per_contact`, else the offer's margin.
+    pub(crate) fn accept_value(&self, e: &Entry) -> f64 {
+        let offer = &self.context.offers[e.offer as usize];
+        if e.p > 0.0 {
+            (f64::from(e.expected_value) + offer.cost_per_contact) / f64::from(e.p)
+        } else {
+            offer.margin
+        }
+    }
+
     /// Loads and indexes one stored plan version.
     pub fn load(store: &PlanStore, id: &str) -> Result<Self, StoreError> {
         let manifest = store.manifest(id)?;
@@ -133,7 +146,10 @@ impl PlanIndex {
             };
             let reason = intern(&mut reasons, &mut reason_ix, r.reason) as u16;
             let rank = if r.eligible { r.rank.unwrap_or(u32::MAX) } else { 0 };
-            rows.push((c, Entry { offer, expected_value: r.expected_value as f32, rank, reason }));
+            // Plans saved before the `p` column: the margin was the only value and no contact was paid.
+            let margin = context.offers[offer as usize].margin;
+            let p = r.p.unwrap_or(if margin > 0.0 { r.expected_value / margin } else { 0.0 });
+            rows.push((c, Entry { offer, expected_value: r.expected_value as f32, p: p as f32, rank, reason }));
         })?;
         if let Some(reason) = bad {
             return Err(corrupt(store, id, reason));
@@ -146,7 +162,7 @@ impl PlanIndex {
             start[c + 1] += start[c];
         }
         let mut fill = start.clone();
-        let mut entries = vec![Entry { offer: 0, expected_value: 0.0, rank: 0, reason: 0 }; rows.len()];
+        let mut entries = vec![Entry { offer: 0, expected_value: 0.0, p: 0.0, rank: 0, reason: 0 }; rows.len()];
         for (c, e) in rows {
             entries[fill[c as usize] as usize] = e;
             fill[c as usize] += 1;

@@ -709,3 +709,34 @@ async fn concurrent_activations_all_succeed_and_serve_the_active_plan() {
     assert_eq!(plans["active"], plans["serving"], "{plans}");
     assert_eq!(f.history().len(), 21);
 }
+
+/// A version-2 plan (contact costs, per-pair values: `tests/golden/channels_costs`)
+/// answers each pair's own expected value `value × p - cost_per_contact` and its
+/// acceptance probability, not one derived from the offer's margin.
+#[tokio::test]
+async fn pair_values_and_contact_costs_reach_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario");
+    std::fs::create_dir_all(&scenario).unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/channels_costs");
+    for entry in std::fs::read_dir(golden).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scenario.join(entry.file_name())).unwrap();
+    }
+    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
+    let id = plan_into(&store, &scenario);
+    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
+    let f = Fixture { dir, app, state };
+    let c1 = f.offers("c1").await;
+    assert_eq!(offer_ids(&c1), ["o1", "o2"]);
+    for (i, value, uptake) in [(0, 9.0, 0.5), (1, 1.0, 0.5)] {
+        let o = &c1["offers"][i];
+        assert!((o["expected_value"].as_f64().unwrap() - value).abs() < 1e-6, "{o}");
+        assert!((o["uptake"].as_f64().unwrap() - uptake).abs() < 1e-6, "{o}");
+    }
+    let c2 = f.offers("c2").await;
+    assert_eq!(offer_ids(&c2), ["o3"]);
+    assert!((c2["offers"][0]["uptake"].as_f64().unwrap() - 0.4).abs() < 1e-6, "{c2}");
+    assert_eq!(exclusion(&c2, "o1").as_deref(), Some("not_selected:no_value"));
+}

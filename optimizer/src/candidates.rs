@@ -95,6 +95,9 @@ pub struct Candidates {
     pub p: Vec<f64>,
     /// Row of `Problem::uptake` each candidate came from.
     pub uptake_row: Vec<u32>,
+    /// Value of one acceptance of each candidate, when the scenario gives
+    /// per-pair values (`Problem::uptake_value`); `None`: each offer's margin.
+    pub accept_value: Option<Vec<f64>>,
     /// `customer_start[c]..customer_start[c+1]` are customer `c`'s candidates.
     pub customer_start: Vec<u32>,
     /// Uptake pairs excluded by a hard rule: (uptake row, rule).
@@ -142,6 +145,7 @@ impl Candidates {
             customer: Vec::with_capacity(kept.len()),
             offer: Vec::with_capacity(kept.len()),
             p: Vec::with_capacity(kept.len()),
+            accept_value: problem.uptake_value.as_ref().map(|v| kept.iter().map(|&r| v[r as usize]).collect()),
             uptake_row: kept,
             customer_start: vec![0; cust.len() + 1],
             excluded,
@@ -174,10 +178,21 @@ impl Candidates {
         self.customer_start[c as usize] as usize..self.customer_start[c as usize + 1] as usize
     }
 
-    /// Objective coefficient of a candidate: `weight(tier) * margin * p`.
+    /// Objective coefficient of a candidate, the one place it is written:
+    /// `weight(tier) * value * p - cost_per_contact` (the value of one acceptance
+    /// is the pair's own, else the offer's margin; the contact is paid accepted or not).
     pub fn value(&self, problem: &Problem, k: usize) -> f64 {
         let tier = problem.customers.tier[self.customer[k] as usize];
-        problem.tiers[tier as usize].weight * problem.offers[self.offer[k] as usize].margin * self.p[k]
+        let offer = &problem.offers[self.offer[k] as usize];
+        problem.tiers[tier as usize].weight * self.accept_value_of(problem, k) * self.p[k] - offer.cost_per_contact
+    }
+
+    /// The value of one acceptance of candidate `k` (unweighted): its pair's own, else its offer's margin.
+    pub fn accept_value_of(&self, problem: &Problem, k: usize) -> f64 {
+        match &self.accept_value {
+            Some(v) => v[k],
+            None => problem.offers[self.offer[k] as usize].margin,
+        }
     }
 
     /// Candidates per offer (`n[o]`).

@@ -60,7 +60,9 @@ pub fn objective(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> f
         .map(|k| {
             let c = cands.customer[k] as usize;
             let w = problem.tiers[problem.customers.tier[c] as usize].weight;
-            w * problem.offers[cands.offer[k] as usize].margin * cands.p[k] * alloc.x[k]
+            let row = cands.uptake_row[k] as usize;
+            let u = &problem.uptake[row];
+            (w * problem.accept_value(row) * u.p - problem.offers[u.offer as usize].cost_per_contact) * alloc.x[k]
         })
         .sum();
     let shipping: f64 = alloc.flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();

@@ -23,6 +23,13 @@ pub type TierIx = u32;
 pub type GroupIx = u32;
 /// Dense index of a lane in [`Problem::lanes`].
 pub type LaneIx = u32;
+/// Dense index of a channel in [`Problem::channels`].
+pub type ChannelIx = u32;
+/// Dense index of a tag in [`Problem::tags`].
+pub type TagIx = u32;
+
+/// The channel of an offer that names none (model version 2).
+pub const DEFAULT_CHANNEL: &str = "default";
 
 /// The planning horizon: days `start` to `start + days - 1`, both included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +184,15 @@ pub struct Offer {
     pub fair: bool,
     /// Bill of materials of one acceptance.
     pub items: Vec<OfferItem>,
+    /// The channel the contact goes out on (model version 2).
+    pub channel: ChannelIx,
+    /// Labels that rules and conflicts select on, sorted (model version 2).
+    pub tags: Vec<TagIx>,
+    /// The day the contact happens as written; `None` takes the default rule of
+    /// [`Problem::contact_date_of`] (model version 2).
+    pub contact_date: Option<NaiveDate>,
+    /// Paid for every exposure, accepted or not (model version 2).
+    pub cost_per_contact: f64,
 }
 
 impl Offer {
@@ -271,6 +287,16 @@ pub struct Problem {
     pub offers: Vec<Offer>,
     /// Uptake forecasts; only these pairs can become candidates.
     pub uptake: Vec<Uptake>,
+    /// The value of one acceptance per uptake pair (model version 2), a column
+    /// parallel to `uptake` as customers are columns: `None` when the scenario
+    /// gives none, and then every pair is worth its offer's `margin` (a column
+    /// of its own so version-1 scenarios of millions of pairs pay nothing for it).
+    pub uptake_value: Option<Vec<f64>>,
+    /// Channel names; an offer's `channel` indexes it (`[DEFAULT_CHANNEL]` when
+    /// no offer names one).
+    pub channels: Vec<String>,
+    /// Tag names; an offer's `tags` index it.
+    pub tags: Vec<String>,
     /// Stock per warehouse and SKU (one entry per pair listed in inventory or inbound).
     pub stock: Vec<StockPoint>,
     /// Fulfilment lanes.
@@ -288,6 +314,21 @@ impl Problem {
     /// The effective contact cap of customer `c` under the current policy ([`effective_contact_cap`]).
     pub fn contact_cap_of(&self, c: CustomerIx) -> Option<u32> {
         effective_contact_cap(self.customers.max_offers[c as usize], self.policy.contact_cap)
+    }
+
+    /// The day offer `o`'s contact happens: its own `contact_date`, else the
+    /// later of its `start_date` and the horizon's first day (the spec's default).
+    pub fn contact_date_of(&self, o: OfferIx) -> NaiveDate {
+        let offer = &self.offers[o as usize];
+        offer.contact_date.unwrap_or_else(|| offer.start_date.map_or(self.horizon.start, |s| s.max(self.horizon.start)))
+    }
+
+    /// The value of one acceptance of uptake row `row`: its own `value`, else its offer's margin.
+    pub fn accept_value(&self, row: usize) -> f64 {
+        match &self.uptake_value {
+            Some(v) => v[row],
+            None => self.offers[self.uptake[row].offer as usize].margin,
+        }
     }
 
     /// Whether the custom-offer limit makes this a mixed-integer model.

@@ -158,7 +158,10 @@ pub struct EligibilityRow {
     pub x: f64,
     /// The rounded decision served.
     pub eligible: bool,
-    /// Expected margin of showing the offer: `margin × p`.
+    /// Acceptance probability of the pair.
+    pub p: f64,
+    /// Expected value of showing the offer: `value × p - cost_per_contact` (the
+    /// pair's value of one acceptance, else the offer's margin; unweighted).
     pub expected_value: f64,
     /// Rank among the customer's eligible offers (1 = best), by expected value.
     pub rank: Option<u32>,
@@ -241,6 +244,19 @@ pub struct RoundingReport {
     pub pairs_dropped: usize,
 }
 
+/// One channel's figures in [`Kpis::channels`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelKpi {
+    /// Exposures `sum x` of the channel's offers.
+    pub contacts: f64,
+    /// Their cost, `sum cost_per_contact * x`.
+    pub contact_cost: f64,
+    /// Expected acceptances `sum p x`.
+    pub accepts: f64,
+    /// Pairs the served plan shows on the channel.
+    pub served_contacts: usize,
+}
+
 /// The plan's key figures for planners (`kpis.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Kpis {
@@ -294,6 +310,10 @@ pub struct Kpis {
     pub eligible: usize,
     /// Binding constraints per family (rows with a positive shadow price).
     pub binding_constraints: BTreeMap<String, usize>,
+    /// Per channel (model version 2): contacts, their cost and expected
+    /// acceptances of the LP exposures, and the contacts the served plan makes.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelKpi>,
     /// Rounded plan versus LP.
     pub rounding: RoundingReport,
 }
@@ -431,7 +451,8 @@ fn eligibility_rows(
             offer: u.offer,
             x: 0.0,
             eligible: false,
-            expected_value: problem.offers[u.offer as usize].margin * u.p,
+            p: u.p,
+            expected_value: problem.accept_value(row as usize) * u.p - problem.offers[u.offer as usize].cost_per_contact,
             rank: None,
             reason: Reason::Excluded(rule),
         });
@@ -455,7 +476,8 @@ fn eligibility_rows(
                 offer: cands.offer[k],
                 x: clean(alloc.x[k]).clamp(0.0, 1.0),
                 eligible: eligible[k],
-                expected_value: offer.margin * cands.p[k],
+                p: cands.p[k],
+                expected_value: cands.accept_value_of(problem, k) * cands.p[k] - offer.cost_per_contact,
                 rank: None,
                 reason,
             });
@@ -670,6 +692,21 @@ fn pick_priorities(problem: &Problem, cands: &Candidates, eligible: &[bool], shi
     out
 }
 
+/// Per channel: contacts, cost and expected acceptances of the exposures `x`,
+/// and the pairs the served plan shows.
+fn channel_kpis(problem: &Problem, cands: &Candidates, x: &[f64], eligible: &[bool]) -> BTreeMap<String, ChannelKpi> {
+    let mut per = vec![ChannelKpi::default(); problem.channels.len()];
+    for k in 0..cands.len() {
+        let offer = &problem.offers[cands.offer[k] as usize];
+        let kpi = &mut per[offer.channel as usize];
+        kpi.contacts += x[k];
+        kpi.contact_cost += offer.cost_per_contact * x[k];
+        kpi.accepts += cands.p[k] * x[k];
+        kpi.served_contacts += usize::from(eligible[k]);
+    }
+    problem.channels.iter().cloned().zip(per).collect()
+}
+
 /// Exposure-parity ratio of one fair offer: min over ordered group pairs of
 /// `rate(g) / rate(h)`, where a rate is the mean exposure over the group's candidates.
 pub fn fairness_ratios(problem: &Problem, cands: &Candidates, exposure: impl Fn(usize) -> f64) -> BTreeMap<OfferIx, f64> {
@@ -766,7 +803,7 @@ fn kpis(
     let r = &alloc.report;
     Kpis {
         objective: r.objective,
-        expected_margin: sum(&|k| offer_of(k).margin * cands.p[k] * x[k]),
+        expected_margin: sum(&|k| cands.accept_value_of(problem, k) * cands.p[k] * x[k]),
         expected_accepts: sum(&|k| cands.p[k] * x[k]),
         budget_used: sum(&|k| offer_of(k).discount_cost * cands.p[k] * x[k]),
         fill_rate_baseline: if baseline > 0.0 { 1.0 - unmet / baseline } else { 1.0 },
@@ -791,6 +828,7 @@ fn kpis(
         excluded: cands.excluded.len(),
         eligible: rows.iter().filter(|r| r.eligible).count(),
         binding_constraints: binding,
+        channels: channel_kpis(problem, cands, x, eligible),
         rounding,
     }
 }

@@ -406,6 +406,7 @@ mod tests {
             end_date: None,
             fair: true,
             items: vec![OfferItem { sku: 0, qty: 1.0 }],
+            channel: 0, tags: Vec::new(), contact_date: None, cost_per_contact: 0.0,
         };
         let mut lanes = vec![Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None }];
         let mut stock_points = vec![StockPoint { warehouse: 0, sku: 0, on_hand: stock, safety_stock: 0.0, inbound: 0.0 }];
@@ -424,6 +425,9 @@ mod tests {
             customers,
             offers: vec![offer],
             uptake: (0..n as u32).map(|c| Uptake { customer: c, offer: 0, p: p + 1e-3 * f64::from(c) }).collect(),
+            uptake_value: None,
+            channels: vec![crate::model::DEFAULT_CHANNEL.into()],
+            tags: Vec::new(),
             stock: stock_points,
             lanes,
             baseline: Vec::new(),

@@ -84,6 +84,7 @@ fn problem() -> Problem {
         end_date: None,
         fair: false,
         items: vec![OfferItem { sku: 0, qty: 1.0 }],
+        channel: 0, tags: Vec::new(), contact_date: None, cost_per_contact: 0.0,
     };
     let mut uptake = Vec::new();
     for c in 0..n as u32 {
@@ -101,6 +102,9 @@ fn problem() -> Problem {
         customers,
         offers: vec![offer("big", 20.0), offer("small", 8.0)],
         uptake,
+        uptake_value: None,
+        channels: vec![allot_optimizer::DEFAULT_CHANNEL.into()],
+        tags: Vec::new(),
         stock: vec![StockPoint { warehouse: 0, sku: 0, on_hand: 1e6, safety_stock: 0.0, inbound: 0.0 }],
         lanes: vec![
             Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None },

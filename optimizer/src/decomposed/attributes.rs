@@ -17,6 +17,8 @@ pub struct CustomerAttributes {
     pub(super) cap: Vec<u32>,
     /// Margin of each offer.
     pub(super) margin: Vec<f64>,
+    /// Cost per contact of each offer.
+    pub(super) contact_cost: Vec<f64>,
     zones: usize,
     slots: usize,
 }
@@ -31,6 +33,7 @@ impl CustomerAttributes {
             weight: cust.tier.iter().map(|&t| problem.tiers[t as usize].weight).collect(),
             cap: (0..cust.len() as u32).map(|c| problem.contact_cap_of(c).unwrap_or(u32::MAX)).collect(),
             margin: problem.offers.iter().map(|o| o.margin).collect(),
+            contact_cost: problem.offers.iter().map(|o| o.cost_per_contact).collect(),
             zones: problem.zones.len(),
             slots: problem.groups.len() + 1,
         }
@@ -47,6 +50,8 @@ impl CustomerAttributes {
             weight: &self.weight,
             cap: &self.cap,
             margin: &self.margin,
+            contact_cost: &self.contact_cost,
+            accept_value: cands.accept_value.as_deref(),
             zones: self.zones,
             slots: self.slots,
         }

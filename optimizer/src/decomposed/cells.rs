@@ -96,7 +96,7 @@ pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usi
             if x > 0.0 {
                 let p = input.p[k];
                 let cell = &mut sums[cell[k - first] as usize];
-                cell.value += input.weight[c] * input.margin[input.offer[k] as usize] * p * x;
+                cell.value += input.gain(c, k).0 * x;
                 cell.accepts += p * x;
                 cell.exposure += x;
             }

@@ -89,12 +89,13 @@ impl<'a> Context<'a> {
         // Per (offer, zone, slot): sums over candidates of colabs/gamma and p*colabs/gamma.
         let (mut w0, mut w1) = (vec![0.0; n_o * zones * slots], vec![0.0; n_o * zones * slots]);
         let cust = &self.problem.customers;
+        let input = self.attrs.input(self.problem, self.cands);
         for c in 0..cust.len() {
             let (z, s) = (cust.zone[c] as usize, self.attrs.slot[c] as usize);
             for k in self.cands.of_customer(c as u32) {
                 let o = self.cands.offer[k] as usize;
                 let p = self.cands.p[k];
-                let gamma = (self.attrs.weight[c] * self.attrs.margin[o] * p).max(1e-9);
+                let gamma = input.gain(c, k).1.abs().max(1e-9);
                 let cell = (o * zones + z) * slots + s;
                 let colabs = p * accept_abs[o * zones + z] + exposure_abs[o * slots + s];
                 w0[cell] += colabs / gamma;

@@ -147,7 +147,7 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
                     if x > 0.0 {
                         let o = input.offer[k] as usize;
                         let p = input.p[k];
-                        net[o] += x * (input.weight[c] * input.margin[o] * p - p * prices.per_accept[o * input.zones + zone]);
+                        net[o] += x * (input.gain(c, k).0 - p * prices.per_accept[o * input.zones + zone]);
                     }
                 }
             }
@@ -298,6 +298,10 @@ pub struct OwnedPartition {
     pub cap: Vec<u32>,
     /// Margin of each offer (global).
     pub margin: Vec<f64>,
+    /// Cost per contact of each offer (global).
+    pub contact_cost: Vec<f64>,
+    /// Value of one acceptance of each candidate, when the scenario gives per-pair values.
+    pub accept_value: Option<Vec<f64>>,
     /// Number of zones.
     pub zones: usize,
     /// Fairness slots per offer.
@@ -311,6 +315,8 @@ impl OwnedPartition {
             .map(|_| OwnedPartition {
                 customer_start: vec![0],
                 margin: input.margin.to_vec(),
+                contact_cost: input.contact_cost.to_vec(),
+                accept_value: input.accept_value.map(|_| Vec::new()),
                 zones: input.zones,
                 slots: input.slots,
                 ..OwnedPartition::default()
@@ -321,6 +327,9 @@ impl OwnedPartition {
             part.customers.push(c as u32);
             let range = input.customer_start[c] as usize..input.customer_start[c + 1] as usize;
             part.offer.extend_from_slice(&input.offer[range.clone()]);
+            if let (Some(out), Some(all)) = (part.accept_value.as_mut(), input.accept_value) {
+                out.extend_from_slice(&all[range.clone()]);
+            }
             part.p.extend_from_slice(&input.p[range]);
             part.customer_start.push(part.offer.len() as u32);
             part.zone.push(input.zone[c]);
@@ -342,6 +351,8 @@ impl OwnedPartition {
             weight: &self.weight,
             cap: &self.cap,
             margin: &self.margin,
+            contact_cost: &self.contact_cost,
+            accept_value: self.accept_value.as_deref(),
             zones: self.zones,
             slots: self.slots,
         }

@@ -30,10 +30,28 @@ pub struct KernelInput<'a> {
     pub cap: &'a [u32],
     /// Margin of each offer.
     pub margin: &'a [f64],
+    /// Cost per contact of each offer (paid per unit of exposure).
+    pub contact_cost: &'a [f64],
+    /// Value of one acceptance of each candidate, when the scenario gives
+    /// per-pair values (else each offer's margin).
+    pub accept_value: Option<&'a [f64]>,
     /// Number of zones (cells are `offer * zones + zone`).
     pub zones: usize,
     /// Number of fairness slots per offer (groups + 1).
     pub slots: usize,
+}
+
+impl KernelInput<'_> {
+    /// Candidate `k`'s (of customer `c`) objective coefficient
+    /// `weight * value * p - cost_per_contact` (as `Candidates::value`), and its
+    /// acceptance part `weight * value * p`, the scale of its ridge.
+    #[inline]
+    pub fn gain(&self, c: usize, k: usize) -> (f64, f64) {
+        let o = self.offer[k] as usize;
+        let value = self.accept_value.map_or(self.margin[o], |v| v[k]);
+        let accept = self.weight[c] * value * self.p[k];
+        (accept - self.contact_cost[o], accept)
+    }
 }
 
 /// The prices the customers face, aggregated to cells so the kernel does two
@@ -142,9 +160,9 @@ pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduce
     for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
         let o = input.offer[k] as usize;
         let p = input.p[k];
-        let value = input.weight[c] * input.margin[o] * p;
+        let (value, scale) = input.gain(c, k);
         reduced.push(value - p * prices.per_accept[o * input.zones + zone] + prices.per_exposure[o * input.slots + slot]);
-        inv_gamma.push(1.0 / (prices.epsilon * value).max(1e-9));
+        inv_gamma.push(1.0 / (prices.epsilon * scale.abs()).max(1e-9));
     }
 }
 

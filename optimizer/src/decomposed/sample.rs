@@ -52,6 +52,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         customers.group.push(src.group[c]);
         customers.max_offers.push(src.max_offers[c]);
     }
+    let kept: Vec<usize> = (0..problem.uptake.len()).filter(|&row| new_index[problem.uptake[row].customer as usize] != u32::MAX).collect();
     let mut sample = Problem {
         horizon: problem.horizon,
         policy: problem.policy.clone(),
@@ -62,12 +63,10 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         groups: problem.groups.clone(),
         customers,
         offers: problem.offers.clone(),
-        uptake: problem
-            .uptake
-            .iter()
-            .filter(|u| new_index[u.customer as usize] != u32::MAX)
-            .map(|u| crate::model::Uptake { customer: new_index[u.customer as usize], ..*u })
-            .collect(),
+        uptake: kept.iter().map(|&row| crate::model::Uptake { customer: new_index[problem.uptake[row].customer as usize], ..problem.uptake[row] }).collect(),
+        uptake_value: problem.uptake_value.as_ref().map(|v| kept.iter().map(|&row| v[row]).collect()),
+        channels: problem.channels.clone(),
+        tags: problem.tags.clone(),
         stock: problem.stock.clone(),
         lanes: problem.lanes.clone(),
         baseline: problem.baseline.clone(),

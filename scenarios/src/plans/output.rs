@@ -43,18 +43,21 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
     let offer = |o: u32| problem.offers[o as usize].id.as_str();
     let sku = |s: u32| problem.skus[s as usize].as_str();
     let warehouse = |w: u32| problem.warehouses[w as usize].as_str();
-    let eligibility = DataFrame::new(
-        e.len(),
-        vec![
-            Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
-            Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
-            Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
-            Column::new("eligible".into(), e.iter().map(|r| r.eligible).collect::<Vec<_>>()),
-            Column::new("expected_value".into(), e.iter().map(|r| tidy(r.expected_value)).collect::<Vec<_>>()),
-            Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()),
-            Column::new("reason".into(), e.iter().map(|r| r.reason.code()).collect::<Vec<_>>()),
-        ],
-    )?;
+    let mut columns = vec![
+        Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
+        Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
+        Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
+        Column::new("eligible".into(), e.iter().map(|r| r.eligible).collect::<Vec<_>>()),
+        Column::new("expected_value".into(), e.iter().map(|r| tidy(r.expected_value)).collect::<Vec<_>>()),
+    ];
+    // A version-1 scenario's artefacts stay as they were: `p` is only needed
+    // where `expected_value / margin` does not give it back.
+    if problem.uptake_value.is_some() || problem.offers.iter().any(|o| o.cost_per_contact != 0.0) {
+        columns.push(Column::new("p".into(), e.iter().map(|r| r.p).collect::<Vec<_>>()));
+    }
+    columns.push(Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()));
+    columns.push(Column::new("reason".into(), e.iter().map(|r| r.reason.code()).collect::<Vec<_>>()));
+    let eligibility = DataFrame::new(e.len(), columns)?;
     let r = &plan.reservations;
     let reservations = DataFrame::new(
         r.len(),

@@ -69,6 +69,9 @@ pub struct ServingOffer {
     pub offer_id: String,
     /// Value of one acceptance.
     pub margin: f64,
+    /// Paid for every exposure (absent before model version 2: 0).
+    #[serde(default)]
+    pub cost_per_contact: f64,
     /// Lowest tier that may see it.
     pub min_tier: Option<String>,
     /// Bill of materials.
@@ -174,8 +177,10 @@ pub struct EligibilityRecord<'a> {
     pub offer_id: &'a str,
     /// Whether the plan serves the offer.
     pub eligible: bool,
-    /// Expected margin of showing the offer.
+    /// Expected value of showing the offer (`value × p - cost_per_contact`).
     pub expected_value: f64,
+    /// Acceptance probability (`None` in versions saved before the column).
+    pub p: Option<f64>,
     /// Rank among the customer's eligible offers (1 = best).
     pub rank: Option<u32>,
     /// Reason code (`eligible`, `consent`, `not_selected:stock`, ...).
@@ -209,6 +214,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
             .map(|o| ServingOffer {
                 offer_id: o.id.clone(),
                 margin: o.margin,
+                cost_per_contact: o.cost_per_contact,
                 min_tier: o.min_tier.map(tier),
                 items: o.items.iter().map(|i| ServingItem { sku: sku(i.sku), qty: i.qty }).collect(),
             })
@@ -300,12 +306,18 @@ pub fn for_each_eligibility(path: &Path, mut visit: impl FnMut(EligibilityRecord
     let e = |e: PolarsError| t.error(e);
     let (customers, offers, reasons) = (customers.str().map_err(e)?, offers.str().map_err(e)?, reasons.str().map_err(e)?);
     let (eligible, value, rank) = (eligible.bool().map_err(e)?, value.f64().map_err(e)?, rank.i64().map_err(e)?);
+    let p_column = if t.df.column("p").is_ok() { Some(t.cast("p", &DataType::Float64)?) } else { None };
+    let p = match &p_column {
+        Some(column) => Some(column.f64().map_err(e)?),
+        None => None,
+    };
     for i in 0..t.df.height() {
         visit(EligibilityRecord {
             customer_id: customers.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
             offer_id: offers.get(i).ok_or_else(|| t.missing(i, "offer_id"))?,
             eligible: eligible.get(i).ok_or_else(|| t.missing(i, "eligible"))?,
             expected_value: value.get(i).unwrap_or(0.0),
+            p: p.and_then(|p| p.get(i)),
             rank: rank.get(i).and_then(|r| u32::try_from(r).ok()),
             reason: reasons.get(i).ok_or_else(|| t.missing(i, "reason"))?,
         });

@@ -45,7 +45,18 @@ pub struct GenerateSpec {
     /// Whether to write `uptake.csv` and `baseline_demand.csv` (without them,
     /// `allot plan` forecasts both from the history files).
     pub forecasts: bool,
+    /// Model version 2's marketing columns: each offer's channel (email, app or
+    /// call centre, each with its cost per contact), tags (its SKUs'
+    /// categories) and contact date, and each pair's own value of one
+    /// acceptance. Drawn from a stream of their own, so the version-1 files of
+    /// a seed are the same with or without them.
+    pub channels: bool,
 }
+
+/// Channels of generated offers: name, share of offers, cost per contact.
+const CHANNELS: [(&str, f64, f64); 3] = [("email", 0.6, 0.02), ("app", 0.3, 0.0), ("call_centre", 0.1, 1.5)];
+/// SKU categories used as tags (`cat<sku % CATEGORIES>`).
+const CATEGORIES: usize = 5;
 
 impl Default for GenerateSpec {
     fn default() -> Self {
@@ -61,6 +72,7 @@ impl Default for GenerateSpec {
             days: 14,
             history_days: 0,
             forecasts: true,
+            channels: false,
         }
     }
 }
@@ -139,7 +151,10 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let offer = |o: usize| format!("O{o:05}");
 
     // Offers: singles, bundles over popular SKUs, and custom variants.
-    let mut offers = String::from("offer_id,margin,discount_cost,max_redemptions,min_tier,custom,start_date,end_date,fair\n");
+    let mut offers = String::from("offer_id,margin,discount_cost,max_redemptions,min_tier,custom,start_date,end_date,fair");
+    offers.push_str(if spec.channels { ",channel,tags,contact_date,cost_per_contact\n" } else { "\n" });
+    let mut marketing = Rng(spec.seed ^ 0x3A6E_0002);
+    let mut margin_of = Vec::with_capacity(n_o);
     let mut items = String::from("offer_id,sku,qty\n");
     let mut offer_skus: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n_o);
     let mut offer_appeal = Vec::with_capacity(n_o);
@@ -172,7 +187,24 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             _ => (String::new(), String::new()),
         };
         let fair = if rng.chance(0.85) { "true" } else { "false" };
-        let _ = writeln!(offers, "{},{margin:.2},{discount},{max_red},{min_tier},{custom},{start},{end},{fair}", offer(o));
+        let _ = write!(offers, "{},{margin:.2},{discount},{max_red},{min_tier},{custom},{start},{end},{fair}", offer(o));
+        if spec.channels {
+            let draw = marketing.f();
+            let (channel, _, cost) = CHANNELS.iter().scan(0.0, |acc, c| {
+                *acc += c.1;
+                Some((*acc, c))
+            }).find(|(acc, _)| draw < *acc).map_or(CHANNELS[0], |(_, c)| *c);
+            let mut tags: Vec<String> = lines.iter().map(|&(s, _)| format!("cat{}", s % CATEGORIES)).collect();
+            tags.sort();
+            tags.dedup();
+            // A contact day inside the offer's validity and the horizon, when it has one.
+            let first = start.parse::<NaiveDate>().map_or(spec.start, |s| s.max(spec.start));
+            let last = end.parse::<NaiveDate>().map_or(last_day, |e| e.min(last_day));
+            let contact = if first <= last { (first + Duration::days(marketing.below((last - first).num_days() as usize + 1) as i64)).to_string() } else { String::new() };
+            let _ = write!(offers, ",{channel},{},{contact},{cost}", tags.join(";"));
+        }
+        offers.push('\n');
+        margin_of.push(margin);
         for &(s, q) in &lines {
             let _ = writeln!(items, "{},{},{q}", offer(o), sku(s));
         }
@@ -185,7 +217,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let mut customers = String::with_capacity(n_c * 32);
     customers.push_str("customer_id,zone,tier,consent,suppressed,group,max_offers\n");
     let mut uptake = String::with_capacity(n_c * spec.candidates * 24);
-    uptake.push_str("customer_id,offer_id,p\n");
+    uptake.push_str(if spec.channels { "customer_id,offer_id,p,value\n" } else { "customer_id,offer_id,p\n" });
     let history_start = spec.start - Duration::days(i64::from(spec.history_days));
     let mut offer_history = String::from("customer_id,offer_id,date,shown,accepted\n");
     let mut demand_per_sku = vec![0.0; n_s];
@@ -215,7 +247,13 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             let tier_lift = [1.3, 1.1, 1.0][tier];
             let p = (offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45)).clamp(0.005, 0.95);
             let p = (p * 1e4).round() / 1e4;
-            let _ = writeln!(uptake, "{id},{},{p}", offer(o));
+            if spec.channels {
+                // The pair's own value: its basket around the offer's margin.
+                let value = (margin_of[o] * marketing.range(0.6, 1.6) * 100.0).round() / 100.0;
+                let _ = writeln!(uptake, "{id},{},{p},{value}", offer(o));
+            } else {
+                let _ = writeln!(uptake, "{id},{},{p}", offer(o));
+            }
             if spec.history_days > 0 {
                 for _ in 0..1 + rng.below(3) {
                     let date = history_start + Duration::days(rng.below(spec.history_days as usize) as i64);
@@ -335,4 +373,36 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         f.write_all(body.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| StoreError::io("cannot write", &path, e))?;
     }
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version-2 columns come from their own stream: the version-1 columns
+    /// of a seed are unchanged, and the scenario loads with three channels,
+    /// their costs and per-pair values.
+    #[test]
+    fn channels_add_columns_without_changing_version_1_draws() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 300, offers: 40, seed: 4, ..GenerateSpec::default() };
+        let (v1, v2) = (tmp.path().join("v1"), tmp.path().join("v2"));
+        generate(&v1, &spec).unwrap();
+        generate(&v2, &GenerateSpec { channels: true, ..spec }).unwrap();
+        let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        for f in ["customers.csv", "inventory.csv", "lanes.csv", "offer_items.csv", "baseline_demand.csv"] {
+            assert_eq!(read(&v1, f), read(&v2, f), "{f}");
+        }
+        let first_columns = |text: String, n: usize| text.lines().map(|l| l.split(',').take(n).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+        assert_eq!(first_columns(read(&v1, "offers.csv"), 9), first_columns(read(&v2, "offers.csv"), 9));
+        assert_eq!(first_columns(read(&v1, "uptake.csv"), 3), first_columns(read(&v2, "uptake.csv"), 3));
+        let problem = crate::scenario::load::load_root(&v2, Default::default()).unwrap().problem;
+        let mut channels = problem.channels.clone();
+        channels.sort();
+        assert_eq!(channels, ["app", "call_centre", "email"]);
+        assert!(problem.offers.iter().any(|o| o.cost_per_contact > 0.0));
+        assert!(problem.offers.iter().all(|o| !o.tags.is_empty()));
+        let values = problem.uptake_value.as_ref().expect("per-pair values");
+        assert!(values.iter().zip(&problem.uptake).any(|(v, u)| (v - problem.offers[u.offer as usize].margin).abs() > 0.01));
+    }
 }

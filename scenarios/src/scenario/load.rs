@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use allot_optimizer::{
-    BaselineDemand, Customers, Lane, Offer, OfferItem, Problem, StockPoint, Uptake, Zone,
+    BaselineDemand, Customers, Lane, Offer, OfferItem, Problem, StockPoint, Uptake, Zone, DEFAULT_CHANNEL,
 };
 use sha2::{Digest, Sha256};
 
@@ -97,6 +97,7 @@ const OFFER_COLUMNS: &[(&str, Kind)] = &[
     ("margin", Kind::Number),
     ("discount_cost", Kind::Number),
     ("max_redemptions", Kind::Number),
+    ("cost_per_contact", Kind::Number),
     ("custom", Kind::Flag),
     ("fair", Kind::Flag),
 ];
@@ -267,6 +268,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     // Offers and their bills of materials.
     let mut offers: Vec<Offer> = Vec::new();
     let mut offer_index: HashMap<String, u32> = HashMap::new();
+    let mut channels = Names::default();
+    let mut tags = Names::default();
     if let Some(t) = required("offers", OFFER_COLUMNS, &mut issues)? {
         let ids = t.parse("offer_id", true, &mut issues, TEXT);
         let margin = t.parse("margin", true, &mut issues, NUMBER);
@@ -277,6 +280,10 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let start = t.parse("start_date", false, &mut issues, DATE);
         let end = t.parse("end_date", false, &mut issues, DATE);
         let fair = t.parse("fair", false, &mut issues, BOOL);
+        let channel = t.parse("channel", false, &mut issues, TEXT);
+        let tag_lists = t.parse("tags", false, &mut issues, TEXT);
+        let contact_date = t.parse("contact_date", false, &mut issues, DATE);
+        let cost_per_contact = t.parse("cost_per_contact", false, &mut issues, NON_NEGATIVE);
         t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
             let (Some(id), Some(margin)) = (&ids[i], margin[i]) else { continue };
@@ -289,6 +296,15 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                     issues.push(t.issue(i, "end_date", Some(&e.to_string()), format!("a date on or after start_date {s}")));
                 }
             }
+            if let Some(day) = contact_date[i] {
+                let (first, last) = (start[i].map_or(config.horizon.start, |s| s.max(config.horizon.start)), end[i].map_or(config.horizon.last_day(), |e| e.min(config.horizon.last_day())));
+                if day < first || day > last {
+                    issues.push(t.issue(i, "contact_date", Some(&day.to_string()), format!("a day inside the horizon and the offer's validity ({first} to {last})")));
+                }
+            }
+            let mut offer_tags: Vec<u32> = tag_lists[i].as_deref().map_or_else(Vec::new, |list| split_list(list).filter_map(|tag| tags.resolve(tag)).collect());
+            offer_tags.sort_unstable();
+            offer_tags.dedup();
             offer_index.insert(id.clone(), offers.len() as u32);
             offers.push(Offer {
                 id: id.clone(),
@@ -301,6 +317,10 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 end_date: end[i],
                 fair: fair[i].unwrap_or(true),
                 items: Vec::new(),
+                channel: channels.resolve(channel[i].as_deref().filter(|c| !c.trim().is_empty()).map_or(DEFAULT_CHANNEL, str::trim)).unwrap_or(0),
+                tags: offer_tags,
+                contact_date: contact_date[i],
+                cost_per_contact: cost_per_contact[i].unwrap_or(0.0),
             });
         }
     }
@@ -369,15 +389,21 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     // Uptake: the file, else a forecast from offer history.
     let mut uptake: Vec<Uptake> = Vec::new();
+    let mut uptake_value: Option<Vec<f64>> = None;
     let mut uptake_report = None;
-    match if from_history("offer_history") { None } else { Table::read(dir, "uptake", &[("p", Kind::Number)])? } {
+    match if from_history("offer_history") { None } else { Table::read(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
         Some(t) => {
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
             let p = t.parse("p", true, &mut issues, PROBABILITY);
+            // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
+            let value = t.has_column("value").then(|| t.parse("value", false, &mut issues, NUMBER));
             t.check_header(&mut issues, &mut notes);
             let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity(t.len());
             uptake.reserve(t.len());
+            if value.is_some() {
+                uptake_value = Some(Vec::with_capacity(t.len()));
+            }
             for i in 0..t.len() {
                 let (Some(customer), Some(offer), Some(p)) = (c[i], o[i], p[i]) else { continue };
                 if seen.insert((customer, offer), i).is_some() {
@@ -385,6 +411,9 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                     continue;
                 }
                 uptake.push(Uptake { customer, offer, p });
+                if let (Some(out), Some(value)) = (uptake_value.as_mut(), value.as_ref()) {
+                    out.push(value[i].unwrap_or(offers[offer as usize].margin));
+                }
             }
         }
         None => match Table::read(dir, "offer_history", &[("shown", Kind::Whole), ("accepted", Kind::Whole)])? {
@@ -439,6 +468,9 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         customers,
         offers,
         uptake,
+        uptake_value,
+        channels: if channels.names.is_empty() { vec![DEFAULT_CHANNEL.to_string()] } else { channels.names },
+        tags: tags.names,
         stock,
         lanes,
         baseline,
@@ -482,6 +514,11 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
         .collect();
     let forecasts = forecast_all(&histories, gap + config.horizon.days as usize, &DemandConfig::default());
     DemandForecast { first_day: last + chrono::Days::new(1), gap, series: keys.into_iter().zip(forecasts).collect() }
+}
+
+/// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
+pub(crate) fn split_list(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Rows of `offer_history` resolved to indices; `accepted` may not exceed `shown`.

@@ -36,6 +36,9 @@ pub struct PartitionManifest {
     pub candidates: usize,
     /// Margin of each offer.
     pub margin: Vec<f64>,
+    /// Cost per contact of each offer (absent in manifests written before model version 2: all 0).
+    #[serde(default)]
+    pub contact_cost: Vec<f64>,
     /// Number of zones.
     pub zones: usize,
     /// Fairness slots per offer.
@@ -97,8 +100,11 @@ pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: us
         .map_err(table_error(&path))?;
         write_parquet(&path, &mut customers)?;
         let path = candidates_path(dir, i);
-        let mut candidates = DataFrame::new(part.offer.len(), vec![Column::new("offer".into(), &part.offer), Column::new("p".into(), &part.p)])
-            .map_err(table_error(&path))?;
+        let mut columns = vec![Column::new("offer".into(), &part.offer), Column::new("p".into(), &part.p)];
+        if let Some(values) = &part.accept_value {
+            columns.push(Column::new("value".into(), values));
+        }
+        let mut candidates = DataFrame::new(part.offer.len(), columns).map_err(table_error(&path))?;
         write_parquet(&path, &mut candidates)?;
     }
     let first = parts.first().cloned().unwrap_or_default();
@@ -107,6 +113,7 @@ pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: us
         customers: problem.customers.len(),
         candidates: cands.len(),
         margin: first.margin,
+        contact_cost: first.contact_cost,
         zones: first.zones,
         slots: first.slots,
     };
@@ -165,13 +172,20 @@ pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError
         customer_start,
         offer: Vec::new(),
         p: Vec::new(),
+        accept_value: None,
+        contact_cost: if manifest.contact_cost.is_empty() { vec![0.0; manifest.margin.len()] } else { manifest.contact_cost },
         margin: manifest.margin,
         zones: manifest.zones,
         slots: manifest.slots,
     };
     let path = candidates_path(dir, i);
     let candidates = read_parquet(&path)?;
-    let part = OwnedPartition { offer: u32s(&candidates, &path, "offer")?, p: f64s(&candidates, &path, "p")?, ..part };
+    let accept_value = if candidates.column("value").is_ok() { Some(f64s(&candidates, &path, "value")?) } else { None };
+    let part = OwnedPartition { offer: u32s(&candidates, &path, "offer")?, p: f64s(&candidates, &path, "p")?, accept_value, ..part };
+    if part.contact_cost.len() != part.margin.len() {
+        let reason = format!("{} contact costs for {} offers", part.contact_cost.len(), part.margin.len());
+        return Err(corrupt(&dir.join(MANIFEST), reason));
+    }
     let expected = *part.customer_start.last().unwrap_or(&0) as usize;
     if part.offer.len() != expected {
         return Err(corrupt(&path, format!("{} candidates, but the customers file counts {expected}", part.offer.len())));
