@@ -128,6 +128,47 @@ fn agrees_with_exact_with_contact_costs_and_pair_values() {
     assert_agrees(&problem, 3.5e-3);
 }
 
+/// Volume rules (model version 2) over a generated scenario with channels: an
+/// email capacity, a call-centre budget on contact costs, a soft minimum of
+/// acceptances on one category and a soft minimum of contacts on another.
+/// They are coupling rows like any other: dualized (a soft rule's multiplier
+/// capped at its penalty) and held by the repair: the plan keeps every hard
+/// rule and the certificate is true. Its quality is not yet the other draws':
+/// rows over a whole channel have a large preconditioner, so their multipliers
+/// move slowly and the plan stalls 9.4% below the optimum on the offers' value
+/// (the reported gap says so). A hard minimum binding at the optimum is not
+/// here: for the same reason the repair does not meet it on this draw, and
+/// the solve ends with an error saying so, never with a plan below the bound.
+#[test]
+fn agrees_with_exact_with_volume_rules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scenario");
+    let spec = GenerateSpec { customers: 10_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 7, channels: true, ..GenerateSpec::default() };
+    generate(&out, &spec).expect("generates");
+    std::fs::write(
+        out.join("rules.csv"),
+        "rule_id,kind,measure,bound,penalty,channels,tags\nemail_capacity,max_total,contacts,4000,,email,\ncall_budget,max_total,contact_cost,600,,call_centre,\ncat1_volume,min_total,accepts,900,3,,cat1\ncat2_reach,min_total,contacts,2500,4,,cat2\n",
+    )
+    .expect("writes rules");
+    let mut problem = load_scenario(&out).expect("loads").problem;
+    lp(&mut problem);
+    assert_eq!(problem.rules.len(), 4);
+    let (cands, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    // The rules bind at the optimum (else this tests nothing).
+    let binding = exact.prices.families["rule"].iter().filter(|&&p| p > 1e-7).count();
+    assert!(binding >= 3, "binding rules: {:?}", exact.prices.families["rule"]);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 0.1, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    // The same minimum made hard: a plan only if it keeps the bound.
+    problem.rules[3].penalty = None;
+    let network = Network::new(&problem);
+    match solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())) {
+        Ok(alloc) => assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "a plan keeps the hard minimum"),
+        Err(e) => assert!(e.to_string().contains("min_total"), "{e}"),
+    }
+}
+
 /// Every offer's contact costs 0 to 0.2; each pair's value of one acceptance
 /// is 0.5 to 1.7 times its offer's margin, one pair in 17 loses 30 more.
 fn contact_costs_and_pair_values(p: &mut Problem) {

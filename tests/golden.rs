@@ -187,3 +187,45 @@ fn contact_costs_and_pair_values() {
     assert_eq!(problem.contact_date_of(0).to_string(), "2026-12-03");
     assert_eq!(problem.contact_date_of(1), problem.horizon.start);
 }
+
+/// Volume rules (model version 2), hard and soft. Stock is free to ship; each
+/// customer c1..c4 may get e1 (email, worth 10 * .5 = 5), e2 (email, 3) and k1
+/// (call centre, 4 less 2 a contact = 2); c1 may get n1 (app, .5 less 3 a
+/// contact = -2.5).
+/// - `email_capacity` (at most 5 email contacts): e1 to all four (5 each) and
+///   one e2 contact.
+/// - `call_budget` (at most 4 of contact cost on call): two k1 contacts; one
+///   more unit of budget is half a contact, worth 1.
+/// - `new_accepts` (soft: at least 1.5 acceptances of e2, 2 per missing unit):
+///   an e2 contact instead of an e1 one gains 3 + .5 * 2 = 4 < 5, so the rule
+///   stays short by 1 and pays 2; its price is its penalty, 2. One more email
+///   contact is worth an e2: 4.
+/// - `app_launch` (hard: at least one n1 contact): n1 is served at a loss of
+///   2.5, the rule's price.
+///
+/// Objective = 4 * 5 + 3 + 2 * 2 - 2 - 2.5 = 22.5. Without offers the hard
+/// minimum is left out and the soft one pays 1.5 * 2: -3.
+#[test]
+fn volume_rules_hard_and_soft() {
+    let (problem, _, alloc, plan) = solve("rules");
+    assert_close(alloc.report.objective, 22.5, "objective");
+    assert_close(alloc.report.objective_without_offers, -3.0, "objective without offers");
+    let rule = |id: &str| plan.kpis.rules.iter().find(|r| r.rule_id == id).unwrap_or_else(|| panic!("rule {id}"));
+    for (id, measured, price, paid) in [("email_capacity", 5.0, 4.0, 0.0), ("call_budget", 4.0, 1.0, 0.0), ("new_accepts", 0.5, 2.0, 2.0), ("app_launch", 1.0, 2.5, 0.0)] {
+        assert_close(rule(id).measured, measured, id);
+        assert_close(rule(id).shadow_price, price, id);
+        assert_close(rule(id).penalty_paid, paid, id);
+    }
+    assert_close(rule("new_accepts").slack, -1.0, "new_accepts short by one acceptance");
+    assert_eq!(reason(&problem, &plan, "c1", "n1"), Reason::Eligible, "the hard minimum is served");
+    // The served plan keeps the hard rules (`solve` ran the checker on it).
+    assert!(rule("email_capacity").measured_served <= 5.0 + TOL);
+    assert!(rule("call_budget").measured_served <= 4.0 + TOL);
+    assert!(rule("app_launch").measured_served >= 1.0 - TOL);
+    // Pairs left out name the rule that kept them out (by the LP's prices or by the served plan's drop).
+    for (offer, code) in [("e2", "not_selected:rule:email_capacity"), ("k1", "not_selected:rule:call_budget")] {
+        let left_out: Vec<String> = plan.eligibility.iter().filter(|r| problem.offers[r.offer as usize].id == offer && !r.eligible).map(|r| r.reason.code(&problem)).collect();
+        assert!(!left_out.is_empty(), "some {offer} pair is left out");
+        assert!(left_out.iter().all(|c| c == code), "{offer}: {left_out:?}");
+    }
+}

@@ -113,6 +113,7 @@ fn problem() -> impl Strategy<Value = Problem> {
                         uptake_value: None,
                         channels: vec![DEFAULT_CHANNEL.into()],
                         tags: Vec::new(),
+                        rules: Vec::new(),
                         stock,
                         lanes,
                         baseline,

@@ -281,3 +281,30 @@ fn negative_cost_per_contact_and_unparsable_pair_value() {
     assert_issue(|d| write(d, "offers.csv", "offer_id,margin,cost_per_contact\no1,10,-1\no2,4,\n"), "offers.csv", Some(1), "cost_per_contact", "a number >= 0");
     assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p,value\nc1,o1,0.8,lots\n"), "uptake.csv", Some(1), "value", "a number");
 }
+
+#[test]
+fn rules_name_their_mistakes() {
+    let rules = |body: &str| {
+        let body = format!("rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to\n{body}");
+        move |d: &Path| write(d, "rules.csv", &body)
+    };
+    // A misspelt channel selects nothing: an error naming the rule, not an empty rule.
+    assert_issue(rules("cap,max_total,contacts,5,,emial,,,,\n"), "rules.csv", Some(1), "channels", "rule cap: a channel of some offer");
+    assert_issue(rules("cap,max_total,contacts,5,,,,o9,,\n"), "rules.csv", Some(1), "offers", "rule cap: an offer_id");
+    assert_issue(rules("cap,max_total,contacts,-5,,,,,,\n"), "rules.csv", Some(1), "bound", "a number >= 0");
+    assert_issue(rules("cap,max_per_week,contacts,5,,,,,,\n"), "rules.csv", Some(1), "kind", "max_total or min_total");
+    assert_issue(rules("cap,max_total,clicks,5,,,,,,\n"), "rules.csv", Some(1), "measure", "contacts, accepts");
+    // Every name is right, but no offer's contact date falls in the window.
+    assert_issue(rules("late,min_total,contacts,1,,,,o1,2027-01-01,2027-01-31\n"), "rules.csv", Some(1), "rule_id", "rule late: a selector that picks at least one offer");
+    assert_issue(rules("cap,max_total,contacts,5,,,,,2026-12-05,2026-12-02\n"), "rules.csv", Some(1), "to", "on or after from 2026-12-05");
+    assert_issue(
+        |d: &Path| {
+            write(d, "uptake.csv", "customer_id,offer_id,p,value\nc1,o1,0.8,12\n");
+            write(d, "rules.csv", "rule_id,kind,measure,bound\nv,min_total,value,5\n");
+        },
+        "rules.csv",
+        Some(1),
+        "measure",
+        "rule v: a measure other than value",
+    );
+}

@@ -153,6 +153,14 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
         rows_expr[row].add_mul(-1.0, u);
         used[row] = true;
     }
+    // A soft row's slack, paid at its penalty (created last: the solution maps
+    // read the columns before them by position).
+    for (row, penalty) in layout.soft_rows() {
+        let s = vars.add(variable().min(0.0));
+        objective.add_mul(-penalty, s);
+        rows_expr[row].add_mul(-1.0, s);
+        used[row] = true;
+    }
 
     let variables = vars.len();
     let mut model = vars.maximise(objective).using(highs);
@@ -178,7 +186,10 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
         for r in 0..family.rows() {
             let e = exprs.next().expect("one expression per row");
             let rhs = family.rhs(r);
-            if !generic[at + r] || !used[at + r] || !rhs.is_finite() {
+            // A row no column enters holds by itself unless its right-hand side
+            // is negative (a lower bound nothing can meet): that one must make
+            // the model infeasible, not vanish.
+            if !generic[at + r] || (!used[at + r] && rhs >= 0.0) || !rhs.is_finite() {
                 continue;
             }
             let c = match family.sense() {

@@ -67,7 +67,7 @@ pub fn objective(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> f
         .sum();
     let shipping: f64 = alloc.flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();
     let unmet: f64 = alloc.unmet.iter().sum();
-    offers - shipping - problem.policy.unmet_baseline_penalty * unmet
+    offers - shipping - problem.policy.unmet_baseline_penalty * unmet - crate::families::rules::penalties(problem, cands, &|k| alloc.x[k])
 }
 
 /// Checks an allocation against every constraint of the spec (within `tol`,

@@ -262,6 +262,91 @@ pub struct BaselineDemand {
     pub units: f64,
 }
 
+/// Which offers a rule applies to (model version 2): an offer is selected when
+/// it matches every non-empty part.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selector {
+    /// Channels (empty: every channel).
+    pub channels: Vec<ChannelIx>,
+    /// Tags; an offer with at least one of them matches (empty: every offer).
+    pub tags: Vec<TagIx>,
+    /// Offers (empty: every offer).
+    pub offers: Vec<OfferIx>,
+    /// First contact date, inclusive (`None`: open).
+    pub from: Option<NaiveDate>,
+    /// Last contact date, inclusive (`None`: open).
+    pub to: Option<NaiveDate>,
+}
+
+impl Selector {
+    /// Whether a contact on `channel` with `tags`, of `offer` when known, on
+    /// `date` is selected: the one matching rule for offers and past contacts.
+    pub fn matches(&self, channel: ChannelIx, tags: &[TagIx], offer: Option<OfferIx>, date: NaiveDate) -> bool {
+        (self.channels.is_empty() || self.channels.contains(&channel))
+            && (self.tags.is_empty() || tags.iter().any(|t| self.tags.contains(t)))
+            && (self.offers.is_empty() || offer.is_some_and(|o| self.offers.contains(&o)))
+            && self.from.is_none_or(|f| date >= f)
+            && self.to.is_none_or(|t| date <= t)
+    }
+}
+
+/// What a volume rule bounds (model version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// `sum m x <= bound` over the selected offers.
+    MaxTotal,
+    /// `sum m x >= bound` over the selected offers.
+    MinTotal,
+}
+
+/// The measure `m[c,o]` a rule sums (model version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// 1 per exposure.
+    Contacts,
+    /// `p` per exposure.
+    Accepts,
+    /// `cost_per_contact` per exposure.
+    ContactCost,
+    /// `discount_cost * p` per exposure.
+    DiscountCost,
+    /// `value * p` per exposure (the pair's value of one acceptance).
+    Value,
+}
+
+impl Measure {
+    /// The name used in `rules.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Contacts => "contacts",
+            Measure::Accepts => "accepts",
+            Measure::ContactCost => "contact_cost",
+            Measure::DiscountCost => "discount_cost",
+            Measure::Value => "value",
+        }
+    }
+}
+
+/// A volume rule of `rules.csv` (model version 2): a total over the selected
+/// offers' exposures bounded above or below, hard or soft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    /// `rule_id`, unique.
+    pub id: String,
+    /// Upper or lower bound.
+    pub kind: RuleKind,
+    /// What is summed.
+    pub measure: Measure,
+    /// The bound.
+    pub bound: f64,
+    /// Objective lost per unit of violation; `None`: a hard rule.
+    pub penalty: Option<f64>,
+    /// The offers it sums over.
+    pub selector: Selector,
+}
+
 /// A complete planning problem: the validated content of a scenario directory.
 ///
 /// Built by the `scenarios` crate (or by tests directly); consumed by every solver.
@@ -297,6 +382,8 @@ pub struct Problem {
     pub channels: Vec<String>,
     /// Tag names; an offer's `tags` index it.
     pub tags: Vec<String>,
+    /// Volume rules (model version 2).
+    pub rules: Vec<Rule>,
     /// Stock per warehouse and SKU (one entry per pair listed in inventory or inbound).
     pub stock: Vec<StockPoint>,
     /// Fulfilment lanes.
@@ -321,6 +408,12 @@ impl Problem {
     pub fn contact_date_of(&self, o: OfferIx) -> NaiveDate {
         let offer = &self.offers[o as usize];
         offer.contact_date.unwrap_or_else(|| offer.start_date.map_or(self.horizon.start, |s| s.max(self.horizon.start)))
+    }
+
+    /// Whether `selector` selects offer `o` (its channel, tags, id and contact date).
+    pub fn selects(&self, selector: &Selector, o: OfferIx) -> bool {
+        let offer = &self.offers[o as usize];
+        selector.matches(offer.channel, &offer.tags, Some(o), self.contact_date_of(o))
     }
 
     /// The value of one acceptance of uptake row `row`: its own `value`, else its offer's margin.

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::allocation::{Allocation, Flow, ShadowPrices};
 use crate::served::{self, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
-use crate::families::{balance, custom_limit, lane, no_extra, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
-use crate::model::{CustomerIx, OfferIx, Problem, SkuIx, TierIx, WarehouseIx, ZoneIx};
+use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
+use crate::model::{CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
@@ -106,6 +106,8 @@ pub enum Binding {
     ShippingCost,
     /// The candidate has no positive value.
     NoValue,
+    /// A volume rule, by its index in `Problem::rules` (reason `rule:<rule_id>`).
+    Rule(u32),
 }
 
 impl Binding {
@@ -114,13 +116,14 @@ impl Binding {
         Binding::Family(FamilyName::of(name))
     }
 
-    /// Machine-readable name used after `not_selected:`.
-    pub fn code(self) -> &'static str {
+    /// Machine-readable name used after `not_selected:` (a rule's names its id).
+    pub fn code(self, problem: &Problem) -> std::borrow::Cow<'static, str> {
         match self {
-            Binding::ContactCap => "contact_cap",
-            Binding::Family(name) => name.as_str(),
-            Binding::ShippingCost => "shipping_cost",
-            Binding::NoValue => "no_value",
+            Binding::ContactCap => "contact_cap".into(),
+            Binding::Family(name) => name.as_str().into(),
+            Binding::ShippingCost => "shipping_cost".into(),
+            Binding::NoValue => "no_value".into(),
+            Binding::Rule(i) => format!("{}:{}", rules::NAME, problem.rules[i as usize].id).into(),
         }
     }
 }
@@ -138,11 +141,11 @@ pub enum Reason {
 
 impl Reason {
     /// The machine-readable reason code of the spec.
-    pub fn code(self) -> String {
+    pub fn code(self, problem: &Problem) -> String {
         match self {
             Reason::Eligible => "eligible".to_string(),
             Reason::Excluded(r) => r.code().to_string(),
-            Reason::NotSelected(b) => format!("not_selected:{}", b.code()),
+            Reason::NotSelected(b) => format!("not_selected:{}", b.code(problem)),
         }
     }
 }
@@ -244,6 +247,29 @@ pub struct RoundingReport {
     pub pairs_dropped: usize,
 }
 
+/// One volume rule's figures in [`Kpis::rules`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleKpi {
+    /// `rule_id`.
+    pub rule_id: String,
+    /// `max_total` or `min_total`.
+    pub kind: RuleKind,
+    /// What it sums.
+    pub measure: Measure,
+    /// Its bound.
+    pub bound: f64,
+    /// The measure at the LP exposures.
+    pub measured: f64,
+    /// The measure on the served plan (`eligible`).
+    pub measured_served: f64,
+    /// Room left before the bound at the LP exposures (negative: violated, a soft rule).
+    pub slack: f64,
+    /// Objective gained per unit the bound is relaxed (0 when not binding).
+    pub shadow_price: f64,
+    /// `penalty * violation` at the LP exposures (soft rules).
+    pub penalty_paid: f64,
+}
+
 /// One channel's figures in [`Kpis::channels`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChannelKpi {
@@ -314,6 +340,9 @@ pub struct Kpis {
     /// acceptances of the LP exposures, and the contacts the served plan makes.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelKpi>,
+    /// Per volume rule (model version 2), in `rules.csv` order.
+    #[serde(default)]
+    pub rules: Vec<RuleKpi>,
     /// Rounded plan versus LP.
     pub rounding: RoundingReport,
 }
@@ -465,9 +494,9 @@ fn eligibility_rows(
             let reason = if eligible[k] {
                 ranked.push(k);
                 Reason::Eligible
-            } else if let Some(&family) = served.dropped.get(&k) {
-                // Taken by the rounding, dropped to keep this family's limit.
-                Reason::NotSelected(Binding::family(family))
+            } else if let Some(&(family, row)) = served.dropped.get(&k) {
+                // Taken by the rounding, dropped to keep this row's limit.
+                Reason::NotSelected(if family == rules::NAME { Binding::Rule(row as u32) } else { Binding::family(family) })
             } else {
                 Reason::NotSelected(charges.binding(problem, cands, alloc, k))
             };
@@ -505,6 +534,10 @@ struct ChargeModel<'a> {
     /// by index in layout order, with their reasons.
     charged: Vec<(usize, Binding)>,
     layout: &'a Layout,
+    /// The volume rules' first row and their prices: charged row by row, so a
+    /// reason names the rule.
+    rules_at: usize,
+    rule_prices: Vec<f64>,
     /// The reasons of the families charged apart (interned once, not per pair).
     stock: Binding,
     lane: Binding,
@@ -535,9 +568,21 @@ impl<'a> ChargeModel<'a> {
             }
         }
         let charges = layout.charges(row_prices);
-        let network = [balance::NAME, stock::NAME, lane::NAME];
-        let charged = layout.families().enumerate().filter(|(_, (_, f))| !network.contains(&f.name())).map(|(i, (_, f))| (i, Binding::family(f.name()))).collect();
-        ChargeModel { zone_split, charges, charged, layout, stock: Binding::family(stock::NAME), lane: Binding::family(lane::NAME), custom_limit: Binding::family(custom_limit::NAME) }
+        let apart = [balance::NAME, stock::NAME, lane::NAME, rules::NAME];
+        let charged = layout.families().enumerate().filter(|(_, (_, f))| !apart.contains(&f.name())).map(|(i, (_, f))| (i, Binding::family(f.name()))).collect();
+        let (rules_at, rule_count) = layout.families().find(|(_, f)| f.name() == rules::NAME).map_or((0, 0), |(at, f)| (at, f.rows()));
+        let rule_prices = row_prices[rules_at..rules_at + rule_count].to_vec();
+        ChargeModel {
+            zone_split,
+            charges,
+            charged,
+            layout,
+            rules_at,
+            rule_prices,
+            stock: Binding::family(stock::NAME),
+            lane: Binding::family(lane::NAME),
+            custom_limit: Binding::family(custom_limit::NAME),
+        }
     }
 
     /// The family that charges candidate `k` most.
@@ -581,6 +626,16 @@ impl<'a> ChargeModel<'a> {
         for &(f, name) in &self.charged {
             let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
             charge.push((name, amount));
+        }
+        // Volume rules, one by one.
+        if !self.rule_prices.is_empty() {
+            let rows = self.rules_at..self.rules_at + self.rule_prices.len();
+            let mut by_rule = vec![0.0; self.rule_prices.len()];
+            let accepts = self.layout.accept_coefs(o as usize * self.layout.zones + zone as usize).map(|(r, a)| (r, a * p));
+            for (r, a) in accepts.chain(self.layout.exposure_coefs(o as usize * self.layout.slots + slot)).filter(|(r, _)| rows.contains(r)) {
+                by_rule[r - self.rules_at] += a * self.rule_prices[r - self.rules_at];
+            }
+            charge.extend(by_rule.into_iter().enumerate().map(|(i, amount)| (Binding::Rule(i as u32), amount)));
         }
         let (family, amount) = charge
             .into_iter()
@@ -692,6 +747,35 @@ fn pick_priorities(problem: &Problem, cands: &Candidates, eligible: &[bool], shi
     out
 }
 
+/// Per volume rule: its measure on the LP and on the served plan, its slack,
+/// shadow price and the penalty it costs.
+fn rule_kpis(problem: &Problem, cands: &Candidates, x: &[f64], eligible: &[bool], layout: &Layout, row_prices: &[f64]) -> Vec<RuleKpi> {
+    let at = layout.families().find(|(_, f)| f.name() == rules::NAME).map_or(0, |(at, _)| at);
+    problem
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let measured = rules::measure(problem, cands, rule, &|k| x[k]);
+            let slack = match rule.kind {
+                RuleKind::MaxTotal => rule.bound - measured,
+                RuleKind::MinTotal => measured - rule.bound,
+            };
+            RuleKpi {
+                rule_id: rule.id.clone(),
+                kind: rule.kind,
+                measure: rule.measure,
+                bound: rule.bound,
+                measured,
+                measured_served: rules::measure(problem, cands, rule, &|k| if eligible[k] { 1.0 } else { 0.0 }),
+                slack,
+                shadow_price: row_prices.get(at + i).copied().unwrap_or(0.0),
+                penalty_paid: rule.penalty.map_or(0.0, |p| p * rules::violation(rule, measured)),
+            }
+        })
+        .collect()
+}
+
 /// Per channel: contacts, cost and expected acceptances of the exposures `x`,
 /// and the pairs the served plan shows.
 fn channel_kpis(problem: &Problem, cands: &Candidates, x: &[f64], eligible: &[bool]) -> BTreeMap<String, ChannelKpi> {
@@ -766,7 +850,7 @@ fn kpis(
         })
         .sum();
     let shipping: f64 = served.flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();
-    let objective_served = offer_value_rounded - shipping - problem.policy.unmet_baseline_penalty * served.unmet.iter().sum::<f64>();
+    let objective_served = offer_value_rounded - shipping - problem.policy.unmet_baseline_penalty * served.unmet.iter().sum::<f64>() - rules::penalties(problem, cands, &rounded);
     let excess = |used: &[f64], cap: &dyn Fn(usize) -> Option<f64>| {
         used.iter().enumerate().filter_map(|(i, u)| cap(i).map(|c| (u - c).max(0.0))).fold(0.0, f64::max)
     };
@@ -829,6 +913,7 @@ fn kpis(
         eligible: rows.iter().filter(|r| r.eligible).count(),
         binding_constraints: binding,
         channels: channel_kpis(problem, cands, x, eligible),
+        rules: rule_kpis(problem, cands, x, eligible, layout, row_prices),
         rounding,
     }
 }

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 
 use crate::allocation::{Allocation, Flow};
 use crate::candidates::Candidates;
-use crate::families::{balance, stock, Layout, Sense};
+use crate::families::{balance, rules, stock, Layout, Sense};
 use crate::model::{CustomerIx, Problem};
 
 /// The smallest `x` that rounds to eligible.
@@ -55,8 +55,9 @@ pub struct Served {
     /// Served or not, per candidate.
     pub eligible: Vec<bool>,
     /// Candidates the rounding took and the repair dropped, with the family
-    /// whose row needed it (`stock` for units no shipment could carry).
-    pub dropped: HashMap<usize, &'static str>,
+    /// whose row needed it (`stock` for units no shipment could carry) and
+    /// that row's index within its family.
+    pub dropped: HashMap<usize, (&'static str, usize)>,
     /// Shipments carrying the served demand.
     pub flows: Vec<Flow>,
     /// Unmet baseline per row of `Problem::baseline`.
@@ -97,6 +98,10 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
 
+    let mut lower_bound = vec![false; layout.total()];
+    if let Some((at, f)) = layout.families().find(|(_, f)| f.name() == rules::NAME) {
+        lower_bound[at..at + f.rows()].fill(true);
+    }
     let order = by_value(problem, cands, (0..cands.len()).filter(|&k| eligible[k]).collect());
     let mut dropped = HashMap::new();
     while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
@@ -105,12 +110,16 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             if !eligible[k] {
                 continue;
             }
-            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r) {
+            // Never a pair whose removal would put a volume rule's lower bound
+            // over (fairness rows, which pairs also relieve, are what this loop
+            // balances by dropping, so they are not guarded).
+            let props_up = |k: usize| loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound[r] && usage[r] - a > limit[r] + slack(limit[r]));
+            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r).filter(|_| !props_up(k)) {
                 eligible[k] = false;
                 loads.add(k, -1.0, &mut usage);
                 served[cands.customer[k] as usize] -= 1;
-                let family = layout.families().nth(layout.family_of(row)).map_or(stock::NAME, |(_, f)| f.name());
-                dropped.insert(k, if family == balance::NAME { stock::NAME } else { family });
+                let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
+                dropped.insert(k, (if family == balance::NAME { stock::NAME } else { family }, row - at));
                 changed = true;
             }
         }
@@ -255,7 +264,8 @@ fn limits(layout: &Layout, room: &Room) -> Vec<f64> {
         for (r, l) in limit[at..at + f.rows()].iter_mut().enumerate() {
             if f.name() == balance::NAME {
                 *l = room.offer_units[r];
-            } else if f.sense() == Sense::Eq {
+            } else if f.sense() == Sense::Eq || f.penalty(r).is_some() {
+                // Soft rows are paid for, not held.
                 *l = f64::INFINITY;
             }
         }
@@ -428,6 +438,7 @@ mod tests {
             uptake_value: None,
             channels: vec![crate::model::DEFAULT_CHANNEL.into()],
             tags: Vec::new(),
+            rules: Vec::new(),
             stock: stock_points,
             lanes,
             baseline: Vec::new(),
@@ -472,7 +483,7 @@ mod tests {
         problem.offers[0].max_redemptions = Some(1.01);
         let (cands, alloc, served) = served_of(&problem, vec![2.0 / 3.0; 3]);
         assert_eq!(served.eligible, vec![false, true, true], "customer 0 has the lowest p, so the lowest value");
-        assert_eq!(served.dropped.get(&0), Some(&"redemptions"));
+        assert_eq!(served.dropped.get(&0).map(|d| d.0), Some("redemptions"));
         let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
         assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
         assert_eq!(plan.eligibility[0].reason, Reason::NotSelected(Binding::family("redemptions")));
@@ -511,7 +522,7 @@ mod tests {
         let tight = problem(3, 0.5, 1.002, 0.0, false);
         let (cands, alloc, served) = served_of(&tight, x);
         assert_eq!(served.eligible, vec![true, false, true]);
-        assert_eq!(served.dropped, HashMap::from([(1, "stock")]));
+        assert_eq!(served.dropped.iter().map(|(&k, d)| (k, d.0)).collect::<HashMap<_, _>>(), HashMap::from([(1, "stock")]));
         let plan = derive_plan(&tight, &Network::new(&tight), &cands, &alloc);
         assert_eq!(check_served(&tight, &cands, &plan, 1e-6), vec![]);
         let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
@@ -540,7 +551,7 @@ mod tests {
         let (cands, alloc, served) = served_of(&problem, x);
         let rate = |g: usize| (0..4).filter(|c| c % 2 == g && served.eligible[*c]).count();
         assert_eq!((rate(0), rate(1)), (1, 1), "{:?}", served.eligible);
-        assert_eq!(served.dropped.values().collect::<Vec<_>>(), vec![&"fairness"]);
+        assert_eq!(served.dropped.values().map(|d| d.0).collect::<Vec<_>>(), vec!["fairness"]);
         let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
         assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
     }

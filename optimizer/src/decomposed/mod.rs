@@ -137,6 +137,11 @@ fn run_phase(
     let n = ctx.layout.total();
     let mut nu = start_nu.unwrap_or_else(|| vec![0.0; n]);
     nu.resize(n, 0.0);
+    // A soft row's multiplier stays at or below its penalty (see `families::rules`).
+    let cap = ctx.layout.price_caps();
+    for (v, c) in nu.iter_mut().zip(&cap) {
+        *v = v.min(*c);
+    }
     let mut prev = nu.clone();
     let mut y = nu.clone();
     let mut t = 1.0_f64;
@@ -162,7 +167,7 @@ fn run_phase(
         for i in 0..n {
             let l = ctx.curvature[i] / epsilon;
             // A row with no variables keeps its price at 0.
-            next[i] = if l > 0.0 { (y[i] - eval.slack[i] / l).max(0.0) } else { 0.0 };
+            next[i] = if l > 0.0 { (y[i] - eval.slack[i] / l).clamp(0.0, cap[i]) } else { 0.0 };
             uphill += eval.slack[i] * (next[i] - nu[i]);
         }
         iterations += 1;
@@ -175,7 +180,7 @@ fn run_phase(
         std::mem::swap(&mut prev, &mut nu);
         nu = next;
         for i in 0..n {
-            y[i] = (nu[i] + beta * (nu[i] - prev[i])).max(0.0);
+            y[i] = (nu[i] + beta * (nu[i] - prev[i])).clamp(0.0, cap[i]);
         }
         t = t_next;
         let last = iterations >= opts.max_iterations || out_of_time();
@@ -184,12 +189,13 @@ fn run_phase(
         if iterations > 1 && iterations - window_start < WINDOW && !last {
             continue;
         }
-        let (plan, generous, scales) = repair::repair(ctx, side, &nu, epsilon)?;
-        if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
-            if MapReply::merge(side.map(&MapRequest::Keep { generous, scales })?)? != MapReply::Kept {
-                return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
+        if let Some((plan, generous, scales)) = repair::repair(ctx, side, &nu, epsilon)? {
+            if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
+                if MapReply::merge(side.map(&MapRequest::Keep { generous, scales })?)? != MapReply::Kept {
+                    return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
+                }
+                best = Some(plan);
             }
-            best = Some(plan);
         }
         let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
         let gap = offers_gap(best_obj, best_bound.max(best_obj), without);
@@ -231,7 +237,7 @@ fn run_phase(
             y.clone_from(&nu);
         }
     }
-    let plan = best.expect("every run ends with a repair");
+    let plan = best.ok_or_else(|| DecomposedError::Repair("no repaired plan met the hard lower bounds (min_total rules) within the iterations".into()))?;
     Ok(Phase { nu, best_bound, plan, iterations, epsilon, status })
 }
 

@@ -12,7 +12,10 @@
 //! the number of customers) picks the best such plan and routes it. This is a
 //! restricted master problem in the sense of Dantzig-Wolfe, with the cells as blocks.
 //!
-//! `s = 0` with all baseline unmet is always feasible, so the repair always succeeds.
+//! `s = 0` with all baseline unmet is feasible, so the repair succeeds unless a
+//! hard lower bound (a `min_total` rule) asks for more than the response
+//! offers: that repair is skipped and a later one, at multipliers that push the
+//! response over the bound, is taken.
 
 use good_lp::solvers::highs::highs;
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
@@ -40,7 +43,7 @@ pub struct Repaired {
 /// responses from the customers' side, one LP for each, and the better plan.
 /// Returns the plan, whether it scales the generous response, and the cell scales
 /// (for [`MapRequest::Keep`]).
-pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<(Repaired, bool, Vec<f64>), DecomposedError> {
+pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<Option<(Repaired, bool, Vec<f64>)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let n_cells = ctx.problem.offers.len() * ctx.layout.zones * ctx.layout.slots * BANDS;
     let MapReply::RepairCells { average, generous } = MapReply::merge(side.map(&MapRequest::RepairCells { prices })?)? else {
@@ -49,14 +52,18 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     if average.len() != n_cells || generous.len() != n_cells {
         return Err(DecomposedError::Workers(format!("the partitions sent {} cells where {n_cells} were expected", average.len())));
     }
-    let (a, a_scales) = master(ctx, &average)?;
-    let (b, b_scales) = master(ctx, &generous)?;
-    Ok(if b.objective > a.objective { (b, true, b_scales) } else { (a, false, a_scales) })
+    Ok(match (master(ctx, &average)?, master(ctx, &generous)?) {
+        (Some((a, a_scales)), Some((b, b_scales))) => Some(if b.objective > a.objective { (b, true, b_scales) } else { (a, false, a_scales) }),
+        (Some((a, scales)), None) => Some((a, false, scales)),
+        (None, Some((b, scales))) => Some((b, true, scales)),
+        (None, None) => None,
+    })
 }
 
 /// The repair LP over cell scales for a response with these cell sums; returns
 /// the plan's network side and the scale of every cell.
-fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), DecomposedError> {
+/// `None` when no scaling of this response meets the hard lower bounds.
+fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64>)>, DecomposedError> {
     let problem = ctx.problem;
     let layout = &ctx.layout;
     let (zones, slots) = (layout.zones, layout.slots);
@@ -142,7 +149,13 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
     if vars.is_empty() {
         // Nothing to decide (no candidate, no baseline): the empty plan is the optimum.
         let flows = layout.arcs.iter().map(|a| RepairFlow { lane: a.lane, sku: a.sku, units: 0.0 }).collect();
-        return Ok((Repaired { objective: 0.0, flows, unmet: vec![0.0; problem.baseline.len()] }, vec![0.0; cells.len()]));
+        return Ok(Some((Repaired { objective: 0.0, flows, unmet: vec![0.0; problem.baseline.len()] }, vec![0.0; cells.len()])));
+    }
+    // A soft row's slack, paid at its penalty (after every column read back by position).
+    for (row, penalty) in layout.soft_rows() {
+        let s = vars.add(variable().min(0.0));
+        objective.add_mul(-penalty, s);
+        rows[row].add_mul(-1.0, s);
     }
     let columns = vars.len();
     let mut model = vars.maximise(objective).using(highs);
@@ -165,7 +178,11 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
             n_rows += 1;
         }
     }
-    let solved = lp_backend::run(model, columns, n_rows, &Settings::default()).map_err(|e| DecomposedError::Repair(e.to_string()))?;
+    let solved = match lp_backend::run(model, columns, n_rows, &Settings::default()) {
+        Ok(solved) => solved,
+        Err(lp_backend::SolveError::Infeasible) => return Ok(None),
+        Err(e) => return Err(DecomposedError::Repair(e.to_string())),
+    };
     // Columns in creation order: the used cells' scales, the arcs, the unmet
     // baseline, then the exposure aggregates (not needed here).
     let mut values = solved.columns.iter().copied();
@@ -187,5 +204,5 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<(Repaired, Vec<f64>), Dec
             left[row] -= take;
         }
     }
-    Ok((Repaired { objective: solved.objective, flows, unmet: unmet_rows }, s_of))
+    Ok(Some((Repaired { objective: solved.objective, flows, unmet: unmet_rows }, s_of)))
 }

@@ -67,6 +67,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         uptake_value: problem.uptake_value.as_ref().map(|v| kept.iter().map(|&row| v[row]).collect()),
         channels: problem.channels.clone(),
         tags: problem.tags.clone(),
+        rules: problem.rules.clone(),
         stock: problem.stock.clone(),
         lanes: problem.lanes.clone(),
         baseline: problem.baseline.clone(),
@@ -74,6 +75,9 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
     // The custom-offer limit stays with the full problem (its relaxation is dualized there).
     sample.policy.max_custom_offers = None;
     sample.policy.budget = problem.policy.budget.map(|b| b * share);
+    for rule in &mut sample.rules {
+        rule.bound *= share;
+    }
     for s in &mut sample.stock {
         s.on_hand *= share;
         s.inbound *= share;

@@ -117,6 +117,14 @@ pub trait Family: Send + Sync {
         Sense::Le
     }
 
+    /// A soft row's penalty: the objective loses this much per unit the row is
+    /// exceeded (the exact model and the repair LP add a slack column at this
+    /// cost; the decomposition caps the row's multiplier here; the checker and
+    /// the served plan do not hold it). `None`: a hard row.
+    fn penalty(&self, _row: usize) -> Option<f64> {
+        None
+    }
+
     /// What a row is about, in the scenario's names (`W01/SKU3`, an offer id, ...).
     fn row_key(&self, problem: &Problem, row: usize) -> String;
 

@@ -33,6 +33,7 @@ pub mod delivery;
 pub mod fairness;
 pub mod lane;
 pub mod redemptions;
+pub mod rules;
 pub mod stock;
 
 pub use family::{Checker, CustomLimitMode, ExactColumn, ExactRow, Family, Scope, Sense, Violation};
@@ -105,7 +106,7 @@ impl Csr {
 
 /// The standard families of `shared/spec/model.md`, in layout order after the
 /// zone balance: stock, lane capacity, budget, redemptions, delivery capacity,
-/// fairness, and (relaxed) the custom-offer limit.
+/// fairness, (relaxed) the custom-offer limit, and the scenario's volume rules.
 pub fn standard(scope: &Scope, balance: &balance::Balance) -> (Vec<Box<dyn Family>>, Vec<Arc>) {
     let (stock, lane, arcs) = network::arcs(scope, balance);
     let families: Vec<Box<dyn Family>> = vec![
@@ -116,6 +117,7 @@ pub fn standard(scope: &Scope, balance: &balance::Balance) -> (Vec<Box<dyn Famil
         Box::new(delivery::family(scope.problem)),
         Box::new(fairness::Fairness::new(scope)),
         Box::new(custom_limit::CustomLimit::new(scope)),
+        Box::new(rules::Rules::new(scope)),
     ];
     (families, arcs)
 }
@@ -188,6 +190,20 @@ impl Layout {
         self.offsets.len() - 1
     }
 
+    /// Every soft row (global index) with its penalty ([`Family::penalty`]).
+    pub fn soft_rows(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.families().flat_map(|(at, f)| (0..f.rows()).filter_map(move |r| f.penalty(r).map(|p| (at + r, p))))
+    }
+
+    /// The highest price of every row: a soft row's penalty, else unbounded.
+    pub fn price_caps(&self) -> Vec<f64> {
+        let mut cap = vec![f64::INFINITY; self.total()];
+        for (row, penalty) in self.soft_rows() {
+            cap[row] = penalty;
+        }
+        cap
+    }
+
     /// Right-hand side of every row.
     pub fn rhs(&self) -> Vec<f64> {
         let mut rhs = vec![0.0; self.total()];
@@ -215,8 +231,8 @@ impl Layout {
         for (at, f) in self.families() {
             f.read_prices(problem, from, &mut nu[at..at + f.rows()]);
         }
-        for v in &mut nu {
-            *v = v.max(0.0);
+        for (v, cap) in nu.iter_mut().zip(self.price_caps()) {
+            *v = v.max(0.0).min(cap);
         }
         nu
     }

@@ -56,7 +56,7 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
         columns.push(Column::new("p".into(), e.iter().map(|r| r.p).collect::<Vec<_>>()));
     }
     columns.push(Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()));
-    columns.push(Column::new("reason".into(), e.iter().map(|r| r.reason.code()).collect::<Vec<_>>()));
+    columns.push(Column::new("reason".into(), e.iter().map(|r| r.reason.code(problem)).collect::<Vec<_>>()));
     let eligibility = DataFrame::new(e.len(), columns)?;
     let r = &plan.reservations;
     let reservations = DataFrame::new(

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use allot_optimizer::{
-    BaselineDemand, Customers, Lane, Offer, OfferItem, Problem, StockPoint, Uptake, Zone, DEFAULT_CHANNEL,
+    BaselineDemand, Customers, Lane, Measure, Offer, OfferItem, Problem, Rule, RuleKind, Selector, StockPoint, Uptake, Zone, DEFAULT_CHANNEL,
 };
 use sha2::{Digest, Sha256};
 
@@ -447,6 +447,10 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         },
     }
 
+    channels.closed = true;
+    tags.closed = true;
+    let rule_rows = read_rules(dir, &mut channels, &mut tags, &offer_index, uptake_value.is_some(), &mut issues, &mut notes)?;
+
     if !issues.is_empty() {
         return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
     }
@@ -471,10 +475,22 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         uptake_value,
         channels: if channels.names.is_empty() { vec![DEFAULT_CHANNEL.to_string()] } else { channels.names },
         tags: tags.names,
+        rules: Vec::new(),
         stock,
         lanes,
         baseline,
     };
+    // A rule whose selector picks no offer is a mistake, named with its row.
+    let mut problem = problem;
+    for (rule, issue) in rule_rows {
+        if !(0..problem.offers.len() as u32).any(|o| problem.selects(&rule.selector, o)) {
+            issues.push(issue);
+        }
+        problem.rules.push(rule);
+    }
+    if !issues.is_empty() {
+        return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
+    }
     Ok(LoadedScenario { dir: dir.to_path_buf(), problem, content_hash, notes, uptake_report, demand_forecast, lineage: Vec::new(), inbound_delay_matches })
 }
 
@@ -514,6 +530,81 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
         .collect();
     let forecasts = forecast_all(&histories, gap + config.horizon.days as usize, &DemandConfig::default());
     DemandForecast { first_day: last + chrono::Days::new(1), gap, series: keys.into_iter().zip(forecasts).collect() }
+}
+
+/// Reads `rules.csv` (model version 2): each rule with the issue to report if
+/// its selector turns out to pick no offer (checked once the offers' contact
+/// dates are known).
+fn read_rules(
+    dir: &Path,
+    channels: &mut Names,
+    tags: &mut Names,
+    offers: &HashMap<String, u32>,
+    pair_values: bool,
+    issues: &mut Issues,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(Rule, crate::error::Issue)>, LoadError> {
+    let Some(t) = Table::read(dir, "rules", &[("bound", Kind::Number), ("penalty", Kind::Number)])? else {
+        return Ok(Vec::new());
+    };
+    let ids = t.parse("rule_id", true, issues, TEXT);
+    let kind = t.parse_with("kind", true, issues, "max_total or min_total", |s| match s.trim() {
+        "max_total" => Some(RuleKind::MaxTotal),
+        "min_total" => Some(RuleKind::MinTotal),
+        _ => None,
+    });
+    let measure = t.parse_with("measure", true, issues, "contacts, accepts, contact_cost, discount_cost or value", |s| match s.trim() {
+        "contacts" => Some(Measure::Contacts),
+        "accepts" => Some(Measure::Accepts),
+        "contact_cost" => Some(Measure::ContactCost),
+        "discount_cost" => Some(Measure::DiscountCost),
+        "value" => Some(Measure::Value),
+        _ => None,
+    });
+    let bound = t.parse("bound", true, issues, NON_NEGATIVE);
+    let penalty = t.parse("penalty", false, issues, NON_NEGATIVE);
+    let (channel_lists, tag_lists, offer_lists) = (t.parse("channels", false, issues, TEXT), t.parse("tags", false, issues, TEXT), t.parse("offers", false, issues, TEXT));
+    let (from, to) = (t.parse("from", false, issues, DATE), t.parse("to", false, issues, DATE));
+    t.check_header(issues, notes);
+    let mut seen = HashMap::new();
+    let mut rules = Vec::new();
+    for i in 0..t.len() {
+        let (Some(id), Some(kind), Some(measure), Some(bound)) = (&ids[i], kind[i], measure[i], bound[i]) else { continue };
+        if seen.insert(id.clone(), i).is_some() {
+            issues.push(t.issue(i, "rule_id", Some(id), "a rule_id not listed before (duplicate)"));
+            continue;
+        }
+        if measure == Measure::Value && pair_values {
+            issues.push(t.issue(i, "measure", Some("value"), format!("rule {id}: a measure other than value while uptake has per-pair values (a value rule over per-pair values is not supported yet)")));
+            continue;
+        }
+        // Each listed name must exist: a misspelt channel would select nothing.
+        let mut resolve = |column: &str, cell: &Option<String>, names: &mut dyn FnMut(&str) -> Option<u32>, what: &str| -> Vec<u32> {
+            let mut out = Vec::new();
+            for name in cell.as_deref().map(split_list).into_iter().flatten() {
+                match names(name) {
+                    Some(ix) => out.push(ix),
+                    None => issues.push(t.issue(i, column, Some(name), format!("rule {id}: {what}"))),
+                }
+            }
+            out
+        };
+        let selector = Selector {
+            channels: resolve("channels", &channel_lists[i], &mut |s| channels.resolve(s), "a channel of some offer in offers.csv"),
+            tags: resolve("tags", &tag_lists[i], &mut |s| tags.resolve(s), "a tag of some offer in offers.csv"),
+            offers: resolve("offers", &offer_lists[i], &mut |s| offers.get(s).copied(), "an offer_id of offers.csv"),
+            from: from[i],
+            to: to[i],
+        };
+        if let (Some(f), Some(t_)) = (from[i], to[i]) {
+            if t_ < f {
+                issues.push(t.issue(i, "to", Some(&t_.to_string()), format!("rule {id}: a date on or after from {f}")));
+            }
+        }
+        let no_offer = t.issue(i, "rule_id", Some(id), format!("rule {id}: a selector that picks at least one offer (channels, tags, offers, from, to)"));
+        rules.push((Rule { id: id.clone(), kind, measure, bound, penalty: penalty[i], selector }, no_offer));
+    }
+    Ok(rules)
 }
 
 /// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
