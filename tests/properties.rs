@@ -9,7 +9,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_served, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
-    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL,
+    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL, Measure, Rule, RuleKind, Selector,
 };
 use chrono::NaiveDate;
 use proptest::collection::vec;
@@ -67,8 +67,16 @@ fn problem() -> impl Strategy<Value = Problem> {
                 vec((prop::bool::weighted(0.8), 0.0f64..2.0, 1u32..5, prop::option::of(0.0f64..4.0)), nw * nz),
                 vec((0..nz as u32, 0..ns as u32, 0.0f64..2.0), 0..3),
                 (0.0f64..3.0, prop::option::of(0.0f64..3.0)),
+                // Model version 2: per offer a channel and a cost per contact;
+                // per-pair values or none; up to three volume rules (a minimum
+                // always soft, so the model stays feasible).
+                (
+                    vec((0u32..2, prop_oneof![Just(0.0), 0.0f64..2.0]), no),
+                    prop::option::weighted(0.5, vec(-5.0f64..25.0, 2 * nc * no + 1)),
+                    vec((any::<bool>(), 0usize..5, 0.0f64..4.0, prop::option::weighted(0.5, 0.0f64..6.0), prop::option::of(0u32..2)), 0..3),
+                ),
             )
-                .prop_map(move |(policy, cust, mut offers, uptake, stock, lanes, baseline, (w1, zone_cap))| {
+                .prop_map(move |(policy, cust, mut offers, uptake, stock, lanes, baseline, (w1, zone_cap), (contact, pair_values, rules))| {
                     let mut customers = Customers::default();
                     for (i, (zone, tier, consent, suppressed, group, cap)) in cust.into_iter().enumerate() {
                         customers.id.push(format!("c{i}"));
@@ -82,8 +90,27 @@ fn problem() -> impl Strategy<Value = Problem> {
                     for (i, o) in offers.iter_mut().enumerate() {
                         o.id = format!("o{i}");
                     }
+                    for (o, (channel, cost)) in offers.iter_mut().zip(contact) {
+                        o.channel = channel;
+                        o.cost_per_contact = cost;
+                    }
                     let mut pairs = HashSet::new();
-                    let uptake = uptake.into_iter().filter(|(c, o, _)| pairs.insert((*c, *o))).map(|(customer, offer, p)| Uptake { customer, offer, p }).collect();
+                    let uptake: Vec<Uptake> = uptake.into_iter().filter(|(c, o, _)| pairs.insert((*c, *o))).map(|(customer, offer, p)| Uptake { customer, offer, p }).collect();
+                    let uptake_value = pair_values.map(|v| v[..uptake.len()].to_vec());
+                    let measures = [Measure::Contacts, Measure::Accepts, Measure::ContactCost, Measure::DiscountCost, Measure::Value];
+                    let rules = rules
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (upper, m, bound, penalty, channel))| Rule {
+                            id: format!("r{i}"),
+                            kind: if upper { RuleKind::MaxTotal } else { RuleKind::MinTotal },
+                            // The value measure is read only without per-pair values.
+                            measure: if uptake_value.is_some() && m == 4 { Measure::Accepts } else { measures[m] },
+                            bound,
+                            penalty: if upper { penalty } else { Some(penalty.unwrap_or(1.0)) },
+                            selector: Selector { channels: channel.into_iter().collect(), ..Selector::default() },
+                        })
+                        .collect();
                     // One entry per (warehouse, SKU) and per (warehouse, zone), most of them present.
                     let stock = stock
                         .into_iter()
@@ -110,10 +137,10 @@ fn problem() -> impl Strategy<Value = Problem> {
                         customers,
                         offers,
                         uptake,
-                        uptake_value: None,
-                        channels: vec![DEFAULT_CHANNEL.into()],
+                        uptake_value,
+                        channels: vec![DEFAULT_CHANNEL.into(), "call".into()],
                         tags: Vec::new(),
-                        rules: Vec::new(),
+                        rules,
                         stock,
                         lanes,
                         baseline,

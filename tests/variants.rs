@@ -213,3 +213,48 @@ fn a_root_confines_every_file_a_load_reads() {
         assert!(load_scenario_with(&root.join("alias"), confined()).is_ok());
     }
 }
+
+/// Model version 2's perturbations on the `rules` golden scenario: a rule's
+/// bound and penalty, contact costs on a channel, and a channel outage, which
+/// the plan then keeps (no email contact at all: every email offer's contact
+/// date falls in the outage).
+#[test]
+fn rule_contact_cost_and_channel_outage() {
+    let base_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/rules");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(
+        tmp.path(),
+        "marketing",
+        &base_dir,
+        "[[perturbation]]\nkind = \"rule\"\nrule = \"email_capacity\"\nfactor = 1.2\npenalty = 10\n\n\
+         [[perturbation]]\nkind = \"contact_cost\"\nchannel = \"call\"\nfactor = 2\n\n\
+         [[perturbation]]\nkind = \"channel_outage\"\nchannel = \"email\"\nfrom = \"2026-11-20\"\nto = \"2026-12-03\"\n",
+    );
+    let base = load_scenario(&base_dir).unwrap().problem;
+    let v = load_scenario(&d).unwrap().problem;
+    let rule = |p: &Problem, id: &str| p.rules.iter().find(|r| r.id == id).cloned().unwrap();
+    assert!((rule(&v, "email_capacity").bound - 6.0).abs() < 1e-12);
+    assert_eq!(rule(&v, "email_capacity").penalty, Some(10.0));
+    assert_eq!(rule(&base, "email_capacity").penalty, None, "the base is untouched");
+    let call = ix(&v.channels, "call");
+    for (b, o) in base.offers.iter().zip(&v.offers) {
+        let factor = if o.channel == call { 2.0 } else { 1.0 };
+        assert!((o.cost_per_contact - factor * b.cost_per_contact).abs() < 1e-12, "{}", o.id);
+    }
+    let outage = rule(&v, "channel_outage:email");
+    assert_eq!((outage.bound, outage.penalty), (0.0, None));
+    let (_, _, plan) = allot_optimizer::plan(&v, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
+    let email = plan.kpis.channels["email"].clone();
+    assert!(email.contacts.abs() < 1e-9 && email.served_contacts == 0, "{email:?}");
+    // Errors name what is wrong.
+    for (bad, words) in [
+        ("kind = \"rule\"\nrule = \"nope\"\nbound = 1\n", "rule \"nope\" is not in"),
+        ("kind = \"channel_outage\"\nchannel = \"fax\"\n", "channel \"fax\""),
+        ("kind = \"channel_outage\"\nchannel = \"email\"\nfrom = \"2026-12-05\"\nto = \"2026-12-06\"\n", "no offer of channel \"email\""),
+        ("kind = \"contact_cost\"\nchannel = \"app\"\noffer = \"e1\"\nfactor = 2\n", "contact_cost matches no offer"),
+    ] {
+        let d = variant(tmp.path(), "bad", &base_dir, &format!("[[perturbation]]\n{bad}"));
+        let e = load_scenario(&d).unwrap_err().to_string();
+        assert!(e.contains(words) && e.contains("line "), "{e}");
+    }
+}

@@ -29,7 +29,8 @@ pub struct Decision {
     /// [`LIVE_STATE_STALE`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
-    /// The channel the request named, echoed for the audit.
+    /// The channel the request named, echoed for the audit (and, when the
+    /// plan's offers name channels, the only channel whose offers are answered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Offers the customer may see, best first.
@@ -125,8 +126,13 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
     if fallback {
         order.sort_by(|&a, &b| rows[b].expected_value.total_cmp(&rows[a].expected_value).then(rows[a].offer.cmp(&rows[b].offer)));
     }
+    // A plan whose offers name channels answers a channel with its offers only.
+    let channel = ask.channel.filter(|_| plan.channels_named);
     for i in order {
         let e = rows[i];
+        if channel.is_some_and(|ch| plan.context.offers[e.offer as usize].channel != ch) {
+            continue;
+        }
         let offer_id = plan.offer_id(e.offer).to_string();
         let plan_reason = &plan.reasons[e.reason as usize];
         let candidate = if fallback { e.rank > 0 || plan_reason.starts_with("not_selected") } else { e.rank > 0 };
@@ -190,6 +196,7 @@ mod tests {
         .unwrap();
         PlanIndex {
             version: "000001".into(),
+            channels_named: false,
             created_at: chrono::Utc::now(),
             context,
             reasons: Vec::new(),

@@ -40,6 +40,9 @@ pub(crate) struct CustomerFacts {
 #[derive(Debug)]
 pub struct PlanIndex {
     pub(crate) version: String,
+    /// Whether the plan's offers name channels (model version 2): then a
+    /// request's `channel` selects its offers; otherwise it is only echoed.
+    pub(crate) channels_named: bool,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) context: ServingContext,
     pub(crate) reasons: Vec<String>,
@@ -213,6 +216,7 @@ impl PlanIndex {
         }
         Ok(PlanIndex {
             version: id.to_string(),
+            channels_named: context.offers.iter().any(|o| o.channel != allot_optimizer::DEFAULT_CHANNEL),
             created_at: manifest.created_at,
             context,
             reasons,

@@ -739,4 +739,11 @@ async fn pair_values_and_contact_costs_reach_the_answer() {
     assert_eq!(offer_ids(&c2), ["o3"]);
     assert!((c2["offers"][0]["uptake"].as_f64().unwrap() - 0.4).abs() < 1e-6, "{c2}");
     assert_eq!(exclusion(&c2, "o1").as_deref(), Some("not_selected:no_value"));
+    // The plan's offers name channels: a channel gets its own offers only.
+    for (channel, expected) in [("email", vec!["o1"]), ("call", vec!["o2"]), ("sms", vec![])] {
+        let (status, answer) = f.get(&format!("/v1/customers/c1/offers?channel={channel}"), DECISION).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(offer_ids(&answer), expected, "{channel}");
+        assert_eq!(answer["channel"], channel);
+    }
 }

@@ -33,7 +33,8 @@ pub(crate) struct OffersQuery {
     #[param(minimum = 0, maximum = 100)]
     #[serde(default, deserialize_with = "whole_number")]
     limit: Option<usize>,
-    /// The asking channel, echoed in the decision and its audit record.
+    /// The asking channel, echoed in the decision and its audit record; when the
+    /// plan's offers name channels, only that channel's offers are answered.
     #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     channel: Option<String>,
 }

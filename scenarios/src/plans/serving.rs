@@ -72,10 +72,17 @@ pub struct ServingOffer {
     /// Paid for every exposure (absent before model version 2: 0).
     #[serde(default)]
     pub cost_per_contact: f64,
+    /// The channel its contact goes out on (absent before model version 2: `default`).
+    #[serde(default = "default_channel")]
+    pub channel: String,
     /// Lowest tier that may see it.
     pub min_tier: Option<String>,
     /// Bill of materials.
     pub items: Vec<ServingItem>,
+}
+
+fn default_channel() -> String {
+    allot_optimizer::DEFAULT_CHANNEL.to_string()
 }
 
 /// One line of a bill of materials.
@@ -215,6 +222,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
                 offer_id: o.id.clone(),
                 margin: o.margin,
                 cost_per_contact: o.cost_per_contact,
+                channel: problem.channels[o.channel as usize].clone(),
                 min_tier: o.min_tier.map(tier),
                 items: o.items.iter().map(|i| ServingItem { sku: sku(i.sku), qty: i.qty }).collect(),
             })

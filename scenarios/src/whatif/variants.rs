@@ -20,6 +20,9 @@
 //! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
 //! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
 //! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
+//! | `rule` | `rule` (a `rule_id`, required); `bound` or `factor`, and/or `penalty` | the volume rule's bound set or scaled, its penalty set (the rule becomes soft) |
+//! | `contact_cost` | `factor`; filters `channel`, `offer` | cost per contact of matching offers × factor |
+//! | `channel_outage` | `channel` (required), `from`, `to` (dates, inclusive) | no contact on the channel for offers whose contact date falls in the outage (a hard `max_total` of 0 contacts, `channel_outage:<channel>`) |
 //! | `policy` | any of `budget`, `contact_cap`, `promise_days`, `fairness_min_ratio`, `max_custom_offers`, `tier_weights = { gold = 1.4 }` | overrides the policy; `contact_cap` reaches every customer without a `max_offers` of its own, since the loader copies no policy value into the tables ([`allot_optimizer::Problem::contact_cap_of`]) |
 //!
 //! A variant's base may itself be a variant: perturbations compose, the base's
@@ -29,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use allot_optimizer::Problem;
+use allot_optimizer::{Measure, Problem, Rule, RuleKind, Selector};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
@@ -116,6 +119,50 @@ pub enum Perturbation {
     UptakeShift(UptakeShift),
     /// Policy overrides.
     Policy(PolicyOverride),
+    /// A volume rule's bound or penalty changed (model version 2).
+    Rule(RuleChange),
+    /// Contact costs × factor (model version 2).
+    ContactCost(ContactCostFactor),
+    /// A channel closed for part of the horizon (model version 2).
+    ChannelOutage(ChannelOutage),
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleChange {
+    /// The rule's `rule_id`.
+    pub rule: String,
+    /// New bound.
+    pub bound: Option<f64>,
+    /// Multiplier of the bound.
+    pub factor: Option<f64>,
+    /// New penalty (the rule becomes soft).
+    pub penalty: Option<f64>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCostFactor {
+    /// Multiplier (>= 0).
+    pub factor: f64,
+    /// Filters.
+    pub channel: Option<String>,
+    /// Filters.
+    pub offer: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelOutage {
+    /// The channel.
+    pub channel: String,
+    /// First closed day (`YYYY-MM-DD`; default: the horizon start).
+    pub from: Option<String>,
+    /// Last closed day (default: the horizon end).
+    pub to: Option<String>,
 }
 
 /// See the module table.
@@ -316,6 +363,19 @@ fn scale_uptake(p: &mut Problem, factor: f64, offer: Option<u32>, tier: Option<u
     matched
 }
 
+/// The closed days of an outage: `from` and `to` (default: the horizon's
+/// ends), in order.
+fn outage_days(p: &Problem, from: &Option<String>, to: &Option<String>) -> Result<(NaiveDate, NaiveDate), String> {
+    let date = |s: &Option<String>, default: NaiveDate, name: &str| -> Result<NaiveDate, String> {
+        s.as_deref().map_or(Ok(default), |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{name}: got {s:?}, expected a date \"YYYY-MM-DD\"")))
+    };
+    let (from, to) = (date(from, p.horizon.start, "from")?, date(to, p.horizon.last_day(), "to")?);
+    if to < from {
+        return Err(format!("to ({to}) is before from ({from})"));
+    }
+    Ok((from, to))
+}
+
 /// Applies one perturbation (not inbound delays, which the loader applies).
 pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String> {
     let zone_names: Vec<String> = p.zones.iter().map(|z| z.id.clone()).collect();
@@ -351,13 +411,7 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
         }
         Perturbation::WarehouseOutage(w) => {
             let wh = index_of(&p.warehouses, &w.warehouse, "warehouse")?;
-            let date = |s: &Option<String>, default: NaiveDate, name: &str| -> Result<NaiveDate, String> {
-                s.as_deref().map_or(Ok(default), |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{name}: got {s:?}, expected a date \"YYYY-MM-DD\"")))
-            };
-            let (from, to) = (date(&w.from, p.horizon.start, "from")?, date(&w.to, p.horizon.last_day(), "to")?);
-            if to < from {
-                return Err(format!("to ({to}) is before from ({from})"));
-            }
+            let (from, to) = outage_days(p, &w.from, &w.to)?;
             let first = from.max(p.horizon.start);
             let last = to.min(p.horizon.last_day());
             if last < first {
@@ -377,6 +431,50 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
                     None => None,
                 };
             }
+        }
+        Perturbation::Rule(r) => {
+            let Some(rule) = p.rules.iter_mut().find(|x| x.id == r.rule) else {
+                return Err(format!("rule {:?} is not in the scenario's rules.csv", r.rule));
+            };
+            if r.bound.is_some() == r.factor.is_some() && r.penalty.is_none() {
+                return Err("rule takes one of bound and factor, and/or penalty".into());
+            }
+            for (name, v) in [("bound", r.bound), ("factor", r.factor), ("penalty", r.penalty)] {
+                if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                    return Err(format!("{name}: got {v}, expected a number >= 0"));
+                }
+            }
+            rule.bound = r.bound.or(r.factor.map(|f| rule.bound * f)).unwrap_or(rule.bound);
+            rule.penalty = r.penalty.or(rule.penalty);
+        }
+        Perturbation::ContactCost(c) => {
+            factor_ok(c.factor, false)?;
+            let (ch, o) = (c.channel.as_deref().map(|n| index_of(&p.channels, n, "channel")).transpose()?, offer(&c.offer)?);
+            let mut matched = 0;
+            for (_, x) in p.offers.iter_mut().enumerate().filter(|(i, x)| ch.is_none_or(|ch| x.channel == ch) && o.is_none_or(|o| *i as u32 == o)) {
+                x.cost_per_contact *= c.factor;
+                matched += 1;
+            }
+            if matched == 0 {
+                return Err("contact_cost matches no offer".into());
+            }
+        }
+        Perturbation::ChannelOutage(c) => {
+            let ch = index_of(&p.channels, &c.channel, "channel")?;
+            let (from, to) = outage_days(p, &c.from, &c.to)?;
+            // A closed channel is a hard rule: no contact on it while it is closed.
+            let rule = Rule {
+                id: format!("channel_outage:{}", c.channel),
+                kind: RuleKind::MaxTotal,
+                measure: Measure::Contacts,
+                bound: 0.0,
+                penalty: None,
+                selector: Selector { channels: vec![ch], from: Some(from), to: Some(to), ..Selector::default() },
+            };
+            if !(0..p.offers.len() as u32).any(|o| p.selects(&rule.selector, o)) {
+                return Err(format!("channel_outage: no offer of channel {:?} has its contact date in {from}..{to}", c.channel));
+            }
+            p.rules.push(rule);
         }
         Perturbation::LaneCapacity(l) => {
             let (w, z) = (warehouse(&l.warehouse)?, zone(&l.zone)?);
