@@ -90,3 +90,25 @@ fn example_variants_run_compare_and_render() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "screenshot of {} bytes", png.len());
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// Model version 2 in the comparison: a variant that gives the email channel
+/// one more contact (`tests/golden/rules`, worked out in `tests/golden.rs`:
+/// the email capacity of 5 binds at a price of 4) moves the rule's measure
+/// from 5 to 6 and the email contacts with it; the report shows the rules.
+#[test]
+fn rule_and_channel_deltas_reach_the_comparison_and_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/rules").display().to_string();
+    let variant = tmp.path().join("more_email");
+    std::fs::create_dir_all(&variant).unwrap();
+    std::fs::write(variant.join("scenario.toml"), format!("base = {base:?}\n\n[[perturbation]]\nkind = \"rule\"\nrule = \"email_capacity\"\nbound = 6\n")).unwrap();
+    let (out_root, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    let (o, s, v) = (out_root.to_str().unwrap(), store.to_str().unwrap(), variant.to_str().unwrap());
+    allot(&["scenario", "run", &base, v, "--out-root", o, "--store", s]);
+    allot(&["scenario", "compare", &base, v, "--out-root", o]);
+    let csv = std::fs::read_to_string(out_root.join("compare-rules/comparison.csv")).unwrap();
+    assert!(csv.contains("rule_measure,email_capacity,more_email,6.000000,5.000000,1.000000"), "{csv}");
+    assert!(csv.contains("channel_contacts,email,more_email,6.000000,5.000000,1.000000"), "{csv}");
+    let html = std::fs::read_to_string(out_root.join("compare-rules/report.html")).unwrap();
+    assert!(html.contains("Volume rules") && html.contains("email_capacity") && html.contains("Contacts by channel"));
+}

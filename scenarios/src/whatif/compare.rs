@@ -143,7 +143,10 @@ impl RunOutputs {
 /// One compared figure: the base's value and each variant's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Line {
-    /// Section (`kpi`, `stock_utilisation`, `reserved_by_tier`, `pick_load`, `fairness_ratio` per offer).
+    /// Section (`kpi`, `stock_utilisation`, `reserved_by_tier`, `pick_load`,
+    /// `fairness_ratio` per offer; per rule `rule_measure` and
+    /// `rule_shadow_price`, what one more unit of its bound is worth; per
+    /// channel `channel_contacts` and `channel_cost`).
     pub section: String,
     /// The item (a KPI name, a warehouse, a tier, ...).
     pub item: String,
@@ -243,11 +246,15 @@ pub fn compare(base: &RunOutputs, variants: &[RunOutputs]) -> Comparison {
     for (i, (name, value)) in kb.iter().enumerate() {
         lines.push(Line { section: "kpi".into(), item: name.to_string(), base: *value, variants: variants.iter().map(|v| kpi_values(&v.kpis)[i].1).collect() });
     }
-    let sections: [(&str, fn(&RunOutputs) -> BTreeMap<String, f64>); 4] = [
+    let sections: [(&str, fn(&RunOutputs) -> BTreeMap<String, f64>); 8] = [
         ("stock_utilisation", RunOutputs::stock_utilisation),
         ("reserved_by_tier", RunOutputs::reserved_by_tier),
         ("pick_load", |r| r.pick_load.clone()),
         ("fairness_ratio", |r| r.kpis.fairness_ratio.clone()),
+        ("rule_measure", |r| r.kpis.rules.iter().map(|x| (x.rule_id.clone(), x.measured)).collect()),
+        ("rule_shadow_price", |r| r.kpis.rules.iter().map(|x| (x.rule_id.clone(), x.shadow_price)).collect()),
+        ("channel_contacts", |r| r.kpis.channels.iter().map(|(c, x)| (c.clone(), x.contacts)).collect()),
+        ("channel_cost", |r| r.kpis.channels.iter().map(|(c, x)| (c.clone(), x.contact_cost)).collect()),
     ];
     for (section, values) in sections {
         let per_variant: Vec<_> = variants.iter().map(values).collect();

@@ -172,6 +172,32 @@ pub fn html(comparison: &Comparison, base: &RunOutputs, variants: &[RunOutputs])
     let (cats, series) = series_of("pick_load");
     body.push_str(&grouped_bars("chart-pick-load", "Units to pick by warehouse", &cats, &series, false));
 
+    // Model version 2: volume rules and channels, when the runs have them.
+    let rule_lines: Vec<_> = comparison.lines.iter().filter(|l| l.section == "rule_measure").collect();
+    if !rule_lines.is_empty() {
+        body.push_str("<h2>Volume rules</h2><p>Each rule's measure, and its shadow price: what one more unit of its bound is worth.</p><table><tr><th>rule</th>");
+        for name in std::iter::once(&comparison.base).chain(&comparison.variants) {
+            let _ = write!(body, "<th>{} measure</th><th>{} price</th>", esc(name), esc(name));
+        }
+        body.push_str("</tr>");
+        let price_of = |rule: &str| comparison.lines.iter().find(|l| l.section == "rule_shadow_price" && l.item == rule);
+        for l in rule_lines {
+            let _ = write!(body, "<tr><td>{}</td>", esc(&l.item));
+            let prices = price_of(&l.item);
+            for (k, measured) in std::iter::once(l.base).chain(l.variants.iter().copied()).enumerate() {
+                let price = prices.map_or(0.0, |p| if k == 0 { p.base } else { p.variants[k - 1] });
+                let _ = write!(body, "<td>{measured:.2}</td><td>{price:.3}</td>");
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</table>");
+    }
+    if comparison.lines.iter().any(|l| l.section == "channel_contacts" && l.item != allot_optimizer::DEFAULT_CHANNEL) {
+        body.push_str("<h2>Contacts by channel</h2>");
+        let (cats, series) = series_of("channel_contacts");
+        body.push_str(&grouped_bars("chart-channels", "Contacts by channel", &cats, &series, false));
+    }
+
     // Bid-price heatmaps over the most constrained SKUs.
     let mut peak: BTreeMap<&String, f64> = BTreeMap::new();
     let mut zones: BTreeSet<String> = BTreeSet::new();
