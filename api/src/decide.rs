@@ -79,7 +79,7 @@ pub(crate) struct Ask<'a> {
 }
 
 /// Why a live rule takes an offer away, or `None` when it stays.
-fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer: u32, accept_value: f64, fallback: bool) -> Option<&'static str> {
+fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer: u32, accept_value: f64, contact_per_accept: f64, fallback: bool) -> Option<&'static str> {
     let n_skus = plan.skus.len();
     let n_tiers = plan.context.tiers.len();
     let mut cost = 0.0;
@@ -96,7 +96,9 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
         }
         cost += qty * supply.price[cell];
     }
-    let value = plan.context.tiers[tier as usize].weight * accept_value;
+    // What one acceptance is worth net of the contact it takes (`cost_per_contact / p`):
+    // the plan serves a pair while its units' bid prices stay below this.
+    let value = plan.context.tiers[tier as usize].weight * accept_value - contact_per_accept;
     // A small tolerance keeps offers the plan priced exactly at break-even
     // (the pair's value is read back from single-precision figures: 1e-6).
     if !fallback && cost > value * (1.0 + 1e-6) + 1e-9 {
@@ -149,7 +151,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
         } else if plan.offer_min_tier[e.offer as usize].is_some_and(|m| facts.tier > m) {
             Some("tier")
         } else {
-            live_block(plan, supply, facts.zone, facts.tier, e.offer, plan.accept_value(&e), fallback)
+            live_block(plan, supply, facts.zone, facts.tier, e.offer, plan.accept_value(&e), plan.contact_per_accept(&e), fallback)
         };
         match blocked {
             Some(reason) => excluded.push(Exclusion { offer_id, reason: reason.to_string() }),
@@ -229,26 +231,30 @@ mod tests {
         let (gold, standard) = (0, 1);
         let at_plan = supply_after(&plan, 0.0);
         assert_eq!(at_plan.price[0], 10.0);
-        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, 10.0, false), None, "break-even stays eligible");
+        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, 10.0, 0.0, false), None, "break-even stays eligible");
+        // A contact costing 0.5 at p = 0.5 takes 1 of each acceptance's value:
+        // standard's 10 - 1 is below the price 10, gold's 12 - 1 is not.
+        assert_eq!(live_block(&plan, &at_plan, 0, standard, 0, 10.0, 1.0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &at_plan, 0, gold, 0, 10.0, 1.0, false), None);
 
         // One unit sold: 9 of 10 left, price 10 * 10/9 = 11.1: above the standard
         // tier's value (10), below gold's (12).
         let sold_one = supply_after(&plan, -1.0);
         assert!((sold_one.price[0] - 100.0 / 9.0).abs() < 1e-9);
-        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, false), Some("live:bid_price"));
-        assert_eq!(live_block(&plan, &sold_one, 0, gold, 0, 10.0, false), None);
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, 0.0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &sold_one, 0, gold, 0, 10.0, 0.0, false), None);
         // The fallback rule does not use bid prices.
-        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, true), None);
+        assert_eq!(live_block(&plan, &sold_one, 0, standard, 0, 10.0, 0.0, true), None);
 
         // Three sold: 10 * 10/7 = 14.3 is above gold's value too.
-        assert_eq!(live_block(&plan, &supply_after(&plan, -3.0), 0, gold, 0, 10.0, false), Some("live:bid_price"));
+        assert_eq!(live_block(&plan, &supply_after(&plan, -3.0), 0, gold, 0, 10.0, 0.0, false), Some("live:bid_price"));
         // More stock than planned never lowers the price below the plan's.
         assert_eq!(supply_after(&plan, 5.0).price[0], 10.0);
         // None left: out of stock, whatever the price.
         let empty = supply_after(&plan, -10.0);
         assert!(empty.price[0].is_infinite());
-        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, false), Some("live:out_of_stock"));
-        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, true), Some("live:out_of_stock"));
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, 0.0, false), Some("live:out_of_stock"));
+        assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, 0.0, true), Some("live:out_of_stock"));
     }
 
     #[test]
@@ -260,8 +266,8 @@ mod tests {
         // Standard orders take 6: 4 left, all held for gold.
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard")]);
         assert_eq!((s.usable[0], s.usable[1]), (4.0, 0.0));
-        assert_eq!(live_block(&plan, &s, 0, 1, 0, 10.0, false), Some("live:stock_reserved"));
-        assert_eq!(live_block(&plan, &s, 0, 0, 0, 10.0, false), None);
+        assert_eq!(live_block(&plan, &s, 0, 1, 0, 10.0, 0.0, false), Some("live:stock_reserved"));
+        assert_eq!(live_block(&plan, &s, 0, 0, 0, 10.0, 0.0, false), None);
         // Gold consumes 3 of its 4: one unit is still held, none free for standard.
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold")]);
         assert_eq!((s.usable[0], s.usable[1]), (1.0, 0.0));

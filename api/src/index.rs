@@ -97,6 +97,17 @@ impl PlanIndex {
         }
     }
 
+    /// The cost of the contact a row's pair takes, per expected acceptance
+    /// (`cost_per_contact / p`; 0 without a cost).
+    pub(crate) fn contact_per_accept(&self, e: &Entry) -> f64 {
+        let cost = self.context.offers[e.offer as usize].cost_per_contact;
+        if cost > 0.0 && e.p > 0.0 {
+            cost / f64::from(e.p)
+        } else {
+            0.0
+        }
+    }
+
     /// Loads and indexes one stored plan version.
     pub fn load(store: &PlanStore, id: &str) -> Result<Self, StoreError> {
         let manifest = store.manifest(id)?;
