@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
-use allot_optimizer::SolverChoice;
+use allot_optimizer::{RuleKind, SolverChoice};
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::plans::store::{DEFAULT_STORE, STORE_ENV};
 use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
@@ -648,9 +648,29 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
     println!("  expected accepts {:.2}", k.expected_accepts);
     println!("  budget used      {:.2}", k.budget_used);
     println!("  baseline fill    {:.2}%  ({:.1} units unmet)", 100.0 * k.fill_rate_baseline, k.unmet_baseline_units);
-    println!("  candidates       {} ({} excluded by rules, {} served)", k.candidates, k.excluded, k.eligible);
+    println!("  candidates       {} ({} excluded by hard rules, {} served)", k.candidates, k.excluded, k.eligible);
     let binding: Vec<String> = k.binding_constraints.iter().map(|(f, n)| format!("{f} x{n}")).collect();
     println!("  binding          {}", if binding.is_empty() { "none".to_string() } else { binding.join(", ") });
+    for rule in &k.rules {
+        let (sense, paid) = match rule.kind {
+            RuleKind::MaxTotal => ("<=", rule.penalty_paid),
+            RuleKind::MinTotal => (">=", rule.penalty_paid),
+        };
+        println!(
+            "  rule {:<11} {} {:.2} {sense} {} (served {:.2}, price {:.3}{})",
+            rule.rule_id,
+            rule.measure.name(),
+            rule.measured,
+            rule.bound,
+            rule.measured_served,
+            rule.shadow_price,
+            if paid > 0.0 { format!(", penalty {paid:.2}") } else { String::new() }
+        );
+    }
+    if k.channels.keys().any(|c| c != allot_optimizer::DEFAULT_CHANNEL) {
+        let channels: Vec<String> = k.channels.iter().map(|(c, x)| format!("{c} {:.1} contacts ({} served, cost {:.2})", x.contacts, x.served_contacts, x.contact_cost)).collect();
+        println!("  channels         {}", channels.join(", "));
+    }
     println!(
         "  served plan      objective {:.2} ({:.2} below the solver's), value {:+.2}% vs LP, {} pairs dropped to keep limits; budget excess {:.2}, redemption excess {:.2}, delivery excess {:.2}, {:.1} units beyond its shipments",
         r.objective_served,

@@ -192,3 +192,14 @@ fn serve_refuses_a_live_silence_bound_outside_poll_and_liveness() {
         assert!(!out.status.success() && stderr.contains("--max-live-silence-secs"), "{bad}: {stderr}");
     }
 }
+
+/// The summary names each volume rule with its measure, bound and price, and
+/// the contacts per channel (`tests/golden/rules`, worked out in `tests/golden.rs`).
+#[test]
+fn plan_summary_shows_rules_and_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let printed = ok(&plan(&golden("rules"), &tmp.path().join("out"), &tmp.path().join("store"), &["--solver", "exact"]));
+    assert!(printed.contains("rule email_capacity contacts 5.00 <= 5") && printed.contains("price 4.000"), "{printed}");
+    assert!(printed.contains("rule new_accepts accepts 0.50 >= 1.5") && printed.contains("penalty 2.00"), "{printed}");
+    assert!(printed.contains("channels") && printed.contains("email 5.0 contacts"), "{printed}");
+}
