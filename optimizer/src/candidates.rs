@@ -189,10 +189,7 @@ impl Candidates {
 
     /// The value of one acceptance of candidate `k` (unweighted): its pair's own, else its offer's margin.
     pub fn accept_value_of(&self, problem: &Problem, k: usize) -> f64 {
-        match &self.accept_value {
-            Some(v) => v[k],
-            None => problem.offers[self.offer[k] as usize].margin,
-        }
+        problem.accept_value(self.uptake_row[k] as usize)
     }
 
     /// Candidates per offer (`n[o]`).

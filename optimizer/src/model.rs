@@ -51,6 +51,12 @@ impl Horizon {
         day >= self.start && day <= self.last_day()
     }
 
+    /// The part of an inclusive date range (open on a missing side) inside the
+    /// horizon, as `(first, last)`; `first > last` when they do not overlap.
+    pub fn clamp(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> (NaiveDate, NaiveDate) {
+        (from.map_or(self.start, |f| f.max(self.start)), to.map_or(self.last_day(), |t| t.min(self.last_day())))
+    }
+
     /// Whether an inclusive date range, open on a missing side, overlaps the horizon.
     pub fn overlaps(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
         from.is_none_or(|f| f <= self.last_day()) && to.is_none_or(|t| t >= self.start)
@@ -407,7 +413,7 @@ impl Problem {
     /// later of its `start_date` and the horizon's first day (the spec's default).
     pub fn contact_date_of(&self, o: OfferIx) -> NaiveDate {
         let offer = &self.offers[o as usize];
-        offer.contact_date.unwrap_or_else(|| offer.start_date.map_or(self.horizon.start, |s| s.max(self.horizon.start)))
+        offer.contact_date.unwrap_or_else(|| self.horizon.clamp(offer.start_date, offer.end_date).0)
     }
 
     /// Whether `selector` selects offer `o` (its channel, tags, id and contact date).

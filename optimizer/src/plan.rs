@@ -534,9 +534,9 @@ struct ChargeModel<'a> {
     /// by index in layout order, with their reasons.
     charged: Vec<(usize, Binding)>,
     layout: &'a Layout,
-    /// The volume rules' first row and their prices: charged row by row, so a
+    /// The volume rules' rows and their prices: charged row by row, so a
     /// reason names the rule.
-    rules_at: usize,
+    rule_rows: std::ops::Range<usize>,
     rule_prices: Vec<f64>,
     /// The reasons of the families charged apart (interned once, not per pair).
     stock: Binding,
@@ -570,14 +570,14 @@ impl<'a> ChargeModel<'a> {
         let charges = layout.charges(row_prices);
         let apart = [balance::NAME, stock::NAME, lane::NAME, rules::NAME];
         let charged = layout.families().enumerate().filter(|(_, (_, f))| !apart.contains(&f.name())).map(|(i, (_, f))| (i, Binding::family(f.name()))).collect();
-        let (rules_at, rule_count) = layout.families().find(|(_, f)| f.name() == rules::NAME).map_or((0, 0), |(at, f)| (at, f.rows()));
-        let rule_prices = row_prices[rules_at..rules_at + rule_count].to_vec();
+        let rule_rows = layout.rows_of(rules::NAME);
+        let rule_prices = row_prices[rule_rows.clone()].to_vec();
         ChargeModel {
             zone_split,
             charges,
             charged,
             layout,
-            rules_at,
+            rule_rows,
             rule_prices,
             stock: Binding::family(stock::NAME),
             lane: Binding::family(lane::NAME),
@@ -627,15 +627,15 @@ impl<'a> ChargeModel<'a> {
             let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f];
             charge.push((name, amount));
         }
-        // Volume rules, one by one.
-        if !self.rule_prices.is_empty() {
-            let rows = self.rules_at..self.rules_at + self.rule_prices.len();
-            let mut by_rule = vec![0.0; self.rule_prices.len()];
+        // Volume rules, one by one (a rule's row has coefficients on acceptances
+        // or on exposures, never both, and once per cell).
+        if !self.rule_rows.is_empty() {
             let accepts = self.layout.accept_coefs(o as usize * self.layout.zones + zone as usize).map(|(r, a)| (r, a * p));
-            for (r, a) in accepts.chain(self.layout.exposure_coefs(o as usize * self.layout.slots + slot)).filter(|(r, _)| rows.contains(r)) {
-                by_rule[r - self.rules_at] += a * self.rule_prices[r - self.rules_at];
+            let exposures = self.layout.exposure_coefs(o as usize * self.layout.slots + slot);
+            for (r, a) in accepts.chain(exposures).filter(|(r, _)| self.rule_rows.contains(r)) {
+                let i = r - self.rule_rows.start;
+                charge.push((Binding::Rule(i as u32), a * self.rule_prices[i]));
             }
-            charge.extend(by_rule.into_iter().enumerate().map(|(i, amount)| (Binding::Rule(i as u32), amount)));
         }
         let (family, amount) = charge
             .into_iter()
@@ -750,17 +750,13 @@ fn pick_priorities(problem: &Problem, cands: &Candidates, eligible: &[bool], shi
 /// Per volume rule: its measure on the LP and on the served plan, its slack,
 /// shadow price and the penalty it costs.
 fn rule_kpis(problem: &Problem, cands: &Candidates, x: &[f64], eligible: &[bool], layout: &Layout, row_prices: &[f64]) -> Vec<RuleKpi> {
-    let at = layout.families().find(|(_, f)| f.name() == rules::NAME).map_or(0, |(at, _)| at);
+    let at = layout.rows_of(rules::NAME).start;
     problem
         .rules
         .iter()
         .enumerate()
         .map(|(i, rule)| {
             let measured = rules::measure(problem, cands, rule, &|k| x[k]);
-            let slack = match rule.kind {
-                RuleKind::MaxTotal => rule.bound - measured,
-                RuleKind::MinTotal => measured - rule.bound,
-            };
             RuleKpi {
                 rule_id: rule.id.clone(),
                 kind: rule.kind,
@@ -768,7 +764,7 @@ fn rule_kpis(problem: &Problem, cands: &Candidates, x: &[f64], eligible: &[bool]
                 bound: rule.bound,
                 measured,
                 measured_served: rules::measure(problem, cands, rule, &|k| if eligible[k] { 1.0 } else { 0.0 }),
-                slack,
+                slack: rules::slack(rule, measured),
                 shadow_price: row_prices.get(at + i).copied().unwrap_or(0.0),
                 penalty_paid: rule.penalty.map_or(0.0, |p| p * rules::violation(rule, measured)),
             }

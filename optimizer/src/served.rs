@@ -98,10 +98,7 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
 
-    let mut lower_bound = vec![false; layout.total()];
-    if let Some((at, f)) = layout.families().find(|(_, f)| f.name() == rules::NAME) {
-        lower_bound[at..at + f.rows()].fill(true);
-    }
+    let lower_bound = layout.rows_of(rules::NAME);
     let order = by_value(problem, cands, (0..cands.len()).filter(|&k| eligible[k]).collect());
     let mut dropped = HashMap::new();
     while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
@@ -113,7 +110,7 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             // Never a pair whose removal would put a volume rule's lower bound
             // over (fairness rows, which pairs also relieve, are what this loop
             // balances by dropping, so they are not guarded).
-            let props_up = |k: usize| loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound[r] && usage[r] - a > limit[r] + slack(limit[r]));
+            let props_up = |k: usize| loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && usage[r] - a > limit[r] + slack(limit[r]));
             if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r).filter(|_| !props_up(k)) {
                 eligible[k] = false;
                 loads.add(k, -1.0, &mut usage);

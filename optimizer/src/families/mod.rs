@@ -190,6 +190,11 @@ impl Layout {
         self.offsets.len() - 1
     }
 
+    /// The global rows of the family named `name` (empty when it has none).
+    pub fn rows_of(&self, name: &str) -> std::ops::Range<usize> {
+        self.families().find(|(_, f)| f.name() == name).map_or(0..0, |(at, f)| at..at + f.rows())
+    }
+
     /// Every soft row (global index) with its penalty ([`Family::penalty`]).
     pub fn soft_rows(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.families().flat_map(|(at, f)| (0..f.rows()).filter_map(move |r| f.penalty(r).map(|p| (at + r, p))))

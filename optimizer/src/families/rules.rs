@@ -50,10 +50,7 @@ impl Rules {
             .rules
             .iter()
             .map(|rule| {
-                let sign = match rule.kind {
-                    RuleKind::MaxTotal => 1.0,
-                    RuleKind::MinTotal => -1.0,
-                };
+                let sign = sign(rule.kind);
                 let unreachable = rule.kind == RuleKind::MinTotal && rule.penalty.is_none() && scope.cands.is_empty();
                 RuleRow {
                     sign,
@@ -77,6 +74,19 @@ impl Rules {
             .collect();
         Rules { rows }
     }
+}
+
+/// `+1` for an upper bound, `-1` for a lower one: the rule as a `<=` row.
+fn sign(kind: RuleKind) -> f64 {
+    match kind {
+        RuleKind::MaxTotal => 1.0,
+        RuleKind::MinTotal => -1.0,
+    }
+}
+
+/// Whether a measure counts per expected acceptance (else per exposure).
+fn per_acceptance(measure: Measure) -> bool {
+    matches!(measure, Measure::Accepts | Measure::DiscountCost | Measure::Value)
 }
 
 /// Per offer: whether `rule` selects it.
@@ -106,12 +116,14 @@ pub fn measure(problem: &Problem, cands: &Candidates, rule: &Rule, x: &dyn Fn(us
         .sum()
 }
 
+/// Room a measured total leaves before the rule's bound (negative: broken).
+pub fn slack(rule: &Rule, measured: f64) -> f64 {
+    sign(rule.kind) * (rule.bound - measured)
+}
+
 /// How far a measured total breaks the rule's bound (0 when kept).
 pub fn violation(rule: &Rule, measured: f64) -> f64 {
-    match rule.kind {
-        RuleKind::MaxTotal => (measured - rule.bound).max(0.0),
-        RuleKind::MinTotal => (rule.bound - measured).max(0.0),
-    }
+    (-slack(rule, measured)).max(0.0)
 }
 
 /// The objective the soft rules take away at exposures `x`: `penalty * violation` summed.
@@ -145,22 +157,14 @@ impl Family for Rules {
     }
 
     fn per_accept(&self, offer: usize, _zone: usize, push: &mut dyn FnMut(usize, f64)) {
-        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer]) {
-            match row.measure {
-                Measure::Accepts => push(r, row.sign),
-                Measure::DiscountCost | Measure::Value => push(r, row.sign * row.offer_coef[offer]),
-                Measure::Contacts | Measure::ContactCost => {}
-            }
+        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer] && per_acceptance(row.measure)) {
+            push(r, row.sign * row.offer_coef[offer]);
         }
     }
 
     fn per_exposure(&self, offer: usize, _slot: usize, push: &mut dyn FnMut(usize, f64)) {
-        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer]) {
-            match row.measure {
-                Measure::Contacts => push(r, row.sign),
-                Measure::ContactCost => push(r, row.sign * row.offer_coef[offer]),
-                Measure::Accepts | Measure::DiscountCost | Measure::Value => {}
-            }
+        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer] && !per_acceptance(row.measure)) {
+            push(r, row.sign * row.offer_coef[offer]);
         }
     }
 
@@ -168,10 +172,8 @@ impl Family for Rules {
         for rule in problem.rules.iter().filter(|r| r.penalty.is_none()) {
             let measured = measure(problem, cands, rule, &|k| alloc.x[k]);
             let what = || format!("rule {} ({} of {})", rule.id, rule.measure.name(), measured);
-            match rule.kind {
-                RuleKind::MaxTotal => ck.le(NAME, measured, rule.bound, what),
-                RuleKind::MinTotal => ck.le(NAME, -measured, -rule.bound, what),
-            }
+            let sign = sign(rule.kind);
+            ck.le(NAME, sign * measured, sign * rule.bound, what);
         }
     }
 

@@ -198,8 +198,8 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             tags.sort();
             tags.dedup();
             // A contact day inside the offer's validity and the horizon, when it has one.
-            let first = start.parse::<NaiveDate>().map_or(spec.start, |s| s.max(spec.start));
-            let last = end.parse::<NaiveDate>().map_or(last_day, |e| e.min(last_day));
+            let horizon = allot_optimizer::Horizon { start: spec.start, days: spec.days };
+            let (first, last) = horizon.clamp(start.parse().ok(), end.parse().ok());
             let contact = if first <= last { (first + Duration::days(marketing.below((last - first).num_days() as usize + 1) as i64)).to_string() } else { String::new() };
             let _ = write!(offers, ",{channel},{},{contact},{cost}", tags.join(";"));
         }

@@ -297,7 +297,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 }
             }
             if let Some(day) = contact_date[i] {
-                let (first, last) = (start[i].map_or(config.horizon.start, |s| s.max(config.horizon.start)), end[i].map_or(config.horizon.last_day(), |e| e.min(config.horizon.last_day())));
+                let (first, last) = config.horizon.clamp(start[i], end[i]);
                 if day < first || day > last {
                     issues.push(t.issue(i, "contact_date", Some(&day.to_string()), format!("a day inside the horizon and the offer's validity ({first} to {last})")));
                 }

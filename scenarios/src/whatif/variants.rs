@@ -412,8 +412,7 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
         Perturbation::WarehouseOutage(w) => {
             let wh = index_of(&p.warehouses, &w.warehouse, "warehouse")?;
             let (from, to) = outage_days(p, &w.from, &w.to)?;
-            let first = from.max(p.horizon.start);
-            let last = to.min(p.horizon.last_day());
+            let (first, last) = p.horizon.clamp(Some(from), Some(to));
             if last < first {
                 return Err(format!("warehouse_outage {from}..{to} does not overlap the horizon"));
             }
