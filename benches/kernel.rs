@@ -56,6 +56,7 @@ fn data() -> Data {
 
 fn kernels(c: &mut Criterion) {
     let d = data();
+    let no_contact_cost = vec![0.0; OFFERS];
     let input = KernelInput {
         customer_start: &d.customer_start,
         offer: &d.offer,
@@ -65,8 +66,11 @@ fn kernels(c: &mut Criterion) {
         weight: &d.weight,
         cap: &d.cap,
         margin: &d.margin,
+        contact_cost: &no_contact_cost,
+        accept_value: None,
         zones: ZONES,
         slots: SLOTS,
+        policy: None,
     };
     let mut group = c.benchmark_group("decomposition");
     group.throughput(Throughput::Elements((CUSTOMERS * PER_CUSTOMER) as u64));
