@@ -319,6 +319,10 @@ struct GenerateArgs {
     /// tags, contact dates and per-pair values.
     #[arg(long)]
     channels: bool,
+    /// Model version 2's contact policies (implies --channels): per-customer
+    /// contact limits, conflicts between channels and tags, and a contact history.
+    #[arg(long)]
+    contact_policies: bool,
 }
 
 /// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
@@ -386,7 +390,8 @@ fn main() -> Result<()> {
                 seed: a.seed,
                 history_days: a.history_days,
                 forecasts: !a.no_forecasts,
-                channels: a.channels,
+                channels: a.channels || a.contact_policies,
+                contact_policies: a.contact_policies,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();
@@ -665,6 +670,17 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
             rule.measured_served,
             rule.shadow_price,
             if paid > 0.0 { format!(", penalty {paid:.2}") } else { String::new() }
+        );
+    }
+    for policy in &k.contact_policies {
+        println!(
+            "  {} {:<11} {} customer rows ({} binding, price {:.3}), {} pairs excluded by contact history",
+            if policy.kind == "conflict" { "conflict" } else { "rule" },
+            policy.id,
+            policy.rows,
+            policy.binding,
+            policy.shadow_price,
+            policy.excluded_by_history
         );
     }
     if k.channels.keys().any(|c| c != allot_optimizer::DEFAULT_CHANNEL) {

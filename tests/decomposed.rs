@@ -169,6 +169,30 @@ fn agrees_with_exact_with_volume_rules() {
     }
 }
 
+/// Contact policies (model version 2) over a generated scenario: per-customer
+/// limits on email and call-centre contacts, a call-then-email and a
+/// category conflict, and a contact history for a third of the customers.
+/// They stay inside each customer's subproblem (its exact LP gives the dual
+/// function), so the certificate holds and the plan keeps every row.
+#[test]
+fn agrees_with_exact_with_contact_policies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scenario");
+    let spec = GenerateSpec { customers: 10_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 7, channels: true, contact_policies: true, ..GenerateSpec::default() };
+    generate(&out, &spec).expect("generates");
+    let mut problem = load_scenario(&out).expect("loads").problem;
+    lp(&mut problem);
+    assert!(!problem.contact_rules.is_empty() && !problem.conflicts.is_empty() && !problem.history.is_empty());
+    let (cands, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    // The policies bind at the optimum (else this tests nothing).
+    let binding = exact.prices.customer_rows.iter().filter(|&&p| p > 1e-7).count();
+    assert!(binding >= 100, "{binding} binding customer rows");
+    assert!(cands.excluded.iter().any(|(_, r)| matches!(r, allot_optimizer::ExclusionRule::Conflict(_))), "history excludes some pair");
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-2, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
 /// Every offer's contact costs 0 to 0.2; each pair's value of one acceptance
 /// is 0.5 to 1.7 times its offer's margin, one pair in 17 loses 30 more.
 fn contact_costs_and_pair_values(p: &mut Problem) {

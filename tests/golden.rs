@@ -229,3 +229,85 @@ fn volume_rules_hard_and_soft() {
         assert!(left_out.iter().all(|c| c == code), "{offer}: {left_out:?}");
     }
 }
+
+/// Contact policies (model version 2): a `max_per_customer` rule reduced by
+/// the contact history, a conflict inside the horizon and one against history.
+/// Offers need no stock; each contact is worth `margin * .5`: a 5 (email,
+/// promo, 12-02), b 4 (email, promo, 12-10), c 3 (email, promo, 12-20), d 2
+/// (app, 12-05), e 1 (call, 12-01).
+/// - `promo_cap`: at most 2 promo contacts per customer, history included. c1
+///   made one (room 1), c2 two (room 0: a, b and c are excluded, reason
+///   `rule:promo_cap`), c3 and c4 none.
+/// - `a_then_b` (14 days): b comes 8 days after a, so `x[a] + x[b] <= 1`.
+///   `a_then_c` (7 days) does not apply: c comes 18 days after a.
+/// - `call_then_app` (10 days): e (call, 12-01) and d (app, 12-05) conflict,
+///   so `x[d] + x[e] <= 1`; c4's call on 11-28 excludes d for c4 (reason `conflict`).
+///
+/// c1: a + d = 7 (b, c kept out by its one promo contact left; e by the
+/// conflict with d). c2: d = 2. c3 (a, b, d, e): a + d = 7. c4 (a, b, e; d
+/// excluded): a + e = 6. Objective = 22; the LP optimum is already 0/1.
+#[test]
+fn contact_policies_with_history() {
+    let (problem, _, alloc, plan) = solve("contact_policies");
+    assert_close(alloc.report.objective, 22.0, "objective");
+    let code = |c: &str, o: &str| reason(&problem, &plan, c, o).code(&problem);
+    for (c, o) in [("c1", "a"), ("c1", "d"), ("c2", "d"), ("c3", "a"), ("c3", "d"), ("c4", "a"), ("c4", "e")] {
+        assert_eq!(code(c, o), "eligible", "{c}/{o}");
+    }
+    for o in ["a", "b", "c"] {
+        assert_eq!(code("c2", o), "rule:promo_cap", "c2/{o}: history exhausted the rule");
+    }
+    assert_eq!(code("c4", "d"), "conflict", "c4/d: the call on 11-28 opens a 10-day window");
+    for (c, o) in [("c1", "b"), ("c1", "c")] {
+        assert_eq!(code(c, o), "not_selected:rule:promo_cap", "{c}/{o}");
+    }
+    for (c, o) in [("c1", "e"), ("c2", "e"), ("c3", "b"), ("c3", "e"), ("c4", "b")] {
+        assert_eq!(code(c, o), "not_selected:conflict", "{c}/{o}");
+    }
+    // KPIs: history's exclusions, and each policy's rows. promo_cap binds only
+    // for c1 (room 1 of a, b, c: 3 > 1); c3 and c4 have 2 promo candidates
+    // and room 2, a row that cannot bind; c2's were excluded. a_then_b is a
+    // row for c1, c3 and c4; call_then_app for c1, c2 and c3.
+    let kpi = |id: &str| plan.kpis.contact_policies.iter().find(|k| k.id == id).unwrap_or_else(|| panic!("{id}"));
+    for (id, excluded, rows) in [("promo_cap", 3, 1), ("a_then_b", 0, 3), ("a_then_c", 0, 0), ("call_then_app", 1, 3)] {
+        assert_eq!((kpi(id).excluded_by_history, kpi(id).rows), (excluded, rows), "{id}");
+    }
+    assert!(kpi("promo_cap").shadow_price >= 3.0 - TOL, "c1's next promo contact would be worth at least c's 3");
+}
+
+/// All-or-nothing decisions (`binary_decisions`) where the LP optimum is
+/// fractional. Budget 7.5, one offer per customer; every pair is worth twice
+/// its discount cost: c1/o 10 for 5, c2/o 9 for 4.5, o2 4 for 2 to either.
+/// The LP spends the whole budget at 2 a unit: 15 (c1 takes o, c2 splits 0.8
+/// o2 and 0.2 o). With 0/1 decisions o to both costs 9.5 > 7.5, so the best is
+/// c1/o and c2/o2: 14 (c2/o and c1/o2 give 13).
+#[test]
+fn binary_decisions_where_the_lp_is_fractional() {
+    let (problem, _, alloc, plan) = solve("binary_decisions");
+    assert!(problem.is_mip());
+    assert_close(alloc.report.objective, 14.0, "objective");
+    assert!(alloc.x.iter().all(|&x| x == 0.0 || x == 1.0), "0/1 decisions: {:?}", alloc.x);
+    let served: Vec<(String, String)> = plan
+        .eligibility
+        .iter()
+        .filter(|r| r.eligible)
+        .map(|r| (problem.customers.id[r.customer as usize].clone(), problem.offers[r.offer as usize].id.clone()))
+        .collect();
+    assert_eq!(served, [("c1".to_string(), "o".to_string()), ("c2".to_string(), "o2".to_string())]);
+    assert_close(plan.kpis.rounding.objective_served, 14.0, "eligible = x");
+    // The relaxation is fractional and worth 15.
+    let mut relaxed = problem.clone();
+    relaxed.policy.binary_decisions = false;
+    let (_, lp, _) = allot_optimizer::plan(&relaxed, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
+    assert_close(lp.report.objective, 15.0, "LP optimum");
+    assert!(lp.x.iter().any(|&x| x > 1e-6 && x < 1.0 - 1e-6), "fractional: {:?}", lp.x);
+    // The decomposition answers the binary model with its served plan: 0/1
+    // and feasible. Its relaxation exposes c1/o and c2/o, rounding drops
+    // c2/o for the budget, and the fill, which tries every pair of positive
+    // value here, serves c2/o2: the optimum, below the relaxation's bound 15.
+    let (cands, d, _) = allot_optimizer::plan(&problem, &SolverChoice::Decomposed(Default::default())).expect("decomposed solves");
+    assert_eq!(check_allocation(&problem, &cands, &d, TOL), vec![]);
+    assert!(d.x.iter().all(|&x| x == 0.0 || x == 1.0));
+    assert_close(d.report.objective, 14.0, "decomposed binary plan");
+    assert!(d.report.bound >= 15.0 - 1e-2, "{:?}", d.report);
+}

@@ -9,7 +9,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_served, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
-    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL, Measure, Rule, RuleKind, Selector,
+    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL, Measure, Rule, RuleKind, Selector, Conflict, ContactRule, PastContact, ExclusionRule,
 };
 use chrono::NaiveDate;
 use proptest::collection::vec;
@@ -27,8 +27,9 @@ prop_compose! {
         fairness in prop::option::of(0.2f64..1.0),
         max_custom in prop::option::of(0u32..2),
         penalty in prop_oneof![Just(1000.0), 0.0f64..20.0],
+        binary_decisions in prop::bool::weighted(0.15),
     ) -> Policy {
-        Policy { contact_cap, budget, promise_days, fairness_min_ratio: fairness, max_custom_offers: max_custom, unmet_baseline_penalty: penalty }
+        Policy { contact_cap, budget, promise_days, fairness_min_ratio: fairness, max_custom_offers: max_custom, unmet_baseline_penalty: penalty, binary_decisions }
     }
 }
 
@@ -69,14 +70,21 @@ fn problem() -> impl Strategy<Value = Problem> {
                 (0.0f64..3.0, prop::option::of(0.0f64..3.0)),
                 // Model version 2: per offer a channel and a cost per contact;
                 // per-pair values or none; up to three volume rules (a minimum
-                // always soft, so the model stays feasible).
+                // always soft, so the model stays feasible); up to two
+                // max_per_customer rules and two conflicts (by channel), and a
+                // few past contacts.
                 (
                     vec((0u32..2, prop_oneof![Just(0.0), 0.0f64..2.0]), no),
                     prop::option::weighted(0.5, vec(-5.0f64..25.0, 2 * nc * no + 1)),
                     vec((any::<bool>(), 0usize..5, 0.0f64..4.0, prop::option::weighted(0.5, 0.0f64..6.0), prop::option::of(0u32..2)), 0..3),
+                    (
+                        vec((prop::option::of(0u32..2), 0u32..3), 0..3),
+                        vec((0u32..2, 0u32..2, 1u32..6), 0..3),
+                        vec((0..nc as u32, -6i64..4, 0u32..2), 0..5),
+                    ),
                 ),
             )
-                .prop_map(move |(policy, cust, mut offers, uptake, stock, lanes, baseline, (w1, zone_cap), (contact, pair_values, rules))| {
+                .prop_map(move |(policy, cust, mut offers, uptake, stock, lanes, baseline, (w1, zone_cap), (contact, pair_values, rules, (contact_rules, conflicts, history)))| {
                     let mut customers = Customers::default();
                     for (i, (zone, tier, consent, suppressed, group, cap)) in cust.into_iter().enumerate() {
                         customers.id.push(format!("c{i}"));
@@ -141,6 +149,26 @@ fn problem() -> impl Strategy<Value = Problem> {
                         channels: vec![DEFAULT_CHANNEL.into(), "call".into()],
                         tags: Vec::new(),
                         rules,
+                        contact_rules: contact_rules
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, (channel, bound))| ContactRule { id: format!("p{i}"), bound: f64::from(bound), selector: Selector { channels: channel.into_iter().collect(), ..Selector::default() } })
+                            .collect(),
+                        conflicts: conflicts
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, (a, b, within_days))| Conflict {
+                                id: format!("f{i}"),
+                                within_days,
+                                a: Selector { channels: vec![a], ..Selector::default() },
+                                b: Selector { channels: vec![b], ..Selector::default() },
+                            })
+                            .collect(),
+                        history: {
+                            let mut h: Vec<PastContact> = history.into_iter().map(|(customer, d, channel)| PastContact { customer, date: day(d), channel, tags: Vec::new(), offer: None }).collect();
+                            h.sort_by_key(|h| (h.customer, h.date));
+                            h
+                        },
                         stock,
                         lanes,
                         baseline,
@@ -167,6 +195,21 @@ proptest! {
         for row in &plan.eligibility {
             let allowed = rules.allows(row.customer, row.offer);
             match row.reason {
+                // A history exclusion, re-derived here from the spec's text.
+                Reason::Excluded(ExclusionRule::ContactRule(i)) => {
+                    let rule = &problem.contact_rules[i as usize];
+                    let used = problem.history.iter().filter(|h| h.customer == row.customer && rule.selector.matches(h.channel, &h.tags, h.offer, h.date)).count();
+                    prop_assert!(allowed && problem.selects(&rule.selector, row.offer) && rule.bound - used as f64 <= 0.0, "{row:?}");
+                }
+                Reason::Excluded(ExclusionRule::Conflict(j)) => {
+                    let conflict = &problem.conflicts[j as usize];
+                    let date = problem.contact_date_of(row.offer);
+                    let opened = problem.history.iter().any(|h| {
+                        let days = (date - h.date).num_days();
+                        h.customer == row.customer && conflict.a.matches(h.channel, &h.tags, h.offer, h.date) && days >= 0 && days < i64::from(conflict.within_days)
+                    });
+                    prop_assert!(allowed && problem.selects(&conflict.b, row.offer) && opened, "{row:?}");
+                }
                 Reason::Excluded(_) => prop_assert!(!allowed, "{row:?} excluded but allowed"),
                 _ => prop_assert!(allowed, "{row:?} not excluded but breaks a hard rule"),
             }

@@ -282,17 +282,23 @@ fn negative_cost_per_contact_and_unparsable_pair_value() {
     assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p,value\nc1,o1,0.8,lots\n"), "uptake.csv", Some(1), "value", "a number");
 }
 
+/// An edit that writes `file` with `header` and `body`.
+fn table(file: &'static str, header: &str, body: &str) -> impl FnOnce(&Path) {
+    let text = format!("{header}\n{body}");
+    move |d: &Path| write(d, file, &text)
+}
+
 #[test]
 fn rules_name_their_mistakes() {
-    let rules = |body: &str| {
-        let body = format!("rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to\n{body}");
-        move |d: &Path| write(d, "rules.csv", &body)
-    };
+    let rules = |body: &str| table("rules.csv", "rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to", body);
     // A misspelt channel selects nothing: an error naming the rule, not an empty rule.
     assert_issue(rules("cap,max_total,contacts,5,,emial,,,,\n"), "rules.csv", Some(1), "channels", "rule cap: a channel of some offer");
     assert_issue(rules("cap,max_total,contacts,5,,,,o9,,\n"), "rules.csv", Some(1), "offers", "rule cap: an offer_id");
     assert_issue(rules("cap,max_total,contacts,-5,,,,,,\n"), "rules.csv", Some(1), "bound", "a number >= 0");
-    assert_issue(rules("cap,max_per_week,contacts,5,,,,,,\n"), "rules.csv", Some(1), "kind", "max_total or min_total");
+    assert_issue(rules("cap,max_per_week,contacts,5,,,,,,\n"), "rules.csv", Some(1), "kind", "max_total, min_total or max_per_customer");
+    // A per-customer cap counts contacts and is always hard.
+    assert_issue(rules("pc,max_per_customer,accepts,2,,,,,,\n"), "rules.csv", Some(1), "measure", "rule pc: contacts");
+    assert_issue(rules("pc,max_per_customer,contacts,2,5,,,,,\n"), "rules.csv", Some(1), "penalty", "rule pc: an empty penalty");
     assert_issue(rules("cap,max_total,clicks,5,,,,,,\n"), "rules.csv", Some(1), "measure", "contacts, accepts");
     // Every name is right, but no offer's contact date falls in the window.
     assert_issue(rules("late,min_total,contacts,1,,,,o1,2027-01-01,2027-01-31\n"), "rules.csv", Some(1), "rule_id", "rule late: a selector that picks at least one offer");
@@ -307,4 +313,20 @@ fn rules_name_their_mistakes() {
         "measure",
         "rule v: a measure other than value",
     );
+}
+
+#[test]
+fn conflicts_and_contact_history_name_their_mistakes() {
+    let conflicts = |body: &str| table("conflicts.csv", "conflict_id,within_days,offers_a,channels_a,offers_b,to_b", body);
+    assert_issue(conflicts("f,7,o1,,o9,\n"), "conflicts.csv", Some(1), "offers_b", "conflict f: an offer_id");
+    assert_issue(conflicts("f,7,o1,emial,o2,\n"), "conflicts.csv", Some(1), "channels_a", "conflict f: a channel of some offer");
+    assert_issue(conflicts("f,0,o1,,o2,\n"), "conflicts.csv", Some(1), "within_days", "at least 1 day");
+    assert_issue(conflicts("f,seven,o1,,o2,\n"), "conflicts.csv", Some(1), "within_days", "a whole number");
+    // Every name is right, but no offer's contact date is on or before 2026-11-01.
+    assert_issue(conflicts("f,7,o1,,o2,2026-11-01\n"), "conflicts.csv", Some(1), "conflict_id", "conflict f: a selector b that picks at least one offer");
+    assert_issue(conflicts("f,7,o1,,o2,\nf,3,o2,,o1,\n"), "conflicts.csv", Some(2), "conflict_id", "duplicate");
+    let history = |body: &str| table("contact_history.csv", "customer_id,date,channel,tags,offer_id", body);
+    assert_issue(history("c9,2026-11-20,email,,\n"), "contact_history.csv", Some(1), "customer_id", "a customer_id of customers.csv");
+    assert_issue(history("c1,2026-11-31,email,,\n"), "contact_history.csv", Some(1), "date", "date");
+    assert_issue(history("c1,2026-11-20,,,\n"), "contact_history.csv", Some(1), "channel", "a value");
 }

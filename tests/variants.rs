@@ -258,3 +258,43 @@ fn rule_contact_cost_and_channel_outage() {
         assert!(e.contains(words) && e.contains("line "), "{e}");
     }
 }
+
+/// Contact policies' perturbations on the `contact_policies` golden scenario:
+/// a `max_per_customer` rule's bound raised, one conflict removed and another
+/// added; the plan follows (c1 may now take two promo contacts, and c3 both a
+/// and b once `a_then_b` is gone).
+#[test]
+fn contact_policy_perturbations() {
+    let base_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/contact_policies");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(
+        tmp.path(),
+        "relaxed",
+        &base_dir,
+        "[[perturbation]]\nkind = \"rule\"\nrule = \"promo_cap\"\nbound = 3\n\n\
+         [[perturbation]]\nkind = \"conflict\"\nconflict = \"a_then_b\"\nremove = true\n\n\
+         [[perturbation]]\nkind = \"conflict\"\nconflict = \"email_then_email\"\nwithin_days = 30\nchannels_a = \"email\"\noffers_b = \"c\"\n",
+    );
+    let base = load_scenario(&base_dir).unwrap().problem;
+    let v = load_scenario(&d).unwrap().problem;
+    assert_eq!(v.contact_rules[0].bound, 3.0);
+    assert_eq!(base.contact_rules[0].bound, 2.0, "the base is untouched");
+    let ids: Vec<&str> = v.conflicts.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["a_then_c", "call_then_app", "email_then_email"]);
+    let (_, alloc, plan) = allot_optimizer::plan(&v, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
+    let served = |c: &str, o: &str| plan.eligibility.iter().any(|r| r.eligible && v.customers.id[r.customer as usize] == c && v.offers[r.offer as usize].id == o);
+    assert!(served("c3", "a") && served("c3", "b"), "a_then_b is gone");
+    // c1: room 2 now; c is excluded by email_then_email (its email of 11-25 opened 30 days), so a + b + d.
+    assert!(served("c1", "a") && served("c1", "b") && !served("c1", "c"));
+    assert!(alloc.report.objective > 22.0 + 1e-6);
+    for (bad, words) in [
+        ("kind = \"rule\"\nrule = \"promo_cap\"\npenalty = 1\n", "always hard"),
+        ("kind = \"conflict\"\nconflict = \"nope\"\nremove = true\n", "conflict \"nope\" is not in"),
+        ("kind = \"conflict\"\nconflict = \"x\"\nwithin_days = 3\nchannels_a = \"fax\"\n", "channel \"fax\""),
+        ("kind = \"conflict\"\nconflict = \"x\"\nchannels_a = \"email\"\n", "within_days"),
+    ] {
+        let d = variant(tmp.path(), "bad", &base_dir, &format!("[[perturbation]]\n{bad}"));
+        let e = load_scenario(&d).unwrap_err().to_string();
+        assert!(e.contains(words) && e.contains("line "), "{e}");
+    }
+}

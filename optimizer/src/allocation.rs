@@ -62,6 +62,10 @@ impl SolveStatus {
 pub struct ShadowPrices {
     /// Contact cap, per customer.
     pub contact_cap: Vec<f64>,
+    /// Contact policies (`max_per_customer` rules, conflicts), per row of
+    /// `contact_policy::CustomerRows` (empty when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customer_rows: Vec<f64>,
     /// Zone balance: the value of one more unit of demand served in (zone, SKU),
     /// i.e. the plan's bid price for that unit.
     pub bid_price: HashMap<(ZoneIx, SkuIx), f64>,
@@ -147,4 +151,15 @@ pub struct Allocation {
     pub prices: ShadowPrices,
     /// Solve facts.
     pub report: SolveReport,
+}
+
+/// The spec's objective at exposures `x` with shipments `flows` and unmet
+/// baseline `unmet`: the pairs' values less shipping, unmet-baseline
+/// penalties and soft rules' penalties. The one evaluation the plan outputs
+/// use (the served plan's objective, the binary plan of a relaxation); the
+/// checker keeps its own (`feasibility::objective`).
+pub fn objective_at(problem: &crate::Problem, cands: &crate::Candidates, x: &dyn Fn(usize) -> f64, flows: &[Flow], unmet: &[f64]) -> f64 {
+    let offers: f64 = (0..cands.len()).map(|k| cands.value(problem, k) * x(k)).sum();
+    let shipping: f64 = flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();
+    offers - shipping - problem.policy.unmet_baseline_penalty * unmet.iter().sum::<f64>() - crate::families::rules::penalties(problem, cands, x)
 }

@@ -2,12 +2,14 @@
 //! pair that is not a candidate.
 //!
 //! Every solver starts from the same [`Candidates`], so the hard rules (consent,
-//! suppression, tier, validity, deliverability) are applied in exactly one place.
+//! suppression, tier, validity, deliverability, and the contact history's
+//! exhausted rules and conflict windows) are applied in exactly one place.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contact_policy::{CustomerRows, HistoryExclusion, HistoryRules};
 use crate::model::{CustomerIx, LaneIx, OfferIx, Problem, SkuIx, WarehouseIx, ZoneIx};
 
 /// Why an uptake pair was excluded before optimisation, in the order rules are checked.
@@ -23,17 +25,24 @@ pub enum ExclusionRule {
     Validity,
     /// Some SKU of the offer cannot reach the customer's zone within the promise.
     Undeliverable,
+    /// The customer's contact history leaves no room under this `max_per_customer`
+    /// rule (index in `Problem::contact_rules`; reason `rule:<rule_id>`).
+    ContactRule(u32),
+    /// A past contact opens this conflict's window (index in `Problem::conflicts`; reason `conflict`).
+    Conflict(u32),
 }
 
 impl ExclusionRule {
     /// Machine-readable reason code used in the eligibility output.
-    pub fn code(self) -> &'static str {
+    pub fn code(self, problem: &Problem) -> std::borrow::Cow<'static, str> {
         match self {
-            ExclusionRule::Consent => "consent",
-            ExclusionRule::Suppressed => "suppressed",
-            ExclusionRule::Tier => "tier",
-            ExclusionRule::Validity => "validity",
-            ExclusionRule::Undeliverable => "undeliverable",
+            ExclusionRule::Consent => "consent".into(),
+            ExclusionRule::Suppressed => "suppressed".into(),
+            ExclusionRule::Tier => "tier".into(),
+            ExclusionRule::Validity => "validity".into(),
+            ExclusionRule::Undeliverable => "undeliverable".into(),
+            ExclusionRule::ContactRule(i) => format!("rule:{}", problem.contact_rules[i as usize].id).into(),
+            ExclusionRule::Conflict(_) => "conflict".into(),
         }
     }
 }
@@ -113,6 +122,7 @@ impl Candidates {
             .map(|o| problem.horizon.overlaps(o.start_date, o.end_date))
             .collect();
         let cust = &problem.customers;
+        let history = problem.has_contact_policies().then(|| HistoryRules::new(problem));
         let mut kept: Vec<u32> = Vec::new();
         let mut excluded = Vec::new();
         for (row, u) in problem.uptake.iter().enumerate() {
@@ -129,7 +139,10 @@ impl Candidates {
             } else if !offer.items.iter().all(|i| network.reachable(cust.zone[c], i.sku)) {
                 Some(ExclusionRule::Undeliverable)
             } else {
-                None
+                history.as_ref().and_then(|h| h.exclusion(problem, u.customer, u.offer)).map(|e| match e {
+                    HistoryExclusion::Rule(i) => ExclusionRule::ContactRule(i),
+                    HistoryExclusion::Conflict(j) => ExclusionRule::Conflict(j),
+                })
             };
             match rule {
                 Some(r) => excluded.push((row as u32, r)),
@@ -171,6 +184,11 @@ impl Candidates {
     /// Whether there are no candidates.
     pub fn is_empty(&self) -> bool {
         self.customer.is_empty()
+    }
+
+    /// Every customer's contact-policy rows over these candidates.
+    pub fn customer_rows(&self, problem: &Problem) -> CustomerRows {
+        CustomerRows::build(problem, &self.customer_start, &self.offer)
     }
 
     /// Candidate indices of one customer.

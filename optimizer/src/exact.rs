@@ -49,6 +49,8 @@ pub use crate::lp_backend::SolveError;
 #[derive(Debug, Clone, Copy)]
 enum Row {
     ContactCap(u32),
+    /// A contact-policy row (index in `CustomerRows`).
+    Policy(usize),
     /// A coupling family's row (global row of the [`Layout`]).
     Family(usize),
     /// A row a family adds for its own columns (no price of its own).
@@ -61,21 +63,32 @@ struct BuiltModel {
     maps: ModelMaps,
 }
 
-/// Custom offers fixed open or closed (the LP re-solve after the MIP).
-type FixedCustom<'a> = Option<&'a [bool]>;
+/// What the LP re-solve after a MIP fixes, so that duals exist: the open
+/// custom offers and, with binary decisions, every `x` at its 0/1 value.
+#[derive(Clone, Copy)]
+struct Fixed<'a> {
+    open: &'a [bool],
+    x: Option<&'a [f64]>,
+}
 
-fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedCustom, extra: &ExtraFamilies) -> BuiltModel {
+fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option<Fixed>, extra: &ExtraFamilies) -> BuiltModel {
     let mode = if fixed.is_some() { CustomLimitMode::Off } else { CustomLimitMode::Binaries };
     let scope = Scope::new(problem, network, cands, mode);
     let layout = Layout::new(&scope, extra(&scope));
     let mut vars = ProblemVariables::new();
     let mut objective = Expression::with_capacity(cands.len() + 1024);
 
-    // x[c,o]
+    // x[c,o]: in [0, 1], or {0, 1} with binary decisions (fixed after the MIP).
+    let binary_x = problem.policy.binary_decisions;
     let x: Vec<Variable> = (0..cands.len())
         .map(|k| {
-            let closed = fixed.is_some_and(|open| !open[cands.offer[k] as usize]);
-            let v = vars.add(variable().min(0.0).max(if closed { 0.0 } else { 1.0 }));
+            let v = match fixed {
+                // At the MIP's own values (not rounded, which could push a tight row over).
+                Some(Fixed { x: Some(xs), .. }) => vars.add(variable().min(xs[k]).max(xs[k])),
+                Some(Fixed { open, .. }) => vars.add(variable().min(0.0).max(if open[cands.offer[k] as usize] { 1.0 } else { 0.0 })),
+                None if binary_x => vars.add(variable().binary()),
+                None => vars.add(variable().min(0.0).max(1.0)),
+            };
             objective.add_mul(cands.value(problem, k), v);
             v
         })
@@ -180,6 +193,15 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
             }
         }
     }
+    // Contact policies (`max_per_customer` rules, conflicts), only where they can bind.
+    let policy = cands.customer_rows(problem);
+    for c in 0..problem.customers.len() {
+        let first = cands.customer_start[c] as usize;
+        for row in policy.of_customer(c) {
+            let e: Expression = policy.members(row).iter().map(|&i| x[first + i as usize]).sum();
+            add(&mut model, Row::Policy(row), e.leq(policy.rhs[row]));
+        }
+    }
     // The coupling families, in layout order.
     let mut exprs = rows_expr.into_iter();
     for (i, (at, family)) in layout.families().enumerate() {
@@ -216,7 +238,8 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: FixedC
 
     let flow_keys = layout.arcs.iter().map(|a| (a.lane, a.sku)).collect();
     let unmet_rows = unmet.iter().map(|&(i, _, _)| i).collect();
-    BuiltModel { problem: model, maps: ModelMaps { rows, flow_keys, unmet_rows, family_columns, variables, layout } }
+    let mip = !family_columns.is_empty() || (binary_x && fixed.is_none() && !cands.is_empty());
+    BuiltModel { problem: model, maps: ModelMaps { rows, flow_keys, unmet_rows, family_columns, mip, variables, layout } }
 }
 
 fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) -> Result<(Solved, ModelMaps), SolveError> {
@@ -224,7 +247,7 @@ fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) ->
     let settings = Settings {
         threads: opts.threads,
         time_limit,
-        mip_rel_gap: (!maps.family_columns.is_empty()).then_some(opts.mip_rel_gap),
+        mip_rel_gap: maps.mip.then_some(opts.mip_rel_gap),
         verbose: opts.verbose,
         options: &opts.highs_options,
     };
@@ -267,6 +290,8 @@ struct ModelMaps {
     /// (family index in layout order, first column, number of columns) of the
     /// families whose own columns include binaries: non-empty means a MIP.
     family_columns: Vec<(usize, usize, usize)>,
+    /// Whether the model has integer columns (custom-offer binaries or binary decisions).
+    mip: bool,
     variables: usize,
     layout: Layout,
 }
@@ -319,9 +344,10 @@ fn solve_model(
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;
 
-    // A MIP: fix the families' binaries (the open custom offers) and re-solve as an LP for duals.
+    // A MIP: fix the families' binaries (the open custom offers) and the
+    // binary decisions, and re-solve as an LP for duals.
     let mut offer_open = vec![true; problem.offers.len()];
-    let (lp, lp_maps, mip) = if maps.family_columns.is_empty() {
+    let (lp, lp_maps, mip) = if !maps.mip {
         (raw, maps, None)
     } else {
         let families: Vec<_> = maps.layout.families().collect();
@@ -331,7 +357,8 @@ fn solve_model(
             }
         }
         let t1 = Instant::now();
-        let fixed = build(problem, network, cands, Some(&offer_open), extra);
+        let decisions = problem.policy.binary_decisions.then(|| raw.columns[..cands.len()].to_vec());
+        let fixed = build(problem, network, cands, Some(Fixed { open: &offer_open, x: decisions.as_deref() }), extra);
         build_seconds += t1.elapsed().as_secs_f64();
         let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)))?;
         solve_seconds += lp.seconds;
@@ -381,13 +408,15 @@ fn solve_model(
 /// tightening as it stands; the families store it.
 fn shadow_prices(problem: &Problem, maps: &ModelMaps, duals: &[f64]) -> ShadowPrices {
     let mut contact_cap = vec![0.0; problem.customers.len()];
+    let mut policy = vec![0.0; maps.rows.iter().filter(|r| matches!(r, Row::Policy(_))).count()];
     let mut prices = vec![0.0; maps.layout.total()];
     for (row, &d) in maps.rows.iter().zip(duals) {
         match *row {
             Row::ContactCap(c) => contact_cap[c as usize] = d,
+            Row::Policy(r) => policy[r] = d,
             Row::Family(r) => prices[r] = d,
             Row::Auxiliary => {}
         }
     }
-    maps.layout.shadow_prices(problem, &prices, contact_cap)
+    ShadowPrices { customer_rows: policy, ..maps.layout.shadow_prices(problem, &prices, contact_cap) }
 }

@@ -49,6 +49,63 @@ impl<'a> HardRules<'a> {
     }
 }
 
+/// The contact policies of model version 2 (`max_per_customer` rules and
+/// conflicts, with the contact history), re-derived from the spec's text
+/// independently of `contact_policy`.
+struct ContactPolicies<'a> {
+    problem: &'a Problem,
+    /// Per rule, then per offer: selected.
+    rule: Vec<Vec<bool>>,
+    /// Per conflict, then per offer: selected by A, by B.
+    side_a: Vec<Vec<bool>>,
+    side_b: Vec<Vec<bool>>,
+    /// Past contacts by customer (the checker does not rely on `history` being sorted).
+    history: HashMap<u32, Vec<&'a crate::model::PastContact>>,
+}
+
+impl<'a> ContactPolicies<'a> {
+    fn new(problem: &'a Problem) -> Self {
+        let offers = |sel: &crate::model::Selector| (0..problem.offers.len() as u32).map(|o| problem.selects(sel, o)).collect::<Vec<_>>();
+        ContactPolicies {
+            problem,
+            rule: problem.contact_rules.iter().map(|r| offers(&r.selector)).collect(),
+            side_a: problem.conflicts.iter().map(|f| offers(&f.a)).collect(),
+            side_b: problem.conflicts.iter().map(|f| offers(&f.b)).collect(),
+            history: problem.history.iter().fold(HashMap::new(), |mut m, h| {
+                m.entry(h.customer).or_insert_with(Vec::new).push(h);
+                m
+            }),
+        }
+    }
+
+    /// Checks customer `c`'s exposures `(offer, x)` (only those above the tolerance need be given).
+    fn check(&self, c: u32, exposed: &[(u32, f64)], ck: &mut Checker) {
+        let problem = self.problem;
+        let history = self.history.get(&c).map_or(&[][..], Vec::as_slice);
+        let who = || problem.customers.id[c as usize].clone();
+        for (i, rule) in problem.contact_rules.iter().enumerate() {
+            let past = history.iter().filter(|h| h.selected_by(&rule.selector)).count() as f64;
+            let sum: f64 = exposed.iter().filter(|(o, _)| self.rule[i][*o as usize]).map(|(_, x)| x).sum();
+            if sum > 0.0 {
+                ck.le("contact_rule", sum, (rule.bound - past).max(0.0), || format!("rule {} for customer {}", rule.id, who()));
+            }
+        }
+        for (j, conflict) in problem.conflicts.iter().enumerate() {
+            for &(b, xb) in exposed.iter().filter(|(o, _)| self.side_b[j][*o as usize]) {
+                let date_b = problem.contact_date_of(b);
+                for &(a, xa) in exposed.iter().filter(|&&(o, _)| o != b && self.side_a[j][o as usize]) {
+                    if conflict.within(problem.contact_date_of(a), date_b) {
+                        ck.le("conflict", xa + xb, 1.0, || format!("conflict {} for customer {}: offers {a} and {b}", conflict.id, who()));
+                    }
+                }
+                if history.iter().any(|h| h.selected_by(&conflict.a) && conflict.within(h.date, date_b)) {
+                    ck.le("conflict", xb, 0.0, || format!("conflict {} for customer {}: offer {b} after a past contact", conflict.id, who()));
+                }
+            }
+        }
+    }
+}
+
 /// Shippable stock of a (warehouse, SKU) over the horizon, 0 when not listed.
 fn available(problem: &Problem, w: WarehouseIx, s: SkuIx) -> f64 {
     problem.stock.iter().find(|p| p.warehouse == w && p.sku == s).map_or(0.0, |p| p.available())
@@ -101,6 +158,16 @@ pub fn check_allocation_with(problem: &Problem, cands: &Candidates, alloc: &Allo
     for (c, &sum) in per_customer.iter().enumerate() {
         if let Some(cap) = problem.contact_cap_of(c as u32) {
             ck.le("contact_cap", sum, cap as f64, || format!("customer {}", cust.id[c]));
+        }
+    }
+    // Contact policies, per customer.
+    if problem.has_contact_policies() {
+        let policies = ContactPolicies::new(problem);
+        let mut exposed = Vec::new();
+        for c in 0..cust.len() as u32 {
+            exposed.clear();
+            exposed.extend(cands.of_customer(c).filter(|&k| alloc.x[k] > tol).map(|k| (cands.offer[k], alloc.x[k])));
+            policies.check(c, &exposed, &mut ck);
         }
     }
     // Shipments: usable lanes only, from listing warehouses, non-negative.
@@ -229,6 +296,20 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
         if units > avail + 1e-6 * avail.max(1.0) {
             push("reservations", format!("warehouse {w} sku {s}: {units} reserved of {avail}"));
         }
+    }
+    // Contact policies on every eligible row, history exclusions included
+    // (an eligible pair the history rules out breaks its rule's room or its conflict's window).
+    if problem.has_contact_policies() {
+        let policies = ContactPolicies::new(problem);
+        let mut exposed: std::collections::BTreeMap<u32, Vec<(u32, f64)>> = std::collections::BTreeMap::new();
+        for r in plan.eligibility.iter().filter(|r| r.eligible) {
+            exposed.entry(r.customer).or_default().push((r.offer, 1.0));
+        }
+        let mut ck = Checker::new(1e-9);
+        for (c, pairs) in exposed {
+            policies.check(c, &pairs, &mut ck);
+        }
+        out.extend(ck.out);
     }
     out
 }

@@ -8,6 +8,7 @@
 
 pub mod allocation;
 pub mod candidates;
+pub mod contact_policy;
 pub mod decomposed;
 pub mod exact;
 pub mod families;
@@ -100,6 +101,9 @@ pub fn plan_with_side(
     let mut side = connect(&cands)?;
     let mut alloc = decomposed::solve_with(problem, &network, &cands, opts, side.as_mut())?;
     drop(side);
+    if problem.policy.binary_decisions {
+        alloc = served::binary_allocation(problem, &network, &cands, alloc, opts.gap);
+    }
     alloc.report.solver = solver.to_string();
     let plan = derive_plan(problem, &network, &cands, &alloc);
     Ok((cands, alloc, plan))
@@ -109,7 +113,14 @@ pub fn plan_with_side(
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
     Ok(match solver.resolve(problem, cands) {
         SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
-        SolverChoice::Decomposed(opts) => decomposed::solve(problem, network, cands, &opts)?,
+        SolverChoice::Decomposed(opts) => {
+            let alloc = decomposed::solve(problem, network, cands, &opts)?;
+            if problem.policy.binary_decisions {
+                served::binary_allocation(problem, network, cands, alloc, opts.gap)
+            } else {
+                alloc
+            }
+        }
         SolverChoice::Auto(..) => unreachable!("resolve never returns auto"),
     })
 }

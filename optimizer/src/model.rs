@@ -79,6 +79,9 @@ pub struct Policy {
     pub max_custom_offers: Option<u32>,
     /// Objective penalty per unit of unmet baseline demand.
     pub unmet_baseline_penalty: f64,
+    /// All-or-nothing decisions, `x[c,o]` in {0, 1} (model version 2; makes the model a MIP).
+    #[serde(default)]
+    pub binary_decisions: bool,
 }
 
 impl Default for Policy {
@@ -90,6 +93,7 @@ impl Default for Policy {
             fairness_min_ratio: None,
             max_custom_offers: None,
             unmet_baseline_penalty: DEFAULT_UNMET_BASELINE_PENALTY,
+            binary_decisions: false,
         }
     }
 }
@@ -353,6 +357,69 @@ pub struct Rule {
     pub selector: Selector,
 }
 
+/// A `max_per_customer` rule of `rules.csv` (model version 2): for every
+/// customer, its exposures to the selected offers plus its matching past
+/// contacts stay within `bound`. Kept apart from [`Rule`] because it is one row
+/// per customer, not one coupling row: always hard, contacts only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactRule {
+    /// `rule_id`, unique among all rules.
+    pub id: String,
+    /// Most contacts per customer, history included.
+    pub bound: f64,
+    /// The offers (and past contacts) it counts.
+    pub selector: Selector,
+}
+
+/// A conflict of `conflicts.csv` (model version 2): an offer selected by `a`
+/// and a different one selected by `b` contacted less than `within_days`
+/// after it are never both given to one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// `conflict_id`, unique.
+    pub id: String,
+    /// Days after a contact of `a` during which `b` may not follow.
+    pub within_days: u32,
+    /// The earlier contact.
+    pub a: Selector,
+    /// The later contact.
+    pub b: Selector,
+}
+
+impl Conflict {
+    /// Whether a contact of `b` on `later` falls in the window opened by a contact of `a` on `earlier`.
+    pub fn within(&self, earlier: NaiveDate, later: NaiveDate) -> bool {
+        let days = (later - earlier).num_days();
+        days >= 0 && days < i64::from(self.within_days)
+    }
+}
+
+/// A contact already made, from `contact_history.csv` (model version 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastContact {
+    /// The customer contacted.
+    pub customer: CustomerIx,
+    /// The day of the contact.
+    pub date: NaiveDate,
+    /// Its channel.
+    pub channel: ChannelIx,
+    /// Its tags, sorted.
+    pub tags: Vec<TagIx>,
+    /// Its offer, when it names one of the scenario's offers.
+    pub offer: Option<OfferIx>,
+}
+
+impl PastContact {
+    /// The channel of a past contact on a channel no offer uses: no selector
+    /// names it, so it matches only selectors open on channels.
+    pub const OTHER_CHANNEL: ChannelIx = ChannelIx::MAX;
+
+    /// Whether `selector` selects this contact (as it would an offer: channel, tags, offer, date).
+    pub fn selected_by(&self, selector: &Selector) -> bool {
+        selector.matches(self.channel, &self.tags, self.offer, self.date)
+    }
+}
+
 /// A complete planning problem: the validated content of a scenario directory.
 ///
 /// Built by the `scenarios` crate (or by tests directly); consumed by every solver.
@@ -388,8 +455,15 @@ pub struct Problem {
     pub channels: Vec<String>,
     /// Tag names; an offer's `tags` index it.
     pub tags: Vec<String>,
-    /// Volume rules (model version 2).
+    /// Volume rules (model version 2): the `max_total` and `min_total` rows of `rules.csv`.
     pub rules: Vec<Rule>,
+    /// The `max_per_customer` rules of `rules.csv` (model version 2).
+    pub contact_rules: Vec<ContactRule>,
+    /// Offer conflicts (model version 2).
+    pub conflicts: Vec<Conflict>,
+    /// Contacts already made, sorted by customer (model version 2); read one
+    /// customer's with [`Problem::history_of`].
+    pub history: Vec<PastContact>,
     /// Stock per warehouse and SKU (one entry per pair listed in inventory or inbound).
     pub stock: Vec<StockPoint>,
     /// Fulfilment lanes.
@@ -430,8 +504,25 @@ impl Problem {
         }
     }
 
-    /// Whether the custom-offer limit makes this a mixed-integer model.
+    /// Customer `c`'s past contacts (`history` is sorted by customer).
+    pub fn history_of(&self, c: CustomerIx) -> &[PastContact] {
+        let first = self.history.partition_point(|h| h.customer < c);
+        let end = first + self.history[first..].partition_point(|h| h.customer == c);
+        &self.history[first..end]
+    }
+
+    /// Whether some customer-level policy (a `max_per_customer` rule or a conflict) applies.
+    pub fn has_contact_policies(&self) -> bool {
+        !self.contact_rules.is_empty() || !self.conflicts.is_empty()
+    }
+
+    /// Whether all-or-nothing decisions or the custom-offer limit make this a mixed-integer model.
     pub fn is_mip(&self) -> bool {
+        self.policy.binary_decisions || self.has_custom_limit()
+    }
+
+    /// Whether the custom-offer limit applies (binaries per custom offer).
+    pub fn has_custom_limit(&self) -> bool {
         self.policy.max_custom_offers.is_some() && self.offers.iter().any(|o| o.custom)
     }
 }

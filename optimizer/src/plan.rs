@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::allocation::{Allocation, Flow, ShadowPrices};
-use crate::served::{self, Served, ROUND_UP_AT};
+use crate::contact_policy::{CustomerRows, PolicyRow};
+use crate::served::{self, DropCause, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
 use crate::model::{CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, WarehouseIx, ZoneIx};
@@ -108,6 +109,10 @@ pub enum Binding {
     NoValue,
     /// A volume rule, by its index in `Problem::rules` (reason `rule:<rule_id>`).
     Rule(u32),
+    /// A `max_per_customer` rule, by its index in `Problem::contact_rules` (reason `rule:<rule_id>`).
+    ContactRule(u32),
+    /// A conflict with another offer of the customer (reason `conflict`).
+    Conflict,
 }
 
 impl Binding {
@@ -124,6 +129,16 @@ impl Binding {
             Binding::ShippingCost => "shipping_cost".into(),
             Binding::NoValue => "no_value".into(),
             Binding::Rule(i) => format!("{}:{}", rules::NAME, problem.rules[i as usize].id).into(),
+            Binding::ContactRule(i) => format!("{}:{}", rules::NAME, problem.contact_rules[i as usize].id).into(),
+            Binding::Conflict => "conflict".into(),
+        }
+    }
+
+    /// The binding of a contact-policy row.
+    pub fn of_policy(row: PolicyRow) -> Self {
+        match row {
+            PolicyRow::Rule(i) => Binding::ContactRule(i),
+            PolicyRow::Conflict(_) => Binding::Conflict,
         }
     }
 }
@@ -144,7 +159,7 @@ impl Reason {
     pub fn code(self, problem: &Problem) -> String {
         match self {
             Reason::Eligible => "eligible".to_string(),
-            Reason::Excluded(r) => r.code().to_string(),
+            Reason::Excluded(r) => r.code(problem).into_owned(),
             Reason::NotSelected(b) => format!("not_selected:{}", b.code(problem)),
         }
     }
@@ -270,6 +285,24 @@ pub struct RuleKpi {
     pub penalty_paid: f64,
 }
 
+/// One contact policy's figures in [`Kpis::contact_policies`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyKpi {
+    /// `rule_id` or `conflict_id`.
+    pub id: String,
+    /// `max_per_customer` or `conflict`.
+    pub kind: String,
+    /// Uptake pairs the contact history excluded.
+    pub excluded_by_history: usize,
+    /// Customer rows that can bind: customers with more candidates than the
+    /// rule leaves room for, or conflicting pairs of one customer's candidates.
+    pub rows: usize,
+    /// Rows with a positive shadow price.
+    pub binding: usize,
+    /// Objective gained if each of its rows were relaxed by one unit (the sum of their shadow prices).
+    pub shadow_price: f64,
+}
+
 /// One channel's figures in [`Kpis::channels`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChannelKpi {
@@ -343,6 +376,10 @@ pub struct Kpis {
     /// Per volume rule (model version 2), in `rules.csv` order.
     #[serde(default)]
     pub rules: Vec<RuleKpi>,
+    /// Per `max_per_customer` rule (in `rules.csv` order), then per conflict
+    /// (model version 2).
+    #[serde(default)]
+    pub contact_policies: Vec<PolicyKpi>,
     /// Rounded plan versus LP.
     pub rounding: RoundingReport,
 }
@@ -379,10 +416,11 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
     let scope = Scope::new(problem, network, cands, CustomLimitMode::Off);
     let layout = Layout::new(&scope, extra(&scope));
     let row_prices = layout.prices_from(problem, &alloc.prices);
-    let served = served::serve(problem, cands, alloc, &layout);
+    let policy = cands.customer_rows(problem);
+    let served = served::serve(problem, cands, alloc, &layout, &policy, served::Fill::Exposed);
     let eligible = &served.eligible;
     let shipped = Shipments::new(problem, &served);
-    let eligibility = eligibility_rows(problem, network, cands, alloc, &served, &layout, &row_prices);
+    let eligibility = eligibility_rows(problem, network, cands, alloc, &served, &layout, &row_prices, &policy);
     let reservations = reservations(problem, network, cands, eligible, &shipped);
     let pick_priorities = pick_priorities(problem, cands, eligible, &shipped);
     let mut bid_prices: Vec<BidPrice> = alloc
@@ -392,7 +430,7 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
         .map(|(&(zone, sku), &price)| BidPrice { zone, sku, price: clean(price) })
         .collect();
     bid_prices.sort_by_key(|b| (b.zone, b.sku));
-    let kpis = kpis(problem, cands, alloc, &served, &shipped, &eligibility, &layout, &row_prices);
+    let kpis = kpis(problem, cands, alloc, &served, &shipped, &eligibility, &layout, &row_prices, &policy);
     Plan { eligibility, reservations, pick_priorities, bid_prices, kpis, shipments: served.flows, unmet: served.unmet }
 }
 
@@ -461,6 +499,7 @@ fn cheapest_source(problem: &Problem, network: &Network, zone: ZoneIx, sku: SkuI
         .map(|lane| (lane.warehouse, lane.transit_days))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn eligibility_rows(
     problem: &Problem,
     network: &Network,
@@ -469,9 +508,10 @@ fn eligibility_rows(
     served: &Served,
     layout: &Layout,
     row_prices: &[f64],
+    policy: &CustomerRows,
 ) -> Vec<EligibilityRow> {
     let eligible = &served.eligible;
-    let charges = ChargeModel::new(problem, network, &alloc.prices, layout, row_prices);
+    let charges = ChargeModel::new(problem, network, policy, &alloc.prices, layout, row_prices);
     let mut rows: Vec<Option<EligibilityRow>> = vec![None; problem.uptake.len()];
     for &(row, rule) in &cands.excluded {
         let u = &problem.uptake[row as usize];
@@ -494,9 +534,13 @@ fn eligibility_rows(
             let reason = if eligible[k] {
                 ranked.push(k);
                 Reason::Eligible
-            } else if let Some(&(family, row)) = served.dropped.get(&k) {
-                // Taken by the rounding, dropped to keep this row's limit.
-                Reason::NotSelected(if family == rules::NAME { Binding::Rule(row as u32) } else { Binding::family(family) })
+            } else if let Some(&cause) = served.dropped.get(&k) {
+                // Selected by the solver, turned away to keep this limit.
+                Reason::NotSelected(match cause {
+                    DropCause::Row(family, row) if family == rules::NAME => Binding::Rule(row as u32),
+                    DropCause::Row(family, _) => Binding::family(family),
+                    DropCause::Policy(row) => Binding::of_policy(row),
+                })
             } else {
                 Reason::NotSelected(charges.binding(problem, cands, alloc, k))
             };
@@ -538,6 +582,8 @@ struct ChargeModel<'a> {
     /// reason names the rule.
     rule_rows: std::ops::Range<usize>,
     rule_prices: Vec<f64>,
+    /// The customers' contact-policy rows (their prices are `ShadowPrices::customer_rows`).
+    policy: &'a CustomerRows,
     /// The reasons of the families charged apart (interned once, not per pair).
     stock: Binding,
     lane: Binding,
@@ -545,7 +591,7 @@ struct ChargeModel<'a> {
 }
 
 impl<'a> ChargeModel<'a> {
-    fn new(problem: &Problem, network: &Network, prices: &ShadowPrices, layout: &'a Layout, row_prices: &[f64]) -> Self {
+    fn new(problem: &Problem, network: &Network, policy: &'a CustomerRows, prices: &ShadowPrices, layout: &'a Layout, row_prices: &[f64]) -> Self {
         let mut zone_split = HashMap::new();
         for &(zone, sku) in prices.bid_price.keys() {
             // Along the lane with the lowest full cost (shipping + stock + lane prices),
@@ -579,6 +625,7 @@ impl<'a> ChargeModel<'a> {
             layout,
             rule_rows,
             rule_prices,
+            policy,
             stock: Binding::family(stock::NAME),
             lane: Binding::family(lane::NAME),
             custom_limit: Binding::family(custom_limit::NAME),
@@ -604,6 +651,11 @@ impl<'a> ChargeModel<'a> {
         let zone = problem.customers.zone[c];
         let prices = &alloc.prices;
         let mut charge: Vec<(Binding, f64)> = vec![(Binding::ContactCap, prices.contact_cap[c])];
+        // The customer's contact-policy rows this pair is a member of.
+        let offset = (k - cands.customer_start[c] as usize) as u32;
+        for r in self.policy.rows_with(c, offset) {
+            charge.push((Binding::of_policy(self.policy.kind[r]), prices.customer_rows.get(r).copied().unwrap_or(0.0)));
+        }
         // The network families: the bid price of the offer's units, split along
         // the cheapest lane into shipping, stock and lane capacity.
         let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
@@ -814,6 +866,7 @@ fn kpis(
     rows: &[EligibilityRow],
     layout: &Layout,
     row_prices: &[f64],
+    policy: &CustomerRows,
 ) -> Kpis {
     let offer_of = |k: usize| &problem.offers[cands.offer[k] as usize];
     let sum = |f: &dyn Fn(usize) -> f64| (0..cands.len()).map(f).sum::<f64>();
@@ -845,8 +898,7 @@ fn kpis(
             (need - shipped.total(z, s)).max(0.0)
         })
         .sum();
-    let shipping: f64 = served.flows.iter().map(|f| problem.lanes[f.lane as usize].cost_per_unit * f.units).sum();
-    let objective_served = offer_value_rounded - shipping - problem.policy.unmet_baseline_penalty * served.unmet.iter().sum::<f64>() - rules::penalties(problem, cands, &rounded);
+    let objective_served = crate::allocation::objective_at(problem, cands, &rounded, &served.flows, &served.unmet);
     let excess = |used: &[f64], cap: &dyn Fn(usize) -> Option<f64>| {
         used.iter().enumerate().filter_map(|(i, u)| cap(i).map(|c| (u - c).max(0.0))).fold(0.0, f64::max)
     };
@@ -873,6 +925,7 @@ fn kpis(
         }
     };
     count("contact_cap", p.contact_cap.iter().filter(|&&d| d > PRICE_EPS).count());
+    count("contact_policy", p.customer_rows.iter().filter(|&&d| d > PRICE_EPS).count());
     for (at, family) in layout.families().filter(|(_, f)| f.name() != balance::NAME) {
         count(family.name(), row_prices[at..at + family.rows()].iter().filter(|&&d| d > PRICE_EPS).count());
     }
@@ -910,6 +963,38 @@ fn kpis(
         binding_constraints: binding,
         channels: channel_kpis(problem, cands, x, eligible),
         rules: rule_kpis(problem, cands, x, eligible, layout, row_prices),
+        contact_policies: policy_kpis(problem, cands, &alloc.prices, policy),
         rounding,
     }
+}
+
+/// Per `max_per_customer` rule and conflict: what history excluded, and its
+/// customer rows, binding rows and their prices.
+fn policy_kpis(problem: &Problem, cands: &Candidates, prices: &ShadowPrices, policy: &CustomerRows) -> Vec<PolicyKpi> {
+    let mut out: Vec<PolicyKpi> = problem
+        .contact_rules
+        .iter()
+        .map(|r| PolicyKpi { id: r.id.clone(), kind: "max_per_customer".into(), ..PolicyKpi::default() })
+        .chain(problem.conflicts.iter().map(|c| PolicyKpi { id: c.id.clone(), kind: "conflict".into(), ..PolicyKpi::default() }))
+        .collect();
+    let rules = problem.contact_rules.len();
+    let at = |row: PolicyRow| match row {
+        PolicyRow::Rule(i) => i as usize,
+        PolicyRow::Conflict(j) => rules + j as usize,
+    };
+    for &(_, why) in &cands.excluded {
+        match why {
+            ExclusionRule::ContactRule(i) => out[at(PolicyRow::Rule(i))].excluded_by_history += 1,
+            ExclusionRule::Conflict(j) => out[at(PolicyRow::Conflict(j))].excluded_by_history += 1,
+            _ => {}
+        }
+    }
+    for (r, &kind) in policy.kind.iter().enumerate() {
+        let kpi = &mut out[at(kind)];
+        let price = prices.customer_rows.get(r).copied().unwrap_or(0.0);
+        kpi.rows += 1;
+        kpi.binding += usize::from(price > PRICE_EPS);
+        kpi.shadow_price += price;
+    }
+    out
 }

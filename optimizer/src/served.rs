@@ -8,8 +8,11 @@
 //! with `x` replaced by `eligible`. Three steps:
 //!
 //! 1. **Round** per customer: candidates by decreasing `x` (ties: higher value,
-//!    then offer order) while `x >= 0.5`, the offer is open and the contact cap
-//!    is not reached. Per-customer rules hold by construction of the candidates.
+//!    then offer order) while `x >= 0.5`, the offer is open, the contact cap
+//!    is not reached and every contact-policy row of the customer (its
+//!    `max_per_customer` rules and conflicts) has room. A pair a policy row
+//!    turns away is recorded with that row (its reason). Every later step
+//!    serves a pair only within the same per-customer limits ([`CustomerRoom`]).
 //! 2. **Make room in the network**: each zone-balance row may carry the offer
 //!    units the solver's shipments carry there (its shipments less the
 //!    baseline they serve); where the rounded plan needs more, the extra is
@@ -29,7 +32,8 @@
 //! 5. **Fill**: pairs the solver exposed (`x > 0`) but not served, most
 //!    valuable first, are served when the customer's cap allows and every row
 //!    they load stays within its limit (the drops of step 3 often leave room
-//!    a smaller pair fits in).
+//!    a smaller pair fits in); for the all-or-nothing model's answer, every
+//!    pair of positive value ([`Fill`]).
 //!
 //! The shipments are the solver's plus the extra routes, scaled down per
 //! (zone, SKU) to the served demand; unmet baseline stays the solver's. They
@@ -37,8 +41,9 @@
 
 use std::collections::HashMap;
 
-use crate::allocation::{Allocation, Flow};
+use crate::allocation::{Allocation, Flow, SolveStatus};
 use crate::candidates::Candidates;
+use crate::contact_policy::{CustomerRows, PolicyRow};
 use crate::families::{balance, rules, stock, Layout, Sense};
 use crate::model::{CustomerIx, Problem};
 
@@ -54,19 +59,41 @@ const ROW_SLACK: f64 = 1e-11;
 pub struct Served {
     /// Served or not, per candidate.
     pub eligible: Vec<bool>,
-    /// Candidates the rounding took and the repair dropped, with the family
-    /// whose row needed it (`stock` for units no shipment could carry) and
-    /// that row's index within its family.
-    pub dropped: HashMap<usize, (&'static str, usize)>,
+    /// Candidates the solver selected (`x >= 0.5`) that are not served, with
+    /// the limit that turned them away.
+    pub dropped: HashMap<usize, DropCause>,
     /// Shipments carrying the served demand.
     pub flows: Vec<Flow>,
     /// Unmet baseline per row of `Problem::baseline`.
     pub unmet: Vec<f64>,
 }
 
-/// Rounds `alloc` to a served plan that keeps every hard limit (see the module docs).
-pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: &Layout) -> Served {
-    let mut eligible = round(problem, cands, alloc);
+/// The limit that turned away a pair the solver selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropCause {
+    /// A coupling row: the family whose row needed it (`stock` for units no
+    /// shipment could carry) and that row's index within its family.
+    Row(&'static str, usize),
+    /// A contact-policy row of the customer.
+    Policy(PolicyRow),
+}
+
+/// Which unserved pairs the fill step (5) tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Pairs the solver exposed (`x > 0`): the served plan of an allocation.
+    Exposed,
+    /// Every pair of positive value: the served plan as the answer to the
+    /// all-or-nothing model ([`binary_allocation`]), where a pair the
+    /// relaxation left at 0 may fit the room rounding left.
+    AnyPositive,
+}
+
+/// Rounds `alloc` to a served plan that keeps every hard limit (see the
+/// module docs); `policy` are the candidates' contact-policy rows.
+pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: &Layout, policy: &CustomerRows, fill: Fill) -> Served {
+    let mut customers = CustomerRoom::new(problem, cands, policy);
+    let (mut eligible, mut dropped) = round(problem, cands, alloc, &mut customers);
     let loads = Loads::new(problem, cands, layout);
     let mut network = Room::new(problem, alloc, layout);
     let mut usage = vec![0.0; layout.total()];
@@ -79,7 +106,6 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
     }
     let mut limit = limits(layout, &network);
     let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
-    let mut served = served_per_customer(problem, cands, &eligible);
     if (0..limit.len()).any(|r| over(r, &usage, &limit)) {
         // Only pairs that would relieve a row over its limit now (few).
         let mut waiting: Vec<usize> = exposed_unserved(problem, cands, alloc, &eligible)
@@ -88,19 +114,16 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             .collect();
         waiting.sort_by(|&a, &b| alloc.x[b].total_cmp(&alloc.x[a]).then(cands.value(problem, b).total_cmp(&cands.value(problem, a))).then(a.cmp(&b)));
         for k in waiting {
-            let c = cands.customer[k];
-            let room = problem.contact_cap_of(c).is_none_or(|cap| served[c as usize] < cap as usize);
-            if room && loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)) && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
+            if customers.blocker(k).is_none() && loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)) && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
                 eligible[k] = true;
                 loads.add(k, 1.0, &mut usage);
-                served[c as usize] += 1;
+                customers.add(k, 1.0);
             }
         }
     }
 
     let lower_bound = layout.rows_of(rules::NAME);
     let order = by_value(problem, cands, (0..cands.len()).filter(|&k| eligible[k]).collect());
-    let mut dropped = HashMap::new();
     while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
         let mut changed = false;
         for &k in &order {
@@ -114,9 +137,9 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r).filter(|_| !props_up(k)) {
                 eligible[k] = false;
                 loads.add(k, -1.0, &mut usage);
-                served[cands.customer[k] as usize] -= 1;
+                customers.add(k, -1.0);
                 let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
-                dropped.insert(k, (if family == balance::NAME { stock::NAME } else { family }, row - at));
+                dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
                 changed = true;
             }
         }
@@ -125,18 +148,47 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
     // Fill: exposed pairs that fit, most valuable first.
-    for k in by_value(problem, cands, exposed_unserved(problem, cands, alloc, &eligible)).into_iter().rev() {
-        let c = cands.customer[k];
-        let room = problem.contact_cap_of(c).is_none_or(|cap| served[c as usize] < cap as usize);
-        if room && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
+    let candidates = match fill {
+        Fill::Exposed => exposed_unserved(problem, cands, alloc, &eligible),
+        Fill::AnyPositive => (0..cands.len()).filter(|&k| !eligible[k] && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0).collect(),
+    };
+    for k in by_value(problem, cands, candidates).into_iter().rev() {
+        if customers.blocker(k).is_none() && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
             eligible[k] = true;
             loads.add(k, 1.0, &mut usage);
-            served[c as usize] += 1;
+            customers.add(k, 1.0);
             dropped.remove(&k);
         }
     }
     let flows = network.flows(&usage, layout);
     Served { eligible, dropped, flows, unmet: alloc.unmet.clone() }
+}
+
+/// A relaxation's plan made a plan of the all-or-nothing model
+/// (`binary_decisions`): its served plan is 0/1 and keeps every hard limit, so
+/// it is a feasible plan of the binary model, with the spec's objective at
+/// those decisions; the relaxation's bound stays an upper bound on the binary
+/// optimum. Why: the decomposition solves the relaxation; this is its answer
+/// to a MIP, and `eligible = x` holds as the spec asks.
+///
+/// Its status says whether that plan meets the requested offers gap `target`
+/// against the bound (`within_gap`) or not (`stalled`: no better 0/1 plan was
+/// found), unless the relaxation stopped on a limit.
+pub fn binary_allocation(problem: &Problem, network: &crate::candidates::Network, cands: &Candidates, alloc: Allocation, target: f64) -> Allocation {
+    use crate::families::{no_extra, CustomLimitMode, Scope};
+    let scope = Scope::new(problem, network, cands, CustomLimitMode::Off);
+    let layout = Layout::new(&scope, no_extra(&scope));
+    let served = serve(problem, cands, &alloc, &layout, &cands.customer_rows(problem), Fill::AnyPositive);
+    let x: Vec<f64> = served.eligible.iter().map(|&e| if e { 1.0 } else { 0.0 }).collect();
+    let objective = crate::allocation::objective_at(problem, cands, &|k| x[k], &served.flows, &served.unmet);
+    let mut report = alloc.report;
+    report.gap = crate::exact::relative_gap(objective, report.bound);
+    report.offers_gap = crate::exact::offers_gap(objective, report.bound, report.objective_without_offers);
+    report.objective = objective;
+    if matches!(report.status, SolveStatus::Optimal | SolveStatus::WithinGap | SolveStatus::Stalled) {
+        report.status = if report.offers_gap <= target { SolveStatus::WithinGap } else { SolveStatus::Stalled };
+    }
+    Allocation { x, flows: served.flows, unmet: served.unmet, report, ..alloc }
 }
 
 /// Slack allowed on a limit (see [`ROW_SLACK`]).
@@ -174,13 +226,54 @@ fn by_value(problem: &Problem, cands: &Candidates, pairs: Vec<usize>) -> Vec<usi
     keyed.into_iter().map(|(_, k)| k).collect()
 }
 
-/// Served pairs per customer.
-fn served_per_customer(problem: &Problem, cands: &Candidates, eligible: &[bool]) -> Vec<usize> {
-    let mut served = vec![0usize; problem.customers.len()];
-    for k in (0..cands.len()).filter(|&k| eligible[k]) {
-        served[cands.customer[k] as usize] += 1;
+/// What a customer may still be served: its contact cap and its
+/// contact-policy rows, against the pairs served so far.
+struct CustomerRoom<'a> {
+    problem: &'a Problem,
+    cands: &'a Candidates,
+    rows: &'a CustomerRows,
+    /// Served pairs per customer.
+    served: Vec<usize>,
+    /// Served members per policy row.
+    used: Vec<f64>,
+}
+
+/// What keeps a customer from being served one more pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    ContactCap,
+    Policy(PolicyRow),
+}
+
+impl<'a> CustomerRoom<'a> {
+    fn new(problem: &'a Problem, cands: &'a Candidates, rows: &'a CustomerRows) -> Self {
+        let used = vec![0.0; rows.len()];
+        CustomerRoom { problem, cands, rows, served: vec![0; problem.customers.len()], used }
     }
-    served
+
+    /// Why serving `k` would break a per-customer limit, if it would.
+    fn blocker(&self, k: usize) -> Option<Block> {
+        let c = self.cands.customer[k];
+        if self.problem.contact_cap_of(c).is_some_and(|cap| self.served[c as usize] >= cap as usize) {
+            return Some(Block::ContactCap);
+        }
+        let offset = (k - self.cands.customer_start[c as usize] as usize) as u32;
+        self.rows.rows_with(c as usize, offset).find(|&r| self.used[r] + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
+    }
+
+    /// Counts (`sign = 1`) or uncounts (`-1`) candidate `k` as served.
+    fn add(&mut self, k: usize, sign: f64) {
+        let c = self.cands.customer[k] as usize;
+        if sign > 0.0 {
+            self.served[c] += 1;
+        } else {
+            self.served[c] -= 1;
+        }
+        let offset = (k - self.cands.customer_start[c] as usize) as u32;
+        for r in self.rows.rows_with(c, offset) {
+            self.used[r] += sign;
+        }
+    }
 }
 
 /// Pairs the solver exposed (`x > 0`, open offer, positive value) that are not served.
@@ -190,9 +283,11 @@ fn exposed_unserved(problem: &Problem, cands: &Candidates, alloc: &Allocation, e
         .collect()
 }
 
-/// Step 1: the rounded decision per candidate (per-customer rules only).
-fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<bool> {
+/// Step 1: the rounded decision per candidate (per-customer limits only), and
+/// the pairs a contact-policy row turned away.
+fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &mut CustomerRoom) -> (Vec<bool>, HashMap<usize, DropCause>) {
     let mut eligible = vec![false; cands.len()];
+    let mut dropped = HashMap::new();
     let mut order: Vec<usize> = Vec::new();
     for c in 0..problem.customers.len() as CustomerIx {
         order.clear();
@@ -203,19 +298,26 @@ fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation) -> Vec<bool>
                 .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
                 .then(cands.offer[a].cmp(&cands.offer[b]))
         });
-        let cap = problem.contact_cap_of(c).map_or(usize::MAX, |m| m as usize);
-        let mut taken = 0;
         for &k in &order {
-            if taken >= cap || alloc.x[k] < ROUND_UP_AT - 1e-9 {
+            if alloc.x[k] < ROUND_UP_AT - 1e-9 {
                 break;
             }
-            if alloc.offer_open[cands.offer[k] as usize] {
-                eligible[k] = true;
-                taken += 1;
+            if !alloc.offer_open[cands.offer[k] as usize] {
+                continue;
+            }
+            match customers.blocker(k) {
+                None => {
+                    eligible[k] = true;
+                    customers.add(k, 1.0);
+                }
+                Some(Block::ContactCap) => break,
+                Some(Block::Policy(row)) => {
+                    dropped.insert(k, DropCause::Policy(row));
+                }
             }
         }
     }
-    eligible
+    (eligible, dropped)
 }
 
 /// Where one served pair enters the layout's rows: its acceptance cell
@@ -436,6 +538,9 @@ mod tests {
             channels: vec![crate::model::DEFAULT_CHANNEL.into()],
             tags: Vec::new(),
             rules: Vec::new(),
+            contact_rules: Vec::new(),
+            conflicts: Vec::new(),
+            history: Vec::new(),
             stock: stock_points,
             lanes,
             baseline: Vec::new(),
@@ -457,13 +562,21 @@ mod tests {
         }
     }
 
+    /// The family of a drop's row (these tests have no contact policies).
+    fn family(d: &DropCause) -> &'static str {
+        match d {
+            DropCause::Row(family, _) => family,
+            DropCause::Policy(row) => panic!("a contact-policy drop {row:?}"),
+        }
+    }
+
     fn served_of(problem: &Problem, x: Vec<f64>) -> (Candidates, Allocation, Served) {
         let network = Network::new(problem);
         let cands = Candidates::build(problem, &network);
         let alloc = allocation(problem, &cands, x);
         let scope = Scope::new(problem, &network, &cands, CustomLimitMode::Off);
         let layout = Layout::new(&scope, no_extra(&scope));
-        let served = serve(problem, &cands, &alloc, &layout);
+        let served = serve(problem, &cands, &alloc, &layout, &cands.customer_rows(problem), Fill::Exposed);
         (cands, alloc, served)
     }
 
@@ -480,7 +593,7 @@ mod tests {
         problem.offers[0].max_redemptions = Some(1.01);
         let (cands, alloc, served) = served_of(&problem, vec![2.0 / 3.0; 3]);
         assert_eq!(served.eligible, vec![false, true, true], "customer 0 has the lowest p, so the lowest value");
-        assert_eq!(served.dropped.get(&0).map(|d| d.0), Some("redemptions"));
+        assert_eq!(served.dropped.get(&0).map(family), Some("redemptions"));
         let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
         assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
         assert_eq!(plan.eligibility[0].reason, Reason::NotSelected(Binding::family("redemptions")));
@@ -519,7 +632,7 @@ mod tests {
         let tight = problem(3, 0.5, 1.002, 0.0, false);
         let (cands, alloc, served) = served_of(&tight, x);
         assert_eq!(served.eligible, vec![true, false, true]);
-        assert_eq!(served.dropped.iter().map(|(&k, d)| (k, d.0)).collect::<HashMap<_, _>>(), HashMap::from([(1, "stock")]));
+        assert_eq!(served.dropped.iter().map(|(&k, d)| (k, family(d))).collect::<HashMap<_, _>>(), HashMap::from([(1, "stock")]));
         let plan = derive_plan(&tight, &Network::new(&tight), &cands, &alloc);
         assert_eq!(check_served(&tight, &cands, &plan, 1e-6), vec![]);
         let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
@@ -548,7 +661,7 @@ mod tests {
         let (cands, alloc, served) = served_of(&problem, x);
         let rate = |g: usize| (0..4).filter(|c| c % 2 == g && served.eligible[*c]).count();
         assert_eq!((rate(0), rate(1)), (1, 1), "{:?}", served.eligible);
-        assert_eq!(served.dropped.values().map(|d| d.0).collect::<Vec<_>>(), vec!["fairness"]);
+        assert_eq!(served.dropped.values().map(family).collect::<Vec<_>>(), vec!["fairness"]);
         let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
         assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
     }

@@ -106,6 +106,9 @@ fn problem() -> Problem {
         channels: vec![allot_optimizer::DEFAULT_CHANNEL.into()],
         tags: Vec::new(),
         rules: Vec::new(),
+        contact_rules: Vec::new(),
+        conflicts: Vec::new(),
+        history: Vec::new(),
         stock: vec![StockPoint { warehouse: 0, sku: 0, on_hand: 1e6, safety_stock: 0.0, inbound: 0.0 }],
         lanes: vec![
             Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None },

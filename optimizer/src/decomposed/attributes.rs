@@ -2,6 +2,7 @@
 
 use super::kernel::KernelInput;
 use crate::candidates::Candidates;
+use crate::contact_policy::CustomerRows;
 use crate::model::Problem;
 
 /// Per-customer and per-offer attributes that set a candidate's value and cell,
@@ -19,13 +20,16 @@ pub struct CustomerAttributes {
     pub(super) margin: Vec<f64>,
     /// Cost per contact of each offer.
     pub(super) contact_cost: Vec<f64>,
+    /// Every customer's contact-policy rows over its candidates.
+    pub(super) policy: CustomerRows,
     zones: usize,
     slots: usize,
 }
 
 impl CustomerAttributes {
-    /// The attributes of `problem`'s customers and offers.
-    pub fn new(problem: &Problem) -> Self {
+    /// The attributes of `problem`'s customers and offers, and the
+    /// contact-policy rows of the candidates `cands`.
+    pub fn new(problem: &Problem, cands: &Candidates) -> Self {
         let groups = problem.groups.len() as u32;
         let cust = &problem.customers;
         CustomerAttributes {
@@ -34,6 +38,7 @@ impl CustomerAttributes {
             cap: (0..cust.len() as u32).map(|c| problem.contact_cap_of(c).unwrap_or(u32::MAX)).collect(),
             margin: problem.offers.iter().map(|o| o.margin).collect(),
             contact_cost: problem.offers.iter().map(|o| o.cost_per_contact).collect(),
+            policy: cands.customer_rows(problem),
             zones: problem.zones.len(),
             slots: problem.groups.len() + 1,
         }
@@ -54,6 +59,7 @@ impl CustomerAttributes {
             accept_value: cands.accept_value.as_deref(),
             zones: self.zones,
             slots: self.slots,
+            policy: (!self.policy.is_empty()).then_some(&self.policy),
         }
     }
 }

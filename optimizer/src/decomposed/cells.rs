@@ -52,11 +52,13 @@ pub(super) struct RepairScratch {
     gamma: Vec<f64>,
     breaks: Vec<f64>,
     x: Vec<f64>,
+    order: Vec<u32>,
 }
 
 /// Customer `c`'s candidates: their cells (offer, zone, slot, band) and the
 /// *generous* response (every candidate whose reduced value is above
-/// `-GENEROUS_MARGIN` of its value, up to the cap), which the banded cells can
+/// `-GENEROUS_MARGIN` of its value, up to the cap and within its contact-policy
+/// rows), which the banded cells can
 /// only trim, so the LP places the threshold where the exact optimum would.
 pub(super) fn cells_and_generous(
     input: &KernelInput,
@@ -81,6 +83,7 @@ pub(super) fn cells_and_generous(
         *ig = 1.0 / (1e-3 * GENEROUS_MARGIN * value.max(1e-9));
     }
     super::kernel::smoothed_response(&s.reduced, &s.gamma, input.cap[c], &mut s.breaks, &mut s.x);
+    super::kernel::keep_policy(input, c, &s.reduced, &mut s.order, &mut s.x);
     for (g, &x) in generous.iter_mut().zip(&s.x) {
         *g = x as f32;
     }

@@ -18,6 +18,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::contact_policy::CustomerRows;
 use super::kernel::{self, price_customers, CellPrices, KernelInput, PartitionSums, Scratch};
 use super::cells::{self, CellSums};
 use super::error::DecomposedError;
@@ -52,8 +53,9 @@ pub enum MapReply {
     /// Net value per offer.
     OfferValues(Vec<f64>),
     /// Per customer of the partition (global index), in order: its contact-cap
-    /// price; and the kept exposure of each of its candidates, in candidate order.
-    Finish { customers: Vec<u32>, cap_price: Vec<f64>, x: Vec<f64> },
+    /// price; the prices of its contact-policy rows, in row order; and the
+    /// kept exposure of each of its candidates, in candidate order.
+    Finish { customers: Vec<u32>, cap_price: Vec<f64>, policy_price: Vec<f64>, x: Vec<f64> },
 }
 
 /// Per-candidate state a partition keeps between requests.
@@ -154,15 +156,18 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
             MapReply::OfferValues(net)
         }
         MapRequest::Finish { prices } => {
-            let (mut reduced, mut gamma, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut reduced, mut gamma, mut row_prices) = (Vec::new(), Vec::new(), Vec::new());
+            let mut policy_price = Vec::new();
             let cap_price = customers
                 .clone()
                 .map(|c| {
                     kernel::reduced_values(input, prices, c, &mut reduced, &mut gamma);
-                    kernel::contact_cap_price(&mut buf, &reduced, input.cap[c])
+                    let cap = kernel::customer_prices(input, c, &reduced, scratch, &mut row_prices);
+                    policy_price.extend_from_slice(&row_prices);
+                    cap
                 })
                 .collect();
-            MapReply::Finish { customers: customers.map(|c| c as u32).collect(), cap_price, x: state.kept.to_vec() }
+            MapReply::Finish { customers: customers.map(|c| c as u32).collect(), cap_price, policy_price, x: state.kept.to_vec() }
         }
     }
 }
@@ -263,9 +268,10 @@ impl MapReply {
                 (MapReply::OfferValues(total), MapReply::OfferValues(part)) if total.len() == part.len() => {
                     total.iter_mut().zip(&part).for_each(|(t, p)| *t += p)
                 }
-                (MapReply::Finish { customers, cap_price, x }, MapReply::Finish { customers: c, cap_price: p, x: v }) => {
+                (MapReply::Finish { customers, cap_price, policy_price, x }, MapReply::Finish { customers: c, cap_price: p, policy_price: r, x: v }) => {
                     customers.extend(c);
                     cap_price.extend(p);
+                    policy_price.extend(r);
                     x.extend(v);
                 }
                 (MapReply::Kept, MapReply::Kept) => {}
@@ -306,6 +312,8 @@ pub struct OwnedPartition {
     pub zones: usize,
     /// Fairness slots per offer.
     pub slots: usize,
+    /// The customers' contact-policy rows (local customer indices).
+    pub policy: CustomerRows,
 }
 
 impl OwnedPartition {
@@ -336,6 +344,9 @@ impl OwnedPartition {
             part.slot.push(input.slot[c]);
             part.weight.push(input.weight[c]);
             part.cap.push(input.cap[c]);
+            if let Some(policy) = input.policy {
+                part.policy.push_customer_of(policy, c);
+            }
         }
         parts
     }
@@ -355,6 +366,7 @@ impl OwnedPartition {
             accept_value: self.accept_value.as_deref(),
             zones: self.zones,
             slots: self.slots,
+            policy: (!self.policy.is_empty()).then_some(&self.policy),
         }
     }
 }

@@ -10,6 +10,9 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::customer_lp::CustomerLp;
+use crate::contact_policy::CustomerRows;
+
 /// Read-only view of the candidates the kernel needs: CSR by customer, plus the
 /// per-customer and per-offer attributes that set a candidate's value and cell.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +42,18 @@ pub struct KernelInput<'a> {
     pub zones: usize,
     /// Number of fairness slots per offer (groups + 1).
     pub slots: usize,
+    /// The customers' contact-policy rows (`max_per_customer` rules and
+    /// conflicts), indexed by the same customers; `None` when there are none.
+    pub policy: Option<&'a CustomerRows>,
 }
 
 impl KernelInput<'_> {
+    /// Customer `c`'s contact-policy rows (empty for most customers).
+    #[inline]
+    pub fn policy_rows(&self, c: usize) -> Range<usize> {
+        self.policy.map_or(0..0, |p| p.of_customer(c))
+    }
+
     /// Candidate `k`'s (of customer `c`) objective coefficient
     /// `weight * value * p - cost_per_contact` (as `Candidates::value`), and its
     /// acceptance part `weight * value * p`, the scale of its ridge.
@@ -104,6 +116,9 @@ pub struct Scratch {
     inv_gamma: Vec<f64>,
     breaks: Vec<f64>,
     x: Vec<f64>,
+    lp: CustomerLp,
+    duals: Vec<f64>,
+    order: Vec<u32>,
 }
 
 /// Where the kernel blends its responses: `out += mix * (x - out)`, indexed from the
@@ -132,8 +147,13 @@ pub fn price_customers(
         let slot = input.slot[c] as usize;
         reduced_values(input, prices, c, &mut scratch.reduced, &mut scratch.inv_gamma);
         let cap = input.cap[c];
-        sums.dual_value += best_response_value(&mut scratch.breaks, &scratch.reduced, cap);
+        let rows = input.policy_rows(c);
+        sums.dual_value += match input.policy.filter(|_| !rows.is_empty()) {
+            Some(policy) => scratch.lp.solve(&scratch.reduced, cap, policy, rows.clone(), &mut scratch.duals).value,
+            None => best_response_value(&mut scratch.breaks, &scratch.reduced, cap),
+        };
         smoothed_response(&scratch.reduced, &scratch.inv_gamma, cap, &mut scratch.breaks, &mut scratch.x);
+        keep_policy(input, c, &scratch.reduced, &mut scratch.order, &mut scratch.x);
         for (i, k) in range.clone().enumerate() {
             let x = scratch.x[i];
             if x > 0.0 {
@@ -148,6 +168,48 @@ pub fn price_customers(
         }
     }
     sums
+}
+
+/// Makes customer `c`'s response `x` keep its contact-policy rows: in each row
+/// over its right-hand side, the members of lowest reduced value are cut first
+/// (lowering `x` only lowers the other rows too, so one pass keeps them all).
+///
+/// Why not the exact projection: the response only has to be a feasible point
+/// near the ridge response; the dual function itself (its value and prices)
+/// comes from the customer's exact LP ([`CustomerLp`]).
+pub fn keep_policy(input: &KernelInput, c: usize, reduced: &[f64], order: &mut Vec<u32>, x: &mut [f64]) {
+    let Some(policy) = input.policy else { return };
+    for row in policy.of_customer(c) {
+        let members = policy.members(row);
+        let mut excess = members.iter().map(|&i| x[i as usize]).sum::<f64>() - policy.rhs[row];
+        if excess <= 0.0 {
+            continue;
+        }
+        order.clear();
+        order.extend_from_slice(members);
+        order.sort_by(|&a, &b| reduced[a as usize].total_cmp(&reduced[b as usize]));
+        for &i in order.iter() {
+            let cut = x[i as usize].min(excess);
+            x[i as usize] -= cut;
+            excess -= cut;
+            if excess <= 0.0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Customer `c`'s contact-cap price and the prices of its contact-policy rows
+/// (into `row_prices`, in row order) at the reduced values `reduced`.
+pub fn customer_prices(input: &KernelInput, c: usize, reduced: &[f64], scratch: &mut Scratch, row_prices: &mut Vec<f64>) -> f64 {
+    let rows = input.policy_rows(c);
+    match input.policy.filter(|_| !rows.is_empty()) {
+        Some(policy) => scratch.lp.solve(reduced, input.cap[c], policy, rows, row_prices).cap_price,
+        None => {
+            row_prices.clear();
+            contact_cap_price(&mut scratch.breaks, reduced, input.cap[c])
+        }
+    }
 }
 
 /// Reduced values `value - p * per_accept + per_exposure` of customer `c`'s

@@ -48,6 +48,7 @@
 mod attributes;
 pub mod cells;
 mod context;
+pub mod customer_lp;
 pub mod customers;
 mod error;
 pub mod kernel;
@@ -65,6 +66,7 @@ use crate::allocation::{Allocation, ShadowPrices, SolveReport, SolveStatus};
 use crate::candidates::{Candidates, Network};
 use crate::exact::{objective_without_offers, offers_gap, relative_gap};
 use crate::families::{no_extra, CustomLimitMode, ExtraFamilies};
+use crate::contact_policy::CustomerRows;
 use crate::model::Problem;
 use context::Context;
 use customers::{CustomerSide, LocalCustomers, MapReply, MapRequest, OwnedPartition};
@@ -95,7 +97,7 @@ impl Default for DecomposedOptions {
 /// Splits the customers into `n` partitions by `partition_of(customer)` (for
 /// workers that each hold one; see [`customers::PartitionWorker`]).
 pub fn partitions(problem: &Problem, cands: &Candidates, n: usize, partition_of: impl Fn(usize) -> usize) -> Vec<OwnedPartition> {
-    let attrs = CustomerAttributes::new(problem);
+    let attrs = CustomerAttributes::new(problem, cands);
     OwnedPartition::split(&attrs.input(problem, cands), n, partition_of)
 }
 
@@ -256,7 +258,7 @@ pub fn solve_with_families(
     extra: &ExtraFamilies,
 ) -> Result<Allocation, DecomposedError> {
     let in_pool = || {
-        let attrs = CustomerAttributes::new(problem);
+        let attrs = CustomerAttributes::new(problem, cands);
         let mut side = LocalCustomers::new(attrs.input(problem, cands));
         solve_driver(problem, network, cands, &attrs, opts, &mut side, extra)
     };
@@ -280,7 +282,7 @@ pub fn solve_with(
     opts: &DecomposedOptions,
     side: &mut dyn CustomerSide,
 ) -> Result<Allocation, DecomposedError> {
-    solve_driver(problem, network, cands, &CustomerAttributes::new(problem), opts, side, &no_extra)
+    solve_driver(problem, network, cands, &CustomerAttributes::new(problem, cands), opts, side, &no_extra)
 }
 
 /// The driver, with the customers' attributes computed once by the caller.
@@ -296,7 +298,7 @@ fn solve_driver(
     let started = Instant::now();
     let without = objective_without_offers(problem, network)?;
     let n_o = problem.offers.len();
-    let mip = problem.is_mip();
+    let mip = problem.has_custom_limit();
     let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
@@ -348,8 +350,8 @@ fn solve_driver(
         restricted.best_bound = relaxation_bound;
         phase = restricted;
     }
-    let (x, contact_cap) = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands)?;
-    let prices = shadow_prices(&ctx_final, &phase.nu, contact_cap);
+    let (x, contact_cap, customer_rows) = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
+    let prices = ShadowPrices { customer_rows, ..shadow_prices(&ctx_final, &phase.nu, contact_cap) };
     let Phase { plan, best_bound, status, .. } = phase;
     let flows = plan.flows.iter().filter(|f| f.units > 1e-9).copied().collect();
     let mut allocation = Allocation {
@@ -393,15 +395,25 @@ fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: 
 /// Gathers the plan from the customers' side: every candidate's kept exposure and
 /// every customer's contact-cap price, placed by global customer index. Every
 /// customer must be answered for exactly once.
-fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -> Result<(Vec<f64>, Vec<f64>), DecomposedError> {
+fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates, policy: &CustomerRows) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), DecomposedError> {
     let n = cands.customer_start.len() - 1;
     let mut x = vec![0.0; cands.len()];
     let mut cap_price = vec![0.0; n];
+    let mut row_price = vec![0.0; policy.len()];
     let mut answered = vec![false; n];
     for reply in side.map(&MapRequest::Finish { prices })? {
-        let MapReply::Finish { customers, cap_price: part_price, x: part_x } = reply else {
+        let MapReply::Finish { customers, cap_price: part_price, policy_price, x: part_x } = reply else {
             return Err(DecomposedError::Workers("a partition answered the plan request with another reply".into()));
         };
+        let mut rows_at = 0usize;
+        for &c in &customers {
+            let rows = policy.of_customer(c as usize);
+            let Some(prices) = policy_price.get(rows_at..rows_at + rows.len()) else {
+                return Err(DecomposedError::Workers(format!("a partition sent too few contact-policy prices (customer {c})")));
+            };
+            row_price[rows].copy_from_slice(prices);
+            rows_at += prices.len();
+        }
         let mut at = 0usize;
         for (&c, &price) in customers.iter().zip(&part_price) {
             let c = c as usize;
@@ -424,7 +436,7 @@ fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates) -
     if missing > 0 {
         return Err(DecomposedError::Workers(format!("{missing} of {n} customers were not answered for")));
     }
-    Ok((x, cap_price))
+    Ok((x, cap_price, row_price))
 }
 
 /// The multipliers as [`ShadowPrices`] (objective lost per unit of tightening).

@@ -68,12 +68,23 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         channels: problem.channels.clone(),
         tags: problem.tags.clone(),
         rules: problem.rules.clone(),
+        contact_rules: problem.contact_rules.clone(),
+        conflicts: problem.conflicts.clone(),
+        // Customers keep their order, so the history stays sorted by customer.
+        history: problem
+            .history
+            .iter()
+            .filter(|h| new_index[h.customer as usize] != u32::MAX)
+            .map(|h| crate::model::PastContact { customer: new_index[h.customer as usize], ..h.clone() })
+            .collect(),
         stock: problem.stock.clone(),
         lanes: problem.lanes.clone(),
         baseline: problem.baseline.clone(),
     };
     // The custom-offer limit stays with the full problem (its relaxation is dualized there).
     sample.policy.max_custom_offers = None;
+    // The warm start wants the relaxation's prices, not a sample MIP's.
+    sample.policy.binary_decisions = false;
     sample.policy.budget = problem.policy.budget.map(|b| b * share);
     for rule in &mut sample.rules {
         rule.bound *= share;

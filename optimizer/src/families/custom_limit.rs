@@ -27,7 +27,7 @@ impl CustomLimit {
     /// problem is not a MIP.
     pub fn new(scope: &Scope) -> Self {
         let problem = scope.problem;
-        let mode = if problem.is_mip() { scope.custom_limit } else { CustomLimitMode::Off };
+        let mode = if problem.has_custom_limit() { scope.custom_limit } else { CustomLimitMode::Off };
         CustomLimit {
             mode,
             limit: problem.policy.max_custom_offers.map_or(f64::INFINITY, f64::from),

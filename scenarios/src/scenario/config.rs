@@ -38,6 +38,8 @@ struct RawPolicy {
     fairness_min_ratio: Option<f64>,
     max_custom_offers: Option<u32>,
     unmet_baseline_penalty: Option<f64>,
+    #[serde(default)]
+    binary_decisions: bool,
 }
 
 /// The validated settings of a scenario.
@@ -92,6 +94,7 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         max_custom_offers: p.max_custom_offers,
         unmet_baseline_penalty: non_negative("unmet_baseline_penalty", p.unmet_baseline_penalty)?
             .unwrap_or(DEFAULT_UNMET_BASELINE_PENALTY),
+        binary_decisions: p.binary_decisions,
     };
     let mut tiers = Vec::new();
     for (name, value) in &raw.tiers {

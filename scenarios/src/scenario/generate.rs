@@ -51,10 +51,27 @@ pub struct GenerateSpec {
     /// acceptance. Drawn from a stream of their own, so the version-1 files of
     /// a seed are the same with or without them.
     pub channels: bool,
+    /// Model version 2's contact policies (needs `channels`): `max_per_customer`
+    /// rules per channel, conflicts (a call then an email within 7 days, two
+    /// categories within 14 days) and a contact history for about a third of
+    /// the customers, from a stream of their own.
+    pub contact_policies: bool,
 }
 
 /// Channels of generated offers: name, share of offers, cost per contact.
 const CHANNELS: [(&str, f64, f64); 3] = [("email", 0.6, 0.02), ("app", 0.3, 0.0), ("call_centre", 0.1, 1.5)];
+/// The channel a uniform draw in `[0, 1)` falls on, by the channels' shares.
+fn channel_of(draw: f64) -> (&'static str, f64, f64) {
+    CHANNELS
+        .iter()
+        .scan(0.0, |acc, c| {
+            *acc += c.1;
+            Some((*acc, c))
+        })
+        .find(|(acc, _)| draw < *acc)
+        .map_or(CHANNELS[0], |(_, c)| *c)
+}
+
 /// SKU categories used as tags (`cat<sku % CATEGORIES>`).
 const CATEGORIES: usize = 5;
 
@@ -73,6 +90,7 @@ impl Default for GenerateSpec {
             history_days: 0,
             forecasts: true,
             channels: false,
+            contact_policies: false,
         }
     }
 }
@@ -154,6 +172,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let mut offers = String::from("offer_id,margin,discount_cost,max_redemptions,min_tier,custom,start_date,end_date,fair");
     offers.push_str(if spec.channels { ",channel,tags,contact_date,cost_per_contact\n" } else { "\n" });
     let mut marketing = Rng(spec.seed ^ 0x3A6E_0002);
+    let (mut channels_used, mut tags_used) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
     let mut margin_of = Vec::with_capacity(n_o);
     let mut items = String::from("offer_id,sku,qty\n");
     let mut offer_skus: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n_o);
@@ -189,11 +208,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         let fair = if rng.chance(0.85) { "true" } else { "false" };
         let _ = write!(offers, "{},{margin:.2},{discount},{max_red},{min_tier},{custom},{start},{end},{fair}", offer(o));
         if spec.channels {
-            let draw = marketing.f();
-            let (channel, _, cost) = CHANNELS.iter().scan(0.0, |acc, c| {
-                *acc += c.1;
-                Some((*acc, c))
-            }).find(|(acc, _)| draw < *acc).map_or(CHANNELS[0], |(_, c)| *c);
+            let (channel, _, cost) = channel_of(marketing.f());
             let mut tags: Vec<String> = lines.iter().map(|&(s, _)| format!("cat{}", s % CATEGORIES)).collect();
             tags.sort();
             tags.dedup();
@@ -202,6 +217,8 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             let (first, last) = horizon.clamp(start.parse().ok(), end.parse().ok());
             let contact = if first <= last { (first + Duration::days(marketing.below((last - first).num_days() as usize + 1) as i64)).to_string() } else { String::new() };
             let _ = write!(offers, ",{channel},{},{contact},{cost}", tags.join(";"));
+            channels_used.insert(channel);
+            tags_used.extend(tags);
         }
         offers.push('\n');
         margin_of.push(margin);
@@ -367,12 +384,48 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     if spec.history_days > 0 {
         files.extend([("sales_history.csv", sales_history.as_str()), ("offer_history.csv", offer_history.as_str())]);
     }
+    let policies = (spec.channels && spec.contact_policies).then(|| contact_policies(spec, &channels_used, &tags_used));
+    if let Some((rules, conflicts, history)) = &policies {
+        files.extend([("rules.csv", rules.as_str()), ("conflicts.csv", conflicts.as_str()), ("contact_history.csv", history.as_str())]);
+    }
     for (name, body) in files {
         let path = dir.join(name);
         let mut f = std::fs::File::create(&path).map_err(|e| StoreError::io("cannot create", &path, e))?;
         f.write_all(body.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| StoreError::io("cannot write", &path, e))?;
     }
     sync_dir(dir)
+}
+
+/// `rules.csv`, `conflicts.csv` and `contact_history.csv` of the contact
+/// policies, naming only channels and tags some offer has (a selector that
+/// picks nothing is an input error).
+fn contact_policies(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&str>, tags: &std::collections::BTreeSet<String>) -> (String, String, String) {
+    let mut rng = Rng(spec.seed ^ 0xC047_AC75);
+    let mut rules = String::from("rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to\n");
+    for (channel, bound) in [("email", 2), ("call_centre", 1)] {
+        if channels.contains(channel) {
+            let _ = writeln!(rules, "{channel}_per_customer,max_per_customer,contacts,{bound},,{channel},,,,");
+        }
+    }
+    let mut conflicts = String::from("conflict_id,within_days,channels_a,tags_a,channels_b,tags_b\n");
+    if channels.contains("call_centre") && channels.contains("email") {
+        conflicts.push_str("call_then_email,7,call_centre,,email,\n");
+    }
+    if tags.contains("cat0") && tags.contains("cat1") {
+        conflicts.push_str("cat0_then_cat1,14,,cat0,,cat1\n");
+    }
+    let mut history = String::from("customer_id,date,channel,tags,offer_id\n");
+    for c in 0..spec.customers {
+        if !rng.chance(0.35) {
+            continue;
+        }
+        for _ in 0..1 + rng.below(3) {
+            let date = spec.start - Duration::days(1 + rng.below(14) as i64);
+            let channel = channel_of(rng.f()).0;
+            let _ = writeln!(history, "C{c:07},{date},{channel},cat{},", rng.below(CATEGORIES));
+        }
+    }
+    (rules, conflicts, history)
 }
 
 #[cfg(test)]
@@ -404,5 +457,26 @@ mod tests {
         assert!(problem.offers.iter().all(|o| !o.tags.is_empty()));
         let values = problem.uptake_value.as_ref().expect("per-pair values");
         assert!(values.iter().zip(&problem.uptake).any(|(v, u)| (v - problem.offers[u.offer as usize].margin).abs() > 0.01));
+    }
+
+    /// Contact policies come from a stream of their own too, and load: two
+    /// per-customer limits, two conflicts, a history for about a third of the
+    /// customers.
+    #[test]
+    fn contact_policies_add_tables_that_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 300, offers: 40, seed: 4, channels: true, ..GenerateSpec::default() };
+        let (plain, with) = (tmp.path().join("plain"), tmp.path().join("with"));
+        generate(&plain, &spec).unwrap();
+        generate(&with, &GenerateSpec { contact_policies: true, ..spec }).unwrap();
+        for f in ["customers.csv", "offers.csv", "uptake.csv", "inventory.csv"] {
+            assert_eq!(std::fs::read_to_string(plain.join(f)).unwrap(), std::fs::read_to_string(with.join(f)).unwrap(), "{f}");
+        }
+        let problem = crate::scenario::load::load_root(&with, Default::default()).unwrap().problem;
+        assert_eq!(problem.contact_rules.len(), 2);
+        assert_eq!(problem.conflicts.len(), 2);
+        let customers: std::collections::HashSet<u32> = problem.history.iter().map(|h| h.customer).collect();
+        assert!((60..150).contains(&customers.len()), "{} customers with history", customers.len());
+        assert!(problem.history.windows(2).all(|w| w[0].customer <= w[1].customer), "sorted by customer");
     }
 }

@@ -8,8 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
+
 use allot_optimizer::{
-    BaselineDemand, Customers, Lane, Measure, Offer, OfferItem, Problem, Rule, RuleKind, Selector, StockPoint, Uptake, Zone, DEFAULT_CHANNEL,
+    BaselineDemand, Conflict, ContactRule, Customers, Lane, Measure, Offer, OfferItem, PastContact, Problem, Rule, RuleKind, Selector, StockPoint, Uptake,
+    Zone, DEFAULT_CHANNEL,
 };
 use sha2::{Digest, Sha256};
 
@@ -450,6 +453,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     channels.closed = true;
     tags.closed = true;
     let rule_rows = read_rules(dir, &mut channels, &mut tags, &offer_index, uptake_value.is_some(), &mut issues, &mut notes)?;
+    let conflict_rows = read_conflicts(dir, &mut channels, &mut tags, &offer_index, &mut issues, &mut notes)?;
+    let history = read_contact_history(dir, &mut channels, &mut tags, &customer_index, &offer_index, &mut issues, &mut notes)?;
 
     if !issues.is_empty() {
         return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
@@ -476,17 +481,40 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         channels: if channels.names.is_empty() { vec![DEFAULT_CHANNEL.to_string()] } else { channels.names },
         tags: tags.names,
         rules: Vec::new(),
+        contact_rules: Vec::new(),
+        conflicts: Vec::new(),
+        history,
         stock,
         lanes,
         baseline,
     };
-    // A rule whose selector picks no offer is a mistake, named with its row.
+    // A rule or conflict whose selector picks no offer is a mistake, named with its row.
     let mut problem = problem;
+    let picks_none = |problem: &Problem, selector: &Selector| !(0..problem.offers.len() as u32).any(|o| problem.selects(selector, o));
     for (rule, issue) in rule_rows {
-        if !(0..problem.offers.len() as u32).any(|o| problem.selects(&rule.selector, o)) {
-            issues.push(issue);
+        match rule {
+            ReadRule::Total(rule) => {
+                if picks_none(&problem, &rule.selector) {
+                    issues.push(issue);
+                }
+                problem.rules.push(rule);
+            }
+            ReadRule::PerCustomer(rule) => {
+                if picks_none(&problem, &rule.selector) {
+                    issues.push(issue);
+                }
+                problem.contact_rules.push(rule);
+            }
         }
-        problem.rules.push(rule);
+    }
+    for (conflict, [issue_a, issue_b]) in conflict_rows {
+        if picks_none(&problem, &conflict.a) {
+            issues.push(issue_a);
+        }
+        if picks_none(&problem, &conflict.b) {
+            issues.push(issue_b);
+        }
+        problem.conflicts.push(conflict);
     }
     if !issues.is_empty() {
         return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
@@ -532,6 +560,67 @@ fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus
     DemandForecast { first_day: last + chrono::Days::new(1), gap, series: keys.into_iter().zip(forecasts).collect() }
 }
 
+/// A rule of `rules.csv` as read: a coupling total or a per-customer cap.
+enum ReadRule {
+    Total(Rule),
+    PerCustomer(ContactRule),
+}
+
+/// The selector columns of `rules.csv` and `conflicts.csv` (with a suffix in
+/// the latter), parsed for every row; `selector` resolves one row's names.
+struct SelectorColumns {
+    suffix: &'static str,
+    channels: Vec<Option<String>>,
+    tags: Vec<Option<String>>,
+    offers: Vec<Option<String>>,
+    from: Vec<Option<NaiveDate>>,
+    to: Vec<Option<NaiveDate>>,
+}
+
+impl SelectorColumns {
+    fn parse(t: &Table, suffix: &'static str, issues: &mut Issues) -> Self {
+        let col = |name: &str| format!("{name}{suffix}");
+        SelectorColumns {
+            suffix,
+            channels: t.parse(&col("channels"), false, issues, TEXT),
+            tags: t.parse(&col("tags"), false, issues, TEXT),
+            offers: t.parse(&col("offers"), false, issues, TEXT),
+            from: t.parse(&col("from"), false, issues, DATE),
+            to: t.parse(&col("to"), false, issues, DATE),
+        }
+    }
+
+    /// Row `i`'s selector; every listed name must exist (a misspelt channel
+    /// would select nothing), each miss an issue naming `owner` (`rule r1`).
+    #[allow(clippy::too_many_arguments)]
+    fn selector(&self, t: &Table, i: usize, owner: &str, channels: &mut Names, tags: &mut Names, offers: &HashMap<String, u32>, issues: &mut Issues) -> Selector {
+        let suffix = self.suffix;
+        let mut resolve = |column: &str, cell: &Option<String>, names: &mut dyn FnMut(&str) -> Option<u32>, what: &str| -> Vec<u32> {
+            let mut out = Vec::new();
+            for name in cell.as_deref().map(split_list).into_iter().flatten() {
+                match names(name) {
+                    Some(ix) => out.push(ix),
+                    None => issues.push(t.issue(i, &format!("{column}{suffix}"), Some(name), format!("{owner}: {what}"))),
+                }
+            }
+            out
+        };
+        let selector = Selector {
+            channels: resolve("channels", &self.channels[i], &mut |s| channels.resolve(s), "a channel of some offer in offers.csv"),
+            tags: resolve("tags", &self.tags[i], &mut |s| tags.resolve(s), "a tag of some offer in offers.csv"),
+            offers: resolve("offers", &self.offers[i], &mut |s| offers.get(s).copied(), "an offer_id of offers.csv"),
+            from: self.from[i],
+            to: self.to[i],
+        };
+        if let (Some(f), Some(to)) = (selector.from, selector.to) {
+            if to < f {
+                issues.push(t.issue(i, &format!("to{suffix}"), Some(&to.to_string()), format!("{owner}: a date on or after from{suffix} {f}")));
+            }
+        }
+        selector
+    }
+}
+
 /// Reads `rules.csv` (model version 2): each rule with the issue to report if
 /// its selector turns out to pick no offer (checked once the offers' contact
 /// dates are known).
@@ -543,14 +632,16 @@ fn read_rules(
     pair_values: bool,
     issues: &mut Issues,
     notes: &mut Vec<String>,
-) -> Result<Vec<(Rule, crate::error::Issue)>, LoadError> {
+) -> Result<Vec<(ReadRule, crate::error::Issue)>, LoadError> {
     let Some(t) = Table::read(dir, "rules", &[("bound", Kind::Number), ("penalty", Kind::Number)])? else {
         return Ok(Vec::new());
     };
     let ids = t.parse("rule_id", true, issues, TEXT);
-    let kind = t.parse_with("kind", true, issues, "max_total or min_total", |s| match s.trim() {
-        "max_total" => Some(RuleKind::MaxTotal),
-        "min_total" => Some(RuleKind::MinTotal),
+    // `None` inside: a `max_per_customer` rule (a per-customer row, not a total).
+    let kind = t.parse_with("kind", true, issues, "max_total, min_total or max_per_customer", |s| match s.trim() {
+        "max_total" => Some(Some(RuleKind::MaxTotal)),
+        "min_total" => Some(Some(RuleKind::MinTotal)),
+        "max_per_customer" => Some(None),
         _ => None,
     });
     let measure = t.parse_with("measure", true, issues, "contacts, accepts, contact_cost, discount_cost or value", |s| match s.trim() {
@@ -563,8 +654,7 @@ fn read_rules(
     });
     let bound = t.parse("bound", true, issues, NON_NEGATIVE);
     let penalty = t.parse("penalty", false, issues, NON_NEGATIVE);
-    let (channel_lists, tag_lists, offer_lists) = (t.parse("channels", false, issues, TEXT), t.parse("tags", false, issues, TEXT), t.parse("offers", false, issues, TEXT));
-    let (from, to) = (t.parse("from", false, issues, DATE), t.parse("to", false, issues, DATE));
+    let selectors = SelectorColumns::parse(&t, "", issues);
     t.check_header(issues, notes);
     let mut seen = HashMap::new();
     let mut rules = Vec::new();
@@ -578,33 +668,108 @@ fn read_rules(
             issues.push(t.issue(i, "measure", Some("value"), format!("rule {id}: a measure other than value while uptake has per-pair values (a value rule over per-pair values is not supported yet)")));
             continue;
         }
-        // Each listed name must exist: a misspelt channel would select nothing.
-        let mut resolve = |column: &str, cell: &Option<String>, names: &mut dyn FnMut(&str) -> Option<u32>, what: &str| -> Vec<u32> {
-            let mut out = Vec::new();
-            for name in cell.as_deref().map(split_list).into_iter().flatten() {
-                match names(name) {
-                    Some(ix) => out.push(ix),
-                    None => issues.push(t.issue(i, column, Some(name), format!("rule {id}: {what}"))),
-                }
-            }
-            out
-        };
-        let selector = Selector {
-            channels: resolve("channels", &channel_lists[i], &mut |s| channels.resolve(s), "a channel of some offer in offers.csv"),
-            tags: resolve("tags", &tag_lists[i], &mut |s| tags.resolve(s), "a tag of some offer in offers.csv"),
-            offers: resolve("offers", &offer_lists[i], &mut |s| offers.get(s).copied(), "an offer_id of offers.csv"),
-            from: from[i],
-            to: to[i],
-        };
-        if let (Some(f), Some(t_)) = (from[i], to[i]) {
-            if t_ < f {
-                issues.push(t.issue(i, "to", Some(&t_.to_string()), format!("rule {id}: a date on or after from {f}")));
-            }
-        }
+        let selector = selectors.selector(&t, i, &format!("rule {id}"), channels, tags, offers, issues);
         let no_offer = t.issue(i, "rule_id", Some(id), format!("rule {id}: a selector that picks at least one offer (channels, tags, offers, from, to)"));
-        rules.push((Rule { id: id.clone(), kind, measure, bound, penalty: penalty[i], selector }, no_offer));
+        let rule = match kind {
+            Some(kind) => ReadRule::Total(Rule { id: id.clone(), kind, measure, bound, penalty: penalty[i], selector }),
+            None => {
+                // A per-customer cap counts contacts and is always hard (the spec).
+                if measure != Measure::Contacts {
+                    issues.push(t.issue(i, "measure", Some(measure.name()), format!("rule {id}: contacts (a max_per_customer rule counts contacts)")));
+                    continue;
+                }
+                if let Some(p) = penalty[i] {
+                    issues.push(t.issue(i, "penalty", Some(&p.to_string()), format!("rule {id}: an empty penalty (a max_per_customer rule is always hard)")));
+                    continue;
+                }
+                ReadRule::PerCustomer(ContactRule { id: id.clone(), bound, selector })
+            }
+        };
+        rules.push((rule, no_offer));
     }
     Ok(rules)
+}
+
+/// Reads `conflicts.csv` (model version 2): each conflict with the issues to
+/// report if its selector A or B turns out to pick no offer.
+fn read_conflicts(
+    dir: &Path,
+    channels: &mut Names,
+    tags: &mut Names,
+    offers: &HashMap<String, u32>,
+    issues: &mut Issues,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(Conflict, [crate::error::Issue; 2])>, LoadError> {
+    let Some(t) = Table::read(dir, "conflicts", &[("within_days", Kind::Number)])? else {
+        return Ok(Vec::new());
+    };
+    let ids = t.parse("conflict_id", true, issues, TEXT);
+    let within = t.parse("within_days", true, issues, COUNT);
+    let (a, b) = (SelectorColumns::parse(&t, "_a", issues), SelectorColumns::parse(&t, "_b", issues));
+    t.check_header(issues, notes);
+    let mut seen = HashMap::new();
+    let mut conflicts = Vec::new();
+    for i in 0..t.len() {
+        let (Some(id), Some(within_days)) = (&ids[i], within[i]) else { continue };
+        if seen.insert(id.clone(), i).is_some() {
+            issues.push(t.issue(i, "conflict_id", Some(id), "a conflict_id not listed before (duplicate)"));
+            continue;
+        }
+        if within_days == 0 {
+            issues.push(t.issue(i, "within_days", Some("0"), format!("conflict {id}: at least 1 day (a window of 0 days excludes nothing)")));
+            continue;
+        }
+        let owner = format!("conflict {id}");
+        let selector_a = a.selector(&t, i, &owner, channels, tags, offers, issues);
+        let selector_b = b.selector(&t, i, &owner, channels, tags, offers, issues);
+        let none = |side: &str| t.issue(i, "conflict_id", Some(id), format!("{owner}: a selector {side} that picks at least one offer (channels_{side}, tags_{side}, offers_{side}, from_{side}, to_{side})"));
+        conflicts.push((Conflict { id: id.clone(), within_days, a: selector_a, b: selector_b }, [none("a"), none("b")]));
+    }
+    Ok(conflicts)
+}
+
+/// Reads `contact_history.csv` (model version 2), sorted by customer and date.
+/// A channel or tag no offer uses is kept as [`PastContact::OTHER_CHANNEL`] or
+/// dropped: no selector can name it, so it matches only selectors that leave
+/// that column empty. An `offer_id` not in `offers.csv` (an offer of an earlier
+/// programme) matches no `offers` list; the loader notes how many there were.
+fn read_contact_history(
+    dir: &Path,
+    channels: &mut Names,
+    tags: &mut Names,
+    customers: &HashMap<String, u32>,
+    offers: &HashMap<String, u32>,
+    issues: &mut Issues,
+    notes: &mut Vec<String>,
+) -> Result<Vec<PastContact>, LoadError> {
+    let Some(t) = Table::read(dir, "contact_history", &[])? else {
+        return Ok(Vec::new());
+    };
+    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
+    let dates = t.parse("date", true, issues, DATE);
+    let channel = t.parse("channel", true, issues, TEXT);
+    let tag_lists = t.parse("tags", false, issues, TEXT);
+    let offer_ids = t.parse("offer_id", false, issues, TEXT);
+    t.check_header(issues, notes);
+    let mut history = Vec::with_capacity(t.len());
+    let mut other_offers = 0usize;
+    for i in 0..t.len() {
+        let (Some(customer), Some(date), Some(channel)) = (c[i], dates[i], &channel[i]) else { continue };
+        let offer = offer_ids[i].as_deref().map(str::trim).filter(|s| !s.is_empty()).and_then(|id| {
+            let found = offers.get(id).copied();
+            other_offers += usize::from(found.is_none());
+            found
+        });
+        let mut row_tags: Vec<u32> = tag_lists[i].as_deref().map(split_list).into_iter().flatten().filter_map(|s| tags.resolve(s)).collect();
+        row_tags.sort_unstable();
+        row_tags.dedup();
+        history.push(PastContact { customer, date, channel: channels.resolve(channel.trim()).unwrap_or(PastContact::OTHER_CHANNEL), tags: row_tags, offer });
+    }
+    if other_offers > 0 {
+        notes.push(format!("{}: {other_offers} rows name an offer_id not in offers.csv; they match rules and conflicts by channel, tags and date only", t.file));
+    }
+    history.sort_by_key(|h| (h.customer, h.date));
+    Ok(history)
 }
 
 /// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.

@@ -76,6 +76,9 @@ fn candidates_path(dir: &Path, i: usize) -> PathBuf {
 /// them into `dir` (created if needed), every file atomically, the manifest last.
 pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: usize) -> Result<PartitionManifest, StoreError> {
     let n = n.max(1);
+    if problem.has_contact_policies() {
+        return Err(StoreError::NotPartitionable("contact policies (max_per_customer rules, conflicts)"));
+    }
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
     let ids = &problem.customers.id;
     let parts = allot_optimizer::decomposed::partitions(problem, cands, n, |c| partition_of(&ids[c], n));
@@ -177,6 +180,8 @@ pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError
         margin: manifest.margin,
         zones: manifest.zones,
         slots: manifest.slots,
+        // Partition files carry no contact policies: `write_partitions` refuses them.
+        policy: Default::default(),
     };
     let path = candidates_path(dir, i);
     let candidates = read_parquet(&path)?;

@@ -20,7 +20,8 @@
 //! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
 //! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
 //! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
-//! | `rule` | `rule` (a `rule_id`, required); `bound` or `factor`, and/or `penalty` | the volume rule's bound set or scaled, its penalty set (the rule becomes soft) |
+//! | `rule` | `rule` (a `rule_id`, required); `bound` or `factor`, and/or `penalty` | the rule's bound set or scaled, its penalty set (a volume rule becomes soft; a `max_per_customer` rule takes no penalty) |
+//! | `conflict` | `conflict` (a `conflict_id`, required); `remove = true`, or `within_days` (required to add) with selectors `channels_a`, `tags_a`, `offers_a`, `channels_b`, `tags_b`, `offers_b` (`;` lists) | the conflict removed, or added (or replaced when the id exists) |
 //! | `contact_cost` | `factor`; filters `channel`, `offer` | cost per contact of matching offers × factor |
 //! | `channel_outage` | `channel` (required), `from`, `to` (dates, inclusive) | no contact on the channel for offers whose contact date falls in the outage (a hard `max_total` of 0 contacts, `channel_outage:<channel>`) |
 //! | `policy` | any of `budget`, `contact_cap`, `promise_days`, `fairness_min_ratio`, `max_custom_offers`, `tier_weights = { gold = 1.4 }` | overrides the policy; `contact_cap` reaches every customer without a `max_offers` of its own, since the loader copies no policy value into the tables ([`allot_optimizer::Problem::contact_cap_of`]) |
@@ -125,6 +126,33 @@ pub enum Perturbation {
     ContactCost(ContactCostFactor),
     /// A channel closed for part of the horizon (model version 2).
     ChannelOutage(ChannelOutage),
+    /// A conflict added, replaced or removed (model version 2).
+    Conflict(ConflictChange),
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictChange {
+    /// The conflict's `conflict_id`.
+    pub conflict: String,
+    /// Remove it (it must exist).
+    #[serde(default)]
+    pub remove: bool,
+    /// Window in days (adding or replacing).
+    pub within_days: Option<u32>,
+    /// Selector A: channels (`;` list).
+    pub channels_a: Option<String>,
+    /// Selector A: tags.
+    pub tags_a: Option<String>,
+    /// Selector A: offer ids.
+    pub offers_a: Option<String>,
+    /// Selector B: channels.
+    pub channels_b: Option<String>,
+    /// Selector B: tags.
+    pub tags_b: Option<String>,
+    /// Selector B: offer ids.
+    pub offers_b: Option<String>,
 }
 
 /// See the module table.
@@ -432,9 +460,6 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             }
         }
         Perturbation::Rule(r) => {
-            let Some(rule) = p.rules.iter_mut().find(|x| x.id == r.rule) else {
-                return Err(format!("rule {:?} is not in the scenario's rules.csv", r.rule));
-            };
             if r.bound.is_some() == r.factor.is_some() && r.penalty.is_none() {
                 return Err("rule takes one of bound and factor, and/or penalty".into());
             }
@@ -443,8 +468,55 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
                     return Err(format!("{name}: got {v}, expected a number >= 0"));
                 }
             }
-            rule.bound = r.bound.or(r.factor.map(|f| rule.bound * f)).unwrap_or(rule.bound);
-            rule.penalty = r.penalty.or(rule.penalty);
+            let new_bound = |old: f64| r.bound.or(r.factor.map(|f| old * f)).unwrap_or(old);
+            if let Some(rule) = p.rules.iter_mut().find(|x| x.id == r.rule) {
+                rule.bound = new_bound(rule.bound);
+                rule.penalty = r.penalty.or(rule.penalty);
+            } else if let Some(rule) = p.contact_rules.iter_mut().find(|x| x.id == r.rule) {
+                if r.penalty.is_some() {
+                    return Err(format!("rule {:?} is a max_per_customer rule, always hard: it takes no penalty", r.rule));
+                }
+                rule.bound = new_bound(rule.bound);
+            } else {
+                return Err(format!("rule {:?} is not in the scenario's rules.csv", r.rule));
+            }
+        }
+        Perturbation::Conflict(c) => {
+            let at = p.conflicts.iter().position(|x| x.id == c.conflict);
+            if c.remove {
+                if c.within_days.is_some() || [&c.channels_a, &c.tags_a, &c.offers_a, &c.channels_b, &c.tags_b, &c.offers_b].iter().any(|x| x.is_some()) {
+                    return Err("conflict with remove = true takes no window or selectors".into());
+                }
+                let Some(at) = at else {
+                    return Err(format!("conflict {:?} is not in the scenario's conflicts.csv", c.conflict));
+                };
+                p.conflicts.remove(at);
+                return Ok(());
+            }
+            let Some(within_days) = c.within_days.filter(|&d| d >= 1) else {
+                return Err("conflict needs within_days >= 1 to add one (or remove = true)".into());
+            };
+            let list = |cell: &Option<String>, names: &[String], what: &str| -> Result<Vec<u32>, String> {
+                cell.as_deref().map(crate::scenario::load::split_list).into_iter().flatten().map(|n| index_of(names, n, what)).collect()
+            };
+            let selector = |channels: &Option<String>, tags: &Option<String>, offers: &Option<String>| -> Result<Selector, String> {
+                Ok(Selector { channels: list(channels, &p.channels, "channel")?, tags: list(tags, &p.tags, "tag")?, offers: list(offers, &offer_names, "offer")?, from: None, to: None })
+            };
+            let conflict = allot_optimizer::Conflict {
+                id: c.conflict.clone(),
+                within_days,
+                a: selector(&c.channels_a, &c.tags_a, &c.offers_a)?,
+                b: selector(&c.channels_b, &c.tags_b, &c.offers_b)?,
+            };
+            for (side, sel) in [("a", &conflict.a), ("b", &conflict.b)] {
+                if !(0..p.offers.len() as u32).any(|o| p.selects(sel, o)) {
+                    return Err(format!("conflict {:?}: selector {side} picks no offer", c.conflict));
+                }
+            }
+            match at {
+                Some(at) => p.conflicts[at] = conflict,
+                None => p.conflicts.push(conflict),
+            }
         }
         Perturbation::ContactCost(c) => {
             factor_ok(c.factor, false)?;
