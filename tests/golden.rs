@@ -311,3 +311,61 @@ fn binary_decisions_where_the_lp_is_fractional() {
     assert_close(d.report.objective, 14.0, "decomposed binary plan");
     assert!(d.report.bound >= 15.0 - 1e-2, "{:?}", d.report);
 }
+
+/// Infeasibility explained (model version 2). Four customers may each take o
+/// (1 unit of A, p .5) and m (1 unit of B); W1 holds 1 unit of A and 100 of B.
+/// The hard rule `volume` asks for 1.8 expected acceptances of o, which need
+/// 1.8 units of A: the subset is the rule, W1's stock of A and the balance of
+/// A in Z1 that carries the accepted demand to it. `email_capacity` (at most 6
+/// email contacts) is met by o's 3.6 contacts and stays out of it.
+/// Irreducible: without the rule, or with 1.8 units of A, the rest holds.
+#[test]
+fn contradicting_rules_are_named() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/infeasible_rules");
+    let problem = load_scenario(&dir).expect("golden scenario loads").problem;
+    let exact = SolverChoice::Exact(ExactOptions::default());
+    let contradiction = match plan(&problem, &exact) {
+        Err(allot_optimizer::PlanError::Exact(allot_optimizer::exact::SolveError::Contradiction(c))) => c,
+        other => panic!("expected a contradiction, got {:?}", other.map(|(_, a, _)| a.report)),
+    };
+    let named: Vec<(&str, &str)> = contradiction.constraints.iter().map(|c| (c.family.as_str(), c.key.as_str())).collect();
+    assert_eq!(named, [("rule", "volume"), ("stock", "W1/A"), ("zone_balance", "Z1/A")], "{contradiction}");
+    assert_eq!(contradiction.bounds, [], "no bound takes part: 0.5 (x1 + .. + x4) >= 1.8 = f <= 1 fails alone");
+    assert!(!contradiction.integer_decisions);
+    let text = contradiction.to_string();
+    assert!(text.contains("rule volume: min_total of accepts >= 1.8 (hard)"), "{text}");
+    assert!(text.contains("stock W1/A: at most 1"), "{text}");
+
+    // The decomposition cannot meet the rule either; at this size the exact
+    // model says why.
+    let decomposed = SolverChoice::Decomposed(allot_optimizer::decomposed::DecomposedOptions::default());
+    match plan(&problem, &decomposed) {
+        Err(allot_optimizer::PlanError::Exact(allot_optimizer::exact::SolveError::Contradiction(c))) => assert_eq!(c, contradiction),
+        other => panic!("expected the exact model's contradiction, got {:?}", other.map(|(_, a, _)| a.report)),
+    }
+
+    // Dropping the rule, or raising the stock to 1.8, leaves a feasible model.
+    let mut without_rule = problem.clone();
+    without_rule.rules.retain(|r| r.id != "volume");
+    assert!(plan(&without_rule, &exact).is_ok(), "without the rule");
+    let mut more_stock = problem.clone();
+    more_stock.stock.iter_mut().filter(|s| s.on_hand == 1.0).for_each(|s| s.on_hand = 1.8);
+    assert!(plan(&more_stock, &exact).is_ok(), "with 1.8 units of A");
+
+    // With 1.9 units but all-or-nothing decisions, 1.8 acceptances take four
+    // whole contacts (2 units): HiGHS's subset of the MIP is the same three
+    // rows, with x >= 0 (and the integrality) taking part.
+    let mut binary = problem.clone();
+    binary.stock.iter_mut().filter(|s| s.on_hand == 1.0).for_each(|s| s.on_hand = 1.9);
+    assert!(plan(&binary, &exact).is_ok(), "fractional decisions meet the rule");
+    binary.policy.binary_decisions = true;
+    match plan(&binary, &exact) {
+        Err(allot_optimizer::PlanError::Exact(allot_optimizer::exact::SolveError::Contradiction(c))) => {
+            assert!(c.integer_decisions, "{c}");
+            let named: Vec<(&str, &str)> = c.constraints.iter().map(|c| (c.family.as_str(), c.key.as_str())).collect();
+            assert_eq!(named, [("rule", "volume"), ("stock", "W1/A"), ("zone_balance", "Z1/A")], "{c}");
+            assert!(c.to_string().contains("with all-or-nothing decisions"), "{c}");
+        }
+        other => panic!("expected a contradiction, got {:?}", other.map(|(_, a, _)| a.report)),
+    }
+}

@@ -179,6 +179,11 @@ impl CustomerRows {
         self.kind.len()
     }
 
+    /// The customer a row belongs to.
+    pub fn customer_of(&self, row: usize) -> usize {
+        self.row_start.partition_point(|&start| start as usize <= row) - 1
+    }
+
     /// Customer `c`'s rows (global row indices).
     pub fn of_customer(&self, c: usize) -> Range<usize> {
         if self.row_start.is_empty() {

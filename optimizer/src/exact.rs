@@ -1,6 +1,6 @@
 //! The exact planner: the spec's model built with good_lp and solved by HiGHS.
 //!
-//! This is the only module that names HiGHS. The model is a pure LP unless
+//! HiGHS runs through `lp_backend`. The model is a pure LP unless
 //! `max_custom_offers` is set, in which case it is a MIP with one binary per custom
 //! offer; the MIP is then re-solved as an LP with those binaries fixed so that
 //! duals (bid prices, eligibility reasons) exist for every plan.
@@ -13,13 +13,16 @@ use std::time::Instant;
 
 use good_lp::solvers::highs::{highs, HighsProblem};
 
-use crate::lp_backend::{self, Settings, Solved};
+use crate::contact_policy::PolicyRow;
+use crate::families::rules;
+use crate::infeasibility::{group_bounds, Contradiction, Culprit};
+use crate::lp_backend::{self, IisBound, RawIis, Settings, Solved};
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 
 use crate::allocation::{Allocation, Flow, ShadowPrices, SolveReport};
 use crate::candidates::{Candidates, Network};
 use crate::families::{no_extra, CustomLimitMode, ExactColumn, ExtraFamilies, Layout, Scope, Sense};
-use crate::model::{LaneIx, Problem, SkuIx};
+use crate::model::{LaneIx, Problem, RuleKind, SkuIx};
 
 /// Knobs of the exact solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +56,9 @@ enum Row {
     Policy(usize),
     /// A coupling family's row (global row of the [`Layout`]).
     Family(usize),
-    /// A row a family adds for its own columns (no price of its own).
-    Auxiliary,
+    /// A row a family adds for its own columns (no price of its own); the
+    /// family's index in layout order.
+    Auxiliary(usize),
 }
 
 /// A model ready for HiGHS, with the maps back to the spec's variables.
@@ -232,7 +236,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
                 Sense::Eq => e.eq(row.rhs),
                 Sense::Le => e.leq(row.rhs),
             };
-            add(&mut model, row.price_of.map_or(Row::Auxiliary, |r| Row::Family(at + r)), c);
+            add(&mut model, row.price_of.map_or(Row::Auxiliary(i), |r| Row::Family(at + r)), c);
         }
     }
 
@@ -242,17 +246,124 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
     BuiltModel { problem: model, maps: ModelMaps { rows, flow_keys, unmet_rows, family_columns, mip, variables, layout } }
 }
 
-fn run_highs(built: BuiltModel, opts: &ExactOptions, time_limit: Option<f64>) -> Result<(Solved, ModelMaps), SolveError> {
-    let BuiltModel { problem, maps } = built;
+/// Runs a built model; an infeasible one comes back as a
+/// [`SolveError::Contradiction`] naming HiGHS's irreducible infeasible subset.
+fn run_highs(
+    built: BuiltModel,
+    opts: &ExactOptions,
+    time_limit: Option<f64>,
+    (problem, cands): (&Problem, &Candidates),
+) -> Result<(Solved, ModelMaps), SolveError> {
+    let BuiltModel { problem: model, maps } = built;
     let settings = Settings {
         threads: opts.threads,
         time_limit,
         mip_rel_gap: maps.mip.then_some(opts.mip_rel_gap),
         verbose: opts.verbose,
         options: &opts.highs_options,
+        explain_infeasible: true,
     };
-    let solved = lp_backend::run(problem, maps.variables, maps.rows.len(), &settings)?;
-    Ok((solved, maps))
+    match lp_backend::run(model, maps.variables, maps.rows.len(), &settings) {
+        Ok(solved) => Ok((solved, maps)),
+        Err(SolveError::Infeasible(raw)) => {
+            Err(SolveError::Contradiction(Box::new(name_subset(problem, cands, &maps, &raw.unwrap_or_default()))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Names the rows and column bounds of an irreducible infeasible subset.
+fn name_subset(problem: &Problem, cands: &Candidates, maps: &ModelMaps, raw: &RawIis) -> Contradiction {
+    let customer = |c: usize| problem.customers.id[c].as_str();
+    let families: Vec<_> = maps.layout.families().collect();
+    let policy = raw.rows.iter().any(|&r| matches!(maps.rows[r], Row::Policy(_))).then(|| cands.customer_rows(problem));
+    let constraints = raw
+        .rows
+        .iter()
+        .map(|&r| match maps.rows[r] {
+            Row::ContactCap(c) => Culprit {
+                family: "contact_cap".into(),
+                key: customer(c as usize).into(),
+                limit: format!("at most {} offers", problem.contact_cap_of(c).unwrap_or(0)),
+            },
+            Row::Policy(row) => {
+                let rows = policy.as_ref().expect("built when a policy row is in the subset");
+                let who = customer(rows.customer_of(row));
+                match rows.kind[row] {
+                    PolicyRow::Rule(i) => Culprit {
+                        family: "rule".into(),
+                        key: format!("{} for {who}", problem.contact_rules[i as usize].id),
+                        limit: format!("max_per_customer: at most {} more contacts after the history", rows.rhs[row]),
+                    },
+                    PolicyRow::Conflict(i) => Culprit {
+                        family: "conflict".into(),
+                        key: format!("{} for {who}", problem.conflicts[i as usize].id),
+                        limit: "at most one of the two offers".into(),
+                    },
+                }
+            }
+            Row::Family(global) => {
+                let (at, family) = families[maps.layout.family_of(global)];
+                let row = global - at;
+                let limit = if family.name() == rules::NAME {
+                    let rule = &problem.rules[row];
+                    let (kind, sign) = match rule.kind {
+                        RuleKind::MaxTotal => ("max_total", "<="),
+                        RuleKind::MinTotal => ("min_total", ">="),
+                    };
+                    format!("{kind} of {} {sign} {} (hard)", rule.measure.name(), rule.bound)
+                } else {
+                    match family.sense() {
+                        // `+ 0.0`: no "-0" in the message.
+                        Sense::Le => format!("at most {}", family.rhs(row) + 0.0),
+                        Sense::Eq => format!("what arrives equals what is accepted and kept (= {})", family.rhs(row) + 0.0),
+                    }
+                };
+                Culprit { family: family.name().into(), key: family.row_key(problem, row), limit }
+            }
+            Row::Auxiliary(i) => Culprit { family: families[i].1.name().into(), key: "(its own columns)".into(), limit: "a defining row".into() },
+        })
+        .collect::<Vec<_>>();
+    // Columns in creation order: x, the arcs' flows, the unmet baseline, the
+    // families' own columns, then the soft rows' slacks.
+    let n = cands.len();
+    let flows = n + maps.flow_keys.len();
+    let unmet = flows + maps.unmet_rows.len();
+    let bounds = group_bounds(raw.columns.iter().map(|&(j, bound)| {
+        let side = if bound == IisBound::Lower { "lower" } else { "upper" };
+        if j < n {
+            let pair = format!("{}/{}", customer(cands.customer[j] as usize), problem.offers[cands.offer[j] as usize].id);
+            let what = if bound == IisBound::Lower { "x >= 0" } else { "x <= 1 (each offer shown to a customer at most once)" };
+            (what.to_string(), pair)
+        } else if j < flows {
+            let (lane, sku) = maps.flow_keys[j - n];
+            let l = &problem.lanes[lane as usize];
+            let arc = format!("{}->{} {}", problem.warehouses[l.warehouse as usize], problem.zones[l.zone as usize].id, problem.skus[sku as usize]);
+            ("shipments >= 0".to_string(), arc)
+        } else if j < unmet {
+            let b = &problem.baseline[maps.unmet_rows[j - flows]];
+            let cell = format!("{}/{}", problem.zones[b.zone as usize].id, problem.skus[b.sku as usize]);
+            (format!("unmet baseline's {side} bound (0 to the baseline demand)"), cell)
+        } else {
+            (format!("the {side} bound of a family's own column"), format!("column {j}"))
+        }
+    }));
+    let named_nothing = constraints.is_empty() && bounds.is_empty();
+    let constraints = if maps.mip && named_nothing { hard_minimums(problem, &maps.layout) } else { constraints };
+    Contradiction { constraints, bounds, integer_decisions: maps.mip }.sorted()
+}
+
+/// The hard `min_total` rules, named (what a MIP whose relaxation is feasible
+/// can still not meet).
+fn hard_minimums(problem: &Problem, layout: &Layout) -> Vec<Culprit> {
+    let rows = layout.rows_of(rules::NAME);
+    problem
+        .rules
+        .iter()
+        .take(rows.len())
+        .filter(|r| r.kind == RuleKind::MinTotal && r.penalty.is_none())
+        .map(|r| Culprit { family: rules::NAME.into(), key: r.id.clone(), limit: format!("min_total of {} >= {} (hard)", r.measure.name(), r.bound) })
+        .collect()
 }
 
 /// Relative gap of a maximisation: `(bound - objective) / max(1, |objective|)`.
@@ -340,7 +451,7 @@ fn solve_model(
     let built = build(problem, network, cands, None, extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
-    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit))?;
+    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), (problem, cands))?;
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;
 
@@ -360,7 +471,7 @@ fn solve_model(
         let decisions = problem.policy.binary_decisions.then(|| raw.columns[..cands.len()].to_vec());
         let fixed = build(problem, network, cands, Some(Fixed { open: &offer_open, x: decisions.as_deref() }), extra);
         build_seconds += t1.elapsed().as_secs_f64();
-        let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)))?;
+        let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)), (problem, cands))?;
         solve_seconds += lp.seconds;
         (lp, lp_maps, Some((raw.status, raw.bound)))
     };
@@ -415,7 +526,7 @@ fn shadow_prices(problem: &Problem, maps: &ModelMaps, duals: &[f64]) -> ShadowPr
             Row::ContactCap(c) => contact_cap[c as usize] = d,
             Row::Policy(r) => policy[r] = d,
             Row::Family(r) => prices[r] = d,
-            Row::Auxiliary => {}
+            Row::Auxiliary(_) => {}
         }
     }
     ShadowPrices { customer_rows: policy, ..maps.layout.shadow_prices(problem, &prices, contact_cap) }

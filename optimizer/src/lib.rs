@@ -13,6 +13,7 @@ pub mod decomposed;
 pub mod exact;
 pub mod families;
 pub mod feasibility;
+pub mod infeasibility;
 pub mod lp_backend;
 pub mod model;
 pub mod picking;
@@ -114,7 +115,16 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &
     Ok(match solver.resolve(problem, cands) {
         SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
         SolverChoice::Decomposed(opts) => {
-            let alloc = decomposed::solve(problem, network, cands, &opts)?;
+            let alloc = match decomposed::solve(problem, network, cands, &opts) {
+                // Small enough for the exact model to say why (or that a plan exists).
+                Err(decomposed::DecomposedError::HardMinimumsUnmet) if cands.len() <= AUTO_EXACT_MAX_CANDIDATES => {
+                    return match exact::solve(problem, network, cands, &exact::ExactOptions::default()) {
+                        Err(contradiction @ exact::SolveError::Contradiction(_)) => Err(contradiction.into()),
+                        _ => Err(decomposed::DecomposedError::HardMinimumsUnmet.into()),
+                    };
+                }
+                other => other?,
+            };
             if problem.policy.binary_decisions {
                 served::binary_allocation(problem, network, cands, alloc, opts.gap)
             } else {

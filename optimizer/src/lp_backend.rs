@@ -13,9 +13,14 @@ use crate::allocation::SolveStatus;
 /// Why the exact solver returned no plan.
 #[derive(Debug, Error)]
 pub enum SolveError {
-    /// The constraints admit no solution (should not happen: x = 0, u = b is feasible).
+    /// The constraints admit no solution: hard lower bounds (`min_total` rules)
+    /// above what the limits allow (x = 0, u = b meets every other row). With
+    /// [`Settings::explain_infeasible`], the raw irreducible infeasible subset.
     #[error("the model is infeasible")]
-    Infeasible,
+    Infeasible(Option<RawIis>),
+    /// Infeasible, with the subset named in the scenario's words (the exact solver).
+    #[error("{0}")]
+    Contradiction(Box<crate::infeasibility::Contradiction>),
     /// The objective is unbounded (a malformed model).
     #[error("the model is unbounded")]
     Unbounded,
@@ -41,6 +46,33 @@ pub struct Settings<'a> {
     /// Further HiGHS options by name (value parsed as bool, integer, float, else
     /// text), applied last so they override the above.
     pub options: &'a [(String, String)],
+    /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
+    /// LP per constraint of a first, elastic subset: only where an error
+    /// message is the product, not in the repair loop).
+    pub explain_infeasible: bool,
+}
+
+/// An irreducible infeasible subset in HiGHS's indices: rows and column
+/// bounds such that the rows, with those columns bounded as stated, admit no
+/// solution, and dropping any one of them leaves a feasible system. For a
+/// MIP, the subset of its LP relaxation (empty when the relaxation is feasible).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawIis {
+    /// Row indices, in creation order.
+    pub rows: Vec<usize>,
+    /// Column indices with the bound that takes part.
+    pub columns: Vec<(usize, IisBound)>,
+}
+
+/// Which bound of a column (or side of a row) is in the subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IisBound {
+    /// The lower bound.
+    Lower,
+    /// The upper bound.
+    Upper,
+    /// Both (a fixed or boxed column).
+    Both,
 }
 
 /// The raw result of one HiGHS run; columns and rows in creation order.
@@ -90,7 +122,10 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     let seconds = start.elapsed().as_secs_f64();
     let status = match solved.status() {
         HighsModelStatus::Optimal => SolveStatus::Optimal,
-        HighsModelStatus::Infeasible => return Err(SolveError::Infeasible),
+        HighsModelStatus::Infeasible => {
+            let mut solved = solved;
+            return Err(SolveError::Infeasible(settings.explain_infeasible.then(|| iis(&mut solved, columns, rows)).flatten()));
+        }
         HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => return Err(SolveError::Unbounded),
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
         other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
@@ -108,6 +143,52 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     };
     let solution = solved.get_solution();
     Ok(Solved { status, objective, bound, columns: solution.columns().to_vec(), row_duals: solution.dual_rows().to_vec(), seconds })
+}
+
+/// HiGHS's irreducible infeasible subset of a model it found infeasible
+/// (`None` when HiGHS fails to compute one).
+fn iis(solved: &mut highs::SolvedModel, columns: usize, rows: usize) -> Option<RawIis> {
+    use highs_sys::HighsInt;
+    let highs = solved.as_mut_ptr();
+    // From the LP (an elastic LP finds a small infeasible set), then reduced to
+    // an irreducible one by deletion; rows preferred over column bounds.
+    const FROM_LP_IRREDUCIBLE_ROW_PRIORITY: HighsInt = 6;
+    // SAFETY: `highs` is a live Highs instance owned by `solved`; the option
+    // name is NUL-terminated; the arrays are as long as HiGHS may write
+    // (at most every column and every row).
+    unsafe {
+        highs_sys::Highs_setIntOptionValue(highs, c"iis_strategy".as_ptr(), FROM_LP_IRREDUCIBLE_ROW_PRIORITY);
+        let (mut n_col, mut n_row): (HighsInt, HighsInt) = (0, 0);
+        let mut col_index = vec![0 as HighsInt; columns.max(1)];
+        let mut row_index = vec![0 as HighsInt; rows.max(1)];
+        let mut col_bound = vec![0 as HighsInt; columns.max(1)];
+        let mut row_bound = vec![0 as HighsInt; rows.max(1)];
+        let status = highs_sys::Highs_getIis(
+            highs,
+            &mut n_col,
+            &mut n_row,
+            col_index.as_mut_ptr(),
+            row_index.as_mut_ptr(),
+            col_bound.as_mut_ptr(),
+            row_bound.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        if status == highs_sys::kHighsStatusError {
+            return None;
+        }
+        // A column of the subset's rows whose bounds take no part is "free".
+        let bound = |b: HighsInt| match b {
+            highs_sys::kHighsIisBoundLower => Some(IisBound::Lower),
+            highs_sys::kHighsIisBoundUpper => Some(IisBound::Upper),
+            highs_sys::kHighsIisBoundBoxed => Some(IisBound::Both),
+            _ => None,
+        };
+        Some(RawIis {
+            rows: row_index[..n_row as usize].iter().map(|&r| r as usize).collect(),
+            columns: col_index[..n_col as usize].iter().zip(&col_bound).filter_map(|(&c, &b)| Some((c as usize, bound(b)?))).collect(),
+        })
+    }
 }
 
 fn set<V: highs::HighsOptionValue>(model: &mut highs::Model, key: &str, value: V) -> Result<(), SolveError> {

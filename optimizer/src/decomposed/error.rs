@@ -14,6 +14,11 @@ pub enum DecomposedError {
     /// The LP without offers (the zero of the offers' value) failed.
     #[error("the model without offers could not be solved: {0}")]
     WithoutOffers(#[from] crate::exact::SolveError),
+    /// No repaired plan met the hard `min_total` rules: they may contradict the
+    /// limits (the exact model then names the rules and limits involved), or
+    /// ask for more than the dual iterations reached.
+    #[error("no repaired plan met the hard lower bounds (min_total rules) within the iterations; `--solver exact` names the rules and limits that contradict, if they do")]
+    HardMinimumsUnmet,
     /// The customers' side failed: a worker died, or answered out of turn. No
     /// plan comes from a solve that lost part of its customers.
     #[error("the customers' side failed: {0}")]

@@ -239,7 +239,7 @@ fn run_phase(
             y.clone_from(&nu);
         }
     }
-    let plan = best.ok_or_else(|| DecomposedError::Repair("no repaired plan met the hard lower bounds (min_total rules) within the iterations".into()))?;
+    let plan = best.ok_or(DecomposedError::HardMinimumsUnmet)?;
     Ok(Phase { nu, best_bound, plan, iterations, epsilon, status })
 }
 
@@ -350,7 +350,7 @@ fn solve_driver(
         restricted.best_bound = relaxation_bound;
         phase = restricted;
     }
-    let (x, contact_cap, customer_rows) = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
+    let Finished { x, cap_price: contact_cap, row_price: customer_rows } = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
     let prices = ShadowPrices { customer_rows, ..shadow_prices(&ctx_final, &phase.nu, contact_cap) };
     let Phase { plan, best_bound, status, .. } = phase;
     let flows = plan.flows.iter().filter(|f| f.units > 1e-9).copied().collect();
@@ -392,10 +392,19 @@ fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: 
     }
 }
 
-/// Gathers the plan from the customers' side: every candidate's kept exposure and
-/// every customer's contact-cap price, placed by global customer index. Every
-/// customer must be answered for exactly once.
-fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates, policy: &CustomerRows) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), DecomposedError> {
+/// The plan gathered from the customers' side, by global index.
+struct Finished {
+    /// Every candidate's kept exposure.
+    x: Vec<f64>,
+    /// Every customer's contact-cap price.
+    cap_price: Vec<f64>,
+    /// Every contact-policy row's price.
+    row_price: Vec<f64>,
+}
+
+/// Gathers the plan from the customers' side. Every customer must be answered
+/// for exactly once.
+fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates, policy: &CustomerRows) -> Result<Finished, DecomposedError> {
     let n = cands.customer_start.len() - 1;
     let mut x = vec![0.0; cands.len()];
     let mut cap_price = vec![0.0; n];
@@ -407,6 +416,9 @@ fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates, p
         };
         let mut rows_at = 0usize;
         for &c in &customers {
+            if c as usize >= n {
+                return Err(DecomposedError::Workers(format!("customer {c} does not exist")));
+            }
             let rows = policy.of_customer(c as usize);
             let Some(prices) = policy_price.get(rows_at..rows_at + rows.len()) else {
                 return Err(DecomposedError::Workers(format!("a partition sent too few contact-policy prices (customer {c})")));
@@ -436,7 +448,7 @@ fn finish(side: &mut dyn CustomerSide, prices: CellPrices, cands: &Candidates, p
     if missing > 0 {
         return Err(DecomposedError::Workers(format!("{missing} of {n} customers were not answered for")));
     }
-    Ok((x, cap_price, row_price))
+    Ok(Finished { x, cap_price, row_price })
 }
 
 /// The multipliers as [`ShadowPrices`] (objective lost per unit of tightening).

@@ -180,7 +180,7 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
     }
     let solved = match lp_backend::run(model, columns, n_rows, &Settings::default()) {
         Ok(solved) => solved,
-        Err(lp_backend::SolveError::Infeasible) => return Ok(None),
+        Err(lp_backend::SolveError::Infeasible(_)) => return Ok(None),
         Err(e) => return Err(DecomposedError::Repair(e.to_string())),
     };
     // Columns in creation order: the used cells' scales, the arcs, the unmet
