@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use chrono::NaiveDate;
+
+use crate::contacts::{ContactMade, VolumeBurn};
 use crate::index::{LiveSupply, PlanIndex};
 
 /// What a customer's live state overrides (from consent events).
@@ -60,7 +63,8 @@ pub struct Exclusion {
     /// Reason code: the plan's (`consent`, `tier`, `not_selected:stock`, ...) or a
     /// live one (`live:consent`, `live:suppressed`, `live:stock_reserved`,
     /// `live:out_of_stock`, `live:bid_price`, `live:contact_cap`,
-    /// `live:consent_unknown` when the live state is stale).
+    /// `live:consent_unknown` when the live state is stale; with contact
+    /// policies `live:rule:<rule_id>` and `live:conflict`).
     pub reason: String,
 }
 
@@ -76,6 +80,10 @@ pub(crate) struct Ask<'a> {
     pub customer: CustomerOverride,
     /// `Some(reason)` to answer with the fallback rule.
     pub fallback: Option<&'a str>,
+    /// The customer's live contacts (contact events).
+    pub contacts: &'a [ContactMade],
+    /// The day a contact made now would be made.
+    pub today: NaiveDate,
 }
 
 /// Why a live rule takes an offer away, or `None` when it stays.
@@ -114,7 +122,7 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
 /// docs): the customer's candidate offers (rows the plan kept or did not select,
 /// never those a hard rule excluded), ranked by expected value, kept while live
 /// stock above safety stock covers one acceptance, up to the contact cap.
-pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
+pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
     let facts = plan.customers[c as usize];
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
@@ -153,8 +161,12 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, customer_id: &str, c
         } else {
             live_block(plan, supply, facts.zone, facts.tier, e.offer, plan.accept_value(&e), plan.contact_per_accept(&e), fallback)
         };
+        // Contact policies and burnt-down volume rules are hard, with or without the plan.
+        let blocked = blocked.map(str::to_string).or_else(|| {
+            plan.contact_block(c, e.offer, ask.contacts, ask.today).or_else(|| burn.exhausted(plan, e.offer, ask.today))
+        });
         match blocked {
-            Some(reason) => excluded.push(Exclusion { offer_id, reason: reason.to_string() }),
+            Some(reason) => excluded.push(Exclusion { offer_id, reason }),
             None if offers.len() >= cap => excluded.push(Exclusion { offer_id, reason: "live:contact_cap".to_string() }),
             None if offers.len() >= ask.limit => {}
             None => {
@@ -217,6 +229,7 @@ mod tests {
             point_cells: vec![vec![0]],
             reserved: vec![0.0, 0.0],
             bid: vec![10.0],
+            policy_index: None,
         }
     }
 

@@ -145,6 +145,68 @@ impl ConsentEvent {
     }
 }
 
+/// Body of `POST /v1/events/contact` (model version 2): a contact made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEvent {
+    /// Unique id from the sender among contact events; a repeat with the same
+    /// body is acknowledged and ignored, with another body refused (409).
+    #[schema(min_length = 1)]
+    pub event_id: String,
+    /// The customer contacted (one the served plan knows).
+    #[schema(min_length = 1)]
+    pub customer_id: String,
+    /// The offer the contact made (one the served plan knows).
+    #[schema(min_length = 1)]
+    pub offer_id: String,
+    /// The channel it was made on: the offer's own (the default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The day of the contact.
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+}
+
+impl ContactEvent {
+    /// Checks ids and (when a plan is served) that the customer and offer are
+    /// the plan's and the channel the offer's. The message names the field.
+    pub fn validate(&self, plan: Option<&PlanIndex>) -> Result<(), String> {
+        non_empty("event_id", &self.event_id)?;
+        non_empty("customer_id", &self.customer_id)?;
+        non_empty("offer_id", &self.offer_id)?;
+        if let Some(channel) = &self.channel {
+            non_empty("channel", channel)?;
+        }
+        let Some(plan) = plan else { return Ok(()) };
+        if !plan.customer_ix.contains_key(self.customer_id.as_str()) {
+            return Err(format!("customer_id {:?} is not a customer of plan {}", self.customer_id, plan.version()));
+        }
+        let Some(offer) = plan.context.offers.iter().find(|o| o.offer_id == self.offer_id) else {
+            return Err(format!("offer_id {:?} is not an offer of plan {}", self.offer_id, plan.version()));
+        };
+        match &self.channel {
+            Some(channel) if *channel != offer.channel => {
+                Err(format!("channel {channel:?} is not the channel of offer {} ({:?}) in plan {}", self.offer_id, offer.channel, plan.version()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The channel the contact was made on: the one posted, else the offer's
+    /// in `plan` (resolved before the event is recorded, so a repeat compares
+    /// equal).
+    pub(crate) fn resolve_channel(&mut self, plan: Option<&PlanIndex>) {
+        if self.channel.is_none() {
+            self.channel = plan.and_then(|p| p.context.offers.iter().find(|o| o.offer_id == self.offer_id)).map(|o| o.channel.clone());
+        }
+    }
+
+    /// The contact as folded.
+    pub(crate) fn contact(&self) -> crate::contacts::ContactMade {
+        crate::contacts::ContactMade { offer_id: self.offer_id.clone(), channel: self.channel.clone().unwrap_or_default(), date: self.date }
+    }
+}
+
 impl ConsentEvent {
     /// Folds this event into a customer's live override (what it sets wins).
     pub(crate) fn apply_to(&self, o: &mut CustomerOverride) {
@@ -171,6 +233,13 @@ pub enum LoggedEvent {
         /// The event as posted.
         event: ConsentEvent,
     },
+    /// A contact made (model version 2).
+    Contact {
+        /// When the service received it.
+        received_at: DateTime<Utc>,
+        /// The event as posted, its channel resolved to the offer's when absent.
+        event: ContactEvent,
+    },
 }
 
 impl LoggedEvent {
@@ -179,6 +248,7 @@ impl LoggedEvent {
         match self {
             LoggedEvent::Inventory { event, .. } => (EventKind::Inventory, &event.event_id),
             LoggedEvent::Consent { event, .. } => (EventKind::Consent, &event.event_id),
+            LoggedEvent::Contact { event, .. } => (EventKind::Contact, &event.event_id),
         }
     }
 
@@ -187,6 +257,7 @@ impl LoggedEvent {
         match self {
             LoggedEvent::Inventory { event, .. } => serde_json::to_value(event),
             LoggedEvent::Consent { event, .. } => serde_json::to_value(event),
+            LoggedEvent::Contact { event, .. } => serde_json::to_value(event),
         }
         .unwrap_or_default()
     }
@@ -196,6 +267,7 @@ impl LoggedEvent {
         match (self, other) {
             (LoggedEvent::Inventory { event: a, .. }, LoggedEvent::Inventory { event: b, .. }) => a == b,
             (LoggedEvent::Consent { event: a, .. }, LoggedEvent::Consent { event: b, .. }) => a == b,
+            (LoggedEvent::Contact { event: a, .. }, LoggedEvent::Contact { event: b, .. }) => a == b,
             _ => false,
         }
     }
@@ -220,13 +292,15 @@ pub struct EventLog {
     applied_seq: i64,
     inventory: Vec<(DateTime<Utc>, StockMove)>,
     customers: HashMap<String, CustomerOverride>,
+    /// Every customer's live contacts, in the order received.
+    contacts: HashMap<String, Vec<crate::contacts::ContactMade>>,
 }
 
 impl EventLog {
     /// The log in `db`, with every event recorded so far folded in; a stored
     /// event that does not parse is an error naming its sequence number.
     pub fn open(db: Arc<LiveDb>) -> Result<Self, LiveError> {
-        let mut log = EventLog { db, applied_seq: 0, inventory: Vec::new(), customers: HashMap::new() };
+        let mut log = EventLog { db, applied_seq: 0, inventory: Vec::new(), customers: HashMap::new(), contacts: HashMap::new() };
         // The snapshot and the events left read in one transaction, under the
         // maintenance lock: a compaction elsewhere never moves events between them.
         let (snapshot, events) = log.db.transaction(|sql| {
@@ -292,6 +366,7 @@ impl EventLog {
         match event {
             LoggedEvent::Inventory { received_at, event } => self.inventory.push((*received_at, event.stock_move())),
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
+            LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
         }
     }
 
@@ -324,6 +399,12 @@ impl EventLog {
     /// their consent events): they are served as the plan's own data says.
     pub(crate) fn forget_customer(&mut self, customer_id: &str) {
         self.customers.remove(customer_id);
+        self.contacts.remove(customer_id);
+    }
+
+    /// Every customer's live contacts.
+    pub fn customer_contacts(&self) -> &HashMap<String, Vec<crate::contacts::ContactMade>> {
+        &self.contacts
     }
 
     /// The live overrides of every customer with a consent event.
@@ -393,10 +474,15 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
         let seq = row.next().map_or(0, |c| c.int());
         let event = parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
         match &event {
-            LoggedEvent::Consent { received_at, .. } | LoggedEvent::Inventory { received_at, .. } if *received_at >= consent_cutoff => {
+            LoggedEvent::Consent { received_at, .. } | LoggedEvent::Inventory { received_at, .. } | LoggedEvent::Contact { received_at, .. }
+                if *received_at >= consent_cutoff =>
+            {
                 reached_cutoff = true;
                 break;
             }
+            // Contacts are history: a conflict window or a rule's count may
+            // reach back further than the event window (kept until erasure).
+            LoggedEvent::Contact { .. } => {}
             LoggedEvent::Inventory { received_at, .. } => {
                 if *received_at <= inventory_cutoff {
                     delete.push(seq);

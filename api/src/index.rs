@@ -69,6 +69,8 @@ pub struct PlanIndex {
     pub(crate) reserved: Vec<f64>,
     /// (zone * skus + sku) -> the plan's bid price.
     pub(crate) bid: Vec<f64>,
+    /// The contact policies indexed, when the plan has any.
+    pub(crate) policy_index: Option<crate::contacts::PolicyIndex>,
 }
 
 /// Why an index could not be built from a stored version.
@@ -225,6 +227,13 @@ impl PlanIndex {
                 bid[z as usize * n_skus + s as usize] = b.price;
             }
         }
+        let policy_index = match &context.contact_policies {
+            Some(policies) => Some(
+                crate::contacts::PolicyIndex::new(policies, context.offers.iter().map(|o| o.offer_id.clone()), customers.len())
+                    .map_err(|reason| corrupt(store, id, reason))?,
+            ),
+            None => None,
+        };
         Ok(PlanIndex {
             version: id.to_string(),
             channels_named: context.offers.iter().any(|o| o.channel != allot_optimizer::DEFAULT_CHANNEL),
@@ -246,6 +255,7 @@ impl PlanIndex {
             point_cells,
             reserved,
             bid,
+            policy_index,
         })
     }
 

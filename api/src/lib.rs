@@ -36,6 +36,7 @@
 //! in whole behind an `Arc`; a request holds one snapshot from start to end.
 
 pub mod audit;
+pub mod contacts;
 pub mod decide;
 pub mod errors;
 pub mod events;

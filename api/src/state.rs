@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
+use crate::contacts::{ContactMade, VolumeBurn};
 use crate::index::{LiveSupply, PlanIndex};
 use crate::jobs::PlanJobs;
 use crate::live::import::open_store_live;
@@ -76,6 +77,8 @@ pub(crate) enum Source {
 pub(crate) struct Snapshot {
     pub(crate) plan: Arc<PlanIndex>,
     pub(crate) supply: LiveSupply,
+    /// The plan's volume rules as live contacts burn them down.
+    pub(crate) burn: VolumeBurn,
     pub(crate) source: Source,
 }
 
@@ -88,6 +91,8 @@ pub struct ServiceState {
     /// Writers (events, plan swaps) take this first, so a swap never misses an event.
     events: Mutex<EventLog>,
     pub(crate) customers: RwLock<HashMap<String, CustomerOverride>>,
+    /// Every customer's live contacts (contact events).
+    pub(crate) contacts: RwLock<HashMap<String, Vec<ContactMade>>>,
     pub(crate) audit: AuditLog,
     pub(crate) metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
@@ -143,6 +148,7 @@ impl ServiceState {
         let audit = AuditLog::open(db.clone()).map_err(|source| ServeError::Log { what: "the audit log", source })?;
         let state = ServiceState {
             customers: RwLock::new(events.customer_overrides().clone()),
+            contacts: RwLock::new(events.customer_contacts().clone()),
             events: Mutex::new(events),
             store,
             config,
@@ -240,8 +246,10 @@ impl ServiceState {
     /// swap never misses an event.
     pub(crate) fn apply_folded(&self, folded: &[LoggedEvent]) {
         let mut moves = Vec::new();
+        let mut contacts = Vec::new();
         {
             let mut customers = None;
+            let mut customer_contacts = None;
             for event in folded {
                 match event {
                     LoggedEvent::Consent { event, .. } => {
@@ -249,10 +257,16 @@ impl ServiceState {
                         event.apply_to(customers.entry(event.customer_id.clone()).or_default());
                     }
                     LoggedEvent::Inventory { received_at, event } => moves.push((*received_at, event.stock_move())),
+                    LoggedEvent::Contact { event, .. } => {
+                        let contact = event.contact();
+                        let customer_contacts = customer_contacts.get_or_insert_with(|| write(&self.contacts));
+                        customer_contacts.entry(event.customer_id.clone()).or_default().push(contact.clone());
+                        contacts.push(contact);
+                    }
                 }
             }
         }
-        if moves.is_empty() {
+        if moves.is_empty() && contacts.is_empty() {
             return;
         }
         let Some(current) = self.current() else { return };
@@ -262,7 +276,11 @@ impl ServiceState {
                 supply.apply(&current.plan, m);
             }
         }
-        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan: current.plan.clone(), supply, source: current.source }));
+        let mut burn = current.burn.clone();
+        for contact in &contacts {
+            burn.apply(&current.plan, contact);
+        }
+        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan: current.plan.clone(), supply, burn, source: current.source }));
     }
 
     pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {
@@ -342,7 +360,8 @@ impl ServiceState {
 
     pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source) {
         let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
-        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan, supply, source }));
+        let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
+        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan, supply, burn, source }));
     }
 
     pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
@@ -385,8 +404,16 @@ impl ServiceState {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
         let fallback = self.fallback_reason(&s);
-        let ask = decide::Ask { limit, channel, customer, fallback };
-        let d = decide::decide(&s.plan, &s.supply, customer_id, c, &ask);
+        let contacts = read(&self.contacts);
+        let ask = decide::Ask {
+            limit,
+            channel,
+            customer,
+            fallback,
+            contacts: contacts.get(customer_id).map_or(&[], Vec::as_slice),
+            today: chrono::Utc::now().date_naive(),
+        };
+        let d = decide::decide(&s.plan, &s.supply, &s.burn, customer_id, c, &ask);
         self.metrics.count_decision(d.fallback);
         Some(d)
     }

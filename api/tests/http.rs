@@ -107,6 +107,7 @@ fn route_calls() -> Vec<(&'static str, &'static str, Option<Value>, Option<&'sta
         // Effects an unauthorised call must not have: all of A gone, g1's consent withdrawn.
         ("POST", "/v1/events/inventory", Some(json!({ "event_id": "r1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 10, "tier": "gold" })), Some(FULFILMENT)),
         ("POST", "/v1/events/consent", Some(json!({ "event_id": "c1", "customer_id": "g1", "consent": false })), Some(DECISION)),
+        ("POST", "/v1/events/contact", Some(json!({ "event_id": "k1", "customer_id": "g1", "offer_id": "single", "date": "2026-12-02" })), Some(DECISION)),
         ("GET", "/v1/warehouses/W1/pick-priorities", None, Some(FULFILMENT)),
         ("POST", "/v1/warehouses/W1/pick-plan", Some(pick_request(&[("o1", "gold", "2026-12-01T12:00:00Z", "A", 1.0)], 5.0)), Some(FULFILMENT)),
         ("GET", "/v1/plans", None, Some(PLANNER)),

@@ -157,6 +157,8 @@ async fn real_answers_of_every_route_validate_against_their_schemas() {
         ("POST", "/v1/events/inventory", "/v1/events/inventory".into(), Some(FULFILMENT), Some(json!({ "event_id": "r2", "kind": "receipt", "warehouse_id": "W1", "sku": "C", "qty": -1 })), StatusCode::UNPROCESSABLE_ENTITY),
         ("POST", "/v1/events/consent", "/v1/events/consent".into(), Some(DECISION), Some(json!({ "event_id": "c1", "customer_id": "s4", "suppressed": true })), StatusCode::ACCEPTED),
         ("POST", "/v1/events/consent", "/v1/events/consent".into(), Some(DECISION), Some(json!({ "event_id": "c2", "customer_id": "s4" })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("POST", "/v1/events/contact", "/v1/events/contact".into(), Some(DECISION), Some(json!({ "event_id": "k1", "customer_id": "s4", "offer_id": "single", "date": "2026-12-02" })), StatusCode::ACCEPTED),
+        ("POST", "/v1/events/contact", "/v1/events/contact".into(), Some(DECISION), Some(json!({ "event_id": "k2", "customer_id": "s4", "offer_id": "nope", "date": "2026-12-02" })), StatusCode::UNPROCESSABLE_ENTITY),
         ("GET", "/v1/warehouses/{id}/pick-priorities", "/v1/warehouses/W1/pick-priorities".into(), Some(FULFILMENT), None, StatusCode::OK),
         ("GET", "/v1/warehouses/{id}/pick-priorities", "/v1/warehouses/W9/pick-priorities".into(), Some(FULFILMENT), None, StatusCode::NOT_FOUND),
         ("POST", "/v1/warehouses/{id}/pick-plan", "/v1/warehouses/W1/pick-plan".into(), Some(FULFILMENT), Some(pick), StatusCode::OK),

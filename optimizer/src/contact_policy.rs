@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::model::{CustomerIx, OfferIx, Problem};
+use crate::model::{Conflict, ContactRule, CustomerIx, OfferIx, PastContact, Problem};
 
 /// What a customer row stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,18 +68,47 @@ impl HistoryRules {
     /// Why customer `c`'s history excludes offer `o`, if it does: the first
     /// exhausted rule in file order, else the first conflict a past contact opens.
     pub fn exclusion(&self, problem: &Problem, c: CustomerIx, o: OfferIx) -> Option<HistoryExclusion> {
-        for (i, selects) in self.rule_selects.iter().enumerate() {
-            if selects[o as usize] && self.room(problem, i, c) <= 0.0 {
-                return Some(HistoryExclusion::Rule(i as u32));
+        let policies = Policies { rules: &problem.contact_rules, conflicts: &problem.conflicts };
+        // No room left at all (a fractional room is a customer row's right-hand side).
+        policies.first_block(|i| self.rule_selects[i][o as usize], |j| self.b_selects[j][o as usize], problem.history_of(c), problem.contact_date_of(o), f64::MIN_POSITIVE)
+    }
+}
+
+/// A set of contact policies, wherever they are held: the planner's
+/// [`Problem`], or the snapshot a plan version keeps for the decision service.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies<'a> {
+    /// The `max_per_customer` rules.
+    pub rules: &'a [ContactRule],
+    /// The conflicts.
+    pub conflicts: &'a [Conflict],
+}
+
+impl Policies<'_> {
+    /// The one statement of when contacts already made forbid a new contact on
+    /// `date` (the planner's history exclusions, the service's live check):
+    /// the first rule in file order that selects it (`rule_selects`) and whose
+    /// matching contacts leave less than `room_needed` of its bound, else the
+    /// first conflict whose later selector selects it (`b_selects`) while a
+    /// contact its earlier selector matches opened a window around `date`.
+    pub fn first_block(
+        &self,
+        rule_selects: impl Fn(usize) -> bool,
+        b_selects: impl Fn(usize) -> bool,
+        contacts: &[PastContact],
+        date: chrono::NaiveDate,
+        room_needed: f64,
+    ) -> Option<HistoryExclusion> {
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule_selects(i) {
+                let used = contacts.iter().filter(|h| h.selected_by(&rule.selector)).count();
+                if rule.bound - (used as f64) < room_needed {
+                    return Some(HistoryExclusion::Rule(i as u32));
+                }
             }
         }
-        let history = problem.history_of(c);
-        if history.is_empty() {
-            return None;
-        }
-        let date = problem.contact_date_of(o);
-        for (j, conflict) in problem.conflicts.iter().enumerate() {
-            if self.b_selects[j][o as usize] && history.iter().any(|h| h.selected_by(&conflict.a) && conflict.within(h.date, date)) {
+        for (j, conflict) in self.conflicts.iter().enumerate() {
+            if b_selects(j) && contacts.iter().any(|h| h.selected_by(&conflict.a) && conflict.within(h.date, date)) {
                 return Some(HistoryExclusion::Conflict(j as u32));
             }
         }

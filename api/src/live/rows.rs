@@ -9,6 +9,8 @@ pub enum EventKind {
     Inventory,
     /// `POST /v1/events/consent`.
     Consent,
+    /// `POST /v1/events/contact`.
+    Contact,
 }
 
 impl EventKind {
@@ -17,6 +19,7 @@ impl EventKind {
         match self {
             EventKind::Inventory => "inventory",
             EventKind::Consent => "consent",
+            EventKind::Contact => "contact",
         }
     }
 }

@@ -218,8 +218,8 @@ pub(crate) async fn customer_decisions(State(state): State<AppState>, method: Me
     Ok(Json(CustomerDecisions { customer_id: id, decisions }).into_response())
 }
 
-/// Right to erasure: deletes the customer's audit records and consent events
-/// and drops their live overrides, under the writers' lock so no consent
+/// Right to erasure: deletes the customer's audit records, consent and
+/// contact events and drops their live overrides and contacts, under the writers' lock so no consent
 /// event folds in between; the erasure is itself audited without the
 /// customer's id. 404 as on every route when nothing knows the customer.
 pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline: Deadline, PathId(id): PathId) -> Result<Response, ApiError> {
@@ -230,6 +230,7 @@ pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline:
             let erased = s.audit.erase(&key).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("nothing erased: {e}")))?;
             events.forget_customer(&key);
             write(&s.customers).remove(&key);
+            write(&s.contacts).remove(&key);
             Ok(erased)
         })
         .await?;

@@ -1,5 +1,5 @@
 //! Routes for live events: inventory movements from fulfilment, consent and
-//! suppression changes from the channels. An event is committed to the
+//! suppression changes and contacts made from the channels. An event is committed to the
 //! live-state database before it is acknowledged, and idempotent by its id
 //! within its kind: the same id and body answers the original result, the same
 //! id with another body is refused (409) with the original.
@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorDetail, JsonBody};
-use crate::events::{Applied, ConsentEvent, InventoryEvent, LoggedEvent};
+use crate::events::{Applied, ConsentEvent, ContactEvent, InventoryEvent, LoggedEvent};
 use crate::shared;
 use crate::state::AppState;
 
@@ -58,6 +58,15 @@ pub(crate) async fn consent_event(State(state): State<AppState>, body: JsonBody<
     event.validate(state.plan().as_deref()).map_err(invalid)?;
     let id = event.event_id.clone();
     record_event(state, id, true, LoggedEvent::Consent { received_at: Utc::now(), event }).await
+}
+
+pub(crate) async fn contact_event(State(state): State<AppState>, body: JsonBody<ContactEvent>) -> Result<Response, ApiError> {
+    let Json(mut event) = body?;
+    let plan = state.plan();
+    event.validate(plan.as_deref()).map_err(invalid)?;
+    event.resolve_channel(plan.as_deref());
+    let id = event.event_id.clone();
+    record_event(state, id, false, LoggedEvent::Contact { received_at: Utc::now(), event }).await
 }
 
 /// Records an event under the writer lock, off the async threads (the commit

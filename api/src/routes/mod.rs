@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::decide::Decision;
 use crate::errors::ErrorBody;
-use crate::events::{ConsentEvent, InventoryEvent};
+use crate::events::{ConsentEvent, ContactEvent, InventoryEvent};
 use crate::jobs::PlanJob;
 use crate::security::{Access, Role};
 use crate::state::AppState;
@@ -249,6 +249,23 @@ pub const ROUTES: &[RouteSpec] = &[
         ],
         max_body: MAX_BODY_BYTES,
         handler: || post(events::consent_event),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/events/contact",
+        access: Access::Roles(DECISION),
+        summary: "A contact made (customer, offer, channel, day); joins the customer's contact history for contact policies and burns volume rules down; applies from the next request.",
+        body: Some(schema::<ContactEvent>),
+        query: None,
+        replies: &[
+            ok(202, "Recorded and in force.", schema::<events::EventAck>),
+            ok(200, "A repeat of a recorded event id with the same body; nothing changed.", schema::<events::EventAck>),
+            ok(409, "The event id was recorded before with another body (`event_id_conflict`); the original is returned.", schema::<events::EventConflict>),
+            error(422, "An invalid event (`invalid_event`): empty ids or channel, a customer or offer the served plan does not know, a channel not the offer's."),
+            error(503, "The event could not be made durable (`event_log_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || post(events::contact_event),
     },
     RouteSpec {
         method: "GET",

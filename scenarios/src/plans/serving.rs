@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use allot_optimizer::{Network, Plan, Problem};
+use allot_optimizer::{Conflict, ContactRule, Measure, Network, PastContact, Plan, Problem, Rule, RuleKind};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,71 @@ pub struct ServingContext {
     pub bid_prices: Vec<ServingBidPrice>,
     /// The plan's bundle pick priorities, by warehouse then rank.
     pub pick_priorities: Vec<ServingPickPriority>,
+    /// What the service needs to apply contact policies and burn volume
+    /// rules down live (model version 2); absent when the scenario has neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_policies: Option<ServingContactPolicies>,
+}
+
+/// The contact policies of a plan, in the planning model's own types (their
+/// indices are into the lists kept here and into `offers`), so that the
+/// service applies them through the same code as the planner
+/// (`allot_optimizer::contact_policy::Policies`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServingContactPolicies {
+    /// Channel names, indexed by the offers' and selectors' channels.
+    pub channels: Vec<String>,
+    /// Tag names, indexed by the offers' and selectors' tags.
+    pub tags: Vec<String>,
+    /// Per offer (in `offers` order): its channel, tags and contact date.
+    pub offers: Vec<ServingOfferContact>,
+    /// The `max_per_customer` rules.
+    pub rules: Vec<ContactRule>,
+    /// The conflicts.
+    pub conflicts: Vec<Conflict>,
+    /// The hard `max_total` rules on contacts or contact cost: contact events
+    /// burn them down live.
+    pub volume_rules: Vec<Rule>,
+    /// The contacts made before the plan (`contact_history.csv`), by customer.
+    pub history: Vec<PastContact>,
+}
+
+/// An offer as contact policies see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingOfferContact {
+    /// Channel index.
+    pub channel: u32,
+    /// Tag indices, sorted.
+    pub tags: Vec<u32>,
+    /// The day its contact is planned.
+    pub contact_date: NaiveDate,
+}
+
+/// Whether contact events burn a volume rule down live: a hard maximum of a
+/// measure a contact alone decides (acceptances need outcome events).
+pub fn burns_down_live(rule: &Rule) -> bool {
+    rule.kind == RuleKind::MaxTotal && rule.penalty.is_none() && matches!(rule.measure, Measure::Contacts | Measure::ContactCost)
+}
+
+fn contact_policies(problem: &Problem) -> Option<ServingContactPolicies> {
+    let volume_rules: Vec<Rule> = problem.rules.iter().filter(|r| burns_down_live(r)).cloned().collect();
+    if !problem.has_contact_policies() && volume_rules.is_empty() {
+        return None;
+    }
+    Some(ServingContactPolicies {
+        channels: problem.channels.clone(),
+        tags: problem.tags.clone(),
+        offers: (0..problem.offers.len() as u32)
+            .map(|o| {
+                let offer = &problem.offers[o as usize];
+                ServingOfferContact { channel: offer.channel, tags: offer.tags.clone(), contact_date: problem.contact_date_of(o) }
+            })
+            .collect(),
+        rules: problem.contact_rules.clone(),
+        conflicts: problem.conflicts.clone(),
+        volume_rules,
+        history: problem.history.clone(),
+    })
 }
 
 /// A customer tier.
@@ -255,6 +320,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
                 priority_score: p.priority_score,
             })
             .collect(),
+        contact_policies: contact_policies(problem),
     }
 }
 
