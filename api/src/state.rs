@@ -404,13 +404,14 @@ impl ServiceState {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
         let fallback = self.fallback_reason(&s);
-        let contacts = read(&self.contacts);
+        // Only a plan with contact policies reads the live contacts (no lock otherwise).
+        let contacts = s.plan.policy_index.is_some().then(|| read(&self.contacts));
         let ask = decide::Ask {
             limit,
             channel,
             customer,
             fallback,
-            contacts: contacts.get(customer_id).map_or(&[], Vec::as_slice),
+            contacts: contacts.as_ref().and_then(|c| c.get(customer_id)).map_or(&[], Vec::as_slice),
             today: chrono::Utc::now().date_naive(),
         };
         let d = decide::decide(&s.plan, &s.supply, &s.burn, customer_id, c, &ask);

@@ -9,7 +9,8 @@
 //!
 //! - `serving.json`: tiers, offers, stock, usable lanes, reservations, bid prices
 //!   and pick priorities (all small: they grow with offers, SKUs and sites, not
-//!   customers);
+//!   customers), and the contact policies with the contact history they were
+//!   planned with (which grows with the contacts made before the plan);
 //! - `customers.<ext>`: one row per customer (`customer_id`, `zone`, `tier`,
 //!   `consent`, `suppressed`, `max_offers`).
 
