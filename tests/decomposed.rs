@@ -191,6 +191,15 @@ fn agrees_with_exact_with_contact_policies() {
     assert!(cands.excluded.iter().any(|(_, r)| matches!(r, allot_optimizer::ExclusionRule::Conflict(_))), "history excludes some pair");
     let diff = relative_difference(&exact, &decomposed);
     assert!(diff <= 1e-2, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+    // The partition files carry the customers' policy rows: workers loaded
+    // from them reach the single-machine plan.
+    let network = Network::new(&problem);
+    let mut side = partitioned(&problem, &cands, 3);
+    let remote = allot_optimizer::decomposed::solve_with(&problem, &network, &cands, &DecomposedOptions::default(), &mut side).expect("partitioned solve");
+    assert_eq!(check_allocation(&problem, &cands, &remote, TOL), vec![], "partitioned allocation keeps the policy rows");
+    let rel = (remote.report.objective - decomposed.report.objective).abs() / decomposed.report.objective.abs().max(1.0);
+    assert!(rel <= DecomposedOptions::default().gap, "partitioned {} vs local {}", remote.report.objective, decomposed.report.objective);
+    assert_certificate(&exact, &remote);
 }
 
 /// Every offer's contact costs 0 to 0.2; each pair's value of one acceptance

@@ -181,14 +181,26 @@ impl CustomerRows {
         if from.row_start.is_empty() {
             return;
         }
+        self.push_customer(from.of_customer(c).map(|r| (from.kind[r], from.rhs[r], from.members(r))));
+    }
+
+    /// Appends the next customer with its rows (kind, right-hand side,
+    /// members as offsets from its first candidate): how rows read back from
+    /// a partition file are rebuilt.
+    pub fn push_customer<'a>(&mut self, rows: impl IntoIterator<Item = (PolicyRow, f64, &'a [u32])>) {
         if self.row_start.is_empty() {
             self.row_start.push(0);
             self.member_start.push(0);
         }
-        for r in from.of_customer(c) {
-            self.push(from.kind[r], from.rhs[r], from.members(r));
+        for (kind, rhs, members) in rows {
+            self.push(kind, rhs, members);
         }
         self.row_start.push(self.kind.len() as u32);
+    }
+
+    /// Number of customers the rows are kept for (0 when there are none anywhere).
+    pub fn customers(&self) -> usize {
+        self.row_start.len().saturating_sub(1)
     }
 
     fn push(&mut self, kind: PolicyRow, rhs: f64, members: &[u32]) {

@@ -155,9 +155,6 @@ pub enum StoreError {
     /// Rollback asked for with no earlier activation.
     #[error("nothing to roll back to: {0}")]
     NothingToRollBack(&'static str),
-    /// The partition files cannot carry this scenario's model yet.
-    #[error("partition files for remote workers do not carry {0} yet: plan this scenario with the in-process solvers (--solver exact or decomposed)")]
-    NotPartitionable(&'static str),
     /// A file written by a newer allot, in a format this build does not know.
     #[error("{path} has schema_version {found}, newer than this allot reads (up to {supported}): upgrade allot to read it")]
     NewerSchema {

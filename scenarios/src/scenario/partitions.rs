@@ -8,7 +8,13 @@
 //! * `part-NNNN.customers.parquet`: one row per customer (`customer` global index,
 //!   `zone`, `slot`, `weight`, `cap`, `candidates` count), ascending by customer;
 //! * `part-NNNN.candidates.parquet`: one row per candidate (`offer`, `p`), in the
-//!   customers' order.
+//!   customers' order;
+//! * with contact policies (model version 2), `part-NNNN.policy.parquet`: one
+//!   row per customer row of a `max_per_customer` rule or conflict (`customer`
+//!   local index, `kind` 0 rule or 1 conflict, `index` into the scenario's
+//!   rules or conflicts, `rhs`, `members` count), in the customers' order, and
+//!   `part-NNNN.policy_members.parquet`: each row's members (`member`, the
+//!   candidate's offset from its customer's first), in the rows' order.
 //!
 //! The hash is FNV-1a of the customer's id, so a customer's partition does not
 //! depend on the order of the scenario's rows.
@@ -16,6 +22,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use allot_optimizer::contact_policy::{CustomerRows, PolicyRow};
 use allot_optimizer::decomposed::customers::OwnedPartition;
 use allot_optimizer::{Candidates, Problem};
 use polars::prelude::*;
@@ -72,13 +79,18 @@ fn candidates_path(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("part-{i:04}.candidates.parquet"))
 }
 
+fn policy_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("part-{i:04}.policy.parquet"))
+}
+
+fn policy_members_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("part-{i:04}.policy_members.parquet"))
+}
+
 /// Splits `problem`'s candidates into `n` partitions by customer hash and writes
 /// them into `dir` (created if needed), every file atomically, the manifest last.
 pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: usize) -> Result<PartitionManifest, StoreError> {
     let n = n.max(1);
-    if problem.has_contact_policies() {
-        return Err(StoreError::NotPartitionable("contact policies (max_per_customer rules, conflicts)"));
-    }
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
     let ids = &problem.customers.id;
     let parts = allot_optimizer::decomposed::partitions(problem, cands, n, |c| partition_of(&ids[c], n));
@@ -109,6 +121,9 @@ pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: us
         }
         let mut candidates = DataFrame::new(part.offer.len(), columns).map_err(table_error(&path))?;
         write_parquet(&path, &mut candidates)?;
+        if problem.has_contact_policies() {
+            write_policy(dir, i, &part.policy, &table_error)?;
+        }
     }
     let first = parts.first().cloned().unwrap_or_default();
     let manifest = PartitionManifest {
@@ -123,6 +138,41 @@ pub fn write_partitions(dir: &Path, problem: &Problem, cands: &Candidates, n: us
     write_versioned(&dir.join(MANIFEST), &manifest)?;
     sync_dir(dir)?;
     Ok(manifest)
+}
+
+/// Writes a partition's contact-policy rows (see the module docs).
+fn write_policy<F: Fn(PolarsError) -> StoreError>(dir: &Path, i: usize, policy: &CustomerRows, table_error: &impl Fn(&Path) -> F) -> Result<(), StoreError> {
+    let (mut customer, mut kind, mut index, mut rhs, mut count, mut members) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for c in 0..policy.customers() {
+        for row in policy.of_customer(c) {
+            customer.push(c as u32);
+            let (k, at) = match policy.kind[row] {
+                PolicyRow::Rule(at) => (0u32, at),
+                PolicyRow::Conflict(at) => (1u32, at),
+            };
+            kind.push(k);
+            index.push(at);
+            rhs.push(policy.rhs[row]);
+            count.push(policy.members(row).len() as u32);
+            members.extend_from_slice(policy.members(row));
+        }
+    }
+    let path = policy_path(dir, i);
+    let mut rows = DataFrame::new(
+        customer.len(),
+        vec![
+            Column::new("customer".into(), customer),
+            Column::new("kind".into(), kind),
+            Column::new("index".into(), index),
+            Column::new("rhs".into(), rhs),
+            Column::new("members".into(), count),
+        ],
+    )
+    .map_err(table_error(&path))?;
+    write_parquet(&path, &mut rows)?;
+    let path = policy_members_path(dir, i);
+    let mut members = DataFrame::new(members.len(), vec![Column::new("member".into(), members)]).map_err(table_error(&path))?;
+    write_parquet(&path, &mut members)
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
@@ -180,8 +230,7 @@ pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError
         margin: manifest.margin,
         zones: manifest.zones,
         slots: manifest.slots,
-        // Partition files carry no contact policies: `write_partitions` refuses them.
-        policy: Default::default(),
+        policy: CustomerRows::default(),
     };
     let path = candidates_path(dir, i);
     let candidates = read_parquet(&path)?;
@@ -204,7 +253,69 @@ pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError
     if let Some(row) = part.slot.iter().position(|&s| s as usize >= part.slots) {
         return Err(corrupt(&customers_path(dir, i), format!("row {}: column slot is {}, but there are {} slots", row + 1, part.slot[row], part.slots)));
     }
-    Ok(part)
+    let policy = if policy_path(dir, i).exists() { read_policy(dir, i, &part.customer_start)? } else { CustomerRows::default() };
+    Ok(OwnedPartition { policy, ..part })
+}
+
+/// Reads a partition's contact-policy rows, checked against its customers'
+/// candidate counts (`customer_start`).
+fn read_policy(dir: &Path, i: usize, customer_start: &[u32]) -> Result<CustomerRows, StoreError> {
+    let path = policy_path(dir, i);
+    let rows = read_parquet(&path)?;
+    let corrupt = |path: &Path, reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
+    let column = |df: &DataFrame, path: &Path, name: &str| df.column(name).map_err(|e| corrupt(path, e.to_string())).cloned();
+    let u32s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<u32>, StoreError> {
+        let c = column(df, path, name)?;
+        let values = c.u32().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
+        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
+    };
+    let customer = u32s(&rows, &path, "customer")?;
+    let kind = u32s(&rows, &path, "kind")?;
+    let index = u32s(&rows, &path, "index")?;
+    let count = u32s(&rows, &path, "members")?;
+    let rhs_column = column(&rows, &path, "rhs")?;
+    let rhs: Vec<f64> = rhs_column
+        .f64()
+        .map_err(|e| corrupt(&path, format!("column rhs: {e}")))?
+        .iter()
+        .enumerate()
+        .map(|(row, v)| v.filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| corrupt(&path, format!("row {}: column rhs is not a number >= 0", row + 1))))
+        .collect::<Result<_, _>>()?;
+    let members_path = policy_members_path(dir, i);
+    let members = u32s(&read_parquet(&members_path)?, &members_path, "member")?;
+    let expected: usize = count.iter().map(|&n| n as usize).sum();
+    if members.len() != expected {
+        return Err(corrupt(&members_path, format!("{} members, but the policy file counts {expected}", members.len())));
+    }
+    let customers = customer_start.len() - 1;
+    let mut out = CustomerRows::default();
+    let (mut row, mut at) = (0usize, 0usize);
+    for c in 0..customers {
+        let first = row;
+        while row < customer.len() && customer[row] as usize == c {
+            row += 1;
+        }
+        let candidates = customer_start[c + 1] - customer_start[c];
+        let mut mine = Vec::with_capacity(row - first);
+        for r in first..row {
+            let these = &members[at..at + count[r] as usize];
+            at += these.len();
+            if let Some(&m) = these.iter().find(|&&m| m >= candidates) {
+                return Err(corrupt(&members_path, format!("policy row {}: member {m}, but customer {c} has {candidates} candidates", r + 1)));
+            }
+            let kind = match kind[r] {
+                0 => PolicyRow::Rule(index[r]),
+                1 => PolicyRow::Conflict(index[r]),
+                other => return Err(corrupt(&path, format!("row {}: column kind is {other}, expected 0 (rule) or 1 (conflict)", r + 1))),
+            };
+            mine.push((kind, rhs[r], these));
+        }
+        out.push_customer(mine);
+    }
+    if row != customer.len() {
+        return Err(corrupt(&path, format!("row {}: column customer is {}, out of order or beyond the {customers} customers", row + 1, customer[row])));
+    }
+    Ok(out)
 }
 
 fn read_parquet(path: &Path) -> Result<DataFrame, StoreError> {
@@ -215,6 +326,30 @@ fn read_parquet(path: &Path) -> Result<DataFrame, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Contact-policy rows survive the files exactly, and a member beyond its
+    /// customer's candidates is refused naming the file.
+    #[test]
+    fn policy_rows_round_trip_and_are_checked() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/contact_policies");
+        let problem = crate::load_scenario(&golden).expect("golden scenario loads").problem;
+        let cands = Candidates::build(&problem, &allot_optimizer::Network::new(&problem));
+        let dir = tempfile::tempdir().unwrap();
+        write_partitions(dir.path(), &problem, &cands, 2).unwrap();
+        let ids = &problem.customers.id;
+        let parts = allot_optimizer::decomposed::partitions(&problem, &cands, 2, |c| partition_of(&ids[c], 2));
+        assert!(parts.iter().map(|p| p.policy.len()).sum::<usize>() >= 6, "the golden case has policy rows");
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!(read_partition(dir.path(), i).unwrap().policy, part.policy, "partition {i}");
+        }
+        let i = (0..2).find(|&i| !parts[i].policy.is_empty()).unwrap();
+        let path = policy_members_path(dir.path(), i);
+        let members = read_parquet(&path).unwrap();
+        let mut bad = DataFrame::new(members.height(), vec![Column::new("member".into(), vec![99u32; members.height()])]).unwrap();
+        write_parquet(&path, &mut bad).unwrap();
+        let err = read_partition(dir.path(), i).unwrap_err().to_string();
+        assert!(err.contains("policy_members") && err.contains("member 99"), "{err}");
+    }
 
     #[test]
     fn partition_of_is_stable_and_spreads() {
