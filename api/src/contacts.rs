@@ -25,8 +25,8 @@ use crate::index::PlanIndex;
 pub struct ContactMade {
     /// The offer contacted (its id: plans come and go, ids stay).
     pub offer_id: String,
-    /// The channel it was made on.
-    pub channel: String,
+    /// The channel it was made on, when posted (else the offer's).
+    pub channel: Option<String>,
     /// The day it was made.
     pub date: NaiveDate,
 }
@@ -64,15 +64,21 @@ impl PolicyIndex {
         })
     }
 
-    /// A live contact in the plan's terms (an offer the plan does not know
-    /// keeps its channel, without tags or offer).
+    /// A live contact in the plan's terms: its channel as posted, else its
+    /// offer's (an offer the plan does not know keeps the posted channel,
+    /// without tags or offer).
     fn past(&self, policies: &ServingContactPolicies, c: u32, contact: &ContactMade) -> PastContact {
         let offer = self.offer_ix.get(&contact.offer_id).copied();
+        let known = offer.and_then(|o| policies.offers.get(o as usize));
+        let channel = match &contact.channel {
+            Some(name) => self.channel_ix.get(name).copied(),
+            None => known.map(|o| o.channel),
+        };
         PastContact {
             customer: c,
             date: contact.date,
-            channel: self.channel_ix.get(&contact.channel).copied().unwrap_or(PastContact::OTHER_CHANNEL),
-            tags: offer.and_then(|o| policies.offers.get(o as usize)).map(|o| o.tags.clone()).unwrap_or_default(),
+            channel: channel.unwrap_or(PastContact::OTHER_CHANNEL),
+            tags: known.map(|o| o.tags.clone()).unwrap_or_default(),
             offer,
         }
     }
@@ -94,9 +100,16 @@ impl PlanIndex {
         }
         let offer = policies.offers.get(o as usize)?;
         let (lo, hi) = (index.history_start[c as usize] as usize, index.history_start[c as usize + 1] as usize);
-        let mut contacts: Vec<PastContact> = policies.history[lo..hi].to_vec();
+        let history = &policies.history[lo..hi];
+        let mut contacts: Vec<PastContact> = history.to_vec();
         let start = self.context.horizon_start;
-        contacts.extend(live.iter().filter(|l| l.date >= start).map(|l| index.past(policies, c, l)));
+        // A live contact the history already holds (same offer, same day) counts once.
+        contacts.extend(
+            live.iter()
+                .filter(|l| l.date >= start)
+                .map(|l| index.past(policies, c, l))
+                .filter(|l| !history.iter().any(|h| h.offer.is_some() && h.offer == l.offer && h.date == l.date)),
+        );
         let selects = |s: &allot_optimizer::Selector| s.matches(offer.channel, &offer.tags, Some(o), today);
         let set = Policies { rules: &policies.rules, conflicts: &policies.conflicts };
         // One whole contact of room is needed: this one.

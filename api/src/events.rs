@@ -192,18 +192,10 @@ impl ContactEvent {
         }
     }
 
-    /// The channel the contact was made on: the one posted, else the offer's
-    /// in `plan` (resolved before the event is recorded, so a repeat compares
-    /// equal).
-    pub(crate) fn resolve_channel(&mut self, plan: Option<&PlanIndex>) {
-        if self.channel.is_none() {
-            self.channel = plan.and_then(|p| p.context.offers.iter().find(|o| o.offer_id == self.offer_id)).map(|o| o.channel.clone());
-        }
-    }
-
-    /// The contact as folded.
+    /// The contact as folded (stored as posted: a channel left out is the
+    /// offer's, read from the plan that applies it).
     pub(crate) fn contact(&self) -> crate::contacts::ContactMade {
-        crate::contacts::ContactMade { offer_id: self.offer_id.clone(), channel: self.channel.clone().unwrap_or_default(), date: self.date }
+        crate::contacts::ContactMade { offer_id: self.offer_id.clone(), channel: self.channel.clone(), date: self.date }
     }
 }
 
@@ -237,7 +229,7 @@ pub enum LoggedEvent {
     Contact {
         /// When the service received it.
         received_at: DateTime<Utc>,
-        /// The event as posted, its channel resolved to the offer's when absent.
+        /// The event as posted.
         event: ContactEvent,
     },
 }

@@ -14,10 +14,12 @@ use serde_json::{json, Value};
 /// bundle (email, promo, today), single (sms, 1 a contact, planned in 3 days).
 /// - `promo_cap`: at most one promo contact per customer (never binding in
 ///   the plan: one promo offer);
-/// - `sms_budget`: at most 2 of sms contact cost in all (the plan spends it
-///   on g1 and s1, whose single is worth 5 × .4 − 1);
+/// - `sms_budget`: at most 2 of sms contact cost in all: the plan spends it on
+///   g1 (gold: 1.2 × 5 × .4 − 1) and s4 (5 × .5 − 1), not s1 (5 × .4 − 1);
 /// - `email_then_sms`: no sms within 2 days of an email: the plan's single
-///   comes 3 days after its bundle, but a single shown now would not.
+///   comes 3 days after its bundle, but a single shown now would not;
+/// - the history: s4 (the eighth customer) had an email yesterday, so a
+///   single shown to s4 now falls in that window (the plan's, in 3 days, not).
 fn contact_fixture() -> Fixture {
     let f = Fixture::new(false, allot_api::DEFAULT_MAX_PLAN_AGE);
     let scenario = f.dir.path().join("scenario");
@@ -27,10 +29,13 @@ fn contact_fixture() -> Fixture {
         ("offers.csv", format!("offer_id,margin,discount_cost,channel,tags,cost_per_contact,contact_date\nbundle,10,0,email,promo,0,\nsingle,5,0,sms,,1,{}\n", today + chrono::Days::new(3))),
         ("rules.csv", "rule_id,kind,measure,bound,penalty,channels,tags,offers\npromo_cap,max_per_customer,contacts,1,,,promo,\nsms_budget,max_total,contact_cost,2,,sms,,\n".to_string()),
         ("conflicts.csv", "conflict_id,within_days,offers_a,offers_b,channels_a,channels_b\nemail_then_sms,2,,,email,sms\n".to_string()),
+        ("contact_history.csv", format!("customer_id,date,channel,tags,offer_id\ns4,{},email,,\n", today - chrono::Days::new(1))),
     ];
     for (name, text) in files {
         std::fs::write(scenario.join(name), text).unwrap();
     }
+    let uptake = std::fs::read_to_string(scenario.join("uptake.csv")).unwrap() + "s4,single,0.5\n";
+    std::fs::write(scenario.join("uptake.csv"), uptake).unwrap();
     let store = f.store();
     let id = plan_into(&store, &scenario);
     allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
@@ -57,7 +62,20 @@ async fn contact_events_apply_rules_conflicts_and_burn_down_budgets() {
     let mut f = contact_fixture();
     let g1 = f.offers("g1").await;
     assert_eq!(offered(&g1), ["bundle", "single"], "{g1}");
-    assert_eq!(offered(&f.offers("s1").await), ["bundle", "single"]);
+    // s4's history (yesterday's email) opens the window a single shown today falls in.
+    let s4 = f.offers("s4").await;
+    assert_eq!(offered(&s4), ["bundle"], "{s4}");
+    assert_eq!(reason(&s4, "single"), "live:conflict");
+    assert_eq!(reason(&f.offers("s1").await, "single"), "not_selected:rule:sms_budget", "the plan's own reason");
+
+    // Two sms contacts (1 each) spend the whole sms budget: g1's single goes too.
+    for (id, customer) in [("k2", "s2"), ("k3", "s3")] {
+        let (status, body) = f.post("/v1/events/contact", DECISION, contact(id, customer, "single")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let g1 = f.offers("g1").await;
+    assert_eq!(offered(&g1), ["bundle"], "{g1}");
+    assert_eq!(reason(&g1, "single"), "live:rule:sms_budget");
 
     // g1 got the bundle by email: its promo room is used, and sms is in the email's window.
     let (status, body) = f.post("/v1/events/contact", DECISION, contact("k1", "g1", "bundle")).await;
@@ -74,24 +92,19 @@ async fn contact_events_apply_rules_conflicts_and_burn_down_budgets() {
     let (status, body) = f.post("/v1/events/contact", DECISION, contact("k1", "g2", "bundle")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    // Two sms contacts (1 each) spend the whole sms budget: nobody gets single.
-    for (id, customer) in [("k2", "s2"), ("k3", "s3")] {
-        let (status, body) = f.post("/v1/events/contact", DECISION, contact(id, customer, "single")).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    }
-    let s1 = f.offers("s1").await;
-    assert_eq!(offered(&s1), ["bundle"], "{s1}");
-    assert_eq!(reason(&s1, "single"), "live:rule:sms_budget");
-
     // A restart folds the same contacts.
     f.restart();
     assert_eq!(reason(&f.offers("g1").await, "bundle"), "live:rule:promo_cap");
-    assert_eq!(reason(&f.offers("s1").await, "single"), "live:rule:sms_budget");
+    assert_eq!(reason(&f.offers("s4").await, "single"), "live:conflict");
 
-    // Erasure removes g1's contacts (its personal data) with the rest.
+    // Erasure deletes g1's contacts (its personal data), for good: after a
+    // restart g1 may get the bundle again; the sms budget stays spent.
     let (status, body) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(offered(&f.offers("g1").await), ["bundle"], "the budget still stops single");
+    f.restart();
+    let g1 = f.offers("g1").await;
+    assert_eq!(offered(&g1), ["bundle"], "{g1}");
+    assert_eq!(reason(&g1, "single"), "live:rule:sms_budget");
 }
 
 #[tokio::test]

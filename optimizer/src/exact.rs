@@ -350,7 +350,7 @@ fn name_subset(problem: &Problem, cands: &Candidates, maps: &ModelMaps, raw: &Ra
     }));
     let named_nothing = constraints.is_empty() && bounds.is_empty();
     let constraints = if maps.mip && named_nothing { hard_minimums(problem, &maps.layout) } else { constraints };
-    Contradiction { constraints, bounds, integer_decisions: maps.mip }.sorted()
+    Contradiction { constraints, bounds, integer_decisions: maps.mip, irreducible: raw.irreducible && !maps.mip }.sorted()
 }
 
 /// The hard `min_total` rules, named (what a MIP whose relaxation is feasible

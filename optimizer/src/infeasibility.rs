@@ -38,6 +38,10 @@ pub struct Contradiction {
     pub constraints: Vec<Culprit>,
     /// The column bounds of the subset, by kind.
     pub bounds: Vec<BoundGroup>,
+    /// Whether dropping any one of them lets the rest hold (HiGHS proved it
+    /// for an LP; a MIP's subset, or one cut short by the time limit, only
+    /// cannot all hold).
+    pub irreducible: bool,
     /// The model has all-or-nothing decisions (`binary_decisions`, the
     /// custom-offer limit): the subset holds with them and may hold
     /// fractionally. When HiGHS names no subset of such a model,
@@ -67,11 +71,8 @@ impl fmt::Display for Contradiction {
         } else if self.bounds.is_empty() && self.constraints.iter().all(|c| c.family == "rule") && self.integer_decisions {
             write!(f, "the hard rules cannot be met{decisions}; HiGHS named no subset, the hard lower bounds are:")?;
         } else {
-            write!(
-                f,
-                "the hard rules contradict the limits{decisions}: these {} constraints cannot all hold, and dropping any one of them lets the rest hold:",
-                self.constraints.len()
-            )?;
+            let minimal = if self.irreducible { ", and dropping any one of them lets the rest hold" } else { "" };
+            write!(f, "the hard rules contradict the limits{decisions}: these {} constraints cannot all hold{minimal}:", self.constraints.len())?;
         }
         for c in self.constraints.iter().take(LISTED) {
             write!(f, "\n  - {} {}: {}", c.family, c.key, c.limit)?;
@@ -127,7 +128,7 @@ mod tests {
         let mut constraints = vec![culprit("stock", "W1/S1"), culprit("rule", "min_volume")];
         constraints.extend((0..30).map(|i| culprit("contact_cap", &format!("C{i:02}"))));
         let bounds = group_bounds((0..5).map(|i| ("x <= 1".to_string(), format!("C{i}/O1"))));
-        let text = Contradiction { constraints, bounds, integer_decisions: false }.sorted().to_string();
+        let text = Contradiction { constraints, bounds, integer_decisions: false, irreducible: true }.sorted().to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("these 32 constraints"), "{text}");
         assert_eq!(lines[1], "  - rule min_volume: at most 1");

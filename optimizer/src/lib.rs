@@ -116,11 +116,16 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &
         SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
         SolverChoice::Decomposed(opts) => {
             let alloc = match decomposed::solve(problem, network, cands, &opts) {
-                // Small enough for the exact model to say why (or that a plan exists).
-                Err(decomposed::DecomposedError::HardMinimumsUnmet) if cands.len() <= AUTO_EXACT_MAX_CANDIDATES => {
-                    return match exact::solve(problem, network, cands, &exact::ExactOptions::default()) {
+                // Small enough (as `auto` sizes the exact solver) for the exact
+                // model to say why, or to find the plan the iterations missed.
+                Err(decomposed::DecomposedError::HardMinimumsUnmet)
+                    if cands.len() <= if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES } =>
+                {
+                    let exact_opts = exact::ExactOptions { threads: opts.threads.and_then(|t| u32::try_from(t).ok()), time_limit: opts.time_limit, ..exact::ExactOptions::default() };
+                    return match exact::solve(problem, network, cands, &exact_opts) {
+                        Ok(alloc) => Ok(alloc),
                         Err(contradiction @ exact::SolveError::Contradiction(_)) => Err(contradiction.into()),
-                        _ => Err(decomposed::DecomposedError::HardMinimumsUnmet.into()),
+                        Err(_) => Err(decomposed::DecomposedError::HardMinimumsUnmet.into()),
                     };
                 }
                 other => other?,

@@ -54,10 +54,14 @@ pub struct Settings<'a> {
 
 /// An irreducible infeasible subset in HiGHS's indices: rows and column
 /// bounds such that the rows, with those columns bounded as stated, admit no
-/// solution, and dropping any one of them leaves a feasible system. For a
-/// MIP, the subset of its LP relaxation (empty when the relaxation is feasible).
+/// solution, and dropping any one of them leaves a feasible system (when
+/// `irreducible`). For a MIP HiGHS searches with the integrality and then
+/// reduces on the relaxation, so the subset holds but may not be irreducible.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawIis {
+    /// Whether HiGHS proved the subset irreducible (not when its time ran out
+    /// or, for a MIP, when the deletion ran on the relaxation).
+    pub irreducible: bool,
     /// Row indices, in creation order.
     pub rows: Vec<usize>,
     /// Column indices with the bound that takes part.
@@ -124,7 +128,7 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         HighsModelStatus::Optimal => SolveStatus::Optimal,
         HighsModelStatus::Infeasible => {
             let mut solved = solved;
-            return Err(SolveError::Infeasible(settings.explain_infeasible.then(|| iis(&mut solved, columns, rows)).flatten()));
+            return Err(SolveError::Infeasible(settings.explain_infeasible.then(|| iis(&mut solved, columns, rows, settings.time_limit)).flatten()));
         }
         HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => return Err(SolveError::Unbounded),
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
@@ -147,7 +151,7 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
 
 /// HiGHS's irreducible infeasible subset of a model it found infeasible
 /// (`None` when HiGHS fails to compute one).
-fn iis(solved: &mut highs::SolvedModel, columns: usize, rows: usize) -> Option<RawIis> {
+fn iis(solved: &mut highs::SolvedModel, columns: usize, rows: usize, time_limit: Option<f64>) -> Option<RawIis> {
     use highs_sys::HighsInt;
     let highs = solved.as_mut_ptr();
     // From the LP (an elastic LP finds a small infeasible set), then reduced to
@@ -158,6 +162,10 @@ fn iis(solved: &mut highs::SolvedModel, columns: usize, rows: usize) -> Option<R
     // (at most every column and every row).
     unsafe {
         highs_sys::Highs_setIntOptionValue(highs, c"iis_strategy".as_ptr(), FROM_LP_IRREDUCIBLE_ROW_PRIORITY);
+        // The solve's own limit, else none (HiGHS's default for the subset).
+        if let Some(limit) = time_limit {
+            highs_sys::Highs_setDoubleOptionValue(highs, c"iis_time_limit".as_ptr(), limit.max(1.0));
+        }
         let (mut n_col, mut n_row): (HighsInt, HighsInt) = (0, 0);
         let mut col_index = vec![0 as HighsInt; columns.max(1)];
         let mut row_index = vec![0 as HighsInt; rows.max(1)];
@@ -185,6 +193,8 @@ fn iis(solved: &mut highs::SolvedModel, columns: usize, rows: usize) -> Option<R
             _ => None,
         };
         Some(RawIis {
+            // A warning: only a reducible subset was found (time ran out).
+            irreducible: status == highs_sys::kHighsStatusOk,
             rows: row_index[..n_row as usize].iter().map(|&r| r as usize).collect(),
             columns: col_index[..n_col as usize].iter().zip(&col_bound).filter_map(|(&c, &b)| Some((c as usize, bound(b)?))).collect(),
         })

@@ -289,6 +289,31 @@ mod tests {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
+    /// Migration 0006 rebuilds the event table: every event is kept, the
+    /// counter never goes back below a number already handed out (the
+    /// newest event deleted before it), and the new kind is accepted.
+    #[test]
+    fn the_contact_kind_migration_keeps_events_and_sequence_numbers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE allot_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT 'x')").unwrap();
+        for &(version, sql) in &MIGRATIONS[..5] {
+            conn.execute_batch(&render(sql, Dialect::Sqlite)).unwrap();
+            conn.execute("INSERT INTO allot_schema_migrations (version) VALUES (?1)", [version]).unwrap();
+        }
+        for id in ["a", "b", "c"] {
+            conn.execute("INSERT INTO allot_events (kind, event_id, body, replica) VALUES ('consent', ?1, '{}', 'r')", [id]).unwrap();
+        }
+        conn.execute("DELETE FROM allot_events WHERE event_id = 'c'", []).unwrap();
+        migrate(&mut conn).unwrap();
+        let kept: Vec<(i64, String)> =
+            conn.prepare("SELECT seq, event_id FROM allot_events ORDER BY seq").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        assert_eq!(kept, [(1, "a".to_string()), (2, "b".to_string())]);
+        conn.execute("INSERT INTO allot_events (kind, event_id, body, replica) VALUES ('contact', 'd', '{}', 'r')", []).unwrap();
+        assert_eq!(conn.last_insert_rowid(), 4, "3 was handed out before the migration");
+        let index: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'allot_events_customer'", [], |r| r.get(0)).unwrap();
+        assert_eq!(index, 1);
+    }
+
     /// An access request reads one bucket's postings through its index,
     /// retention and erasure read through theirs: never a scan of a whole table.
     #[test]

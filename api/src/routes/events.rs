@@ -61,10 +61,8 @@ pub(crate) async fn consent_event(State(state): State<AppState>, body: JsonBody<
 }
 
 pub(crate) async fn contact_event(State(state): State<AppState>, body: JsonBody<ContactEvent>) -> Result<Response, ApiError> {
-    let Json(mut event) = body?;
-    let plan = state.plan();
-    event.validate(plan.as_deref()).map_err(invalid)?;
-    event.resolve_channel(plan.as_deref());
+    let Json(event) = body?;
+    event.validate(state.plan().as_deref()).map_err(invalid)?;
     let id = event.event_id.clone();
     record_event(state, id, false, LoggedEvent::Contact { received_at: Utc::now(), event }).await
 }

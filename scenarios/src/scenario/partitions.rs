@@ -200,16 +200,6 @@ pub fn read_partition(dir: &Path, i: usize) -> Result<OwnedPartition, StoreError
     let path = customers_path(dir, i);
     let customers = read_parquet(&path)?;
     let corrupt = |path: &Path, reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
-    let u32s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<u32>, StoreError> {
-        let column = df.column(name).map_err(|e| corrupt(path, e.to_string()))?;
-        let values = column.u32().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
-        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
-    };
-    let f64s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<f64>, StoreError> {
-        let column = df.column(name).map_err(|e| corrupt(path, e.to_string()))?;
-        let values = column.f64().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
-        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
-    };
     let counts = u32s(&customers, &path, "candidates")?;
     let mut customer_start = Vec::with_capacity(counts.len() + 1);
     customer_start.push(0u32);
@@ -263,24 +253,14 @@ fn read_policy(dir: &Path, i: usize, customer_start: &[u32]) -> Result<CustomerR
     let path = policy_path(dir, i);
     let rows = read_parquet(&path)?;
     let corrupt = |path: &Path, reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
-    let column = |df: &DataFrame, path: &Path, name: &str| df.column(name).map_err(|e| corrupt(path, e.to_string())).cloned();
-    let u32s = |df: &DataFrame, path: &Path, name: &str| -> Result<Vec<u32>, StoreError> {
-        let c = column(df, path, name)?;
-        let values = c.u32().map_err(|e| corrupt(path, format!("column {name}: {e}")))?;
-        values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(path, format!("row {}: column {name} is empty", row + 1)))).collect()
-    };
     let customer = u32s(&rows, &path, "customer")?;
     let kind = u32s(&rows, &path, "kind")?;
     let index = u32s(&rows, &path, "index")?;
     let count = u32s(&rows, &path, "members")?;
-    let rhs_column = column(&rows, &path, "rhs")?;
-    let rhs: Vec<f64> = rhs_column
-        .f64()
-        .map_err(|e| corrupt(&path, format!("column rhs: {e}")))?
-        .iter()
-        .enumerate()
-        .map(|(row, v)| v.filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| corrupt(&path, format!("row {}: column rhs is not a number >= 0", row + 1))))
-        .collect::<Result<_, _>>()?;
+    let rhs = f64s(&rows, &path, "rhs")?;
+    if let Some(row) = rhs.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+        return Err(corrupt(&path, format!("row {}: column rhs is {}, expected a number >= 0", row + 1, rhs[row])));
+    }
     let members_path = policy_members_path(dir, i);
     let members = u32s(&read_parquet(&members_path)?, &members_path, "member")?;
     let expected: usize = count.iter().map(|&n| n as usize).sum();
@@ -316,6 +296,22 @@ fn read_policy(dir: &Path, i: usize, customer_start: &[u32]) -> Result<CustomerR
         return Err(corrupt(&path, format!("row {}: column customer is {}, out of order or beyond the {customers} customers", row + 1, customer[row])));
     }
     Ok(out)
+}
+
+/// A column of `u32` without gaps, or an error naming the file, row and column.
+fn u32s(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<u32>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
+    let column = df.column(name).map_err(|e| corrupt(e.to_string()))?;
+    let values = column.u32().map_err(|e| corrupt(format!("column {name}: {e}")))?;
+    values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(format!("row {}: column {name} is empty", row + 1)))).collect()
+}
+
+/// A column of `f64` without gaps, or an error naming the file, row and column.
+fn f64s(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<f64>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { path: path.to_path_buf(), reason };
+    let column = df.column(name).map_err(|e| corrupt(e.to_string()))?;
+    let values = column.f64().map_err(|e| corrupt(format!("column {name}: {e}")))?;
+    values.iter().enumerate().map(|(row, v)| v.ok_or_else(|| corrupt(format!("row {}: column {name} is empty", row + 1)))).collect()
 }
 
 fn read_parquet(path: &Path) -> Result<DataFrame, StoreError> {
