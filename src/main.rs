@@ -323,6 +323,11 @@ struct GenerateArgs {
     /// contact limits, conflicts between channels and tags, and a contact history.
     #[arg(long)]
     contact_policies: bool,
+    /// Model version 2's volume rules (implies --channels): an email capacity,
+    /// a call-centre budget, a hard minimum of app acceptances and a soft
+    /// minimum for one category, sized to the customers so that they bind.
+    #[arg(long)]
+    volume_rules: bool,
 }
 
 /// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
@@ -390,8 +395,9 @@ fn main() -> Result<()> {
                 seed: a.seed,
                 history_days: a.history_days,
                 forecasts: !a.no_forecasts,
-                channels: a.channels || a.contact_policies,
+                channels: a.channels || a.contact_policies || a.volume_rules,
                 contact_policies: a.contact_policies,
+                volume_rules: a.volume_rules,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

@@ -56,6 +56,12 @@ pub struct GenerateSpec {
     /// categories within 14 days) and a contact history for about a third of
     /// the customers, from a stream of their own.
     pub contact_policies: bool,
+    /// Model version 2's volume rules (needs `channels`), sized to the
+    /// customers so that they bind: an email capacity (contacts on 15% of the
+    /// customers), a call-centre budget (contact cost of 0.5% of them), a hard
+    /// minimum of app acceptances and a soft minimum of acceptances of one
+    /// category (penalty 2 a unit).
+    pub volume_rules: bool,
 }
 
 /// Channels of generated offers: name, share of offers, cost per contact.
@@ -91,6 +97,7 @@ impl Default for GenerateSpec {
             forecasts: true,
             channels: false,
             contact_policies: false,
+            volume_rules: false,
         }
     }
 }
@@ -385,8 +392,16 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         files.extend([("sales_history.csv", sales_history.as_str()), ("offer_history.csv", offer_history.as_str())]);
     }
     let policies = (spec.channels && spec.contact_policies).then(|| contact_policies(spec, &channels_used, &tags_used));
-    if let Some((rules, conflicts, history)) = &policies {
-        files.extend([("rules.csv", rules.as_str()), ("conflicts.csv", conflicts.as_str()), ("contact_history.csv", history.as_str())]);
+    let mut rules = String::from(RULES_HEADER);
+    if let Some((per_customer, conflicts, history)) = &policies {
+        rules.push_str(per_customer);
+        files.extend([("conflicts.csv", conflicts.as_str()), ("contact_history.csv", history.as_str())]);
+    }
+    if spec.channels && spec.volume_rules {
+        rules.push_str(&volume_rules(spec, &channels_used, &tags_used));
+    }
+    if rules.len() > RULES_HEADER.len() {
+        files.push(("rules.csv", rules.as_str()));
     }
     for (name, body) in files {
         let path = dir.join(name);
@@ -401,7 +416,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
 /// picks nothing is an input error).
 fn contact_policies(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&str>, tags: &std::collections::BTreeSet<String>) -> (String, String, String) {
     let mut rng = Rng(spec.seed ^ 0xC047_AC75);
-    let mut rules = String::from("rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to\n");
+    let mut rules = String::new();
     for (channel, bound) in [("email", 2), ("call_centre", 1)] {
         if channels.contains(channel) {
             let _ = writeln!(rules, "{channel}_per_customer,max_per_customer,contacts,{bound},,{channel},,,,");
@@ -426,6 +441,29 @@ fn contact_policies(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&
         }
     }
     (rules, conflicts, history)
+}
+
+/// The header of a generated `rules.csv`.
+const RULES_HEADER: &str = "rule_id,kind,measure,bound,penalty,channels,tags,offers,from,to\n";
+
+/// The volume rules of `rules.csv` (see [`GenerateSpec::volume_rules`]), on
+/// channels and tags some offer has.
+fn volume_rules(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&str>, tags: &std::collections::BTreeSet<String>) -> String {
+    let n = spec.customers as f64;
+    let mut rules = String::new();
+    if channels.contains("email") {
+        let _ = writeln!(rules, "email_capacity,max_total,contacts,{},,email,,,,", (0.15 * n).ceil());
+    }
+    if channels.contains("call_centre") {
+        let _ = writeln!(rules, "call_budget,max_total,contact_cost,{},,call_centre,,,,", (0.005 * n * 1.5).ceil());
+    }
+    if channels.contains("app") {
+        let _ = writeln!(rules, "app_volume,min_total,accepts,{},,app,,,,", (0.002 * n).ceil());
+    }
+    if let Some(tag) = tags.iter().next() {
+        let _ = writeln!(rules, "{tag}_volume,min_total,accepts,{},2,,{tag},,,", (0.02 * n).ceil());
+    }
+    rules
 }
 
 #[cfg(test)]
@@ -478,5 +516,19 @@ mod tests {
         let customers: std::collections::HashSet<u32> = problem.history.iter().map(|h| h.customer).collect();
         assert!((60..150).contains(&customers.len()), "{} customers with history", customers.len());
         assert!(problem.history.windows(2).all(|w| w[0].customer <= w[1].customer), "sorted by customer");
+    }
+
+    /// Volume rules join the per-customer ones in one `rules.csv`, load, and
+    /// bind at the exact optimum.
+    #[test]
+    fn volume_rules_load_and_bind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 400, offers: 20, seed: 5, channels: true, contact_policies: true, volume_rules: true, ..GenerateSpec::default() };
+        generate(tmp.path(), &spec).unwrap();
+        let problem = crate::scenario::load::load_root(tmp.path(), Default::default()).unwrap().problem;
+        assert_eq!((problem.contact_rules.len(), problem.rules.len()), (2, 4), "{:?}", problem.rules);
+        let (_, alloc, _) = allot_optimizer::plan(&problem, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
+        let binding = alloc.prices.families["rule"].iter().filter(|&&p| p > 1e-7).count();
+        assert!(binding >= 2, "binding volume rules: {:?}", alloc.prices.families["rule"]);
     }
 }
