@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use allot_optimizer::contact_policy::{HistoryExclusion, Policies};
 use allot_optimizer::{Measure, PastContact};
-use allot_scenarios::ServingContactPolicies;
+use allot_scenarios::{ContactRecord, ServingContactPolicies};
 use chrono::NaiveDate;
 
 use crate::index::PlanIndex;
@@ -36,32 +36,46 @@ pub struct ContactMade {
 pub(crate) struct PolicyIndex {
     offer_ix: HashMap<String, u32>,
     channel_ix: HashMap<String, u32>,
-    /// `history[history_start[c]..history_start[c + 1]]`: customer `c`'s contacts before the plan.
+    /// The contacts made before the plan, by customer.
+    history: Vec<PastContact>,
+    /// `history[history_start[c]..history_start[c + 1]]`: customer `c`'s.
     history_start: Vec<u32>,
 }
 
 impl PolicyIndex {
-    /// Indexes `policies` for a plan with `customers` customers (the
-    /// history is sorted by customer, as the planner keeps it).
-    pub(crate) fn new(policies: &ServingContactPolicies, offer_ids: impl Iterator<Item = String>, customers: usize) -> Result<Self, String> {
-        let mut history_start = vec![0u32; customers + 1];
-        for h in &policies.history {
-            let Some(slot) = history_start.get_mut(h.customer as usize + 1) else {
-                return Err(format!("contact history names customer {} of {customers}", h.customer));
+    /// Indexes `policies` and the version's contact history (rows in the
+    /// scenario's names) for a plan whose customers are `customer_ix`.
+    pub(crate) fn new<'a>(
+        policies: &ServingContactPolicies,
+        offer_ids: impl Iterator<Item = String>,
+        customer_ix: &HashMap<Box<str>, u32>,
+        history: impl IntoIterator<Item = ContactRecord<'a>>,
+    ) -> Result<Self, String> {
+        let offer_ix: HashMap<String, u32> = offer_ids.enumerate().map(|(i, id)| (id, i as u32)).collect();
+        let channel_ix: HashMap<String, u32> = policies.channels.iter().enumerate().map(|(i, name)| (name.clone(), i as u32)).collect();
+        let tag_ix: HashMap<&str, u32> = policies.tags.iter().enumerate().map(|(i, name)| (name.as_str(), i as u32)).collect();
+        let mut contacts = Vec::new();
+        for (row, h) in history.into_iter().enumerate() {
+            let what = |column: &str, value: &str| format!("contact history row {}: {column} {value:?} is not the plan's", row + 1);
+            let customer = *customer_ix.get(h.customer_id).ok_or_else(|| what("customer_id", h.customer_id))?;
+            let channel = *channel_ix.get(h.channel).ok_or_else(|| what("channel", h.channel))?;
+            let mut tags = h.tags.split(';').filter(|t| !t.is_empty()).map(|t| tag_ix.get(t).copied().ok_or_else(|| what("tag", t))).collect::<Result<Vec<u32>, String>>()?;
+            tags.sort_unstable();
+            let offer = match h.offer_id {
+                Some(id) => Some(*offer_ix.get(id).ok_or_else(|| what("offer_id", id))?),
+                None => None,
             };
-            *slot += 1;
+            contacts.push(PastContact { customer, date: h.date, channel, tags, offer });
         }
-        for c in 0..customers {
+        contacts.sort_by_key(|h| h.customer);
+        let mut history_start = vec![0u32; customer_ix.len() + 1];
+        for h in &contacts {
+            history_start[h.customer as usize + 1] += 1;
+        }
+        for c in 0..customer_ix.len() {
             history_start[c + 1] += history_start[c];
         }
-        if policies.history.windows(2).any(|w| w[0].customer > w[1].customer) {
-            return Err("the contact history is not sorted by customer".into());
-        }
-        Ok(PolicyIndex {
-            offer_ix: offer_ids.enumerate().map(|(i, id)| (id, i as u32)).collect(),
-            channel_ix: policies.channels.iter().enumerate().map(|(i, name)| (name.clone(), i as u32)).collect(),
-            history_start,
-        })
+        Ok(PolicyIndex { offer_ix, channel_ix, history: contacts, history_start })
     }
 
     /// A live contact in the plan's terms: its channel as posted, else its
@@ -100,7 +114,7 @@ impl PlanIndex {
         }
         let offer = policies.offers.get(o as usize)?;
         let (lo, hi) = (index.history_start[c as usize] as usize, index.history_start[c as usize + 1] as usize);
-        let history = &policies.history[lo..hi];
+        let history = &index.history[lo..hi];
         let mut contacts: Vec<PastContact> = history.to_vec();
         let start = self.context.horizon_start;
         // A live contact the history already holds (same offer, same day) counts once.

@@ -22,7 +22,7 @@ pub use error::{LoadError, PipelineError, StoreError};
 pub use files::{convert_scenario_to_parquet, Format};
 pub use plans::output::write_plan_outputs;
 pub use plans::pipeline::{plan_scenario, plan_scenario_with, OutputDir, PlanRun, PlanSolver};
-pub use plans::serving::{burns_down_live, CustomerRecord, EligibilityRecord, ServingContactPolicies, ServingContext, ServingOfferContact};
+pub use plans::serving::{burns_down_live, ContactRecord, CustomerRecord, EligibilityRecord, ServingContactPolicies, ServingContext, ServingOfferContact};
 pub use plans::store::{Manifest, PlanStore, VersionMeta};
 pub use scenario::generate::{generate, GenerateSpec};
 pub use scenario::load::{DemandForecast, InboundDelay, LoadOptions, LoadedScenario};

@@ -9,14 +9,16 @@
 //!
 //! - `serving.json`: tiers, offers, stock, usable lanes, reservations, bid prices
 //!   and pick priorities (all small: they grow with offers, SKUs and sites, not
-//!   customers), and the contact policies with the contact history they were
-//!   planned with (which grows with the contacts made before the plan);
+//!   customers), and the contact policies;
 //! - `customers.<ext>`: one row per customer (`customer_id`, `zone`, `tier`,
-//!   `consent`, `suppressed`, `max_offers`).
+//!   `consent`, `suppressed`, `max_offers`);
+//! - with contact policies, `contact_history.<ext>`: the contacts the plan was
+//!   made with, as `contact_history.csv` gives them (`customer_id`, `date`,
+//!   `channel`, `tags` joined by `;`, `offer_id`), by customer.
 
 use std::path::Path;
 
-use allot_optimizer::{Conflict, ContactRule, Measure, Network, PastContact, Plan, Problem, Rule, RuleKind};
+use allot_optimizer::{Conflict, ContactRule, Measure, Network, Plan, Problem, Rule, RuleKind};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,8 @@ use crate::files::{read_table, write_table, write_versioned, Format};
 pub const SERVING_FILE: &str = "serving.json";
 /// File stem of the per-customer table inside a plan version.
 pub const CUSTOMERS_STEM: &str = "customers";
+/// File stem of the contact history inside a plan version (with contact policies).
+pub const CONTACT_HISTORY_STEM: &str = "contact_history";
 
 /// The plan-wide part of a version's serving snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,8 +81,21 @@ pub struct ServingContactPolicies {
     /// The hard `max_total` rules on contacts or contact cost: contact events
     /// burn them down live.
     pub volume_rules: Vec<Rule>,
-    /// The contacts made before the plan (`contact_history.csv`), by customer.
-    pub history: Vec<PastContact>,
+}
+
+/// One row of a version's contact history (the contacts made before the plan).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContactRecord<'a> {
+    /// The customer contacted.
+    pub customer_id: &'a str,
+    /// The day of the contact.
+    pub date: NaiveDate,
+    /// Its channel.
+    pub channel: &'a str,
+    /// Its tags, joined by `;` (empty: none).
+    pub tags: &'a str,
+    /// Its offer, when it names one of the scenario's offers.
+    pub offer_id: Option<&'a str>,
 }
 
 /// An offer as contact policies see it.
@@ -115,7 +132,6 @@ fn contact_policies(problem: &Problem) -> Option<ServingContactPolicies> {
         rules: problem.contact_rules.clone(),
         conflicts: problem.conflicts.clone(),
         volume_rules,
-        history: problem.history.clone(),
     })
 }
 
@@ -330,7 +346,50 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
 pub fn write_serving(dir: &Path, problem: &Problem, plan: &Plan, format: Format) -> Result<(), StoreError> {
     let mut customers = customers_table(problem).map_err(|e| StoreError::Table { path: dir.join(CUSTOMERS_STEM), reason: e.to_string() })?;
     write_table(dir, CUSTOMERS_STEM, &mut customers, format)?;
-    write_versioned(&dir.join(SERVING_FILE), &serving_context(problem, plan))
+    let context = serving_context(problem, plan);
+    if context.contact_policies.is_some() {
+        let mut history = contact_history_table(problem).map_err(|e| StoreError::Table { path: dir.join(CONTACT_HISTORY_STEM), reason: e.to_string() })?;
+        write_table(dir, CONTACT_HISTORY_STEM, &mut history, format)?;
+    }
+    write_versioned(&dir.join(SERVING_FILE), &context)
+}
+
+/// The contact history of a problem as a table (the problem keeps it by customer).
+fn contact_history_table(problem: &Problem) -> Result<DataFrame, PolarsError> {
+    let h = &problem.history;
+    let channel = |c: u32| problem.channels.get(c as usize).map_or("", String::as_str);
+    DataFrame::new(
+        h.len(),
+        vec![
+            Column::new("customer_id".into(), h.iter().map(|x| problem.customers.id[x.customer as usize].as_str()).collect::<Vec<_>>()),
+            Column::new("date".into(), h.iter().map(|x| x.date.to_string()).collect::<Vec<_>>()),
+            Column::new("channel".into(), h.iter().map(|x| channel(x.channel)).collect::<Vec<_>>()),
+            Column::new("tags".into(), h.iter().map(|x| x.tags.iter().map(|&t| problem.tags[t as usize].as_str()).collect::<Vec<_>>().join(";")).collect::<Vec<_>>()),
+            Column::new("offer_id".into(), h.iter().map(|x| x.offer.map(|o| problem.offers[o as usize].id.as_str())).collect::<Vec<_>>()),
+        ],
+    )
+}
+
+/// Calls `visit` for every row of a version's contact history.
+pub fn for_each_contact(path: &Path, mut visit: impl FnMut(ContactRecord<'_>)) -> Result<(), StoreError> {
+    let t = StoredColumns::read(path)?;
+    let columns = ["customer_id", "date", "channel", "tags", "offer_id"].map(|name| t.cast(name, &DataType::String));
+    let [customers, dates, channels, tags, offers] = columns;
+    let (customers, dates, channels, tags, offers) = (customers?, dates?, channels?, tags?, offers?);
+    let e = |e: PolarsError| t.error(e);
+    let (customers, dates, channels, tags, offers) = (customers.str().map_err(e)?, dates.str().map_err(e)?, channels.str().map_err(e)?, tags.str().map_err(e)?, offers.str().map_err(e)?);
+    for i in 0..t.df.height() {
+        let date = dates.get(i).ok_or_else(|| t.missing(i, "date"))?;
+        let date = date.parse().map_err(|_| t.error(format!("row {}: column date is {date:?}, expected YYYY-MM-DD", i + 1)))?;
+        visit(ContactRecord {
+            customer_id: customers.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
+            date,
+            channel: channels.get(i).ok_or_else(|| t.missing(i, "channel"))?,
+            tags: tags.get(i).unwrap_or(""),
+            offer_id: offers.get(i),
+        });
+    }
+    Ok(())
 }
 
 /// The per-customer serving table of a problem.

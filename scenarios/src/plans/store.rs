@@ -49,7 +49,10 @@ use crate::error::StoreError;
 use crate::plans::output::KPIS_FILE;
 use crate::files::{sync_dir, unique_suffix, write_versioned, Format};
 use crate::schema;
-use crate::plans::serving::{for_each_customer, for_each_eligibility, CustomerRecord, EligibilityRecord, ServingContext, CUSTOMERS_STEM, SERVING_FILE};
+use crate::plans::serving::{
+    for_each_contact, for_each_customer, for_each_eligibility, ContactRecord, CustomerRecord, EligibilityRecord, ServingContext, CONTACT_HISTORY_STEM, CUSTOMERS_STEM,
+    SERVING_FILE,
+};
 
 /// Environment variable naming the default store directory.
 pub const STORE_ENV: &str = "ALLOT_STORE";
@@ -310,6 +313,11 @@ impl PlanStore {
     /// Visits every row of a version's customer table (for serving).
     pub fn for_each_customer(&self, id: &str, visit: impl FnMut(CustomerRecord<'_>)) -> Result<(), StoreError> {
         for_each_customer(&self.table_path(id, CUSTOMERS_STEM)?, visit)
+    }
+
+    /// Visits every row of a version's contact history (versions with contact policies).
+    pub fn for_each_contact(&self, id: &str, visit: impl FnMut(ContactRecord<'_>)) -> Result<(), StoreError> {
+        for_each_contact(&self.table_path(id, CONTACT_HISTORY_STEM)?, visit)
     }
 
     /// The plan-wide serving snapshot of a version. Versions saved before the
