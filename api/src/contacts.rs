@@ -43,29 +43,46 @@ pub(crate) struct PolicyIndex {
 }
 
 impl PolicyIndex {
-    /// Indexes `policies` and the version's contact history (rows in the
-    /// scenario's names) for a plan whose customers are `customer_ix`.
-    pub(crate) fn new<'a>(
+    /// Indexes `policies` and the version's contact history, whose rows (in
+    /// the scenario's names) `visit_history` hands to its visitor, for a plan
+    /// whose customers are `customer_ix`. A name the plan does not know is an
+    /// error naming the row.
+    pub(crate) fn new<E>(
         policies: &ServingContactPolicies,
         offer_ids: impl Iterator<Item = String>,
         customer_ix: &HashMap<Box<str>, u32>,
-        history: impl IntoIterator<Item = ContactRecord<'a>>,
-    ) -> Result<Self, String> {
+        visit_history: impl FnOnce(&mut dyn FnMut(ContactRecord<'_>)) -> Result<(), E>,
+    ) -> Result<Result<Self, String>, E> {
         let offer_ix: HashMap<String, u32> = offer_ids.enumerate().map(|(i, id)| (id, i as u32)).collect();
         let channel_ix: HashMap<String, u32> = policies.channels.iter().enumerate().map(|(i, name)| (name.clone(), i as u32)).collect();
         let tag_ix: HashMap<&str, u32> = policies.tags.iter().enumerate().map(|(i, name)| (name.as_str(), i as u32)).collect();
         let mut contacts = Vec::new();
-        for (row, h) in history.into_iter().enumerate() {
-            let what = |column: &str, value: &str| format!("contact history row {}: {column} {value:?} is not the plan's", row + 1);
-            let customer = *customer_ix.get(h.customer_id).ok_or_else(|| what("customer_id", h.customer_id))?;
-            let channel = *channel_ix.get(h.channel).ok_or_else(|| what("channel", h.channel))?;
-            let mut tags = h.tags.split(';').filter(|t| !t.is_empty()).map(|t| tag_ix.get(t).copied().ok_or_else(|| what("tag", t))).collect::<Result<Vec<u32>, String>>()?;
-            tags.sort_unstable();
-            let offer = match h.offer_id {
-                Some(id) => Some(*offer_ix.get(id).ok_or_else(|| what("offer_id", id))?),
-                None => None,
-            };
-            contacts.push(PastContact { customer, date: h.date, channel, tags, offer });
+        let mut bad = None;
+        let mut row = 0;
+        visit_history(&mut |h: ContactRecord<'_>| {
+            row += 1;
+            if bad.is_some() {
+                return;
+            }
+            let what = |column: &str, value: &str| format!("contact history row {row}: {column} {value:?} is not the plan's");
+            let contact = (|| {
+                let customer = *customer_ix.get(h.customer_id).ok_or_else(|| what("customer_id", h.customer_id))?;
+                let channel = *channel_ix.get(h.channel).ok_or_else(|| what("channel", h.channel))?;
+                let mut tags = h.tags.split(';').filter(|t| !t.is_empty()).map(|t| tag_ix.get(t).copied().ok_or_else(|| what("tag", t))).collect::<Result<Vec<u32>, String>>()?;
+                tags.sort_unstable();
+                let offer = match h.offer_id {
+                    Some(id) => Some(*offer_ix.get(id).ok_or_else(|| what("offer_id", id))?),
+                    None => None,
+                };
+                Ok(PastContact { customer, date: h.date, channel, tags, offer })
+            })();
+            match contact {
+                Ok(contact) => contacts.push(contact),
+                Err(reason) => bad = Some(reason),
+            }
+        })?;
+        if let Some(reason) = bad {
+            return Ok(Err(reason));
         }
         contacts.sort_by_key(|h| h.customer);
         let mut history_start = vec![0u32; customer_ix.len() + 1];
@@ -75,7 +92,7 @@ impl PolicyIndex {
         for c in 0..customer_ix.len() {
             history_start[c + 1] += history_start[c];
         }
-        Ok(PolicyIndex { offer_ix, channel_ix, history: contacts, history_start })
+        Ok(Ok(PolicyIndex { offer_ix, channel_ix, history: contacts, history_start }))
     }
 
     /// A live contact in the plan's terms: its channel as posted, else its
@@ -188,5 +205,41 @@ fn measure(plan: &PlanIndex, m: Measure, offer: Option<u32>) -> f64 {
     match m {
         Measure::ContactCost => offer.and_then(|o| plan.context.offers.get(o as usize)).map_or(0.0, |o| o.cost_per_contact),
         _ => 1.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// History rows are indexed by customer; a name the plan does not know is
+    /// an error naming the row and the column.
+    #[test]
+    fn history_rows_are_checked_and_indexed_by_customer() {
+        let policies = ServingContactPolicies { channels: vec!["email".into()], tags: vec!["promo".into()], ..ServingContactPolicies::default() };
+        let customers: HashMap<Box<str>, u32> = [("a".into(), 0), ("b".into(), 1)].into();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let row = |customer_id, channel, tags, offer_id| ContactRecord { customer_id, date: day, channel, tags, offer_id };
+        let rows = [row("b", "email", "promo", Some("o")), row("a", "email", "", None), row("b", "email", "", None)];
+        let offers = || ["o".to_string()].into_iter();
+        let index = PolicyIndex::new(&policies, offers(), &customers, |visit| {
+            rows.iter().for_each(|&r| visit(r));
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(index.history_start, [0, 1, 3]);
+        assert_eq!(index.history[1].tags, [0]);
+        assert_eq!(index.history[1].offer, Some(0));
+        for (bad, column) in [(row("c", "email", "", None), "customer_id"), (row("a", "sms", "", None), "channel"), (row("a", "email", "x", None), "tag"), (row("a", "email", "", Some("p")), "offer_id")] {
+            let err = PolicyIndex::new(&policies, offers(), &customers, |visit| {
+                visit(rows[1]);
+                visit(bad);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap_err();
+            assert!(err.starts_with(&format!("contact history row 2: {column} ")), "{err}");
+        }
     }
 }

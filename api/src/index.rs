@@ -229,18 +229,9 @@ impl PlanIndex {
         }
         let policy_index = match &context.contact_policies {
             Some(policies) => {
-                let mut rows = Vec::new();
-                let mut history = Vec::new();
-                store.for_each_contact(id, |r| rows.push((r.customer_id.to_string(), r.date, r.channel.to_string(), r.tags.to_string(), r.offer_id.map(str::to_string))))?;
-                history.extend(rows.iter().map(|(customer_id, date, channel, tags, offer_id)| allot_scenarios::ContactRecord {
-                    customer_id,
-                    date: *date,
-                    channel,
-                    tags,
-                    offer_id: offer_id.as_deref(),
-                }));
                 let offers = context.offers.iter().map(|o| o.offer_id.clone());
-                Some(crate::contacts::PolicyIndex::new(policies, offers, &customer_ix, history).map_err(|reason| corrupt(store, id, reason))?)
+                let index = crate::contacts::PolicyIndex::new(policies, offers, &customer_ix, |visit| store.for_each_contact(id, visit))?;
+                Some(index.map_err(|reason| corrupt(store, id, reason))?)
             }
             None => None,
         };
