@@ -472,10 +472,34 @@ pub fn for_each_customer(path: &Path, mut visit: impl FnMut(CustomerRecord<'_>))
             customer_id: ids.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
             zone: zones.get(i).ok_or_else(|| t.missing(i, "zone"))?,
             tier: tiers.get(i).ok_or_else(|| t.missing(i, "tier"))?,
-            consent: consent.get(i).unwrap_or(true),
-            suppressed: suppressed.get(i).unwrap_or(false),
+            // Governance fails closed: a stored row without its flags is corrupt, not consent.
+            consent: consent.get(i).ok_or_else(|| t.missing(i, "consent"))?,
+            suppressed: suppressed.get(i).ok_or_else(|| t.missing(i, "suppressed"))?,
             max_offers: cap.get(i).and_then(|v| u32::try_from(v).ok()),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored customer row without its consent or suppression flag is an
+    /// error naming the row, never a customer served as consenting.
+    #[test]
+    fn a_customer_row_without_its_governance_flags_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("customers.csv");
+        for (text, column) in [
+            ("customer_id,zone,tier,consent,suppressed,max_offers\nc1,Z1,gold,true,false,\nc2,Z1,gold,,false,\n", "consent"),
+            ("customer_id,zone,tier,consent,suppressed,max_offers\nc1,Z1,gold,true,false,\nc2,Z1,gold,false,,\n", "suppressed"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let mut seen = Vec::new();
+            let err = for_each_customer(&path, |r| seen.push(r.customer_id.to_string())).unwrap_err().to_string();
+            assert!(err.contains(&format!("row 2: column {column} is empty")), "{err}");
+            assert_eq!(seen, ["c1"]);
+        }
+    }
 }
