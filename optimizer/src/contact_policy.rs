@@ -60,9 +60,7 @@ impl HistoryRules {
 
     /// Room rule `rule` leaves customer `c` after its history: `max(0, bound - h[c])`.
     pub fn room(&self, problem: &Problem, rule: usize, c: CustomerIx) -> f64 {
-        let r = &problem.contact_rules[rule];
-        let used = problem.history_of(c).iter().filter(|h| h.selected_by(&r.selector)).count();
-        (r.bound - used as f64).max(0.0)
+        problem.contact_rules[rule].room(problem.history_of(c))
     }
 
     /// Why customer `c`'s history excludes offer `o`, if it does: the first
@@ -100,11 +98,9 @@ impl Policies<'_> {
         room_needed: f64,
     ) -> Option<HistoryExclusion> {
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule_selects(i) {
-                let used = contacts.iter().filter(|h| h.selected_by(&rule.selector)).count();
-                if rule.bound - (used as f64) < room_needed {
-                    return Some(HistoryExclusion::Rule(i as u32));
-                }
+            // (`room` is at least 0 and `room_needed` positive: the clamp changes nothing here.)
+            if rule_selects(i) && rule.room(contacts) < room_needed {
+                return Some(HistoryExclusion::Rule(i as u32));
             }
         }
         for (j, conflict) in self.conflicts.iter().enumerate() {
@@ -233,8 +229,10 @@ impl CustomerRows {
         self.row_start[c] as usize..self.row_start[c + 1] as usize
     }
 
-    /// Customer `c`'s rows that its candidate at `offset` (from its first) is a member of.
-    pub fn rows_with(&self, c: usize, offset: u32) -> impl Iterator<Item = usize> + '_ {
+    /// The rows candidate `k` (global index, of customer `c`, in a candidate
+    /// set whose CSR by customer is `customer_start`) is a member of.
+    pub fn rows_with(&self, customer_start: &[u32], c: usize, k: usize) -> impl Iterator<Item = usize> + '_ {
+        let offset = (k - customer_start[c] as usize) as u32;
         self.of_customer(c).filter(move |&r| self.members(r).contains(&offset))
     }
 

@@ -371,6 +371,15 @@ pub struct ContactRule {
     pub selector: Selector,
 }
 
+impl ContactRule {
+    /// The contacts this rule still allows after `contacts` (those its
+    /// selector matches count): `max(0, bound - h)`.
+    pub fn room(&self, contacts: &[PastContact]) -> f64 {
+        let used = contacts.iter().filter(|h| h.selected_by(&self.selector)).count();
+        (self.bound - used as f64).max(0.0)
+    }
+}
+
 /// A conflict of `conflicts.csv` (model version 2): an offer selected by `a`
 /// and a different one selected by `b` contacted less than `within_days`
 /// after it are never both given to one customer.

@@ -652,8 +652,7 @@ impl<'a> ChargeModel<'a> {
         let prices = &alloc.prices;
         let mut charge: Vec<(Binding, f64)> = vec![(Binding::ContactCap, prices.contact_cap[c])];
         // The customer's contact-policy rows this pair is a member of.
-        let offset = (k - cands.customer_start[c] as usize) as u32;
-        for r in self.policy.rows_with(c, offset) {
+        for r in self.policy.rows_with(&cands.customer_start, c, k) {
             charge.push((Binding::of_policy(self.policy.kind[r]), prices.customer_rows.get(r).copied().unwrap_or(0.0)));
         }
         // The network families: the bid price of the offer's units, split along

@@ -257,8 +257,7 @@ impl<'a> CustomerRoom<'a> {
         if self.problem.contact_cap_of(c).is_some_and(|cap| self.served[c as usize] >= cap as usize) {
             return Some(Block::ContactCap);
         }
-        let offset = (k - self.cands.customer_start[c as usize] as usize) as u32;
-        self.rows.rows_with(c as usize, offset).find(|&r| self.used[r] + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
+        self.rows.rows_with(&self.cands.customer_start, c as usize, k).find(|&r| self.used[r] + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
     }
 
     /// Counts (`sign = 1`) or uncounts (`-1`) candidate `k` as served.
@@ -269,8 +268,7 @@ impl<'a> CustomerRoom<'a> {
         } else {
             self.served[c] -= 1;
         }
-        let offset = (k - self.cands.customer_start[c] as usize) as u32;
-        for r in self.rows.rows_with(c, offset) {
+        for r in self.rows.rows_with(&self.cands.customer_start, c, k) {
             self.used[r] += sign;
         }
     }

@@ -48,10 +48,11 @@ pub struct KernelInput<'a> {
 }
 
 impl KernelInput<'_> {
-    /// Customer `c`'s contact-policy rows (empty for most customers).
+    /// Customer `c`'s contact-policy rows, when it has any (most customers
+    /// have none: their subproblem is the cap's breakpoint search).
     #[inline]
-    pub fn policy_rows(&self, c: usize) -> Range<usize> {
-        self.policy.map_or(0..0, |p| p.of_customer(c))
+    pub fn policy_of(&self, c: usize) -> Option<(&CustomerRows, Range<usize>)> {
+        self.policy.map(|p| (p, p.of_customer(c))).filter(|(_, rows)| !rows.is_empty())
     }
 
     /// Candidate `k`'s (of customer `c`) objective coefficient
@@ -147,9 +148,8 @@ pub fn price_customers(
         let slot = input.slot[c] as usize;
         reduced_values(input, prices, c, &mut scratch.reduced, &mut scratch.inv_gamma);
         let cap = input.cap[c];
-        let rows = input.policy_rows(c);
-        sums.dual_value += match input.policy.filter(|_| !rows.is_empty()) {
-            Some(policy) => scratch.lp.solve(&scratch.reduced, cap, policy, rows.clone(), &mut scratch.duals).value,
+        sums.dual_value += match input.policy_of(c) {
+            Some((policy, rows)) => scratch.lp.solve(&scratch.reduced, cap, policy, rows, &mut scratch.duals).value,
             None => best_response_value(&mut scratch.breaks, &scratch.reduced, cap),
         };
         smoothed_response(&scratch.reduced, &scratch.inv_gamma, cap, &mut scratch.breaks, &mut scratch.x);
@@ -202,9 +202,8 @@ pub fn keep_policy(input: &KernelInput, c: usize, reduced: &[f64], order: &mut V
 /// Customer `c`'s contact-cap price and the prices of its contact-policy rows
 /// (into `row_prices`, in row order) at the reduced values `reduced`.
 pub fn customer_prices(input: &KernelInput, c: usize, reduced: &[f64], scratch: &mut Scratch, row_prices: &mut Vec<f64>) -> f64 {
-    let rows = input.policy_rows(c);
-    match input.policy.filter(|_| !rows.is_empty()) {
-        Some(policy) => scratch.lp.solve(reduced, input.cap[c], policy, rows, row_prices).cap_price,
+    match input.policy_of(c) {
+        Some((policy, rows)) => scratch.lp.solve(reduced, input.cap[c], policy, rows, row_prices).cap_price,
         None => {
             row_prices.clear();
             contact_cap_price(&mut scratch.breaks, reduced, input.cap[c])

@@ -492,19 +492,16 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut problem = problem;
     let picks_none = |problem: &Problem, selector: &Selector| !(0..problem.offers.len() as u32).any(|o| problem.selects(selector, o));
     for (rule, issue) in rule_rows {
+        let selector = match &rule {
+            ReadRule::Total(rule) => &rule.selector,
+            ReadRule::PerCustomer(rule) => &rule.selector,
+        };
+        if picks_none(&problem, selector) {
+            issues.push(issue);
+        }
         match rule {
-            ReadRule::Total(rule) => {
-                if picks_none(&problem, &rule.selector) {
-                    issues.push(issue);
-                }
-                problem.rules.push(rule);
-            }
-            ReadRule::PerCustomer(rule) => {
-                if picks_none(&problem, &rule.selector) {
-                    issues.push(issue);
-                }
-                problem.contact_rules.push(rule);
-            }
+            ReadRule::Total(rule) => problem.rules.push(rule),
+            ReadRule::PerCustomer(rule) => problem.contact_rules.push(rule),
         }
     }
     for (conflict, [issue_a, issue_b]) in conflict_rows {
