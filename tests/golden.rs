@@ -55,7 +55,7 @@ fn stock_lanes_and_transit_filter() {
     assert_close(plan.kpis.objective, 12.9, "kpi objective");
     assert_eq!(plan.bid_prices.len(), 1);
     assert_close(plan.bid_prices[0].price, 4.0, "bid price Z1/A");
-    assert_close(alloc.prices.stock[&(0, 0)], 3.0, "stock price W1/A");
+    assert_close(alloc.prices.stock[&(0, 0, 0)], 3.0, "stock price W1/A");
     assert_eq!(reason(&problem, &plan, "c1", "o1"), Reason::Eligible);
     assert_eq!(reason(&problem, &plan, "c2", "o1"), Reason::Eligible);
     assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::NotSelected(Binding::family(families::stock::NAME)));
@@ -369,4 +369,45 @@ fn contradicting_rules_are_named() {
         }
         other => panic!("expected a contradiction, got {:?}", other.map(|(_, a, _)| a.report)),
     }
+}
+
+/// Time-phased supply (model version 2, `bucket_days = 7` over 14 days). W1
+/// holds 1 unit of A and receives 2 more on 12-09, in bucket 2. Four
+/// customers, one offer each (contact cap 1), may take `early` (contact on
+/// 12-02, bucket 1, margin 10) or `late` (12-10, bucket 2, margin 6), each
+/// with p 1 and one unit of A.
+///
+/// Bucket 1 can ship only what is on hand: 1 unit, so one customer takes
+/// `early`; the receipt serves two `late` ones and the fourth gets nothing:
+/// 10 + 2 * 6 = 22. Counting the receipt from day 1 (one bucket) would give
+/// three `early`: 30. Prices: one more unit by bucket 2 serves the idle
+/// customer `late` (6); one more by bucket 1 turns a `late` into an `early`
+/// (10 - 6 = 4). A unit of demand in bucket 1 costs both rows (bid 10), in
+/// bucket 2 only the second (bid 6).
+#[test]
+fn a_receipt_in_bucket_2_does_not_serve_bucket_1() {
+    let (problem, _, alloc, plan) = solve("time_buckets");
+    assert_eq!(problem.buckets().count(), 2);
+    assert_close(alloc.report.objective, 22.0, "objective");
+    let eligible = |offer: &str| plan.eligibility.iter().filter(|r| r.eligible && problem.offers[r.offer as usize].id == offer).count();
+    assert_eq!((eligible("early"), eligible("late")), (1, 2));
+    let bids: Vec<(u32, f64)> = plan.bid_prices.iter().map(|b| (b.bucket, b.price)).collect();
+    assert_eq!(bids.len(), 2, "one bid price per bucket: {bids:?}");
+    assert_close(bids[0].1, 10.0, "bid price Z1/A, bucket 1");
+    assert_close(bids[1].1, 6.0, "bid price Z1/A, bucket 2");
+    assert_close(alloc.prices.stock[&(0, 0, 0)], 4.0, "stock through bucket 1");
+    assert_close(alloc.prices.stock[&(0, 0, 1)], 6.0, "stock through bucket 2");
+    // The shipments keep the cumulative rule: 1 unit in bucket 1, 2 in bucket 2.
+    let shipped = |t: u32| alloc.flows.iter().filter(|f| f.bucket == t).map(|f| f.units).sum::<f64>();
+    assert_close(shipped(0), 1.0, "bucket 1 shipments");
+    assert_close(shipped(1), 2.0, "bucket 2 shipments");
+    // One bucket: the receipt counts from day 1.
+    let mut one = problem.clone();
+    one.policy.bucket_days = None;
+    let (_, whole, _) = allot_optimizer::plan(&one, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
+    assert_close(whole.report.objective, 30.0, "one bucket");
+    // The decomposition finds the same optimum.
+    let (cands, d, _) = allot_optimizer::plan(&problem, &SolverChoice::Decomposed(Default::default())).expect("decomposed solves");
+    assert_eq!(check_allocation(&problem, &cands, &d, TOL), vec![]);
+    assert!((d.report.objective - 22.0).abs() <= 1e-3 * 22.0, "{:?}", d.report);
 }

@@ -9,7 +9,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_served, HardRules};
 use allot_optimizer::plan::Reason;
 use allot_optimizer::{
-    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL, Measure, Rule, RuleKind, Selector, Conflict, ContactRule, PastContact, ExclusionRule,
+    plan, BaselineDemand, SolverChoice, Customers, Horizon, Lane, Offer, OfferItem, Policy, Problem, Receipt, StockPoint, Tier, Uptake, Zone, DEFAULT_CHANNEL, Measure, Rule, RuleKind, Selector, Conflict, ContactRule, PastContact, ExclusionRule,
 };
 use chrono::NaiveDate;
 use proptest::collection::vec;
@@ -28,8 +28,9 @@ prop_compose! {
         max_custom in prop::option::of(0u32..2),
         penalty in prop_oneof![Just(1000.0), 0.0f64..20.0],
         binary_decisions in prop::bool::weighted(0.15),
+        bucket_days in prop::option::weighted(0.4, 1u32..5),
     ) -> Policy {
-        Policy { contact_cap, budget, promise_days, fairness_min_ratio: fairness, max_custom_offers: max_custom, unmet_baseline_penalty: penalty, binary_decisions }
+        Policy { contact_cap, budget, promise_days, fairness_min_ratio: fairness, max_custom_offers: max_custom, unmet_baseline_penalty: penalty, binary_decisions, bucket_days }
     }
 }
 
@@ -64,9 +65,10 @@ fn problem() -> impl Strategy<Value = Problem> {
                 vec((0..nz as u32, 0u32..2, prop::bool::weighted(0.85), prop::bool::weighted(0.1), prop::option::of(0u32..3), prop::option::of(0u32..4)), nc),
                 vec(offer(ns), no),
                 vec((0..nc as u32, 0..no as u32, 0.01f64..1.0), nc..2 * nc * no + 1),
-                vec((prop::bool::weighted(0.8), 0.0f64..4.0, 0.0f64..1.0, 0.0f64..2.0), nw * ns),
+                // Stock: listed or not, on hand, safety stock, and receipts on days of the 7-day horizon.
+                vec((prop::bool::weighted(0.8), 0.0f64..4.0, 0.0f64..1.0, vec((0.0f64..2.0, 0i64..7), 0..3)), nw * ns),
                 vec((prop::bool::weighted(0.8), 0.0f64..2.0, 1u32..5, prop::option::of(0.0f64..4.0)), nw * nz),
-                vec((0..nz as u32, 0..ns as u32, 0.0f64..2.0), 0..3),
+                vec((0..nz as u32, 0..ns as u32, 0.0f64..2.0, 0u32..7), 0..4),
                 (0.0f64..3.0, prop::option::of(0.0f64..3.0)),
                 // Model version 2: per offer a channel and a cost per contact;
                 // per-pair values or none; up to three volume rules (a minimum
@@ -124,7 +126,13 @@ fn problem() -> impl Strategy<Value = Problem> {
                         .into_iter()
                         .enumerate()
                         .filter(|(_, s)| s.0)
-                        .map(|(i, (_, on_hand, safety_stock, inbound))| StockPoint { warehouse: (i / ns) as u32, sku: (i % ns) as u32, on_hand, safety_stock, inbound })
+                        .map(|(i, (_, on_hand, safety_stock, inbound))| StockPoint {
+                            warehouse: (i / ns) as u32,
+                            sku: (i % ns) as u32,
+                            on_hand,
+                            safety_stock,
+                            inbound: inbound.into_iter().map(|(units, d)| Receipt { day: day(d), units }).collect(),
+                        })
                         .collect();
                     let lanes = lanes
                         .into_iter()
@@ -133,9 +141,15 @@ fn problem() -> impl Strategy<Value = Problem> {
                         .map(|(i, (_, cost_per_unit, transit_days, capacity))| Lane { warehouse: (i / nz) as u32, zone: (i % nz) as u32, cost_per_unit, transit_days, capacity })
                         .collect();
                     let mut base_keys = HashSet::new();
-                    let baseline = baseline.into_iter().filter(|(z, s, _)| base_keys.insert((*z, *s))).map(|(zone, sku, units)| BaselineDemand { zone, sku, units }).collect();
+                    let horizon = Horizon { start: day(0), days: 7 };
+                    let buckets = horizon.buckets(policy.bucket_days).count() as u32;
+                    let baseline = baseline
+                        .into_iter()
+                        .map(|(zone, sku, units, t)| BaselineDemand { zone, sku, units, bucket: t % buckets })
+                        .filter(|b| base_keys.insert((b.zone, b.sku, b.bucket)))
+                        .collect();
                     Problem {
-                        horizon: Horizon { start: day(0), days: 7 },
+                        horizon,
                         policy,
                         tiers: vec![Tier { name: "gold".into(), weight: 1.0 + w1 }, Tier { name: "standard".into(), weight: 1.0 }],
                         zones: (0..nz).map(|z| Zone { id: format!("z{z}"), delivery_capacity: if z == 0 { zone_cap } else { None } }).collect(),

@@ -330,3 +330,45 @@ fn conflicts_and_contact_history_name_their_mistakes() {
     assert_issue(history("c1,2026-11-31,email,,\n"), "contact_history.csv", Some(1), "date", "date");
     assert_issue(history("c1,2026-11-20,,,\n"), "contact_history.csv", Some(1), "channel", "a value");
 }
+
+/// Time buckets (model version 2): `bucket_days = 0` is an error naming the key;
+/// a dated `baseline_demand` is read per bucket (rows outside the horizon are
+/// not this plan's demand) and an undated one is spread over the buckets by
+/// their days; a date that does not parse names its row and column.
+#[test]
+fn time_buckets_and_dated_baseline() {
+    let toml = |bucket_days: &str| format!("[horizon]\nstart = \"2026-12-01\"\ndays = 7\n\n[policy]\npromise_days = 2\n{bucket_days}");
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", &toml("bucket_days = 0\n")));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("scenario.toml") && e.contains("bucket_days") && e.contains(">= 1"), "{e}");
+
+    // Undated: 7 units over buckets of 3, 3 and 1 days.
+    let (_tmp, dir) = scenario(|d| {
+        write(d, "scenario.toml", &toml("bucket_days = 3\n"));
+        write(d, "baseline_demand.csv", "zone,sku,units\nZ1,A,7\n");
+    });
+    let p = load_scenario(&dir).unwrap().problem;
+    let spread: Vec<(u32, f64)> = p.baseline.iter().map(|b| (b.bucket, b.units)).collect();
+    assert_eq!(spread, [(0, 3.0), (1, 3.0), (2, 1.0)]);
+
+    // Dated: per bucket, two days of bucket 1 summed, 11-30 and 12-08 outside.
+    let dated = "zone,sku,units,date\nZ1,A,1,2026-12-01\nZ1,A,2,2026-12-03\nZ1,A,4,2026-12-07\nZ1,A,8,2026-11-30\nZ1,A,16,2026-12-08\n";
+    let (_tmp, dir) = scenario(|d| {
+        write(d, "scenario.toml", &toml("bucket_days = 3\n"));
+        write(d, "baseline_demand.csv", dated);
+    });
+    let p = load_scenario(&dir).unwrap().problem;
+    let per_bucket: Vec<(u32, f64)> = p.baseline.iter().map(|b| (b.bucket, b.units)).collect();
+    assert_eq!(per_bucket, [(0, 3.0), (2, 4.0)]);
+
+    assert_issue(
+        |d| {
+            write(d, "scenario.toml", &toml("bucket_days = 3\n"));
+            write(d, "baseline_demand.csv", "zone,sku,units,date\nZ1,A,1,2026-12-01\nZ1,A,2,soon\n");
+        },
+        "baseline_demand.csv",
+        Some(2),
+        "date",
+        "YYYY-MM-DD",
+    );
+}

@@ -66,7 +66,7 @@ fn warehouse_outage_closes_its_share_of_the_horizon() {
     let w = ix(&base.warehouses, "W00");
     for (s, after) in base.stock.iter().zip(&v.stock) {
         let factor = if s.warehouse == w { 0.5 } else { 1.0 };
-        assert_eq!((after.on_hand, after.inbound), (s.on_hand * factor, s.inbound * factor));
+        assert_eq!((after.on_hand, after.inbound_units()), (s.on_hand * factor, s.inbound_units() * factor));
     }
     for (l, after) in base.lanes.iter().zip(&v.lanes) {
         let want = if l.warehouse == w { l.capacity.map(|c| c * 0.5) } else { l.capacity };
@@ -75,7 +75,7 @@ fn warehouse_outage_closes_its_share_of_the_horizon() {
     // Closed the whole horizon: nothing ships from it.
     let d = variant(tmp.path(), "closed", &example(), "[[perturbation]]\nkind = \"warehouse_outage\"\nwarehouse = \"W00\"\n");
     let v = load_scenario(&d).unwrap().problem;
-    assert!(v.stock.iter().filter(|s| s.warehouse == w).all(|s| s.on_hand == 0.0 && s.inbound == 0.0));
+    assert!(v.stock.iter().filter(|s| s.warehouse == w).all(|s| s.on_hand == 0.0 && s.inbound_units() == 0.0));
     assert!(v.lanes.iter().filter(|l| l.warehouse == w).all(|l| l.capacity == Some(0.0)));
 }
 
@@ -98,7 +98,7 @@ fn inbound_delay_pushes_arrivals_past_the_horizon() {
     let (base, v) = load_variant_keeping_base(&d);
     let w = ix(&base.warehouses, "W01");
     let sku = ix(&base.skus, "SKU00003");
-    let point = |p: &Problem| p.stock.iter().find(|s| s.warehouse == w && s.sku == sku).unwrap().inbound;
+    let point = |p: &Problem| p.stock.iter().find(|s| s.warehouse == w && s.sku == sku).unwrap().inbound_units();
     assert_eq!((point(&base), point(&v)), (4.0, 0.0));
     for (s, after) in base.stock.iter().zip(&v.stock).filter(|(s, _)| s.warehouse != w) {
         assert_eq!(s.inbound, after.inbound);

@@ -102,7 +102,7 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
         if supply.usable[cell * n_tiers + tier as usize] < qty {
             return Some("live:stock_reserved");
         }
-        cost += qty * supply.price[cell];
+        cost += qty * supply.price[cell * plan.buckets + plan.offer_bucket[offer as usize] as usize];
     }
     // What one acceptance is worth net of the contact it takes (`cost_per_contact / p`):
     // the plan serves a pair while its units' bid prices stay below this.
@@ -229,6 +229,8 @@ mod tests {
             point_cells: vec![vec![0]],
             reserved: vec![0.0, 0.0],
             bid: vec![10.0],
+            buckets: 1,
+            offer_bucket: vec![0],
             policy_index: None,
         }
     }

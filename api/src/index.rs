@@ -67,8 +67,12 @@ pub struct PlanIndex {
     pub(crate) point_cells: Vec<Vec<usize>>,
     /// (point * tiers + tier) -> units the plan reserved.
     pub(crate) reserved: Vec<f64>,
-    /// (zone * skus + sku) -> the plan's bid price.
+    /// (zone * skus + sku) * buckets + bucket -> the plan's bid price.
     pub(crate) bid: Vec<f64>,
+    /// Number of time buckets of the plan's bid prices (1 without `bucket_days`).
+    pub(crate) buckets: usize,
+    /// Offer -> the bucket whose bid prices its items pay.
+    pub(crate) offer_bucket: Vec<u32>,
     /// The contact policies indexed, when the plan has any.
     pub(crate) policy_index: Option<crate::contacts::PolicyIndex>,
 }
@@ -221,10 +225,12 @@ impl PlanIndex {
             }
         }
         let warehouses = context.stock.iter().map(|s| s.warehouse_id.clone()).chain(context.lanes.iter().map(|l| l.warehouse_id.clone())).collect();
-        let mut bid = vec![0.0; n_zones * n_skus];
+        let offer_bucket: Vec<u32> = context.offers.iter().map(|o| o.bucket).collect();
+        let buckets = context.bid_prices.iter().map(|b| b.bucket).chain(offer_bucket.iter().copied()).max().map_or(1, |b| b as usize + 1);
+        let mut bid = vec![0.0; n_zones * n_skus * buckets];
         for b in &context.bid_prices {
             if let (Some(&z), Some(&s)) = (zone_ix.get(&b.zone), sku_ix.get(&b.sku)) {
-                bid[z as usize * n_skus + s as usize] = b.price;
+                bid[(z as usize * n_skus + s as usize) * buckets + b.bucket as usize] = b.price;
             }
         }
         let policy_index = match &context.contact_policies {
@@ -256,6 +262,8 @@ impl PlanIndex {
             point_cells,
             reserved,
             bid,
+            buckets,
+            offer_bucket,
             policy_index,
         })
     }
@@ -338,7 +346,7 @@ pub struct LiveSupply {
     pub(crate) consumed: Vec<f64>,
     /// (zone * skus + sku) * tiers + tier -> units that tier may still promise.
     pub(crate) usable: Vec<f64>,
-    /// (zone * skus + sku) -> live bid price.
+    /// (zone * skus + sku) * buckets + bucket -> live bid price.
     pub(crate) price: Vec<f64>,
     /// (zone * skus + sku) -> live units above safety stock, ignoring tiers (fallback rule).
     pub(crate) total: Vec<f64>,
@@ -356,7 +364,7 @@ impl LiveSupply {
             consumed: vec![0.0; live.len() * n_tiers],
             live,
             usable: vec![0.0; cells * n_tiers],
-            price: vec![0.0; cells],
+            price: vec![0.0; cells * plan.buckets],
             total: vec![0.0; cells],
             unmatched: 0,
         };
@@ -405,12 +413,15 @@ impl LiveSupply {
         let usable: Vec<f64> = (0..n_tiers).map(|t| points.iter().map(|&p| (self.live[p] - protected_above(p, t)).max(0.0)).sum()).collect();
         self.usable[cell * n_tiers..(cell + 1) * n_tiers].copy_from_slice(&usable);
         self.total[cell] = now;
-        self.price[cell] = if now >= planned || planned <= 0.0 {
-            plan.bid[cell]
-        } else if now <= 0.0 {
-            f64::INFINITY
-        } else {
-            plan.bid[cell] * planned / now
-        };
+        let buckets = plan.buckets;
+        for (price, &bid) in self.price[cell * buckets..(cell + 1) * buckets].iter_mut().zip(&plan.bid[cell * buckets..(cell + 1) * buckets]) {
+            *price = if now >= planned || planned <= 0.0 {
+                bid
+            } else if now <= 0.0 {
+                f64::INFINITY
+            } else {
+                bid * planned / now
+            };
+        }
     }
 }

@@ -8,17 +8,20 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{LaneIx, OfferIx, SkuIx, WarehouseIx, ZoneIx};
+use crate::model::{BucketIx, LaneIx, OfferIx, SkuIx, WarehouseIx, ZoneIx};
 
-/// Units of one SKU shipped on one lane (`f[w,z,s]`).
+/// Units of one SKU shipped on one lane for one time bucket (`f[w,z,s,t]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
     /// The lane (warehouse and zone).
     pub lane: LaneIx,
     /// The SKU.
     pub sku: SkuIx,
-    /// Units over the horizon.
+    /// Units over the bucket.
     pub units: f64,
+    /// The time bucket (0 without `bucket_days`).
+    #[serde(default)]
+    pub bucket: BucketIx,
 }
 
 /// How a solve ended.
@@ -66,11 +69,12 @@ pub struct ShadowPrices {
     /// `contact_policy::CustomerRows` (empty when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub customer_rows: Vec<f64>,
-    /// Zone balance: the value of one more unit of demand served in (zone, SKU),
-    /// i.e. the plan's bid price for that unit.
-    pub bid_price: HashMap<(ZoneIx, SkuIx), f64>,
-    /// Stock of (warehouse, SKU).
-    pub stock: HashMap<(WarehouseIx, SkuIx), f64>,
+    /// Zone balance: the value of one more unit of demand served in (zone, SKU,
+    /// bucket), i.e. the plan's bid price for that unit.
+    pub bid_price: HashMap<(ZoneIx, SkuIx, BucketIx), f64>,
+    /// Stock of (warehouse, SKU) through the end of a bucket (the cumulative
+    /// row; an arc of bucket `t` pays the sum over the rows from `t` on).
+    pub stock: HashMap<(WarehouseIx, SkuIx, BucketIx), f64>,
     /// Lane capacity, per lane.
     pub lane_capacity: Vec<f64>,
     /// The discount budget.
@@ -85,6 +89,14 @@ pub struct ShadowPrices {
     /// by family name, in the family's row order.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub families: std::collections::BTreeMap<String, Vec<f64>>,
+}
+
+impl ShadowPrices {
+    /// The stock price an arc of bucket `t` from (warehouse, SKU) pays: the sum
+    /// of the cumulative stock rows' prices from its bucket to the last of `buckets`.
+    pub fn stock_from(&self, warehouse: WarehouseIx, sku: SkuIx, t: BucketIx, buckets: usize) -> f64 {
+        (t..buckets as BucketIx).map(|u| self.stock.get(&(warehouse, sku, u)).copied().unwrap_or(0.0).max(0.0)).sum()
+    }
 }
 
 /// Shadow price of one fairness row `rate(g) >= ratio * rate(h)` of one offer.

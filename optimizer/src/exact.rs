@@ -19,10 +19,10 @@ use crate::infeasibility::{group_bounds, Contradiction, Culprit};
 use crate::lp_backend::{self, IisBound, RawIis, Settings, Solved};
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 
-use crate::allocation::{Allocation, Flow, ShadowPrices, SolveReport};
+use crate::allocation::{Allocation, ShadowPrices, SolveReport};
 use crate::candidates::{Candidates, Network};
-use crate::families::{no_extra, CustomLimitMode, ExactColumn, ExtraFamilies, Layout, Scope, Sense};
-use crate::model::{LaneIx, Problem, RuleKind, SkuIx};
+use crate::families::{no_extra, Arc, CustomLimitMode, ExactColumn, ExtraFamilies, Layout, Scope, Sense};
+use crate::model::{Problem, RuleKind};
 
 /// Knobs of the exact solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +113,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
         if b.units > 0.0 {
             let u = vars.add(variable().min(0.0).max(b.units));
             objective.add_mul(-problem.policy.unmet_baseline_penalty, u);
-            unmet.push((i, layout.balance.row_of[&(b.zone, b.sku)], u));
+            unmet.push((i, layout.balance.baseline_row(b).expect("a baseline row with units has a balance row"), u));
         }
     }
     // The families' own columns (the custom-offer binaries of the MIP).
@@ -158,9 +158,11 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
     }
     for (a, &f) in layout.arcs.iter().zip(&flows) {
         rows_expr[a.balance].add_mul(-1.0, f);
-        rows_expr[a.stock].add_mul(1.0, f);
         used[a.balance] = true;
-        used[a.stock] = true;
+        for r in a.stock_rows() {
+            rows_expr[r].add_mul(1.0, f);
+            used[r] = true;
+        }
         if let Some(l) = a.lane_row {
             rows_expr[l].add_mul(1.0, f);
             used[l] = true;
@@ -240,7 +242,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
         }
     }
 
-    let flow_keys = layout.arcs.iter().map(|a| (a.lane, a.sku)).collect();
+    let flow_keys = layout.arcs.clone();
     let unmet_rows = unmet.iter().map(|&(i, _, _)| i).collect();
     let mip = !family_columns.is_empty() || (binary_x && fixed.is_none() && !cands.is_empty());
     BuiltModel { problem: model, maps: ModelMaps { rows, flow_keys, unmet_rows, family_columns, mip, variables, layout } }
@@ -336,9 +338,9 @@ fn name_subset(problem: &Problem, cands: &Candidates, maps: &ModelMaps, raw: &Ra
             let what = if bound == IisBound::Lower { "x >= 0" } else { "x <= 1 (each offer shown to a customer at most once)" };
             (what.to_string(), pair)
         } else if j < flows {
-            let (lane, sku) = maps.flow_keys[j - n];
-            let l = &problem.lanes[lane as usize];
-            let arc = format!("{}->{} {}", problem.warehouses[l.warehouse as usize], problem.zones[l.zone as usize].id, problem.skus[sku as usize]);
+            let a = maps.flow_keys[j - n];
+            let l = &problem.lanes[a.lane as usize];
+            let arc = format!("{}->{} {}", problem.warehouses[l.warehouse as usize], problem.zones[l.zone as usize].id, problem.skus[a.sku as usize]);
             ("shipments >= 0".to_string(), arc)
         } else if j < unmet {
             let b = &problem.baseline[maps.unmet_rows[j - flows]];
@@ -396,7 +398,7 @@ pub fn objective_without_offers(problem: &Problem, network: &Network) -> Result<
 
 struct ModelMaps {
     rows: Vec<Row>,
-    flow_keys: Vec<(LaneIx, SkuIx)>,
+    flow_keys: Vec<Arc>,
     unmet_rows: Vec<usize>,
     /// (family index in layout order, first column, number of columns) of the
     /// families whose own columns include binaries: non-empty means a MIP.
@@ -478,10 +480,10 @@ fn solve_model(
 
     let x = lp.columns[..cands.len()].to_vec();
     let mut flows = Vec::new();
-    for (i, &(lane, sku)) in lp_maps.flow_keys.iter().enumerate() {
+    for (i, a) in lp_maps.flow_keys.iter().enumerate() {
         let units = lp.columns[cands.len() + i];
         if units > 1e-9 {
-            flows.push(Flow { lane, sku, units });
+            flows.push(a.flow(units));
         }
     }
     let mut unmet = vec![0.0; problem.baseline.len()];

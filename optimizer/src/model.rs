@@ -27,6 +27,8 @@ pub type LaneIx = u32;
 pub type ChannelIx = u32;
 /// Dense index of a tag in [`Problem::tags`].
 pub type TagIx = u32;
+/// Index of a time bucket of the horizon ([`Buckets`]); 0 without `bucket_days`.
+pub type BucketIx = u32;
 
 /// The channel of an offer that names none (model version 2).
 pub const DEFAULT_CHANNEL: &str = "default";
@@ -57,9 +59,56 @@ impl Horizon {
         (from.map_or(self.start, |f| f.max(self.start)), to.map_or(self.last_day(), |t| t.min(self.last_day())))
     }
 
+    /// The horizon cut into buckets of `bucket_days` days (one bucket when `None`).
+    pub fn buckets(&self, bucket_days: Option<u32>) -> Buckets {
+        let days = self.days.max(1);
+        Buckets { start: self.start, days, width: bucket_days.map_or(days, |b| b.clamp(1, days)) }
+    }
+
     /// Whether an inclusive date range, open on a missing side, overlaps the horizon.
     pub fn overlaps(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
         from.is_none_or(|f| f <= self.last_day()) && to.is_none_or(|t| t >= self.start)
+    }
+}
+
+/// The horizon's time buckets (model version 2, `bucket_days`): consecutive
+/// runs of `width` days from the horizon's start, the last one possibly shorter.
+/// Why a value of its own: the loader (baseline per bucket), the families
+/// (balance and cumulative stock rows), the plan (bid prices per bucket) and
+/// the decision service must cut the horizon the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    start: NaiveDate,
+    days: u32,
+    width: u32,
+}
+
+impl Buckets {
+    /// Number of buckets (at least 1).
+    pub fn count(&self) -> usize {
+        self.days.div_ceil(self.width) as usize
+    }
+
+    /// The bucket holding `day` (days before the horizon fall in the first
+    /// bucket, days after it in the last).
+    pub fn of(&self, day: NaiveDate) -> BucketIx {
+        let offset = (day - self.start).num_days().clamp(0, i64::from(self.days) - 1);
+        (offset / i64::from(self.width)) as BucketIx
+    }
+
+    /// First day of bucket `t`.
+    pub fn start_of(&self, t: BucketIx) -> NaiveDate {
+        self.start + Duration::days(i64::from(t) * i64::from(self.width))
+    }
+
+    /// Number of days in bucket `t` (the last may be shorter).
+    pub fn days_in(&self, t: BucketIx) -> u32 {
+        (self.days - t * self.width).min(self.width)
+    }
+
+    /// `units` over the horizon spread over the buckets in proportion to their days.
+    pub fn spread(&self, units: f64) -> impl Iterator<Item = (BucketIx, f64)> + '_ {
+        (0..self.count() as BucketIx).map(move |t| (t, units * f64::from(self.days_in(t)) / f64::from(self.days)))
     }
 }
 
@@ -82,6 +131,9 @@ pub struct Policy {
     /// All-or-nothing decisions, `x[c,o]` in {0, 1} (model version 2; makes the model a MIP).
     #[serde(default)]
     pub binary_decisions: bool,
+    /// Length of the time buckets of supply (model version 2); `None`: one bucket, the whole horizon.
+    #[serde(default)]
+    pub bucket_days: Option<u32>,
 }
 
 impl Default for Policy {
@@ -94,6 +146,7 @@ impl Default for Policy {
             max_custom_offers: None,
             unmet_baseline_penalty: DEFAULT_UNMET_BASELINE_PENALTY,
             binary_decisions: false,
+            bucket_days: None,
         }
     }
 }
@@ -225,7 +278,7 @@ pub struct Uptake {
 }
 
 /// Stock of one SKU at one warehouse, with the receipts that land inside the horizon.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StockPoint {
     /// The warehouse.
     pub warehouse: WarehouseIx,
@@ -235,14 +288,45 @@ pub struct StockPoint {
     pub on_hand: f64,
     /// Units never to be promised.
     pub safety_stock: f64,
-    /// Units received on days inside the horizon.
-    pub inbound: f64,
+    /// Receipts that land inside the horizon, each on its day.
+    pub inbound: Vec<Receipt>,
+}
+
+/// Units received on one day inside the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The arrival day.
+    pub day: NaiveDate,
+    /// Units received.
+    pub units: f64,
 }
 
 impl StockPoint {
     /// Units that may be shipped over the horizon: `max(0, on_hand + inbound - safety)`.
     pub fn available(&self) -> f64 {
-        (self.on_hand + self.inbound - self.safety_stock).max(0.0)
+        self.available_by(None)
+    }
+
+    /// Units that may have left by the end of `last_day` (the cumulative stock
+    /// of model version 2): `max(0, on_hand + receipts up to that day - safety)`;
+    /// `None`: the whole horizon.
+    pub fn available_by(&self, last_day: Option<NaiveDate>) -> f64 {
+        let received: f64 = self.inbound.iter().filter(|r| last_day.is_none_or(|d| r.day <= d)).map(|r| r.units).sum();
+        (self.on_hand + received - self.safety_stock).max(0.0)
+    }
+
+    /// Units received over the horizon.
+    pub fn inbound_units(&self) -> f64 {
+        self.inbound.iter().map(|r| r.units).sum()
+    }
+
+    /// Scales every quantity (on hand, receipts, safety stock) by `factor`.
+    pub fn scale(&mut self, factor: f64) {
+        self.on_hand *= factor;
+        self.safety_stock *= factor;
+        for r in &mut self.inbound {
+            r.units *= factor;
+        }
     }
 }
 
@@ -268,8 +352,10 @@ pub struct BaselineDemand {
     pub zone: ZoneIx,
     /// The SKU.
     pub sku: SkuIx,
-    /// Units over the horizon.
+    /// Units over the bucket (over the horizon without `bucket_days`).
     pub units: f64,
+    /// The time bucket the units fall in (model version 2; 0 without `bucket_days`).
+    pub bucket: BucketIx,
 }
 
 /// Which offers a rule applies to (model version 2): an offer is selected when
@@ -482,6 +568,23 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The horizon's supply buckets under the current policy.
+    pub fn buckets(&self) -> Buckets {
+        self.horizon.buckets(self.policy.bucket_days)
+    }
+
+    /// The bucket offer `o`'s acceptances consume their items in (its contact date's).
+    pub fn bucket_of(&self, o: OfferIx) -> BucketIx {
+        self.buckets().of(self.contact_date_of(o))
+    }
+
+    /// Units of stock point `si` that may have left by the end of bucket `t`.
+    pub fn available_through(&self, si: usize, t: BucketIx) -> f64 {
+        let buckets = self.buckets();
+        let last = (t as usize + 1 < buckets.count()).then(|| buckets.start_of(t + 1) - Duration::days(1));
+        self.stock[si].available_by(last)
+    }
+
     /// Whether a lane may serve anything under the promise.
     pub fn lane_usable(&self, lane: &Lane) -> bool {
         self.policy.promise_days.is_none_or(|d| lane.transit_days <= d)

@@ -28,7 +28,7 @@ use crate::contact_policy::{CustomerRows, PolicyRow};
 use crate::served::{self, DropCause, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
-use crate::model::{CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, WarehouseIx, ZoneIx};
+use crate::model::{BucketIx, CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
@@ -224,6 +224,8 @@ pub struct BidPrice {
     pub zone: ZoneIx,
     /// The SKU.
     pub sku: SkuIx,
+    /// The time bucket of delivery (0 without `bucket_days`).
+    pub bucket: BucketIx,
     /// Price per unit.
     pub price: f64,
 }
@@ -427,9 +429,9 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
         .prices
         .bid_price
         .iter()
-        .map(|(&(zone, sku), &price)| BidPrice { zone, sku, price: clean(price) })
+        .map(|(&(zone, sku, bucket), &price)| BidPrice { zone, sku, bucket, price: clean(price) })
         .collect();
-    bid_prices.sort_by_key(|b| (b.zone, b.sku));
+    bid_prices.sort_by_key(|b| (b.zone, b.sku, b.bucket));
     let kpis = kpis(problem, cands, alloc, &served, &shipped, &eligibility, &layout, &row_prices, &policy);
     Plan { eligibility, reservations, pick_priorities, bid_prices, kpis, shipments: served.flows, unmet: served.unmet }
 }
@@ -570,8 +572,10 @@ fn eligibility_rows(
 
 /// Reduced-cost charges of candidates, per constraint family.
 struct ChargeModel<'a> {
-    /// (zone, SKU) -> bid-price split as [shipping, stock, lane capacity] fractions.
-    zone_split: HashMap<(ZoneIx, SkuIx), [f64; 3]>,
+    /// (zone, SKU, bucket) -> bid-price split as [shipping, stock, lane capacity] fractions.
+    zone_split: HashMap<(ZoneIx, SkuIx, BucketIx), [f64; 3]>,
+    /// The bucket of each offer's contact date.
+    offer_bucket: Vec<BucketIx>,
     /// Every family's charge per cell.
     charges: Charges,
     /// The families charged from their coefficients (all but the network's three),
@@ -593,7 +597,8 @@ struct ChargeModel<'a> {
 impl<'a> ChargeModel<'a> {
     fn new(problem: &Problem, network: &Network, policy: &'a CustomerRows, prices: &ShadowPrices, layout: &'a Layout, row_prices: &[f64]) -> Self {
         let mut zone_split = HashMap::new();
-        for &(zone, sku) in prices.bid_price.keys() {
+        let buckets = problem.buckets().count();
+        for &(zone, sku, bucket) in prices.bid_price.keys() {
             // Along the lane with the lowest full cost (shipping + stock + lane prices),
             // the bid price is made of exactly these three parts at an optimum.
             let best = network.lanes_into_zone[zone as usize]
@@ -601,7 +606,7 @@ impl<'a> ChargeModel<'a> {
                 .filter_map(|&l| {
                     let lane = &problem.lanes[l as usize];
                     network.stock_index.get(&(lane.warehouse, sku))?;
-                    let stock = prices.stock.get(&(lane.warehouse, sku)).copied().unwrap_or(0.0).max(0.0);
+                    let stock = prices.stock_from(lane.warehouse, sku, bucket, buckets);
                     let cap = prices.lane_capacity[l as usize].max(0.0);
                     Some([lane.cost_per_unit.max(0.0), stock, cap])
                 })
@@ -609,7 +614,7 @@ impl<'a> ChargeModel<'a> {
             if let Some(parts) = best {
                 let total: f64 = parts.iter().sum();
                 if total > 0.0 {
-                    zone_split.insert((zone, sku), parts.map(|p| p / total));
+                    zone_split.insert((zone, sku, bucket), parts.map(|p| p / total));
                 }
             }
         }
@@ -620,6 +625,7 @@ impl<'a> ChargeModel<'a> {
         let rule_prices = row_prices[rule_rows.clone()].to_vec();
         ChargeModel {
             zone_split,
+            offer_bucket: (0..problem.offers.len()).map(|o| problem.bucket_of(o as OfferIx)).collect(),
             charges,
             charged,
             layout,
@@ -659,9 +665,10 @@ impl<'a> ChargeModel<'a> {
         // the cheapest lane into shipping, stock and lane capacity.
         let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
         for item in &offer.items {
-            let bid = prices.bid_price.get(&(zone, item.sku)).copied().unwrap_or(0.0).max(0.0);
+            let key = (zone, item.sku, self.offer_bucket[o as usize]);
+            let bid = prices.bid_price.get(&key).copied().unwrap_or(0.0).max(0.0);
             let amount = item.qty * p * bid;
-            let split = self.zone_split.get(&(zone, item.sku)).copied().unwrap_or([0.0, 1.0, 0.0]);
+            let split = self.zone_split.get(&key).copied().unwrap_or([0.0, 1.0, 0.0]);
             ship += amount * split[0];
             stock += amount * split[1];
             lane += amount * split[2];

@@ -387,17 +387,17 @@ struct Room {
 
 impl Room {
     fn new(problem: &Problem, alloc: &Allocation, layout: &Layout) -> Self {
-        let arc_of: HashMap<(u32, u32), usize> = layout.arcs.iter().enumerate().map(|(i, a)| ((a.lane, a.sku), i)).collect();
+        let arc_of: HashMap<(u32, u32, u32), usize> = layout.arcs.iter().enumerate().map(|(i, a)| ((a.lane, a.sku, a.bucket), i)).collect();
         let mut units = vec![0.0; layout.arcs.len()];
         for f in &alloc.flows {
-            if let Some(&i) = arc_of.get(&(f.lane, f.sku)) {
+            if let Some(&i) = arc_of.get(&(f.lane, f.sku, f.bucket)) {
                 units[i] += f.units.max(0.0);
             }
         }
         let rows = &layout.balance.rows;
-        let mut served_baseline: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let mut served_baseline: Vec<f64> = rows.iter().map(|r| r.1).collect();
         for (b, &u) in problem.baseline.iter().zip(&alloc.unmet) {
-            if let Some(&row) = layout.balance.row_of.get(&(b.zone, b.sku)) {
+            if let Some(row) = layout.balance.baseline_row(b) {
                 served_baseline[row] -= u;
             }
         }
@@ -408,7 +408,9 @@ impl Room {
         let offer_units = shipped.iter().zip(&served_baseline).map(|(s, b)| (s - b).max(0.0)).collect();
         let mut spare = layout.rhs();
         for (a, &u) in layout.arcs.iter().zip(&units) {
-            spare[a.stock] -= u;
+            for r in a.stock_rows() {
+                spare[r] -= u;
+            }
             if let Some(l) = a.lane_row {
                 spare[l] -= u;
             }
@@ -433,12 +435,15 @@ impl Room {
         for &i in &self.arcs_into[b] {
             let a = &layout.arcs[i];
             let lane_spare = a.lane_row.map_or(f64::INFINITY, |l| self.spare[l]);
-            let take = need.min(self.spare[a.stock]).min(lane_spare).min(a.upper - self.units[i]);
+            let stock_spare = self.spare[a.stock_rows()].iter().copied().fold(f64::INFINITY, f64::min);
+            let take = need.min(stock_spare).min(lane_spare).min(a.upper - self.units[i]);
             if take <= 0.0 {
                 continue;
             }
             self.units[i] += take;
-            self.spare[a.stock] -= take;
+            for r in a.stock_rows() {
+                self.spare[r] -= take;
+            }
             if let Some(l) = a.lane_row {
                 self.spare[l] -= take;
             }
@@ -473,7 +478,7 @@ impl Room {
             .arcs
             .iter()
             .zip(&self.units)
-            .map(|(a, &u)| Flow { lane: a.lane, sku: a.sku, units: u * scale[a.balance] })
+            .map(|(a, &u)| a.flow(u * scale[a.balance]))
             .filter(|f| f.units > 0.0)
             .collect()
     }
@@ -516,10 +521,10 @@ mod tests {
             channel: 0, tags: Vec::new(), contact_date: None, cost_per_contact: 0.0,
         };
         let mut lanes = vec![Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None }];
-        let mut stock_points = vec![StockPoint { warehouse: 0, sku: 0, on_hand: stock, safety_stock: 0.0, inbound: 0.0 }];
+        let mut stock_points = vec![StockPoint { warehouse: 0, sku: 0, on_hand: stock, safety_stock: 0.0, inbound: Vec::new() }];
         if spare > 0.0 {
             lanes.push(Lane { warehouse: 1, zone: 0, cost_per_unit: 2.0, transit_days: 1, capacity: None });
-            stock_points.push(StockPoint { warehouse: 1, sku: 0, on_hand: spare, safety_stock: 0.0, inbound: 0.0 });
+            stock_points.push(StockPoint { warehouse: 1, sku: 0, on_hand: spare, safety_stock: 0.0, inbound: Vec::new() });
         }
         Problem {
             horizon: Horizon { start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), days: 7 },
@@ -552,7 +557,7 @@ mod tests {
         let objective = (0..cands.len()).map(|k| cands.value(problem, k) * x[k]).sum::<f64>() - units;
         Allocation {
             x,
-            flows: vec![Flow { lane: 0, sku: 0, units }],
+            flows: vec![Flow { lane: 0, sku: 0, units, bucket: 0 }],
             unmet: Vec::new(),
             offer_open: vec![true],
             prices: ShadowPrices { contact_cap: vec![0.0; problem.customers.len()], redemptions: vec![0.0], delivery: vec![0.0], lane_capacity: vec![0.0; problem.lanes.len()], ..ShadowPrices::default() },

@@ -109,7 +109,7 @@ fn problem() -> Problem {
         contact_rules: Vec::new(),
         conflicts: Vec::new(),
         history: Vec::new(),
-        stock: vec![StockPoint { warehouse: 0, sku: 0, on_hand: 1e6, safety_stock: 0.0, inbound: 0.0 }],
+        stock: vec![StockPoint { warehouse: 0, sku: 0, on_hand: 1e6, safety_stock: 0.0, inbound: Vec::new() }],
         lanes: vec![
             Lane { warehouse: 0, zone: 0, cost_per_unit: 1.0, transit_days: 1, capacity: None },
             Lane { warehouse: 0, zone: 1, cost_per_unit: 1.0, transit_days: 1, capacity: None },

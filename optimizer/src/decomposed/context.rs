@@ -121,15 +121,17 @@ impl<'a> Context<'a> {
             }
         }
         for arc in &layout.arcs {
-            let colabs = 2.0 + arc.lane_row.is_some() as u8 as f64;
+            let colabs = (1 + arc.stock_rows().len() + usize::from(arc.lane_row.is_some())) as f64;
             let inv_gamma = colabs / self.box_ridge(arc.upper);
             l[arc.balance] += inv_gamma;
-            l[arc.stock] += inv_gamma;
+            for r in arc.stock_rows() {
+                l[r] += inv_gamma;
+            }
             if let Some(r) = arc.lane_row {
                 l[r] += inv_gamma;
             }
         }
-        for (b, &(_, _, units)) in layout.balance.rows.iter().enumerate() {
+        for (b, &(_, units)) in layout.balance.rows.iter().enumerate() {
             if units > 0.0 {
                 l[b] += 1.0 / self.box_ridge(units);
             }
@@ -200,19 +202,21 @@ impl<'a> Context<'a> {
         // Network side: shipments and unmet baseline, each a box.
         let penalty = self.problem.policy.unmet_baseline_penalty;
         for arc in &layout.arcs {
-            let mut r = nu[arc.balance] - arc.cost - nu[arc.stock];
+            let mut r = nu[arc.balance] - arc.cost - nu[arc.stock_rows()].iter().sum::<f64>();
             if let Some(l) = arc.lane_row {
                 r -= nu[l];
             }
             bound += arc.upper * r.max(0.0);
             let f = (r / (epsilon * self.box_ridge(arc.upper))).clamp(0.0, arc.upper);
             slack[arc.balance] += f;
-            slack[arc.stock] -= f;
+            for s in &mut slack[arc.stock_rows()] {
+                *s -= f;
+            }
             if let Some(l) = arc.lane_row {
                 slack[l] -= f;
             }
         }
-        for (b, &(_, _, units)) in layout.balance.rows.iter().enumerate() {
+        for (b, &(_, units)) in layout.balance.rows.iter().enumerate() {
             if units > 0.0 {
                 let r = nu[b] - penalty;
                 bound += units * r.max(0.0);

@@ -95,7 +95,7 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
         .balance
         .rows
         .iter()
-        .map(|&(_, _, units)| {
+        .map(|&(_, units)| {
             (units > 0.0).then(|| {
                 let v = vars.add(variable().min(0.0).max(units));
                 objective.add_mul(-penalty, v);
@@ -135,7 +135,9 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
     }
     for (a, &f) in layout.arcs.iter().zip(&arcs) {
         rows[a.balance].add_mul(-1.0, f);
-        rows[a.stock].add_mul(1.0, f);
+        for r in a.stock_rows() {
+            rows[r].add_mul(1.0, f);
+        }
         if let Some(l) = a.lane_row {
             rows[l].add_mul(1.0, f);
         }
@@ -148,7 +150,7 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
 
     if vars.is_empty() {
         // Nothing to decide (no candidate, no baseline): the empty plan is the optimum.
-        let flows = layout.arcs.iter().map(|a| RepairFlow { lane: a.lane, sku: a.sku, units: 0.0 }).collect();
+        let flows = layout.arcs.iter().map(|a| a.flow(0.0)).collect();
         return Ok(Some((Repaired { objective: 0.0, flows, unmet: vec![0.0; problem.baseline.len()] }, vec![0.0; cells.len()])));
     }
     // A soft row's slack, paid at its penalty (after every column read back by position).
@@ -191,14 +193,14 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
         .arcs
         .iter()
         .zip(&arcs)
-        .map(|(a, _)| RepairFlow { lane: a.lane, sku: a.sku, units: values.next().unwrap_or(0.0).max(0.0) })
+        .map(|(a, _)| a.flow(values.next().unwrap_or(0.0).max(0.0)))
         .collect();
-    // Unmet baseline per balance row, spread over the baseline rows of that (zone, SKU).
+    // Unmet baseline per balance row, spread over the baseline rows of that (zone, SKU, bucket).
     let mut left: Vec<f64> = unmet.iter().map(|u| u.map_or(0.0, |_| values.next().unwrap_or(0.0).max(0.0))).collect();
     let mut unmet_rows = vec![0.0; problem.baseline.len()];
     for (i, b) in problem.baseline.iter().enumerate() {
         if b.units > 0.0 {
-            let row = layout.balance.row_of[&(b.zone, b.sku)];
+            let row = layout.balance.baseline_row(b).expect("a baseline row with units has a balance row");
             let take = left[row].min(b.units);
             unmet_rows[i] = take;
             left[row] -= take;

@@ -90,9 +90,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         rule.bound *= share;
     }
     for s in &mut sample.stock {
-        s.on_hand *= share;
-        s.inbound *= share;
-        s.safety_stock *= share;
+        s.scale(share);
     }
     for l in &mut sample.lanes {
         l.capacity = l.capacity.map(|c| c * share);

@@ -1,6 +1,7 @@
-//! Zone balance: in every (zone, SKU) with demand, shipments plus unmet baseline
-//! equal the baseline plus the offers' expected units. Its price is the plan's
-//! bid price for one more unit in that zone.
+//! Zone balance: in every (zone, SKU, time bucket) with demand, shipments plus
+//! unmet baseline equal the baseline plus the offers' expected units (an offer's
+//! units fall in the bucket of its contact date). Its price is the plan's bid
+//! price for one more unit in that zone and bucket.
 //!
 //! Written as `offer units - shipments - unmet = -baseline`, so the price of the
 //! row (objective lost per unit of tightening) is the bid price, `>= 0`.
@@ -10,31 +11,39 @@ use std::collections::{BTreeMap, HashMap};
 use super::family::{Checker, Family, Scope, Sense};
 use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::Candidates;
-use crate::model::{Problem, SkuIx, ZoneIx};
+use crate::model::{BaselineDemand, BucketIx, Problem, SkuIx, ZoneIx};
 
 /// The family's name.
 pub const NAME: &str = "zone_balance";
 
-/// One row per (zone, SKU) that has baseline demand or that some candidate's
-/// offer reaches, sorted by (zone, SKU).
+/// One row per (zone, SKU, bucket) that has baseline demand or that some
+/// candidate's offer reaches, sorted by (zone, SKU, bucket).
 #[derive(Debug, Clone)]
 pub struct Balance {
-    /// (zone, SKU, baseline units) per row.
-    pub rows: Vec<(ZoneIx, SkuIx, f64)>,
-    /// Row of each (zone, SKU).
-    pub row_of: HashMap<(ZoneIx, SkuIx), usize>,
+    /// (zone, SKU, bucket) and baseline units per row.
+    pub rows: Vec<(BalanceKey, f64)>,
+    /// Row of each (zone, SKU, bucket).
+    pub row_of: HashMap<BalanceKey, usize>,
     /// Bill of materials per offer: (SKU, units per acceptance).
     items: Vec<Vec<(SkuIx, f64)>>,
+    /// The bucket each offer's units fall in.
+    offer_bucket: Vec<BucketIx>,
+    /// Whether the scenario cuts the horizon into buckets (row keys name them).
+    bucketed: bool,
 }
+
+/// The (zone, SKU, bucket) a balance row is about.
+pub type BalanceKey = (ZoneIx, SkuIx, BucketIx);
 
 impl Balance {
     /// The rows of `scope`'s problem and candidates.
     pub fn new(scope: &Scope) -> Self {
         let problem = scope.problem;
-        let mut units: BTreeMap<(ZoneIx, SkuIx), f64> = BTreeMap::new();
+        let mut units: BTreeMap<BalanceKey, f64> = BTreeMap::new();
         for b in problem.baseline.iter().filter(|b| b.units > 0.0) {
-            *units.entry((b.zone, b.sku)).or_default() += b.units;
+            *units.entry((b.zone, b.sku, b.bucket)).or_default() += b.units;
         }
+        let offer_bucket: Vec<BucketIx> = (0..problem.offers.len()).map(|o| problem.bucket_of(o as u32)).collect();
         let zones = scope.zones;
         let mut offer_zones = vec![false; problem.offers.len() * zones];
         for k in 0..scope.cands.len() {
@@ -44,14 +53,21 @@ impl Balance {
         for (o, offer) in problem.offers.iter().enumerate() {
             for z in (0..zones).filter(|&z| offer_zones[o * zones + z]) {
                 for item in &offer.items {
-                    units.entry((z as ZoneIx, item.sku)).or_default();
+                    units.entry((z as ZoneIx, item.sku, offer_bucket[o])).or_default();
                 }
             }
         }
-        let rows: Vec<(ZoneIx, SkuIx, f64)> = units.into_iter().map(|((z, s), u)| (z, s, u)).collect();
-        let row_of = rows.iter().enumerate().map(|(i, &(z, s, _))| ((z, s), i)).collect();
+        let rows: Vec<(BalanceKey, f64)> = units.into_iter().collect();
+        let row_of = rows.iter().enumerate().map(|(i, &(key, _))| (key, i)).collect();
         let items = problem.offers.iter().map(|o| o.items.iter().map(|i| (i.sku, i.qty)).collect()).collect();
-        Balance { rows, row_of, items }
+        Balance { rows, row_of, items, offer_bucket, bucketed: problem.policy.bucket_days.is_some() }
+    }
+}
+
+impl Balance {
+    /// The row a baseline demand row enters (none for a row without units).
+    pub fn baseline_row(&self, b: &BaselineDemand) -> Option<usize> {
+        self.row_of.get(&(b.zone, b.sku, b.bucket)).copied()
     }
 }
 
@@ -65,7 +81,7 @@ impl Family for Balance {
     }
 
     fn rhs(&self, row: usize) -> f64 {
-        -self.rows[row].2
+        -self.rows[row].1
     }
 
     fn sense(&self) -> Sense {
@@ -73,8 +89,13 @@ impl Family for Balance {
     }
 
     fn row_key(&self, problem: &Problem, row: usize) -> String {
-        let (z, s, _) = self.rows[row];
-        format!("{}/{}", problem.zones[z as usize].id, problem.skus[s as usize])
+        let ((z, s, t), _) = self.rows[row];
+        let key = format!("{}/{}", problem.zones[z as usize].id, problem.skus[s as usize]);
+        if self.bucketed {
+            format!("{key}@{}", problem.buckets().start_of(t))
+        } else {
+            key
+        }
     }
 
     fn is_capacity(&self) -> bool {
@@ -83,46 +104,48 @@ impl Family for Balance {
 
     fn per_accept(&self, offer: usize, zone: usize, push: &mut dyn FnMut(usize, f64)) {
         for &(sku, qty) in &self.items[offer] {
-            if let Some(&row) = self.row_of.get(&(zone as ZoneIx, sku)) {
+            if let Some(&row) = self.row_of.get(&(zone as ZoneIx, sku, self.offer_bucket[offer])) {
                 push(row, qty);
             }
         }
     }
 
     fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {
-        // Shipped = offer demand + baseline - unmet, per (zone, SKU).
-        let mut residual: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
+        // Shipped = offer demand + baseline - unmet, per (zone, SKU, bucket of the contact date).
+        let buckets = problem.buckets();
+        let mut residual: HashMap<BalanceKey, f64> = HashMap::new();
         for k in 0..cands.len() {
             let zone = problem.customers.zone[cands.customer[k] as usize];
+            let bucket = buckets.of(problem.contact_date_of(cands.offer[k]));
             for item in &problem.offers[cands.offer[k] as usize].items {
-                *residual.entry((zone, item.sku)).or_default() += item.qty * cands.p[k] * alloc.x[k];
+                *residual.entry((zone, item.sku, bucket)).or_default() += item.qty * cands.p[k] * alloc.x[k];
             }
         }
         for f in &alloc.flows {
-            *residual.entry((problem.lanes[f.lane as usize].zone, f.sku)).or_default() -= f.units;
+            *residual.entry((problem.lanes[f.lane as usize].zone, f.sku, f.bucket)).or_default() -= f.units;
         }
         for (b, &u) in problem.baseline.iter().zip(&alloc.unmet) {
-            *residual.entry((b.zone, b.sku)).or_default() += b.units - u;
+            *residual.entry((b.zone, b.sku, b.bucket)).or_default() += b.units - u;
         }
         let mut keys: Vec<_> = residual.into_iter().collect();
         keys.sort_by_key(|&(key, _)| key);
-        for ((z, s), r) in keys {
+        for ((z, s, t), r) in keys {
             if r.abs() > ck.tol * 10.0 {
-                let detail = format!("zone {} sku {}: shipped differs from demand by {r}", problem.zones[z as usize].id, problem.skus[s as usize]);
+                let detail = format!("zone {} sku {} bucket {t}: shipped differs from demand by {r}", problem.zones[z as usize].id, problem.skus[s as usize]);
                 ck.push(NAME, detail);
             }
         }
     }
 
     fn write_prices(&self, _problem: &Problem, prices: &[f64], out: &mut ShadowPrices) {
-        for (&(z, s, _), &p) in self.rows.iter().zip(prices) {
-            out.bid_price.insert((z, s), p);
+        for (&(key, _), &p) in self.rows.iter().zip(prices) {
+            out.bid_price.insert(key, p);
         }
     }
 
     fn read_prices(&self, _problem: &Problem, from: &ShadowPrices, out: &mut [f64]) {
-        for (&(z, s, _), v) in self.rows.iter().zip(out) {
-            *v = from.bid_price.get(&(z, s)).copied().unwrap_or(0.0);
+        for (&(key, _), v) in self.rows.iter().zip(out) {
+            *v = from.bid_price.get(&key).copied().unwrap_or(0.0);
         }
     }
 }

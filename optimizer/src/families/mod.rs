@@ -135,8 +135,7 @@ impl Layout {
         // Arcs were laid out with family-local rows: shift them to global rows.
         let (stock_at, lane_at) = (offsets[1], offsets[2]);
         for a in &mut arcs {
-            a.stock += stock_at;
-            a.lane_row = a.lane_row.map(|l| l + lane_at);
+            a.shift(stock_at, lane_at);
         }
         let (zones, slots, n_o) = (scope.zones, scope.slots, scope.problem.offers.len());
         let all: Vec<(usize, &dyn Family)> =

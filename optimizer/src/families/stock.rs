@@ -1,29 +1,35 @@
-//! Stock: what leaves a warehouse for a SKU over the horizon is at most its
-//! available units (on hand plus inbound minus safety stock).
+//! Stock: what leaves a warehouse for a SKU is at most its available units (on
+//! hand plus inbound minus safety stock). With time buckets (model version 2)
+//! the rule is cumulative: what leaves by the end of bucket `t` is at most the
+//! units on hand plus the receipts of buckets up to `t`, so a receipt cannot
+//! serve an earlier bucket's demand.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::family::{Checker, Family};
 use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::Candidates;
-use crate::model::{Problem, SkuIx, WarehouseIx};
+use crate::model::{BucketIx, Problem, SkuIx, WarehouseIx};
 
 /// The family's name.
 pub const NAME: &str = "stock";
 
-/// One row per listed (warehouse, SKU) that some arc ships from.
+/// One row per listed (warehouse, SKU) that some arc ships from and bucket
+/// that can bind ([`super::network::stock_buckets`]), a stock point's rows
+/// consecutive and in bucket order.
 #[derive(Debug, Clone)]
 pub struct Stock {
-    /// Index into `Problem::stock` per row.
-    pub rows: Vec<usize>,
+    /// Index into `Problem::stock` and the bucket the row counts through, per row.
+    pub rows: Vec<(usize, BucketIx)>,
     available: Vec<f64>,
+    bucketed: bool,
 }
 
 impl Stock {
     /// The rows, in the order the network's arcs first use them.
-    pub fn new(problem: &Problem, rows: Vec<usize>) -> Self {
-        let available = rows.iter().map(|&si| problem.stock[si].available()).collect();
-        Stock { rows, available }
+    pub fn new(problem: &Problem, rows: Vec<(usize, BucketIx)>) -> Self {
+        let available = rows.iter().map(|&(si, t)| problem.available_through(si, t)).collect();
+        Stock { rows, available, bucketed: problem.policy.bucket_days.is_some() }
     }
 }
 
@@ -41,34 +47,45 @@ impl Family for Stock {
     }
 
     fn row_key(&self, problem: &Problem, row: usize) -> String {
-        let s = &problem.stock[self.rows[row]];
-        format!("{}/{}", problem.warehouses[s.warehouse as usize], problem.skus[s.sku as usize])
+        let (si, t) = self.rows[row];
+        let s = &problem.stock[si];
+        let key = format!("{}/{}", problem.warehouses[s.warehouse as usize], problem.skus[s.sku as usize]);
+        if self.bucketed {
+            format!("{key}@{}", problem.buckets().start_of(t))
+        } else {
+            key
+        }
     }
 
     fn check(&self, problem: &Problem, _cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {
-        let mut shipped: HashMap<(WarehouseIx, SkuIx), f64> = HashMap::new();
+        // Shipped per (warehouse, SKU, bucket), then every bucket's running total.
+        let buckets = problem.buckets().count();
+        let mut shipped: BTreeMap<(WarehouseIx, SkuIx), Vec<f64>> = BTreeMap::new();
         for f in &alloc.flows {
-            *shipped.entry((problem.lanes[f.lane as usize].warehouse, f.sku)).or_default() += f.units;
+            shipped.entry((problem.lanes[f.lane as usize].warehouse, f.sku)).or_insert_with(|| vec![0.0; buckets])[f.bucket as usize] += f.units;
         }
-        let mut keys: Vec<_> = shipped.into_iter().collect();
-        keys.sort_by_key(|&(key, _)| key);
-        for ((w, s), units) in keys {
-            let avail = problem.stock.iter().find(|p| p.warehouse == w && p.sku == s).map_or(0.0, |p| p.available());
-            ck.le(NAME, units, avail, || format!("warehouse {} sku {}", problem.warehouses[w as usize], problem.skus[s as usize]));
+        for ((w, s), per_bucket) in shipped {
+            let point = problem.stock.iter().position(|p| p.warehouse == w && p.sku == s);
+            let mut running = 0.0;
+            for (t, units) in per_bucket.into_iter().enumerate() {
+                running += units;
+                let avail = point.map_or(0.0, |si| problem.available_through(si, t as BucketIx));
+                ck.le(NAME, running, avail, || format!("warehouse {} sku {} through bucket {t}", problem.warehouses[w as usize], problem.skus[s as usize]));
+            }
         }
     }
 
     fn write_prices(&self, problem: &Problem, prices: &[f64], out: &mut ShadowPrices) {
-        for (&si, &p) in self.rows.iter().zip(prices) {
+        for (&(si, t), &p) in self.rows.iter().zip(prices) {
             let s = &problem.stock[si];
-            out.stock.insert((s.warehouse, s.sku), p);
+            out.stock.insert((s.warehouse, s.sku, t), p);
         }
     }
 
     fn read_prices(&self, problem: &Problem, from: &ShadowPrices, out: &mut [f64]) {
-        for (&si, v) in self.rows.iter().zip(out) {
+        for (&(si, t), v) in self.rows.iter().zip(out) {
             let s = &problem.stock[si];
-            *v = from.stock.get(&(s.warehouse, s.sku)).copied().unwrap_or(0.0);
+            *v = from.stock.get(&(s.warehouse, s.sku, t)).copied().unwrap_or(0.0);
         }
     }
 }

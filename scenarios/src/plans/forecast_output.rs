@@ -24,7 +24,8 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
     let p = &loaded.problem;
     let mut written = Vec::new();
     if let Some(f) = &loaded.demand_forecast {
-        let baseline = f.baseline();
+        // Over the whole horizon, one row per series: a `baseline_demand` file as written by hand.
+        let baseline = f.baseline(&p.horizon.buckets(None));
         let mut df = DataFrame::new(
             baseline.len(),
             vec![

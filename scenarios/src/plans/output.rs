@@ -81,14 +81,17 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
         ],
     )?;
     let b = &plan.bid_prices;
-    let bids = DataFrame::new(
-        b.len(),
-        vec![
-            Column::new("zone".into(), b.iter().map(|x| problem.zones[x.zone as usize].id.as_str()).collect::<Vec<_>>()),
-            Column::new("sku".into(), b.iter().map(|x| sku(x.sku)).collect::<Vec<_>>()),
-            Column::new("price".into(), b.iter().map(|x| tidy(x.price)).collect::<Vec<_>>()),
-        ],
-    )?;
+    let mut bid_columns = vec![
+        Column::new("zone".into(), b.iter().map(|x| problem.zones[x.zone as usize].id.as_str()).collect::<Vec<_>>()),
+        Column::new("sku".into(), b.iter().map(|x| sku(x.sku)).collect::<Vec<_>>()),
+    ];
+    // With time buckets (model version 2) a price is per bucket, named by its first day.
+    if problem.policy.bucket_days.is_some() {
+        let buckets = problem.buckets();
+        bid_columns.push(Column::new("bucket_start".into(), b.iter().map(|x| buckets.start_of(x.bucket).to_string()).collect::<Vec<_>>()));
+    }
+    bid_columns.push(Column::new("price".into(), b.iter().map(|x| tidy(x.price)).collect::<Vec<_>>()));
+    let bids = DataFrame::new(b.len(), bid_columns)?;
     Ok(vec![
         ("eligibility", eligibility),
         ("reservations", reservations),

@@ -161,6 +161,10 @@ pub struct ServingOffer {
     pub min_tier: Option<String>,
     /// Bill of materials.
     pub items: Vec<ServingItem>,
+    /// The time bucket its items are delivered in, whose bid prices it pays
+    /// (model version 2; absent: 0, the only bucket).
+    #[serde(default, skip_serializing_if = "is_first_bucket")]
+    pub bucket: u32,
 }
 
 fn default_channel() -> String {
@@ -216,8 +220,15 @@ pub struct ServingBidPrice {
     pub zone: String,
     /// SKU.
     pub sku: String,
+    /// Time bucket of delivery (model version 2; absent: 0, the only bucket).
+    #[serde(default, skip_serializing_if = "is_first_bucket")]
+    pub bucket: u32,
     /// Price per unit.
     pub price: f64,
+}
+
+fn is_first_bucket(bucket: &u32) -> bool {
+    *bucket == 0
 }
 
 /// What to kit or pre-pick first at a warehouse.
@@ -300,13 +311,15 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
         offers: problem
             .offers
             .iter()
-            .map(|o| ServingOffer {
+            .enumerate()
+            .map(|(o_ix, o)| ServingOffer {
                 offer_id: o.id.clone(),
                 margin: o.margin,
                 cost_per_contact: o.cost_per_contact,
                 channel: problem.channels[o.channel as usize].clone(),
                 min_tier: o.min_tier.map(tier),
                 items: o.items.iter().map(|i| ServingItem { sku: sku(i.sku), qty: i.qty }).collect(),
+                bucket: problem.bucket_of(o_ix as u32),
             })
             .collect(),
         stock: problem
@@ -323,7 +336,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
         bid_prices: plan
             .bid_prices
             .iter()
-            .map(|b| ServingBidPrice { zone: problem.zones[b.zone as usize].id.clone(), sku: sku(b.sku), price: b.price })
+            .map(|b| ServingBidPrice { zone: problem.zones[b.zone as usize].id.clone(), sku: sku(b.sku), bucket: b.bucket, price: b.price })
             .collect(),
         pick_priorities: plan
             .pick_priorities

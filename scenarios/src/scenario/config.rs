@@ -40,6 +40,7 @@ struct RawPolicy {
     unmet_baseline_penalty: Option<f64>,
     #[serde(default)]
     binary_decisions: bool,
+    bucket_days: Option<u32>,
 }
 
 /// The validated settings of a scenario.
@@ -95,6 +96,10 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         unmet_baseline_penalty: non_negative("unmet_baseline_penalty", p.unmet_baseline_penalty)?
             .unwrap_or(DEFAULT_UNMET_BASELINE_PENALTY),
         binary_decisions: p.binary_decisions,
+        bucket_days: match p.bucket_days {
+            Some(0) => return Err("[policy] bucket_days: got 0, expected a number of days >= 1".to_string()),
+            b => b,
+        },
     };
     let mut tiers = Vec::new();
     for (name, value) in &raw.tiers {

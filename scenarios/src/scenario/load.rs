@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use allot_optimizer::{
-    BaselineDemand, Conflict, ContactRule, Customers, Lane, Measure, Offer, OfferItem, PastContact, Problem, Rule, RuleKind, Selector, StockPoint, Uptake,
-    Zone, DEFAULT_CHANNEL,
+    BaselineDemand, Buckets, Conflict, ContactRule, Customers, Lane, Measure, Offer, OfferItem, PastContact, Problem, Rule, RuleKind, Selector, StockPoint, Uptake,
+    Receipt, Zone, DEFAULT_CHANNEL,
 };
 use sha2::{Digest, Sha256};
 
@@ -54,9 +54,20 @@ pub struct DemandForecast {
 }
 
 impl DemandForecast {
-    /// Units over the horizon per series: the planner's baseline demand.
-    pub fn baseline(&self) -> Vec<BaselineDemand> {
-        self.series.iter().map(|&((zone, sku), ref f)| BaselineDemand { zone, sku, units: f.mean[self.gap..].iter().sum() }).collect()
+    /// Units per series over each of the horizon's buckets (the forecast's
+    /// days summed per bucket): the planner's baseline demand.
+    pub fn baseline(&self, buckets: &Buckets) -> Vec<BaselineDemand> {
+        let mut out = Vec::new();
+        for &((zone, sku), ref f) in &self.series {
+            let mut per_bucket = vec![0.0; buckets.count()];
+            let mut day = self.first_day + chrono::Days::new(self.gap as u64);
+            for &units in &f.mean[self.gap..] {
+                per_bucket[buckets.of(day) as usize] += units;
+                day = day.succ_opt().unwrap_or(day);
+            }
+            out.extend(per_bucket.into_iter().enumerate().map(|(t, units)| BaselineDemand { zone, sku, units, bucket: t as u32 }));
+        }
+        out
     }
 
     /// One line: the models chosen and the mean backtest MASE.
@@ -235,7 +246,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             }
             stock_at.insert((w, s), stock.len());
             let safety_stock = safety[i].unwrap_or(0.0);
-            stock.push(StockPoint { warehouse: w, sku: s, on_hand, safety_stock, inbound: 0.0 });
+            stock.push(StockPoint { warehouse: w, sku: s, on_hand, safety_stock, inbound: Vec::new() });
         }
     }
     let mut inbound_delay_matches = vec![0; options.inbound_delays.len()];
@@ -248,7 +259,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         for i in 0..t.len() {
             let (Some(w), Some(s), Some(qty), Some(day)) = (w[i], s[i], qty[i], arrival[i]) else { continue };
             let at = *stock_at.entry((w, s)).or_insert_with(|| {
-                stock.push(StockPoint { warehouse: w, sku: s, on_hand: 0.0, safety_stock: 0.0, inbound: 0.0 });
+                stock.push(StockPoint { warehouse: w, sku: s, on_hand: 0.0, safety_stock: 0.0, inbound: Vec::new() });
                 stock.len() - 1
             });
             let mut day = day;
@@ -260,7 +271,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 }
             }
             if config.horizon.contains(day) {
-                stock[at].inbound += qty;
+                stock[at].inbound.push(Receipt { day, units: qty });
             }
         }
     }
@@ -366,26 +377,58 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     // Baseline demand: the file, else a forecast from sales history, else none.
     let mut baseline: Vec<BaselineDemand> = Vec::new();
+    let buckets = config.horizon.buckets(config.policy.bucket_days);
     let mut demand_forecast = None;
     let from_history = |stem: &str| options.prefer_history && Table::exists(dir, stem);
     if let Some(t) = if from_history("sales_history") { None } else { Table::read(dir, "baseline_demand", &[("units", Kind::Number)])? } {
         let z = t.parse_with("zone", true, &mut issues, zone_expected, |s| zones.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let units = t.parse("units", true, &mut issues, NON_NEGATIVE);
+        // A `date` column is read only with time buckets (model version 2):
+        // each row is then that day's demand, in its day's bucket.
+        let dated = config.policy.bucket_days.is_some() && t.has_column("date");
+        let date = if dated { t.parse("date", true, &mut issues, DATE) } else { Vec::new() };
         t.check_header(&mut issues, &mut notes);
         let mut seen = HashMap::new();
+        // Rows in file order, one per (zone, SKU, bucket).
+        let mut row_of: HashMap<(u32, u32, u32), usize> = HashMap::new();
+        let mut add = |zone, sku, bucket, units| {
+            let at = *row_of.entry((zone, sku, bucket)).or_insert_with(|| {
+                baseline.push(BaselineDemand { zone, sku, units: 0.0, bucket });
+                baseline.len() - 1
+            });
+            baseline[at].units += units;
+        };
         for i in 0..t.len() {
             let (Some(zone), Some(sku), Some(units)) = (z[i], s[i], units[i]) else { continue };
-            if seen.insert((zone, sku), i).is_some() {
-                issues.push(t.issue(i, "sku", Some(&skus.names[sku as usize]), "one row per zone and SKU (duplicate)"));
+            let day = if dated {
+                match date[i] {
+                    Some(day) => Some(day),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            if seen.insert((zone, sku, day), i).is_some() {
+                let expected = if dated { "one row per zone, SKU and date (duplicate)" } else { "one row per zone and SKU (duplicate)" };
+                issues.push(t.issue(i, "sku", Some(&skus.names[sku as usize]), expected));
                 continue;
             }
-            baseline.push(BaselineDemand { zone, sku, units });
+            match day {
+                // Rows dated outside the horizon are not demand of this plan.
+                Some(day) if config.horizon.contains(day) => add(zone, sku, buckets.of(day), units),
+                Some(_) => {}
+                None => {
+                    for (bucket, share) in buckets.spread(units) {
+                        add(zone, sku, bucket, share);
+                    }
+                }
+            }
         }
     } else if let Some(t) = Table::read(dir, "sales_history", &[("units", Kind::Number)])? {
         let forecast = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
         t.check_header(&mut issues, &mut notes);
-        baseline = forecast.baseline();
+        baseline = forecast.baseline(&buckets);
         notes.push(format!("baseline_demand forecast: {} zone x SKU series from {} ({})", baseline.len(), t.file, forecast.summary()));
         demand_forecast = Some(forecast);
     }

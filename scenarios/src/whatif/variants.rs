@@ -447,9 +447,7 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             let closed = (last - first).num_days() as f64 + 1.0;
             let open = 1.0 - closed / f64::from(p.horizon.days);
             for s in p.stock.iter_mut().filter(|s| s.warehouse == wh) {
-                s.on_hand *= open;
-                s.inbound *= open;
-                s.safety_stock *= open;
+                s.scale(open);
             }
             for l in p.lanes.iter_mut().filter(|l| l.warehouse == wh) {
                 l.capacity = match l.capacity {
