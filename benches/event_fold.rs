@@ -125,7 +125,7 @@ fn measure(n: usize, scenario: &Path, customers: &[String]) -> Row {
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![10_000, 100_000, 1_000_000] } else { sizes };
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1");
     let customers: Vec<String> = (0..400).map(|i| format!("C{i:07}")).collect();
     let rows: Vec<Row> = sizes.iter().map(|&n| measure(n, &scenario, &customers)).collect();
     let base = &rows[0];

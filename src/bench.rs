@@ -44,6 +44,12 @@ pub struct BenchArgs {
     /// face the same LP.
     #[arg(long)]
     mip: bool,
+    /// Version-2 features on: 3 channels with costs per contact, per-pair
+    /// values, 10 rules (6 per customer, an email capacity, a call-centre
+    /// budget, two minimums), 21 conflicts, a contact history, and 7-day
+    /// buckets over 28 days.
+    #[arg(long)]
+    v2: bool,
     /// Solvers to run, in order, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "exact,decomposed")]
     solvers: Vec<BenchSolver>,
@@ -138,6 +144,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             warehouses: args.warehouses,
             candidates: args.candidates,
             seed: args.seed,
+            channels: args.v2,
+            contact_policies: args.v2,
+            volume_rules: args.v2,
+            category_policies: args.v2,
+            days: if args.v2 { 28 } else { GenerateSpec::default().days },
+            bucket_days: args.v2.then_some(7),
             ..GenerateSpec::default()
         };
         tracing::info!("bench: generating {customers} customers x {} candidates in {} ...", args.candidates, dir.display());

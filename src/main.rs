@@ -304,6 +304,9 @@ struct GenerateArgs {
     candidates: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Horizon length in days.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
     /// Encoding of the tables (Parquet for large scenarios).
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
@@ -328,6 +331,18 @@ struct GenerateArgs {
     /// minimum for one category, sized to the customers so that they bind.
     #[arg(long)]
     volume_rules: bool,
+    /// Model version 2's time-phased supply: buckets of this many days (the
+    /// receipts of `inbound.csv` then count from their arrival's bucket on).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    bucket_days: Option<u32>,
+    /// Model version 2's all-or-nothing decisions (the model becomes a MIP).
+    #[arg(long)]
+    binary_decisions: bool,
+    /// More contact policies (implies --contact-policies): one contact per
+    /// customer per category for four categories, and a conflict for every
+    /// ordered pair of categories.
+    #[arg(long)]
+    category_policies: bool,
 }
 
 /// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
@@ -395,9 +410,13 @@ fn main() -> Result<()> {
                 seed: a.seed,
                 history_days: a.history_days,
                 forecasts: !a.no_forecasts,
-                channels: a.channels || a.contact_policies || a.volume_rules,
-                contact_policies: a.contact_policies,
+                channels: a.channels || a.contact_policies || a.volume_rules || a.category_policies,
+                contact_policies: a.contact_policies || a.category_policies,
+                category_policies: a.category_policies,
                 volume_rules: a.volume_rules,
+                days: a.days,
+                bucket_days: a.bucket_days,
+                binary_decisions: a.binary_decisions,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

@@ -8,7 +8,7 @@ use allot_scenarios::load_scenario;
 
 /// The example scenario with `baseline_demand.csv` replaced by daily history.
 fn example_with_sales_history(dir: &Path, history: &str) {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1");
     fs::create_dir_all(dir).unwrap();
     for e in fs::read_dir(&example).unwrap() {
         let e = e.unwrap();
@@ -114,7 +114,7 @@ fn the_forecast_command_writes_forecasts_and_prints_the_accuracy_report() {
     assert!(daily.starts_with("zone,sku,date,mean,p50,p90,model,mase\n"), "{}", &daily[..80]);
 
     // Without history there is nothing to forecast from: a clear error.
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_allot")).args(["forecast", example.to_str().unwrap()]).output().unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("neither sales_history nor offer_history"));

@@ -21,7 +21,7 @@ use allot_scenarios::plans::serving::{customers_table, serving_context};
 const TOL: f64 = 1e-6;
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1")
 }
 
 struct Planned {

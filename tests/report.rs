@@ -33,7 +33,7 @@ fn example_variants_run_compare_and_render() {
     let (out_root, store) = (tmp.path().join("out"), tmp.path().join("store"));
     let (o, s) = (out_root.to_str().unwrap(), store.to_str().unwrap());
     let variants: Vec<String> = ["budget_cut", "promo_surge", "supplier_delay", "warehouse_outage"].iter().map(|v| examples().join("variants").join(v).display().to_string()).collect();
-    let base = examples().join("retail").display().to_string();
+    let base = examples().join("retail-v1").display().to_string();
     let mut run_args = vec!["scenario", "run", base.as_str()];
     run_args.extend(variants.iter().map(String::as_str));
     run_args.extend(["--out-root", o, "--store", s]);
@@ -49,11 +49,11 @@ fn example_variants_run_compare_and_render() {
     compare_args.extend(["--out-root", o]);
     let printed = allot(&compare_args);
     assert!(printed.contains("objective") && printed.contains("budget_cut"), "{printed}");
-    let report = out_root.join("compare-retail/report.html");
+    let report = out_root.join("compare-retail-v1/report.html");
 
     // Hand-checked deltas. The base spends its whole budget (797, binding);
     // the cut leaves 600, so budget_used moves by -197 (-24.72%).
-    let csv = std::fs::read_to_string(out_root.join("compare-retail/comparison.csv")).unwrap();
+    let csv = std::fs::read_to_string(out_root.join("compare-retail-v1/comparison.csv")).unwrap();
     assert!(csv.contains("kpi,budget_used,budget_cut,600.000000,797.000000,-197.000000,-0.247177"), "{csv}");
     // Customers whose served offers differ, counted here from the two eligibility tables.
     let served = |run: &str| -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
@@ -67,7 +67,7 @@ fn example_variants_run_compare_and_render() {
         }
         m
     };
-    let (before, after) = (served("retail"), served("budget_cut"));
+    let (before, after) = (served("retail-v1"), served("budget_cut"));
     let changed = before.keys().filter(|c| before.get(*c) != after.get(*c)).count();
     assert!(changed > 0);
     assert!(csv.contains(&format!("eligibility,customers_changed,budget_cut,{changed},")), "{changed} customers changed: {csv}");

@@ -42,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/scenarios"
-cp -r examples/retail "$work/scenarios/retail"
+cp -r examples/retail-v1 "$work/scenarios/retail"
 "$allot" plan "$work/scenarios/retail" --store "$work/store" --out "$work/out" --activate >/dev/null 2>&1
 admin="schemathesis-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 printf '{"keys": [{"key": "%s", "role": "admin"}]}\n' "$admin" > "$work/keys.json"

@@ -83,7 +83,7 @@ fn offer_count(decision: &Value) -> usize {
 /// A store in `tmp` with the retail example planned and active, and the keys.
 fn planned_store(tmp: &Path) -> std::path::PathBuf {
     let store = tmp.join("store");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1");
     let out = Command::new(env!("CARGO_BIN_EXE_allot"))
         .args(["plan", scenario.to_str().unwrap(), "--activate", "--store", store.to_str().unwrap(), "--out", tmp.join("out").to_str().unwrap()])
         .output()
@@ -147,7 +147,7 @@ fn wait_for_plan(port: u16, customer: &str, version: &str) {
 fn a_running_server_follows_activations_made_by_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let store = planned_store(tmp.path());
-    let (st, scenario) = (store.to_str().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail"));
+    let (st, scenario) = (store.to_str().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1"));
     let second = allot(&["plan", scenario.to_str().unwrap(), "--store", st, "--out", tmp.path().join("out2").to_str().unwrap()]);
     assert!(second.contains("plan 000002 saved"), "{second}");
     let port = free_port();

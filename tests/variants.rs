@@ -9,7 +9,7 @@ use allot_optimizer::Problem;
 use allot_scenarios::load_scenario;
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1")
 }
 
 /// Writes a variant of `base` with the given perturbation TOML into `dir/name`.

@@ -101,6 +101,11 @@ impl Buckets {
         self.start + Duration::days(i64::from(t) * i64::from(self.width))
     }
 
+    /// Last day of bucket `t`.
+    pub fn last_day_of(&self, t: BucketIx) -> NaiveDate {
+        self.start_of(t) + Duration::days(i64::from(self.days_in(t)) - 1)
+    }
+
     /// Number of days in bucket `t` (the last may be shorter).
     pub fn days_in(&self, t: BucketIx) -> u32 {
         (self.days - t * self.width).min(self.width)
@@ -354,7 +359,9 @@ pub struct BaselineDemand {
     pub sku: SkuIx,
     /// Units over the bucket (over the horizon without `bucket_days`).
     pub units: f64,
-    /// The time bucket the units fall in (model version 2; 0 without `bucket_days`).
+    /// The time bucket the units fall in (model version 2; 0 without
+    /// `bucket_days`), under the policy's `bucket_days` as loaded: a problem
+    /// given other buckets must be loaded again, not edited.
     pub bucket: BucketIx,
 }
 
@@ -581,7 +588,7 @@ impl Problem {
     /// Units of stock point `si` that may have left by the end of bucket `t`.
     pub fn available_through(&self, si: usize, t: BucketIx) -> f64 {
         let buckets = self.buckets();
-        let last = (t as usize + 1 < buckets.count()).then(|| buckets.start_of(t + 1) - Duration::days(1));
+        let last = (t as usize + 1 < buckets.count()).then(|| buckets.last_day_of(t));
         self.stock[si].available_by(last)
     }
 
@@ -636,5 +643,44 @@ impl Problem {
     /// Whether the custom-offer limit applies (binaries per custom offer).
     pub fn has_custom_limit(&self) -> bool {
         self.policy.max_custom_offers.is_some() && self.offers.iter().any(|o| o.custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).expect("a December day")
+    }
+
+    /// Ten days in buckets of 4: 12-01..04, 12-05..08, 12-09..10 (short); days
+    /// outside fall in the first or last; 10 units spread 4, 4, 2.
+    #[test]
+    fn buckets_cut_the_horizon_with_a_short_last_one() {
+        let b = Horizon { start: day(1), days: 10 }.buckets(Some(4));
+        assert_eq!(b.count(), 3);
+        assert_eq!([b.of(day(1)), b.of(day(4)), b.of(day(5)), b.of(day(10)), b.of(day(30))], [0, 0, 1, 2, 2]);
+        assert_eq!(b.of(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()), 0);
+        assert_eq!((b.start_of(2), b.last_day_of(1), b.days_in(2)), (day(9), day(8), 2));
+        assert_eq!(b.spread(10.0).collect::<Vec<_>>(), [(0, 4.0), (1, 4.0), (2, 2.0)]);
+        // No bucket_days, or one longer than the horizon: one bucket.
+        assert_eq!(Horizon { start: day(1), days: 10 }.buckets(None).count(), 1);
+        assert_eq!(Horizon { start: day(1), days: 10 }.buckets(Some(30)).count(), 1);
+    }
+
+    /// Stock through a bucket counts the receipts up to its last day only.
+    #[test]
+    fn stock_is_cumulative_over_receipts() {
+        let s = StockPoint {
+            warehouse: 0,
+            sku: 0,
+            on_hand: 2.0,
+            safety_stock: 1.0,
+            inbound: vec![Receipt { day: day(4), units: 3.0 }, Receipt { day: day(5), units: 5.0 }],
+        };
+        assert_eq!([s.available_by(Some(day(3))), s.available_by(Some(day(4))), s.available_by(None)], [1.0, 4.0, 9.0]);
+        let empty = StockPoint { on_hand: 0.0, ..s.clone() };
+        assert_eq!(empty.available_by(Some(day(1))), 0.0, "never below zero");
     }
 }

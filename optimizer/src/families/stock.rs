@@ -51,7 +51,7 @@ impl Family for Stock {
         let s = &problem.stock[si];
         let key = format!("{}/{}", problem.warehouses[s.warehouse as usize], problem.skus[s.sku as usize]);
         if self.bucketed {
-            format!("{key}@{}", problem.buckets().start_of(t))
+            format!("{key} by {}", problem.buckets().last_day_of(t))
         } else {
             key
         }

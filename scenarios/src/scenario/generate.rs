@@ -62,6 +62,16 @@ pub struct GenerateSpec {
     /// minimum of app acceptances and a soft minimum of acceptances of one
     /// category (penalty 2 a unit).
     pub volume_rules: bool,
+    /// Model version 2's time-phased supply: `bucket_days` in `[policy]`
+    /// (the generated receipts arrive on days spread over the horizon and
+    /// after it, so with buckets some stock comes late).
+    pub bucket_days: Option<u32>,
+    /// Model version 2's all-or-nothing decisions (`binary_decisions`).
+    pub binary_decisions: bool,
+    /// More contact policies (with `contact_policies`): at most one contact a
+    /// customer per category for four categories, and a conflict for every
+    /// ordered pair of categories within 14 days (20) besides the call-then-email one.
+    pub category_policies: bool,
 }
 
 /// Channels of generated offers: name, share of offers, cost per contact.
@@ -98,6 +108,9 @@ impl Default for GenerateSpec {
             channels: false,
             contact_policies: false,
             volume_rules: false,
+            bucket_days: None,
+            binary_decisions: false,
+            category_policies: false,
         }
     }
 }
@@ -323,10 +336,20 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         for &w in &listing {
             let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).ceil();
             let safety = (units * 0.05).round();
-            let _ = writeln!(inventory, "{},{},{units},{safety}", wh(w), sku(s));
-            if rng.chance(0.25) {
+            let receipt = rng.chance(0.25).then(|| {
                 let arrive = spec.start + Duration::days(rng.below(spec.days as usize + 10) as i64);
-                let _ = writeln!(inbound, "{},{},{},{arrive}", wh(w), sku(s), (units * rng.range(0.1, 0.5)).round());
+                (arrive, (units * rng.range(0.1, 0.5)).round())
+            });
+            // With time buckets a receipt inside the horizon is part of the
+            // stock that is not there yet (so it matters when it comes);
+            // without, it comes on top, as in version 1.
+            let late = match receipt {
+                Some((arrive, qty)) if spec.bucket_days.is_some() && arrive < spec.start + Duration::days(i64::from(spec.days)) => qty,
+                _ => 0.0,
+            };
+            let _ = writeln!(inventory, "{},{},{},{safety}", wh(w), sku(s), units - late);
+            if let Some((arrive, qty)) = receipt {
+                let _ = writeln!(inbound, "{},{},{qty},{arrive}", wh(w), sku(s));
             }
         }
         // Baseline demand of popular SKUs in a few zones that a fast lane reaches.
@@ -348,9 +371,11 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let toml = format!(
         "# Synthetic scenario: allot generate --customers {} --offers {} --skus {} --zones {} --warehouses {} --candidates {} --seed {}\n\
          [horizon]\nstart = \"{}\"\ndays = {}\n\n[policy]\ncontact_cap = {CONTACT_CAP}\nbudget = {:.0}\npromise_days = {PROMISE_DAYS}\n\
-         fairness_min_ratio = 0.8\nmax_custom_offers = {}\nunmet_baseline_penalty = 1000.0\n\n[tiers]\nplatinum = 1.5\ngold = 1.2\nstandard = 1.0\n",
+         fairness_min_ratio = 0.8\nmax_custom_offers = {}\nunmet_baseline_penalty = 1000.0\n{}{}\n[tiers]\nplatinum = 1.5\ngold = 1.2\nstandard = 1.0\n",
         spec.customers, spec.offers, spec.skus, spec.zones, spec.warehouses, spec.candidates, spec.seed,
         spec.start, spec.days, (discount_spend * 0.6).max(1.0), (custom_count / 2).max(1),
+        spec.bucket_days.map_or(String::new(), |b| format!("bucket_days = {b}\n")),
+        if spec.binary_decisions { "binary_decisions = true\n" } else { "" },
     );
     // Sales history: each baseline series back in time, with its own weekly
     // profile and trend; below one unit a day, intermittent.
@@ -426,8 +451,18 @@ fn contact_policies(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&
     if channels.contains("call_centre") && channels.contains("email") {
         conflicts.push_str("call_then_email,7,call_centre,,email,\n");
     }
-    if tags.contains("cat0") && tags.contains("cat1") {
-        conflicts.push_str("cat0_then_cat1,14,,cat0,,cat1\n");
+    let categories: Vec<String> = (0..CATEGORIES).map(|c| format!("cat{c}")).filter(|t| tags.contains(t)).collect();
+    for (i, a) in categories.iter().enumerate() {
+        for (j, b) in categories.iter().enumerate() {
+            if i != j && (spec.category_policies || (i, j) == (0, 1)) {
+                let _ = writeln!(conflicts, "{a}_then_{b},14,,{a},,{b}");
+            }
+        }
+    }
+    if spec.category_policies {
+        for tag in categories.iter().take(4) {
+            let _ = writeln!(rules, "{tag}_per_customer,max_per_customer,contacts,1,,,{tag},,,");
+        }
     }
     let mut history = String::from("customer_id,date,channel,tags,offer_id\n");
     for c in 0..spec.customers {
@@ -530,5 +565,27 @@ mod tests {
         let (_, alloc, _) = allot_optimizer::plan(&problem, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
         let binding = alloc.prices.families["rule"].iter().filter(|&&p| p > 1e-7).count();
         assert!(binding >= 2, "binding volume rules: {:?}", alloc.prices.families["rule"]);
+    }
+
+    /// Time buckets: four 7-day buckets over 28 days, the baseline spread over
+    /// them, and receipts that arrive late cost value against counting them
+    /// from day 1 (one bucket).
+    #[test]
+    fn time_buckets_make_late_receipts_matter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 400, offers: 20, seed: 5, channels: true, days: 28, bucket_days: Some(7), ..GenerateSpec::default() };
+        generate(tmp.path(), &spec).unwrap();
+        let problem = crate::scenario::load::load_root(tmp.path(), Default::default()).unwrap().problem;
+        assert_eq!(problem.buckets().count(), 4);
+        assert!(problem.baseline.iter().any(|b| b.bucket == 3));
+        assert!(problem.stock.iter().any(|s| s.inbound.iter().any(|r| r.day > problem.horizon.start)), "receipts inside the horizon");
+        let exact = allot_optimizer::SolverChoice::Exact(Default::default());
+        let (_, bucketed, _) = allot_optimizer::plan(&problem, &exact).unwrap();
+        // The same files read as one bucket: every receipt usable from day 1.
+        std::fs::write(tmp.path().join("scenario.toml"), std::fs::read_to_string(tmp.path().join("scenario.toml")).unwrap().replace("bucket_days = 7\n", "")).unwrap();
+        let one = crate::scenario::load::load_root(tmp.path(), Default::default()).unwrap().problem;
+        assert_eq!(one.buckets().count(), 1);
+        let (_, whole, _) = allot_optimizer::plan(&one, &exact).unwrap();
+        assert!(bucketed.report.objective < whole.report.objective - 1e-6, "{} vs {}", bucketed.report.objective, whole.report.objective);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! # scenarios/supplier_delay/scenario.toml
-//! base = "../../examples/retail"      # relative to this file's directory
+//! base = "../../examples/retail-v1"     # relative to this file's directory
 //!
 //! [[perturbation]]
 //! kind = "inbound_delay"              # every inbound of W01 arrives 7 days later
