@@ -272,6 +272,26 @@ mod tests {
         assert_eq!(live_block(&plan, &empty, 0, gold, 0, 10.0, 0.0, true), Some("live:out_of_stock"));
     }
 
+    /// Time buckets: an offer pays its own bucket's bid prices, scaled by live
+    /// scarcity like any other. Bucket 1 is priced 10 (break-even for the
+    /// standard tier), bucket 2 at 4.
+    #[test]
+    fn an_offer_pays_its_own_buckets_bid_price() {
+        let mut plan = plan();
+        (plan.bid, plan.buckets) = (vec![10.0, 4.0], 2);
+        let standard = 1;
+        for (bucket, first_blocked_by) in [(0, 1.0), (1, 7.0)] {
+            plan.offer_bucket = vec![bucket];
+            let supply = supply_after(&plan, 0.0);
+            assert_eq!(supply.price, [10.0, 4.0]);
+            // A contact worth `c` a acceptance leaves 10 - c: blocked once below the bucket's price.
+            assert_eq!(live_block(&plan, &supply, 0, standard, 0, 10.0, first_blocked_by, false), Some("live:bid_price"), "bucket {bucket}");
+            assert_eq!(live_block(&plan, &supply, 0, standard, 0, 10.0, first_blocked_by - 1.0, false), None, "bucket {bucket}");
+        }
+        // Half the stock sold: both buckets' prices double.
+        assert_eq!(supply_after(&plan, -5.0).price, [20.0, 8.0]);
+    }
+
     #[test]
     fn reservations_for_higher_tiers_are_off_limits_until_they_consume_them() {
         let mut plan = plan();

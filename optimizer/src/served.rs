@@ -144,9 +144,10 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             }
         }
         if !changed {
-            break; // no served pair loads the rows still over: the checker will name them
+            break; // no served pair may go without breaking a lower bound: swapped below
         }
     }
+    swap_for_lower_bounds(problem, cands, alloc, &loads, &order, &mut Swap { eligible: &mut eligible, dropped: &mut dropped, customers: &mut customers, usage: &mut usage, limit: &mut limit, room: &mut network }, layout);
     // Fill: exposed pairs that fit, most valuable first.
     let candidates = match fill {
         Fill::Exposed => exposed_unserved(problem, cands, alloc, &eligible),
@@ -215,6 +216,53 @@ fn fits(k: usize, loads: &Loads, usage: &[f64], limit: &mut [f64], room: &mut Ro
         }
     }
     true
+}
+
+/// The served plan as it is being changed.
+struct Swap<'s, 'a> {
+    eligible: &'s mut Vec<bool>,
+    dropped: &'s mut HashMap<usize, DropCause>,
+    customers: &'s mut CustomerRoom<'a>,
+    usage: &'s mut Vec<f64>,
+    limit: &'s mut Vec<f64>,
+    room: &'s mut Room,
+}
+
+/// A row still over its limit that only pairs propping up a hard lower bound
+/// (a `min_total` rule) load: drops the least valuable of them anyway, then
+/// serves other pairs that restore the bound without loading a row over,
+/// most valuable first, until no row is over or no pair is left to drop.
+/// Why: a binding hard minimum guards every pair it counts, so the drop loop
+/// alone can leave a stock or balance row over; a dropped pair never comes
+/// back, so this ends. What it cannot fix, the checker names.
+fn swap_for_lower_bounds(problem: &Problem, cands: &Candidates, alloc: &Allocation, loads: &Loads, order: &[usize], plan: &mut Swap, layout: &Layout) {
+    let lower_bound = layout.rows_of(rules::NAME);
+    let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
+    let mut banned = vec![false; cands.len()];
+    while (0..plan.limit.len()).any(|r| over(r, plan.usage, plan.limit)) {
+        let Some(k) = order.iter().copied().find(|&k| plan.eligible[k] && !banned[k] && loads.rows(k).any(|(r, a)| a > 0.0 && over(r, plan.usage, plan.limit))) else {
+            break;
+        };
+        let row = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, plan.usage, plan.limit)).map_or(0, |(r, _)| r);
+        plan.eligible[k] = false;
+        banned[k] = true;
+        loads.add(k, -1.0, plan.usage);
+        plan.customers.add(k, -1.0);
+        let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
+        plan.dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
+        let props = |j: usize, usage: &[f64], limit: &[f64]| loads.rows(j).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && over(r, usage, limit));
+        let replacements: Vec<usize> = (0..cands.len())
+            .filter(|&j| !plan.eligible[j] && !banned[j] && alloc.offer_open[cands.offer[j] as usize] && props(j, plan.usage, plan.limit))
+            .collect();
+        for j in by_value(problem, cands, replacements).into_iter().rev() {
+            if props(j, plan.usage, plan.limit) && plan.customers.blocker(j).is_none() && fits(j, loads, plan.usage, plan.limit, plan.room, layout) {
+                plan.eligible[j] = true;
+                loads.add(j, 1.0, plan.usage);
+                plan.customers.add(j, 1.0);
+                plan.dropped.remove(&j);
+            }
+        }
+    }
 }
 
 /// `pairs` by increasing value (ties: candidate order), each value computed
@@ -585,6 +633,32 @@ mod tests {
 
     fn count(served: &Served) -> usize {
         served.eligible.iter().filter(|&&e| e).count()
+    }
+
+    /// A hard minimum guards every pair it counts: three customers at p 0.5,
+    /// 0.501, 0.502 exposed 2/3 to O (1 unit of S, 1.2 on hand) round up to
+    /// 1.503 units, over the stock, and each O pair props up the rule "at
+    /// least 1.4 expected acceptances of any offer". The least valuable O pair
+    /// goes anyway (1.003 units fit), and a pair of the digital offer D (no
+    /// stock) restores the minimum: 1.003 + 0.5 >= 1.4.
+    #[test]
+    fn a_hard_minimum_swaps_a_pair_instead_of_breaking_stock() {
+        let mut problem = problem(5, 0.5, 1.2, 0.0, false);
+        problem.uptake.truncate(3);
+        problem.uptake.extend((3..5).map(|c| Uptake { customer: c, offer: 1, p: 0.5 }));
+        problem.offers.push(Offer { id: "D".into(), items: Vec::new(), ..problem.offers[0].clone() });
+        problem.rules.push(Rule { id: "min".into(), kind: RuleKind::MinTotal, measure: Measure::Accepts, bound: 1.4, penalty: None, selector: Selector::default() });
+        let network = Network::new(&problem);
+        let cands = Candidates::build(&problem, &network);
+        let mut alloc = allocation(&problem, &cands, vec![2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 0.0, 0.0]);
+        (alloc.offer_open, alloc.prices.redemptions) = (vec![true; 2], vec![0.0; 2]);
+        let scope = Scope::new(&problem, &network, &cands, CustomLimitMode::Off);
+        let layout = Layout::new(&scope, no_extra(&scope));
+        let served = serve(&problem, &cands, &alloc, &layout, &cands.customer_rows(&problem), Fill::Exposed);
+        assert_eq!(served.eligible, vec![false, true, true, false, true], "equal values: the later D pair first");
+        assert_eq!(served.dropped.get(&0).map(family), Some("stock"));
+        let plan = derive_plan(&problem, &network, &cands, &alloc);
+        assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
     }
 
     /// Three customers at p 0.5, 0.501, 0.502 exposed 2/3 each expect 1.002
