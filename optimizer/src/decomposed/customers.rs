@@ -30,8 +30,8 @@ pub enum MapRequest {
     /// average (`average += mix * (x - average)`).
     Price { prices: CellPrices, mix: Option<f64> },
     /// The repair's map: assign every candidate its cell at these prices, compute
-    /// the generous response, and return the cell sums of both responses.
-    RepairCells { prices: CellPrices },
+    /// the generous response with this margin, and return the cell sums of both responses.
+    RepairCells { prices: CellPrices, margin: f64 },
     /// Keep `scales[cell] * response` (the generous one or the average) as the
     /// partition's best exposures: the repair LP chose it.
     Keep { generous: bool, scales: Vec<f64> },
@@ -122,11 +122,11 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
             let blend = mix.map(|mix| (&mut *state.average, mix));
             MapReply::Price(price_customers(input, prices, customers, scratch, blend))
         }
-        MapRequest::RepairCells { prices } => {
+        MapRequest::RepairCells { prices, margin } => {
             let mut repair_scratch = cells::RepairScratch::default();
             for c in customers.clone() {
                 let range = input.customer_start[c] as usize - first..input.customer_start[c + 1] as usize - first;
-                cells::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], &mut repair_scratch);
+                cells::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], *margin, &mut repair_scratch);
             }
             let n_cells = cells::cell_count(input, prices);
             let average = cells::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);

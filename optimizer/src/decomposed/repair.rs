@@ -20,7 +20,7 @@
 use good_lp::solvers::highs::highs;
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 
-use super::cells::{CellSums, BANDS};
+use super::cells::{CellSums, BANDS, GENEROUS_MARGINS};
 use super::context::Context;
 use super::customers::{CustomerSide, MapReply, MapRequest};
 use super::error::DecomposedError;
@@ -39,25 +39,44 @@ pub struct Repaired {
     pub unmet: Vec<f64>,
 }
 
-/// The repair at multipliers `nu`: cell sums of the averaged and the generous
-/// responses from the customers' side, one LP for each, and the better plan.
-/// Returns the plan, whether it scales the generous response, and the cell scales
-/// (for [`MapRequest::Keep`]).
+/// The repair at multipliers `nu`: cell sums of the averaged response and of
+/// a generous response per margin of [`GENEROUS_MARGINS`] from the customers'
+/// side, one LP for each, and the best plan. Returns the plan, whether it
+/// scales the generous response, and the cell scales (for
+/// [`MapRequest::Keep`]); the customers' side then holds the chosen generous
+/// response (a margin tried before the last is asked for again).
 pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<Option<(Repaired, bool, Vec<f64>)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let n_cells = ctx.problem.offers.len() * ctx.layout.zones * ctx.layout.slots * BANDS;
-    let MapReply::RepairCells { average, generous } = MapReply::merge(side.map(&MapRequest::RepairCells { prices })?)? else {
-        return Err(DecomposedError::Workers("a partition answered the repair with another reply".into()));
+    let mut cells_at = |margin: f64| -> Result<(Vec<CellSums>, Vec<CellSums>), DecomposedError> {
+        let MapReply::RepairCells { average, generous } = MapReply::merge(side.map(&MapRequest::RepairCells { prices: prices.clone(), margin })?)? else {
+            return Err(DecomposedError::Workers("a partition answered the repair with another reply".into()));
+        };
+        if average.len() != n_cells || generous.len() != n_cells {
+            return Err(DecomposedError::Workers(format!("the partitions sent {} cells where {n_cells} were expected", average.len())));
+        }
+        Ok((average, generous))
     };
-    if average.len() != n_cells || generous.len() != n_cells {
-        return Err(DecomposedError::Workers(format!("the partitions sent {} cells where {n_cells} were expected", average.len())));
+    // (plan, the margin of its generous response or None for the average, scales)
+    let mut best: Option<(Repaired, Option<f64>, Vec<f64>)> = None;
+    for (i, &margin) in GENEROUS_MARGINS.iter().enumerate() {
+        let (average, generous) = cells_at(margin)?;
+        // The average does not depend on the margin: its LP once.
+        let average_plan = if i == 0 { master(ctx, &average)?.map(|(plan, scales)| (plan, None, scales)) } else { None };
+        let generous_plan = master(ctx, &generous)?.map(|(plan, scales)| (plan, Some(margin), scales));
+        for candidate in [average_plan, generous_plan].into_iter().flatten() {
+            if best.as_ref().is_none_or(|b| candidate.0.objective > b.0.objective) {
+                best = Some(candidate);
+            }
+        }
     }
-    Ok(match (master(ctx, &average)?, master(ctx, &generous)?) {
-        (Some((a, a_scales)), Some((b, b_scales))) => Some(if b.objective > a.objective { (b, true, b_scales) } else { (a, false, a_scales) }),
-        (Some((a, scales)), None) => Some((a, false, scales)),
-        (None, Some((b, scales))) => Some((b, true, scales)),
-        (None, None) => None,
-    })
+    let last = GENEROUS_MARGINS[GENEROUS_MARGINS.len() - 1];
+    if let Some((_, Some(margin), _)) = &best {
+        if *margin != last {
+            cells_at(*margin)?;
+        }
+    }
+    Ok(best.map(|(plan, margin, scales)| (plan, margin.is_some(), scales)))
 }
 
 /// The repair LP over cell scales for a response with these cell sums; returns
