@@ -40,7 +40,11 @@ impl Balance {
     pub fn new(scope: &Scope) -> Self {
         let problem = scope.problem;
         let mut units: BTreeMap<BalanceKey, f64> = BTreeMap::new();
+        let buckets = problem.buckets().count();
         for b in problem.baseline.iter().filter(|b| b.units > 0.0) {
+            // The loader cuts the baseline with the policy's buckets; a problem
+            // whose `bucket_days` changed after loading must be loaded again.
+            assert!((b.bucket as usize) < buckets, "a baseline row in bucket {} of {buckets}: bucket_days changed after the scenario was loaded", b.bucket);
             *units.entry((b.zone, b.sku, b.bucket)).or_default() += b.units;
         }
         let offer_bucket: Vec<BucketIx> = (0..problem.offers.len()).map(|o| problem.bucket_of(o as u32)).collect();
