@@ -305,7 +305,7 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Horizon length in days.
-    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = GenerateSpec::default().days, value_parser = clap::value_parser!(u32).range(1..))]
     days: u32,
     /// Encoding of the tables (Parquet for large scenarios).
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]

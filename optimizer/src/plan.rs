@@ -574,8 +574,6 @@ fn eligibility_rows(
 struct ChargeModel<'a> {
     /// (zone, SKU, bucket) -> bid-price split as [shipping, stock, lane capacity] fractions.
     zone_split: HashMap<(ZoneIx, SkuIx, BucketIx), [f64; 3]>,
-    /// The bucket of each offer's contact date.
-    offer_bucket: Vec<BucketIx>,
     /// Every family's charge per cell.
     charges: Charges,
     /// The families charged from their coefficients (all but the network's three),
@@ -625,7 +623,6 @@ impl<'a> ChargeModel<'a> {
         let rule_prices = row_prices[rule_rows.clone()].to_vec();
         ChargeModel {
             zone_split,
-            offer_bucket: (0..problem.offers.len()).map(|o| problem.bucket_of(o as OfferIx)).collect(),
             charges,
             charged,
             layout,
@@ -665,7 +662,7 @@ impl<'a> ChargeModel<'a> {
         // the cheapest lane into shipping, stock and lane capacity.
         let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
         for item in &offer.items {
-            let key = (zone, item.sku, self.offer_bucket[o as usize]);
+            let key = (zone, item.sku, self.layout.balance.offer_bucket(o));
             let bid = prices.bid_price.get(&key).copied().unwrap_or(0.0).max(0.0);
             let amount = item.qty * p * bid;
             let split = self.zone_split.get(&key).copied().unwrap_or([0.0, 1.0, 0.0]);

@@ -92,54 +92,35 @@ pub enum Fill {
 /// Rounds `alloc` to a served plan that keeps every hard limit (see the
 /// module docs); `policy` are the candidates' contact-policy rows.
 pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: &Layout, policy: &CustomerRows, fill: Fill) -> Served {
-    let mut customers = CustomerRoom::new(problem, cands, policy);
-    let (mut eligible, mut dropped) = round(problem, cands, alloc, &mut customers);
-    let loads = Loads::new(problem, cands, layout);
-    let mut network = Room::new(problem, alloc, layout);
-    let mut usage = vec![0.0; layout.total()];
-    for k in (0..cands.len()).filter(|&k| eligible[k]) {
-        loads.add(k, 1.0, &mut usage);
-    }
-    let balance_rows = network.offer_units.len();
-    for (b, &units) in usage[..balance_rows].iter().enumerate() {
-        network.grow(b, units - network.offer_units[b], layout);
-    }
-    let mut limit = limits(layout, &network);
-    let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
-    if (0..limit.len()).any(|r| over(r, &usage, &limit)) {
+    let mut plan = Draft::new(problem, cands, alloc, layout, policy);
+    if plan.any_over() {
         // Only pairs that would relieve a row over its limit now (few).
-        let mut waiting: Vec<usize> = exposed_unserved(problem, cands, alloc, &eligible)
+        let mut waiting: Vec<usize> = exposed_unserved(problem, cands, alloc, &plan.eligible)
             .into_iter()
-            .filter(|&k| loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)))
+            .filter(|&k| plan.relieves(k, |_| true))
             .collect();
         waiting.sort_by(|&a, &b| alloc.x[b].total_cmp(&alloc.x[a]).then(cands.value(problem, b).total_cmp(&cands.value(problem, a))).then(a.cmp(&b)));
         for k in waiting {
-            if customers.blocker(k).is_none() && loads.rows(k).any(|(r, a)| a < 0.0 && over(r, &usage, &limit)) && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
-                eligible[k] = true;
-                loads.add(k, 1.0, &mut usage);
-                customers.add(k, 1.0);
+            if plan.customers.blocker(k).is_none() && plan.relieves(k, |_| true) && plan.fits(k) {
+                plan.serve(k);
             }
         }
     }
 
     let lower_bound = layout.rows_of(rules::NAME);
-    let order = by_value(problem, cands, (0..cands.len()).filter(|&k| eligible[k]).collect());
-    while (0..limit.len()).any(|r| over(r, &usage, &limit)) {
+    let order = by_value(problem, cands, (0..cands.len()).filter(|&k| plan.eligible[k]).collect());
+    while plan.any_over() {
         let mut changed = false;
         for &k in &order {
-            if !eligible[k] {
+            if !plan.eligible[k] {
                 continue;
             }
             // Never a pair whose removal would put a volume rule's lower bound
             // over (fairness rows, which pairs also relieve, are what this loop
             // balances by dropping, so they are not guarded).
-            let props_up = |k: usize| loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && usage[r] - a > limit[r] + slack(limit[r]));
-            if let Some(row) = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, &usage, &limit)).map(|(r, _)| r).filter(|_| !props_up(k)) {
-                eligible[k] = false;
-                loads.add(k, -1.0, &mut usage);
-                customers.add(k, -1.0);
-                let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
-                dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
+            let props_up = |plan: &Draft| plan.loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && plan.usage[r] - a > plan.limit[r] + slack(plan.limit[r]));
+            if let Some(row) = plan.over_row(k).filter(|_| !props_up(&plan)) {
+                plan.drop(k, row);
                 changed = true;
             }
         }
@@ -147,22 +128,19 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
             break; // no served pair may go without breaking a lower bound: swapped below
         }
     }
-    swap_for_lower_bounds(problem, cands, alloc, &loads, &order, &mut Swap { eligible: &mut eligible, dropped: &mut dropped, customers: &mut customers, usage: &mut usage, limit: &mut limit, room: &mut network }, layout);
+    swap_for_lower_bounds(problem, cands, alloc, &order, &mut plan);
     // Fill: exposed pairs that fit, most valuable first.
     let candidates = match fill {
-        Fill::Exposed => exposed_unserved(problem, cands, alloc, &eligible),
-        Fill::AnyPositive => (0..cands.len()).filter(|&k| !eligible[k] && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0).collect(),
+        Fill::Exposed => exposed_unserved(problem, cands, alloc, &plan.eligible),
+        Fill::AnyPositive => (0..cands.len()).filter(|&k| !plan.eligible[k] && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0).collect(),
     };
     for k in by_value(problem, cands, candidates).into_iter().rev() {
-        if customers.blocker(k).is_none() && fits(k, &loads, &usage, &mut limit, &mut network, layout) {
-            eligible[k] = true;
-            loads.add(k, 1.0, &mut usage);
-            customers.add(k, 1.0);
-            dropped.remove(&k);
+        if plan.customers.blocker(k).is_none() && plan.fits(k) {
+            plan.serve(k);
         }
     }
-    let flows = network.flows(&usage, layout);
-    Served { eligible, dropped, flows, unmet: alloc.unmet.clone() }
+    let flows = plan.room.flows(&plan.usage, layout);
+    Served { eligible: plan.eligible, dropped: plan.dropped, flows, unmet: alloc.unmet.clone() }
 }
 
 /// A relaxation's plan made a plan of the all-or-nothing model
@@ -197,35 +175,97 @@ fn slack(limit: f64) -> f64 {
     ROW_SLACK * limit.abs().max(1.0)
 }
 
-/// Whether serving `k` keeps every row it loads within its limit. A
-/// zone-balance row short of room first gets more offer units routed on the
-/// network's spare capacity (checked last, so other rows cannot waste it).
-fn fits(k: usize, loads: &Loads, usage: &[f64], limit: &mut [f64], room: &mut Room, layout: &Layout) -> bool {
-    let balance_rows = room.offer_units.len();
-    let short = |r: usize, a: f64, limit: &[f64]| a > 0.0 && usage[r] + a > limit[r] + slack(limit[r]);
-    if loads.rows(k).any(|(r, a)| r >= balance_rows && short(r, a, limit)) {
-        return false;
-    }
-    for (r, a) in loads.rows(k).filter(|&(r, _)| r < balance_rows) {
-        if short(r, a, limit) {
-            room.grow(r, usage[r] + a - limit[r], layout);
-            limit[r] = room.offer_units[r];
-            if short(r, a, limit) {
-                return false;
-            }
-        }
-    }
-    true
+/// The served plan while it is being made: the decisions, why pairs were
+/// dropped, the customers' room, every row's usage and limit, and the
+/// network's room; serving or dropping a pair updates them all at once.
+struct Draft<'a> {
+    eligible: Vec<bool>,
+    dropped: HashMap<usize, DropCause>,
+    customers: CustomerRoom<'a>,
+    loads: Loads<'a>,
+    usage: Vec<f64>,
+    limit: Vec<f64>,
+    room: Room,
+    layout: &'a Layout,
 }
 
-/// The served plan as it is being changed.
-struct Swap<'s, 'a> {
-    eligible: &'s mut Vec<bool>,
-    dropped: &'s mut HashMap<usize, DropCause>,
-    customers: &'s mut CustomerRoom<'a>,
-    usage: &'s mut Vec<f64>,
-    limit: &'s mut Vec<f64>,
-    room: &'s mut Room,
+impl<'a> Draft<'a> {
+    /// Step 1's rounding, its loads, and the network grown to carry them.
+    fn new(problem: &'a Problem, cands: &'a Candidates, alloc: &Allocation, layout: &'a Layout, policy: &'a CustomerRows) -> Self {
+        let mut customers = CustomerRoom::new(problem, cands, policy);
+        let (eligible, dropped) = round(problem, cands, alloc, &mut customers);
+        let loads = Loads::new(problem, cands, layout);
+        let mut room = Room::new(problem, alloc, layout);
+        let mut usage = vec![0.0; layout.total()];
+        for k in (0..cands.len()).filter(|&k| eligible[k]) {
+            loads.add(k, 1.0, &mut usage);
+        }
+        let balance_rows = room.offer_units.len();
+        for (b, &units) in usage[..balance_rows].iter().enumerate() {
+            room.grow(b, units - room.offer_units[b], layout);
+        }
+        let limit = limits(layout, &room);
+        Draft { eligible, dropped, customers, loads, usage, limit, room, layout }
+    }
+
+    /// Whether row `r` is over its limit.
+    fn over(&self, r: usize) -> bool {
+        self.usage[r] > self.limit[r] + slack(self.limit[r])
+    }
+
+    /// Whether some row is over its limit.
+    fn any_over(&self) -> bool {
+        (0..self.limit.len()).any(|r| self.over(r))
+    }
+
+    /// A row over its limit that serving `k` loads, if any.
+    fn over_row(&self, k: usize) -> Option<usize> {
+        self.loads.rows(k).find(|&(r, a)| a > 0.0 && self.over(r)).map(|(r, _)| r)
+    }
+
+    /// Whether serving `k` would relieve a row over its limit among those `rows` accepts.
+    fn relieves(&self, k: usize, rows: impl Fn(usize) -> bool) -> bool {
+        self.loads.rows(k).any(|(r, a)| a < 0.0 && rows(r) && self.over(r))
+    }
+
+    /// Serves `k`.
+    fn serve(&mut self, k: usize) {
+        self.eligible[k] = true;
+        self.loads.add(k, 1.0, &mut self.usage);
+        self.customers.add(k, 1.0);
+        self.dropped.remove(&k);
+    }
+
+    /// Drops `k` to keep global row `row`, recording that row's family as the cause.
+    fn drop(&mut self, k: usize, row: usize) {
+        self.eligible[k] = false;
+        self.loads.add(k, -1.0, &mut self.usage);
+        self.customers.add(k, -1.0);
+        let (at, family) = self.layout.families().nth(self.layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
+        self.dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
+    }
+
+    /// Whether serving `k` keeps every row it loads within its limit. A
+    /// zone-balance row short of room first gets more offer units routed on the
+    /// network's spare capacity (checked last, so other rows cannot waste it).
+    fn fits(&mut self, k: usize) -> bool {
+        let balance_rows = self.room.offer_units.len();
+        let usage = &self.usage;
+        let short = |r: usize, a: f64, limit: &[f64]| a > 0.0 && usage[r] + a > limit[r] + slack(limit[r]);
+        if self.loads.rows(k).any(|(r, a)| r >= balance_rows && short(r, a, &self.limit)) {
+            return false;
+        }
+        for (r, a) in self.loads.rows(k).filter(|&(r, _)| r < balance_rows) {
+            if short(r, a, &self.limit) {
+                self.room.grow(r, usage[r] + a - self.limit[r], self.layout);
+                self.limit[r] = self.room.offer_units[r];
+                if short(r, a, &self.limit) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
 }
 
 /// A row still over its limit that only pairs propping up a hard lower bound
@@ -235,31 +275,22 @@ struct Swap<'s, 'a> {
 /// Why: a binding hard minimum guards every pair it counts, so the drop loop
 /// alone can leave a stock or balance row over; a dropped pair never comes
 /// back, so this ends. What it cannot fix, the checker names.
-fn swap_for_lower_bounds(problem: &Problem, cands: &Candidates, alloc: &Allocation, loads: &Loads, order: &[usize], plan: &mut Swap, layout: &Layout) {
-    let lower_bound = layout.rows_of(rules::NAME);
-    let over = |r: usize, usage: &[f64], limit: &[f64]| usage[r] > limit[r] + slack(limit[r]);
+fn swap_for_lower_bounds(problem: &Problem, cands: &Candidates, alloc: &Allocation, order: &[usize], plan: &mut Draft) {
+    let lower_bound = plan.layout.rows_of(rules::NAME);
     let mut banned = vec![false; cands.len()];
-    while (0..plan.limit.len()).any(|r| over(r, plan.usage, plan.limit)) {
-        let Some(k) = order.iter().copied().find(|&k| plan.eligible[k] && !banned[k] && loads.rows(k).any(|(r, a)| a > 0.0 && over(r, plan.usage, plan.limit))) else {
+    while plan.any_over() {
+        let Some((k, row)) = order.iter().filter(|&&k| plan.eligible[k] && !banned[k]).find_map(|&k| plan.over_row(k).map(|row| (k, row))) else {
             break;
         };
-        let row = loads.rows(k).find(|&(r, a)| a > 0.0 && over(r, plan.usage, plan.limit)).map_or(0, |(r, _)| r);
-        plan.eligible[k] = false;
+        plan.drop(k, row);
         banned[k] = true;
-        loads.add(k, -1.0, plan.usage);
-        plan.customers.add(k, -1.0);
-        let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
-        plan.dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
-        let props = |j: usize, usage: &[f64], limit: &[f64]| loads.rows(j).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && over(r, usage, limit));
+        let props = |plan: &Draft, j: usize| plan.relieves(j, |r| lower_bound.contains(&r));
         let replacements: Vec<usize> = (0..cands.len())
-            .filter(|&j| !plan.eligible[j] && !banned[j] && alloc.offer_open[cands.offer[j] as usize] && props(j, plan.usage, plan.limit))
+            .filter(|&j| !plan.eligible[j] && !banned[j] && alloc.offer_open[cands.offer[j] as usize] && props(plan, j))
             .collect();
         for j in by_value(problem, cands, replacements).into_iter().rev() {
-            if props(j, plan.usage, plan.limit) && plan.customers.blocker(j).is_none() && fits(j, loads, plan.usage, plan.limit, plan.room, layout) {
-                plan.eligible[j] = true;
-                loads.add(j, 1.0, plan.usage);
-                plan.customers.add(j, 1.0);
-                plan.dropped.remove(&j);
+            if props(plan, j) && plan.customers.blocker(j).is_none() && plan.fits(j) {
+                plan.serve(j);
             }
         }
     }

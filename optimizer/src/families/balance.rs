@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::family::{Checker, Family, Scope, Sense};
 use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::Candidates;
-use crate::model::{BaselineDemand, BucketIx, Problem, SkuIx, ZoneIx};
+use crate::model::{BaselineDemand, BucketIx, OfferIx, Problem, SkuIx, ZoneIx};
 
 /// The family's name.
 pub const NAME: &str = "zone_balance";
@@ -66,9 +66,12 @@ impl Balance {
         let items = problem.offers.iter().map(|o| o.items.iter().map(|i| (i.sku, i.qty)).collect()).collect();
         Balance { rows, row_of, items, offer_bucket, bucketed: problem.policy.bucket_days.is_some() }
     }
-}
 
-impl Balance {
+    /// The bucket offer `o`'s units fall in.
+    pub fn offer_bucket(&self, o: OfferIx) -> BucketIx {
+        self.offer_bucket[o as usize]
+    }
+
     /// The row a baseline demand row enters (none for a row without units).
     pub fn baseline_row(&self, b: &BaselineDemand) -> Option<usize> {
         self.row_of.get(&(b.zone, b.sku, b.bucket)).copied()

@@ -402,10 +402,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         for i in 0..t.len() {
             let (Some(zone), Some(sku), Some(units)) = (z[i], s[i], units[i]) else { continue };
             let day = if dated {
-                match date[i] {
-                    Some(day) => Some(day),
-                    None => continue,
-                }
+                let Some(day) = date[i] else { continue };
+                Some(day)
             } else {
                 None
             };
