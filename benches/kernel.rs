@@ -50,7 +50,7 @@ fn data() -> Data {
     let margin = (0..OFFERS).map(|_| 5.0 + 60.0 * s.next()).collect();
     let per_accept = (0..OFFERS * ZONES).map(|_| 40.0 * s.next()).collect();
     let per_exposure = (0..OFFERS * SLOTS).map(|_| 0.1 * (s.next() - 0.5)).collect();
-    let prices = CellPrices { per_accept, per_exposure, epsilon: 2e-3 };
+    let prices = CellPrices { per_accept, per_exposure, per_value: Vec::new(), epsilon: 2e-3 };
     Data { customer_start, offer, p, zone, slot, weight, cap, margin, prices }
 }
 

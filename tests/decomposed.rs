@@ -169,6 +169,40 @@ fn agrees_with_exact_with_volume_rules() {
     }
 }
 
+/// A `value` rule over per-pair values (model version 2): a cap on the
+/// expected acceptance value of every offer, at 30% of what all candidates
+/// could bring, where each pair counts its own value (0.5 to 1.7 times its
+/// offer's margin, some pairs losing money). The rule's coefficient differs
+/// between the customers of one cell, so the customers pay its price on their
+/// own `value * p` and sum it per offer for the gradient: without that the
+/// multiplier would rise with no response and the bound with it. The plan
+/// keeps the rule (the checker measures it from the spec) and the certificate
+/// is tight.
+#[test]
+fn agrees_with_exact_with_a_value_rule_over_pair_values() {
+    let mut problem = scenario(7, |p| {
+        lp(p);
+        contact_costs_and_pair_values(p);
+    });
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let reachable: f64 = (0..cands.len()).map(|k| cands.accept_value_of(&problem, k) * cands.p[k]).filter(|v| *v > 0.0).sum();
+    problem.rules.push(allot_optimizer::Rule {
+        id: "value_cap".into(),
+        kind: allot_optimizer::RuleKind::MaxTotal,
+        measure: allot_optimizer::Measure::Value,
+        bound: 0.3 * reachable,
+        penalty: None,
+        selector: allot_optimizer::Selector::default(),
+    });
+    let (_, exact, decomposed) = solve_both(&problem);
+    assert_certificate(&exact, &decomposed);
+    assert!(exact.prices.families["rule"][0] > 1e-7, "the value cap binds: {:?}", exact.prices.families["rule"]);
+    assert!(decomposed.report.offers_gap <= 2e-2, "certified offers gap {:.2e}", decomposed.report.offers_gap);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-2, "decomposed {} vs exact {}: {diff:.2e}", decomposed.report.objective, exact.report.objective);
+}
+
 /// Contact policies (model version 2) over a generated scenario: per-customer
 /// limits on email and call-centre contacts, a call-then-email and a
 /// category conflict, and a contact history for a third of the customers.

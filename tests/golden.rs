@@ -411,3 +411,40 @@ fn a_receipt_in_bucket_2_does_not_serve_bucket_1() {
     assert_eq!(check_allocation(&problem, &cands, &d, TOL), vec![]);
     assert!((d.report.objective - 22.0).abs() <= 1e-3 * 22.0, "{:?}", d.report);
 }
+
+/// A `value` rule over per-pair values (model version 2): the measure of a
+/// pair is its own value times `p`, not its offer's margin. Shipping is free
+/// and stock plentiful.
+/// - o1 (1 a contact): c1 (value 20, p .5: measure 10, worth 9) and c2 (value
+///   4: measure 2, worth 1). `o1_value` (at most 6 of o1's value): 0.9 per
+///   unit of measure for c1 against 0.5 for c2, so c1 takes x = 0.6 (5.4) and
+///   c2 nothing; the rule's price is 0.9, and c2's reduced value 1 - 0.9 * 2
+///   < 0 keeps it out by the rule. (Read as the margin, both measure 5: x =
+///   1 and 0.2, 9.2.)
+/// - o2 (free contact): c3 (no value of its own: the margin 10, measure 5)
+///   and c1 (value -4: measure -2, worth -2). `o2_floor` (soft: at least 6 of
+///   o2's value, 0.5 per unit short): c3 is served, 1 short, paying 0.5;
+///   serving c1 would lower the measure. (Read as the margin, c1 measuring 5
+///   would pay: 0.5 * 5 x - 2 x > 0 up to the floor.)
+///
+/// Objective = 5.4 + 5 - 0.5 = 9.9.
+#[test]
+fn a_value_rule_counts_each_pairs_own_value() {
+    let (problem, _, alloc, plan) = solve("value_rule");
+    assert_close(alloc.report.objective, 9.9, "objective");
+    let rule = |id: &str| plan.kpis.rules.iter().find(|r| r.rule_id == id).unwrap_or_else(|| panic!("rule {id}"));
+    assert_close(rule("o1_value").measured, 6.0, "o1_value measured");
+    assert_close(rule("o1_value").shadow_price, 0.9, "o1_value price");
+    assert_close(rule("o2_floor").measured, 5.0, "o2_floor measured");
+    assert_close(rule("o2_floor").penalty_paid, 0.5, "o2_floor penalty");
+    assert_eq!(reason(&problem, &plan, "c2", "o1").code(&problem), "not_selected:rule:o1_value");
+    assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::Eligible);
+    assert_eq!(reason(&problem, &plan, "c1", "o2"), Reason::NotSelected(Binding::NoValue));
+    // c1/o1 alone measures 10 > 6: the served plan cannot hold it (`solve` checked the rest).
+    assert!(!plan.eligibility.iter().any(|r| r.eligible && problem.customers.id[r.customer as usize] == "c1" && problem.offers[r.offer as usize].id == "o1"));
+    assert!(rule("o1_value").measured_served <= 6.0 + TOL);
+    // The decomposition finds the same optimum.
+    let (cands, d, _) = allot_optimizer::plan(&problem, &SolverChoice::Decomposed(Default::default())).expect("decomposed solves");
+    assert_eq!(check_allocation(&problem, &cands, &d, TOL), vec![]);
+    assert!((d.report.objective - 9.9).abs() <= 1e-3 * 9.9, "{:?}", d.report);
+}

@@ -114,8 +114,7 @@ fn problem() -> impl Strategy<Value = Problem> {
                         .map(|(i, (upper, m, bound, penalty, channel))| Rule {
                             id: format!("r{i}"),
                             kind: if upper { RuleKind::MaxTotal } else { RuleKind::MinTotal },
-                            // The value measure is read only without per-pair values.
-                            measure: if uptake_value.is_some() && m == 4 { Measure::Accepts } else { measures[m] },
+                            measure: measures[m],
                             bound,
                             penalty: if upper { penalty } else { Some(penalty.unwrap_or(1.0)) },
                             selector: Selector { channels: channel.into_iter().collect(), ..Selector::default() },

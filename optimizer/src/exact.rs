@@ -147,11 +147,7 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
         let o = cands.offer[k] as usize;
         let zone = problem.customers.zone[c] as usize;
         let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
-        for (r, a) in layout.accept_coefs(o * layout.zones + zone).filter(|&(r, _)| generic[r]) {
-            rows_expr[r].add_mul(a * cands.p[k], xk);
-            used[r] = true;
-        }
-        for (r, a) in layout.exposure_coefs(o * layout.slots + slot).filter(|&(r, _)| generic[r]) {
+        for (r, a) in layout.pair_coefs(o, zone, slot, cands.p[k], cands.accept_value_of(problem, k)).filter(|&(r, _)| generic[r]) {
             rows_expr[r].add_mul(a, xk);
             used[r] = true;
         }

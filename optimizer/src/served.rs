@@ -416,12 +416,7 @@ impl<'a> Loads<'a> {
         let zone = self.problem.customers.zone[c] as usize;
         let groups = self.problem.groups.len();
         let slot = self.problem.customers.group[c].map_or(groups, |g| g as usize);
-        let p = self.cands.p[k];
-        let layout = self.layout;
-        layout
-            .accept_coefs(o * layout.zones + zone)
-            .map(move |(r, a)| (r, a * p))
-            .chain(layout.exposure_coefs(o * layout.slots + slot))
+        self.layout.pair_coefs(o, zone, slot, self.cands.p[k], self.cands.accept_value_of(self.problem, k))
     }
 
     /// Adds `sign` times candidate `k`'s loads to `usage`.

@@ -11,9 +11,14 @@ use super::kernel::{CellPrices, KernelInput};
 /// Sums of a response over one cell: all the repair LP needs of the customers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CellSums {
+    /// Objective `sum gain x`.
     pub(super) value: f64,
+    /// Expected acceptances `sum p x`.
     pub(super) accepts: f64,
+    /// Exposures `sum x`.
     pub(super) exposure: f64,
+    /// Expected acceptance value `sum value p x` (what `value` rules count).
+    pub(super) values: f64,
 }
 
 impl CellSums {
@@ -21,6 +26,7 @@ impl CellSums {
         self.value += other.value;
         self.accepts += other.accepts;
         self.exposure += other.exposure;
+        self.values += other.values;
     }
 }
 
@@ -108,6 +114,7 @@ pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usi
                 cell.value += input.gain(c, k).0 * x;
                 cell.accepts += p * x;
                 cell.exposure += x;
+                cell.values += input.accept_value(k) * p * x;
             }
         }
     }

@@ -86,8 +86,11 @@ impl<'a> Context<'a> {
         let abs_sum = |coefs: &mut dyn Iterator<Item = (usize, f64)>| coefs.map(|(_, a)| a.abs()).sum::<f64>();
         let accept_abs: Vec<f64> = (0..n_o * zones).map(|cell| abs_sum(&mut layout.accept_coefs(cell))).collect();
         let exposure_abs: Vec<f64> = (0..n_o * slots).map(|cell| abs_sum(&mut layout.exposure_coefs(cell))).collect();
-        // Per (offer, zone, slot): sums over candidates of colabs/gamma and p*colabs/gamma.
+        let value_abs: Vec<f64> = (0..n_o).map(|o| abs_sum(&mut layout.value_coefs(o))).collect();
+        // Per (offer, zone, slot): sums over candidates of colabs/gamma, p*colabs/gamma
+        // and |value| p colabs/gamma.
         let (mut w0, mut w1) = (vec![0.0; n_o * zones * slots], vec![0.0; n_o * zones * slots]);
+        let mut w2 = vec![0.0; n_o * zones * slots];
         let cust = &self.problem.customers;
         let input = self.attrs.input(self.problem, self.cands);
         for c in 0..cust.len() {
@@ -97,9 +100,11 @@ impl<'a> Context<'a> {
                 let p = self.cands.p[k];
                 let gamma = input.gain(c, k).1.abs().max(1e-9);
                 let cell = (o * zones + z) * slots + s;
-                let colabs = p * accept_abs[o * zones + z] + exposure_abs[o * slots + s];
+                let value_p = input.accept_value(k).abs() * p;
+                let colabs = p * accept_abs[o * zones + z] + exposure_abs[o * slots + s] + value_p * value_abs[o];
                 w0[cell] += colabs / gamma;
                 w1[cell] += p * colabs / gamma;
+                w2[cell] += value_p * colabs / gamma;
             }
         }
         let mut l = vec![0.0; layout.total()];
@@ -116,6 +121,9 @@ impl<'a> Context<'a> {
                     }
                     for (r, a) in layout.exposure_coefs(o * slots + s) {
                         l[r] += a.abs() * a0;
+                    }
+                    for (r, a) in layout.value_coefs(o) {
+                        l[r] += a.abs() * w2[cell];
                     }
                 }
             }
@@ -157,16 +165,16 @@ impl<'a> Context<'a> {
                 per_exposure[o * slots..(o + 1) * slots].fill(f64::NEG_INFINITY);
             }
         }
-        CellPrices { per_accept, per_exposure, epsilon }
+        let per_value = if layout.has_value_rows() { (0..n_o).map(|o| layout.value_coefs(o).map(|(r, a)| a * nu[r]).sum()).collect() } else { Vec::new() };
+        CellPrices { per_accept, per_exposure, per_value, epsilon }
     }
 
     /// Prices every partition of customers and reduces their sums in partition
     /// order (so results do not depend on scheduling).
     fn price_all(&self, side: &mut dyn CustomerSide, prices: CellPrices, mix: Option<f64>) -> Result<PartitionSums, DecomposedError> {
-        let layout = &self.layout;
-        let (cells, slots) = (self.problem.offers.len() * layout.zones, self.problem.offers.len() * layout.slots);
+        let shape = PartitionSums::zeros(&prices);
         match MapReply::merge(side.map(&MapRequest::Price { prices, mix })?)? {
-            MapReply::Price(sums) if sums.accepts.len() == cells && sums.exposure.len() == slots => Ok(sums),
+            MapReply::Price(sums) if sums.same_shape(&shape) => Ok(sums),
             _ => Err(DecomposedError::Workers("a partition answered a price request with another reply".into())),
         }
     }
@@ -196,6 +204,13 @@ impl<'a> Context<'a> {
             if exposure != 0.0 {
                 for (r, a) in layout.exposure_coefs(cell) {
                     slack[r] -= a * exposure;
+                }
+            }
+        }
+        for (o, &value) in sums.values.iter().enumerate() {
+            if value != 0.0 {
+                for (r, a) in layout.value_coefs(o) {
+                    slack[r] -= a * value;
                 }
             }
         }

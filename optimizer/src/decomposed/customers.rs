@@ -147,9 +147,7 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
                 for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
                     let x = state.kept[k - first];
                     if x > 0.0 {
-                        let o = input.offer[k] as usize;
-                        let p = input.p[k];
-                        net[o] += x * (input.gain(c, k).0 - p * prices.per_accept[o * input.zones + zone]);
+                        net[input.offer[k] as usize] += x * (input.gain(c, k).0 - prices.accept_charge(input, zone, k));
                     }
                 }
             }
@@ -254,11 +252,7 @@ impl MapReply {
         let mut merged = replies.next().ok_or_else(|| DecomposedError::Workers("no partition answered".into()))?;
         for reply in replies {
             match (&mut merged, reply) {
-                (MapReply::Price(total), MapReply::Price(part))
-                    if total.accepts.len() == part.accepts.len() && total.exposure.len() == part.exposure.len() =>
-                {
-                    total.add(&part)
-                }
+                (MapReply::Price(total), MapReply::Price(part)) if total.same_shape(&part) => total.add(&part),
                 (MapReply::RepairCells { average, generous }, MapReply::RepairCells { average: a, generous: g })
                     if average.len() == a.len() && generous.len() == g.len() =>
                 {

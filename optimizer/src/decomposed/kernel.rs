@@ -60,10 +60,15 @@ impl KernelInput<'_> {
     /// acceptance part `weight * value * p`, the scale of its ridge.
     #[inline]
     pub fn gain(&self, c: usize, k: usize) -> (f64, f64) {
-        let o = self.offer[k] as usize;
-        let value = self.accept_value.map_or(self.margin[o], |v| v[k]);
-        let accept = self.weight[c] * value * self.p[k];
-        (accept - self.contact_cost[o], accept)
+        let accept = self.weight[c] * self.accept_value(k) * self.p[k];
+        (accept - self.contact_cost[self.offer[k] as usize], accept)
+    }
+
+    /// The (unweighted) value of one acceptance of candidate `k`: its pair's
+    /// own, else its offer's margin.
+    #[inline]
+    pub fn accept_value(&self, k: usize) -> f64 {
+        self.accept_value.map_or_else(|| self.margin[self.offer[k] as usize], |v| v[k])
     }
 }
 
@@ -77,8 +82,28 @@ pub struct CellPrices {
     /// Per `offer * slots + slot`: a price per unit of exposure (fairness and the
     /// custom-offer limit); `-inf` closes the offer.
     pub per_exposure: Vec<f64>,
+    /// Per offer: the price of one unit of expected acceptance value
+    /// (`value * p`, volume rules on `value`); empty when no row counts value.
+    pub per_value: Vec<f64>,
     /// Ridge weight relative to a candidate's value (`gamma_k = epsilon * value_k`).
     pub epsilon: f64,
+}
+
+impl CellPrices {
+    /// What candidate `k` (of a customer in `zone`) pays for its expected
+    /// acceptances at these prices: its cell's price per acceptance and its
+    /// offer's price per unit of acceptance value.
+    #[inline]
+    pub fn accept_charge(&self, input: &KernelInput, zone: usize, k: usize) -> f64 {
+        let o = input.offer[k] as usize;
+        let p = input.p[k];
+        let per_accept = p * self.per_accept[o * input.zones + zone];
+        if self.per_value.is_empty() {
+            per_accept
+        } else {
+            per_accept + self.per_value[o] * input.accept_value(k) * p
+        }
+    }
 }
 
 /// What one partition of customers returns: sums over its candidates, all small.
@@ -88,14 +113,27 @@ pub struct PartitionSums {
     pub accepts: Vec<f64>,
     /// Per `offer * slots + slot`: exposures `sum x` of the smoothed response.
     pub exposure: Vec<f64>,
+    /// Per offer: expected acceptance value `sum value p x` (empty when the
+    /// prices have no `per_value`).
+    pub values: Vec<f64>,
     /// The customers' part of the (unsmoothed) Lagrangian dual function.
     pub dual_value: f64,
 }
 
 impl PartitionSums {
-    /// Zeroed sums for the given sizes.
-    pub fn zeros(cells: usize, slots: usize) -> Self {
-        PartitionSums { accepts: vec![0.0; cells], exposure: vec![0.0; slots], dual_value: 0.0 }
+    /// Zeroed sums for the sizes of `prices`.
+    pub fn zeros(prices: &CellPrices) -> Self {
+        PartitionSums {
+            accepts: vec![0.0; prices.per_accept.len()],
+            exposure: vec![0.0; prices.per_exposure.len()],
+            values: vec![0.0; prices.per_value.len()],
+            dual_value: 0.0,
+        }
+    }
+
+    /// Whether these sums have the sizes of `other`'s (one problem's).
+    pub fn same_shape(&self, other: &PartitionSums) -> bool {
+        self.accepts.len() == other.accepts.len() && self.exposure.len() == other.exposure.len() && self.values.len() == other.values.len()
     }
 
     /// Adds another partition's sums (the "reduce").
@@ -104,6 +142,9 @@ impl PartitionSums {
             *a += b;
         }
         for (a, b) in self.exposure.iter_mut().zip(&other.exposure) {
+            *a += b;
+        }
+        for (a, b) in self.values.iter_mut().zip(&other.values) {
             *a += b;
         }
         self.dual_value += other.dual_value;
@@ -137,7 +178,7 @@ pub fn price_customers(
     scratch: &mut Scratch,
     mut blend: Blend,
 ) -> PartitionSums {
-    let mut sums = PartitionSums::zeros(prices.per_accept.len(), prices.per_exposure.len());
+    let mut sums = PartitionSums::zeros(prices);
     let first = input.customer_start[customers.start] as usize;
     for c in customers {
         let range = input.customer_start[c] as usize..input.customer_start[c + 1] as usize;
@@ -160,6 +201,9 @@ pub fn price_customers(
                 let o = input.offer[k] as usize;
                 sums.accepts[o * input.zones + zone] += input.p[k] * x;
                 sums.exposure[o * input.slots + slot] += x;
+                if let Some(v) = sums.values.get_mut(o) {
+                    *v += input.accept_value(k) * input.p[k] * x;
+                }
             }
             if let Some((out, mix)) = blend.as_mut() {
                 let slot = &mut out[k - first];
@@ -211,8 +255,9 @@ pub fn customer_prices(input: &KernelInput, c: usize, reduced: &[f64], scratch: 
     }
 }
 
-/// Reduced values `value - p * per_accept + per_exposure` of customer `c`'s
-/// candidates, and the inverses of their ridge weights `1 / (epsilon * value)`.
+/// Reduced values `value - accept charge + per_exposure` of customer `c`'s
+/// candidates ([`CellPrices::accept_charge`]), and the inverses of their ridge
+/// weights `1 / (epsilon * value)`.
 pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduced: &mut Vec<f64>, inv_gamma: &mut Vec<f64>) {
     reduced.clear();
     inv_gamma.clear();
@@ -220,9 +265,8 @@ pub fn reduced_values(input: &KernelInput, prices: &CellPrices, c: usize, reduce
     let slot = input.slot[c] as usize;
     for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
         let o = input.offer[k] as usize;
-        let p = input.p[k];
         let (value, scale) = input.gain(c, k);
-        reduced.push(value - p * prices.per_accept[o * input.zones + zone] + prices.per_exposure[o * input.slots + slot]);
+        reduced.push(value - prices.accept_charge(input, zone, k) + prices.per_exposure[o * input.slots + slot]);
         inv_gamma.push(1.0 / (prices.epsilon * scale.abs()).max(1e-9));
     }
 }

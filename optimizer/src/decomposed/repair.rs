@@ -141,6 +141,9 @@ fn master(ctx: &Context, cells: &[CellSums]) -> Result<Option<(Repaired, Vec<f64
         for (r, a) in layout.accept_coefs(o * zones + z) {
             rows[r].add_mul(a * cell.accepts, s);
         }
+        for (r, a) in layout.value_coefs(o) {
+            rows[r].add_mul(a * cell.values, s);
+        }
         if let Some((_, sum)) = &mut exposure_sums[o * slots + slot] {
             sum.add_mul(cell.exposure, s);
         }

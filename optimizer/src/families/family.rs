@@ -141,6 +141,12 @@ pub trait Family: Send + Sync {
     /// Coefficients of one unit of exposure of `offer` to a customer in fairness `slot`.
     fn per_exposure(&self, _offer: usize, _slot: usize, _push: &mut dyn FnMut(usize, f64)) {}
 
+    /// Coefficients of one unit of an exposure's expected acceptance value
+    /// (`value[c,o] * p[c,o]`, model version 2) of `offer`: the only coefficient
+    /// that differs between two candidates of one cell by more than their `p`,
+    /// since the scenario may give a value per pair.
+    fn per_value(&self, _offer: usize, _push: &mut dyn FnMut(usize, f64)) {}
+
     /// Tests the family's rule on an allocation, re-derived from the spec (not
     /// from [`Family::per_accept`]), so a wrong coefficient cannot hide itself.
     fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker);

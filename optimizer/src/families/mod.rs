@@ -5,7 +5,9 @@
 //! - its **rows** and right-hand sides (`A x <= rhs`, or `=` for [`Sense::Eq`]);
 //! - its **coefficients** on the customers' exposures, by *cell*: per expected
 //!   acceptance of an offer in a zone ([`Family::per_accept`]) and per unit of
-//!   exposure of an offer to a fairness slot ([`Family::per_exposure`]);
+//!   exposure of an offer to a fairness slot ([`Family::per_exposure`]), and per
+//!   unit of expected acceptance value of an offer ([`Family::per_value`], whose
+//!   candidates differ by their per-pair values);
 //! - its **name**, used in eligibility reasons (`not_selected:<name>`), KPIs,
 //!   checker violations and marginal-value reports, and the **label** of each row;
 //! - how the **checker** tests it, re-derived from the spec ([`Family::check`]);
@@ -63,6 +65,7 @@ pub struct Layout {
     pub offer_size: Vec<f64>,
     accept: Csr,
     exposure: Csr,
+    value: Csr,
 }
 
 /// Builds the families beyond the standard ones for one model (a scenario's own
@@ -152,6 +155,12 @@ impl Layout {
                 f.per_exposure(cell / slots, cell % slots, &mut |r, a| push(at + r, a));
             }
         });
+        let value = Csr::build(n_o, |o, push| {
+            for &(i, f) in &all {
+                let at = offsets[i];
+                f.per_value(o, &mut |r, a| push(at + r, a));
+            }
+        });
         Layout {
             balance,
             families,
@@ -163,6 +172,7 @@ impl Layout {
             offer_size: scope.offer_size.clone(),
             accept,
             exposure,
+            value,
         }
     }
 
@@ -229,6 +239,28 @@ impl Layout {
         self.exposure.of(cell)
     }
 
+    /// Coefficients of one unit of expected acceptance value (`value * p`) of offer `o`.
+    pub fn value_coefs(&self, o: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.value.of(o)
+    }
+
+    /// Whether any row has a coefficient on acceptance value (a `value` rule):
+    /// the solvers then also sum `value * p * x` per offer.
+    pub fn has_value_rows(&self) -> bool {
+        !self.value.row.is_empty()
+    }
+
+    /// Coefficients of one candidate's exposure `x` on every row: its offer `o`
+    /// in `zone` and fairness `slot`, with acceptance probability `p` and
+    /// acceptance value `value`. The one place a candidate's column is assembled
+    /// from its cells (the exact model, the served plan and the reasons read it).
+    pub fn pair_coefs(&self, o: usize, zone: usize, slot: usize, p: f64, value: f64) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.accept_coefs(o * self.zones + zone)
+            .map(move |(r, a)| (r, a * p))
+            .chain(self.exposure_coefs(o * self.slots + slot))
+            .chain(self.value_coefs(o).map(move |(r, a)| (r, a * value * p)))
+    }
+
     /// The rows' prices read from [`ShadowPrices`] (e.g. a sample's), `>= 0`.
     pub fn prices_from(&self, problem: &Problem, from: &ShadowPrices) -> Vec<f64> {
         let mut nu = vec![0.0; self.total()];
@@ -270,23 +302,22 @@ impl Layout {
     }
 
     /// Per family (in [`Layout::families`] order): the charge of one expected
-    /// acceptance in cell `offer * zones + zone` and of one unit of exposure in
-    /// cell `offer * slots + slot`, at row prices `prices`.
+    /// acceptance in cell `offer * zones + zone`, of one unit of exposure in
+    /// cell `offer * slots + slot` and of one unit of acceptance value of an
+    /// offer, at row prices `prices`.
     pub fn charges(&self, prices: &[f64]) -> Charges {
         let n = self.family_count();
-        let mut accept = vec![0.0; (self.accept.start.len() - 1) * n];
-        for cell in 0..self.accept.start.len() - 1 {
-            for (r, a) in self.accept.of(cell) {
-                accept[cell * n + self.family_of(r)] += a * prices[r];
+        let per_family = |csr: &Csr| {
+            let cells = csr.start.len() - 1;
+            let mut out = vec![0.0; cells * n];
+            for cell in 0..cells {
+                for (r, a) in csr.of(cell) {
+                    out[cell * n + self.family_of(r)] += a * prices[r];
+                }
             }
-        }
-        let mut exposure = vec![0.0; (self.exposure.start.len() - 1) * n];
-        for cell in 0..self.exposure.start.len() - 1 {
-            for (r, a) in self.exposure.of(cell) {
-                exposure[cell * n + self.family_of(r)] += a * prices[r];
-            }
-        }
-        Charges { families: n, accept, exposure }
+            out
+        };
+        Charges { families: n, accept: per_family(&self.accept), exposure: per_family(&self.exposure), value: per_family(&self.value) }
     }
 }
 
@@ -298,6 +329,8 @@ pub struct Charges {
     pub accept: Vec<f64>,
     /// Per `(offer * slots + slot) * families + family`.
     pub exposure: Vec<f64>,
+    /// Per `offer * families + family`.
+    pub value: Vec<f64>,
 }
 
 /// Every family's check on an allocation (see [`Family::check`]).

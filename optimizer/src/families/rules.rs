@@ -34,8 +34,9 @@ struct RuleRow {
     measure: Measure,
     /// Per offer: whether the rule selects it.
     selected: Vec<bool>,
-    /// Per offer: the measure of one acceptance (`discount_cost`, the margin for
-    /// `value`) or of one exposure (`cost_per_contact`); 1 for counts.
+    /// Per offer: the measure of one acceptance (`discount_cost`) or of one
+    /// exposure (`cost_per_contact`); 1 for counts and for `value`, whose
+    /// coefficient is the pair's value ([`Family::per_value`]).
     offer_coef: Vec<f64>,
 }
 
@@ -64,15 +65,20 @@ impl Rules {
                         .map(|o| match rule.measure {
                             Measure::DiscountCost => o.discount_cost,
                             Measure::ContactCost => o.cost_per_contact,
-                            // Per-pair values are refused with a `value` rule by the loader (`Problem::rules`).
-                            Measure::Value => o.margin,
-                            Measure::Contacts | Measure::Accepts => 1.0,
+                            Measure::Contacts | Measure::Accepts | Measure::Value => 1.0,
                         })
                         .collect(),
                 }
             })
             .collect();
         Rules { rows }
+    }
+
+    /// The coefficients of `offer` on the rows whose measure counts `kind`.
+    fn push_coefs(&self, offer: usize, kind: Per, push: &mut dyn FnMut(usize, f64)) {
+        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer] && per(row.measure) == kind) {
+            push(r, row.sign * row.offer_coef[offer]);
+        }
     }
 }
 
@@ -84,9 +90,21 @@ fn sign(kind: RuleKind) -> f64 {
     }
 }
 
-/// Whether a measure counts per expected acceptance (else per exposure).
-fn per_acceptance(measure: Measure) -> bool {
-    matches!(measure, Measure::Accepts | Measure::DiscountCost | Measure::Value)
+/// What one exposure of a pair adds to a measure: a multiple of its expected
+/// acceptances, of its expected acceptance value, or of the exposure itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Per {
+    Acceptance,
+    Value,
+    Exposure,
+}
+
+fn per(measure: Measure) -> Per {
+    match measure {
+        Measure::Accepts | Measure::DiscountCost => Per::Acceptance,
+        Measure::Value => Per::Value,
+        Measure::Contacts | Measure::ContactCost => Per::Exposure,
+    }
 }
 
 /// Per offer: whether `rule` selects it.
@@ -157,15 +175,15 @@ impl Family for Rules {
     }
 
     fn per_accept(&self, offer: usize, _zone: usize, push: &mut dyn FnMut(usize, f64)) {
-        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer] && per_acceptance(row.measure)) {
-            push(r, row.sign * row.offer_coef[offer]);
-        }
+        self.push_coefs(offer, Per::Acceptance, push);
     }
 
     fn per_exposure(&self, offer: usize, _slot: usize, push: &mut dyn FnMut(usize, f64)) {
-        for (r, row) in self.rows.iter().enumerate().filter(|(_, row)| row.selected[offer] && !per_acceptance(row.measure)) {
-            push(r, row.sign * row.offer_coef[offer]);
-        }
+        self.push_coefs(offer, Per::Exposure, push);
+    }
+
+    fn per_value(&self, offer: usize, push: &mut dyn FnMut(usize, f64)) {
+        self.push_coefs(offer, Per::Value, push);
     }
 
     fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {

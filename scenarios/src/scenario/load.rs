@@ -493,7 +493,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     channels.closed = true;
     tags.closed = true;
-    let rule_rows = read_rules(dir, &mut channels, &mut tags, &offer_index, uptake_value.is_some(), &mut issues, &mut notes)?;
+    let rule_rows = read_rules(dir, &mut channels, &mut tags, &offer_index, &mut issues, &mut notes)?;
     let conflict_rows = read_conflicts(dir, &mut channels, &mut tags, &offer_index, &mut issues, &mut notes)?;
     let history = read_contact_history(dir, &mut channels, &mut tags, &customer_index, &offer_index, &mut issues, &mut notes)?;
 
@@ -667,7 +667,6 @@ fn read_rules(
     channels: &mut Names,
     tags: &mut Names,
     offers: &HashMap<String, u32>,
-    pair_values: bool,
     issues: &mut Issues,
     notes: &mut Vec<String>,
 ) -> Result<Vec<(ReadRule, crate::error::Issue)>, LoadError> {
@@ -700,10 +699,6 @@ fn read_rules(
         let (Some(id), Some(kind), Some(measure), Some(bound)) = (&ids[i], kind[i], measure[i], bound[i]) else { continue };
         if seen.insert(id.clone(), i).is_some() {
             issues.push(t.issue(i, "rule_id", Some(id), "a rule_id not listed before (duplicate)"));
-            continue;
-        }
-        if measure == Measure::Value && pair_values {
-            issues.push(t.issue(i, "measure", Some("value"), format!("rule {id}: a measure other than value while uptake has per-pair values (a value rule over per-pair values is not supported yet)")));
             continue;
         }
         let selector = selectors.selector(&t, i, &format!("rule {id}"), channels, tags, offers, issues);
