@@ -190,6 +190,11 @@ struct PlanArgs {
     /// Make the new plan version the active one.
     #[arg(long)]
     activate: bool,
+    /// Decomposed solver: start from the prices of this earlier plan version
+    /// of the same scenario (after a receipt, a demand shock, a changed rule)
+    /// and stop once its certified gap is reached again (or `--gap`, if tighter).
+    #[arg(long, value_parser = plan_id)]
+    warm_from: Option<String>,
     #[command(flatten)]
     database: DatabaseArg,
     /// Print the solver's own log (HiGHS) to stdout.
@@ -512,7 +517,11 @@ fn serve(args: ServeArgs) -> Result<()> {
 fn plan(args: PlanArgs) -> Result<()> {
     let store = PlanStore::open(&args.store.store).context("opening the plan store")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scenario));
-    let solver = solver_of(&args)?;
+    let warm = match &args.warm_from {
+        Some(id) => Some(std::sync::Arc::new(warm_start(&store, id, &args)?)),
+        None => None,
+    };
+    let solver = solver_of(&args, warm)?;
     // Opened before the solve, so a live state that cannot be opened costs no plan.
     let live = if args.activate { Some(args.database.open(&store)?) } else { None };
     let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: format_of(args.format) }))?;
@@ -611,8 +620,22 @@ fn format_of(f: FormatArg) -> Format {
     }
 }
 
-/// The solver and its options from the command line.
-fn solver_of(args: &PlanArgs) -> Result<Box<dyn PlanSolver>> {
+/// The warm start `--warm-from` names: an error for the exact solver (it
+/// solves from scratch) or a version without one; a warning when the version
+/// was planned from another scenario directory (its prices are matched by row
+/// names, so they still apply where the rows are the same).
+fn warm_start(store: &PlanStore, id: &str, args: &PlanArgs) -> Result<allot_optimizer::decomposed::WarmStart> {
+    anyhow::ensure!(!matches!(args.solver, SolverArg::Exact), "--warm-from starts the decomposed solver from an earlier plan's prices; the exact solver solves from scratch (use --solver auto or decomposed)");
+    let manifest = store.manifest(id).with_context(|| format!("--warm-from {id}"))?;
+    let here = args.scenario.canonicalize().unwrap_or_else(|_| args.scenario.clone());
+    if Path::new(&manifest.scenario) != here {
+        tracing::warn!(version = id, planned_from = %manifest.scenario, "--warm-from: that version was planned from another scenario directory; its prices apply where row names match");
+    }
+    Ok(store.warm_start(id).with_context(|| format!("--warm-from {id}"))?)
+}
+
+/// The solver and its options from the command line (`warm`: `--warm-from`'s prices).
+fn solver_of(args: &PlanArgs, warm: Option<std::sync::Arc<allot_optimizer::decomposed::WarmStart>>) -> Result<Box<dyn PlanSolver>> {
     Ok(match args.solver {
         SolverArg::Ray => {
             anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
@@ -622,26 +645,27 @@ fn solver_of(args: &PlanArgs) -> Result<Box<dyn PlanSolver>> {
                 python: args.ray_python.clone(),
                 partitions_dir: args.partitions_dir.clone(),
                 actor_threads: args.actor_threads.max(1),
-                decomposed: decomposed_options(args),
+                decomposed: decomposed_options(args, warm),
             })
         }
-        _ => Box::new(solver_choice(args)),
+        _ => Box::new(solver_choice(args, warm)),
     })
 }
 
 /// The decomposed solver's options from the command line.
-fn decomposed_options(args: &PlanArgs) -> DecomposedOptions {
+fn decomposed_options(args: &PlanArgs, warm: Option<std::sync::Arc<allot_optimizer::decomposed::WarmStart>>) -> DecomposedOptions {
     DecomposedOptions {
         gap: args.gap,
         time_limit: args.time_limit,
         max_iterations: args.max_iterations,
         threads: args.threads.map(|t| t as usize),
         verbose: args.solver_log,
+        warm,
     }
 }
 
 /// The in-process solver and its options from the command line.
-fn solver_choice(args: &PlanArgs) -> SolverChoice {
+fn solver_choice(args: &PlanArgs, warm: Option<std::sync::Arc<allot_optimizer::decomposed::WarmStart>>) -> SolverChoice {
     let exact = ExactOptions {
         threads: args.threads,
         time_limit: args.time_limit,
@@ -649,7 +673,7 @@ fn solver_choice(args: &PlanArgs) -> SolverChoice {
         highs_options: args.solver_options.clone(),
         ..ExactOptions::default()
     };
-    let decomposed = decomposed_options(args);
+    let decomposed = decomposed_options(args, warm);
     match args.solver {
         SolverArg::Auto => SolverChoice::Auto(exact, decomposed),
         SolverArg::Exact => SolverChoice::Exact(exact),

@@ -203,3 +203,22 @@ fn plan_summary_shows_rules_and_channels() {
     assert!(printed.contains("rule new_accepts accepts 0.50 >= 1.5") && printed.contains("penalty 2.00"), "{printed}");
     assert!(printed.contains("channels") && printed.contains("email 5.0 contacts"), "{printed}");
 }
+
+/// `--warm-from`: a version keeps the prices its re-plans start from; a
+/// re-plan from it runs the decomposition warm and saves a version; the exact
+/// solver and an unknown version are refused with a message saying why.
+#[test]
+fn a_replan_starts_warm_from_an_earlier_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed"]));
+    let warm = PlanStore::open(&store).unwrap().warm_start("000001").expect("a version keeps its warm start");
+    assert!(warm.prices.contains_key("zone_balance"), "{warm:?}");
+    let stdout = ok(&plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000001"]));
+    assert!(stdout.contains("plan 000002") && stdout.contains("objective        12.90"), "{stdout}");
+    let refused = plan(&golden("stock_lanes"), &out, &store, &["--solver", "exact", "--warm-from", "000001"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("the exact solver solves from scratch"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let unknown = plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000009"]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("000009"), "{}", String::from_utf8_lossy(&unknown.stderr));
+    assert_eq!(PlanStore::open(&store).unwrap().ids().unwrap(), vec!["000001", "000002"], "refused re-plans save nothing");
+}

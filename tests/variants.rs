@@ -106,6 +106,25 @@ fn inbound_delay_pushes_arrivals_past_the_horizon() {
 }
 
 #[test]
+fn receipt_adds_units_on_its_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(tmp.path(), "receipt", &example(), "[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W01\"\nsku = \"SKU00003\"\nunits = 6\ndate = \"2026-12-05\"\n");
+    let (base, v) = load_variant_keeping_base(&d);
+    let (w, sku) = (ix(&base.warehouses, "W01"), ix(&base.skus, "SKU00003"));
+    let point = |p: &Problem| p.stock.iter().find(|s| s.warehouse == w && s.sku == sku).unwrap().clone();
+    let (before, after) = (point(&base), point(&v));
+    assert_eq!(after.inbound_units(), before.inbound_units() + 6.0);
+    assert_eq!(after.inbound.last().map(|r| r.day.to_string()), Some("2026-12-05".to_string()));
+    for (s, after) in base.stock.iter().zip(&v.stock).filter(|(s, _)| s.warehouse != w || s.sku != sku) {
+        assert_eq!(s, after);
+    }
+    // A warehouse without a stock row for the SKU is an error saying so.
+    let bad = variant(tmp.path(), "nowhere", &example(), "[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W01\"\nsku = \"NOPE\"\nunits = 1\n");
+    let e = load_scenario(&bad).unwrap_err().to_string();
+    assert!(e.contains("line") && e.contains("NOPE"), "{e}");
+}
+
+#[test]
 fn uptake_shift_and_policy_overrides() {
     let tmp = tempfile::tempdir().unwrap();
     let d = variant(

@@ -40,6 +40,9 @@ pub enum SolveStatus {
     /// Stopped when further iterations no longer narrowed the gap; the plan and
     /// its certified gap are reported.
     Stalled,
+    /// A warm re-plan (`--warm-from`) that certified the earlier plan's gap,
+    /// looser than the requested one, and stopped there.
+    MatchedEarlierPlan,
 }
 
 impl SolveStatus {
@@ -51,6 +54,7 @@ impl SolveStatus {
             SolveStatus::WithinGap => "within_gap",
             SolveStatus::IterationLimit => "iteration_limit",
             SolveStatus::Stalled => "stalled",
+            SolveStatus::MatchedEarlierPlan => "matched_earlier_plan",
         }
     }
 }

@@ -47,6 +47,17 @@ pub const AUTO_EXACT_MAX_CANDIDATES: usize = 40_000;
 pub const AUTO_EXACT_MAX_MIP_CANDIDATES: usize = 10_000;
 
 impl SolverChoice {
+    /// This choice with the decomposition started from `warm` (an earlier
+    /// plan's prices); the exact solver solves from scratch and is unchanged.
+    pub fn with_warm_start(self, warm: std::sync::Arc<decomposed::WarmStart>) -> SolverChoice {
+        let warmed = |d: decomposed::DecomposedOptions| decomposed::DecomposedOptions { warm: Some(warm.clone()), ..d };
+        match self {
+            SolverChoice::Decomposed(d) => SolverChoice::Decomposed(warmed(d)),
+            SolverChoice::Auto(e, d) => SolverChoice::Auto(e, warmed(d)),
+            exact @ SolverChoice::Exact(_) => exact,
+        }
+    }
+
     /// The solver that will actually run on `cands`.
     pub fn resolve(&self, problem: &Problem, cands: &Candidates) -> SolverChoice {
         match self {

@@ -97,7 +97,14 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
     let work: JobWork = Box::new(move |solver| {
         // Every file the load reads (tables, bases of variants, symlinks) must lie under the root.
         let options = LoadOptions { root: Some(root), ..LoadOptions::default() };
-        let manifest = allot_scenarios::plan_scenario_with(&s.store, &scenario, solver, None, options).map_err(|e| e.to_string())?.manifest;
+        let solver = match warm_start_for(&s, &scenario) {
+            Some((from, warm)) => {
+                tracing::info!(scenario = %scenario.display(), warm_from = %from, "re-plan starts from an earlier version's prices");
+                solver.clone().with_warm_start(std::sync::Arc::new(warm))
+            }
+            None => solver.clone(),
+        };
+        let manifest = allot_scenarios::plan_scenario_with(&s.store, &scenario, &solver, None, options).map_err(|e| e.to_string())?.manifest;
         if activate {
             one_change_at_a_time(|| {
                 s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
@@ -110,6 +117,18 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
     let job = state.jobs.submit(dir, req.solver, activate, work);
     let location = format!("/v1/jobs/{}", job.job_id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+/// The earlier version a planning job's decomposition starts from (a warm
+/// re-plan): the active version when it was planned from the same scenario
+/// directory, else the newest one that was; none for a scenario's first plan
+/// or a version saved before warm starts existed (the job then starts cold).
+fn warm_start_for(s: &AppState, scenario: &std::path::Path) -> Option<(String, allot_optimizer::decomposed::WarmStart)> {
+    let same: Vec<String> = s.store.list().ok()?.into_iter().filter(|m| std::path::Path::new(&m.scenario) == scenario).map(|m| m.id).collect();
+    let active = s.active_id().ok().flatten().map(|(_, id)| id);
+    let from = active.filter(|id| same.contains(id)).or_else(|| same.last().cloned())?;
+    let warm = s.store.warm_start(&from).ok()?;
+    Some((from, warm))
 }
 
 pub(crate) async fn plan_job(State(state): State<AppState>, PathId(id): PathId) -> Result<Json<PlanJob>, ApiError> {

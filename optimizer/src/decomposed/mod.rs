@@ -38,6 +38,10 @@
 //!   plan objective) / max(1, |best bound - objective without offers|)` (the
 //!   latter a small LP, baseline shipping only); the gap relative to the whole
 //!   objective is reported beside it.
+//! * **Warm re-plans** ([`WarmStart`]): a re-plan of a scenario after a small
+//!   change (a receipt, a demand shock) starts from the earlier plan's row
+//!   prices, matched by family and row key, instead of a sample, and stops
+//!   once it certifies the earlier plan's gap (or the target, if tighter).
 //! * **The custom-offer limit** (the MIP) is handled by a documented heuristic: solve
 //!   the relaxation (the limit dualized through `sum_o sum_c x[c,o] / n[o] <= K`),
 //!   open the `K` custom offers with the largest net value at its prices, close the
@@ -86,11 +90,37 @@ pub struct DecomposedOptions {
     pub threads: Option<usize>,
     /// Print progress (iteration, bound, plan objective, gap) to stderr.
     pub verbose: bool,
+    /// Start from an earlier plan's prices instead of a sample's.
+    pub warm: Option<std::sync::Arc<WarmStart>>,
 }
 
 impl Default for DecomposedOptions {
     fn default() -> Self {
-        DecomposedOptions { gap: 1e-3, time_limit: None, max_iterations: 1000, threads: None, verbose: false }
+        DecomposedOptions { gap: 1e-3, time_limit: None, max_iterations: 1000, threads: None, verbose: false, warm: None }
+    }
+}
+
+/// Where a re-plan starts: an earlier plan's coupling-row prices, keyed by
+/// family and row key so they map onto a changed scenario's rows, and the gap
+/// on the offers' value that plan certified. Why: after a small change the
+/// earlier prices are close to the new optimum's, so the first repair is
+/// already about as good as the earlier plan; the sample LP and the windows
+/// of ascent a cold start needs to get there are skipped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WarmStart {
+    /// The earlier plan's certified gap on the offers' value: the re-plan
+    /// stops once it certifies as much (or the target gap, if tighter).
+    pub offers_gap: f64,
+    /// Row prices by family name and row key.
+    pub prices: crate::families::KeyedPrices,
+}
+
+impl WarmStart {
+    /// The warm start a plan leaves for its re-plans: its allocation's prices
+    /// on `layout`'s rows (a layout of the plan's problem).
+    pub fn of(problem: &Problem, layout: &crate::families::Layout, alloc: &Allocation) -> Self {
+        let nu = layout.prices_from(problem, &alloc.prices);
+        WarmStart { offers_gap: alloc.report.offers_gap, prices: layout.keyed_prices(problem, &nu) }
     }
 }
 
@@ -302,12 +332,48 @@ fn solve_driver(
     let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
+    // A warm re-plan: one iteration and a repair at the earlier plan's prices.
+    // When that certifies the earlier plan's gap (or the target), it is the
+    // plan; otherwise the ascent goes on from the better start of those prices
+    // and a sample's (as a cold start), keeping the bound it found.
+    let mut warm_tried: Option<Phase> = None;
+    let requested_gap = opts.gap;
+    let warm_opts;
+    let opts = match &opts.warm {
+        Some(warm) => {
+            warm_opts = DecomposedOptions { gap: opts.gap.max(warm.offers_gap), ..opts.clone() };
+            &warm_opts
+        }
+        None => opts,
+    };
+    if let Some(warm) = &opts.warm {
+        let nu = ctx.layout.prices_from_keyed(problem, &warm.prices);
+        if opts.verbose {
+            let keyed: usize = warm.prices.values().map(|rows| rows.len()).sum();
+            let matched = nu.iter().filter(|&&v| v > 0.0).count();
+            eprintln!("decomposed: warm start from an earlier plan ({matched} of {keyed} priced rows matched, its offers gap {:.2e})", warm.offers_gap);
+        }
+        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &DecomposedOptions { max_iterations: 1, ..opts.clone() }, started, without)?;
+        if phase.status == SolveStatus::WithinGap {
+            let alloc = finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds)?;
+            return Ok(matched_earlier(alloc, requested_gap));
+        }
+        warm_tried = Some(phase);
+    }
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
     // Several samples: their mean and each of them are candidates, and the one with
     // the lowest dual bound (the certificate itself decides) starts the ascent.
-    let warm = match samples.len() {
+    let warm = match samples.len() + usize::from(warm_tried.is_some()) {
         0 => None,
-        1 => samples.first().cloned(),
+        1 => samples.first().cloned().or_else(|| warm_tried.as_ref().map(|p| p.nu.clone())),
+        k if warm_tried.is_some() => {
+            // The earlier plan's prices (after their iteration) against each sample's.
+            let mut scored = Vec::with_capacity(k);
+            for nu in warm_tried.iter().map(|p| p.nu.clone()).chain(samples.iter().cloned()) {
+                scored.push((ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound, nu));
+            }
+            scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, nu)| nu)
+        }
         k => {
             let mut mean = vec![0.0; ctx.layout.total()];
             for nu in &samples {
@@ -327,6 +393,44 @@ fn solve_driver(
         eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
     }
     let mut phase = run_phase(&ctx, side, warm, start_epsilon, opts, started, without)?;
+    let Some(tried) = warm_tried else {
+        return finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds);
+    };
+    // Its bound is as valid as any (the plan it repaired was not kept).
+    phase.best_bound = phase.best_bound.min(tried.best_bound);
+    phase.iterations += tried.iterations;
+    let alloc = finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds)?;
+    Ok(matched_earlier(alloc, requested_gap))
+}
+
+/// A warm re-plan that stopped at the earlier plan's gap, looser than the
+/// requested one, says so rather than `within_gap`.
+fn matched_earlier(mut alloc: Allocation, requested_gap: f64) -> Allocation {
+    if alloc.report.status == SolveStatus::WithinGap && alloc.report.offers_gap > requested_gap {
+        alloc.report.status = SolveStatus::MatchedEarlierPlan;
+    }
+    alloc
+}
+
+/// After the first phase: the custom-offer heuristic's second phase (for a
+/// MIP), then the plan gathered from the customers' side.
+#[allow(clippy::too_many_arguments)]
+fn finish_driver(
+    problem: &Problem,
+    network: &Network,
+    cands: &Candidates,
+    attrs: &CustomerAttributes,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+    extra: &ExtraFamilies,
+    ctx: Context,
+    mut phase: Phase,
+    without: f64,
+    started: Instant,
+    build_seconds: f64,
+) -> Result<Allocation, DecomposedError> {
+    let n_o = problem.offers.len();
+    let mip = problem.has_custom_limit();
     let mut iterations = phase.iterations;
     let mut offer_open = vec![true; n_o];
     let mut ctx_final = ctx;

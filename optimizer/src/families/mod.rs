@@ -273,6 +273,37 @@ impl Layout {
         nu
     }
 
+    /// The rows' nonzero prices keyed by family name and row key
+    /// ([`Family::row_key`]): prices that outlive this layout, so a later
+    /// problem of the same scenario (a stock receipt, a demand shock, a rule
+    /// added) can start from them ([`Layout::prices_from_keyed`]).
+    pub fn keyed_prices(&self, problem: &Problem, prices: &[f64]) -> KeyedPrices {
+        let mut out = KeyedPrices::new();
+        for (at, f) in self.families() {
+            for r in (0..f.rows()).filter(|&r| prices[at + r] != 0.0 && prices[at + r].is_finite()) {
+                out.entry(f.name().to_string()).or_default().insert(f.row_key(problem, r), prices[at + r]);
+            }
+        }
+        out
+    }
+
+    /// This layout's row prices from keyed ones: a row whose family and key
+    /// are not there starts at 0; every price is kept within the row's cap
+    /// (`>= 0`, a soft row's at most its penalty).
+    pub fn prices_from_keyed(&self, problem: &Problem, keyed: &KeyedPrices) -> Vec<f64> {
+        let mut nu = vec![0.0; self.total()];
+        for (at, f) in self.families() {
+            let Some(rows) = keyed.get(f.name()) else { continue };
+            for (r, v) in nu[at..at + f.rows()].iter_mut().enumerate() {
+                *v = rows.get(&f.row_key(problem, r)).copied().unwrap_or(0.0);
+            }
+        }
+        for (v, cap) in nu.iter_mut().zip(self.price_caps()) {
+            *v = v.max(0.0).min(cap);
+        }
+        nu
+    }
+
     /// Row prices of another layout of the same problem carried over family by
     /// family (a family whose rows changed starts at 0).
     pub fn carry(&self, from: &Layout, prices: &[f64]) -> Vec<f64> {
@@ -320,6 +351,9 @@ impl Layout {
         Charges { families: n, accept: per_family(&self.accept), exposure: per_family(&self.exposure), value: per_family(&self.value) }
     }
 }
+
+/// Row prices by family name, then row key (see [`Layout::keyed_prices`]).
+pub type KeyedPrices = std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>;
 
 /// Reduced-cost charges per cell and family (see [`Layout::charges`]).
 pub struct Charges {

@@ -22,7 +22,8 @@ use crate::scenario::load::{LoadOptions, LoadedScenario};
 use crate::whatif::variants::load_scenario_with;
 use crate::plans::output::write_plan_outputs;
 use crate::files::Format;
-use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT};
+use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT, WARM_START_FILE};
+use allot_optimizer::decomposed::WarmStart;
 use crate::whatif::marginal_values::{self, MarginalValue};
 
 /// Subdirectory of a run (and of a plan version) holding the forecasts.
@@ -99,7 +100,15 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
     info!(objective = kpis.objective, status = %kpis.status, gap = kpis.gap, "solved in {:.2}s; writing outputs", kpis.build_seconds + kpis.solve_seconds);
     let t = Instant::now();
-    let run = Derived { loaded: &loaded, plan: &plan, kpis: &kpis, marginal_values: marginal_values::marginal_values(p, &cands, &alloc.prices) };
+    let layout = marginal_values::plan_layout(p, &cands);
+    let run = Derived {
+        loaded: &loaded,
+        plan: &plan,
+        kpis: &kpis,
+        marginal_values: marginal_values::marginal_values(p, &layout, &alloc.prices),
+        warm_start: WarmStart::of(p, &layout, &alloc),
+    };
+    drop(layout);
     // The plan holds what is written; the candidates and the allocation (one
     // entry per pair) would only raise the peak while the tables are built.
     drop((cands, alloc));
@@ -110,6 +119,7 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
     let manifest = store.save(&meta, |staging| {
         run.write(staging, VERSION_FORMAT)?;
+        crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
         crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
     })?;
     info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
@@ -122,6 +132,8 @@ struct Derived<'a> {
     plan: &'a Plan,
     kpis: &'a Kpis,
     marginal_values: Vec<MarginalValue>,
+    /// What a re-plan of this scenario starts from (kept in the version only).
+    warm_start: WarmStart,
 }
 
 impl Derived<'_> {

@@ -7,7 +7,8 @@
 //! plans/000001/          one immutable plan version: manifest.json, kpis.json,
 //!                        eligibility / reservations / pick_priorities / bid_prices (.parquet),
 //!                        demand_plan.parquet, shadow_prices.json, forecast/ (when forecast),
-//!                        and what serving needs: serving.json, customers.parquet
+//!                        what serving needs: serving.json, customers.parquet,
+//!                        and what a re-plan starts from: warm_start.json
 //! plans/.staging-*/      a version being written (ignored; swept by the next
 //!                        save once its writer is gone: see below)
 //! store.lock             held while a version is published
@@ -41,6 +42,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use allot_optimizer::decomposed::WarmStart;
 use allot_optimizer::plan::Kpis;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,9 @@ pub fn check_plan_id(id: &str) -> Result<(), StoreError> {
 }
 
 pub use crate::plans::output::FAULT_ENV;
+
+/// File of a plan version holding the prices its re-plans start from.
+pub const WARM_START_FILE: &str = "warm_start.json";
 
 /// What a plan version records about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -326,6 +331,15 @@ impl PlanStore {
         self.manifest(id)?;
         let path = self.plan_dir(id).join(SERVING_FILE);
         read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no serving snapshot (saved by an older allot); plan the scenario again") })
+    }
+
+    /// The prices a re-plan of one version's scenario starts from
+    /// (`allot plan --warm-from`). Versions saved before warm re-plans have
+    /// none: the error says so.
+    pub fn warm_start(&self, id: &str) -> Result<WarmStart, StoreError> {
+        self.manifest(id)?;
+        let path = self.plan_dir(id).join(WARM_START_FILE);
+        read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no warm start (saved by an older allot); plan it once without --warm-from") })
     }
 
     /// The KPIs of one version.

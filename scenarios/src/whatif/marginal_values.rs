@@ -28,13 +28,19 @@ pub struct MarginalValue {
     pub capacity: Option<f64>,
 }
 
-/// Every binding capacity with a positive marginal value, most valuable first:
-/// the capacity increase that would pay off most is the first line. Every
-/// coupling family that is a capacity ([`Family::is_capacity`]) is listed.
-pub fn marginal_values(problem: &Problem, cands: &Candidates, prices: &ShadowPrices) -> Vec<MarginalValue> {
+/// The coupling rows of a plan's problem (the custom-offer limit left out:
+/// its offers are chosen), on which its prices are read.
+pub fn plan_layout(problem: &Problem, cands: &Candidates) -> Layout {
     let network = Network::new(problem);
     let scope = Scope::new(problem, &network, cands, CustomLimitMode::Off);
-    let layout = Layout::new(&scope, no_extra(&scope));
+    Layout::new(&scope, no_extra(&scope))
+}
+
+/// Every binding capacity with a positive marginal value, most valuable first:
+/// the capacity increase that would pay off most is the first line. Every
+/// coupling family of `layout` (see [`plan_layout`]) that is a capacity
+/// ([`Family::is_capacity`]) is listed.
+pub fn marginal_values(problem: &Problem, layout: &Layout, prices: &ShadowPrices) -> Vec<MarginalValue> {
     let row_prices = layout.prices_from(problem, prices);
     let mut out = Vec::new();
     for (at, family) in layout.families().filter(|(_, f)| f.is_capacity()) {

@@ -19,6 +19,7 @@
 //! | `warehouse_outage` | `warehouse` (required), `from`, `to` (dates, inclusive) | the warehouse is closed for the part of the horizon the dates cover: with `k` of `H` days closed, its stock and its lanes' capacities are scaled by `(H - k) / H` (the model is aggregated over the horizon); closed all horizon, it ships nothing |
 //! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
 //! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
+//! | `receipt` | `warehouse`, `sku`, `units` (required), `date` (default: the horizon's first day) | a receipt of `units` of the SKU at the warehouse on that date (the warehouse must hold a stock row for the SKU) |
 //! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
 //! | `rule` | `rule` (a `rule_id`, required); `bound` or `factor`, and/or `penalty` | the rule's bound set or scaled, its penalty set (a volume rule becomes soft; a `max_per_customer` rule takes no penalty) |
 //! | `conflict` | `conflict` (a `conflict_id`, required); `remove = true`, or `within_days` (required to add) with selectors `channels_a`, `tags_a`, `offers_a`, `channels_b`, `tags_b`, `offers_b` (`;` lists) | the conflict removed, or added (or replaced when the id exists) |
@@ -116,6 +117,8 @@ pub enum Perturbation {
     LaneCapacity(LaneCapacity),
     /// Inbound arrives later.
     InboundDelay(InboundDelaySpec),
+    /// A stock receipt added.
+    Receipt(ReceiptSpec),
     /// Uptake × factor.
     UptakeShift(UptakeShift),
     /// Policy overrides.
@@ -245,6 +248,20 @@ pub struct InboundDelaySpec {
     pub warehouse: Option<String>,
     /// Filters.
     pub sku: Option<String>,
+}
+
+/// See the module table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptSpec {
+    /// The receiving warehouse.
+    pub warehouse: String,
+    /// The SKU received.
+    pub sku: String,
+    /// Units received (>= 0).
+    pub units: f64,
+    /// Arrival date (`YYYY-MM-DD`); the horizon's first day when absent.
+    pub date: Option<String>,
 }
 
 /// See the module table.
@@ -589,6 +606,22 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
                 }
                 p.tiers[t].weight = *weight;
             }
+        }
+        Perturbation::Receipt(r) => {
+            let (w, k) = (index_of(&p.warehouses, &r.warehouse, "warehouse")?, index_of(&p.skus, &r.sku, "sku")?);
+            if !(r.units.is_finite() && r.units >= 0.0) {
+                return Err(format!("units: got {}, expected a number >= 0", r.units));
+            }
+            let day = match r.date.as_deref() {
+                None => p.horizon.start,
+                Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("date: got {d:?}, expected a date \"YYYY-MM-DD\""))?,
+            };
+            let point = p
+                .stock
+                .iter_mut()
+                .find(|s| s.warehouse == w && s.sku == k)
+                .ok_or_else(|| format!("receipt: {} holds no stock of {} (add an inventory row for it)", r.warehouse, r.sku))?;
+            point.inbound.push(allot_optimizer::Receipt { day, units: r.units });
         }
         Perturbation::InboundDelay(_) => {}
     }
