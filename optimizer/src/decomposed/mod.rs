@@ -332,6 +332,7 @@ fn solve_driver(
     let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
+    let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds };
     // A warm re-plan: one iteration and a repair at the earlier plan's prices.
     // When that certifies the earlier plan's gap (or the target), it is the
     // plan; otherwise the ascent goes on from the better start of those prices
@@ -355,7 +356,7 @@ fn solve_driver(
         }
         let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &DecomposedOptions { max_iterations: 1, ..opts.clone() }, started, without)?;
         if phase.status == SolveStatus::WithinGap {
-            let alloc = finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds)?;
+            let alloc = finish_driver(&run, opts, side, ctx, phase)?;
             return Ok(matched_earlier(alloc, requested_gap));
         }
         warm_tried = Some(phase);
@@ -394,12 +395,12 @@ fn solve_driver(
     }
     let mut phase = run_phase(&ctx, side, warm, start_epsilon, opts, started, without)?;
     let Some(tried) = warm_tried else {
-        return finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds);
+        return finish_driver(&run, opts, side, ctx, phase);
     };
     // Its bound is as valid as any (the plan it repaired was not kept).
     phase.best_bound = phase.best_bound.min(tried.best_bound);
     phase.iterations += tried.iterations;
-    let alloc = finish_driver(problem, network, cands, attrs, opts, side, extra, ctx, phase, without, started, build_seconds)?;
+    let alloc = finish_driver(&run, opts, side, ctx, phase)?;
     Ok(matched_earlier(alloc, requested_gap))
 }
 
@@ -412,23 +413,23 @@ fn matched_earlier(mut alloc: Allocation, requested_gap: f64) -> Allocation {
     alloc
 }
 
+/// What every step of one solve reads: the problem and its candidates, the
+/// optimum without offers (the zero of the offers' gap) and the clock.
+struct Run<'a> {
+    problem: &'a Problem,
+    network: &'a Network,
+    cands: &'a Candidates,
+    attrs: &'a CustomerAttributes,
+    extra: &'a ExtraFamilies,
+    started: Instant,
+    without: f64,
+    build_seconds: f64,
+}
+
 /// After the first phase: the custom-offer heuristic's second phase (for a
 /// MIP), then the plan gathered from the customers' side.
-#[allow(clippy::too_many_arguments)]
-fn finish_driver(
-    problem: &Problem,
-    network: &Network,
-    cands: &Candidates,
-    attrs: &CustomerAttributes,
-    opts: &DecomposedOptions,
-    side: &mut dyn CustomerSide,
-    extra: &ExtraFamilies,
-    ctx: Context,
-    mut phase: Phase,
-    without: f64,
-    started: Instant,
-    build_seconds: f64,
-) -> Result<Allocation, DecomposedError> {
+fn finish_driver(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: Context, mut phase: Phase) -> Result<Allocation, DecomposedError> {
+    let Run { problem, network, cands, attrs, extra, started, without, build_seconds } = *run;
     let n_o = problem.offers.len();
     let mip = problem.has_custom_limit();
     let mut iterations = phase.iterations;
