@@ -423,17 +423,30 @@ pub fn solve_with_families(
 ) -> Result<Allocation, SolveError> {
     // With no candidates this solve is itself the optimum without offers.
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
-    solve_model(problem, network, cands, opts, extra, without)
+    solve_model(problem, network, cands, opts, extra, without, None)
+}
+
+/// The linear program left once the custom offers are chosen: `open` says
+/// which offers may be exposed (the custom-offer limit is then met by
+/// construction and left out). Why: the decomposition picks the open offers
+/// of a large MIP well, but its plan for them can stall short of their LP
+/// optimum, which HiGHS proves quickly at sizes `auto` meets
+/// ([`crate::AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES`]). The report's bound is
+/// this LP's, not the MIP's: the caller keeps the relaxation's.
+pub fn solve_with_open_offers(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, open: &[bool]) -> Result<Allocation, SolveError> {
+    let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
+    solve_model(problem, network, cands, opts, &no_extra, without, Some(open))
 }
 
 /// The exact model's shadow prices alone (the decomposition's warm start from
 /// a sample): no report is read, so the LP without offers is not solved.
 pub(crate) fn prices(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions) -> Result<crate::allocation::ShadowPrices, SolveError> {
-    Ok(solve_model(problem, network, cands, opts, &no_extra, None)?.prices)
+    Ok(solve_model(problem, network, cands, opts, &no_extra, None, None)?.prices)
 }
 
 /// Solves the model; `without` is the optimum without offers, `None` when
-/// this solve is that optimum (no candidates) or its report is not read.
+/// this solve is that optimum (no candidates) or its report is not read;
+/// `open`: the open offers when they are given (an LP), else chosen here.
 fn solve_model(
     problem: &Problem,
     network: &Network,
@@ -441,12 +454,13 @@ fn solve_model(
     opts: &ExactOptions,
     extra: &ExtraFamilies,
     without: Option<f64>,
+    open: Option<&[bool]>,
 ) -> Result<Allocation, SolveError> {
     let started = Instant::now();
     let remaining = |t: Option<f64>| t.map(|t| t - started.elapsed().as_secs_f64());
 
     let t0 = Instant::now();
-    let built = build(problem, network, cands, None, extra);
+    let built = build(problem, network, cands, open.map(|open| Fixed { open, x: None }), extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
     let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), (problem, cands))?;
@@ -455,7 +469,7 @@ fn solve_model(
 
     // A MIP: fix the families' binaries (the open custom offers) and the
     // binary decisions, and re-solve as an LP for duals.
-    let mut offer_open = vec![true; problem.offers.len()];
+    let mut offer_open = open.map_or_else(|| vec![true; problem.offers.len()], <[bool]>::to_vec);
     let (lp, lp_maps, mip) = if !maps.mip {
         (raw, maps, None)
     } else {

@@ -46,6 +46,15 @@ pub const AUTO_EXACT_MAX_CANDIDATES: usize = 40_000;
 /// branch-and-cut grows much faster than the LP (160k pairs: 78 s).
 pub const AUTO_EXACT_MAX_MIP_CANDIDATES: usize = 10_000;
 
+/// Largest MIP with the custom-offer limit (in candidate pairs) on which
+/// `auto`, after the decomposition chose the open custom offers, solves the
+/// linear program left with HiGHS and keeps the better plan. Why: with the
+/// offers chosen the rest is an LP, which HiGHS proves in seconds up to about
+/// this size (160k pairs: 7 s on 2 cores) while the decomposition's plan can
+/// stall percents short of it (5,000 customers, the issue-17 draw: 1.6% on
+/// the offers' value, with the same offers open as the exact optimum).
+pub const AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES: usize = 250_000;
+
 impl SolverChoice {
     /// This choice with the decomposition started from `warm` (an earlier
     /// plan's prices); the exact solver solves from scratch and is unchanged.
@@ -72,6 +81,31 @@ impl SolverChoice {
             other => other.clone(),
         }
     }
+}
+
+/// `auto` on a mid-sized MIP with the custom-offer limit: the decomposition's
+/// plan, or the exact LP over the offers it opened when that is better (see
+/// [`AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES`]). The bound stays the relaxation's
+/// (it bounds the MIP); the exact LP failing (a time limit) keeps the
+/// decomposition's plan.
+fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, decomposed: Allocation, target: f64) -> Allocation {
+    let Ok(mut fixed) = exact::solve_with_open_offers(problem, network, cands, opts, &decomposed.offer_open) else {
+        return decomposed;
+    };
+    if fixed.report.status != SolveStatus::Optimal || fixed.report.objective <= decomposed.report.objective {
+        return decomposed;
+    }
+    let d = &decomposed.report;
+    let r = &mut fixed.report;
+    r.solver = "decomposed+exact".to_string();
+    r.bound = d.bound.max(r.objective);
+    r.gap = exact::relative_gap(r.objective, r.bound);
+    r.offers_gap = exact::offers_gap(r.objective, r.bound, r.objective_without_offers);
+    r.status = if r.offers_gap <= target { SolveStatus::WithinGap } else { SolveStatus::Stalled };
+    r.build_seconds += d.build_seconds;
+    r.solve_seconds += d.solve_seconds;
+    r.iterations = d.iterations;
+    fixed
 }
 
 /// Why a solve returned no plan.
@@ -123,6 +157,13 @@ pub fn plan_with_side(
 
 /// Solves with the chosen solver (resolving `auto` on the candidate count).
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
+    if let SolverChoice::Auto(exact_opts, decomposed_opts) = solver {
+        let n = cands.len();
+        if problem.has_custom_limit() && !problem.policy.binary_decisions && n > AUTO_EXACT_MAX_MIP_CANDIDATES && n <= AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
+            let decomposed = solve(problem, network, cands, &SolverChoice::Decomposed(decomposed_opts.clone()))?;
+            return Ok(with_open_offers_exact(problem, network, cands, exact_opts, decomposed, decomposed_opts.gap));
+        }
+    }
     Ok(match solver.resolve(problem, cands) {
         SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
         SolverChoice::Decomposed(opts) => {
