@@ -49,11 +49,15 @@ pub const AUTO_EXACT_MAX_MIP_CANDIDATES: usize = 10_000;
 /// Largest MIP with the custom-offer limit (in candidate pairs) on which
 /// `auto`, after the decomposition chose the open custom offers, solves the
 /// linear program left with HiGHS and keeps the better plan. Why: with the
-/// offers chosen the rest is an LP, which HiGHS proves in seconds up to about
-/// this size (160k pairs: 7 s on 2 cores) while the decomposition's plan can
-/// stall percents short of it (5,000 customers, the issue-17 draw: 1.6% on
-/// the offers' value, with the same offers open as the exact optimum).
-pub const AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES: usize = 250_000;
+/// offers chosen the rest is an LP, which HiGHS proves in well under the
+/// MIP's time up to about this size, while the decomposition's plan can stall
+/// short of it. Measured on 2 cores (issue 17's generator, `max_custom_offers
+/// = 1`): 5,000 customers, the decomposition 1.6% short on the offers' value
+/// with the same offer open as the exact optimum, `auto` now the optimum in
+/// 8 s (exact 11 s); 20,000 customers, the optimum in 14 s (exact 47 s);
+/// 50,000 customers (330,000 pairs), the optimum in 36 s (exact 143 s; the
+/// decomposition alone 0.44% short in 7 s).
+pub const AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES: usize = 400_000;
 
 impl SolverChoice {
     /// This choice with the decomposition started from `warm` (an earlier
