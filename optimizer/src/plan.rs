@@ -419,7 +419,12 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
     let layout = Layout::new(&scope, extra(&scope));
     let row_prices = layout.prices_from(problem, &alloc.prices);
     let policy = cands.customer_rows(problem);
-    let served = served::serve(problem, cands, alloc, &layout, &policy, served::Fill::Exposed);
+    let mut served = served::serve(problem, cands, alloc, &layout, &policy, served::Fill::Exposed);
+    if served.over.is_some() && cands.len() <= crate::AUTO_EXACT_MAX_MIP_CANDIDATES {
+        if let Some(exact) = served::all_or_nothing(problem, network, cands, alloc, &layout, &served) {
+            served = exact;
+        }
+    }
     let eligible = &served.eligible;
     let shipped = Shipments::new(problem, &served);
     let eligibility = eligibility_rows(problem, network, cands, alloc, &served, &layout, &row_prices, &policy);

@@ -35,6 +35,11 @@
 //!    a smaller pair fits in); for the all-or-nothing model's answer, every
 //!    pair of positive value ([`Fill`]).
 //!
+//! When a binding hard minimum is still short after these steps (rounding
+//! lost a fraction no other pair could make up), a small scenario's served
+//! plan is instead the all-or-nothing model's optimum ([`all_or_nothing`]);
+//! a large one's is refused by the checker, naming the rule.
+//!
 //! The shipments are the solver's plus the extra routes, scaled down per
 //! (zone, SKU) to the served demand; unmet baseline stays the solver's. They
 //! are the certificate [`crate::feasibility::check_served`] verifies.
@@ -66,6 +71,10 @@ pub struct Served {
     pub flows: Vec<Flow>,
     /// Unmet baseline per row of `Problem::baseline`.
     pub unmet: Vec<f64>,
+    /// A row (global index) still over its limit after every step: a binding
+    /// hard minimum no swap could restore. Such a plan breaks that rule and
+    /// must not be served ([`all_or_nothing`] replaces it where it can).
+    pub over: Option<usize>,
 }
 
 /// The limit that turned away a pair the solver selected.
@@ -140,7 +149,32 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
     let flows = plan.room.flows(&plan.usage, layout);
-    Served { eligible: plan.eligible, dropped: plan.dropped, flows, unmet: alloc.unmet.clone() }
+    let over = (0..plan.limit.len()).find(|&r| plan.over(r));
+    Served { eligible: plan.eligible, dropped: plan.dropped, flows, unmet: alloc.unmet.clone(), over }
+}
+
+/// The served plan as the optimum of the all-or-nothing model (the exact MIP
+/// with binary decisions), for a scenario whose rounded plan breaks a binding
+/// hard minimum (`rounded.over`): 0/1 by construction and within every hard
+/// limit, so `eligible` keeps every rule. Why: rounding can lose a fraction
+/// of a minimum that no other pair can make up (caps, policies, stock), while
+/// some other 0/1 plan meets it; only a search over the pairs finds that plan.
+/// `None` when no 0/1 plan exists (or HiGHS fails): the plan then stays
+/// refused by the checker, naming the rule. Pairs the solver selected and
+/// this plan leaves out keep the rounding's reason, else that minimum's.
+pub fn all_or_nothing(problem: &Problem, network: &crate::candidates::Network, cands: &Candidates, alloc: &Allocation, layout: &Layout, rounded: &Served) -> Option<Served> {
+    let row = rounded.over?;
+    let mut binary = problem.clone();
+    binary.policy.binary_decisions = true;
+    let mip = crate::exact::solve(&binary, network, cands, &crate::exact::ExactOptions::default()).ok()?;
+    let eligible: Vec<bool> = mip.x.iter().map(|&x| x > 0.5).collect();
+    let (at, family) = layout.families().nth(layout.family_of(row)).map(|(at, f)| (at, f.name()))?;
+    let minimum = DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at);
+    let dropped = (0..cands.len())
+        .filter(|&k| !eligible[k] && alloc.x[k] >= ROUND_UP_AT)
+        .map(|k| (k, rounded.dropped.get(&k).copied().unwrap_or(minimum)))
+        .collect();
+    Some(Served { eligible, dropped, flows: mip.flows, unmet: mip.unmet, over: None })
 }
 
 /// A relaxation's plan made a plan of the all-or-nothing model
