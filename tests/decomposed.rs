@@ -373,8 +373,11 @@ fn a_lost_partition_is_an_error_not_a_plan() {
 /// plan's gap within two iterations and stops (`matched_earlier_plan`). On the
 /// easy one (seed 7), where the sample's prices reach the target in one
 /// iteration, the earlier prices alone do not: the re-plan goes on from the
-/// better start and reaches the target as the cold one does. Both
-/// certificates hold against the exact optimum of the shocked problem.
+/// better start and reaches the target as the cold one does. With the
+/// custom-offer limit (a MIP), the earlier plan's open offers are kept: the
+/// relaxation's dual function at the earlier prices gives the bound, and one
+/// iteration with those offers fixed the plan. Every certificate holds
+/// against the exact optimum of the shocked problem (the relaxation's, for the MIP).
 #[test]
 fn a_warm_replan_starts_from_the_earlier_plans_prices() {
     use allot_optimizer::decomposed::WarmStart;
@@ -384,9 +387,15 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
         p.offers.iter_mut().for_each(|o| o.max_redemptions = None);
         p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
     };
-    for (seed, target, matched) in [(11, 1e-4, true), (7, 1e-3, false)] {
+    // (seed, target gap, the LP or the MIP with the custom-offer limit, expected to match the earlier gap)
+    for (seed, target, mip, matched) in [(11, 1e-4, false, true), (7, 1e-3, false, false), (5, 1e-4, true, true)] {
         let options = DecomposedOptions { gap: target, ..DecomposedOptions::default() };
-        let before = if matched { scenario(seed, harder) } else { scenario(seed, lp) };
+        let before = match (mip, matched) {
+            (false, true) => scenario(seed, harder),
+            (false, false) => scenario(seed, lp),
+            (true, _) => scenario(seed, |p| p.policy.max_custom_offers = Some(1)),
+        };
+        assert_eq!(before.has_custom_limit(), mip);
         let network = Network::new(&before);
         let cands = Candidates::build(&before, &network);
         let earlier = solve(&before, &network, &cands, &SolverChoice::Decomposed(options.clone())).expect("solves");
@@ -404,8 +413,24 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
         let opts = DecomposedOptions { warm: Some(std::sync::Arc::new(warm.clone())), ..options };
         let warmed = solve(&after, &network, &cands, &SolverChoice::Decomposed(opts)).expect("warm re-plan");
         assert_eq!(check_allocation(&after, &cands, &warmed, TOL), vec![], "warm plan feasible (seed {seed})");
-        let exact = solve(&after, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
-        assert_certificate(&exact, &warmed);
+        let mut relaxed = after.clone();
+        relaxed.policy.max_custom_offers = None;
+        let exact = solve(&relaxed, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
+        if mip {
+            // The relaxation's optimum bounds the MIP's: the bound must be above it.
+            assert!(warmed.report.bound >= exact.report.objective - 1e-7 * exact.report.objective.abs(), "bound {} below the relaxation's optimum {}", warmed.report.bound, exact.report.objective);
+            // The earlier plan's open offers, kept: one iteration, no relaxation phase.
+            assert_eq!(warmed.offer_open, earlier.offer_open);
+            assert_eq!(warmed.report.iterations, Some(1), "{:?}", warmed.report);
+            // As good a plan as the cold re-plan's (its certificate is looser:
+            // the bound comes from one evaluation, not a relaxation phase).
+            let offers_value = cold.report.objective - cold.report.objective_without_offers;
+            assert!(warmed.report.objective >= cold.report.objective - 2e-3 * offers_value, "warm {} vs cold {}", warmed.report.objective, cold.report.objective);
+            assert_eq!(warmed.report.status, SolveStatus::MatchedEarlierPlan);
+            continue;
+        } else {
+            assert_certificate(&exact, &warmed);
+        }
         let (w, c) = (warmed.report.iterations.unwrap(), cold.report.iterations.unwrap());
         if matched {
             assert!(warm.offers_gap > target && cold.report.offers_gap > target, "the cold solves stall above the target here (else this tests nothing): {:.2e}, {:.2e}", warm.offers_gap, cold.report.offers_gap);

@@ -113,14 +113,26 @@ pub struct WarmStart {
     pub offers_gap: f64,
     /// Row prices by family name and row key.
     pub prices: crate::families::KeyedPrices,
+    /// Offers the earlier plan closed (the custom offers it did not open, by id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed_offers: Vec<String>,
 }
 
 impl WarmStart {
     /// The warm start a plan leaves for its re-plans: its allocation's prices
-    /// on `layout`'s rows (a layout of the plan's problem).
+    /// on `layout`'s rows (a layout of the plan's problem) and its closed offers.
     pub fn of(problem: &Problem, layout: &crate::families::Layout, alloc: &Allocation) -> Self {
         let nu = layout.prices_from(problem, &alloc.prices);
-        WarmStart { offers_gap: alloc.report.offers_gap, prices: layout.keyed_prices(problem, &nu) }
+        let closed_offers = problem.offers.iter().zip(&alloc.offer_open).filter(|(_, &open)| !open).map(|(o, _)| o.id.clone()).collect();
+        WarmStart { offers_gap: alloc.report.offers_gap, prices: layout.keyed_prices(problem, &nu), closed_offers }
+    }
+
+    /// The earlier plan's open offers in `problem`, when they keep its
+    /// custom-offer limit (an offer it did not know is open).
+    fn open_offers(&self, problem: &Problem) -> Option<Vec<bool>> {
+        let open: Vec<bool> = problem.offers.iter().map(|o| !self.closed_offers.contains(&o.id)).collect();
+        let custom_open = problem.offers.iter().zip(&open).filter(|(o, &open)| o.custom && open).count();
+        (custom_open <= problem.policy.max_custom_offers.unwrap_or(u32::MAX) as usize).then_some(open)
     }
 }
 
@@ -354,7 +366,19 @@ fn solve_driver(
             let matched = nu.iter().filter(|&&v| v > 0.0).count();
             eprintln!("decomposed: warm start from an earlier plan ({matched} of {keyed} priced rows matched, its offers gap {:.2e})", warm.offers_gap);
         }
-        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &DecomposedOptions { max_iterations: 1, ..opts.clone() }, started, without)?;
+        let one_iteration = DecomposedOptions { max_iterations: 1, ..opts.clone() };
+        if let Some(open) = warm.open_offers(problem).filter(|_| mip) {
+            // A MIP whose earlier open offers still keep the limit: the
+            // relaxation's dual function at the earlier prices bounds it, and
+            // the phase with those offers fixed starts at once.
+            let bound = ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound;
+            let (restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, bound, &open)?;
+            if phase.status == SolveStatus::WithinGap {
+                let iterations = phase.iterations;
+                return Ok(matched_earlier(gather(&run, side, &restricted, phase, open, iterations)?, requested_gap));
+            }
+        }
+        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without)?;
         if phase.status == SolveStatus::WithinGap {
             let alloc = finish_driver(&run, opts, side, ctx, phase)?;
             return Ok(matched_earlier(alloc, requested_gap));
@@ -429,7 +453,7 @@ struct Run<'a> {
 /// After the first phase: the custom-offer heuristic's second phase (for a
 /// MIP), then the plan gathered from the customers' side.
 fn finish_driver(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: Context, mut phase: Phase) -> Result<Allocation, DecomposedError> {
-    let Run { problem, network, cands, attrs, extra, started, without, build_seconds } = *run;
+    let problem = run.problem;
     let n_o = problem.offers.len();
     let mip = problem.has_custom_limit();
     let mut iterations = phase.iterations;
@@ -437,7 +461,6 @@ fn finish_driver(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSid
     let mut ctx_final = ctx;
     if mip {
         // The relaxation's bound stands for the MIP; choose the open custom offers.
-        let relaxation_bound = phase.best_bound;
         let limit = problem.policy.max_custom_offers.unwrap_or(0) as usize;
         let prices = ctx_final.cell_prices(&phase.nu, phase.epsilon);
         let net = custom_offer_values(side, prices, n_o)?;
@@ -446,15 +469,39 @@ fn finish_driver(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSid
         for (rank, &o) in custom.iter().enumerate() {
             offer_open[o] = rank < limit && net[o] > 0.0;
         }
-        let closed: Vec<bool> = offer_open.iter().map(|o| !o).collect();
-        let restricted_ctx = Context::new(problem, network, cands, attrs, CustomLimitMode::Off, closed, extra);
-        let nu = restricted_ctx.layout.carry(&ctx_final.layout, &phase.nu);
+        let (restricted_ctx, restricted) = restricted_phase(run, opts, side, &ctx_final, &phase.nu, phase.epsilon, phase.best_bound, &offer_open)?;
         ctx_final = restricted_ctx;
-        let mut restricted = run_phase(&ctx_final, side, Some(nu), phase.epsilon, opts, started, without)?;
         iterations += restricted.iterations;
-        restricted.best_bound = relaxation_bound;
         phase = restricted;
     }
+    gather(run, side, &ctx_final, phase, offer_open, iterations)
+}
+
+/// The MIP's second phase: the ascent with the custom offers `open` fixed
+/// (the limit then holds by construction), from the relaxation's prices `nu`;
+/// its bound is the relaxation's, `relaxation_bound`, which bounds the MIP.
+#[allow(clippy::too_many_arguments)]
+fn restricted_phase<'a>(
+    run: &Run<'a>,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+    relaxed: &Context<'a>,
+    nu: &[f64],
+    epsilon: f64,
+    relaxation_bound: f64,
+    open: &[bool],
+) -> Result<(Context<'a>, Phase), DecomposedError> {
+    let closed: Vec<bool> = open.iter().map(|o| !o).collect();
+    let ctx = Context::new(run.problem, run.network, run.cands, run.attrs, CustomLimitMode::Off, closed, run.extra);
+    let nu = ctx.layout.carry(&relaxed.layout, nu);
+    let mut phase = run_phase(&ctx, side, Some(nu), epsilon, opts, run.started, run.without)?;
+    phase.best_bound = relaxation_bound;
+    Ok((ctx, phase))
+}
+
+/// The plan gathered from the customers' side at the last phase's prices.
+fn gather(run: &Run, side: &mut dyn CustomerSide, ctx_final: &Context, phase: Phase, offer_open: Vec<bool>, iterations: usize) -> Result<Allocation, DecomposedError> {
+    let Run { problem, cands, attrs, started, without, build_seconds, .. } = *run;
     let Finished { x, cap_price: contact_cap, row_price: customer_rows } = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
     let prices = ShadowPrices { customer_rows, ..shadow_prices(&ctx_final, &phase.nu, contact_cap) };
     let Phase { plan, best_bound, status, .. } = phase;
