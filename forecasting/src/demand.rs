@@ -348,20 +348,36 @@ pub fn is_intermittent(y: &[f64], config: &DemandConfig) -> bool {
 }
 
 /// The candidate models of a series: seasonal naive always; the ETS family for
-/// regular series; Croston and TSB for intermittent ones.
+/// regular series whose history before the holdout covers two seasons;
+/// Croston and TSB for intermittent ones.
+///
+/// Why the two seasons: seasonal ETS starts its states from the first two
+/// seasons, and with less it can only return the mean. The backtest runs on
+/// the history before the holdout, the final forecast on the whole of it: on a
+/// series with two seasons in all but not before the holdout, the backtest
+/// would judge the mean while the forecast ran seasonal ETS with parameters
+/// never fitted.
 pub fn candidates(y: &[f64], config: &DemandConfig) -> Vec<DemandModel> {
     if is_intermittent(y, config) {
         vec![DemandModel::SeasonalNaive, DemandModel::CrostonSba, DemandModel::Tsb]
-    } else {
+    } else if y.len() - holdout_of(y.len(), config) >= 2 * config.season {
         vec![DemandModel::SeasonalNaive, DemandModel::EtsSeasonal, DemandModel::EtsTrend, DemandModel::EtsDamped]
+    } else {
+        vec![DemandModel::SeasonalNaive]
     }
+}
+
+/// Points held out for the backtest of an `n`-point series: the configured
+/// holdout, at most a third of the series.
+fn holdout_of(n: usize, config: &DemandConfig) -> usize {
+    config.holdout.min(n / 3)
 }
 
 /// Backtests `model` on `y` (see the module docs); returns its MASE, its
 /// parameters and its errors (actual - forecast).
 pub fn backtest(model: DemandModel, y: &[f64], config: &DemandConfig) -> (Backtest, Vec<f64>) {
     let n = y.len();
-    let holdout = config.holdout.min(n / 3);
+    let holdout = holdout_of(n, config);
     let train = &y[..n - holdout];
     let params = fit(model, train, config.season, config.fit_window);
     let scale = naive_scale(train, config.season).max(1e-9);
@@ -408,6 +424,26 @@ pub fn forecast_all(series: &[Vec<f64>], horizon: usize, config: &DemandConfig) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The selection bug of issue 19: a 19-day series has two weekly seasons
+    /// in all but only 13 days before its 6-day holdout, so seasonal ETS could
+    /// only be backtested as the flat mean, and a flat noisy series made that
+    /// mean win, while the forecast then ran seasonal ETS with its starting
+    /// parameters. ETS is no candidate there; the forecast is the model its
+    /// backtest judged.
+    #[test]
+    fn a_model_is_chosen_only_where_its_backtest_runs_it() {
+        let mut rng = Rng::new(7);
+        let y: Vec<f64> = (0..19).map(|_| 20.0 + 4.0 * (rng.uniform() - 0.5)).collect();
+        let config = DemandConfig::default();
+        assert!(y.len() >= 2 * config.season && y.len() - holdout_of(y.len(), &config) < 2 * config.season);
+        let f = forecast_series(&y, 7, &config);
+        assert_eq!(f.model, DemandModel::SeasonalNaive, "{:?}", f.backtests);
+        assert!(f.backtests.iter().all(|b| b.model == DemandModel::SeasonalNaive), "{:?}", f.backtests);
+        // With two seasons before the holdout (21 days: 14 + 7), ETS is tried again.
+        let longer: Vec<f64> = (0..21).map(|_| 20.0 + 4.0 * (rng.uniform() - 0.5)).collect();
+        assert!(candidates(&longer, &config).contains(&DemandModel::EtsSeasonal));
+    }
 
     use crate::synthetic::Rng;
 
