@@ -683,7 +683,8 @@ impl<'a> ChargeModel<'a> {
         let slot = problem.customers.group[c].map_or(groups, |g| g as usize);
         let accept = (o as usize * self.layout.zones + zone as usize) * n;
         let exposure = (o as usize * self.layout.slots + slot) * n;
-        let value = cands.accept_value_of(problem, k) * p;
+        let accept_value = cands.accept_value_of(problem, k);
+        let value = accept_value * p;
         let per_value = o as usize * n;
         for &(f, name) in &self.charged {
             let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f] + self.charges.value[per_value + f] * value;
@@ -692,7 +693,7 @@ impl<'a> ChargeModel<'a> {
         // Volume rules, one by one (a rule's row has coefficients on one of
         // acceptances, exposures or acceptance value, and once per cell).
         if !self.rule_rows.is_empty() {
-            let coefs = self.layout.pair_coefs(o as usize, zone as usize, slot, p, cands.accept_value_of(problem, k));
+            let coefs = self.layout.pair_coefs(o as usize, zone as usize, slot, p, accept_value);
             for (r, a) in coefs.filter(|(r, _)| self.rule_rows.contains(r)) {
                 let i = r - self.rule_rows.start;
                 charge.push((Binding::Rule(i as u32), a * self.rule_prices[i]));

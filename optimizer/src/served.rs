@@ -87,6 +87,16 @@ pub enum DropCause {
     Policy(PolicyRow),
 }
 
+impl DropCause {
+    /// The cause for a pair kept out by global row `row`: that row's family
+    /// (`stock` for a zone-balance row: units no shipment could carry) and its
+    /// index within the family.
+    fn of_row(layout: &Layout, row: usize) -> Self {
+        let (at, family) = layout.families().nth(layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
+        DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at)
+    }
+}
+
 /// Which unserved pairs the fill step (5) tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
@@ -168,8 +178,7 @@ pub fn all_or_nothing(problem: &Problem, network: &crate::candidates::Network, c
     binary.policy.binary_decisions = true;
     let mip = crate::exact::solve(&binary, network, cands, &crate::exact::ExactOptions::default()).ok()?;
     let eligible: Vec<bool> = mip.x.iter().map(|&x| x > 0.5).collect();
-    let (at, family) = layout.families().nth(layout.family_of(row)).map(|(at, f)| (at, f.name()))?;
-    let minimum = DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at);
+    let minimum = DropCause::of_row(layout, row);
     let dropped = (0..cands.len())
         .filter(|&k| !eligible[k] && alloc.x[k] >= ROUND_UP_AT)
         .map(|k| (k, rounded.dropped.get(&k).copied().unwrap_or(minimum)))
@@ -275,8 +284,7 @@ impl<'a> Draft<'a> {
         self.eligible[k] = false;
         self.loads.add(k, -1.0, &mut self.usage);
         self.customers.add(k, -1.0);
-        let (at, family) = self.layout.families().nth(self.layout.family_of(row)).map_or((0, stock::NAME), |(at, f)| (at, f.name()));
-        self.dropped.insert(k, DropCause::Row(if family == balance::NAME { stock::NAME } else { family }, row - at));
+        self.dropped.insert(k, DropCause::of_row(self.layout, row));
     }
 
     /// Whether serving `k` keeps every row it loads within its limit. A

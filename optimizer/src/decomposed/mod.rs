@@ -386,32 +386,29 @@ fn solve_driver(
         warm_tried = Some(phase);
     }
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem).iter().map(|p| ctx.multipliers_from(p)).collect();
-    // Several samples: their mean and each of them are candidates, and the one with
-    // the lowest dual bound (the certificate itself decides) starts the ascent.
-    let warm = match samples.len() + usize::from(warm_tried.is_some()) {
-        0 => None,
-        1 => samples.first().cloned().or_else(|| warm_tried.as_ref().map(|p| p.nu.clone())),
-        k if warm_tried.is_some() => {
-            // The earlier plan's prices (after their iteration) against each sample's.
-            let mut scored = Vec::with_capacity(k);
-            for nu in warm_tried.iter().map(|p| p.nu.clone()).chain(samples.iter().cloned()) {
-                scored.push((ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound, nu));
+    // The starts: the earlier plan's prices after their iteration (a warm
+    // re-plan), else the samples' mean when there are several, then each
+    // sample's. With more than one, the start with the lowest dual bound (the
+    // certificate itself decides) begins the ascent; the first wins a tie.
+    let mut starts: Vec<Vec<f64>> = warm_tried.iter().map(|p| p.nu.clone()).collect();
+    if warm_tried.is_none() && samples.len() > 1 {
+        let mut mean = vec![0.0; ctx.layout.total()];
+        for nu in &samples {
+            for (m, v) in mean.iter_mut().zip(nu) {
+                *m += v / samples.len() as f64;
             }
-            scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, nu)| nu)
         }
-        k => {
-            let mut mean = vec![0.0; ctx.layout.total()];
-            for nu in &samples {
-                for (m, v) in mean.iter_mut().zip(nu) {
-                    *m += v / k as f64;
-                }
-            }
-            let mut scored = Vec::with_capacity(k + 1);
-            for nu in std::iter::once(mean).chain(samples.iter().cloned()) {
-                scored.push((ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound, nu));
-            }
-            scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, nu)| nu)
+        starts.push(mean);
+    }
+    starts.extend(samples.iter().cloned());
+    let warm = if starts.len() > 1 {
+        let mut scored = Vec::with_capacity(starts.len());
+        for nu in starts {
+            scored.push((ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound, nu));
         }
+        scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, nu)| nu)
+    } else {
+        starts.pop()
     };
     let start_epsilon = if warm.is_some() { EPSILON_WARM } else { EPSILON_START };
     if opts.verbose {

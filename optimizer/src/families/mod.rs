@@ -143,24 +143,18 @@ impl Layout {
         let (zones, slots, n_o) = (scope.zones, scope.slots, scope.problem.offers.len());
         let all: Vec<(usize, &dyn Family)> =
             std::iter::once(&balance as &dyn Family).chain(families.iter().map(|f| f.as_ref())).enumerate().collect();
-        let accept = Csr::build(n_o * zones, |cell, push| {
-            for &(i, f) in &all {
-                let at = offsets[i];
-                f.per_accept(cell / zones, cell % zones, &mut |r, a| push(at + r, a));
-            }
-        });
-        let exposure = Csr::build(n_o * slots, |cell, push| {
-            for &(i, f) in &all {
-                let at = offsets[i];
-                f.per_exposure(cell / slots, cell % slots, &mut |r, a| push(at + r, a));
-            }
-        });
-        let value = Csr::build(n_o, |o, push| {
-            for &(i, f) in &all {
-                let at = offsets[i];
-                f.per_value(o, &mut |r, a| push(at + r, a));
-            }
-        });
+        // One kind of coefficient of every family, by cell, at global rows.
+        let by_cell = |cells: usize, coefs: &dyn Fn(&dyn Family, usize, &mut dyn FnMut(usize, f64))| {
+            Csr::build(cells, |cell, push| {
+                for &(i, f) in &all {
+                    let at = offsets[i];
+                    coefs(f, cell, &mut |r, a| push(at + r, a));
+                }
+            })
+        };
+        let accept = by_cell(n_o * zones, &|f, cell, push| f.per_accept(cell / zones, cell % zones, push));
+        let exposure = by_cell(n_o * slots, &|f, cell, push| f.per_exposure(cell / slots, cell % slots, push));
+        let value = by_cell(n_o, &|f, o, push| f.per_value(o, push));
         Layout {
             balance,
             families,

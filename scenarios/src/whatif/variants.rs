@@ -408,13 +408,15 @@ fn scale_uptake(p: &mut Problem, factor: f64, offer: Option<u32>, tier: Option<u
     matched
 }
 
+/// A perturbation's date field `name` (`YYYY-MM-DD`), `default` when absent.
+fn date_or(s: &Option<String>, default: NaiveDate, name: &str) -> Result<NaiveDate, String> {
+    s.as_deref().map_or(Ok(default), |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{name}: got {s:?}, expected a date \"YYYY-MM-DD\"")))
+}
+
 /// The closed days of an outage: `from` and `to` (default: the horizon's
 /// ends), in order.
 fn outage_days(p: &Problem, from: &Option<String>, to: &Option<String>) -> Result<(NaiveDate, NaiveDate), String> {
-    let date = |s: &Option<String>, default: NaiveDate, name: &str| -> Result<NaiveDate, String> {
-        s.as_deref().map_or(Ok(default), |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{name}: got {s:?}, expected a date \"YYYY-MM-DD\"")))
-    };
-    let (from, to) = (date(from, p.horizon.start, "from")?, date(to, p.horizon.last_day(), "to")?);
+    let (from, to) = (date_or(from, p.horizon.start, "from")?, date_or(to, p.horizon.last_day(), "to")?);
     if to < from {
         return Err(format!("to ({to}) is before from ({from})"));
     }
@@ -612,10 +614,7 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             if !(r.units.is_finite() && r.units >= 0.0) {
                 return Err(format!("units: got {}, expected a number >= 0", r.units));
             }
-            let day = match r.date.as_deref() {
-                None => p.horizon.start,
-                Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("date: got {d:?}, expected a date \"YYYY-MM-DD\""))?,
-            };
+            let day = date_or(&r.date, p.horizon.start, "date")?;
             let point = p
                 .stock
                 .iter_mut()
