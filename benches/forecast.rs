@@ -11,6 +11,12 @@
 //! `cargo bench -p allot-forecasting --bench forecast -- --panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT`
 //! runs the same selection and report on real history: a CSV panel, one series
 //! per id in file order (`benches/real_history.sh` fetches one).
+//!
+//! `cargo bench -p allot-forecasting --bench forecast -- --forecast TRAIN_CSV SEASON H OUT_CSV`
+//! forecasts H steps for every series of a long CSV `id,value` (series in file
+//! order, values in time order) with `DemandConfig { season, holdout: H, .. }`,
+//! writes `id,step,forecast,model` to OUT_CSV and prints the wall time of the
+//! `forecast_all` call and the thread count (`benches/m3.sh` uses it).
 
 use std::time::Instant;
 
@@ -19,6 +25,11 @@ use allot_forecasting::synthetic::{Rng, SeriesShape};
 
 /// Series of a CSV panel: values of `value` grouped by `id`, in file order.
 fn read_panel(path: &str, id: &str, value: &str) -> Vec<Vec<f64>> {
+    read_panel_with_ids(path, id, value).into_iter().map(|(_, v)| v).collect()
+}
+
+/// Series of a CSV panel with their ids: values of `value` grouped by `id`, in file order.
+fn read_panel_with_ids(path: &str, id: &str, value: &str) -> Vec<(String, Vec<f64>)> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut lines = text.lines();
     let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(|h| h.trim_matches('"').to_string()).collect();
@@ -34,7 +45,28 @@ fn read_panel(path: &str, id: &str, value: &str) -> Vec<Vec<f64>> {
             _ => series.push((key, vec![x])),
         }
     }
-    series.into_iter().map(|(_, v)| v).collect()
+    series
+}
+
+/// `--forecast TRAIN_CSV SEASON H OUT_CSV`: point forecasts for every series of
+/// a long `id,value` CSV, written as `id,step,forecast,model`.
+fn forecast_file(train: &str, season: &str, h: &str, out: &str) {
+    let named = read_panel_with_ids(train, "id", "value");
+    let season: usize = season.parse().expect("SEASON");
+    let h: usize = h.parse().expect("H");
+    let series: Vec<Vec<f64>> = named.iter().map(|(_, v)| v.clone()).collect();
+    let config = DemandConfig { season, holdout: h, ..DemandConfig::default() };
+    let t = Instant::now();
+    let forecasts = forecast_all(&series, h, &config);
+    let seconds = t.elapsed().as_secs_f64();
+    let mut text = String::from("id,step,forecast,model\n");
+    for ((id, _), f) in named.iter().zip(&forecasts) {
+        for (step, x) in f.mean.iter().enumerate() {
+            text.push_str(&format!("{id},{},{x},{}\n", step + 1, f.model.name()));
+        }
+    }
+    std::fs::write(out, text).unwrap_or_else(|e| panic!("{out}: {e}"));
+    println!("forecast_all: {} series, season {season}, h {h}: {seconds:.4}s on {} threads", series.len(), rayon::current_num_threads());
 }
 
 fn report(forecasts: &[allot_forecasting::demand::SeriesForecast]) {
@@ -48,6 +80,11 @@ fn report(forecasts: &[allot_forecasting::demand::SeriesForecast]) {
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if raw.first().map(String::as_str) == Some("--forecast") {
+        let [_, train, season, h, out] = &raw[..5] else { panic!("--forecast TRAIN_CSV SEASON H OUT_CSV") };
+        forecast_file(train, season, h, out);
+        return;
+    }
     if raw.first().map(String::as_str) == Some("--panel") {
         let [_, file, id, value, season, holdout] = &raw[..6] else { panic!("--panel FILE ID_COLUMN VALUE_COLUMN SEASON HOLDOUT") };
         let series = read_panel(file, id, value);
