@@ -106,6 +106,22 @@ struct ForecastArgs {
     /// Where to write the forecasts [default: out/<scenario name>/forecast].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Periods to forecast at least [default: the scenario's `[forecast] horizon`,
+    /// else up to the planning horizon's end].
+    #[arg(long)]
+    horizon: Option<usize>,
+    /// The sales history's period: auto (inferred from its dates), D, W, M, Q
+    /// or Y [default: the scenario's `[forecast] frequency`, else auto].
+    #[arg(long, value_parser = parse_frequency_arg)]
+    frequency: Option<FrequencyArg>,
+}
+
+/// A `--frequency` value: `None` is `auto`.
+#[derive(Clone, Copy)]
+struct FrequencyArg(Option<allot_forecasting::demand::frequency::Frequency>);
+
+fn parse_frequency_arg(text: &str) -> Result<FrequencyArg, String> {
+    allot_scenarios::scenario::config::parse_frequency(text).map(FrequencyArg)
 }
 
 #[derive(clap::Args)]
@@ -459,7 +475,8 @@ fn forecast(args: ForecastArgs) -> Result<()> {
         anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
     }
     let t = Instant::now();
-    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, ..Default::default() })?;
+    let overrides = allot_scenarios::ForecastOverride { frequency: args.frequency.map(|f| f.0), horizon: args.horizon };
+    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, forecast: overrides, ..Default::default() })?;
     tracing::info!("forecast in {:.2}s", t.elapsed().as_secs_f64());
     let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
     let written = allot_scenarios::plans::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;

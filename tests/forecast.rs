@@ -38,7 +38,7 @@ fn baseline_demand_is_forecast_from_sales_history_when_absent() {
     example_with_sales_history(tmp.path(), &csv);
     let loaded = load_scenario(tmp.path()).unwrap();
     let note = loaded.notes.iter().find(|n| n.contains("sales_history")).expect("a note says the baseline was forecast");
-    assert!(note.contains("2 zone x SKU series") && note.contains("models by backtest"), "{note}");
+    assert!(note.contains("2 zone x SKU series") && note.contains("daily history"), "{note}");
     let p = &loaded.problem;
     let units = |zone: &str, sku: &str| {
         let z = p.zones.iter().position(|x| x.id == zone).unwrap() as u32;
@@ -112,6 +112,28 @@ fn the_forecast_command_writes_forecasts_and_prints_the_accuracy_report() {
     }
     let daily = fs::read_to_string(out.join("demand_forecast.csv")).unwrap();
     assert!(daily.starts_with("zone,sku,date,mean,p50,p90,model,mase\n"), "{}", &daily[..80]);
+    let report = fs::read_to_string(out.join("demand_report.csv")).unwrap();
+    assert!(report.starts_with("zone,sku,class,model,holdout_mase,naive_mase,selection_score,clipped\n"), "{}", &report[..100]);
+    assert!(stdout.contains("demand classes:") && stdout.contains("negative forecasts set to zero"), "{stdout}");
+
+    // --horizon asks for more periods than the planning horizon needs (its 14
+    // days from the day after the history), --frequency W reads the daily
+    // history by weeks: 20 weekly rows per series, dated a week apart.
+    let weekly = tmp.path().join("weekly");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_allot"))
+        .args(["forecast", dir.to_str().unwrap(), "--out", weekly.to_str().unwrap(), "--frequency", "W", "--horizon", "20"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("weekly (season 52)"));
+    let rows: Vec<String> = fs::read_to_string(weekly.join("demand_forecast.csv")).unwrap().lines().skip(1).map(String::from).collect();
+    let first_key: Vec<&str> = rows[0].split(',').take(2).collect();
+    let series: Vec<&String> = rows.iter().filter(|r| r.split(',').take(2).collect::<Vec<_>>() == first_key).collect();
+    assert_eq!(series.len(), 20);
+    let date = |r: &str| chrono::NaiveDate::parse_from_str(r.split(',').nth(2).unwrap(), "%Y-%m-%d").unwrap();
+    assert_eq!((date(series[1]) - date(series[0])).num_days(), 7);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_allot")).args(["forecast", dir.to_str().unwrap(), "--frequency", "fortnightly"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected auto, D, W, M, Q or Y"));
 
     // Without history there is nothing to forecast from: a clear error.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/retail-v1");
@@ -133,4 +155,116 @@ fn offer_history_errors_name_file_row_and_column() {
     fs::write(dir.join("offer_history.csv"), lines.join("\n") + "\n").unwrap();
     let err = load_scenario(&dir).unwrap_err().to_string();
     assert!(err.contains("offer_history.csv") && err.contains("accepted") && err.contains("row"), "{err}");
+}
+
+/// The example with one series of `history` rows (`date,units`) for
+/// Z000/SKU00000, `settings` appended to its scenario.toml.
+fn example_with_one_series(dir: &Path, rows: &[(String, f64)], settings: &str) {
+    let mut csv = String::from("date,zone,sku,units\n");
+    for (date, units) in rows {
+        csv.push_str(&format!("{date},Z000,SKU00000,{units}\n"));
+    }
+    example_with_sales_history(dir, &csv);
+    if !settings.is_empty() {
+        let toml = fs::read_to_string(dir.join("scenario.toml")).unwrap();
+        fs::write(dir.join("scenario.toml"), format!("{toml}\n{settings}\n")).unwrap();
+    }
+}
+
+/// Baseline units of Z000/SKU00000 over the horizon.
+fn baseline_units(loaded: &allot_scenarios::LoadedScenario) -> f64 {
+    let p = &loaded.problem;
+    let z = p.zones.iter().position(|x| x.id == "Z000").unwrap() as u32;
+    let s = p.skus.iter().position(|x| x == "SKU00000").unwrap() as u32;
+    p.baseline.iter().filter(|b| b.zone == z && b.sku == s).map(|b| b.units).sum()
+}
+
+/// Weekly, monthly (dated at month ends), quarterly and yearly histories of
+/// ten units a day are read at their frequency and spread over the 14-day
+/// horizon (2026-12-01 on) by the days of each period: 140 units each time.
+#[test]
+fn each_frequency_of_sales_history_is_inferred_and_spread_over_the_horizon() {
+    use allot_forecasting::demand::frequency::Frequency;
+    use chrono::{Datelike, NaiveDate};
+    let day = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let month_end = |y: i32, m: u32| if m == 12 { day(y + 1, 1, 1) } else { day(y, m + 1, 1) }.pred_opt().unwrap();
+    let weekly: Vec<(String, f64)> = (0..104).map(|k| ((day(2024, 12, 2) + chrono::Days::new(7 * k)).to_string(), 70.0)).collect();
+    let monthly: Vec<(String, f64)> = (0..47)
+        .map(|k| {
+            let (y, m) = (2023 + (k / 12) as i32, (k % 12) as u32 + 1);
+            (month_end(y, m).to_string(), 10.0 * f64::from(month_end(y, m).day()))
+        })
+        .collect();
+    let quarterly: Vec<(String, f64)> = (0..15)
+        .map(|k| {
+            let start = day(2023 + (k / 4) as i32, (k % 4) as u32 * 3 + 1, 1);
+            let end = if k % 4 == 3 { day(start.year() + 1, 1, 1) } else { day(start.year(), start.month() + 3, 1) };
+            (start.to_string(), 10.0 * (end - start).num_days() as f64)
+        })
+        .collect();
+    let yearly: Vec<(String, f64)> = (2010..2026).map(|y| (day(y, 1, 1).to_string(), 10.0 * (day(y + 1, 1, 1) - day(y, 1, 1)).num_days() as f64)).collect();
+    for (frequency, rows) in [(Frequency::Weekly, weekly), (Frequency::Monthly, monthly), (Frequency::Quarterly, quarterly), (Frequency::Yearly, yearly)] {
+        let tmp = tempfile::tempdir().unwrap();
+        example_with_one_series(tmp.path(), &rows, "");
+        let loaded = load_scenario(tmp.path()).unwrap_or_else(|e| panic!("{frequency:?}: {e}"));
+        let forecast = loaded.demand_forecast.as_ref().expect("forecast from history");
+        assert_eq!(forecast.calendar.frequency, frequency);
+        let units = baseline_units(&loaded);
+        assert!((units - 140.0).abs() < 1.4, "{frequency:?}: {units} over 14 days");
+    }
+}
+
+#[test]
+fn irregular_dates_and_missing_periods_are_errors_naming_the_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let irregular: Vec<(String, f64)> = ["2026-01-01", "2026-01-15", "2026-02-03", "2026-02-10"].iter().map(|d| (d.to_string(), 5.0)).collect();
+    example_with_one_series(tmp.path(), &irregular, "");
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("sales_history.csv") && err.contains("zone Z000, SKU SKU00000") && err.contains("2026-01-15"), "{err}");
+
+    // A monthly history without April: an error, unless missing periods are zeros.
+    let months: Vec<(String, f64)> = (1..=11).filter(|m| *m != 4).map(|m| (format!("2026-{m:02}-01"), 300.0)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_one_series(tmp.path(), &months, "");
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("zone Z000, SKU SKU00000") && err.contains("2026-04-01") && err.contains("fill_missing"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_one_series(tmp.path(), &months, "[forecast]\nfill_missing = \"zero\"");
+    let loaded = load_scenario(tmp.path()).unwrap();
+    assert_eq!(loaded.demand_forecast.as_ref().unwrap().calendar.frequency, allot_forecasting::demand::frequency::Frequency::Monthly);
+
+    // A misspelt setting is an error naming it.
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_one_series(tmp.path(), &months, "[forecast]\nfrequency = \"montly\"");
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("[forecast] frequency") && err.contains("montly"), "{err}");
+}
+
+/// Promotions in the history and a planned one: the lift is estimated (the
+/// history's promoted days sold 1.6 times the rest) and the planned day's
+/// baseline carries it, while the other days do not.
+#[test]
+fn a_planned_promotion_raises_the_baseline_of_its_day() {
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+    let mut csv = String::from("date,zone,sku,units,promo\n");
+    for d in 0..365u64 {
+        let promoted = d % 10 == 3;
+        let units = if promoted { 32.0 } else { 20.0 };
+        csv.push_str(&format!("{},Z000,SKU00000,{units},{}\n", start + chrono::Days::new(d), u8::from(promoted)));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_sales_history(tmp.path(), &csv);
+    fs::write(tmp.path().join("promotions_plan.csv"), "zone,sku,date,promo\nZ000,SKU00000,2026-12-05,1\n").unwrap();
+    let loaded = load_scenario(tmp.path()).unwrap();
+    let forecast = loaded.demand_forecast.as_ref().unwrap();
+    let lift = forecast.effects[0].promo.exp();
+    assert!((lift - 1.6).abs() < 0.16, "lift {lift}");
+    let daily = forecast.daily(&forecast.series[0].1);
+    assert!((daily[4] / daily[3] - lift).abs() < 0.05 * lift, "{daily:?}");
+    assert!((daily[3] - 20.0).abs() < 1.0 && (daily[5] - 20.0).abs() < 1.0, "{daily:?}");
+
+    // A planned row for a series without history is an error naming it.
+    fs::write(tmp.path().join("promotions_plan.csv"), "zone,sku,date,promo\nZ000,SKU99999,2026-12-05,1\n").unwrap();
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("promotions_plan.csv") && err.contains("SKU99999"), "{err}");
 }

@@ -33,6 +33,7 @@ pub mod ets;
 pub mod frequency;
 pub mod intermittent;
 pub mod optim;
+pub mod promotions;
 pub mod theta;
 
 use rayon::prelude::*;
@@ -114,6 +115,21 @@ pub struct DemandConfig {
     /// holdout is kept and only refitted (on long histories the two choices
     /// agree, and choosing costs most of the time).
     pub reselect_share: f64,
+}
+
+impl DemandConfig {
+    /// The settings for a history of `frequency`: its season and report
+    /// holdout, and a fit window of a year of days, three years of weeks,
+    /// or all of a monthly, quarterly or yearly history.
+    pub fn for_frequency(frequency: frequency::Frequency) -> Self {
+        use frequency::Frequency;
+        let fit_window = match frequency {
+            Frequency::Daily => 364,
+            Frequency::Weekly => 156,
+            _ => usize::MAX,
+        };
+        DemandConfig { season: frequency.season(), holdout: frequency.default_holdout(), fit_window, ..DemandConfig::default() }
+    }
 }
 
 impl Default for DemandConfig {

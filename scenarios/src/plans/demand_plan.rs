@@ -47,7 +47,7 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
     match &loaded.demand_forecast {
         Some(f) => {
             for ((zone, sku), s) in &f.series {
-                cells.entry((*zone, *sku)).or_insert_with(|| (vec![0.0; days], 0.0)).0 = s.mean[f.gap..].to_vec();
+                cells.entry((*zone, *sku)).or_insert_with(|| (vec![0.0; days], 0.0)).0 = f.daily(s);
             }
         }
         None => {

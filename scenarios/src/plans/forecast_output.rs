@@ -16,8 +16,10 @@ fn table_error(dir: &Path, stem: &str, e: PolarsError) -> StoreError {
     StoreError::Table { path: dir.join(stem), reason: e.to_string() }
 }
 
-/// Writes, as CSV, whatever was forecast: `baseline_demand` and the daily
-/// `demand_forecast` (`zone, sku, date, mean, p50, p90, model, mase`), `uptake`
+/// Writes, as CSV, whatever was forecast: `baseline_demand`, the
+/// `demand_forecast` per period of the history's frequency (`zone, sku, date,
+/// mean, p50, p90, model, mase`; `date` is the period's first day), the
+/// per-series `demand_report`, `uptake`
 /// (`customer_id, offer_id, p`) and `uptake_report.json` (with its `schema_version`).
 pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBuf>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
@@ -46,7 +48,7 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
             for k in 0..series.mean.len() {
                 zone.push(p.zones[*z as usize].id.as_str());
                 sku.push(p.skus[*s as usize].as_str());
-                date.push((f.first_day + chrono::Days::new(k as u64)).to_string());
+                date.push(f.period_start(k).to_string());
                 mean.push((series.mean[k] * 1e3).round() / 1e3);
                 p50.push((series.p50[k] * 1e3).round() / 1e3);
                 p90.push((series.p90[k] * 1e3).round() / 1e3);
@@ -69,6 +71,7 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
         )
         .map_err(|e| table_error(dir, "demand_forecast", e))?;
         written.push(write_table(dir, "demand_forecast", &mut df, Format::Csv)?);
+        written.push(write_demand_report(dir, loaded, f)?);
     }
     if let Some(report) = &loaded.uptake_report {
         let u = &p.uptake;
@@ -89,18 +92,72 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
     Ok(written)
 }
 
-/// The accuracy report as text: the demand backtest per model against seasonal
-/// naive, and the uptake model's holdout measures and coefficients.
+/// Writes `demand_report.csv`, one row per series: its demand class, the
+/// model chosen, the procedure's nested holdout MASE beside seasonal naive's,
+/// the in-sample selection score, and how many forecast values were below
+/// zero and set to zero; with promotions or prices, the pooled promotion
+/// lift and price elasticity.
+fn write_demand_report(dir: &Path, loaded: &LoadedScenario, f: &crate::DemandForecast) -> Result<PathBuf, StoreError> {
+    let p = &loaded.problem;
+    let naive_of = |s: &allot_forecasting::demand::SeriesForecast| s.backtests.iter().find(|b| b.model == allot_forecasting::demand::DemandModel::SeasonalNaive).map_or(f64::NAN, |b| b.mase);
+    let round = |v: f64, scale: f64| (v * scale).round() / scale;
+    let mut df = DataFrame::new(
+        f.series.len(),
+        vec![
+            Column::new("zone".into(), f.series.iter().map(|((z, _), _)| p.zones[*z as usize].id.as_str()).collect::<Vec<_>>()),
+            Column::new("sku".into(), f.series.iter().map(|((_, s), _)| p.skus[*s as usize].as_str()).collect::<Vec<_>>()),
+            Column::new("class".into(), f.series.iter().map(|(_, s)| s.class.name()).collect::<Vec<_>>()),
+            Column::new("model".into(), f.series.iter().map(|(_, s)| s.model.name()).collect::<Vec<_>>()),
+            Column::new("holdout_mase".into(), f.series.iter().map(|(_, s)| round(s.mase, 1e4)).collect::<Vec<_>>()),
+            Column::new("naive_mase".into(), f.series.iter().map(|(_, s)| round(naive_of(s), 1e4)).collect::<Vec<_>>()),
+            Column::new("selection_score".into(), f.series.iter().map(|(_, s)| round(s.selection_score, 1e4)).collect::<Vec<_>>()),
+            Column::new("clipped".into(), f.series.iter().map(|(_, s)| s.clipped as u32).collect::<Vec<_>>()),
+        ],
+    )
+    .map_err(|e| table_error(dir, "demand_report", e))?;
+    if !f.effects.is_empty() {
+        // With promotions or prices in the history: each series' pooled effects.
+        let lift: Vec<f64> = f.effects.iter().map(|e| round(e.promo.exp(), 1e4)).collect();
+        let elasticity: Vec<f64> = f.effects.iter().map(|e| round(e.elasticity, 1e4)).collect();
+        for column in [Column::new("promo_lift".into(), lift), Column::new("price_elasticity".into(), elasticity)] {
+            df.with_column(column).map_err(|e| table_error(dir, "demand_report", e))?;
+        }
+    }
+    write_table(dir, "demand_report", &mut df, Format::Csv)
+}
+
+/// The accuracy report as text: the demand procedure's nested holdout score
+/// per model against seasonal naive, the demand classes and clipped values,
+/// and the uptake model's holdout measures and coefficients.
 pub fn accuracy_report(loaded: &LoadedScenario) -> String {
     let mut out = String::new();
     if let Some(f) = &loaded.demand_forecast {
         let (lines, chosen, naive) = backtest_summary(f.series.iter().map(|(_, s)| s));
-        let _ = writeln!(out, "baseline demand: {} zone x SKU series, backtest MASE (rolling origin, 28-day holdout)", f.series.len());
+        let frequency = f.calendar.frequency;
+        let _ = writeln!(
+            out,
+            "baseline demand: {} zone x SKU series, {} (season {}); MASE on the last {} periods, the whole procedure run on the history before them",
+            f.series.len(),
+            frequency.word(),
+            frequency.season(),
+            f.holdout
+        );
         let _ = writeln!(out, "  {:<16} {:>7} {:>10} {:>14} {:>7}", "model", "series", "mean MASE", "naive on same", "chosen");
         for l in &lines {
             let _ = writeln!(out, "  {:<16} {:>7} {:>10.3} {:>14.3} {:>7}", l.model.name(), l.series, l.mean_mase, l.naive_mase, l.chosen);
         }
         let _ = writeln!(out, "  chosen models: mean MASE {chosen:.3} vs seasonal naive {naive:.3}");
+        let mut classes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        let (mut clipped, mut clipped_series, mut lost) = (0, 0, 0);
+        for (_, s) in &f.series {
+            *classes.entry(s.class.name()).or_default() += 1;
+            clipped += s.clipped;
+            clipped_series += usize::from(s.clipped > 0);
+            lost += usize::from(s.backtests.iter().any(|b| b.model == allot_forecasting::demand::DemandModel::SeasonalNaive && b.mase < s.mase));
+        }
+        let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(out, "  demand classes: {}", classes.join(", "));
+        let _ = writeln!(out, "  negative forecasts set to zero: {clipped} values in {clipped_series} series; series whose procedure lost to seasonal naive on the holdout: {lost}");
     }
     if let Some(r) = &loaded.uptake_report {
         let _ = writeln!(

@@ -1,7 +1,8 @@
-//! `scenario.toml`: horizon, policy and tiers.
+//! `scenario.toml`: horizon, policy, tiers and the forecast's settings.
 
 use std::path::Path;
 
+use allot_forecasting::demand::frequency::Frequency;
 use allot_optimizer::{Horizon, Policy, Tier, DEFAULT_UNMET_BASELINE_PENALTY};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -19,6 +20,17 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     tiers: toml::Table,
+    #[serde(default)]
+    forecast: RawForecast,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForecast {
+    frequency: Option<String>,
+    fill_missing: Option<String>,
+    holdout: Option<usize>,
+    horizon: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +64,31 @@ pub struct ScenarioConfig {
     pub policy: Policy,
     /// Tiers, highest priority first.
     pub tiers: Vec<Tier>,
+    /// How `sales_history` is forecast.
+    pub forecast: ForecastSettings,
+}
+
+/// The `[forecast]` table: how `sales_history` is read and forecast.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ForecastSettings {
+    /// The history's period; `None`: inferred from its dates.
+    pub frequency: Option<Frequency>,
+    /// Missing periods inside a weekly, monthly, quarterly or yearly series
+    /// are zero sales (`fill_missing = "zero"`) instead of an error; daily
+    /// histories always read a missing day as zero.
+    pub fill_missing_zero: bool,
+    /// Periods held out for the accuracy report [default: by frequency].
+    pub holdout: Option<usize>,
+    /// Periods to forecast at least [default: up to the horizon's end].
+    pub horizon: Option<usize>,
+}
+
+/// Reads a frequency setting: `auto` (`None`) or a code or word (`M`, `monthly`).
+pub fn parse_frequency(text: &str) -> Result<Option<Frequency>, String> {
+    if text.trim().eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    Frequency::parse(text).map(Some).ok_or_else(|| format!("got {text:?}, expected auto, D, W, M, Q or Y (or daily, weekly, monthly, quarterly, yearly)"))
 }
 
 /// The tier list used when `[tiers]` is absent: one tier, weight 1.
@@ -113,5 +150,22 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
     if tiers.is_empty() {
         tiers = default_tiers();
     }
-    Ok(ScenarioConfig { horizon: Horizon { start, days: raw.horizon.days }, policy, tiers })
+    let f = raw.forecast;
+    let forecast = ForecastSettings {
+        frequency: match &f.frequency {
+            Some(text) => parse_frequency(text).map_err(|e| format!("[forecast] frequency: {e}"))?,
+            None => None,
+        },
+        fill_missing_zero: match f.fill_missing.as_deref().map(str::trim) {
+            None | Some("error") => false,
+            Some("zero") => true,
+            Some(other) => return Err(format!("[forecast] fill_missing: got {other:?}, expected \"zero\" or \"error\"")),
+        },
+        holdout: f.holdout,
+        horizon: match f.horizon {
+            Some(0) => return Err("[forecast] horizon: got 0, expected a number of periods >= 1".to_string()),
+            h => h,
+        },
+    };
+    Ok(ScenarioConfig { horizon: Horizon { start, days: raw.horizon.days }, policy, tiers, forecast })
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use allot_forecasting::demand::frequency::{Calendar, Frequency};
 use chrono::NaiveDate;
 
 use allot_optimizer::{
@@ -42,35 +43,63 @@ pub struct LoadedScenario {
     pub inbound_delay_matches: Vec<usize>,
 }
 
-/// Baseline demand forecast from sales history, per zone × SKU series.
+/// Baseline demand forecast from sales history, per zone × SKU series, per
+/// period of the history's frequency.
 #[derive(Debug, Clone)]
 pub struct DemandForecast {
-    /// First forecast day (the day after the history ends).
-    pub first_day: chrono::NaiveDate,
-    /// Forecast days before the horizon starts (skipped in the baseline).
-    pub gap: usize,
-    /// (zone index, SKU index) of each series, with its forecast.
+    /// The history's periods.
+    pub calendar: Calendar,
+    /// Period index of the first forecast period (the one after the history ends).
+    pub first_period: i64,
+    /// Periods held out for the accuracy report.
+    pub holdout: usize,
+    /// The planning horizon's first day.
+    pub horizon_start: NaiveDate,
+    /// The planning horizon's days.
+    pub horizon_days: usize,
+    /// (zone index, SKU index) of each series, with its forecast per period.
     pub series: Vec<((u32, u32), allot_forecasting::demand::SeriesForecast)>,
+    /// Each series' promotion and price effects, when the history had `promo` or `price`.
+    pub effects: Vec<allot_forecasting::demand::promotions::Effects>,
 }
 
 impl DemandForecast {
+    /// First day of forecast period `k` (0 = the first after the history).
+    pub fn period_start(&self, k: usize) -> NaiveDate {
+        self.calendar.start(self.first_period + k as i64)
+    }
+
+    /// A series' forecast per day of the planning horizon: each period's
+    /// units spread evenly over its days (the one place periods become days).
+    pub fn daily(&self, forecast: &allot_forecasting::demand::SeriesForecast) -> Vec<f64> {
+        (0..self.horizon_days)
+            .map(|d| {
+                let day = self.horizon_start + chrono::Days::new(d as u64);
+                let Ok(period) = self.calendar.index_of_day(day) else { return 0.0 };
+                let k = period - self.first_period;
+                if k < 0 {
+                    return 0.0;
+                }
+                forecast.mean.get(k as usize).map_or(0.0, |units| units / self.calendar.days(period) as f64)
+            })
+            .collect()
+    }
+
     /// Units per series over each of the horizon's buckets (the forecast's
     /// days summed per bucket): the planner's baseline demand.
     pub fn baseline(&self, buckets: &Buckets) -> Vec<BaselineDemand> {
         let mut out = Vec::new();
         for &((zone, sku), ref f) in &self.series {
             let mut per_bucket = vec![0.0; buckets.count()];
-            let mut day = self.first_day + chrono::Days::new(self.gap as u64);
-            for &units in &f.mean[self.gap..] {
-                per_bucket[buckets.of(day) as usize] += units;
-                day = day.succ_opt().unwrap_or(day);
+            for (d, units) in self.daily(f).into_iter().enumerate() {
+                per_bucket[buckets.of(self.horizon_start + chrono::Days::new(d as u64)) as usize] += units;
             }
             out.extend(per_bucket.into_iter().enumerate().map(|(t, units)| BaselineDemand { zone, sku, units, bucket: t as u32 }));
         }
         out
     }
 
-    /// One line: the models chosen and the mean backtest MASE.
+    /// One line: the frequency, the models chosen and the mean nested MASE.
     pub fn summary(&self) -> String {
         let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, f) in &self.series {
@@ -78,7 +107,7 @@ impl DemandForecast {
         }
         let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
         let mase = self.series.iter().map(|(_, f)| f.mase).sum::<f64>() / self.series.len().max(1) as f64;
-        format!("models by backtest: {}; mean MASE {mase:.3}", mix.join(", "))
+        format!("{} history; models: {}; mean MASE {mase:.3} on the last {} periods", self.calendar.frequency.word(), mix.join(", "), self.holdout)
     }
 }
 
@@ -130,6 +159,17 @@ pub struct LoadOptions {
     /// reported like a missing one. Why: `POST /v1/plans` plans what a remote
     /// planner names, and must not read files outside `--scenarios`.
     pub root: Option<PathBuf>,
+    /// Overrides of the scenario's `[forecast]` settings (`allot forecast --frequency`, `--horizon`).
+    pub forecast: ForecastOverride,
+}
+
+/// Command-line overrides of `[forecast]`; `None` keeps the scenario's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ForecastOverride {
+    /// `Some(None)`: infer (`auto`); `Some(Some(f))`: this frequency.
+    pub frequency: Option<Option<allot_forecasting::demand::frequency::Frequency>>,
+    /// Periods to forecast at least.
+    pub horizon: Option<usize>,
 }
 
 /// Matching rows of an inbound delay, applied while `inbound` is read (the
@@ -423,9 +463,13 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 }
             }
         }
-    } else if let Some(t) = Table::read(dir, "sales_history", &[("units", Kind::Number)])? {
-        let forecast = forecast_baseline(&t, &config, &mut zones, &mut skus, &mut issues);
+    } else if let Some(t) = Table::read(dir, "sales_history", &[("units", Kind::Number), ("price", Kind::Number), ("promo", Kind::Number)])? {
+        let plan = Table::read(dir, "promotions_plan", &[("price", Kind::Number), ("promo", Kind::Number)])?;
+        let forecast = forecast_baseline(&t, plan.as_ref(), &config, &options.forecast, &mut zones, &mut skus, &mut issues);
         t.check_header(&mut issues, &mut notes);
+        if let Some(plan) = &plan {
+            plan.check_header(&mut issues, &mut notes);
+        }
         baseline = forecast.baseline(&buckets);
         notes.push(format!("baseline_demand forecast: {} zone x SKU series from {} ({})", baseline.len(), t.file, forecast.summary()));
         demand_forecast = Some(forecast);
@@ -501,7 +545,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         return Err(LoadError::Invalid { issues: issues.list, total: issues.total });
     }
     delivery_capacity.resize(zones.names.len(), None);
-    let ScenarioConfig { horizon, policy, tiers } = config;
+    let ScenarioConfig { horizon, policy, tiers, forecast: _ } = config;
     let problem = Problem {
         horizon,
         policy,
@@ -561,41 +605,224 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 }
 
 /// Baseline demand forecast from `sales_history` (`date`, `zone`, `sku`,
-/// `units`; missing days are zero sales): each series gets the model its
-/// backtest chose (`allot_forecasting::demand`), run up to the horizon's end.
-fn forecast_baseline(t: &Table, config: &ScenarioConfig, zones: &mut Names, skus: &mut Names, issues: &mut Issues) -> DemandForecast {
+/// `units`): the history's frequency is set (`[forecast] frequency`, or the
+/// command line's) or inferred from each series' dates, rows are summed per
+/// period, each series runs from its first period to the history's last, and
+/// each gets the forecast of `allot_forecasting::demand`, up to the period
+/// holding the horizon's last day (or `horizon` periods, if more).
+///
+/// A missing period is zero sales in a daily history; in a coarser one it is
+/// an error naming the series and period, unless `fill_missing = "zero"`.
+fn forecast_baseline(
+    t: &Table,
+    plan: Option<&Table>,
+    config: &ScenarioConfig,
+    overrides: &ForecastOverride,
+    zones: &mut Names,
+    skus: &mut Names,
+    issues: &mut Issues,
+) -> DemandForecast {
+    use allot_forecasting::demand::promotions::{forecast_all_with_drivers, Drivers, SeriesDrivers};
     use allot_forecasting::demand::{forecast_all, DemandConfig};
     let dates = t.parse("date", true, issues, DATE);
     let z = t.parse_with("zone", true, issues, "a zone id", |s| zones.resolve(s));
     let s = t.parse_with("sku", true, issues, "a SKU listed in inventory.csv or inbound.csv", |x| skus.resolve(x));
     let units = t.parse("units", true, issues, NON_NEGATIVE);
-    let Some(first) = dates.iter().flatten().min().copied() else {
-        return DemandForecast { first_day: config.horizon.start, gap: 0, series: Vec::new() };
+    let price = t.parse_with("price", false, issues, "a price > 0", positive_number);
+    let promo = t.parse("promo", false, issues, NON_NEGATIVE);
+    let with_drivers = t.has_column("price") || t.has_column("promo");
+    let settings = &config.forecast;
+    let horizon_end = config.horizon.start + chrono::Days::new(u64::from(config.horizon.days.max(1)) - 1);
+    let mut forecast = DemandForecast {
+        calendar: Calendar { frequency: Frequency::Daily, anchor: config.horizon.start },
+        first_period: 0,
+        holdout: 0,
+        horizon_start: config.horizon.start,
+        horizon_days: config.horizon.days as usize,
+        series: Vec::new(),
+        effects: Vec::new(),
     };
-    let mut series: BTreeMap<(u32, u32), Vec<f64>> = BTreeMap::new();
+    let Some(anchor) = dates.iter().flatten().min().copied() else { return forecast };
+    let mut rows: BTreeMap<(u32, u32), Vec<(NaiveDate, f64, usize)>> = BTreeMap::new();
     for i in 0..t.len() {
         let (Some(d), Some(zone), Some(sku), Some(u)) = (dates[i], z[i], s[i], units[i]) else { continue };
-        let day = (d - first).num_days() as usize;
-        let v = series.entry((zone, sku)).or_default();
-        if v.len() <= day {
-            v.resize(day + 1, 0.0);
-        }
-        v[day] += u;
+        rows.entry((zone, sku)).or_default().push((d, u, i));
     }
-    let last = dates.iter().flatten().max().copied().unwrap_or(first);
-    let history_days = (last - first).num_days() as usize + 1;
-    // Days between the end of history and the horizon start are forecast too, then skipped.
-    let gap = (config.horizon.start - last).num_days().max(1) as usize - 1;
-    let keys: Vec<(u32, u32)> = series.keys().copied().collect();
-    let histories: Vec<Vec<f64>> = series
-        .into_values()
-        .map(|mut v| {
-            v.resize(history_days, 0.0);
-            v
-        })
-        .collect();
-    let forecasts = forecast_all(&histories, gap + config.horizon.days as usize, &DemandConfig::default());
-    DemandForecast { first_day: last + chrono::Days::new(1), gap, series: keys.into_iter().zip(forecasts).collect() }
+    let row_drivers = |i: usize| Drivers { promo: promo[i].unwrap_or(0.0), price: price[i] };
+    let name = |(zone, sku): (u32, u32), zones: &Names, skus: &Names| format!("series zone {}, SKU {}", zones.names[zone as usize], skus.names[sku as usize]);
+    // Inferred from all the history's dates together: a sparse daily series
+    // is read by the days its neighbours sold on.
+    let mut all: Vec<NaiveDate> = dates.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let observed = Frequency::infer(&all, anchor);
+    // Rows a day apart: a missing day is no sales, whatever period the forecast reads them by.
+    let daily_rows = matches!(observed, Ok(Some(Frequency::Daily)) | Ok(None));
+    let frequency = match overrides.frequency.unwrap_or(settings.frequency) {
+        Some(f) => f,
+        None => {
+            match observed {
+                Ok(f) => f.unwrap_or(Frequency::Daily),
+                Err(e) => {
+                    // Name a series whose own dates fit no frequency, else the first.
+                    let irregular = rows.iter().find(|(_, series)| {
+                        let mut d: Vec<NaiveDate> = series.iter().map(|r| r.0).collect();
+                        d.sort_unstable();
+                        d.dedup();
+                        Frequency::infer(&d, d[0]).is_err()
+                    });
+                    let key = irregular.or_else(|| rows.iter().next()).map(|(k, _)| *k).unwrap_or_default();
+                    issues.file(&t.file, format!("dates of one period each (day, week, month, quarter or year): {} has {e} (or set [forecast] frequency)", name(key, zones, skus)));
+                    return forecast;
+                }
+            }
+        }
+    };
+    let calendar = Calendar { frequency, anchor };
+    // Per series and period: units summed, drivers averaged over the period's rows.
+    let mut indexed: Vec<((u32, u32), BTreeMap<i64, (f64, DriverMean)>)> = Vec::with_capacity(rows.len());
+    for (key, series) in rows {
+        let mut per_period: BTreeMap<i64, (f64, DriverMean)> = BTreeMap::new();
+        for (d, u, row) in series {
+            match calendar.index_of_day(d) {
+                Ok(k) => {
+                    let cell = per_period.entry(k).or_default();
+                    cell.0 += u;
+                    cell.1.add(row_drivers(row));
+                }
+                Err(e) => issues.push(t.issue(row, "date", Some(&d.to_string()), format!("a {} date: {e}", frequency.word()))),
+            }
+        }
+        indexed.push((key, per_period));
+    }
+    let Some(last) = indexed.iter().filter_map(|(_, p)| p.keys().next_back().copied()).max() else { return forecast };
+    let mut keys = Vec::with_capacity(indexed.len());
+    let mut histories = Vec::with_capacity(indexed.len());
+    let mut drivers: Vec<SeriesDrivers> = Vec::with_capacity(indexed.len());
+    for (key, per_period) in indexed {
+        let Some(&first) = per_period.keys().next() else { continue };
+        let mut values = vec![0.0; (last - first + 1) as usize];
+        let mut history = vec![Drivers::default(); values.len()];
+        for (k, (u, d)) in &per_period {
+            values[(k - first) as usize] = *u;
+            history[(k - first) as usize] = d.mean();
+        }
+        if !daily_rows && !settings.fill_missing_zero && per_period.len() < values.len() {
+            let missing = (first..=last).find(|k| !per_period.contains_key(k)).unwrap_or(last);
+            issues.file(
+                &t.file,
+                format!(
+                    "a row for every {} period: {} has none for the period of {} (set [forecast] fill_missing = \"zero\" to read missing periods as no sales)",
+                    frequency.word(),
+                    name(key, zones, skus),
+                    calendar.start(missing)
+                ),
+            );
+            return forecast;
+        }
+        keys.push(key);
+        histories.push(values);
+        drivers.push(SeriesDrivers { history, future: Vec::new(), group: key.1 as usize });
+    }
+    let needed = calendar.index_of_day(horizon_end).unwrap_or(last) - last;
+    let horizon = (needed.max(1) as usize).max(overrides.horizon.or(settings.horizon).unwrap_or(0));
+    if let Some(plan) = plan {
+        plan_drivers(plan, &calendar, last + 1, horizon, &keys, &mut drivers, zones, skus, issues);
+    }
+    let mut demand = DemandConfig::for_frequency(frequency);
+    if let Some(h) = settings.holdout {
+        demand.holdout = h;
+    }
+    let (forecasts, effects) = if with_drivers || plan.is_some() {
+        forecast_all_with_drivers(&histories, &drivers, horizon, &demand)
+    } else {
+        (forecast_all(&histories, horizon, &demand), Vec::new())
+    };
+    forecast.calendar = calendar;
+    forecast.first_period = last + 1;
+    forecast.holdout = demand.holdout;
+    forecast.series = keys.into_iter().zip(forecasts).collect();
+    forecast.effects = effects;
+    forecast
+}
+
+/// A positive number (a price).
+fn positive_number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0)
+}
+
+/// The mean promotion depth and price of the rows of one period.
+#[derive(Debug, Default, Clone, Copy)]
+struct DriverMean {
+    promo: f64,
+    rows: usize,
+    price: f64,
+    priced: usize,
+}
+
+impl DriverMean {
+    fn add(&mut self, d: allot_forecasting::demand::promotions::Drivers) {
+        self.promo += d.promo;
+        self.rows += 1;
+        if let Some(p) = d.price {
+            self.price += p;
+            self.priced += 1;
+        }
+    }
+
+    fn mean(&self) -> allot_forecasting::demand::promotions::Drivers {
+        allot_forecasting::demand::promotions::Drivers {
+            promo: self.promo / self.rows.max(1) as f64,
+            price: (self.priced > 0).then(|| self.price / self.priced as f64),
+        }
+    }
+}
+
+/// Reads `promotions_plan` (`zone, sku, date`, optional `promo`, `price`):
+/// the drivers planned for the forecast periods. A row must name a series of
+/// `sales_history` (a misspelt SKU would drop its promotion unseen) and fall
+/// in a forecast period; rows of one period are averaged.
+#[allow(clippy::too_many_arguments)]
+fn plan_drivers(
+    plan: &Table,
+    calendar: &Calendar,
+    first_period: i64,
+    horizon: usize,
+    keys: &[(u32, u32)],
+    drivers: &mut [allot_forecasting::demand::promotions::SeriesDrivers],
+    zones: &Names,
+    skus: &Names,
+    issues: &mut Issues,
+) {
+    use allot_forecasting::demand::promotions::Drivers;
+    let dates = plan.parse("date", true, issues, DATE);
+    let z = plan.parse("zone", true, issues, TEXT);
+    let s = plan.parse("sku", true, issues, TEXT);
+    let price = plan.parse_with("price", false, issues, "a price > 0", positive_number);
+    let promo = plan.parse("promo", false, issues, NON_NEGATIVE);
+    let position: HashMap<(u32, u32), usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    let mut cells: BTreeMap<(usize, usize), DriverMean> = BTreeMap::new();
+    for i in 0..plan.len() {
+        let (Some(d), Some(zone), Some(sku)) = (dates[i], &z[i], &s[i]) else { continue };
+        let key = zones.index.get(zone.as_str()).copied().zip(skus.index.get(sku.as_str()).copied());
+        let Some(&series) = key.and_then(|k| position.get(&k)) else {
+            issues.push(plan.issue(i, "sku", Some(sku), format!("a zone and SKU with sales_history (zone {zone})")));
+            continue;
+        };
+        let k = calendar.index_of_day(d).map(|p| p - first_period).unwrap_or(-1);
+        if k < 0 || k as usize >= horizon {
+            issues.push(plan.issue(i, "date", Some(&d.to_string()), format!("a date in the forecast periods, {} to {}", calendar.start(first_period), calendar.start(first_period + horizon as i64) - chrono::Days::new(1))));
+            continue;
+        }
+        cells.entry((series, k as usize)).or_default().add(Drivers { promo: promo[i].unwrap_or(0.0), price: price[i] });
+    }
+    for ((series, k), cell) in cells {
+        let future = &mut drivers[series].future;
+        if future.len() <= k {
+            future.resize(k + 1, Drivers::default());
+        }
+        future[k] = cell.mean();
+    }
 }
 
 /// A rule of `rules.csv` as read: a coupling total or a per-customer cap.
