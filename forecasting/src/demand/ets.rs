@@ -561,7 +561,16 @@ mod tests {
             (EtsSpec::new(M, Trend::None, M), EtsParams { alpha: 0.2, gamma: 0.1, ..EtsParams::default() }, 12, 0.04),
             (EtsSpec::new(M, Trend::Additive, A), EtsParams { alpha: 0.3, beta: 0.01, gamma: 0.1, phi: 1.0 }, 4, 0.02),
             (EtsSpec::new(M, Trend::Damped, M), EtsParams { alpha: 0.3, beta: 0.1, gamma: 0.1, phi: 0.9 }, 4, 0.04),
+            (EtsSpec::new(A, Trend::Damped, A), EtsParams { alpha: 0.3, beta: 0.1, gamma: 0.1, phi: 0.9 }, 4, 2.0),
+            (EtsSpec::new(M, Trend::None, A), EtsParams { alpha: 0.3, gamma: 0.1, ..EtsParams::default() }, 4, 0.03),
+            (EtsSpec::new(M, Trend::Additive, N), EtsParams { alpha: 0.3, beta: 0.01, phi: 1.0, ..EtsParams::default() }, 1, 0.02),
+            (EtsSpec::new(M, Trend::Damped, N), EtsParams { alpha: 0.4, beta: 0.1, phi: 0.9, ..EtsParams::default() }, 1, 0.04),
+            (EtsSpec::new(M, Trend::Additive, M), EtsParams { alpha: 0.3, beta: 0.01, gamma: 0.1, phi: 1.0 }, 4, 0.02),
+            (EtsSpec::new(M, Trend::Damped, A), EtsParams { alpha: 0.3, beta: 0.1, gamma: 0.1, phi: 0.9 }, 4, 0.03),
         ];
+        // Every admissible form is covered.
+        let covered: Vec<EtsSpec> = cases.iter().map(|c| c.0).collect();
+        assert!(EtsSpec::family(true, true).iter().all(|f| covered.contains(f)), "{covered:?}");
         for (spec, truth, m, sigma) in cases {
             let multiplicative = spec.season == M;
             let start = EtsStates {
