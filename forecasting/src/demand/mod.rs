@@ -134,7 +134,7 @@ impl DemandConfig {
 
 impl Default for DemandConfig {
     fn default() -> Self {
-        DemandConfig { season: 7, holdout: 28, fit_window: 364, rule: Rule::Combination, evaluations_per_unknown: 30, paths: 300, reselect_share: 0.1 }
+        DemandConfig { season: 7, holdout: 28, fit_window: 364, rule: Rule::Combination, evaluations_per_unknown: 30, paths: 200, reselect_share: 0.1 }
     }
 }
 
@@ -247,7 +247,8 @@ fn procedure(y: &[f64], h: usize, config: &DemandConfig, earlier: Option<&Outcom
     let positive = y.iter().all(|v| *v > 0.0);
     let keep_form = earlier.is_some_and(|e| (y.len() - e.n) as f64 <= config.reselect_share * y.len() as f64);
     let ets = match earlier.and_then(|e| e.ets.as_ref()).filter(|_| keep_form) {
-        Some(fit) => ets::refit(fit, y, config.evaluations_per_unknown).or_else(|| ets::fit(fit.spec, y, m, config.evaluations_per_unknown)),
+        // Warm from the earlier optimum on most of the same data: a third of the budget.
+        Some(fit) => ets::refit(fit, y, config.evaluations_per_unknown / 3).or_else(|| ets::fit(fit.spec, y, m, config.evaluations_per_unknown)),
         None => ets::fit_best(&EtsSpec::family(seasonal, positive), y, m, config.evaluations_per_unknown),
     };
     let theta_fit = theta::fit(y, if seasonal { m } else { 1 }, false);
