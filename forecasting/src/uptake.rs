@@ -75,6 +75,12 @@ impl Logistic {
 
     /// Fits on `rows` (each of width `d`) and 0/1 `labels` with optional row weights.
     pub fn fit(rows: &[f64], d: usize, labels: &[f64], weights: Option<&[f64]>, options: FitOptions) -> Result<Self, FitError> {
+        Self::fit_from(rows, d, labels, weights, options, None)
+    }
+
+    /// Like [`Logistic::fit`], Newton's method starting from `start` (a
+    /// neighbouring fit: along a regularisation path it saves most steps).
+    fn fit_from(rows: &[f64], d: usize, labels: &[f64], weights: Option<&[f64]>, options: FitOptions, start: Option<&Logistic>) -> Result<Self, FitError> {
         let n = labels.len();
         if rows.len() != n * d {
             return Err(FitError::Shape(format!("{} values for {n} rows of {d} features", rows.len())));
@@ -83,7 +89,10 @@ impl Logistic {
             return Err(FitError::Shape("one weight per row is needed".into()));
         }
         let k = d + 1; // intercept first
-        let mut beta = vec![0.0; k];
+        let mut beta = match start {
+            Some(m) if m.coef.len() == d => std::iter::once(m.intercept).chain(m.coef.iter().copied()).collect(),
+            _ => vec![0.0; k],
+        };
         let total_weight: f64 = weights.map_or(n as f64, |w| w.iter().sum());
         let mut iterations = 0;
         for _ in 0..options.max_iterations {
@@ -144,6 +153,101 @@ impl Logistic {
         }
         Ok(Logistic { intercept: beta[0], coef: beta[1..].to_vec(), iterations })
     }
+}
+
+/// The L2 strengths [`fit_cv`] chooses from (per row, on standardised
+/// features): half-decades from almost none to strong shrinkage. Why a grid and
+/// not a fixed value: how much a model should shrink depends on the rows and on
+/// how many, and how correlated, the features are (a few history features, or
+/// dozens of one-hot customer attributes).
+pub const L2_GRID: [f64; 11] = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1];
+
+/// Folds of the cross-validation.
+pub const CV_FOLDS: usize = 5;
+
+/// The fold in `0..k` of a key (a customer index): a hash, so that folds do
+/// not follow the order of the ids (customers listed by region or sign-up date).
+pub fn fold_of(key: u64, k: usize) -> usize {
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % k.max(1) as u64) as usize
+}
+
+/// One point of the cross-validation curve: the held-out mean log-loss of an
+/// L2 strength.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CvPoint {
+    /// The L2 strength.
+    pub l2: f64,
+    /// Mean log-loss over the held-out folds (weighted rows).
+    pub log_loss: f64,
+}
+
+/// A model whose L2 strength was chosen by cross-validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CvFit {
+    /// The model refitted on every row with the chosen strength.
+    pub model: Logistic,
+    /// The chosen strength.
+    pub l2: f64,
+    /// Every strength tried (a strength whose fit failed is left out).
+    pub points: Vec<CvPoint>,
+}
+
+/// Chooses the L2 strength from `grid` by k-fold cross-validation, then fits
+/// every row with it. `folds[i]` (in `0..k`) is row `i`'s fold: rows that
+/// belong together (one customer's) share a fold, so a held-out fold is
+/// customers the model has not seen, as in production. The strength with the
+/// lowest held-out log-loss wins; a tie goes to the stronger one (the simpler
+/// model). With fewer than two folds present, `options.l2` is used as is.
+pub fn fit_cv(rows: &[f64], d: usize, labels: &[f64], weights: Option<&[f64]>, folds: &[usize], k: usize, grid: &[f64], options: FitOptions) -> Result<CvFit, FitError> {
+    let n = labels.len();
+    if folds.len() != n {
+        return Err(FitError::Shape("one fold per row is needed".into()));
+    }
+    if folds.iter().any(|&f| f >= k) {
+        return Err(FitError::Shape(format!("a fold outside 0..{k}")));
+    }
+    let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+    let mut present = vec![false; k];
+    folds.iter().for_each(|&f| present[f] = true);
+    let mut points = Vec::new();
+    if present.iter().filter(|&&p| p).count() >= 2 {
+        // Strongest first, each fold warm-started from its fit at the previous strength.
+        let mut order: Vec<f64> = grid.to_vec();
+        order.sort_by(|a, b| b.total_cmp(a));
+        let mut previous: Vec<Option<Logistic>> = vec![None; k];
+        let mut train = vec![0.0; n];
+        for &l2 in &order {
+            let (mut loss, mut total) = (0.0, 0.0);
+            let mut failed = false;
+            for f in (0..k).filter(|&f| present[f]) {
+                for (i, t) in train.iter_mut().enumerate() {
+                    *t = if folds[i] == f { 0.0 } else { weight(i) };
+                }
+                let Ok(m) = Logistic::fit_from(rows, d, labels, Some(&train), FitOptions { l2, ..options }, previous[f].as_ref()) else {
+                    failed = true;
+                    break;
+                };
+                for i in (0..n).filter(|&i| folds[i] == f) {
+                    let q = m.predict(&rows[i * d..(i + 1) * d]).clamp(1e-15, 1.0 - 1e-15);
+                    loss -= weight(i) * (labels[i] * q.ln() + (1.0 - labels[i]) * (1.0 - q).ln());
+                    total += weight(i);
+                }
+                previous[f] = Some(m);
+            }
+            if !failed && total > 0.0 {
+                points.push(CvPoint { l2, log_loss: loss / total });
+            }
+        }
+    }
+    // Strongest first, so a strict `<` keeps the stronger of two equal ones.
+    let best = points.iter().fold(None::<CvPoint>, |best, p| if best.is_none_or(|b| p.log_loss < b.log_loss) { Some(*p) } else { best });
+    let l2 = best.map_or(options.l2, |b| b.l2);
+    points.sort_by(|a, b| a.l2.total_cmp(&b.l2));
+    let model = Logistic::fit(rows, d, labels, weights, FitOptions { l2, ..options })?;
+    Ok(CvFit { model, l2, points })
 }
 
 /// Solves `A x = b` for symmetric positive definite `A` (row-major `k × k`).
@@ -343,6 +447,31 @@ mod tests {
     fn shrinkage_moves_small_counts_toward_the_parent() {
         assert!((shrunk_rate(1.0, 1.0, 0.1, 9.0) - 0.19).abs() < 1e-12);
         assert!((shrunk_rate(500.0, 1000.0, 0.1, 9.0) - 0.4965).abs() < 1e-3);
+    }
+
+    /// Few rows and many useless features: cross-validation picks strong
+    /// shrinkage, which predicts fresh data better than almost none; with many
+    /// rows it picks little. Fails if the grid is ignored (a fixed l2 is one answer for both).
+    #[test]
+    fn cross_validation_shrinks_more_when_rows_are_few() {
+        let mut coef = vec![0.0; 30];
+        coef[0] = 1.0;
+        let (rows, labels, _) = generated(150, -0.5, &coef, 21);
+        let folds: Vec<usize> = (0..150).map(|i| fold_of(i as u64, CV_FOLDS)).collect();
+        let small = fit_cv(&rows, coef.len(), &labels, None, &folds, CV_FOLDS, &L2_GRID, FitOptions::default()).unwrap();
+        assert!(small.l2 >= 1e-2, "{small:?}");
+        let (test_rows, test_labels, _) = generated(50_000, -0.5, &coef, 22);
+        let loss = |m: &Logistic| accuracy(&test_rows.chunks(coef.len()).map(|x| m.predict(x)).collect::<Vec<_>>(), &test_labels).log_loss;
+        let weak = Logistic::fit(&rows, coef.len(), &labels, None, FitOptions { l2: L2_GRID[0], ..FitOptions::default() }).unwrap();
+        assert!(loss(&small.model) < loss(&weak) - 0.02, "{} vs {}", loss(&small.model), loss(&weak));
+        // Many rows of a few real features: little shrinkage.
+        let strong = [0.8, -1.2, 0.4, 1.5];
+        let (rows_l, labels_l, _) = generated(20_000, -0.5, &strong, 23);
+        let folds: Vec<usize> = (0..20_000).map(|i| fold_of(i as u64, CV_FOLDS)).collect();
+        let large = fit_cv(&rows_l, strong.len(), &labels_l, None, &folds, CV_FOLDS, &L2_GRID, FitOptions::default()).unwrap();
+        assert!(large.l2 <= 1e-3, "{:?}", large.points);
+        // A fold id out of range is refused.
+        assert!(matches!(fit_cv(&rows, coef.len(), &labels, None, &vec![CV_FOLDS; 150], CV_FOLDS, &L2_GRID, FitOptions::default()), Err(FitError::Shape(_))));
     }
 
     #[test]
