@@ -131,7 +131,7 @@ pub fn accuracy_report(loaded: &LoadedScenario) -> String {
         for (prefix, m) in models {
             for (name, a) in [("calibrated", &m.holdout), ("uncalibrated", &m.holdout_uncalibrated)] {
                 let calibration = if name == "calibrated" { format!("  {:.3}, {:+.3}", m.calibration.a, m.calibration.b) } else { String::new() };
-                let _ = writeln!(out, "  {:<34} {:>7.4} {:>9.4} {:>7.4} {:>7.4} {:>8.0e}{calibration}", format!("{prefix}{name}"), a.auc, a.log_loss, a.brier, a.ece, m.l2);
+                let _ = writeln!(out, "  {:<34} {:>7.4} {:>9.4} {:>7.4} {:>7.4} {:>8.1e}{calibration}", format!("{prefix}{name}"), a.auc, a.log_loss, a.brier, a.ece, m.l2);
             }
         }
         let _ = writeln!(out, "  base rate {:.4} over {} holdout showings", r.scores.holdout.base_rate, r.scores.holdout.rows);

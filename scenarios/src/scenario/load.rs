@@ -484,7 +484,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                                 format!("; without customer attributes: AUC {:.3}, log-loss {:.4}", w.auc, w.log_loss)
                             });
                             notes.push(format!(
-                                "uptake forecast: {} candidate pairs from {} (logistic regression, L2 {:.0e} by cross-validation; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4}{without})",
+                                "uptake forecast: {} candidate pairs from {} (logistic regression, L2 {:.1e} by cross-validation; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4}{without})",
                                 rows.len(),
                                 t.file,
                                 report.scores.l2,

@@ -69,10 +69,14 @@ pub struct Showing {
 /// How one model was fitted and how it did on the holdout.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelScores {
-    /// The L2 strength chosen by cross-validation.
+    /// The L2 strength chosen by cross-validation (per row of the fit).
     pub l2: f64,
     /// Held-out log-loss of every strength tried (folds by customer, fitting days only).
     pub cross_validation: Vec<CvPoint>,
+    /// Rows cross-validated: every fitting row, or a sample of
+    /// [`allot_forecasting::uptake::CV_MAX_ROWS`] (whose choice is then scaled
+    /// to all rows, see [`fit_cv`]).
+    pub cross_validation_rows: usize,
     /// The Platt calibration fitted on the calibration days.
     pub calibration: Calibration,
     /// Holdout accuracy of the calibrated model.
@@ -331,6 +335,7 @@ impl Splits<'_> {
         let scores = ModelScores {
             l2: cv.l2,
             cross_validation: cv.points,
+            cross_validation_rows: cv.rows,
             calibration,
             holdout: accuracy(&calibrated, &outcomes),
             holdout_uncalibrated: accuracy(&raw, &outcomes),
