@@ -339,6 +339,11 @@ struct GenerateArgs {
     /// them from the history files (needs --history-days).
     #[arg(long, requires = "history_days")]
     no_forecasts: bool,
+    /// Also write `customer_features.csv` (age, tenure, household, newsletter)
+    /// whose attributes drive each customer's uptake, for the uptake model
+    /// fitted from the offer history (needs --history-days).
+    #[arg(long, requires = "history_days")]
+    customer_attributes: bool,
     /// Model version 2's marketing columns: channels (with costs per contact),
     /// tags, contact dates and per-pair values.
     #[arg(long)]
@@ -438,6 +443,7 @@ fn main() -> Result<()> {
                 days: a.days,
                 bucket_days: a.bucket_days,
                 binary_decisions: a.binary_decisions,
+                customer_attributes: a.customer_attributes,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

@@ -62,8 +62,8 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     assert!(loaded.notes.iter().any(|n| n.contains("sales_history.csv")), "{:?}", loaded.notes);
     let report = loaded.uptake_report.as_ref().expect("uptake was forecast");
     // Calibrated on data the model was not fitted on, judged on later data still.
-    assert!(report.holdout.ece < 0.02, "{:?}", report.holdout);
-    assert!(report.holdout.auc > 0.6, "{:?}", report.holdout);
+    assert!(report.scores.holdout.ece < 0.02, "{:?}", report.scores.holdout);
+    assert!(report.scores.holdout.auc > 0.6, "{:?}", report.scores.holdout);
     assert!(report.coefficients.iter().all(|(name, _)| !name.contains("group")), "the protected group is never a feature");
     let p = &loaded.problem;
     let per_customer = allot_scenarios::scenario::uptake_history::CANDIDATES_PER_CUSTOMER;

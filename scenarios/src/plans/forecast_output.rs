@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use allot_forecasting::attributes::{ColumnEncoding, OTHER};
 use allot_forecasting::demand::backtest_summary;
+use allot_forecasting::uptake::CV_FOLDS;
 use polars::prelude::*;
 
 use crate::error::StoreError;
@@ -128,7 +130,8 @@ fn write_demand_report(dir: &Path, loaded: &LoadedScenario, f: &crate::DemandFor
 
 /// The accuracy report as text: the demand procedure's nested holdout score
 /// per model against seasonal naive, the demand classes and clipped values,
-/// and the uptake model's holdout measures and coefficients.
+/// and the uptake model's holdout measures and coefficients (with customer
+/// attributes: their encoding, and the model with and without them).
 pub fn accuracy_report(loaded: &LoadedScenario) -> String {
     let mut out = String::new();
     if let Some(f) = &loaded.demand_forecast {
@@ -162,12 +165,33 @@ pub fn accuracy_report(loaded: &LoadedScenario) -> String {
     if let Some(r) = &loaded.uptake_report {
         let _ = writeln!(
             out,
-            "uptake: logistic regression on {} showings, calibrated on {} (from {}), judged on {} (from {})",
-            r.fit_rows, r.calibration_rows, r.calibration_from, r.holdout_rows, r.holdout_from
+            "uptake: logistic regression on {} showings, calibrated on {} (from {}), judged on {} (from {}); L2 strength by {}-fold cross-validation by customer on the fitting days",
+            r.fit_rows, r.calibration_rows, r.calibration_from, r.holdout_rows, r.holdout_from, CV_FOLDS
         );
-        for (name, a) in [("calibrated", &r.holdout), ("uncalibrated", &r.holdout_uncalibrated)] {
-            let _ = writeln!(out, "  {name:<13} AUC {:.4}  log-loss {:.4}  Brier {:.4}  ECE {:.4}  (base rate {:.4})", a.auc, a.log_loss, a.brier, a.ece, a.base_rate);
+        let mut models = vec![("", &r.scores)];
+        if let Some(a) = &r.attributes {
+            let _ = writeln!(out, "  customer attributes from {} (encoding learned from the {} customers of the fitting days):", a.file, a.fitting_customers);
+            for c in &a.columns {
+                let _ = match c {
+                    ColumnEncoding::Numeric { name, mean, sd } => writeln!(out, "    {name}: numeric, standardised with mean {mean:.4} and sd {sd:.4}"),
+                    ColumnEncoding::Categorical { name, reference, levels, pooled } => writeln!(
+                        out,
+                        "    {name}: categorical, reference {reference}, levels {}{}",
+                        if levels.is_empty() { "none".to_string() } else { levels.join(", ") },
+                        if pooled.is_empty() { String::new() } else { format!(" ({} pooled into {OTHER}: {})", pooled.len(), pooled.join(", ")) }
+                    ),
+                };
+            }
+            models = vec![("with attributes, ", &r.scores), ("without attributes, ", &a.without_attributes)];
         }
+        let _ = writeln!(out, "  {:<34} {:>7} {:>9} {:>7} {:>7} {:>8}  calibration (a, b)", "holdout", "AUC", "log-loss", "Brier", "ECE", "L2");
+        for (prefix, m) in models {
+            for (name, a) in [("calibrated", &m.holdout), ("uncalibrated", &m.holdout_uncalibrated)] {
+                let calibration = if name == "calibrated" { format!("  {:.3}, {:+.3}", m.calibration.a, m.calibration.b) } else { String::new() };
+                let _ = writeln!(out, "  {:<34} {:>7.4} {:>9.4} {:>7.4} {:>7.4} {:>8.1e}{calibration}", format!("{prefix}{name}"), a.auc, a.log_loss, a.brier, a.ece, m.l2);
+            }
+        }
+        let _ = writeln!(out, "  base rate {:.4} over {} holdout showings", r.scores.holdout.base_rate, r.scores.holdout.rows);
         let coefficients: Vec<String> = r.coefficients.iter().map(|(n, c)| format!("{n} {c:+.3}")).collect();
         let _ = writeln!(out, "  coefficients: {}", coefficients.join(", "));
         let _ = writeln!(out, "  {} candidate pairs scored", r.candidates);

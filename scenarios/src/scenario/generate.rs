@@ -72,6 +72,11 @@ pub struct GenerateSpec {
     /// customer per category for four categories, and a conflict for every
     /// ordered pair of categories within 14 days (20) besides the call-then-email one.
     pub category_policies: bool,
+    /// `customer_features.csv` with attributes that drive acceptance (see
+    /// [`CustomerDraw`]): every pair's true uptake, and so `uptake.csv` and
+    /// the offer history, carries the customer's lift. Drawn from a stream of
+    /// their own, so without it the files of a seed are unchanged.
+    pub customer_attributes: bool,
 }
 
 /// Channels of generated offers: name, share of offers, cost per contact.
@@ -111,6 +116,7 @@ impl Default for GenerateSpec {
             bucket_days: None,
             binary_decisions: false,
             category_policies: false,
+            customer_attributes: false,
         }
     }
 }
@@ -145,6 +151,51 @@ impl Rng {
     /// Zipf-like popularity draw in [0, n): low indices are popular.
     fn popular(&mut self, n: usize) -> usize {
         ((n as f64).powf(self.f()) - 1.0).floor() as usize % n.max(1)
+    }
+}
+
+/// Household levels of generated customers: name, share, effect on the
+/// log-odds of acceptance (about the log of the uptake's lift). `student` is
+/// rare (0.5%): below the pooling threshold of a few thousand customers.
+const HOUSEHOLDS: [(&str, f64, f64); 5] = [("single", 0.45, 0.0), ("couple", 0.30, 0.2), ("family", 0.22, 0.6), ("shared", 0.025, -0.2), ("student", 0.005, 0.3)];
+
+/// The generated attributes of one customer, and the lift they give its uptake.
+struct CustomerDraw {
+    age: u32,
+    tenure_months: u32,
+    household: &'static str,
+    newsletter: bool,
+}
+
+impl CustomerDraw {
+    const HEADER: &'static str = "customer_id,age,tenure_months,household,newsletter\n";
+
+    fn draw(rng: &mut Rng) -> Self {
+        let age = 18 + rng.below(63) as u32;
+        let tenure_months = rng.below(121) as u32;
+        let (u, mut acc) = (rng.f(), 0.0);
+        let household = HOUSEHOLDS
+            .iter()
+            .find(|h| {
+                acc += h.1;
+                u < acc
+            })
+            .map_or(HOUSEHOLDS[0].0, |h| h.0);
+        CustomerDraw { age, tenure_months, household, newsletter: rng.chance(0.4) }
+    }
+
+    /// The factor on every uptake of this customer: younger customers,
+    /// longer-standing ones, families and newsletter readers accept more
+    /// (log-odds effects of -0.5 and +0.4 per standard deviation of age and
+    /// tenure, the household's, and +0.3), centred so the mean is near 1.
+    fn lift(&self) -> f64 {
+        let household = HOUSEHOLDS.iter().find(|h| h.0 == self.household).map_or(0.0, |h| h.2);
+        let z = -0.5 * (f64::from(self.age) - 49.0) / 18.2 + 0.4 * (f64::from(self.tenure_months) - 60.0) / 35.0 + household + if self.newsletter { 0.3 } else { 0.0 };
+        (z - 0.55).exp()
+    }
+
+    fn line(&self, id: &str) -> String {
+        format!("{id},{},{},{},{}\n", self.age, self.tenure_months, self.household, if self.newsletter { "yes" } else { "no" })
     }
 }
 
@@ -262,6 +313,8 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     let mut accepts_per_zone = vec![0.0; n_z];
     let share = CONTACT_CAP as f64 / spec.candidates.max(CONTACT_CAP) as f64;
     let mut chosen: Vec<usize> = Vec::with_capacity(spec.candidates);
+    let mut attribute_rng = Rng(spec.seed ^ 0xA77B_0004);
+    let mut customer_features = String::from(CustomerDraw::HEADER);
     for c in 0..n_c {
         let z = rng.popular(n_z);
         let t = rng.f();
@@ -273,6 +326,10 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         let max_offers = if rng.chance(0.1) { format!("{}", 1 + rng.below(2)) } else { String::new() };
         let id = format!("C{c:07}");
         let _ = writeln!(customers, "{id},{},{},{consent},{suppressed},{group},{max_offers}", zone(z), TIERS[tier].0);
+        let attributes = spec.customer_attributes.then(|| CustomerDraw::draw(&mut attribute_rng));
+        if let Some(a) = &attributes {
+            customer_features.push_str(&a.line(&id));
+        }
         chosen.clear();
         while chosen.len() < spec.candidates.min(n_o) {
             let o = rng.popular(n_o);
@@ -282,7 +339,11 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         }
         for &o in &chosen {
             let tier_lift = [1.3, 1.1, 1.0][tier];
-            let p = (offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45)).clamp(0.005, 0.95);
+            let mut p = offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45);
+            if let Some(a) = &attributes {
+                p *= a.lift();
+            }
+            let p = p.clamp(0.005, 0.95);
             let p = (p * 1e4).round() / 1e4;
             if spec.channels {
                 // The pair's own value: its basket around the offer's margin.
@@ -416,6 +477,9 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     if spec.history_days > 0 {
         files.extend([("sales_history.csv", sales_history.as_str()), ("offer_history.csv", offer_history.as_str())]);
     }
+    if spec.customer_attributes {
+        files.push(("customer_features.csv", customer_features.as_str()));
+    }
     let policies = (spec.channels && spec.contact_policies).then(|| contact_policies(spec, &channels_used, &tags_used));
     let mut rules = String::from(RULES_HEADER);
     if let Some((per_customer, conflicts, history)) = &policies {
@@ -504,6 +568,7 @@ fn volume_rules(spec: &GenerateSpec, channels: &std::collections::BTreeSet<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// The version-2 columns come from their own stream: the version-1 columns
     /// of a seed are unchanged, and the scenario loads with three channels,
@@ -530,6 +595,44 @@ mod tests {
         assert!(problem.offers.iter().all(|o| !o.tags.is_empty()));
         let values = problem.uptake_value.as_ref().expect("per-pair values");
         assert!(values.iter().zip(&problem.uptake).any(|(v, u)| (v - problem.offers[u.offer as usize].margin).abs() > 0.01));
+    }
+
+    /// Customer attributes come from a stream of their own: the customers and
+    /// offers of a seed are unchanged, every customer has one row, and the
+    /// attributes move the uptake (families accept about e^0.6 times as often
+    /// as singles, the young more than the old).
+    #[test]
+    fn customer_attributes_drive_uptake_without_changing_other_draws() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 3000, seed: 4, ..GenerateSpec::default() };
+        let (plain, with) = (tmp.path().join("plain"), tmp.path().join("with"));
+        generate(&plain, &spec).unwrap();
+        generate(&with, &GenerateSpec { customer_attributes: true, ..spec }).unwrap();
+        let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        // (Stock and lane capacities are sized to the expected uptake, so they move.)
+        for f in ["customers.csv", "offers.csv", "offer_items.csv"] {
+            assert_eq!(read(&plain, f), read(&with, f), "{f}");
+        }
+        assert!(!plain.join("customer_features.csv").exists());
+        let features = read(&with, "customer_features.csv");
+        let rows: Vec<Vec<&str>> = features.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 3000);
+        let of: HashMap<&str, &Vec<&str>> = rows.iter().map(|r| (r[0], r)).collect();
+        // Mean uptake by household and by age band, against the plain scenario's.
+        let mean_p = |dir: &Path, keep: &dyn Fn(&Vec<&str>) -> bool| {
+            let text = read(dir, "uptake.csv");
+            let ps: Vec<f64> = text.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()).filter(|c| keep(of[c[0]])).map(|c| c[2].parse::<f64>().unwrap()).collect();
+            ps.iter().sum::<f64>() / ps.len() as f64
+        };
+        let household = |h: &'static str| move |r: &Vec<&str>| r[3] == h;
+        let ratio = |keep: &dyn Fn(&Vec<&str>) -> bool| mean_p(&with, keep) / mean_p(&plain, keep);
+        let family_vs_single = ratio(&household("family")) / ratio(&household("single"));
+        assert!((1.5..2.2).contains(&family_vs_single), "{family_vs_single}");
+        let young_vs_old = ratio(&|r: &Vec<&str>| r[1].parse::<u32>().unwrap() < 30) / ratio(&|r: &Vec<&str>| r[1].parse::<u32>().unwrap() > 68);
+        assert!(young_vs_old > 2.0, "{young_vs_old}");
+        // Centred: the mean uptake moves little.
+        let all = ratio(&|_: &Vec<&str>| true);
+        assert!((0.85..1.2).contains(&all), "{all}");
     }
 
     /// Contact policies come from a stream of their own too, and load: two

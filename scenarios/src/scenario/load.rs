@@ -266,6 +266,10 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         }
     }
 
+    // Customer attributes for the uptake model: checked whenever present (a
+    // protected column fails the load even when uptake.csv makes them unused).
+    let attributes = crate::scenario::customer_features::read_customer_features(dir, &customers.id, &mut issues)?;
+
     // Stock: inventory and inbound define the warehouses and SKUs.
     let mut warehouses = Names::default();
     let mut skus = Names::default();
@@ -487,6 +491,9 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
             let value = t.has_column("value").then(|| t.parse("value", false, &mut issues, NUMBER));
             t.check_header(&mut issues, &mut notes);
+            if let Some(a) = &attributes {
+                notes.push(format!("{} unused: {} gives the uptake (the attributes feed the model fitted from offer_history)", a.file, t.file));
+            }
             let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity(t.len());
             uptake.reserve(t.len());
             if value.is_some() {
@@ -510,13 +517,21 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 t.check_header(&mut issues, &mut notes);
                 if issues.is_empty() {
                     let tier_names: Vec<String> = config.tiers.iter().map(|t| t.name.clone()).collect();
-                    match crate::scenario::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon) {
+                    match crate::scenario::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon, attributes.as_ref()) {
                         Some((rows, report)) => {
-                            let h = &report.holdout;
+                            if let Some(a) = &attributes {
+                                notes.push(a.summary());
+                            }
+                            let h = &report.scores.holdout;
+                            let without = report.attributes.as_ref().map_or(String::new(), |a| {
+                                let w = &a.without_attributes.holdout;
+                                format!("; without customer attributes: AUC {:.3}, log-loss {:.4}", w.auc, w.log_loss)
+                            });
                             notes.push(format!(
-                                "uptake forecast: {} candidate pairs from {} (logistic regression; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4})",
+                                "uptake forecast: {} candidate pairs from {} (logistic regression, L2 {:.1e} by cross-validation; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4}{without})",
                                 rows.len(),
                                 t.file,
+                                report.scores.l2,
                                 report.holdout_from,
                                 h.rows,
                                 h.auc,

@@ -4,6 +4,7 @@
 //! workers load. Nothing here knows about plans or variants.
 
 pub mod config;
+pub mod customer_features;
 pub mod generate;
 pub mod load;
 pub mod partitions;

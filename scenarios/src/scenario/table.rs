@@ -156,6 +156,12 @@ impl Table {
             .collect()
     }
 
+    /// The header's column names, in file order: for a table whose columns are
+    /// not fixed by the format (`customer_features`).
+    pub fn column_names(&self) -> Vec<String> {
+        self.frame.get_column_names().into_iter().map(|n| n.to_string()).collect()
+    }
+
     /// Whether the header has this column.
     pub fn has_column(&self, name: &str) -> bool {
         self.frame.column(name).is_ok()

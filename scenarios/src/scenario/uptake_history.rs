@@ -19,20 +19,32 @@
 //!   this offer and accepted it (`ln(1 + count)` each): the strongest sign of a
 //!   customer's taste for one offer.
 //!
+//! - with `customer_features.csv`, the **customer's attributes** (see
+//!   [`crate::scenario::customer_features`]): numeric ones standardised,
+//!   categorical ones one-hot with rare levels pooled, both learned from the
+//!   customers of the fitting days only.
+//!
 //! Never the protected `group`: exposure fairness is a constraint of the plan,
 //! and a model that learned group would carry any historical bias into it.
 //! Offers have no category column in the spec, so none is used.
 //!
 //! Holdout: showings are split by date: the first 70% of days fit the model, the
-//! next 15% fit its Platt calibration, the last 15% are the report. The final
-//! scores use the same model with features from the whole history. A showing's
-//! probability stands for the spec's "accepts within the horizon if shown".
+//! next 15% fit its Platt calibration, the last 15% are the report. The L2
+//! strength is chosen by 5-fold cross-validation on the fitting days, the folds
+//! split by customer (a held-out fold is customers the model has not seen). With
+//! attributes, the same model is also fitted without them and both are judged on
+//! the holdout, so the report shows what the attributes add. The final scores use
+//! the model (with attributes, when given) with features from the whole history.
+//! A showing's probability stands for the spec's "accepts within the horizon if shown".
 
-use allot_forecasting::uptake::{accuracy, logit, shrunk_rate, Accuracy, Calibration, FitOptions, Logistic};
+use allot_forecasting::attributes::{ColumnEncoding, Encoding};
+use allot_forecasting::uptake::{accuracy, fit_cv, fold_of, logit, shrunk_rate, Accuracy, Calibration, CvPoint, FitOptions, Logistic, CV_FOLDS, L2_GRID};
 use allot_optimizer::model::{Customers, Offer, Uptake};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::Serialize;
+
+use crate::scenario::customer_features::CustomerAttributes;
 
 /// Prior strength (in showings) of the shrunk acceptance rates.
 const SHRINK: f64 = 20.0;
@@ -54,6 +66,38 @@ pub struct Showing {
     pub accepted: f64,
 }
 
+/// How one model was fitted and how it did on the holdout.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelScores {
+    /// The L2 strength chosen by cross-validation (per row of the fit).
+    pub l2: f64,
+    /// Held-out log-loss of every strength tried (folds by customer, fitting days only).
+    pub cross_validation: Vec<CvPoint>,
+    /// Rows cross-validated: every fitting row, or a sample of
+    /// [`allot_forecasting::uptake::CV_MAX_ROWS`] (whose choice is then scaled
+    /// to all rows, see [`fit_cv`]).
+    pub cross_validation_rows: usize,
+    /// The Platt calibration fitted on the calibration days.
+    pub calibration: Calibration,
+    /// Holdout accuracy of the calibrated model.
+    pub holdout: Accuracy,
+    /// Holdout accuracy before calibration.
+    pub holdout_uncalibrated: Accuracy,
+}
+
+/// The customer attributes' part of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributesReport {
+    /// The file they came from.
+    pub file: String,
+    /// How each column became features (means and scales, kept and pooled levels).
+    pub columns: Vec<ColumnEncoding>,
+    /// Customers of the fitting days: the rows the encoding was learned from.
+    pub fitting_customers: usize,
+    /// The same model without the attributes, fitted and judged on the same days.
+    pub without_attributes: ModelScores,
+}
+
 /// What the uptake forecast reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct UptakeReport {
@@ -67,12 +111,14 @@ pub struct UptakeReport {
     pub calibration_from: NaiveDate,
     /// First day of the holdout.
     pub holdout_from: NaiveDate,
-    /// Holdout accuracy of the calibrated model.
-    pub holdout: Accuracy,
-    /// Holdout accuracy before calibration.
-    pub holdout_uncalibrated: Accuracy,
-    /// Named coefficients of the model.
+    /// The model's L2 strength, calibration and holdout accuracy.
+    #[serde(flatten)]
+    pub scores: ModelScores,
+    /// Named coefficients of the model (attributes' as `attr:name` and
+    /// `attr:name=level`, per standard deviation and against the reference level).
     pub coefficients: Vec<(String, f64)>,
+    /// With `customer_features.csv`: the encoding and the model without them.
+    pub attributes: Option<AttributesReport>,
     /// Candidate pairs scored and kept.
     pub candidates: usize,
     /// Acceptances in the history by weekday (0 = Monday): the redemption curve's input.
@@ -149,22 +195,34 @@ impl Past {
     }
 }
 
+/// Encoded customer attributes: `width` features per customer, row-major.
+#[derive(Clone, Copy)]
+struct EncodedAttributes<'a> {
+    values: &'a [f64],
+    width: usize,
+}
+
+#[derive(Clone, Copy)]
 struct Features<'a> {
     customers: &'a Customers,
     offers: &'a [Offer],
     n_tiers: usize,
     n_zones: usize,
+    attributes: Option<EncodedAttributes<'a>>,
 }
 
 impl Features<'_> {
     fn width(&self) -> usize {
-        (self.n_tiers - 1) + (self.n_zones - 1) + 3 + 2 + 2 + 2
+        (self.n_tiers - 1) + (self.n_zones - 1) + 3 + 2 + 2 + 2 + self.attributes.map_or(0, |a| a.width)
     }
 
-    fn names(&self, tier_names: &[String], zone_names: &[String]) -> Vec<String> {
+    fn names(&self, tier_names: &[String], zone_names: &[String], attribute_names: &[String]) -> Vec<String> {
         let mut n: Vec<String> = tier_names.iter().skip(1).map(|t| format!("tier={t}")).collect();
         n.extend(zone_names.iter().skip(1).map(|z| format!("zone={z}")));
         n.extend(["customer_recency", "customer_frequency", "customer_rate_logit", "offer_margin", "discount_depth", "offer_rate_logit", "segment_rate_logit", "pair_shown", "pair_accepted"].map(String::from));
+        if self.attributes.is_some() {
+            n.extend(attribute_names.iter().map(|a| format!("attr:{a}")));
+        }
         n
     }
 
@@ -190,6 +248,9 @@ impl Features<'_> {
         let pair = past.offer(o as u32);
         out.push(pair.shown.ln_1p());
         out.push(pair.accepted.ln_1p());
+        if let Some(a) = self.attributes {
+            out.extend_from_slice(&a.values[c * a.width..(c + 1) * a.width]);
+        }
     }
 }
 
@@ -219,9 +280,74 @@ fn design(f: &Features<'_>, rows: &[Showing], history: &[Showing], rates: &Rates
     out
 }
 
-/// Fits the uptake model on `history` and scores every pair of a customer and
-/// an offer it may get (tier allowed, valid in the horizon), keeping the
-/// [`CANDIDATES_PER_CUSTOMER`] most likely offers per customer.
+/// The days a model is fitted, calibrated and judged on, and the rates of the fitting days.
+struct Splits<'a> {
+    /// Every showing, sorted by customer, date and offer.
+    history: &'a [Showing],
+    fit: Vec<Showing>,
+    calibration: Vec<Showing>,
+    holdout: Vec<Showing>,
+    rates: Rates,
+}
+
+impl Splits<'_> {
+    /// Fits a model with features `f` on the fitting days (its L2 strength by
+    /// cross-validation, folds by customer), calibrates it on the calibration
+    /// days and judges it on the holdout.
+    fn fit(&self, f: &Features<'_>) -> Option<(Logistic, ModelScores)> {
+        let d = f.width();
+        let x = design(f, &self.fit, self.history, &self.rates, true);
+        // A row of `shown` showings with `accepted` acceptances is two weighted
+        // rows (a row of weight zero adds nothing and is left out).
+        let (mut rows, mut labels, mut weights, mut folds) = (Vec::with_capacity(x.len()), Vec::new(), Vec::new(), Vec::new());
+        for (s, r) in self.fit.iter().zip(x.chunks(d)) {
+            for (y, w) in [(1.0, s.accepted), (0.0, (s.shown - s.accepted).max(0.0))] {
+                if w > 0.0 {
+                    rows.extend_from_slice(r);
+                    labels.push(y);
+                    weights.push(w);
+                    folds.push(fold_of(u64::from(s.customer), CV_FOLDS));
+                }
+            }
+        }
+        let cv = fit_cv(&rows, d, &labels, Some(&weights), &folds, CV_FOLDS, &L2_GRID, FitOptions { l2: 1e-3, ..FitOptions::default() }).ok()?;
+        let model = cv.model;
+        let score = |rows: &[Showing]| -> Vec<f64> { design(f, rows, self.history, &self.rates, false).chunks(d).map(|r| model.predict(r)).collect() };
+        let expand = |rows: &[Showing], p: &[f64]| -> (Vec<f64>, Vec<f64>) {
+            let mut probs = Vec::new();
+            let mut outcomes = Vec::new();
+            for (s, &p) in rows.iter().zip(p) {
+                for k in 0..s.shown.round() as usize {
+                    probs.push(p);
+                    outcomes.push(f64::from(u8::from((k as f64) < s.accepted)));
+                }
+            }
+            (probs, outcomes)
+        };
+        let calibration = if self.calibration.is_empty() {
+            Calibration::IDENTITY
+        } else {
+            let (p, y) = expand(&self.calibration, &score(&self.calibration));
+            Calibration::fit(&p, &y).unwrap_or(Calibration::IDENTITY)
+        };
+        let (raw, outcomes) = expand(&self.holdout, &score(&self.holdout));
+        let calibrated: Vec<f64> = raw.iter().map(|&p| calibration.apply(p)).collect();
+        let scores = ModelScores {
+            l2: cv.l2,
+            cross_validation: cv.points,
+            cross_validation_rows: cv.rows,
+            calibration,
+            holdout: accuracy(&calibrated, &outcomes),
+            holdout_uncalibrated: accuracy(&raw, &outcomes),
+        };
+        Some((model, scores))
+    }
+}
+
+/// Fits the uptake model on `history` (with the customers' `attributes`, when
+/// given) and scores every pair of a customer and an offer it may get (tier
+/// allowed, valid in the horizon), keeping the [`CANDIDATES_PER_CUSTOMER`]
+/// most likely offers per customer.
 pub fn forecast_uptake(
     mut history: Vec<Showing>,
     customers: &Customers,
@@ -229,6 +355,7 @@ pub fn forecast_uptake(
     tier_names: &[String],
     zone_names: &[String],
     horizon: &allot_optimizer::Horizon,
+    attributes: Option<&CustomerAttributes>,
 ) -> Option<(Vec<Uptake>, UptakeReport)> {
     let as_of = horizon.start;
     if history.is_empty() || offers.is_empty() {
@@ -236,8 +363,7 @@ pub fn forecast_uptake(
     }
     history.sort_by_key(|s| (s.customer, s.date, s.offer));
     let (n_tiers, n_zones) = (tier_names.len().max(1), zone_names.len().max(1));
-    let f = Features { customers, offers, n_tiers, n_zones };
-    let d = f.width();
+    let base = Features { customers, offers, n_tiers, n_zones, attributes: None };
 
     // Split by date.
     let first = history.iter().map(|s| s.date).min()?;
@@ -248,40 +374,35 @@ pub fn forecast_uptake(
     let part = |lo: Option<NaiveDate>, hi: Option<NaiveDate>| -> Vec<Showing> {
         history.iter().filter(|s| lo.is_none_or(|l| s.date >= l) && hi.is_none_or(|h| s.date < h)).copied().collect()
     };
-    let (fit_rows, calibration_rows, holdout_rows) = (part(None, Some(calibration_from)), part(Some(calibration_from), Some(holdout_from)), part(Some(holdout_from), None));
+    let fit_rows = part(None, Some(calibration_from));
     if fit_rows.is_empty() {
         return None;
     }
-    let fit_rates = Rates::from(&fit_rows, customers, offers.len(), n_tiers);
-    let labels = |rows: &[Showing]| -> (Vec<f64>, Vec<f64>) {
-        // A row of `shown` showings with `accepted` acceptances is two weighted rows.
-        rows.iter().flat_map(|s| [(1.0, s.accepted), (0.0, (s.shown - s.accepted).max(0.0))]).unzip()
+    let splits = Splits {
+        history: &history,
+        rates: Rates::from(&fit_rows, customers, offers.len(), n_tiers),
+        calibration: part(Some(calibration_from), Some(holdout_from)),
+        holdout: part(Some(holdout_from), None),
+        fit: fit_rows,
     };
-    let doubled = |x: Vec<f64>| -> Vec<f64> { x.chunks(d).flat_map(|r| r.iter().chain(r.iter()).copied()).collect() };
-    let x_fit = doubled(design(&f, &fit_rows, &history, &fit_rates, true));
-    let (y_fit, w_fit) = labels(&fit_rows);
-    let model = Logistic::fit(&x_fit, d, &y_fit, Some(&w_fit), FitOptions { l2: 1e-3, ..FitOptions::default() }).ok()?;
 
-    let score = |rows: &[Showing]| -> Vec<f64> { design(&f, rows, &history, &fit_rates, false).chunks(d).map(|r| model.predict(r)).collect() };
-    let expand = |rows: &[Showing], p: &[f64]| -> (Vec<f64>, Vec<f64>) {
-        let mut probs = Vec::new();
-        let mut outcomes = Vec::new();
-        for (s, &p) in rows.iter().zip(p) {
-            for k in 0..s.shown.round() as usize {
-                probs.push(p);
-                outcomes.push(f64::from(u8::from((k as f64) < s.accepted)));
-            }
+    // The attributes' encoding is learned from the customers of the fitting days.
+    let encoding = attributes.map(|a| {
+        let mut fitting: Vec<usize> = splits.fit.iter().map(|s| s.customer as usize).collect();
+        fitting.dedup(); // sorted by customer
+        (Encoding::fit(&a.columns, &fitting), fitting.len())
+    });
+    let encoded = attributes.zip(encoding.as_ref()).map(|(a, (e, _))| e.encode_all(&a.columns));
+    let f = Features { attributes: encoding.as_ref().zip(encoded.as_deref()).map(|((e, _), values)| EncodedAttributes { values, width: e.width() }), ..base };
+    let d = f.width();
+    let (model, scores) = splits.fit(&f)?;
+    let attributes_report = match (attributes, &encoding) {
+        (Some(a), Some((e, fitting_customers))) => {
+            Some(AttributesReport { file: a.file.clone(), columns: e.columns.clone(), fitting_customers: *fitting_customers, without_attributes: splits.fit(&base)?.1 })
         }
-        (probs, outcomes)
+        _ => None,
     };
-    let calibration = if calibration_rows.is_empty() {
-        Calibration::IDENTITY
-    } else {
-        let (p, y) = expand(&calibration_rows, &score(&calibration_rows));
-        Calibration::fit(&p, &y).unwrap_or(Calibration::IDENTITY)
-    };
-    let (raw, outcomes) = expand(&holdout_rows, &score(&holdout_rows));
-    let calibrated: Vec<f64> = raw.iter().map(|&p| calibration.apply(p)).collect();
+    let calibration = scores.calibration;
 
     // Score every customer x offer as of the horizon start, with all history.
     let all_rates = Rates::from(&history, customers, offers.len(), n_tiers);
@@ -319,16 +440,17 @@ pub fn forecast_uptake(
         .collect();
 
     let mut coefficients = vec![("intercept".to_string(), model.intercept)];
-    coefficients.extend(f.names(tier_names, zone_names).into_iter().zip(model.coef.iter().copied()));
+    let attribute_names = encoding.as_ref().map(|(e, _)| e.names()).unwrap_or_default();
+    coefficients.extend(f.names(tier_names, zone_names, &attribute_names).into_iter().zip(model.coef.iter().copied()));
     let report = UptakeReport {
-        fit_rows: fit_rows.len(),
-        calibration_rows: calibration_rows.len(),
-        holdout_rows: holdout_rows.len(),
+        fit_rows: splits.fit.len(),
+        calibration_rows: splits.calibration.len(),
+        holdout_rows: splits.holdout.len(),
         calibration_from,
         holdout_from,
-        holdout: accuracy(&calibrated, &outcomes),
-        holdout_uncalibrated: accuracy(&raw, &outcomes),
+        scores,
         coefficients,
+        attributes: attributes_report,
         candidates: uptake.len(),
         acceptances_by_weekday: history.iter().fold([0.0; 7], |mut w, s| {
             w[chrono::Datelike::weekday(&s.date).num_days_from_monday() as usize] += s.accepted;
