@@ -159,8 +159,8 @@ pub fn fit(method: Method, y: &[f64]) -> IntermittentFit {
 
 /// IMAPA: the mean over aggregation levels `1..=⌈ADI⌉` (at most `max_level`)
 /// of the per-period forecast of simple exponential smoothing on the
-/// aggregated series; `mse` is the mean of each level's in-sample one-step
-/// squared error per period.
+/// aggregated series; `mse` is the mean over levels of the in-sample
+/// squared error per period (each period against its bucket's forecast / k).
 pub fn imapa(y: &[f64], max_level: usize) -> IntermittentFit {
     let top = (adi(y).ceil() as usize).clamp(1, max_level.max(1));
     let (mut forecast, mut mse, mut alphas, mut levels) = (0.0, 0.0, 0.0, 0usize);
@@ -170,7 +170,8 @@ pub fn imapa(y: &[f64], max_level: usize) -> IntermittentFit {
             break;
         }
         let skip = y.len() - buckets * k;
-        let aggregate: Vec<f64> = y[skip..].chunks(k).map(|c| c.iter().sum()).collect();
+        let periods = &y[skip..];
+        let aggregate: Vec<f64> = periods.chunks(k).map(|c| c.iter().sum()).collect();
         let ses = |alpha: f64| {
             let mut level = aggregate[0];
             let mut sse = 0.0;
@@ -181,11 +182,16 @@ pub fn imapa(y: &[f64], max_level: usize) -> IntermittentFit {
             (sse, level)
         };
         let (alpha, _) = golden_section(|a| ses(a).0, 0.01, 0.99, 1e-3);
-        let (sse, level) = ses(alpha);
+        // Scored per period, as SBA and TSB are: each period of a bucket
+        // against the bucket's forecast spread over its k periods.
+        let mut level = aggregate[0];
+        let mut sse = 0.0;
+        for (bucket, &v) in periods.chunks(k).zip(&aggregate).skip(1) {
+            sse += bucket.iter().map(|y| (y - level / k as f64).powi(2)).sum::<f64>();
+            level += alpha * (v - level);
+        }
         forecast += level / k as f64;
-        // A bucket's error e spread evenly over its k periods: k (e/k)² = e²/k
-        // over the (buckets − 1) k periods forecast one step ahead.
-        mse += sse / k as f64 / ((buckets - 1) * k) as f64;
+        mse += sse / ((buckets - 1) * k) as f64;
         alphas += alpha;
         levels += 1;
     }
