@@ -391,6 +391,27 @@ mod tests {
         assert!(f.mean.iter().all(|v| (v - 20.0).abs() < 3.0), "{:?}", f.mean);
     }
 
+    /// The other half of that bug: the forecast returned is exactly what the
+    /// rule makes of forms fitted on the whole history, never a form whose
+    /// parameters were judged on other data or left at their starting values.
+    /// A 19-day series has two weekly seasons in all (seasonal forms are
+    /// admissible on the whole history) but not before its 6-day holdout.
+    #[test]
+    fn the_forecast_is_the_rule_applied_to_forms_fitted_on_the_whole_history() {
+        let mut rng = Rng::new(7);
+        let y: Vec<f64> = (0..19).map(|t| 20.0 + [3.0, -1.0, 0.0, 2.0, -4.0, 1.0, -1.0][t % 7] + 2.0 * (rng.uniform() - 0.5)).collect();
+        let config = DemandConfig::default();
+        let f = forecast_series(&y, 7, &config);
+        assert_eq!(f.model, DemandModel::Combination);
+        let best = ets::fit_best(&EtsSpec::family(true, true), &y, 7, config.evaluations_per_unknown).expect("a form fits");
+        let theta_fit = theta::fit(&y, 7, false);
+        let want = average(&best.forecast(7), &theta_fit.forecast(7));
+        for (got, want) in f.mean.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-9, "{:?} vs {want:?}", f.mean);
+        }
+        assert!((best.params.alpha - 0.2).abs() > 1e-6, "fitted, not the starting alpha: {:?}", best.params);
+    }
+
     #[test]
     fn a_clean_weekly_pattern_is_forecast_closely() {
         let week = [3.0, 5.0, 7.0, 9.0, 11.0, 20.0, 1.0];
