@@ -216,6 +216,9 @@ fn a_replan_starts_warm_from_an_earlier_version() {
     assert!(warm.prices.contains_key("zone_balance"), "{warm:?}");
     let stdout = ok(&plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000001"]));
     assert!(stdout.contains("plan 000002") && stdout.contains("objective        12.90"), "{stdout}");
+    let store_now = PlanStore::open(&store).unwrap();
+    assert_eq!(store_now.manifest("000002").unwrap().warm_from.as_deref(), Some("000001"), "the version names where it started");
+    assert_eq!(store_now.manifest("000001").unwrap().warm_from, None);
     let refused = plan(&golden("stock_lanes"), &out, &store, &["--solver", "exact", "--warm-from", "000001"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("the exact solver solves from scratch"), "{}", String::from_utf8_lossy(&refused.stderr));
     let unknown = plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000009"]);

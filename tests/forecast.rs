@@ -212,6 +212,18 @@ fn each_frequency_of_sales_history_is_inferred_and_spread_over_the_horizon() {
         let units = baseline_units(&loaded);
         assert!((units - 140.0).abs() < 1.4, "{frequency:?}: {units} over 14 days");
     }
+
+    // Daily rows read by the week (weeks from Thursday, the first date), the
+    // history ending on a Monday: the partial last week is not fitted as a
+    // slump, and the horizon's first days (its Tuesday, Wednesday) get demand.
+    let daily: Vec<(String, f64)> = (0..200).map(|k| ((day(2026, 5, 14) + chrono::Days::new(k)).to_string(), 10.0)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_one_series(tmp.path(), &daily, "[forecast]\nfrequency = \"W\"");
+    let loaded = load_scenario(tmp.path()).unwrap();
+    let forecast = loaded.demand_forecast.as_ref().unwrap();
+    let per_day = forecast.daily(&forecast.series[0].1);
+    assert!(per_day.iter().all(|u| (u - 10.0).abs() < 0.1), "{per_day:?}");
+    assert!((baseline_units(&loaded) - 140.0).abs() < 1.4);
 }
 
 #[test]
@@ -232,6 +244,13 @@ fn irregular_dates_and_missing_periods_are_errors_naming_the_series() {
     example_with_one_series(tmp.path(), &months, "[forecast]\nfill_missing = \"zero\"");
     let loaded = load_scenario(tmp.path()).unwrap();
     assert_eq!(loaded.demand_forecast.as_ref().unwrap().calendar.frequency, allot_forecasting::demand::frequency::Frequency::Monthly);
+
+    // History running into the horizon is an error naming both dates.
+    let tmp = tempfile::tempdir().unwrap();
+    let late: Vec<(String, f64)> = (1..=12).map(|m| (format!("2026-{m:02}-01"), 300.0)).collect();
+    example_with_one_series(tmp.path(), &late, "");
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("2026-12-01") && err.contains("horizon"), "{err}");
 
     // A misspelt setting is an error naming it.
     let tmp = tempfile::tempdir().unwrap();
@@ -263,8 +282,18 @@ fn a_planned_promotion_raises_the_baseline_of_its_day() {
     assert!((daily[4] / daily[3] - lift).abs() < 0.05 * lift, "{daily:?}");
     assert!((daily[3] - 20.0).abs() < 1.0 && (daily[5] - 20.0).abs() < 1.0, "{daily:?}");
 
-    // A planned row for a series without history is an error naming it.
-    fs::write(tmp.path().join("promotions_plan.csv"), "zone,sku,date,promo\nZ000,SKU99999,2026-12-05,1\n").unwrap();
+    // A planned row for a series without history is an error naming it, by
+    // its column; so is a planned price where the history has none.
+    fs::write(tmp.path().join("promotions_plan.csv"), "zone,sku,date,promo,price\nZ000,SKU99999,2026-12-05,1,\nZ999,SKU00000,2026-12-05,1,\nZ000,SKU00000,2026-12-06,0,9.5\n").unwrap();
     let err = load_scenario(tmp.path()).unwrap_err().to_string();
-    assert!(err.contains("promotions_plan.csv") && err.contains("SKU99999"), "{err}");
+    assert!(err.contains("promotions_plan.csv row 1 column `sku`") && err.contains("SKU99999"), "{err}");
+    assert!(err.contains("row 2 column `zone`") && err.contains("Z999"), "{err}");
+    assert!(err.contains("row 3 column `price`") && err.contains("no prices"), "{err}");
+
+    // A plan of promotions with a history that has no promo or price column cannot be honoured.
+    let plain: String = csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    fs::write(tmp.path().join("sales_history.csv"), plain).unwrap();
+    fs::write(tmp.path().join("promotions_plan.csv"), "zone,sku,date,promo\nZ000,SKU00000,2026-12-05,1\n").unwrap();
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("promotions_plan.csv") && err.contains("a promo or price column"), "{err}");
 }

@@ -685,6 +685,15 @@ async fn a_planning_job_runs_in_the_background_and_can_activate_its_plan() {
     assert!(status.is_client_error() && error_code(&body) == "bad_request", "{status} {body}");
     let (status, body) = f.get("/v1/jobs/job-99", PLANNER).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_job"));
+
+    // A re-plan of the active version's scenario starts warm from it, and its version says so.
+    let (status, job) = f.post("/v1/plans", PLANNER, json!({ "scenario": "scenario", "solver": "decomposed" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = wait_for_job(&f, job["job_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let replan = f.store().manifest(done["plan_id"].as_str().unwrap()).unwrap();
+    assert_eq!(replan.warm_from.as_deref(), Some("000002"));
+    assert_eq!(f.store().manifest("000002").unwrap().warm_from, None, "the exact solver starts cold");
 }
 
 /// Parallel activations of two versions through the service all succeed,

@@ -71,6 +71,14 @@ impl SolverChoice {
         }
     }
 
+    /// The plan version a warm start was read from, when this choice carries one.
+    pub fn warm_source(&self) -> Option<&str> {
+        match self {
+            SolverChoice::Decomposed(d) | SolverChoice::Auto(_, d) => d.warm.as_ref().and_then(|w| w.source.as_deref()),
+            SolverChoice::Exact(_) => None,
+        }
+    }
+
     /// The solver that will actually run on `cands`.
     pub fn resolve(&self, problem: &Problem, cands: &Candidates) -> SolverChoice {
         match self {

@@ -169,7 +169,8 @@ pub struct Backtest {
 pub struct SeriesForecast {
     /// The model the procedure chose on the whole history.
     pub model: DemandModel,
-    /// The procedure's MASE on the holdout, run on the history before it (nested).
+    /// The procedure's MASE on the holdout, run on the history before it
+    /// (nested); `NaN` when the series is too short for a holdout or constant before it.
     pub mase: f64,
     /// The in-sample selection score of the model chosen before the holdout
     /// (AICc of the ETS form; in-sample mean squared error of an intermittent model).
@@ -220,6 +221,14 @@ pub fn naive_scale(y: &[f64], season: usize) -> f64 {
     y[m..].iter().zip(y).map(|(a, b)| (a - b).abs()).sum::<f64>() / (y.len() - m) as f64
 }
 
+/// The scale a holdout's errors are divided by: seasonal naive's in-sample
+/// error, or the plain naive's where the history holds no full season or
+/// repeats itself exactly; `NaN` for a constant history (no error to scale
+/// by: such a series is left out of the report's means).
+fn mase_scale(train: &[f64], season: usize) -> f64 {
+    [naive_scale(train, season), naive_scale(train, 1)].into_iter().find(|s| *s > 0.0).unwrap_or(f64::NAN)
+}
+
 /// The mean of two forecasts, element by element.
 fn average(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| 0.5 * (x + y)).collect()
@@ -247,8 +256,11 @@ fn procedure(y: &[f64], h: usize, config: &DemandConfig, earlier: Option<&Outcom
     let positive = y.iter().all(|v| *v > 0.0);
     let keep_form = earlier.is_some_and(|e| (y.len() - e.n) as f64 <= config.reselect_share * y.len() as f64);
     let ets = match earlier.and_then(|e| e.ets.as_ref()).filter(|_| keep_form) {
-        // Warm from the earlier optimum on most of the same data: a third of the budget.
-        Some(fit) => ets::refit(fit, y, config.evaluations_per_unknown / 3).or_else(|| ets::fit(fit.spec, y, m, config.evaluations_per_unknown)),
+        // Warm from the earlier optimum on most of the same data: a third of the
+        // budget. A multiplicative form no longer admissible (a zero in the
+        // holdout) sends the choice back to the whole family.
+        Some(fit) => ets::refit(fit, y, config.evaluations_per_unknown / 3)
+            .or_else(|| ets::fit_best(&EtsSpec::family(seasonal, positive), y, m, config.evaluations_per_unknown)),
         None => ets::fit_best(&EtsSpec::family(seasonal, positive), y, m, config.evaluations_per_unknown),
     };
     let theta_fit = theta::fit(y, if seasonal { m } else { 1 }, false);
@@ -314,12 +326,12 @@ fn holdout_of(n: usize, config: &DemandConfig) -> usize {
     config.holdout.min(n / 3)
 }
 
-/// Mean absolute scaled error of `forecast` against `actual`.
+/// Mean absolute scaled error of `forecast` against `actual` (`NaN` with no scale).
 fn mase(actual: &[f64], forecast: &[f64], scale: f64) -> f64 {
     if actual.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
-    actual.iter().zip(forecast).map(|(a, f)| (a - f).abs()).sum::<f64>() / actual.len() as f64 / scale.max(1e-9)
+    actual.iter().zip(forecast).map(|(a, f)| (a - f).abs()).sum::<f64>() / actual.len() as f64 / scale
 }
 
 /// Forecasts one series `horizon` periods past its end (module docs).
@@ -331,13 +343,14 @@ pub fn forecast_series(y: &[f64], horizon: usize, config: &DemandConfig) -> Seri
         let train = &y[..n - holdout];
         let actual = &y[n - holdout..];
         let before = procedure(train, holdout, config, None);
-        let scale = naive_scale(train, config.season);
+        let scale = mase_scale(train, config.season);
         let backtests: Vec<Backtest> = before.candidates.iter().map(|(model, f, params)| Backtest { model: *model, mase: mase(actual, f, scale), params: *params }).collect();
         let chosen = mase(actual, &before.mean, scale);
         let score = before.score;
         (Some(before), backtests, chosen, score)
     } else {
-        (None, Vec::new(), 0.0, 0.0)
+        // Too short for a report: no score, rather than a perfect one.
+        (None, Vec::new(), f64::NAN, f64::NAN)
     };
     // Refit the earlier ETS form only when the class did not change.
     let outcome = match &report {
@@ -376,8 +389,8 @@ mod tests {
     /// The selection bug of issue 19 cannot return: the forecast is the
     /// procedure's on the whole history, and a series with too little
     /// history for a seasonal form is given non-seasonal ones only — on a
-    /// 19-day flat noisy series no seasonal ETS form is fitted, before the
-    /// holdout or after it.
+    /// 13-day flat noisy series (under two weekly seasons) no seasonal ETS
+    /// form is fitted, before the holdout or after it.
     #[test]
     fn a_short_history_gets_non_seasonal_forms_only() {
         let mut rng = Rng::new(7);
@@ -477,6 +490,35 @@ mod tests {
         assert!(f.mean.iter().chain(&f.p50).chain(&f.p90).all(|v| *v >= 0.0));
     }
 
+    /// A training part shorter than a season has no seasonal naive error:
+    /// the report scales by the plain naive error (not by ~0, which made a
+    /// MASE of 1e10), and a constant one has no score at all.
+    #[test]
+    fn the_holdout_score_has_a_scale_on_short_and_constant_histories() {
+        let mut rng = Rng::new(5);
+        let y: Vec<f64> = (0..18).map(|t| 100.0 + t as f64 + 3.0 * rng.normal()).collect();
+        let f = forecast_series(&y, 6, &DemandConfig { season: 12, holdout: 6, ..DemandConfig::default() });
+        assert!(f.mase.is_finite() && f.mase < 20.0, "{}", f.mase);
+        let constant = forecast_series(&[5.0; 30], 6, &DemandConfig { season: 7, holdout: 6, ..DemandConfig::default() });
+        assert!(constant.mase.is_nan());
+        let (_, chosen, _) = backtest_summary([&f, &constant]);
+        assert!((chosen - f.mase).abs() < 1e-12, "the constant series is left out of the mean");
+    }
+
+    /// A stock-out day in the holdout makes the kept multiplicative form
+    /// inadmissible on the whole history: the form is chosen again, and the
+    /// forecast stays the combination.
+    #[test]
+    fn a_zero_after_a_multiplicative_choice_chooses_again() {
+        let mut rng = Rng::new(3);
+        let mut y: Vec<f64> = (0..364).map(|t| (50.0 + 0.05 * t as f64) * [0.7, 0.9, 1.0, 1.0, 1.1, 1.5, 0.8][t % 7] * (1.0 + 0.05 * rng.normal())).collect();
+        y[360] = 0.0;
+        let f = forecast_series(&y, 14, &DemandConfig::default());
+        let multiplicative = |m: &DemandModel| matches!(m, DemandModel::Ets(s) if s.error == ets::Component::Multiplicative || s.season == ets::Component::Multiplicative);
+        assert!(f.backtests.iter().any(|b| multiplicative(&b.model)), "the form kept before the holdout is multiplicative: {:?}", f.backtests);
+        assert_eq!(f.model, DemandModel::Combination, "{:?}", f.backtests);
+    }
+
     #[test]
     fn short_and_empty_series_do_not_panic() {
         let config = DemandConfig::default();
@@ -504,7 +546,7 @@ pub struct ModelSummary {
 }
 
 /// Per-model backtest report over many series, and the chosen models' mean
-/// MASE against seasonal naive's (both over all series).
+/// MASE against seasonal naive's (both over the series with a score).
 pub fn backtest_summary<'a>(forecasts: impl IntoIterator<Item = &'a SeriesForecast>) -> (Vec<ModelSummary>, f64, f64) {
     let mut lines: Vec<ModelSummary> = Vec::new();
     let line_of = |lines: &mut Vec<ModelSummary>, model: DemandModel| -> usize {
@@ -514,7 +556,8 @@ pub fn backtest_summary<'a>(forecasts: impl IntoIterator<Item = &'a SeriesForeca
         })
     };
     let (mut chosen, mut naive, mut n) = (0.0, 0.0, 0usize);
-    for f in forecasts {
+    // Series without a score (too short, or constant before the holdout) are left out.
+    for f in forecasts.into_iter().filter(|f| f.mase.is_finite()) {
         let naive_here = f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).map_or(f.mase, |b| b.mase);
         for b in &f.backtests {
             let at = line_of(&mut lines, b.model);

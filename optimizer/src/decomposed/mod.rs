@@ -116,6 +116,10 @@ pub struct WarmStart {
     /// Offers the earlier plan closed (the custom offers it did not open, by id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closed_offers: Vec<String>,
+    /// The plan version it was read from (set by whoever reads it; not
+    /// stored), so the re-plan's version can name where it started.
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 impl WarmStart {
@@ -124,7 +128,7 @@ impl WarmStart {
     pub fn of(problem: &Problem, layout: &crate::families::Layout, alloc: &Allocation) -> Self {
         let nu = layout.prices_from(problem, &alloc.prices);
         let closed_offers = problem.offers.iter().zip(&alloc.offer_open).filter(|(_, &open)| !open).map(|(o, _)| o.id.clone()).collect();
-        WarmStart { offers_gap: alloc.report.offers_gap, prices: layout.keyed_prices(problem, &nu), closed_offers }
+        WarmStart { offers_gap: alloc.report.offers_gap, prices: layout.keyed_prices(problem, &nu), closed_offers, source: None }
     }
 
     /// The earlier plan's open offers in `problem`, when they keep its

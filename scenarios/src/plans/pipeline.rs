@@ -33,11 +33,20 @@ pub const FORECAST_DIR: &str = "forecast";
 pub trait PlanSolver: Sync {
     /// Solves `problem`: its candidates, the allocation, and the plan derived from it.
     fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>>;
+
+    /// The plan version a warm start came from, recorded in the new version's manifest.
+    fn warm_from(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl PlanSolver for SolverChoice {
     fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>> {
         Ok(allot_optimizer::plan(problem, self)?)
+    }
+
+    fn warm_from(&self) -> Option<&str> {
+        self.warm_source()
     }
 }
 
@@ -116,7 +125,7 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
         run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
         info!(dir = %out.dir.display(), "outputs written");
     }
-    let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage };
+    let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
     let manifest = store.save(&meta, |staging| {
         run.write(staging, VERSION_FORMAT)?;
         crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;

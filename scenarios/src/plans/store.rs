@@ -103,6 +103,9 @@ pub struct Manifest {
     /// first (base + perturbations); empty for a plain scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
+    /// For a warm re-plan: the version whose prices (and open offers) it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_from: Option<String>,
     /// Solver name.
     pub solver: String,
     /// Solve status.
@@ -152,6 +155,8 @@ pub struct VersionMeta<'a> {
     pub scenario_hash: &'a str,
     /// For a what-if variant: the `scenario.toml` chain from its root (else empty).
     pub lineage: &'a [String],
+    /// The version a warm re-plan started from.
+    pub warm_from: Option<&'a str>,
 }
 
 impl PlanStore {
@@ -218,6 +223,7 @@ impl PlanStore {
             scenario: meta.scenario.display().to_string(),
             scenario_hash: meta.scenario_hash.to_string(),
             lineage: meta.lineage.to_vec(),
+            warm_from: meta.warm_from.map(str::to_string),
             solver: k.solver.clone(),
             status: k.status.clone(),
             objective: k.objective,
@@ -339,7 +345,8 @@ impl PlanStore {
     pub fn warm_start(&self, id: &str) -> Result<WarmStart, StoreError> {
         self.manifest(id)?;
         let path = self.plan_dir(id).join(WARM_START_FILE);
-        read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no warm start (saved by an older allot); plan it once without --warm-from") })
+        let warm: WarmStart = read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no warm start (saved by an older allot); plan it once without --warm-from") })?;
+        Ok(WarmStart { source: Some(id.to_string()), ..warm })
     }
 
     /// The KPIs of one version.

@@ -667,36 +667,61 @@ fn forecast_baseline(
     let name = |(zone, sku): (u32, u32), zones: &Names, skus: &Names| format!("series zone {}, SKU {}", zones.names[zone as usize], skus.names[sku as usize]);
     // Inferred from all the history's dates together: a sparse daily series
     // is read by the days its neighbours sold on.
-    let mut all: Vec<NaiveDate> = dates.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    let observed = Frequency::infer(&all, anchor);
-    // Rows a day apart: a missing day is no sales, whatever period the forecast reads them by.
-    let daily_rows = matches!(observed, Ok(Some(Frequency::Daily)) | Ok(None));
-    let frequency = match overrides.frequency.unwrap_or(settings.frequency) {
-        Some(f) => f,
-        None => {
-            match observed {
-                Ok(f) => f.unwrap_or(Frequency::Daily),
-                Err(e) => {
-                    // Name a series whose own dates fit no frequency, else the first.
-                    let irregular = rows.iter().find(|(_, series)| {
-                        let mut d: Vec<NaiveDate> = series.iter().map(|r| r.0).collect();
-                        d.sort_unstable();
-                        d.dedup();
-                        Frequency::infer(&d, d[0]).is_err()
-                    });
-                    let key = irregular.or_else(|| rows.iter().next()).map(|(k, _)| *k).unwrap_or_default();
-                    issues.file(&t.file, format!("dates of one period each (day, week, month, quarter or year): {} has {e} (or set [forecast] frequency)", name(key, zones, skus)));
-                    return forecast;
-                }
+    // The rows' own frequency: each series with three dates or more votes for
+    // the one its dates fit, and the finest vote wins (a sparse daily series
+    // can look weekly or monthly; a weekly one never looks daily). Without a
+    // vote, all the dates together decide.
+    let sorted_dates = |series: &[(NaiveDate, f64, usize)]| {
+        let mut d: Vec<NaiveDate> = series.iter().map(|r| r.0).collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    };
+    let (mut finest, mut irregular): (Option<Frequency>, Option<((u32, u32), String)>) = (None, None);
+    for (&key, series) in &rows {
+        let d = sorted_dates(series);
+        if d.len() < 3 {
+            continue;
+        }
+        match Frequency::infer(&d, d[0]) {
+            Ok(Some(f)) => finest = Some(finest.map_or(f, |g| g.min(f))),
+            Ok(None) => {}
+            Err(e) => {
+                irregular.get_or_insert((key, e.to_string()));
             }
         }
+    }
+    let observed = match finest {
+        Some(f) => Ok(f),
+        None => {
+            let mut all: Vec<NaiveDate> = dates.iter().flatten().copied().collect();
+            all.sort_unstable();
+            all.dedup();
+            Frequency::infer(&all, anchor).map(|f| f.unwrap_or(Frequency::Daily)).map_err(|e| irregular.clone().unwrap_or_else(|| (rows.keys().next().copied().unwrap_or_default(), e.to_string())))
+        }
     };
+    // Rows a day apart: a missing day is no sales, whatever period the forecast reads them by.
+    let daily_rows = observed == Ok(Frequency::Daily);
+    let frequency = match overrides.frequency.unwrap_or(settings.frequency) {
+        Some(f) => f,
+        None => match observed {
+            Ok(f) => f,
+            Err((key, e)) => {
+                issues.file(&t.file, format!("dates of one period each (day, week, month, quarter or year): {} has {e} (or set [forecast] frequency)", name(key, zones, skus)));
+                return forecast;
+            }
+        },
+    };
+    let last_day = dates.iter().flatten().max().copied().unwrap_or(anchor);
+    if last_day >= config.horizon.start {
+        issues.file(&t.file, format!("sales before the horizon: its last date {last_day} is on or after the horizon's start {}", config.horizon.start));
+        return forecast;
+    }
     let calendar = Calendar { frequency, anchor };
     // Per series and period: units summed, drivers averaged over the period's rows.
-    let mut indexed: Vec<((u32, u32), BTreeMap<i64, (f64, DriverMean)>)> = Vec::with_capacity(rows.len());
+    let mut indexed: Vec<((u32, u32), NaiveDate, BTreeMap<i64, (f64, DriverMean)>)> = Vec::with_capacity(rows.len());
     for (key, series) in rows {
+        let first_day = series.iter().map(|r| r.0).min().unwrap_or(anchor);
         let mut per_period: BTreeMap<i64, (f64, DriverMean)> = BTreeMap::new();
         for (d, u, row) in series {
             match calendar.index_of_day(d) {
@@ -708,17 +733,27 @@ fn forecast_baseline(
                 Err(e) => issues.push(t.issue(row, "date", Some(&d.to_string()), format!("a {} date: {e}", frequency.word()))),
             }
         }
-        indexed.push((key, per_period));
+        indexed.push((key, first_day, per_period));
     }
-    let Some(last) = indexed.iter().filter_map(|(_, p)| p.keys().next_back().copied()).max() else { return forecast };
+    let Some(last_seen) = indexed.iter().filter_map(|(_, _, p)| p.keys().next_back().copied()).max() else { return forecast };
+    // Daily rows read by a coarser period: a period the rows cover only in
+    // part would read as a slump. The history's last one, when it runs past
+    // the last day, is forecast rather than fitted; a series' first, when the
+    // series starts after its first day, is left out.
+    let coarse = daily_rows && frequency != Frequency::Daily;
+    let last = if coarse && calendar.index_of_day(last_day + chrono::Days::new(1)) == Ok(last_seen) { last_seen - 1 } else { last_seen };
     let mut keys = Vec::with_capacity(indexed.len());
     let mut histories = Vec::with_capacity(indexed.len());
     let mut drivers: Vec<SeriesDrivers> = Vec::with_capacity(indexed.len());
-    for (key, per_period) in indexed {
-        let Some(&first) = per_period.keys().next() else { continue };
+    for (key, first_day, per_period) in indexed {
+        let Some(&first_seen) = per_period.keys().next() else { continue };
+        let first = if coarse && first_day > calendar.start(first_seen) { first_seen + 1 } else { first_seen };
+        if first > last {
+            continue;
+        }
         let mut values = vec![0.0; (last - first + 1) as usize];
         let mut history = vec![Drivers::default(); values.len()];
-        for (k, (u, d)) in &per_period {
+        for (k, (u, d)) in per_period.range(first..=last) {
             values[(k - first) as usize] = *u;
             history[(k - first) as usize] = d.mean();
         }
@@ -742,6 +777,9 @@ fn forecast_baseline(
     let needed = calendar.index_of_day(horizon_end).unwrap_or(last) - last;
     let horizon = (needed.max(1) as usize).max(overrides.horizon.or(settings.horizon).unwrap_or(0));
     if let Some(plan) = plan {
+        if !with_drivers {
+            issues.file(&plan.file, "a promo or price column in sales_history too: without one a planned promotion's effect cannot be learnt");
+        }
         plan_drivers(plan, &calendar, last + 1, horizon, &keys, &mut drivers, zones, skus, issues);
     }
     let mut demand = DemandConfig::for_frequency(frequency);
@@ -819,11 +857,18 @@ fn plan_drivers(
     let mut cells: BTreeMap<(usize, usize), DriverMean> = BTreeMap::new();
     for i in 0..plan.len() {
         let (Some(d), Some(zone), Some(sku)) = (dates[i], &z[i], &s[i]) else { continue };
-        let key = zones.index.get(zone.as_str()).copied().zip(skus.index.get(sku.as_str()).copied());
-        let Some(&series) = key.and_then(|k| position.get(&k)) else {
-            issues.push(plan.issue(i, "sku", Some(sku), format!("a zone and SKU with sales_history (zone {zone})")));
+        let Some(&zone_ix) = zones.index.get(zone.as_str()) else {
+            issues.push(plan.issue(i, "zone", Some(zone), "a zone with sales_history"));
             continue;
         };
+        let Some(&series) = skus.index.get(sku.as_str()).and_then(|&s| position.get(&(zone_ix, s))) else {
+            issues.push(plan.issue(i, "sku", Some(sku), format!("a SKU with sales_history in zone {zone}")));
+            continue;
+        };
+        if price[i].is_some() && drivers[series].history.iter().all(|d| d.price.is_none()) {
+            issues.push(plan.issue(i, "price", price[i].map(|p| p.to_string()).as_deref(), format!("no price: zone {zone}, SKU {sku} has no prices in sales_history to learn their effect from")));
+            continue;
+        }
         let k = calendar.index_of_day(d).map(|p| p - first_period).unwrap_or(-1);
         if k < 0 || k as usize >= horizon {
             issues.push(plan.issue(i, "date", Some(&d.to_string()), format!("a date in the forecast periods, {} to {}", calendar.start(first_period), calendar.start(first_period + horizon as i64) - chrono::Days::new(1))));
