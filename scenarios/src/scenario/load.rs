@@ -106,8 +106,8 @@ impl DemandForecast {
             *chosen.entry(f.model.name()).or_default() += 1;
         }
         let mix: Vec<String> = chosen.iter().map(|(m, n)| format!("{m} x{n}")).collect();
-        let mase = self.series.iter().map(|(_, f)| f.mase).sum::<f64>() / self.series.len().max(1) as f64;
-        format!("{} history; models: {}; mean MASE {mase:.3} on the last {} periods", self.calendar.frequency.word(), mix.join(", "), self.holdout)
+        let (_, mase, _) = allot_forecasting::demand::backtest_summary(self.series.iter().map(|(_, f)| f));
+        format!("{} history; models: {}; mean MASE {mase:.3} on the last {} periods (at most a third of a series)", self.calendar.frequency.word(), mix.join(", "), self.holdout)
     }
 }
 
