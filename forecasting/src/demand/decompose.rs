@@ -106,6 +106,21 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
+/// Simple exponential smoothing of `z` (level starting at `z[0]`): the sum of
+/// squared one-step errors and the final level (Theta's theta line, IMAPA's
+/// aggregates).
+pub fn ses(z: &[f64], alpha: f64) -> (f64, f64) {
+    let Some(&first) = z.first() else { return (0.0, 0.0) };
+    let mut level = first;
+    let mut sse = 0.0;
+    for &v in &z[1..] {
+        let e = v - level;
+        sse += e * e;
+        level += alpha * e;
+    }
+    (sse, level)
+}
+
 /// The `q` quantile of sorted values (linear interpolation).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

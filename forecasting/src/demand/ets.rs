@@ -200,45 +200,20 @@ const MULTIPLICATIVE_SEASON: u8 = 2;
 
 #[inline(always)]
 fn filter_with<const SEASON: u8>(spec: EtsSpec, p: &EtsParams, start: &EtsStates, y: &[f64], m: usize, mut visit: impl FnMut(f64, f64)) -> Option<EtsStates> {
-    let (mut level, mut trend) = (start.level, start.trend);
-    let mut season = start.season.clone();
+    let mut states = start.clone();
     let phi = spec.phi(p);
     let multiplicative = spec.multiplicative();
     // The season position, wrapped by hand: a division per step costs more than the rest of it.
     let mut j = 0;
     for &obs in y {
-        let lb = level + phi * trend;
-        let s = if SEASON == NO_SEASON { 0.0 } else { season[j] };
-        let mu = match SEASON {
-            NO_SEASON => lb,
-            ADDITIVE_SEASON => lb + s,
-            _ => lb * s,
-        };
-        if multiplicative && (mu <= 0.0 || lb <= 0.0) {
-            return None;
-        }
-        visit(mu, obs);
-        let e = obs - mu;
-        match SEASON {
-            NO_SEASON => {
-                level = lb + p.alpha * e;
-                trend = phi * trend + p.beta * e;
+        advance::<SEASON>(p, phi, &mut states, j, |lb, mu| {
+            if multiplicative && (mu <= 0.0 || lb <= 0.0) {
+                return None;
             }
-            ADDITIVE_SEASON => {
-                level = lb + p.alpha * e;
-                trend = phi * trend + p.beta * e;
-                season[j] = s + p.gamma * e;
-            }
-            _ => {
-                // e / s = y / s − lb: the division waits on the season state
-                // (set m steps ago), not on this step's level.
-                let relative = obs / s - lb;
-                level = lb + p.alpha * relative;
-                trend = phi * trend + p.beta * relative;
-                season[j] = s + p.gamma * e / lb;
-            }
-        }
-        if !level.is_finite() || level.abs() > 1e12 {
+            visit(mu, obs);
+            Some(obs)
+        })?;
+        if !states.level.is_finite() || states.level.abs() > 1e12 {
             return None;
         }
         if SEASON != NO_SEASON {
@@ -248,7 +223,46 @@ fn filter_with<const SEASON: u8>(spec: EtsSpec, p: &EtsParams, start: &EtsStates
             }
         }
     }
-    Some(EtsStates { level, trend, season })
+    Some(states)
+}
+
+/// One step of every form at season position `j`, the one place the
+/// family's update equations are written (fitting, forecasting and
+/// simulating all step through it): `observe(lb, mu)` gets the level plus
+/// damped trend and the one-step forecast and returns the observation
+/// (`None` stops the run), then the states advance on its error.
+#[inline(always)]
+fn advance<const SEASON: u8>(p: &EtsParams, phi: f64, states: &mut EtsStates, j: usize, observe: impl FnOnce(f64, f64) -> Option<f64>) -> Option<f64> {
+    let lb = states.level + phi * states.trend;
+    let s = if SEASON == NO_SEASON { 0.0 } else { states.season[j] };
+    let mu = match SEASON {
+        NO_SEASON => lb,
+        ADDITIVE_SEASON => lb + s,
+        _ => lb * s,
+    };
+    let obs = observe(lb, mu)?;
+    let e = obs - mu;
+    match SEASON {
+        NO_SEASON => {
+            states.level = lb + p.alpha * e;
+            states.trend = phi * states.trend + p.beta * e;
+        }
+        ADDITIVE_SEASON => {
+            states.level = lb + p.alpha * e;
+            states.trend = phi * states.trend + p.beta * e;
+            states.season[j] = s + p.gamma * e;
+        }
+        _ => {
+            // e / s = y / s − lb: the division waits on the season state
+            // (set m steps ago), not on this step's level. A simulated path
+            // may take the level to zero: the guard keeps it finite.
+            let relative = obs / s - lb;
+            states.level = lb + p.alpha * relative;
+            states.trend = phi * states.trend + p.beta * relative;
+            states.season[j] = s + p.gamma * e / lb.max(1e-12);
+        }
+    }
+    Some(obs)
 }
 
 /// Starting states: seasonal indices from the classical decomposition of the
@@ -482,33 +496,15 @@ pub fn fit_best(specs: &[EtsSpec], y: &[f64], m: usize, max_evals_per_unknown: u
 impl EtsFit {
     /// One-step state update of a path at absolute time `t` after an outcome `y`.
     fn step(&self, states: &mut EtsStates, t: usize, draw: impl FnOnce(f64) -> f64) -> f64 {
-        let p = &self.params;
-        let phi = self.spec.phi(p);
-        let lb = states.level + phi * states.trend;
+        let (p, phi) = (&self.params, self.spec.phi(&self.params));
         let j = if self.m > 1 { t % self.m } else { 0 };
-        let mu = match self.spec.season {
-            Component::None => lb,
-            Component::Additive => lb + states.season[j],
-            Component::Multiplicative => lb * states.season[j],
+        let observe = |_: f64, mu: f64| Some(draw(mu));
+        let obs = match self.spec.season {
+            Component::None => advance::<NO_SEASON>(p, phi, states, j, observe),
+            Component::Additive => advance::<ADDITIVE_SEASON>(p, phi, states, j, observe),
+            Component::Multiplicative => advance::<MULTIPLICATIVE_SEASON>(p, phi, states, j, observe),
         };
-        let obs = draw(mu);
-        let e = obs - mu;
-        match self.spec.season {
-            Component::None | Component::Additive => {
-                states.level = lb + p.alpha * e;
-                states.trend = phi * states.trend + p.beta * e;
-                if self.spec.season == Component::Additive {
-                    states.season[j] += p.gamma * e;
-                }
-            }
-            Component::Multiplicative => {
-                let s = states.season[j];
-                states.level = lb + p.alpha * e / s;
-                states.trend = phi * states.trend + p.beta * e / s;
-                states.season[j] = s + p.gamma * e / lb.max(1e-12);
-            }
-        }
-        obs
+        obs.unwrap_or(f64::NAN)
     }
 
     /// Point forecasts of the `h` periods after the data (the filter run on with no error).

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decompose::mean;
+use super::decompose::{mean, ses};
 use super::optim::golden_section;
 
 /// The Syntetos–Boylan–Croston demand classes.
@@ -172,16 +172,7 @@ pub fn imapa(y: &[f64], max_level: usize) -> IntermittentFit {
         let skip = y.len() - buckets * k;
         let periods = &y[skip..];
         let aggregate: Vec<f64> = periods.chunks(k).map(|c| c.iter().sum()).collect();
-        let ses = |alpha: f64| {
-            let mut level = aggregate[0];
-            let mut sse = 0.0;
-            for &v in &aggregate[1..] {
-                sse += (v - level) * (v - level);
-                level += alpha * (v - level);
-            }
-            (sse, level)
-        };
-        let (alpha, _) = golden_section(|a| ses(a).0, 0.01, 0.99, 1e-3);
+        let (alpha, _) = golden_section(|a| ses(&aggregate, a).0, 0.01, 0.99, 1e-3);
         // Scored per period, as SBA and TSB are: each period of a bucket
         // against the bucket's forecast spread over its k periods.
         let mut level = aggregate[0];

@@ -189,6 +189,14 @@ pub struct SeriesForecast {
     pub clipped: usize,
 }
 
+impl SeriesForecast {
+    /// Seasonal naive's score on the same holdout (`None` without a report):
+    /// what the chosen procedure is judged against.
+    pub fn naive_mase(&self) -> Option<f64> {
+        self.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).map(|b| b.mase)
+    }
+}
+
 /// What one run of the procedure produced.
 struct Outcome {
     model: DemandModel,
@@ -263,8 +271,9 @@ fn procedure(y: &[f64], h: usize, config: &DemandConfig, earlier: Option<&Outcom
             .or_else(|| ets::fit_best(&EtsSpec::family(seasonal, positive), y, m, config.evaluations_per_unknown)),
         None => ets::fit_best(&EtsSpec::family(seasonal, positive), y, m, config.evaluations_per_unknown),
     };
-    let theta_fit = theta::fit(y, if seasonal { m } else { 1 }, false);
-    let optimised = if config.rule == Rule::OptimisedTheta { Some(theta::fit(y, if seasonal { m } else { 1 }, true)) } else { None };
+    let theta_season = if seasonal { m } else { 1 };
+    let theta_fit = theta::fit(y, theta_season, false);
+    let optimised = (config.rule == Rule::OptimisedTheta).then(|| theta::fit(y, theta_season, true));
     let qs = [0.5, 0.9];
     let theta_mean = theta_fit.forecast(h);
     let theta_q = theta_fit.quantiles(h, &qs);
@@ -440,7 +449,7 @@ mod tests {
         let mut rng = Rng::new(9);
         let y: Vec<f64> = (0..400).map(|t| 20.0 + 0.1 * t as f64 + [0.0, 2.0, 4.0, 2.0, 0.0, 6.0, -3.0][t % 7] + rng.normal()).collect();
         let f = forecast_series(&y, 28, &DemandConfig::default());
-        let naive = f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).expect("naive").mase;
+        let naive = f.naive_mase().expect("naive");
         assert!(f.mase < naive, "{} vs naive {naive}: {:?}", f.mase, f.backtests);
         assert!(f.p90.iter().zip(&f.p50).all(|(a, b)| a >= b));
         assert!(f.backtests.iter().any(|b| matches!(b.model, DemandModel::Ets(s) if s.trend != ets::Trend::None)), "{:?}", f.backtests);
@@ -461,7 +470,7 @@ mod tests {
             let f = forecast_series(&y, 28, &config);
             assert!(f.class.is_intermittent());
             assert!(matches!(f.model, DemandModel::CrostonSba | DemandModel::Tsb | DemandModel::Imapa), "{:?}", f.model);
-            naive.push(f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).expect("naive").mase);
+            naive.push(f.naive_mase().expect("naive"));
             chosen.push(f.mase);
         }
         let (n, c) = (mean(&naive), mean(&chosen));
@@ -558,7 +567,7 @@ pub fn backtest_summary<'a>(forecasts: impl IntoIterator<Item = &'a SeriesForeca
     let (mut chosen, mut naive, mut n) = (0.0, 0.0, 0usize);
     // Series without a score (too short, or constant before the holdout) are left out.
     for f in forecasts.into_iter().filter(|f| f.mase.is_finite()) {
-        let naive_here = f.backtests.iter().find(|b| b.model == DemandModel::SeasonalNaive).map_or(f.mase, |b| b.mase);
+        let naive_here = f.naive_mase().unwrap_or(f.mase);
         for b in &f.backtests {
             let at = line_of(&mut lines, b.model);
             let line = &mut lines[at];

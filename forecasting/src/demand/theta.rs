@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decompose::{is_seasonal, normal_quantile, seasonal_indices};
+use super::decompose::{is_seasonal, normal_quantile, seasonal_indices, ses};
 use super::ets::line;
 use super::optim::golden_section;
 
@@ -43,20 +43,6 @@ pub struct ThetaFit {
     pub n: usize,
     /// Variance of the in-sample one-step errors of the combined forecast (deseasonalised).
     pub sigma2: f64,
-}
-
-/// Simple exponential smoothing of `z` (level starting at `z[0]`): the sum of
-/// squared one-step errors and the final level.
-fn ses(z: &[f64], alpha: f64) -> (f64, f64) {
-    let Some(&first) = z.first() else { return (0.0, 0.0) };
-    let mut level = first;
-    let mut sse = 0.0;
-    for &v in &z[1..] {
-        let e = v - level;
-        sse += e * e;
-        level += alpha * e;
-    }
-    (sse, level)
 }
 
 /// The theta line of `x` for `theta` around the line `(a, b)`.

@@ -101,7 +101,6 @@ pub fn write_forecasts(dir: &Path, loaded: &LoadedScenario) -> Result<Vec<PathBu
 /// lift and price elasticity.
 fn write_demand_report(dir: &Path, loaded: &LoadedScenario, f: &crate::DemandForecast) -> Result<PathBuf, StoreError> {
     let p = &loaded.problem;
-    let naive_of = |s: &allot_forecasting::demand::SeriesForecast| s.backtests.iter().find(|b| b.model == allot_forecasting::demand::DemandModel::SeasonalNaive).map_or(f64::NAN, |b| b.mase);
     let round = |v: f64, scale: f64| (v * scale).round() / scale;
     let mut df = DataFrame::new(
         f.series.len(),
@@ -111,7 +110,7 @@ fn write_demand_report(dir: &Path, loaded: &LoadedScenario, f: &crate::DemandFor
             Column::new("class".into(), f.series.iter().map(|(_, s)| s.class.name()).collect::<Vec<_>>()),
             Column::new("model".into(), f.series.iter().map(|(_, s)| s.model.name()).collect::<Vec<_>>()),
             Column::new("holdout_mase".into(), f.series.iter().map(|(_, s)| round(s.mase, 1e4)).collect::<Vec<_>>()),
-            Column::new("naive_mase".into(), f.series.iter().map(|(_, s)| round(naive_of(s), 1e4)).collect::<Vec<_>>()),
+            Column::new("naive_mase".into(), f.series.iter().map(|(_, s)| round(s.naive_mase().unwrap_or(f64::NAN), 1e4)).collect::<Vec<_>>()),
             Column::new("selection_score".into(), f.series.iter().map(|(_, s)| round(s.selection_score, 1e4)).collect::<Vec<_>>()),
             Column::new("clipped".into(), f.series.iter().map(|(_, s)| s.clipped as u32).collect::<Vec<_>>()),
         ],
@@ -156,7 +155,7 @@ pub fn accuracy_report(loaded: &LoadedScenario) -> String {
             *classes.entry(s.class.name()).or_default() += 1;
             clipped += s.clipped;
             clipped_series += usize::from(s.clipped > 0);
-            lost += usize::from(s.backtests.iter().any(|b| b.model == allot_forecasting::demand::DemandModel::SeasonalNaive && b.mase < s.mase));
+            lost += usize::from(s.naive_mase().is_some_and(|naive| naive < s.mase));
         }
         let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
         let _ = writeln!(out, "  demand classes: {}", classes.join(", "));

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::scenario::config::{read_config, ScenarioConfig, SCENARIO_FILE};
 use crate::error::LoadError;
-use crate::scenario::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, PROBABILITY, TEXT};
+use crate::scenario::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, POSITIVE, PROBABILITY, TEXT};
 
 /// A validated scenario, ready to plan.
 #[derive(Debug, Clone)]
@@ -643,7 +643,7 @@ fn forecast_baseline(
     let z = t.parse_with("zone", true, issues, "a zone id", |s| zones.resolve(s));
     let s = t.parse_with("sku", true, issues, "a SKU listed in inventory.csv or inbound.csv", |x| skus.resolve(x));
     let units = t.parse("units", true, issues, NON_NEGATIVE);
-    let price = t.parse_with("price", false, issues, "a price > 0", positive_number);
+    let price = t.parse("price", false, issues, POSITIVE);
     let promo = t.parse("promo", false, issues, NON_NEGATIVE);
     let with_drivers = t.has_column("price") || t.has_column("promo");
     let settings = &config.forecast;
@@ -665,21 +665,13 @@ fn forecast_baseline(
     }
     let row_drivers = |i: usize| Drivers { promo: promo[i].unwrap_or(0.0), price: price[i] };
     let name = |(zone, sku): (u32, u32), zones: &Names, skus: &Names| format!("series zone {}, SKU {}", zones.names[zone as usize], skus.names[sku as usize]);
-    // Inferred from all the history's dates together: a sparse daily series
-    // is read by the days its neighbours sold on.
     // The rows' own frequency: each series with three dates or more votes for
     // the one its dates fit, and the finest vote wins (a sparse daily series
     // can look weekly or monthly; a weekly one never looks daily). Without a
     // vote, all the dates together decide.
-    let sorted_dates = |series: &[(NaiveDate, f64, usize)]| {
-        let mut d: Vec<NaiveDate> = series.iter().map(|r| r.0).collect();
-        d.sort_unstable();
-        d.dedup();
-        d
-    };
     let (mut finest, mut irregular): (Option<Frequency>, Option<((u32, u32), String)>) = (None, None);
     for (&key, series) in &rows {
-        let d = sorted_dates(series);
+        let d = distinct_sorted(series.iter().map(|r| r.0));
         if d.len() < 3 {
             continue;
         }
@@ -694,10 +686,7 @@ fn forecast_baseline(
     let observed = match finest {
         Some(f) => Ok(f),
         None => {
-            let mut all: Vec<NaiveDate> = dates.iter().flatten().copied().collect();
-            all.sort_unstable();
-            all.dedup();
-            Frequency::infer(&all, anchor).map(|f| f.unwrap_or(Frequency::Daily)).map_err(|e| irregular.clone().unwrap_or_else(|| (rows.keys().next().copied().unwrap_or_default(), e.to_string())))
+            Frequency::infer(&distinct_sorted(dates.iter().flatten().copied()), anchor).map(|f| f.unwrap_or(Frequency::Daily)).map_err(|e| irregular.clone().unwrap_or_else(|| (rows.keys().next().copied().unwrap_or_default(), e.to_string())))
         }
     };
     // Rows a day apart: a missing day is no sales, whatever period the forecast reads them by.
@@ -799,9 +788,12 @@ fn forecast_baseline(
     forecast
 }
 
-/// A positive number (a price).
-fn positive_number(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0)
+/// Dates in order, each once.
+fn distinct_sorted(dates: impl Iterator<Item = NaiveDate>) -> Vec<NaiveDate> {
+    let mut d: Vec<NaiveDate> = dates.collect();
+    d.sort_unstable();
+    d.dedup();
+    d
 }
 
 /// The mean promotion depth and price of the rows of one period.
@@ -851,7 +843,7 @@ fn plan_drivers(
     let dates = plan.parse("date", true, issues, DATE);
     let z = plan.parse("zone", true, issues, TEXT);
     let s = plan.parse("sku", true, issues, TEXT);
-    let price = plan.parse_with("price", false, issues, "a price > 0", positive_number);
+    let price = plan.parse("price", false, issues, POSITIVE);
     let promo = plan.parse("promo", false, issues, NON_NEGATIVE);
     let position: HashMap<(u32, u32), usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     let mut cells: BTreeMap<(usize, usize), DriverMean> = BTreeMap::new();

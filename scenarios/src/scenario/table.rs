@@ -336,6 +336,10 @@ fn non_negative(v: f64) -> Option<f64> {
     (v.is_finite() && v >= 0.0).then_some(v)
 }
 
+fn positive(v: f64) -> Option<f64> {
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
 fn probability(v: f64) -> Option<f64> {
     (v > 0.0 && v <= 1.0).then_some(v)
 }
@@ -373,6 +377,8 @@ pub const NUMBER: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_th
 /// A finite number `>= 0`.
 pub const NON_NEGATIVE: Parser<f64> =
     Parser { parse: |s| s.parse::<f64>().ok().and_then(non_negative), typed: |v| number(v).and_then(non_negative), expected: "a number >= 0" };
+/// A finite number `> 0` (a price).
+pub const POSITIVE: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(positive), typed: |v| number(v).and_then(positive), expected: "a number > 0" };
 /// A probability in (0, 1].
 pub const PROBABILITY: Parser<f64> =
     Parser { parse: |s| s.parse::<f64>().ok().and_then(probability), typed: |v| number(v).and_then(probability), expected: "a probability in (0, 1]" };
