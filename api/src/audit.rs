@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decide::{Decision, Exclusion, OfferDecision};
+use crate::experiments::ArmLabel;
 use crate::live::audit_store::customer_hash;
 use crate::live::{AuditBatch, Erased, LiveDb, LiveError};
 
@@ -54,6 +55,9 @@ pub struct Compact<'a> {
     /// Offers excluded, in the answer's order: (offer, index into `r`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     x: Vec<(Cow<'a, str>, u16)>,
+    /// Arms in running experiments: (experiment, arm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    e: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 impl<'a> Compact<'a> {
@@ -81,6 +85,7 @@ impl<'a> Compact<'a> {
             o: d.offers.iter().map(|o| (Cow::Borrowed(o.offer_id.as_str()), o.expected_value, o.uptake)).collect(),
             r,
             x,
+            e: d.experiments.iter().map(|a| (Cow::Borrowed(a.experiment_id.as_str()), Cow::Borrowed(a.arm.as_str()))).collect(),
         }
     }
 
@@ -104,6 +109,7 @@ impl<'a> Compact<'a> {
                 .into_iter()
                 .map(|(offer_id, ix)| Exclusion { offer_id: offer_id.into_owned(), reason: reasons.get(ix as usize).map(|r| r.to_string()).unwrap_or_default() })
                 .collect(),
+            experiments: self.e.into_iter().map(|(experiment_id, arm)| ArmLabel { experiment_id: experiment_id.into_owned(), arm: arm.into_owned() }).collect(),
         };
         AuditRecord { at: self.at, decision }
     }
@@ -258,6 +264,21 @@ impl AuditLog {
         self.shared.flush()
     }
 
+    /// Every decision served (or logged by a shadow) from `since` on, oldest
+    /// chunk first: what an experiment report counts. Reads every chunk
+    /// whose newest record is that recent.
+    pub fn records_since(&self, since: DateTime<Utc>) -> std::io::Result<Vec<AuditRecord>> {
+        self.shared.flush()?;
+        let mut out = Vec::new();
+        for (_, line) in self.shared.db.audit_since(since)? {
+            let record = serde_json::from_str::<Compact>(&line).map_err(|e| std::io::Error::other(format!("an audit record does not parse: {e}")))?.expand();
+            if record.at >= since {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every decision served to one customer, oldest first (a data-subject
     /// access request: read through the index on customer).
     pub fn decisions_of(&self, customer_id: &str) -> std::io::Result<Vec<AuditRecord>> {
@@ -378,6 +399,7 @@ mod tests {
             channel: Some("web".into()),
             offers: vec![offer("O01", 1), offer("O02", 2)],
             excluded: ["O03", "O04", "O05", "O06"].iter().map(|o| excluded(o, "not_selected:stock")).chain([excluded("O07", "live:bid_price")]).collect(),
+            experiments: vec![ArmLabel { experiment_id: "canary-7".into(), arm: "canary".into() }],
         };
         let at = Utc::now();
         let full = serde_json::to_string(&AuditRecord { at, decision: decision.clone() }).unwrap();
@@ -391,7 +413,16 @@ mod tests {
     }
 
     fn served(customer: &str) -> Decision {
-        Decision { customer_id: customer.into(), plan_version: "000001".into(), fallback: false, fallback_reason: None, channel: None, offers: Vec::new(), excluded: Vec::new() }
+        Decision {
+            customer_id: customer.into(),
+            plan_version: "000001".into(),
+            fallback: false,
+            fallback_reason: None,
+            channel: None,
+            offers: Vec::new(),
+            excluded: Vec::new(),
+            experiments: Vec::new(),
+        }
     }
 
     /// A record as served at `at` (the writer stamps the time of serving).

@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 use chrono::NaiveDate;
 
 use crate::contacts::{ContactMade, VolumeBurn};
+use crate::experiments::ArmLabel;
+use crate::outcomes::OutcomeBurn;
 use crate::index::{LiveSupply, PlanIndex};
 
 /// What a customer's live state overrides (from consent events).
@@ -40,6 +42,9 @@ pub struct Decision {
     pub offers: Vec<OfferDecision>,
     /// Offers the customer may not see, with the reason.
     pub excluded: Vec<Exclusion>,
+    /// The customer's arm in each running experiment (absent when none runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ArmLabel>,
 }
 
 /// An offer the customer may see.
@@ -64,7 +69,8 @@ pub struct Exclusion {
     /// live one (`live:consent`, `live:suppressed`, `live:stock_reserved`,
     /// `live:out_of_stock`, `live:bid_price`, `live:contact_cap`,
     /// `live:consent_unknown` when the live state is stale; with contact
-    /// policies `live:rule:<rule_id>` and `live:conflict`).
+    /// policies `live:rule:<rule_id>` and `live:conflict`; once accepted
+    /// outcomes reach a cap, `live:redemptions` and `live:budget`).
     pub reason: String,
 }
 
@@ -84,7 +90,14 @@ pub(crate) struct Ask<'a> {
     pub contacts: &'a [ContactMade],
     /// The day a contact made now would be made.
     pub today: NaiveDate,
+    /// Rank the fallback's offers by the offer's margin, the same order for
+    /// every customer (a holdout's non-personalized baseline), instead of by
+    /// the customer's expected value.
+    pub by_margin: bool,
 }
+
+/// The fallback reason a holdout customer's decision carries.
+pub const HOLDOUT: &str = "holdout";
 
 /// Why a live rule takes an offer away, or `None` when it stays.
 fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer: u32, accept_value: f64, contact_per_accept: f64, fallback: bool) -> Option<&'static str> {
@@ -122,7 +135,7 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
 /// docs): the customer's candidate offers (rows the plan kept or did not select,
 /// never those a hard rule excluded), ranked by expected value, kept while live
 /// stock above safety stock covers one acceptance, up to the contact cap.
-pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
+pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, outcomes: &OutcomeBurn, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
     let facts = plan.customers[c as usize];
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
@@ -133,7 +146,10 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, c
     let mut excluded = Vec::new();
     let rows = plan.rows(c);
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    if fallback {
+    if ask.by_margin {
+        let margin = |i: usize| plan.context.offers[rows[i].offer as usize].margin;
+        order.sort_by(|&a, &b| margin(b).total_cmp(&margin(a)).then(rows[a].offer.cmp(&rows[b].offer)));
+    } else if fallback {
         order.sort_by(|&a, &b| rows[b].expected_value.total_cmp(&rows[a].expected_value).then(rows[a].offer.cmp(&rows[b].offer)));
     }
     // A plan whose offers name channels answers a channel with its offers only.
@@ -163,7 +179,9 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, c
         };
         // Contact policies and burnt-down volume rules are hard, with or without the plan.
         let blocked = blocked.map(str::to_string).or_else(|| {
-            plan.contact_block(c, e.offer, ask.contacts, ask.today).or_else(|| burn.exhausted(plan, e.offer, ask.today))
+            plan.contact_block(c, e.offer, ask.contacts, ask.today)
+                .or_else(|| burn.exhausted(plan, e.offer, ask.today))
+                .or_else(|| outcomes.exhausted(plan, e.offer).map(str::to_string))
         });
         match blocked {
             Some(reason) => excluded.push(Exclusion { offer_id, reason }),
@@ -182,6 +200,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, c
         channel: ask.channel.map(str::to_string),
         offers,
         excluded,
+        experiments: Vec::new(),
     }
 }
 

@@ -20,6 +20,8 @@ use utoipa::ToSchema;
 
 pub use crate::audit::{AuditLog, AuditRecord};
 use crate::decide::CustomerOverride;
+use crate::experiments::{ArmLabel, DecisionSeen, ExperimentChange, ExperimentReport, Experiments, OutcomeSeen};
+use crate::outcomes::{Acceptance, OutcomeEvent};
 use crate::index::{PlanIndex, StockMove};
 use crate::live::sql::{Cell, Param, Sql};
 use crate::live::{EventKind, LiveDb, LiveError, Recorded};
@@ -232,6 +234,28 @@ pub enum LoggedEvent {
         /// The event as posted.
         event: ContactEvent,
     },
+    /// What a customer did with an offer.
+    Outcome {
+        /// When the service received it.
+        received_at: DateTime<Utc>,
+        /// The customer's arm in each experiment running when it was received.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        arms: Vec<ArmLabel>,
+        /// An acceptance's value: posted, else the offer's margin in the plan served then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+        /// The event as posted.
+        event: OutcomeEvent,
+    },
+    /// An experiment started, its share changed, or stopped.
+    Experiment {
+        /// When the service received it (an experiment's start and stop time).
+        received_at: DateTime<Utc>,
+        /// The change (its id: the experiment's for a start, else unique).
+        event_id: String,
+        /// What changed.
+        change: ExperimentChange,
+    },
 }
 
 impl LoggedEvent {
@@ -241,6 +265,8 @@ impl LoggedEvent {
             LoggedEvent::Inventory { event, .. } => (EventKind::Inventory, &event.event_id),
             LoggedEvent::Consent { event, .. } => (EventKind::Consent, &event.event_id),
             LoggedEvent::Contact { event, .. } => (EventKind::Contact, &event.event_id),
+            LoggedEvent::Outcome { event, .. } => (EventKind::Outcome, &event.event_id),
+            LoggedEvent::Experiment { event_id, .. } => (EventKind::Experiment, event_id),
         }
     }
 
@@ -250,6 +276,8 @@ impl LoggedEvent {
             LoggedEvent::Inventory { event, .. } => serde_json::to_value(event),
             LoggedEvent::Consent { event, .. } => serde_json::to_value(event),
             LoggedEvent::Contact { event, .. } => serde_json::to_value(event),
+            LoggedEvent::Outcome { event, .. } => serde_json::to_value(event),
+            LoggedEvent::Experiment { change, .. } => serde_json::to_value(change),
         }
         .unwrap_or_default()
     }
@@ -260,6 +288,8 @@ impl LoggedEvent {
             (LoggedEvent::Inventory { event: a, .. }, LoggedEvent::Inventory { event: b, .. }) => a == b,
             (LoggedEvent::Consent { event: a, .. }, LoggedEvent::Consent { event: b, .. }) => a == b,
             (LoggedEvent::Contact { event: a, .. }, LoggedEvent::Contact { event: b, .. }) => a == b,
+            (LoggedEvent::Outcome { event: a, .. }, LoggedEvent::Outcome { event: b, .. }) => a == b,
+            (LoggedEvent::Experiment { change: a, .. }, LoggedEvent::Experiment { change: b, .. }) => a == b,
             _ => false,
         }
     }
@@ -286,13 +316,25 @@ pub struct EventLog {
     customers: HashMap<String, CustomerOverride>,
     /// Every customer's live contacts, in the order received.
     contacts: HashMap<String, Vec<crate::contacts::ContactMade>>,
+    /// Every accepted outcome, in the order received (the live limits burn down by them).
+    acceptances: Vec<Acceptance>,
+    /// Every experiment.
+    experiments: Experiments,
 }
 
 impl EventLog {
     /// The log in `db`, with every event recorded so far folded in; a stored
     /// event that does not parse is an error naming its sequence number.
     pub fn open(db: Arc<LiveDb>) -> Result<Self, LiveError> {
-        let mut log = EventLog { db, applied_seq: 0, inventory: Vec::new(), customers: HashMap::new(), contacts: HashMap::new() };
+        let mut log = EventLog {
+            db,
+            applied_seq: 0,
+            inventory: Vec::new(),
+            customers: HashMap::new(),
+            contacts: HashMap::new(),
+            acceptances: Vec::new(),
+            experiments: Experiments::default(),
+        };
         // The snapshot and the events left read in one transaction, under the
         // maintenance lock: a compaction elsewhere never moves events between them.
         let (snapshot, events) = log.db.transaction(|sql| {
@@ -359,6 +401,8 @@ impl EventLog {
             LoggedEvent::Inventory { received_at, event } => self.inventory.push((*received_at, event.stock_move())),
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
             LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
+            LoggedEvent::Outcome { event, .. } => self.acceptances.extend(event.acceptance()),
+            LoggedEvent::Experiment { received_at, change, .. } => self.experiments.apply(change, *received_at),
         }
     }
 
@@ -399,6 +443,16 @@ impl EventLog {
         &self.contacts
     }
 
+    /// Every accepted outcome, in the order received.
+    pub(crate) fn acceptances(&self) -> &[Acceptance] {
+        &self.acceptances
+    }
+
+    /// Every experiment, as folded.
+    pub fn experiments(&self) -> &Experiments {
+        &self.experiments
+    }
+
     /// The live overrides of every customer with a consent event.
     pub fn customer_overrides(&self) -> &HashMap<String, CustomerOverride> {
         &self.customers
@@ -427,6 +481,49 @@ impl EventLog {
         self.inventory.retain(|(at, _)| *at > inventory_cutoff);
         Ok(done)
     }
+}
+
+/// Every outcome event recorded in `db`, oldest first (an experiment
+/// report's raw data: read from the database, not kept in memory).
+pub fn outcomes(db: &LiveDb) -> Result<Vec<LoggedEvent>, LiveError> {
+    let rows = db.transaction(|sql| sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE kind = 'outcome' ORDER BY seq", &[]))?;
+    rows.into_iter()
+        .map(|row| {
+            let mut row = row.into_iter();
+            let seq = row.next().map_or(0, |c| c.int());
+            parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The report of experiment `id` (`None`: no such experiment), from the raw
+/// decisions (the audit, between its start and stop) and outcomes in `db`
+/// that carry its arm. The service's route and `allot experiment report` both
+/// come here.
+pub fn experiment_report(db: &LiveDb, experiments: &Experiments, audit: &AuditLog, id: &str) -> std::io::Result<Option<ExperimentReport>> {
+    let Some(experiment) = experiments.get(id) else { return Ok(None) };
+    let arm_of = |arms: &[ArmLabel]| arms.iter().find(|a| a.experiment_id == id).map(|a| a.arm.clone());
+    let decisions: Vec<DecisionSeen> = audit
+        .records_since(experiment.started_at)?
+        .into_iter()
+        .filter(|r| experiment.stopped_at.is_none_or(|stop| r.at <= stop))
+        .filter_map(|r| arm_of(&r.decision.experiments).map(|arm| DecisionSeen { customer_id: r.decision.customer_id, arm }))
+        .collect();
+    let outcomes: Vec<OutcomeSeen> = outcomes(db)?
+        .into_iter()
+        .filter_map(|e| match e {
+            LoggedEvent::Outcome { arms, value, event, .. } => arm_of(&arms).map(|arm| OutcomeSeen {
+                customer_id: event.customer_id,
+                arm,
+                kind: event.kind,
+                order_id: event.order_id,
+                on_time: event.on_time,
+                value,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Some(crate::experiments::report(experiment, &decisions, &outcomes)))
 }
 
 /// Events read and considered per compaction transaction.
@@ -466,7 +563,11 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
         let seq = row.next().map_or(0, |c| c.int());
         let event = parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
         match &event {
-            LoggedEvent::Consent { received_at, .. } | LoggedEvent::Inventory { received_at, .. } | LoggedEvent::Contact { received_at, .. }
+            LoggedEvent::Consent { received_at, .. }
+            | LoggedEvent::Inventory { received_at, .. }
+            | LoggedEvent::Contact { received_at, .. }
+            | LoggedEvent::Outcome { received_at, .. }
+            | LoggedEvent::Experiment { received_at, .. }
                 if *received_at >= consent_cutoff =>
             {
                 reached_cutoff = true;
@@ -474,7 +575,8 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
             }
             // Contacts are history: a conflict window or a rule's count may
             // reach back further than the event window (kept until erasure).
-            LoggedEvent::Contact { .. } => {}
+            // Outcomes and experiments are what experiment reports read.
+            LoggedEvent::Contact { .. } | LoggedEvent::Outcome { .. } | LoggedEvent::Experiment { .. } => {}
             LoggedEvent::Inventory { received_at, .. } => {
                 if *received_at <= inventory_cutoff {
                     delete.push(seq);

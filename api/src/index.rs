@@ -308,6 +308,12 @@ impl PlanIndex {
         &self.context.offers[o as usize].offer_id
     }
 
+    /// The index of an offer by id (events name offers; a plan has tens to
+    /// hundreds, so a scan is cheaper than a map to keep).
+    pub(crate) fn offer_index(&self, offer_id: &str) -> Option<u32> {
+        self.context.offers.iter().position(|o| o.offer_id == offer_id).map(|o| o as u32)
+    }
+
     fn tiers(&self) -> usize {
         self.context.tiers.len()
     }

@@ -18,7 +18,9 @@ use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
-use crate::index::{LiveSupply, PlanIndex};
+use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentKind, ExperimentReport, Experiments};
+use crate::index::{LiveSupply, PlanIndex, StockMove};
+use crate::outcomes::{Acceptance, OutcomeBurn};
 use crate::jobs::PlanJobs;
 use crate::live::import::open_store_live;
 use crate::live::{ActivationError, LiveDb, LiveError};
@@ -79,7 +81,40 @@ pub(crate) struct Snapshot {
     pub(crate) supply: LiveSupply,
     /// The plan's volume rules as live contacts burn them down.
     pub(crate) burn: VolumeBurn,
+    /// The plan's redemption caps and budget as accepted outcomes burn them down.
+    pub(crate) outcomes: OutcomeBurn,
     pub(crate) source: Source,
+}
+
+impl Snapshot {
+    /// `plan` with everything the event log holds applied: stock moves since
+    /// the plan was saved, every live contact and acceptance.
+    fn build(plan: Arc<PlanIndex>, events: &EventLog, source: Source) -> Self {
+        let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
+        let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
+        let outcomes = OutcomeBurn::compute(&plan, events.acceptances().iter());
+        Snapshot { plan, supply, burn, outcomes, source }
+    }
+
+    /// This snapshot with newly folded events applied (moves received before
+    /// the plan was saved are already in its stock).
+    fn advanced(&self, moves: &[(chrono::DateTime<chrono::Utc>, StockMove)], contacts: &[ContactMade], acceptances: &[Acceptance]) -> Self {
+        let mut supply = self.supply.clone();
+        for (at, m) in moves {
+            if *at > self.plan.created_at() {
+                supply.apply(&self.plan, m);
+            }
+        }
+        let mut burn = self.burn.clone();
+        for contact in contacts {
+            burn.apply(&self.plan, contact);
+        }
+        let mut outcomes = self.outcomes.clone();
+        for a in acceptances {
+            outcomes.apply(&self.plan, a);
+        }
+        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, source: self.source }
+    }
 }
 
 /// Shared state of the service.
@@ -93,6 +128,10 @@ pub struct ServiceState {
     pub(crate) customers: RwLock<HashMap<String, CustomerOverride>>,
     /// Every customer's live contacts (contact events).
     pub(crate) contacts: RwLock<HashMap<String, Vec<ContactMade>>>,
+    /// The experiments (as folded by the event log), read on every decision.
+    experiments: RwLock<Experiments>,
+    /// The versions running canaries and shadows serve or compute, by version.
+    arm_plans: RwLock<HashMap<String, Arc<Snapshot>>>,
     pub(crate) audit: AuditLog,
     pub(crate) metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
@@ -149,6 +188,8 @@ impl ServiceState {
         let state = ServiceState {
             customers: RwLock::new(events.customer_overrides().clone()),
             contacts: RwLock::new(events.customer_contacts().clone()),
+            experiments: RwLock::new(events.experiments().clone()),
+            arm_plans: RwLock::new(HashMap::new()),
             events: Mutex::new(events),
             store,
             config,
@@ -165,7 +206,69 @@ impl ServiceState {
             live_contact: LiveContact::new(),
         };
         state.reload();
+        state.refresh_arm_plans(&state.events());
         Ok(state)
+    }
+
+    /// Loads the versions running canaries and shadows need (with the live
+    /// events applied) and drops those no experiment runs any more. A version
+    /// that does not load is logged; its customers are served the active plan
+    /// (arm `excluded`).
+    fn refresh_arm_plans(&self, events: &EventLog) {
+        let experiments = events.experiments();
+        let wanted: Vec<String> =
+            [ExperimentKind::Canary, ExperimentKind::Shadow].into_iter().filter_map(|k| experiments.running(k).and_then(|e| e.version.clone())).collect();
+        let mut plans = write(&self.arm_plans);
+        plans.retain(|v, _| wanted.contains(v));
+        for v in wanted {
+            if plans.contains_key(&v) {
+                continue;
+            }
+            match PlanIndex::load(&self.store, &v) {
+                Ok(plan) => {
+                    plans.insert(v, Arc::new(Snapshot::build(Arc::new(plan), events, Source::Active)));
+                }
+                Err(e) => tracing::warn!(version = %v, error = %e, "an experiment's plan version does not load; its customers get the active plan"),
+            }
+        }
+    }
+
+    /// Every experiment, as folded.
+    pub fn experiments(&self) -> Experiments {
+        read(&self.experiments).clone()
+    }
+
+    /// Checks a change to the experiments against the log's newest state
+    /// (other replicas' changes folded first) and records it when it changes
+    /// something; returns whether it did and the experiment after it.
+    pub(crate) fn change_experiment(&self, change: ExperimentChange) -> Result<(bool, Experiment), ApiError> {
+        let unavailable = |e: LiveError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_log_error", format!("the experiment change was not recorded: {e}"));
+        let mut events = self.events();
+        let folded = events.catch_up().map_err(unavailable)?;
+        self.apply_folded(&events, &folded);
+        let ids = self.store.ids().map_err(ApiError::from)?;
+        let changes = events.experiments().check(&change, |v| ids.iter().any(|id| id == v))?;
+        let id = change.experiment_id().to_string();
+        if changes {
+            let received_at = chrono::Utc::now();
+            let event_id = match &change {
+                ExperimentChange::Start(_) => id.clone(),
+                ExperimentChange::Share { .. } => format!("{id}/share/{}", received_at.format("%Y%m%dT%H%M%S%.9fZ")),
+                ExperimentChange::Stop { .. } => format!("{id}/stop"),
+            };
+            let (_, folded) = events.record(LoggedEvent::Experiment { received_at, event_id, change }).map_err(unavailable)?;
+            self.apply_folded(&events, &folded);
+        }
+        let experiment = events.experiments().get(&id).cloned().ok_or_else(|| ApiError::from(crate::experiments::ExperimentError::Unknown(id)))?;
+        Ok((changes, experiment))
+    }
+
+    /// The report of experiment `id` from the raw decisions and outcomes.
+    pub(crate) fn experiment_report(&self, id: &str) -> Result<ExperimentReport, ApiError> {
+        let experiments = self.experiments();
+        crate::events::experiment_report(&self.live, &experiments, &self.audit, id)
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("the report could not be read: {e}")))?
+            .ok_or_else(|| ApiError::from(crate::experiments::ExperimentError::Unknown(id.to_string())))
     }
 
     /// The live-state database.
@@ -203,7 +306,7 @@ impl ServiceState {
         if let Some(db) = &self.shared {
             let mut events = self.events();
             let folded = events.catch_up()?;
-            self.apply_folded(&folded);
+            self.apply_folded(&events, &folded);
             db.heartbeat(events.applied_seq())?;
         }
         self.follow_activations()?;
@@ -244,9 +347,11 @@ impl ServiceState {
     /// was saved to its live supply, one stock point at a time (O(1) in the
     /// number of earlier events). Called with the event log locked, so a plan
     /// swap never misses an event.
-    pub(crate) fn apply_folded(&self, folded: &[LoggedEvent]) {
+    pub(crate) fn apply_folded(&self, events: &EventLog, folded: &[LoggedEvent]) {
         let mut moves = Vec::new();
         let mut contacts = Vec::new();
+        let mut acceptances = Vec::new();
+        let mut experiments_changed = false;
         {
             let mut customers = None;
             let mut customer_contacts = None;
@@ -263,24 +368,28 @@ impl ServiceState {
                         customer_contacts.entry(event.customer_id.clone()).or_default().push(contact.clone());
                         contacts.push(contact);
                     }
+                    LoggedEvent::Outcome { event, .. } => acceptances.extend(event.acceptance()),
+                    LoggedEvent::Experiment { received_at, change, .. } => {
+                        write(&self.experiments).apply(change, *received_at);
+                        experiments_changed = true;
+                    }
                 }
             }
         }
-        if moves.is_empty() && contacts.is_empty() {
+        if experiments_changed {
+            self.refresh_arm_plans(events);
+        }
+        if moves.is_empty() && contacts.is_empty() && acceptances.is_empty() {
             return;
         }
-        let Some(current) = self.current() else { return };
-        let mut supply = current.supply.clone();
-        for (at, m) in &moves {
-            if *at > current.plan.created_at() {
-                supply.apply(&current.plan, m);
+        {
+            let mut plans = write(&self.arm_plans);
+            for s in plans.values_mut() {
+                *s = Arc::new(s.advanced(&moves, &contacts, &acceptances));
             }
         }
-        let mut burn = current.burn.clone();
-        for contact in &contacts {
-            burn.apply(&current.plan, contact);
-        }
-        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan: current.plan.clone(), supply, burn, source: current.source }));
+        let Some(current) = self.current() else { return };
+        *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances)));
     }
 
     pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {
@@ -359,9 +468,7 @@ impl ServiceState {
     }
 
     pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source) {
-        let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
-        let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
-        *write(&self.snapshot) = Some(Arc::new(Snapshot { plan, supply, burn, source }));
+        *write(&self.snapshot) = Some(Arc::new(Snapshot::build(plan, events, source)));
     }
 
     pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
@@ -392,18 +499,67 @@ impl ServiceState {
     /// The decision for one customer as JSON, recorded in the audit (in its
     /// compact form); `None` when no loaded plan knows the customer.
     pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
-        let d = self.decision(customer_id, limit, channel)?;
+        let s = self.current()?;
+        // No experiment running: no lock beyond the flag's read, no assignment.
+        let assignment = {
+            let experiments = read(&self.experiments);
+            experiments.any_running().then(|| experiments.assign(customer_id))
+        };
+        let d = match &assignment {
+            None => self.decision(&s, customer_id, limit, channel, false)?,
+            Some(a) => {
+                let d = self.experiment_decision(&s, a, customer_id, limit, channel)?;
+                if let Some((id, version)) = &a.shadow {
+                    self.shadow_decision(id, version, customer_id, limit, channel);
+                }
+                d
+            }
+        };
+        self.metrics.count_decision(d.fallback);
         let mut json = Vec::with_capacity(1024);
         serde_json::to_writer(&mut json, &d).ok()?;
         self.audit.record(&d);
         Some(json)
     }
 
-    fn decision(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
-        let s = self.current()?;
+    /// The decision of a customer in running experiments: from the canary's
+    /// version in its share, the baseline in a holdout's, else the active
+    /// plan; labelled with the customer's arms. A canary version that does
+    /// not know the customer (or did not load) serves the active plan, arm `excluded`.
+    fn experiment_decision(&self, s: &Snapshot, a: &Assignment, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
+        let mut arms = a.arms.clone();
+        let canary = a.canary.as_ref().and_then(|v| read(&self.arm_plans).get(v).cloned()).filter(|c| c.plan.customer_ix.contains_key(customer_id));
+        let mut d = match &canary {
+            Some(c) => self.decision(c, customer_id, limit, channel, false)?,
+            None => {
+                if a.canary.is_some() {
+                    for arm in arms.iter_mut().filter(|l| l.arm == "canary") {
+                        arm.arm = "excluded".to_string();
+                    }
+                }
+                self.decision(s, customer_id, limit, channel, a.holdout)?
+            }
+        };
+        d.experiments = arms;
+        Some(d)
+    }
+
+    /// Computes and audits (arm `shadow`) what the shadow's version would
+    /// answer; nothing of it is served or counted as served.
+    fn shadow_decision(&self, experiment_id: &str, version: &str, customer_id: &str, limit: usize, channel: Option<&str>) {
+        let Some(shadow) = read(&self.arm_plans).get(version).cloned() else { return };
+        if let Some(mut d) = self.decision(&shadow, customer_id, limit, channel, false) {
+            d.experiments = vec![ArmLabel { experiment_id: experiment_id.to_string(), arm: "shadow".to_string() }];
+            self.audit.record(&d);
+        }
+    }
+
+    /// The decision from snapshot `s` (the baseline when `holdout`); `None`
+    /// when its plan does not know the customer.
+    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool) -> Option<Decision> {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
-        let fallback = self.fallback_reason(&s);
+        let fallback = self.fallback_reason(s).or(holdout.then_some(decide::HOLDOUT));
         // Only a plan with contact policies reads the live contacts (no lock otherwise).
         let contacts = s.plan.policy_index.is_some().then(|| read(&self.contacts));
         let ask = decide::Ask {
@@ -413,10 +569,9 @@ impl ServiceState {
             fallback,
             contacts: contacts.as_ref().and_then(|c| c.get(customer_id)).map_or(&[], Vec::as_slice),
             today: chrono::Utc::now().date_naive(),
+            by_margin: holdout,
         };
-        let d = decide::decide(&s.plan, &s.supply, &s.burn, customer_id, c, &ask);
-        self.metrics.count_decision(d.fallback);
-        Some(d)
+        Some(decide::decide(&s.plan, &s.supply, &s.burn, &s.outcomes, customer_id, c, &ask))
     }
 }
 

@@ -115,6 +115,13 @@ fn route_calls() -> Vec<(&'static str, &'static str, Option<Value>, Option<&'sta
         ("POST", "/v1/plans/rollback", None, Some(PLANNER)),
         ("GET", "/v1/jobs/job-1", None, Some(PLANNER)),
         ("POST", "/v1/plans", Some(json!({ "scenario": "scenario" })), Some(PLANNER)),
+        ("POST", "/v1/events/outcome", Some(json!({ "event_id": "u1", "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" })), Some(DECISION)),
+        // A holdout of no one: nothing else in this test changes.
+        ("POST", "/v1/experiments", Some(json!({ "experiment_id": "h1", "kind": "holdout", "share": 0.0 })), Some(PLANNER)),
+        ("GET", "/v1/experiments", None, Some(PLANNER)),
+        ("GET", "/v1/experiments/h1", None, Some(PLANNER)),
+        ("POST", "/v1/experiments/h1/share", Some(json!({ "share": 0.0 })), Some(PLANNER)),
+        ("POST", "/v1/experiments/h1/stop", None, Some(PLANNER)),
         ("GET", "/healthz", None, Some("public")),
         ("GET", "/readyz", None, Some("public")),
     ]

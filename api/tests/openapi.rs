@@ -191,6 +191,35 @@ async fn real_answers_of_every_route_validate_against_their_schemas() {
         check(&doc, method, path, status, &content_type, &bytes);
         exercised.insert((method, path));
     }
+    // Experiments on the second version, and outcomes that carry their arms.
+    let canary = json!({ "experiment_id": "x1", "kind": "canary", "version": "000002", "share": 0.5 });
+    let shown = json!({ "event_id": "u1", "kind": "shown", "customer_id": "g1", "offer_id": "bundle", "occurred_at": "2026-12-02T10:00:00Z" });
+    let experiments: Vec<(&str, &str, &str, Option<Value>, StatusCode)> = vec![
+        ("POST", "/v1/experiments", "/v1/experiments", Some(canary.clone()), StatusCode::CREATED),
+        ("POST", "/v1/experiments", "/v1/experiments", Some(canary), StatusCode::OK),
+        ("POST", "/v1/experiments", "/v1/experiments", Some(json!({ "experiment_id": "x2", "kind": "canary", "version": "000002", "share": 0.1 })), StatusCode::CONFLICT),
+        ("POST", "/v1/experiments", "/v1/experiments", Some(json!({ "experiment_id": "x3", "kind": "holdout", "version": "000002", "share": 0.1 })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("GET", "/v1/customers/{id}/offers", "/v1/customers/g2/offers", None, StatusCode::OK),
+        ("POST", "/v1/events/outcome", "/v1/events/outcome", Some(shown.clone()), StatusCode::ACCEPTED),
+        ("POST", "/v1/events/outcome", "/v1/events/outcome", Some(shown), StatusCode::OK),
+        ("POST", "/v1/events/outcome", "/v1/events/outcome", Some(json!({ "event_id": "u1", "kind": "declined", "customer_id": "g1", "offer_id": "bundle", "occurred_at": "2026-12-02T10:00:00Z" })), StatusCode::CONFLICT),
+        ("POST", "/v1/events/outcome", "/v1/events/outcome", Some(json!({ "event_id": "u2", "kind": "ordered", "customer_id": "g1", "offer_id": "bundle", "occurred_at": "2026-12-02T10:00:00Z" })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("GET", "/v1/experiments", "/v1/experiments", None, StatusCode::OK),
+        ("GET", "/v1/experiments/{id}", "/v1/experiments/x1", None, StatusCode::OK),
+        ("GET", "/v1/experiments/{id}", "/v1/experiments/x9", None, StatusCode::NOT_FOUND),
+        ("POST", "/v1/experiments/{id}/share", "/v1/experiments/x1/share", Some(json!({ "share": 0.8 })), StatusCode::OK),
+        ("POST", "/v1/experiments/{id}/share", "/v1/experiments/x1/share", Some(json!({ "share": 1.8 })), StatusCode::UNPROCESSABLE_ENTITY),
+        ("POST", "/v1/experiments/{id}/stop", "/v1/experiments/x1/stop", None, StatusCode::OK),
+        ("POST", "/v1/experiments/{id}/share", "/v1/experiments/x1/share", Some(json!({ "share": 0.9 })), StatusCode::CONFLICT),
+        ("POST", "/v1/experiments/{id}/stop", "/v1/experiments/x9/stop", None, StatusCode::NOT_FOUND),
+    ];
+    for (method, path, uri, body, expected) in experiments {
+        let key = if path.starts_with("/v1/experiments") { PLANNER } else { DECISION };
+        let (status, content_type, bytes) = f.call_raw(method, uri, Some(key), body.map(|b| b.to_string().into_bytes())).await;
+        assert_eq!(status, expected, "{method} {uri}: {}", String::from_utf8_lossy(&bytes));
+        check(&doc, method, path, status, &content_type, &bytes);
+        exercised.insert((method, path));
+    }
     let untested: Vec<String> = ROUTES.iter().filter(|r| !exercised.contains(&(r.method, r.path))).map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(untested.is_empty(), "routes with no answer checked against their schema: {untested:?}");
 }

@@ -380,8 +380,15 @@ pub(crate) fn delete_before(sql: &mut dyn Sql, cutoff: &str, batch: i64) -> Resu
 /// Every record with its customer, oldest first (what moves when a store
 /// switches to a shared database); erased records are left out.
 pub(crate) fn all_records(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, LiveError> {
+    records_since(sql, "")
+}
+
+/// Every record of the chunks whose newest record was served at or after
+/// `since` (RFC 3339 text, see [`time_text`]; `""`: all) with its customer,
+/// oldest chunk first; erased records are left out.
+pub(crate) fn records_since(sql: &mut dyn Sql, since: &str) -> Result<Vec<(String, String)>, LiveError> {
     let mut out = Vec::new();
-    for row in sql.rows("SELECT id, lines, body FROM allot_audit_chunks ORDER BY id", &[])? {
+    for row in sql.rows("SELECT id, lines, body FROM allot_audit_chunks WHERE newest_at >= $1 ORDER BY id", &[Param::Text(since)])? {
         let mut row = row.into_iter();
         let chunk = row.next().map_or(0, |c| c.int());
         let lines = row.next().map(Cell::into_bytes).unwrap_or_default();

@@ -199,6 +199,13 @@ impl LiveDb {
         self.transaction(|sql| audit_store::records_of(sql, customer_id))
     }
 
+    /// The audit records (with their customers) of every chunk whose newest
+    /// record was served at or after `since`, oldest chunk first.
+    pub fn audit_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>, LiveError> {
+        let since = audit_store::time_text(since);
+        self.transaction(|sql| audit_store::records_since(sql, &since))
+    }
+
     /// Deletes the audit records served before `cutoff` (audit retention) by
     /// whole chunks (a chunk goes once its newest record is older: a flush's
     /// worth of records, so at most the flush interval late), a batch per

@@ -11,6 +11,10 @@ pub enum EventKind {
     Consent,
     /// `POST /v1/events/contact`.
     Contact,
+    /// `POST /v1/events/outcome`.
+    Outcome,
+    /// `/v1/experiments`: an experiment started, its share changed, stopped.
+    Experiment,
 }
 
 impl EventKind {
@@ -20,6 +24,8 @@ impl EventKind {
             EventKind::Inventory => "inventory",
             EventKind::Consent => "consent",
             EventKind::Contact => "contact",
+            EventKind::Outcome => "outcome",
+            EventKind::Experiment => "experiment",
         }
     }
 }

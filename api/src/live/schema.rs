@@ -10,12 +10,14 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../migrations/0004_audit_chunks.sql")),
     (5, include_str!("../../migrations/0005_consent_snapshot.sql")),
     (6, include_str!("../../migrations/0006_contact_events.sql")),
+    (7, include_str!("../../migrations/0007_outcomes_experiments.sql")),
 ];
 
-/// Erasure of a customer's consent and contact events (their personal
-/// overrides and contact history), through `allot_events_customer`
-/// (migrations 0003, 0006); `$1` binds the first parameter in SQLite too.
-pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind IN ('consent', 'contact') AND body->'event'->>'customer_id' = $1";
+/// Erasure of a customer's consent, contact and outcome events (their
+/// personal overrides, contact history and what they did with offers),
+/// through `allot_events_customer` (migrations 0003, 0006, 0007); `$1` binds
+/// the first parameter in SQLite too.
+pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind IN ('consent', 'contact', 'outcome') AND body->'event'->>'customer_id' = $1";
 /// Erasure of a customer's compacted consent (migration 0005).
 pub(crate) const ERASE_CONSENT_SNAPSHOT: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1";
 

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorDetail, JsonBody};
 use crate::events::{Applied, ConsentEvent, ContactEvent, InventoryEvent, LoggedEvent};
+use crate::outcomes::OutcomeEvent;
 use crate::shared;
 use crate::state::AppState;
 
@@ -67,6 +68,18 @@ pub(crate) async fn contact_event(State(state): State<AppState>, body: JsonBody<
     record_event(state, id, false, LoggedEvent::Contact { received_at: Utc::now(), event }).await
 }
 
+pub(crate) async fn outcome_event(State(state): State<AppState>, body: JsonBody<OutcomeEvent>) -> Result<Response, ApiError> {
+    let Json(event) = body?;
+    let plan = state.plan();
+    event.validate(plan.as_deref()).map_err(invalid)?;
+    let id = event.event_id.clone();
+    // The customer's arms now: the report attributes the outcome to them.
+    let experiments = state.experiments();
+    let arms = if experiments.any_running() { experiments.assign(&event.customer_id).arms } else { Vec::new() };
+    let value = event.resolved_value(plan.as_deref());
+    record_event(state, id, false, LoggedEvent::Outcome { received_at: Utc::now(), arms, value, event }).await
+}
+
 /// Records an event under the writer lock, off the async threads (the commit
 /// waits for the disk), applies what was folded, counts it and answers: 202
 /// when new, 200 for a repeat, 409 for the id reused with another body.
@@ -76,7 +89,7 @@ async fn record_event(state: AppState, id: String, wait_for_replicas: bool, even
         let (applied, seq) = {
             let mut events = s.events();
             let (applied, folded) = events.record(event)?;
-            s.apply_folded(&folded);
+            s.apply_folded(&events, &folded);
             (applied, events.applied_seq())
         };
         s.metrics.count_event(applied == Applied::New);

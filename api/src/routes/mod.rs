@@ -5,7 +5,8 @@
 //!
 //! - [`decisions`]: channels asking which offers a customer may see, and
 //!   data-subject access to what was shown;
-//! - [`events`]: live inventory and consent events;
+//! - [`events`]: live inventory, consent, contact and outcome events;
+//! - [`experiments`]: canary, shadow and holdout experiments on plans, and their reports;
 //! - [`fulfilment`]: pick priorities and on-demand pick plans;
 //! - [`plans`]: planners' plan versions, jobs, activation and rollback;
 //! - [`ops`]: health, readiness, metrics and the OpenAPI document.
@@ -13,6 +14,7 @@
 pub mod decisions;
 pub mod extract;
 pub mod events;
+pub mod experiments;
 pub mod fulfilment;
 pub mod ops;
 pub mod plans;
@@ -25,6 +27,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::decide::Decision;
 use crate::errors::ErrorBody;
 use crate::events::{ConsentEvent, ContactEvent, InventoryEvent};
+use crate::experiments::{Experiment, ExperimentReport, ExperimentStart, ShareChange};
+use crate::outcomes::OutcomeEvent;
 use crate::jobs::PlanJob;
 use crate::security::{Access, Role};
 use crate::state::AppState;
@@ -268,6 +272,23 @@ pub const ROUTES: &[RouteSpec] = &[
         handler: || post(events::contact_event),
     },
     RouteSpec {
+        method: "POST",
+        path: "/v1/events/outcome",
+        access: Access::Roles(DECISION),
+        summary: "What a customer did with an offer (shown, accepted, declined, ordered, delivered); recorded with the customer's experiment arms; acceptances burn redemption caps and the budget down from the next request.",
+        body: Some(schema::<OutcomeEvent>),
+        query: None,
+        replies: &[
+            ok(202, "Recorded and in force.", schema::<events::EventAck>),
+            ok(200, "A repeat of a recorded event id with the same body; nothing changed.", schema::<events::EventAck>),
+            ok(409, "The event id was recorded before with another body (`event_id_conflict`); the original is returned.", schema::<events::EventConflict>),
+            error(422, "An invalid event (`invalid_event`): empty ids, a customer, offer or warehouse the served plan does not know, an order or delivery without order_id, a delivery without on_time, on_time or value on another kind, a value out of bounds."),
+            error(503, "The event could not be made durable (`event_log_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || post(events::outcome_event),
+    },
+    RouteSpec {
         method: "GET",
         path: "/v1/warehouses/{id}/pick-priorities",
         access: Access::Roles(FULFILMENT),
@@ -364,5 +385,80 @@ pub const ROUTES: &[RouteSpec] = &[
         ],
         max_body: MAX_BODY_BYTES,
         handler: || post(plans::rollback_plan),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/experiments",
+        access: Access::Roles(PLANNER),
+        summary: "Start a canary (a version served to a share of customers), a shadow (a version's decisions logged, never served) or a holdout (a share served the non-personalized baseline); durable and on every replica when answered.",
+        body: Some(schema::<ExperimentStart>),
+        query: None,
+        replies: &[
+            ok(201, "Started.", schema::<Experiment>),
+            ok(200, "Already running with this body; nothing changed.", schema::<Experiment>),
+            error(409, "Another experiment of the kind is running, or the id was used before with another body or has stopped (`experiment_conflict`)."),
+            error(422, "An invalid experiment (`invalid_experiment`): a bad id, a share outside [0, 1] (a shadow's is 1), a canary or shadow without a version of the store, a holdout with one."),
+            error(503, "The change could not be made durable (`event_log_error`), or the store could not be read (`store_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || post(experiments::start_experiment),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/experiments",
+        access: Access::Roles(PLANNER),
+        summary: "Every experiment, running or stopped.",
+        body: None,
+        query: None,
+        replies: &[ok(200, "The experiments.", schema::<experiments::ExperimentList>)],
+        max_body: MAX_BODY_BYTES,
+        handler: || get(experiments::list_experiments),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/experiments/{id}",
+        access: Access::Roles(PLANNER),
+        summary: "An experiment's report: per arm customers, decisions, acceptance rate, value per customer, orders' fill and on-time rates; the uplift with an always-valid interval and a verdict.",
+        body: None,
+        query: None,
+        replies: &[
+            ok(200, "The report, from the raw decisions and outcomes.", schema::<ExperimentReport>),
+            error(404, "No such experiment (`unknown_experiment`)."),
+            error(503, "The decisions or outcomes could not be read (`database_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || get(experiments::experiment_report),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/experiments/{id}/share",
+        access: Access::Roles(PLANNER),
+        summary: "Change a running canary's or holdout's share (raising it only moves customers into the treatment); no restart.",
+        body: Some(schema::<ShareChange>),
+        query: None,
+        replies: &[
+            ok(200, "The experiment with its new share.", schema::<Experiment>),
+            error(404, "No such experiment (`unknown_experiment`)."),
+            error(409, "The experiment has stopped (`experiment_conflict`)."),
+            error(422, "A share outside [0, 1], or not 1 for a shadow (`invalid_experiment`)."),
+            error(503, "The change could not be made durable (`event_log_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || post(experiments::set_share),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/experiments/{id}/stop",
+        access: Access::Roles(PLANNER),
+        summary: "Stop an experiment: its arms are no longer assigned (everyone gets the active plan); its report stays.",
+        body: None,
+        query: None,
+        replies: &[
+            ok(200, "Stopped (or stopped before).", schema::<Experiment>),
+            error(404, "No such experiment (`unknown_experiment`)."),
+            error(503, "The change could not be made durable (`event_log_error`)."),
+        ],
+        max_body: MAX_BODY_BYTES,
+        handler: || post(experiments::stop_experiment),
     },
 ];

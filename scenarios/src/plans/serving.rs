@@ -60,6 +60,11 @@ pub struct ServingContext {
     /// rules down live (model version 2); absent when the scenario has neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_policies: Option<ServingContactPolicies>,
+    /// The scenario's budget of discount cost (`[policy] budget`), which the
+    /// service burns down by acceptances (outcome events); absent: unlimited
+    /// (and in versions saved before outcomes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
 }
 
 /// The contact policies of a plan, in the planning model's own types (their
@@ -157,6 +162,13 @@ pub struct ServingOffer {
     /// The channel its contact goes out on (absent before model version 2: `default`).
     #[serde(default = "default_channel")]
     pub channel: String,
+    /// Discount cost of one acceptance, counted against the budget (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub discount_cost: f64,
+    /// Most acceptances the offer may have (absent: unlimited); the service
+    /// stops showing it once accepted outcomes reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redemptions: Option<f64>,
     /// Lowest tier that may see it.
     pub min_tier: Option<String>,
     /// Bill of materials.
@@ -165,6 +177,10 @@ pub struct ServingOffer {
     /// (model version 2; absent: 0, the only bucket).
     #[serde(default, skip_serializing_if = "is_first_bucket")]
     pub bucket: u32,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_channel() -> String {
@@ -317,6 +333,8 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
                 margin: o.margin,
                 cost_per_contact: o.cost_per_contact,
                 channel: problem.channels[o.channel as usize].clone(),
+                discount_cost: o.discount_cost,
+                max_redemptions: o.max_redemptions,
                 min_tier: o.min_tier.map(tier),
                 items: o.items.iter().map(|i| ServingItem { sku: sku(i.sku), qty: i.qty }).collect(),
                 bucket: problem.bucket_of(o_ix as u32),
@@ -351,6 +369,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
             })
             .collect(),
         contact_policies: contact_policies(problem),
+        budget: problem.policy.budget,
     }
 }
 

@@ -1,0 +1,244 @@
+//! Outcomes and experiments through the real router: acceptances burn the
+//! plan's redemption caps and budget down live (and a restart folds them
+//! again), canary arms are stable per customer and across a restart, a shadow
+//! is logged and never served, a holdout is never personalized, and the
+//! report's numbers are recomputed here from the raw decisions and outcomes.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use allot_api::live::import::open_store_live;
+use allot_api::DEFAULT_MAX_PLAN_AGE;
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{json, Value};
+
+const CUSTOMERS: [&str; 8] = ["g1", "g2", "g3", "g4", "s1", "s2", "s3", "s4"];
+
+/// The shared scenario with a budget of 9 (the plan expects 8: four bundle
+/// acceptances at a discount of 2) and a cap of 2 redemptions on the single
+/// (the plan expects 0.8), both slack for the plan and reachable live.
+fn capped_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario");
+    write_scenario(&scenario);
+    std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,max_redemptions\nbundle,10,2,\nsingle,5,0,2\n").unwrap();
+    let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
+    std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nbudget = 9.0\n")).unwrap();
+    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
+    let id = plan_into(&store, &scenario);
+    open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
+    Fixture { dir, app, state }
+}
+
+fn outcome(id: &str, kind: &str, customer: &str, offer: &str) -> Value {
+    json!({ "event_id": id, "kind": kind, "customer_id": customer, "offer_id": offer, "occurred_at": "2026-12-02T10:00:00Z" })
+}
+
+fn reason(decision: &Value, offer: &str) -> Option<String> {
+    decision["excluded"].as_array().unwrap().iter().find(|e| e["offer_id"] == offer).map(|e| e["reason"].as_str().unwrap().to_string())
+}
+
+fn shown(decision: &Value) -> Vec<String> {
+    decision["offers"].as_array().unwrap().iter().map(|o| o["offer_id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn accepted_outcomes_burn_redemption_caps_and_the_budget_down_live() {
+    let mut f = capped_fixture();
+    assert_eq!(shown(&f.offers("g1").await), ["bundle", "single"]);
+    // One acceptance of the single, posted twice: counted once.
+    for expected in [StatusCode::ACCEPTED, StatusCode::OK] {
+        let (status, ack) = f.post("/v1/events/outcome", DECISION, outcome("a1", "accepted", "s1", "single")).await;
+        assert_eq!(status, expected, "{ack}");
+    }
+    assert_eq!(shown(&f.offers("g1").await), ["bundle", "single"], "one of two redemptions used");
+    // The same id with another body is refused with the original.
+    let (status, body) = f.post("/v1/events/outcome", DECISION, outcome("a1", "accepted", "g1", "single")).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "event_id_conflict"));
+    let (status, _) = f.post("/v1/events/outcome", DECISION, outcome("a2", "accepted", "g1", "single")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let g1 = f.offers("g1").await;
+    assert_eq!((shown(&g1), reason(&g1, "single").as_deref()), (vec!["bundle".to_string()], Some("live:redemptions")));
+    // Four bundle acceptances spend 8 of 9: a fifth's discount would pass it.
+    for (i, c) in ["g2", "g3", "s2"].iter().enumerate() {
+        f.post("/v1/events/outcome", DECISION, outcome(&format!("b{i}"), "accepted", c, "bundle")).await;
+    }
+    assert_eq!(shown(&f.offers("g2").await), ["bundle"], "6 of 9 spent: one more fits");
+    f.post("/v1/events/outcome", DECISION, outcome("b3", "accepted", "s3", "bundle")).await;
+    let g2 = f.offers("g2").await;
+    assert_eq!((shown(&g2), reason(&g2, "bundle").as_deref()), (Vec::<String>::new(), Some("live:budget")));
+    // Shown and declined outcomes burn nothing; a restart folds the acceptances again.
+    f.restart();
+    let g1 = f.offers("g1").await;
+    assert_eq!((reason(&g1, "single").as_deref(), reason(&g1, "bundle").as_deref()), (Some("live:redemptions"), Some("live:budget")));
+}
+
+#[tokio::test]
+async fn outcome_bodies_are_checked() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let bad = [
+        (json!({ "event_id": "x", "kind": "ordered", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "order_id"),
+        (json!({ "event_id": "x", "kind": "delivered", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z", "order_id": "o" }), "on_time"),
+        (json!({ "event_id": "x", "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z", "value": 3 }), "value"),
+        (json!({ "event_id": "x", "kind": "accepted", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z", "value": -1 }), "value"),
+        (json!({ "event_id": "x", "kind": "shown", "customer_id": "zz", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "customer_id"),
+        (json!({ "event_id": "x", "kind": "shown", "customer_id": "g1", "offer_id": "zz", "occurred_at": "2026-12-02T10:00:00Z" }), "offer_id"),
+        (json!({ "event_id": " ", "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "event_id"),
+    ];
+    for (body, field) in bad {
+        let (status, reply) = f.post("/v1/events/outcome", DECISION, body.clone()).await;
+        assert_eq!((status, error_code(&reply)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"), "{body}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(field), "{field}: {reply}");
+    }
+}
+
+/// A second version of the same scenario, for a canary or a shadow to serve.
+fn second_version(f: &Fixture) -> String {
+    plan_into(&f.store(), &f.dir.path().join("scenario"))
+}
+
+fn arm(decision: &Value, experiment: &str) -> Option<String> {
+    decision["experiments"].as_array()?.iter().find(|a| a["experiment_id"] == experiment).map(|a| a["arm"].as_str().unwrap().to_string())
+}
+
+/// Every customer's arm in canary `c1`, checking that the arm says which
+/// version served them.
+async fn canary_arms(f: &Fixture, active: &str, canary: &str) -> BTreeMap<&'static str, String> {
+    let mut out = BTreeMap::new();
+    for c in CUSTOMERS {
+        let d = f.offers(c).await;
+        let a = arm(&d, "c1").unwrap();
+        let version = d["plan_version"].as_str().unwrap();
+        assert_eq!(version == canary, a == "canary", "{c}: {d}");
+        assert!(version == active || version == canary);
+        out.insert(c, a);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_canary_serves_its_share_stably_across_requests_restarts_and_share_changes() {
+    let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
+    let canary = second_version(&f);
+    let (status, e) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "c1", "kind": "canary", "version": canary, "share": 0.5 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let first = canary_arms(&f, &active, &canary).await;
+    assert!(first.values().any(|a| a == "canary") && first.values().any(|a| a == "control"), "{first:?}");
+    assert_eq!(canary_arms(&f, &active, &canary).await, first, "the same arms on a second request");
+    f.restart();
+    assert_eq!(canary_arms(&f, &active, &canary).await, first, "and after a restart");
+    // A second canary while one runs is refused; raising the share moves customers in, never out.
+    let (status, body) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "c2", "kind": "canary", "version": canary, "share": 0.1 })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "experiment_conflict"));
+    let (status, e) = f.post("/v1/experiments/c1/share", PLANNER, json!({ "share": 1.0 })).await;
+    assert_eq!((status, e["share"].as_f64()), (StatusCode::OK, Some(1.0)));
+    assert!(canary_arms(&f, &active, &canary).await.values().all(|a| a == "canary"));
+    let (status, e) = f.call("POST", "/v1/experiments/c1/stop", Some(PLANNER), None).await;
+    assert!(status == StatusCode::OK && e["stopped_at"].is_string(), "{e}");
+    let d = f.offers("g1").await;
+    assert_eq!((d["plan_version"].as_str(), d.get("experiments")), (Some(active.as_str()), None), "stopped: the active plan for all");
+}
+
+#[tokio::test]
+async fn a_shadow_is_logged_never_served_and_a_holdout_is_never_personalized() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
+    let shadow = second_version(&f);
+    let (status, _) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "sh", "kind": "shadow", "version": shadow, "share": 1.0 })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "ho", "kind": "holdout", "share": 1.0 })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for c in CUSTOMERS {
+        let d = f.offers(c).await;
+        assert_eq!(d["plan_version"], active.as_str(), "{c}: the shadow's version is never served");
+        assert_eq!((d["fallback"].as_bool(), d["fallback_reason"].as_str()), (Some(true), Some("holdout")), "{c}: held out, not the plan's eligibility");
+        assert_eq!((arm(&d, "ho").as_deref(), arm(&d, "sh").as_deref()), (Some("holdout"), Some("control")));
+    }
+    // The audit holds both: what was served and what the shadow would have answered.
+    let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
+    let records = audit["decisions"].as_array().unwrap();
+    let shadows: Vec<&Value> = records.iter().filter(|r| arm(r, "sh").as_deref() == Some("shadow")).collect();
+    assert_eq!(shadows.len(), 1, "{audit}");
+    assert_eq!((shadows[0]["plan_version"].as_str(), shadows[0]["fallback"].as_bool()), (Some(shadow.as_str()), Some(false)));
+    let (_, report) = f.get("/v1/experiments/sh", PLANNER).await;
+    let logged: u64 = report["arms"].as_array().unwrap().iter().filter(|a| a["arm"] == "shadow").map(|a| a["decisions"].as_u64().unwrap()).sum();
+    assert_eq!((logged, report.get("comparison")), (CUSTOMERS.len() as u64, None));
+}
+
+/// The report's figures, recomputed here from the audit's decisions and the
+/// outcomes posted: customers, decisions, acceptance rate, value per customer,
+/// uplift and its standard error.
+#[tokio::test]
+async fn the_report_is_recomputed_from_raw_decisions_and_outcomes() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let canary = second_version(&f);
+    let (status, _) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "r1", "kind": "canary", "version": canary, "share": 0.5 })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for c in CUSTOMERS {
+        f.offers(c).await;
+    }
+    // Outcomes: every customer is shown the bundle; some accept, with values.
+    let values: HashMap<&str, f64> = [("g1", 12.0), ("g2", 3.0), ("s1", 7.5), ("s3", 1.0), ("g4", 9.0)].into();
+    let mut n = 0;
+    for c in CUSTOMERS {
+        n += 1;
+        f.post("/v1/events/outcome", DECISION, outcome(&format!("s{n}"), "shown", c, "bundle")).await;
+        if let Some(v) = values.get(c) {
+            let mut body = outcome(&format!("a{n}"), "accepted", c, "bundle");
+            body["value"] = json!(v);
+            let (status, ack) = f.post("/v1/events/outcome", DECISION, body).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{ack}");
+        }
+    }
+    // g3's acceptance carries no value: the offer's margin (10) stands for it.
+    f.post("/v1/events/outcome", DECISION, outcome("a-g3", "accepted", "g3", "bundle")).await;
+    let (status, report) = f.get("/v1/experiments/r1", PLANNER).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+
+    // Recompute: arms from each customer's audited decisions.
+    let mut arm_of = HashMap::new();
+    let mut decisions: HashMap<String, u64> = HashMap::new();
+    for c in CUSTOMERS {
+        let (_, audit) = f.get(&format!("/v1/customers/{c}/decisions"), ADMIN).await;
+        for r in audit["decisions"].as_array().unwrap() {
+            if let Some(a) = arm(r, "r1") {
+                *decisions.entry(a.clone()).or_default() += 1;
+                arm_of.insert(c, a);
+            }
+        }
+    }
+    let mut value: HashMap<&str, f64> = values.clone();
+    value.insert("g3", 10.0);
+    let mut per_arm: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for c in CUSTOMERS {
+        per_arm.entry(arm_of[c].clone()).or_default().push(value.get(c).copied().unwrap_or(0.0));
+    }
+    let accepted = |a: &str| CUSTOMERS.iter().filter(|c| arm_of[**c] == a && value.contains_key(**c)).count() as f64;
+    let stats = |xs: &[f64]| {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        (n, m, xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0))
+    };
+    let arms = report["arms"].as_array().unwrap();
+    assert_eq!(arms.iter().map(|a| a["arm"].as_str().unwrap().to_string()).collect::<HashSet<_>>(), per_arm.keys().cloned().collect());
+    for a in arms {
+        let name = a["arm"].as_str().unwrap();
+        let (n, m, _) = stats(&per_arm[name]);
+        assert_eq!(a["customers"].as_f64(), Some(n), "{name}");
+        assert_eq!(a["decisions"].as_u64(), Some(decisions[name]), "{name}");
+        assert!((a["value_per_customer"].as_f64().unwrap() - m).abs() < 1e-9, "{name}");
+        assert!((a["acceptance_rate"].as_f64().unwrap() - accepted(name) / n).abs() < 1e-9, "{name}: one shown per customer");
+    }
+    let (n1, m1, v1) = stats(&per_arm["canary"]);
+    let (n0, m0, v0) = stats(&per_arm["control"]);
+    let c = &report["comparison"];
+    assert!((c["uplift"].as_f64().unwrap() - (m1 - m0)).abs() < 1e-9, "{c}");
+    assert!((c["standard_error"].as_f64().unwrap() - (v1 / n1 + v0 / n0).sqrt()).abs() < 1e-9, "{c}");
+    let (low, high) = (c["always_valid_95"]["low"].as_f64().unwrap(), c["always_valid_95"]["high"].as_f64().unwrap());
+    assert!(low < c["fixed_horizon_95"]["low"].as_f64().unwrap() && high > c["fixed_horizon_95"]["high"].as_f64().unwrap(), "{c}");
+    assert_eq!(c["verdict"], "continue", "eight customers prove nothing: {c}");
+}
