@@ -40,6 +40,16 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Experiments on plans (canary, shadow, holdout): list them, read a report.
+    /// Start, change and stop them through the service (`/v1/experiments`).
+    Experiment {
+        #[command(subcommand)]
+        action: ExperimentAction,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// What-if planning: run scenario variants in parallel, compare them with a base.
     Scenario {
         #[command(subcommand)]
@@ -278,6 +288,24 @@ enum PlansAction {
     Rollback,
 }
 
+#[derive(Subcommand)]
+enum ExperimentAction {
+    /// List every experiment (running ones first is not implied: by id).
+    List,
+    /// An experiment's report: per arm customers, decisions, acceptance rate,
+    /// value per customer, orders' fill and on-time rates; the uplift with an
+    /// always-valid interval and a verdict (the same as `GET /v1/experiments/{id}`).
+    Report {
+        id: String,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write the report as a self-contained HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+}
+
 /// A plan version id argument, in the store's id format (refused before any
 /// file is read, so no argument names a path).
 fn plan_id(id: &str) -> Result<String, String> {
@@ -419,6 +447,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Plan(args) => plan(args),
         Command::Plans { action, store, database } => plans(action, &store.store, &database),
+        Command::Experiment { action, store, database } => experiment(action, &store.store, &database),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve(args),
         Command::Forecast(args) => forecast(args),
@@ -778,6 +807,72 @@ fn print_summary(k: &Kpis, id: &str, active: bool, out: &Path, store: &PlanStore
         write_seconds,
         memory::peak_kib().map_or("unknown".to_string(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
     );
+}
+
+fn experiment(action: ExperimentAction, store: &Path, database: &DatabaseArg) -> Result<()> {
+    let store = PlanStore::open(store)?;
+    let live = std::sync::Arc::new(database.open(&store)?);
+    let events = allot_api::EventLog::open(live.clone()).context("reading the live events")?;
+    match action {
+        ExperimentAction::List => {
+            if events.experiments().all().next().is_none() {
+                println!("no experiments in {}", live.location());
+            }
+            for e in events.experiments().all() {
+                let state = e.stopped_at.map_or_else(|| "running".to_string(), |t| format!("stopped {}", t.format("%Y-%m-%d %H:%M:%S")));
+                let kind = format!("{:?}", e.kind).to_lowercase();
+                println!("{}  {kind:<8} {:<8} share {:>5.1}%  started {}  {state}", e.experiment_id, e.version.as_deref().unwrap_or("-"), 100.0 * e.share, e.started_at.format("%Y-%m-%d %H:%M:%S"));
+            }
+        }
+        ExperimentAction::Report { id, json, html } => {
+            let audit = allot_api::AuditLog::open(live.clone()).context("opening the audit")?;
+            let report = allot_api::events::experiment_report(&live, events.experiments(), &audit, &id)
+                .context("reading the decisions and outcomes")?
+                .with_context(|| format!("no experiment {id:?} in {} (`allot experiment list` shows them)", live.location()))?;
+            if let Some(path) = &html {
+                allot_scenarios::files::write_atomic(path, |f| std::io::Write::write_all(f, allot_api::experiments::html(&report).as_bytes()).map_err(|e| allot_scenarios::StoreError::io("cannot write", path, e)))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_experiment_report(&report);
+            }
+            if let Some(path) = &html {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The report as a table on stdout.
+fn print_experiment_report(r: &allot_api::ExperimentReport) {
+    let e = &r.experiment;
+    println!("experiment {} ({:?}, share {:.1}%{})", e.experiment_id, e.kind, 100.0 * e.share, e.version.as_deref().map_or(String::new(), |v| format!(", version {v}")));
+    println!("{:<10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>12} {:>7} {:>7} {:>8}", "arm", "customers", "decisions", "shown", "accepted", "accept %", "value/cust", "orders", "fill %", "on time %");
+    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1}", 100.0 * x));
+    for a in &r.arms {
+        println!(
+            "{:<10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>12.3} {:>7} {:>7} {:>8}",
+            a.arm,
+            a.customers,
+            a.decisions,
+            a.shown,
+            a.accepted,
+            pct(a.acceptance_rate),
+            a.value_per_customer,
+            a.orders,
+            pct(a.fill_rate),
+            pct(a.on_time_rate)
+        );
+    }
+    match &r.comparison {
+        Some(c) => println!(
+            "uplift {} - {}: {:+.4} per customer (se {:.4}); always-valid 95% [{:+.4}, {:+.4}]; fixed-horizon 95% [{:+.4}, {:+.4}]; verdict: {}",
+            c.treatment, c.baseline, c.uplift, c.standard_error, c.always_valid_95.low, c.always_valid_95.high, c.fixed_horizon_95.low, c.fixed_horizon_95.high, c.verdict
+        ),
+        None => println!("no comparison (a shadow serves nothing, or an arm has fewer than two customers)"),
+    }
 }
 
 fn plans(action: PlansAction, store: &Path, database: &DatabaseArg) -> Result<()> {

@@ -225,3 +225,50 @@ fn a_replan_starts_warm_from_an_earlier_version() {
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("000009"), "{}", String::from_utf8_lossy(&unknown.stderr));
     assert_eq!(PlanStore::open(&store).unwrap().ids().unwrap(), vec!["000001", "000002"], "refused re-plans save nothing");
 }
+
+/// `allot experiment list` and `report` read what the service recorded: a
+/// canary over two versions of one scenario, decisions and outcomes through
+/// the real routes; the report printed, as JSON equal to the route's, and as
+/// an HTML page; an unknown experiment is an error naming it.
+#[test]
+fn experiment_report_reads_what_the_service_recorded() {
+    use allot_api::Role;
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    ok(&plan(&golden("stock_lanes"), &tmp.path().join("a"), &store, &["--activate"]));
+    ok(&plan(&golden("stock_lanes"), &tmp.path().join("b"), &store, &[]));
+    let customers = ["c1", "c2", "c3", "c4"];
+    // An id whose hash splits the four customers two and two.
+    let id = (0..100)
+        .map(|i| format!("cli-{i}"))
+        .find(|id| customers.iter().filter(|c| allot_api::experiments::bucket(id, c) < 0.5).count() == 2)
+        .unwrap();
+    let route_report = {
+        let service = support::InProcess::open(&store, tmp.path());
+        service.call(Role::Planner, "POST", "/v1/experiments", Some(json!({ "experiment_id": id, "kind": "canary", "version": "000002", "share": 0.5 })));
+        for (i, c) in customers.iter().enumerate() {
+            let decision = service.call(Role::Decision, "GET", &format!("/v1/customers/{c}/offers"), None);
+            let offer = decision["offers"][0]["offer_id"].as_str().or(decision["excluded"][0]["offer_id"].as_str()).unwrap().to_string();
+            let body = json!({ "event_id": format!("a{i}"), "kind": "accepted", "customer_id": c, "offer_id": offer, "occurred_at": "2026-12-02T10:00:00Z", "value": 2.0 * i as f64 });
+            service.call(Role::Decision, "POST", "/v1/events/outcome", Some(body));
+        }
+        service.call(Role::Planner, "GET", &format!("/v1/experiments/{id}"), None)
+    };
+    let store_arg = store.to_str().unwrap();
+    let list = ok(&allot(&["experiment", "list", "--store", store_arg], &[]));
+    assert!(list.contains(&format!("{id}  canary   000002   share  50.0%")), "{list}");
+    let html = tmp.path().join("report.html");
+    let json_out = ok(&allot(&["experiment", "report", &id, "--store", store_arg, "--json", "--html", html.to_str().unwrap()], &[]));
+    let report: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(report, route_report, "the CLI and the route give one report");
+    let decisions: u64 = report["arms"].as_array().unwrap().iter().map(|a| a["decisions"].as_u64().unwrap()).sum();
+    assert_eq!(decisions, 4, "{report}");
+    assert!(report["comparison"]["uplift"].is_number(), "{report}");
+    let page = fs::read_to_string(&html).unwrap();
+    assert!(page.contains("id=\"chart-uplift\"") && page.contains("id=\"chart-arms\"") && page.contains(&id), "{page}");
+    let table = ok(&allot(&["experiment", "report", &id, "--store", store_arg], &[]));
+    assert!(table.contains("canary") && table.contains("control") && table.contains("always-valid 95%"), "{table}");
+    let unknown = allot(&["experiment", "report", "nope", "--store", store_arg], &[]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no experiment \"nope\""), "{}", String::from_utf8_lossy(&unknown.stderr));
+}

@@ -10,15 +10,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allot_api::{router, ApiKey, ApiKeys, Role, ServiceConfig, ServiceState};
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
+use allot_api::Role;
 use serde_json::Value;
-use tower::ServiceExt;
 
 /// JSON fields that measure time and so differ between any two runs.
 const TIMING_FIELDS: [&str; 3] = ["load_seconds", "build_seconds", "solve_seconds"];
@@ -28,7 +23,7 @@ const TIMESTAMP_FIELDS: [&str; 1] = ["created_at"];
 /// the version; manifest.json in the version).
 const NORMALISED_FILES: [&str; 2] = ["kpis.json", "manifest.json"];
 
-const PLANNER: &str = "planner-key-0123456789";
+mod support;
 
 fn allot(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_allot")).args(args).env_remove("ALLOT_STORE").output().unwrap();
@@ -73,21 +68,8 @@ fn assert_same(what: &str, a: &BTreeMap<PathBuf, Vec<u8>>, b: &BTreeMap<PathBuf,
 /// Plans `scenario` (under `root`) through `POST /v1/plans` on the real router
 /// over `store`, waits for the job, and returns the new version's id.
 fn plan_over_http(root: &Path, scenario: &str, store: &Path) -> String {
-    let keys = ApiKeys { keys: vec![ApiKey { key: PLANNER.to_string(), role: Role::Planner }] };
-    let config = ServiceConfig { keys, max_plan_age: allot_api::DEFAULT_MAX_PLAN_AGE, scenario_root: root.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
-    let app = router(Arc::new(ServiceState::open(store, config).unwrap()));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let call = |method: &str, uri: &str, body: Option<Value>| -> Value {
-        let req = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {PLANNER}")).header("content-type", "application/json");
-        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
-        rt.block_on(async {
-            let response = app.clone().oneshot(req).await.unwrap();
-            let status = response.status();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            assert!(status.is_success(), "{method} {uri}: {status} {}", String::from_utf8_lossy(&bytes));
-            serde_json::from_slice(&bytes).unwrap()
-        })
-    };
+    let service = support::InProcess::open(store, root);
+    let call = |method: &str, uri: &str, body: Option<Value>| service.call(Role::Planner, method, uri, body);
     let job = call("POST", "/v1/plans", Some(serde_json::json!({ "scenario": scenario })));
     let uri = format!("/v1/jobs/{}", job["job_id"].as_str().unwrap());
     let started = Instant::now();

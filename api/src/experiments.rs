@@ -568,6 +568,99 @@ pub fn report(experiment: &Experiment, decisions: &[DecisionSeen], outcomes: &[O
     ExperimentReport { experiment: experiment.clone(), arms: reports, comparison, method: METHOD.to_string() }
 }
 
+/// The report as one self-contained HTML page in the what-if report's style
+/// (`allot experiment report --html`): the arms' table and bars, the uplift
+/// with both intervals around zero (`<svg id="chart-uplift">`), the method.
+pub fn html(report: &ExperimentReport) -> String {
+    use allot_scenarios::html::{esc, grouped_bars, page};
+    use std::fmt::Write as _;
+    let e = &report.experiment;
+    let mut body = String::new();
+    let _ = write!(body, "<h1>Experiment {}: {:?}</h1><table>", esc(&e.experiment_id), e.kind);
+    let mut fact = |k: &str, v: String| {
+        let _ = write!(body, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v));
+    };
+    fact("kind", format!("{:?}", e.kind).to_lowercase());
+    fact("version", e.version.clone().unwrap_or_else(|| "-".into()));
+    fact("share", format!("{:.1}%", 100.0 * e.share));
+    fact("started", e.started_at.to_rfc3339());
+    fact("stopped", e.stopped_at.map_or_else(|| "running".into(), |t| t.to_rfc3339()));
+    body.push_str("</table><h2>Arms</h2><table><tr><th>arm</th><th>customers</th><th>decisions</th><th>shown</th><th>accepted</th><th>acceptance rate</th><th>value per customer</th><th>orders</th><th>fill rate</th><th>on time</th></tr>");
+    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1}%", 100.0 * x));
+    for a in &report.arms {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.arm),
+            a.customers,
+            a.decisions,
+            a.shown,
+            a.accepted,
+            pct(a.acceptance_rate),
+            a.value_per_customer,
+            a.orders,
+            pct(a.fill_rate),
+            pct(a.on_time_rate)
+        );
+    }
+    body.push_str("</table>");
+    let arms: Vec<String> = report.arms.iter().map(|a| a.arm.clone()).collect();
+    let value = vec![("value per customer".to_string(), report.arms.iter().map(|a| a.value_per_customer).collect())];
+    body.push_str(&grouped_bars("chart-arms", "Value per customer by arm", &arms, &value, false));
+    match &report.comparison {
+        Some(c) => {
+            let _ = write!(
+                body,
+                "<h2>Uplift: {} against {}</h2><table><tr><td>uplift (value per customer)</td><td>{:+.4}</td></tr><tr><td>standard error</td><td>{:.4}</td></tr>\
+                 <tr><td>always-valid 95% interval</td><td>[{:+.4}, {:+.4}]</td></tr><tr><td>fixed-horizon 95% interval</td><td>[{:+.4}, {:+.4}]</td></tr>\
+                 <tr><td>acceptance rate difference</td><td>{}</td></tr><tr><td>verdict</td><td>{}</td></tr></table>",
+                esc(&c.treatment),
+                esc(&c.baseline),
+                c.uplift,
+                c.standard_error,
+                c.always_valid_95.low,
+                c.always_valid_95.high,
+                c.fixed_horizon_95.low,
+                c.fixed_horizon_95.high,
+                c.acceptance_rate_difference.map_or_else(|| "-".to_string(), |d| format!("{:+.2} points", 100.0 * d)),
+                esc(&c.verdict)
+            );
+            body.push_str(&interval_chart(c));
+        }
+        None => body.push_str("<p>No comparison: a shadow serves nothing, or an arm has fewer than two customers.</p>"),
+    }
+    let _ = write!(body, "<h2>Method</h2><p>{}</p>", esc(&report.method));
+    page(&format!("allot experiment: {}", e.experiment_id), &body)
+}
+
+/// Both intervals and the uplift on one axis with zero marked.
+fn interval_chart(c: &Comparison) -> String {
+    use std::fmt::Write as _;
+    let (w, h, left, right) = (760.0, 120.0, 200.0, 20.0);
+    let ends = [c.always_valid_95.low, c.always_valid_95.high, c.fixed_horizon_95.low, c.fixed_horizon_95.high, 0.0];
+    let (lo, hi) = ends.iter().filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let span = (hi - lo).max(1e-9);
+    let x = |v: f64| left + (w - left - right) * ((v.clamp(lo, hi) - lo) / span);
+    let mut svg = format!(r#"<svg id="chart-uplift" class="chart" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="Uplift and its intervals">"#);
+    let _ = write!(svg, r##"<text x="{left}" y="16" class="title">Uplift and its 95% intervals</text><line x1="{0:.1}" y1="24" x2="{0:.1}" y2="{1}" stroke="#888" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" class="axis" text-anchor="middle">0</text>"##, x(0.0), h - 20.0, h - 6.0);
+    for (row, (label, iv, colour)) in [("always-valid", c.always_valid_95, "#4e79a7"), ("fixed horizon", c.fixed_horizon_95, "#f28e2b")].into_iter().enumerate() {
+        let y = 44.0 + 30.0 * row as f64;
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" class="axis" text-anchor="end">{label}</text><line x1="{:.1}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{colour}" stroke-width="6"><title>{label}: [{:+.4}, {:+.4}]</title></line><circle cx="{:.1}" cy="{y}" r="5" fill="{colour}" stroke="white"/>"#,
+            left - 8.0,
+            y + 4.0,
+            x(iv.low),
+            x(iv.high),
+            iv.low,
+            iv.high,
+            x(c.uplift)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

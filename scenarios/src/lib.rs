@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod files;
+pub mod html;
 pub mod plans;
 pub mod scenario;
 pub mod schema;

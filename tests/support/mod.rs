@@ -26,3 +26,51 @@ pub fn live(root: &Path) -> allot_api::LiveDb {
 pub fn active(root: &Path) -> Option<String> {
     live(root).active_plan().unwrap().map(|(_, id)| id)
 }
+
+/// The service in this process over a plan store: the real router, one key
+/// per role, called synchronously (tests here are plain `#[test]`s).
+pub struct InProcess {
+    app: axum::Router,
+    rt: tokio::runtime::Runtime,
+}
+
+/// The keys [`InProcess`] accepts, one per role.
+pub const KEYS: [(&str, allot_api::Role); 4] = [
+    ("decision-key-0123456789", allot_api::Role::Decision),
+    ("fulfilment-key-0123456789", allot_api::Role::Fulfilment),
+    ("planner-key-0123456789", allot_api::Role::Planner),
+    ("admin-key-0123456789", allot_api::Role::Admin),
+];
+
+impl InProcess {
+    /// Opens the service on `store`, planning jobs confined to `scenario_root`.
+    pub fn open(store: &Path, scenario_root: &Path) -> Self {
+        use allot_api::{ApiKey, ApiKeys, ServiceConfig, ServiceState};
+        let keys = ApiKeys { keys: KEYS.iter().map(|(key, role)| ApiKey { key: key.to_string(), role: *role }).collect() };
+        let config = ServiceConfig {
+            keys,
+            max_plan_age: allot_api::DEFAULT_MAX_PLAN_AGE,
+            scenario_root: scenario_root.to_path_buf(),
+            max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE,
+            event_window: allot_api::DEFAULT_EVENT_WINDOW,
+        };
+        let app = allot_api::router(std::sync::Arc::new(ServiceState::open(store, config).unwrap()));
+        InProcess { app, rt: tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap() }
+    }
+
+    /// Calls a route with the key of `role` and asserts success; the JSON answer.
+    pub fn call(&self, role: allot_api::Role, method: &str, uri: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let key = KEYS.iter().find(|(_, r)| *r == role).map(|(k, _)| *k).unwrap();
+        let req = axum::http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {key}")).header("content-type", "application/json");
+        let req = req.body(body.map_or_else(axum::body::Body::empty, |b| axum::body::Body::from(b.to_string()))).unwrap();
+        self.rt.block_on(async {
+            let response = self.app.clone().oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(status.is_success(), "{method} {uri}: {status} {}", String::from_utf8_lossy(&bytes));
+            serde_json::from_slice(&bytes).unwrap()
+        })
+    }
+}
