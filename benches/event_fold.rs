@@ -78,7 +78,7 @@ fn measure(n: usize, scenario: &Path, customers: &[String]) -> Row {
     let id = allot_scenarios::plan_scenario(&store, scenario, &allot_optimizer::SolverChoice::Auto(Default::default(), Default::default()), None).unwrap().manifest.id;
     allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
     let keys = ApiKeys { keys: vec![ApiKey { key: KEY.to_string(), role: Role::Fulfilment }] };
-    let config = ServiceConfig { keys, max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: tmp.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+    let config = ServiceConfig { keys, max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: tmp.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift: Default::default() };
     // Create the database (migrations), then fill it while no service runs.
     drop(ServiceState::open(store.root(), config.clone()).unwrap());
     preload(store.root(), n, customers);

@@ -177,6 +177,20 @@ struct ServeArgs {
     /// activation and hourly (consent folded into one row per customer).
     #[arg(long, default_value_t = (allot_api::DEFAULT_EVENT_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..))]
     event_window_days: u32,
+    /// An offer's live acceptance drifts from the plan's uptake once
+    /// |accepted - expected| / sd reaches this (expected and sd from the
+    /// shown pairs' planned probabilities).
+    #[arg(long, default_value_t = allot_api::drift::DriftPolicy::default().z, value_parser = positive_f64)]
+    drift_z: f64,
+    /// Showings an offer needs (since the plan was saved) before it can drift.
+    #[arg(long, default_value_t = allot_api::drift::DriftPolicy::default().min_shown, value_parser = positive_f64)]
+    drift_min_shown: f64,
+    /// When an offer drifts, start a warm re-plan of the served plan's
+    /// scenario (once per served version; the scenario must lie under
+    /// --scenarios): `wait` saves it for a planner to activate,
+    /// `canary:SHARE` also starts it as a canary for that share.
+    #[arg(long, value_parser = after_replan)]
+    replan_on_drift: Option<allot_api::drift::AfterReplan>,
 }
 
 #[derive(clap::Args)]
@@ -304,6 +318,26 @@ enum ExperimentAction {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+}
+
+/// A finite number above zero.
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a number above zero")),
+    }
+}
+
+/// `wait` or `canary:SHARE` (a share in (0, 1]).
+fn after_replan(s: &str) -> Result<allot_api::drift::AfterReplan, String> {
+    match s.split_once(':') {
+        None if s == "wait" => Ok(allot_api::drift::AfterReplan::Wait),
+        Some(("canary", share)) => match share.parse::<f64>() {
+            Ok(x) if x > 0.0 && x <= 1.0 => Ok(allot_api::drift::AfterReplan::Canary(x)),
+            _ => Err(format!("canary:{share}: the share must be a number in (0, 1]")),
+        },
+        _ => Err(format!("{s:?}: expected `wait` or `canary:SHARE`")),
+    }
 }
 
 /// A plan version id argument, in the store's id format (refused before any
@@ -561,6 +595,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         scenario_root: args.scenarios,
         max_live_silence: std::time::Duration::from_secs_f64(args.max_live_silence_secs),
         event_window: std::time::Duration::from_secs(u64::from(args.event_window_days) * 86_400),
+        drift: allot_api::drift::DriftPolicy { z: args.drift_z, min_shown: args.drift_min_shown, replan: args.replan_on_drift },
     };
     runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database, std::time::Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)))?;
     Ok(())

@@ -78,7 +78,7 @@ fn a_version_1_store_is_listed_shown_and_served() {
 
     // The decision service loads the active version 1 plan and answers from it.
     let keys = ApiKeys { keys: vec![ApiKey { key: DECISION.to_string(), role: Role::Decision }] };
-    let config = ServiceConfig { keys, max_plan_age: std::time::Duration::from_secs(100 * 365 * 24 * 3600), scenario_root: tmp.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+    let config = ServiceConfig { keys, max_plan_age: std::time::Duration::from_secs(100 * 365 * 24 * 3600), scenario_root: tmp.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift: Default::default() };
     let app = router(Arc::new(ServiceState::open(&root, config).unwrap()));
     let req = Request::builder().uri("/v1/customers/a1/offers").header("authorization", format!("Bearer {DECISION}")).body(Body::empty()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 pub use crate::audit::{AuditLog, AuditRecord};
 use crate::decide::CustomerOverride;
 use crate::experiments::{ArmLabel, DecisionSeen, ExperimentChange, ExperimentReport, Experiments, OutcomeSeen};
+use crate::drift::Seen;
 use crate::outcomes::{Acceptance, OutcomeEvent};
 use crate::index::{PlanIndex, StockMove};
 use crate::live::sql::{Cell, Param, Sql};
@@ -318,6 +319,8 @@ pub struct EventLog {
     contacts: HashMap<String, Vec<crate::contacts::ContactMade>>,
     /// Every accepted outcome, in the order received (the live limits burn down by them).
     acceptances: Vec<Acceptance>,
+    /// Every shown and accepted outcome, in the order received (the drift test reads them).
+    seen: Vec<Seen>,
     /// Every experiment.
     experiments: Experiments,
 }
@@ -333,6 +336,7 @@ impl EventLog {
             customers: HashMap::new(),
             contacts: HashMap::new(),
             acceptances: Vec::new(),
+            seen: Vec::new(),
             experiments: Experiments::default(),
         };
         // The snapshot and the events left read in one transaction, under the
@@ -401,7 +405,10 @@ impl EventLog {
             LoggedEvent::Inventory { received_at, event } => self.inventory.push((*received_at, event.stock_move())),
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
             LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
-            LoggedEvent::Outcome { event, .. } => self.acceptances.extend(event.acceptance()),
+            LoggedEvent::Outcome { received_at, event, .. } => {
+                self.acceptances.extend(event.acceptance());
+                self.seen.extend(Seen::of(*received_at, event));
+            }
             LoggedEvent::Experiment { received_at, change, .. } => self.experiments.apply(change, *received_at),
         }
     }
@@ -446,6 +453,11 @@ impl EventLog {
     /// Every accepted outcome, in the order received.
     pub(crate) fn acceptances(&self) -> &[Acceptance] {
         &self.acceptances
+    }
+
+    /// Every shown and accepted outcome, in the order received.
+    pub(crate) fn seen(&self) -> &[Seen] {
+        &self.seen
     }
 
     /// Every experiment, as folded.

@@ -38,6 +38,7 @@
 pub mod audit;
 pub mod contacts;
 pub mod decide;
+pub mod drift;
 pub mod errors;
 pub mod events;
 pub mod experiments;

@@ -83,6 +83,7 @@ pub struct Metrics {
     fallbacks: AtomicU64,
     events: AtomicU64,
     duplicate_events: AtomicU64,
+    drift_replans: AtomicU64,
 }
 
 impl Metrics {
@@ -97,6 +98,11 @@ impl Metrics {
         if fallback {
             self.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records one re-plan started by acceptance drift.
+    pub fn count_drift_replan(&self) {
+        self.drift_replans.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one event posted.
@@ -118,6 +124,7 @@ impl Metrics {
             ("allot_fallback_decisions_total", "Decisions answered by the rule-based fallback.", &self.fallbacks),
             ("allot_events_total", "Live events recorded.", &self.events),
             ("allot_duplicate_events_total", "Live events whose id was seen before.", &self.duplicate_events),
+            ("allot_drift_replans_total", "Re-plans started because live acceptance drifted from the plan's uptake.", &self.drift_replans),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
@@ -131,6 +138,31 @@ impl Metrics {
         }
         if let Some(rss) = resident_bytes() {
             let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        }
+    }
+}
+
+/// Appends live acceptance against the served plan's uptake: per offer
+/// shown, the drift signal `z` and whether it drifts; per decile of planned
+/// `p`, the planned and observed acceptance rates (calibration).
+pub fn render_drift(out: &mut String, offers: &[crate::drift::OfferDrift], calibration: impl Iterator<Item = (usize, f64, f64, f64)>) {
+    let drifting = offers.iter().filter(|o| o.drifting).count();
+    let _ = writeln!(out, "# HELP allot_drift_offers Offers whose live acceptance drifts from the plan's uptake.\n# TYPE allot_drift_offers gauge\nallot_drift_offers {drifting}");
+    if !offers.is_empty() {
+        out.push_str("# HELP allot_drift_z Live acceptances minus the plan's expectation, in standard deviations, per offer shown.\n# TYPE allot_drift_z gauge\n");
+        for o in offers {
+            let _ = writeln!(out, "allot_drift_z{{offer=\"{}\"}} {}", label_value(&o.offer_id), o.z);
+        }
+    }
+    let rows: Vec<(usize, f64, f64, f64)> = calibration.collect();
+    if !rows.is_empty() {
+        out.push_str("# HELP allot_calibration_rate Acceptance per showing by decile of the plan's probability (kind: planned or observed).\n# TYPE allot_calibration_rate gauge\n");
+        for (decile, _, planned, observed) in &rows {
+            let _ = writeln!(out, "allot_calibration_rate{{decile=\"{decile}\",kind=\"planned\"}} {planned}\nallot_calibration_rate{{decile=\"{decile}\",kind=\"observed\"}} {observed}");
+        }
+        out.push_str("# HELP allot_calibration_showings Showings by decile of the plan's probability.\n# TYPE allot_calibration_showings gauge\n");
+        for (decile, shown, _, _) in &rows {
+            let _ = writeln!(out, "allot_calibration_showings{{decile=\"{decile}\"}} {shown}");
         }
     }
 }

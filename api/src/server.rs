@@ -122,6 +122,7 @@ fn start_sync(state: &AppState) -> Result<(), ServeError> {
                 if let Err(e) = state.sync_live() {
                     tracing::warn!(error = %e, "syncing with the live-state database");
                 }
+                crate::routes::plans::replan_on_drift(&state);
                 drop(state);
                 match listener.as_mut().map(|l| l.wait(shared::POLL_INTERVAL)) {
                     Some(Ok(_)) => {}

@@ -20,6 +20,7 @@ use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
 use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentKind, ExperimentReport, Experiments};
 use crate::index::{LiveSupply, PlanIndex, StockMove};
+use crate::drift::{AcceptanceDrift, DriftPolicy, OfferDrift, Seen};
 use crate::outcomes::{Acceptance, OutcomeBurn};
 use crate::jobs::PlanJobs;
 use crate::live::import::open_store_live;
@@ -57,6 +58,8 @@ pub struct ServiceConfig {
     /// recognized); older ones are compacted ([`EventLog::compact`]) at each
     /// activation and hourly.
     pub event_window: Duration,
+    /// When live acceptance drifts from the plan's uptake, and what is done about it.
+    pub drift: DriftPolicy,
 }
 
 /// Default of [`ServiceConfig::event_window`]: a month, far beyond any
@@ -83,6 +86,8 @@ pub(crate) struct Snapshot {
     pub(crate) burn: VolumeBurn,
     /// The plan's redemption caps and budget as accepted outcomes burn them down.
     pub(crate) outcomes: OutcomeBurn,
+    /// Live acceptance against the plan's uptake.
+    pub(crate) drift: AcceptanceDrift,
     pub(crate) source: Source,
 }
 
@@ -93,12 +98,13 @@ impl Snapshot {
         let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
         let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
         let outcomes = OutcomeBurn::compute(&plan, events.acceptances().iter());
-        Snapshot { plan, supply, burn, outcomes, source }
+        let drift = AcceptanceDrift::compute(&plan, events.seen().iter());
+        Snapshot { plan, supply, burn, outcomes, drift, source }
     }
 
     /// This snapshot with newly folded events applied (moves received before
     /// the plan was saved are already in its stock).
-    fn advanced(&self, moves: &[(chrono::DateTime<chrono::Utc>, StockMove)], contacts: &[ContactMade], acceptances: &[Acceptance]) -> Self {
+    fn advanced(&self, moves: &[(chrono::DateTime<chrono::Utc>, StockMove)], contacts: &[ContactMade], acceptances: &[Acceptance], seen: &[Seen]) -> Self {
         let mut supply = self.supply.clone();
         for (at, m) in moves {
             if *at > self.plan.created_at() {
@@ -113,7 +119,11 @@ impl Snapshot {
         for a in acceptances {
             outcomes.apply(&self.plan, a);
         }
-        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, source: self.source }
+        let mut drift = self.drift.clone();
+        for s in seen {
+            drift.apply(&self.plan, s);
+        }
+        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, drift, source: self.source }
     }
 }
 
@@ -132,6 +142,8 @@ pub struct ServiceState {
     experiments: RwLock<Experiments>,
     /// The versions running canaries and shadows serve or compute, by version.
     arm_plans: RwLock<HashMap<String, Arc<Snapshot>>>,
+    /// The served version a drift re-plan was last started for.
+    replanned_for: Mutex<Option<String>>,
     pub(crate) audit: AuditLog,
     pub(crate) metrics: Metrics,
     last_store_error: RwLock<Option<String>>,
@@ -190,6 +202,7 @@ impl ServiceState {
             contacts: RwLock::new(events.customer_contacts().clone()),
             experiments: RwLock::new(events.experiments().clone()),
             arm_plans: RwLock::new(HashMap::new()),
+            replanned_for: Mutex::new(None),
             events: Mutex::new(events),
             store,
             config,
@@ -231,6 +244,28 @@ impl ServiceState {
                 Err(e) => tracing::warn!(version = %v, error = %e, "an experiment's plan version does not load; its customers get the active plan"),
             }
         }
+    }
+
+    /// Live acceptance against the served plan's uptake, per offer shown
+    /// since it was saved (see [`crate::drift`]).
+    pub fn acceptance_drift(&self) -> Vec<OfferDrift> {
+        self.current().map_or_else(Vec::new, |s| s.drift.offers(&s.plan, &self.config.drift))
+    }
+
+    /// The served version, when one of its offers drifts, the policy asks
+    /// for a re-plan and none was started for it yet: marks it started, so
+    /// each served version is re-planned at most once.
+    pub fn replan_due(&self) -> Option<String> {
+        self.config.drift.replan?;
+        let s = self.current()?;
+        if s.source != Source::Active || !s.drift.offers(&s.plan, &self.config.drift).iter().any(|o| o.drifting) {
+            return None;
+        }
+        let mut last = self.replanned_for.lock().unwrap_or_else(|e| e.into_inner());
+        (last.as_deref() != Some(s.plan.version())).then(|| {
+            *last = Some(s.plan.version().to_string());
+            s.plan.version().to_string()
+        })
     }
 
     /// Every experiment, as folded.
@@ -351,6 +386,7 @@ impl ServiceState {
         let mut moves = Vec::new();
         let mut contacts = Vec::new();
         let mut acceptances = Vec::new();
+        let mut seen = Vec::new();
         let mut experiments_changed = false;
         {
             let mut customers = None;
@@ -368,7 +404,10 @@ impl ServiceState {
                         customer_contacts.entry(event.customer_id.clone()).or_default().push(contact.clone());
                         contacts.push(contact);
                     }
-                    LoggedEvent::Outcome { event, .. } => acceptances.extend(event.acceptance()),
+                    LoggedEvent::Outcome { received_at, event, .. } => {
+                        acceptances.extend(event.acceptance());
+                        seen.extend(Seen::of(*received_at, event));
+                    }
                     LoggedEvent::Experiment { received_at, change, .. } => {
                         write(&self.experiments).apply(change, *received_at);
                         experiments_changed = true;
@@ -379,17 +418,17 @@ impl ServiceState {
         if experiments_changed {
             self.refresh_arm_plans(events);
         }
-        if moves.is_empty() && contacts.is_empty() && acceptances.is_empty() {
+        if moves.is_empty() && contacts.is_empty() && acceptances.is_empty() && seen.is_empty() {
             return;
         }
         {
             let mut plans = write(&self.arm_plans);
             for s in plans.values_mut() {
-                *s = Arc::new(s.advanced(&moves, &contacts, &acceptances));
+                *s = Arc::new(s.advanced(&moves, &contacts, &acceptances, &seen));
             }
         }
         let Some(current) = self.current() else { return };
-        *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances)));
+        *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances, &seen)));
     }
 
     pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {

@@ -242,3 +242,60 @@ async fn the_report_is_recomputed_from_raw_decisions_and_outcomes() {
     assert!(low < c["fixed_horizon_95"]["low"].as_f64().unwrap() && high > c["fixed_horizon_95"]["high"].as_f64().unwrap(), "{c}");
     assert_eq!(c["verdict"], "continue", "eight customers prove nothing: {c}");
 }
+
+/// Acceptance of the bundle rises 30% above the plan's 0.5 (13 of every 20
+/// showings): the drift signal `z = 0.3 sqrt(n)` stays below 4 at 100
+/// showings and passes it by 200; then `/readyz` warns, `/metrics` counts
+/// the offer, and one warm re-plan job starts for the served version (not
+/// two). The single, accepted as planned, never drifts.
+#[tokio::test]
+async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
+    let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let policy = allot_api::drift::DriftPolicy { z: 4.0, min_shown: 100.0, replan: Some(allot_api::drift::AfterReplan::Wait) };
+    (f.app, f.state) = Fixture::start_with_drift(f.dir.path(), DEFAULT_MAX_PLAN_AGE, policy);
+    let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
+    let warnings = |ready: &Value| ready.get("warnings").and_then(Value::as_array).map_or(0, Vec::len);
+    let (mut shown, mut n) = (0, 0);
+    for round in 0..25 {
+        for c in CUSTOMERS {
+            n += 1;
+            f.post("/v1/events/outcome", DECISION, outcome(&format!("d{n}"), "shown", c, "bundle")).await;
+            if shown % 20 < 13 {
+                f.post("/v1/events/outcome", DECISION, outcome(&format!("d{n}-a"), "accepted", c, "bundle")).await;
+            }
+            shown += 1;
+        }
+        // The single: shown to g1 and s1 at 0.4, accepted 2 of every 5.
+        for (k, c) in ["g1", "s1"].iter().enumerate() {
+            f.post("/v1/events/outcome", DECISION, outcome(&format!("x{round}-{k}"), "shown", c, "single")).await;
+            if (2 * round + k) % 5 < 2 {
+                f.post("/v1/events/outcome", DECISION, outcome(&format!("x{round}-{k}-a"), "accepted", c, "single")).await;
+            }
+        }
+        let (_, ready) = f.get("/readyz", DECISION).await;
+        if shown == 96 {
+            assert_eq!(warnings(&ready), 0, "z = 0.3 sqrt(96) < 4: {ready}");
+            assert!(allot_api::routes::plans::replan_on_drift(&f.state).is_none(), "no drift, no re-plan");
+        }
+    }
+    assert_eq!(shown, 200);
+    let (_, ready) = f.get("/readyz", DECISION).await;
+    assert_eq!(warnings(&ready), 1, "{ready}");
+    assert!(ready["warnings"][0].as_str().unwrap().starts_with("acceptance_drift: offer bundle accepted 65.0% of 200 showings against the plan's 50.0%"), "{ready}");
+    let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("\nallot_drift_offers 1\n") && metrics.contains("allot_drift_z{offer=\"bundle\"} 4.24"), "{metrics}");
+    assert!(metrics.contains("allot_calibration_rate{decile=\"5\",kind=\"observed\"} 0.65"), "{metrics}");
+    let job = allot_api::routes::plans::replan_on_drift(&f.state).expect("a re-plan starts");
+    assert!(allot_api::routes::plans::replan_on_drift(&f.state).is_none(), "once per served version");
+    let job = wait_for_job(&f, &job.job_id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (_, plans) = f.get("/v1/plans", PLANNER).await;
+    assert_eq!(plans["active"], active.as_str(), "the re-plan waits for a planner: {plans}");
+    let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
+    assert!(metrics.as_str().unwrap().contains("allot_drift_replans_total 1"));
+    // A restart folds the outcomes again: the signal is still there.
+    f.restart();
+    let (_, ready) = f.get("/readyz", DECISION).await;
+    assert_eq!(warnings(&ready), 1, "{ready}");
+}

@@ -115,7 +115,7 @@ fn an_old_history_is_never_appended_to_another() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     let store = f.dir.path().join("store");
     std::fs::copy(fixture_file("activations.jsonl"), store.join("activations.jsonl")).unwrap();
-    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift: Default::default() };
     let err = ServiceState::open(&store, config).unwrap_err().to_string();
     assert!(err.contains("activations.jsonl") && err.contains("already holds 1 plan activations"), "{err}");
     assert!(store.join("activations.jsonl").is_file(), "a history that was not imported must stay");
@@ -129,7 +129,7 @@ fn a_corrupt_line_in_an_old_log_stops_the_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store/events.jsonl"), "{\"type\":\"consent\",\"oops\"\n{\"type\":\"nothing\"}\n").unwrap();
-    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift: Default::default() };
     let err = ServiceState::open(dir.path().join("store"), config.clone()).unwrap_err().to_string();
     assert!(err.contains("events.jsonl") && err.contains("line 1"), "{err}");
     assert!(dir.path().join("store/events.jsonl").exists(), "a log that was not imported must stay");
@@ -212,7 +212,7 @@ async fn a_corrupt_stored_event_stops_the_start_naming_its_row() {
     let db = rusqlite::Connection::open(f.dir.path().join("store").join(LIVE_DB_FILE)).unwrap();
     db.execute("UPDATE allot_events SET body = '{\"type\":\"consent\"}'", []).unwrap();
     drop(db);
-    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+    let config = ServiceConfig { keys: keys(), max_plan_age: DEFAULT_MAX_PLAN_AGE, scenario_root: f.dir.path().to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift: Default::default() };
     let err = ServiceState::open(f.dir.path().join("store"), config).unwrap_err().to_string();
     assert!(err.contains("allot_events") && err.contains("seq 1"), "{err}");
 }

@@ -53,6 +53,7 @@ impl InProcess {
             scenario_root: scenario_root.to_path_buf(),
             max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE,
             event_window: allot_api::DEFAULT_EVENT_WINDOW,
+            drift: Default::default(),
         };
         let app = allot_api::router(std::sync::Arc::new(ServiceState::open(store, config).unwrap()));
         InProcess { app, rt: tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap() }

@@ -37,6 +37,11 @@ pub struct Ready {
     pub fallback: Option<&'static str>,
     /// Inventory events naming a warehouse and SKU the plan does not stock.
     pub unmatched_inventory_events: usize,
+    /// What an operator should look at while the service stays ready: each
+    /// offer whose live acceptance drifts from the plan's uptake
+    /// (`acceptance_drift: ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The OpenAPI document, serialized once when the router is built (it is
@@ -64,6 +69,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
             customers: s.plan.customers(),
             fallback: state.fallback_reason(&s),
             unmatched_inventory_events: s.supply.unmatched,
+            warnings: s.drift.offers(&s.plan, &state.config.drift).iter().filter(|o| o.drifting).map(|o| o.warning()).collect(),
         })),
         _ => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_active_plan", "no active plan is loaded; decisions come from the fallback")),
     }
@@ -75,6 +81,9 @@ pub(crate) async fn metrics_text(State(state): State<AppState>, Extension(http):
     let snapshot = state.current();
     let plan = snapshot.as_ref().map(|s| (s.plan.version().to_string(), s.plan.created_at(), s.plan.approx_bytes(), s.plan.customers()));
     state.metrics.render(&mut out, plan, state.audit.dropped());
+    if let Some(s) = &snapshot {
+        crate::metrics::render_drift(&mut out, &s.drift.offers(&s.plan, &state.config.drift), s.drift.calibration());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, JsonBody};
+use crate::experiments::{ExperimentChange, ExperimentKind, ExperimentStart};
 use crate::jobs::{JobSolver, JobWork, PlanJob};
 use crate::routes::extract::{Deadline, PathId};
 use crate::state::{AppState, ServiceConfig};
@@ -93,7 +94,58 @@ fn scenario_dir(config: &ServiceConfig, requested: &str) -> Result<(PathBuf, Pat
 pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody<PlanJobRequest>) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let (root, dir) = scenario_dir(&state.config, &req.scenario)?;
-    let (s, scenario, activate) = (state.clone(), dir.clone(), req.activate);
+    let after = if req.activate { AfterPlan::Activate } else { AfterPlan::Keep };
+    let job = submit_job(&state, root, dir, req.solver, after);
+    let location = format!("/v1/jobs/{}", job.job_id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+/// What a planning job does with the version it saves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AfterPlan {
+    /// Nothing: it waits for a planner.
+    Keep,
+    /// Activates and serves it.
+    Activate,
+    /// Starts it as a canary for this share (`drift-<version>`), unless a canary runs.
+    Canary(f64),
+}
+
+/// Starts a drift re-plan when [`AppState::replan_due`] says one is due: a
+/// warm job over the served plan's scenario directory (it must lie under the
+/// scenario root), its result kept or started as a canary by the drift
+/// policy. The server's sync loop calls it; returns the job started.
+pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
+    let version = state.replan_due()?;
+    let after = match state.config.drift.replan? {
+        crate::drift::AfterReplan::Wait => AfterPlan::Keep,
+        crate::drift::AfterReplan::Canary(share) => AfterPlan::Canary(share),
+    };
+    let scenario = match state.store.manifest(&version) {
+        Ok(m) => m.scenario,
+        Err(e) => {
+            tracing::warn!(version = %version, error = %e, "acceptance drift: the served version's manifest does not read; no re-plan");
+            return None;
+        }
+    };
+    match scenario_dir(&state.config, &scenario) {
+        Ok((root, dir)) => {
+            let job = submit_job(state, root, dir, JobSolver::default(), after);
+            tracing::warn!(version = %version, job = %job.job_id, "acceptance drift: started a warm re-plan");
+            state.metrics.count_drift_replan();
+            Some(job)
+        }
+        Err(e) => {
+            tracing::warn!(version = %version, scenario = %scenario, error = %e.message(), "acceptance drift: the scenario is not under the scenario root; no re-plan");
+            None
+        }
+    }
+}
+
+/// Queues a planning job over `scenario` (under `root`), warm from the
+/// earlier version of the same scenario when there is one.
+fn submit_job(state: &AppState, root: PathBuf, dir: PathBuf, solver: JobSolver, after: AfterPlan) -> PlanJob {
+    let (s, scenario) = (state.clone(), dir.clone());
     let work: JobWork = Box::new(move |solver| {
         // Every file the load reads (tables, bases of variants, symlinks) must lie under the root.
         let options = LoadOptions { root: Some(root), ..LoadOptions::default() };
@@ -105,18 +157,23 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
             None => solver.clone(),
         };
         let manifest = allot_scenarios::plan_scenario_with(&s.store, &scenario, &solver, None, options).map_err(|e| e.to_string())?.manifest;
-        if activate {
-            one_change_at_a_time(|| {
+        match after {
+            AfterPlan::Keep => {}
+            AfterPlan::Activate => one_change_at_a_time(|| {
                 s.change_active(Some(&manifest.id)).map_err(|e| format!("saved {} but could not activate it: {}", manifest.id, e.message()))?;
                 s.reload();
                 Ok::<_, String>(())
-            })?;
+            })?,
+            AfterPlan::Canary(share) => {
+                let start = ExperimentStart { experiment_id: format!("drift-{}", manifest.id), kind: ExperimentKind::Canary, version: Some(manifest.id.clone()), share };
+                if let Err(e) = s.change_experiment(ExperimentChange::Start(start)) {
+                    tracing::warn!(version = %manifest.id, error = %e.message(), "the drift re-plan is saved but not started as a canary");
+                }
+            }
         }
         Ok(manifest.id)
     });
-    let job = state.jobs.submit(dir, req.solver, activate, work);
-    let location = format!("/v1/jobs/{}", job.job_id);
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+    state.jobs.submit(dir, solver, after == AfterPlan::Activate, work)
 }
 
 /// The earlier version a planning job's decomposition starts from (a warm

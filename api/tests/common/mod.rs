@@ -74,7 +74,12 @@ impl Fixture {
     }
 
     pub fn start(dir: &Path, max_plan_age: Duration) -> (Router, Arc<ServiceState>) {
-        let config = ServiceConfig { keys: keys(), max_plan_age, scenario_root: dir.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW };
+        Self::start_with_drift(dir, max_plan_age, Default::default())
+    }
+
+    /// [`Fixture::start`] with a drift policy.
+    pub fn start_with_drift(dir: &Path, max_plan_age: Duration, drift: allot_api::drift::DriftPolicy) -> (Router, Arc<ServiceState>) {
+        let config = ServiceConfig { keys: keys(), max_plan_age, scenario_root: dir.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift };
         let state = Arc::new(ServiceState::open(dir.join("store"), config).unwrap());
         (router(state.clone()), state)
     }
