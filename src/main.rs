@@ -124,6 +124,12 @@ struct ForecastArgs {
     /// or Y [default: the scenario's `[forecast] frequency`, else auto].
     #[arg(long, value_parser = parse_frequency_arg)]
     frequency: Option<FrequencyArg>,
+    /// Also read the outcome events (shown, accepted) the decision service
+    /// recorded in this plan store's live state (or --database) as offer history.
+    #[arg(long)]
+    outcomes: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseArg,
 }
 
 /// A `--frequency` value: `None` is `auto`.
@@ -540,12 +546,24 @@ fn scenario_compare(base: &Path, variants: &[PathBuf], out_root: &Path, report: 
 
 fn forecast(args: ForecastArgs) -> Result<()> {
     let has = |stem: &str| allot_scenarios::scenario::table::Table::exists(&args.scenario, stem);
-    if !has("sales_history") && !has("offer_history") {
+    let outcome_history = match &args.outcomes {
+        Some(store) => {
+            let store = PlanStore::open(store).with_context(|| format!("opening the plan store {}", store.display()))?;
+            let rows = allot_api::events::outcome_history(&args.database.open(&store)?).context("reading the outcome events")?;
+            if rows.is_empty() {
+                anyhow::bail!("{} has no outcome events (shown or accepted) to read as offer history", store.root().display());
+            }
+            rows
+        }
+        None => Vec::new(),
+    };
+    if !has("sales_history") && !has("offer_history") && outcome_history.is_empty() {
         anyhow::bail!("{} has neither sales_history nor offer_history (.csv or .parquet): nothing to forecast from", args.scenario.display());
     }
     let t = Instant::now();
     let overrides = allot_scenarios::ForecastOverride { frequency: args.frequency.map(|f| f.0), horizon: args.horizon };
-    let loaded = allot_scenarios::load_scenario_with(&args.scenario, allot_scenarios::LoadOptions { prefer_history: true, forecast: overrides, ..Default::default() })?;
+    let options = allot_scenarios::LoadOptions { prefer_history: true, forecast: overrides, outcome_history, ..Default::default() };
+    let loaded = allot_scenarios::load_scenario_with(&args.scenario, options)?;
     tracing::info!("forecast in {:.2}s", t.elapsed().as_secs_f64());
     let out = args.out.unwrap_or_else(|| default_out(&args.scenario).join("forecast"));
     let written = allot_scenarios::plans::forecast_output::write_forecasts(&out, &loaded).with_context(|| format!("writing forecasts to {}", out.display()))?;

@@ -269,6 +269,11 @@ fn experiment_report_reads_what_the_service_recorded() {
     assert!(page.contains("id=\"chart-uplift\"") && page.contains("id=\"chart-arms\"") && page.contains(&id), "{page}");
     let table = ok(&allot(&["experiment", "report", &id, "--store", store_arg], &[]));
     assert!(table.contains("canary") && table.contains("control") && table.contains("always-valid 95%"), "{table}");
+    // allot forecast reads the outcomes as offer history: four acceptances
+    // on one day leave no day to hold out, and the error says where they came from.
+    let fc = allot(&["forecast", golden("stock_lanes").to_str().unwrap(), "--outcomes", store_arg, "--out", tmp.path().join("fc").to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&fc.stderr);
+    assert!(!fc.status.success() && stderr.contains("outcome events: expected rows to fit an uptake model on"), "{stderr}");
     let unknown = allot(&["experiment", "report", "nope", "--store", store_arg], &[]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no experiment \"nope\""), "{}", String::from_utf8_lossy(&unknown.stderr));
 }

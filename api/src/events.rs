@@ -508,6 +508,27 @@ pub fn outcomes(db: &LiveDb) -> Result<Vec<LoggedEvent>, LiveError> {
         .collect()
 }
 
+/// The outcome events in `db` as offer history for the uptake model: per
+/// customer, offer and day (when it happened), the showings and acceptances
+/// (an acceptance whose showing was not posted counts as shown).
+pub fn outcome_history(db: &LiveDb) -> Result<Vec<allot_scenarios::OutcomeShowings>, LiveError> {
+    let mut by_pair: std::collections::BTreeMap<(String, String, chrono::NaiveDate), (u32, u32)> = std::collections::BTreeMap::new();
+    for e in outcomes(db)? {
+        let LoggedEvent::Outcome { event, .. } = e else { continue };
+        let counts = by_pair.entry((event.customer_id, event.offer_id, event.occurred_at.date_naive())).or_default();
+        match event.kind {
+            crate::outcomes::OutcomeKind::Shown => counts.0 += 1,
+            crate::outcomes::OutcomeKind::Accepted => counts.1 += 1,
+            _ => {}
+        }
+    }
+    Ok(by_pair
+        .into_iter()
+        .filter(|(_, (shown, accepted))| shown + accepted > 0)
+        .map(|((customer_id, offer_id, date), (shown, accepted))| allot_scenarios::OutcomeShowings { customer_id, offer_id, date, shown: shown.max(accepted), accepted })
+        .collect())
+}
+
 /// The report of experiment `id` (`None`: no such experiment), from the raw
 /// decisions (the audit, between its start and stop) and outcomes in `db`
 /// that carry its arm. The service's route and `allot experiment report` both

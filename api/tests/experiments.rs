@@ -247,7 +247,8 @@ async fn the_report_is_recomputed_from_raw_decisions_and_outcomes() {
 /// showings): the drift signal `z = 0.3 sqrt(n)` stays below 4 at 100
 /// showings and passes it by 200; then `/readyz` warns, `/metrics` counts
 /// the offer, and one warm re-plan job starts for the served version (not
-/// two). The single, accepted as planned, never drifts.
+/// two), whose uptake is fitted from the outcomes (more acceptances
+/// expected). The single, accepted as planned, never drifts.
 #[tokio::test]
 async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
@@ -256,20 +257,25 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
     let warnings = |ready: &Value| ready.get("warnings").and_then(Value::as_array).map_or(0, Vec::len);
     let (mut shown, mut n) = (0, 0);
+    // One round a day before the horizon, so the refit has days to hold out.
+    let on_day = |mut body: Value, round: i64| {
+        body["occurred_at"] = json!(format!("{}T10:00:00Z", chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + chrono::Duration::days(round)));
+        body
+    };
     for round in 0..25 {
         for c in CUSTOMERS {
             n += 1;
-            f.post("/v1/events/outcome", DECISION, outcome(&format!("d{n}"), "shown", c, "bundle")).await;
+            f.post("/v1/events/outcome", DECISION, on_day(outcome(&format!("d{n}"), "shown", c, "bundle"), round)).await;
             if shown % 20 < 13 {
-                f.post("/v1/events/outcome", DECISION, outcome(&format!("d{n}-a"), "accepted", c, "bundle")).await;
+                f.post("/v1/events/outcome", DECISION, on_day(outcome(&format!("d{n}-a"), "accepted", c, "bundle"), round)).await;
             }
             shown += 1;
         }
         // The single: shown to g1 and s1 at 0.4, accepted 2 of every 5.
         for (k, c) in ["g1", "s1"].iter().enumerate() {
-            f.post("/v1/events/outcome", DECISION, outcome(&format!("x{round}-{k}"), "shown", c, "single")).await;
-            if (2 * round + k) % 5 < 2 {
-                f.post("/v1/events/outcome", DECISION, outcome(&format!("x{round}-{k}-a"), "accepted", c, "single")).await;
+            f.post("/v1/events/outcome", DECISION, on_day(outcome(&format!("x{round}-{k}"), "shown", c, "single"), round)).await;
+            if (2 * round as usize + k) % 5 < 2 {
+                f.post("/v1/events/outcome", DECISION, on_day(outcome(&format!("x{round}-{k}-a"), "accepted", c, "single"), round)).await;
             }
         }
         let (_, ready) = f.get("/readyz", DECISION).await;
@@ -292,6 +298,9 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     assert_eq!(job["status"], "succeeded", "{job}");
     let (_, plans) = f.get("/v1/plans", PLANNER).await;
     assert_eq!(plans["active"], active.as_str(), "the re-plan waits for a planner: {plans}");
+    let accepts = |id: &str| f.store().kpis(id).unwrap().expected_accepts;
+    let replanned = job["plan_id"].as_str().unwrap();
+    assert!(accepts(replanned) > accepts(&active) + 1.0, "the refit expects more acceptances: {} vs {}", accepts(replanned), accepts(&active));
     let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
     assert!(metrics.as_str().unwrap().contains("allot_drift_replans_total 1"));
     // A restart folds the outcomes again: the signal is still there.

@@ -95,7 +95,7 @@ pub(crate) async fn start_plan_job(State(state): State<AppState>, body: JsonBody
     let Json(req) = body?;
     let (root, dir) = scenario_dir(&state.config, &req.scenario)?;
     let after = if req.activate { AfterPlan::Activate } else { AfterPlan::Keep };
-    let job = submit_job(&state, root, dir, req.solver, after);
+    let job = submit_job(&state, root, dir, req.solver, after, false);
     let location = format!("/v1/jobs/{}", job.job_id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
 }
@@ -113,7 +113,8 @@ enum AfterPlan {
 
 /// Starts a drift re-plan when [`AppState::replan_due`] says one is due: a
 /// warm job over the served plan's scenario directory (it must lie under the
-/// scenario root), its result kept or started as a canary by the drift
+/// scenario root) whose uptake is fitted again with the outcome events as
+/// more offer history, its result kept or started as a canary by the drift
 /// policy. The server's sync loop calls it; returns the job started.
 pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
     let version = state.replan_due()?;
@@ -130,7 +131,7 @@ pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
     };
     match scenario_dir(&state.config, &scenario) {
         Ok((root, dir)) => {
-            let job = submit_job(state, root, dir, JobSolver::default(), after);
+            let job = submit_job(state, root, dir, JobSolver::default(), after, true);
             tracing::warn!(version = %version, job = %job.job_id, "acceptance drift: started a warm re-plan");
             state.metrics.count_drift_replan();
             Some(job)
@@ -143,12 +144,15 @@ pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
 }
 
 /// Queues a planning job over `scenario` (under `root`), warm from the
-/// earlier version of the same scenario when there is one.
-fn submit_job(state: &AppState, root: PathBuf, dir: PathBuf, solver: JobSolver, after: AfterPlan) -> PlanJob {
+/// earlier version of the same scenario when there is one; with
+/// `refit_from_outcomes`, the uptake is forecast again with the outcome
+/// events recorded so far as more offer history (a drift re-plan).
+fn submit_job(state: &AppState, root: PathBuf, dir: PathBuf, solver: JobSolver, after: AfterPlan, refit_from_outcomes: bool) -> PlanJob {
     let (s, scenario) = (state.clone(), dir.clone());
     let work: JobWork = Box::new(move |solver| {
+        let outcome_history = if refit_from_outcomes { crate::events::outcome_history(s.live()).map_err(|e| format!("reading the outcome events: {e}"))? } else { Vec::new() };
         // Every file the load reads (tables, bases of variants, symlinks) must lie under the root.
-        let options = LoadOptions { root: Some(root), ..LoadOptions::default() };
+        let options = LoadOptions { root: Some(root), outcome_history, ..LoadOptions::default() };
         let solver = match warm_start_for(&s, &scenario) {
             Some((from, warm)) => {
                 tracing::info!(scenario = %scenario.display(), warm_from = %from, "re-plan starts from an earlier version's prices");

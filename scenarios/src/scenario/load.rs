@@ -161,6 +161,28 @@ pub struct LoadOptions {
     pub root: Option<PathBuf>,
     /// Overrides of the scenario's `[forecast]` settings (`allot forecast --frequency`, `--horizon`).
     pub forecast: ForecastOverride,
+    /// Showings recorded by the decision service (outcome events), read as
+    /// more offer history: when given, the uptake is forecast from
+    /// `offer_history` (if the scenario has one) and these rows, not read
+    /// from `uptake` (`allot forecast --outcomes`, drift re-plans). Rows of a
+    /// customer or offer the scenario does not have are left out and counted.
+    pub outcome_history: Vec<OutcomeShowings>,
+}
+
+/// A customer's showings and acceptances of one offer on one day, as the
+/// decision service recorded them (its outcome events), by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeShowings {
+    /// The customer.
+    pub customer_id: String,
+    /// The offer.
+    pub offer_id: String,
+    /// The day.
+    pub date: NaiveDate,
+    /// Showings.
+    pub shown: u32,
+    /// Acceptances (at most `shown`).
+    pub accepted: u32,
 }
 
 /// Command-line overrides of `[forecast]`; `None` keeps the scenario's setting.
@@ -483,7 +505,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut uptake: Vec<Uptake> = Vec::new();
     let mut uptake_value: Option<Vec<f64>> = None;
     let mut uptake_report = None;
-    match if from_history("offer_history") { None } else { Table::read(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
+    let outcomes = &options.outcome_history;
+    match if from_history("offer_history") || !outcomes.is_empty() { None } else { Table::read(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
         Some(t) => {
             let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
@@ -511,10 +534,30 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                 }
             }
         }
-        None => match Table::read(dir, "offer_history", &[("shown", Kind::Whole), ("accepted", Kind::Whole)])? {
+        None => match Table::read(dir, "offer_history", &[("shown", Kind::Whole), ("accepted", Kind::Whole)])?.map(Some).or_else(|| (!outcomes.is_empty()).then_some(None)) {
             Some(t) => {
-                let history = read_offer_history(&t, &customer_index, &offer_index, &mut issues);
-                t.check_header(&mut issues, &mut notes);
+                let mut history = match &t {
+                    Some(t) => {
+                        let rows = read_offer_history(t, &customer_index, &offer_index, &mut issues);
+                        t.check_header(&mut issues, &mut notes);
+                        rows
+                    }
+                    None => Vec::new(),
+                };
+                let before = history.len();
+                history.extend(outcomes.iter().filter_map(|r| {
+                    let (customer, offer) = (*customer_index.get(&r.customer_id)?, *offer_index.get(&r.offer_id)?);
+                    Some(crate::scenario::uptake_history::Showing { customer, offer, date: r.date, shown: f64::from(r.shown), accepted: f64::from(r.accepted.min(r.shown)) })
+                }));
+                let added = history.len() - before;
+                if added < outcomes.len() {
+                    notes.push(format!("{} outcome rows left out: their customer or offer is not in the scenario", outcomes.len() - added));
+                }
+                let source = match (&t, outcomes.is_empty()) {
+                    (Some(t), true) => t.file.clone(),
+                    (Some(t), false) => format!("{} and {added} rows of outcome events", t.file),
+                    (None, _) => format!("{added} rows of outcome events"),
+                };
                 if issues.is_empty() {
                     let tier_names: Vec<String> = config.tiers.iter().map(|t| t.name.clone()).collect();
                     match crate::scenario::uptake_history::forecast_uptake(history, &customers, &offers, &tier_names, &zones.names, &config.horizon, attributes.as_ref()) {
@@ -530,7 +573,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                             notes.push(format!(
                                 "uptake forecast: {} candidate pairs from {} (logistic regression, L2 {:.1e} by cross-validation; holdout from {}: {} showings, AUC {:.3}, log-loss {:.4}, Brier {:.4}, ECE {:.4}{without})",
                                 rows.len(),
-                                t.file,
+                                source,
                                 report.scores.l2,
                                 report.holdout_from,
                                 h.rows,
@@ -542,7 +585,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
                             uptake = rows;
                             uptake_report = Some(report);
                         }
-                        None => issues.file(&t.file, "rows to fit an uptake model on (none before the holdout)"),
+                        None => issues.file(t.as_ref().map_or("outcome events", |t| t.file.as_str()), "rows to fit an uptake model on (none before the holdout)"),
                     }
                 }
             }
