@@ -22,7 +22,7 @@ pub use crate::audit::{AuditLog, AuditRecord};
 use crate::decide::CustomerOverride;
 use crate::experiments::{ArmLabel, DecisionSeen, ExperimentChange, ExperimentReport, Experiments, OutcomeSeen};
 use crate::drift::Seen;
-use crate::outcomes::{Acceptance, OutcomeEvent};
+use crate::outcomes::{Acceptance, Fulfilment, OutcomeEvent};
 use crate::index::{PlanIndex, StockMove};
 use crate::live::sql::{Cell, Param, Sql};
 use crate::live::{EventKind, LiveDb, LiveError, Recorded};
@@ -65,6 +65,10 @@ pub struct InventoryEvent {
     /// For orders: the tier of the ordering customer, so it consumes that tier's reservation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// For orders: the order's id, linking it to the `ordered` outcome with
+    /// the same `order_id` (an offer-driven order, counted by fulfilment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 fn non_empty(field: &str, value: &str) -> Result<(), String> {
@@ -84,6 +88,12 @@ impl InventoryEvent {
         non_empty("sku", &self.sku)?;
         if !self.qty.is_finite() || self.qty.abs() > MAX_EVENT_QTY {
             return Err(format!("qty must be a finite number of at most {MAX_EVENT_QTY:e} in size (got {})", self.qty));
+        }
+        if let Some(order) = &self.order_id {
+            non_empty("order_id", order)?;
+            if self.kind != InventoryKind::Order {
+                return Err(format!("order_id is only for an order, not a {:?}", self.kind).to_lowercase());
+            }
         }
         if self.kind != InventoryKind::Adjustment && self.qty <= 0.0 {
             return Err(format!("qty must be positive for a {:?} (got {})", self.kind, self.qty).to_lowercase());
@@ -245,6 +255,10 @@ pub enum LoggedEvent {
         /// An acceptance's value: posted, else the offer's margin in the plan served then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
+        /// The plan version serving the customer when it was received (a
+        /// canary's for its customers): whose orders fulfilment counts it in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan_version: Option<String>,
         /// The event as posted.
         event: OutcomeEvent,
     },
@@ -323,6 +337,8 @@ pub struct EventLog {
     seen: Vec<Seen>,
     /// Every experiment.
     experiments: Experiments,
+    /// Offer-driven orders, by order id.
+    orders: Fulfilment,
 }
 
 impl EventLog {
@@ -338,6 +354,7 @@ impl EventLog {
             acceptances: Vec::new(),
             seen: Vec::new(),
             experiments: Experiments::default(),
+            orders: Fulfilment::default(),
         };
         // The snapshot and the events left read in one transaction, under the
         // maintenance lock: a compaction elsewhere never moves events between them.
@@ -402,12 +419,16 @@ impl EventLog {
 
     fn fold(&mut self, event: &LoggedEvent) {
         match event {
-            LoggedEvent::Inventory { received_at, event } => self.inventory.push((*received_at, event.stock_move())),
+            LoggedEvent::Inventory { received_at, event } => {
+                self.inventory.push((*received_at, event.stock_move()));
+                self.orders.inventory(event);
+            }
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
             LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
-            LoggedEvent::Outcome { received_at, event, .. } => {
+            LoggedEvent::Outcome { received_at, event, plan_version, .. } => {
                 self.acceptances.extend(event.acceptance());
                 self.seen.extend(Seen::of(*received_at, event));
+                self.orders.outcome(event, plan_version.as_deref());
             }
             LoggedEvent::Experiment { received_at, change, .. } => self.experiments.apply(change, *received_at),
         }
@@ -453,6 +474,11 @@ impl EventLog {
     /// Every accepted outcome, in the order received.
     pub(crate) fn acceptances(&self) -> &[Acceptance] {
         &self.acceptances
+    }
+
+    /// Offer-driven orders' fill and on-time rates per plan version and warehouse.
+    pub fn fulfilment(&self) -> Vec<crate::outcomes::FulfilmentRow> {
+        self.orders.rows()
     }
 
     /// Every shown and accepted outcome, in the order received.
@@ -659,7 +685,7 @@ mod tests {
     }
 
     fn receipt(id: &str, qty: f64, days_ago: i64) -> LoggedEvent {
-        let event = InventoryEvent { event_id: id.into(), kind: InventoryKind::Receipt, warehouse_id: "W1".into(), sku: "A".into(), qty, tier: None };
+        let event = InventoryEvent { event_id: id.into(), kind: InventoryKind::Receipt, warehouse_id: "W1".into(), sku: "A".into(), qty, tier: None, order_id: None };
         LoggedEvent::Inventory { received_at: Utc::now() - chrono::Duration::days(days_ago), event }
     }
 

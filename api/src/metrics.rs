@@ -167,6 +167,26 @@ pub fn render_drift(out: &mut String, offers: &[crate::drift::OfferDrift], calib
     }
 }
 
+/// Appends offer-driven orders per plan version and warehouse: orders, and
+/// how many were picked (their inventory order arrived), delivered and on time.
+pub fn render_fulfilment(out: &mut String, rows: &[crate::outcomes::FulfilmentRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let series: [(&str, &str, fn(&crate::outcomes::FulfilmentRow) -> u64); 4] = [
+        ("allot_offer_orders_total", "Offer-driven orders (ordered outcomes).", |r| r.orders),
+        ("allot_offer_orders_picked_total", "Offer-driven orders whose inventory order arrived (pick-plan adherence).", |r| r.picked),
+        ("allot_offer_orders_delivered_total", "Offer-driven orders delivered (fill).", |r| r.delivered),
+        ("allot_offer_orders_on_time_total", "Offer-driven orders delivered on time.", |r| r.on_time),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for r in rows {
+            let _ = writeln!(out, "{name}{{version=\"{}\",warehouse=\"{}\"}} {}", label_value(&r.plan_version), label_value(&r.warehouse_id), value(r));
+        }
+    }
+}
+
 /// A label value in the text exposition format: backslash, double quote and
 /// newline escaped, so no value (a plan id read from a file) can end its label
 /// or its line. Route labels are the table's templates, never a request's path.

@@ -181,3 +181,83 @@ impl OutcomeBurn {
         }
     }
 }
+
+/// One offer-driven order as fulfilment follows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct OrderTrack {
+    /// The plan version that served the offer (from its `ordered` outcome).
+    version: Option<String>,
+    /// The warehouse shipping it (from an outcome or its inventory order event).
+    warehouse: Option<String>,
+    /// An `ordered` outcome named it (only those count: offer-driven orders).
+    ordered: bool,
+    /// Delivered, and whether on time.
+    delivered: Option<bool>,
+    /// Its inventory order event was received (stock was taken for it).
+    picked: bool,
+}
+
+/// Offer-driven orders by order id, folded from `ordered` and `delivered`
+/// outcomes and the inventory order events that carry an `order_id`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Fulfilment {
+    orders: std::collections::BTreeMap<String, OrderTrack>,
+}
+
+impl Fulfilment {
+    /// Folds an outcome (only `ordered` and `delivered` ones name orders).
+    pub(crate) fn outcome(&mut self, event: &OutcomeEvent, plan_version: Option<&str>) {
+        let Some(id) = &event.order_id else { return };
+        let track = self.orders.entry(id.clone()).or_default();
+        if event.warehouse_id.is_some() {
+            track.warehouse.clone_from(&event.warehouse_id);
+        }
+        match event.kind {
+            OutcomeKind::Ordered => {
+                track.ordered = true;
+                track.version = plan_version.map(str::to_string);
+            }
+            OutcomeKind::Delivered => track.delivered = event.on_time,
+            _ => {}
+        }
+    }
+
+    /// Folds an inventory event (only orders with an `order_id` are linked).
+    pub(crate) fn inventory(&mut self, event: &crate::events::InventoryEvent) {
+        let Some(id) = &event.order_id else { return };
+        let track = self.orders.entry(id.clone()).or_default();
+        track.picked = true;
+        track.warehouse.get_or_insert_with(|| event.warehouse_id.clone());
+    }
+
+    /// Per plan version and warehouse (`-` when unknown), in that order.
+    pub(crate) fn rows(&self) -> Vec<FulfilmentRow> {
+        let mut by: std::collections::BTreeMap<(String, String), FulfilmentRow> = std::collections::BTreeMap::new();
+        for t in self.orders.values().filter(|t| t.ordered) {
+            let key = (t.version.clone().unwrap_or_else(|| "-".into()), t.warehouse.clone().unwrap_or_else(|| "-".into()));
+            let row = by.entry(key.clone()).or_insert_with(|| FulfilmentRow { plan_version: key.0, warehouse_id: key.1, ..FulfilmentRow::default() });
+            row.orders += 1;
+            row.picked += u64::from(t.picked);
+            row.delivered += u64::from(t.delivered.is_some());
+            row.on_time += u64::from(t.delivered == Some(true));
+        }
+        by.into_values().collect()
+    }
+}
+
+/// Offer-driven orders of one plan version at one warehouse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FulfilmentRow {
+    /// The plan version that served the offers.
+    pub plan_version: String,
+    /// The warehouse shipping them (`-`: not said).
+    pub warehouse_id: String,
+    /// Orders (`ordered` outcomes).
+    pub orders: u64,
+    /// Of those, orders whose inventory order event (stock taken for the pick) arrived.
+    pub picked: u64,
+    /// Of those, orders delivered.
+    pub delivered: u64,
+    /// Of those, delivered on time.
+    pub on_time: u64,
+}

@@ -308,3 +308,42 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     let (_, ready) = f.get("/readyz", DECISION).await;
     assert_eq!(warnings(&ready), 1, "{ready}");
 }
+
+/// Offer-driven orders: `ordered` outcomes name them, an inventory order
+/// event with the same `order_id` is their pick, `delivered` outcomes close
+/// them. `/metrics` counts them per plan version and warehouse, and the
+/// experiment report gives each arm's fill and on-time rates.
+#[tokio::test]
+async fn offer_driven_orders_are_tracked_per_version_and_warehouse() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let version = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
+    let (status, _) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "all", "kind": "holdout", "share": 0.0 })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (i, c) in ["g1", "g2", "s1"].iter().enumerate() {
+        let mut body = outcome(&format!("o{i}"), "ordered", c, "bundle");
+        body["order_id"] = json!(format!("ord-{i}"));
+        body["warehouse_id"] = json!("W1");
+        let (status, reply) = f.post("/v1/events/outcome", DECISION, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    }
+    let pick = json!({ "event_id": "p0", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 1, "tier": "gold", "order_id": "ord-0" });
+    assert_eq!(f.post("/v1/events/inventory", FULFILMENT, pick).await.0, StatusCode::ACCEPTED);
+    let receipt = json!({ "event_id": "p1", "kind": "receipt", "warehouse_id": "W1", "sku": "A", "qty": 1, "order_id": "ord-1" });
+    let (status, reply) = f.post("/v1/events/inventory", FULFILMENT, receipt).await;
+    assert_eq!((status, error_code(&reply)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"), "an order id on a receipt: {reply}");
+    for (i, on_time) in [(0, true), (1, false)] {
+        let mut body = outcome(&format!("d{i}"), "delivered", ["g1", "g2"][i], "bundle");
+        body["order_id"] = json!(format!("ord-{i}"));
+        body["on_time"] = json!(on_time);
+        assert_eq!(f.post("/v1/events/outcome", DECISION, body).await.0, StatusCode::ACCEPTED);
+    }
+    let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
+    let metrics = metrics.as_str().unwrap();
+    for (name, n) in [("allot_offer_orders_total", 3), ("allot_offer_orders_picked_total", 1), ("allot_offer_orders_delivered_total", 2), ("allot_offer_orders_on_time_total", 1)] {
+        assert!(metrics.contains(&format!("{name}{{version=\"{version}\",warehouse=\"W1\"}} {n}\n")), "{name}: {metrics}");
+    }
+    let (_, report) = f.get("/v1/experiments/all", PLANNER).await;
+    let control = &report["arms"][0];
+    assert_eq!((control["arm"].as_str(), control["orders"].as_u64()), (Some("control"), Some(3)), "{report}");
+    assert!((control["fill_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12 && control["on_time_rate"].as_f64() == Some(0.5), "{report}");
+}

@@ -75,9 +75,10 @@ pub(crate) async fn outcome_event(State(state): State<AppState>, body: JsonBody<
     let id = event.event_id.clone();
     // The customer's arms now: the report attributes the outcome to them.
     let experiments = state.experiments();
-    let arms = if experiments.any_running() { experiments.assign(&event.customer_id).arms } else { Vec::new() };
+    let assignment = experiments.any_running().then(|| experiments.assign(&event.customer_id)).unwrap_or_default();
+    let plan_version = assignment.canary.or_else(|| plan.as_ref().map(|p| p.version().to_string()));
     let value = event.resolved_value(plan.as_deref());
-    record_event(state, id, false, LoggedEvent::Outcome { received_at: Utc::now(), arms, value, event }).await
+    record_event(state, id, false, LoggedEvent::Outcome { received_at: Utc::now(), arms: assignment.arms, value, plan_version, event }).await
 }
 
 /// Records an event under the writer lock, off the async threads (the commit

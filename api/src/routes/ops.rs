@@ -84,6 +84,7 @@ pub(crate) async fn metrics_text(State(state): State<AppState>, Extension(http):
     if let Some(s) = &snapshot {
         crate::metrics::render_drift(&mut out, &s.drift.offers(&s.plan, &state.config.drift), s.drift.calibration());
     }
+    crate::metrics::render_fulfilment(&mut out, &state.events().fulfilment());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
