@@ -270,7 +270,8 @@ impl AuditLog {
     pub fn records_since(&self, since: DateTime<Utc>) -> std::io::Result<Vec<AuditRecord>> {
         self.shared.flush()?;
         let mut out = Vec::new();
-        for (_, line) in self.shared.db.audit_since(since)? {
+        // A record of no customer is an erasure's, not a decision.
+        for (_, line) in self.shared.db.audit_since(since)?.into_iter().filter(|(customer, _)| !customer.is_empty()) {
             let record = serde_json::from_str::<Compact>(&line).map_err(|e| std::io::Error::other(format!("an audit record does not parse: {e}")))?.expand();
             if record.at >= since {
                 out.push(record);

@@ -54,6 +54,7 @@ pub struct ExperimentStart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Share of customers in the treatment arm, in `[0, 1]` (a shadow: 1).
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub share: f64,
 }
 
@@ -62,6 +63,7 @@ pub struct ExperimentStart {
 #[serde(deny_unknown_fields)]
 pub struct ShareChange {
     /// The new share, in `[0, 1]`.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub share: f64,
 }
 

@@ -67,6 +67,7 @@ pub struct OutcomeEvent {
     /// What the acceptance was worth (`accepted`; absent: the offer's margin
     /// in the plan served when it is recorded). Non-negative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub value: Option<f64>,
 }
 

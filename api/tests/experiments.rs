@@ -164,9 +164,12 @@ async fn a_shadow_is_logged_never_served_and_a_holdout_is_never_personalized() {
     let shadows: Vec<&Value> = records.iter().filter(|r| arm(r, "sh").as_deref() == Some("shadow")).collect();
     assert_eq!(shadows.len(), 1, "{audit}");
     assert_eq!((shadows[0]["plan_version"].as_str(), shadows[0]["fallback"].as_bool()), (Some(shadow.as_str()), Some(false)));
+    // An erasure's audit record (of no customer) is not a decision.
+    let (status, _) = f.call("DELETE", "/v1/customers/s4/personal-data", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
     let (_, report) = f.get("/v1/experiments/sh", PLANNER).await;
     let logged: u64 = report["arms"].as_array().unwrap().iter().filter(|a| a["arm"] == "shadow").map(|a| a["decisions"].as_u64().unwrap()).sum();
-    assert_eq!((logged, report.get("comparison")), (CUSTOMERS.len() as u64, None));
+    assert_eq!((logged, report.get("comparison")), (CUSTOMERS.len() as u64 - 1, None), "s4's records are erased: {report}");
 }
 
 /// The report's figures, recomputed here from the audit's decisions and the
