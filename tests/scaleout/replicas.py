@@ -17,7 +17,10 @@ measured; any failed check exits non-zero.
      (`live_state_stale`) and /readyz 503 within the bound (3 s, the default
      --max-live-silence-secs) and a poll;
   8. PostgreSQL started again: both replicas reconnect and serve the plan,
-     and a consent withdrawal on one is in force on the other.
+     and a consent withdrawal on one is in force on the other;
+  9. (run before 7) a canary started on A puts every customer in the same
+     arm on B; its share raised on B reaches A, moving customers only into
+     the canary; stopped on A, B follows.
 """
 
 import argparse
@@ -245,8 +248,53 @@ def run(args, a, b):
     check(abs(stock_a - stock_b) < 1e-6, f"after restart A sees stock {stock_a}, B {stock_b}")
     print(f"6. killed A mid-load: {len(acked)} acknowledged events, all stored ({total_orders} committed in all); restarted A agrees with B (stock {stock_a})")
 
+    experiments_agree(args, a, b, customers)
     customer = stale_fallback(args, a, b, customers)
     database_back(args, a, b, customer)
+
+
+def experiments_agree(args, a, b, customers):
+    """9. A canary started on A is served alike by B: every customer in the same
+    arm, served by the same version; a share raised on B reaches A and moves
+    customers only into the canary; stopped on A, B stops."""
+    sample = customers[:200]
+
+    def arms(replica):
+        out = {}
+        for c in sample:
+            d = offers(replica, c)
+            arm = next((e["arm"] for e in d.get("experiments", []) if e["experiment_id"] == "tb-canary"), None)
+            out[c] = (arm, d["plan_version"])
+        return out
+
+    def wait_for(replica, condition, what):
+        started = time.time()
+        while time.time() - started < 5:
+            if condition(offers(replica, sample[0])):
+                return time.time() - started
+            time.sleep(0.01)
+        check(False, f"{replica.name}: {what} within 5 s")
+
+    status, body = request(a.base, "POST", "/v1/experiments", {"experiment_id": "tb-canary", "kind": "canary", "version": args.second_plan, "share": 0.3})
+    check(status == 201, f"canary on A: {status} {body}")
+    seen = wait_for(b, lambda d: any(e["experiment_id"] == "tb-canary" for e in d.get("experiments", [])), "the canary started on A")
+    on_a, on_b = arms(a), arms(b)
+    check(on_a == on_b, f"replicas disagree on arms: {[c for c in sample if on_a[c] != on_b[c]][:5]}")
+    canary = [c for c, (arm, _) in on_a.items() if arm == "canary"]
+    check(0 < len(canary) < len(sample), f"{len(canary)} of {len(sample)} in the canary")
+    check(all(v == args.second_plan for c, (arm, v) in on_a.items() if arm == "canary"), "a canary customer not served the canary's version")
+    status, body = request(b.base, "POST", "/v1/experiments/tb-canary/share", {"share": 0.6})
+    check(status == 200, f"share on B: {status} {body}")
+    time.sleep(0.8)
+    raised = arms(a)
+    check(all(raised[c][0] == "canary" for c in canary), "a customer left the canary when its share rose")
+    more = sum(1 for arm, _ in raised.values() if arm == "canary")
+    check(more > len(canary), f"share 0.6 on B: A still has {more} canary customers")
+    status, body = request(a.base, "POST", "/v1/experiments/tb-canary/stop")
+    check(status == 200, f"stop on A: {status} {body}")
+    stopped = wait_for(b, lambda d: not d.get("experiments"), "the stop on A")
+    print(f"9. canary on A served by B after {seen * 1000:.0f} ms, both replicas put {len(canary)} of {len(sample)} customers in it; "
+          f"share 0.6 set on B: {more} on A, none left; stopped on A, B followed after {stopped * 1000:.0f} ms")
 
 
 LIVE_SILENCE = 3.0  # the default --max-live-silence-secs
