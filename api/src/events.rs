@@ -568,7 +568,17 @@ pub fn experiment_report(db: &LiveDb, experiments: &Experiments, audit: &AuditLo
         .filter(|r| experiment.stopped_at.is_none_or(|stop| r.at <= stop))
         .filter_map(|r| arm_of(&r.decision.experiments).map(|arm| DecisionSeen { customer_id: r.decision.customer_id, arm }))
         .collect();
-    let outcomes: Vec<OutcomeSeen> = outcomes(db)?
+    let all = outcomes(db)?;
+    // CUPED's covariate: what each customer's acceptances were worth before the start.
+    let mut pre_period: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for e in &all {
+        if let LoggedEvent::Outcome { received_at, value: Some(v), event, .. } = e {
+            if *received_at < experiment.started_at {
+                *pre_period.entry(event.customer_id.clone()).or_default() += v;
+            }
+        }
+    }
+    let outcomes: Vec<OutcomeSeen> = all
         .into_iter()
         .filter_map(|e| match e {
             LoggedEvent::Outcome { arms, value, event, .. } => arm_of(&arms).map(|arm| OutcomeSeen {
@@ -582,7 +592,7 @@ pub fn experiment_report(db: &LiveDb, experiments: &Experiments, audit: &AuditLo
             _ => None,
         })
         .collect();
-    Ok(Some(crate::experiments::report(experiment, &decisions, &outcomes)))
+    Ok(Some(crate::experiments::report(experiment, &decisions, &outcomes, &pre_period)))
 }
 
 /// Events read and considered per compaction transaction.
