@@ -68,6 +68,10 @@ pub struct SimulateArgs {
     /// Share of orders delivered on time.
     #[arg(long, default_value_t = 0.9)]
     on_time_rate: f64,
+    /// The plan version the service must be serving as its active plan (the
+    /// control of any canary): the simulation refuses to start otherwise.
+    #[arg(long)]
+    plan: Option<String>,
     /// An experiment whose report is read at the end (and, with --store, its truth).
     #[arg(long)]
     experiment: Option<String>,
@@ -345,15 +349,17 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let mut plans = PlannedVersions { store: store.as_ref(), loaded: HashMap::new() };
 
     let mut http = Http::new(&args.url)?;
-    let planner_key = match &args.experiment {
-        Some(id) => {
-            let key = planner_key.with_context(|| format!("{} has no planner (or admin) key to read the experiment's report", key_file.display()))?;
-            let experiment = http.expect("GET", &format!("/v1/experiments/{id}"), &key, None, &[200]).context("--experiment")?;
-            ensure!(experiment["experiment"]["stopped_at"].is_null(), "experiment {id} has stopped: its arms are no longer assigned");
-            Some(key)
-        }
-        None => None,
-    };
+    if args.experiment.is_some() || args.plan.is_some() {
+        ensure!(planner_key.is_some(), "{} has no planner (or admin) key to read the plans and the experiment", key_file.display());
+    }
+    if let (Some(expected), Some(key)) = (&args.plan, &planner_key) {
+        let active = http.expect("GET", "/v1/plans", key, None, &[200])?["active"].clone();
+        ensure!(active.as_str() == Some(expected.as_str()), "--plan {expected}: the service's active plan is {active}");
+    }
+    if let (Some(id), Some(key)) = (&args.experiment, &planner_key) {
+        let experiment = http.expect("GET", &format!("/v1/experiments/{id}"), key, None, &[200]).context("--experiment")?;
+        ensure!(experiment["experiment"]["stopped_at"].is_null(), "experiment {id} has stopped: its arms are no longer assigned");
+    }
     let mut summary = Summary {
         seed: args.seed,
         days: args.days,
