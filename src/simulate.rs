@@ -9,12 +9,17 @@
 //! from the true probability (an offer without an uptake row: never
 //! accepted), posts `accepted` (with the pair's true value: its `value`
 //! column, else the offer's margin) or `declined`, and for an acceptance
-//! `ordered`, then `delivered` the next day (on time with `--on-time-rate`).
+//! `ordered`, then `delivered` the next day (on time with `--on-time-rate`);
+//! with `--inventory` also an inventory `order` per item of the offer, from
+//! the warehouse of the cheapest usable lane into the customer's zone that
+//! lists the SKU.
 //! Every draw is a function of the seed, the day, the customer and the offer,
 //! and every event id of those and the experiment, so a re-run posts the same
-//! events and the service counts them once (its decisions are recorded again). Inventory events are not
-//! posted: live stock would move the bid prices, and so what is served,
-//! away from what the plans say, which is what the truth below is made of.
+//! events and the service counts them once (its decisions are recorded
+//! again). Inventory events are not posted by default: live stock would move
+//! the bid prices, and so what is served, away from what the plans say,
+//! which is what the truth below is made of (the check of decisions counts
+//! how many were changed).
 //!
 //! **The truth of a canary** (with `--experiment` and `--store`): the report
 //! estimates, by intention to treat, the canary's value per customer minus
@@ -79,6 +84,11 @@ pub struct SimulateArgs {
     /// decision against its version as planned, and computes a canary's true uplift.
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Also post an inventory `order` (role fulfilment) for each item of an
+    /// accepted offer; live stock then moves bid prices, and decisions away
+    /// from the plans (the truth assumes they are not).
+    #[arg(long)]
+    inventory: bool,
     /// Concurrent connections posting events.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     connections: u32,
@@ -183,10 +193,42 @@ struct Truth {
     /// (customer, offer) to (p, value).
     pairs: HashMap<(u32, u32), (f64, f64)>,
     horizon_start: NaiveDate,
+    /// Where accepted offers ship from (with --inventory).
+    shipping: Option<Shipping>,
+}
+
+/// What an accepted offer takes from which warehouse: each item from the
+/// warehouse of the cheapest usable lane into the customer's zone that lists
+/// its SKU (the planner's own [`allot_optimizer::Network`]), for the
+/// customer's tier.
+struct Shipping {
+    /// Per offer, per zone: (warehouse, or `None` when no usable lane brings the SKU; SKU; units) per item.
+    items: Vec<Vec<Vec<(Option<String>, String, f64)>>>,
+    customer_zone: Vec<u32>,
+    customer_tier: Vec<String>,
+}
+
+impl Shipping {
+    fn new(p: &allot_optimizer::Problem) -> Self {
+        let network = allot_optimizer::Network::new(p);
+        let from = |zone: usize, sku: u32| -> Option<String> {
+            let lanes = network.lanes_into_zone[zone].iter().map(|&l| &p.lanes[l as usize]);
+            let listing = lanes.filter(|lane| network.stock_index.contains_key(&(lane.warehouse, sku)));
+            listing.min_by(|a, b| a.cost_per_unit.total_cmp(&b.cost_per_unit)).map(|lane| p.warehouses[lane.warehouse as usize].clone())
+        };
+        let items = p
+            .offers
+            .iter()
+            .map(|o| (0..p.zones.len()).map(|z| o.items.iter().map(|i| (from(z, i.sku), p.skus[i.sku as usize].clone(), i.qty)).collect()).collect())
+            .collect();
+        let customer_tier = p.customers.tier.iter().map(|&t| p.tiers[t as usize].name.clone()).collect();
+        Shipping { items, customer_zone: p.customers.zone.clone(), customer_tier }
+    }
 }
 
 impl Truth {
-    fn load(dir: &std::path::Path) -> Result<Self> {
+    /// The scenario's truth (and, with `shipping`, where its offers ship from).
+    fn load(dir: &std::path::Path, shipping: bool) -> Result<Self> {
         let loaded = allot_scenarios::load_scenario(dir).with_context(|| format!("loading the scenario {}", dir.display()))?;
         ensure!(
             loaded.uptake_report.is_none(),
@@ -204,7 +246,7 @@ impl Truth {
             })
             .collect();
         let offer_ix = p.offers.iter().enumerate().map(|(i, o)| (o.id.clone(), i as u32)).collect();
-        Ok(Truth { customers: p.customers.id.clone(), offer_ix, pairs, horizon_start: p.horizon.start })
+        Ok(Truth { customers: p.customers.id.clone(), offer_ix, pairs, horizon_start: p.horizon.start, shipping: shipping.then(|| Shipping::new(p)) })
     }
 
     /// True (p, value) of a pair; an offer the customer has no uptake row for is never accepted.
@@ -292,6 +334,8 @@ pub struct Summary {
     /// Orders delivered, and of those on time.
     delivered: u64,
     on_time: u64,
+    /// Events posted (outcomes; with --inventory, inventory orders too).
+    events: u64,
     /// Events the service had recorded before (a re-run of the seed and
     /// experiment): counted once, in the arms of their first recording.
     repeated_events: u64,
@@ -331,7 +375,7 @@ pub struct ExperimentTruth {
 /// Runs `allot simulate`.
 pub fn run(args: SimulateArgs) -> Result<()> {
     ensure!((0.0..=1.0).contains(&args.on_time_rate), "--on-time-rate must be in [0, 1], got {}", args.on_time_rate);
-    let truth = Truth::load(&args.scenario)?;
+    let truth = Truth::load(&args.scenario, args.inventory)?;
     let n = truth.customers.len();
     ensure!(n > 0, "{} has no customers", args.scenario.display());
     let per_day = args.customers_per_day.unwrap_or(n.div_ceil(10)).min(n);
@@ -345,6 +389,11 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let key_for = |role: Role| keys.keys.iter().find(|k| k.role == role).or_else(|| keys.keys.iter().find(|k| k.role == Role::Admin)).map(|k| k.key.clone());
     let decision_key = key_for(Role::Decision).with_context(|| format!("{} has no decision (or admin) key", key_file.display()))?;
     let planner_key = key_for(Role::Planner);
+    let fulfilment_key = match args.inventory {
+        true => Some(key_for(Role::Fulfilment).with_context(|| format!("{} has no fulfilment (or admin) key for --inventory", key_file.display()))?),
+        false => None,
+    };
+    let keys = Keys { decision: decision_key.clone(), fulfilment: fulfilment_key };
     let store = args.store.as_ref().map(PlanStore::open).transpose().context("opening the plan store")?;
     let mut plans = PlannedVersions { store: store.as_ref(), loaded: HashMap::new() };
 
@@ -371,6 +420,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         value: 0.0,
         delivered: 0,
         on_time: 0,
+        events: 0,
         repeated_events: 0,
         arms: BTreeMap::new(),
         checked_against_plan: 0,
@@ -382,7 +432,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let mut to_deliver: Vec<(u32, String)> = Vec::new();
     for day in 0..args.days {
         let date = truth.horizon_start + chrono::Days::new(u64::from(day));
-        let (delivered, on_time, repeats) = post_deliveries(&args, &decision_key, &truth, day, date, std::mem::take(&mut to_deliver))?;
+        let (delivered, on_time, repeats) = post_deliveries(&args, &keys, &truth, day, date, std::mem::take(&mut to_deliver))?;
         (summary.delivered, summary.on_time, summary.repeated_events) = (summary.delivered + delivered, summary.on_time + on_time, summary.repeated_events + repeats);
         let mut shown: Vec<(Shown, String)> = Vec::new();
         for batch in sample_day(args.seed, day, n, per_day).chunks(allot_api::MAX_BATCH) {
@@ -424,10 +474,11 @@ pub fn run(args: SimulateArgs) -> Result<()> {
                 to_deliver.push((s.customer, s.offer_id.clone()));
             }
         }
-        summary.repeated_events += post_outcomes(&args, &decision_key, &truth, day, date, shown.into_iter().map(|(s, _)| s).collect())?;
+        let (posted, repeats) = post_outcomes(&args, &keys, &truth, day, date, shown.into_iter().map(|(s, _)| s).collect())?;
+        (summary.events, summary.repeated_events) = (summary.events + posted, summary.repeated_events + repeats);
     }
     let last = truth.horizon_start + chrono::Days::new(u64::from(args.days));
-    let (delivered, on_time, repeats) = post_deliveries(&args, &decision_key, &truth, args.days, last, to_deliver)?;
+    let (delivered, on_time, repeats) = post_deliveries(&args, &keys, &truth, args.days, last, to_deliver)?;
     (summary.delivered, summary.on_time, summary.repeated_events) = (summary.delivered + delivered, summary.on_time + on_time, summary.repeated_events + repeats);
     for tally in summary.arms.values_mut() {
         tally.customers = tally.seen.len();
@@ -437,6 +488,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         summary.value += tally.value;
     }
     summary.customers = asks.len();
+    summary.events += summary.delivered;
 
     if let Some(id) = &args.experiment {
         let planner = planner_key.as_deref().expect("checked before the simulation");
@@ -539,81 +591,112 @@ fn noon(date: NaiveDate) -> String {
     format!("{date}T12:00:00Z")
 }
 
-/// Posts `shown`, then `accepted` (with its true value) and `ordered`, or
-/// `declined`, for every offer shown on `day`.
-fn post_outcomes(args: &SimulateArgs, key: &str, truth: &Truth, day: u32, date: NaiveDate, shown: Vec<Shown>) -> Result<u64> {
+/// The keys events are posted with.
+struct Keys {
+    decision: String,
+    /// With --inventory.
+    fulfilment: Option<String>,
+}
+
+/// An event to post: its route, key and body.
+type Post<'a> = (&'static str, &'a str, Value);
+
+/// The outcome route.
+const OUTCOME: &str = "/v1/events/outcome";
+
+/// Posts `shown`, then `accepted` (with its true value), `ordered` and
+/// (with --inventory) the order's inventory events, or `declined`, for
+/// every offer shown on `day`; returns (posted, recorded before).
+fn post_outcomes(args: &SimulateArgs, keys: &Keys, truth: &Truth, day: u32, date: NaiveDate, shown: Vec<Shown>) -> Result<(u64, u64)> {
     let (at, run) = (noon(date), run_name(args));
-    let events = |s: &Shown| -> Vec<Value> {
+    let events = |s: &Shown| -> Vec<Post<'_>> {
         let customer = &truth.customers[s.customer as usize];
         let event = |kind: &str| json!({ "event_id": event_id(&run, day, customer, &s.offer_id, kind), "kind": kind, "customer_id": customer, "offer_id": s.offer_id, "occurred_at": at });
-        let mut out = vec![event("shown")];
+        let outcome = |body: Value| (OUTCOME, keys.decision.as_str(), body);
+        let mut out = vec![outcome(event("shown"))];
         if s.accepted {
             let mut accepted = event("accepted");
             accepted["value"] = json!(s.value);
             let mut ordered = event("ordered");
             ordered["order_id"] = json!(order_id(&run, day, customer, &s.offer_id));
-            out.extend([accepted, ordered]);
+            out.extend([outcome(accepted), outcome(ordered)]);
+            if let (Some(shipping), Some(key), Some(&o)) = (&truth.shipping, &keys.fulfilment, truth.offer_ix.get(&s.offer_id)) {
+                let zone = shipping.customer_zone[s.customer as usize] as usize;
+                for (warehouse, sku, qty) in &shipping.items[o as usize][zone] {
+                    // An item no usable lane brings is not shipped (the plan never serves such an offer).
+                    let Some(warehouse) = warehouse else { continue };
+                    let id = event_id(&run, day, customer, &s.offer_id, &format!("{sku}-inventory"));
+                    let body = json!({ "event_id": id, "kind": "order", "warehouse_id": warehouse, "sku": sku, "qty": qty, "tier": shipping.customer_tier[s.customer as usize] });
+                    out.push(("/v1/events/inventory", key.as_str(), body));
+                }
+            }
         } else {
-            out.push(event("declined"));
+            out.push(outcome(event("declined")));
         }
         out
     };
-    post_all(args, key, shown.iter().map(events).collect())
+    post_all(args, shown.iter().map(events).collect())
 }
 
 /// Posts `delivered` for the orders of the day before `day` (on time with
-/// the `--on-time-rate`); returns (delivered, on time, repeats).
-fn post_deliveries(args: &SimulateArgs, key: &str, truth: &Truth, day: u32, date: NaiveDate, orders: Vec<(u32, String)>) -> Result<(u64, u64, u64)> {
+/// the `--on-time-rate`); returns (delivered, on time, recorded before).
+fn post_deliveries(args: &SimulateArgs, keys: &Keys, truth: &Truth, day: u32, date: NaiveDate, orders: Vec<(u32, String)>) -> Result<(u64, u64, u64)> {
     let (at, run) = (noon(date), run_name(args));
     let ordered_on = day.saturating_sub(1);
     let mut on_time = 0;
-    let groups: Vec<Vec<Value>> = orders
+    let groups: Vec<Vec<Post<'_>>> = orders
         .iter()
         .map(|(c, offer)| {
             let customer = &truth.customers[*c as usize];
             let offer_ix = truth.offer_ix.get(offer).map_or(u64::MAX, |&o| u64::from(o));
             let kept = uniform(&[args.seed, DRAW_ON_TIME, u64::from(ordered_on), u64::from(*c), offer_ix]) < args.on_time_rate;
             on_time += u64::from(kept);
-            vec![json!({
+            let body = json!({
                 "event_id": event_id(&run, ordered_on, customer, offer, "delivered"), "kind": "delivered", "customer_id": customer, "offer_id": offer,
                 "occurred_at": at, "order_id": order_id(&run, ordered_on, customer, offer), "on_time": kept,
-            })]
+            });
+            vec![(OUTCOME, keys.decision.as_str(), body)]
         })
         .collect();
-    let repeats = post_all(args, key, groups)?;
+    let (_, repeats) = post_all(args, groups)?;
     Ok((orders.len() as u64, on_time, repeats))
 }
 
-/// Posts groups of outcome events over `--connections` connections, each
-/// group's events in order on one connection (an acceptance before its order);
-/// returns how many the service had recorded before (a re-run's repeats).
-fn post_all(args: &SimulateArgs, key: &str, groups: Vec<Vec<Value>>) -> Result<u64> {
+/// Posts groups of events over `--connections` connections, each group's
+/// events in order on one connection (an acceptance before its order);
+/// returns how many were posted, and how many of those the service had
+/// recorded before (a re-run's repeats).
+fn post_all(args: &SimulateArgs, groups: Vec<Vec<Post<'_>>>) -> Result<(u64, u64)> {
     let connections = (args.connections as usize).min(groups.len()).max(1);
     let chunk = groups.len().div_ceil(connections).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = groups
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || -> Result<u64> {
+                scope.spawn(move || -> Result<(u64, u64)> {
                     let mut http = Http::new(&args.url)?;
-                    let mut repeats = 0;
-                    for event in part.iter().flatten() {
-                        let ack = http.expect("POST", "/v1/events/outcome", key, Some(event), &[200, 202]).with_context(|| format!("event {}", event["event_id"]))?;
+                    let (mut posted, mut repeats) = (0, 0);
+                    for (route, key, event) in part.iter().flatten() {
+                        let ack = http.expect("POST", route, key, Some(event), &[200, 202]).with_context(|| format!("event {}", event["event_id"]))?;
+                        posted += 1;
                         repeats += u64::from(ack["duplicate"] == true);
                     }
-                    Ok(repeats)
+                    Ok((posted, repeats))
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| bail!("a connection's thread panicked"))).sum()
+        workers.into_iter().try_fold((0, 0), |(posted, repeats), w| {
+            let (p, r) = w.join().unwrap_or_else(|_| bail!("a connection's thread panicked"))?;
+            Ok((posted + p, repeats + r))
+        })
     })
 }
 
 fn print_summary(args: &SimulateArgs, s: &Summary) {
     println!("simulated {} day(s), {} customers a day, seed {}, against {}", s.days, s.customers_per_day, s.seed, args.url);
     println!(
-        "  customers {}  decisions {}  shown {}  accepted {}  value {:.2}  delivered {} ({} on time)",
-        s.customers, s.decisions, s.shown, s.accepted, s.value, s.delivered, s.on_time
+        "  customers {}  decisions {}  shown {}  accepted {}  value {:.2}  delivered {} ({} on time)  events posted {}",
+        s.customers, s.decisions, s.shown, s.accepted, s.value, s.delivered, s.on_time, s.events
     );
     if s.repeated_events > 0 {
         println!("  {} events were recorded before (a re-run of this seed and experiment): they count once, in the arms of their first run", s.repeated_events);

@@ -2,7 +2,7 @@
 //! one, played with the generator's true acceptance probabilities against
 //! `allot serve`; the report's always-valid interval covers the true uplift
 //! and excludes zero, an A/A canary's covers zero, and a re-run of the same
-//! seed counts no outcome twice.
+//! seed counts no outcome (or inventory order) twice.
 
 mod support;
 
@@ -13,7 +13,7 @@ use polars::prelude::*;
 use serde_json::{json, Value};
 use support::{free_port, request, start_serve};
 
-const KEY_FILE: &str = r#"{"keys": [{"key": "decision-key-0123456789", "role": "decision"}, {"key": "planner-key-0123456789", "role": "planner"}]}"#;
+const KEY_FILE: &str = r#"{"keys": [{"key": "decision-key-0123456789", "role": "decision"}, {"key": "planner-key-0123456789", "role": "planner"}, {"key": "fulfilment-key-0123456789", "role": "fulfilment"}]}"#;
 const PLANNER: &str = "planner-key-0123456789";
 
 fn allot(args: &[&str]) -> String {
@@ -45,14 +45,19 @@ fn miscalibrated(truth: &Path, out: &Path) {
     allot_scenarios::files::write_table(out, "uptake", &mut df, allot_scenarios::Format::Csv).unwrap();
 }
 
-/// Runs `allot simulate` and returns its JSON summary.
-fn simulate(tmp: &Path, port: u16, scenario: &Path, store: &Path, experiment: &str, seed: u64) -> Value {
-    let json = tmp.join(format!("simulate-{experiment}-{seed}.json"));
+/// Runs `allot simulate` (2 days of 600 customers, control plan 000001, and
+/// `extra` arguments) and returns its JSON summary.
+fn simulate(tmp: &Path, port: u16, scenario: &Path, store: &Path, seed: u64, extra: &[&str]) -> Value {
+    let json = tmp.join(format!("simulate-{seed}-{}.json", extra.join("-")));
     let url = format!("http://127.0.0.1:{port}");
-    let printed = allot(&[
+    let mut args = vec![
         "simulate", "--url", &url, "--scenario", scenario.to_str().unwrap(), "--store", store.to_str().unwrap(), "--days", "2", "--customers-per-day", "600",
-        "--seed", &seed.to_string(), "--experiment", experiment, "--plan", "000001", "--json", json.to_str().unwrap(),
-    ]);
+        "--plan", "000001", "--json", json.to_str().unwrap(),
+    ];
+    let seed = seed.to_string();
+    args.extend(["--seed", &seed]);
+    args.extend(extra);
+    let printed = allot(&args);
     eprintln!("{printed}");
     serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
 }
@@ -99,7 +104,7 @@ fn a_canary_of_a_better_plan_finds_the_true_uplift_and_an_a_a_canary_none() {
 
     // The canary: the plan from the true uptake, to half the customers.
     start_canary(port, "better", "000002");
-    let run = simulate(tmp.path(), port, &truth, &store, "better", 7);
+    let run = simulate(tmp.path(), port, &truth, &store, 7, &["--experiment", "better"]);
     assert_eq!(run["changed_by_live_rules"], 0, "a live rule changed decisions: the truth (decisions as planned) would not be exact");
     assert_eq!(run["checked_against_plan"], run["decisions"]);
     let truth_figures = &run["truth"];
@@ -131,7 +136,7 @@ fn a_canary_of_a_better_plan_finds_the_true_uplift_and_an_a_a_canary_none() {
     // Over 200 seeds of this set-up the A/A uplift has mean 0.00 and spread
     // 0.40 (3.5% beyond 1.96 of it). Seed 9 draws 0.52 (1.3 spreads); seed 8
     // drew 0.92 (2.3), inside its always-valid interval, outside the fixed one.
-    let run = simulate(tmp.path(), port, &truth, &store, "a-a", 9);
+    let run = simulate(tmp.path(), port, &truth, &store, 9, &["--experiment", "a-a"]);
     assert_eq!(run["truth"]["uplift"].as_f64(), Some(0.0));
     let first = report(port, "a-a");
     let (low, high) = interval(&first["comparison"]);
@@ -140,10 +145,11 @@ fn a_canary_of_a_better_plan_finds_the_true_uplift_and_an_a_a_canary_none() {
     assert_eq!(first["comparison"]["verdict"], "continue");
 
     // The same seed again: the same event ids, acknowledged as repeats.
-    let rerun = simulate(tmp.path(), port, &truth, &store, "a-a", 9);
+    let rerun = simulate(tmp.path(), port, &truth, &store, 9, &["--experiment", "a-a"]);
     // Per offer shown: shown, then declined or accepted; per acceptance also ordered and delivered.
     let events = |r: &Value| 2 * r["shown"].as_u64().unwrap() + r["accepted"].as_u64().unwrap() + r["delivered"].as_u64().unwrap();
-    assert_eq!((run["repeated_events"].as_u64(), rerun["repeated_events"].as_u64()), (Some(0), Some(events(&run))), "every event of the re-run is a repeat");
+    assert_eq!((run["events"].as_u64(), run["repeated_events"].as_u64()), (Some(events(&run)), Some(0)));
+    assert_eq!(rerun["repeated_events"].as_u64(), Some(events(&run)), "every event of the re-run is a repeat");
     let again = report(port, "a-a");
     for (before, after) in first["arms"].as_array().unwrap().iter().zip(again["arms"].as_array().unwrap()) {
         assert_eq!(after["decisions"], 2 * before["decisions"].as_u64().unwrap(), "decisions are recorded again");
@@ -153,4 +159,17 @@ fn a_canary_of_a_better_plan_finds_the_true_uplift_and_an_a_a_canary_none() {
             assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{field} of arm {} changed on a re-run: {b} then {a}", before["arm"]);
         }
     }
+
+    // With --inventory an acceptance also posts an inventory order per item
+    // (role fulfilment), idempotent like the outcomes.
+    let (status, _) = request(port, "POST", "/v1/experiments/a-a/stop", PLANNER, None).unwrap();
+    assert_eq!(status, 200);
+    let shipped = simulate(tmp.path(), port, &truth, &store, 10, &["--inventory"]);
+    assert!(shipped["accepted"].as_u64().unwrap() > 0);
+    assert!(shipped["events"].as_u64().unwrap() > events(&shipped), "no inventory order posted: {shipped}");
+    // Live stock (and the budget acceptances burn) may now take offers away: the
+    // re-run shows no more than the run did, and everything it posts is a repeat.
+    let again = simulate(tmp.path(), port, &truth, &store, 10, &["--inventory"]);
+    assert!(again["events"].as_u64() <= shipped["events"].as_u64());
+    assert_eq!(again["repeated_events"], again["events"], "every event of the re-run is a repeat");
 }
