@@ -443,7 +443,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             ensure!(results.len() == batch.len(), "the batch answered {} results for {} customers", results.len(), batch.len());
             for (&c, result) in batch.iter().zip(results) {
                 let Ok(decision) = serde_json::from_value::<Decision>(result.clone()) else {
-                    bail!("customer {} of the scenario has no decision: {result}", truth.customers[c as usize]);
+                    bail!("customer {} of the scenario has no decision (does the service serve a plan of this scenario?): {result}", truth.customers[c as usize]);
                 };
                 *asks.entry(c).or_default() += 1;
                 if let Some(planned) = if decision.fallback { None } else { plans.decide(&decision.plan_version, &decision.customer_id)? } {
@@ -542,7 +542,10 @@ fn canary_truth(truth: &Truth, plans: &mut PlannedVersions<'_>, asks: &HashMap<u
         Ok(decision.map_or(0.0, |d| truth.expected_value(c, &d)))
     };
     let (mut canary_sum, mut control_sum) = (0.0, 0.0);
-    for (&c, &n) in asks {
+    // In customer order, so the sums come out the same on every run.
+    let mut askers: Vec<(u32, u32)> = asks.iter().map(|(&c, &n)| (c, n)).collect();
+    askers.sort_unstable();
+    for (c, n) in askers {
         canary_sum += f64::from(n) * value_per_ask(&canary, c)?;
         control_sum += f64::from(n) * value_per_ask(&control, c)?;
     }
