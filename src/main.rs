@@ -6,6 +6,7 @@
 mod bench;
 mod memory;
 mod ray;
+mod simulate;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the active plan over HTTP: eligibility, events, pick priorities, plan control.
     Serve(ServeArgs),
+    /// Play a scenario's customers, with its uptake as their true acceptance
+    /// probabilities, against a running service: offers asked, outcomes,
+    /// orders and deliveries posted; an experiment's report and its truth.
+    Simulate(simulate::SimulateArgs),
     /// A trivial HTTP handler on the offers route: the baseline of `benches/serve_load.sh`.
     #[command(hide = true)]
     ServeTrivial {
@@ -490,6 +495,7 @@ fn main() -> Result<()> {
         Command::Experiment { action, store, database } => experiment(action, &store.store, &database),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Forecast(args) => forecast(args),
         Command::Scenario { action: ScenarioAction::Run { scenarios, out_root, jobs, format, store } } => scenario_run(&scenarios, &out_root, jobs, format_of(format), &store.store),
         Command::Scenario { action: ScenarioAction::Compare { base, variants, out_root, report } } => scenario_compare(&base, &variants, &out_root, report),

@@ -3,47 +3,18 @@
 //! and restarted on the same store; an activation made by the CLI on the
 //! store is followed by the running server.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::{free_port, request, start_serve, Server};
 
 const KEY_FILE: &str = r#"{"keys": [{"key": "decision-key-0123456789", "role": "decision"}, {"key": "fulfilment-key-0123456789", "role": "fulfilment"}]}"#;
 const DECISION: &str = "decision-key-0123456789";
 const FULFILMENT: &str = "fulfilment-key-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One HTTP/1.1 request over a fresh connection; returns (status, JSON body).
-fn request(port: u16, method: &str, path: &str, key: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (_, payload) = response.split_once("\r\n\r\n").unwrap_or_default();
-    Ok((status, serde_json::from_str(payload).unwrap_or(Value::Null)))
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn start(store: &Path, port: u16) -> Server {
     start_with(store, port, None)
@@ -60,14 +31,7 @@ fn start_with(store: &Path, port: u16, fault: Option<&str>) -> Server {
     if let Some(fault) = fault {
         command.env(allot_api::live::FAULT_ENV, fault);
     }
-    let child = command.spawn().expect("runs allot serve");
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while request(port, "GET", "/healthz", "", None).map(|r| r.0).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "allot serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    start_serve(command, port)
 }
 
 fn offers(port: u16, customer: &str) -> Value {

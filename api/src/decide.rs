@@ -204,6 +204,40 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
     }
 }
 
+/// A plan's decisions as saved, before any live event: no stock moved, no
+/// contact, acceptance or consent change recorded. Why: the truth of an
+/// experiment (`allot simulate`) compares what two versions would serve the
+/// same customer, through the service's own rule rather than a copy of it.
+pub struct AsPlanned<'a> {
+    plan: &'a PlanIndex,
+    supply: LiveSupply,
+    burn: VolumeBurn,
+    outcomes: OutcomeBurn,
+}
+
+impl<'a> AsPlanned<'a> {
+    /// The plan with its live state at the plan's own figures.
+    pub fn new(plan: &'a PlanIndex) -> Self {
+        AsPlanned { plan, supply: LiveSupply::compute(plan, &[]), burn: VolumeBurn::compute(plan, std::iter::empty()), outcomes: OutcomeBurn::compute(plan, std::iter::empty()) }
+    }
+
+    /// The decision for a customer (at most `limit` offers), as the service
+    /// would answer it with no live event; `None` when the plan does not know them.
+    pub fn decide(&self, customer_id: &str, limit: usize) -> Option<Decision> {
+        let &c = self.plan.customer_ix.get(customer_id)?;
+        let ask = Ask {
+            limit,
+            channel: None,
+            customer: CustomerOverride::default(),
+            fallback: None,
+            contacts: &[],
+            today: self.plan.context.horizon_start,
+            by_margin: false,
+        };
+        Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -1,7 +1,13 @@
 //! Helpers shared by the root test files (each includes this with `mod support;`).
 #![allow(dead_code)] // each test file uses its own part
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// Copies a directory tree (files and folders) from `from` to `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -74,4 +80,47 @@ impl InProcess {
             serde_json::from_slice(&bytes).unwrap()
         })
     }
+}
+/// A port free to listen on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, JSON body).
+pub fn request(port: u16, method: &str, path: &str, key: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (_, payload) = response.split_once("\r\n\r\n").unwrap_or_default();
+    Ok((status, serde_json::from_str(payload).unwrap_or(Value::Null)))
+}
+
+/// A child process (`allot serve`) killed when dropped.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `command` (an `allot serve` listening on `port`) and waits until
+/// its `/healthz` answers.
+pub fn start_serve(mut command: Command, port: u16) -> Server {
+    let server = Server(command.spawn().expect("runs allot serve"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request(port, "GET", "/healthz", "", None).map(|r| r.0).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "allot serve did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
 }
