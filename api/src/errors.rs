@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::security::KeyFileError;
 use crate::shared::SharedError;
+use crate::experiments::ExperimentError;
 
 /// A JSON error with a stable shape and an HTTP status.
 #[derive(Debug)]
@@ -119,3 +120,13 @@ pub enum ServeError {
     },
 }
 
+impl From<ExperimentError> for ApiError {
+    fn from(e: ExperimentError) -> Self {
+        let (status, code) = match &e {
+            ExperimentError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_experiment"),
+            ExperimentError::Unknown(_) => (StatusCode::NOT_FOUND, "unknown_experiment"),
+            ExperimentError::KindRunning { .. } | ExperimentError::Conflict(_) => (StatusCode::CONFLICT, "experiment_conflict"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

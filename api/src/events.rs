@@ -421,7 +421,9 @@ impl EventLog {
         match event {
             LoggedEvent::Inventory { received_at, event } => {
                 self.inventory.push((*received_at, event.stock_move()));
-                self.orders.inventory(event);
+                if let Some(order) = &event.order_id {
+                    self.orders.picked(order, &event.warehouse_id);
+                }
             }
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
             LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
@@ -464,6 +466,7 @@ impl EventLog {
     pub(crate) fn forget_customer(&mut self, customer_id: &str) {
         self.customers.remove(customer_id);
         self.contacts.remove(customer_id);
+        self.seen.retain(|s| s.customer_id != customer_id);
     }
 
     /// Every customer's live contacts.
@@ -535,24 +538,44 @@ pub fn outcomes(db: &LiveDb) -> Result<Vec<LoggedEvent>, LiveError> {
 }
 
 /// The outcome events in `db` as offer history for the uptake model: per
-/// customer, offer and day (when it happened), the showings and acceptances
-/// (an acceptance whose showing was not posted counts as shown).
+/// customer, offer and day, the showings and acceptances. An acceptance is
+/// counted on the day of its pair's latest showing before it (it often comes
+/// a day or more later, and on its own day it would read as a showing of
+/// its own); one with no showing posted counts as shown on its own day.
+/// Anonymous (erased) outcomes are left out.
 pub fn outcome_history(db: &LiveDb) -> Result<Vec<allot_scenarios::OutcomeShowings>, LiveError> {
-    let mut by_pair: std::collections::BTreeMap<(String, String, chrono::NaiveDate), (u32, u32)> = std::collections::BTreeMap::new();
+    use crate::outcomes::OutcomeKind;
+    let mut by_pair: std::collections::BTreeMap<(String, String), Vec<(DateTime<Utc>, bool)>> = std::collections::BTreeMap::new();
     for e in outcomes(db)? {
         let LoggedEvent::Outcome { event, .. } = e else { continue };
-        let counts = by_pair.entry((event.customer_id, event.offer_id, event.occurred_at.date_naive())).or_default();
-        match event.kind {
-            crate::outcomes::OutcomeKind::Shown => counts.0 += 1,
-            crate::outcomes::OutcomeKind::Accepted => counts.1 += 1,
-            _ => {}
+        let accepted = match event.kind {
+            OutcomeKind::Shown => false,
+            OutcomeKind::Accepted => true,
+            _ => continue,
+        };
+        if !event.customer_id.is_empty() {
+            by_pair.entry((event.customer_id, event.offer_id)).or_default().push((event.occurred_at, accepted));
         }
     }
-    Ok(by_pair
-        .into_iter()
-        .filter(|(_, (shown, accepted))| shown + accepted > 0)
-        .map(|((customer_id, offer_id, date), (shown, accepted))| allot_scenarios::OutcomeShowings { customer_id, offer_id, date, shown: shown.max(accepted), accepted })
-        .collect())
+    let mut rows = Vec::new();
+    for ((customer_id, offer_id), mut seen) in by_pair {
+        seen.sort();
+        let mut days: std::collections::BTreeMap<chrono::NaiveDate, (u32, u32)> = std::collections::BTreeMap::new();
+        let mut last_shown = None;
+        for (at, accepted) in seen {
+            let day = if accepted { last_shown.unwrap_or(at.date_naive()) } else { at.date_naive() };
+            let counts = days.entry(day).or_default();
+            if accepted {
+                counts.1 += 1;
+                counts.0 = counts.0.max(counts.1);
+            } else {
+                counts.0 += 1;
+                last_shown = Some(day);
+            }
+        }
+        rows.extend(days.into_iter().map(|(date, (shown, accepted))| allot_scenarios::OutcomeShowings { customer_id: customer_id.clone(), offer_id: offer_id.clone(), date, shown, accepted }));
+    }
+    Ok(rows)
 }
 
 /// The report of experiment `id` (`None`: no such experiment), from the raw

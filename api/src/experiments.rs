@@ -228,6 +228,9 @@ impl Experiments {
     /// change to an unknown experiment is ignored).
     pub fn apply(&mut self, change: &ExperimentChange, at: DateTime<Utc>) {
         match change {
+            // Replicas may both pass `check` and record two starts of one kind:
+            // the log's order decides, the same on every replica.
+            ExperimentChange::Start(s) if self.running(s.kind).is_some() => {}
             ExperimentChange::Start(s) => {
                 self.by_id.entry(s.experiment_id.clone()).or_insert_with(|| Experiment {
                     experiment_id: s.experiment_id.clone(),
@@ -786,6 +789,11 @@ mod tests {
         assert_eq!(ex.check(&stop, exists), Ok(false));
         assert!(matches!(ex.check(&c, exists), Err(ExperimentError::Conflict(_))), "a stopped id is not reused");
         assert!(ex.assign("C1").arms.is_empty());
+        // Two replicas may each pass `check` and record a start of one kind:
+        // the first folded wins, everywhere.
+        ex.apply(&start("d", ExperimentKind::Canary, Some("000002"), 0.2), Utc::now());
+        ex.apply(&start("e", ExperimentKind::Canary, Some("000002"), 0.9), Utc::now());
+        assert_eq!((ex.running(ExperimentKind::Canary).map(|e| e.experiment_id.as_str()), ex.get("e")), (Some("d"), None));
     }
 
     /// CUPED: when the past predicts the present, the adjusted uplift keeps

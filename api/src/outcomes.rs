@@ -223,12 +223,11 @@ impl Fulfilment {
         }
     }
 
-    /// Folds an inventory event (only orders with an `order_id` are linked).
-    pub(crate) fn inventory(&mut self, event: &crate::events::InventoryEvent) {
-        let Some(id) = &event.order_id else { return };
-        let track = self.orders.entry(id.clone()).or_default();
+    /// Folds an inventory order event that names its order (its pick, at `warehouse`).
+    pub(crate) fn picked(&mut self, order_id: &str, warehouse: &str) {
+        let track = self.orders.entry(order_id.to_string()).or_default();
         track.picked = true;
-        track.warehouse.get_or_insert_with(|| event.warehouse_id.clone());
+        track.warehouse.get_or_insert_with(|| warehouse.to_string());
     }
 
     /// Per plan version and warehouse (`-` when unknown), in that order.

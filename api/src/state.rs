@@ -18,8 +18,8 @@ use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
-use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentKind, ExperimentReport, Experiments};
-use crate::index::{LiveSupply, PlanIndex, StockMove};
+use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentError, ExperimentKind, ExperimentReport, Experiments};
+use crate::index::{CustomerFacts, LiveSupply, PlanIndex, StockMove};
 use crate::drift::{AcceptanceDrift, DriftPolicy, OfferDrift, Seen};
 use crate::outcomes::{Acceptance, OutcomeBurn};
 use crate::jobs::PlanJobs;
@@ -278,23 +278,40 @@ impl ServiceState {
     /// something; returns whether it did and the experiment after it.
     pub(crate) fn change_experiment(&self, change: ExperimentChange) -> Result<(bool, Experiment), ApiError> {
         let unavailable = |e: LiveError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_log_error", format!("the experiment change was not recorded: {e}"));
-        let mut events = self.events();
-        let folded = events.catch_up().map_err(unavailable)?;
-        self.apply_folded(&events, &folded);
-        let ids = self.store.ids().map_err(ApiError::from)?;
-        let changes = events.experiments().check(&change, |v| ids.iter().any(|id| id == v))?;
         let id = change.experiment_id().to_string();
-        if changes {
-            let received_at = chrono::Utc::now();
-            let event_id = match &change {
-                ExperimentChange::Start(_) => id.clone(),
-                ExperimentChange::Share { .. } => format!("{id}/share/{}", received_at.format("%Y%m%dT%H%M%S%.9fZ")),
-                ExperimentChange::Stop { .. } => format!("{id}/stop"),
-            };
-            let (_, folded) = events.record(LoggedEvent::Experiment { received_at, event_id, change }).map_err(unavailable)?;
+        let (changes, experiment, seq) = {
+            let mut events = self.events();
+            let folded = events.catch_up().map_err(unavailable)?;
             self.apply_folded(&events, &folded);
+            let ids = self.store.ids().map_err(ApiError::from)?;
+            let changes = events.experiments().check(&change, |v| ids.iter().any(|id| id == v))?;
+            if changes {
+                let received_at = chrono::Utc::now();
+                let event_id = match &change {
+                    ExperimentChange::Start(_) => id.clone(),
+                    ExperimentChange::Share { .. } => format!("{id}/share/{}", received_at.format("%Y%m%dT%H%M%S%.9fZ")),
+                    ExperimentChange::Stop { .. } => format!("{id}/stop"),
+                };
+                let (_, folded) = events.record(LoggedEvent::Experiment { received_at, event_id, change: change.clone() }).map_err(unavailable)?;
+                self.apply_folded(&events, &folded);
+            }
+            let experiment = events.experiments().get(&id).cloned().ok_or_else(|| ApiError::from(ExperimentError::Unknown(id.clone())))?;
+            // Answer from what the log folded: another replica's start of the
+            // same id, or of another experiment of the kind, may have won.
+            if let ExperimentChange::Start(s) = &change {
+                if experiment.kind != s.kind || experiment.version != s.version || !experiment.running() {
+                    return Err(ExperimentError::Conflict(format!("experiment {id:?} was started elsewhere with another body, or has stopped")).into());
+                }
+            }
+            (changes, experiment, events.applied_seq())
+        };
+        // In force on every live replica before it is answered (a stop is the kill switch).
+        if let (Some(db), true) = (&self.shared, changes) {
+            let pending = db.wait_applied(seq, shared::CONSENT_WAIT).map_err(|e| unavailable(e.into()))?;
+            if !pending.is_empty() {
+                tracing::warn!(experiment = %id, replicas = ?pending, "an experiment change is not yet applied by every replica");
+            }
         }
-        let experiment = events.experiments().get(&id).cloned().ok_or_else(|| ApiError::from(crate::experiments::ExperimentError::Unknown(id)))?;
         Ok((changes, experiment))
     }
 
@@ -303,7 +320,7 @@ impl ServiceState {
         let experiments = self.experiments();
         crate::events::experiment_report(&self.live, &experiments, &self.audit, id)
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("the report could not be read: {e}")))?
-            .ok_or_else(|| ApiError::from(crate::experiments::ExperimentError::Unknown(id.to_string())))
+            .ok_or_else(|| ApiError::from(ExperimentError::Unknown(id.to_string())))
     }
 
     /// The live-state database.
@@ -415,17 +432,20 @@ impl ServiceState {
                 }
             }
         }
-        if experiments_changed {
-            self.refresh_arm_plans(events);
-        }
-        if moves.is_empty() && contacts.is_empty() && acceptances.is_empty() && seen.is_empty() {
-            return;
-        }
-        {
+        let changed = !(moves.is_empty() && contacts.is_empty() && acceptances.is_empty() && seen.is_empty());
+        if changed {
             let mut plans = write(&self.arm_plans);
             for s in plans.values_mut() {
                 *s = Arc::new(s.advanced(&moves, &contacts, &acceptances, &seen));
             }
+        }
+        // After the advance: a version loaded now is built from the whole
+        // log, this batch included, and must not see it twice.
+        if experiments_changed {
+            self.refresh_arm_plans(events);
+        }
+        if !changed {
+            return;
         }
         let Some(current) = self.current() else { return };
         *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances, &seen)));
@@ -538,66 +558,69 @@ impl ServiceState {
     /// The decision for one customer as JSON, recorded in the audit (in its
     /// compact form); `None` when no loaded plan knows the customer.
     pub fn decide_json(&self, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Vec<u8>> {
-        let s = self.current()?;
-        // No experiment running: no lock beyond the flag's read, no assignment.
-        let assignment = {
-            let experiments = read(&self.experiments);
-            experiments.any_running().then(|| experiments.assign(customer_id))
-        };
-        let d = match &assignment {
-            None => self.decision(&s, customer_id, limit, channel, false)?,
-            Some(a) => {
-                let d = self.experiment_decision(&s, a, customer_id, limit, channel)?;
-                if let Some((id, version)) = &a.shadow {
-                    self.shadow_decision(id, version, customer_id, limit, channel);
-                }
-                d
-            }
-        };
-        self.metrics.count_decision(d.fallback);
+        let Serving { snapshot, canary, assignment } = self.serving(customer_id);
+        let s = snapshot?;
+        // A canary's version never loosens what the active plan knows of the
+        // customer's consent (its data may be older).
+        let active_facts = if canary { self.current().and_then(|a| a.plan.customer_ix.get(customer_id).map(|&c| a.plan.customers[c as usize])) } else { None };
+        let mut d = self.decision(&s, customer_id, limit, channel, assignment.holdout, active_facts)?;
+        if let Some((id, version)) = &assignment.shadow {
+            self.shadow_decision(id, version, customer_id, limit, channel);
+        }
+        d.experiments = assignment.arms;
+        // A holdout's baseline is the experiment's, not a fallback to alert on.
+        self.metrics.count_decision(d.fallback && d.fallback_reason.as_deref() != Some(decide::HOLDOUT));
         let mut json = Vec::with_capacity(1024);
         serde_json::to_writer(&mut json, &d).ok()?;
         self.audit.record(&d);
         Some(json)
     }
 
-    /// The decision of a customer in running experiments: from the canary's
-    /// version in its share, the baseline in a holdout's, else the active
-    /// plan; labelled with the customer's arms. A canary version that does
-    /// not know the customer (or did not load) serves the active plan, arm `excluded`.
-    fn experiment_decision(&self, s: &Snapshot, a: &Assignment, customer_id: &str, limit: usize, channel: Option<&str>) -> Option<Decision> {
-        let mut arms = a.arms.clone();
-        let canary = a.canary.as_ref().and_then(|v| read(&self.arm_plans).get(v).cloned()).filter(|c| c.plan.customer_ix.contains_key(customer_id));
-        let mut d = match &canary {
-            Some(c) => self.decision(c, customer_id, limit, channel, false)?,
-            None => {
-                if a.canary.is_some() {
-                    for arm in arms.iter_mut().filter(|l| l.arm == "canary") {
-                        arm.arm = "excluded".to_string();
-                    }
-                }
-                self.decision(s, customer_id, limit, channel, a.holdout)?
+    /// What serves a customer now, and their arms: the canary's version in
+    /// its share (when it loaded and knows the customer; else the active
+    /// plan, arm `excluded`), else the active plan. Decisions and outcomes
+    /// both come here, so an outcome carries the arm its decision had.
+    pub(crate) fn serving(&self, customer_id: &str) -> Serving {
+        let active = self.current();
+        let experiments = read(&self.experiments);
+        if !experiments.any_running() {
+            return Serving { snapshot: active, canary: false, assignment: Assignment::default() };
+        }
+        let mut assignment = experiments.assign(customer_id);
+        drop(experiments);
+        let canary = assignment.canary.as_ref().and_then(|v| read(&self.arm_plans).get(v).cloned()).filter(|c| c.plan.customer_ix.contains_key(customer_id));
+        if canary.is_none() && assignment.canary.take().is_some() {
+            for arm in assignment.arms.iter_mut().filter(|l| l.arm == "canary") {
+                arm.arm = "excluded".to_string();
             }
-        };
-        d.experiments = arms;
-        Some(d)
+        }
+        match canary {
+            Some(c) => Serving { snapshot: Some(c), canary: true, assignment },
+            None => Serving { snapshot: active, canary: false, assignment },
+        }
     }
 
     /// Computes and audits (arm `shadow`) what the shadow's version would
     /// answer; nothing of it is served or counted as served.
     fn shadow_decision(&self, experiment_id: &str, version: &str, customer_id: &str, limit: usize, channel: Option<&str>) {
         let Some(shadow) = read(&self.arm_plans).get(version).cloned() else { return };
-        if let Some(mut d) = self.decision(&shadow, customer_id, limit, channel, false) {
+        if let Some(mut d) = self.decision(&shadow, customer_id, limit, channel, false, None) {
             d.experiments = vec![ArmLabel { experiment_id: experiment_id.to_string(), arm: "shadow".to_string() }];
             self.audit.record(&d);
         }
     }
 
     /// The decision from snapshot `s` (the baseline when `holdout`); `None`
-    /// when its plan does not know the customer.
-    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool) -> Option<Decision> {
+    /// when its plan does not know the customer. `stricter`: another plan's
+    /// facts of the customer, whose withdrawn consent or suppression holds
+    /// here too unless a live event says otherwise.
+    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool, stricter: Option<CustomerFacts>) -> Option<Decision> {
         let &c = s.plan.customer_ix.get(customer_id)?;
-        let customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
+        let mut customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
+        if let Some(f) = stricter {
+            customer.consent = customer.consent.or((!f.consent).then_some(false));
+            customer.suppressed = customer.suppressed.or(f.suppressed.then_some(true));
+        }
         let fallback = self.fallback_reason(s).or(holdout.then_some(decide::HOLDOUT));
         // Only a plan with contact policies reads the live contacts (no lock otherwise).
         let contacts = s.plan.policy_index.is_some().then(|| read(&self.contacts));
@@ -612,6 +635,16 @@ impl ServiceState {
         };
         Some(decide::decide(&s.plan, &s.supply, &s.burn, &s.outcomes, customer_id, c, &ask))
     }
+}
+
+/// What serves one customer now ([`ServiceState::serving`]).
+pub(crate) struct Serving {
+    /// The snapshot that answers (none without any plan).
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    /// Whether it is a canary's version.
+    pub(crate) canary: bool,
+    /// The customer's arms in the running experiments.
+    pub(crate) assignment: Assignment,
 }
 
 /// The instant of the last contact with the shared database, read on every

@@ -74,6 +74,15 @@ async fn accepted_outcomes_burn_redemption_caps_and_the_budget_down_live() {
     f.restart();
     let g1 = f.offers("g1").await;
     assert_eq!((reason(&g1, "single").as_deref(), reason(&g1, "bundle").as_deref()), (Some("live:redemptions"), Some("live:budget")));
+    // Erasing a customer who accepted keeps what the acceptance burnt (it
+    // stays, anonymous), after a restart too.
+    let (status, _) = f.call("DELETE", "/v1/customers/s1/personal-data", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    f.restart();
+    let g1 = f.offers("g1").await;
+    assert_eq!(reason(&g1, "single").as_deref(), Some("live:redemptions"), "{g1}");
+    let stored = allot_api::events::outcomes(f.state.live()).unwrap();
+    assert!(!serde_json::to_string(&stored).unwrap().contains("\"s1\""), "s1 is gone from the outcomes");
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
 use super::rows::Erased;
-use super::schema::{Dialect, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT};
+use super::schema::{Dialect, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT};
 use super::sql::{Cell, Param, Sql};
 
 /// Most bytes of records in one chunk (a chunk holds at least one record):
@@ -353,13 +353,41 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
         }
         sql.exec("UPDATE allot_audit_chunks SET body = $1 WHERE id = $2", &[Param::Bytes(&body), Param::Int(chunk)])?;
     }
-    // Their consent events, and their consent folded by compaction.
+    // Their acceptances stay, without who or which order (what they burnt of
+    // the plan's caps and budget stays burnt); then their consent, contact and
+    // other outcome events go, and their consent folded by compaction.
+    anonymise_acceptances(sql, customer_id)?;
     let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])? + sql.exec(ERASE_CONSENT_SNAPSHOT, &[Param::Text(customer_id)])?;
     let erased = Erased { audit_records: found.len() as u64, consent_events };
     let mut batch = AuditBatch::default();
     batch.push("", Utc::now(), record(erased).as_bytes());
     insert_batch(sql, &batch, replica)?;
     Ok(erased)
+}
+
+/// Rewrites a customer's accepted outcome events without their customer,
+/// order and warehouse (the customer id becomes empty, which no plan knows).
+fn anonymise_acceptances(sql: &mut dyn Sql, customer_id: &str) -> Result<(), LiveError> {
+    let update = match sql.dialect() {
+        Dialect::Sqlite => "UPDATE allot_events SET body = $1 WHERE seq = $2",
+        Dialect::Postgres => "UPDATE allot_events SET body = CAST($1::text AS jsonb) WHERE seq = $2",
+    };
+    for row in sql.rows(ERASED_ACCEPTANCES, &[Param::Text(customer_id)])? {
+        let mut row = row.into_iter();
+        let seq = row.next().map_or(0, |c| c.int());
+        let mut body: serde_json::Value = serde_json::from_str(&row.next().map(Cell::into_text).unwrap_or_default())
+            .map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })?;
+        if let Some(event) = body.get_mut("event").and_then(serde_json::Value::as_object_mut) {
+            event.insert("customer_id".into(), serde_json::Value::String(String::new()));
+            event.remove("order_id");
+            event.remove("warehouse_id");
+        }
+        if let Some(outer) = body.as_object_mut() {
+            outer.remove("arms");
+        }
+        sql.exec(update, &[Param::Text(&body.to_string()), Param::Int(seq)])?;
+    }
+    Ok(())
 }
 
 /// Deletes one batch of chunks whose newest record was served before

@@ -16,8 +16,13 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
 /// Erasure of a customer's consent, contact and outcome events (their
 /// personal overrides, contact history and what they did with offers),
 /// through `allot_events_customer` (migrations 0003, 0006, 0007); `$1` binds
-/// the first parameter in SQLite too.
+/// the first parameter in SQLite too. Acceptances are not deleted but made
+/// anonymous first ([`ERASED_ACCEPTANCES`]): the redemption caps and budget
+/// they burnt must stay burnt after a restart.
 pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind IN ('consent', 'contact', 'outcome') AND body->'event'->>'customer_id' = $1";
+/// A customer's accepted outcomes, to be made anonymous before an erasure.
+pub(crate) const ERASED_ACCEPTANCES: &str =
+    "SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE kind = 'outcome' AND body->'event'->>'customer_id' = $1 AND body->'event'->>'kind' = 'accepted'";
 /// Erasure of a customer's compacted consent (migration 0005).
 pub(crate) const ERASE_CONSENT_SNAPSHOT: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1";
 

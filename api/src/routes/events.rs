@@ -70,15 +70,16 @@ pub(crate) async fn contact_event(State(state): State<AppState>, body: JsonBody<
 
 pub(crate) async fn outcome_event(State(state): State<AppState>, body: JsonBody<OutcomeEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    let plan = state.plan();
-    event.validate(plan.as_deref()).map_err(invalid)?;
+    // The plan serving the customer now (a canary's for its customers) and
+    // their arms, as their decisions have them: the outcome is checked
+    // against that plan, valued by it and attributed to those arms.
+    let serving = state.serving(&event.customer_id);
+    let plan = serving.snapshot.as_ref().map(|s| &*s.plan);
+    event.validate(plan).map_err(invalid)?;
     let id = event.event_id.clone();
-    // The customer's arms now: the report attributes the outcome to them.
-    let experiments = state.experiments();
-    let assignment = experiments.any_running().then(|| experiments.assign(&event.customer_id)).unwrap_or_default();
-    let plan_version = assignment.canary.or_else(|| plan.as_ref().map(|p| p.version().to_string()));
-    let value = event.resolved_value(plan.as_deref());
-    record_event(state, id, false, LoggedEvent::Outcome { received_at: Utc::now(), arms: assignment.arms, value, plan_version, event }).await
+    let plan_version = plan.map(|p| p.version().to_string());
+    let value = event.resolved_value(plan);
+    record_event(state, id, false, LoggedEvent::Outcome { received_at: Utc::now(), arms: serving.assignment.arms, value, plan_version, event }).await
 }
 
 /// Records an event under the writer lock, off the async threads (the commit

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, JsonBody};
-use crate::experiments::{Experiment, ExperimentChange, ExperimentError, ExperimentReport, ExperimentStart, ShareChange};
+use crate::experiments::{Experiment, ExperimentChange, ExperimentReport, ExperimentStart, ShareChange};
 use crate::routes::extract::PathId;
 use crate::state::AppState;
 
@@ -20,17 +20,6 @@ use crate::state::AppState;
 pub struct ExperimentList {
     /// Every experiment, running or stopped, by id.
     pub experiments: Vec<Experiment>,
-}
-
-impl From<ExperimentError> for ApiError {
-    fn from(e: ExperimentError) -> Self {
-        let (status, code) = match &e {
-            ExperimentError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_experiment"),
-            ExperimentError::Unknown(_) => (StatusCode::NOT_FOUND, "unknown_experiment"),
-            ExperimentError::KindRunning { .. } | ExperimentError::Conflict(_) => (StatusCode::CONFLICT, "experiment_conflict"),
-        };
-        ApiError::new(status, code, e.to_string())
-    }
 }
 
 /// Applies a change off the async threads (its commit waits for the disk).
