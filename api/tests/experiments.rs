@@ -315,10 +315,12 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     assert!(accepts(replanned) > accepts(&active) + 1.0, "the refit expects more acceptances: {} vs {}", accepts(replanned), accepts(&active));
     let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
     assert!(metrics.as_str().unwrap().contains("allot_drift_replans_total 1"));
-    // A restart folds the outcomes again: the signal is still there.
+    // A restart folds the outcomes again: the signal is still there, and the
+    // re-plan already in the store is not started again.
     f.restart();
     let (_, ready) = f.get("/readyz", DECISION).await;
     assert_eq!(warnings(&ready), 1, "{ready}");
+    assert!(allot_api::routes::plans::replan_on_drift(&f.state).is_none(), "re-planned before the restart");
 }
 
 /// Offer-driven orders: `ordered` outcomes name them, an inventory order

@@ -129,6 +129,11 @@ pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
             return None;
         }
     };
+    // Once per served version across restarts and replicas too: a version
+    // already re-planned warm from it (by drift or a planner) is in the store.
+    if state.store.list().is_ok_and(|list| list.iter().any(|m| m.warm_from.as_deref() == Some(version.as_str()))) {
+        return None;
+    }
     match scenario_dir(&state.config, &scenario) {
         Ok((root, dir)) => {
             let job = submit_job(state, root, dir, JobSolver::default(), after, true);
