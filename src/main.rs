@@ -908,22 +908,14 @@ fn experiment(action: ExperimentAction, store: &Path, database: &DatabaseArg) ->
 fn print_experiment_report(r: &allot_api::ExperimentReport) {
     let e = &r.experiment;
     println!("experiment {} ({:?}, share {:.1}%{})", e.experiment_id, e.kind, 100.0 * e.share, e.version.as_deref().map_or(String::new(), |v| format!(", version {v}")));
-    println!("{:<10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>12} {:>7} {:>7} {:>8}", "arm", "customers", "decisions", "shown", "accepted", "accept %", "value/cust", "orders", "fill %", "on time %");
-    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1}", 100.0 * x));
+    let row = |cells: &[&str]| {
+        let (arm, rest) = cells.split_first().expect("an arm column");
+        println!("{arm:<10} {}", rest.iter().map(|c| format!("{c:>14}")).collect::<Vec<_>>().join(" "));
+    };
+    row(&allot_api::experiments::ArmReport::COLUMNS);
     for a in &r.arms {
-        println!(
-            "{:<10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>12.3} {:>7} {:>7} {:>8}",
-            a.arm,
-            a.customers,
-            a.decisions,
-            a.shown,
-            a.accepted,
-            pct(a.acceptance_rate),
-            a.value_per_customer,
-            a.orders,
-            pct(a.fill_rate),
-            pct(a.on_time_rate)
-        );
+        let cells = a.cells();
+        row(&cells.iter().map(String::as_str).collect::<Vec<_>>());
     }
     match &r.comparison {
         Some(c) => println!(

@@ -401,6 +401,29 @@ pub struct ArmReport {
     pub on_time_rate: Option<f64>,
 }
 
+impl ArmReport {
+    /// The columns of [`ArmReport::cells`], for a table's header.
+    pub const COLUMNS: [&'static str; 10] = ["arm", "customers", "decisions", "shown", "accepted", "accept %", "value/customer", "orders", "fill %", "on time %"];
+
+    /// The arm's figures as a table row (rates in percent, `-` when undefined):
+    /// what the HTML report and `allot experiment report` print.
+    pub fn cells(&self) -> [String; 10] {
+        let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1}", 100.0 * x));
+        [
+            self.arm.clone(),
+            self.customers.to_string(),
+            self.decisions.to_string(),
+            self.shown.to_string(),
+            self.accepted.to_string(),
+            pct(self.acceptance_rate),
+            format!("{:.3}", self.value_per_customer),
+            self.orders.to_string(),
+            pct(self.fill_rate),
+            pct(self.on_time_rate),
+        ]
+    }
+}
+
 /// An interval around a difference.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct Interval {
@@ -649,23 +672,17 @@ pub fn html(report: &ExperimentReport) -> String {
     fact("share", format!("{:.1}%", 100.0 * e.share));
     fact("started", e.started_at.to_rfc3339());
     fact("stopped", e.stopped_at.map_or_else(|| "running".into(), |t| t.to_rfc3339()));
-    body.push_str("</table><h2>Arms</h2><table><tr><th>arm</th><th>customers</th><th>decisions</th><th>shown</th><th>accepted</th><th>acceptance rate</th><th>value per customer</th><th>orders</th><th>fill rate</th><th>on time</th></tr>");
-    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1}%", 100.0 * x));
+    body.push_str("</table><h2>Arms</h2><table><tr>");
+    for column in ArmReport::COLUMNS {
+        let _ = write!(body, "<th>{}</th>", esc(column));
+    }
+    body.push_str("</tr>");
     for a in &report.arms {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&a.arm),
-            a.customers,
-            a.decisions,
-            a.shown,
-            a.accepted,
-            pct(a.acceptance_rate),
-            a.value_per_customer,
-            a.orders,
-            pct(a.fill_rate),
-            pct(a.on_time_rate)
-        );
+        body.push_str("<tr>");
+        for cell in a.cells() {
+            let _ = write!(body, "<td>{}</td>", esc(&cell));
+        }
+        body.push_str("</tr>");
     }
     body.push_str("</table>");
     let arms: Vec<String> = report.arms.iter().map(|a| a.arm.clone()).collect();
