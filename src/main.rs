@@ -196,7 +196,12 @@ struct ServeArgs {
     /// Showings an offer needs (since the plan was saved) before it can drift.
     #[arg(long, default_value_t = allot_api::drift::DriftPolicy::default().min_shown, value_parser = positive_f64)]
     drift_min_shown: f64,
-    /// When an offer drifts, start a warm re-plan of the served plan's
+    /// A zone x SKU's live demand (orders naming their zone) drifts from the
+    /// demand plan once its tracking signal (sum of daily errors over their
+    /// mean absolute value) reaches this, after 4 days.
+    #[arg(long, default_value_t = allot_api::drift::DriftPolicy::default().tracking_signal, value_parser = positive_f64)]
+    drift_tracking_signal: f64,
+    /// When an offer or a zone x SKU drifts, start a warm re-plan of the served plan's
     /// scenario (once per served version; the scenario must lie under
     /// --scenarios): `wait` saves it for a planner to activate,
     /// `canary:SHARE` also starts it as a canary for that share.
@@ -619,7 +624,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         scenario_root: args.scenarios,
         max_live_silence: std::time::Duration::from_secs_f64(args.max_live_silence_secs),
         event_window: std::time::Duration::from_secs(u64::from(args.event_window_days) * 86_400),
-        drift: allot_api::drift::DriftPolicy { z: args.drift_z, min_shown: args.drift_min_shown, replan: args.replan_on_drift },
+        drift: allot_api::drift::DriftPolicy {
+            z: args.drift_z,
+            min_shown: args.drift_min_shown,
+            tracking_signal: args.drift_tracking_signal,
+            replan: args.replan_on_drift,
+            ..Default::default()
+        },
     };
     runtime(args.threads)?.block_on(allot_api::serve(store, args.addr, config, args.database, std::time::Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)))?;
     Ok(())

@@ -285,6 +285,7 @@ mod tests {
             buckets: 1,
             offer_bucket: vec![0],
             policy_index: None,
+            demand: Vec::new(),
         }
     }
 

@@ -12,7 +12,15 @@
 //! shown pairs' planned `p`, their variance the sum of `p (1 - p)`; the
 //! signal is `z = (accepted - expected) / sqrt(variance)`. An offer drifts
 //! once it has [`DriftPolicy::min_shown`] showings and `|z|` reaches
-//! [`DriftPolicy::z`]. Calibration by decile of `p` (planned against
+//! [`DriftPolicy::z`].
+//!
+//! Live demand, per zone × SKU: inventory `order` events that name their
+//! zone, by the day they were placed, against the version's demand plan
+//! (baseline and offer units per day). Over the horizon's days up to the
+//! latest order seen, with daily errors `e = ordered - planned`, the tracking
+//! signal is `sum e / mean |e|` (it grows by one a day while every day errs
+//! the same way). A cell drifts once [`DriftPolicy::demand_min_days`] days
+//! are in and `|signal|` reaches [`DriftPolicy::tracking_signal`]. Calibration by decile of `p` (planned against
 //! observed rate) is kept for the metrics and the report. Acceptances count
 //! against their offer whether or not their showing was posted, so a channel
 //! that posts acceptances without showings reads as drift upward: post both.
@@ -32,14 +40,18 @@ pub struct DriftPolicy {
     pub z: f64,
     /// Showings an offer needs before it can drift.
     pub min_shown: f64,
-    /// Start a warm re-plan of the served plan's scenario when an offer
-    /// drifts (once per served version), and what to do with its result.
+    /// `|tracking signal|` at which a zone × SKU's demand drifts.
+    pub tracking_signal: f64,
+    /// Days of the horizon a zone × SKU needs before it can drift.
+    pub demand_min_days: f64,
+    /// Start a warm re-plan of the served plan's scenario when an offer or
+    /// a zone × SKU drifts (once per served version), and what to do with its result.
     pub replan: Option<AfterReplan>,
 }
 
 impl Default for DriftPolicy {
     fn default() -> Self {
-        DriftPolicy { z: 4.0, min_shown: 200.0, replan: None }
+        DriftPolicy { z: 4.0, min_shown: 200.0, tracking_signal: 4.0, demand_min_days: 4.0, replan: None }
     }
 }
 
@@ -176,6 +188,116 @@ impl OfferDrift {
             self.shown,
             100.0 * self.planned_rate,
             self.z
+        )
+    }
+}
+
+/// An order that names its zone, as live demand reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DemandOrder {
+    pub received_at: DateTime<Utc>,
+    pub zone: String,
+    pub sku: String,
+    pub date: chrono::NaiveDate,
+    pub qty: f64,
+}
+
+impl DemandOrder {
+    /// The order as live demand, if it is an order naming its zone.
+    pub(crate) fn of(received_at: DateTime<Utc>, event: &crate::events::InventoryEvent) -> Option<Self> {
+        let zone = event.zone.clone().filter(|_| event.kind == crate::events::InventoryKind::Order)?;
+        Some(DemandOrder { received_at, zone, sku: event.sku.clone(), date: event.date.unwrap_or(received_at.date_naive()), qty: event.qty })
+    }
+}
+
+/// Live demand against a served plan's demand plan, per zone × SKU × day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DemandDrift {
+    /// (zone, SKU) -> (planned per day, ordered per day).
+    cells: std::collections::BTreeMap<(String, String), (Vec<f64>, Vec<f64>)>,
+    /// Days of the horizon up to the latest order seen.
+    days_in: usize,
+}
+
+impl DemandDrift {
+    /// The plan's demand with every order received after it was saved.
+    pub(crate) fn compute<'a>(plan: &PlanIndex, orders: impl Iterator<Item = &'a DemandOrder>) -> Self {
+        let days = plan.context.horizon_days as usize;
+        let mut drift = DemandDrift::default();
+        for line in &plan.demand {
+            if let Some(d) = day_of(plan, line.date) {
+                drift.cells.entry((line.zone.clone(), line.sku.clone())).or_insert_with(|| (vec![0.0; days], vec![0.0; days])).0[d] += line.units;
+            }
+        }
+        for o in orders {
+            drift.apply(plan, o);
+        }
+        drift
+    }
+
+    /// Adds one order (one before the plan was saved, or dated outside its horizon, changes nothing).
+    pub(crate) fn apply(&mut self, plan: &PlanIndex, o: &DemandOrder) {
+        let Some(d) = day_of(plan, o.date).filter(|_| o.received_at > plan.created_at()) else { return };
+        let days = plan.context.horizon_days as usize;
+        self.cells.entry((o.zone.clone(), o.sku.clone())).or_insert_with(|| (vec![0.0; days], vec![0.0; days])).1[d] += o.qty;
+        self.days_in = self.days_in.max(d + 1);
+    }
+
+    /// Every zone × SKU with orders, with its tracking signal.
+    pub(crate) fn cells(&self, policy: &DriftPolicy) -> Vec<DemandCell> {
+        let n = self.days_in;
+        self.cells
+            .iter()
+            .filter(|(_, (_, ordered))| ordered.iter().any(|&q| q != 0.0))
+            .map(|((zone, sku), (planned, ordered))| {
+                let errors: Vec<f64> = (0..n).map(|d| ordered[d] - planned[d]).collect();
+                let mad = errors.iter().map(|e| e.abs()).sum::<f64>() / n.max(1) as f64;
+                let signal = if mad > 0.0 { errors.iter().sum::<f64>() / mad } else { 0.0 };
+                DemandCell {
+                    zone: zone.clone(),
+                    sku: sku.clone(),
+                    days: n as u64,
+                    planned_units: planned[..n].iter().sum(),
+                    ordered_units: ordered[..n].iter().sum(),
+                    tracking_signal: signal,
+                    drifting: n as f64 >= policy.demand_min_days && signal.abs() >= policy.tracking_signal,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The day of the plan's horizon `date` falls on, if it does.
+fn day_of(plan: &PlanIndex, date: chrono::NaiveDate) -> Option<usize> {
+    let d = (date - plan.context.horizon_start).num_days();
+    (0..i64::from(plan.context.horizon_days)).contains(&d).then_some(d as usize)
+}
+
+/// One zone × SKU's live demand against the plan's.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DemandCell {
+    /// Zone.
+    pub zone: String,
+    /// SKU.
+    pub sku: String,
+    /// Days of the horizon counted (up to the latest order seen).
+    pub days: u64,
+    /// Units the demand plan expected over them.
+    pub planned_units: f64,
+    /// Units ordered over them.
+    pub ordered_units: f64,
+    /// Sum of daily errors over their mean absolute value.
+    pub tracking_signal: f64,
+    /// Past the policy's bounds.
+    pub drifting: bool,
+}
+
+impl DemandCell {
+    /// The `/readyz` warning for a drifting cell.
+    pub fn warning(&self) -> String {
+        format!(
+            "demand_drift: zone {} sku {} ordered {:.1} units in {} days against the plan's {:.1} (tracking signal {:+.1})",
+            self.zone, self.sku, self.ordered_units, self.days, self.planned_units, self.tracking_signal
         )
     }
 }

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 pub use crate::audit::{AuditLog, AuditRecord};
 use crate::decide::CustomerOverride;
 use crate::experiments::{ArmLabel, DecisionSeen, ExperimentChange, ExperimentReport, Experiments, OutcomeSeen};
-use crate::drift::Seen;
+use crate::drift::{DemandOrder, Seen};
 use crate::outcomes::{Acceptance, Fulfilment, OutcomeEvent};
 use crate::index::{PlanIndex, StockMove};
 use crate::live::sql::{Cell, Param, Sql};
@@ -69,6 +69,14 @@ pub struct InventoryEvent {
     /// the same `order_id` (an offer-driven order, counted by fulfilment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// For orders: the zone delivered to; with it the order counts as live
+    /// demand against the plan's demand plan (see [`crate::drift`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// For orders: the day it was placed (absent: the day it is received).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date: Option<chrono::NaiveDate>,
 }
 
 fn non_empty(field: &str, value: &str) -> Result<(), String> {
@@ -89,11 +97,13 @@ impl InventoryEvent {
         if !self.qty.is_finite() || self.qty.abs() > MAX_EVENT_QTY {
             return Err(format!("qty must be a finite number of at most {MAX_EVENT_QTY:e} in size (got {})", self.qty));
         }
-        if let Some(order) = &self.order_id {
-            non_empty("order_id", order)?;
-            if self.kind != InventoryKind::Order {
-                return Err(format!("order_id is only for an order, not a {:?}", self.kind).to_lowercase());
+        for (field, given) in [("order_id", self.order_id.as_deref()), ("zone", self.zone.as_deref())] {
+            if let Some(value) = given {
+                non_empty(field, value)?;
             }
+        }
+        if self.kind != InventoryKind::Order && (self.order_id.is_some() || self.zone.is_some() || self.date.is_some()) {
+            return Err(format!("order_id, zone and date are only for an order, not a {:?}", self.kind).to_lowercase());
         }
         if self.kind != InventoryKind::Adjustment && self.qty <= 0.0 {
             return Err(format!("qty must be positive for a {:?} (got {})", self.kind, self.qty).to_lowercase());
@@ -104,6 +114,9 @@ impl InventoryEvent {
         }
         if !plan.has_sku(&self.sku) {
             return Err(format!("sku {:?} is not a SKU of plan {}", self.sku, plan.version()));
+        }
+        if let Some(zone) = self.zone.as_deref().filter(|z| !plan.context.lanes.iter().any(|l| l.zone == *z)) {
+            return Err(format!("zone {zone:?} is not a zone of plan {}", plan.version()));
         }
         if let Some(tier) = self.tier.as_deref().filter(|t| !plan.tier_ix.contains_key(*t)) {
             return Err(format!("tier {tier:?} is not a tier of plan {}", plan.version()));
@@ -339,6 +352,8 @@ pub struct EventLog {
     experiments: Experiments,
     /// Offer-driven orders, by order id.
     orders: Fulfilment,
+    /// Orders that name their zone: live demand.
+    demand: Vec<DemandOrder>,
 }
 
 impl EventLog {
@@ -355,6 +370,7 @@ impl EventLog {
             seen: Vec::new(),
             experiments: Experiments::default(),
             orders: Fulfilment::default(),
+            demand: Vec::new(),
         };
         // The snapshot and the events left read in one transaction, under the
         // maintenance lock: a compaction elsewhere never moves events between them.
@@ -424,6 +440,7 @@ impl EventLog {
                 if let Some(order) = &event.order_id {
                     self.orders.picked(order, &event.warehouse_id);
                 }
+                self.demand.extend(DemandOrder::of(*received_at, event));
             }
             LoggedEvent::Consent { event, .. } => event.apply_to(self.customers.entry(event.customer_id.clone()).or_default()),
             LoggedEvent::Contact { event, .. } => self.contacts.entry(event.customer_id.clone()).or_default().push(event.contact()),
@@ -482,6 +499,11 @@ impl EventLog {
     /// Offer-driven orders' fill and on-time rates per plan version and warehouse.
     pub fn fulfilment(&self) -> Vec<crate::outcomes::FulfilmentRow> {
         self.orders.rows()
+    }
+
+    /// Every order that names its zone, in the order received.
+    pub(crate) fn demand_orders(&self) -> &[DemandOrder] {
+        &self.demand
     }
 
     /// Every shown and accepted outcome, in the order received.
@@ -718,7 +740,7 @@ mod tests {
     }
 
     fn receipt(id: &str, qty: f64, days_ago: i64) -> LoggedEvent {
-        let event = InventoryEvent { event_id: id.into(), kind: InventoryKind::Receipt, warehouse_id: "W1".into(), sku: "A".into(), qty, tier: None, order_id: None };
+        let event = InventoryEvent { event_id: id.into(), kind: InventoryKind::Receipt, warehouse_id: "W1".into(), sku: "A".into(), qty, tier: None, order_id: None, zone: None, date: None };
         LoggedEvent::Inventory { received_at: Utc::now() - chrono::Duration::days(days_ago), event }
     }
 

@@ -75,6 +75,8 @@ pub struct PlanIndex {
     pub(crate) offer_bucket: Vec<u32>,
     /// The contact policies indexed, when the plan has any.
     pub(crate) policy_index: Option<crate::contacts::PolicyIndex>,
+    /// The version's demand plan (zone × SKU × day), live demand's yardstick.
+    pub(crate) demand: Vec<allot_scenarios::plans::demand_plan::DemandPlanLine>,
 }
 
 /// Why an index could not be built from a stored version.
@@ -118,6 +120,7 @@ impl PlanIndex {
     pub fn load(store: &PlanStore, id: &str) -> Result<Self, StoreError> {
         let manifest = store.manifest(id)?;
         let context = store.serving(id)?;
+        let demand = allot_scenarios::plans::demand_plan::read_demand_plan(&store.plan_dir(id))?;
         let tier_ix: HashMap<String, u32> = context.tiers.iter().enumerate().map(|(i, t)| (t.name.clone(), i as u32)).collect();
         let offer_ix: HashMap<&str, u32> = context.offers.iter().enumerate().map(|(i, o)| (o.offer_id.as_str(), i as u32)).collect();
         let (mut zones, mut zone_ix) = (Vec::new(), HashMap::new());
@@ -265,6 +268,7 @@ impl PlanIndex {
             buckets,
             offer_bucket,
             policy_index,
+            demand,
         })
     }
 

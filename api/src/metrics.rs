@@ -145,7 +145,15 @@ impl Metrics {
 /// Appends live acceptance against the served plan's uptake: per offer
 /// shown, the drift signal `z` and whether it drifts; per decile of planned
 /// `p`, the planned and observed acceptance rates (calibration).
-pub fn render_drift(out: &mut String, offers: &[crate::drift::OfferDrift], calibration: impl Iterator<Item = (usize, f64, f64, f64)>) {
+pub fn render_drift(out: &mut String, offers: &[crate::drift::OfferDrift], calibration: impl Iterator<Item = (usize, f64, f64, f64)>, demand: &[crate::drift::DemandCell]) {
+    let drifting = demand.iter().filter(|c| c.drifting).count();
+    let _ = writeln!(out, "# HELP allot_demand_drift_cells Zone x SKU cells whose live demand drifts from the demand plan.\n# TYPE allot_demand_drift_cells gauge\nallot_demand_drift_cells {drifting}");
+    if !demand.is_empty() {
+        out.push_str("# HELP allot_demand_tracking_signal Sum of daily demand errors over their mean absolute value, per zone x SKU with orders.\n# TYPE allot_demand_tracking_signal gauge\n");
+        for c in demand {
+            let _ = writeln!(out, "allot_demand_tracking_signal{{zone=\"{}\",sku=\"{}\"}} {}", label_value(&c.zone), label_value(&c.sku), c.tracking_signal);
+        }
+    }
     let drifting = offers.iter().filter(|o| o.drifting).count();
     let _ = writeln!(out, "# HELP allot_drift_offers Offers whose live acceptance drifts from the plan's uptake.\n# TYPE allot_drift_offers gauge\nallot_drift_offers {drifting}");
     if !offers.is_empty() {

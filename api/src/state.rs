@@ -20,7 +20,7 @@ use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
 use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentError, ExperimentKind, ExperimentReport, Experiments};
 use crate::index::{CustomerFacts, LiveSupply, PlanIndex, StockMove};
-use crate::drift::{AcceptanceDrift, DriftPolicy, OfferDrift, Seen};
+use crate::drift::{AcceptanceDrift, DemandCell, DemandDrift, DemandOrder, DriftPolicy, OfferDrift, Seen};
 use crate::outcomes::{Acceptance, OutcomeBurn};
 use crate::jobs::PlanJobs;
 use crate::live::import::open_store_live;
@@ -88,6 +88,8 @@ pub(crate) struct Snapshot {
     pub(crate) outcomes: OutcomeBurn,
     /// Live acceptance against the plan's uptake.
     pub(crate) drift: AcceptanceDrift,
+    /// Live demand against the plan's demand plan.
+    pub(crate) demand: DemandDrift,
     pub(crate) source: Source,
 }
 
@@ -99,12 +101,13 @@ impl Snapshot {
         let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
         let outcomes = OutcomeBurn::compute(&plan, events.acceptances().iter());
         let drift = AcceptanceDrift::compute(&plan, events.seen().iter());
-        Snapshot { plan, supply, burn, outcomes, drift, source }
+        let demand = DemandDrift::compute(&plan, events.demand_orders().iter());
+        Snapshot { plan, supply, burn, outcomes, drift, demand, source }
     }
 
     /// This snapshot with newly folded events applied (moves received before
     /// the plan was saved are already in its stock).
-    fn advanced(&self, moves: &[(chrono::DateTime<chrono::Utc>, StockMove)], contacts: &[ContactMade], acceptances: &[Acceptance], seen: &[Seen]) -> Self {
+    fn advanced(&self, moves: &[(chrono::DateTime<chrono::Utc>, StockMove)], contacts: &[ContactMade], acceptances: &[Acceptance], seen: &[Seen], orders: &[DemandOrder]) -> Self {
         let mut supply = self.supply.clone();
         for (at, m) in moves {
             if *at > self.plan.created_at() {
@@ -123,7 +126,11 @@ impl Snapshot {
         for s in seen {
             drift.apply(&self.plan, s);
         }
-        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, drift, source: self.source }
+        let mut demand = self.demand.clone();
+        for o in orders {
+            demand.apply(&self.plan, o);
+        }
+        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, drift, demand, source: self.source }
     }
 }
 
@@ -252,13 +259,27 @@ impl ServiceState {
         self.current().map_or_else(Vec::new, |s| s.drift.offers(&s.plan, &self.config.drift))
     }
 
-    /// The served version, when one of its offers drifts, the policy asks
-    /// for a re-plan and none was started for it yet: marks it started, so
-    /// each served version is re-planned at most once.
+    /// Live demand against the served plan's demand plan, per zone × SKU
+    /// with orders (see [`crate::drift`]).
+    pub fn demand_drift(&self) -> Vec<DemandCell> {
+        self.current().map_or_else(Vec::new, |s| s.demand.cells(&self.config.drift))
+    }
+
+    /// The `/readyz` warnings of the served plan: offers whose acceptance
+    /// and zone × SKUs whose demand drift from it.
+    pub(crate) fn drift_warnings(&self) -> Vec<String> {
+        let acceptance = self.acceptance_drift().into_iter().filter(|o| o.drifting).map(|o| o.warning());
+        acceptance.chain(self.demand_drift().into_iter().filter(|c| c.drifting).map(|c| c.warning())).collect()
+    }
+
+    /// The served version, when an offer's acceptance or a zone × SKU's
+    /// demand drifts, the policy asks for a re-plan and none was started for
+    /// it yet: marks it started, so each served version is re-planned at most once.
     pub fn replan_due(&self) -> Option<String> {
         self.config.drift.replan?;
         let s = self.current()?;
-        if s.source != Source::Active || !s.drift.offers(&s.plan, &self.config.drift).iter().any(|o| o.drifting) {
+        let drifting = s.drift.offers(&s.plan, &self.config.drift).iter().any(|o| o.drifting) || s.demand.cells(&self.config.drift).iter().any(|c| c.drifting);
+        if s.source != Source::Active || !drifting {
             return None;
         }
         let mut last = self.replanned_for.lock().unwrap_or_else(|e| e.into_inner());
@@ -404,6 +425,7 @@ impl ServiceState {
         let mut contacts = Vec::new();
         let mut acceptances = Vec::new();
         let mut seen = Vec::new();
+        let mut orders = Vec::new();
         let mut experiments_changed = false;
         {
             let mut customers = None;
@@ -414,7 +436,10 @@ impl ServiceState {
                         let customers = customers.get_or_insert_with(|| write(&self.customers));
                         event.apply_to(customers.entry(event.customer_id.clone()).or_default());
                     }
-                    LoggedEvent::Inventory { received_at, event } => moves.push((*received_at, event.stock_move())),
+                    LoggedEvent::Inventory { received_at, event } => {
+                        moves.push((*received_at, event.stock_move()));
+                        orders.extend(DemandOrder::of(*received_at, event));
+                    }
                     LoggedEvent::Contact { event, .. } => {
                         let contact = event.contact();
                         let customer_contacts = customer_contacts.get_or_insert_with(|| write(&self.contacts));
@@ -432,11 +457,11 @@ impl ServiceState {
                 }
             }
         }
-        let changed = !(moves.is_empty() && contacts.is_empty() && acceptances.is_empty() && seen.is_empty());
+        let changed = !(moves.is_empty() && contacts.is_empty() && acceptances.is_empty() && seen.is_empty() && orders.is_empty());
         if changed {
             let mut plans = write(&self.arm_plans);
             for s in plans.values_mut() {
-                *s = Arc::new(s.advanced(&moves, &contacts, &acceptances, &seen));
+                *s = Arc::new(s.advanced(&moves, &contacts, &acceptances, &seen, &orders));
             }
         }
         // After the advance: a version loaded now is built from the whole
@@ -448,7 +473,7 @@ impl ServiceState {
             return;
         }
         let Some(current) = self.current() else { return };
-        *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances, &seen)));
+        *write(&self.snapshot) = Some(Arc::new(current.advanced(&moves, &contacts, &acceptances, &seen, &orders)));
     }
 
     pub(crate) fn events(&self) -> std::sync::MutexGuard<'_, EventLog> {

@@ -264,7 +264,7 @@ async fn the_report_is_recomputed_from_raw_decisions_and_outcomes() {
 #[tokio::test]
 async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
-    let policy = allot_api::drift::DriftPolicy { z: 4.0, min_shown: 100.0, replan: Some(allot_api::drift::AfterReplan::Wait) };
+    let policy = allot_api::drift::DriftPolicy { z: 4.0, min_shown: 100.0, replan: Some(allot_api::drift::AfterReplan::Wait), ..Default::default() };
     (f.app, f.state) = Fixture::start_with_drift(f.dir.path(), DEFAULT_MAX_PLAN_AGE, policy);
     let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
     let warnings = |ready: &Value| ready.get("warnings").and_then(Value::as_array).map_or(0, Vec::len);
@@ -360,4 +360,37 @@ async fn offer_driven_orders_are_tracked_per_version_and_warehouse() {
     let control = &report["arms"][0];
     assert_eq!((control["arm"].as_str(), control["orders"].as_u64()), (Some("control"), Some(3)), "{report}");
     assert!((control["fill_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12 && control["on_time_rate"].as_f64() == Some(0.5), "{report}");
+}
+
+/// Orders that name their zone are live demand against the version's demand
+/// plan: A ordered 3 a day where the plan expects 4 bundles' worth over the
+/// week (4/7 a day) gives a tracking signal of one a day, silent after 3 days,
+/// a warning and a metric after 5; a receipt or an order without its zone is
+/// not demand, and an order naming an unknown zone is refused.
+#[tokio::test]
+async fn orders_above_the_demand_plan_raise_a_tracking_signal() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let order = |id: &str, day: u32, zone: Option<&str>| {
+        let mut body = json!({ "event_id": id, "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 3, "tier": "gold", "date": format!("2026-12-0{}", day + 1) });
+        if let Some(z) = zone {
+            body["zone"] = json!(z);
+        }
+        body
+    };
+    let (status, reply) = f.post("/v1/events/inventory", FULFILMENT, order("z", 0, Some("Z9"))).await;
+    assert_eq!((status, error_code(&reply)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"), "{reply}");
+    assert_eq!(f.post("/v1/events/inventory", FULFILMENT, order("nozone", 0, None)).await.0, StatusCode::ACCEPTED);
+    let demand = |ready: &Value| ready.get("warnings").and_then(Value::as_array).map_or(0, |w| w.iter().filter(|w| w.as_str().unwrap().starts_with("demand_drift")).count());
+    for day in 0..5 {
+        assert_eq!(f.post("/v1/events/inventory", FULFILMENT, order(&format!("o{day}"), day, Some("Z1"))).await.0, StatusCode::ACCEPTED);
+        let (_, ready) = f.get("/readyz", DECISION).await;
+        if day == 2 {
+            assert_eq!(demand(&ready), 0, "3 days: signal 3, and fewer days than the bound: {ready}");
+        }
+    }
+    let (_, ready) = f.get("/readyz", DECISION).await;
+    assert_eq!(demand(&ready), 1, "{ready}");
+    let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(metrics.contains("\nallot_demand_drift_cells 1\n") && metrics.contains("allot_demand_tracking_signal{zone=\"Z1\",sku=\"A\"} 5\n"), "{metrics}");
 }

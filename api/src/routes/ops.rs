@@ -39,7 +39,8 @@ pub struct Ready {
     pub unmatched_inventory_events: usize,
     /// What an operator should look at while the service stays ready: each
     /// offer whose live acceptance drifts from the plan's uptake
-    /// (`acceptance_drift: ...`).
+    /// (`acceptance_drift: ...`), each zone × SKU whose live demand drifts
+    /// from the demand plan (`demand_drift: ...`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -69,7 +70,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
             customers: s.plan.customers(),
             fallback: state.fallback_reason(&s),
             unmatched_inventory_events: s.supply.unmatched,
-            warnings: s.drift.offers(&s.plan, &state.config.drift).iter().filter(|o| o.drifting).map(|o| o.warning()).collect(),
+            warnings: state.drift_warnings(),
         })),
         _ => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_active_plan", "no active plan is loaded; decisions come from the fallback")),
     }
@@ -82,7 +83,7 @@ pub(crate) async fn metrics_text(State(state): State<AppState>, Extension(http):
     let plan = snapshot.as_ref().map(|s| (s.plan.version().to_string(), s.plan.created_at(), s.plan.approx_bytes(), s.plan.customers()));
     state.metrics.render(&mut out, plan, state.audit.dropped());
     if let Some(s) = &snapshot {
-        crate::metrics::render_drift(&mut out, &s.drift.offers(&s.plan, &state.config.drift), s.drift.calibration());
+        crate::metrics::render_drift(&mut out, &s.drift.offers(&s.plan, &state.config.drift), s.drift.calibration(), &s.demand.cells(&state.config.drift));
     }
     crate::metrics::render_fulfilment(&mut out, &state.events().fulfilment());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

@@ -72,6 +72,46 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
         .collect()
 }
 
+/// One zone × SKU × day of a saved version's demand plan, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemandPlanLine {
+    /// Zone.
+    pub zone: String,
+    /// SKU.
+    pub sku: String,
+    /// Day.
+    pub date: chrono::NaiveDate,
+    /// Units expected in all (baseline and offers).
+    pub units: f64,
+}
+
+/// A saved version's demand plan (`demand_plan.parquet` or `.csv` in its
+/// directory), what the decision service tracks live demand against; empty
+/// for a version saved before demand plans existed.
+pub fn read_demand_plan(version_dir: &Path) -> Result<Vec<DemandPlanLine>, StoreError> {
+    let Some(path) = ["parquet", "csv"].iter().map(|ext| version_dir.join(format!("demand_plan.{ext}"))).find(|p| p.is_file()) else { return Ok(Vec::new()) };
+    let df = crate::files::read_table(&path)?;
+    let bad = |reason: String| StoreError::Table { path: path.clone(), reason };
+    let text = |name: &str| -> Result<Vec<String>, StoreError> {
+        let c = df.column(name).and_then(|c| c.cast(&DataType::String)).map_err(|e| bad(e.to_string()))?;
+        Ok(c.str().map_err(|e| bad(e.to_string()))?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let units = df.column("total_units").and_then(|c| c.cast(&DataType::Float64)).map_err(|e| bad(e.to_string()))?;
+    let units: Vec<f64> = units.f64().map_err(|e| bad(e.to_string()))?.iter().map(|v| v.unwrap_or(0.0)).collect();
+    let (zones, skus, dates) = (text("zone")?, text("sku")?, text("date")?);
+    zones
+        .into_iter()
+        .zip(skus)
+        .zip(dates)
+        .zip(units)
+        .enumerate()
+        .map(|(row, (((zone, sku), date), units))| {
+            let date = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| bad(format!("row {}: date {date:?}: {e}", row + 1)))?;
+            Ok(DemandPlanLine { zone, sku, date, units })
+        })
+        .collect()
+}
+
 /// Writes `demand_plan.<ext>` (`zone, sku, date, baseline_units, offer_units,
 /// total_units`) into `dir`, atomically.
 pub fn write_demand_plan(dir: &Path, loaded: &LoadedScenario, plan: &Plan, format: Format) -> Result<PathBuf, StoreError> {
