@@ -87,7 +87,8 @@ pub struct GenerateSpec {
 /// problem (`allot bench --families`, the decomposition's agreement tests).
 /// Every family draws the same random stream as the default (only what the
 /// draws become differs), so a family and the default of one seed share
-/// their customers, offers and network.
+/// their offers, and their customers too except with many candidates (which
+/// draws more a customer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Family {
     /// Everything the generator draws: fairness across protected groups, a
@@ -729,6 +730,44 @@ mod tests {
         // Centred: the mean uptake moves little.
         let all = ratio(&|_: &Vec<&str>| true);
         assert!((0.85..1.2).contains(&all), "{all}");
+    }
+
+    /// Each family loads and changes what it says, from the default's
+    /// stream (the same customers, but for many candidates); the default's
+    /// header names no family.
+    #[test]
+    fn families_change_one_trait_each() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 2000, seed: 4, ..GenerateSpec::default() };
+        let load = |family: Family| {
+            let dir = tmp.path().join(family.name());
+            if !dir.exists() {
+                generate(&dir, &GenerateSpec { family, ..spec.clone() }).unwrap();
+            }
+            let customers = std::fs::read_to_string(dir.join("customers.csv")).unwrap();
+            (crate::scenario::load::load_root(&dir, Default::default()).unwrap().problem, customers)
+        };
+        let (default, customers) = load(Family::Default);
+        assert!(!std::fs::read_to_string(tmp.path().join("default/scenario.toml")).unwrap().contains("--family"));
+        let stock = |p: &allot_optimizer::Problem| p.stock.iter().map(|s| s.on_hand).sum::<f64>();
+        let median_p = |p: &allot_optimizer::Problem| {
+            let mut v: Vec<f64> = p.uptake.iter().map(|u| u.p).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for family in Family::ALL {
+            assert_eq!(family.name().parse::<Family>(), Ok(family));
+            let (p, c) = load(family);
+            // (Many candidates draw more per customer, so later customers differ.)
+            assert!(family == Family::ManyCandidates || c == customers, "{family}: the same customers");
+            assert_eq!(p.policy.fairness_min_ratio.is_none(), family == Family::NoFairness, "{family}");
+            assert_eq!(p.policy.budget.is_none(), family == Family::NoBudget, "{family}");
+            let ratio = stock(&p) / stock(&default);
+            assert!(if family == Family::TightStock { ratio < 0.5 } else { (ratio - 1.0).abs() < 0.3 }, "{family}: stock ratio {ratio}");
+            assert_eq!(p.uptake.len(), 2000 * if family == Family::ManyCandidates { 15 } else { 5 }, "{family}");
+            assert_eq!(median_p(&p) < 0.5 * median_p(&default), family == Family::SkewedUptake, "{family}");
+        }
+        assert!("nope".parse::<Family>().unwrap_err().contains("tight-stock"));
     }
 
     /// Contact policies come from a stream of their own too, and load: two
