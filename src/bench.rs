@@ -2,7 +2,7 @@
 //! side by side in one process, so the figures compare like with like (same
 //! machine, same run). Prints a table and optionally writes JSON.
 //!
-//! Per size: generate (CSV, then converted to Parquet), load from Parquet, then per
+//! Per size and scenario family (`--families`): generate (CSV, then converted to Parquet), load from Parquet, then per
 //! solver: the solve (scenario in memory to a feasible plan with its certificate),
 //! its peak memory, objective, bound and gap; then plan derivation and output
 //! writing for the last solver. Peak memory is the process's `VmHWM` after the
@@ -15,7 +15,7 @@ use std::time::Instant;
 use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::{derive_plan, solve, Candidates, Network, SolverChoice};
-use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Format, GenerateSpec};
+use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Family, Format, GenerateSpec};
 use anyhow::{Context, Result};
 
 use crate::memory::{peak_kib, reset_peak};
@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// buckets over 28 days.
     #[arg(long)]
     v2: bool,
+    /// Scenario families to generate at every size, comma-separated: default,
+    /// no-fairness, no-budget, tight-stock, many-candidates, skewed-uptake
+    /// (what each draws: `Family` in the scenarios crate).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    families: Vec<Family>,
     /// Solvers to run, in order, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "exact,decomposed")]
     solvers: Vec<BenchSolver>,
@@ -112,10 +117,11 @@ struct SolverRun {
     speedup_vs_exact: Option<f64>,
 }
 
-/// One generated size.
+/// One generated size of one family.
 #[derive(Serialize)]
 struct SizeRun {
     customers: usize,
+    family: String,
     candidate_pairs: usize,
     generate_seconds: f64,
     load_parquet_seconds: f64,
@@ -134,8 +140,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let root = args.work_dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let mut sizes = Vec::new();
-    for &customers in &args.customers {
-        let dir = root.join(format!("bench-{customers}-{}-{}", args.candidates, args.seed));
+    for (&customers, &family) in args.customers.iter().flat_map(|c| args.families.iter().map(move |f| (c, f))) {
+        let dir = root.join(format!("bench-{customers}-{}-{}-{family}", args.candidates, args.seed));
         let spec = GenerateSpec {
             customers,
             offers: args.offers,
@@ -150,9 +156,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             category_policies: args.v2,
             days: if args.v2 { 28 } else { GenerateSpec::default().days },
             bucket_days: args.v2.then_some(7),
+            family,
             ..GenerateSpec::default()
         };
-        tracing::info!("bench: generating {customers} customers x {} candidates in {} ...", args.candidates, dir.display());
+        tracing::info!("bench: generating {customers} customers x {} candidates ({family}) in {} ...", args.candidates, dir.display());
         let t = Instant::now();
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -232,6 +239,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         };
         sizes.push(SizeRun {
             customers,
+            family: family.name().to_string(),
             candidate_pairs: cands.len(),
             generate_seconds,
             load_parquet_seconds,
@@ -301,15 +309,16 @@ fn name(s: BenchSolver) -> &'static str {
 
 fn print_table(sizes: &[SizeRun]) {
     println!(
-        "{:>10} {:>11} {:>8} {:>8} {:>11} {:>15} {:>8} {:>9} {:>10} {:>14} {:>10} {:>10} {:>9} {:>15} {:>7}",
-        "customers", "pairs", "load_s", "write_s", "solver", "status", "solve_s", "peak_MiB", "speedup", "objective", "offers_gap", "gap", "vs_exact", "bound", "iters"
+        "{:>10} {:>15} {:>11} {:>8} {:>8} {:>11} {:>15} {:>8} {:>9} {:>10} {:>14} {:>10} {:>10} {:>9} {:>15} {:>7}",
+        "customers", "family", "pairs", "load_s", "write_s", "solver", "status", "solve_s", "peak_MiB", "speedup", "objective", "offers_gap", "gap", "vs_exact", "bound", "iters"
     );
     for s in sizes {
         for r in &s.runs {
             let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
             println!(
-                "{:>10} {:>11} {:>8.2} {:>8} {:>11} {:>15} {:>8.2} {:>9.0} {:>10} {:>14.2} {:>10.2e} {:>10.2e} {:>9} {:>15.2} {:>7}",
+                "{:>10} {:>15} {:>11} {:>8.2} {:>8} {:>11} {:>15} {:>8.2} {:>9.0} {:>10} {:>14.2} {:>10.2e} {:>10.2e} {:>9} {:>15.2} {:>7}",
                 s.customers,
+                s.family,
                 s.candidate_pairs,
                 s.load_parquet_seconds,
                 opt(s.write_seconds, &|v| format!("{v:.2}")),

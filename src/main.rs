@@ -17,7 +17,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::{RuleKind, SolverChoice};
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::plans::store::{DEFAULT_STORE, STORE_ENV};
-use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
+use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Family, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -447,6 +447,11 @@ struct GenerateArgs {
     /// ordered pair of categories.
     #[arg(long)]
     category_policies: bool,
+    /// The kind of scenario: default, no-fairness, no-budget, tight-stock,
+    /// many-candidates (three times --candidates) or skewed-uptake (see
+    /// `Family` in the scenarios crate for what each draws).
+    #[arg(long, default_value = "default")]
+    family: Family,
 }
 
 /// Restores the default SIGPIPE action, so `allot ... | head` ends quietly
@@ -524,6 +529,7 @@ fn main() -> Result<()> {
                 bucket_days: a.bucket_days,
                 binary_decisions: a.binary_decisions,
                 customer_attributes: a.customer_attributes,
+                family: a.family,
                 ..GenerateSpec::default()
             };
             let t = Instant::now();

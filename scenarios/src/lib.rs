@@ -25,6 +25,6 @@ pub use plans::output::write_plan_outputs;
 pub use plans::pipeline::{plan_scenario, plan_scenario_with, OutputDir, PlanRun, PlanSolver};
 pub use plans::serving::{burns_down_live, ContactRecord, CustomerRecord, EligibilityRecord, ServingContactPolicies, ServingContext, ServingOfferContact};
 pub use plans::store::{Manifest, PlanStore, VersionMeta};
-pub use scenario::generate::{generate, GenerateSpec};
+pub use scenario::generate::{generate, Family, GenerateSpec};
 pub use scenario::load::{DemandForecast, ForecastOverride, InboundDelay, LoadOptions, LoadedScenario, OutcomeShowings};
 pub use whatif::variants::{load_scenario, load_scenario_with};

@@ -72,11 +72,102 @@ pub struct GenerateSpec {
     /// customer per category for four categories, and a conflict for every
     /// ordered pair of categories within 14 days (20) besides the call-then-email one.
     pub category_policies: bool,
+    /// The kind of scenario drawn (see [`Family`]); the default family's
+    /// files are those of earlier versions for the same seed.
+    pub family: Family,
     /// `customer_features.csv` with attributes that drive acceptance (see
     /// [`CustomerDraw`]): every pair's true uptake, and so `uptake.csv` and
     /// the offer history, carries the customer's lift. Drawn from a stream of
     /// their own, so without it the files of a seed are unchanged.
     pub customer_attributes: bool,
+}
+
+/// The families of scenarios the generator draws: the same structure with one
+/// trait changed, so that a solver is measured on more than one shape of
+/// problem (`allot bench --families`, the decomposition's agreement tests).
+/// Every family draws the same random stream as the default (only what the
+/// draws become differs), so a family and the default of one seed share
+/// their offers, and their customers too except with many candidates (which
+/// draws more a customer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Family {
+    /// Everything the generator draws: fairness across protected groups, a
+    /// budget below what offers would spend, stock at 40-130% of offer demand.
+    #[default]
+    Default,
+    /// No fairness rule (`fairness_min_ratio` left out): no exposure rows.
+    NoFairness,
+    /// No budget (`budget` left out): discount costs are not rationed.
+    NoBudget,
+    /// Stock at a third of the default's (13-43% of offer demand): the stock
+    /// rows of most SKUs bind and offers compete for them.
+    TightStock,
+    /// Three times the candidates per customer (capped by the offers), with
+    /// the contact cap unchanged: each customer chooses among many more.
+    ManyCandidates,
+    /// Skewed uptake: a pair's uptake factor is the default's draw raised to
+    /// the fourth power on its range and stretched to twice its width, so
+    /// most pairs sit near the floor (many near-ties) and a few reach twice
+    /// the default's top.
+    SkewedUptake,
+}
+
+impl Family {
+    /// Every family, the default first.
+    pub const ALL: [Family; 6] = [Family::Default, Family::NoFairness, Family::NoBudget, Family::TightStock, Family::ManyCandidates, Family::SkewedUptake];
+
+    /// The family's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Default => "default",
+            Family::NoFairness => "no-fairness",
+            Family::NoBudget => "no-budget",
+            Family::TightStock => "tight-stock",
+            Family::ManyCandidates => "many-candidates",
+            Family::SkewedUptake => "skewed-uptake",
+        }
+    }
+
+    /// Candidates per customer drawn for `requested`.
+    fn candidates(self, requested: usize) -> usize {
+        match self {
+            Family::ManyCandidates => requested * 3,
+            _ => requested,
+        }
+    }
+
+    /// Factor on each SKU's drawn stock.
+    fn stock_factor(self) -> f64 {
+        match self {
+            Family::TightStock => 1.0 / 3.0,
+            _ => 1.0,
+        }
+    }
+
+    /// A pair's uptake factor from the default's uniform draw `u` in `[lo, hi)`.
+    fn uptake(self, u: f64, lo: f64, hi: f64) -> f64 {
+        match self {
+            Family::SkewedUptake => lo + (hi - lo) * ((u - lo) / (hi - lo)).powi(4) * 2.0,
+            _ => u,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Family::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown family `{s}` (expected one of {})", names.join(", "))
+        })
+    }
 }
 
 /// Channels of generated offers: name, share of offers, cost per contact.
@@ -116,6 +207,7 @@ impl Default for GenerateSpec {
             bucket_days: None,
             binary_decisions: false,
             category_policies: false,
+            family: Family::Default,
             customer_attributes: false,
         }
     }
@@ -304,15 +396,16 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     // Customers and their uptake, with expected demand per SKU for stock sizing.
     let mut customers = String::with_capacity(n_c * 32);
     customers.push_str("customer_id,zone,tier,consent,suppressed,group,max_offers\n");
-    let mut uptake = String::with_capacity(n_c * spec.candidates * 24);
+    let candidates = spec.family.candidates(spec.candidates);
+    let mut uptake = String::with_capacity(n_c * candidates * 24);
     uptake.push_str(if spec.channels { "customer_id,offer_id,p,value\n" } else { "customer_id,offer_id,p\n" });
     let history_start = spec.start - Duration::days(i64::from(spec.history_days));
     let mut offer_history = String::from("customer_id,offer_id,date,shown,accepted\n");
     let mut demand_per_sku = vec![0.0; n_s];
     let mut discount_spend = 0.0;
     let mut accepts_per_zone = vec![0.0; n_z];
-    let share = CONTACT_CAP as f64 / spec.candidates.max(CONTACT_CAP) as f64;
-    let mut chosen: Vec<usize> = Vec::with_capacity(spec.candidates);
+    let share = CONTACT_CAP as f64 / candidates.max(CONTACT_CAP) as f64;
+    let mut chosen: Vec<usize> = Vec::with_capacity(candidates);
     let mut attribute_rng = Rng(spec.seed ^ 0xA77B_0004);
     let mut customer_features = String::from(CustomerDraw::HEADER);
     for c in 0..n_c {
@@ -331,7 +424,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             customer_features.push_str(&a.line(&id));
         }
         chosen.clear();
-        while chosen.len() < spec.candidates.min(n_o) {
+        while chosen.len() < candidates.min(n_o) {
             let o = rng.popular(n_o);
             if !chosen.contains(&o) {
                 chosen.push(o);
@@ -339,7 +432,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         }
         for &o in &chosen {
             let tier_lift = [1.3, 1.1, 1.0][tier];
-            let mut p = offer_appeal[o] * affinity * tier_lift * rng.range(0.02, 0.45);
+            let mut p = offer_appeal[o] * affinity * tier_lift * spec.family.uptake(rng.range(0.02, 0.45), 0.02, 0.45);
             if let Some(a) = &attributes {
                 p *= a.lift();
             }
@@ -393,7 +486,7 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
     for s in 0..n_s {
         let listing: Vec<usize> = (0..n_w).filter(|_| rng.chance(0.8)).collect();
         let listing = if listing.is_empty() { vec![rng.below(n_w)] } else { listing };
-        let total = demand_per_sku[s] * rng.range(0.4, 1.3) + base_total[s] * 1.5;
+        let total = (demand_per_sku[s] * rng.range(0.4, 1.3) + base_total[s] * 1.5) * spec.family.stock_factor();
         for &w in &listing {
             let units = (total / listing.len() as f64 * rng.range(0.6, 1.4)).ceil();
             let safety = (units * 0.05).round();
@@ -430,11 +523,15 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
         let _ = writeln!(zones, "{},{cap}", zone(z));
     }
     let toml = format!(
-        "# Synthetic scenario: allot generate --customers {} --offers {} --skus {} --zones {} --warehouses {} --candidates {} --seed {}\n\
-         [horizon]\nstart = \"{}\"\ndays = {}\n\n[policy]\ncontact_cap = {CONTACT_CAP}\nbudget = {:.0}\npromise_days = {PROMISE_DAYS}\n\
-         fairness_min_ratio = 0.8\nmax_custom_offers = {}\nunmet_baseline_penalty = 1000.0\n{}{}\n[tiers]\nplatinum = 1.5\ngold = 1.2\nstandard = 1.0\n",
+        "# Synthetic scenario: allot generate --customers {} --offers {} --skus {} --zones {} --warehouses {} --candidates {} --seed {}{}\n\
+         [horizon]\nstart = \"{}\"\ndays = {}\n\n[policy]\ncontact_cap = {CONTACT_CAP}\n{}promise_days = {PROMISE_DAYS}\n\
+         {}max_custom_offers = {}\nunmet_baseline_penalty = 1000.0\n{}{}\n[tiers]\nplatinum = 1.5\ngold = 1.2\nstandard = 1.0\n",
         spec.customers, spec.offers, spec.skus, spec.zones, spec.warehouses, spec.candidates, spec.seed,
-        spec.start, spec.days, (discount_spend * 0.6).max(1.0), (custom_count / 2).max(1),
+        if spec.family == Family::Default { String::new() } else { format!(" --family {}", spec.family) },
+        spec.start, spec.days,
+        if spec.family == Family::NoBudget { String::new() } else { format!("budget = {:.0}\n", (discount_spend * 0.6).max(1.0)) },
+        if spec.family == Family::NoFairness { "" } else { "fairness_min_ratio = 0.8\n" },
+        (custom_count / 2).max(1),
         spec.bucket_days.map_or(String::new(), |b| format!("bucket_days = {b}\n")),
         if spec.binary_decisions { "binary_decisions = true\n" } else { "" },
     );
@@ -633,6 +730,44 @@ mod tests {
         // Centred: the mean uptake moves little.
         let all = ratio(&|_: &Vec<&str>| true);
         assert!((0.85..1.2).contains(&all), "{all}");
+    }
+
+    /// Each family loads and changes what it says, from the default's
+    /// stream (the same customers, but for many candidates); the default's
+    /// header names no family.
+    #[test]
+    fn families_change_one_trait_each() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = GenerateSpec { customers: 2000, seed: 4, ..GenerateSpec::default() };
+        let load = |family: Family| {
+            let dir = tmp.path().join(family.name());
+            if !dir.exists() {
+                generate(&dir, &GenerateSpec { family, ..spec.clone() }).unwrap();
+            }
+            let customers = std::fs::read_to_string(dir.join("customers.csv")).unwrap();
+            (crate::scenario::load::load_root(&dir, Default::default()).unwrap().problem, customers)
+        };
+        let (default, customers) = load(Family::Default);
+        assert!(!std::fs::read_to_string(tmp.path().join("default/scenario.toml")).unwrap().contains("--family"));
+        let stock = |p: &allot_optimizer::Problem| p.stock.iter().map(|s| s.on_hand).sum::<f64>();
+        let median_p = |p: &allot_optimizer::Problem| {
+            let mut v: Vec<f64> = p.uptake.iter().map(|u| u.p).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for family in Family::ALL {
+            assert_eq!(family.name().parse::<Family>(), Ok(family));
+            let (p, c) = load(family);
+            // (Many candidates draw more per customer, so later customers differ.)
+            assert!(family == Family::ManyCandidates || c == customers, "{family}: the same customers");
+            assert_eq!(p.policy.fairness_min_ratio.is_none(), family == Family::NoFairness, "{family}");
+            assert_eq!(p.policy.budget.is_none(), family == Family::NoBudget, "{family}");
+            let ratio = stock(&p) / stock(&default);
+            assert!(if family == Family::TightStock { ratio < 0.5 } else { (ratio - 1.0).abs() < 0.3 }, "{family}: stock ratio {ratio}");
+            assert_eq!(p.uptake.len(), 2000 * if family == Family::ManyCandidates { 15 } else { 5 }, "{family}");
+            assert_eq!(median_p(&p) < 0.5 * median_p(&default), family == Family::SkewedUptake, "{family}");
+        }
+        assert!("nope".parse::<Family>().unwrap_err().contains("tight-stock"));
     }
 
     /// Contact policies come from a stream of their own too, and load: two
