@@ -896,7 +896,7 @@ fn experiment(action: ExperimentAction, store: &Path, database: &DatabaseArg) ->
             }
             for e in events.experiments().all() {
                 let state = e.stopped_at.map_or_else(|| "running".to_string(), |t| format!("stopped {}", t.format("%Y-%m-%d %H:%M:%S")));
-                let kind = format!("{:?}", e.kind).to_lowercase();
+                let kind = e.kind.name();
                 println!("{}  {kind:<8} {:<8} share {:>5.1}%  started {}  {state}", e.experiment_id, e.version.as_deref().unwrap_or("-"), 100.0 * e.share, e.started_at.format("%Y-%m-%d %H:%M:%S"));
             }
         }

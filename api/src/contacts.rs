@@ -115,12 +115,6 @@ impl PolicyIndex {
     }
 }
 
-/// Whether a contact on `date` falls in the plan's horizon.
-fn in_horizon(plan: &PlanIndex, date: NaiveDate) -> bool {
-    let start = plan.context.horizon_start;
-    date >= start && (date - start).num_days() < i64::from(plan.context.horizon_days)
-}
-
 impl PlanIndex {
     /// Why customer `c` may not be contacted with offer `o` today given its
     /// history and its live contacts (`live:rule:<id>`, `live:conflict`), if so.
@@ -176,7 +170,7 @@ impl VolumeBurn {
     /// Adds one contact.
     pub(crate) fn apply(&mut self, plan: &PlanIndex, contact: &ContactMade) {
         let (Some(policies), Some(index)) = (&plan.context.contact_policies, &plan.policy_index) else { return };
-        if policies.volume_rules.is_empty() || !in_horizon(plan, contact.date) {
+        if policies.volume_rules.is_empty() || plan.horizon_day(contact.date).is_none() {
             return;
         }
         let past = index.past(policies, 0, contact);

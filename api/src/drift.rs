@@ -225,7 +225,7 @@ impl DemandDrift {
         let days = plan.context.horizon_days as usize;
         let mut drift = DemandDrift::default();
         for line in &plan.demand {
-            if let Some(d) = day_of(plan, line.date) {
+            if let Some(d) = plan.horizon_day(line.date) {
                 drift.cells.entry((line.zone.clone(), line.sku.clone())).or_insert_with(|| (vec![0.0; days], vec![0.0; days])).0[d] += line.units;
             }
         }
@@ -237,7 +237,7 @@ impl DemandDrift {
 
     /// Adds one order (one before the plan was saved, or dated outside its horizon, changes nothing).
     pub(crate) fn apply(&mut self, plan: &PlanIndex, o: &DemandOrder) {
-        let Some(d) = day_of(plan, o.date).filter(|_| o.received_at > plan.created_at()) else { return };
+        let Some(d) = plan.horizon_day(o.date).filter(|_| o.received_at > plan.created_at()) else { return };
         let days = plan.context.horizon_days as usize;
         self.cells.entry((o.zone.clone(), o.sku.clone())).or_insert_with(|| (vec![0.0; days], vec![0.0; days])).1[d] += o.qty;
         self.days_in = self.days_in.max(d + 1);
@@ -265,12 +265,6 @@ impl DemandDrift {
             })
             .collect()
     }
-}
-
-/// The day of the plan's horizon `date` falls on, if it does.
-fn day_of(plan: &PlanIndex, date: chrono::NaiveDate) -> Option<usize> {
-    let d = (date - plan.context.horizon_start).num_days();
-    (0..i64::from(plan.context.horizon_days)).contains(&d).then_some(d as usize)
 }
 
 /// One zone × SKU's live demand against the plan's.

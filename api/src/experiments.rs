@@ -39,6 +39,17 @@ pub enum ExperimentKind {
     Holdout,
 }
 
+impl ExperimentKind {
+    /// Its name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExperimentKind::Canary => "canary",
+            ExperimentKind::Shadow => "shadow",
+            ExperimentKind::Holdout => "holdout",
+        }
+    }
+}
+
 /// Body of `POST /v1/experiments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -123,15 +134,6 @@ impl Experiment {
     pub fn running(&self) -> bool {
         self.stopped_at.is_none()
     }
-
-    /// The arm its treatment customers are in.
-    pub fn treatment_arm(&self) -> &'static str {
-        match self.kind {
-            ExperimentKind::Canary => "canary",
-            ExperimentKind::Shadow => "shadow",
-            ExperimentKind::Holdout => "holdout",
-        }
-    }
 }
 
 /// Why a change to the experiments was refused.
@@ -185,7 +187,7 @@ impl Experiments {
                 match (s.kind, &s.version) {
                     (ExperimentKind::Holdout, Some(_)) => return Err(ExperimentError::Invalid("a holdout serves no version: leave version out".into())),
                     (ExperimentKind::Canary | ExperimentKind::Shadow, None) => {
-                        return Err(ExperimentError::Invalid(format!("a {:?} needs the version it serves", s.kind).to_lowercase()))
+                        return Err(ExperimentError::Invalid(format!("a {} needs the version it serves", s.kind.name())))
                     }
                     (_, Some(v)) if !version_exists(v) => return Err(ExperimentError::Invalid(format!("version {v:?} is not a plan version of the store"))),
                     _ => {}
@@ -202,7 +204,7 @@ impl Experiments {
                     };
                 }
                 if let Some(running) = self.running(s.kind) {
-                    return Err(ExperimentError::KindRunning { running: running.experiment_id.clone(), kind: format!("{:?}", s.kind).to_lowercase() });
+                    return Err(ExperimentError::KindRunning { running: running.experiment_id.clone(), kind: s.kind.name().to_string() });
                 }
                 Ok(true)
             }
@@ -667,7 +669,7 @@ pub fn html(report: &ExperimentReport) -> String {
     let mut fact = |k: &str, v: String| {
         let _ = write!(body, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v));
     };
-    fact("kind", format!("{:?}", e.kind).to_lowercase());
+    fact("kind", e.kind.name().to_string());
     fact("version", e.version.clone().unwrap_or_else(|| "-".into()));
     fact("share", format!("{:.1}%", 100.0 * e.share));
     fact("started", e.started_at.to_rfc3339());

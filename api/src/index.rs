@@ -312,6 +312,13 @@ impl PlanIndex {
         &self.context.offers[o as usize].offer_id
     }
 
+    /// The day of the plan's horizon `date` falls on (0 = its first), if it
+    /// does: what live contacts, acceptances and orders count against.
+    pub(crate) fn horizon_day(&self, date: chrono::NaiveDate) -> Option<usize> {
+        let d = (date - self.context.horizon_start).num_days();
+        (0..i64::from(self.context.horizon_days)).contains(&d).then_some(d as usize)
+    }
+
     /// The index of an offer by id (events name offers; a plan has tens to
     /// hundreds, so a scan is cheaper than a map to keep).
     pub(crate) fn offer_index(&self, offer_id: &str) -> Option<u32> {

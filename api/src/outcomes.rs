@@ -159,9 +159,7 @@ impl OutcomeBurn {
     /// Adds one acceptance (one outside the plan's horizon or of an offer the
     /// plan does not have changes nothing).
     pub(crate) fn apply(&mut self, plan: &PlanIndex, a: &Acceptance) {
-        let start = plan.context.horizon_start;
-        let in_horizon = a.date >= start && (a.date - start).num_days() < i64::from(plan.context.horizon_days);
-        let Some(o) = plan.offer_index(&a.offer_id).filter(|_| in_horizon) else {
+        let Some(o) = plan.offer_index(&a.offer_id).filter(|_| plan.horizon_day(a.date).is_some()) else {
             return;
         };
         self.accepted[o as usize] += 1.0;
