@@ -214,6 +214,12 @@ fn a_replan_starts_warm_from_an_earlier_version() {
     ok(&plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed"]));
     let warm = PlanStore::open(&store).unwrap().warm_start("000001").expect("a version keeps its warm start");
     assert!(warm.prices.contains_key("zone_balance"), "{warm:?}");
+    // ... and the plan's exposures: every pair of the eligibility table with x > 0.
+    let table = fs::read_to_string(out.join("eligibility.csv")).unwrap();
+    let header: Vec<&str> = table.lines().next().unwrap().split(',').collect();
+    let x_column = header.iter().position(|&h| h == "x").unwrap();
+    let exposed = table.lines().skip(1).filter(|line| line.split(',').nth(x_column).unwrap().parse::<f64>().unwrap() > 0.0).count();
+    assert!(exposed > 0 && warm.exposures.as_ref().map(|e| e.len()) == Some(exposed), "{exposed} exposed pairs, warm start {:?}", warm.exposures);
     let stdout = ok(&plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000001"]));
     assert!(stdout.contains("plan 000002") && stdout.contains("objective        12.90"), "{stdout}");
     let store_now = PlanStore::open(&store).unwrap();

@@ -8,7 +8,7 @@ use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::feasibility::{check_allocation, check_served};
 use allot_optimizer::{derive_plan, solve, Allocation, Candidates, Network, Problem, SolveStatus, SolverChoice};
-use allot_scenarios::{generate, load_scenario, GenerateSpec};
+use allot_scenarios::{generate, load_scenario, Family, GenerateSpec};
 
 const TOL: f64 = 1e-6;
 
@@ -111,6 +111,80 @@ fn agrees_with_exact_without_budget() {
         p.policy.budget = None;
     });
     assert_agrees(&problem, 1e-3);
+}
+
+/// A scenario of `family` as `allot generate` draws it at its defaults (20
+/// offers, 50 SKUs, 5 zones, 3 warehouses, 5 candidates a customer), seed 1,
+/// as the LP (the custom-offer limit dropped, as `allot bench` does).
+fn family_scenario(family: Family, customers: usize) -> Problem {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scenario");
+    generate(&out, &GenerateSpec { customers, family, ..GenerateSpec::default() }).expect("generates");
+    let mut problem = load_scenario(&out).expect("loads").problem;
+    lp(&mut problem);
+    problem
+}
+
+/// The decomposition's target on a family (issue 17): it stops `within_gap`,
+/// certifying at most 1e-3 on the offers' value, and its plan is within that
+/// of the exact optimum. Returns the exact allocation for the family's own
+/// checks.
+fn assert_reaches_the_target(problem: &Problem) -> Allocation {
+    let (_, exact, decomposed) = solve_both(problem);
+    assert_certificate(&exact, &decomposed);
+    let r = &decomposed.report;
+    assert_eq!(r.status, SolveStatus::WithinGap, "offers gap {:.2e} after {:?} iterations", r.offers_gap, r.iterations);
+    assert!(r.offers_gap <= 1e-3, "certified offers gap {:.2e}", r.offers_gap);
+    let diff = relative_difference(&exact, &decomposed);
+    assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e} of the offers' value", r.objective, exact.report.objective);
+    exact
+}
+
+#[test]
+fn reaches_the_target_on_the_default_family() {
+    let problem = family_scenario(Family::Default, 10_000);
+    assert!(problem.policy.fairness_min_ratio.is_some() && problem.policy.budget.is_some());
+    assert_reaches_the_target(&problem);
+}
+
+#[test]
+fn reaches_the_target_without_fairness() {
+    let problem = family_scenario(Family::NoFairness, 10_000);
+    assert!(problem.policy.fairness_min_ratio.is_none());
+    assert_reaches_the_target(&problem);
+}
+
+#[test]
+fn reaches_the_target_without_budget() {
+    let problem = family_scenario(Family::NoBudget, 10_000);
+    assert!(problem.policy.budget.is_none());
+    assert_reaches_the_target(&problem);
+}
+
+/// Tight stock: most offers compete for SKUs whose stock binds.
+#[test]
+fn reaches_the_target_with_tight_stock() {
+    let problem = family_scenario(Family::TightStock, 10_000);
+    let exact = assert_reaches_the_target(&problem);
+    let binding = exact.prices.stock.values().filter(|&&p| p > 1e-7).count();
+    assert!(binding >= 20, "{binding} binding stock rows");
+}
+
+#[test]
+fn reaches_the_target_with_many_candidates() {
+    let problem = family_scenario(Family::ManyCandidates, 10_000);
+    assert_eq!(problem.uptake.len(), 10_000 * 15);
+    assert_reaches_the_target(&problem);
+}
+
+#[test]
+fn reaches_the_target_with_skewed_uptake() {
+    let problem = family_scenario(Family::SkewedUptake, 10_000);
+    let mut p: Vec<f64> = problem.uptake.iter().map(|u| u.p).collect();
+    p.sort_by(f64::total_cmp);
+    // The default family's median is about 0.1.
+    assert!(p[p.len() / 2] < 0.05 && p[p.len() - 1] > 0.5, "median {} top {}", p[p.len() / 2], p[p.len() - 1]);
+    assert_reaches_the_target(&problem);
 }
 
 /// Contact costs and per-pair values (model version 2): every contact costs
@@ -344,7 +418,7 @@ fn partitioned_workers_reach_the_single_machine_plan() {
         let (a, b) = (&local.report, &remote.report);
         let rel = (a.objective - b.objective).abs() / a.objective.abs().max(1.0);
         assert!(rel <= opts.gap, "objectives {} vs {} (mip {mip})", a.objective, b.objective);
-        assert!(b.gap <= opts.gap || b.status != SolveStatus::WithinGap);
+        assert!(b.offers_gap <= opts.gap || b.status != SolveStatus::WithinGap);
         // The certificate against the exact optimum, computed apart: a bound
         // clamped up to the plan's own objective would fail here.
         let exact = solve(&problem, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
@@ -380,7 +454,7 @@ fn a_lost_partition_is_an_error_not_a_plan() {
 /// against the exact optimum of the shocked problem (the relaxation's, for the MIP).
 #[test]
 fn a_warm_replan_starts_from_the_earlier_plans_prices() {
-    use allot_optimizer::decomposed::WarmStart;
+    use allot_optimizer::decomposed::{KeyedExposures, WarmStart};
     use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
     let harder = |p: &mut Problem| {
         lp(p);
@@ -401,7 +475,7 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
         let earlier = solve(&before, &network, &cands, &SolverChoice::Decomposed(options.clone())).expect("solves");
         let scope = Scope::new(&before, &network, &cands, CustomLimitMode::Off);
         let layout = Layout::new(&scope, no_extra(&scope));
-        let warm = WarmStart::of(&before, &layout, &earlier);
+        let warm = WarmStart::of(&before, &layout, &earlier).with_exposures(KeyedExposures::of(&before, &cands, &earlier.x));
         let nu = layout.prices_from(&before, &earlier.prices);
         assert!(nu.iter().filter(|&&v| v > 0.0).count() > 10, "the plan prices some rows");
         assert_eq!(layout.prices_from_keyed(&before, &warm.prices), nu, "keyed prices map back onto the same rows");

@@ -103,11 +103,11 @@ pub(super) fn cells_and_generous(
 
 /// Sums of the response `xhat` (indexed from candidate `first`) over the cells of
 /// `customers`' candidates.
-pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usize, xhat: &[f32], cell: &[u32], n_cells: usize) -> Vec<CellSums> {
+pub(super) fn cell_sums<X: Copy + Into<f64>>(input: &KernelInput, customers: Range<usize>, first: usize, xhat: &[X], cell: &[u32], n_cells: usize) -> Vec<CellSums> {
     let mut sums = vec![CellSums::default(); n_cells];
     for c in customers {
         for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
-            let x = f64::from(xhat[k - first]);
+            let x: f64 = xhat[k - first].into();
             if x > 0.0 {
                 let p = input.p[k];
                 let cell = &mut sums[cell[k - first] as usize];

@@ -32,13 +32,44 @@ pub enum MapRequest {
     /// The repair's map: assign every candidate its cell at these prices, compute
     /// the generous response with this margin, and return the cell sums of both responses.
     RepairCells { prices: CellPrices, margin: f64 },
-    /// Keep `scales[cell] * response` (the generous one or the average) as the
-    /// partition's best exposures: the repair LP chose it.
-    Keep { generous: bool, scales: Vec<f64> },
+    /// Keep the mix of responses the repair LP chose as the partition's best
+    /// exposures (see [`Mix`]).
+    Keep(Mix),
     /// Net value per offer of the kept exposures (the custom-offer heuristic).
     OfferValues { prices: CellPrices },
     /// The kept exposures and every customer's contact-cap price: the plan.
     Finish { prices: CellPrices },
+    /// Start the kept exposures from an earlier plan's (a warm re-plan), so
+    /// the first repair can keep what that plan found. A customer whose
+    /// seeded exposures break one of its own rules (the cap or a contact
+    /// policy changed since) starts at 0.
+    Seed(SeedPlan),
+}
+
+/// Exposures per (customer, offer), sorted by customer then offer; customers
+/// by index in the receiving side's numbering (global from the driver, local
+/// inside a [`PartitionWorker`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeedPlan {
+    pub customer: Vec<u32>,
+    pub offer: Vec<u32>,
+    pub x: Vec<f32>,
+}
+
+impl SeedPlan {
+    /// The pairs of `customers` (ascending global indices), renumbered to
+    /// their positions there.
+    fn local_to(&self, customers: &[u32]) -> SeedPlan {
+        let mut out = SeedPlan::default();
+        for ((&c, &o), &x) in self.customer.iter().zip(&self.offer).zip(&self.x) {
+            if let Ok(local) = customers.binary_search(&c) {
+                out.customer.push(local as u32);
+                out.offer.push(o);
+                out.x.push(x);
+            }
+        }
+        out
+    }
 }
 
 /// A partition's answer to one [`MapRequest`] (same variant order).
@@ -46,8 +77,9 @@ pub enum MapRequest {
 pub enum MapReply {
     /// Sums of the smoothed response and the dual value.
     Price(PartitionSums),
-    /// Cell sums of the averaged and of the generous response.
-    RepairCells { average: Vec<CellSums>, generous: Vec<CellSums> },
+    /// Cell sums of the averaged response, of the generous one and of the
+    /// kept exposures (the best plan so far), at the new cells.
+    RepairCells { average: Vec<CellSums>, generous: Vec<CellSums>, kept: Vec<CellSums> },
     /// The exposures are kept.
     Kept,
     /// Net value per offer.
@@ -56,6 +88,20 @@ pub enum MapReply {
     /// price; the prices of its contact-policy rows, in row order; and the
     /// kept exposure of each of its candidates, in candidate order.
     Finish { customers: Vec<u32>, cap_price: Vec<f64>, policy_price: Vec<f64>, x: Vec<f64> },
+}
+
+/// Per-cell scales of the three responses a partition holds, as the repair
+/// LP chose them: the new kept exposures are
+/// `average * average[cell] + generous * generous[cell] + kept * kept[cell]`.
+/// An empty vector means that response is not used. Why the kept plan is a
+/// column: the next plan can only improve on it, and mixing it with a new
+/// response refills a customer's contact slot that one scaled-down offer
+/// freed (see `repair.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mix {
+    pub average: Vec<f64>,
+    pub generous: Vec<f64>,
+    pub kept: Vec<f64>,
 }
 
 /// Per-candidate state a partition keeps between requests.
@@ -130,13 +176,15 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
             }
             let n_cells = cells::cell_count(input, prices);
             let average = cells::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);
-            let generous = cells::cell_sums(input, customers, first, state.generous, state.cell, n_cells);
-            MapReply::RepairCells { average, generous }
+            let generous = cells::cell_sums(input, customers.clone(), first, state.generous, state.cell, n_cells);
+            let kept = cells::cell_sums(input, customers, first, state.kept, state.cell, n_cells);
+            MapReply::RepairCells { average, generous, kept }
         }
-        MapRequest::Keep { generous, scales } => {
-            let xhat: &[f32] = if *generous { state.generous } else { state.average };
+        MapRequest::Keep(mix) => {
+            let scale = |scales: &[f64], i: usize| scales.get(state.cell[i] as usize).copied().unwrap_or(0.0);
             for (i, kept) in state.kept.iter_mut().enumerate() {
-                *kept = if xhat[i] > 0.0 { f64::from(xhat[i]) * scales[state.cell[i] as usize] } else { 0.0 };
+                let (a, g) = (f64::from(state.average[i]), f64::from(state.generous[i]));
+                *kept = a * scale(&mix.average, i) + g * scale(&mix.generous, i) + *kept * scale(&mix.kept, i);
             }
             MapReply::Kept
         }
@@ -167,7 +215,37 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
                 .collect();
             MapReply::Finish { customers: customers.map(|c| c as u32).collect(), cap_price, policy_price, x: state.kept.to_vec() }
         }
+        MapRequest::Seed(seed) => {
+            let mut at = seed.customer.partition_point(|&c| (c as usize) < customers.start);
+            for c in customers {
+                let (lo, hi) = (input.customer_start[c] as usize, input.customer_start[c + 1] as usize);
+                let kept = &mut state.kept[lo - first..hi - first];
+                kept.fill(0.0);
+                while at < seed.customer.len() && seed.customer[at] as usize == c {
+                    if let Some(k) = (lo..hi).find(|&k| input.offer[k] == seed.offer[at]) {
+                        kept[k - lo] = f64::from(seed.x[at]);
+                    }
+                    at += 1;
+                }
+                if !keeps_own_rules(input, c, kept) {
+                    kept.fill(0.0);
+                }
+            }
+            MapReply::Kept
+        }
     }
+}
+
+/// Whether exposures `x` of customer `c`'s candidates keep its own rules:
+/// bounds, contact cap and contact-policy rows (with a float tolerance).
+fn keeps_own_rules(input: &KernelInput, c: usize, x: &[f64]) -> bool {
+    const TOL: f64 = 1e-6;
+    let within_bounds = x.iter().all(|&v| (0.0..=1.0 + TOL).contains(&v));
+    let within_cap = x.iter().sum::<f64>() <= f64::from(input.cap[c]) + TOL;
+    let within_policy = input.policy.is_none_or(|policy| {
+        policy.of_customer(c).all(|row| policy.members(row).iter().map(|&m| x[m as usize]).sum::<f64>() <= policy.rhs[row] + TOL)
+    });
+    within_bounds && within_cap && within_policy
 }
 
 /// Where the customers are held, as the driver sees them: something that
@@ -253,11 +331,12 @@ impl MapReply {
         for reply in replies {
             match (&mut merged, reply) {
                 (MapReply::Price(total), MapReply::Price(part)) if total.same_shape(&part) => total.add(&part),
-                (MapReply::RepairCells { average, generous }, MapReply::RepairCells { average: a, generous: g })
-                    if average.len() == a.len() && generous.len() == g.len() =>
+                (MapReply::RepairCells { average, generous, kept }, MapReply::RepairCells { average: a, generous: g, kept: k })
+                    if average.len() == a.len() && generous.len() == g.len() && kept.len() == k.len() =>
                 {
-                    average.iter_mut().zip(&a).for_each(|(t, s)| t.add(s));
-                    generous.iter_mut().zip(&g).for_each(|(t, s)| t.add(s));
+                    for (total, part) in [(average, a), (generous, g), (kept, k)] {
+                        total.iter_mut().zip(&part).for_each(|(t, s)| t.add(s));
+                    }
                 }
                 (MapReply::OfferValues(total), MapReply::OfferValues(part)) if total.len() == part.len() => {
                     total.iter_mut().zip(&part).for_each(|(t, p)| *t += p)
@@ -391,6 +470,14 @@ impl PartitionWorker {
     /// indices in the reply made global.
     pub fn serve(&mut self, request: &MapRequest) -> Result<MapReply, DecomposedError> {
         let input = self.partition.input();
+        let local;
+        let request = match request {
+            MapRequest::Seed(seed) => {
+                local = MapRequest::Seed(seed.local_to(&self.partition.customers));
+                &local
+            }
+            other => other,
+        };
         let mut reply = MapReply::merge(self.ranges.map(&input, &mut self.state, request))?;
         if let MapReply::Finish { customers, .. } = &mut reply {
             for c in customers.iter_mut() {
@@ -416,4 +503,51 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, DecomposedError> {
 /// Decodes a message from the wire.
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecomposedError> {
     bincode::deserialize(bytes).map_err(|e| DecomposedError::Workers(format!("a malformed message ({} bytes): {e}", bytes.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three customers (caps 1, 2, 2) with two candidates each (offers 0 and
+    /// 1), one zone, no fairness.
+    fn input<'a>(start: &'a [u32], offer: &'a [u32], p: &'a [f64], zone: &'a [u32], weight: &'a [f64], cap: &'a [u32], margin: &'a [f64]) -> KernelInput<'a> {
+        KernelInput { customer_start: start, offer, p, zone, slot: zone, weight, cap, margin, contact_cost: &[0.0, 0.0], accept_value: None, zones: 1, slots: 1, policy: None }
+    }
+
+    fn finish_x(replies: Vec<MapReply>) -> Vec<(u32, f64)> {
+        let mut out = Vec::new();
+        for reply in replies {
+            let MapReply::Finish { customers, x, .. } = reply else { panic!("{reply:?}") };
+            // Two candidates per customer.
+            out.extend(customers.iter().flat_map(|&c| [c, c]).zip(x));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A seed sets the kept plan by (global customer, offer); a customer whose
+    /// seed breaks its cap starts at 0; a pair with no candidate is ignored.
+    /// Partition workers get the same plan as the local side.
+    #[test]
+    fn a_seed_keeps_each_customers_rules_wherever_it_is_held() {
+        let (start, offer, p) = ([0, 2, 4, 6], [0, 1, 0, 1, 0, 1], [0.5; 6]);
+        let (zone, weight, cap, margin) = ([0, 0, 0], [1.0; 3], [1, 2, 2], [1.0, 1.0]);
+        let input = input(&start, &offer, &p, &zone, &weight, &cap, &margin);
+        // Customer 0 over its cap of 1; customer 1 fine; customer 2 names offer 7, which it has no candidate for.
+        let seed = SeedPlan { customer: vec![0, 0, 1, 1, 2, 2], offer: vec![0, 1, 0, 1, 0, 7], x: vec![1.0, 0.5, 0.25, 1.0, 0.75, 1.0] };
+        let expected = vec![(0, 0.0), (0, 0.0), (1, 0.25), (1, 1.0), (2, 0.75), (2, 0.0)];
+        let prices = CellPrices { per_accept: vec![0.0; 2], per_exposure: vec![0.0; 2], per_value: vec![], epsilon: 0.01 };
+
+        let mut local = LocalCustomers::new(input);
+        assert_eq!(MapReply::merge(local.map(&MapRequest::Seed(seed.clone())).unwrap()).unwrap(), MapReply::Kept);
+        assert_eq!(finish_x(local.map(&MapRequest::Finish { prices: prices.clone() }).unwrap()), expected);
+
+        // Customers 0 and 2 in one partition, 1 in the other.
+        let mut workers: Vec<PartitionWorker> = OwnedPartition::split(&input, 2, |c| c % 2).into_iter().map(PartitionWorker::new).collect();
+        let replies: Vec<MapReply> = workers.iter_mut().map(|w| w.serve(&MapRequest::Seed(seed.clone())).unwrap()).collect();
+        assert!(replies.iter().all(|r| *r == MapReply::Kept));
+        let finished = workers.iter_mut().map(|w| w.serve(&MapRequest::Finish { prices: prices.clone() }).unwrap()).collect();
+        assert_eq!(finish_x(finished), expected);
+    }
 }

@@ -293,6 +293,8 @@ pub struct EligibilityRecord<'a> {
     pub offer_id: &'a str,
     /// Whether the plan serves the offer.
     pub eligible: bool,
+    /// The solver's exposure of the pair (what a warm re-plan starts from).
+    pub x: f64,
     /// Expected value of showing the offer (`value × p - cost_per_contact`).
     pub expected_value: f64,
     /// Acceptance probability (`None` in versions saved before the column).
@@ -469,9 +471,11 @@ pub fn for_each_eligibility(path: &Path, mut visit: impl FnMut(EligibilityRecord
     let t = StoredColumns::read(path)?;
     let (customers, offers, reasons) = (t.cast("customer_id", &DataType::String)?, t.cast("offer_id", &DataType::String)?, t.cast("reason", &DataType::String)?);
     let (eligible, value, rank) = (t.cast("eligible", &DataType::Boolean)?, t.cast("expected_value", &DataType::Float64)?, t.cast("rank", &DataType::Int64)?);
+    let x = t.cast("x", &DataType::Float64)?;
     let e = |e: PolarsError| t.error(e);
     let (customers, offers, reasons) = (customers.str().map_err(e)?, offers.str().map_err(e)?, reasons.str().map_err(e)?);
     let (eligible, value, rank) = (eligible.bool().map_err(e)?, value.f64().map_err(e)?, rank.i64().map_err(e)?);
+    let x = x.f64().map_err(e)?;
     let p_column = if t.df.column("p").is_ok() { Some(t.cast("p", &DataType::Float64)?) } else { None };
     let p = match &p_column {
         Some(column) => Some(column.f64().map_err(e)?),
@@ -482,6 +486,7 @@ pub fn for_each_eligibility(path: &Path, mut visit: impl FnMut(EligibilityRecord
             customer_id: customers.get(i).ok_or_else(|| t.missing(i, "customer_id"))?,
             offer_id: offers.get(i).ok_or_else(|| t.missing(i, "offer_id"))?,
             eligible: eligible.get(i).ok_or_else(|| t.missing(i, "eligible"))?,
+            x: x.get(i).ok_or_else(|| t.missing(i, "x"))?,
             expected_value: value.get(i).unwrap_or(0.0),
             p: p.and_then(|p| p.get(i)),
             rank: rank.get(i).and_then(|r| u32::try_from(r).ok()),

@@ -42,7 +42,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use allot_optimizer::decomposed::WarmStart;
+use allot_optimizer::decomposed::{KeyedExposures, WarmStart};
 use allot_optimizer::plan::Kpis;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -339,14 +339,17 @@ impl PlanStore {
         read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no serving snapshot (saved by an older allot); plan the scenario again") })
     }
 
-    /// The prices a re-plan of one version's scenario starts from
-    /// (`allot plan --warm-from`). Versions saved before warm re-plans have
-    /// none: the error says so.
+    /// What a re-plan of one version's scenario starts from (`allot plan
+    /// --warm-from`): its prices and, from its eligibility table, its
+    /// exposures. Versions saved before warm re-plans have none: the error
+    /// says so.
     pub fn warm_start(&self, id: &str) -> Result<WarmStart, StoreError> {
         self.manifest(id)?;
         let path = self.plan_dir(id).join(WARM_START_FILE);
         let warm: WarmStart = read_json(&path, || StoreError::Corrupt { path: path.clone(), reason: format!("plan version {id} has no warm start (saved by an older allot); plan it once without --warm-from") })?;
-        Ok(WarmStart { source: Some(id.to_string()), ..warm })
+        let mut exposures = KeyedExposures::default();
+        self.for_each_eligibility(id, |row| exposures.push(row.customer_id, row.offer_id, row.x))?;
+        Ok(WarmStart { source: Some(id.to_string()), ..warm }.with_exposures(exposures))
     }
 
     /// The KPIs of one version.
