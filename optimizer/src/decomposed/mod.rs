@@ -207,6 +207,8 @@ fn run_phase(
     let mut in_window = 0usize;
     let mut window_start = 0usize;
     let (mut last_gap, mut stalled_windows) = (f64::INFINITY, 0);
+    // For the progress lines: where the window's prices started.
+    let mut window_nu = nu.clone();
     loop {
         in_window += 1;
         let mix = 2.0 / (in_window as f64 + 1.0);
@@ -215,6 +217,9 @@ fn run_phase(
             best_bound = eval.bound;
             best_nu.clone_from(&y);
         }
+        // For the progress line: this evaluation's own bound and how far the
+        // smoothed response breaks its rows (their total excess).
+        let (last_bound, violation) = (eval.bound, eval.slack.iter().map(|s| (-s).max(0.0)).sum::<f64>());
         // The first step is the safe one: the first repair is then at about the
         // start's prices (a warm re-plan certifies the earlier plan there).
         let step = if iterations == 0 { 1.0 } else { LONG_STEP };
@@ -257,10 +262,12 @@ fn run_phase(
         let gap = offers_gap(best_obj, best_bound.max(best_obj), without);
         window_start = iterations;
         if opts.verbose {
+            let moved = nu.iter().zip(&window_nu).map(|(a, b)| (a - b).abs()).sum::<f64>() / window_nu.iter().map(|v| v.abs()).sum::<f64>().max(1e-12);
             eprintln!(
-                "decomposed: iteration {iterations:5}  epsilon {epsilon:.1e}  bound {best_bound:.6e}  plan {best_obj:.6e}  gap {gap:.2e}  {:.2}s",
+                "decomposed: iteration {iterations:5}  epsilon {epsilon:.1e}  bound {best_bound:.6e} (last {last_bound:.6e})  plan {best_obj:.6e}  gap {gap:.2e}  violation {violation:.3e}  prices moved {moved:.2e}  {:.2}s",
                 started.elapsed().as_secs_f64()
             );
+            window_nu.clone_from(&nu);
         }
         if gap <= opts.gap {
             status = SolveStatus::WithinGap;

@@ -40,7 +40,8 @@ pub struct Repaired {
 }
 
 /// How much of a response a repair LP may take: up to a fixed share of it,
-/// or up to a weight the LP chooses, the weights adding up to at most 1.
+/// or up to a weight the LP chooses per customer group (zone and fairness
+/// slot), a group's weights adding up to at most 1.
 /// Either way the plan is below a convex combination of responses that each
 /// keep every customer's own rules (bounds, contact cap, policy rows), so it
 /// keeps them too.
