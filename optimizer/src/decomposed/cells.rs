@@ -51,6 +51,30 @@ fn band(reduced: f64, inv_gamma: f64, epsilon: f64) -> usize {
 /// narrow one gives 8.8%, 20k customers with version-2 rules and policies).
 pub(super) const GENEROUS_MARGINS: [f64; 2] = [0.01, 0.2];
 
+/// The repair cell of a candidate of `offer` for a customer in `zone` and
+/// fairness `slot`, in reduced-value band `band`: the one numbering of cells.
+fn cell_index(offer: usize, zone: usize, slot: usize, band: usize, zones: usize, slots: usize) -> usize {
+    ((offer * zones + zone) * slots + slot) * BANDS + band
+}
+
+/// A repair cell's parts: its offer, and its customer group (zone and
+/// fairness slot) as `zone * slots + slot`. The inverse of [`cell_index`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CellParts {
+    pub offer: usize,
+    pub zone: usize,
+    pub slot: usize,
+    pub group: usize,
+}
+
+impl CellParts {
+    pub(super) fn of(cell: usize, zones: usize, slots: usize) -> Self {
+        let group_of_offer = cell / BANDS;
+        let group = group_of_offer % (zones * slots);
+        CellParts { offer: group_of_offer / (zones * slots), zone: group / slots, slot: group % slots, group }
+    }
+}
+
 /// Number of cells (offer, zone, slot, band) at these prices.
 pub(super) fn cell_count(input: &KernelInput, prices: &CellPrices) -> usize {
     prices.per_exposure.len() * input.zones * BANDS
@@ -86,7 +110,7 @@ pub(super) fn cells_and_generous(
     let first = input.customer_start[c] as usize;
     for (i, (&r, &g)) in s.reduced.iter().zip(&s.gamma).enumerate() {
         let o = input.offer[first + i] as usize;
-        cell[i] = (((o * zones + input.zone[c] as usize) * slots + input.slot[c] as usize) * BANDS + band(r, g, epsilon)) as u32;
+        cell[i] = cell_index(o, input.zone[c] as usize, input.slot[c] as usize, band(r, g, epsilon), zones, slots) as u32;
     }
     // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
     for (r, ig) in s.reduced.iter_mut().zip(s.gamma.iter_mut()) {
@@ -121,3 +145,18 @@ pub(super) fn cell_sums<X: Copy + Into<f64>>(input: &KernelInput, customers: Ran
     sums
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CellParts::of` inverts `cell_index`.
+    #[test]
+    fn cell_parts_invert_the_cell_numbering() {
+        let (zones, slots) = (3, 2);
+        for (offer, zone, slot, band) in [(0, 0, 0, 0), (4, 2, 1, BANDS - 1), (1, 1, 0, 7)] {
+            let cell = cell_index(offer, zone, slot, band, zones, slots);
+            assert_eq!(CellParts::of(cell, zones, slots), CellParts { offer, zone, slot, group: zone * slots + slot });
+        }
+    }
+}

@@ -51,11 +51,12 @@
 //!   by less than [`STALL_PROGRESS`] of itself).
 //!
 //!   Where each side stands (issue 17, `allot generate` families, 10,000 to
-//!   100,000 customers): the sample's bound is within 2e-5 to 1e-4 of the
-//!   optimum on the offers' value and the ascent rarely lowers it; the plan
-//!   was the weak side (0.2-0.8% below the optimum before the mixed repair
-//!   and the long step). With tight stock the bound is the weak side (about
-//!   1e-3 above the optimum at 30,000 customers) and no method here lowers it.
+//!   100,000 customers): the plan was the weak side (0.2-0.8% below the
+//!   optimum on the offers' value before the mixed repair and the long step).
+//!   The bound is the sample's, which the ascent rarely lowers: within 2e-5
+//!   to 1e-4 of the optimum at the generator's defaults, about 4.5e-4 at
+//!   `allot bench`'s (40 offers, 300 SKUs), and with tight stock about 1e-2,
+//!   which no method here lowers.
 //! * **Warm re-plans** ([`WarmStart`]): a re-plan of a scenario after a small
 //!   change (a receipt, a demand shock) starts from the earlier plan's row
 //!   prices (those of its best bound), matched by family and row key, with
@@ -217,9 +218,6 @@ fn run_phase(
             best_bound = eval.bound;
             best_nu.clone_from(&y);
         }
-        // For the progress line: this evaluation's own bound and how far the
-        // smoothed response breaks its rows (their total excess).
-        let (last_bound, violation) = (eval.bound, eval.slack.iter().map(|s| (-s).max(0.0)).sum::<f64>());
         // The first step is the safe one: the first repair is then at about the
         // start's prices (a warm re-plan certifies the earlier plan there).
         let step = if iterations == 0 { 1.0 } else { LONG_STEP };
@@ -262,6 +260,9 @@ fn run_phase(
         let gap = offers_gap(best_obj, best_bound.max(best_obj), without);
         window_start = iterations;
         if opts.verbose {
+            // This evaluation's own bound, how far the smoothed response breaks
+            // its rows (their total excess) and how far the prices moved.
+            let (last_bound, violation) = (eval.bound, eval.slack.iter().map(|s| (-s).max(0.0)).sum::<f64>());
             let moved = nu.iter().zip(&window_nu).map(|(a, b)| (a - b).abs()).sum::<f64>() / window_nu.iter().map(|v| v.abs()).sum::<f64>().max(1e-12);
             eprintln!(
                 "decomposed: iteration {iterations:5}  epsilon {epsilon:.1e}  bound {best_bound:.6e} (last {last_bound:.6e})  plan {best_obj:.6e}  gap {gap:.2e}  violation {violation:.3e}  prices moved {moved:.2e}  {:.2}s",
@@ -365,8 +366,9 @@ fn solve_driver(
     let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds };
     // A warm re-plan: the earlier plan's exposures seed the kept plan, then
     // one iteration and a repair at the earlier plan's prices (which may
-    // scale the earlier plan per cell to the changed limits). When that certifies the earlier plan's gap (or the target), it is the
-    // plan; otherwise the ascent goes on from the better start of those prices
+    // scale the earlier plan per cell to the changed limits). When that
+    // certifies the earlier plan's gap (or the target), it is the plan;
+    // otherwise the ascent goes on from the better start of those prices
     // and a sample's (as a cold start), keeping the bound it found.
     let mut warm_tried: Option<Phase> = None;
     let requested_gap = opts.gap;

@@ -20,7 +20,7 @@
 use good_lp::solvers::highs::highs;
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 
-use super::cells::{CellSums, BANDS, GENEROUS_MARGINS};
+use super::cells::{CellParts, CellSums, BANDS, GENEROUS_MARGINS};
 use super::context::Context;
 use super::customers::{CustomerSide, MapReply, MapRequest, Mix};
 use super::error::DecomposedError;
@@ -172,11 +172,11 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)]) -> Result<Option<(R
     let problem = ctx.problem;
     let layout = &ctx.layout;
     let (zones, slots) = (layout.zones, layout.slots);
+    let parts = |i: usize| CellParts::of(i, zones, slots);
     // A cell takes part when its response exposes someone there and its offer
     // is open (the kept plan of a phase before the custom offers were chosen
     // may expose an offer closed since: those exposures are dropped).
-    let cells_per_offer = zones * slots * BANDS;
-    let takes_part = |i: usize, cell: &CellSums| cell.exposure > 0.0 && !ctx.closed[i / cells_per_offer];
+    let takes_part = |i: usize, cell: &CellSums| cell.exposure > 0.0 && !ctx.closed[parts(i).offer];
 
     // The LP.
     let mut vars = ProblemVariables::new();
@@ -236,9 +236,7 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)]) -> Result<Option<(R
     let mut rows: Vec<Expression> = (0..layout.total()).map(|_| Expression::default()).collect();
     for (i, (cell, var)) in responses.iter().zip(&scales).flat_map(|((cells, _), scale)| cells.iter().zip(scale).enumerate()) {
         let Some(s) = *var else { continue };
-        let slot = (i / BANDS) % slots;
-        let o = i / (BANDS * slots * zones);
-        let z = (i / (BANDS * slots)) % zones;
+        let CellParts { offer: o, zone: z, slot, .. } = parts(i);
         for (r, a) in layout.accept_coefs(o * zones + z) {
             rows[r].add_mul(a * cell.accepts, s);
         }
@@ -290,7 +288,7 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)]) -> Result<Option<(R
     // combination of responses, and a group whose limits moved (a demand
     // shock in one zone) can lean on another response than the rest.
     let groups = zones * slots;
-    let group_of = |i: usize| (i / BANDS) % groups;
+    let group_of = |i: usize| parts(i).group;
     let weights: Vec<Vec<Option<Variable>>> = responses
         .iter()
         .zip(&scales)

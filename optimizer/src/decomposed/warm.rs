@@ -71,7 +71,7 @@ impl WarmStart {
 pub struct KeyedExposures {
     /// Customer ids, one per run of rows of one customer.
     customers: Vec<String>,
-    offers: Vec<String>,
+    /// Offer ids and their indices, in order of first appearance.
     offer_ix: HashMap<String, u32>,
     /// (customer, offer) as indices into the two lists, and the exposure.
     pairs: Vec<(u32, u32, f32)>,
@@ -102,9 +102,9 @@ impl KeyedExposures {
         let o = match self.offer_ix.get(offer) {
             Some(&o) => o,
             None => {
-                self.offers.push(offer.to_string());
-                self.offer_ix.insert(offer.to_string(), self.offers.len() as u32 - 1);
-                self.offers.len() as u32 - 1
+                let o = self.offer_ix.len() as u32;
+                self.offer_ix.insert(offer.to_string(), o);
+                o
             }
         };
         self.pairs.push((c, o, x as f32));
@@ -135,7 +135,10 @@ impl KeyedExposures {
         let customer_ix: HashMap<&str, u32> = problem.customers.id.iter().enumerate().map(|(c, id)| (id.as_str(), c as u32)).collect();
         let offer_ix: HashMap<&str, u32> = problem.offers.iter().enumerate().map(|(o, offer)| (offer.id.as_str(), o as u32)).collect();
         let customers: Vec<Option<u32>> = self.customers.iter().map(|id| customer_ix.get(id.as_str()).copied()).collect();
-        let offers: Vec<Option<u32>> = self.offers.iter().map(|id| offer_ix.get(id.as_str()).copied()).collect();
+        let mut offers: Vec<Option<u32>> = vec![None; self.offer_ix.len()];
+        for (id, &o) in &self.offer_ix {
+            offers[o as usize] = offer_ix.get(id.as_str()).copied();
+        }
         let mut pairs: Vec<(u32, u32, f32)> =
             self.pairs.iter().filter_map(|&(c, o, x)| Some((customers[c as usize]?, offers[o as usize]?, x))).collect();
         pairs.sort_unstable_by_key(|&(c, o, _)| (c, o));
