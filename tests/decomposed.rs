@@ -544,3 +544,43 @@ fn auto_matches_exact_on_a_mip_with_the_custom_limit() {
     assert!(diff <= 1e-3, "auto {} ({}) vs exact {}: {diff:.2e} of the offers' value", auto.report.objective, auto.report.solver, exact.report.objective);
     assert!(auto.report.bound >= exact.report.objective - 1e-7 * exact.report.objective.abs(), "bound {} below the optimum {}", auto.report.bound, exact.report.objective);
 }
+
+/// A binding hard minimum above the size of the whole all-or-nothing model
+/// (19,869 pairs, against 10,000): `app_volume` raised 2% above what the
+/// optimum gives it without the rule, so it binds. Rounding the optimum
+/// leaves it short (and no swap restores it); the served plan
+/// is then the all-or-nothing model's with the customers nearest the
+/// minimum decided again, and keeps every hard rule, the minimum included.
+#[test]
+fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
+    use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
+    use allot_optimizer::served::{serve, Fill};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scenario");
+    let spec = GenerateSpec { customers: 5_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 1, channels: true, contact_policies: true, volume_rules: true, ..GenerateSpec::default() };
+    generate(&out, &spec).expect("generates");
+    let mut problem = load_scenario(&out).expect("loads").problem;
+    lp(&mut problem);
+    let rule = problem.rules.iter().position(|r| r.id == "app_volume").expect("app_volume");
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    assert!(cands.len() > allot_optimizer::AUTO_EXACT_MAX_MIP_CANDIDATES, "{} pairs", cands.len());
+    let free = solve(&problem, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("exact solves");
+    let measured = |plan: &allot_optimizer::Plan| plan.kpis.rules[rule].clone();
+    let unconstrained = measured(&derive_plan(&problem, &network, &cands, &free)).measured;
+    problem.rules[rule].bound = (unconstrained * 1.02).round() + 0.5;
+    let bound = problem.rules[rule].bound;
+    {
+        let alloc = solve(&problem, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
+        assert!(alloc.prices.families["rule"][rule] > 1e-6, "{}: the minimum binds", alloc.report.solver);
+        // Rounding alone leaves the minimum short (else this tests nothing).
+        let scope = Scope::new(&problem, &network, &cands, CustomLimitMode::Off);
+        let layout = Layout::new(&scope, no_extra(&scope));
+        let rounded = serve(&problem, &cands, &alloc, &layout, &cands.customer_rows(&problem), Fill::Exposed);
+        assert!(!rounded.over.is_empty(), "{}: rounding keeps the minimum by itself", alloc.report.solver);
+        let plan = derive_plan(&problem, &network, &cands, &alloc);
+        assert_eq!(check_served(&problem, &cands, &plan, TOL), vec![], "{}", alloc.report.solver);
+        let kpi = measured(&plan);
+        assert!(kpi.measured_served >= bound - TOL, "{}: served {} app acceptances, minimum {bound}", alloc.report.solver, kpi.measured_served);
+    }
+}

@@ -38,11 +38,16 @@ pub struct ExactOptions {
     /// Further HiGHS options by name (value parsed as bool, integer, float, else text),
     /// applied last so they override the above.
     pub highs_options: Vec<(String, String)>,
+    /// Name the contradiction of an infeasible model (HiGHS's irreducible
+    /// infeasible subset). Off where infeasibility is an expected answer
+    /// (the served plan's search, [`solve_pinned`]): on a large model the
+    /// subset can take far longer than the solve.
+    pub explain_infeasible: bool,
 }
 
 impl Default for ExactOptions {
     fn default() -> Self {
-        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false, highs_options: Vec::new() }
+        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false, highs_options: Vec::new(), explain_infeasible: true }
     }
 }
 
@@ -75,7 +80,16 @@ struct Fixed<'a> {
     x: Option<&'a [f64]>,
 }
 
-fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option<Fixed>, extra: &ExtraFamilies) -> BuiltModel {
+/// What a solve takes as given instead of deciding it.
+#[derive(Clone, Copy, Default)]
+struct Given<'a> {
+    /// The open offers (the custom offers chosen: an LP).
+    open: Option<&'a [bool]>,
+    /// With binary decisions, pairs held at 0 or 1 (`Some`); the MIP decides the rest.
+    pinned: Option<&'a [Option<bool>]>,
+}
+
+fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option<Fixed>, pinned: Option<&[Option<bool>]>, extra: &ExtraFamilies) -> BuiltModel {
     let mode = if fixed.is_some() { CustomLimitMode::Off } else { CustomLimitMode::Binaries };
     let scope = Scope::new(problem, network, cands, mode);
     let layout = Layout::new(&scope, extra(&scope));
@@ -90,7 +104,13 @@ fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option
                 // At the MIP's own values (not rounded, which could push a tight row over).
                 Some(Fixed { x: Some(xs), .. }) => vars.add(variable().min(xs[k]).max(xs[k])),
                 Some(Fixed { open, .. }) => vars.add(variable().min(0.0).max(if open[cands.offer[k] as usize] { 1.0 } else { 0.0 })),
-                None if binary_x => vars.add(variable().binary()),
+                None if binary_x => match pinned.and_then(|p| p[k]) {
+                    Some(served) => {
+                        let at = if served { 1.0 } else { 0.0 };
+                        vars.add(variable().min(at).max(at))
+                    }
+                    None => vars.add(variable().binary()),
+                },
                 None => vars.add(variable().min(0.0).max(1.0)),
             };
             objective.add_mul(cands.value(problem, k), v);
@@ -259,7 +279,7 @@ fn run_highs(
         mip_rel_gap: maps.mip.then_some(opts.mip_rel_gap),
         verbose: opts.verbose,
         options: &opts.highs_options,
-        explain_infeasible: true,
+        explain_infeasible: opts.explain_infeasible,
     };
     match lp_backend::run(model, maps.variables, maps.rows.len(), &settings) {
         Ok(solved) => Ok((solved, maps)),
@@ -423,7 +443,19 @@ pub fn solve_with_families(
 ) -> Result<Allocation, SolveError> {
     // With no candidates this solve is itself the optimum without offers.
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
-    solve_model(problem, network, cands, opts, extra, without, None)
+    solve_model(problem, network, cands, opts, extra, without, Given::default())
+}
+
+/// The all-or-nothing model (`binary_decisions`, which `problem` must have)
+/// with the decisions of some pairs held: `pinned[k] = Some(served)` holds
+/// pair `k` at 1 or 0, `None` leaves it to the MIP. Why: the served plan of
+/// a scenario too large for the whole MIP keeps a binding hard minimum by
+/// deciding again only the pairs near it ([`crate::served::all_or_nothing`]);
+/// HiGHS's presolve drops the held columns. The report's objective without
+/// offers is not computed (it reads as the objective).
+pub fn solve_pinned(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, pinned: &[Option<bool>]) -> Result<Allocation, SolveError> {
+    assert!(problem.policy.binary_decisions && pinned.len() == cands.len(), "pins are decisions of the all-or-nothing model, one per pair");
+    solve_model(problem, network, cands, opts, &no_extra, None, Given { pinned: Some(pinned), ..Given::default() })
 }
 
 /// The linear program left once the custom offers are chosen: `open` says
@@ -435,18 +467,18 @@ pub fn solve_with_families(
 /// this LP's, not the MIP's: the caller keeps the relaxation's.
 pub fn solve_with_open_offers(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, open: &[bool]) -> Result<Allocation, SolveError> {
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
-    solve_model(problem, network, cands, opts, &no_extra, without, Some(open))
+    solve_model(problem, network, cands, opts, &no_extra, without, Given { open: Some(open), ..Given::default() })
 }
 
 /// The exact model's shadow prices alone (the decomposition's warm start from
 /// a sample): no report is read, so the LP without offers is not solved.
 pub(crate) fn prices(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions) -> Result<crate::allocation::ShadowPrices, SolveError> {
-    Ok(solve_model(problem, network, cands, opts, &no_extra, None, None)?.prices)
+    Ok(solve_model(problem, network, cands, opts, &no_extra, None, Given::default())?.prices)
 }
 
 /// Solves the model; `without` is the optimum without offers, `None` when
 /// this solve is that optimum (no candidates) or its report is not read;
-/// `open`: the open offers when they are given (an LP), else chosen here.
+/// `given`: what is held rather than decided here.
 fn solve_model(
     problem: &Problem,
     network: &Network,
@@ -454,13 +486,14 @@ fn solve_model(
     opts: &ExactOptions,
     extra: &ExtraFamilies,
     without: Option<f64>,
-    open: Option<&[bool]>,
+    given: Given,
 ) -> Result<Allocation, SolveError> {
+    let open = given.open;
     let started = Instant::now();
     let remaining = |t: Option<f64>| t.map(|t| t - started.elapsed().as_secs_f64());
 
     let t0 = Instant::now();
-    let built = build(problem, network, cands, open.map(|open| Fixed { open, x: None }), extra);
+    let built = build(problem, network, cands, open.map(|open| Fixed { open, x: None }), given.pinned, extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
     let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), (problem, cands))?;
@@ -481,7 +514,7 @@ fn solve_model(
         }
         let t1 = Instant::now();
         let decisions = problem.policy.binary_decisions.then(|| raw.columns[..cands.len()].to_vec());
-        let fixed = build(problem, network, cands, Some(Fixed { open: &offer_open, x: decisions.as_deref() }), extra);
+        let fixed = build(problem, network, cands, Some(Fixed { open: &offer_open, x: decisions.as_deref() }), None, extra);
         build_seconds += t1.elapsed().as_secs_f64();
         let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)), (problem, cands))?;
         solve_seconds += lp.seconds;

@@ -420,7 +420,7 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
     let row_prices = layout.prices_from(problem, &alloc.prices);
     let policy = cands.customer_rows(problem);
     let mut served = served::serve(problem, cands, alloc, &layout, &policy, served::Fill::Exposed);
-    if served.over.is_some() && cands.len() <= crate::AUTO_EXACT_MAX_MIP_CANDIDATES {
+    if !served.over.is_empty() {
         if let Some(exact) = served::all_or_nothing(problem, network, cands, alloc, &layout, &served) {
             served = exact;
         }
