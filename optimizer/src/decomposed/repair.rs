@@ -18,6 +18,7 @@
 //! response over the bound, is taken.
 
 use good_lp::solvers::highs::highs;
+use rayon::prelude::*;
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 
 use super::cells::{CellParts, CellSums, BANDS, GENEROUS_MARGINS};
@@ -90,7 +91,8 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// (the best so far) from the customers' side, and LPs that mix them: per
 /// margin, the three with weights of the LP's choosing when that LP is small
 /// ([`HULL_MAX_CELLS`]); else each response alone, then the best of those
-/// with the kept plan at each of [`KEPT_SHARES`]. Why mix: a customer's
+/// with the kept plan at each of [`KEPT_SHARES`]. The margins' hull LPs
+/// run at once (rayon). Why mix: a customer's
 /// contact slot that one scaled-down offer frees is refilled only by another
 /// response, and the plan keeps what earlier repairs found. Returns the best
 /// plan and its [`Mix`] (for [`MapRequest::Keep`]); the customers' side then
@@ -119,14 +121,23 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     // The best response alone (fixed shares): its cells and whether it is the average.
     let mut alone: Option<(f64, Vec<CellSums>, bool)> = None;
     let mut kept = Vec::new();
-    for (i, &margin) in GENEROUS_MARGINS.iter().enumerate() {
-        let [average, generous, kept_cells] = cells_at(margin)?;
-        if used(&average) + used(&generous) + used(&kept_cells) <= HULL_MAX_CELLS {
-            if let Some((plan, scales)) = master(ctx, &[(&average, Share::Weighted), (&generous, Share::Weighted), (&kept_cells, Share::Weighted)])? {
-                let [average, generous, kept] = scales.try_into().unwrap_or_default();
-                consider(&mut best, plan, margin, Mix { average, generous, kept });
-                continue;
+    let sums = GENEROUS_MARGINS.iter().map(|&margin| cells_at(margin)).collect::<Result<Vec<_>, _>>()?;
+    // The hull LPs of every margin at once: HiGHS's simplex runs on one
+    // thread, and at scale these LPs are most of a repair's time.
+    let hulls = sums
+        .par_iter()
+        .map(|[average, generous, kept_cells]| {
+            if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
+                return Ok(None);
             }
+            master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)])
+        })
+        .collect::<Result<Vec<_>, DecomposedError>>()?;
+    for (i, ((&margin, [average, generous, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(sums).zip(hulls).enumerate() {
+        if let Some((plan, scales)) = hull {
+            let [average, generous, kept] = scales.try_into().unwrap_or_default();
+            consider(&mut best, plan, margin, Mix { average, generous, kept });
+            continue;
         }
         // The average does not depend on the margin: its LP once.
         let tried = if i == 0 { vec![(average, true), (generous, false)] } else { vec![(generous, false)] };
