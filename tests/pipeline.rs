@@ -1,7 +1,8 @@
 //! One planning pipeline: the same scenario planned by `allot plan`, by
 //! `allot scenario run` and by `POST /v1/plans` (the real router, in process)
 //! gives byte-identical artefacts: every file of the two output directories
-//! and of the three saved versions.
+//! and of the three saved versions (and of a fourth, whose tables `allot
+//! plan --format parquet` copies from its outputs).
 //!
 //! The only differences allowed are listed here and normalised before
 //! comparing: the wall-clock timings and the save timestamp. Ids are equal
@@ -116,4 +117,11 @@ fn plan_scenario_run_and_http_give_identical_artefacts() {
     }
     assert_same("plan vs scenario run version", &version, &artefacts(&run_store.join("plans/000001")));
     assert_same("plan vs POST /v1/plans version", &version, &artefacts(&http_store.join("plans/000001")));
+
+    // Outputs in the version's format (Parquet) are copied into it, not
+    // encoded again: the version is the same, byte for byte.
+    let (parquet_out, parquet_store) = (path("parquet-out"), path("parquet-store"));
+    allot(&["plan", s, "--out", parquet_out.to_str().unwrap(), "--store", parquet_store.to_str().unwrap(), "--format", "parquet"]);
+    assert!(parquet_out.join("eligibility.parquet").exists());
+    assert_same("plan vs plan --format parquet version", &version, &artefacts(&parquet_store.join("plans/000001")));
 }

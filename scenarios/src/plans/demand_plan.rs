@@ -9,7 +9,7 @@
 //! the daily forecast when it was forecast from sales history, else the
 //! horizon's units spread evenly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use allot_forecasting::demand::redemption_curve;
@@ -42,7 +42,6 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
     let days = problem.horizon.days as usize;
     let by_weekday = loaded.uptake_report.as_ref().map_or([0.0; 7], |r| r.acceptances_by_weekday);
     let curve = redemption_curve(&by_weekday, problem.horizon.start.weekday().num_days_from_monday() as usize, days);
-    let p: HashMap<(u32, u32), f64> = problem.uptake.iter().map(|u| ((u.customer, u.offer), u.p)).collect();
     let mut cells: BTreeMap<(u32, u32), (Vec<f64>, f64)> = BTreeMap::new();
     match &loaded.demand_forecast {
         Some(f) => {
@@ -58,9 +57,8 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
     }
     for e in plan.eligibility.iter().filter(|e| e.eligible) {
         let zone = problem.customers.zone[e.customer as usize];
-        let uptake = p.get(&(e.customer, e.offer)).copied().unwrap_or(0.0);
         for item in &problem.offers[e.offer as usize].items {
-            cells.entry((zone, item.sku)).or_insert_with(|| (vec![0.0; days], 0.0)).1 += uptake * item.qty;
+            cells.entry((zone, item.sku)).or_insert_with(|| (vec![0.0; days], 0.0)).1 += e.p * item.qty;
         }
     }
     cells

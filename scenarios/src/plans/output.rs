@@ -8,7 +8,7 @@ use allot_optimizer::{Plan, Problem};
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::files::{sync_dir, write_table, write_versioned, Format};
+use crate::files::{sync_dir, write_atomic, write_table, write_versioned, Format};
 
 /// Test hook: when set to N, the process aborts after writing N plan files, as a
 /// crash would (used by the crash-safety tests; never set in production).
@@ -115,4 +115,32 @@ pub fn write_plan_outputs(dir: &Path, problem: &Problem, plan: &Plan, kpis: &Kpi
     written.push(path);
     sync_dir(dir)?;
     Ok(written)
+}
+
+/// Copies `files`, written under `from`, to the same relative paths under
+/// `to`, each atomically; returns the copies' paths. Why: a run writes its
+/// outputs, then the same files into its plan version; when both are in the
+/// version's format, copying the bytes costs a fraction of encoding the
+/// tables again (their eligibility table has one row per pair).
+pub fn copy_outputs(files: &[PathBuf], from: &Path, to: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut copied = Vec::with_capacity(files.len());
+    let mut dirs = vec![to.to_path_buf()];
+    for file in files {
+        let relative = file.strip_prefix(from).expect("a run's outputs are written under its output directory");
+        let copy = to.join(relative);
+        if let Some(dir) = copy.parent().filter(|d| !dirs.iter().any(|known| known == d)) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
+            dirs.push(dir.to_path_buf());
+        }
+        write_atomic(&copy, |out| {
+            let mut source = std::fs::File::open(file).map_err(|e| StoreError::io("cannot open", file, e))?;
+            std::io::copy(&mut source, out).map(|_| ()).map_err(|e| StoreError::io("cannot copy", file, e))
+        })?;
+        fault_point();
+        copied.push(copy);
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    Ok(copied)
 }

@@ -121,13 +121,21 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     // The plan holds what is written; the candidates and the allocation (one
     // entry per pair) would only raise the peak while the tables are built.
     drop((cands, alloc));
-    if let Some(out) = out {
-        run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
-        info!(dir = %out.dir.display(), "outputs written");
-    }
+    let written = match &out {
+        Some(out) => {
+            let files = run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
+            info!(dir = %out.dir.display(), "outputs written");
+            Some(files)
+        }
+        None => None,
+    };
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
     let manifest = store.save(&meta, |staging| {
-        run.write(staging, VERSION_FORMAT)?;
+        // The outputs just written, when in the version's format, are its files.
+        match (&out, &written) {
+            (Some(out), Some(files)) if out.format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, out.dir, staging)?,
+            _ => run.write(staging, VERSION_FORMAT)?,
+        };
         crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
         crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
     })?;
