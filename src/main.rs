@@ -17,7 +17,7 @@ use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::{RuleKind, SolverChoice};
 use allot_optimizer::plan::Kpis;
 use allot_scenarios::plans::store::{DEFAULT_STORE, STORE_ENV};
-use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Family, Format, GenerateSpec, PlanRun, PlanSolver, PlanStore, OutputDir};
+use allot_scenarios::{convert_scenario_to_parquet, generate, plan_scenario, Family, Format, GenerateSpec, OutputFormat, PlanRun, PlanSolver, PlanStore, OutputDir};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -91,9 +91,9 @@ enum ScenarioAction {
         /// Most plans at once [default: bounded by cores and available memory].
         #[arg(long)]
         jobs: Option<usize>,
-        /// Encoding of the output tables.
-        #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
-        format: FormatArg,
+        /// Encoding of the output tables (auto: Parquet from 100,000 customers, CSV below).
+        #[arg(long, value_enum, default_value_t = OutputFormatArg::Auto)]
+        format: OutputFormatArg,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -232,9 +232,9 @@ struct PlanArgs {
     /// Decomposed solver: limit on dual iterations (per phase).
     #[arg(long, default_value_t = DecomposedOptions::default().max_iterations)]
     max_iterations: usize,
-    /// Encoding of the output tables.
-    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
-    format: FormatArg,
+    /// Encoding of the output tables (auto: Parquet from 100,000 customers, CSV below).
+    #[arg(long, value_enum, default_value_t = OutputFormatArg::Auto)]
+    format: OutputFormatArg,
     #[command(flatten)]
     store: StoreArg,
     /// Solver threads [default: the solver's choice].
@@ -296,6 +296,14 @@ enum SolverArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
+    Csv,
+    Parquet,
+}
+
+/// A run's output encoding: [`FormatArg`]'s, or by the scenario's size.
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormatArg {
+    Auto,
     Csv,
     Parquet,
 }
@@ -507,7 +515,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Forecast(args) => forecast(args),
-        Command::Scenario { action: ScenarioAction::Run { scenarios, out_root, jobs, format, store } } => scenario_run(&scenarios, &out_root, jobs, format_of(format), &store.store),
+        Command::Scenario { action: ScenarioAction::Run { scenarios, out_root, jobs, format, store } } => scenario_run(&scenarios, &out_root, jobs, output_format_of(format), &store.store),
         Command::Scenario { action: ScenarioAction::Compare { base, variants, out_root, report } } => scenario_compare(&base, &variants, &out_root, report),
         Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
@@ -652,7 +660,7 @@ fn plan(args: PlanArgs) -> Result<()> {
     let solver = solver_of(&args, warm)?;
     // Opened before the solve, so a live state that cannot be opened costs no plan.
     let live = if args.activate { Some(args.database.open(&store)?) } else { None };
-    let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: format_of(args.format) }))?;
+    let run = plan_scenario(&store, &args.scenario, solver.as_ref(), Some(OutputDir { dir: &out, format: output_format_of(args.format) }))?;
     if let Some(live) = &live {
         live.activate(&store, &run.manifest.id)?;
     }
@@ -693,7 +701,7 @@ fn parallel_runs(scenarios: &[PathBuf], requested: Option<usize>) -> usize {
     requested.unwrap_or(cores).min(cores).min(by_memory).min(scenarios.len()).max(1)
 }
 
-fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, format: Format, store: &Path) -> Result<()> {
+fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, format: OutputFormat, store: &Path) -> Result<()> {
     use rayon::prelude::*;
     use tracing_indicatif::span_ext::IndicatifSpanExt;
     use tracing_indicatif::style::ProgressStyle;
@@ -741,10 +749,11 @@ fn scenario_run(scenarios: &[PathBuf], out_root: &Path, jobs: Option<usize>, for
     Ok(())
 }
 
-fn format_of(f: FormatArg) -> Format {
+fn output_format_of(f: OutputFormatArg) -> OutputFormat {
     match f {
-        FormatArg::Csv => Format::Csv,
-        FormatArg::Parquet => Format::Parquet,
+        OutputFormatArg::Auto => OutputFormat::BySize,
+        OutputFormatArg::Csv => OutputFormat::Fixed(Format::Csv),
+        OutputFormatArg::Parquet => OutputFormat::Fixed(Format::Parquet),
     }
 }
 

@@ -26,6 +26,34 @@ pub enum Format {
     Parquet,
 }
 
+/// How a run's output tables are encoded: as the planner asked, or by the
+/// scenario's size (Parquet from [`PARQUET_FROM_CUSTOMERS`] customers, CSV
+/// below). Why by size: at scale the eligibility table has a row per pair
+/// (6.3 million at 1,000,000 customers), which CSV makes several times
+/// larger and slower to write and read than Parquet, while a small run's
+/// CSV is what a planner opens in a spreadsheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Always this encoding.
+    Fixed(Format),
+    /// By the number of customers.
+    BySize,
+}
+
+/// Customers from which [`OutputFormat::BySize`] writes Parquet.
+pub const PARQUET_FROM_CUSTOMERS: usize = 100_000;
+
+impl OutputFormat {
+    /// The encoding for a scenario of `customers` customers.
+    pub fn for_customers(self, customers: usize) -> Format {
+        match self {
+            OutputFormat::Fixed(format) => format,
+            OutputFormat::BySize if customers >= PARQUET_FROM_CUSTOMERS => Format::Parquet,
+            OutputFormat::BySize => Format::Csv,
+        }
+    }
+}
+
 impl Format {
     /// File extension.
     pub fn extension(self) -> &'static str {
@@ -131,4 +159,19 @@ pub fn convert_scenario_to_parquet(dir: &Path) -> Result<(), StoreError> {
         std::fs::remove_file(&csv).map_err(|e| StoreError::io("cannot remove", &csv, e))?;
     }
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `auto` switches to Parquet at the documented size and a fixed
+    /// encoding ignores the size.
+    #[test]
+    fn output_format_by_size_switches_to_parquet_at_scale() {
+        assert_eq!(OutputFormat::BySize.for_customers(PARQUET_FROM_CUSTOMERS - 1), Format::Csv);
+        assert_eq!(OutputFormat::BySize.for_customers(PARQUET_FROM_CUSTOMERS), Format::Parquet);
+        assert_eq!(OutputFormat::Fixed(Format::Csv).for_customers(10 * PARQUET_FROM_CUSTOMERS), Format::Csv);
+        assert_eq!(OutputFormat::Fixed(Format::Parquet).for_customers(1), Format::Parquet);
+    }
 }

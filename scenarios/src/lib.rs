@@ -20,7 +20,7 @@ pub mod schema;
 pub mod whatif;
 
 pub use error::{LoadError, PipelineError, StoreError};
-pub use files::{convert_scenario_to_parquet, Format};
+pub use files::{convert_scenario_to_parquet, Format, OutputFormat, PARQUET_FROM_CUSTOMERS};
 pub use plans::output::write_plan_outputs;
 pub use plans::pipeline::{plan_scenario, plan_scenario_with, OutputDir, PlanRun, PlanSolver};
 pub use plans::serving::{burns_down_live, ContactRecord, CustomerRecord, EligibilityRecord, ServingContactPolicies, ServingContext, ServingOfferContact};

@@ -21,7 +21,7 @@ use crate::error::{PipelineError, StoreError};
 use crate::scenario::load::{LoadOptions, LoadedScenario};
 use crate::whatif::variants::load_scenario_with;
 use crate::plans::output::write_plan_outputs;
-use crate::files::Format;
+use crate::files::{Format, OutputFormat};
 use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT, WARM_START_FILE};
 use allot_optimizer::decomposed::WarmStart;
 use crate::whatif::marginal_values::{self, MarginalValue};
@@ -57,7 +57,7 @@ pub struct OutputDir<'a> {
     /// Output directory (created if needed).
     pub dir: &'a Path,
     /// Encoding of its tables.
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
 /// What one planning run produced.
@@ -121,10 +121,12 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     // The plan holds what is written; the candidates and the allocation (one
     // entry per pair) would only raise the peak while the tables are built.
     drop((cands, alloc));
-    let written = match &out {
-        Some(out) => {
-            let files = run.write(out.dir, out.format).map_err(|source| PipelineError::Outputs { dir: out.dir.to_path_buf(), source })?;
-            info!(dir = %out.dir.display(), "outputs written");
+    // The outputs' encoding, now that the scenario's size is known.
+    let out = out.map(|o| (o.dir, o.format.for_customers(p.customers.len())));
+    let written = match out {
+        Some((dir, format)) => {
+            let files = run.write(dir, format).map_err(|source| PipelineError::Outputs { dir: dir.to_path_buf(), source })?;
+            info!(dir = %dir.display(), format = format.extension(), "outputs written");
             Some(files)
         }
         None => None,
@@ -132,8 +134,8 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
     let manifest = store.save(&meta, |staging| {
         // The outputs just written, when in the version's format, are its files.
-        match (&out, &written) {
-            (Some(out), Some(files)) if out.format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, out.dir, staging)?,
+        match (out, &written) {
+            (Some((dir, format)), Some(files)) if format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, dir, staging)?,
             _ => run.write(staging, VERSION_FORMAT)?,
         };
         crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
