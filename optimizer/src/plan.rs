@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 use crate::allocation::{Allocation, Flow, ShadowPrices};
@@ -533,13 +535,13 @@ fn eligibility_rows(
             reason: Reason::Excluded(rule),
         });
     }
-    let mut ranked: Vec<usize> = Vec::new();
-    for c in 0..problem.customers.len() as CustomerIx {
-        ranked.clear();
-        for k in cands.of_customer(c) {
-            let offer = &problem.offers[cands.offer[k] as usize];
-            let reason = if eligible[k] {
-                ranked.push(k);
+    // Every candidate's reason, in parallel: the charges of a pair left out
+    // read every family's prices, over every pair (most of this function's
+    // time at scale).
+    let reasons: Vec<Reason> = (0..cands.len())
+        .into_par_iter()
+        .map(|k| {
+            if eligible[k] {
                 Reason::Eligible
             } else if let Some(&cause) = served.dropped.get(&k) {
                 // Selected by the solver, turned away to keep this limit.
@@ -550,7 +552,18 @@ fn eligibility_rows(
                 })
             } else {
                 Reason::NotSelected(charges.binding(problem, cands, alloc, k))
-            };
+            }
+        })
+        .collect();
+    let mut ranked: Vec<usize> = Vec::new();
+    for c in 0..problem.customers.len() as CustomerIx {
+        ranked.clear();
+        for k in cands.of_customer(c) {
+            let offer = &problem.offers[cands.offer[k] as usize];
+            let reason = reasons[k];
+            if eligible[k] {
+                ranked.push(k);
+            }
             rows[cands.uptake_row[k] as usize] = Some(EligibilityRow {
                 customer: c,
                 offer: cands.offer[k],
