@@ -15,7 +15,7 @@ use std::time::Instant;
 use allot_optimizer::decomposed::DecomposedOptions;
 use allot_optimizer::exact::ExactOptions;
 use allot_optimizer::{derive_plan, solve, Candidates, Network, SolverChoice};
-use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Family, Format, GenerateSpec};
+use allot_scenarios::{convert_scenario_to_parquet, generate, load_scenario, write_plan_outputs, Family, GenerateSpec, OutputFormat};
 use anyhow::{Context, Result};
 
 use crate::memory::{peak_kib, reset_peak};
@@ -232,7 +232,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Some(alloc) if customers <= args.write_max_customers => {
                 let t = Instant::now();
                 let plan = derive_plan(&problem, &network, &cands, &alloc);
-                write_plan_outputs(&dir.join("out"), &problem, &plan, &plan.kpis, Format::Csv)?;
+                write_plan_outputs(&dir.join("out"), &problem, &plan, &plan.kpis, OutputFormat::BySize.for_customers(customers))?;
                 Some(t.elapsed().as_secs_f64())
             }
             _ => None,
