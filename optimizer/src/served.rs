@@ -188,7 +188,7 @@ const NEIGHBOURHOOD_GAP: f64 = 1e-4;
 /// so building it costs time and memory in proportion to the pairs (the
 /// exact model of 600,000 pairs: built in 1.0 s, 953 MiB at the peak of its
 /// LP solve, release build).
-pub const ALL_OR_NOTHING_MAX_PAIRS: usize = 2_000_000;
+const ALL_OR_NOTHING_MAX_PAIRS: usize = 2_000_000;
 /// Wall-clock limit of one search, in seconds: a search that finds a 0/1
 /// plan in time serves it (every hard limit holds whether or not it is
 /// proven best); one that finds none leaves the plan refused.

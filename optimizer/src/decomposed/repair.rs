@@ -18,8 +18,8 @@
 //! response over the bound, is taken.
 
 use good_lp::solvers::highs::highs;
-use rayon::prelude::*;
 use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
+use rayon::prelude::*;
 
 use super::cells::{CellParts, CellSums, BANDS, GENEROUS_MARGINS};
 use super::context::Context;
