@@ -174,7 +174,11 @@ const LONG_STEP: f64 = 30.0;
 /// Dual ascent from `start_nu` until the gap on the offers' value (measured
 /// against `without`, the optimum with no offers) reaches the target, the run
 /// stalls, or a limit is hit. Each repair may mix in the best plan so far
-/// (the exposures the customers' side keeps; see `repair`).
+/// (the exposures the customers' side keeps; see `repair`). A window that
+/// ends short of the target without lowering the bound escalates to a larger
+/// sample ([`sample::Escalation`]): when its prices certify a lower bound, the
+/// ascent restarts from them (the plan so far is kept).
+#[allow(clippy::too_many_arguments)]
 fn run_phase(
     ctx: &Context,
     side: &mut dyn CustomerSide,
@@ -183,6 +187,7 @@ fn run_phase(
     opts: &DecomposedOptions,
     started: Instant,
     without: f64,
+    escalation: &mut sample::Escalation,
 ) -> Result<Phase, DecomposedError> {
     let n = ctx.layout.total();
     let mut nu = start_nu.unwrap_or_else(|| vec![0.0; n]);
@@ -210,6 +215,8 @@ fn run_phase(
     let (mut last_gap, mut stalled_windows) = (f64::INFINITY, 0);
     // For the progress lines: where the window's prices started.
     let mut window_nu = nu.clone();
+    // The best bound when the window began (escalation looks at its progress).
+    let mut window_bound = f64::INFINITY;
     loop {
         in_window += 1;
         let mix = 2.0 / (in_window as f64 + 1.0);
@@ -257,7 +264,34 @@ fn run_phase(
             }
         }
         let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
-        let gap = offers_gap(best_obj, best_bound.max(best_obj), without);
+        let mut gap = offers_gap(best_obj, best_bound.max(best_obj), without);
+        let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
+        if gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() {
+            if let Some((size, prices)) = escalation.next(ctx.problem) {
+                let mut start = ctx.multipliers_from(&prices);
+                for (v, c) in start.iter_mut().zip(&cap) {
+                    *v = v.min(*c);
+                }
+                let bound = ctx.evaluate(side, &start, epsilon, None)?.bound;
+                if opts.verbose {
+                    eprintln!("decomposed: sample of {size} customers: bound {bound:.6e} (best {best_bound:.6e})  {:.2}s", started.elapsed().as_secs_f64());
+                }
+                if bound < best_bound {
+                    best_bound = bound;
+                    best_nu.clone_from(&start);
+                    gap = offers_gap(best_obj, best_bound.max(best_obj), without);
+                    // The ascent restarts there: momentum and average too.
+                    prev.clone_from(&start);
+                    y.clone_from(&start);
+                    nu = start;
+                    t = 1.0;
+                    in_window = 0;
+                    stalled_windows = 0;
+                    last_gap = f64::INFINITY;
+                }
+            }
+        }
+        window_bound = best_bound;
         window_start = iterations;
         if opts.verbose {
             // This evaluation's own bound, how far the smoothed response breaks
@@ -404,7 +438,7 @@ fn solve_driver(
                 return Ok(matched_earlier(gather(&run, side, &restricted, phase, open, iterations)?, requested_gap));
             }
         }
-        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without)?;
+        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none())?;
         if phase.status == SolveStatus::WithinGap {
             let alloc = finish_driver(&run, opts, side, ctx, phase)?;
             return Ok(matched_earlier(alloc, requested_gap));
@@ -440,7 +474,9 @@ fn solve_driver(
     if opts.verbose {
         eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
     }
-    let mut phase = run_phase(&ctx, side, warm, start_epsilon, opts, started, without)?;
+    // Escalation starts from the first samples' size (none were solved for a small problem).
+    let mut escalation = if samples.is_empty() { sample::Escalation::none() } else { sample::Escalation::new(problem.customers.len()) };
+    let mut phase = run_phase(&ctx, side, warm, start_epsilon, opts, started, without, &mut escalation)?;
     let Some(tried) = warm_tried else {
         return finish_driver(&run, opts, side, ctx, phase);
     };
@@ -517,7 +553,7 @@ fn restricted_phase<'a>(
     let closed: Vec<bool> = open.iter().map(|o| !o).collect();
     let ctx = Context::new(run.problem, run.network, run.cands, run.attrs, CustomLimitMode::Off, closed, run.extra);
     let nu = ctx.layout.carry(&relaxed.layout, nu);
-    let mut phase = run_phase(&ctx, side, Some(nu), epsilon, opts, run.started, run.without)?;
+    let mut phase = run_phase(&ctx, side, Some(nu), epsilon, opts, run.started, run.without, &mut sample::Escalation::none())?;
     phase.best_bound = relaxation_bound;
     Ok((ctx, phase))
 }
