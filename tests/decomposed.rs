@@ -175,8 +175,10 @@ fn reaches_the_target_with_tight_stock() {
 /// (4,000 customers) leave the bound 1.9e-2 of the offers' value above the
 /// optimum, and the ascent does not lower it (the zone-balance prices hardly
 /// move), so the run used to stall there. A window that does not lower the
-/// bound now solves a larger sample (9,999 customers here), whose bound is
-/// 1.2e-3 above the optimum.
+/// bound now solves a larger sample (9,999 customers here, the most under
+/// half the customers): its bound is 1.2e-3 above the optimum and the run
+/// certifies 1.6e-3. A second, disjoint sample of that size, averaged with
+/// the first, certifies 1.16e-3.
 #[test]
 fn a_held_bound_escalates_to_a_larger_sample() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -188,7 +190,7 @@ fn a_held_bound_escalates_to_a_larger_sample() {
     let (_, exact, decomposed) = solve_both(&problem);
     assert_certificate(&exact, &decomposed);
     let r = &decomposed.report;
-    assert!(r.offers_gap <= 2.5e-3, "certified offers gap {:.2e} after {:?} iterations", r.offers_gap, r.iterations);
+    assert!(r.offers_gap <= 1.4e-3, "certified offers gap {:.2e} after {:?} iterations", r.offers_gap, r.iterations);
     let diff = relative_difference(&exact, &decomposed);
     assert!(diff <= 1e-3, "decomposed {} vs exact {}: {diff:.2e} of the offers' value", r.objective, exact.report.objective);
 }

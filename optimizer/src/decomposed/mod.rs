@@ -33,8 +33,8 @@
 //!   iteration. Measured: cold-started FISTA stalled 0.5-3% away after thousands
 //!   of iterations on the same scenarios. A window that ends short of the
 //!   target without lowering the bound **escalates** to a sample four times
-//!   larger (up to 32,000 customers, under half of them;
-//!   [`sample::Escalation`]) and restarts the ascent from its prices when they
+//!   larger (up to 32,000 customers, under half of them; then once a second
+//!   sample of that size, averaged with it; [`sample::Escalation`]) and restarts the ascent from its prices when they
 //!   certify a lower bound: the ascent hardly moves the zone-balance prices
 //!   (their preconditioner counts every arc into the zone), and that is where
 //!   a small sample's prices are off.
@@ -226,6 +226,8 @@ fn run_phase(
     let mut window_nu = nu.clone();
     // The best bound when the window began (escalation looks at its progress).
     let mut window_bound = f64::INFINITY;
+    // The last escalated sample's prices (a second one of its size is averaged with them).
+    let mut escalated: Option<Vec<f64>> = None;
     loop {
         in_window += 1;
         let mix = 2.0 / (in_window as f64 + 1.0);
@@ -276,15 +278,25 @@ fn run_phase(
         let mut gap = offers_gap(best_obj, best_bound.max(best_obj), without);
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
         if gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() {
-            if let Some((size, prices)) = escalation.next(ctx.problem) {
+            if let Some((sample, prices)) = escalation.next(ctx.problem) {
                 let mut start = ctx.multipliers_from(&prices);
                 for (v, c) in start.iter_mut().zip(&cap) {
                     *v = v.min(*c);
                 }
-                let bound = ctx.evaluate(side, &start, epsilon, None)?.bound;
-                if opts.verbose {
-                    eprintln!("decomposed: sample of {size} customers: bound {bound:.6e} (best {best_bound:.6e})  {:.2}s", started.elapsed().as_secs_f64());
+                let mut bound = ctx.evaluate(side, &start, epsilon, None)?.bound;
+                // A second sample of the same size: the mean of the two may be better than either.
+                if let Some(last) = escalated.as_ref().filter(|_| sample.repeat) {
+                    let mean: Vec<f64> = start.iter().zip(last).map(|(a, b)| 0.5 * (a + b)).collect();
+                    let mean_bound = ctx.evaluate(side, &mean, epsilon, None)?.bound;
+                    if mean_bound < bound {
+                        (start, bound) = (mean, mean_bound);
+                    }
                 }
+                if opts.verbose {
+                    let kind = if sample.repeat { "a second sample" } else { "sample" };
+                    eprintln!("decomposed: {kind} of {} customers: bound {bound:.6e} (best {best_bound:.6e})  {:.2}s", sample.customers, started.elapsed().as_secs_f64());
+                }
+                escalated = Some(start.clone());
                 if bound < best_bound {
                     best_bound = bound;
                     best_nu.clone_from(&start);

@@ -147,40 +147,65 @@ fn prices_of_sample(problem: &Problem, size: usize, phase: f64) -> Option<Shadow
 /// offers' value of about 55,000. Most of the difference from the optimal
 /// prices was in the zone-balance rows (a quarter of their sum), while the
 /// stock prices were within 0.2%.
+///
+/// Once no larger sample is allowed, one more sample of the last size, disjoint
+/// from it, is solved and the two samples' prices are averaged (as the first
+/// samples are above [`CUSTOMERS_PER_SAMPLE`]).
 #[derive(Debug, Clone)]
 pub struct Escalation {
     /// The last sample's size (the first is [`SAMPLE_CUSTOMERS`]).
     size: usize,
     customers: usize,
+    /// Whether the second sample of the largest size was solved.
+    repeated: bool,
+}
+
+/// One escalation's sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EscalatedSample {
+    pub customers: usize,
+    /// A second sample of the last escalation's size, to be averaged with it.
+    pub repeat: bool,
+    /// Where in each stride its customers are taken (see [`sample_problem`]).
+    phase: f64,
 }
 
 impl Escalation {
     /// Escalation from the first sample of a problem of `customers` customers.
     pub fn new(customers: usize) -> Self {
-        Escalation { size: SAMPLE_CUSTOMERS, customers }
+        Escalation { size: SAMPLE_CUSTOMERS, customers, repeated: false }
     }
 
     /// No escalation (a phase whose problem differs from the samples', such
     /// as the custom-offer heuristic's second phase).
     pub fn none() -> Self {
-        Escalation { size: usize::MAX, customers: 0 }
+        Escalation { size: usize::MAX, customers: 0, repeated: true }
     }
 
-    /// The next sample's size: [`ESCALATION_FACTOR`] times the last, at most
+    /// The next sample: [`ESCALATION_FACTOR`] times the last, at most
     /// [`MAX_ESCALATED_CUSTOMERS`] and under half the customers (else the
-    /// sample is most of the problem); `None` unless it at least doubles the last.
-    pub fn next_size(&self) -> Option<usize> {
+    /// sample is most of the problem), when that at least doubles the last;
+    /// else, once, a second sample of an escalated size.
+    pub fn next_sample(&self) -> Option<EscalatedSample> {
         let size = self.size.saturating_mul(ESCALATION_FACTOR).min(MAX_ESCALATED_CUSTOMERS).min(self.customers.saturating_sub(1) / 2);
-        (size >= self.size.saturating_mul(2)).then_some(size)
+        if size >= self.size.saturating_mul(2) {
+            // Offset from the first samples' customers (which start at phase 0).
+            return Some(EscalatedSample { customers: size, repeat: false, phase: 0.5 });
+        }
+        (self.size > SAMPLE_CUSTOMERS && !self.repeated).then_some(EscalatedSample { customers: self.size, repeat: true, phase: 0.0 })
     }
 
-    /// Solves the next, larger sample and returns its size and prices;
-    /// `None` once no larger sample is worth it (or it fails to solve).
-    pub fn next(&mut self, problem: &Problem) -> Option<(usize, ShadowPrices)> {
-        let size = self.next_size()?;
-        self.size = size;
-        // Offset from the first samples' customers (which start at phase 0).
-        prices_of_sample(problem, size, 0.5).map(|p| (size, p))
+    fn advance(&mut self, sample: &EscalatedSample) {
+        self.size = sample.customers;
+        self.repeated |= sample.repeat;
+    }
+
+    /// Solves the next sample and returns it with its prices; `None` once no
+    /// further sample is worth it (or it fails to solve).
+    pub fn next(&mut self, problem: &Problem) -> Option<(EscalatedSample, ShadowPrices)> {
+        let sample = self.next_sample()?;
+        self.advance(&sample);
+        prices_of_sample(problem, sample.customers, sample.phase).map(|p| (sample, p))
     }
 }
 
@@ -193,16 +218,16 @@ mod tests {
         let sizes = |customers: usize| {
             let mut e = Escalation::new(customers);
             let mut out = Vec::new();
-            while let Some(size) = e.next_size() {
-                out.push(size);
-                e.size = size;
+            while let Some(sample) = e.next_sample() {
+                out.push((sample.customers, sample.repeat));
+                e.advance(&sample);
             }
             out
         };
-        assert_eq!(sizes(1_000_000), vec![16_000, MAX_ESCALATED_CUSTOMERS]);
-        assert_eq!(sizes(30_000), vec![14_999]);
-        // Under twice the first sample: not worth it.
-        assert_eq!(sizes(15_000), Vec::<usize>::new());
-        assert_eq!(Escalation::none().next_size(), None);
+        assert_eq!(sizes(1_000_000), vec![(16_000, false), (MAX_ESCALATED_CUSTOMERS, false), (MAX_ESCALATED_CUSTOMERS, true)]);
+        assert_eq!(sizes(30_000), vec![(14_999, false), (14_999, true)]);
+        // Under twice the first sample: not worth it, and nothing to repeat.
+        assert_eq!(sizes(15_000), vec![]);
+        assert_eq!(Escalation::none().next_sample(), None);
     }
 }
