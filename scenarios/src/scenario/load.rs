@@ -5,7 +5,11 @@
 //! `[tiers]` is copied into customers, offers or lanes, so a what-if variant
 //! that changes the policy after loading changes the plan.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Loading hashes every customer id and every uptake pair (8M at 1M
+// customers): with std's SipHash that was half of the load time.
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 
 use allot_forecasting::demand::frequency::{Calendar, Frequency};
@@ -253,7 +257,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     // Customers.
     let mut customers = Customers::default();
-    let mut customer_index: HashMap<String, u32> = HashMap::new();
+    let mut customer_index: HashMap<String, u32> = HashMap::default();
     let mut groups = Names::default();
     if let Some(t) = required("customers", &[("consent", Kind::Flag), ("suppressed", Kind::Flag), ("max_offers", Kind::Whole)], &mut issues)? {
         if t.is_empty() {
@@ -296,7 +300,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut warehouses = Names::default();
     let mut skus = Names::default();
     let mut stock: Vec<StockPoint> = Vec::new();
-    let mut stock_at: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut stock_at: HashMap<(u32, u32), usize> = HashMap::default();
     if let Some(t) = required("inventory", &[("on_hand", Kind::Number), ("safety_stock", Kind::Number)], &mut issues)? {
         let w = t.parse_with("warehouse_id", true, &mut issues, "a warehouse id", |s| warehouses.resolve(s));
         let s = t.parse_with("sku", true, &mut issues, "a SKU id", |x| skus.resolve(x));
@@ -347,7 +351,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
 
     // Offers and their bills of materials.
     let mut offers: Vec<Offer> = Vec::new();
-    let mut offer_index: HashMap<String, u32> = HashMap::new();
+    let mut offer_index: HashMap<String, u32> = HashMap::default();
     let mut channels = Names::default();
     let mut tags = Names::default();
     if let Some(t) = required("offers", OFFER_COLUMNS, &mut issues)? {
@@ -429,7 +433,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let transit = t.parse("transit_days", true, &mut issues, COUNT);
         let capacity = t.parse("capacity", false, &mut issues, NON_NEGATIVE);
         t.check_header(&mut issues, &mut notes);
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         for i in 0..t.len() {
             let (Some(w), Some(z), Some(cost), Some(transit)) = (w[i], z[i], cost[i], transit[i]) else { continue };
             if seen.insert((w, z), i).is_some() {
@@ -455,9 +459,9 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let dated = config.policy.bucket_days.is_some() && t.has_column("date");
         let date = if dated { t.parse("date", true, &mut issues, DATE) } else { Vec::new() };
         t.check_header(&mut issues, &mut notes);
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         // Rows in file order, one per (zone, SKU, bucket).
-        let mut row_of: HashMap<(u32, u32, u32), usize> = HashMap::new();
+        let mut row_of: HashMap<(u32, u32, u32), usize> = HashMap::default();
         let mut add = |zone, sku, bucket, units| {
             let at = *row_of.entry((zone, sku, bucket)).or_insert_with(|| {
                 baseline.push(BaselineDemand { zone, sku, units: 0.0, bucket });
@@ -517,7 +521,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             if let Some(a) = &attributes {
                 notes.push(format!("{} unused: {} gives the uptake (the attributes feed the model fitted from offer_history)", a.file, t.file));
             }
-            let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity(t.len());
+            let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity_and_hasher(t.len(), Default::default());
             uptake.reserve(t.len());
             if value.is_some() {
                 uptake_value = Some(Vec::with_capacity(t.len()));
@@ -1015,7 +1019,7 @@ fn read_rules(
     let penalty = t.parse("penalty", false, issues, NON_NEGATIVE);
     let selectors = SelectorColumns::parse(&t, "", issues);
     t.check_header(issues, notes);
-    let mut seen = HashMap::new();
+    let mut seen = HashMap::default();
     let mut rules = Vec::new();
     for i in 0..t.len() {
         let (Some(id), Some(kind), Some(measure), Some(bound)) = (&ids[i], kind[i], measure[i], bound[i]) else { continue };
@@ -1062,7 +1066,7 @@ fn read_conflicts(
     let within = t.parse("within_days", true, issues, COUNT);
     let (a, b) = (SelectorColumns::parse(&t, "_a", issues), SelectorColumns::parse(&t, "_b", issues));
     t.check_header(issues, notes);
-    let mut seen = HashMap::new();
+    let mut seen = HashMap::default();
     let mut conflicts = Vec::new();
     for i in 0..t.len() {
         let (Some(id), Some(within_days)) = (&ids[i], within[i]) else { continue };
