@@ -203,9 +203,7 @@ fn run_phase(
     nu.resize(n, 0.0);
     // A soft row's multiplier stays at or below its penalty (see `families::rules`).
     let cap = ctx.layout.price_caps();
-    for (v, c) in nu.iter_mut().zip(&cap) {
-        *v = v.min(*c);
-    }
+    within_caps(&mut nu, &cap);
     let mut prev = nu.clone();
     let mut y = nu.clone();
     let mut t = 1.0_f64;
@@ -277,39 +275,24 @@ fn run_phase(
         let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
         let mut gap = offers_gap(best_obj, best_bound.max(best_obj), without);
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
-        if gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() {
-            if let Some((sample, prices)) = escalation.next(ctx.problem) {
-                let mut start = ctx.multipliers_from(&prices);
-                for (v, c) in start.iter_mut().zip(&cap) {
-                    *v = v.min(*c);
-                }
-                let mut bound = ctx.evaluate(side, &start, epsilon, None)?.bound;
-                // A second sample of the same size: the mean of the two may be better than either.
-                if let Some(last) = escalated.as_ref().filter(|_| sample.repeat) {
-                    let mean: Vec<f64> = start.iter().zip(last).map(|(a, b)| 0.5 * (a + b)).collect();
-                    let mean_bound = ctx.evaluate(side, &mean, epsilon, None)?.bound;
-                    if mean_bound < bound {
-                        (start, bound) = (mean, mean_bound);
-                    }
-                }
-                if opts.verbose {
-                    let kind = if sample.repeat { "a second sample" } else { "sample" };
-                    eprintln!("decomposed: {kind} of {} customers: bound {bound:.6e} (best {best_bound:.6e})  {:.2}s", sample.customers, started.elapsed().as_secs_f64());
-                }
-                escalated = Some(start.clone());
-                if bound < best_bound {
-                    best_bound = bound;
-                    best_nu.clone_from(&start);
-                    gap = offers_gap(best_obj, best_bound.max(best_obj), without);
-                    // The ascent restarts there: momentum and average too.
-                    prev.clone_from(&start);
-                    y.clone_from(&start);
-                    nu = start;
-                    t = 1.0;
-                    in_window = 0;
-                    stalled_windows = 0;
-                    last_gap = f64::INFINITY;
-                }
+        let escalate = gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite();
+        if let Some((sample, start, bound)) = if escalate { escalated_start(ctx, side, escalation, &mut escalated, &cap, epsilon)? } else { None } {
+            if opts.verbose {
+                let kind = if sample.repeat { "a second sample" } else { "sample" };
+                eprintln!("decomposed: {kind} of {} customers: bound {bound:.6e} (best {best_bound:.6e})  {:.2}s", sample.customers, started.elapsed().as_secs_f64());
+            }
+            if bound < best_bound {
+                best_bound = bound;
+                best_nu.clone_from(&start);
+                gap = offers_gap(best_obj, best_bound.max(best_obj), without);
+                // The ascent restarts there: momentum and average too.
+                prev.clone_from(&start);
+                y.clone_from(&start);
+                nu = start;
+                t = 1.0;
+                in_window = 0;
+                stalled_windows = 0;
+                last_gap = f64::INFINITY;
             }
         }
         window_bound = best_bound;
@@ -357,6 +340,40 @@ fn run_phase(
     }
     let plan = best.ok_or(DecomposedError::HardMinimumsUnmet)?;
     Ok(Phase { nu: best_nu, best_bound, plan, iterations, epsilon, status })
+}
+
+/// Caps every multiplier at its row's price cap (a soft row's penalty).
+fn within_caps(nu: &mut [f64], cap: &[f64]) {
+    for (v, c) in nu.iter_mut().zip(cap) {
+        *v = v.min(*c);
+    }
+}
+
+/// The next escalated sample, its prices within their caps and their dual
+/// bound; `None` once no further sample is solved. A second sample of the
+/// same size gives the better of its own prices and the mean with the last
+/// escalated sample's (`escalated`, which this updates).
+fn escalated_start(
+    ctx: &Context,
+    side: &mut dyn CustomerSide,
+    escalation: &mut sample::Escalation,
+    escalated: &mut Option<Vec<f64>>,
+    cap: &[f64],
+    epsilon: f64,
+) -> Result<Option<(sample::EscalatedSample, Vec<f64>, f64)>, DecomposedError> {
+    let Some((sample, prices)) = escalation.next(ctx.problem) else { return Ok(None) };
+    let mut start = ctx.multipliers_from(&prices);
+    within_caps(&mut start, cap);
+    let mut bound = ctx.evaluate(side, &start, epsilon, None)?.bound;
+    if let Some(last) = escalated.as_ref().filter(|_| sample.repeat) {
+        let mean: Vec<f64> = start.iter().zip(last).map(|(a, b)| 0.5 * (a + b)).collect();
+        let mean_bound = ctx.evaluate(side, &mean, epsilon, None)?.bound;
+        if mean_bound < bound {
+            (start, bound) = (mean, mean_bound);
+        }
+    }
+    *escalated = Some(start.clone());
+    Ok(Some((sample, start, bound)))
 }
 
 /// Solves the spec's model by dual decomposition; see the module docs. The

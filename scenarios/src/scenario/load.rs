@@ -6,11 +6,11 @@
 //! that changes the policy after loading changes the plan.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 // Loading hashes every customer id and every uptake pair (8M at 1M
 // customers): with std's SipHash that was half of the load time.
 use foldhash::HashMap;
-use std::path::{Path, PathBuf};
 
 use allot_forecasting::demand::frequency::{Calendar, Frequency};
 use chrono::NaiveDate;
