@@ -63,7 +63,7 @@ pub use events::{Applied, AuditLog, AuditRecord, ConsentEvent, EventLog, Invento
 pub use live::{ActivationError, LiveDb, LiveError};
 pub use index::{LiveSupply, PlanIndex};
 pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
-pub use metrics::{HttpMetrics, Metrics};
+pub use metrics::{AuditCounts, HttpMetrics, Metrics};
 pub use openapi::openapi;
 pub use router::{router, MAX_URI_BYTES, REQUEST_TIMEOUT};
 pub use routes::decisions::{DEFAULT_LIMIT, MAX_BATCH, MAX_CHANNEL, MAX_LIMIT};

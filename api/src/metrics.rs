@@ -76,6 +76,15 @@ impl HttpMetrics {
     }
 }
 
+/// The audit log's counts `/metrics` shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditCounts {
+    /// Records given up so far.
+    pub dropped: u64,
+    /// Records queued, not yet written.
+    pub pending: usize,
+}
+
 /// The service's own counters: decisions and events.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -112,12 +121,17 @@ impl Metrics {
     }
 
     /// Appends the text exposition format of the counters, the plan served
-    /// (`plan`: version, saved at, index bytes, customers), the audit records
-    /// given up, and the process.
-    pub fn render(&self, out: &mut String, plan: Option<(String, DateTime<Utc>, usize, usize)>, audit_dropped: u64) {
+    /// (`plan`: version, saved at, index bytes, customers), the audit's
+    /// counts, and the process.
+    pub fn render(&self, out: &mut String, plan: Option<(String, DateTime<Utc>, usize, usize)>, audit: AuditCounts) {
+        let AuditCounts { dropped, pending } = audit;
         let _ = writeln!(
             out,
-            "# HELP allot_audit_records_dropped_total Audit records given up (refused by the database, or beyond the retry queue's bound).\n# TYPE allot_audit_records_dropped_total counter\nallot_audit_records_dropped_total {audit_dropped}"
+            "# HELP allot_audit_records_dropped_total Audit records given up (refused by the database, or beyond the retry queue's bound).\n# TYPE allot_audit_records_dropped_total counter\nallot_audit_records_dropped_total {dropped}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP allot_audit_pending_records Audit records queued and not yet written to the database (the writer's lag).\n# TYPE allot_audit_pending_records gauge\nallot_audit_pending_records {pending}"
         );
         let counters = [
             ("allot_decisions_total", "Decisions served.", &self.decisions),

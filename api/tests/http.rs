@@ -504,6 +504,7 @@ async fn without_an_active_plan_or_with_a_stale_one_the_fallback_answers() {
     assert!(text.contains("allot_fallback_decisions_total 1"), "{text}");
     assert!(text.contains("allot_plan_age_seconds"), "{text}");
     assert!(text.contains("allot_audit_records_dropped_total 0"), "{text}");
+    assert!(text.lines().any(|l| l.strip_prefix("allot_audit_pending_records ").is_some_and(|n| n.parse::<usize>().is_ok())), "{text}");
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ pub(crate) async fn metrics_text(State(state): State<AppState>, Extension(http):
     http.render(&mut out);
     let snapshot = state.current();
     let plan = snapshot.as_ref().map(|s| (s.plan.version().to_string(), s.plan.created_at(), s.plan.approx_bytes(), s.plan.customers()));
-    state.metrics.render(&mut out, plan, state.audit.dropped());
+    state.metrics.render(&mut out, plan, crate::metrics::AuditCounts { dropped: state.audit.dropped(), pending: state.audit.pending() });
     if let Some(s) = &snapshot {
         crate::metrics::render_drift(&mut out, &s.drift.offers(&s.plan, &state.config.drift), s.drift.calibration(), &s.demand.cells(&state.config.drift));
     }
