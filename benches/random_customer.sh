@@ -16,3 +16,14 @@ function request()
 end
 LUA
 }
+
+# The customer ids of an N-customer generated plan (C0000000 to C<N-1>, seven
+# digits) as a regular expression, for oha's --rand-regex-url: exact when N is
+# a power of ten, else the next one up (an id beyond the plan is answered 404
+# and counted as an error).
+customer_pattern() {
+  local digits=$(( ${#1} - 1 )) zeros=""
+  [ "$1" = "1$(printf '%0*d' "$digits" 0)" ] || digits=${#1}
+  while [ $(( ${#zeros} + digits )) -lt 7 ]; do zeros="${zeros}0"; done
+  printf '%s[0-9]{%d}' "$zeros" "$digits"
+}
