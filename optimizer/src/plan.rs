@@ -521,10 +521,17 @@ fn eligibility_rows(
 ) -> Vec<EligibilityRow> {
     let eligible = &served.eligible;
     let charges = ChargeModel::new(problem, network, policy, &alloc.prices, layout, row_prices);
-    let mut rows: Vec<Option<EligibilityRow>> = vec![None; problem.uptake.len()];
+    // One row per uptake row, in its order, written in place. Why not
+    // `Option`s collected at the end: the rows are most of the plan's memory
+    // at scale (80M at 10M customers), and a second vector grown by doubling
+    // while the first is read held both, and copied them.
+    let unset = EligibilityRow { customer: 0, offer: 0, x: 0.0, eligible: false, p: 0.0, expected_value: 0.0, rank: None, reason: Reason::Eligible };
+    let mut rows = vec![unset; problem.uptake.len()];
+    let mut written = vec![false; problem.uptake.len()];
     for &(row, rule) in &cands.excluded {
         let u = &problem.uptake[row as usize];
-        rows[row as usize] = Some(EligibilityRow {
+        written[row as usize] = true;
+        rows[row as usize] = EligibilityRow {
             customer: u.customer,
             offer: u.offer,
             x: 0.0,
@@ -533,7 +540,7 @@ fn eligibility_rows(
             expected_value: problem.accept_value(row as usize) * u.p - problem.offers[u.offer as usize].cost_per_contact,
             rank: None,
             reason: Reason::Excluded(rule),
-        });
+        };
     }
     // Every candidate's reason, in parallel: the charges of a pair left out
     // read every family's prices, over every pair (most of this function's
@@ -564,7 +571,8 @@ fn eligibility_rows(
             if eligible[k] {
                 ranked.push(k);
             }
-            rows[cands.uptake_row[k] as usize] = Some(EligibilityRow {
+            written[cands.uptake_row[k] as usize] = true;
+            rows[cands.uptake_row[k] as usize] = EligibilityRow {
                 customer: c,
                 offer: cands.offer[k],
                 x: clean(alloc.x[k]).clamp(0.0, 1.0),
@@ -573,19 +581,25 @@ fn eligibility_rows(
                 expected_value: cands.accept_value_of(problem, k) * cands.p[k] - offer.cost_per_contact,
                 rank: None,
                 reason,
-            });
+            };
         }
-        let ev = |k: usize| rows[cands.uptake_row[k] as usize].map_or(0.0, |r| r.expected_value);
+        let ev = |k: usize| rows[cands.uptake_row[k] as usize].expected_value;
         ranked.sort_by(|&a, &b| ev(b).total_cmp(&ev(a)).then(cands.offer[a].cmp(&cands.offer[b])));
         for (i, &k) in ranked.iter().enumerate() {
-            if let Some(r) = rows[cands.uptake_row[k] as usize].as_mut() {
-                r.rank = Some(i as u32 + 1);
-            }
+            rows[cands.uptake_row[k] as usize].rank = Some(i as u32 + 1);
         }
     }
     // Pairs with p = 0 that passed every rule are no candidates: they get no row only
     // if validation let them through, which it does not.
-    rows.into_iter().flatten().collect()
+    if written.iter().all(|&w| w) {
+        return rows;
+    }
+    let mut row = 0;
+    rows.retain(|_| {
+        row += 1;
+        written[row - 1]
+    });
+    rows
 }
 
 /// Reduced-cost charges of candidates, per constraint family.
