@@ -146,7 +146,7 @@ impl Binding {
 }
 
 /// Why a pair is or is not eligible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Reason {
     /// Served to the customer.
     Eligible,
