@@ -18,12 +18,15 @@ LUA
 }
 
 # The customer ids of an N-customer generated plan (C0000000 to C<N-1>, seven
-# digits) as a regular expression, for oha's --rand-regex-url: exact when N is
-# a power of ten, else the next one up (an id beyond the plan is answered 404
-# and counted as an error).
+# digits) as a regular expression, for oha's --rand-regex-url. N must be a
+# power of ten from 10 to 10,000,000 (any other N would ask for ids beyond
+# the plan, answered 404 where the trivial handler answers 200).
 customer_pattern() {
+  case "$1" in
+    10 | 100 | 1000 | 10000 | 100000 | 1000000 | 10000000) ;;
+    *) echo "customer_pattern: $1 customers: a power of ten from 10 to 10000000 is needed" >&2; return 1 ;;
+  esac
   local digits=$(( ${#1} - 1 )) zeros=""
-  [ "$1" = "1$(printf '%0*d' "$digits" 0)" ] || digits=${#1}
   while [ $(( ${#zeros} + digits )) -lt 7 ]; do zeros="${zeros}0"; done
   printf '%s[0-9]{%d}' "$zeros" "$digits"
 }
