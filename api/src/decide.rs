@@ -268,6 +268,7 @@ mod tests {
             context,
             reasons: Vec::new(),
             customer_ix: HashMap::new(),
+            customer_ix_bytes: 0,
             customers: Vec::new(),
             start: vec![0],
             entries: Vec::new(),
