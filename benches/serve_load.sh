@@ -104,12 +104,15 @@ print(f"{p['p50'] * 1e3:.3f} {p['p99'] * 1e3:.3f} {p['p99.9'] * 1e3:.3f} {d['sum
 PY
 }
 rate_lines=()
-[ -n "$pattern" ] || rate_lines+=("skipped: $n customers is no power of ten (oha's ids would miss the plan)")
-for rate in $([ -n "$pattern" ] && echo "${RATES:-10000 20000}"); do
-  read -r tp50 tp99 tp999 tok < <(open_loop trivial 18081 "$rate")
-  read -r sp50 sp99 sp999 sok < <(open_loop serve 18080 "$rate")
-  rate_lines+=("$(printf '%6d req/s  trivial p50 %s p99 %s p99.9 %s ms (ok %s)   allot serve p50 %s p99 %s p99.9 %s ms (ok %s)' "$rate" "$tp50" "$tp99" "$tp999" "$tok" "$sp50" "$sp99" "$sp999" "$sok")")
-done
+if [ -n "$pattern" ]; then
+  for rate in ${RATES:-10000 20000}; do
+    read -r tp50 tp99 tp999 tok < <(open_loop trivial 18081 "$rate")
+    read -r sp50 sp99 sp999 sok < <(open_loop serve 18080 "$rate")
+    rate_lines+=("$(printf '%6d req/s  trivial p50 %s p99 %s p99.9 %s ms (ok %s)   allot serve p50 %s p99 %s p99.9 %s ms (ok %s)' "$rate" "$tp50" "$tp99" "$tp999" "$tok" "$sp50" "$sp99" "$sp999" "$sok")")
+  done
+else
+  rate_lines+=("skipped: $n customers is no power of ten (oha's ids would miss the plan)")
+fi
 
 metrics=$(curl -s -H "Authorization: Bearer $key" http://127.0.0.1:18080/metrics)
 rss=$(echo "$metrics" | awk '/^process_resident_memory_bytes/ {print $2}')

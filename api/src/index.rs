@@ -156,8 +156,9 @@ impl PlanIndex {
                 return;
             };
             let zone = intern(&mut zones, &mut zone_ix, r.zone);
-            customer_ix_bytes += r.customer_id.len() + 16 + 4 + 8;
-            customer_ix.insert(r.customer_id.into(), customers.len() as u32);
+            if customer_ix.insert(r.customer_id.into(), customers.len() as u32).is_none() {
+                customer_ix_bytes += r.customer_id.len() + 16 + 4 + 8;
+            }
             customers.push(CustomerFacts { zone, tier, consent: r.consent, suppressed: r.suppressed, max_offers: r.max_offers });
         })?;
         if let Some(reason) = bad {
