@@ -50,13 +50,13 @@ pub const AUTO_EXACT_MAX_MIP_CANDIDATES: usize = 10_000;
 /// `auto`, after the decomposition chose the open custom offers, solves the
 /// linear program left with HiGHS and keeps the better plan. Why: with the
 /// offers chosen the rest is an LP, which HiGHS proves in well under the
-/// MIP's time up to about this size, while the decomposition's plan can stall
-/// short of it. Measured on 2 cores (issue 17's generator, `max_custom_offers
-/// = 1`): 5,000 customers, the decomposition 1.6% short on the offers' value
-/// with the same offer open as the exact optimum, `auto` now the optimum in
-/// 8 s (exact 11 s); 20,000 customers, the optimum in 14 s (exact 47 s);
-/// 50,000 customers (330,000 pairs), the optimum in 36 s (exact 143 s; the
-/// decomposition alone 0.44% short in 7 s).
+/// MIP's time up to about this size, and its plan is the fixed problem's
+/// optimum where the decomposition's is within its target of it. Measured on
+/// 2 cores (issue 17's generator, `max_custom_offers = 1`), before the
+/// decomposition solved the fixed problem from its own samples' prices:
+/// 5,000 customers, `auto` the optimum in 8 s (exact 11 s); 20,000
+/// customers, in 14 s (exact 47 s); 50,000 customers (330,000 pairs), in
+/// 36 s (exact 143 s).
 pub const AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES: usize = 400_000;
 
 impl SolverChoice {

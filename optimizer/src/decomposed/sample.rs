@@ -38,12 +38,18 @@ const ESCALATION_FACTOR: usize = 4;
 
 /// Every `n/size`-th customer starting at `phase` (in `[0, 1)` of a stride): a
 /// deterministic systematic sample, which keeps the mix of zones, tiers and groups
-/// of the input order, with capacities scaled to its share.
-pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Problem> {
+/// of the input order, with capacities scaled to its share. The offers marked
+/// in `closed` (indexed by offer; empty when none is) lose their uptake rows,
+/// so the sample prices the problem the custom-offer heuristic fixed. A
+/// problem of at most twice `size` customers is its own sample: its exact
+/// prices cost no more than a sample's, and a smaller sample's would be a
+/// poor guess at them.
+pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool]) -> Option<Problem> {
     let n = problem.customers.len();
-    if n <= size * 2 || size == 0 {
+    if size == 0 || n == 0 {
         return None;
     }
+    let size = if n <= size * 2 { n } else { size };
     let stride = n as f64 / size as f64;
     let picked: Vec<usize> = (0..size).map(|i| (((i as f64 + phase) * stride) as usize).min(n - 1)).collect();
     let share = picked.len() as f64 / n as f64;
@@ -60,7 +66,10 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
         customers.group.push(src.group[c]);
         customers.max_offers.push(src.max_offers[c]);
     }
-    let kept: Vec<usize> = (0..problem.uptake.len()).filter(|&row| new_index[problem.uptake[row].customer as usize] != u32::MAX).collect();
+    let is_closed = |offer: usize| closed.get(offer).copied().unwrap_or(false);
+    let kept: Vec<usize> = (0..problem.uptake.len())
+        .filter(|&row| new_index[problem.uptake[row].customer as usize] != u32::MAX && !is_closed(problem.uptake[row].offer as usize))
+        .collect();
     let mut sample = Problem {
         horizon: problem.horizon,
         policy: problem.policy.clone(),
@@ -118,16 +127,23 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64) -> Option<Prob
 /// Solves one or more disjoint samples exactly (in parallel) and returns their
 /// shadow prices; empty when the problem is too small to need a sample (or every
 /// sample fails to solve, in which case the ascent starts from zero prices).
-pub fn sample_prices(problem: &Problem) -> Vec<ShadowPrices> {
+/// `closed` as in [`sample_problem`].
+pub fn sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
     use rayon::prelude::*;
     let count = (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES);
-    (0..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64)).collect()
+    (0..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
+}
+
+/// The exact prices of the first of [`sample_prices`]'s samples, alone: for a
+/// quick bound.
+pub fn first_sample_prices(problem: &Problem, closed: &[bool]) -> Option<ShadowPrices> {
+    prices_of_sample(problem, SAMPLE_CUSTOMERS, 0.0, closed)
 }
 
 /// The exact prices of one sample of `size` customers (see [`sample_problem`]);
 /// `None` when the problem is too small for it or the sample fails to solve.
-fn prices_of_sample(problem: &Problem, size: usize, phase: f64) -> Option<ShadowPrices> {
-    let sample = sample_problem(problem, size, phase)?;
+fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool]) -> Option<ShadowPrices> {
+    let sample = sample_problem(problem, size, phase, closed)?;
     let network = Network::new(&sample);
     let cands = Candidates::build(&sample, &network);
     // HiGHS's thread count is left alone: it is a process-wide scheduler, and
@@ -202,10 +218,10 @@ impl Escalation {
 
     /// Solves the next sample and returns it with its prices; `None` once no
     /// further sample is worth it (or it fails to solve).
-    pub fn next(&mut self, problem: &Problem) -> Option<(EscalatedSample, ShadowPrices)> {
+    pub fn next(&mut self, problem: &Problem, closed: &[bool]) -> Option<(EscalatedSample, ShadowPrices)> {
         let sample = self.next_sample()?;
         self.advance(&sample);
-        prices_of_sample(problem, sample.customers, sample.phase).map(|p| (sample, p))
+        prices_of_sample(problem, sample.customers, sample.phase, closed).map(|p| (sample, p))
     }
 }
 
