@@ -41,10 +41,9 @@ pub enum SolveStatus {
     /// its certified gap are reported.
     Stalled,
     /// A warm re-plan (`--warm-from`) that certified the earlier plan's gap,
-    /// looser than the requested one, and stopped there. For a MIP that is
-    /// judged, as every phase of the custom-offer heuristic is, against its
-    /// last phase's bound; the reported gap is against the relaxation's bound,
-    /// which after a warm start comes from fewer iterations and may be looser.
+    /// looser than the requested one, and stopped there. For a MIP the gap is
+    /// against the bound of every choice of open custom offers, as a cold
+    /// plan's is.
     MatchedEarlierPlan,
 }
 

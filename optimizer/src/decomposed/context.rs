@@ -18,7 +18,7 @@ pub(super) struct Context<'a> {
     pub(super) layout: Layout,
     pub(super) rhs: Vec<f64>,
     pub(super) attrs: &'a CustomerAttributes,
-    /// Offers closed by the custom-offer heuristic.
+    /// Offers closed in the choice of open custom offers being solved or bounded.
     pub(super) closed: Vec<bool>,
     /// Price scale (value per unit of SKU) that sets the ridge of shipments.
     pub(super) unit_value: f64,

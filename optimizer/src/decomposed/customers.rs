@@ -35,7 +35,7 @@ pub enum MapRequest {
     /// Keep the mix of responses the repair LP chose as the partition's best
     /// exposures (see [`Mix`]).
     Keep(Mix),
-    /// Net value per offer of the kept exposures (the custom-offer heuristic).
+    /// Net value per offer of the kept exposures (how the relaxation ranks custom offers).
     OfferValues { prices: CellPrices },
     /// The kept exposures and every customer's contact-cap price: the plan.
     Finish { prices: CellPrices },

@@ -77,14 +77,16 @@
 //!   target) ranks the offers; the `K` with the largest net value at its
 //!   prices are opened and that fixed problem solved from its own samples'
 //!   prices; every other choice of `K` is bounded by the dual function at a
-//!   sample's prices, and a choice whose bound leaves more than the target
-//!   above the plan is solved in turn, its plan kept when better. The bound
-//!   is the highest of the choices' (the relaxation's when there are more
-//!   than [`MAX_OTHER_CHOICES`] choices). Measured at 1M customers (5 custom
+//!   sample's prices (or the first choice's, when lower), and a choice whose
+//!   bound leaves more than the target above the plan is solved in turn, its
+//!   plan kept when better. The bound is the highest of the choices' (the
+//!   relaxation's when lower, or when there are more than
+//!   [`MAX_OTHER_CHOICES`] choices). A warm re-plan starts the branch from
+//!   the earlier version's choice, without the relaxation. Measured at 1M customers (5 custom
 //!   offers, 2 open): the ranking's choice was 0.65% of the offers' value
 //!   short; the branch solved the one other choice whose bound was above it
 //!   and certified 9.5e-4 in 46 s, where the relaxation's bound had left the
-//!   heuristic `stalled` at 3.7e-2 after 144 s.
+//!   ranking alone `stalled` at 3.7e-2 after 144 s.
 //!
 //! The zone-balance multipliers are the plan's bid prices.
 
@@ -125,7 +127,7 @@ pub struct DecomposedOptions {
     pub gap: f64,
     /// Wall-clock limit in seconds; the best certified plan so far is returned.
     pub time_limit: Option<f64>,
-    /// Limit on dual iterations (per phase for the MIP heuristic).
+    /// Limit on dual iterations (per phase for a MIP: the relaxation's and each choice's).
     pub max_iterations: usize,
     /// Worker threads; `None` uses rayon's default (all cores).
     pub threads: Option<usize>,
@@ -417,7 +419,7 @@ pub fn solve_with_families(
 
 /// Solves by dual decomposition with the customers held by `side` (in this
 /// process or by remote workers): the driver (multipliers, network side, repair
-/// LP, custom-offer heuristic) is the same code either way.
+/// LP, the branch over custom offers) is the same code either way.
 pub fn solve_with(
     problem: &Problem,
     network: &Network,
@@ -476,16 +478,31 @@ fn solve_driver(
         }
         let one_iteration = DecomposedOptions { max_iterations: 1, ..opts.clone() };
         if let Some(open) = warm.open_offers(problem).filter(|_| mip) {
-            // A MIP whose earlier open offers still keep the limit: the
-            // relaxation's dual function at the earlier prices bounds it, and
-            // the phase with those offers fixed starts at once.
-            let bound = ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound;
-            let (restricted, mut phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
-            phase.best_bound = bound;
+            // A MIP whose earlier open offers still keep the limit: the phase
+            // with those offers fixed starts at once, and when it is within
+            // reach, the other choices' bounds certify it as the MIP's plan
+            // (the relaxation's dual function at the earlier prices bounds
+            // it too). Else the branch starts from that choice, the
+            // relaxation's phase skipped (the earlier choice stands for its
+            // ranking).
+            let relaxation_bound = ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound;
+            let (mut restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
+            let tried = phase.iterations;
             if phase.status == SolveStatus::WithinGap {
-                let iterations = phase.iterations;
-                return Ok(matched_earlier(gather(&run, side, &restricted, phase, open, iterations)?, requested_gap));
+                let limit = problem.policy.max_custom_offers.unwrap_or(0) as usize;
+                let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, limit)?;
+                let bound = match others {
+                    Some(others) => relaxation_bound.min(others.iter().fold(phase.best_bound, |highest, (b, _)| highest.max(*b))),
+                    None => relaxation_bound,
+                };
+                let (status, iterations) = (phase.status, phase.iterations);
+                let alloc = certified(&run, gather(&run, side, &restricted, phase, open.clone(), iterations)?, bound, status, opts.gap, iterations);
+                if alloc.report.offers_gap <= opts.gap {
+                    return Ok(matched_earlier(alloc, requested_gap));
+                }
             }
+            let start = ChoiceStart { nu: &nu, epsilon: EPSILON_WARM, relaxation_bound, iterations: tried };
+            return Ok(matched_earlier(branch_from_choice(&run, opts, side, &ctx, start, open)?, requested_gap));
         }
         let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none())?;
         if phase.status == SolveStatus::WithinGap {
@@ -508,7 +525,7 @@ fn solve_driver(
     if opts.verbose {
         eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
     }
-    // Escalation starts from the first samples' size (none were solved for a small problem).
+    // Escalation starts from the first samples' size (none when no sample solved).
     let mut escalation = if samples.is_empty() { sample::Escalation::none() } else { sample::Escalation::new(problem.customers.len()) };
     let relaxation_opts;
     let first_opts = if mip && custom_choices_counted(problem) {
@@ -593,14 +610,8 @@ fn finish_driver(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSid
 
 /// The custom-offer limit (the MIP), after the relaxation's phase: its
 /// optimum is the best of the fixed problems, one per choice of open custom
-/// offers. The relaxation's prices choose the offers (the `K` with the
-/// largest net value) and that choice is solved; every other choice of `K`
-/// is bounded ([`choices_bounds`]); a choice whose bound leaves more than
-/// the target above the best plan so far is solved in turn, highest bound
-/// first, and its plan kept when better (a Lagrangian branch and bound whose
-/// leaves are the choices). The bound reported is the highest of the
-/// choices' bounds, or the relaxation's when lower or when the choices are
-/// too many to count.
+/// offers. The relaxation's prices rank the offers, the `K` with the largest
+/// net value are opened, and [`branch_from_choice`] goes on from there.
 fn branch_on_custom_offers(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, relaxed: &Context, relaxation: Phase) -> Result<Allocation, DecomposedError> {
     let problem = run.problem;
     let n_o = problem.offers.len();
@@ -612,8 +623,35 @@ fn branch_on_custom_offers(run: &Run, opts: &DecomposedOptions, side: &mut dyn C
     for (rank, &o) in custom.iter().enumerate() {
         offer_open[o] = rank < limit && net[o] > 0.0;
     }
-    let mut iterations = relaxation.iterations;
-    let (mut ctx, first) = restricted_phase(run, opts, side, relaxed, &relaxation.nu, relaxation.epsilon, &offer_open, true)?;
+    let start = ChoiceStart { nu: &relaxation.nu, epsilon: relaxation.epsilon, relaxation_bound: relaxation.best_bound, iterations: relaxation.iterations };
+    branch_from_choice(run, opts, side, relaxed, start, offer_open)
+}
+
+/// Where [`branch_from_choice`] starts: prices of `relaxed`'s layout, their
+/// ridge, a bound of the relaxation (which bounds the MIP) and the
+/// iterations so far.
+struct ChoiceStart<'n> {
+    nu: &'n [f64],
+    epsilon: f64,
+    relaxation_bound: f64,
+    iterations: usize,
+}
+
+/// A Lagrangian branch and bound whose leaves are the choices of open custom
+/// offers: the choice `offer_open` is solved (from the lowest bound of the
+/// start's prices and its own samples'); every other choice of `K` is
+/// bounded ([`choices_bounds`]); a choice whose bound leaves more than the
+/// target above the best plan so far is solved in turn, highest bound first,
+/// and its plan kept when better. The bound reported is the highest of the
+/// choices' bounds, or the relaxation's when that is lower or when the
+/// choices are too many to count. A choice with no plan within the hard
+/// limits keeps its bound and gives no plan; the time limit leaves the
+/// remaining choices at their bounds.
+fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, relaxed: &Context, start: ChoiceStart, offer_open: Vec<bool>) -> Result<Allocation, DecomposedError> {
+    let limit = run.problem.policy.max_custom_offers.unwrap_or(0) as usize;
+    let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
+    let mut iterations = start.iterations;
+    let (mut ctx, first) = restricted_phase(run, opts, side, relaxed, start.nu, start.epsilon, &offer_open, true)?;
     iterations += first.iterations;
     let mut highest = first.best_bound;
     let (first_nu, first_epsilon) = (first.nu.clone(), first.epsilon);
@@ -621,28 +659,47 @@ fn branch_on_custom_offers(run: &Run, opts: &DecomposedOptions, side: &mut dyn C
     let mut status = first.status;
     let mut best = gather(run, side, &ctx, first, offer_open, iterations)?;
     let Some(mut others) = others else {
-        return Ok(certified(run, best, relaxation.best_bound, status, opts.gap, iterations));
+        if out_of_time() {
+            status = SolveStatus::TimeLimit;
+        }
+        return Ok(certified(run, best, start.relaxation_bound, status, opts.gap, iterations));
     };
     others.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (bound, closed) in others {
-        let worth_solving = offers_gap(best.report.objective, bound, run.without) > opts.gap;
-        if !worth_solving || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t) {
+        if offers_gap(best.report.objective, bound, run.without) <= opts.gap {
             highest = highest.max(bound);
             continue;
         }
+        if out_of_time() {
+            highest = highest.max(bound);
+            status = SolveStatus::TimeLimit;
+            continue;
+        }
         let open: Vec<bool> = closed.iter().map(|c| !c).collect();
-        let (choice_ctx, phase) = restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true)?;
+        let phase = match restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true) {
+            Ok(solved) => solved,
+            // Its fixed problem cannot keep a hard minimum: no plan, the bound stands.
+            Err(DecomposedError::HardMinimumsUnmet) => {
+                highest = highest.max(bound);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (choice_ctx, phase) = phase;
         iterations += phase.iterations;
         highest = highest.max(bound.min(phase.best_bound));
         if opts.verbose {
             eprintln!("decomposed: the choice with bound {bound:.6e} solved: plan {:.6e}, bound {:.6e}  {:.2}s", phase.plan.objective, phase.best_bound, run.started.elapsed().as_secs_f64());
         }
         if phase.plan.objective > best.report.objective {
-            status = phase.status;
-            best = gather(run, side, &choice_ctx, phase, open, iterations)?;
+            let phase_status = phase.status;
+            let solved = gather(run, side, &choice_ctx, phase, open, iterations)?;
+            if solved.report.objective > best.report.objective {
+                (best, status) = (solved, phase_status);
+            }
         }
     }
-    Ok(certified(run, best, relaxation.best_bound.min(highest), status, opts.gap, iterations))
+    Ok(certified(run, best, start.relaxation_bound.min(highest), status, opts.gap, iterations))
 }
 
 /// `alloc` certified against `bound`, with the iterations of every phase and
@@ -719,6 +776,7 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
     let custom: Vec<usize> = (0..problem.offers.len()).filter(|&o| problem.offers[o].custom).collect();
     let Some(choices) = choices_of(custom.len(), limit.min(custom.len()), MAX_OTHER_CHOICES) else { return Ok(None) };
     let own_closed = ctx.closed.clone();
+    let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut bound_of_choice = |ctx: &mut Context, chosen: &[usize]| -> Result<Option<(f64, Vec<bool>)>, DecomposedError> {
         ctx.closed = problem.offers.iter().map(|o| o.custom).collect();
         for &i in chosen {
@@ -728,14 +786,13 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
             return Ok(None);
         }
         let first: Vec<Vec<f64>> = sample::first_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
-        let first_solved = !first.is_empty();
-        let mut bound = lowest_bound(ctx, side, first)?.map_or(f64::INFINITY, |(bound, _)| bound);
+        let mut bound = lowest_bound(ctx, side, first.clone())?.map_or(f64::INFINITY, |(bound, _)| bound);
         if bound > own {
-            let sampled: Vec<Vec<f64>> = sample::sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
+            let mut sampled = first;
+            sampled.extend(sample::further_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)));
             let mut starts = vec![nu.to_vec()];
             starts.extend(mean_of_several(&sampled));
-            // The first sample's prices were tried (unless it failed to solve).
-            starts.extend(sampled.into_iter().skip(usize::from(first_solved)));
+            starts.extend(sampled.into_iter().skip(1));
             bound = bound.min(lowest_bound(ctx, side, starts)?.map_or(f64::INFINITY, |(bound, _)| bound));
         }
         if opts.verbose {
@@ -747,6 +804,11 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
     let mut bounds = Vec::with_capacity(choices.len());
     let mut failed = None;
     for chosen in &choices {
+        if out_of_time() {
+            // The relaxation's bound stands (see the caller).
+            ctx.closed = own_closed;
+            return Ok(None);
+        }
         match bound_of_choice(ctx, chosen) {
             Ok(bound) => bounds.extend(bound),
             Err(e) => {
@@ -781,6 +843,7 @@ fn custom_choices_counted(problem: &Problem) -> bool {
 /// Every choice of `k` of `n` items (as sorted indices), in lexicographic
 /// order; `None` when there are more than `most`.
 fn choices_of(n: usize, k: usize, most: usize) -> Option<Vec<Vec<usize>>> {
+    debug_assert!(k <= n, "{k} of {n}");
     let mut count = 1usize;
     // C(n, k) = C(n, n - k), counted up the shorter way;
     // C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exact at every step.
@@ -840,7 +903,7 @@ fn gather(run: &Run, side: &mut dyn CustomerSide, ctx_final: &Context, phase: Ph
 }
 
 /// Net value of each offer's kept exposures at the given prices (value minus the
-/// resources they consume): how the MIP heuristic ranks custom offers.
+/// resources they consume): how the relaxation ranks custom offers.
 fn custom_offer_values(side: &mut dyn CustomerSide, prices: CellPrices, offers: usize) -> Result<Vec<f64>, DecomposedError> {
     match MapReply::merge(side.map(&MapRequest::OfferValues { prices })?)? {
         MapReply::OfferValues(net) if net.len() == offers => Ok(net),
@@ -912,3 +975,20 @@ fn shadow_prices(ctx: &Context, nu: &[f64], contact_cap: Vec<f64>) -> ShadowPric
     ctx.layout.shadow_prices(ctx.problem, nu, contact_cap)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::choices_of;
+
+    #[test]
+    fn choices_of_counts_every_choice_once_and_refuses_too_many() {
+        assert_eq!(choices_of(4, 2, 64), Some(vec![vec![0, 1], vec![0, 2], vec![0, 3], vec![1, 2], vec![1, 3], vec![2, 3]]));
+        assert_eq!(choices_of(3, 0, 64), Some(vec![vec![]]));
+        assert_eq!(choices_of(3, 3, 64), Some(vec![vec![0, 1, 2]]));
+        assert_eq!(choices_of(0, 0, 64), Some(vec![vec![]]));
+        // C(20, 19) = 20 is counted the short way (C(20, 10) would exceed 64).
+        assert_eq!(choices_of(20, 19, 64).map(|c| c.len()), Some(20));
+        assert_eq!(choices_of(10, 3, 64), None, "C(10, 3) = 120");
+        assert_eq!(choices_of(10, 3, 120).map(|c| c.len()), Some(120));
+    }
+}

@@ -40,7 +40,7 @@ const ESCALATION_FACTOR: usize = 4;
 /// deterministic systematic sample, which keeps the mix of zones, tiers and groups
 /// of the input order, with capacities scaled to its share. The offers marked
 /// in `closed` (indexed by offer; empty when none is) lose their uptake rows,
-/// so the sample prices the problem the custom-offer heuristic fixed. A
+/// so the sample prices one choice of open custom offers. A
 /// problem of at most twice `size` customers is its own sample: its exact
 /// prices cost no more than a sample's, and a smaller sample's would be a
 /// poor guess at them.
@@ -125,12 +125,13 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool
 }
 
 /// Solves one or more disjoint samples exactly (in parallel) and returns their
-/// shadow prices; empty when the problem is too small to need a sample (or every
-/// sample fails to solve, in which case the ascent starts from zero prices).
+/// shadow prices (a problem of at most twice the sample's size is its own
+/// sample); empty when every sample fails to solve, in which case the ascent
+/// starts from zero prices.
 /// `closed` as in [`sample_problem`].
 pub fn sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
     use rayon::prelude::*;
-    let count = (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES);
+    let count = sample_count(problem);
     (0..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
 }
 
@@ -138,6 +139,19 @@ pub fn sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
 /// quick bound.
 pub fn first_sample_prices(problem: &Problem, closed: &[bool]) -> Option<ShadowPrices> {
     prices_of_sample(problem, SAMPLE_CUSTOMERS, 0.0, closed)
+}
+
+/// The prices of [`sample_prices`]'s samples after the first (none below
+/// 500,000 customers): with [`first_sample_prices`], all of them.
+pub fn further_sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
+    use rayon::prelude::*;
+    let count = sample_count(problem);
+    (1..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
+}
+
+/// How many disjoint samples [`sample_prices`] solves.
+fn sample_count(problem: &Problem) -> usize {
+    (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES)
 }
 
 /// The exact prices of one sample of `size` customers (see [`sample_problem`]);
@@ -192,8 +206,8 @@ impl Escalation {
         Escalation { size: SAMPLE_CUSTOMERS, customers, repeated: false }
     }
 
-    /// No escalation (a phase whose problem differs from the samples', such
-    /// as the custom-offer heuristic's second phase).
+    /// No escalation (a warm re-plan's first iteration, or a problem whose
+    /// first samples did not solve).
     pub fn none() -> Self {
         Escalation { size: usize::MAX, customers: 0, repeated: true }
     }
