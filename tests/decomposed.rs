@@ -602,6 +602,40 @@ fn large_solvers_match_exact_on_a_mip_with_the_custom_limit_20k() {
     assert_mip_agrees(20_000, 1);
 }
 
+/// The branch solves a choice of open custom offers other than the one it
+/// started from when that choice's bound leaves room above the plan, and
+/// keeps its plan when better: a warm re-plan starts the branch from the
+/// earlier version's choice, so an earlier version made to have opened
+/// another custom offer than the cold plan's (the same prices) must come
+/// back to the cold plan's offer, within the target, after solving it.
+#[test]
+fn the_branch_solves_a_better_choice_than_the_one_it_started_from() {
+    use allot_optimizer::decomposed::WarmStart;
+    use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
+    let problem = scenario(5, |p| p.policy.max_custom_offers = Some(1));
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let cold = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("solves");
+    assert_eq!(cold.report.status, SolveStatus::WithinGap, "{:?}", cold.report);
+    let custom: Vec<usize> = (0..problem.offers.len()).filter(|&o| problem.offers[o].custom).collect();
+    let chosen = *custom.iter().find(|&&o| cold.offer_open[o]).expect("the cold plan opens a custom offer");
+    let scope = Scope::new(&problem, &network, &cands, CustomLimitMode::Off);
+    let layout = Layout::new(&scope, no_extra(&scope));
+    let mut switched = 0;
+    for &other in custom.iter().filter(|&&o| o != chosen) {
+        let mut warm = WarmStart::of(&problem, &layout, &cold);
+        warm.closed_offers = custom.iter().filter(|&&o| o != other).map(|&o| problem.offers[o].id.clone()).collect();
+        let opts = DecomposedOptions { warm: Some(std::sync::Arc::new(warm)), ..DecomposedOptions::default() };
+        let replan = solve(&problem, &network, &cands, &SolverChoice::Decomposed(opts)).expect("warm re-plan");
+        assert_eq!(check_allocation(&problem, &cands, &replan, TOL), vec![]);
+        let offers_value = cold.report.objective - cold.report.objective_without_offers;
+        assert!(replan.report.objective >= cold.report.objective - 1e-3 * offers_value, "from {}: {} vs cold {}", problem.offers[other].id, replan.report.objective, cold.report.objective);
+        assert!(replan.report.offers_gap <= 1e-3, "from {}: {:?}", problem.offers[other].id, replan.report);
+        switched += usize::from(replan.offer_open[chosen] && !replan.offer_open[other]);
+    }
+    assert!(switched > 0, "no re-plan came back to the cold plan's custom offer: the branch never solved another choice here");
+}
+
 /// A binding hard minimum above the size of the whole all-or-nothing model
 /// (19,869 pairs, against 10,000): `app_volume` raised 2% above what the
 /// optimum gives it without the rule, so it binds. Rounding the optimum
