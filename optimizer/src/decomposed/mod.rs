@@ -489,8 +489,7 @@ fn solve_driver(
             let (mut restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
             let tried = phase.iterations;
             if phase.status == SolveStatus::WithinGap {
-                let limit = problem.policy.max_custom_offers.unwrap_or(0) as usize;
-                let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, limit)?;
+                let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound)?;
                 let bound = match others {
                     Some(others) => relaxation_bound.min(others.iter().fold(phase.best_bound, |highest, (b, _)| highest.max(*b))),
                     None => relaxation_bound,
@@ -648,14 +647,13 @@ struct ChoiceStart<'n> {
 /// limits keeps its bound and gives no plan; the time limit leaves the
 /// remaining choices at their bounds.
 fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, relaxed: &Context, start: ChoiceStart, offer_open: Vec<bool>) -> Result<Allocation, DecomposedError> {
-    let limit = run.problem.policy.max_custom_offers.unwrap_or(0) as usize;
     let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut iterations = start.iterations;
     let (mut ctx, first) = restricted_phase(run, opts, side, relaxed, start.nu, start.epsilon, &offer_open, true)?;
     iterations += first.iterations;
     let mut highest = first.best_bound;
     let (first_nu, first_epsilon) = (first.nu.clone(), first.epsilon);
-    let others = choices_bounds(run, opts, side, &mut ctx, &first_nu, first.best_bound, limit)?;
+    let others = choices_bounds(run, opts, side, &mut ctx, &first_nu, first.best_bound)?;
     let mut status = first.status;
     let mut best = gather(run, side, &ctx, first, offer_open, iterations)?;
     let Some(mut others) = others else {
@@ -676,7 +674,7 @@ fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn Custom
             continue;
         }
         let open: Vec<bool> = closed.iter().map(|c| !c).collect();
-        let phase = match restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true) {
+        let (choice_ctx, phase) = match restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true) {
             Ok(solved) => solved,
             // Its fixed problem cannot keep a hard minimum: no plan, the bound stands.
             Err(DecomposedError::HardMinimumsUnmet) => {
@@ -685,7 +683,6 @@ fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn Custom
             }
             Err(e) => return Err(e),
         };
-        let (choice_ctx, phase) = phase;
         iterations += phase.iterations;
         highest = highest.max(bound.min(phase.best_bound));
         if opts.verbose {
@@ -765,16 +762,15 @@ const MAX_OTHER_CHOICES: usize = 64;
 /// other than `ctx`'s, with the choice (its closed offers). Why these
 /// choices only: the MIP's optimum is the best of the fixed problems, and
 /// opening one more offer never lowers a fixed problem's optimum (its pairs
-/// may stay unused), so choices of `limit` offers are enough. A choice's
+/// may stay unused), so choices of `K` offers are enough ([`custom_choices`]). A choice's
 /// bound is the dual bound at the prices of one sample of that choice when
 /// that is at most `own` (the bound of `ctx`'s choice, which the MIP's bound
 /// is at least), else the lowest of it, `ctx`'s prices `nu` and more
 /// samples'. `None` when the choices are more than [`MAX_OTHER_CHOICES`].
-#[allow(clippy::too_many_arguments)]
-fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &mut Context, nu: &[f64], own: f64, limit: usize) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
+fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &mut Context, nu: &[f64], own: f64) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
     let problem = run.problem;
-    let custom: Vec<usize> = (0..problem.offers.len()).filter(|&o| problem.offers[o].custom).collect();
-    let Some(choices) = choices_of(custom.len(), limit.min(custom.len()), MAX_OTHER_CHOICES) else { return Ok(None) };
+    let (custom, choices) = custom_choices(problem);
+    let Some(choices) = choices else { return Ok(None) };
     let own_closed = ctx.closed.clone();
     let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut bound_of_choice = |ctx: &mut Context, chosen: &[usize]| -> Result<Option<(f64, Vec<bool>)>, DecomposedError> {
@@ -835,9 +831,17 @@ const RELAXATION_GAP_FACTOR: f64 = 10.0;
 /// Whether [`branch_on_custom_offers`] counts every choice of open custom
 /// offers (at most [`MAX_OTHER_CHOICES`] of them).
 fn custom_choices_counted(problem: &Problem) -> bool {
-    let custom = problem.offers.iter().filter(|o| o.custom).count();
+    custom_choices(problem).1.is_some()
+}
+
+/// The custom offers (by offer index) and every choice of `min(K, C)` of
+/// them (as indices into that list), `K` the limit and `C` their number;
+/// `None` for the choices when they are more than [`MAX_OTHER_CHOICES`].
+fn custom_choices(problem: &Problem) -> (Vec<usize>, Option<Vec<Vec<usize>>>) {
+    let custom: Vec<usize> = (0..problem.offers.len()).filter(|&o| problem.offers[o].custom).collect();
     let limit = problem.policy.max_custom_offers.unwrap_or(0) as usize;
-    choices_of(custom, limit.min(custom), MAX_OTHER_CHOICES).is_some()
+    let choices = choices_of(custom.len(), limit.min(custom.len()), MAX_OTHER_CHOICES);
+    (custom, choices)
 }
 
 /// Every choice of `k` of `n` items (as sorted indices), in lexicographic
