@@ -130,9 +130,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool
 /// starts from zero prices.
 /// `closed` as in [`sample_problem`].
 pub fn sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
-    use rayon::prelude::*;
-    let count = sample_count(problem);
-    (0..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
+    samples_from(problem, closed, 0)
 }
 
 /// The exact prices of the first of [`sample_prices`]'s samples, alone: for a
@@ -144,14 +142,15 @@ pub fn first_sample_prices(problem: &Problem, closed: &[bool]) -> Option<ShadowP
 /// The prices of [`sample_prices`]'s samples after the first (none below
 /// 500,000 customers): with [`first_sample_prices`], all of them.
 pub fn further_sample_prices(problem: &Problem, closed: &[bool]) -> Vec<ShadowPrices> {
-    use rayon::prelude::*;
-    let count = sample_count(problem);
-    (1..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
+    samples_from(problem, closed, 1)
 }
 
-/// How many disjoint samples [`sample_prices`] solves.
-fn sample_count(problem: &Problem) -> usize {
-    (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES)
+/// The prices of [`sample_prices`]'s disjoint samples from the `first`-th on,
+/// solved in parallel.
+fn samples_from(problem: &Problem, closed: &[bool], first: usize) -> Vec<ShadowPrices> {
+    use rayon::prelude::*;
+    let count = (problem.customers.len() / CUSTOMERS_PER_SAMPLE).clamp(1, MAX_SAMPLES);
+    (first..count).into_par_iter().filter_map(|i| prices_of_sample(problem, SAMPLE_CUSTOMERS, i as f64 / count as f64, closed)).collect()
 }
 
 /// The exact prices of one sample of `size` customers (see [`sample_problem`]);
