@@ -8,13 +8,16 @@
 # Reports per change: solve seconds, iterations, status and certified gap on
 # the offers' value, cold and warm, and the ratio warm/cold of solve time.
 #
-# Usage: benches/warm_replan.sh [CUSTOMERS]   (default 1000000)
+# Usage: benches/warm_replan.sh [CUSTOMERS] [mip|lp]   (default 1000000 mip:
+#        the generator's custom-offer limit; lp drops it)
 # Env: BENCH_DIR (default /tmp/allot-warm), ALLOT (an allot binary; default:
 #      built here in release). Not a test: it asserts nothing about time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
-work="${BENCH_DIR:-/tmp/allot-warm}"
+model="${2:-mip}"
+case "$model" in mip|lp) ;; *) echo "model: mip or lp, not $model" >&2; exit 2 ;; esac
+work="${BENCH_DIR:-/tmp/allot-warm}/$model"
 if [ -z "${ALLOT:-}" ]; then
   cargo build --release -q
   ALLOT="${CARGO_TARGET_DIR:-target}/release/allot"
@@ -23,7 +26,10 @@ mkdir -p "$work"
 base="$work/base-c$n"
 store="$work/store-c$n"
 rm -rf "$store"
-[ -d "$base" ] || "$ALLOT" generate "$base" --customers "$n" --offers 40 --skus 300 --zones 20 --warehouses 5 --candidates 8 --seed 1 --format parquet 2>/dev/null
+if [ ! -d "$base" ]; then
+  "$ALLOT" generate "$base" --customers "$n" --offers 40 --skus 300 --zones 20 --warehouses 5 --candidates 8 --seed 1 --format parquet 2>/dev/null
+  [ "$model" = mip ] || sed -i '/^max_custom_offers/d' "$base/scenario.toml"
+fi
 
 plan() {  # scenario out [extra args] -> the plan's kpis.json path
   local scenario="$1" out="$2"

@@ -546,6 +546,37 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
     }
 }
 
+/// A re-plan of an unchanged scenario (a scheduled re-plan with nothing new)
+/// gives back the earlier plan itself, certified at the earlier prices
+/// without an iteration of the ascent's repair: the exposures the decision
+/// service serves do not move when nothing moved them. The LP, and the MIP
+/// with the custom-offer limit (the earlier choice of open offers, every
+/// other choice bounded).
+#[test]
+fn a_warm_replan_of_an_unchanged_scenario_keeps_the_earlier_plan() {
+    use allot_optimizer::decomposed::{KeyedExposures, WarmStart};
+    use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
+    for mip in [false, true] {
+        let problem = if mip { scenario(5, |p| p.policy.max_custom_offers = Some(1)) } else { scenario(7, lp) };
+        let network = Network::new(&problem);
+        let cands = Candidates::build(&problem, &network);
+        let earlier = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("solves");
+        assert_eq!(earlier.report.status, SolveStatus::WithinGap, "{:?}", earlier.report);
+        let scope = Scope::new(&problem, &network, &cands, CustomLimitMode::Off);
+        let layout = Layout::new(&scope, no_extra(&scope));
+        let warm = WarmStart::of(&problem, &layout, &earlier).with_exposures(KeyedExposures::of(&problem, &cands, &earlier.x));
+        let opts = DecomposedOptions { warm: Some(std::sync::Arc::new(warm)), ..DecomposedOptions::default() };
+        let again = solve(&problem, &network, &cands, &SolverChoice::Decomposed(opts)).expect("warm re-plan");
+        assert_eq!(check_allocation(&problem, &cands, &again, TOL), vec![], "feasible (mip {mip})");
+        assert_eq!(again.offer_open, earlier.offer_open, "mip {mip}");
+        let moved = earlier.x.iter().zip(&again.x).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(moved <= 1e-6, "an exposure moved by {moved:.2e} (mip {mip})");
+        assert!((again.report.objective - earlier.report.objective).abs() <= 1e-6 * earlier.report.objective.abs(), "{} vs {}", again.report.objective, earlier.report.objective);
+        assert!(again.report.offers_gap <= earlier.report.offers_gap.max(1e-3), "{:?}", again.report);
+        assert_eq!(again.report.iterations, Some(1), "{:?}", again.report);
+    }
+}
+
 /// A MIP with the custom-offer limit above the exact solver's MIP size, on
 /// issue 17's generator (40 offers, 5 of them custom, 300 SKUs, 20 zones, 8
 /// candidates a customer), both ways the large solvers take it:

@@ -68,16 +68,21 @@
 //!   found no descent step in 150 evaluations; a larger sample did.
 //! * **Warm re-plans** ([`WarmStart`]): a re-plan of a scenario after a small
 //!   change (a receipt, a demand shock) starts from the earlier plan's row
-//!   prices (those of its best bound), matched by family and row key, with
-//!   the earlier plan's exposures as the best plan so far, and stops once it
-//!   certifies the earlier plan's gap (or the target, if tighter).
+//!   prices (those of its best bound), matched by family and row key, and
+//!   stops once it certifies the earlier plan's gap (or the target, if
+//!   tighter). First the earlier plan itself, scaled per cell to the changed
+//!   limits by one small LP, against the dual bound at those prices
+//!   ([`earlier_plan_certified`]); then, when that came near, an iteration
+//!   and a repair at those prices; else the prices compete with the
+//!   samples' as a cold start's do.
 //! * **The custom-offer limit** (the MIP) is a branch over the choices of open
 //!   custom offers ([`branch_on_custom_offers`]): the relaxation (the limit
 //!   dualized through `sum_o sum_c x[c,o] / n[o] <= K`, solved to a looser
 //!   target) ranks the offers; the `K` with the largest net value at its
 //!   prices are opened and that fixed problem solved from its own samples'
-//!   prices; every other choice of `K` is bounded by the dual function at a
-//!   sample's prices (or the first choice's, when lower), and a choice whose
+//!   prices; every other choice of `K` is bounded by the dual function at the
+//!   first choice's prices (a sample's, or the lowest of several, when those
+//!   do not suffice), and a choice whose
 //!   bound leaves more than the target above the plan is solved in turn, its
 //!   plan kept when better. The bound is the highest of the choices' (the
 //!   relaxation's when lower, or when there are more than
@@ -116,7 +121,7 @@ use crate::families::{no_extra, CustomLimitMode, ExtraFamilies};
 use crate::contact_policy::CustomerRows;
 use crate::model::Problem;
 use context::Context;
-use customers::{CustomerSide, LocalCustomers, MapReply, MapRequest, OwnedPartition};
+use customers::{CustomerSide, LocalCustomers, MapReply, MapRequest, Mix, OwnedPartition};
 use kernel::CellPrices;
 
 /// Knobs of the decomposed solver.
@@ -448,13 +453,15 @@ fn solve_driver(
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
     let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds };
-    // A warm re-plan: the earlier plan's exposures seed the kept plan, then
-    // one iteration and a repair at the earlier plan's prices (which may
-    // scale the earlier plan per cell to the changed limits). When that
-    // certifies the earlier plan's gap (or the target), it is the plan;
-    // otherwise the ascent goes on from the better start of those prices
-    // and a sample's (as a cold start), keeping the bound it found.
+    // A warm re-plan: the earlier plan's exposures seed the kept plan, which,
+    // scaled to the changed limits, is the plan when the earlier prices
+    // certify it within the earlier plan's gap (or the target). Else, when
+    // it came near ([`NEAR_EARLIER_PLAN`]), one iteration and a repair at the
+    // earlier prices, and that plan when it certifies; otherwise the ascent
+    // goes on from the better start of those prices and a sample's (as a
+    // cold start), keeping the bound it found.
     let mut warm_tried: Option<Phase> = None;
+    let mut warm_prices: Option<Vec<f64>> = None;
     let requested_gap = opts.gap;
     let warm_opts;
     let opts = match &opts.warm {
@@ -476,8 +483,18 @@ fn solve_driver(
                 return Err(DecomposedError::Workers("a partition did not take the earlier plan's exposures".into()));
             }
         }
+        let earlier_open = warm.open_offers(problem).filter(|_| mip);
+        // How far the earlier plan, scaled, is from its bound at the earlier
+        // prices (unknown without its exposures).
+        let mut earlier_gap = 0.0;
+        if warm.exposures.is_some() {
+            match earlier_plan_certified(&run, opts, side, &ctx, &nu, earlier_open.as_deref())? {
+                EarlierPlan::Certified(alloc) => return Ok(matched_earlier(alloc, requested_gap)),
+                EarlierPlan::Short(gap) => earlier_gap = gap,
+            }
+        }
         let one_iteration = DecomposedOptions { max_iterations: 1, ..opts.clone() };
-        if let Some(open) = warm.open_offers(problem).filter(|_| mip) {
+        if let Some(open) = earlier_open {
             // A MIP whose earlier open offers still keep the limit: the phase
             // with those offers fixed starts at once, and when it is within
             // reach, the other choices' bounds certify it as the MIP's plan
@@ -486,36 +503,48 @@ fn solve_driver(
             // relaxation's phase skipped (the earlier choice stands for its
             // ranking).
             let relaxation_bound = ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound;
-            let (mut restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
-            let tried = phase.iterations;
-            if phase.status == SolveStatus::WithinGap {
-                let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound)?;
-                let bound = match others {
-                    Some(others) => relaxation_bound.min(others.iter().fold(phase.best_bound, |highest, (b, _)| highest.max(*b))),
-                    None => relaxation_bound,
-                };
-                let (status, iterations) = (phase.status, phase.iterations);
-                let alloc = certified(&run, gather(&run, side, &restricted, phase, open.clone(), iterations)?, bound, status, opts.gap, iterations);
-                if alloc.report.offers_gap <= opts.gap {
-                    return Ok(matched_earlier(alloc, requested_gap));
+            let mut tried = 0;
+            if earlier_gap <= NEAR_EARLIER_PLAN * opts.gap {
+                drop_kept_plan(side)?;
+                let (mut restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
+                tried = phase.iterations;
+                if phase.status == SolveStatus::WithinGap {
+                    let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, phase.plan.objective)?;
+                    let bound = match others {
+                        Some(others) => relaxation_bound.min(others.iter().fold(phase.best_bound, |highest, (b, _)| highest.max(*b))),
+                        None => relaxation_bound,
+                    };
+                    let (status, iterations) = (phase.status, phase.iterations);
+                    let alloc = certified(&run, gather(&run, side, &restricted, phase, open.clone(), iterations)?, bound, status, opts.gap, iterations);
+                    if alloc.report.offers_gap <= opts.gap {
+                        return Ok(matched_earlier(alloc, requested_gap));
+                    }
                 }
             }
             let start = ChoiceStart { nu: &nu, epsilon: EPSILON_WARM, relaxation_bound, iterations: tried };
             return Ok(matched_earlier(branch_from_choice(&run, opts, side, &ctx, start, open)?, requested_gap));
         }
-        let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none())?;
-        if phase.status == SolveStatus::WithinGap {
-            let alloc = finish_driver(&run, opts, side, ctx, phase)?;
-            return Ok(matched_earlier(alloc, requested_gap));
+        if earlier_gap > NEAR_EARLIER_PLAN * opts.gap {
+            // The earlier prices are far from the changed problem's: they
+            // compete with the samples' as a start, no iteration of their own.
+            warm_prices = Some(nu);
+        } else {
+            drop_kept_plan(side)?;
+            let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none())?;
+            if phase.status == SolveStatus::WithinGap {
+                let alloc = finish_driver(&run, opts, side, ctx, phase)?;
+                return Ok(matched_earlier(alloc, requested_gap));
+            }
+            warm_prices = Some(phase.nu.clone());
+            warm_tried = Some(phase);
         }
-        warm_tried = Some(phase);
     }
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
-    // The starts: the earlier plan's prices after their iteration (a warm
-    // re-plan), else the samples' mean when there are several, then each
-    // sample's.
-    let mut starts: Vec<Vec<f64>> = warm_tried.iter().map(|p| p.nu.clone()).collect();
-    if warm_tried.is_none() {
+    // The starts: the earlier plan's prices (after their iteration, when
+    // they had one) on a warm re-plan, else the samples' mean when there
+    // are several, then each sample's.
+    let mut starts: Vec<Vec<f64>> = warm_prices.iter().cloned().collect();
+    if opts.warm.is_none() {
         starts.extend(mean_of_several(&samples));
     }
     starts.extend(samples.iter().cloned());
@@ -534,14 +563,102 @@ fn solve_driver(
         opts
     };
     let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_opts, started, without, &mut escalation)?;
-    let Some(tried) = warm_tried else {
+    if opts.warm.is_none() {
         return finish_driver(&run, opts, side, ctx, phase);
-    };
-    // Its bound is as valid as any (the plan it repaired was not kept).
-    phase.best_bound = phase.best_bound.min(tried.best_bound);
-    phase.iterations += tried.iterations;
+    }
+    if let Some(tried) = warm_tried {
+        // Its bound is as valid as any (the plan it repaired was not kept).
+        phase.best_bound = phase.best_bound.min(tried.best_bound);
+        phase.iterations += tried.iterations;
+    }
     let alloc = finish_driver(&run, opts, side, ctx, phase)?;
     Ok(matched_earlier(alloc, requested_gap))
+}
+
+/// What [`earlier_plan_certified`] found.
+enum EarlierPlan {
+    /// The earlier plan, scaled, certified within the target.
+    Certified(Allocation),
+    /// Not within the target: the gap it certifies (infinite when it was
+    /// not tried or no scaling keeps the hard limits).
+    Short(f64),
+}
+
+/// A warm re-plan whose earlier plan, scaled to the changed limits,
+/// certifies at most this multiple of the target at the earlier prices
+/// spends an iteration and a repair there before the samples are solved;
+/// beyond it the earlier prices only compete with the samples' as a start.
+/// Why: near the target, a repair that mixes new responses in usually
+/// closes the rest (1M customers, 5% demand shock: 1.3e-3 at the earlier
+/// prices, 9.1e-4 after their repair); far from it (a receipt as large as
+/// the stock of the row priced highest: 1.0e-2) the earlier prices price
+/// the changed rows wrongly, and their repair is seconds spent before the
+/// samples' prices take over.
+const NEAR_EARLIER_PLAN: f64 = 2.0;
+
+/// Drops the customers' kept plan (a warm re-plan's earlier plan, when it
+/// came near the target but not within it). Why: the iteration at the
+/// earlier prices that follows then repairs new responses only, as a cold
+/// start's first repair does; a kept plan adds a third response to the
+/// repair's LPs, which at scale then take twice as long (1M customers, 40
+/// offers, 20 zones: 5.7 s against 2.5 s) for a plan no better there (5%
+/// demand shock: 1e-5 of the offers' value).
+fn drop_kept_plan(side: &mut dyn CustomerSide) -> Result<(), DecomposedError> {
+    if MapReply::merge(side.map(&MapRequest::Keep(Mix::default()))?)? != MapReply::Kept {
+        return Err(DecomposedError::Workers("a partition did not drop the earlier plan's exposures".into()));
+    }
+    Ok(())
+}
+
+/// The cheapest warm re-plan: the earlier plan itself (the kept plan the
+/// warm start seeded), scaled per repair cell to the changed limits by one
+/// small LP ([`repair::repair_kept`]), certified by the dual bound at the
+/// earlier prices `nu` (of `ctx`'s layout). A MIP whose earlier choice of
+/// custom offers `open` still keeps the limit is bounded as the branch
+/// bounds it: that choice's bound, every other choice's, and the
+/// relaxation's at `nu`. Why first: after a small change this often
+/// certifies the target at the cost of a few passes over the customers and
+/// an LP of a fraction of a second, where an iteration's repair mixes three
+/// responses in LPs of seconds at scale. Short of the target (the kept plan
+/// is then left as seeded) it says by how much; infinitely short when a
+/// MIP's earlier choice breaks the limit or no scaling keeps the hard limits.
+fn earlier_plan_certified(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &Context, nu: &[f64], open: Option<&[bool]>) -> Result<EarlierPlan, DecomposedError> {
+    let problem = run.problem;
+    // A MIP's fixed problem: the earlier choice's offers open.
+    let mut restricted = match open {
+        Some(open) => Some(Context::new(problem, run.network, run.cands, run.attrs, CustomLimitMode::Off, open.iter().map(|o| !o).collect(), run.extra)),
+        None if problem.has_custom_limit() => return Ok(EarlierPlan::Short(f64::INFINITY)),
+        None => None,
+    };
+    let nu_final = restricted.as_ref().map_or_else(|| nu.to_vec(), |r| r.layout.carry(&ctx.layout, nu));
+    let own = restricted.as_ref().unwrap_or(ctx).evaluate(side, &nu_final, EPSILON_WARM, None)?.bound;
+    let Some((plan, mix)) = repair::repair_kept(restricted.as_ref().unwrap_or(ctx), side, &nu_final, EPSILON_WARM)? else { return Ok(EarlierPlan::Short(f64::INFINITY)) };
+    let gap = |bound: f64| offers_gap(plan.objective, bound.max(plan.objective), run.without);
+    if opts.verbose {
+        eprintln!("decomposed: the earlier plan scaled to the changed limits: {:.6e}, bound {own:.6e} at its prices  {:.2}s", plan.objective, run.started.elapsed().as_secs_f64());
+    }
+    if gap(own) > opts.gap {
+        return Ok(EarlierPlan::Short(gap(own)));
+    }
+    let mut bound = own;
+    if let Some(restricted) = restricted.as_mut() {
+        let relaxation_bound = ctx.evaluate(side, nu, EPSILON_WARM, None)?.bound;
+        let others = choices_bounds(run, opts, side, restricted, &nu_final, own, plan.objective)?;
+        bound = match others {
+            Some(others) => relaxation_bound.min(others.iter().fold(own, |highest, (b, _)| highest.max(*b))),
+            None => relaxation_bound,
+        };
+        if gap(bound) > opts.gap {
+            return Ok(EarlierPlan::Short(gap(bound)));
+        }
+    }
+    if MapReply::merge(side.map(&MapRequest::Keep(mix))?)? != MapReply::Kept {
+        return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
+    }
+    let phase = Phase { nu: nu_final, best_bound: bound, plan, iterations: 1, epsilon: EPSILON_WARM, status: SolveStatus::WithinGap };
+    let offer_open = open.map_or_else(|| vec![true; problem.offers.len()], <[bool]>::to_vec);
+    let alloc = gather(run, side, restricted.as_ref().unwrap_or(ctx), phase, offer_open, 1)?;
+    Ok(EarlierPlan::Certified(certified(run, alloc, bound, SolveStatus::WithinGap, opts.gap, 1)))
 }
 
 /// The samples' mean when there are several (a start of its own).
@@ -653,7 +770,7 @@ fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn Custom
     iterations += first.iterations;
     let mut highest = first.best_bound;
     let (first_nu, first_epsilon) = (first.nu.clone(), first.epsilon);
-    let others = choices_bounds(run, opts, side, &mut ctx, &first_nu, first.best_bound)?;
+    let others = choices_bounds(run, opts, side, &mut ctx, &first_nu, first.best_bound, first.plan.objective)?;
     let mut status = first.status;
     let mut best = gather(run, side, &ctx, first, offer_open, iterations)?;
     let Some(mut others) = others else {
@@ -763,11 +880,25 @@ const MAX_OTHER_CHOICES: usize = 64;
 /// choices only: the MIP's optimum is the best of the fixed problems, and
 /// opening one more offer never lowers a fixed problem's optimum (its pairs
 /// may stay unused), so choices of `K` offers are enough ([`custom_choices`]). A choice's
-/// bound is the dual bound at the prices of one sample of that choice when
-/// that is at most `own` (the bound of `ctx`'s choice, which the MIP's bound
-/// is at least), else the lowest of it, `ctx`'s prices `nu` and more
-/// samples'. `None` when the choices are more than [`MAX_OTHER_CHOICES`].
-fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &mut Context, nu: &[f64], own: f64) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
+/// bound is the dual bound at `ctx`'s prices `nu` when that is at most `own`
+/// (the bound of `ctx`'s choice, which the MIP's bound is at least) and
+/// within the target above `plan` (`ctx`'s plan's objective: the choice
+/// then needs no solving); else the lower of it and the bound at the prices
+/// of one sample of that choice when that is at most `own`; else the lowest
+/// of those and more samples'. Why `nu` first: a pass over the customers
+/// where a sample costs an LP (1M customers: 0.07 s against 0.5 s), and it
+/// is enough for most choices far below the plan. `None` when the choices
+/// are more than [`MAX_OTHER_CHOICES`].
+#[allow(clippy::too_many_arguments)]
+fn choices_bounds(
+    run: &Run,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+    ctx: &mut Context,
+    nu: &[f64],
+    own: f64,
+    plan: f64,
+) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
     let problem = run.problem;
     let (custom, choices) = custom_choices(problem);
     let Some(choices) = choices else { return Ok(None) };
@@ -781,15 +912,19 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
         if ctx.closed == own_closed {
             return Ok(None);
         }
-        let first: Vec<Vec<f64>> = sample::first_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
-        let mut bound = lowest_bound(ctx, side, first.clone())?.map_or(f64::INFINITY, |(bound, _)| bound);
-        if bound > own {
-            let mut sampled = first;
-            sampled.extend(sample::further_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)));
-            let mut starts = vec![nu.to_vec()];
-            starts.extend(mean_of_several(&sampled));
-            starts.extend(sampled.into_iter().skip(1));
-            bound = bound.min(lowest_bound(ctx, side, starts)?.map_or(f64::INFINITY, |(bound, _)| bound));
+        // At `nu` first: one pass over the customers, where a sample costs
+        // an LP. Enough when it neither raises the MIP's bound nor leaves
+        // the choice to be solved.
+        let mut bound = ctx.evaluate(side, nu, EPSILON_WARM, None)?.bound;
+        if bound > own || offers_gap(plan, bound, run.without) > opts.gap {
+            let mut sampled: Vec<Vec<f64>> = sample::first_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
+            bound = bound.min(lowest_bound(ctx, side, sampled.clone())?.map_or(f64::INFINITY, |(bound, _)| bound));
+            if bound > own {
+                sampled.extend(sample::further_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)));
+                let mut starts: Vec<Vec<f64>> = mean_of_several(&sampled).into_iter().collect();
+                starts.extend(sampled.into_iter().skip(1));
+                bound = bound.min(lowest_bound(ctx, side, starts)?.map_or(f64::INFINITY, |(bound, _)| bound));
+            }
         }
         if opts.verbose {
             let names: Vec<&str> = chosen.iter().map(|&i| problem.offers[custom[i]].id.as_str()).collect();
