@@ -283,9 +283,7 @@ fn run_phase(
         }
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
-                if MapReply::merge(side.map(&MapRequest::Keep(mix))?)? != MapReply::Kept {
-                    return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
-                }
+                keep(side, mix)?;
                 best = Some(plan);
             }
         }
@@ -484,11 +482,13 @@ fn solve_driver(
             }
         }
         let earlier_open = warm.open_offers(problem).filter(|_| mip);
+        // A MIP with the earlier choice: the relaxation's bound at the earlier prices bounds it.
+        let relaxation_bound = if earlier_open.is_some() { ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound } else { f64::INFINITY };
         // How far the earlier plan, scaled, is from its bound at the earlier
         // prices (unknown without its exposures).
         let mut earlier_gap = 0.0;
         if warm.exposures.is_some() {
-            match earlier_plan_certified(&run, opts, side, &ctx, &nu, earlier_open.as_deref())? {
+            match earlier_plan_certified(&run, opts, side, &ctx, &nu, earlier_open.as_deref(), relaxation_bound)? {
                 EarlierPlan::Certified(alloc) => return Ok(matched_earlier(alloc, requested_gap)),
                 EarlierPlan::Short(gap) => earlier_gap = gap,
             }
@@ -502,18 +502,19 @@ fn solve_driver(
             // it too). Else the branch starts from that choice, the
             // relaxation's phase skipped (the earlier choice stands for its
             // ranking).
-            let relaxation_bound = ctx.evaluate(side, &nu, EPSILON_WARM, None)?.bound;
             let mut tried = 0;
             if earlier_gap <= NEAR_EARLIER_PLAN * opts.gap {
                 drop_kept_plan(side)?;
-                let (mut restricted, phase) = restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false)?;
-                tried = phase.iterations;
-                if phase.status == SolveStatus::WithinGap {
-                    let others = choices_bounds(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, phase.plan.objective)?;
-                    let bound = match others {
-                        Some(others) => relaxation_bound.min(others.iter().fold(phase.best_bound, |highest, (b, _)| highest.max(*b))),
-                        None => relaxation_bound,
-                    };
+                // A repair that cannot keep a hard minimum without the earlier
+                // plan leaves the choice to the branch.
+                let tried_phase = match restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false) {
+                    Ok(tried_phase) => Some(tried_phase),
+                    Err(DecomposedError::HardMinimumsUnmet) => None,
+                    Err(e) => return Err(e),
+                };
+                tried = tried_phase.as_ref().map_or(0, |(_, phase)| phase.iterations);
+                if let Some((mut restricted, phase)) = tried_phase.filter(|(_, phase)| phase.status == SolveStatus::WithinGap) {
+                    let bound = mip_bound(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, phase.plan.objective, relaxation_bound)?;
                     let (status, iterations) = (phase.status, phase.iterations);
                     let alloc = certified(&run, gather(&run, side, &restricted, phase, open.clone(), iterations)?, bound, status, opts.gap, iterations);
                     if alloc.report.offers_gap <= opts.gap {
@@ -530,13 +531,20 @@ fn solve_driver(
             warm_prices = Some(nu);
         } else {
             drop_kept_plan(side)?;
-            let phase = run_phase(&ctx, side, Some(nu), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none())?;
-            if phase.status == SolveStatus::WithinGap {
-                let alloc = finish_driver(&run, opts, side, ctx, phase)?;
-                return Ok(matched_earlier(alloc, requested_gap));
+            match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none()) {
+                Ok(phase) if phase.status == SolveStatus::WithinGap => {
+                    let alloc = finish_driver(&run, opts, side, ctx, phase)?;
+                    return Ok(matched_earlier(alloc, requested_gap));
+                }
+                Ok(phase) => {
+                    warm_prices = Some(phase.nu.clone());
+                    warm_tried = Some(phase);
+                }
+                // Its repair could not keep a hard minimum without the
+                // earlier plan: the prices start the cold path instead.
+                Err(DecomposedError::HardMinimumsUnmet) => warm_prices = Some(nu),
+                Err(e) => return Err(e),
             }
-            warm_prices = Some(phase.nu.clone());
-            warm_tried = Some(phase);
         }
     }
     let samples: Vec<Vec<f64>> = sample::sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
@@ -604,8 +612,13 @@ const NEAR_EARLIER_PLAN: f64 = 2.0;
 /// offers, 20 zones: 5.7 s against 2.5 s) for a plan no better there (5%
 /// demand shock: 1e-5 of the offers' value).
 fn drop_kept_plan(side: &mut dyn CustomerSide) -> Result<(), DecomposedError> {
-    if MapReply::merge(side.map(&MapRequest::Keep(Mix::default()))?)? != MapReply::Kept {
-        return Err(DecomposedError::Workers("a partition did not drop the earlier plan's exposures".into()));
+    keep(side, Mix::default())
+}
+
+/// Has the customers' side keep `mix` of its responses as its plan.
+fn keep(side: &mut dyn CustomerSide, mix: Mix) -> Result<(), DecomposedError> {
+    if MapReply::merge(side.map(&MapRequest::Keep(mix))?)? != MapReply::Kept {
+        return Err(DecomposedError::Workers("a partition did not keep the plan it was sent".into()));
     }
     Ok(())
 }
@@ -615,14 +628,23 @@ fn drop_kept_plan(side: &mut dyn CustomerSide) -> Result<(), DecomposedError> {
 /// small LP ([`repair::repair_kept`]), certified by the dual bound at the
 /// earlier prices `nu` (of `ctx`'s layout). A MIP whose earlier choice of
 /// custom offers `open` still keeps the limit is bounded as the branch
-/// bounds it: that choice's bound, every other choice's, and the
-/// relaxation's at `nu`. Why first: after a small change this often
+/// bounds it ([`mip_bound`]; `relaxation_bound` is the relaxation's at
+/// `nu`). Why first: after a small change this often
 /// certifies the target at the cost of a few passes over the customers and
 /// an LP of a fraction of a second, where an iteration's repair mixes three
 /// responses in LPs of seconds at scale. Short of the target (the kept plan
 /// is then left as seeded) it says by how much; infinitely short when a
 /// MIP's earlier choice breaks the limit or no scaling keeps the hard limits.
-fn earlier_plan_certified(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &Context, nu: &[f64], open: Option<&[bool]>) -> Result<EarlierPlan, DecomposedError> {
+#[allow(clippy::too_many_arguments)]
+fn earlier_plan_certified(
+    run: &Run,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+    ctx: &Context,
+    nu: &[f64],
+    open: Option<&[bool]>,
+    relaxation_bound: f64,
+) -> Result<EarlierPlan, DecomposedError> {
     let problem = run.problem;
     // A MIP's fixed problem: the earlier choice's offers open.
     let mut restricted = match open {
@@ -642,23 +664,20 @@ fn earlier_plan_certified(run: &Run, opts: &DecomposedOptions, side: &mut dyn Cu
     }
     let mut bound = own;
     if let Some(restricted) = restricted.as_mut() {
-        let relaxation_bound = ctx.evaluate(side, nu, EPSILON_WARM, None)?.bound;
-        let others = choices_bounds(run, opts, side, restricted, &nu_final, own, plan.objective)?;
-        bound = match others {
-            Some(others) => relaxation_bound.min(others.iter().fold(own, |highest, (b, _)| highest.max(*b))),
-            None => relaxation_bound,
-        };
+        bound = mip_bound(run, opts, side, restricted, &nu_final, own, plan.objective, relaxation_bound)?;
         if gap(bound) > opts.gap {
             return Ok(EarlierPlan::Short(gap(bound)));
         }
     }
-    if MapReply::merge(side.map(&MapRequest::Keep(mix))?)? != MapReply::Kept {
-        return Err(DecomposedError::Workers("a partition did not keep the repaired plan".into()));
-    }
+    keep(side, mix)?;
     let phase = Phase { nu: nu_final, best_bound: bound, plan, iterations: 1, epsilon: EPSILON_WARM, status: SolveStatus::WithinGap };
     let offer_open = open.map_or_else(|| vec![true; problem.offers.len()], <[bool]>::to_vec);
-    let alloc = gather(run, side, restricted.as_ref().unwrap_or(ctx), phase, offer_open, 1)?;
-    Ok(EarlierPlan::Certified(certified(run, alloc, bound, SolveStatus::WithinGap, opts.gap, 1)))
+    let alloc = certified(run, gather(run, side, restricted.as_ref().unwrap_or(ctx), phase, offer_open, 1)?, bound, SolveStatus::WithinGap, opts.gap, 1);
+    // The gathered plan's objective is the spec's, recomputed: it decides.
+    if alloc.report.offers_gap > opts.gap {
+        return Ok(EarlierPlan::Short(alloc.report.offers_gap));
+    }
+    Ok(EarlierPlan::Certified(alloc))
 }
 
 /// The samples' mean when there are several (a start of its own).
@@ -870,6 +889,27 @@ fn restricted_phase<'a>(
     Ok((ctx, phase))
 }
 
+/// The MIP's bound when the choice of open custom offers `ctx` holds has
+/// bound `own` (at its prices `nu`, its plan's objective `plan`): the
+/// highest of every choice's bound ([`choices_bounds`]), or
+/// `relaxation_bound` when lower or when the choices are too many to count.
+#[allow(clippy::too_many_arguments)]
+fn mip_bound(
+    run: &Run,
+    opts: &DecomposedOptions,
+    side: &mut dyn CustomerSide,
+    ctx: &mut Context,
+    nu: &[f64],
+    own: f64,
+    plan: f64,
+    relaxation_bound: f64,
+) -> Result<f64, DecomposedError> {
+    Ok(match choices_bounds(run, opts, side, ctx, nu, own, plan)? {
+        Some(others) => relaxation_bound.min(others.iter().fold(own, |highest, (bound, _)| highest.max(*bound))),
+        None => relaxation_bound,
+    })
+}
+
 /// The most choices of open custom offers (`C choose K`) whose fixed
 /// problems [`choices_bounds`] bounds one by one; beyond it the
 /// relaxation's bound stands for the MIP.
@@ -916,7 +956,8 @@ fn choices_bounds(
         // an LP. Enough when it neither raises the MIP's bound nor leaves
         // the choice to be solved.
         let mut bound = ctx.evaluate(side, nu, EPSILON_WARM, None)?.bound;
-        if bound > own || offers_gap(plan, bound, run.without) > opts.gap {
+        // (Written so that a NaN bound is not taken.)
+        if !(bound <= own && offers_gap(plan, bound, run.without) <= opts.gap) {
             let mut sampled: Vec<Vec<f64>> = sample::first_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
             bound = bound.min(lowest_bound(ctx, side, sampled.clone())?.map_or(f64::INFINITY, |(bound, _)| bound));
             if bound > own {
