@@ -514,7 +514,7 @@ fn solve_driver(
                 };
                 tried = tried_phase.as_ref().map_or(0, |(_, phase)| phase.iterations);
                 if let Some((mut restricted, phase)) = tried_phase.filter(|(_, phase)| phase.status == SolveStatus::WithinGap) {
-                    let bound = mip_bound(&run, opts, side, &mut restricted, &phase.nu, phase.best_bound, phase.plan.objective, relaxation_bound)?;
+                    let bound = mip_bound(&run, opts, side, &mut restricted, SolvedChoice { nu: &phase.nu, bound: phase.best_bound, plan: phase.plan.objective }, relaxation_bound)?;
                     let (status, iterations) = (phase.status, phase.iterations);
                     let alloc = certified(&run, gather(&run, side, &restricted, phase, open.clone(), iterations)?, bound, status, opts.gap, iterations);
                     if alloc.report.offers_gap <= opts.gap {
@@ -664,7 +664,7 @@ fn earlier_plan_certified(
     }
     let mut bound = own;
     if let Some(restricted) = restricted.as_mut() {
-        bound = mip_bound(run, opts, side, restricted, &nu_final, own, plan.objective, relaxation_bound)?;
+        bound = mip_bound(run, opts, side, restricted, SolvedChoice { nu: &nu_final, bound: own, plan: plan.objective }, relaxation_bound)?;
         if gap(bound) > opts.gap {
             return Ok(EarlierPlan::Short(gap(bound)));
         }
@@ -789,7 +789,7 @@ fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn Custom
     iterations += first.iterations;
     let mut highest = first.best_bound;
     let (first_nu, first_epsilon) = (first.nu.clone(), first.epsilon);
-    let others = choices_bounds(run, opts, side, &mut ctx, &first_nu, first.best_bound, first.plan.objective)?;
+    let others = choices_bounds(run, opts, side, &mut ctx, SolvedChoice { nu: &first_nu, bound: first.best_bound, plan: first.plan.objective })?;
     let mut status = first.status;
     let mut best = gather(run, side, &ctx, first, offer_open, iterations)?;
     let Some(mut others) = others else {
@@ -889,23 +889,21 @@ fn restricted_phase<'a>(
     Ok((ctx, phase))
 }
 
-/// The MIP's bound when the choice of open custom offers `ctx` holds has
-/// bound `own` (at its prices `nu`, its plan's objective `plan`): the
-/// highest of every choice's bound ([`choices_bounds`]), or
-/// `relaxation_bound` when lower or when the choices are too many to count.
-#[allow(clippy::too_many_arguments)]
-fn mip_bound(
-    run: &Run,
-    opts: &DecomposedOptions,
-    side: &mut dyn CustomerSide,
-    ctx: &mut Context,
-    nu: &[f64],
-    own: f64,
+/// The choice of open custom offers a context holds, as solved: its prices
+/// `nu` (of that context's layout), its bound, and its plan's objective.
+#[derive(Clone, Copy)]
+struct SolvedChoice<'n> {
+    nu: &'n [f64],
+    bound: f64,
     plan: f64,
-    relaxation_bound: f64,
-) -> Result<f64, DecomposedError> {
-    Ok(match choices_bounds(run, opts, side, ctx, nu, own, plan)? {
-        Some(others) => relaxation_bound.min(others.iter().fold(own, |highest, (bound, _)| highest.max(*bound))),
+}
+
+/// The MIP's bound when `ctx` holds the `solved` choice: the highest of
+/// every choice's bound ([`choices_bounds`]), or `relaxation_bound` when
+/// lower or when the choices are too many to count.
+fn mip_bound(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &mut Context, solved: SolvedChoice, relaxation_bound: f64) -> Result<f64, DecomposedError> {
+    Ok(match choices_bounds(run, opts, side, ctx, solved)? {
+        Some(others) => relaxation_bound.min(others.iter().fold(solved.bound, |highest, (bound, _)| highest.max(*bound))),
         None => relaxation_bound,
     })
 }
@@ -920,25 +918,17 @@ const MAX_OTHER_CHOICES: usize = 64;
 /// choices only: the MIP's optimum is the best of the fixed problems, and
 /// opening one more offer never lowers a fixed problem's optimum (its pairs
 /// may stay unused), so choices of `K` offers are enough ([`custom_choices`]). A choice's
-/// bound is the dual bound at `ctx`'s prices `nu` when that is at most `own`
-/// (the bound of `ctx`'s choice, which the MIP's bound is at least) and
-/// within the target above `plan` (`ctx`'s plan's objective: the choice
-/// then needs no solving); else the lower of it and the bound at the prices
-/// of one sample of that choice when that is at most `own`; else the lowest
+/// bound is the dual bound at the `solved` choice's prices when that is at
+/// most its bound (which the MIP's bound is at least) and within the target
+/// above its plan (the choice then needs no solving); else the lower of it
+/// and the bound at the prices of one sample of that choice when that is at
+/// most the solved choice's bound; else the lowest
 /// of those and more samples'. Why `nu` first: a pass over the customers
 /// where a sample costs an LP (1M customers: 0.07 s against 0.5 s), and it
 /// is enough for most choices far below the plan. `None` when the choices
 /// are more than [`MAX_OTHER_CHOICES`].
-#[allow(clippy::too_many_arguments)]
-fn choices_bounds(
-    run: &Run,
-    opts: &DecomposedOptions,
-    side: &mut dyn CustomerSide,
-    ctx: &mut Context,
-    nu: &[f64],
-    own: f64,
-    plan: f64,
-) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
+fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, ctx: &mut Context, solved: SolvedChoice) -> Result<Option<Vec<(f64, Vec<bool>)>>, DecomposedError> {
+    let SolvedChoice { nu, bound: own, plan } = solved;
     let problem = run.problem;
     let (custom, choices) = custom_choices(problem);
     let Some(choices) = choices else { return Ok(None) };
