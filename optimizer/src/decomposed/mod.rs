@@ -493,6 +493,7 @@ fn solve_driver(
                 EarlierPlan::Short(gap) => earlier_gap = gap,
             }
         }
+        let near = earlier_gap <= NEAR_EARLIER_PLAN * opts.gap;
         let one_iteration = DecomposedOptions { max_iterations: 1, ..opts.clone() };
         if let Some(open) = earlier_open {
             // A MIP whose earlier open offers still keep the limit: the phase
@@ -503,7 +504,7 @@ fn solve_driver(
             // relaxation's phase skipped (the earlier choice stands for its
             // ranking).
             let mut tried = 0;
-            if earlier_gap <= NEAR_EARLIER_PLAN * opts.gap {
+            if near {
                 drop_kept_plan(side)?;
                 // A repair that cannot keep a hard minimum without the earlier
                 // plan leaves the choice to the branch.
@@ -525,7 +526,7 @@ fn solve_driver(
             let start = ChoiceStart { nu: &nu, epsilon: EPSILON_WARM, relaxation_bound, iterations: tried };
             return Ok(matched_earlier(branch_from_choice(&run, opts, side, &ctx, start, open)?, requested_gap));
         }
-        if earlier_gap > NEAR_EARLIER_PLAN * opts.gap {
+        if !near {
             // The earlier prices are far from the changed problem's: they
             // compete with the samples' as a start, no iteration of their own.
             warm_prices = Some(nu);
