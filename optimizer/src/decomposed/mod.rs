@@ -952,9 +952,11 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
             let mut sampled: Vec<Vec<f64>> = sample::first_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
             bound = bound.min(lowest_bound(ctx, side, sampled.clone())?.map_or(f64::INFINITY, |(bound, _)| bound));
             if bound > own {
+                // The first sample's prices (when it solved) are evaluated already.
+                let evaluated = sampled.len();
                 sampled.extend(sample::further_sample_prices(problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)));
                 let mut starts: Vec<Vec<f64>> = mean_of_several(&sampled).into_iter().collect();
-                starts.extend(sampled.into_iter().skip(1));
+                starts.extend(sampled.into_iter().skip(evaluated));
                 bound = bound.min(lowest_bound(ctx, side, starts)?.map_or(f64::INFINITY, |(bound, _)| bound));
             }
         }
