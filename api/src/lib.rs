@@ -65,7 +65,7 @@ pub use index::{LiveSupply, PlanIndex};
 pub use jobs::{JobSolver, JobStatus, PlanJob, PlanJobs};
 pub use metrics::{AuditCounts, HttpMetrics, Metrics};
 pub use openapi::openapi;
-pub use router::{router, MAX_URI_BYTES, REQUEST_TIMEOUT};
+pub use router::{router, App, MAX_URI_BYTES, REQUEST_TIMEOUT};
 pub use routes::decisions::{DEFAULT_LIMIT, MAX_BATCH, MAX_CHANNEL, MAX_LIMIT};
 pub use routes::{Reply, ReplyBody, RouteSpec, MAX_BODY_BYTES, MAX_PICK_BODY_BYTES, ROUTES};
 pub use security::{Access, ApiKey, ApiKeys, Role};

@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::errors::{ErrorBody, ErrorDetail, ServeError};
-use crate::router::{code_of, router, REQUEST_TIMEOUT};
+use crate::router::{code_of, router, App, REQUEST_TIMEOUT};
 use crate::shared::{self, SharedLive};
 use crate::state::{AppState, ServiceConfig, ServiceState};
 
@@ -181,7 +181,7 @@ pub async fn serve_trivial(addr: SocketAddr) -> std::io::Result<()> {
 /// Serves `app` on `listener` under `limits` until `shutdown` completes; then
 /// stops accepting, lets open requests finish (at most the request timeout
 /// and a margin) and returns.
-pub async fn serve_connections(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn serve_connections(listener: TcpListener, app: App, limits: ConnectionLimits, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();

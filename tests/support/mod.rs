@@ -36,7 +36,7 @@ pub fn active(root: &Path) -> Option<String> {
 /// The service in this process over a plan store: the real router, one key
 /// per role, called synchronously (tests here are plain `#[test]`s).
 pub struct InProcess {
-    app: axum::Router,
+    app: allot_api::App,
     rt: tokio::runtime::Runtime,
 }
 

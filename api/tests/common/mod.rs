@@ -11,7 +11,7 @@ use allot_api::{router, ApiKey, ApiKeys, Role, ServiceConfig, ServiceState, DEFA
 use allot_scenarios::PlanStore;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
+use allot_api::App;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -55,7 +55,7 @@ pub fn keys() -> ApiKeys {
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
-    pub app: Router,
+    pub app: App,
     pub state: Arc<ServiceState>,
 }
 
@@ -73,12 +73,12 @@ impl Fixture {
         Fixture { dir, app, state }
     }
 
-    pub fn start(dir: &Path, max_plan_age: Duration) -> (Router, Arc<ServiceState>) {
+    pub fn start(dir: &Path, max_plan_age: Duration) -> (App, Arc<ServiceState>) {
         Self::start_with_drift(dir, max_plan_age, Default::default())
     }
 
     /// [`Fixture::start`] with a drift policy.
-    pub fn start_with_drift(dir: &Path, max_plan_age: Duration, drift: allot_api::drift::DriftPolicy) -> (Router, Arc<ServiceState>) {
+    pub fn start_with_drift(dir: &Path, max_plan_age: Duration, drift: allot_api::drift::DriftPolicy) -> (App, Arc<ServiceState>) {
         let config = ServiceConfig { keys: keys(), max_plan_age, scenario_root: dir.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift };
         let state = Arc::new(ServiceState::open(dir.join("store"), config).unwrap());
         (router(state.clone()), state)
