@@ -48,7 +48,7 @@ pub struct Compact<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ch: Option<Cow<'a, str>>,
     /// Offers shown, best first: (offer, expected value, uptake).
-    o: Vec<(Cow<'a, str>, f64, f64)>,
+    o: Vec<(Cow<'a, str>, f32, f32)>,
     /// The distinct exclusion reasons of this record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     r: Vec<Cow<'a, str>>,
@@ -481,6 +481,19 @@ mod tests {
         // The fallback flag survives without a reason too.
         let fallback = Decision { fallback: true, fallback_reason: Some("plan_stale".into()), ..decision };
         assert_eq!(Compact::of(at, &fallback).expand().decision, fallback);
+    }
+
+    /// Records stored before the figures were single precision carry them
+    /// widened to double (`0.04749999940395355`): they read back as the same
+    /// values, which are now written in their shortest form.
+    #[test]
+    fn records_with_double_precision_figures_read_back_as_the_values_served() {
+        let stored = r#"{"at":"2026-12-01T10:00:00Z","customer_id":"C1","v":"000001","o":[["O1",1.020300030708313,0.04749999940395355]]}"#;
+        let record = serde_json::from_str::<Compact<'static>>(stored).unwrap().expand();
+        let offer = &record.decision.offers[0];
+        assert_eq!((offer.expected_value, offer.uptake), (1.0203_f32, 0.0475_f32));
+        let written = serde_json::to_string(&Compact::of(record.at, &record.decision)).unwrap();
+        assert!(written.contains(r#"["O1",1.0203,0.0475]"#), "{written}");
     }
 
     fn served(customer: &str) -> Decision {

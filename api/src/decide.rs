@@ -54,10 +54,12 @@ pub struct OfferDecision {
     pub offer_id: String,
     /// 1 = best.
     pub rank: u32,
-    /// Expected margin of showing it (margin x uptake).
-    pub expected_value: f64,
-    /// Probability that the customer accepts it if shown.
-    pub uptake: f64,
+    /// Expected margin of showing it (margin x uptake). Single precision, as
+    /// the plan keeps it: written in its shortest form, not with the digits a
+    /// widening to double would add.
+    pub expected_value: f32,
+    /// Probability that the customer accepts it if shown (single precision, as `expected_value`).
+    pub uptake: f32,
 }
 
 /// An offer the customer may not see.
@@ -188,7 +190,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
             None if offers.len() >= cap => excluded.push(Exclusion { offer_id, reason: "live:contact_cap".to_string() }),
             None if offers.len() >= ask.limit => {}
             None => {
-                offers.push(OfferDecision { offer_id, rank: offers.len() as u32 + 1, expected_value: f64::from(e.expected_value), uptake: f64::from(e.p) });
+                offers.push(OfferDecision { offer_id, rank: offers.len() as u32 + 1, expected_value: e.expected_value, uptake: e.p });
             }
         }
     }
