@@ -90,7 +90,7 @@ pub fn router(state: AppState) -> App {
     }
     let routed = router
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { not_found() })
         .with_state(state.clone());
     // The outer limit is the largest of any route; each route has its own (above).
     let routed = tower_http::limit::RequestBodyLimitLayer::new(MAX_PICK_BODY_BYTES).layer(routed);
@@ -154,7 +154,9 @@ where
             let message = format!("the request target is {len} bytes long; at most {MAX_URI_BYTES}");
             return answered(ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", message).into_response());
         }
-        // An unrouted path goes on to the router's 404.
+        // A path no template of the table matches is answered here, so no
+        // request the gate did not check can reach a handler (fail closed,
+        // whatever the router behind might match).
         let route = match gate.paths.at(request.uri().path()) {
             Ok(matched) => {
                 let path = *matched.value;
@@ -170,7 +172,7 @@ where
                 }
                 route
             }
-            Err(_) => None,
+            Err(_) => return answered(not_found()),
         };
         let deadline = started + REQUEST_TIMEOUT;
         let extensions = request.extensions_mut();
@@ -196,6 +198,11 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The answer for a path no route of the table has.
+fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
 }
 
 /// An answer the gate gives itself, without the router.
