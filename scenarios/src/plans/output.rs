@@ -8,7 +8,7 @@ use allot_optimizer::{Plan, Problem};
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::files::{sync_dir, write_atomic, write_table, write_versioned, Format};
+use crate::files::{sync_dir, write_atomic, write_table, write_table_in_batches, write_versioned, Format};
 
 /// Test hook: when set to N, the process aborts after writing N plan files, as a
 /// crash would (used by the crash-safety tests; never set in production).
@@ -36,34 +36,69 @@ fn tidy(v: f64) -> f64 {
     (v * 1e9).round() / 1e9
 }
 
-/// Builds the output tables of a plan, with ids resolved to names.
+/// The eligibility table of a plan (one row per uptake pair), built a range
+/// of rows at a time ([`write_table_in_batches`]), with ids resolved to names.
+pub struct EligibilityTable<'a> {
+    problem: &'a Problem,
+    plan: &'a Plan,
+    /// Each distinct reason's code, written once and borrowed by its rows (a
+    /// few dozen codes; a string per row was 80M allocations at 10M customers).
+    codes: foldhash::HashMap<Reason, String>,
+    /// Whether the table has a `p` column.
+    with_p: bool,
+}
+
+impl<'a> EligibilityTable<'a> {
+    /// The table of `plan`.
+    pub fn new(problem: &'a Problem, plan: &'a Plan) -> Self {
+        let mut codes: foldhash::HashMap<Reason, String> = foldhash::HashMap::default();
+        for r in &plan.eligibility {
+            codes.entry(r.reason).or_insert_with(|| r.reason.code(problem));
+        }
+        // A version-1 scenario's artefacts stay as they were: `p` is only needed
+        // where `expected_value / margin` does not give it back.
+        let with_p = problem.uptake_value.is_some() || problem.offers.iter().any(|o| o.cost_per_contact != 0.0);
+        EligibilityTable { problem, plan, codes, with_p }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.plan.eligibility.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.plan.eligibility.is_empty()
+    }
+
+    /// The frame of rows `rows`.
+    pub fn frame(&self, rows: std::ops::Range<usize>) -> Result<DataFrame, PolarsError> {
+        let problem = self.problem;
+        let e = &self.plan.eligibility[rows];
+        let customer = |c: u32| problem.customers.id[c as usize].as_str();
+        let offer = |o: u32| problem.offers[o as usize].id.as_str();
+        let mut columns = vec![
+            Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
+            Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
+            Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
+            Column::new("eligible".into(), e.iter().map(|r| r.eligible).collect::<Vec<_>>()),
+            Column::new("expected_value".into(), e.iter().map(|r| tidy(r.expected_value)).collect::<Vec<_>>()),
+        ];
+        if self.with_p {
+            columns.push(Column::new("p".into(), e.iter().map(|r| r.p).collect::<Vec<_>>()));
+        }
+        columns.push(Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()));
+        columns.push(Column::new("reason".into(), e.iter().map(|r| self.codes[&r.reason].as_str()).collect::<Vec<_>>()));
+        DataFrame::new(e.len(), columns)
+    }
+}
+
+/// The output tables of a plan other than its eligibility table
+/// ([`EligibilityTable`]), with ids resolved to names.
 pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, DataFrame)>, PolarsError> {
-    let e = &plan.eligibility;
-    let customer = |c: u32| problem.customers.id[c as usize].as_str();
-    let offer = |o: u32| problem.offers[o as usize].id.as_str();
     let sku = |s: u32| problem.skus[s as usize].as_str();
     let warehouse = |w: u32| problem.warehouses[w as usize].as_str();
-    let mut columns = vec![
-        Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
-        Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
-        Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
-        Column::new("eligible".into(), e.iter().map(|r| r.eligible).collect::<Vec<_>>()),
-        Column::new("expected_value".into(), e.iter().map(|r| tidy(r.expected_value)).collect::<Vec<_>>()),
-    ];
-    // A version-1 scenario's artefacts stay as they were: `p` is only needed
-    // where `expected_value / margin` does not give it back.
-    if problem.uptake_value.is_some() || problem.offers.iter().any(|o| o.cost_per_contact != 0.0) {
-        columns.push(Column::new("p".into(), e.iter().map(|r| r.p).collect::<Vec<_>>()));
-    }
-    columns.push(Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()));
-    // Each distinct reason's code is written once and borrowed by its rows
-    // (a few dozen codes; a string per row was 80M allocations at 10M customers).
-    let mut codes: foldhash::HashMap<Reason, String> = foldhash::HashMap::default();
-    for r in e {
-        codes.entry(r.reason).or_insert_with(|| r.reason.code(problem));
-    }
-    columns.push(Column::new("reason".into(), e.iter().map(|r| codes[&r.reason].as_str()).collect::<Vec<_>>()));
-    let eligibility = DataFrame::new(e.len(), columns)?;
+    let offer = |o: u32| problem.offers[o as usize].id.as_str();
     let r = &plan.reservations;
     let reservations = DataFrame::new(
         r.len(),
@@ -99,7 +134,6 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
     bid_columns.push(Column::new("price".into(), b.iter().map(|x| tidy(x.price)).collect::<Vec<_>>()));
     let bids = DataFrame::new(b.len(), bid_columns)?;
     Ok(vec![
-        ("eligibility", eligibility),
         ("reservations", reservations),
         ("pick_priorities", picks),
         ("bid_prices", bids),
@@ -110,8 +144,10 @@ pub fn plan_tables(problem: &Problem, plan: &Plan) -> Result<Vec<(&'static str, 
 /// file atomically. Returns the paths written.
 pub fn write_plan_outputs(dir: &Path, problem: &Problem, plan: &Plan, kpis: &Kpis, format: Format) -> Result<Vec<PathBuf>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
+    let eligibility = EligibilityTable::new(problem, plan);
+    let mut written = vec![write_table_in_batches(dir, "eligibility", eligibility.len(), format, |rows| eligibility.frame(rows))?];
+    fault_point();
     let tables = plan_tables(problem, plan).map_err(|e| StoreError::Table { path: dir.to_path_buf(), reason: e.to_string() })?;
-    let mut written = Vec::new();
     for (stem, mut df) in tables {
         written.push(write_table(dir, stem, &mut df, format)?);
         fault_point();
