@@ -521,85 +521,121 @@ fn eligibility_rows(
 ) -> Vec<EligibilityRow> {
     let eligible = &served.eligible;
     let charges = ChargeModel::new(problem, network, policy, &alloc.prices, layout, row_prices);
-    // One row per uptake row, in its order, written in place. Why not
-    // `Option`s collected at the end: the rows are most of the plan's memory
-    // at scale (80M at 10M customers), and a second vector grown by doubling
-    // while the first is read held both, and copied them.
-    let unset = EligibilityRow { customer: 0, offer: 0, x: 0.0, eligible: false, p: 0.0, expected_value: 0.0, rank: None, reason: Reason::Eligible };
-    let mut rows = vec![unset; problem.uptake.len()];
-    let mut written = vec![false; problem.uptake.len()];
-    for &(row, rule) in &cands.excluded {
-        let u = &problem.uptake[row as usize];
-        written[row as usize] = true;
-        rows[row as usize] = EligibilityRow {
+    // What each uptake row becomes: a candidate, an exclusion, or no row.
+    let sources = RowSources::new(problem.uptake.len(), cands);
+    let expected_value = |k: usize| cands.accept_value_of(problem, k) * cands.p[k] - problem.offers[cands.offer[k] as usize].cost_per_contact;
+    // A served candidate's rank among its customer's served offers: by
+    // expected value (highest first), then by offer. Counted, not sorted, so
+    // that every row is built on its own, in parallel.
+    let rank = |k: usize| {
+        let (value, offer) = (expected_value(k), cands.offer[k]);
+        let before = cands
+            .of_customer(cands.customer[k])
+            .filter(|&j| j != k && eligible[j])
+            .filter(|&j| expected_value(j).total_cmp(&value).then(offer.cmp(&cands.offer[j])).is_gt())
+            .count();
+        before as u32 + 1
+    };
+    let candidate_row = |k: usize| {
+        let reason = if eligible[k] {
+            Reason::Eligible
+        } else if let Some(&cause) = served.dropped.get(&k) {
+            // Selected by the solver, turned away to keep this limit.
+            Reason::NotSelected(match cause {
+                DropCause::Row(family, row) if family == rules::NAME => Binding::Rule(row as u32),
+                DropCause::Row(family, _) => Binding::family(family),
+                DropCause::Policy(row) => Binding::of_policy(row),
+            })
+        } else {
+            // The charges of a pair left out read every family's prices
+            // (most of this function's time at scale).
+            Reason::NotSelected(charges.binding(problem, cands, alloc, k))
+        };
+        EligibilityRow {
+            customer: cands.customer[k],
+            offer: cands.offer[k],
+            x: clean(alloc.x[k]).clamp(0.0, 1.0),
+            eligible: eligible[k],
+            p: cands.p[k],
+            expected_value: expected_value(k),
+            rank: eligible[k].then(|| rank(k)),
+            reason,
+        }
+    };
+    let excluded_row = |row: usize, rule: ExclusionRule| {
+        let u = &problem.uptake[row];
+        EligibilityRow {
             customer: u.customer,
             offer: u.offer,
             x: 0.0,
             eligible: false,
             p: u.p,
-            expected_value: problem.accept_value(row as usize) * u.p - problem.offers[u.offer as usize].cost_per_contact,
+            expected_value: problem.accept_value(row) * u.p - problem.offers[u.offer as usize].cost_per_contact,
             rank: None,
             reason: Reason::Excluded(rule),
-        };
-    }
-    // Every candidate's reason, in parallel: the charges of a pair left out
-    // read every family's prices, over every pair (most of this function's
-    // time at scale).
-    let reasons: Vec<Reason> = (0..cands.len())
-        .into_par_iter()
-        .map(|k| {
-            if eligible[k] {
-                Reason::Eligible
-            } else if let Some(&cause) = served.dropped.get(&k) {
-                // Selected by the solver, turned away to keep this limit.
-                Reason::NotSelected(match cause {
-                    DropCause::Row(family, row) if family == rules::NAME => Binding::Rule(row as u32),
-                    DropCause::Row(family, _) => Binding::family(family),
-                    DropCause::Policy(row) => Binding::of_policy(row),
-                })
-            } else {
-                Reason::NotSelected(charges.binding(problem, cands, alloc, k))
-            }
-        })
-        .collect();
-    let mut ranked: Vec<usize> = Vec::new();
-    for c in 0..problem.customers.len() as CustomerIx {
-        ranked.clear();
-        for k in cands.of_customer(c) {
-            let offer = &problem.offers[cands.offer[k] as usize];
-            let reason = reasons[k];
-            if eligible[k] {
-                ranked.push(k);
-            }
-            written[cands.uptake_row[k] as usize] = true;
-            rows[cands.uptake_row[k] as usize] = EligibilityRow {
-                customer: c,
-                offer: cands.offer[k],
-                x: clean(alloc.x[k]).clamp(0.0, 1.0),
-                eligible: eligible[k],
-                p: cands.p[k],
-                expected_value: cands.accept_value_of(problem, k) * cands.p[k] - offer.cost_per_contact,
-                rank: None,
-                reason,
-            };
         }
-        let ev = |k: usize| rows[cands.uptake_row[k] as usize].expected_value;
-        ranked.sort_by(|&a, &b| ev(b).total_cmp(&ev(a)).then(cands.offer[a].cmp(&cands.offer[b])));
-        for (i, &k) in ranked.iter().enumerate() {
-            rows[cands.uptake_row[k] as usize].rank = Some(i as u32 + 1);
+    };
+    let row = |i: usize| match sources.of(i) {
+        RowSource::Candidate(k) => Some(candidate_row(k)),
+        RowSource::Excluded(e) => Some(excluded_row(i, cands.excluded[e].1)),
+        RowSource::None => None,
+    };
+    // One row per uptake row, in its order, each built once where it is
+    // stored (a vector collected from an indexed parallel iterator is written
+    // in place). Why: the rows are most of the plan's memory at scale (80M at
+    // 10M customers); a vector filled first and overwritten after paid for
+    // every page twice, on one core. Pairs with p = 0 that passed every rule
+    // are no candidates and get no row, were validation to let them through
+    // (it does not).
+    if sources.complete {
+        (0..problem.uptake.len()).into_par_iter().map(|i| row(i).expect("every uptake row has a source")).collect()
+    } else {
+        (0..problem.uptake.len()).into_par_iter().filter_map(row).collect()
+    }
+}
+
+/// Where an eligibility row comes from.
+enum RowSource {
+    /// Candidate `k`.
+    Candidate(usize),
+    /// Entry `e` of `Candidates::excluded`.
+    Excluded(usize),
+    /// Neither: no row.
+    None,
+}
+
+/// Each uptake row's [`RowSource`], packed in a `u32`: a candidate's index,
+/// or an exclusion's with the top bit set.
+struct RowSources {
+    packed: Vec<u32>,
+    /// Whether every uptake row has a source.
+    complete: bool,
+}
+
+impl RowSources {
+    const EXCLUDED: u32 = 1 << 31;
+    const NONE: u32 = u32::MAX;
+
+    fn new(rows: usize, cands: &Candidates) -> Self {
+        assert!(cands.len() < Self::EXCLUDED as usize && cands.excluded.len() < Self::EXCLUDED as usize - 1, "more pairs than an eligibility row's source can index");
+        let mut packed = vec![Self::NONE; rows];
+        for (e, &(row, _)) in cands.excluded.iter().enumerate() {
+            packed[row as usize] = Self::EXCLUDED | e as u32;
+        }
+        for (k, &row) in cands.uptake_row.iter().enumerate() {
+            packed[row as usize] = k as u32;
+        }
+        let complete = packed.par_iter().all(|&v| v != Self::NONE);
+        RowSources { packed, complete }
+    }
+
+    fn of(&self, row: usize) -> RowSource {
+        match self.packed[row] {
+            Self::NONE => RowSource::None,
+            v if v & Self::EXCLUDED != 0 => RowSource::Excluded((v & !Self::EXCLUDED) as usize),
+            k => RowSource::Candidate(k as usize),
         }
     }
-    // Pairs with p = 0 that passed every rule are no candidates: they get no row only
-    // if validation let them through, which it does not.
-    if written.iter().all(|&w| w) {
-        return rows;
-    }
-    let mut row = 0;
-    rows.retain(|_| {
-        row += 1;
-        written[row - 1]
-    });
-    rows
 }
 
 /// Reduced-cost charges of candidates, per constraint family.

@@ -48,10 +48,12 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::allocation::{Allocation, Flow, SolveStatus};
 use crate::candidates::Candidates;
 use crate::contact_policy::{CustomerRows, PolicyRow};
-use crate::families::{balance, rules, stock, Layout, Sense};
+use crate::families::{balance, rules, stock, CoefScale, Layout, Sense};
 use crate::model::{CustomerIx, Problem};
 
 /// The smallest `x` that rounds to eligible.
@@ -129,28 +131,12 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
         }
     }
 
-    let lower_bound = layout.rows_of(rules::NAME);
-    let order = by_value(problem, cands, (0..cands.len()).filter(|&k| plan.eligible[k]).collect());
-    while plan.any_over() {
-        let mut changed = false;
-        for &k in &order {
-            if !plan.eligible[k] {
-                continue;
-            }
-            // Never a pair whose removal would put a volume rule's lower bound
-            // over (fairness rows, which pairs also relieve, are what this loop
-            // balances by dropping, so they are not guarded).
-            let props_up = |plan: &Draft| plan.loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && plan.usage[r] - a > plan.limit[r] + slack(plan.limit[r]));
-            if let Some(row) = plan.over_row(k).filter(|_| !props_up(&plan)) {
-                plan.drop(k, row);
-                changed = true;
-            }
-        }
-        if !changed {
-            break; // no served pair may go without breaking a lower bound: swapped below
-        }
+    // Repair, when a row is over (only then are the served pairs by value needed).
+    if plan.any_over() {
+        let order = by_value(problem, cands, (0..cands.len()).into_par_iter().filter(|&k| plan.eligible[k]).collect());
+        drop_to_limits(&order, &mut plan);
+        swap_for_lower_bounds(problem, cands, alloc, &order, &mut plan);
     }
-    swap_for_lower_bounds(problem, cands, alloc, &order, &mut plan);
     // Fill: exposed pairs that fit, most valuable first.
     let candidates = match fill {
         Fill::Exposed => exposed_unserved(problem, cands, alloc, &plan.eligible),
@@ -407,6 +393,38 @@ impl<'a> Draft<'a> {
     }
 }
 
+/// Step 4's drops: while a row is over its limit, each served pair in
+/// `order` (by increasing value) that loads a row over is dropped, unless
+/// that would put a volume rule's lower bound over; passes repeat while a
+/// pass dropped something and a row is still over.
+fn drop_to_limits(order: &[usize], plan: &mut Draft) {
+    let lower_bound = plan.layout.rows_of(rules::NAME);
+    // Each pair's cell beside it: a pass reads both in order.
+    let order_cells: Vec<u32> = order.par_iter().map(|&k| plan.loads.cell(k) as u32).collect();
+    let mut cells = CellRows::new(plan);
+    while plan.any_over() {
+        let mut changed = false;
+        for (&k, &cell) in order.iter().zip(&order_cells) {
+            let cell = cell as usize;
+            if !cells.is_hot(cell) {
+                continue;
+            }
+            let Some(row) = cells.over_row(cell, k, plan) else { continue };
+            // Never a pair whose removal would put a volume rule's lower bound
+            // over (fairness rows, which pairs also relieve, are what this loop
+            // balances by dropping, so they are not guarded).
+            let props_up = |plan: &Draft| plan.loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && plan.usage[r] - a > plan.limit[r] + slack(plan.limit[r]));
+            if plan.eligible[k] && !props_up(plan) {
+                cells.drop(k, row, plan);
+                changed = true;
+            }
+        }
+        if !changed {
+            break; // no served pair may go without breaking a lower bound: swapped next
+        }
+    }
+}
+
 /// A row still over its limit that only pairs propping up a hard lower bound
 /// (a `min_total` rule) load: drops the least valuable of them anyway, then
 /// serves other pairs that restore the bound without loading a row over,
@@ -439,9 +457,9 @@ fn swap_for_lower_bounds(problem: &Problem, cands: &Candidates, alloc: &Allocati
 /// once (a comparator computing it would do so twice per comparison, over
 /// millions of pairs at scale).
 fn by_value(problem: &Problem, cands: &Candidates, pairs: Vec<usize>) -> Vec<usize> {
-    let mut keyed: Vec<(f64, usize)> = pairs.into_iter().map(|k| (cands.value(problem, k), k)).collect();
-    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    keyed.into_iter().map(|(_, k)| k).collect()
+    let mut keyed: Vec<(f64, usize)> = pairs.into_par_iter().map(|k| (cands.value(problem, k), k)).collect();
+    keyed.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_par_iter().map(|(_, k)| k).collect()
 }
 
 /// What a customer may still be served: its contact cap and its
@@ -495,6 +513,7 @@ impl<'a> CustomerRoom<'a> {
 /// Pairs the solver exposed (`x > 0`, open offer, positive value) that are not served.
 fn exposed_unserved(problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool]) -> Vec<usize> {
     (0..cands.len())
+        .into_par_iter()
         .filter(|&k| !eligible[k] && alloc.x[k] > 1e-9 && alloc.offer_open[cands.offer[k] as usize] && cands.value(problem, k) > 0.0)
         .collect()
 }
@@ -549,19 +568,103 @@ impl<'a> Loads<'a> {
         Loads { problem, cands, layout }
     }
 
-    /// (global row, load) of serving candidate `k`.
-    fn rows(&self, k: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+    /// Candidate `k`'s offer, zone and fairness slot: what fixes the rows it
+    /// loads (its `p` and value scale the loads).
+    fn parts(&self, k: usize) -> (usize, usize, usize) {
         let (c, o) = (self.cands.customer[k] as usize, self.cands.offer[k] as usize);
         let zone = self.problem.customers.zone[c] as usize;
-        let groups = self.problem.groups.len();
-        let slot = self.problem.customers.group[c].map_or(groups, |g| g as usize);
+        let slot = self.problem.customers.group[c].map_or(self.problem.groups.len(), |g| g as usize);
+        (o, zone, slot)
+    }
+
+    /// (global row, load) of serving candidate `k`.
+    fn rows(&self, k: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let (o, zone, slot) = self.parts(k);
         self.layout.pair_coefs(o, zone, slot, self.cands.p[k], self.cands.accept_value_of(self.problem, k))
+    }
+
+    /// Number of cells (offer, zone, fairness slot).
+    fn cells(&self) -> usize {
+        self.problem.offers.len() * self.layout.zones * self.layout.slots
+    }
+
+    /// Candidate `k`'s cell, in `0..self.cells()`.
+    fn cell(&self, k: usize) -> usize {
+        let (o, zone, slot) = self.parts(k);
+        (o * self.layout.zones + zone) * self.layout.slots + slot
     }
 
     /// Adds `sign` times candidate `k`'s loads to `usage`.
     fn add(&self, k: usize, sign: f64, usage: &mut [f64]) {
         for (r, a) in self.rows(k) {
             usage[r] += sign * a;
+        }
+    }
+
+    /// The coefficients of cell `cell`'s pairs, before their own `p` and value.
+    fn cell_coefs(&self, cell: usize) -> impl Iterator<Item = (usize, f64, CoefScale)> + '_ {
+        let (o, zone, slot) = (cell / self.layout.slots / self.layout.zones, cell / self.layout.slots % self.layout.zones, cell % self.layout.slots);
+        self.layout.cell_coefs(o, zone, slot)
+    }
+}
+
+/// Which cells load which rows, both ways, and whether a cell loads a row
+/// over its limit now ("hot"). Why: a pass of the repair's drops reads every
+/// served pair (millions at scale, in order of value, so at random places
+/// of the candidate arrays); a pair of a cell that loads no row over its
+/// limit cannot be dropped, and is skipped on a read of its cell. A row
+/// over its limit is found from the cell's coefficients, the pair's own
+/// `p` and value read only for a row that is over.
+struct CellRows {
+    /// Per row, the cells whose pairs load it.
+    cells_of_row: Vec<Vec<u32>>,
+    /// Per cell, its coefficients (row, cell coefficient, scale), in [`Loads::rows`]'s order.
+    coefs: Vec<Vec<(u32, f64, CoefScale)>>,
+    /// Per cell, whether a row it loads is over its limit (kept by [`CellRows::refresh`]).
+    hot: Vec<bool>,
+}
+
+impl CellRows {
+    fn new(plan: &Draft) -> Self {
+        let coefs: Vec<Vec<(u32, f64, CoefScale)>> = (0..plan.loads.cells()).map(|cell| plan.loads.cell_coefs(cell).map(|(r, a, s)| (r as u32, a, s)).collect()).collect();
+        let mut cells_of_row = vec![Vec::new(); plan.layout.total()];
+        for (cell, coefs) in coefs.iter().enumerate() {
+            for &(r, _, _) in coefs {
+                cells_of_row[r as usize].push(cell as u32);
+            }
+        }
+        let hot = (0..coefs.len()).map(|cell| coefs[cell].iter().any(|&(r, _, _)| plan.over(r as usize))).collect();
+        CellRows { cells_of_row, coefs, hot }
+    }
+
+    /// Whether a row that cell `cell`'s pairs load is over its limit.
+    fn is_hot(&self, cell: usize) -> bool {
+        self.hot[cell]
+    }
+
+    /// The row over its limit that serving `k` (of cell `cell`) loads, if
+    /// any: [`Draft::over_row`], without reading `k` unless a row is over.
+    fn over_row(&self, cell: usize, k: usize, plan: &Draft) -> Option<usize> {
+        let (p, value) = (plan.loads.cands.p[k], || plan.loads.cands.accept_value_of(plan.loads.problem, k));
+        self.coefs[cell]
+            .iter()
+            .find(|&&(r, a, scale)| plan.over(r as usize) && scale.apply(a, p, if scale == CoefScale::ValueP { value() } else { 0.0 }) > 0.0)
+            .map(|&(r, _, _)| r as usize)
+    }
+
+    /// Drops `k` for `row` ([`Draft::drop`]) and keeps the cells' heat: the
+    /// cells of each row `k` loads that went over its limit or back within
+    /// it are looked at again (a row flips seldom; a budget row's cells are
+    /// all of them).
+    fn drop(&mut self, k: usize, row: usize, plan: &mut Draft) {
+        let before: Vec<(usize, bool)> = plan.loads.rows(k).map(|(r, _)| (r, plan.over(r))).collect();
+        plan.drop(k, row);
+        for (r, was_over) in before {
+            if plan.over(r) != was_over {
+                for &cell in &self.cells_of_row[r] {
+                    self.hot[cell as usize] = self.coefs[cell as usize].iter().any(|&(r, _, _)| plan.over(r as usize));
+                }
+            }
         }
     }
 }
@@ -879,6 +982,85 @@ mod tests {
         assert_eq!(check_served(&tight, &cands, &plan, 1e-6), vec![]);
         let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();
         assert!(shipped <= 1.002 + 1e-9, "never more than the stock: {shipped}");
+    }
+
+    /// A customer's served offers are ranked by expected value, highest
+    /// first, ties by offer order; a pair not served has no rank. D1 (10 ×
+    /// 0.8) and D2 (16 × 0.5) tie at 8 ahead of O (10 × 0.5); D3 is not served.
+    #[test]
+    fn served_offers_are_ranked_by_expected_value_then_offer() {
+        let mut problem = problem(1, 0.5, 100.0, 0.0, false);
+        problem.customers.max_offers = vec![Some(3)];
+        for (id, margin) in [("D1", 10.0), ("D2", 16.0), ("D3", 1.0)] {
+            problem.offers.push(Offer { id: id.into(), margin, items: Vec::new(), ..problem.offers[0].clone() });
+        }
+        problem.uptake = [0.5, 0.8, 0.5, 0.5].iter().enumerate().map(|(o, &p)| Uptake { customer: 0, offer: o as u32, p }).collect();
+        let network = Network::new(&problem);
+        let cands = Candidates::build(&problem, &network);
+        let mut alloc = allocation(&problem, &cands, vec![1.0, 1.0, 1.0, 0.0]);
+        (alloc.offer_open, alloc.prices.redemptions) = (vec![true; 4], vec![0.0; 4]);
+        let plan = derive_plan(&problem, &network, &cands, &alloc);
+        let ranks: Vec<(&str, Option<u32>)> = plan.eligibility.iter().map(|r| (problem.offers[r.offer as usize].id.as_str(), r.rank)).collect();
+        assert_eq!(ranks, vec![("O", Some(3)), ("D1", Some(1)), ("D2", Some(2)), ("D3", None)]);
+    }
+
+    /// The drop pass as it was before cells ([`drop_to_limits`]'s reference):
+    /// every served pair's loads read, in order.
+    fn drop_reading_every_pair(order: &[usize], plan: &mut Draft) {
+        let lower_bound = plan.layout.rows_of(rules::NAME);
+        while plan.any_over() {
+            let mut changed = false;
+            for &k in order {
+                if !plan.eligible[k] {
+                    continue;
+                }
+                let props_up = |plan: &Draft| plan.loads.rows(k).any(|(r, a)| a < 0.0 && lower_bound.contains(&r) && plan.usage[r] - a > plan.limit[r] + slack(plan.limit[r]));
+                if let Some(row) = plan.over_row(k).filter(|_| !props_up(plan)) {
+                    plan.drop(k, row);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// The drop pass reads only the pairs of hot cells (cells that load a row
+    /// over its limit) and heats a cell when a drop puts one of its rows over:
+    /// it drops exactly the pairs a pass reading every pair's loads drops.
+    /// Parity at ratio 0.9 between groups c (customers 0-4, 3 served: rate
+    /// 0.6), b (5-24, 11 served: 0.55) and a (25-34, 5 served: 0.5): only the
+    /// row "a at least 0.9 of c" is over, so b's cell is cold. Dropping the
+    /// least valuable pair (customer 0, of c) leaves c at 0.4, which puts "c
+    /// at least 0.9 of b" over: b's pairs after it in the pass must go in the
+    /// same pass, as when every pair is read (a later pass would drop the
+    /// least valuable of b instead).
+    #[test]
+    fn the_drop_pass_over_hot_cells_drops_what_reading_every_pair_drops() {
+        let mut problem = problem(35, 0.5, 100.0, 0.0, true);
+        problem.groups = vec!["a".into(), "b".into(), "c".into()];
+        let group = |c: usize| if c < 5 { 2 } else if c < 25 { 1 } else { 0 };
+        problem.customers.group = (0..35).map(|c| Some(group(c))).collect();
+        problem.policy.fairness_min_ratio = Some(0.9);
+        let x: Vec<f64> = (0..35).map(|c| if c < 3 || (5..16).contains(&c) || (25..30).contains(&c) { 1.0 } else { 0.0 }).collect();
+        let network = Network::new(&problem);
+        let cands = Candidates::build(&problem, &network);
+        let alloc = allocation(&problem, &cands, x);
+        let scope = Scope::new(&problem, &network, &cands, CustomLimitMode::Off);
+        let layout = Layout::new(&scope, no_extra(&scope));
+        let policy = cands.customer_rows(&problem);
+        let mut fast = Draft::new(&problem, &cands, &alloc, &layout, &policy);
+        let mut every = Draft::new(&problem, &cands, &alloc, &layout, &policy);
+        let b_cell = fast.loads.cell(5);
+        assert!(!CellRows::new(&fast).is_hot(b_cell) && CellRows::new(&fast).is_hot(fast.loads.cell(0)), "b's cell cold, c's hot at the start");
+        let order = by_value(&problem, &cands, (0..cands.len()).filter(|&k| fast.eligible[k]).collect());
+        drop_to_limits(&order, &mut fast);
+        drop_reading_every_pair(&order, &mut every);
+        assert_eq!(fast.eligible, every.eligible);
+        assert_eq!(fast.dropped, every.dropped);
+        assert!(every.dropped.contains_key(&0) && every.dropped.keys().any(|&k| group(k) == 1), "c's pair and b's pairs dropped: {:?}", every.dropped);
+        assert!(!fast.any_over());
     }
 
     /// Exposure parity at ratio 1 between two groups: the solver's exposures

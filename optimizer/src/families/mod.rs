@@ -45,6 +45,30 @@ use crate::allocation::{Allocation, ShadowPrices};
 use crate::candidates::Candidates;
 use crate::model::Problem;
 
+/// What scales a cell's coefficient ([`Layout::cell_coefs`]) into a
+/// candidate's: its expected acceptances (`p`), its exposure itself, or its
+/// expected acceptance value (`value * p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoefScale {
+    /// Times `p`: a row on expected acceptances.
+    P,
+    /// As it is: a row on exposures.
+    One,
+    /// Times `value * p`: a row on expected acceptance value.
+    ValueP,
+}
+
+impl CoefScale {
+    /// The candidate's coefficient from the cell's `a`.
+    pub fn apply(self, a: f64, p: f64, value: f64) -> f64 {
+        match self {
+            CoefScale::P => a * p,
+            CoefScale::One => a,
+            CoefScale::ValueP => a * value * p,
+        }
+    }
+}
+
 /// Every family's rows laid out in one vector, with the coefficients by cell and
 /// the network's columns: what every solver iterates over.
 pub struct Layout {
@@ -249,10 +273,17 @@ impl Layout {
     /// acceptance value `value`. The one place a candidate's column is assembled
     /// from its cells (the exact model, the served plan and the reasons read it).
     pub fn pair_coefs(&self, o: usize, zone: usize, slot: usize, p: f64, value: f64) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.cell_coefs(o, zone, slot).map(move |(r, a, scale)| (r, scale.apply(a, p, value)))
+    }
+
+    /// The coefficients [`Layout::pair_coefs`] scales, in its order: what every
+    /// candidate of offer `o` in `zone` and fairness `slot` has, before its
+    /// own `p` and value.
+    pub fn cell_coefs(&self, o: usize, zone: usize, slot: usize) -> impl Iterator<Item = (usize, f64, CoefScale)> + '_ {
         self.accept_coefs(o * self.zones + zone)
-            .map(move |(r, a)| (r, a * p))
-            .chain(self.exposure_coefs(o * self.slots + slot))
-            .chain(self.value_coefs(o).map(move |(r, a)| (r, a * value * p)))
+            .map(|(r, a)| (r, a, CoefScale::P))
+            .chain(self.exposure_coefs(o * self.slots + slot).map(|(r, a)| (r, a, CoefScale::One)))
+            .chain(self.value_coefs(o).map(|(r, a)| (r, a, CoefScale::ValueP)))
     }
 
     /// The rows' prices read from [`ShadowPrices`] (e.g. a sample's), `>= 0`.
