@@ -119,12 +119,15 @@ pub fn serve(problem: &Problem, cands: &Candidates, alloc: &Allocation, layout: 
     let mut plan = Draft::new(problem, cands, alloc, layout, policy);
     if plan.any_over() {
         // Only pairs that would relieve a row over its limit now (few).
-        let mut waiting: Vec<usize> = exposed_unserved(problem, cands, alloc, &plan.eligible)
-            .into_iter()
+        // Highest `x` first (ties: higher value, then candidate order), each
+        // key read once.
+        let mut waiting: Vec<(f64, f64, usize)> = exposed_unserved(problem, cands, alloc, &plan.eligible)
+            .into_par_iter()
             .filter(|&k| plan.relieves(k, |_| true))
+            .map(|k| (alloc.x[k], cands.value(problem, k), k))
             .collect();
-        waiting.sort_by(|&a, &b| alloc.x[b].total_cmp(&alloc.x[a]).then(cands.value(problem, b).total_cmp(&cands.value(problem, a))).then(a.cmp(&b)));
-        for k in waiting {
+        waiting.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (_, _, k) in waiting {
             if plan.customers.blocker(k).is_none() && plan.relieves(k, |_| true) && plan.fits(k) {
                 plan.serve(k);
             }
