@@ -103,6 +103,18 @@ fn unknown_offer_in_uptake() {
     assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc1,o7,0.5\n"), "uptake.csv", Some(2), "offer_id", "offers.csv");
 }
 
+/// A repeated pair within a customer's rows, and one apart from them (the
+/// loader's two ways of finding repeats); pairs of one offer for different
+/// customers in turn are no repeats.
+#[test]
+fn duplicate_uptake_pair() {
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc1,o2,0.5\nc1,o1,0.4\nc2,o1,0.5\n"), "uptake.csv", Some(3), "offer_id", "duplicate");
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,0.5\nc1,o2,0.5\nc2,o1,0.4\n"), "uptake.csv", Some(4), "offer_id", "duplicate");
+    let (issues, _, text) = issues(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,0.5\nc1,o2,0.5\nc2,o1,0.4\n"));
+    assert_eq!(issues.iter().filter(|i| i.expected.contains("duplicate")).count(), 1, "{text}");
+    assert!(allot_scenarios::load_scenario(&scenario(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,0.5\nc1,o2,0.5\n")).1).is_ok());
+}
+
 #[test]
 fn unknown_customer_in_uptake() {
     assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\ncX,o1,0.5\n"), "uptake.csv", Some(1), "customer_id", "customers.csv");

@@ -512,7 +512,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let outcomes = &options.outcome_history;
     match if from_history("offer_history") || !outcomes.is_empty() { None } else { Table::read(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
         Some(t) => {
-            let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", |s| customer_index.get(s).copied());
+            let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", customer_lookup(&customers.id, &customer_index));
             let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
             let p = t.parse("p", true, &mut issues, PROBABILITY);
             // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
@@ -521,14 +521,14 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             if let Some(a) = &attributes {
                 notes.push(format!("{} unused: {} gives the uptake (the attributes feed the model fitted from offer_history)", a.file, t.file));
             }
-            let mut seen: HashMap<(u32, u32), usize> = HashMap::with_capacity_and_hasher(t.len(), Default::default());
+            let repeated = repeated_pairs(&c, &o, &p, customers.id.len(), offers.len());
             uptake.reserve(t.len());
             if value.is_some() {
                 uptake_value = Some(Vec::with_capacity(t.len()));
             }
             for i in 0..t.len() {
                 let (Some(customer), Some(offer), Some(p)) = (c[i], o[i], p[i]) else { continue };
-                if seen.insert((customer, offer), i).is_some() {
+                if repeated[i] {
                     issues.push(t.issue(i, "offer_id", Some(&offers[offer as usize].id), "one row per customer and offer (duplicate)"));
                     continue;
                 }
@@ -1132,6 +1132,59 @@ fn read_contact_history(
 }
 
 /// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
+/// Looks customer ids up for a table read row by row: the index of `id`
+/// in `ids` (`index` maps each to it). Why not the map alone: a table of
+/// pairs (uptake) lists each customer's rows together, in the customers'
+/// order as a rule, so the row before's customer or the next one is
+/// compared first; at 10M customers the map's 80M lookups, each a miss in
+/// memory, were seconds of the load.
+fn customer_lookup<'a>(ids: &'a [String], index: &'a HashMap<String, u32>) -> impl FnMut(&str) -> Option<u32> + 'a {
+    let mut last = 0usize;
+    move |id| {
+        let found = [last, last + 1].into_iter().find(|&c| ids.get(c).is_some_and(|known| known == id)).map(|c| c as u32).or_else(|| index.get(id).copied());
+        if let Some(c) = found {
+            last = c as usize;
+        }
+        found
+    }
+}
+
+/// Per row of a (customer, offer) table, whether an earlier row has the
+/// same pair (rows missing the customer, the offer or `value` are skipped). Why not a set of the
+/// pairs seen: at 10M customers that is 80M entries, gigabytes and most of
+/// the load's time, while uptake tables list each customer's rows together.
+/// Then a repeat can only be within the customer's run of rows, found by
+/// remembering the run in which each offer was last seen. A customer whose
+/// rows are not together falls back to the set.
+fn repeated_pairs<T>(customer: &[Option<u32>], offer: &[Option<u32>], value: &[Option<T>], customers: usize, offers: usize) -> Vec<bool> {
+    let rows = || customer.iter().zip(offer).zip(value).enumerate().filter_map(|(i, ((&c, &o), v))| v.as_ref().and(Some((i, c?, o?))));
+    let mut repeated = vec![false; customer.len()];
+    let mut closed = vec![false; customers];
+    // Per offer: the run (1-based) it was last seen in.
+    let mut seen_in = vec![0usize; offers];
+    let (mut run, mut current) = (0usize, None);
+    for (i, c, o) in rows() {
+        if current != Some(c) {
+            if let Some(previous) = current {
+                closed[previous as usize] = true;
+            }
+            if closed[c as usize] {
+                // The customer's rows are not together: every pair against every earlier one.
+                let mut seen: HashMap<(u32, u32), ()> = HashMap::with_capacity_and_hasher(customer.len(), Default::default());
+                let mut repeated = vec![false; customer.len()];
+                for (i, c, o) in rows() {
+                    repeated[i] = seen.insert((c, o), ()).is_some();
+                }
+                return repeated;
+            }
+            (run, current) = (run + 1, Some(c));
+        }
+        repeated[i] = seen_in[o as usize] == run;
+        seen_in[o as usize] = run;
+    }
+    repeated
+}
+
 pub(crate) fn split_list(cell: &str) -> impl Iterator<Item = &str> {
     cell.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
