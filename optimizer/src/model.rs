@@ -209,6 +209,17 @@ pub struct Customers {
 }
 
 impl Customers {
+    /// Reserves room for `additional` more customers in every column.
+    pub fn reserve(&mut self, additional: usize) {
+        self.id.reserve(additional);
+        self.zone.reserve(additional);
+        self.tier.reserve(additional);
+        self.consent.reserve(additional);
+        self.suppressed.reserve(additional);
+        self.group.reserve(additional);
+        self.max_offers.reserve(additional);
+    }
+
     /// Number of customers.
     pub fn len(&self) -> usize {
         self.id.len()

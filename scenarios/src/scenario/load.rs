@@ -273,14 +273,18 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let group = t.parse("group", false, &mut issues, TEXT);
         let max_offers = t.parse("max_offers", false, &mut issues, COUNT);
         t.check_header(&mut issues, &mut notes);
-        for i in 0..t.len() {
-            let Some(id) = &ids[i] else { continue };
-            if customer_index.contains_key(id) {
-                issues.push(t.issue(i, "customer_id", Some(id), "a customer_id not listed before (duplicate)"));
+        // Sized once: grown by doubling, the index and the columns were
+        // rehashed and copied over and over (10M customers).
+        customer_index.reserve(t.len());
+        customers.reserve(t.len());
+        for (i, id) in ids.into_iter().enumerate() {
+            let Some(id) = id else { continue };
+            if customer_index.contains_key(&id) {
+                issues.push(t.issue(i, "customer_id", Some(&id), "a customer_id not listed before (duplicate)"));
                 continue;
             }
             customer_index.insert(id.clone(), customers.id.len() as u32);
-            customers.id.push(id.clone());
+            customers.id.push(id);
             customers.zone.push(zone[i].unwrap_or(0));
             customers.tier.push(tier[i].unwrap_or(0));
             customers.consent.push(consent[i].unwrap_or(true));
