@@ -5,7 +5,7 @@
 //! suppression, tier, validity, deliverability, and the contact history's
 //! exhausted rules and conflict windows) are applied in exactly one place.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::{Deserialize, Serialize};
 

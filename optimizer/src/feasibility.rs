@@ -4,7 +4,7 @@
 //! It re-derives everything from the [`Problem`] and the spec's text, not from
 //! any solver's model: candidate rules, constraint left-hand sides, the objective.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::allocation::{Allocation, SolveReport, SolveStatus};
 use crate::candidates::{Candidates, Network};
@@ -18,13 +18,13 @@ pub use crate::families::{Checker, Violation};
 /// deliverability), re-derived from its text independently of [`Candidates`].
 pub struct HardRules<'a> {
     problem: &'a Problem,
-    reachable: std::collections::HashSet<(ZoneIx, SkuIx)>,
+    reachable: HashSet<(ZoneIx, SkuIx)>,
 }
 
 impl<'a> HardRules<'a> {
     /// Precomputes which (zone, SKU) pairs a usable lane from a listing warehouse reaches.
     pub fn new(problem: &'a Problem) -> Self {
-        let mut reachable = std::collections::HashSet::new();
+        let mut reachable = HashSet::new();
         for l in &problem.lanes {
             if problem.lane_usable(l) {
                 for s in problem.stock.iter().filter(|s| s.warehouse == l.warehouse) {

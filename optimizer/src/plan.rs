@@ -19,7 +19,9 @@
 //!   lanes that must ship earliest to keep the promise.
 //! * **Bid prices**: the zone-balance shadow prices.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use rayon::prelude::*;
 

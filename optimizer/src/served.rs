@@ -46,7 +46,7 @@
 //! (zone, SKU) to the served demand; unmet baseline stays the solver's. They
 //! are the certificate [`crate::feasibility::check_served`] verifies.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use rayon::prelude::*;
 
@@ -980,7 +980,7 @@ mod tests {
         let tight = problem(3, 0.5, 1.002, 0.0, false);
         let (cands, alloc, served) = served_of(&tight, x);
         assert_eq!(served.eligible, vec![true, false, true]);
-        assert_eq!(served.dropped.iter().map(|(&k, d)| (k, family(d))).collect::<HashMap<_, _>>(), HashMap::from([(1, "stock")]));
+        assert_eq!(served.dropped.iter().map(|(&k, d)| (k, family(d))).collect::<std::collections::HashMap<_, _>>(), std::collections::HashMap::from([(1, "stock")]));
         let plan = derive_plan(&tight, &Network::new(&tight), &cands, &alloc);
         assert_eq!(check_served(&tight, &cands, &plan, 1e-6), vec![]);
         let shipped: f64 = plan.shipments.iter().map(|f| f.units).sum();

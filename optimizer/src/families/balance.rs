@@ -6,7 +6,9 @@
 //! Written as `offer units - shipments - unmet = -baseline`, so the price of the
 //! row (objective lost per unit of tightening) is the bid price, `>= 0`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::family::{Checker, Family, Scope, Sense};
 use crate::allocation::{Allocation, ShadowPrices};

@@ -3,7 +3,7 @@
 //! `ratio * rate(h) - rate(g) <= 0`, with `rate(g)` the sum of the group's
 //! exposures over its number of candidates.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::family::{Checker, ExactColumn, ExactRow, Family, Scope, Sense};
 use crate::allocation::{Allocation, FairnessPrice, ShadowPrices};
