@@ -1007,6 +1007,24 @@ mod tests {
         assert_eq!(ranks, vec![("O", Some(3)), ("D1", Some(1)), ("D2", Some(2)), ("D3", None)]);
     }
 
+    /// Candidates are ordered by customer, then offer, whether the uptake
+    /// lists each customer's rows together (only each run ordered by offer)
+    /// or not (every pair ordered); each keeps its uptake row.
+    #[test]
+    fn candidates_are_ordered_by_customer_then_offer_whatever_the_uptake_order() {
+        let mut problem = problem(3, 0.5, 100.0, 0.0, false);
+        problem.offers.push(Offer { id: "D".into(), items: Vec::new(), ..problem.offers[0].clone() });
+        let pairs = |rows: &[(u32, u32)]| rows.iter().map(|&(customer, offer)| Uptake { customer, offer, p: 0.5 }).collect::<Vec<_>>();
+        for rows in [[(0, 1), (0, 0), (1, 1), (2, 0), (2, 1)], [(2, 1), (0, 1), (1, 1), (0, 0), (2, 0)]] {
+            problem.uptake = pairs(&rows);
+            let cands = Candidates::build(&problem, &Network::new(&problem));
+            let got: Vec<(u32, u32)> = (0..cands.len()).map(|k| (cands.customer[k], cands.offer[k])).collect();
+            assert_eq!(got, vec![(0, 0), (0, 1), (1, 1), (2, 0), (2, 1)], "{rows:?}");
+            assert!((0..cands.len()).all(|k| rows[cands.uptake_row[k] as usize] == got[k]));
+            assert_eq!(cands.customer_start, vec![0, 2, 3, 5]);
+        }
+    }
+
     /// The drop pass as it was before cells ([`drop_to_limits`]'s reference):
     /// every served pair's loads read, in order.
     fn drop_reading_every_pair(order: &[usize], plan: &mut Draft) {
