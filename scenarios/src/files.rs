@@ -71,9 +71,9 @@ pub fn write_table(dir: &Path, stem: &str, df: &mut DataFrame, format: Format) -
     Ok(path)
 }
 
-/// Rows per batch of [`write_table_in_batches`]: Parquet's default row
-/// group (512 × 512 rows), so a batched file has the row groups one frame
-/// gave.
+/// Rows per batch of [`write_table_in_batches`]: polars' row group size
+/// (512 × 512 rows). A Parquet file gets one row group per batch (one frame
+/// was split into groups of equal size instead; the rows are the same).
 pub const BATCH_ROWS: usize = 512 * 512;
 
 /// Writes a table of `rows` rows into `<dir>/<stem>.<ext>` atomically, its

@@ -1135,7 +1135,6 @@ fn read_contact_history(
     Ok(history)
 }
 
-/// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
 /// Looks customer ids up for a table read row by row: the index of `id`
 /// in `ids` (`index` maps each to it). Why not the map alone: a table of
 /// pairs (uptake) lists each customer's rows together, in the customers'
@@ -1189,6 +1188,7 @@ fn repeated_pairs<T>(customer: &[Option<u32>], offer: &[Option<u32>], value: &[O
     repeated
 }
 
+/// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
 pub(crate) fn split_list(cell: &str) -> impl Iterator<Item = &str> {
     cell.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
