@@ -525,20 +525,25 @@ fn eligibility_rows(
     let charges = ChargeModel::new(problem, network, policy, &alloc.prices, layout, row_prices);
     // What each uptake row becomes: a candidate, an exclusion, or no row.
     let sources = RowSources::new(problem.uptake.len(), cands);
-    let expected_value = |k: usize| cands.accept_value_of(problem, k) * cands.p[k] - problem.offers[cands.offer[k] as usize].cost_per_contact;
+    // Of uptake row `row`, candidate or not.
+    let expected_value = |row: usize| {
+        let u = &problem.uptake[row];
+        problem.accept_value(row) * u.p - problem.offers[u.offer as usize].cost_per_contact
+    };
+    let expected_value_of = |k: usize| expected_value(cands.uptake_row[k] as usize);
     // A served candidate's rank among its customer's served offers: by
     // expected value (highest first), then by offer. Counted, not sorted, so
     // that every row is built on its own, in parallel.
     let rank = |k: usize| {
-        let (value, offer) = (expected_value(k), cands.offer[k]);
+        let (value, offer) = (expected_value_of(k), cands.offer[k]);
         let before = cands
             .of_customer(cands.customer[k])
             .filter(|&j| j != k && eligible[j])
-            .filter(|&j| expected_value(j).total_cmp(&value).then(offer.cmp(&cands.offer[j])).is_gt())
+            .filter(|&j| expected_value_of(j).total_cmp(&value).then(offer.cmp(&cands.offer[j])).is_gt())
             .count();
         before as u32 + 1
     };
-    let candidate_row = |k: usize| {
+    let candidate_row = |row: usize, k: usize| {
         let reason = if eligible[k] {
             Reason::Eligible
         } else if let Some(&cause) = served.dropped.get(&k) {
@@ -559,7 +564,7 @@ fn eligibility_rows(
             x: clean(alloc.x[k]).clamp(0.0, 1.0),
             eligible: eligible[k],
             p: cands.p[k],
-            expected_value: expected_value(k),
+            expected_value: expected_value(row),
             rank: eligible[k].then(|| rank(k)),
             reason,
         }
@@ -572,13 +577,13 @@ fn eligibility_rows(
             x: 0.0,
             eligible: false,
             p: u.p,
-            expected_value: problem.accept_value(row) * u.p - problem.offers[u.offer as usize].cost_per_contact,
+            expected_value: expected_value(row),
             rank: None,
             reason: Reason::Excluded(rule),
         }
     };
     let row = |i: usize| match sources.of(i) {
-        RowSource::Candidate(k) => Some(candidate_row(k)),
+        RowSource::Candidate(k) => Some(candidate_row(i, k)),
         RowSource::Excluded(e) => Some(excluded_row(i, cands.excluded[e].1)),
         RowSource::None => None,
     };

@@ -623,7 +623,7 @@ struct CellRows {
     cells_of_row: Vec<Vec<u32>>,
     /// Per cell, its coefficients (row, cell coefficient, scale), in [`Loads::rows`]'s order.
     coefs: Vec<Vec<(u32, f64, CoefScale)>>,
-    /// Per cell, whether a row it loads is over its limit (kept by [`CellRows::refresh`]).
+    /// Per cell, whether a row it loads is over its limit (kept by [`CellRows::drop`]).
     hot: Vec<bool>,
 }
 
@@ -636,8 +636,14 @@ impl CellRows {
                 cells_of_row[r as usize].push(cell as u32);
             }
         }
-        let hot = (0..coefs.len()).map(|cell| coefs[cell].iter().any(|&(r, _, _)| plan.over(r as usize))).collect();
-        CellRows { cells_of_row, coefs, hot }
+        let mut cells = CellRows { cells_of_row, coefs, hot: Vec::new() };
+        cells.hot = (0..cells.coefs.len()).map(|cell| cells.loads_over(cell, plan)).collect();
+        cells
+    }
+
+    /// Whether a row cell `cell`'s pairs load is over its limit in `plan`.
+    fn loads_over(&self, cell: usize, plan: &Draft) -> bool {
+        self.coefs[cell].iter().any(|&(r, _, _)| plan.over(r as usize))
     }
 
     /// Whether a row that cell `cell`'s pairs load is over its limit.
@@ -664,8 +670,9 @@ impl CellRows {
         plan.drop(k, row);
         for (r, was_over) in before {
             if plan.over(r) != was_over {
-                for &cell in &self.cells_of_row[r] {
-                    self.hot[cell as usize] = self.coefs[cell as usize].iter().any(|&(r, _, _)| plan.over(r as usize));
+                for i in 0..self.cells_of_row[r].len() {
+                    let cell = self.cells_of_row[r][i] as usize;
+                    self.hot[cell] = self.loads_over(cell, plan);
                 }
             }
         }

@@ -1173,10 +1173,10 @@ fn repeated_pairs<T>(customer: &[Option<u32>], offer: &[Option<u32>], value: &[O
             }
             if closed[c as usize] {
                 // The customer's rows are not together: every pair against every earlier one.
-                let mut seen: HashMap<(u32, u32), ()> = HashMap::with_capacity_and_hasher(customer.len(), Default::default());
-                let mut repeated = vec![false; customer.len()];
+                let mut seen = foldhash::HashSet::with_capacity_and_hasher(customer.len(), Default::default());
+                repeated.fill(false);
                 for (i, c, o) in rows() {
-                    repeated[i] = seen.insert((c, o), ()).is_some();
+                    repeated[i] = !seen.insert((c, o));
                 }
                 return repeated;
             }
