@@ -249,6 +249,36 @@ fn parquet_tables_load_like_csv() {
     assert_eq!(loaded.problem.uptake[1].p, 0.6);
 }
 
+/// `uptake.csv` rewritten as `uptake.parquet` in row groups of (at most) two rows.
+fn uptake_in_row_groups_of_two(dir: &Path, body: &str) {
+    use polars::prelude::*;
+    write(dir, "uptake.csv", body);
+    let mut df = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(dir.join("uptake.csv"))).unwrap().finish().unwrap();
+    fs::remove_file(dir.join("uptake.csv")).unwrap();
+    ParquetWriter::new(fs::File::create(dir.join("uptake.parquet")).unwrap()).with_row_group_size(Some(2)).finish(&mut df).unwrap();
+}
+
+/// Uptake in Parquet is read a row group at a time: a pair repeated across
+/// groups is found (both within a customer's run of rows and for a customer
+/// whose rows are apart), a bad cell names its row in the whole file, and a
+/// missing column is one issue, not one per group.
+#[test]
+fn parquet_uptake_read_in_row_groups_is_checked_as_a_whole() {
+    fn at(body: &'static str) -> impl FnOnce(&Path) {
+        move |d| uptake_in_row_groups_of_two(d, body)
+    }
+    assert_issue(at("customer_id,offer_id,p\nc1,o2,0.5\nc1,o1,0.5\nc1,o1,0.4\nc2,o1,0.5\n"), "uptake.parquet", Some(3), "offer_id", "duplicate");
+    assert_issue(at("customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,0.5\nc1,o2,0.5\nc3,o1,0.5\nc2,o1,0.4\n"), "uptake.parquet", Some(5), "offer_id", "duplicate");
+    assert_issue(at("customer_id,offer_id,p\nc1,o1,0.5\nc2,o1,0.5\nc3,o1,0.5\nc4,o1,1.5\nc4,o2,0.5\n"), "uptake.parquet", Some(4), "p", "(0, 1]");
+    let (issues, _, text) = issues(at("customer_id,offer_id,q\nc1,o1,0.5\nc2,o1,0.5\nc3,o1,0.5\nc4,o1,0.5\nc4,o2,0.5\n"));
+    assert_eq!(issues.iter().filter(|i| i.column.as_deref() == Some("p")).count(), 1, "{text}");
+    let (_tmp, dir) = scenario(at("customer_id,offer_id,p,value\nc1,o1,0.8,\nc2,o1,0.6,7\nc3,o2,0.5,\nc4,o1,0.9,3\nc4,o2,0.2,\n"));
+    let loaded = load_scenario(&dir).expect("uptake in row groups loads");
+    let pairs: Vec<(u32, u32, f64)> = loaded.problem.uptake.iter().map(|u| (u.customer, u.offer, u.p)).collect();
+    assert_eq!(pairs, [(0, 0, 0.8), (1, 0, 0.6), (2, 1, 0.5), (3, 0, 0.9), (3, 1, 0.2)]);
+    assert_eq!(loaded.problem.uptake_value.as_deref(), Some(&[10.0, 7.0, 4.0, 3.0, 4.0][..]));
+}
+
 /// `customers.csv` of the golden scenario with one more column, `value` in every row.
 fn with_customer_column(dir: &Path, column: &str, value: &str) {
     let text = fs::read_to_string(dir.join("customers.csv")).unwrap();

@@ -514,31 +514,36 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let mut uptake_value: Option<Vec<f64>> = None;
     let mut uptake_report = None;
     let outcomes = &options.outcome_history;
-    match if from_history("offer_history") || !outcomes.is_empty() { None } else { Table::read(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
-        Some(t) => {
-            let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", customer_lookup(&customers.id, &customer_index));
-            let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
-            let p = t.parse("p", true, &mut issues, PROBABILITY);
-            // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
-            let value = t.has_column("value").then(|| t.parse("value", false, &mut issues, NUMBER));
-            t.check_header(&mut issues, &mut notes);
+    match if from_history("offer_history") || !outcomes.is_empty() { None } else { Table::read_in_batches(dir, "uptake", &[("p", Kind::Number), ("value", Kind::Number)])? } {
+        Some(batches) => {
             if let Some(a) = &attributes {
-                notes.push(format!("{} unused: {} gives the uptake (the attributes feed the model fitted from offer_history)", a.file, t.file));
+                notes.push(format!("{} unused: {} gives the uptake (the attributes feed the model fitted from offer_history)", a.file, batches.file));
             }
-            let repeated = repeated_pairs(&c, &o, &p, customers.id.len(), offers.len());
-            uptake.reserve(t.len());
-            if value.is_some() {
-                uptake_value = Some(Vec::with_capacity(t.len()));
-            }
-            for i in 0..t.len() {
-                let (Some(customer), Some(offer), Some(p)) = (c[i], o[i], p[i]) else { continue };
-                if repeated[i] {
-                    issues.push(t.issue(i, "offer_id", Some(&offers[offer as usize].id), "one row per customer and offer (duplicate)"));
-                    continue;
+            let rows = batches.rows;
+            uptake.reserve(rows);
+            let mut customer_of = customer_lookup(&customers.id, &customer_index);
+            let mut repeats = PairRepeats::new(customers.id.len(), offers.len());
+            for t in batches {
+                let t = t?;
+                let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", &mut customer_of);
+                let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
+                let p = t.parse("p", true, &mut issues, PROBABILITY);
+                // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
+                let value = t.has_column("value").then(|| t.parse("value", false, &mut issues, NUMBER));
+                t.check_header(&mut issues, &mut notes);
+                if value.is_some() && uptake_value.is_none() {
+                    uptake_value = Some(Vec::with_capacity(rows));
                 }
-                uptake.push(Uptake { customer, offer, p });
-                if let (Some(out), Some(value)) = (uptake_value.as_mut(), value.as_ref()) {
-                    out.push(value[i].unwrap_or(offers[offer as usize].margin));
+                for i in 0..t.len() {
+                    let (Some(customer), Some(offer), Some(p)) = (c[i], o[i], p[i]) else { continue };
+                    if repeats.repeats(customer, offer, || uptake.iter().map(|u| (u.customer, u.offer))) {
+                        issues.push(t.issue(i, "offer_id", Some(&offers[offer as usize].id), "one row per customer and offer (duplicate)"));
+                        continue;
+                    }
+                    uptake.push(Uptake { customer, offer, p });
+                    if let (Some(out), Some(value)) = (uptake_value.as_mut(), value.as_ref()) {
+                        out.push(value[i].unwrap_or(offers[offer as usize].margin));
+                    }
                 }
             }
         }
@@ -1152,40 +1157,54 @@ fn customer_lookup<'a>(ids: &'a [String], index: &'a HashMap<String, u32>) -> im
     }
 }
 
-/// Per row of a (customer, offer) table, whether an earlier row has the
-/// same pair (rows missing the customer, the offer or `value` are skipped). Why not a set of the
-/// pairs seen: at 10M customers that is 80M entries, gigabytes and most of
-/// the load's time, while uptake tables list each customer's rows together.
-/// Then a repeat can only be within the customer's run of rows, found by
-/// remembering the run in which each offer was last seen. A customer whose
-/// rows are not together falls back to the set.
-fn repeated_pairs<T>(customer: &[Option<u32>], offer: &[Option<u32>], value: &[Option<T>], customers: usize, offers: usize) -> Vec<bool> {
-    let rows = || customer.iter().zip(offer).zip(value).enumerate().filter_map(|(i, ((&c, &o), v))| v.as_ref().and(Some((i, c?, o?))));
-    let mut repeated = vec![false; customer.len()];
-    let mut closed = vec![false; customers];
-    // Per offer: the run (1-based) it was last seen in.
-    let mut seen_in = vec![0usize; offers];
-    let (mut run, mut current) = (0usize, None);
-    for (i, c, o) in rows() {
-        if current != Some(c) {
-            if let Some(previous) = current {
-                closed[previous as usize] = true;
+/// Finds, row by row, the rows of a (customer, offer) table whose pair an
+/// earlier row has. Why not a set of the pairs seen: at 10M customers that is
+/// 80M entries, gigabytes and most of the load's time, while uptake tables
+/// list each customer's rows together. Then a repeat can only be within the
+/// customer's run of rows, found by remembering the run in which each offer
+/// was last seen. From the first customer whose rows are not together, a set
+/// of the pairs seen.
+struct PairRepeats {
+    /// Per customer: whether its run of rows has ended.
+    closed: Vec<bool>,
+    /// Per offer: the run (1-based) it was last seen in.
+    seen_in: Vec<usize>,
+    /// The current run and its customer.
+    run: usize,
+    current: Option<u32>,
+    /// Every pair seen, once a customer's rows were found apart.
+    seen: Option<foldhash::HashSet<(u32, u32)>>,
+}
+
+impl PairRepeats {
+    fn new(customers: usize, offers: usize) -> Self {
+        PairRepeats { closed: vec![false; customers], seen_in: vec![0; offers], run: 0, current: None, seen: None }
+    }
+
+    /// Whether `(customer, offer)` repeats the pair of an earlier row.
+    /// `earlier` gives the distinct pairs of the rows before; it is read once,
+    /// when a customer's rows are first found apart.
+    fn repeats<I: Iterator<Item = (u32, u32)>>(&mut self, customer: u32, offer: u32, earlier: impl FnOnce() -> I) -> bool {
+        if let Some(seen) = &mut self.seen {
+            return !seen.insert((customer, offer));
+        }
+        if self.current != Some(customer) {
+            if let Some(previous) = self.current {
+                self.closed[previous as usize] = true;
             }
-            if closed[c as usize] {
+            if self.closed[customer as usize] {
                 // The customer's rows are not together: every pair against every earlier one.
-                let mut seen = foldhash::HashSet::with_capacity_and_hasher(customer.len(), Default::default());
-                repeated.fill(false);
-                for (i, c, o) in rows() {
-                    repeated[i] = !seen.insert((c, o));
-                }
+                let mut seen: foldhash::HashSet<(u32, u32)> = earlier().collect();
+                let repeated = !seen.insert((customer, offer));
+                self.seen = Some(seen);
                 return repeated;
             }
-            (run, current) = (run + 1, Some(c));
+            (self.run, self.current) = (self.run + 1, Some(customer));
         }
-        repeated[i] = seen_in[o as usize] == run;
-        seen_in[o as usize] = run;
+        let repeated = self.seen_in[offer as usize] == self.run;
+        self.seen_in[offer as usize] = self.run;
+        repeated
     }
-    repeated
 }
 
 /// The items of a `;`-separated list cell (`tags`, selectors), trimmed, blanks skipped.
