@@ -88,7 +88,7 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     let want_offer: f64 = plan
         .eligibility
         .iter()
-        .filter(|e| e.eligible)
+        .filter(|e| e.eligible())
         .map(|e| p_of[&(e.customer, e.offer)] * p.offers[e.offer as usize].items.iter().map(|i| i.qty).sum::<f64>())
         .sum();
     assert!((baseline - want_baseline).abs() < 1e-6 * want_baseline.max(1.0), "{baseline} vs {want_baseline}");

@@ -10,7 +10,7 @@ use crate::allocation::{Allocation, SolveReport, SolveStatus};
 use crate::candidates::{Candidates, Network};
 use crate::families::{check_families, no_extra, CustomLimitMode, ExtraFamilies, Layout, Scope};
 use crate::model::{Problem, SkuIx, WarehouseIx, ZoneIx};
-use crate::plan::{Plan, Reason};
+use crate::plan::Plan;
 
 pub use crate::families::{Checker, Violation};
 
@@ -220,7 +220,7 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
     }
     let served = |k: usize| {
         let row = plan.eligibility.get(cands.uptake_row[k] as usize);
-        row.is_some_and(|r| r.eligible && r.customer == cands.customer[k] && r.offer == cands.offer[k])
+        row.is_some_and(|r| r.eligible() && r.customer == cands.customer[k] && r.offer == cands.offer[k])
     };
     let x: Vec<f64> = (0..cands.len()).map(|k| if served(k) { 1.0 } else { 0.0 }).collect();
     let report = SolveReport {
@@ -254,8 +254,9 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
 }
 
 /// Checks the served plan's per-customer side: hard rules and contact caps hold
-/// exactly, every uptake pair has a row, every non-eligible row has a reason,
-/// and reservations never exceed available stock.
+/// exactly, row `i` of the eligibility is uptake row `i`'s pair (whose `p`
+/// and expected value the row's readers take), served rows and only they are
+/// ranked, and reservations never exceed available stock.
 pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
     let rules = HardRules::new(problem);
@@ -263,18 +264,19 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     if plan.eligibility.len() != problem.uptake.len() {
         push("coverage", format!("{} eligibility rows for {} uptake pairs", plan.eligibility.len(), problem.uptake.len()));
     }
+    if let Some((i, r)) = plan.eligibility.iter().zip(&problem.uptake).enumerate().find(|(_, (r, u))| (r.customer, r.offer) != (u.customer, u.offer)).map(|(i, (r, _))| (i, r)) {
+        push("coverage", format!("eligibility row {} is pair {}/{}, not uptake row {}'s", i + 1, r.customer, r.offer, i + 1));
+    }
     let mut served = vec![0u32; problem.customers.len()];
     for r in &plan.eligibility {
-        if r.eligible {
+        if r.eligible() {
             served[r.customer as usize] += 1;
             if !rules.allows(r.customer, r.offer) {
                 push("hard_rules", format!("customer {} served offer {} against a hard rule", r.customer, r.offer));
             }
-            if r.reason != Reason::Eligible || r.rank.is_none() {
-                push("reason", format!("eligible row {}/{} has reason {:?}", r.customer, r.offer, r.reason));
-            }
-        } else if r.reason == Reason::Eligible {
-            push("reason", format!("non-eligible row {}/{} has no reason", r.customer, r.offer));
+        }
+        if r.eligible() != r.rank.is_some() {
+            push("rank", format!("row {}/{} ({:?}) has rank {:?}: a rank is for a served offer, and every served offer has one", r.customer, r.offer, r.reason, r.rank));
         }
     }
     for (c, &n) in served.iter().enumerate() {
@@ -302,7 +304,7 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     if problem.has_contact_policies() {
         let policies = ContactPolicies::new(problem);
         let mut exposed: std::collections::BTreeMap<u32, Vec<(u32, f64)>> = std::collections::BTreeMap::new();
-        for r in plan.eligibility.iter().filter(|r| r.eligible) {
+        for r in plan.eligibility.iter().filter(|r| r.eligible()) {
             exposed.entry(r.customer).or_default().push((r.offer, 1.0));
         }
         let mut ck = Checker::new(1e-9);

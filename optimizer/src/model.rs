@@ -634,6 +634,16 @@ impl Problem {
         }
     }
 
+    /// The expected value of showing uptake row `row`'s offer to its customer:
+    /// `value × p − cost_per_contact` (the value of one acceptance,
+    /// [`Problem::accept_value`]; unweighted). The one formula for every
+    /// eligibility row, candidate or not, and the order of a customer's
+    /// served offers.
+    pub fn expected_value(&self, row: usize) -> f64 {
+        let u = &self.uptake[row];
+        self.accept_value(row) * u.p - self.offers[u.offer as usize].cost_per_contact
+    }
+
     /// Customer `c`'s past contacts (`history` is sorted by customer).
     pub fn history_of(&self, c: CustomerIx) -> &[PastContact] {
         let first = self.history.partition_point(|h| h.customer < c);

@@ -169,7 +169,13 @@ impl Reason {
     }
 }
 
-/// One row of the eligibility output.
+/// One row of the eligibility output: what the plan decided for one uptake
+/// pair. The pair's acceptance probability and expected value are not
+/// repeated here: row `i` of [`Plan::eligibility`] is uptake row `i`, whose
+/// `p` is `problem.uptake[i].p` and expected value
+/// [`Problem::expected_value`]`(i)`. Why: the rows are most of a plan's
+/// memory at scale (80M at 10M customers), 32 bytes each this way, 56 with
+/// those two and a flag for `reason == Eligible`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EligibilityRow {
     /// The customer.
@@ -178,17 +184,17 @@ pub struct EligibilityRow {
     pub offer: OfferIx,
     /// LP exposure (0 for excluded pairs).
     pub x: f64,
-    /// The rounded decision served.
-    pub eligible: bool,
-    /// Acceptance probability of the pair.
-    pub p: f64,
-    /// Expected value of showing the offer: `value × p - cost_per_contact` (the
-    /// pair's value of one acceptance, else the offer's margin; unweighted).
-    pub expected_value: f64,
     /// Rank among the customer's eligible offers (1 = best), by expected value.
     pub rank: Option<u32>,
-    /// Why.
+    /// Why; [`Reason::Eligible`] is the rounded decision served.
     pub reason: Reason,
+}
+
+impl EligibilityRow {
+    /// Whether the pair is served (the rounded decision).
+    pub fn eligible(&self) -> bool {
+        self.reason == Reason::Eligible
+    }
 }
 
 /// Stock held at a warehouse for a tier's expected offer demand.
@@ -393,7 +399,7 @@ pub struct Kpis {
 /// A complete plan, with every id as an index into the [`Problem`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// One row per uptake pair, in uptake-file order.
+    /// One row per uptake pair, in uptake-file order: row `i` is uptake row `i`.
     pub eligibility: Vec<EligibilityRow>,
     /// Reservations per warehouse, SKU and tier.
     pub reservations: Vec<Reservation>,
@@ -523,14 +529,9 @@ fn eligibility_rows(
 ) -> Vec<EligibilityRow> {
     let eligible = &served.eligible;
     let charges = ChargeModel::new(problem, network, policy, &alloc.prices, layout, row_prices);
-    // What each uptake row becomes: a candidate, an exclusion, or no row.
+    // What each uptake row is: a candidate, an exclusion, or neither.
     let sources = RowSources::new(problem.uptake.len(), cands);
-    // Of uptake row `row`, candidate or not.
-    let expected_value = |row: usize| {
-        let u = &problem.uptake[row];
-        problem.accept_value(row) * u.p - problem.offers[u.offer as usize].cost_per_contact
-    };
-    let expected_value_of = |k: usize| expected_value(cands.uptake_row[k] as usize);
+    let expected_value_of = |k: usize| problem.expected_value(cands.uptake_row[k] as usize);
     // A served candidate's rank among its customer's served offers: by
     // expected value (highest first), then by offer. Counted, not sorted, so
     // that every row is built on its own, in parallel.
@@ -543,7 +544,7 @@ fn eligibility_rows(
             .count();
         before as u32 + 1
     };
-    let candidate_row = |row: usize, k: usize| {
+    let candidate_row = |k: usize| {
         let reason = if eligible[k] {
             Reason::Eligible
         } else if let Some(&cause) = served.dropped.get(&k) {
@@ -558,56 +559,34 @@ fn eligibility_rows(
             // (most of this function's time at scale).
             Reason::NotSelected(charges.binding(problem, cands, alloc, k))
         };
-        EligibilityRow {
-            customer: cands.customer[k],
-            offer: cands.offer[k],
-            x: clean(alloc.x[k]).clamp(0.0, 1.0),
-            eligible: eligible[k],
-            p: cands.p[k],
-            expected_value: expected_value(row),
-            rank: eligible[k].then(|| rank(k)),
-            reason,
-        }
+        EligibilityRow { customer: cands.customer[k], offer: cands.offer[k], x: clean(alloc.x[k]).clamp(0.0, 1.0), rank: eligible[k].then(|| rank(k)), reason }
     };
-    let excluded_row = |row: usize, rule: ExclusionRule| {
-        let u = &problem.uptake[row];
-        EligibilityRow {
-            customer: u.customer,
-            offer: u.offer,
-            x: 0.0,
-            eligible: false,
-            p: u.p,
-            expected_value: expected_value(row),
-            rank: None,
-            reason: Reason::Excluded(rule),
-        }
+    let unserved_row = |i: usize, reason: Reason| {
+        let u = &problem.uptake[i];
+        EligibilityRow { customer: u.customer, offer: u.offer, x: 0.0, rank: None, reason }
     };
     let row = |i: usize| match sources.of(i) {
-        RowSource::Candidate(k) => Some(candidate_row(i, k)),
-        RowSource::Excluded(e) => Some(excluded_row(i, cands.excluded[e].1)),
-        RowSource::None => None,
+        RowSource::Candidate(k) => candidate_row(k),
+        RowSource::Excluded(e) => unserved_row(i, Reason::Excluded(cands.excluded[e].1)),
+        // A pair with p = 0 that passed every rule is no candidate (were
+        // validation to let it through; it does not): it has no value.
+        RowSource::None => unserved_row(i, Reason::NotSelected(Binding::NoValue)),
     };
     // One row per uptake row, in its order, each built once where it is
     // stored (a vector collected from an indexed parallel iterator is written
     // in place). Why: the rows are most of the plan's memory at scale (80M at
     // 10M customers); a vector filled first and overwritten after paid for
-    // every page twice, on one core. Pairs with p = 0 that passed every rule
-    // are no candidates and get no row, were validation to let them through
-    // (it does not).
-    if sources.complete {
-        (0..problem.uptake.len()).into_par_iter().map(|i| row(i).expect("every uptake row has a source")).collect()
-    } else {
-        (0..problem.uptake.len()).into_par_iter().filter_map(row).collect()
-    }
+    // every page twice, on one core.
+    (0..problem.uptake.len()).into_par_iter().map(row).collect()
 }
 
-/// Where an eligibility row comes from.
+/// What an uptake row is to the candidates.
 enum RowSource {
     /// Candidate `k`.
     Candidate(usize),
     /// Entry `e` of `Candidates::excluded`.
     Excluded(usize),
-    /// Neither: no row.
+    /// Neither: a pair with no chance of acceptance.
     None,
 }
 
@@ -615,8 +594,6 @@ enum RowSource {
 /// or an exclusion's with the top bit set.
 struct RowSources {
     packed: Vec<u32>,
-    /// Whether every uptake row has a source.
-    complete: bool,
 }
 
 impl RowSources {
@@ -632,8 +609,7 @@ impl RowSources {
         for (k, &row) in cands.uptake_row.iter().enumerate() {
             packed[row as usize] = k as u32;
         }
-        let complete = packed.par_iter().all(|&v| v != Self::NONE);
-        RowSources { packed, complete }
+        RowSources { packed }
     }
 
     fn of(&self, row: usize) -> RowSource {
@@ -1039,7 +1015,7 @@ fn kpis(
         constraints: r.constraints,
         candidates: cands.len(),
         excluded: cands.excluded.len(),
-        eligible: rows.iter().filter(|r| r.eligible).count(),
+        eligible: rows.iter().filter(|r| r.eligible()).count(),
         binding_constraints: binding,
         channels: channel_kpis(problem, cands, x, eligible),
         rules: rule_kpis(problem, cands, x, eligible, layout, row_prices),

@@ -957,11 +957,18 @@ mod tests {
 
         // The checker is not satisfied by construction: serving the dropped pair again breaks the cap.
         let mut broken = plan.clone();
-        broken.eligibility[0].eligible = true;
         broken.eligibility[0].reason = Reason::Eligible;
         broken.eligibility[0].rank = Some(1);
         let violations = check_served(&problem, &cands, &broken, 1e-6);
         assert!(violations.iter().any(|v| v.rule == "redemptions"), "{violations:?}");
+        // A served row without a rank, and rows out of the uptake's order (their
+        // `p` and expected value are read from uptake row `i`), are caught too.
+        broken.eligibility[0].rank = None;
+        assert!(check_served(&problem, &cands, &broken, 1e-6).iter().any(|v| v.rule == "rank"));
+        let mut swapped = plan.clone();
+        swapped.eligibility.swap(0, 1);
+        let violations = check_served(&problem, &cands, &swapped, 1e-6);
+        assert!(violations.iter().any(|v| v.rule == "coverage" && v.detail.contains("row 1 ")), "{violations:?}");
     }
 
     /// Offer units beyond the solver's shipments use spare stock elsewhere when

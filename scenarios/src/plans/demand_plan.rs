@@ -55,10 +55,11 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
             }
         }
     }
-    for e in plan.eligibility.iter().filter(|e| e.eligible) {
+    // Row `i` of the eligibility is uptake row `i` (its `p`).
+    for (e, u) in plan.eligibility.iter().zip(&problem.uptake).filter(|(e, _)| e.eligible()) {
         let zone = problem.customers.zone[e.customer as usize];
         for item in &problem.offers[e.offer as usize].items {
-            cells.entry((zone, item.sku)).or_insert_with(|| (vec![0.0; days], 0.0)).1 += e.p * item.qty;
+            cells.entry((zone, item.sku)).or_insert_with(|| (vec![0.0; days], 0.0)).1 += u.p * item.qty;
         }
     }
     cells

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use allot_optimizer::plan::{Kpis, Reason};
+use allot_optimizer::plan::{EligibilityRow, Kpis, Reason};
 use allot_optimizer::{Plan, Problem};
 use polars::prelude::*;
 
@@ -74,18 +74,20 @@ impl<'a> EligibilityTable<'a> {
     /// The frame of rows `rows`.
     pub fn frame(&self, rows: std::ops::Range<usize>) -> Result<DataFrame, PolarsError> {
         let problem = self.problem;
-        let e = &self.plan.eligibility[rows];
+        // Row `i` is uptake row `i`: its `p` and expected value are the problem's.
+        let uptake = &problem.uptake[rows.clone()];
+        let e = &self.plan.eligibility[rows.clone()];
         let customer = |c: u32| problem.customers.id[c as usize].as_str();
         let offer = |o: u32| problem.offers[o as usize].id.as_str();
         let mut columns = vec![
             Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
             Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
             Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
-            Column::new("eligible".into(), e.iter().map(|r| r.eligible).collect::<Vec<_>>()),
-            Column::new("expected_value".into(), e.iter().map(|r| tidy(r.expected_value)).collect::<Vec<_>>()),
+            Column::new("eligible".into(), e.iter().map(EligibilityRow::eligible).collect::<Vec<_>>()),
+            Column::new("expected_value".into(), rows.clone().map(|i| tidy(problem.expected_value(i))).collect::<Vec<_>>()),
         ];
         if self.with_p {
-            columns.push(Column::new("p".into(), e.iter().map(|r| r.p).collect::<Vec<_>>()));
+            columns.push(Column::new("p".into(), uptake.iter().map(|u| u.p).collect::<Vec<_>>()));
         }
         columns.push(Column::new("rank".into(), e.iter().map(|r| r.rank).collect::<Vec<_>>()));
         columns.push(Column::new("reason".into(), e.iter().map(|r| self.codes[&r.reason].as_str()).collect::<Vec<_>>()));
