@@ -84,13 +84,7 @@ fn a_scenario_with_only_history_is_forecast_and_planned() {
     let baseline: f64 = rows.iter().map(|r| r.baseline).sum();
     let offer: f64 = rows.iter().map(|r| r.offer).sum();
     let want_baseline: f64 = p.baseline.iter().map(|b| b.units).sum();
-    let p_of: std::collections::HashMap<(u32, u32), f64> = p.uptake.iter().map(|u| ((u.customer, u.offer), u.p)).collect();
-    let want_offer: f64 = plan
-        .eligibility
-        .iter()
-        .filter(|e| e.eligible())
-        .map(|e| p_of[&(e.customer, e.offer)] * p.offers[e.offer as usize].items.iter().map(|i| i.qty).sum::<f64>())
-        .sum();
+    let want_offer: f64 = plan.rows(p).filter(|(_, e)| e.eligible()).map(|(u, _)| u.p * p.offers[u.offer as usize].items.iter().map(|i| i.qty).sum::<f64>()).sum();
     assert!((baseline - want_baseline).abs() < 1e-6 * want_baseline.max(1.0), "{baseline} vs {want_baseline}");
     assert!(want_offer > 0.0 && (offer - want_offer).abs() < 1e-6 * want_offer, "{offer} vs {want_offer}");
     assert_eq!(rows.len() % p.horizon.days as usize, 0, "every cell has every day");

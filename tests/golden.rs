@@ -23,10 +23,10 @@ fn solve(name: &str) -> (Problem, Candidates, Allocation, Plan) {
 }
 
 fn reason(problem: &Problem, plan: &Plan, customer: &str, offer: &str) -> Reason {
-    plan.eligibility
-        .iter()
-        .find(|r| problem.customers.id[r.customer as usize] == customer && problem.offers[r.offer as usize].id == offer)
+    plan.rows(problem)
+        .find(|(u, _)| problem.customers.id[u.customer as usize] == customer && problem.offers[u.offer as usize].id == offer)
         .unwrap_or_else(|| panic!("row {customer}/{offer}"))
+        .1
         .reason
 }
 
@@ -171,7 +171,7 @@ fn contact_costs_and_pair_values() {
     assert_eq!(reason(&problem, &plan, "c2", "o2"), Reason::NotSelected(Binding::NoValue));
     assert_eq!(reason(&problem, &plan, "c2", "o1"), Reason::NotSelected(Binding::NoValue));
     // Row `i` of the eligibility is uptake row `i`, whose expected value the problem gives.
-    let row = |c: &str, o: &str| plan.eligibility.iter().position(|r| problem.customers.id[r.customer as usize] == c && problem.offers[r.offer as usize].id == o).expect("row");
+    let row = |c: &str, o: &str| problem.uptake.iter().position(|u| problem.customers.id[u.customer as usize] == c && problem.offers[u.offer as usize].id == o).expect("row");
     assert_close(problem.expected_value(row("c1", "o1")), 9.0, "c1/o1 expected value: 20 * .5 - 1");
     assert_close(problem.expected_value(row("c2", "o1")), -1.6, "c2/o1 expected value: -2 * .3 - 1");
     let ch = &plan.kpis.channels;
@@ -225,7 +225,7 @@ fn volume_rules_hard_and_soft() {
     assert!(rule("app_launch").measured_served >= 1.0 - TOL);
     // Pairs left out name the rule that kept them out (by the LP's prices or by the served plan's drop).
     for (offer, code) in [("e2", "not_selected:rule:email_capacity"), ("k1", "not_selected:rule:call_budget")] {
-        let left_out: Vec<String> = plan.eligibility.iter().filter(|r| problem.offers[r.offer as usize].id == offer && !r.eligible()).map(|r| r.reason.code(&problem)).collect();
+        let left_out: Vec<String> = plan.rows(&problem).filter(|(u, r)| problem.offers[u.offer as usize].id == offer && !r.eligible()).map(|(_, r)| r.reason.code(&problem)).collect();
         assert!(!left_out.is_empty(), "some {offer} pair is left out");
         assert!(left_out.iter().all(|c| c == code), "{offer}: {left_out:?}");
     }
@@ -289,10 +289,9 @@ fn binary_decisions_where_the_lp_is_fractional() {
     assert_close(alloc.report.objective, 14.0, "objective");
     assert!(alloc.x.iter().all(|&x| x == 0.0 || x == 1.0), "0/1 decisions: {:?}", alloc.x);
     let served: Vec<(String, String)> = plan
-        .eligibility
-        .iter()
-        .filter(|r| r.eligible())
-        .map(|r| (problem.customers.id[r.customer as usize].clone(), problem.offers[r.offer as usize].id.clone()))
+        .rows(&problem)
+        .filter(|(_, r)| r.eligible())
+        .map(|(u, _)| (problem.customers.id[u.customer as usize].clone(), problem.offers[u.offer as usize].id.clone()))
         .collect();
     assert_eq!(served, [("c1".to_string(), "o".to_string()), ("c2".to_string(), "o2".to_string())]);
     assert_close(plan.kpis.rounding.objective_served, 14.0, "eligible = x");
@@ -390,7 +389,7 @@ fn a_receipt_in_bucket_2_does_not_serve_bucket_1() {
     let (problem, _, alloc, plan) = solve("time_buckets");
     assert_eq!(problem.buckets().count(), 2);
     assert_close(alloc.report.objective, 22.0, "objective");
-    let eligible = |offer: &str| plan.eligibility.iter().filter(|r| r.eligible() && problem.offers[r.offer as usize].id == offer).count();
+    let eligible = |offer: &str| plan.rows(&problem).filter(|(u, r)| r.eligible() && problem.offers[u.offer as usize].id == offer).count();
     assert_eq!((eligible("early"), eligible("late")), (1, 2));
     let bids: Vec<(u32, f64)> = plan.bid_prices.iter().map(|b| (b.bucket, b.price)).collect();
     assert_eq!(bids.len(), 2, "one bid price per bucket: {bids:?}");
@@ -442,7 +441,7 @@ fn a_value_rule_counts_each_pairs_own_value() {
     assert_eq!(reason(&problem, &plan, "c3", "o2"), Reason::Eligible);
     assert_eq!(reason(&problem, &plan, "c1", "o2"), Reason::NotSelected(Binding::NoValue));
     // c1/o1 alone measures 10 > 6: the served plan cannot hold it (`solve` checked the rest).
-    assert!(!plan.eligibility.iter().any(|r| r.eligible() && problem.customers.id[r.customer as usize] == "c1" && problem.offers[r.offer as usize].id == "o1"));
+    assert!(!plan.rows(&problem).any(|(u, r)| r.eligible() && problem.customers.id[u.customer as usize] == "c1" && problem.offers[u.offer as usize].id == "o1"));
     assert!(rule("o1_value").measured_served <= 6.0 + TOL);
     // The decomposition finds the same optimum.
     let (cands, d, _) = allot_optimizer::plan(&problem, &SolverChoice::Decomposed(Default::default())).expect("decomposed solves");

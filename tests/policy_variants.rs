@@ -72,8 +72,8 @@ fn own_caps() -> Vec<Option<u32>> {
 /// Offers served per customer in the plan's `eligible` column.
 fn served(p: &Planned) -> Vec<u32> {
     let mut n = vec![0; p.problem.customers.len()];
-    for r in p.plan.eligibility.iter().filter(|r| r.eligible()) {
-        n[r.customer as usize] += 1;
+    for (u, _) in p.plan.rows(&p.problem).filter(|(_, r)| r.eligible()) {
+        n[u.customer as usize] += 1;
     }
     n
 }
@@ -191,7 +191,7 @@ fn custom_limit_closes_custom_offers() {
     let base = base();
     let custom = |p: &Planned, o: u32| p.problem.offers[o as usize].custom;
     let open = |p: &Planned| (0..p.problem.offers.len() as u32).filter(|&o| custom(p, o) && p.alloc.offer_open[o as usize]).count();
-    let served = |p: &Planned| p.plan.eligibility.iter().filter(|r| r.eligible() && custom(p, r.offer)).count();
+    let served = |p: &Planned| p.plan.rows(&p.problem).filter(|(u, r)| r.eligible() && custom(p, u.offer)).count();
     assert!(open(base) >= 1 && served(base) >= 1, "the example serves its custom offer");
     let v = plan_problem(policy_variant("max_custom_offers = 0"), &exact());
     assert_eq!((open(&v), served(&v)), (0, 0));

@@ -205,26 +205,26 @@ proptest! {
         // and no other pair is reported as excluded.
         let rules = HardRules::new(&problem);
         prop_assert_eq!(plan.eligibility.len(), problem.uptake.len());
-        for row in &plan.eligibility {
-            let allowed = rules.allows(row.customer, row.offer);
+        for (u, row) in plan.rows(&problem) {
+            let allowed = rules.allows(u.customer, u.offer);
             match row.reason {
                 // A history exclusion, re-derived here from the spec's text.
                 Reason::Excluded(ExclusionRule::ContactRule(i)) => {
                     let rule = &problem.contact_rules[i as usize];
-                    let used = problem.history.iter().filter(|h| h.customer == row.customer && rule.selector.matches(h.channel, &h.tags, h.offer, h.date)).count();
-                    prop_assert!(allowed && problem.selects(&rule.selector, row.offer) && rule.bound - used as f64 <= 0.0, "{row:?}");
+                    let used = problem.history.iter().filter(|h| h.customer == u.customer && rule.selector.matches(h.channel, &h.tags, h.offer, h.date)).count();
+                    prop_assert!(allowed && problem.selects(&rule.selector, u.offer) && rule.bound - used as f64 <= 0.0, "{u:?} {row:?}");
                 }
                 Reason::Excluded(ExclusionRule::Conflict(j)) => {
                     let conflict = &problem.conflicts[j as usize];
-                    let date = problem.contact_date_of(row.offer);
+                    let date = problem.contact_date_of(u.offer);
                     let opened = problem.history.iter().any(|h| {
                         let days = (date - h.date).num_days();
-                        h.customer == row.customer && conflict.a.matches(h.channel, &h.tags, h.offer, h.date) && days >= 0 && days < i64::from(conflict.within_days)
+                        h.customer == u.customer && conflict.a.matches(h.channel, &h.tags, h.offer, h.date) && days >= 0 && days < i64::from(conflict.within_days)
                     });
-                    prop_assert!(allowed && problem.selects(&conflict.b, row.offer) && opened, "{row:?}");
+                    prop_assert!(allowed && problem.selects(&conflict.b, u.offer) && opened, "{u:?} {row:?}");
                 }
-                Reason::Excluded(_) => prop_assert!(!allowed, "{row:?} excluded but allowed"),
-                _ => prop_assert!(allowed, "{row:?} not excluded but breaks a hard rule"),
+                Reason::Excluded(_) => prop_assert!(!allowed, "{u:?} {row:?} excluded but allowed"),
+                _ => prop_assert!(allowed, "{u:?} {row:?} not excluded but breaks a hard rule"),
             }
         }
         // Reservations and pick priorities are non-negative quantities.

@@ -301,7 +301,7 @@ fn contact_policy_perturbations() {
     let ids: Vec<&str> = v.conflicts.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["a_then_c", "call_then_app", "email_then_email"]);
     let (_, alloc, plan) = allot_optimizer::plan(&v, &allot_optimizer::SolverChoice::Exact(Default::default())).unwrap();
-    let served = |c: &str, o: &str| plan.eligibility.iter().any(|r| r.eligible() && v.customers.id[r.customer as usize] == c && v.offers[r.offer as usize].id == o);
+    let served = |c: &str, o: &str| plan.rows(&v).any(|(u, r)| r.eligible() && v.customers.id[u.customer as usize] == c && v.offers[u.offer as usize].id == o);
     assert!(served("c3", "a") && served("c3", "b"), "a_then_b is gone");
     // c1: room 2 now; c is excluded by email_then_email (its email of 11-25 opened 30 days), so a + b + d.
     assert!(served("c1", "a") && served("c1", "b") && !served("c1", "c"));

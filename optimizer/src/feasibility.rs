@@ -218,10 +218,8 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
     if !out.is_empty() {
         return out;
     }
-    let served = |k: usize| {
-        let row = plan.eligibility.get(cands.uptake_row[k] as usize);
-        row.is_some_and(|r| r.eligible() && r.customer == cands.customer[k] && r.offer == cands.offer[k])
-    };
+    // Candidate `k`'s row is its uptake row's.
+    let served = |k: usize| plan.eligibility[cands.uptake_row[k] as usize].eligible();
     let x: Vec<f64> = (0..cands.len()).map(|k| if served(k) { 1.0 } else { 0.0 }).collect();
     let report = SolveReport {
         solver: "served".to_string(),
@@ -255,8 +253,8 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
 
 /// Checks the served plan's per-customer side: hard rules and contact caps hold
 /// exactly, row `i` of the eligibility is uptake row `i`'s pair (whose `p`
-/// and expected value the row's readers take), served rows and only they are
-/// ranked, and reservations never exceed available stock.
+/// The rows are read by their uptake row: every uptake pair has one, served
+/// rows and only they are ranked, and reservations never exceed available stock.
 pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
     let rules = HardRules::new(problem);
@@ -264,19 +262,16 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     if plan.eligibility.len() != problem.uptake.len() {
         push("coverage", format!("{} eligibility rows for {} uptake pairs", plan.eligibility.len(), problem.uptake.len()));
     }
-    if let Some((i, r)) = plan.eligibility.iter().zip(&problem.uptake).enumerate().find(|(_, (r, u))| (r.customer, r.offer) != (u.customer, u.offer)).map(|(i, (r, _))| (i, r)) {
-        push("coverage", format!("eligibility row {} is pair {}/{}, not uptake row {}'s", i + 1, r.customer, r.offer, i + 1));
-    }
     let mut served = vec![0u32; problem.customers.len()];
-    for r in &plan.eligibility {
+    for (u, r) in plan.rows(problem) {
         if r.eligible() {
-            served[r.customer as usize] += 1;
-            if !rules.allows(r.customer, r.offer) {
-                push("hard_rules", format!("customer {} served offer {} against a hard rule", r.customer, r.offer));
+            served[u.customer as usize] += 1;
+            if !rules.allows(u.customer, u.offer) {
+                push("hard_rules", format!("customer {} served offer {} against a hard rule", u.customer, u.offer));
             }
         }
         if r.eligible() != r.rank.is_some() {
-            push("rank", format!("row {}/{} ({:?}) has rank {:?}: a rank is for a served offer, and every served offer has one", r.customer, r.offer, r.reason, r.rank));
+            push("rank", format!("row {}/{} ({:?}) has rank {:?}: a rank is for a served offer, and every served offer has one", u.customer, u.offer, r.reason, r.rank));
         }
     }
     for (c, &n) in served.iter().enumerate() {
@@ -304,8 +299,8 @@ pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     if problem.has_contact_policies() {
         let policies = ContactPolicies::new(problem);
         let mut exposed: std::collections::BTreeMap<u32, Vec<(u32, f64)>> = std::collections::BTreeMap::new();
-        for r in plan.eligibility.iter().filter(|r| r.eligible()) {
-            exposed.entry(r.customer).or_default().push((r.offer, 1.0));
+        for (u, _) in plan.rows(problem).filter(|(_, r)| r.eligible()) {
+            exposed.entry(u.customer).or_default().push((u.offer, 1.0));
         }
         let mut ck = Checker::new(1e-9);
         for (c, pairs) in exposed {

@@ -32,7 +32,7 @@ use crate::contact_policy::{CustomerRows, PolicyRow};
 use crate::served::{self, DropCause, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
-use crate::model::{BucketIx, CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, WarehouseIx, ZoneIx};
+use crate::model::{BucketIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, Uptake, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
@@ -170,18 +170,14 @@ impl Reason {
 }
 
 /// One row of the eligibility output: what the plan decided for one uptake
-/// pair. The pair's acceptance probability and expected value are not
-/// repeated here: row `i` of [`Plan::eligibility`] is uptake row `i`, whose
-/// `p` is `problem.uptake[i].p` and expected value
-/// [`Problem::expected_value`]`(i)`. Why: the rows are most of a plan's
-/// memory at scale (80M at 10M customers), 32 bytes each this way, 56 with
-/// those two and a flag for `reason == Eligible`.
+/// pair. The pair itself is not repeated here: row `i` of
+/// [`Plan::eligibility`] is uptake row `i` (its customer, offer and `p`; its
+/// expected value is [`Problem::expected_value`]`(i)`), read together with
+/// [`Plan::rows`]. Why: the rows are most of a plan's memory at scale (80M
+/// at 10M customers), 24 bytes each this way, 56 with the pair, its value
+/// and a flag for `reason == Eligible`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EligibilityRow {
-    /// The customer.
-    pub customer: CustomerIx,
-    /// The offer.
-    pub offer: OfferIx,
     /// LP exposure (0 for excluded pairs).
     pub x: f64,
     /// Rank among the customer's eligible offers (1 = best), by expected value.
@@ -194,6 +190,14 @@ impl EligibilityRow {
     /// Whether the pair is served (the rounded decision).
     pub fn eligible(&self) -> bool {
         self.reason == Reason::Eligible
+    }
+}
+
+impl Plan {
+    /// Each uptake pair of `problem` (the one the plan was derived from) with
+    /// its eligibility row, in uptake order.
+    pub fn rows<'a>(&'a self, problem: &'a Problem) -> impl Iterator<Item = (&'a Uptake, &'a EligibilityRow)> + 'a {
+        problem.uptake.iter().zip(&self.eligibility)
     }
 }
 
@@ -559,18 +563,15 @@ fn eligibility_rows(
             // (most of this function's time at scale).
             Reason::NotSelected(charges.binding(problem, cands, alloc, k))
         };
-        EligibilityRow { customer: cands.customer[k], offer: cands.offer[k], x: clean(alloc.x[k]).clamp(0.0, 1.0), rank: eligible[k].then(|| rank(k)), reason }
+        EligibilityRow { x: clean(alloc.x[k]).clamp(0.0, 1.0), rank: eligible[k].then(|| rank(k)), reason }
     };
-    let unserved_row = |i: usize, reason: Reason| {
-        let u = &problem.uptake[i];
-        EligibilityRow { customer: u.customer, offer: u.offer, x: 0.0, rank: None, reason }
-    };
+    let unserved_row = |reason: Reason| EligibilityRow { x: 0.0, rank: None, reason };
     let row = |i: usize| match sources.of(i) {
         RowSource::Candidate(k) => candidate_row(k),
-        RowSource::Excluded(e) => unserved_row(i, Reason::Excluded(cands.excluded[e].1)),
+        RowSource::Excluded(e) => unserved_row(Reason::Excluded(cands.excluded[e].1)),
         // A pair with p = 0 that passed every rule is no candidate (were
         // validation to let it through; it does not): it has no value.
-        RowSource::None => unserved_row(i, Reason::NotSelected(Binding::NoValue)),
+        RowSource::None => unserved_row(Reason::NotSelected(Binding::NoValue)),
     };
     // One row per uptake row, in its order, each built once where it is
     // stored (a vector collected from an indexed parallel iterator is written

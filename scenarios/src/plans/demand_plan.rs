@@ -55,10 +55,9 @@ pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
             }
         }
     }
-    // Row `i` of the eligibility is uptake row `i` (its `p`).
-    for (e, u) in plan.eligibility.iter().zip(&problem.uptake).filter(|(e, _)| e.eligible()) {
-        let zone = problem.customers.zone[e.customer as usize];
-        for item in &problem.offers[e.offer as usize].items {
+    for (u, _) in plan.rows(problem).filter(|(_, e)| e.eligible()) {
+        let zone = problem.customers.zone[u.customer as usize];
+        for item in &problem.offers[u.offer as usize].items {
             cells.entry((zone, item.sku)).or_insert_with(|| (vec![0.0; days], 0.0)).1 += u.p * item.qty;
         }
     }

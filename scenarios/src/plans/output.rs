@@ -74,14 +74,14 @@ impl<'a> EligibilityTable<'a> {
     /// The frame of rows `rows`.
     pub fn frame(&self, rows: std::ops::Range<usize>) -> Result<DataFrame, PolarsError> {
         let problem = self.problem;
-        // Row `i` is uptake row `i`: its `p` and expected value are the problem's.
+        // Row `i` is uptake row `i`: its pair, `p` and expected value are the problem's.
         let uptake = &problem.uptake[rows.clone()];
         let e = &self.plan.eligibility[rows.clone()];
         let customer = |c: u32| problem.customers.id[c as usize].as_str();
         let offer = |o: u32| problem.offers[o as usize].id.as_str();
         let mut columns = vec![
-            Column::new("customer_id".into(), e.iter().map(|r| customer(r.customer)).collect::<Vec<_>>()),
-            Column::new("offer_id".into(), e.iter().map(|r| offer(r.offer)).collect::<Vec<_>>()),
+            Column::new("customer_id".into(), uptake.iter().map(|u| customer(u.customer)).collect::<Vec<_>>()),
+            Column::new("offer_id".into(), uptake.iter().map(|u| offer(u.offer)).collect::<Vec<_>>()),
             Column::new("x".into(), e.iter().map(|r| tidy(r.x)).collect::<Vec<_>>()),
             Column::new("eligible".into(), e.iter().map(EligibilityRow::eligible).collect::<Vec<_>>()),
             Column::new("expected_value".into(), rows.clone().map(|i| tidy(problem.expected_value(i))).collect::<Vec<_>>()),
