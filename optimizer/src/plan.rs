@@ -624,8 +624,15 @@ impl RowSources {
 
 /// Reduced-cost charges of candidates, per constraint family.
 struct ChargeModel<'a> {
-    /// (zone, SKU, bucket) -> bid-price split as [shipping, stock, lane capacity] fractions.
-    zone_split: HashMap<(ZoneIx, SkuIx, BucketIx), [f64; 3]>,
+    /// Per (offer, zone), from `network_at[offer × zones + zone]` to the next
+    /// cell's: each item's quantity, the bid price of its units there and
+    /// that price's split as [shipping, stock, lane capacity] fractions. Why
+    /// per cell: a pair left out read two hash maps per item (most of the
+    /// eligibility rows' time at 10M customers); there are a few hundred
+    /// cells.
+    network_terms: Vec<(f64, f64, [f64; 3])>,
+    network_at: Vec<usize>,
+    zones: usize,
     /// Every family's charge per cell.
     charges: Charges,
     /// The families charged from their coefficients (all but the network's three),
@@ -646,7 +653,7 @@ struct ChargeModel<'a> {
 
 impl<'a> ChargeModel<'a> {
     fn new(problem: &Problem, network: &Network, policy: &'a CustomerRows, prices: &ShadowPrices, layout: &'a Layout, row_prices: &[f64]) -> Self {
-        let mut zone_split = HashMap::new();
+        let mut zone_split: HashMap<(ZoneIx, SkuIx, BucketIx), [f64; 3]> = HashMap::new();
         let buckets = problem.buckets().count();
         for &(zone, sku, bucket) in prices.bid_price.keys() {
             // Along the lane with the lowest full cost (shipping + stock + lane prices),
@@ -668,13 +675,28 @@ impl<'a> ChargeModel<'a> {
                 }
             }
         }
+        let zones = problem.zones.len();
+        let (mut network_terms, mut network_at) = (Vec::new(), vec![0]);
+        for (o, offer) in problem.offers.iter().enumerate() {
+            let bucket = layout.balance.offer_bucket(o as OfferIx);
+            for zone in 0..zones as ZoneIx {
+                for item in &offer.items {
+                    let key = (zone, item.sku, bucket);
+                    let bid = prices.bid_price.get(&key).copied().unwrap_or(0.0).max(0.0);
+                    network_terms.push((item.qty, bid, zone_split.get(&key).copied().unwrap_or([0.0, 1.0, 0.0])));
+                }
+                network_at.push(network_terms.len());
+            }
+        }
         let charges = layout.charges(row_prices);
         let apart = [balance::NAME, stock::NAME, lane::NAME, rules::NAME];
         let charged = layout.families().enumerate().filter(|(_, (_, f))| !apart.contains(&f.name())).map(|(i, (_, f))| (i, Binding::family(f.name()))).collect();
         let rule_rows = layout.rows_of(rules::NAME);
         let rule_prices = row_prices[rule_rows.clone()].to_vec();
         ChargeModel {
-            zone_split,
+            network_terms,
+            network_at,
+            zones,
             charges,
             charged,
             layout,
@@ -691,7 +713,6 @@ impl<'a> ChargeModel<'a> {
     fn binding(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, k: usize) -> Binding {
         let o = cands.offer[k];
         let c = cands.customer[k] as usize;
-        let offer = &problem.offers[o as usize];
         if !alloc.offer_open[o as usize] {
             return self.custom_limit;
         }
@@ -705,25 +726,23 @@ impl<'a> ChargeModel<'a> {
         let p = cands.p[k];
         let zone = problem.customers.zone[c];
         let prices = &alloc.prices;
-        let mut charge: Vec<(Binding, f64)> = vec![(Binding::ContactCap, prices.contact_cap[c])];
+        let mut charge = LargestCharge(Binding::ContactCap, prices.contact_cap[c]);
         // The customer's contact-policy rows this pair is a member of.
         for r in self.policy.rows_with(&cands.customer_start, c, k) {
-            charge.push((Binding::of_policy(self.policy.kind[r]), prices.customer_rows.get(r).copied().unwrap_or(0.0)));
+            charge.offer(Binding::of_policy(self.policy.kind[r]), prices.customer_rows.get(r).copied().unwrap_or(0.0));
         }
         // The network families: the bid price of the offer's units, split along
         // the cheapest lane into shipping, stock and lane capacity.
         let (mut ship, mut stock, mut lane) = (0.0, 0.0, 0.0);
-        for item in &offer.items {
-            let key = (zone, item.sku, self.layout.balance.offer_bucket(o));
-            let bid = prices.bid_price.get(&key).copied().unwrap_or(0.0).max(0.0);
-            let amount = item.qty * p * bid;
-            let split = self.zone_split.get(&key).copied().unwrap_or([0.0, 1.0, 0.0]);
+        let cell = o as usize * self.zones + zone as usize;
+        for &(qty, bid, split) in &self.network_terms[self.network_at[cell]..self.network_at[cell + 1]] {
+            let amount = qty * p * bid;
             ship += amount * split[0];
             stock += amount * split[1];
             lane += amount * split[2];
         }
-        charge.push((self.stock, stock));
-        charge.push((self.lane, lane));
+        charge.offer(self.stock, stock);
+        charge.offer(self.lane, lane);
         // Every other family: its coefficients on this candidate's cells at its prices.
         let n = self.charges.families;
         let groups = problem.groups.len();
@@ -735,7 +754,7 @@ impl<'a> ChargeModel<'a> {
         let per_value = o as usize * n;
         for &(f, name) in &self.charged {
             let amount = self.charges.accept[accept + f] * p + self.charges.exposure[exposure + f] + self.charges.value[per_value + f] * value;
-            charge.push((name, amount));
+            charge.offer(name, amount);
         }
         // Volume rules, one by one (a rule's row has coefficients on one of
         // acceptances, exposures or acceptance value, and once per cell).
@@ -743,17 +762,27 @@ impl<'a> ChargeModel<'a> {
             let coefs = self.layout.pair_coefs(o as usize, zone as usize, slot, p, accept_value);
             for (r, a) in coefs.filter(|(r, _)| self.rule_rows.contains(r)) {
                 let i = r - self.rule_rows.start;
-                charge.push((Binding::Rule(i as u32), a * self.rule_prices[i]));
+                charge.offer(Binding::Rule(i as u32), a * self.rule_prices[i]);
             }
         }
-        let (family, amount) = charge
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("non-empty");
+        let LargestCharge(family, amount) = charge;
         if amount > PRICE_EPS && amount >= ship {
             family
         } else {
             Binding::ShippingCost
+        }
+    }
+}
+
+/// The largest charge offered so far and its family; of equal charges the
+/// last offered. Why not a list and `max_by` (which also keeps the last of
+/// equals): one list per pair left out, 50M at 10M customers.
+struct LargestCharge(Binding, f64);
+
+impl LargestCharge {
+    fn offer(&mut self, family: Binding, amount: f64) {
+        if amount.total_cmp(&self.1).is_ge() {
+            *self = LargestCharge(family, amount);
         }
     }
 }
@@ -1054,4 +1083,23 @@ fn policy_kpis(problem: &Problem, cands: &Candidates, prices: &ShadowPrices, pol
         kpi.shadow_price += price;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reason of a pair left out is the family charging it most; of equal
+    /// charges the last offered (the order `Iterator::max_by` kept when the
+    /// charges were a list).
+    #[test]
+    fn the_largest_charge_wins_and_the_last_of_equals() {
+        let mut charge = LargestCharge(Binding::ContactCap, 1.0);
+        charge.offer(Binding::family(stock::NAME), 0.5);
+        assert_eq!(charge.0, Binding::ContactCap);
+        charge.offer(Binding::family(lane::NAME), 2.0);
+        charge.offer(Binding::Rule(0), 2.0);
+        charge.offer(Binding::Conflict, 1.5);
+        assert_eq!((charge.0, charge.1), (Binding::Rule(0), 2.0));
+    }
 }
