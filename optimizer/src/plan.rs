@@ -955,17 +955,27 @@ fn kpis(
     policy: &CustomerRows,
 ) -> Kpis {
     let offer_of = |k: usize| &problem.offers[cands.offer[k] as usize];
-    let sum = |f: &dyn Fn(usize) -> f64| (0..cands.len()).map(f).sum::<f64>();
     let x = &alloc.x;
     let eligible = &served.eligible;
     let rounded = |k: usize| if eligible[k] { 1.0 } else { 0.0 };
     let baseline: f64 = problem.baseline.iter().map(|b| b.units).sum();
     let unmet: f64 = alloc.unmet.iter().sum();
 
+    // The sums over every candidate, of the LP's plan and the rounded one, in
+    // one pass (a pass each was seconds at 10M customers); each is still
+    // added in candidate order.
+    let [offer_value_lp, offer_value_rounded, budget_used_rounded, expected_margin, expected_accepts, budget_used] = (0..cands.len()).fold([0.0; 6], |mut sum, k| {
+        let (value, p, cost, served) = (cands.value(problem, k), cands.p[k], offer_of(k).discount_cost, rounded(k));
+        sum[0] += value * x[k];
+        sum[1] += value * served;
+        sum[2] += cost * p * served;
+        sum[3] += cands.accept_value_of(problem, k) * p * x[k];
+        sum[4] += p * x[k];
+        sum[5] += cost * p * x[k];
+        sum
+    });
+
     // Rounded plan vs LP, constraint by constraint.
-    let offer_value_lp = sum(&|k| cands.value(problem, k) * x[k]);
-    let offer_value_rounded = sum(&|k| cands.value(problem, k) * rounded(k));
-    let budget_used_rounded = sum(&|k| offer_of(k).discount_cost * cands.p[k] * rounded(k));
     let mut accepts_per_offer = vec![0.0; problem.offers.len()];
     let mut accepts_per_zone = vec![0.0; problem.zones.len()];
     let mut units_rounded: HashMap<(ZoneIx, SkuIx), f64> = HashMap::new();
@@ -1022,9 +1032,9 @@ fn kpis(
     let r = &alloc.report;
     Kpis {
         objective: r.objective,
-        expected_margin: sum(&|k| cands.accept_value_of(problem, k) * cands.p[k] * x[k]),
-        expected_accepts: sum(&|k| cands.p[k] * x[k]),
-        budget_used: sum(&|k| offer_of(k).discount_cost * cands.p[k] * x[k]),
+        expected_margin,
+        expected_accepts,
+        budget_used,
         fill_rate_baseline: if baseline > 0.0 { 1.0 - unmet / baseline } else { 1.0 },
         unmet_baseline_units: unmet,
         fairness_ratio: fairness_ratios(problem, cands, |k| x[k])
