@@ -256,6 +256,8 @@ fn uptake_in_row_groups_of_two(dir: &Path, body: &str) {
     let mut df = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(dir.join("uptake.csv"))).unwrap().finish().unwrap();
     fs::remove_file(dir.join("uptake.csv")).unwrap();
     ParquetWriter::new(fs::File::create(dir.join("uptake.parquet")).unwrap()).with_row_group_size(Some(2)).finish(&mut df).unwrap();
+    let groups = ParquetReader::new(fs::File::open(dir.join("uptake.parquet")).unwrap()).get_metadata().unwrap().row_groups.len();
+    assert!(groups > 1, "{groups} row group(s): the test needs several");
 }
 
 /// Uptake in Parquet is read a row group at a time: a pair repeated across

@@ -251,10 +251,10 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
     out
 }
 
-/// Checks the served plan's per-customer side: hard rules and contact caps hold
-/// exactly, row `i` of the eligibility is uptake row `i`'s pair (whose `p`
-/// The rows are read by their uptake row: every uptake pair has one, served
-/// rows and only they are ranked, and reservations never exceed available stock.
+/// Checks the served plan's per-customer side: hard rules and contact caps
+/// hold exactly, every uptake row has its eligibility row (row `i` is uptake
+/// row `i`'s), served rows and only they are ranked, and reservations never
+/// exceed available stock.
 pub fn check_plan(problem: &Problem, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
     let rules = HardRules::new(problem);

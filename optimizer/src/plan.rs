@@ -195,7 +195,8 @@ impl EligibilityRow {
 
 impl Plan {
     /// Each uptake pair of `problem` (the one the plan was derived from) with
-    /// its eligibility row, in uptake order.
+    /// its eligibility row, in uptake order; as many as the shorter of the
+    /// two has (the checker, `feasibility::check_plan`, says when they differ).
     pub fn rows<'a>(&'a self, problem: &'a Problem) -> impl Iterator<Item = (&'a Uptake, &'a EligibilityRow)> + 'a {
         problem.uptake.iter().zip(&self.eligibility)
     }
@@ -628,8 +629,8 @@ struct ChargeModel<'a> {
     /// cell's: each item's quantity, the bid price of its units there and
     /// that price's split as [shipping, stock, lane capacity] fractions. Why
     /// per cell: a pair left out read two hash maps per item (most of the
-    /// eligibility rows' time at 10M customers); there are a few hundred
-    /// cells.
+    /// eligibility rows' time at 10M customers); the table has an entry per
+    /// offer, zone and item, as `charges` has one per offer, zone and family.
     network_terms: Vec<(f64, f64, [f64; 3])>,
     network_at: Vec<usize>,
     zones: usize,

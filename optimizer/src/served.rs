@@ -971,6 +971,23 @@ mod tests {
         assert!(violations.iter().any(|v| v.rule == "coverage"), "{violations:?}");
     }
 
+    /// A pair with no chance of acceptance (p = 0, which validation refuses
+    /// but a `Problem` built by hand can hold) is no candidate, yet has its
+    /// row: not selected, for no value; every uptake row has one and the
+    /// checker accepts the plan.
+    #[test]
+    fn a_pair_with_no_chance_of_acceptance_has_a_row_not_selected() {
+        let mut problem = problem(3, 0.5, 100.0, 0.0, false);
+        problem.uptake[1].p = 0.0;
+        let (cands, alloc, _) = served_of(&problem, vec![1.0; 2]);
+        assert_eq!(cands.len(), 2);
+        let plan = derive_plan(&problem, &Network::new(&problem), &cands, &alloc);
+        assert_eq!(plan.eligibility.len(), 3);
+        assert_eq!((plan.eligibility[1].reason, plan.eligibility[1].x, plan.eligibility[1].rank), (Reason::NotSelected(Binding::NoValue), 0.0, None));
+        assert!(plan.eligibility[0].eligible() && plan.eligibility[2].eligible());
+        assert_eq!(check_served(&problem, &cands, &plan, 1e-6), vec![]);
+    }
+
     /// Offer units beyond the solver's shipments use spare stock elsewhere when
     /// there is some (nothing dropped, the dearer lane ships the extra), and
     /// drop pairs when there is none.

@@ -51,6 +51,7 @@ pub struct EligibilityTable<'a> {
 impl<'a> EligibilityTable<'a> {
     /// The table of `plan`.
     pub fn new(problem: &'a Problem, plan: &'a Plan) -> Self {
+        assert_eq!(plan.eligibility.len(), problem.uptake.len(), "the eligibility table of a plan with the problem it was derived from");
         let mut codes: foldhash::HashMap<Reason, String> = foldhash::HashMap::default();
         for r in &plan.eligibility {
             codes.entry(r.reason).or_insert_with(|| r.reason.code(problem));

@@ -57,6 +57,9 @@ pub struct Table {
     /// The file's index of this table's first row: 0, but for the later
     /// batches of [`Table::read_in_batches`].
     first_row: usize,
+    /// Whether this is the whole table or its first batch: the one that
+    /// reports the header's issues (the later batches have the same header).
+    first_batch: bool,
 }
 
 /// A table read a batch of rows at a time, from [`Table::read_in_batches`]:
@@ -70,10 +73,18 @@ pub struct TableBatches {
 }
 
 enum BatchSource {
-    /// The whole table, one batch (CSV, or a Parquet file with no row group).
+    /// The whole table, one batch (CSV, or a Parquet file of no rows).
     Whole(Option<Table>),
-    /// A Parquet file's row groups, decoded by a thread one group ahead of the caller.
-    RowGroups { path: PathBuf, file: String, groups: std::sync::mpsc::Receiver<Result<(usize, DataFrame), LoadError>> },
+    /// A Parquet file's row groups (those with rows), each decoded by a
+    /// thread while the caller parses the one before.
+    RowGroups {
+        path: PathBuf,
+        /// The decoded groups and their first rows, or the error that ended the decoding.
+        groups: std::sync::mpsc::Receiver<Result<(usize, DataFrame), LoadError>>,
+        /// The decoding thread, joined once it is done so that its panic is the caller's.
+        decoder: Option<std::thread::JoinHandle<()>>,
+        first_batch: bool,
+    },
 }
 
 impl Iterator for TableBatches {
@@ -82,10 +93,17 @@ impl Iterator for TableBatches {
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.source {
             BatchSource::Whole(table) => table.take().map(Ok),
-            BatchSource::RowGroups { path, file, groups } => groups.recv().ok().map(|group| {
-                let (first_row, frame) = group?;
-                Ok(Table { file: file.clone(), path: path.clone(), frame, text: OnceCell::new(), asked: RefCell::new(Vec::new()), first_row })
-            }),
+            BatchSource::RowGroups { path, groups, decoder, first_batch } => match groups.recv() {
+                Ok(group) => Some(group.map(|(first_row, frame)| Table::new(path.clone(), frame, first_row, std::mem::replace(first_batch, false)))),
+                // Every group was sent, or the thread died: a panic there is raised here,
+                // never taken for the end of the file.
+                Err(_) => {
+                    if let Err(panic) = decoder.take()?.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                    None
+                }
+            },
         }
     }
 }
@@ -118,7 +136,11 @@ impl Table {
         } else {
             return Ok(None);
         };
-        Ok(Some(Table { file: file_name(&path), path, frame, text: OnceCell::new(), asked: RefCell::new(Vec::new()), first_row: 0 }))
+        Ok(Some(Table::new(path, frame, 0, true)))
+    }
+
+    fn new(path: PathBuf, frame: DataFrame, first_row: usize, first_batch: bool) -> Table {
+        Table { file: file_name(&path), path, frame, text: OnceCell::new(), asked: RefCell::new(Vec::new()), first_row, first_batch }
     }
 
     /// [`Table::read`] a batch of rows at a time: a Parquet file one row group
@@ -127,28 +149,37 @@ impl Table {
     /// columns parsed from it and what the loader builds from those, was most
     /// of a plan's peak memory; a row group at a time, the loader holds only
     /// what it keeps. The next group is decoded on another thread while the
-    /// caller parses one. Each batch checks the header as the whole table
-    /// would, and reports a header issue (a missing column) in its first batch
-    /// only.
+    /// caller parses one. The first batch reports the header's issues (a
+    /// missing column, a misspelt one) as the whole table would; the later
+    /// ones do not repeat them.
     pub fn read_in_batches(dir: &Path, stem: &str, typed: &[(&str, Kind)]) -> Result<Option<TableBatches>, LoadError> {
         let parquet = dir.join(format!("{stem}.parquet"));
         let whole = |table: Option<Table>| table.map(|t| TableBatches { file: t.file.clone(), rows: t.len(), source: BatchSource::Whole(Some(t)) });
         if dir.join(format!("{stem}.csv")).is_file() || !parquet.is_file() {
             return Ok(whole(Table::read(dir, stem, typed)?));
         }
-        let open = |path: &Path| std::fs::File::open(path).map_err(|e| LoadError::io(path, e));
-        let metadata = ParquetReader::new(open(&parquet)?).get_metadata().map_err(|e| polars_error(&parquet, e))?.clone();
-        let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+        // One file, opened once: every group is decoded from it with its metadata.
+        let file = std::fs::File::open(&parquet).map_err(|e| LoadError::io(&parquet, e))?;
+        let metadata = ParquetReader::new(file.try_clone().map_err(|e| LoadError::io(&parquet, e))?).get_metadata().map_err(|e| polars_error(&parquet, e))?.clone();
+        let mut first_row = 0;
+        let mut groups = Vec::new();
+        for rows in metadata.row_groups.iter().map(|g| g.num_rows()) {
+            if rows > 0 {
+                groups.push((first_row, rows));
+            }
+            first_row += rows;
+        }
         if groups.is_empty() {
             return Ok(whole(Table::read(dir, stem, typed)?));
         }
         let rows = metadata.num_rows;
-        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        // A rendezvous: the thread decodes the next group while the caller
+        // parses one, and waits for the caller to take it.
+        let (send, receive) = std::sync::mpsc::sync_channel(0);
         let path = parquet.clone();
-        std::thread::spawn(move || {
-            let mut first_row = 0;
-            for rows in groups {
-                let frame = open(&path).and_then(|file| {
+        let decode = move || {
+            for (first_row, rows) in groups {
+                let frame = file.try_clone().map_err(|e| LoadError::io(&path, e)).and_then(|file| {
                     let mut reader = ParquetReader::new(file).with_slice(Some((first_row, rows)));
                     reader.set_metadata(metadata.clone());
                     reader.finish().map_err(|e| polars_error(&path, e))
@@ -158,10 +189,11 @@ impl Table {
                 if send.send(frame.map(|frame| (first_row, frame))).is_err() || failed {
                     return;
                 }
-                first_row += rows;
             }
-        });
-        Ok(Some(TableBatches { file: file_name(&parquet), rows, source: BatchSource::RowGroups { file: file_name(&parquet), path: parquet, groups: receive } }))
+        };
+        let decoder = std::thread::Builder::new().name(format!("read {stem}")).spawn(decode).map_err(|e| LoadError::io(&parquet, e))?;
+        let source = BatchSource::RowGroups { path: parquet.clone(), groups: receive, decoder: Some(decoder), first_batch: true };
+        Ok(Some(TableBatches { file: file_name(&parquet), rows, source }))
     }
 
     /// Number of data rows.
@@ -194,7 +226,7 @@ impl Table {
     pub fn parse_with<T>(&self, name: &str, required: bool, issues: &mut Issues, expected: &str, mut f: impl FnMut(&str) -> Option<T>) -> Vec<Option<T>> {
         self.ask(name);
         let Some(column) = self.frame.column(name).ok() else {
-            if required && self.first_row == 0 {
+            if required && self.first_batch {
                 issues.push(Issue {
                     file: self.file.clone(),
                     row: None,
@@ -208,7 +240,7 @@ impl Table {
         let text = match self.text_column(name, column) {
             Ok(text) => text,
             Err(reason) => {
-                if self.first_row == 0 {
+                if self.first_batch {
                     issues.push(Issue { file: self.file.clone(), row: None, column: Some(name.to_string()), value: None, expected: format!("a readable column ({reason})") });
                 }
                 return (0..self.len()).map(|_| None).collect();
@@ -256,8 +288,10 @@ impl Table {
     /// for that is close to a known one (a misspelling, see [`likely_meant`])
     /// is an issue, because ignoring `consnet` would silently default every
     /// customer's consent; any other unknown column is ignored with a note.
+    /// A batch after the first ([`Table::read_in_batches`]) checks nothing:
+    /// the first one said it all.
     pub fn check_header(&self, issues: &mut Issues, notes: &mut Vec<String>) {
-        if self.first_row > 0 {
+        if !self.first_batch {
             return;
         }
         let asked = self.asked.borrow();
