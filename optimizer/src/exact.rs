@@ -280,6 +280,7 @@ fn run_highs(
         verbose: opts.verbose,
         options: &opts.highs_options,
         explain_infeasible: opts.explain_infeasible,
+        ..Settings::default()
     };
     match lp_backend::run(model, maps.variables, maps.rows.len(), &settings) {
         Ok(solved) => Ok((solved, maps)),

@@ -46,10 +46,31 @@ pub struct Settings<'a> {
     /// Further HiGHS options by name (value parsed as bool, integer, float, else
     /// text), applied last so they override the above.
     pub options: &'a [(String, String)],
+    /// Options for a second run, applied over `options`, when the first ends
+    /// without an optimal solution for another reason than the time limit (an
+    /// iteration limit, a numerical failure). Empty: no second run. Why: an
+    /// option that is faster on most models of a kind (the repair's hull LPs
+    /// unscaled) can still fail on one that HiGHS's defaults solve.
+    pub retry: &'a [(String, String)],
     /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
     /// LP per constraint of a first, elastic subset: only where an error
     /// message is the product, not in the repair loop).
     pub explain_infeasible: bool,
+}
+
+/// Whether a first run that ended with `status` is run again with
+/// [`Settings::retry`]: not after an answer (optimal, infeasible, unbounded)
+/// nor when the time limit stopped it.
+fn retried(status: HighsModelStatus) -> bool {
+    !matches!(
+        status,
+        HighsModelStatus::Optimal
+            | HighsModelStatus::Infeasible
+            | HighsModelStatus::Unbounded
+            | HighsModelStatus::UnboundedOrInfeasible
+            | HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ModelEmpty
+    )
 }
 
 /// An irreducible infeasible subset in HiGHS's indices: rows and column
@@ -122,7 +143,18 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         return Ok(Solved { status: SolveStatus::Optimal, objective: 0.0, bound: 0.0, columns: Vec::new(), row_duals: vec![0.0; rows], seconds: 0.0 });
     }
     let start = Instant::now();
-    let solved = model.try_solve().map_err(|e| SolveError::Highs(format!("{e:?}")))?;
+    let mut solved = model.try_solve().map_err(|e| SolveError::Highs(format!("{e:?}")));
+    if !settings.retry.is_empty() && solved.as_ref().is_ok_and(|s| retried(s.status())) {
+        let mut model = highs::Model::from(solved.expect("checked above"));
+        for (key, value) in settings.retry {
+            set_any(&mut model, key, value)?;
+        }
+        // From scratch: the first run's basis may be what failed.
+        // SAFETY: a live Highs instance owned by `model`.
+        unsafe { highs_sys::Highs_clearSolver(model.as_mut_ptr()) };
+        solved = model.try_solve().map_err(|e| SolveError::Highs(format!("{e:?}")));
+    }
+    let solved = solved?;
     let seconds = start.elapsed().as_secs_f64();
     let status = match solved.status() {
         HighsModelStatus::Optimal => SolveStatus::Optimal,
@@ -216,5 +248,40 @@ fn set_any(model: &mut highs::Model, key: &str, value: &str) -> Result<(), Solve
         Ok(())
     } else {
         Err(SolveError::Highs(format!("HiGHS rejected option {key}={value}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use good_lp::solvers::highs::highs;
+    use good_lp::{variable, Expression, ProblemVariables, SolverModel};
+
+    use super::*;
+
+    /// Maximise `sum (i + 1) x_i` over 20 columns in `[0, 1]` with
+    /// `sum x_i <= 3`: the optimum takes the three last, 20 + 19 + 18 = 57.
+    fn three_of_twenty() -> HighsProblem {
+        let mut vars = ProblemVariables::new();
+        let xs: Vec<_> = (0..20).map(|_| vars.add(variable().min(0.0).max(1.0))).collect();
+        let objective: Expression = xs.iter().enumerate().map(|(i, &x)| (i as f64 + 1.0) * x).sum();
+        let total: Expression = xs.iter().copied().sum();
+        vars.maximise(objective).using(highs).with(total.leq(3.0))
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_run_stopped_short_of_an_optimum_is_run_again_with_the_retry_options() {
+        // No presolve (it would solve this alone) and no simplex iteration.
+        let stopped = options(&[("presolve", "off"), ("simplex_iteration_limit", "0")]);
+        let alone = run(three_of_twenty(), 20, 1, &Settings { options: &stopped, ..Settings::default() });
+        assert!(!matches!(&alone, Ok(s) if s.status == SolveStatus::Optimal), "the first options alone must stop short: {alone:?}");
+
+        let retry = options(&[("simplex_iteration_limit", "1000")]);
+        let solved = run(three_of_twenty(), 20, 1, &Settings { options: &stopped, retry: &retry, ..Settings::default() }).expect("the retry solves it");
+        assert_eq!(solved.status, SolveStatus::Optimal);
+        assert!((solved.objective - 57.0).abs() < 1e-9, "objective {}", solved.objective);
     }
 }
