@@ -83,17 +83,6 @@ const HULL_PAIRS_PER_ITERATION: usize = 4;
 const HULL_MIN_ITERATIONS: usize = 5_000;
 const HULL_MAX_ITERATIONS: usize = 200_000;
 
-/// HiGHS's simplex scaling for the hull LPs: none (`simplex_scale_strategy`
-/// 0). Why: their columns are cell scales in `[0, 1]` whose coefficients are
-/// the cells' sums, and HiGHS's equilibration made the dual simplex slower
-/// on every one measured (`allot bench`'s scenario at 1M customers: the
-/// same optimum in 0.54-0.67 of the time, 10-20% fewer iterations). A run
-/// that ends short of an optimum unscaled is run again with HiGHS's own
-/// scaling ([`HIGHS_SCALING`]).
-const HULL_SCALING: u32 = 0;
-/// HiGHS's default `simplex_scale_strategy`.
-const HIGHS_SCALING: u32 = 1;
-
 /// Shares of the kept plan tried in a mix with the best new response (the
 /// response gets the rest) when the hull is too large.
 const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
@@ -384,8 +373,8 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)]) -> Result<Option<(R
         }
     }
     let limit = ("simplex_iteration_limit".to_string(), hull_iteration_limit(ctx.cands.len()).to_string());
-    let hull_options = [limit.clone(), ("simplex_scale_strategy".to_string(), HULL_SCALING.to_string())];
-    let scaled = [("simplex_scale_strategy".to_string(), HIGHS_SCALING.to_string())];
+    let hull_options = [limit, lp_backend::option(lp_backend::UNSCALED)];
+    let scaled = [lp_backend::option(lp_backend::SCALED)];
     let settings = if hull { Settings { options: &hull_options, retry: &scaled, ..Settings::default() } } else { Settings::default() };
     let solved = match lp_backend::run(model, columns, n_rows, &settings) {
         Ok(solved) if hull && solved.status != crate::allocation::SolveStatus::Optimal => return Ok(None),
