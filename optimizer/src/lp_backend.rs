@@ -47,10 +47,12 @@ pub struct Settings<'a> {
     /// text), applied last so they override the above.
     pub options: &'a [(String, String)],
     /// Options for a second run, applied over `options`, when the first ends
-    /// without an optimal solution for another reason than the time limit (an
-    /// iteration limit, a numerical failure). Empty: no second run. Why: an
-    /// option that is faster on most models of a kind (the repair's hull LPs
-    /// unscaled) can still fail on one that HiGHS's defaults solve.
+    /// without an answer for another reason than the time limit (an iteration
+    /// limit, or a failure HiGHS reports as a model status). A run HiGHS ends
+    /// with an error status is not retried: the model is gone with it, and
+    /// the error is returned. Empty: no second run. Why: an option that is
+    /// faster on most models of a kind (the repair's hull LPs unscaled) can
+    /// still fail on one that HiGHS's defaults solve.
     pub retry: &'a [(String, String)],
     /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
     /// LP per constraint of a first, elastic subset: only where an error
@@ -287,7 +289,7 @@ mod tests {
     }
 
     fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs.iter().copied().map(option).collect()
     }
 
     #[test]
