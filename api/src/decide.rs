@@ -135,7 +135,8 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
 /// With the plan: its eligible offers in rank order, each kept only while the
 /// live rules allow it, renumbered. With the fallback (documented in the crate
 /// docs): the customer's candidate offers (rows the plan kept or did not select,
-/// never those a hard rule excluded), ranked by expected value, kept while live
+/// never those a hard rule excluded nor those worth nothing: see
+/// `allot_optimizer::plan::servable_without_the_plan`), ranked by expected value, kept while live
 /// stock above safety stock covers one acceptance, up to the contact cap.
 pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, outcomes: &OutcomeBurn, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
     let facts = plan.customers[c as usize];
@@ -163,7 +164,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
         }
         let offer_id = plan.offer_id(e.offer).to_string();
         let plan_reason = &plan.reasons[e.reason as usize];
-        let candidate = if fallback { e.rank > 0 || plan_reason.starts_with("not_selected") } else { e.rank > 0 };
+        let candidate = e.rank > 0 || (fallback && allot_optimizer::plan::servable_without_the_plan(plan_reason));
         if !candidate {
             excluded.push(Exclusion { offer_id, reason: plan_reason.clone() });
             continue;

@@ -745,7 +745,7 @@ async fn pair_values_and_contact_costs_reach_the_answer() {
     let id = plan_into(&store, &scenario);
     allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
     let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
-    let f = Fixture { dir, app, state };
+    let mut f = Fixture { dir, app, state };
     let c1 = f.offers("c1").await;
     assert_eq!(offer_ids(&c1), ["o1", "o2"]);
     for (i, value, uptake) in [(0, 9.0, 0.5), (1, 1.0, 0.5)] {
@@ -763,5 +763,15 @@ async fn pair_values_and_contact_costs_reach_the_answer() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(offer_ids(&answer), expected, "{channel}");
         assert_eq!(answer["channel"], channel);
+    }
+    // The fallback (this plan, too old to trust) sets the plan's selection
+    // aside but never serves a pair worth nothing: c2's o1 and o2 cost more
+    // than they are expected to bring.
+    (f.app, f.state) = Fixture::start(f.dir.path(), Duration::ZERO);
+    let c2 = f.offers("c2").await;
+    assert_eq!(c2["fallback_reason"], "plan_stale", "{c2}");
+    assert_eq!(offer_ids(&c2), ["o3"]);
+    for offer in ["o1", "o2"] {
+        assert_eq!(exclusion(&c2, offer).as_deref(), Some("not_selected:no_value"), "{c2}");
     }
 }

@@ -131,7 +131,7 @@ impl Binding {
             Binding::ContactCap => "contact_cap".into(),
             Binding::Family(name) => name.as_str().into(),
             Binding::ShippingCost => "shipping_cost".into(),
-            Binding::NoValue => "no_value".into(),
+            Binding::NoValue => NO_VALUE.into(),
             Binding::Rule(i) => format!("{}:{}", rules::NAME, problem.rules[i as usize].id).into(),
             Binding::ContactRule(i) => format!("{}:{}", rules::NAME, problem.contact_rules[i as usize].id).into(),
             Binding::Conflict => "conflict".into(),
@@ -164,9 +164,23 @@ impl Reason {
         match self {
             Reason::Eligible => "eligible".to_string(),
             Reason::Excluded(r) => r.code(problem).into_owned(),
-            Reason::NotSelected(b) => format!("not_selected:{}", b.code(problem)),
+            Reason::NotSelected(b) => format!("{NOT_SELECTED}{}", b.code(problem)),
         }
     }
+}
+
+/// The prefix of the reason code of a candidate the plan does not serve
+/// (`not_selected:<constraint>`).
+pub const NOT_SELECTED: &str = "not_selected:";
+/// The constraint code of a pair with no positive value ([`Binding::NoValue`]).
+pub const NO_VALUE: &str = "no_value";
+
+/// Whether a pair the plan does not serve, with reason code `reason`, may
+/// still be served when the plan's selection is set aside (the decision
+/// service's fallback): a candidate one of the plan's limits kept out, never
+/// a pair a hard rule excluded nor one worth nothing to serve.
+pub fn servable_without_the_plan(reason: &str) -> bool {
+    reason.strip_prefix(NOT_SELECTED).is_some_and(|why| why != NO_VALUE)
 }
 
 /// One row of the eligibility output: what the plan decided for one uptake
