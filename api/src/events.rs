@@ -54,10 +54,10 @@ pub struct InventoryEvent {
     pub event_id: String,
     /// What happened.
     pub kind: InventoryKind,
-    /// Warehouse (one the served plan knows).
+    /// Warehouse (one the active plan, or a running canary's or shadow's version, knows).
     #[schema(min_length = 1)]
     pub warehouse_id: String,
-    /// SKU (one the served plan knows).
+    /// SKU (one the active plan, or a running canary's or shadow's version, knows).
     #[schema(min_length = 1)]
     pub sku: String,
     /// Units (see [`InventoryKind`] for the sign); |qty| at most 1e9.
@@ -142,7 +142,7 @@ pub struct ConsentEvent {
     /// body is acknowledged and ignored, with another body refused (409).
     #[schema(min_length = 1)]
     pub event_id: String,
-    /// The customer (one the served plan knows).
+    /// The customer (one the active plan, or a running canary's or shadow's version, knows).
     #[schema(min_length = 1)]
     pub customer_id: String,
     /// Personalization consent (`false` = withdrawn).
@@ -179,10 +179,10 @@ pub struct ContactEvent {
     /// body is acknowledged and ignored, with another body refused (409).
     #[schema(min_length = 1)]
     pub event_id: String,
-    /// The customer contacted (one the served plan knows).
+    /// The customer contacted (one the active plan, or a running canary's or shadow's version, knows).
     #[schema(min_length = 1)]
     pub customer_id: String,
-    /// The offer the contact made (one the served plan knows).
+    /// The offer the contact made (one of that plan's).
     #[schema(min_length = 1)]
     pub offer_id: String,
     /// The channel it was made on: the offer's own (the default when absent).

@@ -564,6 +564,12 @@ impl ServiceState {
         self.current().map(|s| s.plan.clone())
     }
 
+    /// The versions running experiments serve or log beside the active
+    /// plan (a canary's, a shadow's), loaded.
+    pub(crate) fn experiment_plans(&self) -> Vec<Arc<PlanIndex>> {
+        read(&self.arm_plans).values().map(|s| s.plan.clone()).collect()
+    }
+
     /// Whether the served plan is the active one, fresh enough to trust, with
     /// live state (consent) in step with the shared database.
     pub(crate) fn fallback_reason(&self, s: &Snapshot) -> Option<&'static str> {

@@ -152,6 +152,43 @@ async fn a_canary_serves_its_share_stably_across_requests_restarts_and_share_cha
     assert_eq!((d["plan_version"].as_str(), d.get("experiments")), (Some(active.as_str()), None), "stopped: the active plan for all");
 }
 
+/// A canary's version may hold customers, warehouses and SKUs the active
+/// plan does not: their events are recorded and applied, a consent
+/// withdrawal above all (it used to be refused as unknown to the active
+/// plan, and the customer went on being served by the canary).
+#[tokio::test]
+async fn events_for_what_only_a_canarys_version_knows_are_recorded() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let scenario = f.dir.path().join("scenario");
+    let append = |file: &str, rows: &str| {
+        let text = std::fs::read_to_string(scenario.join(file)).unwrap();
+        std::fs::write(scenario.join(file), text + rows).unwrap();
+    };
+    // The second version: a new customer n1 and a second warehouse.
+    append("customers.csv", "n1,Z1,gold,true,false\n");
+    append("uptake.csv", "n1,bundle,0.5\nn1,single,0.4\n");
+    append("inventory.csv", "W2,C,50\n");
+    append("lanes.csv", "W2,Z1,0,1\n");
+    let canary = second_version(&f);
+    let (status, e) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "c1", "kind": "canary", "version": canary, "share": 1.0 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let before = f.offers("n1").await;
+    assert_eq!(before["plan_version"], canary.as_str());
+    assert!(!shown(&before).is_empty(), "{before}");
+
+    let (status, ack) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "n1-out", "customer_id": "n1", "consent": false })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ack}");
+    let after = f.offers("n1").await;
+    assert!(shown(&after).is_empty(), "{after}");
+    assert_eq!(reason(&after, "bundle").as_deref(), Some("live:consent"));
+    let receipt = json!({ "event_id": "w2-in", "kind": "receipt", "warehouse_id": "W2", "sku": "C", "qty": 5 });
+    let (status, ack) = f.post("/v1/events/inventory", FULFILMENT, receipt).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ack}");
+    // What no plan served knows is still refused.
+    let (status, reply) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "x", "customer_id": "nobody", "consent": false })).await;
+    assert_eq!((status, error_code(&reply)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"), "{reply}");
+}
+
 #[tokio::test]
 async fn a_shadow_is_logged_never_served_and_a_holdout_is_never_personalized() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);

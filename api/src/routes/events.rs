@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorDetail, JsonBody};
 use crate::events::{Applied, ConsentEvent, ContactEvent, InventoryEvent, LoggedEvent};
+use crate::index::PlanIndex;
 use crate::outcomes::OutcomeEvent;
 use crate::shared;
 use crate::state::AppState;
@@ -47,23 +48,37 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", message)
 }
 
+/// Checks an event (`check`) against the plans the service answers from:
+/// valid when the active plan accepts it or, failing that, a running
+/// experiment's version does (a canary's, a shadow's); else the active
+/// plan's message. Why not the active plan alone: a canary's version may
+/// hold customers, offers, warehouses or SKUs the active one lacks, and what
+/// happens to them, a consent withdrawn above all, must be recorded, not refused.
+fn check_against_served(state: &AppState, check: impl Fn(Option<&PlanIndex>) -> Result<(), String>) -> Result<(), ApiError> {
+    let verdict = check(state.plan().as_deref());
+    if verdict.is_err() && state.experiment_plans().iter().any(|plan| check(Some(plan)).is_ok()) {
+        return Ok(());
+    }
+    verdict.map_err(invalid)
+}
+
 pub(crate) async fn inventory_event(State(state): State<AppState>, body: JsonBody<InventoryEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    event.validate(state.plan().as_deref()).map_err(invalid)?;
+    check_against_served(&state, |plan| event.validate(plan))?;
     let id = event.event_id.clone();
     record_event(state, id, false, LoggedEvent::Inventory { received_at: Utc::now(), event }).await
 }
 
 pub(crate) async fn consent_event(State(state): State<AppState>, body: JsonBody<ConsentEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    event.validate(state.plan().as_deref()).map_err(invalid)?;
+    check_against_served(&state, |plan| event.validate(plan))?;
     let id = event.event_id.clone();
     record_event(state, id, true, LoggedEvent::Consent { received_at: Utc::now(), event }).await
 }
 
 pub(crate) async fn contact_event(State(state): State<AppState>, body: JsonBody<ContactEvent>) -> Result<Response, ApiError> {
     let Json(event) = body?;
-    event.validate(state.plan().as_deref()).map_err(invalid)?;
+    check_against_served(&state, |plan| event.validate(plan))?;
     let id = event.event_id.clone();
     record_event(state, id, false, LoggedEvent::Contact { received_at: Utc::now(), event }).await
 }

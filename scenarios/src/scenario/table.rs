@@ -683,4 +683,28 @@ mod tests {
         assert_eq!(said.iter().filter(|s| s.contains("column `absent`")).count(), 1, "{said:?}");
         assert_eq!(said.iter().filter(|s| s.contains("`absnet`") && s.contains("did you mean `absent`")).count(), 1, "{said:?}");
     }
+
+    /// A row group that cannot be decoded ends the batches with an error
+    /// naming the file, after the groups before it: never a table cut short
+    /// in silence (the decoding thread stops at the failure; the caller sees it).
+    #[test]
+    fn a_row_group_that_cannot_be_read_is_an_error_not_the_end_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut df = df!("id" => (0..9).map(|i| format!("c{i}")).collect::<Vec<_>>(), "p" => [0.5f64; 9]).unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).with_row_group_size(Some(3)).finish(&mut df).unwrap();
+        let metadata = ParquetReader::new(std::fs::File::open(&path).unwrap()).get_metadata().unwrap().clone();
+        assert_eq!(metadata.row_groups.len(), 3);
+        // The second group's pages overwritten: the footer still reads.
+        let damaged = metadata.row_groups[1].full_byte_range();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[damaged.start as usize..damaged.end as usize].fill(0xff);
+        std::fs::write(&path, bytes).unwrap();
+
+        let mut batches = Table::read_in_batches(dir.path(), "t", &[]).unwrap().unwrap();
+        assert_eq!(batches.next().unwrap().unwrap().len(), 3);
+        let error = batches.next().expect("a batch after the first").err().expect("the damaged group is an error").to_string();
+        assert!(error.contains("t.parquet"), "{error}");
+        assert!(batches.next().is_none(), "no group after the failure");
+    }
 }
