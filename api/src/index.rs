@@ -381,7 +381,9 @@ impl LiveSupply {
     /// The plan's stock with `moves` folded in.
     pub(crate) fn compute<'a>(plan: &PlanIndex, moves: impl IntoIterator<Item = &'a StockMove>) -> Self {
         let n_tiers = plan.tiers();
-        let live: Vec<f64> = plan.context.stock.iter().map(|s| s.available).collect();
+        // Below safety stock a point starts negative: live moves fill the
+        // shortfall first (only a positive level is promised, in `refresh_cell`).
+        let live: Vec<f64> = plan.context.stock.iter().map(|s| s.available - s.short_of_safety).collect();
         let cells = plan.zone_points.len();
         let mut supply = LiveSupply {
             consumed: vec![0.0; live.len() * n_tiers],

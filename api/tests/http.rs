@@ -433,6 +433,33 @@ async fn consent_withdrawal_removes_all_offers_on_the_next_request() {
     assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"]);
 }
 
+/// Stock below its safety level is never promised, by the fallback either:
+/// a receipt first fills the shortfall (the live level used to start from
+/// the plan's clamped 0, so a receipt smaller than the shortfall was served).
+#[tokio::test]
+async fn a_receipt_fills_the_shortfall_below_safety_stock_before_anything_is_promised() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario");
+    write_scenario(&scenario);
+    // B: 5 on hand against a safety stock of 10.
+    std::fs::write(scenario.join("inventory.csv"), "warehouse_id,sku,on_hand,safety_stock\nW1,A,10,0\nW1,B,5,10\nW1,C,100,0\n").unwrap();
+    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
+    let id = plan_into(&store, &scenario);
+    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+    // A plan too old to trust: the fallback answers from live stock.
+    let (app, state) = Fixture::start(dir.path(), Duration::ZERO);
+    let f = Fixture { dir, app, state };
+    let receipt = |id: &str, qty: f64| json!({ "event_id": id, "kind": "receipt", "warehouse_id": "W1", "sku": "B", "qty": qty });
+    let s1 = f.offers("s1").await;
+    assert_eq!((s1["fallback_reason"].as_str(), offer_ids(&s1)), (Some("plan_stale"), vec!["single".to_string()]), "{s1}");
+    assert_eq!(exclusion(&s1, "bundle").as_deref(), Some("live:out_of_stock"));
+    f.post("/v1/events/inventory", FULFILMENT, receipt("r-1", 3.0)).await;
+    let s1 = f.offers("s1").await;
+    assert_eq!(exclusion(&s1, "bundle").as_deref(), Some("live:out_of_stock"), "2 units still short of safety: {s1}");
+    f.post("/v1/events/inventory", FULFILMENT, receipt("r-2", 3.0)).await;
+    assert_eq!(offer_ids(&f.offers("s1").await), ["bundle", "single"], "one unit above safety");
+}
+
 #[tokio::test]
 async fn depleted_stock_keeps_the_bundle_for_the_higher_tier_only() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);

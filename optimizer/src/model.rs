@@ -331,6 +331,13 @@ impl StockPoint {
         (self.on_hand + received - self.safety_stock).max(0.0)
     }
 
+    /// Units by which on hand and inbound fall short of safety stock over the
+    /// horizon, `max(0, safety - on_hand - inbound)`: what units arriving
+    /// beyond the plan (a live receipt) fill before any is promised.
+    pub fn short_of_safety(&self) -> f64 {
+        (self.safety_stock - self.on_hand - self.inbound_units()).max(0.0)
+    }
+
     /// Units received over the horizon.
     pub fn inbound_units(&self) -> f64 {
         self.inbound.iter().map(|r| r.units).sum()

@@ -205,6 +205,10 @@ pub struct ServingStock {
     pub sku: String,
     /// `max(0, on_hand + inbound - safety_stock)`: what may be promised.
     pub available: f64,
+    /// `max(0, safety_stock - on_hand - inbound)`: what live receipts fill
+    /// before any unit is promised (0 in versions saved before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub short_of_safety: f64,
 }
 
 /// A usable lane.
@@ -345,7 +349,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
         stock: problem
             .stock
             .iter()
-            .map(|s| ServingStock { warehouse_id: warehouse(s.warehouse), sku: sku(s.sku), available: s.available() })
+            .map(|s| ServingStock { warehouse_id: warehouse(s.warehouse), sku: sku(s.sku), available: s.available(), short_of_safety: s.short_of_safety() })
             .collect(),
         lanes,
         reservations: plan
