@@ -17,7 +17,8 @@
 //! **Fallback**: with no active plan (the newest saved version's customers and
 //! offers are used), a plan older than `max_plan_age`, or a store error while
 //! loading, decisions come from a rule: the customer's candidate offers (never
-//! one a hard rule excluded nor one worth nothing, `not_selected:no_value`), only with consent and without suppression, only
+//! one a hard rule excluded, one worth nothing, `not_selected:no_value`, nor
+//! a custom offer the plan left closed), only with consent and without suppression, only
 //! while live stock above safety stock covers one acceptance of every SKU in the
 //! zone, ranked by expected value, up to the contact cap; flagged
 //! `"fallback": true` with a `fallback_reason`. A customer no stored version

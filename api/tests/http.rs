@@ -433,6 +433,31 @@ async fn consent_withdrawal_removes_all_offers_on_the_next_request() {
     assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"]);
 }
 
+/// The fallback never serves a custom offer the plan left closed: the
+/// SKU-proliferation limit decides which customized variants exist.
+#[tokio::test]
+async fn the_fallback_keeps_closed_custom_offers_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario");
+    write_scenario(&scenario);
+    std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,custom\nbundle,10,0,true\nsingle,5,0,true\n").unwrap();
+    let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
+    std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nmax_custom_offers = 1\n")).unwrap();
+    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
+    let id = plan_into(&store, &scenario);
+    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
+    let mut f = Fixture { dir, app, state };
+    // The plan opens the bundle (worth more to more customers), not the single.
+    let g1 = f.offers("g1").await;
+    assert_eq!(offer_ids(&g1), ["bundle"], "{g1}");
+    assert_eq!(exclusion(&g1, "single").as_deref(), Some("not_selected:custom_limit"));
+    (f.app, f.state) = Fixture::start(f.dir.path(), Duration::ZERO);
+    let g1 = f.offers("g1").await;
+    assert_eq!((g1["fallback_reason"].as_str(), offer_ids(&g1)), (Some("plan_stale"), vec!["bundle".to_string()]), "{g1}");
+    assert_eq!(exclusion(&g1, "single").as_deref(), Some("not_selected:custom_limit"));
+}
+
 /// Stock below its safety level is never promised, by the fallback either:
 /// a receipt first fills the shortfall (the live level used to start from
 /// the plan's clamped 0, so a receipt smaller than the shortfall was served).

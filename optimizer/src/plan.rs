@@ -178,9 +178,11 @@ pub const NO_VALUE: &str = "no_value";
 /// Whether a pair the plan does not serve, with reason code `reason`, may
 /// still be served when the plan's selection is set aside (the decision
 /// service's fallback): a candidate one of the plan's limits kept out, never
-/// a pair a hard rule excluded nor one worth nothing to serve.
+/// a pair a hard rule excluded, one worth nothing to serve, nor one of a
+/// custom offer the plan left closed (the SKU-proliferation limit decides
+/// which customized variants exist at all).
 pub fn servable_without_the_plan(reason: &str) -> bool {
-    reason.strip_prefix(NOT_SELECTED).is_some_and(|why| why != NO_VALUE)
+    reason.strip_prefix(NOT_SELECTED).is_some_and(|why| why != NO_VALUE && why != custom_limit::NAME)
 }
 
 /// One row of the eligibility output: what the plan decided for one uptake
