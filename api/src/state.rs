@@ -225,8 +225,10 @@ impl ServiceState {
             compacted_at: Mutex::new(None),
             live_contact: LiveContact::new(),
         };
-        state.reload();
+        // The experiments' versions first: loading the active plan compacts
+        // the log, and no stock move one of them reads may go.
         state.refresh_arm_plans(&state.events());
+        state.reload();
         Ok(state)
     }
 
@@ -520,9 +522,11 @@ impl ServiceState {
 
     /// Compacts the live events ([`EventLog::compact`]): consent older than
     /// the event window into the snapshot; inventory older than the window,
-    /// than [`ServiceConfig::max_plan_age`] and than the plan served (no plan
-    /// that could still be served reads it). Failing leaves everything as it
-    /// was (one transaction per batch); it is logged and tried again later.
+    /// than [`ServiceConfig::max_plan_age`], than the plan served and than
+    /// every running experiment's version (no plan that could still be
+    /// served reads it: a canary may serve a version older than the active
+    /// one). Failing leaves everything as it was (one transaction per batch);
+    /// it is logged and tried again later.
     fn compact(&self, events: &mut EventLog) {
         *self.compacted_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let now = chrono::Utc::now();
@@ -530,6 +534,9 @@ impl ServiceState {
         let mut inventory_cutoff = consent_cutoff.min(crate::live::time_before(now, self.config.max_plan_age));
         if let Some(s) = read(&self.snapshot).as_ref() {
             inventory_cutoff = inventory_cutoff.min(s.plan.created_at());
+        }
+        for plan in self.experiment_plans() {
+            inventory_cutoff = inventory_cutoff.min(plan.created_at());
         }
         match events.compact(consent_cutoff, inventory_cutoff) {
             Ok(c) if c == Default::default() => {}

@@ -189,6 +189,45 @@ async fn events_for_what_only_a_canarys_version_knows_are_recorded() {
     assert_eq!((status, error_code(&reply)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"), "{reply}");
 }
 
+/// A canary serving an older version than the active one reads the stock
+/// moves since that version was saved: compacting the log at an activation
+/// keeps them (it kept only what the active version reads, so after a
+/// restart the canary's live stock had forgotten the orders that emptied it).
+#[tokio::test]
+async fn compaction_keeps_the_stock_moves_a_canarys_older_version_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario");
+    write_scenario(&scenario);
+    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
+    let v1 = plan_into(&store, &scenario);
+    open_store_live(store.root(), None).unwrap().activate(&store, &v1).unwrap();
+    // No event window and no plan age: a move is compacted as soon as no
+    // served version reads it (every answer is then the fallback, on live stock).
+    let start = |dir: &std::path::Path| {
+        Fixture::start_with(dir, |config| {
+            config.event_window = std::time::Duration::ZERO;
+            config.max_plan_age = std::time::Duration::ZERO;
+        })
+    };
+    let (app, state) = start(dir.path());
+    let mut f = Fixture { dir, app, state };
+    let (status, e) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "c1", "kind": "canary", "version": v1, "share": 1.0 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let order = json!({ "event_id": "all-of-b", "kind": "order", "warehouse_id": "W1", "sku": "B", "qty": 10, "tier": "standard" });
+    let (status, ack) = f.post("/v1/events/inventory", FULFILMENT, order).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ack}");
+    assert_eq!(reason(&f.offers("s1").await, "bundle").as_deref(), Some("live:out_of_stock"));
+    // v2, saved after the order, becomes the active plan: the log is compacted.
+    let v2 = plan_into(&f.store(), &scenario);
+    let (status, body) = f.call("POST", &format!("/v1/plans/{v2}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // After a restart the canary's live stock is folded again from the log.
+    (f.app, f.state) = start(f.dir.path());
+    let s1 = f.offers("s1").await;
+    assert_eq!((s1["plan_version"].as_str(), arm(&s1, "c1").as_deref()), (Some(v1.as_str()), Some("canary")), "{s1}");
+    assert_eq!(reason(&s1, "bundle").as_deref(), Some("live:out_of_stock"), "{s1}");
+}
+
 #[tokio::test]
 async fn a_shadow_is_logged_never_served_and_a_holdout_is_never_personalized() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);

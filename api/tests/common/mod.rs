@@ -79,7 +79,23 @@ impl Fixture {
 
     /// [`Fixture::start`] with a drift policy.
     pub fn start_with_drift(dir: &Path, max_plan_age: Duration, drift: allot_api::drift::DriftPolicy) -> (App, Arc<ServiceState>) {
-        let config = ServiceConfig { keys: keys(), max_plan_age, scenario_root: dir.to_path_buf(), max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE, event_window: allot_api::DEFAULT_EVENT_WINDOW, drift };
+        Self::start_with(dir, |config| {
+            config.max_plan_age = max_plan_age;
+            config.drift = drift;
+        })
+    }
+
+    /// The service on `dir`'s store with the defaults as `configure` changes them.
+    pub fn start_with(dir: &Path, configure: impl FnOnce(&mut ServiceConfig)) -> (App, Arc<ServiceState>) {
+        let mut config = ServiceConfig {
+            keys: keys(),
+            max_plan_age: DEFAULT_MAX_PLAN_AGE,
+            scenario_root: dir.to_path_buf(),
+            max_live_silence: allot_api::DEFAULT_MAX_LIVE_SILENCE,
+            event_window: allot_api::DEFAULT_EVENT_WINDOW,
+            drift: Default::default(),
+        };
+        configure(&mut config);
         let state = Arc::new(ServiceState::open(dir.join("store"), config).unwrap());
         (router(state.clone()), state)
     }
