@@ -249,6 +249,20 @@ fn parquet_tables_load_like_csv() {
     assert_eq!(loaded.problem.uptake[1].p, 0.6);
 }
 
+/// A table given twice, as CSV and as Parquet, is an error naming both: the
+/// CSV was read and the Parquet ignored without a word.
+#[test]
+fn a_table_in_both_formats_is_an_error() {
+    use polars::prelude::*;
+    let both = |d: &Path| {
+        let mut df = df!("customer_id" => ["c1"], "zone" => ["Z1"], "tier" => ["standard"], "consent" => [false]).unwrap();
+        ParquetWriter::new(fs::File::create(d.join("customers.parquet")).unwrap()).finish(&mut df).unwrap();
+    };
+    let (issues, _, text) = issues(both);
+    assert_eq!(issues.len(), 1, "{text}");
+    assert!(text.contains("customers.csv") && text.contains("customers.parquet, not both"), "{text}");
+}
+
 /// `uptake.csv` rewritten as `uptake.parquet` in row groups of (at most) two rows.
 fn uptake_in_row_groups_of_two(dir: &Path, body: &str) {
     use polars::prelude::*;
@@ -297,6 +311,28 @@ fn with_customer_column(dir: &Path, column: &str, value: &str) {
 #[test]
 fn misspelt_consent_column_is_an_error() {
     assert_issue(|d| with_customer_column(d, "consnet", "false"), "customers.csv", None, "consnet", "did you mean `consent`");
+}
+
+/// A column that speaks of consent or suppression under another name is an
+/// error, however far its name is from the known ones: `suppression` was
+/// ignored with a note, and every customer served as not suppressed.
+#[test]
+fn a_governance_column_under_another_name_is_an_error() {
+    for name in ["suppression", "is_suppressed", "has_consent", "Opt-In", "opt_out"] {
+        assert_issue(|d| with_customer_column(d, name, "true"), "customers.csv", None, name, "is never ignored");
+    }
+}
+
+/// A column the header names twice is an error: the CSV reader kept the
+/// first `suppressed` column and renamed the second away, so a second column
+/// of `true`s was dropped with a note.
+#[test]
+fn a_column_named_twice_is_an_error() {
+    let twice = |d: &Path| {
+        with_customer_column(d, "suppressed", "false");
+        with_customer_column(d, "suppressed", "true");
+    };
+    assert_issue(twice, "customers.csv", None, "suppressed", "more than once");
 }
 
 #[test]

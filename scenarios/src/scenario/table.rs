@@ -114,12 +114,20 @@ impl Table {
         dir.join(format!("{stem}.csv")).is_file() || dir.join(format!("{stem}.parquet")).is_file()
     }
 
-    /// Reads `<dir>/<stem>.csv`, else `<dir>/<stem>.parquet`; `Ok(None)` when neither exists.
+    /// Reads `<dir>/<stem>.csv` or `<dir>/<stem>.parquet`; `Ok(None)` when
+    /// neither exists, an error when both do (which of the two holds the
+    /// data is never guessed: a Parquet table of consent withdrawals beside
+    /// an older CSV was ignored).
     /// `typed` names the CSV columns to parse as their type (Parquet columns
     /// always keep theirs); a column missing from the file is ignored.
     pub fn read(dir: &Path, stem: &str, typed: &[(&str, Kind)]) -> Result<Option<Table>, LoadError> {
         let csv = dir.join(format!("{stem}.csv"));
         let parquet = dir.join(format!("{stem}.parquet"));
+        if csv.is_file() && parquet.is_file() {
+            let expected = format!("{stem}.csv or {stem}.parquet, not both: which of the two holds the data is never guessed");
+            let issue = Issue { file: file_name(&csv), row: None, column: None, value: None, expected };
+            return Err(LoadError::Invalid { issues: vec![issue], total: 1 });
+        }
         let (path, frame) = if csv.is_file() {
             let schema: Schema = typed.iter().map(|&(name, kind)| Field::new(name.into(), kind.dtype())).collect();
             // A cell polars cannot parse as its column's type: the whole file as
@@ -287,28 +295,35 @@ impl Table {
     /// Checks the header once every column was parsed: a column nobody asked
     /// for that is close to a known one (a misspelling, see [`likely_meant`])
     /// is an issue, because ignoring `consnet` would silently default every
-    /// customer's consent; any other unknown column is ignored with a note.
-    /// A batch after the first ([`Table::read_in_batches`]) checks nothing:
-    /// the first one said it all.
+    /// customer's consent; so is one that speaks of consent or suppression
+    /// ([`GOVERNANCE_WORDS`]: `suppression`, `has_consent`, `opt_in` are too
+    /// far from the known names to be taken for misspellings), and a column
+    /// the header names twice (a CSV reader keeps the first and renames the
+    /// second away). Any other unknown column is ignored with a note. A batch
+    /// after the first ([`Table::read_in_batches`]) checks nothing: the first
+    /// one said it all.
     pub fn check_header(&self, issues: &mut Issues, notes: &mut Vec<String>) {
         if !self.first_batch {
             return;
         }
         let asked = self.asked.borrow();
-        for name in self.frame.get_column_names() {
+        let columns = self.frame.get_column_names();
+        let issue = |name: &str, expected: String| Issue { file: self.file.clone(), row: None, column: Some(name.to_string()), value: None, expected };
+        for name in &columns {
             let name = name.as_str();
             if asked.iter().any(|a| a == name) {
                 continue;
             }
-            match likely_meant(name, asked.iter().map(String::as_str)) {
-                Some(known) => issues.push(Issue {
-                    file: self.file.clone(),
-                    row: None,
-                    column: Some(name.to_string()),
-                    value: None,
-                    expected: format!("a known column: `{name}` is not one, did you mean `{known}`? (a misspelt column is an error, never ignored)"),
-                }),
-                None => notes.push(format!("{}: unknown column `{name}` ignored", self.file)),
+            if let Some(first) = duplicate_of(name).filter(|first| columns.iter().any(|c| c.as_str() == *first)) {
+                issues.push(issue(first, format!("`{first}` once: the header names it more than once")));
+            } else if let Some(known) = likely_meant(name, asked.iter().map(String::as_str)) {
+                issues.push(issue(name, format!("a known column: `{name}` is not one, did you mean `{known}`? (a misspelt column is an error, never ignored)")));
+            } else if let Some(word) = GOVERNANCE_WORDS.iter().find(|w| name.to_lowercase().replace(['-', ' '], "_").contains(*w)) {
+                let known: Vec<String> = asked.iter().filter(|a| GOVERNANCE_WORDS.iter().any(|w| a.contains(w))).map(|a| format!("`{a}`")).collect();
+                let known = if known.is_empty() { "this table has none".to_string() } else { format!("this table's: {}", known.join(", ")) };
+                issues.push(issue(name, format!("a known column: `{name}` is not one, and a column that speaks of {word} is never ignored ({known})")));
+            } else {
+                notes.push(format!("{}: unknown column `{name}` ignored", self.file));
             }
         }
     }
@@ -338,6 +353,18 @@ impl Table {
             expected: expected.into(),
         }
     }
+}
+
+/// Words that mark a column as one of governance (consent, suppression):
+/// an unknown column whose name holds one is an error, never ignored.
+/// Matched in the name lowercased, with `-` and spaces read as `_`.
+const GOVERNANCE_WORDS: [&str; 6] = ["consent", "suppress", "opt_in", "opt_out", "optin", "optout"];
+
+/// The column `name` renames when it is a repeat of one the header already
+/// named (`<first>_duplicated_<n>`, as the CSV reader names repeats).
+fn duplicate_of(name: &str) -> Option<&str> {
+    let (first, n) = name.rsplit_once("_duplicated_")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(first)
 }
 
 /// The known column `name` most likely misspells: the closest by edit distance
