@@ -134,6 +134,7 @@ fn crash_mid_write_keeps_the_store_whole() {
     let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
     ok(&plan(&golden("stock_lanes"), &out, &store, &["--activate"]));
     let before = fs::read(store.join("plans/000001/eligibility.parquet")).unwrap();
+    let (outputs_before, kpis_before) = (listing(&out), fs::read(out.join("kpis.json")).unwrap());
 
     // 4 table files go to --out first, then the crash hits inside the store's staging directory.
     let fairness = golden("fairness");
@@ -143,6 +144,10 @@ fn crash_mid_write_keeps_the_store_whole() {
 
     let s = PlanStore::open(&store).unwrap();
     assert_eq!(s.ids().unwrap(), vec!["000001"], "the half-written version is invisible");
+    // The output directory is the first run's, whole: the second run's tables
+    // were written beside it and never put in its place.
+    assert_eq!(listing(&out), outputs_before, "the outputs of the run that saved nothing replaced nothing");
+    assert_eq!(fs::read(out.join("kpis.json")).unwrap(), kpis_before);
     assert_eq!(support::active(&store).as_deref(), Some("000001"));
     assert!((s.kpis("000001").unwrap().objective - 12.9).abs() < 1e-6);
     assert_eq!(fs::read(store.join("plans/000001/eligibility.parquet")).unwrap(), before);
@@ -152,6 +157,44 @@ fn crash_mid_write_keeps_the_store_whole() {
     // The next save gets the next id, and the store lists both.
     ok(&plan(&golden("fairness"), &out, &store, &[]));
     assert_eq!(s.ids().unwrap(), vec!["000001", "000002"]);
+}
+
+/// The names in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// A run's output directory is replaced whole, and only once its version is
+/// saved: a run whose save fails leaves no outputs (they looked complete for
+/// a version that does not exist), a run in another encoding leaves none of
+/// the earlier one's tables, and a directory holding a planner's own files
+/// is refused before anything is solved.
+#[test]
+fn outputs_are_replaced_whole_and_only_after_the_version_is_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    // A store whose lock cannot be taken: the save fails after the solve.
+    fs::create_dir_all(store.join("store.lock")).unwrap();
+    let failed = plan(&golden("stock_lanes"), &out, &store, &[]);
+    assert!(!failed.status.success(), "the save fails");
+    assert!(!out.exists(), "no outputs for a version never saved");
+    assert_eq!(listing(tmp.path()), ["store"], "nothing left beside it either");
+    fs::remove_dir(store.join("store.lock")).unwrap();
+
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--format", "csv"]));
+    assert!(out.join("eligibility.csv").is_file());
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--format", "parquet"]));
+    let names = listing(&out);
+    assert!(names.contains(&"eligibility.parquet".to_string()) && !names.iter().any(|n| n.ends_with(".csv")), "{names:?}");
+
+    fs::write(out.join("notes.txt"), "mine").unwrap();
+    let refused = plan(&golden("stock_lanes"), &out, &store, &[]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("notes.txt"), "{said}");
+    assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(PlanStore::open(&store).unwrap().ids().unwrap().len(), 2, "refused before solving: no version");
 }
 
 #[test]

@@ -165,6 +165,76 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<(), Sto
     result
 }
 
+/// A directory built beside its final place and swapped in whole once the
+/// work that fills it has succeeded ([`StagedDir::publish`]); dropped
+/// unpublished (a failed run), it is removed. Why: a run's output directory
+/// written in place, file by file, was left mixing a failed run's files
+/// with an earlier run's, or looking complete for a plan version the store
+/// never saved, and kept the other encoding's tables of an earlier run.
+pub struct StagedDir {
+    target: PathBuf,
+    staging: PathBuf,
+    published: bool,
+}
+
+impl StagedDir {
+    /// A new, empty staging directory for `target` (a hidden sibling of it).
+    pub fn new(target: &Path) -> Result<Self, StoreError> {
+        let parent = parent_dir(target);
+        std::fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+        let staging = parent.join(format!(".{}.partial-{}", dir_name(target), unique_suffix()));
+        std::fs::create_dir(&staging).map_err(|e| StoreError::io("cannot create", &staging, e))?;
+        Ok(StagedDir { target: target.to_path_buf(), staging, published: false })
+    }
+
+    /// Where the files go until [`StagedDir::publish`].
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Puts the staging directory in the target's place: the target as it was
+    /// (when there is one) is renamed aside, the staging directory renamed in,
+    /// and the old one removed. A reader sees the old directory or the new
+    /// one, never a mix (a crash between the two renames leaves no target,
+    /// and both beside it).
+    pub fn publish(mut self) -> Result<(), StoreError> {
+        sync_dir(&self.staging)?;
+        let parent = parent_dir(&self.target);
+        let aside = parent.join(format!(".{}.replaced-{}", dir_name(&self.target), unique_suffix()));
+        let replaced = match std::fs::rename(&self.target, &aside) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(StoreError::io("cannot move aside", &self.target, e)),
+        };
+        std::fs::rename(&self.staging, &self.target).map_err(|e| StoreError::io("cannot rename into", &self.target, e))?;
+        self.published = true;
+        sync_dir(&parent)?;
+        if replaced {
+            std::fs::remove_dir_all(&aside).map_err(|e| StoreError::io("cannot remove", &aside, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn dir_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| "out".to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// A name suffix no other writer uses at the same time (process id, a
 /// per-process counter, the time): threads and processes writing the same file
 /// never share a temporary.

@@ -36,6 +36,9 @@ pub struct DemandPlanRow {
     pub offer: f64,
 }
 
+/// The demand plan's table (its file stem).
+pub const DEMAND_PLAN_TABLE: &str = "demand_plan";
+
 /// The demand plan of `plan` for the loaded scenario, sorted by zone, SKU, day.
 pub fn demand_plan(loaded: &LoadedScenario, plan: &Plan) -> Vec<DemandPlanRow> {
     let problem: &Problem = &loaded.problem;
@@ -128,6 +131,6 @@ pub fn write_demand_plan(dir: &Path, loaded: &LoadedScenario, plan: &Plan, forma
             Column::new("total_units".into(), rows.iter().map(|r| round(r.baseline + r.offer)).collect::<Vec<_>>()),
         ],
     )
-    .map_err(|e| StoreError::Table { path: dir.join("demand_plan"), reason: e.to_string() })?;
-    write_table(dir, "demand_plan", &mut df, format)
+    .map_err(|e| StoreError::Table { path: dir.join(DEMAND_PLAN_TABLE), reason: e.to_string() })?;
+    write_table(dir, DEMAND_PLAN_TABLE, &mut df, format)
 }

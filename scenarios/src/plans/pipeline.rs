@@ -20,8 +20,9 @@ use tracing::info;
 use crate::error::{PipelineError, StoreError};
 use crate::scenario::load::{LoadOptions, LoadedScenario};
 use crate::whatif::variants::load_scenario_with;
-use crate::plans::output::write_plan_outputs;
-use crate::files::{Format, OutputFormat};
+use crate::plans::demand_plan::DEMAND_PLAN_TABLE;
+use crate::plans::output::{write_plan_outputs, KPIS_FILE, OUTPUT_TABLES};
+use crate::files::{Format, OutputFormat, StagedDir};
 use crate::plans::store::{Manifest, PlanStore, VersionMeta, VERSION_FORMAT, WARM_START_FILE};
 use allot_optimizer::decomposed::WarmStart;
 use crate::whatif::marginal_values::{self, MarginalValue};
@@ -80,6 +81,9 @@ pub fn plan_scenario(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver
 /// [`plan_scenario`] loading with `options` (`POST /v1/plans` confines the
 /// files read to the server's scenario root through [`LoadOptions::root`]).
 pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanSolver, out: Option<OutputDir<'_>>, options: LoadOptions) -> Result<PlanRun, PipelineError> {
+    if let Some(o) = &out {
+        check_replaceable(o.dir).map_err(outputs_error(o.dir))?;
+    }
     // The version records where the scenario is, whichever way it was named.
     let scenario = scenario.canonicalize().unwrap_or_else(|_| scenario.to_path_buf());
     info!(scenario = %scenario.display(), "loading");
@@ -132,26 +136,62 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     drop((cands, alloc));
     // The outputs' encoding, now that the scenario's size is known.
     let out = out.map(|o| (o.dir, o.format.for_customers(p.customers.len())));
+    // Written beside the output directory and put in its place only once the
+    // version is saved: a failed or killed run leaves the earlier outputs whole.
     let written = match out {
         Some((dir, format)) => {
-            let files = run.write(dir, format).map_err(|source| PipelineError::Outputs { dir: dir.to_path_buf(), source })?;
-            info!(dir = %dir.display(), format = format.extension(), "outputs written");
-            Some(files)
+            let staged = StagedDir::new(dir).map_err(outputs_error(dir))?;
+            let files = run.write(staged.path(), format).map_err(outputs_error(dir))?;
+            Some((dir, format, staged, files))
         }
         None => None,
     };
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
     let manifest = store.save(&meta, |staging| {
         // The outputs just written, when in the version's format, are its files.
-        match (out, &written) {
-            (Some((dir, format)), Some(files)) if format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, dir, staging)?,
+        match &written {
+            Some((_, format, staged, files)) if *format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, staged.path(), staging)?,
             _ => run.write(staging, VERSION_FORMAT)?,
         };
         crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
         crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
     })?;
     info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
+    if let Some((dir, format, staged, _)) = written {
+        staged.publish().map_err(outputs_error(dir))?;
+        info!(dir = %dir.display(), format = format.extension(), "outputs written");
+    }
     Ok(PlanRun { manifest, kpis, write_seconds: t.elapsed().as_secs_f64() })
+}
+
+/// The error of a run whose outputs in `dir` could not be written.
+fn outputs_error(dir: &Path) -> impl FnOnce(StoreError) -> PipelineError + '_ {
+    move |source| PipelineError::Outputs { dir: dir.to_path_buf(), source }
+}
+
+/// Refuses an output directory that holds anything a run does not write
+/// (checked before solving): a run replaces its output directory whole, and
+/// must never delete a planner's own files with it. An absent or empty
+/// directory, or one an earlier run wrote, is fine.
+fn check_replaceable(dir: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("cannot read", dir, e)),
+    };
+    let kpis = KPIS_FILE.split('.').next().unwrap_or(KPIS_FILE);
+    let shadow_prices = marginal_values::SHADOW_PRICES_FILE.split('.').next().unwrap_or_default();
+    let known = |stem: &str| OUTPUT_TABLES.contains(&stem) || [DEMAND_PLAN_TABLE, kpis, shadow_prices, FORECAST_DIR].contains(&stem);
+    for entry in entries {
+        let name = entry.map_err(|e| StoreError::io("cannot read", dir, e))?.file_name().to_string_lossy().into_owned();
+        // A temporary a killed writer left (`.<file>.tmp-...`) is its file's.
+        let file = name.strip_prefix('.').and_then(|hidden| hidden.split_once(".tmp-")).map_or(name.as_str(), |(file, _)| file);
+        if !known(file.split('.').next().unwrap_or_default()) {
+            let why = format!("it holds `{name}`, which a run does not write; a run replaces its output directory whole: give --out a new or empty directory, or one an earlier run wrote");
+            return Err(StoreError::io("will not replace", dir, std::io::Error::other(why)));
+        }
+    }
+    Ok(())
 }
 
 /// Everything derived from one solve that a run writes.
