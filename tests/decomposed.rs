@@ -706,3 +706,26 @@ fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
         assert!(kpi.measured_served >= bound - TOL, "{}: served {} app acceptances, minimum {bound}", alloc.report.solver, kpi.measured_served);
     }
 }
+
+/// With binary decisions the decomposition's answer is its served plan
+/// (`x = eligible`), and it keeps every hard limit: where rounding the
+/// relaxation leaves a hard minimum short, the all-or-nothing model decides
+/// (`tests/fixtures/binary_minimum_rounding`: `neg_min`, 3.31 acceptances of
+/// an offer worth less than nothing). Before, `x` was the rounding as it
+/// stood: 3.23 acceptances, and an objective above the proven bound.
+#[test]
+fn a_binary_plan_keeps_a_hard_minimum_that_rounding_misses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/binary_minimum_rounding");
+    let problem = load_scenario(&dir).expect("loads").problem;
+    assert!(problem.policy.binary_decisions);
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let alloc = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("solves");
+    assert_eq!(check_allocation(&problem, &cands, &alloc, TOL), vec![], "x keeps every hard limit");
+    assert!(alloc.x.iter().all(|&x| x == 0.0 || x == 1.0), "x is 0/1");
+    assert!(alloc.report.objective <= alloc.report.bound + TOL, "objective {} above the bound {}", alloc.report.objective, alloc.report.bound);
+    let plan = derive_plan(&problem, &network, &cands, &alloc);
+    for (k, &x) in alloc.x.iter().enumerate() {
+        assert_eq!(plan.eligibility[cands.uptake_row[k] as usize].eligible(), x == 1.0, "pair {k}: eligible = x");
+    }
+}

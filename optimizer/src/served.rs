@@ -286,7 +286,15 @@ pub fn binary_allocation(problem: &Problem, network: &crate::candidates::Network
     use crate::families::{no_extra, CustomLimitMode, Scope};
     let scope = Scope::new(problem, network, cands, CustomLimitMode::Off);
     let layout = Layout::new(&scope, no_extra(&scope));
-    let served = serve(problem, cands, &alloc, &layout, &cands.customer_rows(problem), Fill::AnyPositive);
+    let mut served = serve(problem, cands, &alloc, &layout, &cands.customer_rows(problem), Fill::AnyPositive);
+    // Rounding can miss a hard minimum that another 0/1 plan meets: the
+    // all-or-nothing model then decides, as the plan's derivation does, so
+    // that `x` is the plan served and keeps every hard limit.
+    if !served.over.is_empty() {
+        if let Some(found) = all_or_nothing(problem, network, cands, &alloc, &layout, &served) {
+            served = found;
+        }
+    }
     let x: Vec<f64> = served.eligible.iter().map(|&e| if e { 1.0 } else { 0.0 }).collect();
     let objective = crate::allocation::objective_at(problem, cands, &|k| x[k], &served.flows, &served.unmet);
     let mut report = alloc.report;
