@@ -139,7 +139,7 @@ impl Table {
             (csv, frame)
         } else if parquet.is_file() {
             let file = std::fs::File::open(&parquet).map_err(|e| LoadError::io(&parquet, e))?;
-            let frame = ParquetReader::new(file).finish().map_err(|e| polars_error(&parquet, e))?;
+            let frame = decode_parquet(&parquet, || ParquetReader::new(file).finish())?;
             (parquet, frame)
         } else {
             return Ok(None);
@@ -190,7 +190,7 @@ impl Table {
                 let frame = file.try_clone().map_err(|e| LoadError::io(&path, e)).and_then(|file| {
                     let mut reader = ParquetReader::new(file).with_slice(Some((first_row, rows)));
                     reader.set_metadata(metadata.clone());
-                    reader.finish().map_err(|e| polars_error(&path, e))
+                    decode_parquet(&path, || reader.finish())
                 });
                 let failed = frame.is_err();
                 // A receiver gone (the caller stopped early) or a failed read: no more groups.
@@ -418,6 +418,20 @@ fn file_name(path: &Path) -> String {
 
 fn polars_error(path: &Path, e: PolarsError) -> LoadError {
     LoadError::Unreadable { path: PathBuf::from(path), reason: e.to_string() }
+}
+
+/// Runs a Parquet decode of `path`; a panic inside it (polars panics on a
+/// column type this build does not read, a decimal) is the file's error,
+/// not the process's end.
+fn decode_parquet(path: &Path, decode: impl FnOnce() -> PolarsResult<DataFrame>) -> Result<DataFrame, LoadError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(frame) => frame.map_err(|e| polars_error(path, e)),
+        Err(panic) => {
+            let said = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("no message");
+            let reason = format!("a column of a type allot does not read ({said}): write whole numbers as 32- or 64-bit integers, other numbers as 64-bit floats");
+            Err(LoadError::Unreadable { path: PathBuf::from(path), reason })
+        }
+    }
 }
 
 /// A typed cell, as polars read it.
@@ -709,6 +723,18 @@ mod tests {
         assert!(said.contains(&"t.parquet row 6 column `p`: got \"1.6\", expected a probability in (0, 1]".to_string()), "{said:?}");
         assert_eq!(said.iter().filter(|s| s.contains("column `absent`")).count(), 1, "{said:?}");
         assert_eq!(said.iter().filter(|s| s.contains("`absnet`") && s.contains("did you mean `absent`")).count(), 1, "{said:?}");
+    }
+
+    /// A Parquet column of a type this build cannot decode (a decimal, here
+    /// written by pyarrow) is the file's error, not a panic of the process.
+    #[test]
+    fn an_unreadable_parquet_column_type_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/decimal_column.parquet"), dir.path().join("t.parquet")).unwrap();
+        for error in [Table::read(dir.path(), "t", &[]).err(), Table::read_in_batches(dir.path(), "t", &[]).unwrap().unwrap().find_map(Result::err)] {
+            let error = error.expect("an error").to_string();
+            assert!(error.contains("t.parquet") && error.contains("a column of a type allot does not read"), "{error}");
+        }
     }
 
     /// A row group that cannot be decoded ends the batches with an error
