@@ -20,17 +20,13 @@ const CUSTOMERS: [&str; 8] = ["g1", "g2", "g3", "g4", "s1", "s2", "s3", "s4"];
 /// acceptances at a discount of 2) and a cap of 2 redemptions on the single
 /// (the plan expects 0.8), both slack for the plan and reachable live.
 fn capped_fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario");
-    write_scenario(&scenario);
-    std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,max_redemptions\nbundle,10,2,\nsingle,5,0,2\n").unwrap();
-    let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
-    std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nbudget = 9.0\n")).unwrap();
-    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
-    let id = plan_into(&store, &scenario);
-    open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
-    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
-    Fixture { dir, app, state }
+    let capped = |scenario: &std::path::Path| {
+        write_scenario(scenario);
+        std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,max_redemptions\nbundle,10,2,\nsingle,5,0,2\n").unwrap();
+        let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
+        std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nbudget = 9.0\n")).unwrap();
+    };
+    Fixture::of_scenario(capped, DEFAULT_MAX_PLAN_AGE)
 }
 
 fn outcome(id: &str, kind: &str, customer: &str, offer: &str) -> Value {

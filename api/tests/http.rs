@@ -437,17 +437,13 @@ async fn consent_withdrawal_removes_all_offers_on_the_next_request() {
 /// SKU-proliferation limit decides which customized variants exist.
 #[tokio::test]
 async fn the_fallback_keeps_closed_custom_offers_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario");
-    write_scenario(&scenario);
-    std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,custom\nbundle,10,0,true\nsingle,5,0,true\n").unwrap();
-    let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
-    std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nmax_custom_offers = 1\n")).unwrap();
-    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
-    let id = plan_into(&store, &scenario);
-    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
-    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
-    let mut f = Fixture { dir, app, state };
+    let custom = |scenario: &std::path::Path| {
+        write_scenario(scenario);
+        std::fs::write(scenario.join("offers.csv"), "offer_id,margin,discount_cost,custom\nbundle,10,0,true\nsingle,5,0,true\n").unwrap();
+        let toml = std::fs::read_to_string(scenario.join("scenario.toml")).unwrap();
+        std::fs::write(scenario.join("scenario.toml"), format!("{toml}\n[policy]\nmax_custom_offers = 1\n")).unwrap();
+    };
+    let mut f = Fixture::of_scenario(custom, DEFAULT_MAX_PLAN_AGE);
     // The plan opens the bundle (worth more to more customers), not the single.
     let g1 = f.offers("g1").await;
     assert_eq!(offer_ids(&g1), ["bundle"], "{g1}");
@@ -463,17 +459,13 @@ async fn the_fallback_keeps_closed_custom_offers_closed() {
 /// the plan's clamped 0, so a receipt smaller than the shortfall was served).
 #[tokio::test]
 async fn a_receipt_fills_the_shortfall_below_safety_stock_before_anything_is_promised() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario");
-    write_scenario(&scenario);
     // B: 5 on hand against a safety stock of 10.
-    std::fs::write(scenario.join("inventory.csv"), "warehouse_id,sku,on_hand,safety_stock\nW1,A,10,0\nW1,B,5,10\nW1,C,100,0\n").unwrap();
-    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
-    let id = plan_into(&store, &scenario);
-    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+    let short = |scenario: &std::path::Path| {
+        write_scenario(scenario);
+        std::fs::write(scenario.join("inventory.csv"), "warehouse_id,sku,on_hand,safety_stock\nW1,A,10,0\nW1,B,5,10\nW1,C,100,0\n").unwrap();
+    };
     // A plan too old to trust: the fallback answers from live stock.
-    let (app, state) = Fixture::start(dir.path(), Duration::ZERO);
-    let f = Fixture { dir, app, state };
+    let f = Fixture::of_scenario(short, Duration::ZERO);
     let receipt = |id: &str, qty: f64| json!({ "event_id": id, "kind": "receipt", "warehouse_id": "W1", "sku": "B", "qty": qty });
     let s1 = f.offers("s1").await;
     assert_eq!((s1["fallback_reason"].as_str(), offer_ids(&s1)), (Some("plan_stale"), vec!["single".to_string()]), "{s1}");
@@ -785,19 +777,13 @@ async fn concurrent_activations_all_succeed_and_serve_the_active_plan() {
 /// acceptance probability, not one derived from the offer's margin.
 #[tokio::test]
 async fn pair_values_and_contact_costs_reach_the_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario");
-    std::fs::create_dir_all(&scenario).unwrap();
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/channels_costs");
-    for entry in std::fs::read_dir(golden).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), scenario.join(entry.file_name())).unwrap();
-    }
-    let store = allot_scenarios::PlanStore::open(dir.path().join("store")).unwrap();
-    let id = plan_into(&store, &scenario);
-    allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
-    let (app, state) = Fixture::start(dir.path(), DEFAULT_MAX_PLAN_AGE);
-    let mut f = Fixture { dir, app, state };
+    let golden = |scenario: &std::path::Path| {
+        for entry in std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/channels_costs")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), scenario.join(entry.file_name())).unwrap();
+        }
+    };
+    let mut f = Fixture::of_scenario(golden, DEFAULT_MAX_PLAN_AGE);
     let c1 = f.offers("c1").await;
     assert_eq!(offer_ids(&c1), ["o1", "o2"]);
     for (i, value, uptake) in [(0, 9.0, 0.5), (1, 1.0, 0.5)] {

@@ -73,6 +73,20 @@ impl Fixture {
         Fixture { dir, app, state }
     }
 
+    /// A store with one planned, active version of the scenario `write` puts
+    /// in the directory it is given, served with `max_plan_age`.
+    pub fn of_scenario(write: impl FnOnce(&Path), max_plan_age: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("scenario");
+        std::fs::create_dir_all(&scenario).unwrap();
+        write(&scenario);
+        let store = PlanStore::open(dir.path().join("store")).unwrap();
+        let id = plan_into(&store, &scenario);
+        allot_api::live::import::open_store_live(store.root(), None).unwrap().activate(&store, &id).unwrap();
+        let (app, state) = Self::start(dir.path(), max_plan_age);
+        Fixture { dir, app, state }
+    }
+
     pub fn start(dir: &Path, max_plan_age: Duration) -> (App, Arc<ServiceState>) {
         Self::start_with_drift(dir, max_plan_age, Default::default())
     }
