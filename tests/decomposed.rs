@@ -729,3 +729,38 @@ fn a_binary_plan_keeps_a_hard_minimum_that_rounding_misses() {
         assert_eq!(plan.eligibility[cands.uptake_row[k] as usize].eligible(), x == 1.0, "pair {k}: eligible = x");
     }
 }
+
+/// A pair the served plan leaves out is never blamed on what it would help
+/// or on a cap with room left: on the same fixture as a relaxation (exact),
+/// the all-or-nothing model leaves out pairs of O00005 that count towards
+/// `neg_min` (they were blamed on it), and a pair blamed on the contact cap
+/// belongs to a customer served up to the cap.
+#[test]
+fn reasons_of_pairs_left_out_name_a_limit_that_holds_them_back() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/binary_minimum_rounding");
+    let mut problem = load_scenario(&dir).expect("loads").problem;
+    problem.policy.binary_decisions = false;
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let alloc = solve(&problem, &network, &cands, &SolverChoice::Exact(ExactOptions::default())).expect("solves");
+    let plan = derive_plan(&problem, &network, &cands, &alloc);
+    let neg_min = problem.rules.iter().position(|r| r.id == "neg_min").expect("neg_min");
+    let mut left_out_selected = 0;
+    for k in 0..cands.len() {
+        let row = &plan.eligibility[cands.uptake_row[k] as usize];
+        if row.eligible() {
+            continue;
+        }
+        left_out_selected += usize::from(alloc.x[k] >= 0.5);
+        let c = cands.customer[k];
+        match row.reason {
+            allot_optimizer::plan::Reason::NotSelected(allot_optimizer::plan::Binding::Rule(r)) => assert_ne!(r as usize, neg_min, "pair {k} blamed on the minimum it counts towards"),
+            allot_optimizer::plan::Reason::NotSelected(allot_optimizer::plan::Binding::ContactCap) if alloc.x[k] >= 0.5 => {
+                let served = cands.of_customer(c).filter(|&j| plan.eligibility[cands.uptake_row[j] as usize].eligible()).count();
+                assert!(problem.contact_cap_of(c).is_some_and(|cap| served >= cap as usize), "pair {k} blamed on the cap of a customer served {served}");
+            }
+            _ => {}
+        }
+    }
+    assert!(left_out_selected > 0, "the served plan leaves out pairs the relaxation selected (else this tests nothing)");
+}

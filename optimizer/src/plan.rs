@@ -32,7 +32,7 @@ use crate::contact_policy::{CustomerRows, PolicyRow};
 use crate::served::{self, DropCause, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
-use crate::model::{BucketIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, Uptake, WarehouseIx, ZoneIx};
+use crate::model::{BucketIx, CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, Uptake, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
@@ -578,7 +578,7 @@ fn eligibility_rows(
         } else {
             // The charges of a pair left out read every family's prices
             // (most of this function's time at scale).
-            Reason::NotSelected(charges.binding(problem, cands, alloc, k))
+            Reason::NotSelected(charges.binding(problem, cands, alloc, eligible, k))
         };
         EligibilityRow { x: clean(alloc.x[k]).clamp(0.0, 1.0), rank: eligible[k].then(|| rank(k)), reason }
     };
@@ -726,14 +726,15 @@ impl<'a> ChargeModel<'a> {
         }
     }
 
-    /// The family that charges candidate `k` most.
-    fn binding(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, k: usize) -> Binding {
+    /// The family that charges candidate `k` most (`eligible`: the served plan).
+    fn binding(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool], k: usize) -> Binding {
         let o = cands.offer[k];
         let c = cands.customer[k] as usize;
         if !alloc.offer_open[o as usize] {
             return self.custom_limit;
         }
-        if alloc.x[k] >= ROUND_UP_AT - 1e-9 {
+        let at_cap = || problem.contact_cap_of(c as CustomerIx).is_some_and(|cap| cands.of_customer(c as CustomerIx).filter(|&j| eligible[j]).count() >= cap as usize);
+        if alloc.x[k] >= ROUND_UP_AT - 1e-9 && at_cap() {
             // Selected by the LP, cut by the customer's cap when rounding.
             return Binding::ContactCap;
         }

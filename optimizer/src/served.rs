@@ -198,11 +198,11 @@ const NEIGHBOURHOOD_SECONDS: f64 = 60.0;
 /// no 0/1 plan exists in it. `None` when none is found (or the scenario is
 /// above [`ALL_OR_NOTHING_MAX_PAIRS`], or HiGHS fails): the plan then stays
 /// refused by the checker, naming the rule. Pairs the solver selected and
-/// this plan leaves out keep the rounding's reason, else that of the first
-/// row over.
+/// this plan leaves out keep the rounding's reason; the others get the
+/// charges' (the first row over, a minimum, is no reason to leave out a pair
+/// that would count towards it).
 pub fn all_or_nothing(problem: &Problem, network: &crate::candidates::Network, cands: &Candidates, alloc: &Allocation, layout: &Layout, rounded: &Served) -> Option<Served> {
-    let &row = rounded.over.first()?;
-    if cands.len() > ALL_OR_NOTHING_MAX_PAIRS {
+    if rounded.over.is_empty() || cands.len() > ALL_OR_NOTHING_MAX_PAIRS {
         return None;
     }
     let mut binary = problem.clone();
@@ -235,10 +235,9 @@ pub fn all_or_nothing(problem: &Problem, network: &crate::candidates::Network, c
     };
     let mip = found?;
     let eligible: Vec<bool> = mip.x.iter().map(|&x| x > 0.5).collect();
-    let minimum = DropCause::of_row(layout, row);
     let dropped = (0..cands.len())
         .filter(|&k| !eligible[k] && alloc.x[k] >= ROUND_UP_AT)
-        .map(|k| (k, rounded.dropped.get(&k).copied().unwrap_or(minimum)))
+        .filter_map(|k| rounded.dropped.get(&k).map(|&cause| (k, cause)))
         .collect();
     Some(Served { eligible, dropped, flows: mip.flows, unmet: mip.unmet, over: Vec::new() })
 }
