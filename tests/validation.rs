@@ -249,6 +249,37 @@ fn parquet_tables_load_like_csv() {
     assert_eq!(loaded.problem.uptake[1].p, 0.6);
 }
 
+/// A CSV file whose layout breaks names the row: one field too many, a
+/// quote that never closes, bytes that are not UTF-8 (the reader named no
+/// row and advised an option of its own).
+#[test]
+fn a_csv_row_that_breaks_the_layout_is_named() {
+    let text = |d: &Path| fs::read_to_string(d.join("uptake.csv")).unwrap();
+    let rows = |d: &Path| text(d).lines().count() - 1;
+    let cases: [(&dyn Fn(&Path) -> String, &str); 2] = [
+        (&|d| format!("{}c1,o1,0.5,extra\n", text(d)), "fields, as the header has"),
+        (&|d| format!("{}\"c1,o1,0.5\n", text(d)), "a closing quote"),
+    ];
+    for (edit, expected) in cases {
+        let mut row = 0;
+        let (found, _, said) = issues(|d| {
+            row = rows(d) + 1;
+            let body = edit(d);
+            write(d, "uptake.csv", &body);
+        });
+        assert!(found.iter().any(|i| i.file == "uptake.csv" && i.row == Some(row) && i.to_string().contains(expected)), "row {row}, {expected:?}: {said}");
+    }
+    // Bytes that are not UTF-8.
+    let mut row = 0;
+    let (found, _, said) = issues(|d| {
+        row = rows(d) + 1;
+        let mut bytes = fs::read(d.join("uptake.csv")).unwrap();
+        bytes.extend_from_slice(b"c\xff1,o1,0.5\n");
+        fs::write(d.join("uptake.csv"), bytes).unwrap();
+    });
+    assert!(found.iter().any(|i| i.file == "uptake.csv" && i.row == Some(row) && i.to_string().contains("UTF-8")), "row {row}: {said}");
+}
+
 /// A table given twice, as CSV and as Parquet, is an error naming both: the
 /// CSV was read and the Parquet ignored without a word.
 #[test]

@@ -134,7 +134,7 @@ impl Table {
             // text, where every cell is checked and reported on its own.
             let frame = match read_csv(&csv, Some(schema)) {
                 Ok(frame) => frame,
-                Err(_) => read_csv(&csv, None).map_err(|e| polars_error(&csv, e))?,
+                Err(_) => read_csv(&csv, None).map_err(|e| csv_layout_issue(&csv).unwrap_or_else(|| polars_error(&csv, e)))?,
             };
             (csv, frame)
         } else if parquet.is_file() {
@@ -414,6 +414,57 @@ fn read_csv(path: &Path, typed: Option<Schema>) -> PolarsResult<DataFrame> {
 
 fn file_name(path: &Path) -> String {
     path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Where a CSV file that does not parse at all breaks its layout: the first
+/// data row (1-based) with more or fewer fields than the header, a quoted
+/// field that never closes, or bytes that are not UTF-8; `None` when none is
+/// found (the reader's own message is then the error). Why: the reader names
+/// no row, and its advice (an option of its own) is not one a planner can take.
+fn csv_layout_issue(path: &Path) -> Option<LoadError> {
+    let bytes = std::fs::read(path).ok()?;
+    let issue = |row: usize, expected: String| {
+        let issue = Issue { file: file_name(path), row: Some(row), column: None, value: None, expected };
+        Some(LoadError::Invalid { issues: vec![issue], total: 1 })
+    };
+    // Records: fields counted outside quotes; a record ends at a newline outside quotes.
+    let (mut record, mut fields, mut quoted, mut record_start, mut header_fields) = (0usize, 1usize, false, 0usize, None);
+    let mut end_record = |record: &mut usize, fields: &mut usize, start: usize, end: usize| -> Option<Option<LoadError>> {
+        let line = &bytes[start..end];
+        let blank = line.iter().all(|b| b.is_ascii_whitespace());
+        let found = *fields;
+        *fields = 1;
+        if blank {
+            return None;
+        }
+        if std::str::from_utf8(line).is_err() {
+            return Some(issue(*record, "text in UTF-8 (this row holds bytes that are not)".to_string()));
+        }
+        match header_fields {
+            None => header_fields = Some(found),
+            Some(n) if n != found => return Some(issue(*record, format!("{n} fields, as the header has (this row has {found})"))),
+            Some(_) => {}
+        }
+        *record += 1;
+        None
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => fields += 1,
+            b'\n' if !quoted => {
+                if let Some(found) = end_record(&mut record, &mut fields, record_start, i) {
+                    return found;
+                }
+                record_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return issue(record, "a closing quote: a quoted field of this row never ends".to_string());
+    }
+    end_record(&mut record, &mut fields, record_start, bytes.len()).flatten()
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> LoadError {
