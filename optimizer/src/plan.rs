@@ -32,7 +32,7 @@ use crate::contact_policy::{CustomerRows, PolicyRow};
 use crate::served::{self, DropCause, Served, ROUND_UP_AT};
 use crate::candidates::{Candidates, ExclusionRule, Network};
 use crate::families::{balance, custom_limit, lane, no_extra, rules, stock, Charges, CustomLimitMode, ExtraFamilies, Layout, Scope};
-use crate::model::{BucketIx, CustomerIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, Uptake, WarehouseIx, ZoneIx};
+use crate::model::{BucketIx, Measure, OfferIx, Problem, RuleKind, SkuIx, TierIx, Uptake, WarehouseIx, ZoneIx};
 
 /// Prices below this count as zero (solver noise).
 const PRICE_EPS: f64 = 1e-7;
@@ -733,7 +733,8 @@ impl<'a> ChargeModel<'a> {
         if !alloc.offer_open[o as usize] {
             return self.custom_limit;
         }
-        let at_cap = || problem.contact_cap_of(c as CustomerIx).is_some_and(|cap| cands.of_customer(c as CustomerIx).filter(|&j| eligible[j]).count() >= cap as usize);
+        let customer = cands.customer[k];
+        let at_cap = || problem.contact_cap_of(customer).is_some_and(|cap| cands.of_customer(customer).filter(|&j| eligible[j]).count() >= cap as usize);
         if alloc.x[k] >= ROUND_UP_AT - 1e-9 && at_cap() {
             // Selected by the LP, cut by the customer's cap when rounding.
             return Binding::ContactCap;

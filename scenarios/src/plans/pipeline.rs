@@ -142,22 +142,22 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
         Some((dir, format)) => {
             let staged = StagedDir::new(dir).map_err(outputs_error(dir))?;
             let files = run.write(staged.path(), format).map_err(outputs_error(dir))?;
-            Some((dir, format, staged, files))
+            Some((staged, files))
         }
         None => None,
     };
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
     let manifest = store.save(&meta, |staging| {
         // The outputs just written, when in the version's format, are its files.
-        match &written {
-            Some((_, format, staged, files)) if *format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, staged.path(), staging)?,
+        match (out, &written) {
+            (Some((_, format)), Some((staged, files))) if format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, staged.path(), staging)?,
             _ => run.write(staging, VERSION_FORMAT)?,
         };
         crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
         crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
     })?;
     info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
-    if let Some((dir, format, staged, _)) = written {
+    if let (Some((dir, format)), Some((staged, _))) = (out, written) {
         staged.publish().map_err(outputs_error(dir))?;
         info!(dir = %dir.display(), format = format.extension(), "outputs written");
     }

@@ -423,48 +423,46 @@ fn file_name(path: &Path) -> String {
 /// no row, and its advice (an option of its own) is not one a planner can take.
 fn csv_layout_issue(path: &Path) -> Option<LoadError> {
     let bytes = std::fs::read(path).ok()?;
-    let issue = |row: usize, expected: String| {
-        let issue = Issue { file: file_name(path), row: Some(row), column: None, value: None, expected };
+    let issue = |row: usize, expected: &str| {
+        let issue = Issue { file: file_name(path), row: Some(row), column: None, value: None, expected: expected.to_string() };
         Some(LoadError::Invalid { issues: vec![issue], total: 1 })
     };
-    // Records: fields counted outside quotes; a record ends at a newline outside quotes.
-    let (mut record, mut fields, mut quoted, mut record_start, mut header_fields) = (0usize, 1usize, false, 0usize, None);
-    let mut end_record = |record: &mut usize, fields: &mut usize, start: usize, end: usize| -> Option<Option<LoadError>> {
-        let line = &bytes[start..end];
-        let blank = line.iter().all(|b| b.is_ascii_whitespace());
-        let found = *fields;
-        *fields = 1;
-        if blank {
-            return None;
-        }
-        if std::str::from_utf8(line).is_err() {
-            return Some(issue(*record, "text in UTF-8 (this row holds bytes that are not)".to_string()));
-        }
-        match header_fields {
-            None => header_fields = Some(found),
-            Some(n) if n != found => return Some(issue(*record, format!("{n} fields, as the header has (this row has {found})"))),
-            Some(_) => {}
-        }
-        *record += 1;
-        None
-    };
+    // Records and their fields, counted outside quotes; a record ends at a
+    // newline outside quotes. `quoted` at the end: the last one never closes a quote.
+    let (mut records, mut start, mut fields, mut quoted) = (Vec::new(), 0, 1, false);
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'"' => quoted = !quoted,
             b',' if !quoted => fields += 1,
             b'\n' if !quoted => {
-                if let Some(found) = end_record(&mut record, &mut fields, record_start, i) {
-                    return found;
-                }
-                record_start = i + 1;
+                records.push((&bytes[start..i], fields));
+                (start, fields) = (i + 1, 1);
             }
             _ => {}
         }
     }
-    if quoted {
-        return issue(record, "a closing quote: a quoted field of this row never ends".to_string());
+    records.push((&bytes[start..], fields));
+    let last = records.len() - 1;
+    // `row`: the data rows before this record (the header is row 0).
+    let (mut header, mut row) = (None, 0);
+    for (i, (record, fields)) in records.into_iter().enumerate() {
+        if i == last && quoted {
+            return issue(row, "a closing quote: a quoted field of this row never ends");
+        }
+        if record.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if std::str::from_utf8(record).is_err() {
+            return issue(row, "text in UTF-8 (this row holds bytes that are not)");
+        }
+        match header {
+            None => header = Some(fields),
+            Some(n) if n != fields => return issue(row, &format!("{n} fields, as the header has (this row has {fields})")),
+            Some(_) => {}
+        }
+        row += 1;
     }
-    end_record(&mut record, &mut fields, record_start, bytes.len()).flatten()
+    None
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> LoadError {
