@@ -124,10 +124,11 @@ pub struct Solved {
 /// scales in `[0, 1]`). HiGHS's equilibration made the dual simplex slower
 /// on every one measured (`allot bench`'s scenario at 1M customers: the
 /// same optima in 0.54-0.67 of the time, 10-20% fewer iterations). Pair it
-/// with [`SCALED`] as [`Settings::retry`]. Not for the exact model: the
-/// decomposition's sample LPs solved unscaled were faster too (0.56-0.69 at
-/// 8,000 and 16,000 customers) but their optimal duals differ, and those
-/// prices are what warm re-plans start from.
+/// with [`SCALED`] as [`Settings::retry`]. Not for the exact model, nor
+/// the decomposition's first sample LPs: solved unscaled they were faster
+/// too (0.56-0.69 at 8,000 and 16,000 customers) but their optimal duals
+/// differ, and those prices start every cold solve (its escalated samples
+/// are solved unscaled: see `decomposed::sample`).
 pub const UNSCALED: (&str, &str) = ("simplex_scale_strategy", "0");
 /// HiGHS's own scaling (its default `simplex_scale_strategy`), to retry with.
 pub const SCALED: (&str, &str) = ("simplex_scale_strategy", "1");

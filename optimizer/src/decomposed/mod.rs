@@ -171,13 +171,32 @@ struct Phase {
 
 /// Continuation: the ridge starts at `EPSILON_START` of each value (or
 /// `EPSILON_WARM` after a warm start) and shrinks by `EPSILON_SHRINK` after every
-/// window of `WINDOW` iterations, down to `EPSILON_MIN`. Each window ends with a
+/// window of [`window_length`] iterations, down to `EPSILON_MIN`. Each window ends with a
 /// repair of the window's averaged response.
 const EPSILON_START: f64 = 0.5;
 const EPSILON_WARM: f64 = 0.005;
 const EPSILON_SHRINK: f64 = 0.5;
 const EPSILON_MIN: f64 = 2e-3;
 const WINDOW: usize = 40;
+/// The shortest window, however many candidate pairs.
+const MIN_WINDOW: usize = 5;
+/// Candidate-pair evaluations a window may spend: [`WINDOW`] iterations up
+/// to 1.5M pairs, fewer above (at least [`MIN_WINDOW`]).
+const WINDOW_PAIR_BUDGET: usize = 60_000_000;
+
+/// Iterations in a window over `pairs` candidate pairs. Why fewer at scale:
+/// an iteration costs time in proportion to the pairs, while the repair
+/// that ends a window is an LP over cells, about as long at every size (3
+/// to 5 s at `allot bench`'s settings). At 1M customers (6.3M pairs) 40
+/// iterations cost as much as a repair and bought the repair little: the
+/// second window's plan was 7.2537e6 after 40 iterations, 7.2534e6 after
+/// 10 and after 5, each certified within 1e-3 with the same escalated
+/// bound, and the solve took 13.6-14.0 s instead of 17.0 s. At 100,000
+/// customers (630,000 pairs) iterations are cheap and 40 gave the better
+/// plan (the repair after 10 missed the target, and escalation cost 3 s).
+fn window_length(pairs: usize) -> usize {
+    (WINDOW_PAIR_BUDGET / pairs.max(1)).clamp(MIN_WINDOW, WINDOW)
+}
 /// Consecutive windows without progress after which a run stops as stalled:
 /// a window progresses when it lowers the certified gap by `STALL_PROGRESS`
 /// of itself. Several, because the mixed repair keeps improving the plan
@@ -216,6 +235,7 @@ fn run_phase(
     escalation: &mut sample::Escalation,
 ) -> Result<Phase, DecomposedError> {
     let n = ctx.layout.total();
+    let window = window_length(ctx.cands.len());
     let mut nu = start_nu.unwrap_or_else(|| vec![0.0; n]);
     nu.resize(n, 0.0);
     // A soft row's multiplier stays at or below its penalty (see `families::rules`).
@@ -278,7 +298,7 @@ fn run_phase(
         let last = iterations >= opts.max_iterations || out_of_time();
         // The first repair comes after one iteration (a warm start is often already
         // within reach of the target); later ones at the end of each window.
-        if iterations > 1 && iterations - window_start < WINDOW && !last {
+        if iterations > 1 && iterations - window_start < window && !last {
             continue;
         }
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon)? {
@@ -1151,7 +1171,7 @@ fn shadow_prices(ctx: &Context, nu: &[f64], contact_cap: Vec<f64>) -> ShadowPric
 
 #[cfg(test)]
 mod tests {
-    use super::choices_of;
+    use super::{choices_of, window_length, MIN_WINDOW, WINDOW};
 
     #[test]
     fn choices_of_counts_every_choice_once_and_refuses_too_many() {
@@ -1163,5 +1183,13 @@ mod tests {
         assert_eq!(choices_of(20, 19, 64).map(|c| c.len()), Some(20));
         assert_eq!(choices_of(10, 3, 64), None, "C(10, 3) = 120");
         assert_eq!(choices_of(10, 3, 120).map(|c| c.len()), Some(120));
+    }
+
+    #[test]
+    fn windows_shorten_with_the_pairs_down_to_their_floor() {
+        assert_eq!(window_length(0), WINDOW);
+        assert_eq!(window_length(630_000), WINDOW, "100,000 customers of allot bench");
+        assert_eq!(window_length(6_300_000), 9, "1M customers");
+        assert_eq!(window_length(63_000_000), MIN_WINDOW, "10M customers");
     }
 }
