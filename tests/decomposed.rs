@@ -474,7 +474,7 @@ impl allot_optimizer::decomposed::customers::CustomerSide for RecordingKeeps<'_>
 /// choosing, are left to later repairs); a problem that is its own sample
 /// starts from its exact prices and repairs with the hull at once.
 #[test]
-fn the_first_repair_mixes_by_hull_only_from_exact_prices() {
+fn a_cold_start_from_a_sample_first_repairs_with_fixed_shares() {
     for (customers, hull_first) in [(10_000, false), (6_000, true)] {
         let problem = family_scenario(Family::Default, customers);
         let network = Network::new(&problem);

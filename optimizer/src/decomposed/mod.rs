@@ -303,7 +303,9 @@ fn run_phase(
         if iterations > 1 && iterations - window_start < window && !last {
             continue;
         }
-        let mixes = if iterations == 1 { first_mixes } else { repair::Mixes::Hull };
+        // A first repair that is also the last (one iteration allowed, or
+        // the time is up) mixes by hull: its plan is the answer.
+        let mixes = if iterations == 1 && !last { first_mixes } else { repair::Mixes::Hull };
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, mixes)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
@@ -596,7 +598,8 @@ fn solve_driver(
     };
     // A cold start from a sample's prices (not the problem's own exact
     // ones) repairs with fixed shares first: see `repair::Mixes::Fixed`.
-    let from_a_sample = opts.warm.is_none() && !samples.is_empty() && !sample::is_own_sample(problem.customers.len(), sample::SAMPLE_CUSTOMERS);
+    // Not the custom-offer limit's relaxation (measured on LPs only).
+    let from_a_sample = opts.warm.is_none() && !mip && !samples.is_empty() && !sample::is_own_sample(problem.customers.len(), sample::SAMPLE_CUSTOMERS);
     let first_mixes = if from_a_sample { repair::Mixes::Fixed } else { repair::Mixes::Hull };
     let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_mixes, first_opts, started, without, &mut escalation)?;
     if opts.warm.is_none() {

@@ -10,7 +10,7 @@
 //! first iteration.
 
 use crate::candidates::{Candidates, Network};
-use crate::exact::{self, ExactOptions};
+use crate::exact::{self, ExactOptions, SolveError};
 use crate::lp_backend;
 use crate::model::{CustomerIx, Customers, Problem};
 use crate::allocation::ShadowPrices;
@@ -175,11 +175,15 @@ fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool])
     let cands = Candidates::build(&sample, &network);
     // HiGHS's thread count is left alone: it is a process-wide scheduler, and
     // asking for a different count after its first use makes the solve fail.
-    let scaled = ExactOptions::default();
+    // An infeasible sample is only dropped: no infeasible subset is asked for.
+    let scaled = ExactOptions { explain_infeasible: false, ..ExactOptions::default() };
     if size > SAMPLE_CUSTOMERS {
-        let unscaled = ExactOptions { highs_options: vec![lp_backend::option(lp_backend::UNSCALED)], ..ExactOptions::default() };
-        if let Ok(prices) = exact::prices(&sample, &network, &cands, &unscaled) {
-            return Some(prices);
+        let unscaled = ExactOptions { highs_options: vec![lp_backend::option(lp_backend::UNSCALED)], ..scaled.clone() };
+        match exact::prices(&sample, &network, &cands, &unscaled) {
+            Ok(prices) => return Some(prices),
+            // An answer that scaling does not change.
+            Err(SolveError::Contradiction(_) | SolveError::Infeasible(_) | SolveError::Unbounded) => return None,
+            Err(_) => {}
         }
     }
     exact::prices(&sample, &network, &cands, &scaled).ok()
