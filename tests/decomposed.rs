@@ -453,42 +453,6 @@ fn partitioned_workers_reach_the_single_machine_plan() {
     }
 }
 
-/// The customers' side as a recorder of the mixes the driver has it keep.
-struct RecordingKeeps<'a> {
-    inner: allot_optimizer::decomposed::customers::LocalCustomers<'a>,
-    keeps: Vec<allot_optimizer::decomposed::customers::Mix>,
-}
-
-impl allot_optimizer::decomposed::customers::CustomerSide for RecordingKeeps<'_> {
-    fn map(&mut self, request: &allot_optimizer::decomposed::customers::MapRequest) -> Result<Vec<allot_optimizer::decomposed::customers::MapReply>, allot_optimizer::decomposed::DecomposedError> {
-        if let allot_optimizer::decomposed::customers::MapRequest::Keep(mix) = request {
-            self.keeps.push(mix.clone());
-        }
-        self.inner.map(request)
-    }
-}
-
-/// A cold start from a true sample's prices repairs first with fixed
-/// shares (one response alone: the kept plan is still empty; the hull LPs,
-/// which mix the averaged and the generous response with weights of their
-/// choosing, are left to later repairs); a problem that is its own sample
-/// starts from its exact prices and repairs with the hull at once.
-#[test]
-fn a_cold_start_from_a_sample_first_repairs_with_fixed_shares() {
-    for (customers, hull_first) in [(10_000, false), (6_000, true)] {
-        let problem = family_scenario(Family::Default, customers);
-        let network = Network::new(&problem);
-        let cands = Candidates::build(&problem, &network);
-        let attrs = allot_optimizer::decomposed::CustomerAttributes::new(&problem, &cands);
-        let mut side = RecordingKeeps { inner: allot_optimizer::decomposed::customers::LocalCustomers::new(attrs.input(&problem, &cands)), keeps: Vec::new() };
-        let alloc = allot_optimizer::decomposed::solve_with(&problem, &network, &cands, &DecomposedOptions::default(), &mut side).expect("solves");
-        assert_eq!(alloc.report.status, SolveStatus::WithinGap, "{customers} customers");
-        let hull = |mix: &allot_optimizer::decomposed::customers::Mix| !mix.average.is_empty() && !mix.generous.is_empty();
-        let first = side.keeps.first().expect("a first repair's plan is kept");
-        assert_eq!(hull(first), hull_first, "{customers} customers: first mix {:?}", (first.average.len(), first.generous.len(), first.kept.len()));
-    }
-}
-
 /// A worker that answers with the wrong reply or goes missing ends the solve in
 /// an error, never in a plan.
 #[test]

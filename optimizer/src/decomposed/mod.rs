@@ -222,15 +222,13 @@ const LONG_STEP: f64 = 30.0;
 /// (the exposures the customers' side keeps; see `repair`). A window that
 /// ends short of the target without lowering the bound escalates to a larger
 /// sample ([`sample::Escalation`]): when its prices certify a lower bound, the
-/// ascent restarts from them (the plan so far is kept). `first_mixes`: how
-/// the first repair mixes its responses (see [`repair::Mixes`]).
+/// ascent restarts from them (the plan so far is kept).
 #[allow(clippy::too_many_arguments)]
 fn run_phase(
     ctx: &Context,
     side: &mut dyn CustomerSide,
     start_nu: Option<Vec<f64>>,
     start_epsilon: f64,
-    first_mixes: repair::Mixes,
     opts: &DecomposedOptions,
     started: Instant,
     without: f64,
@@ -303,10 +301,7 @@ fn run_phase(
         if iterations > 1 && iterations - window_start < window && !last {
             continue;
         }
-        // A first repair that is also the last (one iteration allowed, or
-        // the time is up) mixes by hull: its plan is the answer.
-        let mixes = if iterations == 1 && !last { first_mixes } else { repair::Mixes::Hull };
-        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, mixes)? {
+        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
                 best = Some(plan);
@@ -557,7 +552,7 @@ fn solve_driver(
             warm_prices = Some(nu);
         } else {
             drop_kept_plan(side)?;
-            match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, repair::Mixes::Hull, &one_iteration, started, without, &mut sample::Escalation::none()) {
+            match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none()) {
                 Ok(phase) if phase.status == SolveStatus::WithinGap => {
                     let alloc = finish_driver(&run, opts, side, ctx, phase)?;
                     return Ok(matched_earlier(alloc, requested_gap));
@@ -596,12 +591,7 @@ fn solve_driver(
     } else {
         opts
     };
-    // A cold start from a sample's prices (not the problem's own exact
-    // ones) repairs with fixed shares first: see `repair::Mixes::Fixed`.
-    // Not the custom-offer limit's relaxation (measured on LPs only).
-    let from_a_sample = opts.warm.is_none() && !mip && !samples.is_empty() && !sample::is_own_sample(problem.customers.len(), sample::SAMPLE_CUSTOMERS);
-    let first_mixes = if from_a_sample { repair::Mixes::Fixed } else { repair::Mixes::Hull };
-    let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_mixes, first_opts, started, without, &mut escalation)?;
+    let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_opts, started, without, &mut escalation)?;
     if opts.warm.is_none() {
         return finish_driver(&run, opts, side, ctx, phase);
     }
@@ -916,7 +906,7 @@ fn restricted_phase<'a>(
     } else {
         (Some(carried), sample::Escalation::none())
     };
-    let phase = run_phase(&ctx, side, start, epsilon, repair::Mixes::Hull, opts, run.started, run.without, &mut escalation)?;
+    let phase = run_phase(&ctx, side, start, epsilon, opts, run.started, run.without, &mut escalation)?;
     Ok((ctx, phase))
 }
 

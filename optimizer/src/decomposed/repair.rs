@@ -83,23 +83,6 @@ const HULL_PAIRS_PER_ITERATION: usize = 4;
 const HULL_MIN_ITERATIONS: usize = 5_000;
 const HULL_MAX_ITERATIONS: usize = 200_000;
 
-/// How a repair mixes its responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mixes {
-    /// With weights of the LP's choosing (the hull LPs) when they are small
-    /// enough ([`HULL_MAX_CELLS`]), else with fixed shares.
-    Hull,
-    /// With fixed shares only: each response alone, then the best with the
-    /// kept plan at each of [`KEPT_SHARES`]. For a first repair at a
-    /// sample's prices, which rarely certifies: its plan is the kept plan
-    /// the next window's hull LPs mix in, and there it did as well as the
-    /// hull's. `allot bench`'s scenario as an LP: at 100,000 customers the
-    /// first repair took 0.33 s instead of 2.0 s and the second repair's
-    /// plan was the same to 1e-6; at 1M customers 1.1 s instead of 3.2 s,
-    /// and the second plan 5e-5 of the offers' value lower, within the target.
-    Fixed,
-}
-
 /// Shares of the kept plan tried in a mix with the best new response (the
 /// response gets the rest) when the hull is too large.
 const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
@@ -112,12 +95,11 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// with the kept plan at each of [`KEPT_SHARES`]. The margins' hull LPs
 /// run at once (rayon). Why mix: a customer's
 /// contact slot that one scaled-down offer frees is refilled only by another
-/// response, and the plan keeps what earlier repairs found. `mixes`: whether
-/// the hull LPs are tried at all (see [`Mixes`]). Returns the best
+/// response, and the plan keeps what earlier repairs found. Returns the best
 /// plan and its [`Mix`] (for [`MapRequest::Keep`]); the customers' side then
 /// holds the chosen generous response (a margin tried before the last is
 /// asked for again).
-pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, mixes: Mixes) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
+pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let mut cells_at = |margin: f64| repair_cells(ctx, side, &prices, margin);
     let used = |cells: &[CellSums]| cells.iter().filter(|c| c.exposure > 0.0).count();
@@ -137,7 +119,7 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     let hulls = sums
         .par_iter()
         .map(|[average, generous, kept_cells]| {
-            if mixes == Mixes::Fixed || used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
+            if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
                 return Ok(None);
             }
             master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)])

@@ -50,7 +50,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool
     if size == 0 || n == 0 {
         return None;
     }
-    let size = if is_own_sample(n, size) { n } else { size };
+    let size = if n <= size * 2 { n } else { size };
     let stride = n as f64 / size as f64;
     let picked: Vec<usize> = (0..size).map(|i| (((i as f64 + phase) * stride) as usize).min(n - 1)).collect();
     let share = picked.len() as f64 / n as f64;
@@ -123,12 +123,6 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool
         b.units *= share;
     }
     Some(sample)
-}
-
-/// Whether a problem of `customers` customers is its own sample of `size`
-/// (see [`sample_problem`]): its samples' prices are then its exact prices.
-pub fn is_own_sample(customers: usize, size: usize) -> bool {
-    customers <= size * 2
 }
 
 /// Solves one or more disjoint samples exactly (in parallel) and returns their
