@@ -729,11 +729,11 @@ impl<'a> ChargeModel<'a> {
     /// The family that charges candidate `k` most (`eligible`: the served plan).
     fn binding(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, eligible: &[bool], k: usize) -> Binding {
         let o = cands.offer[k];
-        let c = cands.customer[k] as usize;
+        let customer = cands.customer[k];
+        let c = customer as usize;
         if !alloc.offer_open[o as usize] {
             return self.custom_limit;
         }
-        let customer = cands.customer[k];
         let at_cap = || problem.contact_cap_of(customer).is_some_and(|cap| cands.of_customer(customer).filter(|&j| eligible[j]).count() >= cap as usize);
         if alloc.x[k] >= ROUND_UP_AT - 1e-9 && at_cap() {
             // Selected by the LP, cut by the customer's cap when rounding.
