@@ -89,17 +89,25 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 
 /// The repair at multipliers `nu`: cell sums of the averaged response, of a
 /// generous response per margin of [`GENEROUS_MARGINS`] and of the kept plan
-/// (the best so far) from the customers' side, and LPs that mix them: per
-/// margin, the three with weights of the LP's choosing when that LP is small
-/// ([`HULL_MAX_CELLS`]); else each response alone, then the best of those
-/// with the kept plan at each of [`KEPT_SHARES`]. The margins' hull LPs
-/// run at once (rayon). Why mix: a customer's
-/// contact slot that one scaled-down offer frees is refilled only by another
-/// response, and the plan keeps what earlier repairs found. Returns the best
-/// plan and its [`Mix`] (for [`MapRequest::Keep`]); the customers' side then
-/// holds the chosen generous response (a margin tried before the last is
-/// asked for again).
-pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
+/// (the best so far) from the customers' side, and LPs that mix them.
+///
+/// First each margin's generous response alone, at fixed shares (a small LP
+/// with bounds only: a tenth of a hull LP's time or less). With `hull_from`
+/// (the first repair of a phase that goes on iterating) and no kept plan,
+/// when the best of those is below that objective, it is the repair: the
+/// hull's mix cannot certify from there, and the window's iterations serve
+/// the next repair better (see `HULL_REACH` in the module above).
+///
+/// Else, per margin, the three with weights of the LP's choosing when that LP
+/// is small ([`HULL_MAX_CELLS`]); beyond it each response alone, then the
+/// best of those with the kept plan at each of [`KEPT_SHARES`]. The margins'
+/// LPs run at once (rayon). Why mix: a customer's contact slot that one
+/// scaled-down offer frees is refilled only by another response, and the
+/// plan keeps what earlier repairs found. Returns the best plan and its
+/// [`Mix`] (for [`MapRequest::Keep`]); the customers' side then holds the
+/// chosen generous response (a margin tried before the last is asked for
+/// again).
+pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, hull_from: Option<f64>) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let mut cells_at = |margin: f64| repair_cells(ctx, side, &prices, margin);
     let used = |cells: &[CellSums]| cells.iter().filter(|c| c.exposure > 0.0).count();
@@ -110,43 +118,54 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
             *best = Some((plan, margin, mix));
         }
     };
-    // The best response alone (fixed shares): its cells and whether it is the average.
-    let mut alone: Option<(f64, Vec<CellSums>, bool)> = None;
-    let mut kept = Vec::new();
     let sums = GENEROUS_MARGINS.iter().map(|&margin| cells_at(margin)).collect::<Result<Vec<_>, _>>()?;
-    // The hull LPs of every margin at once: HiGHS's simplex runs on one
-    // thread, and at scale these LPs are most of a repair's time.
-    let hulls = sums
-        .par_iter()
-        .map(|[average, generous, kept_cells]| {
-            if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
-                return Ok(None);
+    // Each generous response alone, every margin at once.
+    let alone = sums.par_iter().map(|[_, generous, _]| master(ctx, &[(generous, Share::Fixed(1.0))])).collect::<Result<Vec<_>, DecomposedError>>()?;
+    // The best response alone (fixed shares): its margin, cells and whether it is the average.
+    let mut best_alone: Option<(f64, f64, Vec<CellSums>, bool)> = None;
+    for ((&margin, [_, generous, _]), plan) in GENEROUS_MARGINS.iter().zip(&sums).zip(alone) {
+        if let Some((plan, mut scales)) = plan {
+            if best_alone.as_ref().is_none_or(|b| plan.objective > b.0) {
+                best_alone = Some((plan.objective, margin, generous.clone(), false));
             }
-            master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)])
-        })
-        .collect::<Result<Vec<_>, DecomposedError>>()?;
-    for (i, ((&margin, [average, generous, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(sums).zip(hulls).enumerate() {
-        if let Some((plan, scales)) = hull {
-            let [average, generous, kept] = scales.try_into().unwrap_or_default();
-            consider(&mut best, plan, margin, Mix { average, generous, kept });
-            continue;
+            consider(&mut best, plan, margin, Mix { generous: scales.pop().unwrap_or_default(), ..Mix::default() });
         }
-        // The average does not depend on the margin: its LP once.
-        let tried = if i == 0 { vec![(average, true), (generous, false)] } else { vec![(generous, false)] };
-        for (cells, is_average) in tried {
-            if let Some((plan, mut scales)) = master(ctx, &[(&cells, Share::Fixed(1.0))])? {
-                let objective = plan.objective;
-                let scales = scales.pop().unwrap_or_default();
-                let mix = if is_average { Mix { average: scales, ..Mix::default() } } else { Mix { generous: scales, ..Mix::default() } };
-                if best.as_ref().is_none_or(|b| objective > b.0.objective) {
-                    alone = Some((margin, cells, is_average));
-                }
-                consider(&mut best, plan, margin, mix);
-            }
-        }
-        kept = kept_cells;
     }
-    if let Some((margin, cells, is_average)) = alone.filter(|_| used(&kept) > 0) {
+    let alone_objective = best.as_ref().map(|b| b.0.objective);
+    let nothing_kept = sums.iter().all(|[_, _, kept]| used(kept) == 0);
+    let mut kept = Vec::new();
+    if hull_may_pay(hull_from, alone_objective, nothing_kept) {
+        // The hull LPs of every margin at once: HiGHS's simplex runs on one
+        // thread, and at scale these LPs are most of a repair's time.
+        let hulls = sums
+            .par_iter()
+            .map(|[average, generous, kept_cells]| {
+                if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
+                    return Ok(None);
+                }
+                master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)])
+            })
+            .collect::<Result<Vec<_>, DecomposedError>>()?;
+        for (i, ((&margin, [average, _, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(sums).zip(hulls).enumerate() {
+            if let Some((plan, scales)) = hull {
+                let [average, generous, kept] = scales.try_into().unwrap_or_default();
+                consider(&mut best, plan, margin, Mix { average, generous, kept });
+                continue;
+            }
+            // The average does not depend on the margin: its LP once (each
+            // generous response alone was solved above).
+            if i == 0 {
+                if let Some((plan, mut scales)) = master(ctx, &[(&average, Share::Fixed(1.0))])? {
+                    if best_alone.as_ref().is_none_or(|b| plan.objective > b.0) {
+                        best_alone = Some((plan.objective, margin, average, true));
+                    }
+                    consider(&mut best, plan, margin, Mix { average: scales.pop().unwrap_or_default(), ..Mix::default() });
+                }
+            }
+            kept = kept_cells;
+        }
+    }
+    if let Some((_, margin, cells, is_average)) = best_alone.filter(|_| used(&kept) > 0) {
         for share in KEPT_SHARES {
             if let Some((plan, mut scales)) = master(ctx, &[(&cells, Share::Fixed(1.0 - share)), (&kept, Share::Fixed(share))])? {
                 let kept = scales.pop().unwrap_or_default();
@@ -163,6 +182,17 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         }
     }
     Ok(best.map(|(plan, _, mix)| (plan, mix)))
+}
+
+/// Whether a repair solves its hull LPs, given the best response alone's
+/// objective (`None`: no response alone keeps the hard minimums): always
+/// without `hull_from`, with a kept plan (an earlier repair's, or a warm
+/// re-plan's earlier plan: what the hull mixes best with a new response, by
+/// up to 1e-3 of the offers' value on the warm re-plans of
+/// tests/decomposed.rs) or when no response alone is a plan; else only from
+/// `hull_from` up.
+fn hull_may_pay(hull_from: Option<f64>, best_alone: Option<f64>, nothing_kept: bool) -> bool {
+    !nothing_kept || hull_from.zip(best_alone).is_none_or(|(from, alone)| alone >= from)
 }
 
 /// The cell sums at `prices` of the averaged response, of the generous
@@ -405,4 +435,18 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)]) -> Result<Option<(R
         }
     }
     Ok(Some((Repaired { objective: solved.objective, flows, unmet: unmet_rows }, s_of)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hull_may_pay;
+
+    #[test]
+    fn the_hull_is_skipped_only_far_from_the_target_with_nothing_kept() {
+        assert!(hull_may_pay(None, Some(1.0), true), "no screen: always");
+        assert!(hull_may_pay(Some(100.0), Some(100.0), true), "a response alone within reach");
+        assert!(!hull_may_pay(Some(100.0), Some(99.0), true), "out of reach, nothing kept");
+        assert!(hull_may_pay(Some(100.0), Some(99.0), false), "a kept plan to mix with");
+        assert!(hull_may_pay(Some(100.0), None, true), "no response alone keeps the hard minimums");
+    }
 }
