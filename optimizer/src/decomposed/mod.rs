@@ -216,14 +216,18 @@ const STALL_PROGRESS: f64 = 0.01;
 /// diverge. Momentum restarts (below) catch an overshoot.
 const LONG_STEP: f64 = 30.0;
 
-/// A first repair with no kept plan runs its hull LPs only when the best
-/// response alone is within this much of the target gap on the offers'
-/// value (see [`repair::repair`]). Why: the hull improved a first repair's gap over the
+/// A first repair with no kept plan, followed by a full window
+/// ([`WINDOW`] iterations), runs its hull LPs only when the best response
+/// alone is within this much of the target gap on the offers' value (see
+/// [`repair::repair`]). Why: the hull improved a first repair's gap over the
 /// best response alone by 0.6e-4 to 1.8e-4 (`allot bench`'s scenario at
 /// 100,000 and 1,000,000 customers, with a demand shock and with a
 /// receipt), so beyond this it cannot certify; at 100,000 customers
 /// skipping it saved a third of the solve (the plan after the window's 40
-/// iterations certified in one hull).
+/// iterations certified in one hull). Not with shorter windows: at 1M
+/// customers (9 iterations) the repair after the window did worse without
+/// the first hull's plan to mix with (1.64e-3 against 1.46e-3), and the
+/// `no-budget` family and the MIP took 7-9 s longer.
 const HULL_REACH: f64 = 3e-4;
 
 /// Dual ascent from `start_nu` until the gap on the offers' value (measured
@@ -311,9 +315,9 @@ fn run_phase(
         if iterations > 1 && iterations - window_start < window && !last {
             continue;
         }
-        // At a first repair with iterations to follow: the plan's objective
-        // below which the hull cannot certify.
-        let hull_from = (iterations == 1 && !last).then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
+        // At a first repair with a full window to follow: the plan's
+        // objective below which the hull cannot certify.
+        let hull_from = (iterations == 1 && !last && window == WINDOW).then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;

@@ -93,7 +93,7 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 ///
 /// First each margin's generous response alone, at fixed shares (a small LP
 /// with bounds only: a tenth of a hull LP's time or less). With `hull_from`
-/// (the first repair of a phase that goes on iterating) and no kept plan,
+/// (the first repair of a phase that goes on for a full window) and no kept plan,
 /// when the best of those is below that objective, it is the repair: the
 /// hull's mix cannot certify from there, and the window's iterations serve
 /// the next repair better (see `HULL_REACH` in the module above).
