@@ -225,9 +225,10 @@ const LONG_STEP: f64 = 30.0;
 /// receipt), so beyond this it cannot certify; at 100,000 customers
 /// skipping it saved a third of the solve (the plan after the window's 40
 /// iterations certified in one hull). Not with shorter windows: at 1M
-/// customers (9 iterations) the repair after the window did worse without
-/// the first hull's plan to mix with (1.64e-3 against 1.46e-3), and the
-/// `no-budget` family and the MIP took 7-9 s longer.
+/// customers (9 iterations) the plan after the window and an escalated
+/// sample was worse without the first hull's plan to mix with (8.4e-4
+/// against 7.9e-4 of the offers' value), and the `no-budget` family and
+/// the MIP took 7-9 s longer.
 const HULL_REACH: f64 = 3e-4;
 
 /// Dual ascent from `start_nu` until the gap on the offers' value (measured
