@@ -91,12 +91,13 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// generous response per margin of [`GENEROUS_MARGINS`] and of the kept plan
 /// (the best so far) from the customers' side, and LPs that mix them.
 ///
-/// First each margin's generous response alone, at fixed shares (a small LP
-/// with bounds only: a tenth of a hull LP's time or less). With `hull_from`
-/// (the first repair of a phase that goes on for a full window) and no kept plan,
-/// when the best of those is below that objective, it is the repair: the
-/// hull's mix cannot certify from there, and the window's iterations serve
-/// the next repair better (see `HULL_REACH` in the module above).
+/// With `hull_from` (the first repair of a phase that goes on for a full
+/// window) and no kept plan, each margin's generous response alone first,
+/// at fixed shares (a small LP with bounds only: a tenth of a hull LP's
+/// time or less); when the best of those is below that objective, it is
+/// the repair: the hull's mix cannot certify from there, and the window's
+/// iterations serve the next repair better (see `HULL_REACH` in the module
+/// above).
 ///
 /// Else, per margin, the three with weights of the LP's choosing when that LP
 /// is small ([`HULL_MAX_CELLS`]); beyond it each response alone, then the
@@ -118,22 +119,33 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
             *best = Some((plan, margin, mix));
         }
     };
-    let sums = GENEROUS_MARGINS.iter().map(|&margin| cells_at(margin)).collect::<Result<Vec<_>, _>>()?;
-    // Each generous response alone, every margin at once.
-    let alone = sums.par_iter().map(|[_, generous, _]| master(ctx, &[(generous, Share::Fixed(1.0))])).collect::<Result<Vec<_>, DecomposedError>>()?;
-    // The best response alone (fixed shares): its margin, cells and whether it is the average.
-    let mut best_alone: Option<(f64, f64, Vec<CellSums>, bool)> = None;
-    for ((&margin, [_, generous, _]), plan) in GENEROUS_MARGINS.iter().zip(&sums).zip(alone) {
-        if let Some((plan, mut scales)) = plan {
-            if best_alone.as_ref().is_none_or(|b| plan.objective > b.0) {
-                best_alone = Some((plan.objective, margin, generous.clone(), false));
+    // A response alone at fixed shares: the plan is considered, and noted
+    // as the best response alone (its margin's index, whether it is the
+    // average) when it is the best plan so far.
+    let take_alone = |best: &mut Option<(Repaired, f64, Mix)>, alone: &mut Option<(usize, bool)>, i: usize, is_average: bool, solved: Option<(Repaired, Vec<Vec<f64>>)>| {
+        if let Some((plan, mut scales)) = solved {
+            let scales = scales.pop().unwrap_or_default();
+            let mix = if is_average { Mix { average: scales, ..Mix::default() } } else { Mix { generous: scales, ..Mix::default() } };
+            if best.as_ref().is_none_or(|b| plan.objective > b.0.objective) {
+                *alone = Some((i, is_average));
             }
-            consider(&mut best, plan, margin, Mix { generous: scales.pop().unwrap_or_default(), ..Mix::default() });
+            consider(best, plan, GENEROUS_MARGINS[i], mix);
+        }
+    };
+    let mut alone: Option<(usize, bool)> = None;
+    let sums = GENEROUS_MARGINS.iter().map(|&margin| cells_at(margin)).collect::<Result<Vec<_>, _>>()?;
+    let nothing_kept = sums.iter().all(|[_, _, kept]| used(kept) == 0);
+    // Where the hull may be skipped: each generous response alone first,
+    // every margin at once.
+    let screened = hull_from.is_some() && nothing_kept;
+    if screened {
+        let plans = sums.par_iter().map(|[_, generous, _]| master(ctx, &[(generous, Share::Fixed(1.0))])).collect::<Result<Vec<_>, DecomposedError>>()?;
+        for (i, solved) in plans.into_iter().enumerate() {
+            take_alone(&mut best, &mut alone, i, false, solved);
         }
     }
     let alone_objective = best.as_ref().map(|b| b.0.objective);
-    let nothing_kept = sums.iter().all(|[_, _, kept]| used(kept) == 0);
-    let mut kept = Vec::new();
+    let mut kept: &[CellSums] = &[];
     if hull_may_pay(hull_from, alone_objective, nothing_kept) {
         // The hull LPs of every margin at once: HiGHS's simplex runs on one
         // thread, and at scale these LPs are most of a repair's time.
@@ -146,28 +158,32 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
                 master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)])
             })
             .collect::<Result<Vec<_>, DecomposedError>>()?;
-        for (i, ((&margin, [average, _, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(sums).zip(hulls).enumerate() {
+        for (i, ((&margin, [average, generous, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(&sums).zip(hulls).enumerate() {
             if let Some((plan, scales)) = hull {
                 let [average, generous, kept] = scales.try_into().unwrap_or_default();
                 consider(&mut best, plan, margin, Mix { average, generous, kept });
                 continue;
             }
-            // The average does not depend on the margin: its LP once (each
-            // generous response alone was solved above).
+            // The average does not depend on the margin: its LP once; a
+            // generous response screened above is not solved again.
+            let mut tried = Vec::new();
             if i == 0 {
-                if let Some((plan, mut scales)) = master(ctx, &[(&average, Share::Fixed(1.0))])? {
-                    if best_alone.as_ref().is_none_or(|b| plan.objective > b.0) {
-                        best_alone = Some((plan.objective, margin, average, true));
-                    }
-                    consider(&mut best, plan, margin, Mix { average: scales.pop().unwrap_or_default(), ..Mix::default() });
-                }
+                tried.push((average, true));
+            }
+            if !screened {
+                tried.push((generous, false));
+            }
+            for (cells, is_average) in tried {
+                take_alone(&mut best, &mut alone, i, is_average, master(ctx, &[(cells, Share::Fixed(1.0))])?);
             }
             kept = kept_cells;
         }
     }
-    if let Some((_, margin, cells, is_average)) = best_alone.filter(|_| used(&kept) > 0) {
+    if let Some((i, is_average)) = alone.filter(|_| used(kept) > 0) {
+        let [average, generous, _] = &sums[i];
+        let (margin, cells) = (GENEROUS_MARGINS[i], if is_average { average } else { generous });
         for share in KEPT_SHARES {
-            if let Some((plan, mut scales)) = master(ctx, &[(&cells, Share::Fixed(1.0 - share)), (&kept, Share::Fixed(share))])? {
+            if let Some((plan, mut scales)) = master(ctx, &[(cells, Share::Fixed(1.0 - share)), (kept, Share::Fixed(share))])? {
                 let kept = scales.pop().unwrap_or_default();
                 let response = scales.pop().unwrap_or_default();
                 let mix = if is_average { Mix { average: response, kept, ..Mix::default() } } else { Mix { generous: response, kept, ..Mix::default() } };
