@@ -578,12 +578,12 @@ mod tests {
         audit.flush().unwrap();
         audit.record(&served("C1")); // still queued
         let erased = audit.erase("C1").unwrap();
-        assert_eq!(erased, Erased { audit_records: 3, consent_events: 0 });
+        assert_eq!(erased, Erased { audit_records: 3, consent_events: 0, objection: None });
         assert!(audit.decisions_of("C1").unwrap().is_empty());
         assert_eq!(audit.decisions_of("C2").unwrap().len(), 1, "other customers keep theirs, between the erased ones in the same chunk");
         let all = db.all_audit().unwrap();
         let (who, record) = all.last().unwrap();
         assert!(who.is_empty() && !record.contains("C1"), "the erasure's record names no one: {record}");
-        assert!(record.contains(r#""erasure":{"audit_records":3,"consent_events":0}"#), "{record}");
+        assert!(record.contains(r#""erasure":{"audit_records":3,"consent_events":0,"objection":null}"#), "{record}");
     }
 }

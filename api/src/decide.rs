@@ -20,6 +20,27 @@ pub struct CustomerOverride {
     pub suppressed: Option<bool>,
 }
 
+impl CustomerOverride {
+    /// Folds in one consent event's settings: what it sets wins, what it
+    /// leaves out stays. The one rule, whether folded from the event log,
+    /// its compacted snapshot, or at an erasure.
+    pub fn update(&mut self, consent: Option<bool>, suppressed: Option<bool>) {
+        self.consent = consent.or(self.consent);
+        self.suppressed = suppressed.or(self.suppressed);
+    }
+
+    /// What of this override outlives an erasure of the customer's personal
+    /// data: a withdrawn consent and a suppression, nothing they granted.
+    /// Why: an erasure must not make a customer reachable again who asked
+    /// not to be (the plan's data may still say they consent); keeping the
+    /// objection alone, as a suppression list does, is what honours both
+    /// requests. `None` when there is no objection to keep.
+    pub fn objection(self) -> Option<CustomerOverride> {
+        let kept = CustomerOverride { consent: self.consent.filter(|given| !given), suppressed: self.suppressed.filter(|s| *s) };
+        (kept != CustomerOverride::default()).then_some(kept)
+    }
+}
+
 /// What the service answers for one customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Decision {

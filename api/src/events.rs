@@ -228,8 +228,7 @@ impl ContactEvent {
 impl ConsentEvent {
     /// Folds this event into a customer's live override (what it sets wins).
     pub(crate) fn apply_to(&self, o: &mut CustomerOverride) {
-        o.consent = self.consent.or(o.consent);
-        o.suppressed = self.suppressed.or(o.suppressed);
+        o.update(self.consent, self.suppressed);
     }
 }
 
@@ -478,10 +477,15 @@ impl EventLog {
         self.inventory.iter().filter(move |(at, _)| *at > since).map(|(_, m)| m)
     }
 
-    /// Drops a customer's folded consent overrides (after an erasure deleted
-    /// their consent events): they are served as the plan's own data says.
-    pub(crate) fn forget_customer(&mut self, customer_id: &str) {
-        self.customers.remove(customer_id);
+    /// Drops a customer's folded consent overrides, contacts and event ids
+    /// (after an erasure deleted their events), keeping only the objection
+    /// the erasure kept (`kept`, see [`CustomerOverride::objection`]):
+    /// otherwise they are served as the plan's own data says.
+    pub(crate) fn forget_customer(&mut self, customer_id: &str, kept: Option<CustomerOverride>) {
+        match kept {
+            Some(o) => self.customers.insert(customer_id.to_string(), o),
+            None => self.customers.remove(customer_id),
+        };
         self.contacts.remove(customer_id);
         self.seen.retain(|s| s.customer_id != customer_id);
     }
@@ -783,11 +787,28 @@ mod tests {
         // Compacting again finds nothing more; ids not compacted stay known.
         assert_eq!(log.compact(cutoff, now - chrono::Duration::days(25)).unwrap(), Compacted::default());
         assert_eq!(log.record(consent("c4", "C1", Some(true), None, 2)).unwrap().0, Applied::Duplicate);
-        // An erasure removes the folded consent too.
+        // An erasure removes the folded consent too, and keeps only the
+        // objection folded from the snapshot and the events after it: C1
+        // granted consent again (c4, not compacted) after a withdrawal and a
+        // suppression (c1, c2, in the snapshot), so only the suppression stays.
         let audit = AuditLog::open(db.clone()).unwrap();
+        let withdrawn = CustomerOverride { consent: Some(false), suppressed: None };
+        let suppressed = CustomerOverride { consent: None, suppressed: Some(true) };
         let erased = audit.erase("C2").unwrap();
-        assert_eq!(erased.consent_events, 1, "the snapshot row of C2");
-        assert!(!EventLog::open(db).unwrap().customer_overrides().contains_key("C2"));
+        assert_eq!((erased.consent_events, erased.objection), (1, Some(withdrawn)), "the snapshot row of C2; its withdrawal stays");
+        let erased = audit.erase("C1").unwrap();
+        assert_eq!((erased.consent_events, erased.objection), (2, Some(suppressed)), "C1's snapshot row and c4");
+        let erased = audit.erase("C3").unwrap();
+        assert_eq!((erased.consent_events, erased.objection), (1, Some(suppressed)), "c5 alone");
+        let reopened = EventLog::open(db.clone()).unwrap();
+        assert_eq!([&reopened.customer_overrides()["C1"], &reopened.customer_overrides()["C2"]], [&suppressed, &withdrawn]);
+        // Erased again, nothing is left to erase but the objection, which stays.
+        let erased = audit.erase("C2").unwrap();
+        assert_eq!((erased.consent_events, erased.objection), (1, Some(withdrawn)));
+        // A customer who only granted keeps nothing.
+        assert_eq!(log.record(consent("c6", "C4", Some(true), Some(false), 0)).unwrap().0, Applied::New);
+        assert_eq!(audit.erase("C4").unwrap().objection, None);
+        assert!(!EventLog::open(db).unwrap().customer_overrides().contains_key("C4"));
     }
 
     /// More events than one transaction takes: compaction goes on batch

@@ -643,30 +643,45 @@ async fn the_audit_reconstructs_what_a_customer_was_shown() {
     assert_eq!((status, error_code(&none)), (StatusCode::NOT_FOUND, "unknown_customer"));
 }
 
-/// Right to erasure: the customer's audit records and consent override go
-/// (they are served as the plan's data says again), other customers keep
-/// theirs, and the erasure is itself in the audit without the customer's id.
+/// Right to erasure: the customer's audit records and consent events go,
+/// other customers keep theirs, and the erasure is itself in the audit
+/// without the customer's id. A withdrawal outlives it (after a restart
+/// too): an erasure never makes reachable a customer who asked not to be;
+/// a customer who only granted is served as the plan's data says again.
 #[tokio::test]
-async fn erasure_removes_a_customers_audit_and_consent_override_and_is_audited() {
-    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+async fn erasure_removes_a_customers_audit_and_consent_events_keeps_a_withdrawal_and_is_audited() {
+    let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     f.offers("g1").await;
     f.offers("s1").await;
     f.post("/v1/events/consent", DECISION, json!({ "event_id": "w", "customer_id": "g1", "consent": false })).await;
     assert!(offer_ids(&f.offers("g1").await).is_empty(), "withdrawn");
     let (status, erased) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::OK, "{erased}");
-    assert_eq!(erased, json!({ "customer_id": "g1", "audit_records": 2, "consent_events": 1 }));
+    assert_eq!(erased, json!({ "customer_id": "g1", "audit_records": 2, "consent_events": 1, "objection_kept": true }));
     let (_, audit) = f.get("/v1/customers/g1/decisions", ADMIN).await;
     assert_eq!(audit["decisions"], json!([]), "{audit}");
     let (_, other) = f.get("/v1/customers/s1/decisions", ADMIN).await;
     assert_eq!(other["decisions"].as_array().unwrap().len(), 1, "{other}");
-    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "the override is gone: the plan's consent applies");
-    // The same event id is new again: nothing of the erased event is kept.
+    let g1 = f.offers("g1").await;
+    assert!(offer_ids(&g1).is_empty(), "still withdrawn after the erasure: {g1}");
+    assert_eq!(exclusion(&g1, "bundle").as_deref(), Some("live:consent"));
+    f.restart();
+    assert!(offer_ids(&f.offers("g1").await).is_empty(), "still withdrawn after a restart");
+    // The same event id is new again: nothing of the erased event is kept;
+    // a new grant is the customer's to give.
     let (status, _) = f.post("/v1/events/consent", DECISION, json!({ "event_id": "w", "customer_id": "g1", "consent": true })).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "consent given again");
+    // Erased again, having only granted: no objection, the plan's consent applies.
+    let (status, erased) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased, json!({ "customer_id": "g1", "audit_records": 3, "consent_events": 2, "objection_kept": false }), "the grant and the kept withdrawal");
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "the override is gone: the plan's consent applies");
+    f.restart();
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "after a restart too");
     // The erasure's own record names no one.
     let db = rusqlite::Connection::open(f.store().root().join(allot_api::live::LIVE_DB_FILE)).unwrap();
-    let body: String = db.query_row("SELECT CAST(body AS TEXT) FROM allot_audit_chunks WHERE CAST(body AS TEXT) LIKE '%erasure%'", [], |r| r.get(0)).unwrap();
+    let body: String = db.query_row("SELECT CAST(body AS TEXT) FROM allot_audit_chunks WHERE CAST(body AS TEXT) LIKE '%erasure%' ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
     assert!(body.contains(r#""audit_records":2"#) && !body.contains("g1"), "{body}");
     // Only admins; an unknown customer is 404 as everywhere.
     let (status, _) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(DECISION), None).await;

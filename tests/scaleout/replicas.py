@@ -20,7 +20,10 @@ measured; any failed check exits non-zero.
      and a consent withdrawal on one is in force on the other;
   9. (run before 7) a canary started on A puts every customer in the same
      arm on B; its share raised on B reaches A, moving customers only into
-     the canary; stopped on A, B follows.
+     the canary; stopped on A, B follows;
+ 10. (run after 1) the customer withdrawn on A, erased on B: the withdrawal
+     is kept (folded from the database's rows: PostgreSQL's JSON, not
+     SQLite's) and in force on both replicas and in the database.
 """
 
 import argparse
@@ -148,6 +151,15 @@ def run(args, a, b):
     after = offers(b, served)
     check(after["offers"] == [], f"B still offers {served} after A acknowledged the withdrawal: {after['offers']}")
     print(f"1. consent withdrawn on A is in force on B at acknowledgement ({len(before['offers'])} offers -> 0)")
+
+    # 10. erasure on B keeps A's withdrawal.
+    status, body = request(b.base, "DELETE", f"/v1/customers/{served}/personal-data")
+    check(status == 200 and body.get("objection_kept") is True, f"erasure of {served} on B: {status} {body}")
+    for replica in (a, b):
+        check(offers(replica, served)["offers"] == [], f"{replica.name} offers {served} after the erasure kept the withdrawal")
+    kept = psql(args, f"SELECT override FROM allot_consent_snapshot WHERE customer_id = '{served}'")
+    check(json.loads(kept or "null") == {"consent": False, "suppressed": None}, f"the kept objection in the database: {kept!r}")
+    print(f"10. erased on B, the withdrawal made on A stays in force ({body['consent_events']} consent rows erased, objection kept)")
 
     # 2. inventory on A, visible on B within a bounded delay.
     with open(os.path.join(args.scenario, "inventory.csv")) as f:

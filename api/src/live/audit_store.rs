@@ -26,7 +26,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
 use super::rows::Erased;
-use super::schema::{Dialect, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT};
+use super::schema::{Dialect, CONSENT_EVENTS_OF, CONSENT_SNAPSHOT_OF, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT, KEEP_OBJECTION};
+use crate::decide::CustomerOverride;
 use super::sql::{Cell, Param, Sql};
 
 /// Most bytes of records in one chunk (a chunk holds at least one record):
@@ -339,8 +340,10 @@ pub(crate) fn records_of(sql: &mut dyn Sql, customer_id: &str) -> Result<Vec<Str
 }
 
 /// Erases a customer's records (their bytes blanked in place, so no other
-/// record moves) and consent events, then stores `record(what was erased)`
-/// as an audit record of no customer; the caller commits.
+/// record moves) and consent events, keeping their objection (a withdrawn
+/// consent, a suppression) as their only snapshot row, then stores
+/// `record(what was erased)` as an audit record of no customer; the caller
+/// commits.
 pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record: impl FnOnce(Erased) -> String) -> Result<Erased, LiveError> {
     let (found, bodies) = find(sql, customer_id)?;
     for (chunk, mut body) in bodies {
@@ -357,12 +360,49 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
     // the plan's caps and budget stays burnt); then their consent, contact and
     // other outcome events go, and their consent folded by compaction.
     anonymise_acceptances(sql, customer_id)?;
+    // Folded from what is stored, not from this replica's memory: another
+    // replica's withdrawal it has not caught up with counts too.
+    let (folded, upto) = stored_consent(sql, customer_id)?;
     let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])? + sql.exec(ERASE_CONSENT_SNAPSHOT, &[Param::Text(customer_id)])?;
-    let erased = Erased { audit_records: found.len() as u64, consent_events };
+    let objection = folded.objection();
+    if let Some(o) = &objection {
+        let text = serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })?;
+        sql.exec(KEEP_OBJECTION, &[Param::Text(customer_id), Param::Text(&text), Param::Int(upto)])?;
+    }
+    let erased = Erased { audit_records: found.len() as u64, consent_events, objection };
     let mut batch = AuditBatch::default();
     batch.push("", Utc::now(), record(erased).as_bytes());
     insert_batch(sql, &batch, replica)?;
     Ok(erased)
+}
+
+/// A customer's consent as stored: the compacted snapshot, then the consent
+/// events after it folded in order; and the last sequence number folded.
+fn stored_consent(sql: &mut dyn Sql, customer_id: &str) -> Result<(CustomerOverride, i64), LiveError> {
+    let corrupt = |table: &'static str, reason: String| LiveError::Corrupt { table, reason };
+    let (mut folded, mut upto) = (CustomerOverride::default(), 0);
+    if let Some(row) = sql.rows(CONSENT_SNAPSHOT_OF, &[Param::Text(customer_id)])?.into_iter().next() {
+        let mut row = row.into_iter();
+        let text = row.next().map(Cell::into_text).unwrap_or_default();
+        folded = serde_json::from_str(&text).map_err(|e| corrupt("allot_consent_snapshot", format!("customer {customer_id:?}: {e}")))?;
+        upto = row.next().map_or(0, |c| c.int());
+    }
+    for row in sql.rows(CONSENT_EVENTS_OF, &[Param::Text(customer_id)])? {
+        let mut row = row.into_iter();
+        let seq = row.next().map_or(0, |c| c.int());
+        let mut setting = || -> Result<Option<bool>, LiveError> {
+            match row.next().map(Cell::into_text).as_deref() {
+                None | Some("") | Some("null") => Ok(None),
+                Some("true") => Ok(Some(true)),
+                Some("false") => Ok(Some(false)),
+                Some(other) => Err(corrupt("allot_events", format!("seq {seq}: a consent setting of {other:?}, not true, false or null"))),
+            }
+        };
+        let (consent, suppressed) = (setting()?, setting()?);
+        folded.update(consent, suppressed);
+        upto = upto.max(seq);
+    }
+    Ok((folded, upto))
 }
 
 /// Rewrites a customer's accepted outcome events without their customer,

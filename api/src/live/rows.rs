@@ -69,13 +69,16 @@ impl ImportRows {
     }
 }
 
-/// What an erasure removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// What an erasure removed, and the objection it kept.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Erased {
     /// Audit records (decisions shown) deleted.
     pub audit_records: u64,
     /// Consent events (personal overrides) deleted.
     pub consent_events: u64,
+    /// The customer's withdrawn consent or suppression, kept as their only
+    /// consent fact ([`crate::decide::CustomerOverride::objection`]).
+    pub objection: Option<crate::decide::CustomerOverride>,
 }
 
 /// Why an old activation history was not imported: the database holds

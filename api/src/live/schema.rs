@@ -25,6 +25,16 @@ pub(crate) const ERASED_ACCEPTANCES: &str =
     "SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE kind = 'outcome' AND body->'event'->>'customer_id' = $1 AND body->'event'->>'kind' = 'accepted'";
 /// Erasure of a customer's compacted consent (migration 0005).
 pub(crate) const ERASE_CONSENT_SNAPSHOT: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1";
+/// A customer's compacted consent (the snapshot's override, as JSON).
+pub(crate) const CONSENT_SNAPSHOT_OF: &str = "SELECT override, upto_seq FROM allot_consent_snapshot WHERE customer_id = $1";
+/// A customer's consent events after the snapshot, oldest first: each one's
+/// sequence number and its `consent` and `suppressed` as JSON text (`true`,
+/// `false`, `null`, or SQL NULL when left out), read the same way in both
+/// databases.
+pub(crate) const CONSENT_EVENTS_OF: &str = "SELECT seq, CAST(body->'event'->'consent' AS TEXT), CAST(body->'event'->'suppressed' AS TEXT) FROM allot_events \
+     WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1 ORDER BY seq";
+/// The snapshot row an erasure leaves: the customer's objection alone.
+pub(crate) const KEEP_OBJECTION: &str = "INSERT INTO allot_consent_snapshot (customer_id, override, upto_seq) VALUES ($1, $2, $3)";
 
 /// The plan activations, oldest first (`activated_at`: text in SQLite, a
 /// `timestamptz` in PostgreSQL); the active plan is the newest row.

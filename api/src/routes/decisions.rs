@@ -134,6 +134,10 @@ pub struct Erasure {
     pub audit_records: u64,
     /// Consent events (their personal overrides) deleted.
     pub consent_events: u64,
+    /// Whether their withdrawn consent or suppression was kept, as the one
+    /// fact left of them: an erasure never makes a customer reachable who
+    /// asked not to be.
+    pub objection_kept: bool,
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -228,8 +232,11 @@ pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline:
         .blocking(move || {
             let mut events = s.events();
             let erased = s.audit.erase(&key).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("nothing erased: {e}")))?;
-            events.forget_customer(&key);
-            write(&s.customers).remove(&key);
+            events.forget_customer(&key, erased.objection);
+            match erased.objection {
+                Some(o) => write(&s.customers).insert(key.clone(), o),
+                None => write(&s.customers).remove(&key),
+            };
             write(&s.contacts).remove(&key);
             Ok(erased)
         })
@@ -237,5 +244,6 @@ pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline:
     if erased.audit_records == 0 && erased.consent_events == 0 && !knows(&state, &id) {
         return Err(unknown_customer(&id));
     }
-    Ok(Json(Erasure { customer_id: id, audit_records: erased.audit_records, consent_events: erased.consent_events }).into_response())
+    let objection_kept = erased.objection.is_some();
+    Ok(Json(Erasure { customer_id: id, audit_records: erased.audit_records, consent_events: erased.consent_events, objection_kept }).into_response())
 }
