@@ -117,6 +117,11 @@ pub(crate) struct Ask<'a> {
     /// every customer (a holdout's non-personalized baseline), instead of by
     /// the customer's expected value.
     pub by_margin: bool,
+    /// Whether the customer's consent can be known: not on a replica cut off
+    /// from the shared database ([`LIVE_STATE_STALE`]), nor on a plan
+    /// standing in for a version whose customer facts could not be read.
+    /// Unknown consent fails closed (`live:consent_unknown`).
+    pub consent_known: bool,
 }
 
 /// The fallback reason a holdout customer's decision carries.
@@ -164,7 +169,6 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
     let fallback = ask.fallback.is_some();
-    let consent_known = ask.fallback != Some(LIVE_STATE_STALE);
     let cap = allot_optimizer::effective_contact_cap(facts.max_offers, plan.context.contact_cap).map_or(usize::MAX, |c| c as usize);
     let mut offers = Vec::new();
     let mut excluded = Vec::new();
@@ -190,7 +194,7 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
             excluded.push(Exclusion { offer_id, reason: plan_reason.clone() });
             continue;
         }
-        let blocked = if !consent_known {
+        let blocked = if !ask.consent_known {
             Some("live:consent_unknown")
         } else if !consent {
             Some("live:consent")
@@ -257,6 +261,7 @@ impl<'a> AsPlanned<'a> {
             contacts: &[],
             today: self.plan.context.horizon_start,
             by_margin: false,
+            consent_known: true,
         };
         Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask))
     }

@@ -77,6 +77,42 @@ pub(crate) enum Source {
     StoreError,
 }
 
+/// Whose customer facts (consent, suppression) a snapshot's plan is
+/// answered with. Why: the fallback after a store error serves an older
+/// version in place of the active one, and the planner's newer data may
+/// withdraw a consent the older version still holds; governance fails
+/// closed, so a withdrawal in the active version's data holds on top, and
+/// when those facts cannot be read, no offer is shown.
+#[derive(Debug, Clone)]
+pub(crate) enum CustomerFactsFrom {
+    /// The plan's own facts are the newest (it is the active version, or
+    /// no version is active).
+    Plan,
+    /// The plan stands in for another version, whose customers that
+    /// withdrew consent (`consent` false) or are suppressed are these: their
+    /// objection holds here too unless a live event says otherwise.
+    Newer(Arc<HashMap<Box<str>, CustomerObjection>>),
+    /// The plan stands in for a version whose facts could not be read (or
+    /// for an unknown one): consent is unknown, and no offer is shown.
+    Unknown,
+}
+
+/// One customer's objection in a version's data (see [`CustomerFactsFrom`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CustomerObjection {
+    pub(crate) consent: bool,
+    pub(crate) suppressed: bool,
+}
+
+impl CustomerObjection {
+    /// Holds this objection on top of a customer's live override: a live
+    /// event wins, else a withdrawal or suppression here stands.
+    pub(crate) fn hold(self, customer: &mut CustomerOverride) {
+        customer.consent = customer.consent.or((!self.consent).then_some(false));
+        customer.suppressed = customer.suppressed.or(self.suppressed.then_some(true));
+    }
+}
+
 /// A plan version with its live supply: what one request reads.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -91,18 +127,19 @@ pub(crate) struct Snapshot {
     /// Live demand against the plan's demand plan.
     pub(crate) demand: DemandDrift,
     pub(crate) source: Source,
+    pub(crate) facts: CustomerFactsFrom,
 }
 
 impl Snapshot {
     /// `plan` with everything the event log holds applied: stock moves since
     /// the plan was saved, every live contact and acceptance.
-    fn build(plan: Arc<PlanIndex>, events: &EventLog, source: Source) -> Self {
+    fn build(plan: Arc<PlanIndex>, events: &EventLog, source: Source, facts: CustomerFactsFrom) -> Self {
         let supply = LiveSupply::compute(&plan, events.moves_since(plan.created_at()));
         let burn = VolumeBurn::compute(&plan, events.customer_contacts().values().flatten());
         let outcomes = OutcomeBurn::compute(&plan, events.acceptances().iter());
         let drift = AcceptanceDrift::compute(&plan, events.seen().iter());
         let demand = DemandDrift::compute(&plan, events.demand_orders().iter());
-        Snapshot { plan, supply, burn, outcomes, drift, demand, source }
+        Snapshot { plan, supply, burn, outcomes, drift, demand, source, facts }
     }
 
     /// This snapshot with newly folded events applied (moves received before
@@ -130,7 +167,7 @@ impl Snapshot {
         for o in orders {
             demand.apply(&self.plan, o);
         }
-        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, drift, demand, source: self.source }
+        Snapshot { plan: self.plan.clone(), supply, burn, outcomes, drift, demand, source: self.source, facts: self.facts.clone() }
     }
 }
 
@@ -248,7 +285,7 @@ impl ServiceState {
             }
             match PlanIndex::load(&self.store, &v) {
                 Ok(plan) => {
-                    plans.insert(v, Arc::new(Snapshot::build(Arc::new(plan), events, Source::Active)));
+                    plans.insert(v, Arc::new(Snapshot::build(Arc::new(plan), events, Source::Active, CustomerFactsFrom::Plan)));
                 }
                 Err(e) => tracing::warn!(version = %v, error = %e, "an experiment's plan version does not load; its customers get the active plan"),
             }
@@ -491,12 +528,13 @@ impl ServiceState {
                 // Loaded or not, this activation has been seen: no reload per poll.
                 self.plan_seq.store(seq, Ordering::Relaxed);
                 match PlanIndex::load(&self.store, &id) {
-                    Ok(plan) => (Some((plan, Source::Active)), None),
-                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string())),
+                    Ok(plan) => (Some((plan, Source::Active, CustomerFactsFrom::Plan)), None),
+                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError, self.objections_of(&id))), Some(e.to_string())),
                 }
             }
-            Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan)), None),
-            Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError)), Some(e.to_string())),
+            Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan, CustomerFactsFrom::Plan)), None),
+            // Which version is active is unknown, so is whether its data withdraws a consent.
+            Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError, CustomerFactsFrom::Unknown)), Some(e.to_string())),
         };
         if let Some(e) = &error {
             tracing::warn!(error = %e, "store error, answering from the fallback");
@@ -505,12 +543,12 @@ impl ServiceState {
         let mut events = self.events();
         let activated = loaded.is_some();
         match loaded {
-            Some((plan, source)) => self.swap(&events, Arc::new(plan), source),
+            Some((plan, source, facts)) => self.swap(&events, Arc::new(plan), source, facts),
             None if error.is_some() => {
                 // Keep serving what we had, but only through the fallback.
                 let current = read(&self.snapshot).clone();
                 if let Some(s) = current {
-                    self.swap(&events, s.plan.clone(), Source::StoreError);
+                    self.swap(&events, s.plan.clone(), Source::StoreError, s.facts.clone());
                 }
             }
             None => *write(&self.snapshot) = None,
@@ -553,13 +591,33 @@ impl ServiceState {
         }
     }
 
+    /// The customer facts of version `id` that must hold on a plan standing
+    /// in for it: its withdrawals and suppressions, read alone (the version
+    /// may have failed to load for another table); unknown when they cannot
+    /// be read.
+    fn objections_of(&self, id: &str) -> CustomerFactsFrom {
+        let mut objections = HashMap::new();
+        let read = self.store.for_each_customer(id, |r| {
+            if !r.consent || r.suppressed {
+                objections.insert(r.customer_id.into(), CustomerObjection { consent: r.consent, suppressed: r.suppressed });
+            }
+        });
+        match read {
+            Ok(()) => CustomerFactsFrom::Newer(Arc::new(objections)),
+            Err(e) => {
+                tracing::warn!(error = %e, version = id, "the active version's customer facts cannot be read: consent is unknown, no offer is shown");
+                CustomerFactsFrom::Unknown
+            }
+        }
+    }
+
     fn newest_loadable(&self, skip: Option<&str>) -> Option<PlanIndex> {
         let ids = self.store.ids().ok()?;
         ids.iter().rev().filter(|id| Some(id.as_str()) != skip).find_map(|id| PlanIndex::load(&self.store, id).ok())
     }
 
-    pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source) {
-        *write(&self.snapshot) = Some(Arc::new(Snapshot::build(plan, events, source)));
+    pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source, facts: CustomerFactsFrom) {
+        *write(&self.snapshot) = Some(Arc::new(Snapshot::build(plan, events, source, facts)));
     }
 
     pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
@@ -656,10 +714,15 @@ impl ServiceState {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let mut customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
         if let Some(f) = stricter {
-            customer.consent = customer.consent.or((!f.consent).then_some(false));
-            customer.suppressed = customer.suppressed.or(f.suppressed.then_some(true));
+            CustomerObjection { consent: f.consent, suppressed: f.suppressed }.hold(&mut customer);
+        }
+        if let CustomerFactsFrom::Newer(objections) = &s.facts {
+            if let Some(o) = objections.get(customer_id) {
+                o.hold(&mut customer);
+            }
         }
         let fallback = self.fallback_reason(s).or(holdout.then_some(decide::HOLDOUT));
+        let consent_known = fallback != Some(LIVE_STATE_STALE) && !matches!(s.facts, CustomerFactsFrom::Unknown);
         // Only a plan with contact policies reads the live contacts (no lock otherwise).
         let contacts = s.plan.policy_index.is_some().then(|| read(&self.contacts));
         let ask = decide::Ask {
@@ -670,6 +733,7 @@ impl ServiceState {
             contacts: contacts.as_ref().and_then(|c| c.get(customer_id)).map_or(&[], Vec::as_slice),
             today: chrono::Utc::now().date_naive(),
             by_margin: holdout,
+            consent_known,
         };
         Some(decide::decide(&s.plan, &s.supply, &s.burn, &s.outcomes, customer_id, c, &ask))
     }

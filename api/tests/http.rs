@@ -564,6 +564,44 @@ async fn a_store_error_serves_the_fallback_not_a_5xx() {
     assert_eq!(g1["fallback_reason"], "store_error");
 }
 
+/// A store error's fallback stands in for the active version with an older
+/// one: a consent the active version's data withdraws stays withdrawn
+/// (read from its customer table alone), and when that table cannot be read
+/// either, consent is unknown and nothing is offered.
+#[tokio::test]
+async fn a_store_errors_fallback_keeps_the_active_versions_withdrawals() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let store = f.store();
+    // Version 2: the planner's data now says g1 withdrew consent.
+    let newer = f.dir.path().join("scenario-newer");
+    write_scenario(&newer);
+    let customers = std::fs::read_to_string(newer.join("customers.csv")).unwrap().replace("g1,Z1,gold,true,false", "g1,Z1,gold,false,false");
+    std::fs::write(newer.join("customers.csv"), customers).unwrap();
+    let second = plan_into(&store, &newer);
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(offer_ids(&f.offers("g1").await).is_empty(), "no consent in the active version");
+    // Its eligibility table is lost: version 1, where g1 consents, stands in.
+    std::fs::write(store.plan_dir(&second).join("eligibility.parquet"), b"not parquet").unwrap();
+    f.state.reload();
+    let g1 = f.offers("g1").await;
+    assert_eq!((g1["fallback_reason"].as_str(), g1["plan_version"].as_str()), (Some("store_error"), Some("000001")), "{g1}");
+    assert!(offer_ids(&g1).is_empty(), "the active version's withdrawal holds on the fallback: {g1}");
+    assert_eq!(exclusion(&g1, "bundle").as_deref(), Some("live:consent"));
+    assert!(!offer_ids(&f.offers("s1").await).is_empty(), "other customers get the fallback's offers");
+    // A live grant is newer than either version's data.
+    f.post("/v1/events/consent", DECISION, json!({ "event_id": "g", "customer_id": "g1", "consent": true })).await;
+    assert!(!offer_ids(&f.offers("g1").await).is_empty(), "consent given live");
+    // Its customer table is lost too: nobody's consent is known.
+    std::fs::write(store.plan_dir(&second).join("customers.parquet"), b"not parquet").unwrap();
+    f.state.reload();
+    for customer in ["g1", "s1"] {
+        let d = f.offers(customer).await;
+        assert!(offer_ids(&d).is_empty(), "{d}");
+        assert_eq!(exclusion(&d, "bundle").as_deref(), Some("live:consent_unknown"), "{d}");
+    }
+}
+
 #[tokio::test]
 async fn activate_and_rollback_swap_the_served_plan() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
