@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn supply_after(plan: &PlanIndex, delta: f64) -> LiveSupply {
-        let moves = [StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: None }];
+        let moves = [StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: None, receipt: false }];
         LiveSupply::compute(plan, &moves)
     }
 
@@ -381,7 +381,7 @@ mod tests {
         let mut plan = plan();
         plan.bid = vec![0.0];
         plan.reserved = vec![4.0, 0.0]; // 4 of A held for gold
-        let order = |delta: f64, tier: &str| StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: Some(tier.into()) };
+        let order = |delta: f64, tier: &str| StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: Some(tier.into()), receipt: false };
         // Standard orders take 6: 4 left, all held for gold.
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard")]);
         assert_eq!((s.usable[0], s.usable[1]), (4.0, 0.0));
@@ -391,7 +391,7 @@ mod tests {
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold")]);
         assert_eq!((s.usable[0], s.usable[1]), (1.0, 0.0));
         // A receipt frees units for standard above what gold still holds.
-        let receipt = StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None };
+        let receipt = StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None, receipt: true };
         let s = LiveSupply::compute(&plan, &[order(-6.0, "standard"), order(-3.0, "gold"), receipt.clone()]);
         assert_eq!((s.usable[0], s.usable[1]), (6.0, 5.0));
     }
@@ -401,10 +401,10 @@ mod tests {
         let mut plan = plan();
         plan.reserved = vec![4.0, 0.0];
         let moves = [
-            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -6.0, tier: Some("standard".into()) },
-            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -3.0, tier: Some("gold".into()) },
-            StockMove { warehouse_id: "W9".into(), sku: "A".into(), delta: 50.0, tier: None },
-            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None },
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -6.0, tier: Some("standard".into()), receipt: false },
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: -3.0, tier: Some("gold".into()), receipt: false },
+            StockMove { warehouse_id: "W9".into(), sku: "A".into(), delta: 50.0, tier: None, receipt: false },
+            StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta: 5.0, tier: None, receipt: false },
         ];
         let batch = LiveSupply::compute(&plan, &moves);
         let mut one_by_one = LiveSupply::compute(&plan, &[]);

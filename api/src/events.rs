@@ -130,7 +130,7 @@ impl InventoryEvent {
             InventoryKind::Receipt | InventoryKind::Adjustment => self.qty,
         };
         let tier = if self.kind == InventoryKind::Order { self.tier.clone() } else { None };
-        StockMove { warehouse_id: self.warehouse_id.clone(), sku: self.sku.clone(), delta, tier }
+        StockMove { warehouse_id: self.warehouse_id.clone(), sku: self.sku.clone(), delta, tier, receipt: self.kind == InventoryKind::Receipt }
     }
 }
 

@@ -345,6 +345,8 @@ pub(crate) struct StockMove {
     pub delta: f64,
     /// Tier of the customer an order was for, if known.
     pub tier: Option<String>,
+    /// A receipt (units arrived), which the plan's expected inbound absorbs first.
+    pub receipt: bool,
 }
 
 /// Live supply for one plan: the plan's stock plus every inventory event since the
@@ -375,6 +377,13 @@ pub struct LiveSupply {
     pub(crate) total: Vec<f64>,
     /// Events that named a warehouse and SKU the plan does not stock.
     pub(crate) unmatched: usize,
+    /// Point -> units of the plan's inbound not received yet. Why: the
+    /// plan's stock counts its inbound, so a receipt of that inbound adds
+    /// nothing; a receipt is taken as its arrival first, and only the rest
+    /// adds. When a receipt was in fact something else (a return, a
+    /// transfer), live stock is low until the inbound itself arrives and
+    /// adds in full: it never promises a unit twice.
+    pub(crate) inbound_left: Vec<f64>,
 }
 
 impl LiveSupply {
@@ -386,6 +395,7 @@ impl LiveSupply {
         let live: Vec<f64> = plan.context.stock.iter().map(|s| s.available - s.short_of_safety).collect();
         let cells = plan.zone_points.len();
         let mut supply = LiveSupply {
+            inbound_left: plan.context.stock.iter().map(|s| s.inbound).collect(),
             consumed: vec![0.0; live.len() * n_tiers],
             live,
             usable: vec![0.0; cells * n_tiers],
@@ -419,7 +429,13 @@ impl LiveSupply {
             self.unmatched += 1;
             return None;
         };
-        self.live[p] += m.delta;
+        let mut delta = m.delta;
+        if m.receipt && delta > 0.0 {
+            let arrived = delta.min(self.inbound_left[p]);
+            self.inbound_left[p] -= arrived;
+            delta -= arrived;
+        }
+        self.live[p] += delta;
         if let (true, Some(&t)) = (m.delta < 0.0, m.tier.as_ref().and_then(|t| plan.tier_ix.get(t))) {
             self.consumed[p * n_tiers + t as usize] -= m.delta;
         }

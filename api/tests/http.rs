@@ -602,6 +602,36 @@ async fn a_store_errors_fallback_keeps_the_active_versions_withdrawals() {
     }
 }
 
+/// A receipt of the plan's own inbound is not counted twice: the plan's
+/// stock already holds it, so a receipt is taken as its arrival first and
+/// only what exceeds it adds (after a restart too).
+#[tokio::test]
+async fn a_receipt_of_the_plans_inbound_is_not_counted_twice() {
+    let with_inbound = |dir: &std::path::Path| {
+        write_scenario(dir);
+        std::fs::write(dir.join("inbound.csv"), "warehouse_id,sku,qty,arrival_date\nW1,A,5,2026-12-02\n").unwrap();
+    };
+    let mut f = Fixture::of_scenario(with_inbound, DEFAULT_MAX_PLAN_AGE);
+    async fn live_a(f: &Fixture) -> f64 {
+        let (status, picks) = f.get("/v1/warehouses/W1/pick-priorities", FULFILMENT).await;
+        assert_eq!(status, StatusCode::OK, "{picks}");
+        let line = picks["priorities"].as_array().unwrap().iter().find(|p| p["sku"] == "A").cloned();
+        line.unwrap_or_else(|| panic!("no pick line of A: {picks}"))["live_stock"].as_f64().unwrap()
+    }
+    assert_eq!(live_a(&f).await, 15.0, "10 on hand and 5 inbound");
+    let receipt = |id: &str, qty: f64| json!({ "event_id": id, "kind": "receipt", "warehouse_id": "W1", "sku": "A", "qty": qty });
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, receipt("r1", 4.0)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(live_a(&f).await, 15.0, "4 of the 5 inbound arrived");
+    f.post("/v1/events/inventory", FULFILMENT, receipt("r2", 3.0)).await;
+    assert_eq!(live_a(&f).await, 17.0, "the last inbound unit, and 2 beyond it");
+    // An adjustment is no arrival: it counts in full.
+    f.post("/v1/events/inventory", FULFILMENT, json!({ "event_id": "a1", "kind": "adjustment", "warehouse_id": "W1", "sku": "A", "qty": 1 })).await;
+    assert_eq!(live_a(&f).await, 18.0);
+    f.restart();
+    assert_eq!(live_a(&f).await, 18.0, "folded again at the start");
+}
+
 #[tokio::test]
 async fn activate_and_rollback_swap_the_served_plan() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);

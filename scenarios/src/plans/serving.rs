@@ -209,6 +209,12 @@ pub struct ServingStock {
     /// before any unit is promised (0 in versions saved before it was kept).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub short_of_safety: f64,
+    /// Units of the scenario's `inbound` arriving within the horizon, which
+    /// `available` already counts: a live receipt at this point is taken as
+    /// their arrival first, and only what exceeds them adds to live stock
+    /// (0 in versions saved before it was kept: every receipt adds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inbound: f64,
 }
 
 /// A usable lane.
@@ -349,7 +355,7 @@ pub fn serving_context(problem: &Problem, plan: &Plan) -> ServingContext {
         stock: problem
             .stock
             .iter()
-            .map(|s| ServingStock { warehouse_id: warehouse(s.warehouse), sku: sku(s.sku), available: s.available(), short_of_safety: s.short_of_safety() })
+            .map(|s| ServingStock { warehouse_id: warehouse(s.warehouse), sku: sku(s.sku), available: s.available(), short_of_safety: s.short_of_safety(), inbound: s.inbound_units() })
             .collect(),
         lanes,
         reservations: plan
