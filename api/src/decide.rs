@@ -91,7 +91,8 @@ pub struct Exclusion {
     /// Reason code: the plan's (`consent`, `tier`, `not_selected:stock`, ...) or a
     /// live one (`live:consent`, `live:suppressed`, `live:stock_reserved`,
     /// `live:out_of_stock`, `live:bid_price`, `live:contact_cap`,
-    /// `live:consent_unknown` when the live state is stale; with contact
+    /// `live:consent_unknown` when the live state is stale, or the plan stands
+    /// in for an active version whose customer facts cannot be read; with contact
     /// policies `live:rule:<rule_id>` and `live:conflict`; once accepted
     /// outcomes reach a cap, `live:redemptions` and `live:budget`).
     pub reason: String,

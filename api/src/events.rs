@@ -795,7 +795,7 @@ mod tests {
         let withdrawn = CustomerOverride { consent: Some(false), suppressed: None };
         let suppressed = CustomerOverride { consent: None, suppressed: Some(true) };
         let erased = audit.erase("C2").unwrap();
-        assert_eq!((erased.consent_events, erased.objection), (1, Some(withdrawn)), "the snapshot row of C2; its withdrawal stays");
+        assert_eq!((erased.consent_events, erased.objection), (0, Some(withdrawn)), "the snapshot row of C2 is its withdrawal, which stays");
         let erased = audit.erase("C1").unwrap();
         assert_eq!((erased.consent_events, erased.objection), (2, Some(suppressed)), "C1's snapshot row and c4");
         let erased = audit.erase("C3").unwrap();
@@ -803,8 +803,8 @@ mod tests {
         let reopened = EventLog::open(db.clone()).unwrap();
         assert_eq!([&reopened.customer_overrides()["C1"], &reopened.customer_overrides()["C2"]], [&suppressed, &withdrawn]);
         // Erased again, nothing is left to erase but the objection, which stays.
-        let erased = audit.erase("C2").unwrap();
-        assert_eq!((erased.consent_events, erased.objection), (1, Some(withdrawn)));
+        let erased = audit.erase("C1").unwrap();
+        assert_eq!((erased.consent_events, erased.objection), (0, Some(suppressed)));
         // A customer who only granted keeps nothing.
         assert_eq!(log.record(consent("c6", "C4", Some(true), Some(false), 0)).unwrap().0, Applied::New);
         assert_eq!(audit.erase("C4").unwrap().objection, None);

@@ -19,7 +19,7 @@ use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
 use crate::experiments::{ArmLabel, Assignment, Experiment, ExperimentChange, ExperimentError, ExperimentKind, ExperimentReport, Experiments};
-use crate::index::{CustomerFacts, LiveSupply, PlanIndex, StockMove};
+use crate::index::{LiveSupply, PlanIndex, StockMove};
 use crate::drift::{AcceptanceDrift, DemandCell, DemandDrift, DemandOrder, DriftPolicy, OfferDrift, Seen};
 use crate::outcomes::{Acceptance, OutcomeBurn};
 use crate::jobs::PlanJobs;
@@ -102,6 +102,23 @@ pub(crate) enum CustomerFactsFrom {
 pub(crate) struct CustomerObjection {
     pub(crate) consent: bool,
     pub(crate) suppressed: bool,
+}
+
+impl CustomerFactsFrom {
+    /// Holds on `customer` what these facts say beyond the plan's own;
+    /// `false` when consent is unknown.
+    fn hold(&self, customer_id: &str, customer: &mut CustomerOverride) -> bool {
+        match self {
+            CustomerFactsFrom::Plan => true,
+            CustomerFactsFrom::Newer(objections) => {
+                if let Some(o) = objections.get(customer_id) {
+                    o.hold(customer);
+                }
+                true
+            }
+            CustomerFactsFrom::Unknown => false,
+        }
+    }
 }
 
 impl CustomerObjection {
@@ -523,18 +540,19 @@ impl ServiceState {
     /// the fallback) and swaps it in; keeps the current one if nothing loads.
     pub fn reload(&self) {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let (loaded, error) = match self.active_id() {
+        // `facts`: what holds on any plan standing in for the active one.
+        let (loaded, error, facts) = match self.active_id() {
             Ok(Some((seq, id))) => {
                 // Loaded or not, this activation has been seen: no reload per poll.
                 self.plan_seq.store(seq, Ordering::Relaxed);
                 match PlanIndex::load(&self.store, &id) {
-                    Ok(plan) => (Some((plan, Source::Active, CustomerFactsFrom::Plan)), None),
-                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError, self.objections_of(&id))), Some(e.to_string())),
+                    Ok(plan) => (Some((plan, Source::Active)), None, CustomerFactsFrom::Plan),
+                    Err(e) => (self.newest_loadable(Some(&id)).map(|p| (p, Source::StoreError)), Some(e.to_string()), self.objections_of(&id)),
                 }
             }
-            Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan, CustomerFactsFrom::Plan)), None),
+            Ok(None) => (self.newest_loadable(None).map(|p| (p, Source::NoActivePlan)), None, CustomerFactsFrom::Plan),
             // Which version is active is unknown, so is whether its data withdraws a consent.
-            Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError, CustomerFactsFrom::Unknown)), Some(e.to_string())),
+            Err(e) => (self.newest_loadable(None).map(|p| (p, Source::StoreError)), Some(e.to_string()), CustomerFactsFrom::Unknown),
         };
         if let Some(e) = &error {
             tracing::warn!(error = %e, "store error, answering from the fallback");
@@ -543,12 +561,13 @@ impl ServiceState {
         let mut events = self.events();
         let activated = loaded.is_some();
         match loaded {
-            Some((plan, source, facts)) => self.swap(&events, Arc::new(plan), source, facts),
+            Some((plan, source)) => self.swap(&events, Arc::new(plan), source, facts),
             None if error.is_some() => {
-                // Keep serving what we had, but only through the fallback.
+                // Keep serving what we had, but only through the fallback, and
+                // under what the active version's facts say.
                 let current = read(&self.snapshot).clone();
                 if let Some(s) = current {
-                    self.swap(&events, s.plan.clone(), Source::StoreError, s.facts.clone());
+                    self.swap(&events, s.plan.clone(), Source::StoreError, facts);
                 }
             }
             None => *write(&self.snapshot) = None,
@@ -658,8 +677,8 @@ impl ServiceState {
         let s = snapshot?;
         // A canary's version never loosens what the active plan knows of the
         // customer's consent (its data may be older).
-        let active_facts = if canary { self.current().and_then(|a| a.plan.customer_ix.get(customer_id).map(|&c| a.plan.customers[c as usize])) } else { None };
-        let mut d = self.decision(&s, customer_id, limit, channel, assignment.holdout, active_facts)?;
+        let active = if canary { self.current() } else { None };
+        let mut d = self.decision(&s, customer_id, limit, channel, assignment.holdout, active.as_deref())?;
         if let Some((id, version)) = &assignment.shadow {
             self.shadow_decision(id, version, customer_id, limit, channel);
         }
@@ -707,22 +726,24 @@ impl ServiceState {
     }
 
     /// The decision from snapshot `s` (the baseline when `holdout`); `None`
-    /// when its plan does not know the customer. `stricter`: another plan's
-    /// facts of the customer, whose withdrawn consent or suppression holds
-    /// here too unless a live event says otherwise.
-    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool, stricter: Option<CustomerFacts>) -> Option<Decision> {
+    /// when its plan does not know the customer. `active`: the active
+    /// snapshot when `s` is another version's (a canary's), whose facts of
+    /// the customer (its plan's, and what holds on it: [`CustomerFactsFrom`])
+    /// hold here too unless a live event says otherwise.
+    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool, active: Option<&Snapshot>) -> Option<Decision> {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let mut customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
-        if let Some(f) = stricter {
-            CustomerObjection { consent: f.consent, suppressed: f.suppressed }.hold(&mut customer);
-        }
-        if let CustomerFactsFrom::Newer(objections) = &s.facts {
-            if let Some(o) = objections.get(customer_id) {
-                o.hold(&mut customer);
+        let mut consent_known = true;
+        if let Some(a) = active {
+            if let Some(&ac) = a.plan.customer_ix.get(customer_id) {
+                let f = a.plan.customers[ac as usize];
+                CustomerObjection { consent: f.consent, suppressed: f.suppressed }.hold(&mut customer);
             }
+            consent_known &= a.facts.hold(customer_id, &mut customer);
         }
+        consent_known &= s.facts.hold(customer_id, &mut customer);
         let fallback = self.fallback_reason(s).or(holdout.then_some(decide::HOLDOUT));
-        let consent_known = fallback != Some(LIVE_STATE_STALE) && !matches!(s.facts, CustomerFactsFrom::Unknown);
+        let consent_known = consent_known && fallback != Some(LIVE_STATE_STALE);
         // Only a plan with contact policies reads the live contacts (no lock otherwise).
         let contacts = s.plan.policy_index.is_some().then(|| read(&self.contacts));
         let ask = decide::Ask {

@@ -589,6 +589,12 @@ async fn a_store_errors_fallback_keeps_the_active_versions_withdrawals() {
     assert!(offer_ids(&g1).is_empty(), "the active version's withdrawal holds on the fallback: {g1}");
     assert_eq!(exclusion(&g1, "bundle").as_deref(), Some("live:consent"));
     assert!(!offer_ids(&f.offers("s1").await).is_empty(), "other customers get the fallback's offers");
+    // A canary of version 1 for everyone: the active version's withdrawal holds there too.
+    let (status, body) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "c1", "kind": "canary", "version": "000001", "share": 1.0 })).await;
+    assert!(status.is_success(), "{body}");
+    let g1 = f.offers("g1").await;
+    assert_eq!(g1["experiments"][0]["arm"], "canary", "{g1}");
+    assert!(offer_ids(&g1).is_empty(), "the active version's withdrawal holds on a canary: {g1}");
     // A live grant is newer than either version's data.
     f.post("/v1/events/consent", DECISION, json!({ "event_id": "g", "customer_id": "g1", "consent": true })).await;
     assert!(!offer_ids(&f.offers("g1").await).is_empty(), "consent given live");
@@ -630,6 +636,31 @@ async fn a_receipt_of_the_plans_inbound_is_not_counted_twice() {
     assert_eq!(live_a(&f).await, 18.0);
     f.restart();
     assert_eq!(live_a(&f).await, 18.0, "folded again at the start");
+}
+
+/// When no version loads in place of an active one that fails to, the plan
+/// served so far is kept, through the fallback and under the active
+/// version's facts: its withdrawals hold there too.
+#[tokio::test]
+async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let store = f.store();
+    let newer = f.dir.path().join("scenario-newer");
+    write_scenario(&newer);
+    let customers = std::fs::read_to_string(newer.join("customers.csv")).unwrap().replace("g1,Z1,gold,true,false", "g1,Z1,gold,false,false");
+    std::fs::write(newer.join("customers.csv"), customers).unwrap();
+    let second = plan_into(&store, &newer);
+    assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "version 1, served");
+    // Neither version loads any more; version 2 is activated.
+    for version in ["000001", second.as_str()] {
+        std::fs::write(store.plan_dir(version).join("eligibility.parquet"), b"not parquet").unwrap();
+    }
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let g1 = f.offers("g1").await;
+    assert_eq!((g1["fallback_reason"].as_str(), g1["plan_version"].as_str()), (Some("store_error"), Some("000001")), "{g1}");
+    assert!(offer_ids(&g1).is_empty(), "version 2's withdrawal holds on the kept plan: {g1}");
+    assert!(!offer_ids(&f.offers("s1").await).is_empty(), "{}", f.offers("s1").await);
 }
 
 #[tokio::test]

@@ -159,6 +159,10 @@ def run(args, a, b):
         check(offers(replica, served)["offers"] == [], f"{replica.name} offers {served} after the erasure kept the withdrawal")
     kept = psql(args, f"SELECT override FROM allot_consent_snapshot WHERE customer_id = '{served}'")
     check(json.loads(kept or "null") == {"consent": False, "suppressed": None}, f"the kept objection in the database: {kept!r}")
+    # A restart folds the objection from the database alone (A kept it in memory).
+    a.kill()
+    a.start()
+    check(offers(a, served)["offers"] == [], f"A offers {served} after a restart: the kept objection was not read back")
     print(f"10. erased on B, the withdrawal made on A stays in force ({body['consent_events']} consent rows erased, objection kept)")
 
     # 2. inventory on A, visible on B within a bounded delay.

@@ -26,7 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
 use super::rows::Erased;
-use super::schema::{Dialect, CONSENT_EVENTS_OF, CONSENT_SNAPSHOT_OF, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_SNAPSHOT, KEEP_OBJECTION};
+use super::schema::{Dialect, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_EVENTS_RETURNING, ERASE_CONSENT_SNAPSHOT_RETURNING, KEEP_OBJECTION};
 use crate::decide::CustomerOverride;
 use super::sql::{Cell, Param, Sql};
 
@@ -360,15 +360,19 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
     // the plan's caps and budget stays burnt); then their consent, contact and
     // other outcome events go, and their consent folded by compaction.
     anonymise_acceptances(sql, customer_id)?;
-    // Folded from what is stored, not from this replica's memory: another
+    // Folded from what is deleted, not from this replica's memory: another
     // replica's withdrawal it has not caught up with counts too.
-    let (folded, upto) = stored_consent(sql, customer_id)?;
-    let consent_events = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])? + sql.exec(ERASE_CONSENT_SNAPSHOT, &[Param::Text(customer_id)])?;
-    let objection = folded.objection();
+    let erased_consent = erase_consent(sql, customer_id)?;
+    let others = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])?;
+    let objection = erased_consent.folded.objection();
     if let Some(o) = &objection {
         let text = serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })?;
-        sql.exec(KEEP_OBJECTION, &[Param::Text(customer_id), Param::Text(&text), Param::Int(upto)])?;
+        sql.exec(KEEP_OBJECTION, &[Param::Text(customer_id), Param::Text(&text), Param::Int(erased_consent.upto)])?;
     }
+    // A snapshot row that held exactly the objection kept is not counted (an
+    // erasure repeated erases nothing).
+    let snapshot_erased = erased_consent.snapshot.is_some_and(|s| Some(s) != objection);
+    let consent_events = erased_consent.events + others + u64::from(snapshot_erased);
     let erased = Erased { audit_records: found.len() as u64, consent_events, objection };
     let mut batch = AuditBatch::default();
     batch.push("", Utc::now(), record(erased).as_bytes());
@@ -376,18 +380,31 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
     Ok(erased)
 }
 
-/// A customer's consent as stored: the compacted snapshot, then the consent
-/// events after it folded in order; and the last sequence number folded.
-fn stored_consent(sql: &mut dyn Sql, customer_id: &str) -> Result<(CustomerOverride, i64), LiveError> {
+/// What an erasure deleted of a customer's consent.
+struct ErasedConsent {
+    /// The compacted snapshot, then the consent events after it, folded in order.
+    folded: CustomerOverride,
+    /// The last sequence number folded.
+    upto: i64,
+    /// The snapshot row's override, when there was one.
+    snapshot: Option<CustomerOverride>,
+    /// Consent events deleted.
+    events: u64,
+}
+
+/// Deletes a customer's consent (their snapshot row and consent events) and
+/// folds what it deleted.
+fn erase_consent(sql: &mut dyn Sql, customer_id: &str) -> Result<ErasedConsent, LiveError> {
     let corrupt = |table: &'static str, reason: String| LiveError::Corrupt { table, reason };
-    let (mut folded, mut upto) = (CustomerOverride::default(), 0);
-    if let Some(row) = sql.rows(CONSENT_SNAPSHOT_OF, &[Param::Text(customer_id)])?.into_iter().next() {
+    let mut erased = ErasedConsent { folded: CustomerOverride::default(), upto: 0, snapshot: None, events: 0 };
+    if let Some(row) = sql.rows(ERASE_CONSENT_SNAPSHOT_RETURNING, &[Param::Text(customer_id)])?.into_iter().next() {
         let mut row = row.into_iter();
         let text = row.next().map(Cell::into_text).unwrap_or_default();
-        folded = serde_json::from_str(&text).map_err(|e| corrupt("allot_consent_snapshot", format!("customer {customer_id:?}: {e}")))?;
-        upto = row.next().map_or(0, |c| c.int());
+        let snapshot: CustomerOverride = serde_json::from_str(&text).map_err(|e| corrupt("allot_consent_snapshot", format!("customer {customer_id:?}: {e}")))?;
+        (erased.folded, erased.snapshot, erased.upto) = (snapshot, Some(snapshot), row.next().map_or(0, |c| c.int()));
     }
-    for row in sql.rows(CONSENT_EVENTS_OF, &[Param::Text(customer_id)])? {
+    let mut events = Vec::new();
+    for row in sql.rows(ERASE_CONSENT_EVENTS_RETURNING, &[Param::Text(customer_id)])? {
         let mut row = row.into_iter();
         let seq = row.next().map_or(0, |c| c.int());
         let mut setting = || -> Result<Option<bool>, LiveError> {
@@ -399,10 +416,16 @@ fn stored_consent(sql: &mut dyn Sql, customer_id: &str) -> Result<(CustomerOverr
             }
         };
         let (consent, suppressed) = (setting()?, setting()?);
-        folded.update(consent, suppressed);
-        upto = upto.max(seq);
+        events.push((seq, consent, suppressed));
     }
-    Ok((folded, upto))
+    // RETURNING gives no order: the events fold in the order recorded.
+    events.sort_by_key(|&(seq, ..)| seq);
+    for (seq, consent, suppressed) in events {
+        erased.folded.update(consent, suppressed);
+        erased.upto = erased.upto.max(seq);
+        erased.events += 1;
+    }
+    Ok(erased)
 }
 
 /// Rewrites a customer's accepted outcome events without their customer,

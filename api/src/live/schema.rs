@@ -18,21 +18,23 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
 /// through `allot_events_customer` (migrations 0003, 0006, 0007); `$1` binds
 /// the first parameter in SQLite too. Acceptances are not deleted but made
 /// anonymous first ([`ERASED_ACCEPTANCES`]): the redemption caps and budget
-/// they burnt must stay burnt after a restart.
+/// they burnt must stay burnt after a restart. Consent events are deleted
+/// first, and folded ([`ERASE_CONSENT_EVENTS_RETURNING`]).
 pub(crate) const ERASE_CONSENT: &str = "DELETE FROM allot_events WHERE kind IN ('consent', 'contact', 'outcome') AND body->'event'->>'customer_id' = $1";
 /// A customer's accepted outcomes, to be made anonymous before an erasure.
 pub(crate) const ERASED_ACCEPTANCES: &str =
     "SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE kind = 'outcome' AND body->'event'->>'customer_id' = $1 AND body->'event'->>'kind' = 'accepted'";
-/// Erasure of a customer's compacted consent (migration 0005).
-pub(crate) const ERASE_CONSENT_SNAPSHOT: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1";
-/// A customer's compacted consent (the snapshot's override, as JSON).
-pub(crate) const CONSENT_SNAPSHOT_OF: &str = "SELECT override, upto_seq FROM allot_consent_snapshot WHERE customer_id = $1";
-/// A customer's consent events after the snapshot, oldest first: each one's
-/// sequence number and its `consent` and `suppressed` as JSON text (`true`,
-/// `false`, `null`, or SQL NULL when left out), read the same way in both
-/// databases.
-pub(crate) const CONSENT_EVENTS_OF: &str = "SELECT seq, CAST(body->'event'->'consent' AS TEXT), CAST(body->'event'->'suppressed' AS TEXT) FROM allot_events \
-     WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1 ORDER BY seq";
+/// Erasure of a customer's compacted consent, returning it (the snapshot's
+/// override, as JSON, and the last event folded in).
+pub(crate) const ERASE_CONSENT_SNAPSHOT_RETURNING: &str = "DELETE FROM allot_consent_snapshot WHERE customer_id = $1 RETURNING override, upto_seq";
+/// Erasure of a customer's consent events, returning each one's sequence
+/// number and its `consent` and `suppressed` as JSON text (`true`, `false`,
+/// `null`, or SQL NULL when left out), the same way in both databases. Why
+/// fold what is deleted, not what a read before found: in PostgreSQL another
+/// replica may commit a withdrawal between a read and the delete, and it
+/// would go unfolded.
+pub(crate) const ERASE_CONSENT_EVENTS_RETURNING: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1 \
+     RETURNING seq, CAST(body->'event'->'consent' AS TEXT), CAST(body->'event'->'suppressed' AS TEXT)";
 /// The snapshot row an erasure leaves: the customer's objection alone.
 pub(crate) const KEEP_OBJECTION: &str = "INSERT INTO allot_consent_snapshot (customer_id, override, upto_seq) VALUES ($1, $2, $3)";
 
