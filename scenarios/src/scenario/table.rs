@@ -469,18 +469,46 @@ fn polars_error(path: &Path, e: PolarsError) -> LoadError {
     LoadError::Unreadable { path: PathBuf::from(path), reason: e.to_string() }
 }
 
-/// Runs a Parquet decode of `path`; a panic inside it (polars panics on a
-/// column type this build does not read, a decimal) is the file's error,
-/// not the process's end.
+/// What a column of a type allot does not read should be written as.
+const READABLE_TYPES: &str = "a column of a type allot reads: whole numbers as 32- or 64-bit integers, other numbers as 64-bit floats, text as strings, \
+     flags as booleans, dates as dates";
+
+/// Runs a Parquet decode of `path`; a failure or a panic inside it (polars
+/// fails, or panics, on a column type this build does not read: 8- and
+/// 16-bit integers, decimals) is the file's error, naming each such column
+/// when the file's schema shows them, not the process's end.
 fn decode_parquet(path: &Path, decode: impl FnOnce() -> PolarsResult<DataFrame>) -> Result<DataFrame, LoadError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
-        Ok(frame) => frame.map_err(|e| polars_error(path, e)),
-        Err(panic) => {
-            let said = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("no message");
-            let reason = format!("a column of a type allot does not read ({said}): write whole numbers as 32- or 64-bit integers, other numbers as 64-bit floats");
-            Err(LoadError::Unreadable { path: PathBuf::from(path), reason })
-        }
+    let said = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(Ok(frame)) => return Ok(frame),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "no message".into()),
+    };
+    let issues: Vec<Issue> = unreadable_columns(path)
+        .into_iter()
+        .map(|(column, dtype)| Issue { file: file_name(path), row: None, column: Some(column), value: Some(dtype), expected: READABLE_TYPES.to_string() })
+        .collect();
+    if issues.is_empty() {
+        return Err(LoadError::Unreadable { path: PathBuf::from(path), reason: said });
     }
+    Err(LoadError::Invalid { total: issues.len(), issues })
+}
+
+/// The columns of the Parquet file at `path` whose types allot does not read,
+/// with their types (empty when its schema cannot be read either).
+fn unreadable_columns(path: &Path) -> Vec<(String, String)> {
+    use polars::prelude::ArrowDataType as T;
+    let Ok(file) = std::fs::File::open(path) else { return Vec::new() };
+    let Ok(schema) = ParquetReader::new(file).schema() else { return Vec::new() };
+    schema
+        .iter_values()
+        .filter(|field| {
+            !matches!(
+                field.dtype(),
+                T::Null | T::Boolean | T::Int32 | T::Int64 | T::UInt32 | T::UInt64 | T::Float32 | T::Float64 | T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Date32 | T::Date64 | T::Timestamp(..)
+            )
+        })
+        .map(|field| (field.name.to_string(), format!("{:?}", field.dtype())))
+        .collect()
 }
 
 /// A typed cell, as polars read it.
@@ -774,15 +802,23 @@ mod tests {
         assert_eq!(said.iter().filter(|s| s.contains("`absnet`") && s.contains("did you mean `absent`")).count(), 1, "{said:?}");
     }
 
-    /// A Parquet column of a type this build cannot decode (a decimal, here
-    /// written by pyarrow) is the file's error, not a panic of the process.
+    /// A Parquet column of a type this build cannot decode (written by
+    /// pyarrow: a decimal, which polars panics on, and 8- and 16-bit integers,
+    /// which it refuses) is the file's error naming each such column and its
+    /// type, not a panic of the process, and not the others.
     #[test]
-    fn an_unreadable_parquet_column_type_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/decimal_column.parquet"), dir.path().join("t.parquet")).unwrap();
-        for error in [Table::read(dir.path(), "t", &[]).err(), Table::read_in_batches(dir.path(), "t", &[]).unwrap().unwrap().find_map(Result::err)] {
-            let error = error.expect("an error").to_string();
-            assert!(error.contains("t.parquet") && error.contains("a column of a type allot does not read"), "{error}");
+    fn an_unreadable_parquet_column_type_is_an_error_naming_the_column() {
+        for (fixture, named, readable) in [("decimal_column", &["`p`: got \"Decimal(6, 4)\""][..], "`id`"), ("narrow_int_columns", &["`on_hand`: got \"Int8\"", "`qty`: got \"Int16\""][..], "`p`")] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::copy(format!("{}/../tests/fixtures/{fixture}.parquet", env!("CARGO_MANIFEST_DIR")), dir.path().join("t.parquet")).unwrap();
+            for error in [Table::read(dir.path(), "t", &[]).err(), Table::read_in_batches(dir.path(), "t", &[]).unwrap().unwrap().find_map(Result::err)] {
+                let error = error.expect("an error").to_string();
+                assert!(error.contains("t.parquet") && error.contains("a column of a type allot reads"), "{error}");
+                for column in named {
+                    assert!(error.contains(column), "{fixture}: {column} not in {error}");
+                }
+                assert!(!error.contains(readable), "{fixture}: {error}");
+            }
         }
     }
 
