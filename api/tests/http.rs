@@ -564,6 +564,16 @@ async fn a_store_error_serves_the_fallback_not_a_5xx() {
     assert_eq!(g1["fallback_reason"], "store_error");
 }
 
+/// Plans a second version of the fixture's scenario whose data says g1
+/// withdrew consent; returns its id (not activated).
+fn plan_g1_withdrawn(f: &Fixture) -> String {
+    let newer = f.dir.path().join("scenario-newer");
+    write_scenario(&newer);
+    let customers = std::fs::read_to_string(newer.join("customers.csv")).unwrap().replace("g1,Z1,gold,true,false", "g1,Z1,gold,false,false");
+    std::fs::write(newer.join("customers.csv"), customers).unwrap();
+    plan_into(&f.store(), &newer)
+}
+
 /// A store error's fallback stands in for the active version with an older
 /// one: a consent the active version's data withdraws stays withdrawn
 /// (read from its customer table alone), and when that table cannot be read
@@ -572,12 +582,7 @@ async fn a_store_error_serves_the_fallback_not_a_5xx() {
 async fn a_store_errors_fallback_keeps_the_active_versions_withdrawals() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     let store = f.store();
-    // Version 2: the planner's data now says g1 withdrew consent.
-    let newer = f.dir.path().join("scenario-newer");
-    write_scenario(&newer);
-    let customers = std::fs::read_to_string(newer.join("customers.csv")).unwrap().replace("g1,Z1,gold,true,false", "g1,Z1,gold,false,false");
-    std::fs::write(newer.join("customers.csv"), customers).unwrap();
-    let second = plan_into(&store, &newer);
+    let second = plan_g1_withdrawn(&f);
     let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(offer_ids(&f.offers("g1").await).is_empty(), "no consent in the active version");
@@ -645,11 +650,7 @@ async fn a_receipt_of_the_plans_inbound_is_not_counted_twice() {
 async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     let store = f.store();
-    let newer = f.dir.path().join("scenario-newer");
-    write_scenario(&newer);
-    let customers = std::fs::read_to_string(newer.join("customers.csv")).unwrap().replace("g1,Z1,gold,true,false", "g1,Z1,gold,false,false");
-    std::fs::write(newer.join("customers.csv"), customers).unwrap();
-    let second = plan_into(&store, &newer);
+    let second = plan_g1_withdrawn(&f);
     assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "version 1, served");
     // Neither version loads any more; version 2 is activated.
     for version in ["000001", second.as_str()] {
