@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::UnknownPlan(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_plan", e.to_string()),
             StoreError::NothingToRollBack(_) => ApiError::new(StatusCode::CONFLICT, "nothing_to_roll_back", e.to_string()),
+            StoreError::MovesCompacted { .. } => ApiError::new(StatusCode::CONFLICT, "moves_compacted", e.to_string()),
             e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string()),
         }
     }

@@ -676,6 +676,9 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
     let mut delete = Vec::new();
     let mut done = Compacted::default();
     let mut reached_cutoff = false;
+    // The newest inventory event deleted: versions saved before it can no
+    // longer know their live stock (`LiveDb::inventory_compacted`).
+    let mut newest_deleted: Option<DateTime<Utc>> = None;
     for row in rows {
         let mut row = row.into_iter();
         let seq = row.next().map_or(0, |c| c.int());
@@ -699,6 +702,7 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
                 if *received_at <= inventory_cutoff {
                     delete.push(seq);
                     done.inventory += 1;
+                    newest_deleted = newest_deleted.max(Some(*received_at));
                 }
             }
             LoggedEvent::Consent { event, .. } => {
@@ -730,6 +734,12 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
     }
     for seq in delete {
         sql.exec("DELETE FROM allot_events WHERE seq = $1", &[Param::Int(seq)])?;
+    }
+    if let Some(newest) = newest_deleted {
+        let stored = sql.rows(crate::live::schema::INVENTORY_COMPACTED, &[])?.into_iter().next().and_then(|r| r.into_iter().next()).map(Cell::into_text);
+        let before = stored.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+        let upto = before.max(Some(newest)).unwrap_or(newest);
+        sql.exec(crate::live::schema::SET_INVENTORY_COMPACTED, &[Param::Text(&upto.to_rfc3339())])?;
     }
     Ok((last, done, reached_cutoff || !full))
 }

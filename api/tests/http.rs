@@ -664,6 +664,33 @@ async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
     assert!(!offer_ids(&f.offers("s1").await).is_empty(), "{}", f.offers("s1").await);
 }
 
+/// Compaction deletes inventory events no served plan needs; a version
+/// saved before one of them cannot know its live stock, so activating it, or
+/// rolling back to it, is refused (409 `moves_compacted`) and the active
+/// plan stays; a version saved after them is activated as ever.
+#[tokio::test]
+async fn a_version_saved_before_compacted_stock_moves_is_not_activated() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The service compacts what is older than its event window; here, all.
+    let db = Arc::new(allot_api::live::LiveDb::open_file(f.store().root()).unwrap());
+    let now = chrono::Utc::now();
+    assert_eq!(allot_api::EventLog::open(db.clone()).unwrap().compact(now, now).unwrap().inventory, 1);
+    assert!(db.inventory_compacted().unwrap().is_some_and(|upto| upto <= now));
+    for (what, path) in [("rollback", "/v1/plans/rollback".to_string()), ("activation", "/v1/plans/000001/activate".to_string())] {
+        let (status, body) = f.call("POST", &path, Some(PLANNER), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "moves_compacted"), "{what}: {body}");
+    }
+    assert_eq!(f.history().last().map(|a| a.plan_id.clone()), Some(second.clone()), "nothing recorded");
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "saved after the order: {body}");
+}
+
 #[tokio::test]
 async fn activate_and_rollback_swap_the_served_plan() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);

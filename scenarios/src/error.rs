@@ -155,6 +155,20 @@ pub enum StoreError {
     /// Rollback asked for with no earlier activation.
     #[error("nothing to roll back to: {0}")]
     NothingToRollBack(&'static str),
+    /// A version saved before live inventory events it would need were
+    /// compacted away: served, it would count stock that has left.
+    #[error(
+        "plan version {id} was saved at {saved}, before live inventory events received up to {compacted} were compacted away: \
+         its live stock cannot be known; plan again, or activate a version saved after {compacted}"
+    )]
+    MovesCompacted {
+        /// The version.
+        id: String,
+        /// When it was saved.
+        saved: String,
+        /// How far inventory events were compacted.
+        compacted: String,
+    },
     /// A file written by a newer allot, in a format this build does not know.
     #[error("{path} has schema_version {found}, newer than this allot reads (up to {supported}): upgrade allot to read it")]
     NewerSchema {

@@ -50,8 +50,14 @@ use sql::Sql;
 use crate::shared::SharedLive;
 
 /// The row an activation adds for version `id`, once its manifest reads.
-fn readable(store: &PlanStore, id: &str, action: &str) -> Result<Activation, StoreError> {
-    store.manifest(id)?;
+/// The activation of version `id`, when its manifest reads and it was saved
+/// after every inventory event compaction deleted (`compacted`: see
+/// [`LiveDb::inventory_compacted`]); else why not.
+fn servable(store: &PlanStore, id: &str, action: &str, compacted: Option<DateTime<Utc>>) -> Result<Activation, StoreError> {
+    let manifest = store.manifest(id)?;
+    if let Some(upto) = compacted.filter(|upto| manifest.created_at < *upto) {
+        return Err(StoreError::MovesCompacted { id: id.to_string(), saved: manifest.created_at.to_rfc3339(), compacted: upto.to_rfc3339() });
+    }
     Ok(Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() })
 }
 
@@ -287,17 +293,30 @@ impl LiveDb {
     /// Makes version `id` of `store` the active plan. Nothing is recorded
     /// when the version is absent or its manifest cannot be read.
     pub fn activate(&self, store: &PlanStore, id: &str) -> Result<Activation, ActivationError> {
-        self.change_activation(|_| readable(store, id, "activate"))
+        let compacted = self.inventory_compacted()?;
+        self.change_activation(|_| servable(store, id, "activate", compacted))
     }
 
     /// Re-activates the version active before the current one, by
     /// [`rollback_target`] (successive rollbacks walk back). Nothing is
     /// recorded when there is none or it can no longer be read.
     pub fn rollback(&self, store: &PlanStore) -> Result<Activation, ActivationError> {
+        let compacted = self.inventory_compacted()?;
         self.change_activation(|history| {
             let target = rollback_target(history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())))?;
-            readable(store, target, "rollback")
+            servable(store, target, "rollback", compacted)
         })
+    }
+
+    /// How far compaction has deleted inventory events: every one received
+    /// at or before this time may be gone (`None`: none was deleted). A
+    /// version saved before it is not activated ([`StoreError::MovesCompacted`]).
+    pub fn inventory_compacted(&self) -> Result<Option<DateTime<Utc>>, LiveError> {
+        let rows = self.transaction(|sql| sql.rows(schema::INVENTORY_COMPACTED, &[]))?;
+        let Some(text) = rows.into_iter().next().and_then(|r| r.into_iter().next()).map(sql::Cell::into_text) else { return Ok(None) };
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| LiveError::Corrupt { table: "allot_inventory_compacted", reason: format!("upto {text:?}: {e}") })
     }
 
     /// The one code path of [`Self::activate`] and [`Self::rollback`]: the

@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../migrations/0005_consent_snapshot.sql")),
     (6, include_str!("../../migrations/0006_contact_events.sql")),
     (7, include_str!("../../migrations/0007_outcomes_experiments.sql")),
+    (8, include_str!("../../migrations/0008_inventory_compacted.sql")),
 ];
 
 /// Erasure of a customer's consent, contact and outcome events (their
@@ -35,6 +36,11 @@ pub(crate) const ERASE_CONSENT_SNAPSHOT_RETURNING: &str = "DELETE FROM allot_con
 /// would go unfolded.
 pub(crate) const ERASE_CONSENT_EVENTS_RETURNING: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1 \
      RETURNING seq, CAST(body->'event'->'consent' AS TEXT), CAST(body->'event'->'suppressed' AS TEXT)";
+/// How far compaction has deleted inventory events (migration 0008).
+pub(crate) const INVENTORY_COMPACTED: &str = "SELECT upto FROM allot_inventory_compacted WHERE id = 1";
+/// Records how far compaction has deleted inventory events.
+pub(crate) const SET_INVENTORY_COMPACTED: &str =
+    "INSERT INTO allot_inventory_compacted (id, upto) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET upto = excluded.upto";
 /// The snapshot row an erasure leaves: the customer's objection alone.
 pub(crate) const KEEP_OBJECTION: &str = "INSERT INTO allot_consent_snapshot (customer_id, override, upto_seq) VALUES ($1, $2, $3)";
 

@@ -366,6 +366,7 @@ pub const ROUTES: &[RouteSpec] = &[
         replies: &[
             ok(200, "Activated and served.", schema::<plans::ActivationReply>),
             error(404, "No such plan version, or an id not of the store's form (`unknown_plan`)."),
+            error(409, "The version was saved before live inventory events it needs were compacted away (`moves_compacted`)."),
             error(503, "The live-state database refused (`database_error`)."),
         ],
         max_body: MAX_BODY_BYTES,
@@ -380,7 +381,7 @@ pub const ROUTES: &[RouteSpec] = &[
         query: None,
         replies: &[
             ok(200, "Rolled back and served.", schema::<plans::ActivationReply>),
-            error(409, "No earlier activation to roll back to (`nothing_to_roll_back`)."),
+            error(409, "No earlier activation to roll back to (`nothing_to_roll_back`), or it was saved before live inventory events it needs were compacted away (`moves_compacted`)."),
             error(503, "The live-state database refused (`database_error`)."),
         ],
         max_body: MAX_BODY_BYTES,
