@@ -630,9 +630,17 @@ impl ServiceState {
         }
     }
 
+    /// The newest version but `skip` that loads and can know its live stock
+    /// (saved after every inventory event compaction deleted; see
+    /// [`LiveDb::inventory_compacted`](crate::live::LiveDb::inventory_compacted)).
     fn newest_loadable(&self, skip: Option<&str>) -> Option<PlanIndex> {
         let ids = self.store.ids().ok()?;
-        ids.iter().rev().filter(|id| Some(id.as_str()) != skip).find_map(|id| PlanIndex::load(&self.store, id).ok())
+        let compacted = self.live.inventory_compacted().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "how far stock moves were compacted cannot be read; any version may stand in");
+            None
+        });
+        let knows_its_stock = |p: &PlanIndex| compacted.is_none_or(|upto| p.created_at() >= upto);
+        ids.iter().rev().filter(|id| Some(id.as_str()) != skip).find_map(|id| PlanIndex::load(&self.store, id).ok().filter(knows_its_stock))
     }
 
     pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source, facts: CustomerFactsFrom) {

@@ -689,6 +689,12 @@ async fn a_version_saved_before_compacted_stock_moves_is_not_activated() {
     assert_eq!(f.history().last().map(|a| a.plan_id.clone()), Some(second.clone()), "nothing recorded");
     let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
     assert_eq!(status, StatusCode::OK, "saved after the order: {body}");
+    // Nor does it stand in for the active version when that fails to load:
+    // the plan served so far is kept, through the fallback.
+    std::fs::write(f.store().plan_dir(&second).join("eligibility.parquet"), b"not parquet").unwrap();
+    f.state.reload();
+    let g1 = f.offers("g1").await;
+    assert_eq!((g1["fallback_reason"].as_str(), g1["plan_version"].as_str()), (Some("store_error"), Some(second.as_str())), "{g1}");
 }
 
 #[tokio::test]
