@@ -296,8 +296,16 @@ impl ServiceState {
             [ExperimentKind::Canary, ExperimentKind::Shadow].into_iter().filter_map(|k| experiments.running(k).and_then(|e| e.version.clone())).collect();
         let mut plans = write(&self.arm_plans);
         plans.retain(|v, _| wanted.contains(v));
+        let compacted = self.live.inventory_compacted();
         for v in wanted {
             if plans.contains_key(&v) {
+                continue;
+            }
+            // Loaded only while it can know its live stock (a version whose
+            // load failed before compaction passed it stays out).
+            let kept = compacted.as_ref().map_err(|e| e.to_string()).and_then(|c| crate::live::moves_kept(&self.store, &v, *c).map_err(|e| e.to_string()));
+            if let Err(e) = kept {
+                tracing::warn!(version = %v, error = %e, "an experiment's plan version cannot know its live stock; its customers get the active plan");
                 continue;
             }
             match PlanIndex::load(&self.store, &v) {
@@ -362,6 +370,10 @@ impl ServiceState {
             self.apply_folded(&events, &folded);
             let ids = self.store.ids().map_err(ApiError::from)?;
             let changes = events.experiments().check(&change, |v| ids.iter().any(|id| id == v))?;
+            // A canary's or shadow's version must know its live stock, as an active one must.
+            if let (true, ExperimentChange::Start(crate::experiments::ExperimentStart { version: Some(v), .. })) = (changes, &change) {
+                crate::live::moves_kept(&self.store, v, self.live.inventory_compacted().map_err(unavailable)?).map_err(ApiError::from)?;
+            }
             if changes {
                 let received_at = chrono::Utc::now();
                 let event_id = match &change {
@@ -635,12 +647,20 @@ impl ServiceState {
     /// [`LiveDb::inventory_compacted`](crate::live::LiveDb::inventory_compacted)).
     fn newest_loadable(&self, skip: Option<&str>) -> Option<PlanIndex> {
         let ids = self.store.ids().ok()?;
-        let compacted = self.live.inventory_compacted().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "how far stock moves were compacted cannot be read; any version may stand in");
-            None
-        });
-        let knows_its_stock = |p: &PlanIndex| compacted.is_none_or(|upto| p.created_at() >= upto);
-        ids.iter().rev().filter(|id| Some(id.as_str()) != skip).find_map(|id| PlanIndex::load(&self.store, id).ok().filter(knows_its_stock))
+        // Unknown: no version stands in (the plan served so far is kept).
+        let compacted = match self.live.inventory_compacted() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "how far stock moves were compacted cannot be read; no version stands in");
+                return None;
+            }
+        };
+        // Newest first: once one was saved before the compacted moves, every older one was too.
+        ids.iter()
+            .rev()
+            .filter(|id| Some(id.as_str()) != skip)
+            .take_while(|id| !matches!(crate::live::moves_kept(&self.store, id, compacted), Err(allot_scenarios::StoreError::MovesCompacted { .. })))
+            .find_map(|id| PlanIndex::load(&self.store, id).ok())
     }
 
     pub(crate) fn swap(&self, events: &EventLog, plan: Arc<PlanIndex>, source: Source, facts: CustomerFactsFrom) {

@@ -687,6 +687,9 @@ async fn a_version_saved_before_compacted_stock_moves_is_not_activated() {
         assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "moves_compacted"), "{what}: {body}");
     }
     assert_eq!(f.history().last().map(|a| a.plan_id.clone()), Some(second.clone()), "nothing recorded");
+    // Nor does it serve a canary.
+    let (status, body) = f.post("/v1/experiments", PLANNER, json!({ "experiment_id": "old", "kind": "canary", "version": "000001", "share": 0.5 })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "moves_compacted"), "{body}");
     let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
     assert_eq!(status, StatusCode::OK, "saved after the order: {body}");
     // Nor does it stand in for the active version when that fails to load:

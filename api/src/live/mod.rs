@@ -54,11 +54,22 @@ use crate::shared::SharedLive;
 /// after every inventory event compaction deleted (`compacted`: see
 /// [`LiveDb::inventory_compacted`]); else why not.
 fn servable(store: &PlanStore, id: &str, action: &str, compacted: Option<DateTime<Utc>>) -> Result<Activation, StoreError> {
-    let manifest = store.manifest(id)?;
-    if let Some(upto) = compacted.filter(|upto| manifest.created_at < *upto) {
-        return Err(StoreError::MovesCompacted { id: id.to_string(), saved: manifest.created_at.to_rfc3339(), compacted: upto.to_rfc3339() });
-    }
+    moves_kept(store, id, compacted)?;
     Ok(Activation { plan_id: id.to_string(), at: Utc::now(), action: action.to_string() })
+}
+
+/// Refuses version `id` of `store` when its manifest cannot be read, or it
+/// was saved before the inventory
+/// events compaction deleted (up to `compacted`): served, it would count
+/// stock that has left. The one check of activation, rollback, an
+/// experiment's version and a store error's stand-in.
+pub(crate) fn moves_kept(store: &PlanStore, id: &str, compacted: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+    let saved = store.manifest(id)?.created_at;
+    let Some(upto) = compacted else { return Ok(()) };
+    if saved < upto {
+        return Err(StoreError::MovesCompacted { id: id.to_string(), saved: saved.to_rfc3339(), compacted: upto.to_rfc3339() });
+    }
+    Ok(())
 }
 
 /// The time `span` before `now` (the earliest time when `span` reaches

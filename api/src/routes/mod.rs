@@ -397,7 +397,7 @@ pub const ROUTES: &[RouteSpec] = &[
         replies: &[
             ok(201, "Started.", schema::<Experiment>),
             ok(200, "Already running with this body; nothing changed.", schema::<Experiment>),
-            error(409, "Another experiment of the kind is running, or the id was used before with another body or has stopped (`experiment_conflict`)."),
+            error(409, "Another experiment of the kind is running, or the id was used before with another body or has stopped (`experiment_conflict`); or its version was saved before live inventory events it needs were compacted away (`moves_compacted`)."),
             error(422, "An invalid experiment (`invalid_experiment`): a bad id, a share outside [0, 1] (a shadow's is 1), a canary or shadow without a version of the store, a holdout with one."),
             error(503, "The change could not be made durable (`event_log_error`), or the store could not be read (`store_error`)."),
         ],
