@@ -39,6 +39,15 @@ impl CustomerOverride {
         let kept = CustomerOverride { consent: self.consent.filter(|given| !given), suppressed: self.suppressed.filter(|s| *s) };
         (kept != CustomerOverride::default()).then_some(kept)
     }
+
+    /// After an erasure: a customer's entry of `overrides` becomes the
+    /// objection it kept, or goes.
+    pub(crate) fn keep_only(overrides: &mut std::collections::HashMap<String, CustomerOverride>, customer_id: &str, kept: Option<CustomerOverride>) {
+        match kept {
+            Some(o) => overrides.insert(customer_id.to_string(), o),
+            None => overrides.remove(customer_id),
+        };
+    }
 }
 
 /// What the service answers for one customer.

@@ -24,6 +24,7 @@ use crate::experiments::{ArmLabel, DecisionSeen, ExperimentChange, ExperimentRep
 use crate::drift::{DemandOrder, Seen};
 use crate::outcomes::{Acceptance, Fulfilment, OutcomeEvent};
 use crate::index::{PlanIndex, StockMove};
+use crate::live::rows::{consent_snapshot_text, parse_consent_snapshot};
 use crate::live::sql::{Cell, Param, Sql};
 use crate::live::{EventKind, LiveDb, LiveError, Recorded};
 use crate::shared::SharedLive;
@@ -381,7 +382,7 @@ impl EventLog {
         for row in snapshot {
             let mut row = row.into_iter();
             let customer = row.next().map(Cell::into_text).unwrap_or_default();
-            let o = parse_folded(&customer, &row.next().map(Cell::into_text).unwrap_or_default())?;
+            let o = parse_consent_snapshot(&customer, &row.next().map(Cell::into_text).unwrap_or_default())?;
             log.customers.insert(customer, o);
         }
         for row in events {
@@ -482,10 +483,7 @@ impl EventLog {
     /// the erasure kept (`kept`, see [`CustomerOverride::objection`]):
     /// otherwise they are served as the plan's own data says.
     pub(crate) fn forget_customer(&mut self, customer_id: &str, kept: Option<CustomerOverride>) {
-        match kept {
-            Some(o) => self.customers.insert(customer_id.to_string(), o),
-            None => self.customers.remove(customer_id),
-        };
+        CustomerOverride::keep_only(&mut self.customers, customer_id, kept);
         self.contacts.remove(customer_id);
         self.seen.retain(|s| s.customer_id != customer_id);
     }
@@ -656,10 +654,6 @@ pub struct Compacted {
     pub inventory: u64,
 }
 
-/// A customer's consent folded by compaction, as `allot_consent_snapshot` stores it.
-fn parse_folded(customer: &str, text: &str) -> Result<CustomerOverride, LiveError> {
-    serde_json::from_str(text).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {customer:?}: {e}") })
-}
 
 fn parse_stored(seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
     serde_json::from_str::<LoggedEvent>(body).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })
@@ -709,7 +703,7 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
                 if !folded.contains_key(&event.customer_id) {
                     let stored = sql.rows("SELECT override FROM allot_consent_snapshot WHERE customer_id = $1", &[Param::Text(&event.customer_id)])?;
                     let o = match stored.into_iter().next().and_then(|r| r.into_iter().next()) {
-                        Some(text) => parse_folded(&event.customer_id, &text.into_text())?,
+                        Some(text) => parse_consent_snapshot(&event.customer_id, &text.into_text())?,
                         None => CustomerOverride::default(),
                     };
                     folded.insert(event.customer_id.clone(), (o, seq));
@@ -725,7 +719,7 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
         last = seq;
     }
     for (customer, (o, upto)) in &folded {
-        let text = serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })?;
+        let text = consent_snapshot_text(o)?;
         sql.exec(
             "INSERT INTO allot_consent_snapshot (customer_id, override, upto_seq) VALUES ($1, $2, $3)
              ON CONFLICT (customer_id) DO UPDATE SET override = excluded.override, upto_seq = excluded.upto_seq",
@@ -736,10 +730,7 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
         sql.exec("DELETE FROM allot_events WHERE seq = $1", &[Param::Int(seq)])?;
     }
     if let Some(newest) = newest_deleted {
-        let stored = sql.rows(crate::live::schema::INVENTORY_COMPACTED, &[])?.into_iter().next().and_then(|r| r.into_iter().next()).map(Cell::into_text);
-        let before = stored.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
-        let upto = before.max(Some(newest)).unwrap_or(newest);
-        sql.exec(crate::live::schema::SET_INVENTORY_COMPACTED, &[Param::Text(&upto.to_rfc3339())])?;
+        crate::live::note_inventory_compacted(sql, newest)?;
     }
     Ok((last, done, reached_cutoff || !full))
 }

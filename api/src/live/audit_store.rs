@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::LiveError;
-use super::rows::Erased;
+use super::rows::{consent_snapshot_text, parse_consent_snapshot, Erased};
 use super::schema::{Dialect, ERASED_ACCEPTANCES, ERASE_CONSENT, ERASE_CONSENT_EVENTS_RETURNING, ERASE_CONSENT_SNAPSHOT_RETURNING, KEEP_OBJECTION};
 use crate::decide::CustomerOverride;
 use super::sql::{Cell, Param, Sql};
@@ -366,7 +366,7 @@ pub(crate) fn erase(sql: &mut dyn Sql, customer_id: &str, replica: &str, record:
     let others = sql.exec(ERASE_CONSENT, &[Param::Text(customer_id)])?;
     let objection = erased_consent.folded.objection();
     if let Some(o) = &objection {
-        let text = serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })?;
+        let text = consent_snapshot_text(o)?;
         sql.exec(KEEP_OBJECTION, &[Param::Text(customer_id), Param::Text(&text), Param::Int(erased_consent.upto)])?;
     }
     // A snapshot row that held exactly the objection kept is not counted (an
@@ -400,7 +400,7 @@ fn erase_consent(sql: &mut dyn Sql, customer_id: &str) -> Result<ErasedConsent, 
     if let Some(row) = sql.rows(ERASE_CONSENT_SNAPSHOT_RETURNING, &[Param::Text(customer_id)])?.into_iter().next() {
         let mut row = row.into_iter();
         let text = row.next().map(Cell::into_text).unwrap_or_default();
-        let snapshot: CustomerOverride = serde_json::from_str(&text).map_err(|e| corrupt("allot_consent_snapshot", format!("customer {customer_id:?}: {e}")))?;
+        let snapshot = parse_consent_snapshot(customer_id, &text)?;
         (erased.folded, erased.snapshot, erased.upto) = (snapshot, Some(snapshot), row.next().map_or(0, |c| c.int()));
     }
     let mut events = Vec::new();

@@ -49,7 +49,6 @@ use sql::Sql;
 
 use crate::shared::SharedLive;
 
-/// The row an activation adds for version `id`, once its manifest reads.
 /// The activation of version `id`, when its manifest reads and it was saved
 /// after every inventory event compaction deleted (`compacted`: see
 /// [`LiveDb::inventory_compacted`]); else why not.
@@ -59,16 +58,33 @@ fn servable(store: &PlanStore, id: &str, action: &str, compacted: Option<DateTim
 }
 
 /// Refuses version `id` of `store` when its manifest cannot be read, or it
-/// was saved before the inventory
-/// events compaction deleted (up to `compacted`): served, it would count
-/// stock that has left. The one check of activation, rollback, an
-/// experiment's version and a store error's stand-in.
+/// was saved before the inventory events compaction deleted (up to
+/// `compacted`): served, it would count stock that has left. The one check
+/// of activation, rollback, an experiment's version and a store error's
+/// stand-in.
 pub(crate) fn moves_kept(store: &PlanStore, id: &str, compacted: Option<DateTime<Utc>>) -> Result<(), StoreError> {
     let saved = store.manifest(id)?.created_at;
     let Some(upto) = compacted else { return Ok(()) };
     if saved < upto {
         return Err(StoreError::MovesCompacted { id: id.to_string(), saved: saved.to_rfc3339(), compacted: upto.to_rfc3339() });
     }
+    Ok(())
+}
+
+/// [`LiveDb::inventory_compacted`], read in transaction `sql`.
+fn inventory_compacted_in(sql: &mut dyn Sql) -> Result<Option<DateTime<Utc>>, LiveError> {
+    let rows = sql.rows(schema::INVENTORY_COMPACTED, &[])?;
+    let Some(text) = rows.into_iter().next().and_then(|r| r.into_iter().next()).map(sql::Cell::into_text) else { return Ok(None) };
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|e| LiveError::Corrupt { table: "allot_inventory_compacted", reason: format!("upto {text:?}: {e}") })
+}
+
+/// Records in transaction `sql` that compaction deleted inventory events
+/// received up to `newest` (the point only moves forward).
+pub(crate) fn note_inventory_compacted(sql: &mut dyn Sql, newest: DateTime<Utc>) -> Result<(), LiveError> {
+    let upto = inventory_compacted_in(sql)?.map_or(newest, |before| before.max(newest));
+    sql.exec(schema::SET_INVENTORY_COMPACTED, &[sql::Param::Text(&upto.to_rfc3339())])?;
     Ok(())
 }
 
@@ -323,11 +339,7 @@ impl LiveDb {
     /// at or before this time may be gone (`None`: none was deleted). A
     /// version saved before it is not activated ([`StoreError::MovesCompacted`]).
     pub fn inventory_compacted(&self) -> Result<Option<DateTime<Utc>>, LiveError> {
-        let rows = self.transaction(|sql| sql.rows(schema::INVENTORY_COMPACTED, &[]))?;
-        let Some(text) = rows.into_iter().next().and_then(|r| r.into_iter().next()).map(sql::Cell::into_text) else { return Ok(None) };
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| LiveError::Corrupt { table: "allot_inventory_compacted", reason: format!("upto {text:?}: {e}") })
+        self.transaction(inventory_compacted_in)
     }
 
     /// The one code path of [`Self::activate`] and [`Self::rollback`]: the

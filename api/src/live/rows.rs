@@ -2,6 +2,20 @@
 
 use allot_scenarios::plans::store::Activation;
 
+use super::error::LiveError;
+use crate::decide::CustomerOverride;
+
+/// A customer's folded consent as `allot_consent_snapshot` stores it (JSON),
+/// written by compaction and by an erasure's kept objection.
+pub(crate) fn consent_snapshot_text(o: &CustomerOverride) -> Result<String, LiveError> {
+    serde_json::to_string(o).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: e.to_string() })
+}
+
+/// A customer's folded consent read back from `allot_consent_snapshot`.
+pub(crate) fn parse_consent_snapshot(customer: &str, text: &str) -> Result<CustomerOverride, LiveError> {
+    serde_json::from_str(text).map_err(|e| LiveError::Corrupt { table: "allot_consent_snapshot", reason: format!("customer {customer:?}: {e}") })
+}
+
 /// The kind of an event: ids are unique within a kind only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -77,8 +91,8 @@ pub struct Erased {
     /// Consent events (personal overrides) deleted.
     pub consent_events: u64,
     /// The customer's withdrawn consent or suppression, kept as their only
-    /// consent fact ([`crate::decide::CustomerOverride::objection`]).
-    pub objection: Option<crate::decide::CustomerOverride>,
+    /// consent fact ([`CustomerOverride::objection`]).
+    pub objection: Option<CustomerOverride>,
 }
 
 /// Why an old activation history was not imported: the database holds

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::decide::Decision;
+use crate::decide::{CustomerOverride, Decision};
 use crate::errors::{ApiError, ErrorDetail, JsonBody};
 use crate::events::AuditRecord;
 use crate::routes::extract::{Deadline, PathId};
@@ -233,10 +233,7 @@ pub(crate) async fn erase_personal_data(State(state): State<AppState>, deadline:
             let mut events = s.events();
             let erased = s.audit.erase(&key).map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_error", format!("nothing erased: {e}")))?;
             events.forget_customer(&key, erased.objection);
-            match erased.objection {
-                Some(o) => write(&s.customers).insert(key.clone(), o),
-                None => write(&s.customers).remove(&key),
-            };
+            CustomerOverride::keep_only(&mut write(&s.customers), &key, erased.objection);
             write(&s.contacts).remove(&key);
             Ok(erased)
         })
