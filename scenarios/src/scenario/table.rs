@@ -481,7 +481,11 @@ fn decode_parquet(path: &Path, decode: impl FnOnce() -> PolarsResult<DataFrame>)
     let said = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
         Ok(Ok(frame)) => return Ok(frame),
         Ok(Err(e)) => e.to_string(),
-        Err(panic) => panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "no message".into()),
+        // Polars panics only on a column type it does not read: say what to write.
+        Err(panic) => {
+            let message = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("no message");
+            format!("{message}: expected {READABLE_TYPES}")
+        }
     };
     let issues: Vec<Issue> = unreadable_columns(path)
         .into_iter()
