@@ -298,6 +298,17 @@ impl LoggedEvent {
         }
     }
 
+    /// When the service received it.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        match self {
+            LoggedEvent::Inventory { received_at, .. }
+            | LoggedEvent::Consent { received_at, .. }
+            | LoggedEvent::Contact { received_at, .. }
+            | LoggedEvent::Outcome { received_at, .. }
+            | LoggedEvent::Experiment { received_at, .. } => *received_at,
+        }
+    }
+
     /// The event as posted, as JSON (for a conflict's answer).
     pub fn posted(&self) -> serde_json::Value {
         match self {
@@ -376,15 +387,10 @@ impl EventLog {
         // maintenance lock: a compaction elsewhere never moves events between them.
         let (snapshot, events) = log.db.transaction(|sql| {
             sql.lock_maintenance()?;
-            let snapshot = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot", &[])?;
+            let snapshot = crate::live::consent_snapshot_in(sql)?;
             Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events ORDER BY seq", &[])?))
         })?;
-        for row in snapshot {
-            let mut row = row.into_iter();
-            let customer = row.next().map(Cell::into_text).unwrap_or_default();
-            let o = parse_consent_snapshot(&customer, &row.next().map(Cell::into_text).unwrap_or_default())?;
-            log.customers.insert(customer, o);
-        }
+        log.customers.extend(snapshot);
         for row in events {
             let mut row = row.into_iter();
             let seq = row.next().map_or(0, |c| c.int());
@@ -677,17 +683,11 @@ fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, i
         let mut row = row.into_iter();
         let seq = row.next().map_or(0, |c| c.int());
         let event = parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
+        if event.received_at() >= consent_cutoff {
+            reached_cutoff = true;
+            break;
+        }
         match &event {
-            LoggedEvent::Consent { received_at, .. }
-            | LoggedEvent::Inventory { received_at, .. }
-            | LoggedEvent::Contact { received_at, .. }
-            | LoggedEvent::Outcome { received_at, .. }
-            | LoggedEvent::Experiment { received_at, .. }
-                if *received_at >= consent_cutoff =>
-            {
-                reached_cutoff = true;
-                break;
-            }
             // Contacts are history: a conflict window or a rule's count may
             // reach back further than the event window (kept until erasure).
             // Outcomes and experiments are what experiment reports read.
@@ -810,6 +810,42 @@ mod tests {
         assert_eq!(log.record(consent("c6", "C4", Some(true), Some(false), 0)).unwrap().0, Applied::New);
         assert_eq!(audit.erase("C4").unwrap().objection, None);
         assert!(!EventLog::open(db).unwrap().customer_overrides().contains_key("C4"));
+    }
+
+    /// A store moving to another database (`live.db` into PostgreSQL at
+    /// `--database`) takes what compaction folded and deleted: the consent
+    /// snapshot is in force there, ahead of the store's events left, and a
+    /// version saved before the deleted stock moves is refused there too.
+    #[test]
+    fn a_store_moving_to_another_database_takes_its_compacted_consent_and_compaction_point() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let compacted = {
+            let db = Arc::new(LiveDb::open_file(from.path()).unwrap());
+            let mut log = EventLog::open(db.clone()).unwrap();
+            for e in [
+                consent("c1", "C1", Some(false), None, 40),
+                receipt("i1", 5.0, 40),
+                consent("c2", "C2", None, Some(true), 35),
+                consent("c3", "C1", None, Some(true), 2),
+            ] {
+                assert_eq!(log.record(e).unwrap().0, Applied::New);
+            }
+            let now = Utc::now();
+            let done = log.compact(now - chrono::Duration::days(30), now - chrono::Duration::days(25)).unwrap();
+            assert_eq!(done, Compacted { consent: 2, inventory: 1 });
+            db.inventory_compacted().unwrap().expect("i1 was deleted")
+        };
+        let db = Arc::new(LiveDb::open_file(to.path()).unwrap());
+        crate::live::import::import_live_db(&db, from.path()).unwrap();
+        let log = EventLog::open(db.clone()).unwrap();
+        let overrides = log.customer_overrides();
+        assert_eq!(overrides["C1"], CustomerOverride { consent: Some(false), suppressed: Some(true) }, "the folded withdrawal, then c3");
+        assert_eq!(overrides["C2"], CustomerOverride { consent: None, suppressed: Some(true) });
+        assert_eq!(db.inventory_compacted().unwrap(), Some(compacted));
+        assert!(!from.path().join(crate::live::LIVE_DB_FILE).exists(), "set aside");
+        // The snapshot's events are consent events like any: an erasure folds them.
+        let erased = AuditLog::open(db.clone()).unwrap().erase("C1").unwrap();
+        assert_eq!((erased.consent_events, erased.objection), (2, Some(CustomerOverride { consent: Some(false), suppressed: Some(true) })));
     }
 
     /// More events than one transaction takes: compaction goes on batch

@@ -24,6 +24,11 @@ measured; any failed check exits non-zero.
  10. (run after 1) the customer withdrawn on A, erased on B: the withdrawal
      is kept (folded from the database's rows: PostgreSQL's JSON, not
      SQLite's) and in force on both replicas and in the database.
+  0. (run first) the store moves to PostgreSQL with what its own compaction
+     folded: a consent withdrawn while the store served alone (SQLite), 40
+     days old and compacted into its snapshot at a restart, is in force on
+     both replicas after the import, and the store's compaction point is the
+     database's.
 """
 
 import argparse
@@ -31,6 +36,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -62,16 +68,18 @@ def check(condition, message):
 
 
 class Replica:
-    def __init__(self, args, name, port):
+    def __init__(self, args, name, port, live=None):
         self.args, self.name, self.port = args, name, port
         self.base = f"http://127.0.0.1:{port}"
         self.proc = None
+        # Where the live state is: PostgreSQL, else the store's own live.db with these flags.
+        self.live = ["--database", args.database] if live is None else live
 
     def start(self):
         log = open(os.path.join(self.args.work, f"replica-{self.name}.log"), "ab")
         self.proc = subprocess.Popen(
             [self.args.allot, "serve", "--store", self.args.store, "--addr", f"127.0.0.1:{self.port}",
-             "--keys", self.args.keys, "--database", self.args.database, "--threads", "2"],
+             "--keys", self.args.keys, "--threads", "2", *self.live],
             stdout=log, stderr=log,
         )
         deadline = time.time() + 60
@@ -127,13 +135,58 @@ def main():
     parser.add_argument("--pg-data", required=True, help="the cluster's data directory")
     args = parser.parse_args()
 
+    moved = compact_alone(args)
     a = Replica(args, "A", args.ports[0]).start()
     b = Replica(args, "B", args.ports[1]).start()
     try:
+        for replica in (a, b):
+            check(offers(replica, moved)["offers"] == [], f"{replica.name} offers {moved}: the store's compacted withdrawal was not imported")
+        upto = psql(args, "SELECT upto FROM allot_inventory_compacted")
+        check(upto == COMPACTED_BEFORE, f"the database's compaction point {upto!r}, not the store's {COMPACTED_BEFORE}")
+        print(f"0. the store's compacted withdrawal of {moved} is in force on A and B, its compaction point in the database")
         run(args, a, b)
     finally:
         a.stop()
         b.stop()
+
+
+# The compaction point test 0 gives the store (before any plan of it, so no
+# version is refused).
+COMPACTED_BEFORE = "2000-01-01T00:00:00+00:00"
+
+
+def compact_alone(args):
+    """Test 0's first half: the store serving alone on its live.db withdraws
+    a served customer's consent; the event is then made 40 days old (time
+    passing, written into live.db), so the next start compacts it into the
+    consent snapshot (the default event window: 30 days). Returns the
+    customer."""
+    alone = Replica(args, "alone", args.ports[0], live=[]).start()
+    try:
+        with open(os.path.join(args.scenario, "customers.csv")) as f:
+            customers = [row["customer_id"] for row in csv.DictReader(f)][:500]
+        moved = next((c for c in reversed(customers) if offers(alone, c)["offers"]), None)
+        check(moved is not None, "no customer with offers among the first 500 (alone)")
+        status, body = request(alone.base, "POST", "/v1/events/consent", {"event_id": "tb-alone-1", "customer_id": moved, "consent": False})
+        check(status == 202, f"consent event (alone): {status} {body}")
+        alone.stop()
+        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
+        live = sqlite3.connect(os.path.join(args.store, "live.db"))
+        with live:
+            live.execute("UPDATE allot_events SET body = json_set(body, '$.received_at', ?) WHERE kind = 'consent'", (old,))
+        live.close()
+        alone.start()
+        check(offers(alone, moved)["offers"] == [], f"{moved} offered after the restart (alone)")
+    finally:
+        alone.stop()
+    live = sqlite3.connect(os.path.join(args.store, "live.db"))
+    with live:
+        left = live.execute("SELECT count(*) FROM allot_events WHERE kind = 'consent'").fetchone()[0]
+        snapshot = live.execute("SELECT override FROM allot_consent_snapshot WHERE customer_id = ?", (moved,)).fetchone()
+        check(left == 0 and snapshot is not None, f"the withdrawal was not compacted ({left} consent events left, snapshot {snapshot})")
+        live.execute("INSERT INTO allot_inventory_compacted (id, upto) VALUES (1, ?)", (COMPACTED_BEFORE,))
+    live.close()
+    return moved
 
 
 def run(args, a, b):

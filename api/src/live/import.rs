@@ -23,10 +23,15 @@ use std::sync::Arc;
 use allot_scenarios::plans::store::{check_plan_id, Activation};
 use allot_scenarios::schema;
 
+use chrono::{DateTime, Utc};
+
+use super::audit_store::{batch_of, insert_batch};
 use super::error::LiveError;
 use super::rows::ImportRows;
-use super::{LiveDb, LIVE_DB_FILE};
-use crate::events::LoggedEvent;
+use super::sql::Sql;
+use super::{note_inventory_compacted, LiveDb, LIVE_DB_FILE};
+use crate::decide::CustomerOverride;
+use crate::events::{ConsentEvent, LoggedEvent};
 use crate::shared::SharedLive;
 
 /// The old event log.
@@ -137,10 +142,13 @@ fn set_aside(dir: &Path, name: &str) -> Result<(), LiveError> {
     }
 }
 
-/// Imports the plan store's embedded database (`live.db`: events, audit and
-/// activations)
-/// into `db` (PostgreSQL) once, then renames it aside (with its `-wal` and
-/// `-shm` files), so starting with `--database` never leaves file-mode state behind.
+/// Imports the plan store's embedded database (`live.db`) into `db`
+/// (PostgreSQL) once, then renames it aside (with its `-wal` and `-shm`
+/// files), so starting with `--database` never leaves file-mode state
+/// behind. Everything a replica folds moves: the events, the audit, the
+/// activations, the consent snapshot compaction folded (as consent events
+/// ahead of the store's own: [`snapshot_events`]) and how far compaction
+/// deleted inventory events.
 pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     let path = dir.join(LIVE_DB_FILE);
     if !path.exists() {
@@ -148,15 +156,23 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     }
     if !db.imported(LIVE_DB_FILE)? {
         let local = LiveDb::open_file(dir)?;
-        let mut rows = ImportRows::default();
+        let mut stored = Vec::new();
         for row in local.events_after(0)? {
             let event = serde_json::from_str::<LoggedEvent>(&row.body)
                 .map_err(|e| LiveError::Import { path: path.clone(), reason: format!("allot_events seq {}: {e}", row.seq) })?;
+            stored.push((event, row.body));
+        }
+        let mut rows = ImportRows::default();
+        let oldest = stored.iter().map(|(event, _)| event.received_at()).min();
+        rows.events = snapshot_events(&local.consent_snapshot()?, oldest.unwrap_or_else(Utc::now), Utc::now())
+            .map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
+        for (event, body) in stored {
             let (kind, id) = event.key();
-            rows.events.push((kind, id.to_string(), row.body));
+            rows.events.push((kind, id.to_string(), body));
         }
         rows.audit = local.all_audit()?;
         rows.activations = local.activations()?;
+        rows.inventory_compacted = local.inventory_compacted()?;
         // Close it (and checkpoint its WAL) before it is moved.
         drop(local);
         db.import(LIVE_DB_FILE, &rows).map_err(|e| match e {
@@ -167,6 +183,42 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     }
     for suffix in ["", "-wal", "-shm"] {
         set_aside(dir, &format!("{LIVE_DB_FILE}{suffix}"))?;
+    }
+    Ok(())
+}
+
+/// The consent snapshot of a store moving to another database, as consent
+/// events (kind, id, body) to import ahead of the store's own events.
+/// Why events and not snapshot rows: replicas already running on the
+/// database fold new events as they arrive, but read the snapshot only at
+/// their start; an imported withdrawal must be in force on them too. Like
+/// every imported event, these fold after what the database held before
+/// (the moving store's facts are the newer). `received_at`: the store's
+/// oldest event left (everything folded was received before it), else
+/// `now`; the ids are unique to this import (`now`).
+fn snapshot_events(snapshot: &[(String, CustomerOverride)], received_at: DateTime<Utc>, now: DateTime<Utc>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
+    let import = now.format("%Y%m%dT%H%M%S%.6fZ");
+    snapshot
+        .iter()
+        .filter(|(_, o)| *o != CustomerOverride::default())
+        .map(|(customer, o)| {
+            let event = LoggedEvent::Consent {
+                received_at,
+                event: ConsentEvent { event_id: format!("import-{import}-snapshot-{customer}"), customer_id: customer.clone(), consent: o.consent, suppressed: o.suppressed },
+            };
+            let (kind, id) = event.key();
+            Ok((kind, id.to_string(), serde_json::to_string(&event)?))
+        })
+        .collect()
+}
+
+/// What an import stores beside its events and activations, in the import's
+/// transaction, the same way in both databases: the audit records, and the
+/// old store's compaction point (the database's only moves forward).
+pub(super) fn store_rest(sql: &mut dyn Sql, rows: &ImportRows, replica: &str) -> Result<(), LiveError> {
+    insert_batch(sql, &batch_of(&rows.audit), replica)?;
+    if let Some(upto) = rows.inventory_compacted {
+        note_inventory_compacted(sql, upto)?;
     }
     Ok(())
 }

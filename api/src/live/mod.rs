@@ -80,6 +80,20 @@ fn inventory_compacted_in(sql: &mut dyn Sql) -> Result<Option<DateTime<Utc>>, Li
         .map_err(|e| LiveError::Corrupt { table: "allot_inventory_compacted", reason: format!("upto {text:?}: {e}") })
 }
 
+/// The consent snapshot compaction folded (`allot_consent_snapshot`), read
+/// in transaction `sql`: each customer's override, in the order folded.
+pub(crate) fn consent_snapshot_in(sql: &mut dyn Sql) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
+    let rows = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot ORDER BY upto_seq, customer_id", &[])?;
+    rows.into_iter()
+        .map(|row| {
+            let mut row = row.into_iter();
+            let customer = row.next().map(sql::Cell::into_text).unwrap_or_default();
+            let o = rows::parse_consent_snapshot(&customer, &row.next().map(sql::Cell::into_text).unwrap_or_default())?;
+            Ok((customer, o))
+        })
+        .collect()
+}
+
 /// Records in transaction `sql` that compaction deleted inventory events
 /// received up to `newest` (the point only moves forward).
 pub(crate) fn note_inventory_compacted(sql: &mut dyn Sql, newest: DateTime<Utc>) -> Result<(), LiveError> {
@@ -335,6 +349,12 @@ impl LiveDb {
         })
     }
 
+    /// The consent snapshot compaction folded: each customer's override,
+    /// in the order folded.
+    pub(crate) fn consent_snapshot(&self) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
+        self.transaction(consent_snapshot_in)
+    }
+
     /// How far compaction has deleted inventory events: every one received
     /// at or before this time may be gone (`None`: none was deleted). A
     /// version saved before it is not activated ([`StoreError::MovesCompacted`]).
@@ -377,7 +397,7 @@ impl LiveDb {
             Backend::Sqlite(db) => db.import(file, rows),
             Backend::Postgres { shared, .. } => {
                 let replica = shared.replica().to_string();
-                Ok(shared.import(file, rows, |tx| pg::import_audit(tx, &rows.audit, &replica))?)
+                Ok(shared.import(file, rows, |tx| pg::import_rest(tx, rows, &replica))?)
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use postgres::types::{ToSql, Type};
 
-use super::audit_store::{batch_of, insert_batch};
+use super::rows::ImportRows;
 use super::sql::{Cell, Param, Sql};
 use super::error::LiveError;
 use super::schema::Dialect;
@@ -70,11 +70,13 @@ impl Sql for PgSql<'_, '_> {
     }
 }
 
-/// Stores the audit records of an old file-mode log in an import's transaction.
-pub(super) fn import_audit(tx: &mut postgres::Transaction<'_>, records: &[(String, String)], replica: &str) -> Result<(), SharedError> {
-    match insert_batch(&mut PgSql { tx }, &batch_of(records), replica) {
-        Ok(_) => Ok(()),
+/// Stores what an import adds beside its events and activations
+/// ([`super::import::store_rest`]) in the import's transaction.
+pub(super) fn import_rest(tx: &mut postgres::Transaction<'_>, rows: &ImportRows, replica: &str) -> Result<(), SharedError> {
+    match super::import::store_rest(&mut PgSql { tx }, rows, replica) {
+        Ok(()) => Ok(()),
         Err(LiveError::Shared(e)) => Err(e),
+        Err(LiveError::Corrupt { table, reason }) => Err(SharedError::Corrupt { table, reason }),
         Err(e) => Err(SharedError::Corrupt { table: "allot_audit_chunks", reason: e.to_string() }),
     }
 }

@@ -62,8 +62,8 @@ pub struct StoredEvent {
     pub body: String,
 }
 
-/// Events, audit lines and plan activations of an old log, ready for the
-/// import's one transaction.
+/// Events, audit lines, plan activations and the compaction point of an old
+/// log or store, ready for the import's one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct ImportRows {
     /// (kind, event id, body).
@@ -74,6 +74,10 @@ pub(crate) struct ImportRows {
     /// that has none (appended after another history it would change the
     /// active plan).
     pub activations: Vec<Activation>,
+    /// How far the old store's compaction had deleted inventory events
+    /// ([`super::LiveDb::inventory_compacted`]): the database's point moves
+    /// up to it, so a version saved before it is refused there too.
+    pub inventory_compacted: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ImportRows {

@@ -15,7 +15,6 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::error::LiveError;
 use super::fault::fault;
-use super::audit_store::{batch_of, insert_batch};
 use super::sql::{Cell, Param, Sql};
 use super::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
 use super::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
@@ -154,7 +153,7 @@ impl SqliteLive {
             for (kind, id, body) in &rows.events {
                 event.execute(params![kind.as_str(), id, body, REPLICA]).map_err(self.err())?;
             }
-            insert_batch(&mut SqliteSql { tx: &tx, path: &self.path }, &batch_of(&rows.audit), REPLICA)?;
+            super::import::store_rest(&mut SqliteSql { tx: &tx, path: &self.path }, rows, REPLICA)?;
             if !rows.activations.is_empty() {
                 let existing: i64 = tx.query_row(COUNT_ACTIVATIONS, [], |r| r.get(0)).map_err(self.err())?;
                 if existing > 0 {
