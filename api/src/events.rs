@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use allot_scenarios::PlanStore;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -537,11 +538,26 @@ impl EventLog {
     /// compacted event's id is forgotten, so a retry of it after the window
     /// would count as new. One transaction per [`COMPACTION_BATCH`] events,
     /// oldest first, stopping at the first event received after `consent_cutoff`.
-    pub fn compact(&mut self, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<Compacted, LiveError> {
+    ///
+    /// The version active in the database, read in each transaction under
+    /// the activation lock, bounds `inventory_cutoff` too: another replica
+    /// (or the CLI) may have just activated or rolled back to a version older
+    /// than the plan this replica serves, and the activation checked the
+    /// compaction point before this deletes ([`LiveDb::activate`] reads it
+    /// under the same lock). Its manifest in `store` unreadable: no inventory
+    /// event goes.
+    pub fn compact(&mut self, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>, store: &PlanStore) -> Result<Compacted, LiveError> {
         let mut done = Compacted::default();
         let mut after = 0;
+        let mut kept_after = inventory_cutoff;
         loop {
-            let (last, batch, end) = self.db.transaction(|sql| compact_batch(sql, after, consent_cutoff, inventory_cutoff))?;
+            let (last, batch, end) = self.db.transaction(|sql| {
+                sql.lock_maintenance()?;
+                sql.lock_activations()?;
+                let cutoff = inventory_cutoff.min(active_saved(sql, store)?);
+                kept_after = kept_after.min(cutoff);
+                compact_batch(sql, after, consent_cutoff, cutoff)
+            })?;
             done.consent += batch.consent;
             done.inventory += batch.inventory;
             after = last;
@@ -549,7 +565,7 @@ impl EventLog {
                 break;
             }
         }
-        self.inventory.retain(|(at, _)| *at > inventory_cutoff);
+        self.inventory.retain(|(at, _)| *at > kept_after);
         Ok(done)
     }
 }
@@ -665,10 +681,27 @@ fn parse_stored(seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
     serde_json::from_str::<LoggedEvent>(body).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })
 }
 
-/// One compaction transaction over the events after `after`: returns the
-/// last sequence number considered, what went, and whether compaction is done.
+/// When the version active in the database was saved, read in transaction
+/// `sql` (the latest time when none is, the earliest when its manifest cannot
+/// be read: then it may need every stock move).
+fn active_saved(sql: &mut dyn Sql, store: &PlanStore) -> Result<DateTime<Utc>, LiveError> {
+    let active = sql.rows(crate::live::schema::ACTIVE_PLAN, &[])?;
+    let Some(version) = active.into_iter().next().and_then(|row| row.into_iter().nth(1)).map(Cell::into_text) else {
+        return Ok(DateTime::<Utc>::MAX_UTC);
+    };
+    Ok(match store.manifest(&version) {
+        Ok(m) => m.created_at,
+        Err(e) => {
+            tracing::warn!(error = %e, version, "the active version's manifest cannot be read: compaction keeps every stock move");
+            DateTime::<Utc>::MIN_UTC
+        }
+    })
+}
+
+/// One compaction transaction over the events after `after` (the caller
+/// holds the maintenance and activation locks): returns the last sequence
+/// number considered, what went, and whether compaction is done.
 fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<(i64, Compacted, bool), LiveError> {
-    sql.lock_maintenance()?;
     let rows = sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY seq LIMIT $2", &[Param::Int(after), Param::Int(COMPACTION_BATCH)])?;
     let full = rows.len() as i64 == COMPACTION_BATCH;
     let mut last = after;
@@ -749,6 +782,11 @@ mod tests {
         LoggedEvent::Inventory { received_at: Utc::now() - chrono::Duration::days(days_ago), event }
     }
 
+    /// A plan store with no version (nothing active bounds compaction).
+    fn no_plans(dir: &tempfile::TempDir) -> PlanStore {
+        PlanStore::open(dir.path().join("plans")).unwrap()
+    }
+
     fn stored_seqs(db: &LiveDb) -> usize {
         db.events_after(0).unwrap().len()
     }
@@ -775,7 +813,7 @@ mod tests {
         let before = log.customer_overrides().clone();
         let now = Utc::now();
         let cutoff = now - chrono::Duration::days(30);
-        let done = log.compact(cutoff, now - chrono::Duration::days(25)).unwrap();
+        let done = log.compact(cutoff, now - chrono::Duration::days(25), &no_plans(&dir)).unwrap();
         assert_eq!(done, Compacted { consent: 3, inventory: 1 });
         assert_eq!(stored_seqs(&db), 3, "i2 (needed by a plan younger than 25 days), c4 and c5 are left");
         assert_eq!(log.customer_overrides(), &before, "what is served does not change");
@@ -786,7 +824,7 @@ mod tests {
         assert_eq!(reopened.customer_overrides(), &before);
         assert_eq!(before["C1"], CustomerOverride { consent: Some(true), suppressed: Some(true) });
         // Compacting again finds nothing more; ids not compacted stay known.
-        assert_eq!(log.compact(cutoff, now - chrono::Duration::days(25)).unwrap(), Compacted::default());
+        assert_eq!(log.compact(cutoff, now - chrono::Duration::days(25), &no_plans(&dir)).unwrap(), Compacted::default());
         assert_eq!(log.record(consent("c4", "C1", Some(true), None, 2)).unwrap().0, Applied::Duplicate);
         // An erasure removes the folded consent too, and keeps only the
         // objection folded from the snapshot and the events after it: C1
@@ -831,7 +869,7 @@ mod tests {
                 assert_eq!(log.record(e).unwrap().0, Applied::New);
             }
             let now = Utc::now();
-            let done = log.compact(now - chrono::Duration::days(30), now - chrono::Duration::days(25)).unwrap();
+            let done = log.compact(now - chrono::Duration::days(30), now - chrono::Duration::days(25), &no_plans(&from)).unwrap();
             assert_eq!(done, Compacted { consent: 2, inventory: 1 });
             db.inventory_compacted().unwrap().expect("i1 was deleted")
         };
@@ -864,7 +902,7 @@ mod tests {
         db.import("bulk", &crate::live::ImportRows { events: rows, ..Default::default() }).unwrap();
         log.catch_up().unwrap();
         let before = log.customer_overrides().clone();
-        let done = log.compact(Utc::now() - chrono::Duration::days(30), Utc::now() - chrono::Duration::days(30)).unwrap();
+        let done = log.compact(Utc::now() - chrono::Duration::days(30), Utc::now() - chrono::Duration::days(30), &no_plans(&dir)).unwrap();
         assert_eq!(done.consent, old as u64);
         assert_eq!(stored_seqs(&db), 1);
         assert_eq!(EventLog::open(db).unwrap().customer_overrides(), &before);

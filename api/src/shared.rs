@@ -41,7 +41,7 @@ use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIV
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
 const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
 const EVENT_LOCK: i64 = 0x616c_6c6f_7402;
-const ACTIVATION_LOCK: i64 = 0x616c_6c6f_7403;
+pub(crate) const ACTIVATION_LOCK: i64 = 0x616c_6c6f_7403;
 
 /// Notification channels.
 pub const EVENTS_CHANNEL: &str = "allot_events";
@@ -178,14 +178,19 @@ impl SharedLive {
         read_activations(&mut *self.client())
     }
 
-    /// Reads the history and records what `decide` makes of it, in one
-    /// transaction under the activation lock (so activations from every
-    /// replica and process serialize), and tells every replica.
-    pub(crate) fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Result<Activation, StoreError>, SharedError> {
+    /// Reads the history and records what `decide` makes of it (with what
+    /// else it reads in the transaction), in one transaction under the
+    /// activation lock (so activations from every replica and process
+    /// serialize, and compactions with them), and tells every replica.
+    pub(crate) fn change_activation(
+        &self,
+        decide: impl FnOnce(&mut postgres::Transaction<'_>, &[Activation]) -> Result<Result<Activation, StoreError>, SharedError>,
+    ) -> Result<Result<Activation, StoreError>, SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
-        let activation = match decide(&read_activations(&mut tx)?) {
+        let history = read_activations(&mut tx)?;
+        let activation = match decide(&mut tx, &history)? {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };

@@ -607,7 +607,7 @@ impl ServiceState {
         for plan in self.experiment_plans() {
             inventory_cutoff = inventory_cutoff.min(plan.created_at());
         }
-        match events.compact(consent_cutoff, inventory_cutoff) {
+        match events.compact(consent_cutoff, inventory_cutoff, &self.store) {
             Ok(c) if c == Default::default() => {}
             Ok(c) => tracing::info!(consent = c.consent, inventory = c.inventory, "compacted live events older than the event window"),
             Err(e) => tracing::warn!(error = %e, "compacting live events"),

@@ -664,6 +664,34 @@ async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
     assert!(!offer_ids(&f.offers("s1").await).is_empty(), "{}", f.offers("s1").await);
 }
 
+/// A rollback recorded elsewhere (another replica, the CLI) to a version
+/// older than the plan this replica serves: this replica's compaction, due
+/// before it has reloaded, is bounded by the version active in the database
+/// (read under the activation lock), so the stock moves that version reads
+/// stay. Before, it was bounded by the plan served here and deleted them.
+#[tokio::test]
+async fn compaction_keeps_the_moves_of_a_version_rolled_back_to_elsewhere() {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Elsewhere: a rollback to version 1, which reads the order.
+    let db = Arc::new(allot_api::live::LiveDb::open_file(f.store().root()).unwrap());
+    assert_eq!(db.rollback(&f.store()).unwrap().plan_id, "000001");
+    // Here: compaction as the service runs it while serving `second` (its
+    // inventory cutoff no later than the served plan's save), all else old.
+    let served_saved = f.store().manifest(&second).unwrap().created_at;
+    let now = chrono::Utc::now();
+    let done = allot_api::EventLog::open(db.clone()).unwrap().compact(now, served_saved, &f.store()).unwrap();
+    assert_eq!((done.inventory, db.inventory_compacted().unwrap()), (0, None), "the order version 1 reads stays");
+    // Once `second` is active again, the same compaction deletes it.
+    db.activate(&f.store(), &second).unwrap();
+    assert_eq!(allot_api::EventLog::open(db.clone()).unwrap().compact(now, served_saved, &f.store()).unwrap().inventory, 1);
+}
+
 /// Compaction deletes inventory events no served plan needs; a version
 /// saved before one of them cannot know its live stock, so activating it, or
 /// rolling back to it, is refused (409 `moves_compacted`) and the active
@@ -680,7 +708,7 @@ async fn a_version_saved_before_compacted_stock_moves_is_not_activated() {
     // The service compacts what is older than its event window; here, all.
     let db = Arc::new(allot_api::live::LiveDb::open_file(f.store().root()).unwrap());
     let now = chrono::Utc::now();
-    assert_eq!(allot_api::EventLog::open(db.clone()).unwrap().compact(now, now).unwrap().inventory, 1);
+    assert_eq!(allot_api::EventLog::open(db.clone()).unwrap().compact(now, now, &f.store()).unwrap().inventory, 1);
     assert!(db.inventory_compacted().unwrap().is_some_and(|upto| upto <= now));
     for (what, path) in [("rollback", "/v1/plans/rollback".to_string()), ("activation", "/v1/plans/000001/activate".to_string())] {
         let (status, body) = f.call("POST", &path, Some(PLANNER), None).await;

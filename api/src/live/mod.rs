@@ -334,16 +334,14 @@ impl LiveDb {
     /// Makes version `id` of `store` the active plan. Nothing is recorded
     /// when the version is absent or its manifest cannot be read.
     pub fn activate(&self, store: &PlanStore, id: &str) -> Result<Activation, ActivationError> {
-        let compacted = self.inventory_compacted()?;
-        self.change_activation(|_| servable(store, id, "activate", compacted))
+        self.change_activation(|_, compacted| servable(store, id, "activate", compacted))
     }
 
     /// Re-activates the version active before the current one, by
     /// [`rollback_target`] (successive rollbacks walk back). Nothing is
     /// recorded when there is none or it can no longer be read.
     pub fn rollback(&self, store: &PlanStore) -> Result<Activation, ActivationError> {
-        let compacted = self.inventory_compacted()?;
-        self.change_activation(|history| {
+        self.change_activation(|history, compacted| {
             let target = rollback_target(history.iter().map(|a| (a.action.as_str(), a.plan_id.as_str())))?;
             servable(store, target, "rollback", compacted)
         })
@@ -363,12 +361,17 @@ impl LiveDb {
     }
 
     /// The one code path of [`Self::activate`] and [`Self::rollback`]: the
-    /// backend reads the history, `decide` names the row to add (or refuses),
-    /// the backend adds it, all in one exclusive transaction.
-    fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Activation, ActivationError> {
+    /// backend reads the history and how far compaction has deleted stock
+    /// moves, `decide` names the row to add (or refuses), the backend adds
+    /// it, all in one transaction that excludes other activations and
+    /// compactions (so no compaction deletes what the version decided on
+    /// needs between the check and the row: see [`crate::events::EventLog::compact`]).
+    fn change_activation(&self, decide: impl FnOnce(&[Activation], Option<DateTime<Utc>>) -> Result<Activation, StoreError>) -> Result<Activation, ActivationError> {
         Ok(match &self.backend {
             Backend::Sqlite(db) => db.change_activation(decide)??,
-            Backend::Postgres { shared, .. } => shared.change_activation(decide).map_err(LiveError::from)??,
+            Backend::Postgres { shared, .. } => {
+                shared.change_activation(|tx, history| Ok(decide(history, pg::inventory_compacted(tx)?))).map_err(LiveError::from)??
+            }
         })
     }
 

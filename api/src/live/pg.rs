@@ -42,6 +42,10 @@ impl Sql for PgSql<'_, '_> {
         self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).map(drop).map_err(err)
     }
 
+    fn lock_activations(&mut self) -> Result<(), LiveError> {
+        self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&crate::shared::ACTIVATION_LOCK]).map(drop).map_err(err)
+    }
+
     fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError> {
         self.tx.execute(sql, &refs(params)).map_err(err)
     }
@@ -73,10 +77,21 @@ impl Sql for PgSql<'_, '_> {
 /// Stores what an import adds beside its events and activations
 /// ([`super::import::store_rest`]) in the import's transaction.
 pub(super) fn import_rest(tx: &mut postgres::Transaction<'_>, rows: &ImportRows, replica: &str) -> Result<(), SharedError> {
-    match super::import::store_rest(&mut PgSql { tx }, rows, replica) {
-        Ok(()) => Ok(()),
-        Err(LiveError::Shared(e)) => Err(e),
-        Err(LiveError::Corrupt { table, reason }) => Err(SharedError::Corrupt { table, reason }),
-        Err(e) => Err(SharedError::Corrupt { table: "allot_audit_chunks", reason: e.to_string() }),
+    super::import::store_rest(&mut PgSql { tx }, rows, replica).map_err(|e| shared_error(e, "allot_audit_chunks"))
+}
+
+/// How far compaction has deleted inventory events, read in an activation's
+/// transaction ([`super::inventory_compacted_in`]).
+pub(super) fn inventory_compacted(tx: &mut postgres::Transaction<'_>) -> Result<Option<chrono::DateTime<chrono::Utc>>, SharedError> {
+    super::inventory_compacted_in(&mut PgSql { tx }).map_err(|e| shared_error(e, "allot_inventory_compacted"))
+}
+
+/// A live-state error met inside one of [`SharedLive`](crate::shared::SharedLive)'s
+/// own transactions, as its error (`table`: where it was, when the error names none).
+fn shared_error(e: LiveError, table: &'static str) -> SharedError {
+    match e {
+        LiveError::Shared(e) => e,
+        LiveError::Corrupt { table, reason } => SharedError::Corrupt { table, reason },
+        e => SharedError::Corrupt { table, reason: e.to_string() },
     }
 }

@@ -62,6 +62,12 @@ pub(crate) trait Sql {
     fn lock_maintenance(&mut self) -> Result<(), LiveError> {
         Ok(())
     }
+    /// Excludes activations and rollbacks until the transaction ends (a
+    /// no-op where every write transaction excludes every other): what the
+    /// transaction reads of the active plan stays true while it writes.
+    fn lock_activations(&mut self) -> Result<(), LiveError> {
+        Ok(())
+    }
     fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError>;
     fn rows(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, LiveError>;
 }

@@ -122,14 +122,16 @@ impl SqliteLive {
         read_activations(&conn, &self.path)
     }
 
-    /// Reads the history and records what `decide` makes of it, in one
-    /// transaction that holds SQLite's write lock from its start (`BEGIN
-    /// IMMEDIATE`): activations from other threads and processes wait for it.
-    pub(super) fn change_activation(&self, decide: impl FnOnce(&[Activation]) -> Result<Activation, StoreError>) -> Result<Result<Activation, StoreError>, LiveError> {
+    /// Reads the history and the compaction point and records what `decide`
+    /// makes of them, in one transaction that holds SQLite's write lock from
+    /// its start (`BEGIN IMMEDIATE`): activations and compactions from other
+    /// threads and processes wait for it.
+    pub(super) fn change_activation(&self, decide: impl FnOnce(&[Activation], Option<DateTime<Utc>>) -> Result<Activation, StoreError>) -> Result<Result<Activation, StoreError>, LiveError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         let history = read_activations(&tx, &self.path)?;
-        let activation = match decide(&history) {
+        let compacted = super::inventory_compacted_in(&mut SqliteSql { tx: &tx, path: &self.path })?;
+        let activation = match decide(&history, compacted) {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
