@@ -539,13 +539,14 @@ impl EventLog {
     /// would count as new. One transaction per [`COMPACTION_BATCH`] events,
     /// oldest first, stopping at the first event received after `consent_cutoff`.
     ///
-    /// The version active in the database, read in each transaction under
-    /// the activation lock, bounds `inventory_cutoff` too: another replica
-    /// (or the CLI) may have just activated or rolled back to a version older
-    /// than the plan this replica serves, and the activation checked the
-    /// compaction point before this deletes ([`LiveDb::activate`] reads it
-    /// under the same lock). Its manifest in `store` unreadable: no inventory
-    /// event goes.
+    /// The versions the database says may be served, read in each
+    /// transaction under the activation lock, bound `inventory_cutoff` too
+    /// ([`earliest_servable`]): another replica (or the CLI) may have just
+    /// activated or rolled back to a version older than the plan this
+    /// replica serves, or started a canary or shadow of one, before this
+    /// replica caught up; an activation checks the compaction point under
+    /// the same lock ([`LiveDb::activate`]). A manifest in `store`
+    /// unreadable: no inventory event goes.
     pub fn compact(&mut self, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>, store: &PlanStore) -> Result<Compacted, LiveError> {
         let mut done = Compacted::default();
         let mut after = 0;
@@ -554,7 +555,7 @@ impl EventLog {
             let (last, batch, end) = self.db.transaction(|sql| {
                 sql.lock_maintenance()?;
                 sql.lock_activations()?;
-                let cutoff = inventory_cutoff.min(active_saved(sql, store)?);
+                let cutoff = inventory_cutoff.min(earliest_servable(sql, store)?);
                 kept_after = kept_after.min(cutoff);
                 compact_batch(sql, after, consent_cutoff, cutoff)
             })?;
@@ -681,21 +682,34 @@ fn parse_stored(seq: i64, body: &str) -> Result<LoggedEvent, LiveError> {
     serde_json::from_str::<LoggedEvent>(body).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: format!("seq {seq}: {e}") })
 }
 
-/// When the version active in the database was saved, read in transaction
-/// `sql` (the latest time when none is, the earliest when its manifest cannot
-/// be read: then it may need every stock move).
-fn active_saved(sql: &mut dyn Sql, store: &PlanStore) -> Result<DateTime<Utc>, LiveError> {
+/// When the earliest of the versions the database says may be served was
+/// saved, read in transaction `sql`: the active one and every running
+/// canary's or shadow's (experiment events are never compacted, so they
+/// fold whole here). The latest time when there is none; the earliest when
+/// a manifest cannot be read (that version may need every stock move).
+fn earliest_servable(sql: &mut dyn Sql, store: &PlanStore) -> Result<DateTime<Utc>, LiveError> {
     let active = sql.rows(crate::live::schema::ACTIVE_PLAN, &[])?;
-    let Some(version) = active.into_iter().next().and_then(|row| row.into_iter().nth(1)).map(Cell::into_text) else {
-        return Ok(DateTime::<Utc>::MAX_UTC);
-    };
-    Ok(match store.manifest(&version) {
-        Ok(m) => m.created_at,
-        Err(e) => {
-            tracing::warn!(error = %e, version, "the active version's manifest cannot be read: compaction keeps every stock move");
-            DateTime::<Utc>::MIN_UTC
+    let mut versions: Vec<String> = active.into_iter().next().and_then(|row| row.into_iter().nth(1)).map(Cell::into_text).into_iter().collect();
+    let mut experiments = Experiments::default();
+    for row in sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE kind = 'experiment' ORDER BY seq", &[])? {
+        let mut row = row.into_iter();
+        let seq = row.next().map_or(0, |c| c.int());
+        if let LoggedEvent::Experiment { received_at, change, .. } = parse_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())? {
+            experiments.apply(&change, received_at);
         }
-    })
+    }
+    versions.extend(experiments.all().filter(|e| e.running()).filter_map(|e| e.version.clone()));
+    let mut earliest = DateTime::<Utc>::MAX_UTC;
+    for version in versions {
+        match store.manifest(&version) {
+            Ok(m) => earliest = earliest.min(m.created_at),
+            Err(e) => {
+                tracing::warn!(error = %e, version, "a servable version's manifest cannot be read: compaction keeps every stock move");
+                return Ok(DateTime::<Utc>::MIN_UTC);
+            }
+        }
+    }
+    Ok(earliest)
 }
 
 /// One compaction transaction over the events after `after` (the caller

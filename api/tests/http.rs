@@ -665,12 +665,13 @@ async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
 }
 
 /// A rollback recorded elsewhere (another replica, the CLI) to a version
-/// older than the plan this replica serves: this replica's compaction, due
-/// before it has reloaded, is bounded by the version active in the database
-/// (read under the activation lock), so the stock moves that version reads
-/// stay. Before, it was bounded by the plan served here and deleted them.
+/// older than the plan this replica serves, or a canary of one: this
+/// replica's compaction, due before it has caught up, is bounded by the
+/// versions the database says may be served (read under the activation
+/// lock), so the stock moves they read stay. Before, it was bounded by what
+/// this replica had folded and deleted them.
 #[tokio::test]
-async fn compaction_keeps_the_moves_of_a_version_rolled_back_to_elsewhere() {
+async fn compaction_keeps_the_moves_of_a_version_served_elsewhere() {
     let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
     let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
@@ -687,9 +688,18 @@ async fn compaction_keeps_the_moves_of_a_version_rolled_back_to_elsewhere() {
     let now = chrono::Utc::now();
     let done = allot_api::EventLog::open(db.clone()).unwrap().compact(now, served_saved, &f.store()).unwrap();
     assert_eq!((done.inventory, db.inventory_compacted().unwrap()), (0, None), "the order version 1 reads stays");
-    // Once `second` is active again, the same compaction deletes it.
+    // `second` active again, but a canary of version 1 started elsewhere
+    // (recorded, not yet folded here): the order still stays.
     db.activate(&f.store(), &second).unwrap();
-    assert_eq!(allot_api::EventLog::open(db.clone()).unwrap().compact(now, served_saved, &f.store()).unwrap().inventory, 1);
+    let start = json!({ "type": "experiment", "received_at": now, "event_id": "c1",
+        "change": { "action": "start", "experiment_id": "c1", "kind": "canary", "version": "000001", "share": 0.5 } });
+    let mut log = allot_api::EventLog::open(db.clone()).unwrap();
+    log.record(serde_json::from_value(start).unwrap()).unwrap();
+    assert_eq!(log.compact(now, served_saved, &f.store()).unwrap().inventory, 0, "the canary's version reads the order");
+    // Once the canary stops, the same compaction deletes it.
+    let stop = json!({ "type": "experiment", "received_at": now, "event_id": "c1/stop", "change": { "action": "stop", "experiment_id": "c1" } });
+    log.record(serde_json::from_value(stop).unwrap()).unwrap();
+    assert_eq!(log.compact(now, served_saved, &f.store()).unwrap().inventory, 1);
 }
 
 /// Compaction deletes inventory events no served plan needs; a version
