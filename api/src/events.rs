@@ -716,7 +716,11 @@ fn earliest_servable(sql: &mut dyn Sql, store: &PlanStore) -> Result<DateTime<Ut
 /// holds the maintenance and activation locks): returns the last sequence
 /// number considered, what went, and whether compaction is done.
 fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<(i64, Compacted, bool), LiveError> {
-    let rows = sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY seq LIMIT $2", &[Param::Int(after), Param::Int(COMPACTION_BATCH)])?;
+    let applied = sql.applied_everywhere()?;
+    let rows = sql.rows(
+        "SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        &[Param::Int(after), Param::Int(applied), Param::Int(COMPACTION_BATCH)],
+    )?;
     let full = rows.len() as i64 == COMPACTION_BATCH;
     let mut last = after;
     let mut folded: HashMap<String, (CustomerOverride, i64)> = HashMap::new();
@@ -878,7 +882,7 @@ mod tests {
                 consent("c1", "C1", Some(false), None, 40),
                 receipt("i1", 5.0, 40),
                 consent("c2", "C2", None, Some(true), 35),
-                consent("c3", "C1", None, Some(true), 2),
+                consent("c3", "C1", Some(true), Some(true), 2),
             ] {
                 assert_eq!(log.record(e).unwrap().0, Applied::New);
             }
@@ -891,13 +895,13 @@ mod tests {
         crate::live::import::import_live_db(&db, from.path()).unwrap();
         let log = EventLog::open(db.clone()).unwrap();
         let overrides = log.customer_overrides();
-        assert_eq!(overrides["C1"], CustomerOverride { consent: Some(false), suppressed: Some(true) }, "the folded withdrawal, then c3");
+        assert_eq!(overrides["C1"], CustomerOverride { consent: Some(true), suppressed: Some(true) }, "the folded withdrawal, then c3's grant");
         assert_eq!(overrides["C2"], CustomerOverride { consent: None, suppressed: Some(true) });
         assert_eq!(db.inventory_compacted().unwrap(), Some(compacted));
         assert!(!from.path().join(crate::live::LIVE_DB_FILE).exists(), "set aside");
         // The snapshot's events are consent events like any: an erasure folds them.
         let erased = AuditLog::open(db.clone()).unwrap().erase("C1").unwrap();
-        assert_eq!((erased.consent_events, erased.objection), (2, Some(CustomerOverride { consent: Some(false), suppressed: Some(true) })));
+        assert_eq!((erased.consent_events, erased.objection), (2, Some(CustomerOverride { consent: None, suppressed: Some(true) })));
     }
 
     /// More events than one transaction takes: compaction goes on batch

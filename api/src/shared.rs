@@ -18,6 +18,9 @@
 //!   lock, the history read and the row added in one transaction: the rule is
 //!   [`crate::live::LiveDb::activate`]'s, the same as the embedded database's)
 //!   and notifies `allot_plans`; every replica reloads the newest row's version.
+//!   Compaction takes the same lock, so it never deletes stock moves a
+//!   version being activated needs ([`crate::events::EventLog::compact`]),
+//!   and it never deletes an event a live replica has not applied yet.
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!
@@ -42,6 +45,12 @@ use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIV
 const MIGRATION_LOCK: i64 = 0x616c_6c6f_7401;
 const EVENT_LOCK: i64 = 0x616c_6c6f_7402;
 pub(crate) const ACTIVATION_LOCK: i64 = 0x616c_6c6f_7403;
+/// Key of the advisory lock maintenance takes (the audit's merge, reads and
+/// erasures, the events' compaction), so a merge never moves records between
+/// a reader's two queries, and two replicas never compact at once. Whoever
+/// takes more than one of the locks takes them in the order events,
+/// maintenance, activations.
+pub(crate) const MAINTENANCE_LOCK: i64 = 0x616c_6c6f_7404;
 
 /// Notification channels.
 pub const EVENTS_CHANNEL: &str = "allot_events";
@@ -252,20 +261,26 @@ impl SharedLive {
 
     /// Imports an old file-mode log in one transaction (see [`crate::live::import`]).
     /// `audit` stores the audit records in the same transaction (the audit's
-    /// format lives with the live state, which calls this).
-    pub(crate) fn import(&self, file: &str, rows: &ImportRows, audit: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), SharedError>) -> Result<(), SharedError> {
+    /// format lives with the live state, which calls this), and the old
+    /// store's compaction point. Every lock the import may need is taken
+    /// first, in the order the other writers take them (events, then
+    /// maintenance, then activations): a compaction then never moves the
+    /// point between the import's read and write, an erasure never misses
+    /// the imported events, and no activation checks the old point.
+    pub(crate) fn import(&self, file: &str, rows: &ImportRows, rest: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), SharedError>) -> Result<(), SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
+        for lock in [EVENT_LOCK, MAINTENANCE_LOCK, ACTIVATION_LOCK] {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])?;
+        }
         for (kind, id, body) in &rows.events {
             tx.execute(
                 "INSERT INTO allot_events (kind, event_id, body, replica) VALUES ($1, $2, CAST($3::text AS jsonb), $4) ON CONFLICT (kind, event_id) DO NOTHING",
                 &[&kind.as_str(), id, body, &self.replica],
             )?;
         }
-        audit(&mut tx)?;
+        rest(&mut tx)?;
         if !rows.activations.is_empty() {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
             let existing: i64 = tx.query_one(COUNT_ACTIVATIONS, &[])?.get(0);
             if existing > 0 {
                 return Err(HistoryExists { file: file.to_string(), existing }.into());

@@ -21,6 +21,8 @@ measured; any failed check exits non-zero.
   9. (run before 7) a canary started on A puts every customer in the same
      arm on B; its share raised on B reaches A, moving customers only into
      the canary; stopped on A, B follows;
+ 11. (run after 0) compaction on A keeps a withdrawal that B, live but
+     paused, has not applied yet; resumed, B applies it.
  10. (run after 1) the customer withdrawn on A, erased on B: the withdrawal
      is kept (folded from the database's rows: PostgreSQL's JSON, not
      SQLite's) and in force on both replicas and in the database.
@@ -192,6 +194,7 @@ def compact_alone(args):
 def run(args, a, b):
     with open(os.path.join(args.scenario, "customers.csv")) as f:
         customers = [row["customer_id"] for row in csv.DictReader(f)]
+    lagging_replica_keeps_its_events(args, a, b, customers)
     served = next((c for c in customers[:500] if offers(a, c)["offers"]), None)
     check(served is not None, "no customer with offers among the first 500")
 
@@ -320,6 +323,43 @@ def run(args, a, b):
     experiments_agree(args, a, b, customers)
     customer = stale_fallback(args, a, b, customers)
     database_back(args, a, b, customer)
+
+
+def lagging_replica_keeps_its_events(args, a, b, customers):
+    """11. Compaction never deletes an event a live replica has yet to
+    apply: B paused (SIGSTOP) but live (its heartbeat held fresh in the
+    database), a withdrawal made on A, every event aged past the event
+    window, then A compacts (at its restart). The withdrawal stays; resumed,
+    B applies it."""
+    customer = next((c for c in customers[600:1200] if offers(b, c)["offers"]), None)
+    check(customer is not None, "no customer with offers among customers 600-1200")
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        # B's row: the replica name is its address and process id.
+        b_row = f"name = '127.0.0.1:{b.port}/{b.proc.pid}'"
+        check(psql(args, f"UPDATE allot_replicas SET heartbeat_at = now() + interval '1 hour' WHERE {b_row}") == "UPDATE 1", "B's heartbeat row")
+        status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-lag-1", "customer_id": customer, "consent": False})
+        check(status == 202 and body.get("replicas_pending"), f"withdrawal on A with B paused: {status} {body}")
+        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
+        psql(args, f"UPDATE allot_events SET body = jsonb_set(body, '{{received_at}}', to_jsonb('{old}'::text))")
+        a.kill()
+        a.start()
+        left = psql(args, "SELECT count(*) FROM allot_events WHERE event_id = 'tb-lag-1'")
+        check(left == "1", "A compacted a withdrawal B had not applied")
+        check(offers(a, customer)["offers"] == [], f"A offers {customer} after its restart")
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+        psql(args, f"UPDATE allot_replicas SET heartbeat_at = now() WHERE {b_row}")
+        # The killed A's row, live for a few seconds more, would hold up the next withdrawal.
+        psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{a.port}/%' AND name <> '127.0.0.1:{a.port}/{a.proc.pid}'")
+    # Resumed, B is first stale (no offers to anyone): wait until it serves the plan again.
+    started = time.time()
+    while time.time() - started < 10 and offers(b, customer)["fallback"]:
+        time.sleep(0.05)
+    answer = offers(b, customer)
+    check(not answer["fallback"], f"B not back on the plan 10 s after resuming: {answer}")
+    check(answer["offers"] == [], f"B offers {customer} after catching up: the withdrawal was compacted away ({answer['offers']})")
+    print(f"11. a withdrawal B (paused, live) had not applied stays through A's compaction; B back on the plan after {time.time() - started:.2f} s offers nothing")
 
 
 def experiments_agree(args, a, b, customers):

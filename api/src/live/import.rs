@@ -163,9 +163,7 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
             stored.push((event, row.body));
         }
         let mut rows = ImportRows::default();
-        let oldest = stored.iter().map(|(event, _)| event.received_at()).min();
-        rows.events = snapshot_events(&local.consent_snapshot()?, oldest.unwrap_or_else(Utc::now), Utc::now())
-            .map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
+        rows.events = snapshot_events(&local.consent_snapshot()?, Utc::now()).map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
         for (event, body) in stored {
             let (kind, id) = event.key();
             rows.events.push((kind, id.to_string(), body));
@@ -193,17 +191,18 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
 /// database fold new events as they arrive, but read the snapshot only at
 /// their start; an imported withdrawal must be in force on them too. Like
 /// every imported event, these fold after what the database held before
-/// (the moving store's facts are the newer). `received_at`: the store's
-/// oldest event left (everything folded was received before it), else
-/// `now`; the ids are unique to this import (`now`).
-fn snapshot_events(snapshot: &[(String, CustomerOverride)], received_at: DateTime<Utc>, now: DateTime<Utc>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
+/// (the moving store's facts are the newer). Received `now` (the import):
+/// older, compaction could fold them back into the snapshot at once, before
+/// a replica that was running catches up with them. The ids are unique to
+/// this import (`now`).
+fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
     let import = now.format("%Y%m%dT%H%M%S%.6fZ");
     snapshot
         .iter()
         .filter(|(_, o)| *o != CustomerOverride::default())
         .map(|(customer, o)| {
             let event = LoggedEvent::Consent {
-                received_at,
+                received_at: now,
                 event: ConsentEvent { event_id: format!("import-{import}-snapshot-{customer}"), customer_id: customer.clone(), consent: o.consent, suppressed: o.suppressed },
             };
             let (kind, id) = event.key();

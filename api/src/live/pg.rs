@@ -9,10 +9,6 @@ use super::error::LiveError;
 use super::schema::Dialect;
 use crate::shared::SharedError;
 
-/// Key of the advisory lock maintenance takes (the audit's merge, reads and
-/// erasures, the events' compaction), so a merge never moves records between
-/// a reader's two queries, and two replicas never compact at once.
-const AUDIT_LOCK: i64 = 0x616c_6c6f_7404;
 
 pub(super) struct PgSql<'a, 'b> {
     pub(super) tx: &'a mut postgres::Transaction<'b>,
@@ -39,11 +35,20 @@ impl Sql for PgSql<'_, '_> {
     }
 
     fn lock_maintenance(&mut self) -> Result<(), LiveError> {
-        self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK]).map(drop).map_err(err)
+        self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&crate::shared::MAINTENANCE_LOCK]).map(drop).map_err(err)
     }
 
     fn lock_activations(&mut self) -> Result<(), LiveError> {
         self.tx.execute("SELECT pg_advisory_xact_lock($1)", &[&crate::shared::ACTIVATION_LOCK]).map(drop).map_err(err)
+    }
+
+    fn applied_everywhere(&mut self) -> Result<i64, LiveError> {
+        let liveness = format!("{} milliseconds", crate::shared::REPLICA_LIVENESS.as_millis());
+        let row = self
+            .tx
+            .query_one("SELECT MIN(applied_seq) FROM allot_replicas WHERE heartbeat_at > now() - CAST($1::text AS interval)", &[&liveness])
+            .map_err(err)?;
+        Ok(row.get::<_, Option<i64>>(0).unwrap_or(i64::MAX))
     }
 
     fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, LiveError> {
@@ -77,7 +82,7 @@ impl Sql for PgSql<'_, '_> {
 /// Stores what an import adds beside its events and activations
 /// ([`super::import::store_rest`]) in the import's transaction.
 pub(super) fn import_rest(tx: &mut postgres::Transaction<'_>, rows: &ImportRows, replica: &str) -> Result<(), SharedError> {
-    super::import::store_rest(&mut PgSql { tx }, rows, replica).map_err(|e| shared_error(e, "allot_audit_chunks"))
+    super::import::store_rest(&mut PgSql { tx }, rows, replica).map_err(|e| shared_error(e, "allot_audit_chunks or allot_inventory_compacted"))
 }
 
 /// How far compaction has deleted inventory events, read in an activation's
