@@ -633,6 +633,14 @@ fn large_solvers_match_exact_on_a_mip_with_the_custom_limit_20k() {
     assert_mip_agrees(20_000, 1);
 }
 
+/// 5,000 customers, 9 custom offers and `max_custom_offers = 4`: 126
+/// choices of open offers, every one bounded (with at most 64 counted, the
+/// relaxation's bound stood and the decomposition stalled at 2.7e-3).
+#[test]
+fn large_solvers_match_exact_on_a_mip_with_126_choices_of_open_offers() {
+    assert_mip_agrees(5_000, 23);
+}
+
 /// The branch solves a choice of open custom offers other than the one it
 /// started from when that choice's bound leaves room above the plan, and
 /// keeps its plan when better: a warm re-plan starts the branch from the
