@@ -904,6 +904,36 @@ mod tests {
         assert_eq!((erased.consent_events, erased.objection), (2, Some(CustomerOverride { consent: None, suppressed: Some(true) })));
     }
 
+    /// Two stores moving into one database each bring their own `live.db`:
+    /// the second is imported too (recorded by its content, not its name),
+    /// while the same file met again is not imported twice.
+    #[test]
+    fn a_second_stores_live_db_is_imported_too_and_the_same_one_once() {
+        let (x, y, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, customer) in [(&x, "C1"), (&y, "C2")] {
+            let mut log = EventLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
+            assert_eq!(log.record(consent(&format!("w-{customer}"), customer, Some(false), None, 1)).unwrap().0, Applied::New);
+        }
+        let copy = tempfile::tempdir().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let name = format!("{}{suffix}", crate::live::LIVE_DB_FILE);
+            if x.path().join(&name).exists() {
+                std::fs::copy(x.path().join(&name), copy.path().join(&name)).unwrap();
+            }
+        }
+        let db = Arc::new(LiveDb::open_file(to.path()).unwrap());
+        for dir in [&x, &y, &copy] {
+            crate::live::import::import_live_db(&db, dir.path()).unwrap();
+            assert!(!dir.path().join(crate::live::LIVE_DB_FILE).exists(), "set aside");
+        }
+        let withdrawn = CustomerOverride { consent: Some(false), suppressed: None };
+        let log = EventLog::open(db.clone()).unwrap();
+        assert_eq!([log.customer_overrides().get("C1"), log.customer_overrides().get("C2")], [Some(&withdrawn), Some(&withdrawn)]);
+        assert_eq!(stored_seqs(&db), 2, "the copy of the first store's file added nothing");
+        let imports = db.transaction(|sql| sql.rows("SELECT file FROM allot_imports WHERE file LIKE 'live.db%'", &[])).unwrap();
+        assert_eq!(imports.len(), 2, "the copy is recognized as the first store's file, not imported again: {imports:?}");
+    }
+
     /// More events than one transaction takes: compaction goes on batch
     /// after batch, and stops at the first event inside the window.
     #[test]

@@ -154,26 +154,28 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     if !path.exists() {
         return Ok(());
     }
-    if !db.imported(LIVE_DB_FILE)? {
-        let local = LiveDb::open_file(dir)?;
-        let mut stored = Vec::new();
-        for row in local.events_after(0)? {
-            let event = serde_json::from_str::<LoggedEvent>(&row.body)
-                .map_err(|e| LiveError::Import { path: path.clone(), reason: format!("allot_events seq {}: {e}", row.seq) })?;
-            stored.push((event, row.body));
-        }
-        let mut rows = ImportRows::default();
-        rows.events = snapshot_events(&local.consent_snapshot()?, Utc::now()).map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
+    let local = LiveDb::open_file(dir)?;
+    let mut stored = Vec::new();
+    for row in local.events_after(0)? {
+        let event = serde_json::from_str::<LoggedEvent>(&row.body)
+            .map_err(|e| LiveError::Import { path: path.clone(), reason: format!("allot_events seq {}: {e}", row.seq) })?;
+        stored.push((event, row.body));
+    }
+    let snapshot = local.consent_snapshot()?;
+    let mut rows = ImportRows { audit: local.all_audit()?, activations: local.activations()?, inventory_compacted: local.inventory_compacted()?, ..ImportRows::default() };
+    // Close it (and checkpoint its WAL) before it is moved.
+    drop(local);
+    let key = import_key(stored.iter().map(|(_, body)| body.as_str()), &snapshot, &rows);
+    // Recorded by a build before the key named the content: the row count
+    // tells that store's from another one's.
+    let legacy = db.imported_rows(LIVE_DB_FILE)? == Some((stored.len() + rows.audit.len() + rows.activations.len()) as i64);
+    if db.imported_rows(&key)?.is_none() && !legacy {
+        rows.events = snapshot_events(&snapshot, Utc::now()).map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
         for (event, body) in stored {
             let (kind, id) = event.key();
             rows.events.push((kind, id.to_string(), body));
         }
-        rows.audit = local.all_audit()?;
-        rows.activations = local.activations()?;
-        rows.inventory_compacted = local.inventory_compacted()?;
-        // Close it (and checkpoint its WAL) before it is moved.
-        drop(local);
-        db.import(LIVE_DB_FILE, &rows).map_err(|e| match e {
+        db.import(&key, &rows).map_err(|e| match e {
             LiveError::HistoryExists(_) => LiveError::Import { path: path.clone(), reason: e.to_string() },
             e => e,
         })?;
@@ -183,6 +185,39 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
         set_aside(dir, &format!("{LIVE_DB_FILE}{suffix}"))?;
     }
     Ok(())
+}
+
+/// The name an embedded database's import is recorded under: `live.db` and
+/// a digest of what it holds (events, consent snapshot, audit, activations,
+/// compaction point). Why the content: several stores may move into one
+/// database, each with a `live.db` of its own; recorded by the name alone,
+/// the second one's would be set aside unread (its withdrawals lost), while
+/// the same file met again (another replica on the same store starting at
+/// the same time) is recognized and not imported twice.
+fn import_key<'a>(events: impl Iterator<Item = &'a str>, snapshot: &[(String, CustomerOverride)], rows: &ImportRows) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        digest.update((bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
+    };
+    for body in events {
+        part(body.as_bytes());
+    }
+    for (customer, o) in snapshot {
+        part(customer.as_bytes());
+        part(&[u8::from(o.consent == Some(true)), u8::from(o.consent == Some(false)), u8::from(o.suppressed == Some(true)), u8::from(o.suppressed == Some(false))]);
+    }
+    for (customer, body) in &rows.audit {
+        part(customer.as_bytes());
+        part(body.as_bytes());
+    }
+    for a in &rows.activations {
+        part(format!("{} {} {}", a.plan_id, a.action, a.at.to_rfc3339()).as_bytes());
+    }
+    part(rows.inventory_compacted.map(|t| t.to_rfc3339()).unwrap_or_default().as_bytes());
+    let hex: String = digest.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{LIVE_DB_FILE} {hex}")
 }
 
 /// The consent snapshot of a store moving to another database, as consent

@@ -385,6 +385,12 @@ impl LiveDb {
         }
     }
 
+    /// How many rows the import of `file` added, when it was imported.
+    pub(crate) fn imported_rows(&self, file: &str) -> Result<Option<i64>, LiveError> {
+        let rows = self.transaction(|sql| sql.rows("SELECT rows FROM allot_imports WHERE file = $1", &[sql::Param::Text(file)]))?;
+        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).map(|c| c.int()))
+    }
+
     /// Whether `file` was imported before.
     pub(crate) fn imported(&self, file: &str) -> Result<bool, LiveError> {
         match &self.backend {
