@@ -463,9 +463,19 @@ impl EventLog {
     /// Records `event` (committed before this returns `New`) and folds it with
     /// any others recorded since; returns what happened and every event folded.
     pub fn record(&mut self, event: LoggedEvent) -> Result<(Applied, Vec<LoggedEvent>), LiveError> {
+        Ok(self.record_if(event, None)?.expect("no guard refuses"))
+    }
+
+    /// [`Self::record`], refused by `guard` inside the event's transaction
+    /// ([`LiveDb::record_event_if`]): nothing is recorded then.
+    pub fn record_if(&mut self, event: LoggedEvent, guard: Option<crate::live::CompactionGuard<'_>>) -> Result<Result<(Applied, Vec<LoggedEvent>), allot_scenarios::StoreError>, LiveError> {
         let body = serde_json::to_string(&event).map_err(|e| LiveError::Corrupt { table: "allot_events", reason: e.to_string() })?;
         let (kind, id) = event.key();
-        let applied = match self.db.record_event(kind, id, &body)? {
+        let recorded = match self.db.record_event_if(kind, id, &body, guard)? {
+            Ok(recorded) => recorded,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let applied = match recorded {
             Recorded::New(_) => Applied::New,
             Recorded::Existing(stored) => {
                 let original = serde_json::from_str::<LoggedEvent>(&stored)
@@ -477,7 +487,7 @@ impl EventLog {
                 }
             }
         };
-        Ok((applied, self.catch_up()?))
+        Ok(Ok((applied, self.catch_up()?)))
     }
 
     /// Inventory movements received after `since` (a plan's stock is as of its save).

@@ -150,12 +150,26 @@ impl SharedLive {
     /// Records an event unless its (kind, id) was recorded before (by any
     /// replica): the check and the insert run under the event lock, in one
     /// transaction; durable when this returns `New`.
-    pub fn record_event(&self, kind: &str, event_id: &str, body: &str) -> Result<Recorded, SharedError> {
+    /// `guard`, when given, runs before the insert under the activation lock
+    /// too (taken after the events'), and refuses the event by its error.
+    pub fn record_event(
+        &self,
+        kind: &str,
+        event_id: &str,
+        body: &str,
+        guard: Option<&mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<Result<(), StoreError>, SharedError>>,
+    ) -> Result<Result<Recorded, StoreError>, SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])?;
         if let Some(row) = tx.query_opt("SELECT body::text FROM allot_events WHERE kind = $1 AND event_id = $2", &[&kind, &event_id])? {
-            return Ok(Recorded::Existing(row.get(0)));
+            return Ok(Ok(Recorded::Existing(row.get(0))));
+        }
+        if let Some(guard) = guard {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACTIVATION_LOCK])?;
+            if let Err(e) = guard(&mut tx)? {
+                return Ok(Err(e));
+            }
         }
         let seq: i64 = tx
             .query_one(
@@ -167,7 +181,7 @@ impl SharedLive {
         fault("before_commit");
         tx.commit()?;
         fault("after_commit");
-        Ok(Recorded::New(seq))
+        Ok(Ok(Recorded::New(seq)))
     }
 
     /// Every event after `seq`, in order.

@@ -370,10 +370,6 @@ impl ServiceState {
             self.apply_folded(&events, &folded);
             let ids = self.store.ids().map_err(ApiError::from)?;
             let changes = events.experiments().check(&change, |v| ids.iter().any(|id| id == v))?;
-            // A canary's or shadow's version must know its live stock, as an active one must.
-            if let (true, ExperimentChange::Start(crate::experiments::ExperimentStart { version: Some(v), .. })) = (changes, &change) {
-                crate::live::moves_kept(&self.store, v, self.live.inventory_compacted().map_err(unavailable)?).map_err(ApiError::from)?;
-            }
             if changes {
                 let received_at = chrono::Utc::now();
                 let event_id = match &change {
@@ -381,7 +377,16 @@ impl ServiceState {
                     ExperimentChange::Share { .. } => format!("{id}/share/{}", received_at.format("%Y%m%dT%H%M%S%.9fZ")),
                     ExperimentChange::Stop { .. } => format!("{id}/stop"),
                 };
-                let (_, folded) = events.record(LoggedEvent::Experiment { received_at, event_id, change: change.clone() }).map_err(unavailable)?;
+                // A canary's or shadow's version must know its live stock, as
+                // an active one must: checked where the start is recorded, so
+                // no compaction slips between.
+                let version = match &change {
+                    ExperimentChange::Start(crate::experiments::ExperimentStart { version: Some(v), .. }) => Some(v.as_str()),
+                    _ => None,
+                };
+                let kept = |compacted: Option<chrono::DateTime<chrono::Utc>>| version.map_or(Ok(()), |v| crate::live::moves_kept(&self.store, v, compacted));
+                let event = LoggedEvent::Experiment { received_at, event_id, change: change.clone() };
+                let (_, folded) = events.record_if(event, Some(&kept)).map_err(unavailable)?.map_err(ApiError::from)?;
                 self.apply_folded(&events, &folded);
             }
             let experiment = events.experiments().get(&id).cloned().ok_or_else(|| ApiError::from(ExperimentError::Unknown(id.clone())))?;

@@ -71,6 +71,10 @@ pub(crate) fn moves_kept(store: &PlanStore, id: &str, compacted: Option<DateTime
     Ok(())
 }
 
+/// A check an event must pass in the transaction that records it, given how
+/// far compaction has deleted stock moves ([`LiveDb::record_event_if`]).
+pub type CompactionGuard<'a> = &'a dyn Fn(Option<DateTime<Utc>>) -> Result<(), StoreError>;
+
 /// [`LiveDb::inventory_compacted`], read in transaction `sql`.
 fn inventory_compacted_in(sql: &mut dyn Sql) -> Result<Option<DateTime<Utc>>, LiveError> {
     let rows = sql.rows(schema::INVENTORY_COMPACTED, &[])?;
@@ -210,9 +214,22 @@ impl LiveDb {
     /// Records an event unless its (kind, id) was recorded before; durable when
     /// this returns `New`.
     pub fn record_event(&self, kind: EventKind, event_id: &str, body: &str) -> Result<Recorded, LiveError> {
+        Ok(self.record_event_if(kind, event_id, body, None)?.expect("no guard refuses"))
+    }
+
+    /// [`Self::record_event`], refused by `guard` (its error, nothing
+    /// recorded) when given: the guard reads how far compaction has deleted
+    /// stock moves inside the transaction that records the event, under the
+    /// lock compaction and activation take, so no compaction slips between
+    /// the check and the event (an experiment's start of a version).
+    pub fn record_event_if(&self, kind: EventKind, event_id: &str, body: &str, guard: Option<CompactionGuard<'_>>) -> Result<Result<Recorded, StoreError>, LiveError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.record_event(kind.as_str(), event_id, body),
-            Backend::Postgres { shared, .. } => Ok(shared.record_event(kind.as_str(), event_id, body)?),
+            Backend::Sqlite(db) => db.record_event(kind.as_str(), event_id, body, guard),
+            Backend::Postgres { shared, .. } => {
+                let mut check = guard.map(|guard| move |tx: &mut postgres::Transaction<'_>| Ok(guard(pg::inventory_compacted(tx)?)));
+                type Check<'c> = &'c mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<Result<(), StoreError>, crate::shared::SharedError>;
+                Ok(shared.record_event(kind.as_str(), event_id, body, check.as_mut().map(|c| c as Check<'_>))?)
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::error::LiveError;
+use super::CompactionGuard;
 use super::fault::fault;
 use super::sql::{Cell, Param, Sql};
 use super::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
@@ -52,7 +53,7 @@ impl SqliteLive {
         |source| LiveError::Sqlite { path: self.path.clone(), source }
     }
 
-    pub(super) fn record_event(&self, kind: &str, event_id: &str, body: &str) -> Result<Recorded, LiveError> {
+    pub(super) fn record_event(&self, kind: &str, event_id: &str, body: &str, guard: Option<CompactionGuard<'_>>) -> Result<Result<Recorded, StoreError>, LiveError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         let existing: Option<String> = tx
@@ -60,7 +61,13 @@ impl SqliteLive {
             .optional()
             .map_err(self.err())?;
         if let Some(body) = existing {
-            return Ok(Recorded::Existing(body));
+            return Ok(Ok(Recorded::Existing(body)));
+        }
+        if let Some(guard) = guard {
+            // This write transaction excludes every other: no compaction moves the point until it ends.
+            if let Err(e) = guard(super::inventory_compacted_in(&mut SqliteSql { tx: &tx, path: &self.path })?) {
+                return Ok(Err(e));
+            }
         }
         tx.execute("INSERT INTO allot_events (kind, event_id, body, replica) VALUES (?1, ?2, ?3, ?4)", params![kind, event_id, body, REPLICA])
             .map_err(self.err())?;
@@ -68,7 +75,7 @@ impl SqliteLive {
         fault("before_commit");
         tx.commit().map_err(self.err())?;
         fault("after_commit");
-        Ok(Recorded::New(seq))
+        Ok(Ok(Recorded::New(seq)))
     }
 
     pub(super) fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
