@@ -664,6 +664,20 @@ async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
     assert!(!offer_ids(&f.offers("s1").await).is_empty(), "{}", f.offers("s1").await);
 }
 
+/// The compaction tests' start: version 1 served, an order (which version 1
+/// reads and a later version does not), then a second version planned and
+/// activated over HTTP; returns the fixture and the second version.
+async fn an_order_then_a_second_version_active() -> (Fixture, String) {
+    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
+    let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
+    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
+    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (f, second)
+}
+
 /// A rollback recorded elsewhere (another replica, the CLI) to a version
 /// older than the plan this replica serves, or a canary of one: this
 /// replica's compaction, due before it has caught up, is bounded by the
@@ -672,13 +686,7 @@ async fn a_kept_plan_takes_the_failed_active_versions_withdrawals() {
 /// this replica had folded and deleted them.
 #[tokio::test]
 async fn compaction_keeps_the_moves_of_a_version_served_elsewhere() {
-    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
-    let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
-    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
-    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (f, second) = an_order_then_a_second_version_active().await;
     // Elsewhere: a rollback to version 1, which reads the order.
     let db = Arc::new(allot_api::live::LiveDb::open_file(f.store().root()).unwrap());
     assert_eq!(db.rollback(&f.store()).unwrap().plan_id, "000001");
@@ -708,13 +716,7 @@ async fn compaction_keeps_the_moves_of_a_version_served_elsewhere() {
 /// plan stays; a version saved after them is activated as ever.
 #[tokio::test]
 async fn a_version_saved_before_compacted_stock_moves_is_not_activated() {
-    let f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
-    let order = json!({ "event_id": "o1", "kind": "order", "warehouse_id": "W1", "sku": "A", "qty": 2, "tier": "gold" });
-    let (status, body) = f.post("/v1/events/inventory", FULFILMENT, order).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let second = plan_into(&f.store(), &f.dir.path().join("scenario"));
-    let (status, body) = f.call("POST", &format!("/v1/plans/{second}/activate"), Some(PLANNER), None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (f, second) = an_order_then_a_second_version_active().await;
     // The service compacts what is older than its event window; here, all.
     let db = Arc::new(allot_api::live::LiveDb::open_file(f.store().root()).unwrap());
     let now = chrono::Utc::now();
