@@ -26,6 +26,9 @@ measured; any failed check exits non-zero.
  10. (run after 1) the customer withdrawn on A, erased on B: the withdrawal
      is kept (folded from the database's rows: PostgreSQL's JSON, not
      SQLite's) and in force on both replicas and in the database.
+  12. (run after 0) a second store moves in while A and B serve: its
+     compacted withdrawal, imported by a third replica starting on it, is in
+     force on A and B without a restart.
   0. (run first) the store moves to PostgreSQL with what its own compaction
      folded: a consent withdrawn while the store served alone (SQLite), 40
      days old and compacted into its snapshot at a restart, is in force on
@@ -37,6 +40,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -70,8 +74,11 @@ def check(condition, message):
 
 
 class Replica:
-    def __init__(self, args, name, port, live=None):
+    def __init__(self, args, name, port, live=None, store=None, ready="/readyz"):
         self.args, self.name, self.port = args, name, port
+        self.store = store or args.store
+        # A store with no active plan is never ready: then alive is enough.
+        self.ready = ready
         self.base = f"http://127.0.0.1:{port}"
         self.proc = None
         # Where the live state is: PostgreSQL, else the store's own live.db with these flags.
@@ -80,7 +87,7 @@ class Replica:
     def start(self):
         log = open(os.path.join(self.args.work, f"replica-{self.name}.log"), "ab")
         self.proc = subprocess.Popen(
-            [self.args.allot, "serve", "--store", self.args.store, "--addr", f"127.0.0.1:{self.port}",
+            [self.args.allot, "serve", "--store", self.store, "--addr", f"127.0.0.1:{self.port}",
              "--keys", self.args.keys, "--threads", "2", *self.live],
             stdout=log, stderr=log,
         )
@@ -88,7 +95,7 @@ class Replica:
         while time.time() < deadline:
             check(self.proc.poll() is None, f"replica {self.name} exited on start (see replica-{self.name}.log)")
             try:
-                if request(self.base, "GET", "/readyz", timeout=1)[0] == 200:
+                if request(self.base, "GET", self.ready, timeout=1)[0] == 200:
                     return self
             except OSError:
                 pass
@@ -137,7 +144,12 @@ def main():
     parser.add_argument("--pg-data", required=True, help="the cluster's data directory")
     args = parser.parse_args()
 
-    moved = compact_alone(args)
+    with open(os.path.join(args.scenario, "customers.csv")) as f:
+        customers = [row["customer_id"] for row in csv.DictReader(f)]
+    # A second store of the same versions, to move in while A and B run (test 12).
+    store2 = os.path.join(args.work, "svc-store-2")
+    shutil.copytree(args.store, store2, ignore=shutil.ignore_patterns("live.db*"))
+    moved = compact_alone(args, args.store, reversed(customers[:500]), COMPACTED_BEFORE)
     a = Replica(args, "A", args.ports[0]).start()
     b = Replica(args, "B", args.ports[1]).start()
     try:
@@ -146,6 +158,7 @@ def main():
         upto = psql(args, "SELECT upto FROM allot_inventory_compacted")
         check(upto == COMPACTED_BEFORE, f"the database's compaction point {upto!r}, not the store's {COMPACTED_BEFORE}")
         print(f"0. the store's compacted withdrawal of {moved} is in force on A and B, its compaction point in the database")
+        second_store_moves_in(args, a, b, store2, customers)
         run(args, a, b)
     finally:
         a.stop()
@@ -157,23 +170,46 @@ def main():
 COMPACTED_BEFORE = "2000-01-01T00:00:00+00:00"
 
 
-def compact_alone(args):
-    """Test 0's first half: the store serving alone on its live.db withdraws
-    a served customer's consent; the event is then made 40 days old (time
-    passing, written into live.db), so the next start compacts it into the
-    consent snapshot (the default event window: 30 days). Returns the
-    customer."""
-    alone = Replica(args, "alone", args.ports[0], live=[]).start()
+def second_store_moves_in(args, a, b, store2, customers):
+    """12. A second store moves into the database while A and B serve: its
+    own live.db (no activations; a withdrawal compacted into its snapshot)
+    is imported by the replica C that starts on it, and A and B, running,
+    fold the withdrawal (imported as an event) without a restart."""
+    port = args.ports[1] + 1
+    # One A offers something to (the second store serves the fallback: it has no active plan).
+    moved = compact_alone(args, store2, (c for c in customers[1200:1800] if offers(a, c)["offers"]), None, port)
+    c = Replica(args, "C", port, store=store2, ready="/healthz").start()
     try:
-        with open(os.path.join(args.scenario, "customers.csv")) as f:
-            customers = [row["customer_id"] for row in csv.DictReader(f)][:500]
-        moved = next((c for c in reversed(customers) if offers(alone, c)["offers"]), None)
-        check(moved is not None, "no customer with offers among the first 500 (alone)")
+        started = time.time()
+        while time.time() - started < 5 and any(offers(r, moved)["offers"] for r in (a, b)):
+            time.sleep(0.05)
+        for replica in (a, b, c):
+            check(offers(replica, moved)["offers"] == [], f"{replica.name} offers {moved}: the second store's withdrawal is not in force")
+        imports = psql(args, "SELECT count(*) FROM allot_imports WHERE file LIKE 'live.db %'")
+        check(imports == "2", f"{imports} live.db imports recorded, not 2")
+    finally:
+        c.stop()
+        # Its row, live for a few seconds more, would hold up the next withdrawal.
+        psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{port}/%'")
+    print(f"12. a second store moved in while A and B served: its compacted withdrawal of {moved} in force on A and B after {time.time() - started:.2f} s")
+
+
+def compact_alone(args, store, candidates, compacted_before, port=None):
+    """Test 0's first half (and test 12's): `store` serving alone on its
+    live.db withdraws the consent of the first of `candidates` it makes
+    offers to; the event is then made 40 days old (time passing, written
+    into live.db), so the next start compacts it into the consent snapshot
+    (the default event window: 30 days); `compacted_before`, when given, is
+    written as its compaction point. Returns the customer."""
+    alone = Replica(args, "alone", port or args.ports[0], live=[], store=store, ready="/healthz").start()
+    try:
+        moved = next((c for c in candidates if offers(alone, c)["offers"]), None)
+        check(moved is not None, "no customer with offers among the candidates (alone)")
         status, body = request(alone.base, "POST", "/v1/events/consent", {"event_id": "tb-alone-1", "customer_id": moved, "consent": False})
         check(status == 202, f"consent event (alone): {status} {body}")
         alone.stop()
         old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
-        live = sqlite3.connect(os.path.join(args.store, "live.db"))
+        live = sqlite3.connect(os.path.join(store, "live.db"))
         with live:
             live.execute("UPDATE allot_events SET body = json_set(body, '$.received_at', ?) WHERE kind = 'consent'", (old,))
         live.close()
@@ -181,12 +217,13 @@ def compact_alone(args):
         check(offers(alone, moved)["offers"] == [], f"{moved} offered after the restart (alone)")
     finally:
         alone.stop()
-    live = sqlite3.connect(os.path.join(args.store, "live.db"))
+    live = sqlite3.connect(os.path.join(store, "live.db"))
     with live:
         left = live.execute("SELECT count(*) FROM allot_events WHERE kind = 'consent'").fetchone()[0]
         snapshot = live.execute("SELECT override FROM allot_consent_snapshot WHERE customer_id = ?", (moved,)).fetchone()
         check(left == 0 and snapshot is not None, f"the withdrawal was not compacted ({left} consent events left, snapshot {snapshot})")
-        live.execute("INSERT INTO allot_inventory_compacted (id, upto) VALUES (1, ?)", (COMPACTED_BEFORE,))
+        if compacted_before:
+            live.execute("INSERT INTO allot_inventory_compacted (id, upto) VALUES (1, ?)", (compacted_before,))
     live.close()
     return moved
 
