@@ -549,6 +549,9 @@ impl EventLog {
     /// would count as new. One transaction per [`COMPACTION_BATCH`] events,
     /// oldest first, stopping at the first event received after `consent_cutoff`.
     ///
+    /// Events after the newest one every live replica, and this log, has
+    /// applied are left for later ([`Sql::applied_everywhere`]).
+    ///
     /// The versions the database says may be served, read in each
     /// transaction under the activation lock, bound `inventory_cutoff` too
     /// ([`earliest_servable`]): another replica (or the CLI) may have just
@@ -561,13 +564,15 @@ impl EventLog {
         let mut done = Compacted::default();
         let mut after = 0;
         let mut kept_after = inventory_cutoff;
+        let applied_here = self.applied_seq;
         loop {
             let (last, batch, end) = self.db.transaction(|sql| {
                 sql.lock_maintenance()?;
                 sql.lock_activations()?;
                 let cutoff = inventory_cutoff.min(earliest_servable(sql, store)?);
                 kept_after = kept_after.min(cutoff);
-                compact_batch(sql, after, consent_cutoff, cutoff)
+                // Nor past what this log has folded: what it deletes, this replica must have applied.
+                compact_batch(sql, after, applied_here, consent_cutoff, cutoff)
             })?;
             done.consent += batch.consent;
             done.inventory += batch.inventory;
@@ -725,8 +730,8 @@ fn earliest_servable(sql: &mut dyn Sql, store: &PlanStore) -> Result<DateTime<Ut
 /// One compaction transaction over the events after `after` (the caller
 /// holds the maintenance and activation locks): returns the last sequence
 /// number considered, what went, and whether compaction is done.
-fn compact_batch(sql: &mut dyn Sql, after: i64, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<(i64, Compacted, bool), LiveError> {
-    let applied = sql.applied_everywhere()?;
+fn compact_batch(sql: &mut dyn Sql, after: i64, applied_here: i64, consent_cutoff: DateTime<Utc>, inventory_cutoff: DateTime<Utc>) -> Result<(i64, Compacted, bool), LiveError> {
+    let applied = sql.applied_everywhere()?.min(applied_here);
     let rows = sql.rows(
         "SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
         &[Param::Int(after), Param::Int(applied), Param::Int(COMPACTION_BATCH)],
@@ -916,13 +921,18 @@ mod tests {
 
     /// Two stores moving into one database each bring their own `live.db`:
     /// the second is imported too (recorded by its content, not its name),
-    /// while the same file met again is not imported twice.
+    /// while the same file met again is not imported twice; an imported
+    /// grant never undoes a withdrawal the database holds.
     #[test]
     fn a_second_stores_live_db_is_imported_too_and_the_same_one_once() {
         let (x, y, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        for (dir, customer) in [(&x, "C1"), (&y, "C2")] {
+        // x withdraws C1; y withdraws C2 and grants C3, whom the database
+        // already knows as withdrawn: that grant is not imported.
+        for (dir, events) in [(&x, vec![consent("w-C1", "C1", Some(false), None, 1)]), (&y, vec![consent("w-C2", "C2", Some(false), None, 1), consent("g-C3", "C3", Some(true), Some(true), 1)])] {
             let mut log = EventLog::open(Arc::new(LiveDb::open_file(dir.path()).unwrap())).unwrap();
-            assert_eq!(log.record(consent(&format!("w-{customer}"), customer, Some(false), None, 1)).unwrap().0, Applied::New);
+            for e in events {
+                assert_eq!(log.record(e).unwrap().0, Applied::New);
+            }
         }
         let copy = tempfile::tempdir().unwrap();
         for suffix in ["", "-wal", "-shm"] {
@@ -932,6 +942,7 @@ mod tests {
             }
         }
         let db = Arc::new(LiveDb::open_file(to.path()).unwrap());
+        EventLog::open(db.clone()).unwrap().record(consent("w-C3", "C3", Some(false), None, 0)).unwrap();
         for dir in [&x, &y, &copy] {
             crate::live::import::import_live_db(&db, dir.path()).unwrap();
             assert!(!dir.path().join(crate::live::LIVE_DB_FILE).exists(), "set aside");
@@ -939,7 +950,8 @@ mod tests {
         let withdrawn = CustomerOverride { consent: Some(false), suppressed: None };
         let log = EventLog::open(db.clone()).unwrap();
         assert_eq!([log.customer_overrides().get("C1"), log.customer_overrides().get("C2")], [Some(&withdrawn), Some(&withdrawn)]);
-        assert_eq!(stored_seqs(&db), 2, "the copy of the first store's file added nothing");
+        assert_eq!(log.customer_overrides()["C3"], CustomerOverride { consent: Some(false), suppressed: Some(true) }, "C3's grant dropped, its suppression kept");
+        assert_eq!(stored_seqs(&db), 4, "w-C3, w-C1, w-C2, what is left of g-C3; the copy of the first store's file added nothing");
         let imports = db.transaction(|sql| sql.rows("SELECT file FROM allot_imports WHERE file LIKE 'live.db%'", &[])).unwrap();
         assert_eq!(imports.len(), 2, "the copy is recognized as the first store's file, not imported again: {imports:?}");
     }

@@ -20,7 +20,8 @@
 //!   and notifies `allot_plans`; every replica reloads the newest row's version.
 //!   Compaction takes the same lock, so it never deletes stock moves a
 //!   version being activated needs ([`crate::events::EventLog::compact`]),
-//!   and it never deletes an event a live replica has not applied yet.
+//!   and it never deletes an event that a live replica (a heartbeat within
+//!   [`REPLICA_LIVENESS`]) or the compacting one has not applied yet.
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!
@@ -274,7 +275,7 @@ impl SharedLive {
     }
 
     /// Imports an old file-mode log in one transaction (see [`crate::live::import`]).
-    /// `audit` stores the audit records in the same transaction (the audit's
+    /// `rest` stores the audit records in the same transaction (the audit's
     /// format lives with the live state, which calls this), and the old
     /// store's compaction point. Every lock the import may need is taken
     /// first, in the order the other writers take them (events, then
@@ -286,6 +287,11 @@ impl SharedLive {
         let mut tx = client.transaction()?;
         for lock in [EVENT_LOCK, MAINTENANCE_LOCK, ACTIVATION_LOCK] {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])?;
+        }
+        // Another replica starting on the same store may have imported it
+        // since this one looked: nothing to do then.
+        if tx.query_opt("SELECT 1 FROM allot_imports WHERE file = $1", &[&file])?.is_some() {
+            return Ok(());
         }
         for (kind, id, body) in &rows.events {
             tx.execute(

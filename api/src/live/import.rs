@@ -17,6 +17,7 @@
 //! newline that still does not parse was never acknowledged and is skipped.
 //! Anything else that does not parse stops the start with the file and line.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -132,9 +133,16 @@ fn read_if_present(path: &Path) -> Result<Option<String>, LiveError> {
 }
 
 /// Renames an imported file `name` of `dir` aside; one already gone (another
-/// replica starting on the same store set it aside) is no error.
+/// replica starting on the same store set it aside) is no error. A file set
+/// aside before is never replaced: the newer one takes a numbered name.
 fn set_aside(dir: &Path, name: &str) -> Result<(), LiveError> {
-    let (from, to) = (dir.join(name), dir.join(format!("{name}{IMPORTED_SUFFIX}")));
+    let from = dir.join(name);
+    let mut to = dir.join(format!("{name}{IMPORTED_SUFFIX}"));
+    let mut n = 1;
+    while to.exists() && from.exists() {
+        to = dir.join(format!("{name}{IMPORTED_SUFFIX}.{n}"));
+        n += 1;
+    }
     match std::fs::rename(&from, &to) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -151,10 +159,7 @@ fn set_aside(dir: &Path, name: &str) -> Result<(), LiveError> {
 /// deleted inventory events.
 pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     let path = dir.join(LIVE_DB_FILE);
-    if !path.exists() {
-        return Ok(());
-    }
-    let local = LiveDb::open_file(dir)?;
+    let Some(local) = LiveDb::open_existing_file(dir)? else { return Ok(()) };
     let mut stored = Vec::new();
     for row in local.events_after(0)? {
         let event = serde_json::from_str::<LoggedEvent>(&row.body)
@@ -166,13 +171,23 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     // Close it (and checkpoint its WAL) before it is moved.
     drop(local);
     let key = import_key(stored.iter().map(|(_, body)| body.as_str()), &snapshot, &rows);
-    // Recorded by a build before the key named the content: the row count
-    // tells that store's from another one's.
-    let legacy = db.imported_rows(LIVE_DB_FILE)? == Some((stored.len() + rows.audit.len() + rows.activations.len()) as i64);
-    if db.imported_rows(&key)?.is_none() && !legacy {
-        rows.events = snapshot_events(&snapshot, Utc::now()).map_err(|e| LiveError::Import { path: path.clone(), reason: e.to_string() })?;
-        for (event, body) in stored {
+    // Recorded by a build before the key named the content: this file when
+    // the row count matches (with the snapshot's events or without: builds
+    // differed) and its newest event is in the database.
+    let counted = (stored.len() + rows.audit.len() + rows.activations.len()) as i64;
+    let legacy = db.imported_rows(LIVE_DB_FILE)?.is_some_and(|n| n == counted || n == counted + snapshot.len() as i64)
+        && stored.last().map_or(Ok(true), |(event, _)| {
             let (kind, id) = event.key();
+            db.has_event(kind, id)
+        })?;
+    if db.imported_rows(&key)?.is_none() && !legacy {
+        let known = customers_with_consent(db)?;
+        let fail = |e: serde_json::Error| LiveError::Import { path: path.clone(), reason: e.to_string() };
+        rows.events = snapshot_events(&snapshot, Utc::now(), &known).map_err(fail)?;
+        for (event, body) in stored {
+            let Some(event) = objections_only_where_known(event, &known) else { continue };
+            let (kind, id) = event.key();
+            let body = if matches!(event, LoggedEvent::Consent { .. }) { serde_json::to_string(&event).map_err(fail)? } else { body };
             rows.events.push((kind, id.to_string(), body));
         }
         db.import(&key, &rows).map_err(|e| match e {
@@ -225,25 +240,58 @@ fn import_key<'a>(events: impl Iterator<Item = &'a str>, snapshot: &[(String, Cu
 /// Why events and not snapshot rows: replicas already running on the
 /// database fold new events as they arrive, but read the snapshot only at
 /// their start; an imported withdrawal must be in force on them too. Like
-/// every imported event, these fold after what the database held before
-/// (the moving store's facts are the newer). Received `now` (the import):
+/// every imported event, these fold after what the database held before,
+/// a grant only where the database holds no consent fact of the customer
+/// ([`objections_only_where_known`]). Received `now` (the import):
 /// older, compaction could fold them back into the snapshot at once, before
 /// a replica that was running catches up with them. The ids are unique to
 /// this import (`now`).
-fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
+fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>, known: &HashSet<String>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
     let import = now.format("%Y%m%dT%H%M%S%.6fZ");
     snapshot
         .iter()
         .filter(|(_, o)| *o != CustomerOverride::default())
-        .map(|(customer, o)| {
+        .filter_map(|(customer, o)| {
             let event = LoggedEvent::Consent {
                 received_at: now,
                 event: ConsentEvent { event_id: format!("import-{import}-snapshot-{customer}"), customer_id: customer.clone(), consent: o.consent, suppressed: o.suppressed },
             };
+            objections_only_where_known(event, known)
+        })
+        .map(|event| {
             let (kind, id) = event.key();
             Ok((kind, id.to_string(), serde_json::to_string(&event)?))
         })
         .collect()
+}
+
+/// The customers the database already holds consent facts for (consent
+/// events, or a compacted snapshot row).
+fn customers_with_consent(db: &LiveDb) -> Result<HashSet<String>, LiveError> {
+    let rows = db.transaction(|sql| {
+        sql.rows(
+            "SELECT body->'event'->>'customer_id' FROM allot_events WHERE kind = 'consent' UNION SELECT customer_id FROM allot_consent_snapshot",
+            &[],
+        )
+    })?;
+    Ok(rows.into_iter().filter_map(|r| r.into_iter().next()).map(super::sql::Cell::into_text).collect())
+}
+
+/// An imported event as it goes in: a consent event of a customer the
+/// database already holds consent facts for keeps only its withdrawal and
+/// suppression (`None`: nothing of it is left). Why: which of two stores'
+/// facts is newer is unknown, and an import must never undo an objection
+/// the database holds (a withdrawal recorded there after the moving store's
+/// grant); the customer's own grant, posted again, restores what this drops.
+fn objections_only_where_known(event: LoggedEvent, known: &HashSet<String>) -> Option<LoggedEvent> {
+    match event {
+        LoggedEvent::Consent { received_at, mut event } if known.contains(&event.customer_id) => {
+            let kept = CustomerOverride { consent: event.consent, suppressed: event.suppressed }.objection()?;
+            (event.consent, event.suppressed) = (kept.consent, kept.suppressed);
+            Some(LoggedEvent::Consent { received_at, event })
+        }
+        other => Some(other),
+    }
 }
 
 /// What an import stores beside its events and activations, in the import's

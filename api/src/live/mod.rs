@@ -141,6 +141,15 @@ impl LiveDb {
         Ok(db)
     }
 
+    /// The embedded database of the plan store `dir` when it has one (none is
+    /// created): what an import into PostgreSQL reads.
+    pub(crate) fn open_existing_file(dir: &Path) -> Result<Option<Self>, LiveError> {
+        let Some(db) = sqlite::SqliteLive::open_existing(&dir.join(LIVE_DB_FILE))? else { return Ok(None) };
+        let db = LiveDb { backend: Backend::Sqlite(db) };
+        db.move_legacy_audit()?;
+        Ok(Some(db))
+    }
+
     /// The database replicas share (the caller imports the old file mode's
     /// logs too, so starting with `--database` never drops them).
     pub fn open_shared(shared: Arc<SharedLive>) -> Result<Self, LiveError> {
@@ -400,6 +409,12 @@ impl LiveDb {
             Backend::Sqlite(_) => self.transaction(audit_store::all_records),
             Backend::Postgres { .. } => Ok(Vec::new()),
         }
+    }
+
+    /// Whether the event (`kind`, `id`) is recorded.
+    pub(crate) fn has_event(&self, kind: EventKind, id: &str) -> Result<bool, LiveError> {
+        let rows = self.transaction(|sql| sql.rows("SELECT 1 FROM allot_events WHERE kind = $1 AND event_id = $2", &[sql::Param::Text(kind.as_str()), sql::Param::Text(id)]))?;
+        Ok(!rows.is_empty())
     }
 
     /// How many rows the import of `file` added, when it was imported.

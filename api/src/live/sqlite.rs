@@ -11,7 +11,7 @@ use std::time::Duration;
 use allot_scenarios::plans::store::Activation;
 use allot_scenarios::StoreError;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::error::LiveError;
 use super::CompactionGuard;
@@ -39,6 +39,21 @@ impl SqliteLive {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         migrate(&mut conn).map_err(err)?;
         Ok(SqliteLive { path: path.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
+    /// The database at `path` when the file exists (never created: a file
+    /// another process just renamed away is not made again, empty).
+    pub(super) fn open_existing(path: &Path) -> Result<Option<Self>, LiveError> {
+        let err = |source| LiveError::Sqlite { path: path.to_path_buf(), source };
+        let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX) {
+            Ok(conn) => conn,
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::CannotOpen => return Ok(None),
+            Err(e) => return Err(err(e)),
+        };
+        let mut conn = conn;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        migrate(&mut conn).map_err(err)?;
+        Ok(Some(SqliteLive { path: path.to_path_buf(), conn: Mutex::new(conn) }))
     }
 
     pub(super) fn path(&self) -> &Path {
