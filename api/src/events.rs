@@ -366,7 +366,17 @@ pub struct EventLog {
     orders: Fulfilment,
     /// Orders that name their zone: live demand.
     demand: Vec<DemandOrder>,
+    /// When this replica last told the shared database how far it has
+    /// applied (`None` with the embedded database, where no other replica
+    /// compacts): see [`Self::catch_up`].
+    counted_at: Option<std::time::Instant>,
 }
+
+/// How long after this replica last told the shared database how far it
+/// has applied a catch-up reads the consent snapshot too: half the liveness
+/// within which compaction elsewhere waits for it
+/// ([`crate::shared::REPLICA_LIVENESS`]), past which it may not have.
+const REFOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
 
 impl EventLog {
     /// The log in `db`, with every event recorded so far folded in; a stored
@@ -383,21 +393,48 @@ impl EventLog {
             experiments: Experiments::default(),
             orders: Fulfilment::default(),
             demand: Vec::new(),
+            counted_at: None,
         };
-        // The snapshot and the events left read in one transaction, under the
-        // maintenance lock: a compaction elsewhere never moves events between them.
-        let (snapshot, events) = log.db.transaction(|sql| {
+        log.catch_up_with_snapshot(i64::MIN)?;
+        log.counted_at = log.db.shared().is_some().then(std::time::Instant::now);
+        Ok(log)
+    }
+
+    /// Folds the consent snapshot's rows that fold events after `after`,
+    /// then the events after the last applied, read in one transaction under
+    /// the maintenance lock (a compaction elsewhere never moves events
+    /// between them); returns both, the rows as consent events.
+    fn catch_up_with_snapshot(&mut self, after: i64) -> Result<Vec<LoggedEvent>, LiveError> {
+        let from = self.applied_seq;
+        let (snapshot, events) = self.db.transaction(|sql| {
             sql.lock_maintenance()?;
-            let snapshot = crate::live::consent_snapshot_in(sql)?;
-            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events ORDER BY seq", &[])?))
+            let snapshot = crate::live::consent_snapshot_in(sql, after)?;
+            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY seq", &[Param::Int(from)])?))
         })?;
-        log.customers.extend(snapshot);
+        // Each row as the consent event it stands for (what it sets wins, as
+        // a replacement would: a setting no event made is unset in memory
+        // too), so the caller applies it to what it serves like any other.
+        let mut folded = Vec::with_capacity(snapshot.len() + events.len());
+        for (customer_id, o) in snapshot {
+            let event = LoggedEvent::Consent {
+                received_at: Utc::now(),
+                event: ConsentEvent { event_id: String::new(), customer_id, consent: o.consent, suppressed: o.suppressed },
+            };
+            self.fold(&event);
+            folded.push(event);
+        }
         for row in events {
             let mut row = row.into_iter();
             let seq = row.next().map_or(0, |c| c.int());
-            log.fold_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?;
+            folded.push(self.fold_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?);
         }
-        Ok(log)
+        Ok(folded)
+    }
+
+    /// Notes that the shared database was just told how far this log has
+    /// applied (the replica's heartbeat).
+    pub(crate) fn note_counted(&mut self) {
+        self.counted_at = Some(std::time::Instant::now());
     }
 
     /// Where the log is kept, for messages.
@@ -423,7 +460,16 @@ impl EventLog {
     /// Folds every event recorded (by any replica) since the last one folded,
     /// in their recorded order; returns them, for the caller to apply to what
     /// it serves.
+    ///
+    /// When this replica has not told the shared database how far it has
+    /// applied for a while ([`REFOLD_AFTER`]), compaction on another replica
+    /// may have stopped waiting for it and folded events it has yet to
+    /// apply into the consent snapshot: the snapshot's rows past what it
+    /// applied are folded first, so no withdrawal is missed.
     pub fn catch_up(&mut self) -> Result<Vec<LoggedEvent>, LiveError> {
+        if self.counted_at.is_some_and(|at| at.elapsed() > REFOLD_AFTER) {
+            return self.catch_up_with_snapshot(self.applied_seq);
+        }
         let stored = self.db.events_after(self.applied_seq)?;
         let mut folded = Vec::with_capacity(stored.len());
         for row in stored {
@@ -954,6 +1000,29 @@ mod tests {
         assert_eq!(stored_seqs(&db), 4, "w-C3, w-C1, w-C2, what is left of g-C3; the copy of the first store's file added nothing");
         let imports = db.transaction(|sql| sql.rows("SELECT file FROM allot_imports WHERE file LIKE 'live.db%'", &[])).unwrap();
         assert_eq!(imports.len(), 2, "the copy is recognized as the first store's file, not imported again: {imports:?}");
+    }
+
+    /// A replica that has not told the shared database how far it applied
+    /// for a while may have been left out of another's compaction: its next
+    /// catch-up folds the snapshot's rows past what it applied, so a
+    /// withdrawal compacted away before it saw the event still reaches it
+    /// (and what it serves, through the events it returns).
+    #[test]
+    fn a_replica_left_out_of_a_compaction_folds_the_snapshot_on_catching_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        let mut behind = EventLog::open(db.clone()).unwrap();
+        // As in shared mode, last counted long ago.
+        behind.counted_at = Some(std::time::Instant::now() - std::time::Duration::from_secs(10));
+        let mut other = EventLog::open(db.clone()).unwrap();
+        assert_eq!(other.record(consent("w9", "C9", Some(false), None, 40)).unwrap().0, Applied::New);
+        let now = Utc::now();
+        assert_eq!(other.compact(now - chrono::Duration::days(30), now, &no_plans(&dir)).unwrap().consent, 1);
+        assert_eq!(stored_seqs(&db), 0, "the withdrawal is in the snapshot only");
+        let folded = behind.catch_up().unwrap();
+        let withdrawn = CustomerOverride { consent: Some(false), suppressed: None };
+        assert_eq!(behind.customer_overrides().get("C9"), Some(&withdrawn));
+        assert!(matches!(&folded[..], [LoggedEvent::Consent { event, .. }] if event.customer_id == "C9" && event.consent == Some(false)), "{folded:?}");
     }
 
     /// More events than one transaction takes: compaction goes on batch

@@ -21,7 +21,9 @@
 //!   Compaction takes the same lock, so it never deletes stock moves a
 //!   version being activated needs ([`crate::events::EventLog::compact`]),
 //!   and it never deletes an event that a live replica (a heartbeat within
-//!   [`REPLICA_LIVENESS`]) or the compacting one has not applied yet.
+//!   [`REPLICA_LIVENESS`]) or the compacting one has not applied yet; a
+//!   replica whose heartbeat lapsed folds the consent snapshot's newer rows
+//!   when it catches up ([`crate::events::EventLog::catch_up`]).
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!

@@ -85,9 +85,10 @@ fn inventory_compacted_in(sql: &mut dyn Sql) -> Result<Option<DateTime<Utc>>, Li
 }
 
 /// The consent snapshot compaction folded (`allot_consent_snapshot`), read
-/// in transaction `sql`: each customer's override, in the order folded.
-pub(crate) fn consent_snapshot_in(sql: &mut dyn Sql) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
-    let rows = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot ORDER BY upto_seq, customer_id", &[])?;
+/// in transaction `sql`: each customer's override, in the order folded; only
+/// the rows that fold events after `after` (`i64::MIN`: all).
+pub(crate) fn consent_snapshot_in(sql: &mut dyn Sql, after: i64) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
+    let rows = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot WHERE upto_seq > $1 ORDER BY upto_seq, customer_id", &[sql::Param::Int(after)])?;
     rows.into_iter()
         .map(|row| {
             let mut row = row.into_iter();
@@ -376,7 +377,7 @@ impl LiveDb {
     /// The consent snapshot compaction folded: each customer's override,
     /// in the order folded.
     pub(crate) fn consent_snapshot(&self) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
-        self.transaction(consent_snapshot_in)
+        self.transaction(|sql| consent_snapshot_in(sql, i64::MIN))
     }
 
     /// How far compaction has deleted inventory events: every one received

@@ -12,6 +12,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../migrations/0006_contact_events.sql")),
     (7, include_str!("../../migrations/0007_outcomes_experiments.sql")),
     (8, include_str!("../../migrations/0008_inventory_compacted.sql")),
+    (9, include_str!("../../migrations/0009_consent_snapshot_upto.sql")),
 ];
 
 /// Erasure of a customer's consent, contact and outcome events (their
