@@ -366,17 +366,7 @@ pub struct EventLog {
     orders: Fulfilment,
     /// Orders that name their zone: live demand.
     demand: Vec<DemandOrder>,
-    /// When this replica last told the shared database how far it has
-    /// applied (`None` with the embedded database, where no other replica
-    /// compacts): see [`Self::catch_up`].
-    counted_at: Option<std::time::Instant>,
 }
-
-/// How long after this replica last told the shared database how far it
-/// has applied a catch-up reads the consent snapshot too: half the liveness
-/// within which compaction elsewhere waits for it
-/// ([`crate::shared::REPLICA_LIVENESS`]), past which it may not have.
-const REFOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
 
 impl EventLog {
     /// The log in `db`, with every event recorded so far folded in; a stored
@@ -393,48 +383,49 @@ impl EventLog {
             experiments: Experiments::default(),
             orders: Fulfilment::default(),
             demand: Vec::new(),
-            counted_at: None,
         };
-        log.catch_up_with_snapshot(i64::MIN)?;
-        log.counted_at = log.db.shared().is_some().then(std::time::Instant::now);
+        // The snapshot and the events left read in one transaction, under the
+        // maintenance lock: a compaction elsewhere never moves events between them.
+        let (snapshot, events) = log.db.transaction(|sql| {
+            sql.lock_maintenance()?;
+            let snapshot = crate::live::consent_snapshot_in(sql, i64::MIN)?;
+            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events ORDER BY seq", &[])?))
+        })?;
+        let events = events.into_iter().map(|row| {
+            let mut row = row.into_iter();
+            (row.next().map_or(0, |c| c.int()), row.next().map(Cell::into_text).unwrap_or_default())
+        });
+        log.fold_changes(snapshot, events, false)?;
         Ok(log)
     }
 
-    /// Folds the consent snapshot's rows that fold events after `after`,
-    /// then the events after the last applied, read in one transaction under
-    /// the maintenance lock (a compaction elsewhere never moves events
-    /// between them); returns both, the rows as consent events.
-    fn catch_up_with_snapshot(&mut self, after: i64) -> Result<Vec<LoggedEvent>, LiveError> {
-        let from = self.applied_seq;
-        let (snapshot, events) = self.db.transaction(|sql| {
-            sql.lock_maintenance()?;
-            let snapshot = crate::live::consent_snapshot_in(sql, after)?;
-            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY seq", &[Param::Int(from)])?))
-        })?;
-        // Each row as the consent event it stands for (what it sets wins, as
-        // a replacement would: a setting no event made is unset in memory
-        // too), so the caller applies it to what it serves like any other.
-        let mut folded = Vec::with_capacity(snapshot.len() + events.len());
+    /// Folds consent snapshot rows, then stored events (seq, body) in order;
+    /// returns them when `keep` (the rows as the consent events they stand
+    /// for), for the caller to apply to what it serves. Why a row folds as an
+    /// event (what it sets wins): it is the fold of every consent event of
+    /// its customer up to its `upto_seq`, past what this log applied, so it
+    /// only sets more than memory holds; after an erasure elsewhere it may
+    /// set less (its objection alone), and a grant memory still holds stays
+    /// beside the objection, which wins.
+    fn fold_changes(&mut self, snapshot: Vec<(String, CustomerOverride)>, events: impl Iterator<Item = (i64, String)>, keep: bool) -> Result<Vec<LoggedEvent>, LiveError> {
+        let mut folded = Vec::new();
         for (customer_id, o) in snapshot {
             let event = LoggedEvent::Consent {
                 received_at: Utc::now(),
                 event: ConsentEvent { event_id: String::new(), customer_id, consent: o.consent, suppressed: o.suppressed },
             };
             self.fold(&event);
-            folded.push(event);
+            if keep {
+                folded.push(event);
+            }
         }
-        for row in events {
-            let mut row = row.into_iter();
-            let seq = row.next().map_or(0, |c| c.int());
-            folded.push(self.fold_stored(seq, &row.next().map(Cell::into_text).unwrap_or_default())?);
+        for (seq, body) in events {
+            let event = self.fold_stored(seq, &body)?;
+            if keep {
+                folded.push(event);
+            }
         }
         Ok(folded)
-    }
-
-    /// Notes that the shared database was just told how far this log has
-    /// applied (the replica's heartbeat).
-    pub(crate) fn note_counted(&mut self) {
-        self.counted_at = Some(std::time::Instant::now());
     }
 
     /// Where the log is kept, for messages.
@@ -459,23 +450,15 @@ impl EventLog {
 
     /// Folds every event recorded (by any replica) since the last one folded,
     /// in their recorded order; returns them, for the caller to apply to what
-    /// it serves.
-    ///
-    /// When this replica has not told the shared database how far it has
-    /// applied for a while ([`REFOLD_AFTER`]), compaction on another replica
-    /// may have stopped waiting for it and folded events it has yet to
-    /// apply into the consent snapshot: the snapshot's rows past what it
-    /// applied are folded first, so no withdrawal is missed.
+    /// it serves. The consent snapshot's rows past what this log applied
+    /// fold first ([`LiveDb::changes_after`]): an event it had yet to apply
+    /// may have been folded there and deleted (a compaction that stopped
+    /// waiting for this replica while it was silent, an erasure that kept
+    /// the objection), so no withdrawal is missed.
     pub fn catch_up(&mut self) -> Result<Vec<LoggedEvent>, LiveError> {
-        if self.counted_at.is_some_and(|at| at.elapsed() > REFOLD_AFTER) {
-            return self.catch_up_with_snapshot(self.applied_seq);
-        }
-        let stored = self.db.events_after(self.applied_seq)?;
-        let mut folded = Vec::with_capacity(stored.len());
-        for row in stored {
-            folded.push(self.fold_stored(row.seq, &row.body)?);
-        }
-        Ok(folded)
+        let changes = self.db.changes_after(self.applied_seq)?;
+        let snapshot = changes.snapshot.iter().map(|(customer, text)| Ok((customer.clone(), parse_consent_snapshot(customer, text)?))).collect::<Result<Vec<_>, LiveError>>()?;
+        self.fold_changes(snapshot, changes.events.into_iter().map(|e| (e.seq, e.body)), true)
     }
 
     /// Folds one stored event, the next in sequence order.
@@ -1002,18 +985,15 @@ mod tests {
         assert_eq!(imports.len(), 2, "the copy is recognized as the first store's file, not imported again: {imports:?}");
     }
 
-    /// A replica that has not told the shared database how far it applied
-    /// for a while may have been left out of another's compaction: its next
-    /// catch-up folds the snapshot's rows past what it applied, so a
-    /// withdrawal compacted away before it saw the event still reaches it
+    /// A replica left out of another's compaction (silent for a while):
+    /// its next catch-up folds the snapshot's rows past what it applied, so
+    /// a withdrawal compacted away before it saw the event still reaches it
     /// (and what it serves, through the events it returns).
     #[test]
     fn a_replica_left_out_of_a_compaction_folds_the_snapshot_on_catching_up() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
         let mut behind = EventLog::open(db.clone()).unwrap();
-        // As in shared mode, last counted long ago.
-        behind.counted_at = Some(std::time::Instant::now() - std::time::Duration::from_secs(10));
         let mut other = EventLog::open(db.clone()).unwrap();
         assert_eq!(other.record(consent("w9", "C9", Some(false), None, 40)).unwrap().0, Applied::New);
         let now = Utc::now();

@@ -22,8 +22,9 @@
 //!   version being activated needs ([`crate::events::EventLog::compact`]),
 //!   and it never deletes an event that a live replica (a heartbeat within
 //!   [`REPLICA_LIVENESS`]) or the compacting one has not applied yet; a
-//!   replica whose heartbeat lapsed folds the consent snapshot's newer rows
-//!   when it catches up ([`crate::events::EventLog::catch_up`]).
+//!   replica catching up folds the consent snapshot's rows past what it
+//!   applied with the events ([`crate::events::EventLog::catch_up`]), so one
+//!   that was silent longer misses no withdrawal either.
 //! * **Acknowledged means committed**: PostgreSQL has made the event durable
 //!   before the replica answers 202, so killing a replica loses none.
 //!
@@ -41,7 +42,7 @@ use postgres::{Client, GenericClient, NoTls};
 use thiserror::Error;
 
 use crate::live::fault::fault;
-use crate::live::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
+use crate::live::rows::{Changes, HistoryExists, ImportRows, Recorded, StoredEvent};
 use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
@@ -185,6 +186,17 @@ impl SharedLive {
         tx.commit()?;
         fault("after_commit");
         Ok(Ok(Recorded::New(seq)))
+    }
+
+    /// What a replica that applied every event up to `seq` folds next
+    /// ([`crate::live::schema::CHANGES_AFTER`]: one statement).
+    pub fn changes_after(&self, seq: i64) -> Result<Changes, SharedError> {
+        let rows = self.client().query(crate::live::schema::CHANGES_AFTER, &[&seq])?;
+        let mut changes = Changes::default();
+        for r in &rows {
+            changes.push(r.get::<_, i32>(0).into(), r.get(1), r.get(2), r.get(3));
+        }
+        Ok(changes)
     }
 
     /// Every event after `seq`, in order.

@@ -454,7 +454,6 @@ impl ServiceState {
             let folded = events.catch_up()?;
             self.apply_folded(&events, &folded);
             db.heartbeat(events.applied_seq())?;
-            events.note_counted();
         }
         self.follow_activations()?;
         if self.shared.is_some() {

@@ -22,7 +22,9 @@ measured; any failed check exits non-zero.
      arm on B; its share raised on B reaches A, moving customers only into
      the canary; stopped on A, B follows;
  11. (run after 0) compaction on A keeps a withdrawal that B, live but
-     paused, has not applied yet; resumed, B applies it.
+     paused, has not applied yet; resumed, B applies it. Then B paused past
+     the liveness bound: A compacts the withdrawal; resumed, B folds it from
+     the consent snapshot.
  10. (run after 1) the customer withdrawn on A, erased on B: the withdrawal
      is kept (folded from the database's rows: PostgreSQL's JSON, not
      SQLite's) and in force on both replicas and in the database.
@@ -397,6 +399,33 @@ def lagging_replica_keeps_its_events(args, a, b, customers):
     check(not answer["fallback"], f"B not back on the plan 10 s after resuming: {answer}")
     check(answer["offers"] == [], f"B offers {customer} after catching up: the withdrawal was compacted away ({answer['offers']})")
     print(f"11. a withdrawal B (paused, live) had not applied stays through A's compaction; B back on the plan after {time.time() - started:.2f} s offers nothing")
+
+    # 11b. B paused long enough to drop out of the bound: A's compaction
+    # folds the withdrawal B never saw into the snapshot; resumed, B folds
+    # the snapshot's newer row when it catches up.
+    second = next((c for c in customers[1800:2400] if offers(b, c)["offers"]), None)
+    check(second is not None, "no customer with offers among customers 1800-2400")
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-lag-2", "customer_id": second, "consent": False})
+        check(status == 202, f"withdrawal on A with B paused: {status} {body}")
+        time.sleep(3.5)
+        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
+        psql(args, f"UPDATE allot_events SET body = jsonb_set(body, '{{received_at}}', to_jsonb('{old}'::text))")
+        a.kill()
+        a.start()
+        left = psql(args, "SELECT count(*) FROM allot_events WHERE event_id = 'tb-lag-2'")
+        check(left == "0", "A did not compact the withdrawal with B out of the bound: the test would prove nothing")
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+        psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{a.port}/%' AND name <> '127.0.0.1:{a.port}/{a.proc.pid}'")
+    started = time.time()
+    while time.time() - started < 10 and offers(b, second)["fallback"]:
+        time.sleep(0.05)
+    answer = offers(b, second)
+    check(not answer["fallback"], f"B not back on the plan 10 s after resuming: {answer}")
+    check(answer["offers"] == [], f"B offers {second}: the withdrawal compacted while it was silent was missed ({answer['offers']})")
+    print(f"11b. a withdrawal compacted while B was silent reaches B from the snapshot; B offers {second} nothing")
 
 
 def experiments_agree(args, a, b, customers):

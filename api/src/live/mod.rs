@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 pub use error::{ActivationError, LiveError};
 pub use fault::FAULT_ENV;
 pub(crate) use rows::ImportRows;
-pub use rows::{Erased, EventKind, HistoryExists, Recorded, StoredEvent};
+pub use rows::{Changes, Erased, EventKind, HistoryExists, Recorded, StoredEvent};
 pub use audit_store::AuditBatch;
 use audit_store::MERGE_AT;
 use sql::Sql;
@@ -240,6 +240,15 @@ impl LiveDb {
                 type Check<'c> = &'c mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<Result<(), StoreError>, crate::shared::SharedError>;
                 Ok(shared.record_event(kind.as_str(), event_id, body, check.as_mut().map(|c| c as Check<'_>))?)
             }
+        }
+    }
+
+    /// What a replica that applied every event up to `seq` folds next
+    /// ([`schema::CHANGES_AFTER`]).
+    pub fn changes_after(&self, seq: i64) -> Result<Changes, LiveError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.changes_after(seq),
+            Backend::Postgres { shared, .. } => Ok(shared.changes_after(seq)?),
         }
     }
 

@@ -62,6 +62,26 @@ pub struct StoredEvent {
     pub body: String,
 }
 
+/// What a replica catching up folds ([`super::LiveDb::changes_after`]).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Consent snapshot rows folding events after the point asked: (customer, override as JSON).
+    pub snapshot: Vec<(String, String)>,
+    /// The events after it, in order.
+    pub events: Vec<StoredEvent>,
+}
+
+impl Changes {
+    /// Sorts one row of [`super::schema::CHANGES_AFTER`] (kind, seq, customer, text) in.
+    pub(crate) fn push(&mut self, kind: i64, seq: i64, customer: String, text: String) {
+        if kind == 0 {
+            self.snapshot.push((customer, text));
+        } else {
+            self.events.push(StoredEvent { seq, body: text });
+        }
+    }
+}
+
 /// Events, audit lines, plan activations and the compaction point of an old
 /// log or store, ready for the import's one transaction.
 #[derive(Debug, Default)]

@@ -37,6 +37,16 @@ pub(crate) const ERASE_CONSENT_SNAPSHOT_RETURNING: &str = "DELETE FROM allot_con
 /// would go unfolded.
 pub(crate) const ERASE_CONSENT_EVENTS_RETURNING: &str = "DELETE FROM allot_events WHERE kind = 'consent' AND body->'event'->>'customer_id' = $1 \
      RETURNING seq, CAST(body->'event'->'consent' AS TEXT), CAST(body->'event'->'suppressed' AS TEXT)";
+/// What a replica catching up from `$1` folds, in one statement (one
+/// snapshot of the database, so a compaction or erasure committing
+/// meanwhile is seen whole or not at all): the consent snapshot's rows that
+/// fold events after `$1` (kind 0: seq, customer, override), then the events
+/// after `$1` (kind 1: seq, '', body). Why the rows: an event this replica
+/// has not applied yet may have been folded into the snapshot and deleted
+/// (a compaction that stopped waiting for a silent replica, an erasure that
+/// kept the objection).
+pub(crate) const CHANGES_AFTER: &str = "SELECT 0, upto_seq, customer_id, override FROM allot_consent_snapshot WHERE upto_seq > $1 \
+     UNION ALL SELECT 1, seq, '', CAST(body AS TEXT) FROM allot_events WHERE seq > $1 ORDER BY 1, 2";
 /// How far compaction has deleted inventory events (migration 0008).
 pub(crate) const INVENTORY_COMPACTED: &str = "SELECT upto FROM allot_inventory_compacted WHERE id = 1";
 /// Records how far compaction has deleted inventory events.

@@ -17,7 +17,7 @@ use super::error::LiveError;
 use super::CompactionGuard;
 use super::fault::fault;
 use super::sql::{Cell, Param, Sql};
-use super::rows::{HistoryExists, ImportRows, Recorded, StoredEvent};
+use super::rows::{Changes, HistoryExists, ImportRows, Recorded, StoredEvent};
 use super::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
@@ -91,6 +91,17 @@ impl SqliteLive {
         tx.commit().map_err(self.err())?;
         fault("after_commit");
         Ok(Ok(Recorded::New(seq)))
+    }
+
+    pub(super) fn changes_after(&self, seq: i64) -> Result<Changes, LiveError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(super::schema::CHANGES_AFTER).map_err(self.err())?;
+        let mut rows = stmt.query([seq]).map_err(self.err())?;
+        let mut changes = Changes::default();
+        while let Some(r) = rows.next().map_err(self.err())? {
+            changes.push(r.get(0).map_err(self.err())?, r.get(1).map_err(self.err())?, r.get(2).map_err(self.err())?, r.get(3).map_err(self.err())?);
+        }
+        Ok(changes)
     }
 
     pub(super) fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
