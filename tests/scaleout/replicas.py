@@ -364,6 +364,32 @@ def run(args, a, b):
     database_back(args, a, b, customer)
 
 
+def age_every_event_and_restart(args, a):
+    """Makes every event 40 days old (past the event window: time passing,
+    written into the database), then restarts A, which compacts at its start."""
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
+    psql(args, f"UPDATE allot_events SET body = jsonb_set(body, '{{received_at}}', to_jsonb('{old}'::text))")
+    a.kill()
+    a.start()
+
+
+def forget_earlier_rows(args, replica):
+    """Drops the heartbeat rows of the replica's earlier processes: live for
+    a few seconds after a kill, they would hold up the next withdrawal."""
+    psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{replica.port}/%' AND name <> '127.0.0.1:{replica.port}/{replica.proc.pid}'")
+
+
+def once_back_on_the_plan(replica, customer):
+    """The customer's answer once the replica, resumed, serves the plan again
+    (it is stale first: no offers to anyone), at most 10 s on."""
+    started = time.time()
+    while time.time() - started < 10 and offers(replica, customer)["fallback"]:
+        time.sleep(0.05)
+    answer = offers(replica, customer)
+    check(not answer["fallback"], f"{replica.name} not back on the plan 10 s after resuming: {answer}")
+    return answer
+
+
 def lagging_replica_keeps_its_events(args, a, b, customers):
     """11. Compaction never deletes an event a live replica has yet to
     apply: B paused (SIGSTOP) but live (its heartbeat held fresh in the
@@ -379,24 +405,16 @@ def lagging_replica_keeps_its_events(args, a, b, customers):
         check(psql(args, f"UPDATE allot_replicas SET heartbeat_at = now() + interval '1 hour' WHERE {b_row}") == "UPDATE 1", "B's heartbeat row")
         status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-lag-1", "customer_id": customer, "consent": False})
         check(status == 202 and body.get("replicas_pending"), f"withdrawal on A with B paused: {status} {body}")
-        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
-        psql(args, f"UPDATE allot_events SET body = jsonb_set(body, '{{received_at}}', to_jsonb('{old}'::text))")
-        a.kill()
-        a.start()
+        age_every_event_and_restart(args, a)
         left = psql(args, "SELECT count(*) FROM allot_events WHERE event_id = 'tb-lag-1'")
         check(left == "1", "A compacted a withdrawal B had not applied")
         check(offers(a, customer)["offers"] == [], f"A offers {customer} after its restart")
     finally:
         b.proc.send_signal(signal.SIGCONT)
         psql(args, f"UPDATE allot_replicas SET heartbeat_at = now() WHERE {b_row}")
-        # The killed A's row, live for a few seconds more, would hold up the next withdrawal.
-        psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{a.port}/%' AND name <> '127.0.0.1:{a.port}/{a.proc.pid}'")
-    # Resumed, B is first stale (no offers to anyone): wait until it serves the plan again.
+        forget_earlier_rows(args, a)
     started = time.time()
-    while time.time() - started < 10 and offers(b, customer)["fallback"]:
-        time.sleep(0.05)
-    answer = offers(b, customer)
-    check(not answer["fallback"], f"B not back on the plan 10 s after resuming: {answer}")
+    answer = once_back_on_the_plan(b, customer)
     check(answer["offers"] == [], f"B offers {customer} after catching up: the withdrawal was compacted away ({answer['offers']})")
     print(f"11. a withdrawal B (paused, live) had not applied stays through A's compaction; B back on the plan after {time.time() - started:.2f} s offers nothing")
 
@@ -410,20 +428,13 @@ def lagging_replica_keeps_its_events(args, a, b, customers):
         status, body = request(a.base, "POST", "/v1/events/consent", {"event_id": "tb-lag-2", "customer_id": second, "consent": False})
         check(status == 202, f"withdrawal on A with B paused: {status} {body}")
         time.sleep(3.5)
-        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 40 * 86400))
-        psql(args, f"UPDATE allot_events SET body = jsonb_set(body, '{{received_at}}', to_jsonb('{old}'::text))")
-        a.kill()
-        a.start()
+        age_every_event_and_restart(args, a)
         left = psql(args, "SELECT count(*) FROM allot_events WHERE event_id = 'tb-lag-2'")
         check(left == "0", "A did not compact the withdrawal with B out of the bound: the test would prove nothing")
     finally:
         b.proc.send_signal(signal.SIGCONT)
-        psql(args, f"DELETE FROM allot_replicas WHERE name LIKE '127.0.0.1:{a.port}/%' AND name <> '127.0.0.1:{a.port}/{a.proc.pid}'")
-    started = time.time()
-    while time.time() - started < 10 and offers(b, second)["fallback"]:
-        time.sleep(0.05)
-    answer = offers(b, second)
-    check(not answer["fallback"], f"B not back on the plan 10 s after resuming: {answer}")
+        forget_earlier_rows(args, a)
+    answer = once_back_on_the_plan(b, second)
     check(answer["offers"] == [], f"B offers {second}: the withdrawal compacted while it was silent was missed ({answer['offers']})")
     print(f"11b. a withdrawal compacted while B was silent reaches B from the snapshot; B offers {second} nothing")
 
