@@ -384,22 +384,14 @@ impl EventLog {
             orders: Fulfilment::default(),
             demand: Vec::new(),
         };
-        // The snapshot and the events left read in one transaction, under the
-        // maintenance lock: a compaction elsewhere never moves events between them.
-        let (snapshot, events) = log.db.transaction(|sql| {
-            sql.lock_maintenance()?;
-            let snapshot = crate::live::consent_snapshot_in(sql, i64::MIN)?;
-            Ok((snapshot, sql.rows("SELECT seq, CAST(body AS TEXT) FROM allot_events ORDER BY seq", &[])?))
-        })?;
-        let events = events.into_iter().map(|row| {
-            let mut row = row.into_iter();
-            (row.next().map_or(0, |c| c.int()), row.next().map(Cell::into_text).unwrap_or_default())
-        });
-        log.fold_changes(snapshot, events, false)?;
+        // The whole snapshot and every event, read in one statement: a
+        // compaction elsewhere never moves events between them.
+        log.fold_changes(i64::MIN, false)?;
         Ok(log)
     }
 
-    /// Folds consent snapshot rows, then stored events (seq, body) in order;
+    /// Folds what changed after `after` ([`LiveDb::changes_after`]): the
+    /// consent snapshot's rows past it, then the events after it, in order;
     /// returns them when `keep` (the rows as the consent events they stand
     /// for), for the caller to apply to what it serves. Why a row folds as an
     /// event (what it sets wins): it is the fold of every consent event of
@@ -407,9 +399,10 @@ impl EventLog {
     /// only sets more than memory holds; after an erasure elsewhere it may
     /// set less (its objection alone), and a grant memory still holds stays
     /// beside the objection, which wins.
-    fn fold_changes(&mut self, snapshot: Vec<(String, CustomerOverride)>, events: impl Iterator<Item = (i64, String)>, keep: bool) -> Result<Vec<LoggedEvent>, LiveError> {
+    fn fold_changes(&mut self, after: i64, keep: bool) -> Result<Vec<LoggedEvent>, LiveError> {
+        let changes = self.db.changes_after(after)?;
         let mut folded = Vec::new();
-        for (customer_id, o) in snapshot {
+        for (customer_id, o) in changes.overrides()? {
             let event = LoggedEvent::Consent {
                 received_at: Utc::now(),
                 event: ConsentEvent { event_id: String::new(), customer_id, consent: o.consent, suppressed: o.suppressed },
@@ -419,8 +412,8 @@ impl EventLog {
                 folded.push(event);
             }
         }
-        for (seq, body) in events {
-            let event = self.fold_stored(seq, &body)?;
+        for stored in changes.events {
+            let event = self.fold_stored(stored.seq, &stored.body)?;
             if keep {
                 folded.push(event);
             }
@@ -456,9 +449,7 @@ impl EventLog {
     /// waiting for this replica while it was silent, an erasure that kept
     /// the objection), so no withdrawal is missed.
     pub fn catch_up(&mut self) -> Result<Vec<LoggedEvent>, LiveError> {
-        let changes = self.db.changes_after(self.applied_seq)?;
-        let snapshot = changes.snapshot.iter().map(|(customer, text)| Ok((customer.clone(), parse_consent_snapshot(customer, text)?))).collect::<Result<Vec<_>, LiveError>>()?;
-        self.fold_changes(snapshot, changes.events.into_iter().map(|e| (e.seq, e.body)), true)
+        self.fold_changes(self.applied_seq, true)
     }
 
     /// Folds one stored event, the next in sequence order.

@@ -42,7 +42,7 @@ use postgres::{Client, GenericClient, NoTls};
 use thiserror::Error;
 
 use crate::live::fault::fault;
-use crate::live::rows::{Changes, HistoryExists, ImportRows, Recorded, StoredEvent};
+use crate::live::rows::{Changes, HistoryExists, ImportRows, Recorded};
 use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
@@ -199,12 +199,6 @@ impl SharedLive {
         Ok(changes)
     }
 
-    /// Every event after `seq`, in order.
-    pub fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, SharedError> {
-        let rows = self.client().query("SELECT seq, body::text FROM allot_events WHERE seq > $1 ORDER BY seq", &[&seq])?;
-        Ok(rows.iter().map(|r| StoredEvent { seq: r.get(0), body: r.get(1) }).collect())
-    }
-
     /// The newest activation: its sequence number and version.
     pub(crate) fn active_plan(&self) -> Result<Option<(i64, String)>, SharedError> {
         let row = self.client().query_opt(ACTIVE_PLAN, &[])?;
@@ -281,11 +275,6 @@ impl SharedLive {
     pub fn jobs(&self) -> Result<Vec<String>, SharedError> {
         let rows = self.client().query("SELECT body::text FROM allot_jobs ORDER BY updated_at, job_id", &[])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Whether an old file-mode log named `file` was imported.
-    pub(crate) fn imported(&self, file: &str) -> Result<bool, SharedError> {
-        Ok(self.client().query_opt("SELECT 1 FROM allot_imports WHERE file = $1", &[&file])?.is_some())
     }
 
     /// Imports an old file-mode log in one transaction (see [`crate::live::import`]).

@@ -160,13 +160,15 @@ fn set_aside(dir: &Path, name: &str) -> Result<(), LiveError> {
 pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
     let path = dir.join(LIVE_DB_FILE);
     let Some(local) = LiveDb::open_existing_file(dir)? else { return Ok(()) };
+    // The snapshot and every event, in one statement.
+    let changes = local.changes_after(i64::MIN)?;
+    let snapshot = changes.overrides()?;
     let mut stored = Vec::new();
-    for row in local.events_after(0)? {
+    for row in changes.events {
         let event = serde_json::from_str::<LoggedEvent>(&row.body)
             .map_err(|e| LiveError::Import { path: path.clone(), reason: format!("allot_events seq {}: {e}", row.seq) })?;
         stored.push((event, row.body));
     }
-    let snapshot = local.consent_snapshot()?;
     let mut rows = ImportRows { audit: local.all_audit()?, activations: local.activations()?, inventory_compacted: local.inventory_compacted()?, ..ImportRows::default() };
     // Close it (and checkpoint its WAL) before it is moved.
     drop(local);

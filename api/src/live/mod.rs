@@ -84,21 +84,6 @@ fn inventory_compacted_in(sql: &mut dyn Sql) -> Result<Option<DateTime<Utc>>, Li
         .map_err(|e| LiveError::Corrupt { table: "allot_inventory_compacted", reason: format!("upto {text:?}: {e}") })
 }
 
-/// The consent snapshot compaction folded (`allot_consent_snapshot`), read
-/// in transaction `sql`: each customer's override, in the order folded; only
-/// the rows that fold events after `after` (`i64::MIN`: all).
-pub(crate) fn consent_snapshot_in(sql: &mut dyn Sql, after: i64) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
-    let rows = sql.rows("SELECT customer_id, override FROM allot_consent_snapshot WHERE upto_seq > $1 ORDER BY upto_seq, customer_id", &[sql::Param::Int(after)])?;
-    rows.into_iter()
-        .map(|row| {
-            let mut row = row.into_iter();
-            let customer = row.next().map(sql::Cell::into_text).unwrap_or_default();
-            let o = rows::parse_consent_snapshot(&customer, &row.next().map(sql::Cell::into_text).unwrap_or_default())?;
-            Ok((customer, o))
-        })
-        .collect()
-}
-
 /// Records in transaction `sql` that compaction deleted inventory events
 /// received up to `newest` (the point only moves forward).
 pub(crate) fn note_inventory_compacted(sql: &mut dyn Sql, newest: DateTime<Utc>) -> Result<(), LiveError> {
@@ -254,10 +239,7 @@ impl LiveDb {
 
     /// Every event after `seq`, in order.
     pub fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.events_after(seq),
-            Backend::Postgres { shared, .. } => Ok(shared.events_after(seq)?),
-        }
+        Ok(self.changes_after(seq)?.events)
     }
 
     /// Stores a batch of audit records in one transaction; then, when
@@ -383,12 +365,6 @@ impl LiveDb {
         })
     }
 
-    /// The consent snapshot compaction folded: each customer's override,
-    /// in the order folded.
-    pub(crate) fn consent_snapshot(&self) -> Result<Vec<(String, crate::decide::CustomerOverride)>, LiveError> {
-        self.transaction(|sql| consent_snapshot_in(sql, i64::MIN))
-    }
-
     /// How far compaction has deleted inventory events: every one received
     /// at or before this time may be gone (`None`: none was deleted). A
     /// version saved before it is not activated ([`StoreError::MovesCompacted`]).
@@ -435,10 +411,7 @@ impl LiveDb {
 
     /// Whether `file` was imported before.
     pub(crate) fn imported(&self, file: &str) -> Result<bool, LiveError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.imported(file),
-            Backend::Postgres { shared, .. } => Ok(shared.imported(file)?),
-        }
+        Ok(self.imported_rows(file)?.is_some())
     }
 
     /// Imports the rows of one old file in one transaction, recording the file

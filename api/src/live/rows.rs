@@ -80,6 +80,11 @@ impl Changes {
             self.events.push(StoredEvent { seq, body: text });
         }
     }
+
+    /// The snapshot rows' overrides, parsed.
+    pub(crate) fn overrides(&self) -> Result<Vec<(String, CustomerOverride)>, LiveError> {
+        self.snapshot.iter().map(|(customer, text)| Ok((customer.clone(), parse_consent_snapshot(customer, text)?))).collect()
+    }
 }
 
 /// Events, audit lines, plan activations and the compaction point of an old

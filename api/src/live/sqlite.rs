@@ -17,7 +17,7 @@ use super::error::LiveError;
 use super::CompactionGuard;
 use super::fault::fault;
 use super::sql::{Cell, Param, Sql};
-use super::rows::{Changes, HistoryExists, ImportRows, Recorded, StoredEvent};
+use super::rows::{Changes, HistoryExists, ImportRows, Recorded};
 use super::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// The name this process records as `replica` (one writer: itself).
@@ -104,13 +104,6 @@ impl SqliteLive {
         Ok(changes)
     }
 
-    pub(super) fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>, LiveError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT seq, body FROM allot_events WHERE seq > ?1 ORDER BY seq").map_err(self.err())?;
-        let rows = stmt.query_map([seq], |r| Ok(StoredEvent { seq: r.get(0)?, body: r.get(1)? })).map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
     /// Runs `f` in one immediate transaction through the [`Sql`] view,
     /// committing when it succeeds.
     pub(super) fn transaction<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, LiveError>) -> Result<T, LiveError> {
@@ -171,11 +164,6 @@ impl SqliteLive {
         insert_activation(&tx, &activation).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
         Ok(Ok(activation))
-    }
-
-    pub(super) fn imported(&self, file: &str) -> Result<bool, LiveError> {
-        let conn = self.conn();
-        conn.query_row("SELECT 1 FROM allot_imports WHERE file = ?1", [file], |_| Ok(())).optional().map(|r| r.is_some()).map_err(self.err())
     }
 
     pub(super) fn import(&self, file: &str, rows: &ImportRows) -> Result<(), LiveError> {
