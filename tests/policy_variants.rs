@@ -185,6 +185,18 @@ fn tier_weights_shift_the_allocation_to_the_upweighted_tier() {
     }
 }
 
+/// A custom-offer limit no lower than the number of custom offers cannot
+/// bind: the model stays the LP (no binaries, no branch over the choices of
+/// open offers); a limit below that count makes it a MIP. The example has
+/// one custom offer and a limit of one.
+#[test]
+fn a_custom_limit_that_cannot_bind_leaves_the_lp() {
+    let custom = base().problem.offers.iter().filter(|o| o.custom).count();
+    assert_eq!((custom, base().problem.policy.max_custom_offers), (1, Some(1)));
+    assert!(!base().problem.is_mip());
+    assert!(policy_variant("max_custom_offers = 0").is_mip());
+}
+
 /// max_custom_offers: with a limit of 0, no custom offer is open or served.
 #[test]
 fn custom_limit_closes_custom_offers() {
