@@ -117,9 +117,14 @@ fn agrees_with_exact_without_budget() {
 /// offers, 50 SKUs, 5 zones, 3 warehouses, 5 candidates a customer), seed 1,
 /// as the LP (the custom-offer limit dropped, as `allot bench` does).
 fn family_scenario(family: Family, customers: usize) -> Problem {
+    generated_lp(GenerateSpec { customers, family, ..GenerateSpec::default() })
+}
+
+/// The scenario `allot generate` draws with `spec`, as the LP.
+fn generated_lp(spec: GenerateSpec) -> Problem {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("scenario");
-    generate(&out, &GenerateSpec { customers, family, ..GenerateSpec::default() }).expect("generates");
+    generate(&out, &spec).expect("generates");
     let mut problem = load_scenario(&out).expect("loads").problem;
     lp(&mut problem);
     problem
@@ -158,6 +163,19 @@ fn reaches_the_target_without_fairness() {
 fn reaches_the_target_without_budget() {
     let problem = family_scenario(Family::NoBudget, 10_000);
     assert!(problem.policy.budget.is_none());
+    assert_reaches_the_target(&problem);
+}
+
+/// A problem that is its own first sample (8,000 customers): the ascent
+/// starts at the LP's optimal prices, and its first repair runs the hull
+/// LP. Held-out draw (`no-budget`, seed 43, `allot bench`'s sizes): when the
+/// first hull was skipped, the response alone was 4.0e-3 short and the run
+/// stalled at 2.0e-3.
+#[test]
+fn reaches_the_target_from_the_optimal_prices_of_its_own_sample() {
+    let spec = GenerateSpec { customers: 8_000, offers: 40, skus: 300, zones: 20, warehouses: 5, candidates: 8, seed: 43, family: Family::NoBudget, ..GenerateSpec::default() };
+    let problem = generated_lp(spec);
+    assert!(allot_optimizer::decomposed::sample::whole_problem_is_sampled(problem.customers.len()));
     assert_reaches_the_target(&problem);
 }
 
@@ -392,6 +410,15 @@ fn auto_picks_by_size() {
     problem.uptake.truncate(1000);
     let cands = Candidates::build(&problem, &network);
     assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Exact(_)));
+    // An LP of 8,000 customers above the pairs' threshold is the
+    // decomposition's own first sample: exact. As a MIP, decomposed.
+    let mut problem = generated_lp(GenerateSpec { customers: 8_000, candidates: 10, ..GenerateSpec::default() });
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    assert!(cands.len() > allot_optimizer::AUTO_EXACT_MAX_CANDIDATES, "{} pairs", cands.len());
+    assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Exact(_)));
+    problem.policy.binary_decisions = true;
+    assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Decomposed(_)));
 }
 
 /// The customers' side held by partition workers, reached through the encoded

@@ -32,7 +32,9 @@ pub enum SolverChoice {
     Exact(exact::ExactOptions),
     /// Dual decomposition ([`decomposed`]).
     Decomposed(decomposed::DecomposedOptions),
-    /// Exact below [`AUTO_EXACT_MAX_CANDIDATES`] candidates (or its MIP limit), decomposed above.
+    /// Exact below [`AUTO_EXACT_MAX_CANDIDATES`] candidates (or its MIP
+    /// limit) and for an LP the decomposition would sample whole, decomposed
+    /// above ([`SolverChoice::resolve`]).
     Auto(exact::ExactOptions, decomposed::DecomposedOptions),
 }
 
@@ -79,12 +81,16 @@ impl SolverChoice {
         }
     }
 
-    /// The solver that will actually run on `cands`.
+    /// The solver that will actually run on `cands`. An LP small enough in
+    /// customers to be the decomposition's own first sample goes to `exact`
+    /// whatever its pairs: the decomposition would start by solving that
+    /// very LP, only to keep its prices.
     pub fn resolve(&self, problem: &Problem, cands: &Candidates) -> SolverChoice {
         match self {
             SolverChoice::Auto(exact, decomposed) => {
                 let limit = if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES };
-                if cands.len() <= limit {
+                let own_sample = !problem.is_mip() && decomposed::sample::whole_problem_is_sampled(problem.customers.len());
+                if cands.len() <= limit || own_sample {
                     SolverChoice::Exact(exact.clone())
                 } else {
                     SolverChoice::Decomposed(decomposed.clone())

@@ -19,6 +19,13 @@ use crate::allocation::ShadowPrices;
 /// enough that HiGHS solves it in well under a second on two cores.
 pub const SAMPLE_CUSTOMERS: usize = 4000;
 
+/// Whether a problem of `customers` customers is its own first sample (see
+/// [`sample_problem`]): the first sample's prices are then the LP's optimal
+/// prices, found by solving the whole LP exactly.
+pub fn whole_problem_is_sampled(customers: usize) -> bool {
+    customers <= 2 * SAMPLE_CUSTOMERS
+}
+
 /// Customers per independent sample: above this many customers, several disjoint
 /// samples are solved (in parallel); their mean and each of them are tried, and
 /// the prices with the lowest dual bound start the ascent. Measured at 1M
