@@ -119,7 +119,7 @@ pub(super) fn cells_and_generous(
         *ig = 1.0 / (1e-3 * margin * value.max(1e-9));
     }
     super::kernel::smoothed_response(&s.reduced, &s.gamma, input.cap[c], &mut s.breaks, &mut s.x);
-    super::kernel::keep_policy(input, c, &s.reduced, &mut s.order, &mut s.x);
+    super::kernel::respond_within_policy(input, c, &s.reduced, &s.gamma, &mut s.order, &mut s.x);
     for (g, &x) in generous.iter_mut().zip(&s.x) {
         *g = x as f32;
     }

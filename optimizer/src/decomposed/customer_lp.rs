@@ -256,6 +256,42 @@ mod tests {
         }
     }
 
+    /// The ridge response kept within the rows
+    /// ([`crate::decomposed::kernel::respond_within_policy`]): cap 2, a rule
+    /// of at most one of offers 0 and 1, offer 2 outside it. The ridge takes
+    /// 0 and 1 (the best two); the rule cuts 1, and the slot that frees goes
+    /// to 2, as in the customer's exact LP (without the refill it stayed empty).
+    #[test]
+    fn a_slot_a_rule_frees_is_refilled_outside_the_rule() {
+        use crate::decomposed::kernel::{respond_within_policy, smoothed_response, KernelInput};
+        let problem = problem(3, &[(vec![0, 1], 1.0)], &[]);
+        let starts = [0u32, 3];
+        let offers: Vec<u32> = vec![0, 1, 2];
+        let policy = CustomerRows::build(&problem, &starts, &offers);
+        let input = KernelInput {
+            customer_start: &starts,
+            offer: &offers,
+            p: &[0.5; 3],
+            zone: &[0],
+            slot: &[0],
+            weight: &[1.0],
+            cap: &[2],
+            margin: &[1.0; 3],
+            contact_cost: &[0.0; 3],
+            accept_value: None,
+            zones: 1,
+            slots: 1,
+            policy: Some(&policy),
+        };
+        // x = clip(r - theta, 0, 1): the cap puts theta at 5.
+        let (reduced, inv_gamma) = ([10.0, 9.0, 5.0], [1.0; 3]);
+        let mut x = Vec::new();
+        smoothed_response(&reduced, &inv_gamma, 2, &mut Vec::new(), &mut x);
+        assert_eq!(x, [1.0, 1.0, 0.0]);
+        respond_within_policy(&input, 0, &reduced, &inv_gamma, &mut Vec::new(), &mut x);
+        assert_eq!(x, [1.0, 0.0, 1.0]);
+    }
+
     #[test]
     fn matches_highs_on_random_subproblems() {
         let mut seed = 99u64;
