@@ -40,8 +40,8 @@ pub struct BenchArgs {
     warehouses: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Keep the custom-offer limit (a MIP); by default it is dropped so both solvers
-    /// face the same LP.
+    /// Keep the custom-offer limit (a MIP when it can bind: fewer than the
+    /// custom offers); by default it is dropped so both solvers face the same LP.
     #[arg(long)]
     mip: bool,
     /// Version-2 features on: 3 channels with costs per contact, per-pair

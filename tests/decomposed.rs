@@ -417,6 +417,13 @@ fn auto_picks_by_size() {
     let cands = Candidates::build(&problem, &network);
     assert!(cands.len() > allot_optimizer::AUTO_EXACT_MAX_CANDIDATES, "{} pairs", cands.len());
     assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Exact(_)));
+    // A warm start or a time limit keeps the decomposition (its check of the
+    // earlier plan; its plan at the limit).
+    let warm = allot_optimizer::decomposed::WarmStart { offers_gap: 1e-3, prices: Default::default(), closed_offers: Vec::new(), source: None, exposures: None };
+    let warmed = auto.clone().with_warm_start(std::sync::Arc::new(warm));
+    assert!(matches!(warmed.resolve(&problem, &cands), SolverChoice::Decomposed(_)));
+    let timed = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions { time_limit: Some(60.0), ..DecomposedOptions::default() });
+    assert!(matches!(timed.resolve(&problem, &cands), SolverChoice::Decomposed(_)));
     problem.policy.binary_decisions = true;
     assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Decomposed(_)));
 }

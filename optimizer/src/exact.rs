@@ -1,8 +1,8 @@
 //! The exact planner: the spec's model built with good_lp and solved by HiGHS.
 //!
 //! HiGHS runs through `lp_backend`. The model is a pure LP unless
-//! `max_custom_offers` is set, in which case it is a MIP with one binary per custom
-//! offer; the MIP is then re-solved as an LP with those binaries fixed so that
+//! `max_custom_offers` can bind (fewer than the custom offers), in which case
+//! it is a MIP with one binary per custom offer; the MIP is then re-solved as an LP with those binaries fixed so that
 //! duals (bid prices, eligibility reasons) exist for every plan.
 //!
 //! Variables and rows are created in a deterministic order: candidates in

@@ -41,7 +41,8 @@ pub enum SolverChoice {
 /// Largest LP (in candidate pairs) that `auto` gives to the exact solver. Measured
 /// on 2 cores (`allot bench`): up to about this size HiGHS proves the optimum in a
 /// second or two; beyond it the exact solve grows faster than linearly (160k pairs:
-/// 7 s, 800k pairs: 140 s) while the decomposition stays linear.
+/// 7 s, 800k pairs: 140 s) while the decomposition stays linear. (An LP of
+/// at most 8,000 customers goes to exact at any size: [`SolverChoice::resolve`].)
 pub const AUTO_EXACT_MAX_CANDIDATES: usize = 40_000;
 
 /// Largest MIP (in candidate pairs) that `auto` gives to the exact solver: HiGHS's
@@ -83,13 +84,19 @@ impl SolverChoice {
 
     /// The solver that will actually run on `cands`. An LP small enough in
     /// customers to be the decomposition's own first sample goes to `exact`
-    /// whatever its pairs: the decomposition would start by solving that
-    /// very LP, only to keep its prices.
+    /// whatever its pairs (the decomposition would start by solving that
+    /// very LP, only to keep its prices), unless the decomposition has a
+    /// warm start to check first (an unchanged scenario gets its earlier plan
+    /// back at the cost of one small LP) or a time limit (a decomposition
+    /// stopped by it still returns a plan, an exact LP may not).
     pub fn resolve(&self, problem: &Problem, cands: &Candidates) -> SolverChoice {
         match self {
             SolverChoice::Auto(exact, decomposed) => {
                 let limit = if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES };
-                let own_sample = !problem.is_mip() && decomposed::sample::whole_problem_is_sampled(problem.customers.len());
+                let own_sample = !problem.is_mip()
+                    && decomposed.warm.is_none()
+                    && decomposed.time_limit.is_none()
+                    && decomposed::sample::whole_problem_is_sampled(problem.customers.len());
                 if cands.len() <= limit || own_sample {
                     SolverChoice::Exact(exact.clone())
                 } else {
@@ -173,7 +180,7 @@ pub fn plan_with_side(
     Ok((cands, alloc, plan))
 }
 
-/// Solves with the chosen solver (resolving `auto` on the candidate count).
+/// Solves with the chosen solver (resolving `auto` by [`SolverChoice::resolve`]).
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
     if let SolverChoice::Auto(exact_opts, decomposed_opts) = solver {
         let n = cands.len();

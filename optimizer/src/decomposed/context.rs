@@ -24,6 +24,11 @@ pub(super) struct Context<'a> {
     pub(super) unit_value: f64,
     /// Preconditioner at `epsilon = 1`: `L_i * epsilon`.
     pub(super) curvature: Vec<f64>,
+    /// Whether a start from the first sample's prices starts at this
+    /// problem's optimal prices: the problem is its own first sample
+    /// ([`super::sample::whole_problem_is_sampled`]) and has no row the
+    /// sample leaves out (the relaxed custom-offer limit, an extra family).
+    pub(super) sample_is_whole: bool,
 }
 
 /// The result of evaluating the dual at one multiplier vector.
@@ -45,9 +50,11 @@ impl<'a> Context<'a> {
         extra: &ExtraFamilies,
     ) -> Self {
         let scope = Scope::new(problem, network, cands, mode);
-        let layout = Layout::new(&scope, extra(&scope));
+        let extra = extra(&scope);
+        let sample_is_whole = extra.is_empty() && mode != CustomLimitMode::Relaxed && super::sample::whole_problem_is_sampled(problem.customers.len());
+        let layout = Layout::new(&scope, extra);
         let rhs = layout.rhs();
-        let mut ctx = Context { problem, cands, layout, rhs, attrs, closed, unit_value: 1.0, curvature: Vec::new() };
+        let mut ctx = Context { problem, cands, layout, rhs, attrs, closed, unit_value: 1.0, curvature: Vec::new(), sample_is_whole };
         ctx.unit_value = ctx.mean_unit_value();
         ctx.curvature = ctx.curvature();
         ctx

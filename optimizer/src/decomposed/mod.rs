@@ -229,7 +229,7 @@ const LONG_STEP: f64 = 30.0;
 /// sample was worse without the first hull's plan to mix with (8.4e-4
 /// against 7.9e-4 of the offers' value), and the `no-budget` family and
 /// the MIP took 7-9 s longer. Never when the problem was its own sample
-/// ([`sample::whole_problem_is_sampled`]): the start's prices are then the
+/// (`Context::sample_is_whole`): the start's prices are then the
 /// optimal ones, the windows only move away from them, and the first
 /// hull is the best repair the run will see (`allot generate`'s `no-budget`
 /// family, 8,000 customers, 40 offers, 300 SKUs, 20 zones, seed 43: the
@@ -324,7 +324,7 @@ fn run_phase(
         }
         // At a first repair with a full window to follow: the plan's
         // objective below which the hull cannot certify.
-        let screen = iterations == 1 && !last && window == WINDOW && !sample::whole_problem_is_sampled(ctx.problem.customers.len());
+        let screen = iterations == 1 && !last && window == WINDOW && !ctx.sample_is_whole;
         let hull_from = screen.then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
