@@ -292,6 +292,67 @@ mod tests {
         assert_eq!(x, [1.0, 0.0, 1.0]);
     }
 
+    /// On random customers (rules, conflicts, caps, ridge weights), the
+    /// response within the rows keeps its bounds, the cap and every row
+    /// (and some cases do refill a slot the cut freed).
+    #[test]
+    fn the_response_within_the_rows_keeps_every_rule() {
+        use crate::decomposed::kernel::{keep_policy, respond_within_policy, smoothed_response, KernelInput};
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut refilled = 0;
+        for case in 0..500 {
+            let m = 2 + (next() * 9.0) as usize;
+            let rules: Vec<(Vec<u32>, f64)> = (0..1 + (next() * 3.0) as usize)
+                .map(|_| ((0..m as u32).filter(|_| next() < 0.5).collect(), (next() * 3.0).floor()))
+                .collect();
+            let conflicts: Vec<(u32, u32)> = (0..(next() * 4.0) as usize)
+                .map(|_| ((next() * m as f64) as u32, (next() * m as f64) as u32))
+                .filter(|(a, b)| a < b)
+                .collect();
+            let problem = problem(m, &rules, &conflicts);
+            let starts = [0u32, m as u32];
+            let offers: Vec<u32> = (0..m as u32).collect();
+            let policy = CustomerRows::build(&problem, &starts, &offers);
+            let cap = [1 + (next() * m as f64) as u32];
+            let (p, margin, cost) = (vec![0.5; m], vec![1.0; m], vec![0.0; m]);
+            let input = KernelInput {
+                customer_start: &starts,
+                offer: &offers,
+                p: &p,
+                zone: &[0],
+                slot: &[0],
+                weight: &[1.0],
+                cap: &cap,
+                margin: &margin,
+                contact_cost: &cost,
+                accept_value: None,
+                zones: 1,
+                slots: 1,
+                policy: Some(&policy),
+            };
+            let reduced: Vec<f64> = (0..m).map(|_| 2.0 * next() - 0.5).collect();
+            let inv_gamma: Vec<f64> = (0..m).map(|_| 0.5 + 100.0 * next()).collect();
+            let mut x = Vec::new();
+            smoothed_response(&reduced, &inv_gamma, cap[0], &mut Vec::new(), &mut x);
+            let mut cut = x.clone();
+            keep_policy(&input, 0, &reduced, &mut Vec::new(), &mut cut);
+            respond_within_policy(&input, 0, &reduced, &inv_gamma, &mut Vec::new(), &mut x);
+            assert!(x.iter().all(|&v| (0.0..=1.0).contains(&v)), "case {case}: {x:?}");
+            assert!(x.iter().sum::<f64>() <= f64::from(cap[0]) + 1e-9, "case {case}: {x:?} over the cap {}", cap[0]);
+            for r in policy.of_customer(0) {
+                let sum: f64 = policy.members(r).iter().map(|&i| x[i as usize]).sum();
+                assert!(sum <= policy.rhs[r] + 1e-9, "case {case}: row {r} holds {sum} > {}", policy.rhs[r]);
+            }
+            let (total, cut_total) = (x.iter().sum::<f64>(), cut.iter().sum::<f64>());
+            refilled += usize::from(total > cut_total + 1e-6);
+        }
+        assert!(refilled > 0, "no case refilled a slot");
+    }
+
     #[test]
     fn matches_highs_on_random_subproblems() {
         let mut seed = 99u64;

@@ -214,9 +214,10 @@ pub fn price_customers(
     sums
 }
 
-/// Most refills of [`respond_within_policy`]: each one either fills a row
-/// (which then takes no more) or ends the loop, so a customer with few rows
-/// needs one or two.
+/// Most refills of [`respond_within_policy`]. A refill that breaks no row
+/// ends the loop; one that does is cut again, which may leave a slot empty
+/// again (rows can share members). Running out is safe (the response keeps
+/// every row) but may leave a freed slot empty.
 const MAX_REFILLS: usize = 4;
 
 /// Customer `c`'s ridge response `x` (at `reduced`, `inv_gamma`, within its
@@ -303,7 +304,8 @@ pub fn keep_policy(input: &KernelInput, c: usize, reduced: &[f64], order: &mut V
         if excess <= 0.0 {
             continue;
         }
-        cut_any = true;
+        // Rounding left by an earlier cut is no cut worth a refill.
+        cut_any |= excess > 1e-12;
         order.clear();
         order.extend_from_slice(members);
         order.sort_by(|&a, &b| reduced[a as usize].total_cmp(&reduced[b as usize]));
