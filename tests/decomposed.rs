@@ -401,7 +401,7 @@ fn custom_offer_limit_is_kept_and_bounded_by_its_choices() {
 /// `auto` picks exact below the measured threshold and decomposed above it.
 #[test]
 fn auto_picks_by_size() {
-    let mut problem = scenario(3, lp);
+    let mut problem = generated_lp(GenerateSpec { customers: 30_000, candidates: 10, ..GenerateSpec::default() });
     let auto = SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default());
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
@@ -412,7 +412,7 @@ fn auto_picks_by_size() {
     assert!(matches!(auto.resolve(&problem, &cands), SolverChoice::Exact(_)));
     // An LP of 8,000 customers above the pairs' threshold is the
     // decomposition's own first sample: exact. As a MIP, decomposed.
-    let mut problem = generated_lp(GenerateSpec { customers: 8_000, candidates: 10, ..GenerateSpec::default() });
+    let mut problem = generated_lp(GenerateSpec { customers: 8_000, offers: 60, candidates: 40, ..GenerateSpec::default() });
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
     assert!(cands.len() > allot_optimizer::AUTO_EXACT_MAX_CANDIDATES, "{} pairs", cands.len());

@@ -39,11 +39,18 @@ pub enum SolverChoice {
 }
 
 /// Largest LP (in candidate pairs) that `auto` gives to the exact solver. Measured
-/// on 2 cores (`allot bench`): up to about this size HiGHS proves the optimum in a
-/// second or two; beyond it the exact solve grows faster than linearly (160k pairs:
-/// 7 s, 800k pairs: 140 s) while the decomposition stays linear. (An LP of
-/// at most 8,000 customers goes to exact at any size: [`SolverChoice::resolve`].)
-pub const AUTO_EXACT_MAX_CANDIDATES: usize = 40_000;
+/// on 2 cores: up to about this size HiGHS proves the optimum in a few
+/// seconds; beyond it the exact solve grows faster than linearly (800k pairs:
+/// 140 s) while the decomposition stays linear. Why not lower (it was
+/// 40,000): on held-out draws of `allot generate` (40 offers, 300 SKUs, 20
+/// zones, 8 candidates) at 12,000 customers (96,000 pairs) exact proved the
+/// optimum in 2.3-3.3 s (7.1 s with contact policies) where the
+/// decomposition took 3.5-27 s, 79 s with contact policies, and stalled on
+/// two of seven families (tight stock 6.0e-3, contact policies 3.0e-2); at
+/// 20,000 customers (160,000 pairs, no budget) 6.7 s against 12.8 s. (An LP
+/// of at most 8,000 customers goes to exact at any size:
+/// [`SolverChoice::resolve`].)
+pub const AUTO_EXACT_MAX_CANDIDATES: usize = 160_000;
 
 /// Largest MIP (in candidate pairs) that `auto` gives to the exact solver: HiGHS's
 /// branch-and-cut grows much faster than the LP (160k pairs: 78 s).
