@@ -191,6 +191,32 @@ mod tests {
         solution.eval(&objective)
     }
 
+    /// Uniform draws in `[0, 1)` from `seed` (a linear congruential generator):
+    /// the random tests' cases, the same on every run.
+    fn uniform(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A random customer: 2 to 10 candidates (offers `0..m`), `min_rules` to
+    /// `min_rules + 2` rules over random subsets with bounds 0 to 2, and up to
+    /// three conflicts; its `m` and policy rows.
+    fn random_customer(next: &mut impl FnMut() -> f64, min_rules: usize) -> (usize, CustomerRows) {
+        let m = 2 + (next() * 9.0) as usize;
+        let rules: Vec<(Vec<u32>, f64)> = (0..min_rules + (next() * 3.0) as usize)
+            .map(|_| ((0..m as u32).filter(|_| next() < 0.5).collect(), (next() * 3.0).floor()))
+            .collect();
+        let conflicts: Vec<(u32, u32)> = (0..(next() * 4.0) as usize)
+            .map(|_| ((next() * m as f64) as u32, (next() * m as f64) as u32))
+            .filter(|(a, b)| a < b)
+            .collect();
+        let problem = problem(m, &rules, &conflicts);
+        let offers: Vec<u32> = (0..m as u32).collect();
+        (m, CustomerRows::build(&problem, &[0, m as u32], &offers))
+    }
+
     /// A problem of one customer with `m` offers, each on its own day, and the
     /// given rules (on offer lists) and conflicts (offer a then b, within 1000 days).
     fn problem(m: usize, rules: &[(Vec<u32>, f64)], conflicts: &[(u32, u32)]) -> Problem {
@@ -298,25 +324,12 @@ mod tests {
     #[test]
     fn the_response_within_the_rows_keeps_every_rule() {
         use crate::decomposed::kernel::{keep_policy, respond_within_policy, smoothed_response, KernelInput};
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(7);
         let mut refilled = 0;
         for case in 0..500 {
-            let m = 2 + (next() * 9.0) as usize;
-            let rules: Vec<(Vec<u32>, f64)> = (0..1 + (next() * 3.0) as usize)
-                .map(|_| ((0..m as u32).filter(|_| next() < 0.5).collect(), (next() * 3.0).floor()))
-                .collect();
-            let conflicts: Vec<(u32, u32)> = (0..(next() * 4.0) as usize)
-                .map(|_| ((next() * m as f64) as u32, (next() * m as f64) as u32))
-                .filter(|(a, b)| a < b)
-                .collect();
-            let problem = problem(m, &rules, &conflicts);
+            let (m, policy) = random_customer(&mut next, 1);
             let starts = [0u32, m as u32];
             let offers: Vec<u32> = (0..m as u32).collect();
-            let policy = CustomerRows::build(&problem, &starts, &offers);
             let cap = [1 + (next() * m as f64) as u32];
             let (p, margin, cost) = (vec![0.5; m], vec![1.0; m], vec![0.0; m]);
             let input = KernelInput {
@@ -355,26 +368,11 @@ mod tests {
 
     #[test]
     fn matches_highs_on_random_subproblems() {
-        let mut seed = 99u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(99);
         let mut lp = CustomerLp::default();
         let mut duals = Vec::new();
         for case in 0..300 {
-            let m = 2 + (next() * 9.0) as usize;
-            let rules: Vec<(Vec<u32>, f64)> = (0..(next() * 3.0) as usize)
-                .map(|_| ((0..m as u32).filter(|_| next() < 0.5).collect(), (next() * 3.0).floor()))
-                .collect();
-            let conflicts: Vec<(u32, u32)> = (0..(next() * 4.0) as usize)
-                .map(|_| ((next() * m as f64) as u32, (next() * m as f64) as u32))
-                .filter(|(a, b)| a < b)
-                .collect();
-            let problem = problem(m, &rules, &conflicts);
-            let starts = [0u32, m as u32];
-            let offers: Vec<u32> = (0..m as u32).collect();
-            let policy = CustomerRows::build(&problem, &starts, &offers);
+            let (m, policy) = random_customer(&mut next, 0);
             let reduced: Vec<f64> = (0..m).map(|_| 2.0 * next() - 0.5).collect();
             let cap = 1 + (next() * m as f64) as u32;
             let got = lp.solve(&reduced, cap, &policy, policy.of_customer(0), &mut duals);

@@ -236,8 +236,9 @@ const MAX_REFILLS: usize = 4;
 
 /// Customer `c`'s ridge response `x` (at `reduced`, `inv_gamma`, within its
 /// contact cap) made to keep its contact-policy rows (the repair's generous
-/// response; pricing takes the customer's exact LP, see [`price_customers`]): each row over its
-/// right-hand side is cut ([`keep_policy`]), and the contact slots the cuts
+/// response; pricing takes the customer's exact LP, see
+/// [`price_customers`]): each row over its right-hand side is cut
+/// ([`keep_policy`]), and the contact slots the cuts
 /// freed are refilled by the candidates in no full row, along the same
 /// ridge (`x_i = clip((r_i - theta) / gamma_i, x_i, 1)` with the smallest
 /// `theta >= 0` that fits the freed slots); a refill that breaks another
