@@ -23,7 +23,13 @@ pub const SAMPLE_CUSTOMERS: usize = 4000;
 /// [`sample_problem`]): the first sample's prices are then the LP's optimal
 /// prices, found by solving the whole LP exactly.
 pub fn whole_problem_is_sampled(customers: usize) -> bool {
-    customers <= 2 * SAMPLE_CUSTOMERS
+    is_own_sample(customers, SAMPLE_CUSTOMERS)
+}
+
+/// Whether a problem of `customers` customers is its own sample of `size`
+/// (see [`sample_problem`]).
+fn is_own_sample(customers: usize, size: usize) -> bool {
+    customers <= size * 2
 }
 
 /// Customers per independent sample: above this many customers, several disjoint
@@ -57,7 +63,7 @@ pub fn sample_problem(problem: &Problem, size: usize, phase: f64, closed: &[bool
     if size == 0 || n == 0 {
         return None;
     }
-    let size = if n <= size * 2 { n } else { size };
+    let size = if is_own_sample(n, size) { n } else { size };
     let stride = n as f64 / size as f64;
     let picked: Vec<usize> = (0..size).map(|i| (((i as f64 + phase) * stride) as usize).min(n - 1)).collect();
     let share = picked.len() as f64 / n as f64;
