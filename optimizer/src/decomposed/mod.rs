@@ -243,7 +243,11 @@ const HULL_REACH: f64 = 3e-4;
 /// (the exposures the customers' side keeps; see `repair`). A window that
 /// ends short of the target without lowering the bound escalates to a larger
 /// sample ([`sample::Escalation`]): when its prices certify a lower bound, the
-/// ascent restarts from them (the plan so far is kept).
+/// ascent restarts from them (the plan so far is kept). With `incumbent`
+/// (the objective of a plan found elsewhere) it also stops, `within_gap`,
+/// once a plan is repaired and its bound is within the target above that
+/// plan: it can no longer beat it by more (its plan, if better, is then
+/// within the target of its own bound).
 #[allow(clippy::too_many_arguments)]
 fn run_phase(
     ctx: &Context,
@@ -254,6 +258,7 @@ fn run_phase(
     started: Instant,
     without: f64,
     escalation: &mut sample::Escalation,
+    incumbent: Option<f64>,
 ) -> Result<Phase, DecomposedError> {
     let n = ctx.layout.total();
     let window = window_length(ctx.cands.len());
@@ -273,6 +278,7 @@ fn run_phase(
     let mut iterations = 0;
     let status;
     let out_of_time = || opts.time_limit.is_some_and(|t| started.elapsed().as_secs_f64() >= t);
+    let beaten = |bound: f64| incumbent.is_some_and(|plan| offers_gap(plan, bound, without) <= opts.gap);
     // Primal recovery: a running average of the responses within the window, with
     // weights growing linearly so that early iterates fade.
     let mut in_window = 0usize;
@@ -291,6 +297,10 @@ fn run_phase(
         if eval.bound < best_bound {
             best_bound = eval.bound;
             best_nu.clone_from(&y);
+        }
+        if best.is_some() && beaten(best_bound) {
+            status = SolveStatus::WithinGap;
+            break;
         }
         // The first step is the safe one: the first repair is then at about the
         // start's prices (a warm re-plan certifies the earlier plan there).
@@ -368,7 +378,7 @@ fn run_phase(
             );
             window_nu.clone_from(&nu);
         }
-        if gap <= opts.gap {
+        if gap <= opts.gap || (best.is_some() && beaten(best_bound)) {
             status = SolveStatus::WithinGap;
             break;
         }
@@ -553,7 +563,7 @@ fn solve_driver(
                 drop_kept_plan(side)?;
                 // A repair that cannot keep a hard minimum without the earlier
                 // plan leaves the choice to the branch.
-                let tried_phase = match restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false) {
+                let tried_phase = match restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false, None) {
                     Ok(tried_phase) => Some(tried_phase),
                     Err(DecomposedError::HardMinimumsUnmet) => None,
                     Err(e) => return Err(e),
@@ -577,7 +587,7 @@ fn solve_driver(
             warm_prices = Some(nu);
         } else {
             drop_kept_plan(side)?;
-            match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none()) {
+            match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none(), None) {
                 Ok(phase) if phase.status == SolveStatus::WithinGap => {
                     let alloc = finish_driver(&run, opts, side, ctx, phase)?;
                     return Ok(matched_earlier(alloc, requested_gap));
@@ -616,7 +626,7 @@ fn solve_driver(
     } else {
         opts
     };
-    let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_opts, started, without, &mut escalation)?;
+    let mut phase = run_phase(&ctx, side, warm, start_epsilon, first_opts, started, without, &mut escalation, None)?;
     if opts.warm.is_none() {
         return finish_driver(&run, opts, side, ctx, phase);
     }
@@ -831,7 +841,7 @@ struct ChoiceStart<'n> {
 fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSide, relaxed: &Context, start: ChoiceStart, offer_open: Vec<bool>) -> Result<Allocation, DecomposedError> {
     let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut iterations = start.iterations;
-    let (mut ctx, first) = restricted_phase(run, opts, side, relaxed, start.nu, start.epsilon, &offer_open, true)?;
+    let (mut ctx, first) = restricted_phase(run, opts, side, relaxed, start.nu, start.epsilon, &offer_open, true, None)?;
     iterations += first.iterations;
     let mut highest = first.best_bound;
     let (first_nu, first_epsilon) = (first.nu.clone(), first.epsilon);
@@ -856,7 +866,7 @@ fn branch_from_choice(run: &Run, opts: &DecomposedOptions, side: &mut dyn Custom
             continue;
         }
         let open: Vec<bool> = closed.iter().map(|c| !c).collect();
-        let (choice_ctx, phase) = match restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true) {
+        let (choice_ctx, phase) = match restricted_phase(run, opts, side, &ctx, &first_nu, first_epsilon, &open, true, Some(best.report.objective)) {
             Ok(solved) => solved,
             // Its fixed problem cannot keep a hard minimum: no plan, the bound stands.
             Err(DecomposedError::HardMinimumsUnmet) => {
@@ -906,7 +916,9 @@ fn certified(run: &Run, mut alloc: Allocation, bound: f64, phase_status: SolveSt
 /// rows the closed offers' customers turn to, and the relaxation's prices
 /// rarely price that: at 20,000 customers the ascent from them never
 /// lowered the fixed problem's bound), escalating as a cold start does.
-/// Its bound is the fixed problem's own (the caller bounds the MIP).
+/// Its bound is the fixed problem's own (the caller bounds the MIP). With
+/// `incumbent`, the best plan of other choices, it stops once it cannot beat
+/// that by more than the target ([`run_phase`]).
 #[allow(clippy::too_many_arguments)]
 fn restricted_phase<'a>(
     run: &Run<'a>,
@@ -917,6 +929,7 @@ fn restricted_phase<'a>(
     epsilon: f64,
     open: &[bool],
     samples: bool,
+    incumbent: Option<f64>,
 ) -> Result<(Context<'a>, Phase), DecomposedError> {
     let closed: Vec<bool> = open.iter().map(|o| !o).collect();
     let ctx = Context::new(run.problem, run.network, run.cands, run.attrs, CustomLimitMode::Off, closed, run.extra);
@@ -931,7 +944,7 @@ fn restricted_phase<'a>(
     } else {
         (Some(carried), sample::Escalation::none())
     };
-    let phase = run_phase(&ctx, side, start, epsilon, opts, run.started, run.without, &mut escalation)?;
+    let phase = run_phase(&ctx, side, start, epsilon, opts, run.started, run.without, &mut escalation, incumbent)?;
     Ok((ctx, phase))
 }
 
