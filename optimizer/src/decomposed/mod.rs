@@ -345,7 +345,7 @@ fn run_phase(
         let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
         let mut gap = offers_gap(best_obj, best_bound.max(best_obj), without);
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
-        let escalate = gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite();
+        let escalate = gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() && !beaten(best_bound);
         if let Some((sample, start, bound)) = if escalate { escalated_start(ctx, side, escalation, &mut escalated, &cap, epsilon)? } else { None } {
             if opts.verbose {
                 let kind = if sample.repeat { "a second sample" } else { "sample" };
@@ -833,7 +833,8 @@ struct ChoiceStart<'n> {
 /// start's prices and its own samples'); every other choice of `K` is
 /// bounded ([`choices_bounds`]); a choice whose bound leaves more than the
 /// target above the best plan so far is solved in turn, highest bound first,
-/// and its plan kept when better. The bound reported is the highest of the
+/// until its bound is within the target above the best plan (it cannot beat
+/// that by more), and its plan kept when better. The bound reported is the highest of the
 /// choices' bounds, or the relaxation's when that is lower or when the
 /// choices are too many to count. A choice with no plan within the hard
 /// limits keeps its bound and gives no plan; the time limit leaves the
@@ -997,8 +998,8 @@ const SOLVED_PRICES_TRIED: usize = 4;
 /// most its bound (which the MIP's bound is at least) and within the target
 /// above its plan (the choice then needs no solving); else, when the prices
 /// of samples solved for earlier choices settle it so
-/// ([`SOLVED_PRICES_TRIED`] of them), the lowest of those; else the lower of it
-/// and the bound at the prices of one sample of that choice when that is at
+/// ([`SOLVED_PRICES_TRIED`] of them), the lowest of those; else the lowest of
+/// those and the bound at the prices of one sample of that choice when that is at
 /// most the solved choice's bound; else the lowest
 /// of those and more samples'. Why `nu` first: a pass over the customers
 /// where a sample costs an LP (1M customers: 0.07 s against 0.5 s), and it
@@ -1010,8 +1011,8 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
     let (custom, choices) = custom_choices(problem);
     let Some(choices) = choices else { return Ok(None) };
     let own_closed = ctx.closed.clone();
-    // Prices of the samples solved for choices bounded so far, the one that
-    // last settled a choice at the end.
+    // Prices of the samples solved for choices bounded so far, the newest
+    // (a sample's, or the prices that last settled a choice) at the end.
     let mut solved_prices: Vec<Vec<f64>> = Vec::new();
     let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut bound_of_choice = |ctx: &mut Context, chosen: &[usize]| -> Result<Option<(f64, Vec<bool>)>, DecomposedError> {
@@ -1028,13 +1029,13 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
         let mut bound = ctx.evaluate(side, nu, EPSILON_WARM, None)?.bound;
         // (Written so that a NaN bound is not taken.)
         let settled = |bound: f64| bound <= own && offers_gap(plan, bound, run.without) <= opts.gap;
-        // Then at the prices of samples solved for other choices, the
-        // latest that settled a choice first.
+        // Then at the prices of samples solved for other choices, newest
+        // first.
         let mut tried = 0;
         while !settled(bound) && tried < SOLVED_PRICES_TRIED.min(solved_prices.len()) {
             let at = solved_prices.len() - 1 - tried;
             let there = ctx.evaluate(side, &solved_prices[at], EPSILON_WARM, None)?.bound;
-            if there < bound {
+            if there < bound || bound.is_nan() {
                 bound = there;
                 if settled(bound) {
                     let settling = solved_prices.remove(at);
