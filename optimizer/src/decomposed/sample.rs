@@ -199,11 +199,14 @@ fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool])
 
 /// A sample's prices in the full problem's units: its fairness prices over
 /// `share` (the sample's customers over the problem's). Why: every other
-/// coupling row sums over customers, and the sample scales its right-hand
-/// side with its objective, so their prices carry over as they are; a
+/// coupling row a sample has sums over customers, and the sample scales its
+/// right-hand side with its objective, so their prices carry over as they
+/// are (the custom-offer limit, a mean too, is left out of samples); a
 /// fairness row compares mean exposures, which a sample keeps at the full
 /// problem's scale while its objective is `share` of it, so its price is
-/// `share` of the full problem's. Measured on `allot generate
+/// about `share` of the full problem's (exactly, the ratio of the groups'
+/// candidates in the sample to the problem's, which a systematic sample
+/// keeps near `share`). Measured on `allot generate
 /// --volume-rules` (30,000 customers, 40 offers, 20 zones, seed 82, the LP):
 /// the unscaled prices (a 15,000-customer sample's half of the exact duals)
 /// left the bound 2.4e-3 of the offers' value above the optimum and the
