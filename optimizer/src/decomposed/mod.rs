@@ -1012,7 +1012,8 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
     let Some(choices) = choices else { return Ok(None) };
     let own_closed = ctx.closed.clone();
     // Prices of the samples solved for choices bounded so far, the newest
-    // (a sample's, or the prices that last settled a choice) at the end.
+    // (a sample's, or the prices that last settled a choice) at the end; only
+    // the last SOLVED_PRICES_TRIED are ever tried, so only those are kept.
     let mut solved_prices: Vec<Vec<f64>> = Vec::new();
     let out_of_time = || opts.time_limit.is_some_and(|t| run.started.elapsed().as_secs_f64() >= t);
     let mut bound_of_choice = |ctx: &mut Context, chosen: &[usize]| -> Result<Option<(f64, Vec<bool>)>, DecomposedError> {
@@ -1062,6 +1063,8 @@ fn choices_bounds(run: &Run, opts: &DecomposedOptions, side: &mut dyn CustomerSi
             let names: Vec<&str> = chosen.iter().map(|&i| problem.offers[custom[i]].id.as_str()).collect();
             eprintln!("decomposed: custom offers {} open: bound {bound:.6e}  {:.2}s", names.join(", "), run.started.elapsed().as_secs_f64());
         }
+        let never_tried = solved_prices.len().saturating_sub(SOLVED_PRICES_TRIED);
+        solved_prices.drain(..never_tried);
         Ok(Some((bound, ctx.closed.clone())))
     };
     let mut bounds = Vec::with_capacity(choices.len());

@@ -185,16 +185,19 @@ fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool])
     // asking for a different count after its first use makes the solve fail.
     // An infeasible sample is only dropped: no infeasible subset is asked for.
     let scaled = ExactOptions { explain_infeasible: false, ..ExactOptions::default() };
-    if size > SAMPLE_CUSTOMERS {
-        let unscaled = ExactOptions { highs_options: vec![lp_backend::option(lp_backend::UNSCALED)], ..scaled.clone() };
-        match exact::prices(&sample, &network, &cands, &unscaled) {
-            Ok(prices) => return Some(in_full_units(prices, share)),
-            // An answer that scaling does not change.
-            Err(SolveError::Contradiction(_) | SolveError::Infeasible(_) | SolveError::Unbounded) => return None,
-            Err(_) => {}
+    let prices = 'solved: {
+        if size > SAMPLE_CUSTOMERS {
+            let unscaled = ExactOptions { highs_options: vec![lp_backend::option(lp_backend::UNSCALED)], ..scaled.clone() };
+            match exact::prices(&sample, &network, &cands, &unscaled) {
+                Ok(prices) => break 'solved prices,
+                // An answer that scaling does not change.
+                Err(SolveError::Contradiction(_) | SolveError::Infeasible(_) | SolveError::Unbounded) => return None,
+                Err(_) => {}
+            }
         }
-    }
-    exact::prices(&sample, &network, &cands, &scaled).ok().map(|prices| in_full_units(prices, share))
+        exact::prices(&sample, &network, &cands, &scaled).ok()?
+    };
+    Some(in_full_units(prices, share))
 }
 
 /// A sample's prices in the full problem's units: its fairness prices over
