@@ -73,7 +73,8 @@
 //!   tighter). First the earlier plan itself, scaled per cell to the changed
 //!   limits by one small LP, against the dual bound at those prices
 //!   ([`earlier_plan_certified`]); then, when that came near, an iteration
-//!   and a repair at those prices; else the prices compete with the
+//!   and a repair at those prices, whose hull mixes the earlier plan with
+//!   the new responses and starts from it; else the prices compete with the
 //!   samples' as a cold start's do.
 //! * **The custom-offer limit** (the MIP) is a branch over the choices of open
 //!   custom offers ([`branch_on_custom_offers`]): the relaxation (the limit
@@ -560,9 +561,8 @@ fn solve_driver(
             // ranking).
             let mut tried = 0;
             if near {
-                drop_kept_plan(side)?;
-                // A repair that cannot keep a hard minimum without the earlier
-                // plan leaves the choice to the branch.
+                // A repair that cannot keep a hard minimum leaves the choice
+                // to the branch.
                 let tried_phase = match restricted_phase(&run, &one_iteration, side, &ctx, &nu, EPSILON_WARM, &open, false, None) {
                     Ok(tried_phase) => Some(tried_phase),
                     Err(DecomposedError::HardMinimumsUnmet) => None,
@@ -586,7 +586,6 @@ fn solve_driver(
             // compete with the samples' as a start, no iteration of their own.
             warm_prices = Some(nu);
         } else {
-            drop_kept_plan(side)?;
             match run_phase(&ctx, side, Some(nu.clone()), EPSILON_WARM, &one_iteration, started, without, &mut sample::Escalation::none(), None) {
                 Ok(phase) if phase.status == SolveStatus::WithinGap => {
                     let alloc = finish_driver(&run, opts, side, ctx, phase)?;
@@ -596,8 +595,8 @@ fn solve_driver(
                     warm_prices = Some(phase.nu.clone());
                     warm_tried = Some(phase);
                 }
-                // Its repair could not keep a hard minimum without the
-                // earlier plan: the prices start the cold path instead.
+                // Its repair could not keep a hard minimum: the prices
+                // start the cold path instead.
                 Err(DecomposedError::HardMinimumsUnmet) => warm_prices = Some(nu),
                 Err(e) => return Err(e),
             }
@@ -659,17 +658,6 @@ enum EarlierPlan {
 /// the changed rows wrongly, and their repair is seconds spent before the
 /// samples' prices take over.
 const NEAR_EARLIER_PLAN: f64 = 2.0;
-
-/// Drops the customers' kept plan (a warm re-plan's earlier plan, when it
-/// came near the target but not within it). Why: the iteration at the
-/// earlier prices that follows then repairs new responses only, as a cold
-/// start's first repair does; a kept plan adds a third response to the
-/// repair's LPs, which at scale then take twice as long (1M customers, 40
-/// offers, 20 zones: 5.7 s against 2.5 s) for a plan no better there (5%
-/// demand shock: 1e-5 of the offers' value).
-fn drop_kept_plan(side: &mut dyn CustomerSide) -> Result<(), DecomposedError> {
-    keep(side, Mix::default())
-}
 
 /// Has the customers' side keep `mix` of its responses as its plan.
 fn keep(side: &mut dyn CustomerSide, mix: Mix) -> Result<(), DecomposedError> {

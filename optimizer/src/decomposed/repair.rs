@@ -101,7 +101,13 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 ///
 /// Else, per margin, the three with weights of the LP's choosing when that LP
 /// is small ([`HULL_MAX_CELLS`]); beyond it each response alone, then the
-/// best of those with the kept plan at each of [`KEPT_SHARES`]. The margins'
+/// best of those with the kept plan at each of [`KEPT_SHARES`]. A hull's
+/// simplex starts from the better of the kept plan alone and the margin's
+/// generous response alone (both solved first when a plan is kept; without
+/// one, from the generous response). Why choose: the kept plan is the best
+/// start after a window, but after a large change (a warm re-plan's earlier
+/// plan, scaled, 1e-2 of the offers' value short) the primal simplex took
+/// longer from it than the dual simplex from scratch. The margins'
 /// LPs run at once (rayon). Why mix: a customer's contact slot that one
 /// scaled-down offer frees is refilled only by another response, and the
 /// plan keeps what earlier repairs found. Returns the best plan and its
@@ -135,14 +141,24 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     let mut alone: Option<(usize, bool)> = None;
     let sums = GENEROUS_MARGINS.iter().map(|&margin| cells_at(margin)).collect::<Result<Vec<_>, _>>()?;
     let nothing_kept = sums.iter().all(|[_, _, kept]| used(kept) == 0);
-    // Where the hull may be skipped: each generous response alone first,
-    // every margin at once.
+    // Each generous response alone first, every margin at once: where the
+    // hull may be skipped (`hull_from`, nothing kept), and beside the kept
+    // plan alone, when there is one, to pick the response each hull's
+    // simplex starts from (the better alone).
     let screened = hull_from.is_some() && nothing_kept;
-    if screened {
-        let plans = sums.par_iter().map(|[_, generous, _]| master(ctx, &[(generous, Share::Fixed(1.0))], None)).collect::<Result<Vec<_>, DecomposedError>>()?;
-        for (i, solved) in plans.into_iter().enumerate() {
+    let generous_alone = screened || !nothing_kept;
+    let mut generous_objective = vec![f64::NEG_INFINITY; GENEROUS_MARGINS.len()];
+    let mut kept_objective = f64::NEG_INFINITY;
+    if generous_alone {
+        // The kept plan's cells depend on the prices, not on the margin.
+        let kept_cells = (!nothing_kept).then(|| sums[0][2].as_slice());
+        let alone_cells: Vec<&[CellSums]> = sums.iter().map(|[_, generous, _]| generous.as_slice()).chain(kept_cells).collect();
+        let mut plans = alone_cells.par_iter().map(|cells| master(ctx, &[(cells, Share::Fixed(1.0))], None)).collect::<Result<Vec<_>, DecomposedError>>()?.into_iter();
+        for (i, solved) in plans.by_ref().take(GENEROUS_MARGINS.len()).enumerate() {
+            generous_objective[i] = solved.as_ref().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
             take_alone(&mut best, &mut alone, i, false, solved);
         }
+        kept_objective = plans.next().flatten().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
     }
     let alone_objective = best.as_ref().map(|b| b.0.objective);
     let mut kept: &[CellSums] = &[];
@@ -151,13 +167,16 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         // thread, and at scale these LPs are most of a repair's time.
         let hulls = sums
             .par_iter()
-            .map(|[average, generous, kept_cells]| {
+            .zip(&generous_objective)
+            .map(|([average, generous, kept_cells], &generous_objective)| {
                 if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
                     return Ok(None);
                 }
-                // The simplex starts from the kept plan alone (the best so
-                // far), else from the generous response alone.
-                let start = if used(kept_cells) > 0 { 2 } else { 1 };
+                // The simplex starts from the kept plan alone when it is at
+                // least as good as the generous response alone, else from that
+                // response (the average alone was the worst of the three on
+                // every repair measured).
+                let start = if used(kept_cells) > 0 && kept_objective >= generous_objective { 2 } else { 1 };
                 master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)], Some(start))
             })
             .collect::<Result<Vec<_>, DecomposedError>>()?;
@@ -168,12 +187,12 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
                 continue;
             }
             // The average does not depend on the margin: its LP once; a
-            // generous response screened above is not solved again.
+            // generous response solved alone above is not solved again.
             let mut tried = Vec::new();
             if i == 0 {
                 tried.push((average, true));
             }
-            if !screened {
+            if !generous_alone {
                 tried.push((generous, false));
             }
             for (cells, is_average) in tried {
