@@ -65,7 +65,8 @@ pub struct Settings<'a> {
     /// customers: 3.3 s and 4.2 s, 20,600 iterations each, against 1.2 s
     /// and 0.85 s, the same optima). A first run that ends without an
     /// optimum (the held columns needed, say, by a hard minimum) is
-    /// followed by the dual simplex on the whole model from scratch.
+    /// followed by the dual simplex on the whole model from scratch. Each
+    /// run has the options' own iteration limit (a retry, a third).
     pub start_without: &'a [usize],
     /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
     /// LP per constraint of a first, elastic subset: only where an error
@@ -99,7 +100,10 @@ const PRIMAL_SIMPLEX: i32 = 4;
 /// optimum, whole by the dual simplex from scratch.
 fn solve_from_restriction(mut model: highs::Model, held: &[usize]) -> Result<Result<highs::SolvedModel, highs::HighsStatus>, SolveError> {
     use highs_sys::HighsInt;
-    let set_of: Vec<HighsInt> = held.iter().map(|&c| c as HighsInt).collect();
+    // HiGHS reads a set of columns in increasing order, each once.
+    let mut set_of: Vec<HighsInt> = held.iter().map(|&c| c as HighsInt).collect();
+    set_of.sort_unstable();
+    set_of.dedup();
     let n = set_of.len();
     let (mut lower, mut upper) = (vec![0.0; n], vec![0.0; n]);
     let (mut n_col, mut n_nz): (HighsInt, HighsInt) = (0, 0);
@@ -142,12 +146,43 @@ fn solve_from_restriction(mut model: highs::Model, held: &[usize]) -> Result<Res
     let mut model = highs::Model::from(restricted);
     change_bounds(&mut model, &lower, &upper)?;
     if optimal {
+        // A held column leaves the first run nonbasic at whichever bound
+        // its reduced cost favours, and keeps that status when its bounds
+        // are restored: one left "at its upper bound" would start at it, not
+        // at zero, and the start would no longer be the restriction's
+        // optimum (nor feasible). They start at their lower bound.
+        at_lower_bound(&mut model, &set_of)?;
         set(&mut model, "simplex_strategy", PRIMAL_SIMPLEX)?;
     } else {
         // SAFETY: a live Highs instance owned by `model`.
         unsafe { highs_sys::Highs_clearSolver(model.as_mut_ptr()) };
     }
     Ok(model.try_solve())
+}
+
+/// Sets the basis status of the nonbasic columns among `columns` to "at
+/// the lower bound" (basic ones are left as they are).
+fn at_lower_bound(model: &mut highs::Model, columns: &[highs_sys::HighsInt]) -> Result<(), SolveError> {
+    use highs_sys::HighsInt;
+    let highs = model.as_mut_ptr();
+    // SAFETY: a live Highs instance owned by `model`; the status arrays are
+    // as long as its columns and rows.
+    unsafe {
+        let (n_col, n_row) = (highs_sys::Highs_getNumCol(highs) as usize, highs_sys::Highs_getNumRow(highs) as usize);
+        let (mut col_status, mut row_status) = (vec![0 as HighsInt; n_col], vec![0 as HighsInt; n_row]);
+        if highs_sys::Highs_getBasis(highs, col_status.as_mut_ptr(), row_status.as_mut_ptr()) == highs_sys::kHighsStatusError {
+            return Err(SolveError::Highs("HiGHS has no basis after the restriction's optimum".into()));
+        }
+        for &c in columns {
+            if col_status[c as usize] != highs_sys::kHighsBasisStatusBasic {
+                col_status[c as usize] = highs_sys::kHighsBasisStatusLower;
+            }
+        }
+        if highs_sys::Highs_setBasis(highs, col_status.as_ptr(), row_status.as_ptr()) == highs_sys::kHighsStatusError {
+            return Err(SolveError::Highs("HiGHS refused the restriction's basis".into()));
+        }
+    }
+    Ok(())
 }
 
 /// An irreducible infeasible subset in HiGHS's indices: rows and column
@@ -192,6 +227,8 @@ pub struct Solved {
     pub row_duals: Vec<f64>,
     /// Seconds in HiGHS.
     pub seconds: f64,
+    /// Simplex iterations of HiGHS's last run (0 when another method solved it).
+    pub simplex_iterations: i64,
 }
 
 /// HiGHS's simplex without scaling (`simplex_scale_strategy` 0), for LPs
@@ -236,18 +273,18 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     }
     if columns == 0 {
         // Nothing to decide: the optimum is 0 and every row is slack.
-        return Ok(Solved { status: SolveStatus::Optimal, objective: 0.0, bound: 0.0, columns: Vec::new(), row_duals: vec![0.0; rows], seconds: 0.0 });
+        return Ok(Solved { status: SolveStatus::Optimal, objective: 0.0, bound: 0.0, columns: Vec::new(), row_duals: vec![0.0; rows], seconds: 0.0, simplex_iterations: 0 });
     }
     let start = Instant::now();
     let mut solved = if settings.start_without.is_empty() { model.try_solve() } else { solve_from_restriction(model, settings.start_without)? }
         .map_err(|e| SolveError::Highs(format!("{e:?}")));
     if !settings.retry.is_empty() && solved.as_ref().is_ok_and(|s| retried(s.status())) {
         let mut model = highs::Model::from(solved.expect("checked above"));
-        for (key, value) in settings.retry {
-            set_any(&mut model, key, value)?;
-        }
         if !settings.start_without.is_empty() {
             set(&mut model, "simplex_strategy", DUAL_SIMPLEX)?;
+        }
+        for (key, value) in settings.retry {
+            set_any(&mut model, key, value)?;
         }
         // From scratch: the first run's basis may be what failed.
         // SAFETY: a live Highs instance owned by `model`.
@@ -277,8 +314,9 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     } else {
         f64::INFINITY
     };
+    let simplex_iterations = solved.simplex_iteration_count();
     let solution = solved.get_solution();
-    Ok(Solved { status, objective, bound, columns: solution.columns().to_vec(), row_duals: solution.dual_rows().to_vec(), seconds })
+    Ok(Solved { status, objective, bound, columns: solution.columns().to_vec(), row_duals: solution.dual_rows().to_vec(), seconds, simplex_iterations })
 }
 
 /// HiGHS's irreducible infeasible subset of a model it found infeasible
@@ -381,6 +419,15 @@ mod tests {
         assert_eq!(solved.status, SolveStatus::Optimal);
         assert!((solved.objective - 57.0).abs() < 1e-9, "objective {}", solved.objective);
         assert!(held.iter().all(|&c| (solved.columns[c] - 1.0).abs() < 1e-9), "the held columns are taken: {:?}", solved.columns);
+
+        // Held, three columns the optimum leaves at zero: the restriction's
+        // optimum is the whole model's, and the primal simplex starts there
+        // (no iteration: the held columns start at zero, not at the upper
+        // bound their reduced cost would leave them at).
+        let held = [0, 1, 2];
+        let solved = run(three_of_twenty(), 20, 1, &Settings { start_without: &held, ..Settings::default() }).expect("solved");
+        assert!((solved.objective - 57.0).abs() < 1e-9, "objective {}", solved.objective);
+        assert_eq!(solved.simplex_iterations, 0, "the start is the restriction's optimum");
 
         // A restriction with no solution (column 19 must be 1): the whole
         // model is solved from scratch.

@@ -156,9 +156,19 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         let mut plans = alone_cells.par_iter().map(|cells| master(ctx, &[(cells, Share::Fixed(1.0))], None)).collect::<Result<Vec<_>, DecomposedError>>()?.into_iter();
         for (i, solved) in plans.by_ref().take(GENEROUS_MARGINS.len()).enumerate() {
             generous_objective[i] = solved.as_ref().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
-            take_alone(&mut best, &mut alone, i, false, solved);
+            if screened {
+                take_alone(&mut best, &mut alone, i, false, solved);
+            } else if let Some((plan, mut scales)) = solved {
+                // Only a plan: which response alone the kept plan mixes with
+                // when a hull is too large is chosen below, as without a start.
+                consider(&mut best, plan, GENEROUS_MARGINS[i], Mix { generous: scales.pop().unwrap_or_default(), ..Mix::default() });
+            }
         }
-        kept_objective = plans.next().flatten().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
+        if let Some((plan, mut scales)) = plans.next().flatten() {
+            kept_objective = plan.objective;
+            // The kept plan alone is a plan too (no generous response in it).
+            consider(&mut best, plan, GENEROUS_MARGINS[GENEROUS_MARGINS.len() - 1], Mix { kept: scales.pop().unwrap_or_default(), ..Mix::default() });
+        }
     }
     let alone_objective = best.as_ref().map(|b| b.0.objective);
     let mut kept: &[CellSums] = &[];
@@ -187,12 +197,12 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
                 continue;
             }
             // The average does not depend on the margin: its LP once; a
-            // generous response solved alone above is not solved again.
+            // generous response screened above is not solved again.
             let mut tried = Vec::new();
             if i == 0 {
                 tried.push((average, true));
             }
-            if !generous_alone {
+            if !screened {
                 tried.push((generous, false));
             }
             for (cells, is_average) in tried {
