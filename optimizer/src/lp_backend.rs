@@ -145,13 +145,13 @@ fn solve_from_restriction(mut model: highs::Model, held: &[usize]) -> Result<Res
     let optimal = restricted.status() == HighsModelStatus::Optimal;
     let mut model = highs::Model::from(restricted);
     change_bounds(&mut model, &lower, &upper)?;
-    if optimal {
-        // A held column leaves the first run nonbasic at whichever bound
-        // its reduced cost favours, and keeps that status when its bounds
-        // are restored: one left "at its upper bound" would start at it, not
-        // at zero, and the start would no longer be the restriction's
-        // optimum (nor feasible). They start at their lower bound.
-        at_lower_bound(&mut model, &set_of)?;
+    // A held column leaves the first run nonbasic at whichever bound its
+    // reduced cost favours, and keeps that status when its bounds are
+    // restored: one left "at its upper bound" would start at it, not at
+    // zero, and the start would no longer be the restriction's optimum (nor
+    // feasible). They start at their lower bound; when HiGHS will not take
+    // that basis, the whole model is solved from scratch.
+    if optimal && at_lower_bound(&mut model, &set_of).is_ok() {
         set(&mut model, "simplex_strategy", PRIMAL_SIMPLEX)?;
     } else {
         // SAFETY: a live Highs instance owned by `model`.
@@ -161,7 +161,8 @@ fn solve_from_restriction(mut model: highs::Model, held: &[usize]) -> Result<Res
 }
 
 /// Sets the basis status of the nonbasic columns among `columns` to "at
-/// the lower bound" (basic ones are left as they are).
+/// the lower bound" (basic ones are left as they are); an error when HiGHS
+/// has no basis or refuses the new one.
 fn at_lower_bound(model: &mut highs::Model, columns: &[highs_sys::HighsInt]) -> Result<(), SolveError> {
     use highs_sys::HighsInt;
     let highs = model.as_mut_ptr();
@@ -173,12 +174,17 @@ fn at_lower_bound(model: &mut highs::Model, columns: &[highs_sys::HighsInt]) -> 
         if highs_sys::Highs_getBasis(highs, col_status.as_mut_ptr(), row_status.as_mut_ptr()) == highs_sys::kHighsStatusError {
             return Err(SolveError::Highs("HiGHS has no basis after the restriction's optimum".into()));
         }
+        let mut moved = false;
         for &c in columns {
-            if col_status[c as usize] != highs_sys::kHighsBasisStatusBasic {
-                col_status[c as usize] = highs_sys::kHighsBasisStatusLower;
+            let status = &mut col_status[c as usize];
+            if *status != highs_sys::kHighsBasisStatusBasic && *status != highs_sys::kHighsBasisStatusLower {
+                *status = highs_sys::kHighsBasisStatusLower;
+                moved = true;
             }
         }
-        if highs_sys::Highs_setBasis(highs, col_status.as_ptr(), row_status.as_ptr()) == highs_sys::kHighsStatusError {
+        // A basis set from outside is checked and factorised anew: only when
+        // a status moved.
+        if moved && highs_sys::Highs_setBasis(highs, col_status.as_ptr(), row_status.as_ptr()) == highs_sys::kHighsStatusError {
             return Err(SolveError::Highs("HiGHS refused the restriction's basis".into()));
         }
     }

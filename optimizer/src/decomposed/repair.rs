@@ -149,6 +149,9 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     let generous_alone = screened || !nothing_kept;
     let mut generous_objective = vec![f64::NEG_INFINITY; GENEROUS_MARGINS.len()];
     let mut kept_objective = f64::NEG_INFINITY;
+    // Solved only to choose a start: taken below where a hull is too large,
+    // as if solved there.
+    let mut generous_solved: Vec<Option<Option<(Repaired, Vec<Vec<f64>>)>>> = GENEROUS_MARGINS.iter().map(|_| None).collect();
     if generous_alone {
         // The kept plan's cells depend on the prices, not on the margin.
         let kept_cells = (!nothing_kept).then(|| sums[0][2].as_slice());
@@ -158,17 +161,12 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
             generous_objective[i] = solved.as_ref().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
             if screened {
                 take_alone(&mut best, &mut alone, i, false, solved);
-            } else if let Some((plan, mut scales)) = solved {
-                // Only a plan: which response alone the kept plan mixes with
-                // when a hull is too large is chosen below, as without a start.
-                consider(&mut best, plan, GENEROUS_MARGINS[i], Mix { generous: scales.pop().unwrap_or_default(), ..Mix::default() });
+            } else {
+                generous_solved[i] = Some(solved);
             }
         }
-        if let Some((plan, mut scales)) = plans.next().flatten() {
-            kept_objective = plan.objective;
-            // The kept plan alone is a plan too (no generous response in it).
-            consider(&mut best, plan, GENEROUS_MARGINS[GENEROUS_MARGINS.len() - 1], Mix { kept: scales.pop().unwrap_or_default(), ..Mix::default() });
-        }
+        // The kept plan alone needs no considering: each hull holds it.
+        kept_objective = plans.next().flatten().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
     }
     let alone_objective = best.as_ref().map(|b| b.0.objective);
     let mut kept: &[CellSums] = &[];
@@ -197,16 +195,17 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
                 continue;
             }
             // The average does not depend on the margin: its LP once; a
-            // generous response screened above is not solved again.
-            let mut tried = Vec::new();
+            // generous response screened above is not taken again, one
+            // solved above to choose a start is taken as solved.
             if i == 0 {
-                tried.push((average, true));
+                take_alone(&mut best, &mut alone, i, true, master(ctx, &[(average, Share::Fixed(1.0))], None)?);
             }
             if !screened {
-                tried.push((generous, false));
-            }
-            for (cells, is_average) in tried {
-                take_alone(&mut best, &mut alone, i, is_average, master(ctx, &[(cells, Share::Fixed(1.0))], None)?);
+                let solved = match generous_solved[i].take() {
+                    Some(solved) => solved,
+                    None => master(ctx, &[(generous, Share::Fixed(1.0))], None)?,
+                };
+                take_alone(&mut best, &mut alone, i, false, solved);
             }
             kept = kept_cells;
         }
