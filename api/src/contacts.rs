@@ -50,7 +50,7 @@ impl PolicyIndex {
     pub(crate) fn new<E>(
         policies: &ServingContactPolicies,
         offer_ids: impl Iterator<Item = String>,
-        customer_ix: &HashMap<Box<str>, u32>,
+        customer_ix: &crate::index::CustomerIx,
         visit_history: impl FnOnce(&mut dyn FnMut(ContactRecord<'_>)) -> Result<(), E>,
     ) -> Result<Result<Self, String>, E> {
         let offer_ix: HashMap<String, u32> = offer_ids.enumerate().map(|(i, id)| (id, i as u32)).collect();
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn history_rows_are_checked_and_indexed_by_customer() {
         let policies = ServingContactPolicies { channels: vec!["email".into()], tags: vec!["promo".into()], ..ServingContactPolicies::default() };
-        let customers: HashMap<Box<str>, u32> = [("a".into(), 0), ("b".into(), 1)].into();
+        let customers: crate::index::CustomerIx = [("a".into(), 0), ("b".into(), 1)].into_iter().collect();
         let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
         let row = |customer_id, channel, tags, offer_id| ContactRecord { customer_id, date: day, channel, tags, offer_id };
         let rows = [row("b", "email", "promo", Some("o")), row("a", "email", "", None), row("b", "email", "", None)];

@@ -1,6 +1,8 @@
 //! One customer's decision: the plan's ranked offers with the live rules applied
 //! on top, or the rule-based fallback when the plan cannot be trusted.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -107,20 +109,92 @@ pub struct Exclusion {
     pub reason: String,
 }
 
+/// A decision as [`decide`] makes it, borrowing the plan's ids and reasons:
+/// what the service writes into its answer and its audit record. Why not a
+/// [`Decision`]: owning its text took an allocation per offer and reason on
+/// every request. It serializes exactly as its owned form
+/// ([`DecisionView::to_owned`]) does, whose schema the answer documents (a
+/// test holds the two to one shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionView<'a> {
+    pub customer_id: &'a str,
+    pub plan_version: &'a str,
+    pub fallback: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    pub offers: Vec<OfferView<'a>>,
+    pub excluded: Vec<ExclusionView<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ArmLabel>,
+}
+
+/// An [`OfferDecision`], borrowing the offer's id.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OfferView<'a> {
+    pub offer_id: &'a str,
+    pub rank: u32,
+    pub expected_value: f32,
+    pub uptake: f32,
+}
+
+/// An [`Exclusion`], borrowing the offer's id and, unless a contact rule
+/// names itself in it, the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExclusionView<'a> {
+    pub offer_id: &'a str,
+    pub reason: Cow<'a, str>,
+}
+
+impl DecisionView<'_> {
+    /// The decision owning its text, for what keeps it beyond the plan it
+    /// borrows from (a simulation's record, a test).
+    pub fn to_owned(&self) -> Decision {
+        Decision {
+            customer_id: self.customer_id.to_string(),
+            plan_version: self.plan_version.to_string(),
+            fallback: self.fallback,
+            fallback_reason: self.fallback_reason.map(str::to_string),
+            channel: self.channel.map(str::to_string),
+            offers: self.offers.iter().map(|o| OfferDecision { offer_id: o.offer_id.to_string(), rank: o.rank, expected_value: o.expected_value, uptake: o.uptake }).collect(),
+            excluded: self.excluded.iter().map(|e| Exclusion { offer_id: e.offer_id.to_string(), reason: e.reason.to_string() }).collect(),
+            experiments: self.experiments.clone(),
+        }
+    }
+}
+
+impl Decision {
+    /// The decision as a view borrowing from it (what the audit records).
+    pub fn view(&self) -> DecisionView<'_> {
+        DecisionView {
+            customer_id: &self.customer_id,
+            plan_version: &self.plan_version,
+            fallback: self.fallback,
+            fallback_reason: self.fallback_reason.as_deref(),
+            channel: self.channel.as_deref(),
+            offers: self.offers.iter().map(|o| OfferView { offer_id: &o.offer_id, rank: o.rank, expected_value: o.expected_value, uptake: o.uptake }).collect(),
+            excluded: self.excluded.iter().map(|e| ExclusionView { offer_id: &e.offer_id, reason: Cow::Borrowed(&e.reason) }).collect(),
+            experiments: self.experiments.clone(),
+        }
+    }
+}
+
 /// The fallback reason of a replica that has not heard from the shared
 /// database within [`crate::ServiceConfig::max_live_silence`]: it cannot know of
 /// a withdrawal recorded elsewhere, so consent fails closed and no offer is shown.
 pub const LIVE_STATE_STALE: &str = "live_state_stale";
 
-/// Inputs of one decision besides the customer.
-pub(crate) struct Ask<'a> {
+/// Inputs of one decision besides the customer: `'a` is what the decision
+/// borrows (its channel and fallback reason), `'c` what only its making reads.
+pub(crate) struct Ask<'a, 'c> {
     pub limit: usize,
     pub channel: Option<&'a str>,
     pub customer: CustomerOverride,
     /// `Some(reason)` to answer with the fallback rule.
     pub fallback: Option<&'a str>,
     /// The customer's live contacts (contact events).
-    pub contacts: &'a [ContactMade],
+    pub contacts: &'c [ContactMade],
     /// The day a contact made now would be made.
     pub today: NaiveDate,
     /// Rank the fallback's offers by the offer's margin, the same order for
@@ -174,7 +248,7 @@ fn live_block(plan: &PlanIndex, supply: &LiveSupply, zone: u32, tier: u32, offer
 /// never those a hard rule excluded nor those worth nothing: see
 /// `allot_optimizer::plan::servable_without_the_plan`), ranked by expected value, kept while live
 /// stock above safety stock covers one acceptance, up to the contact cap.
-pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, outcomes: &OutcomeBurn, customer_id: &str, c: u32, ask: &Ask<'_>) -> Decision {
+pub(crate) fn decide<'a>(plan: &'a PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, outcomes: &OutcomeBurn, customer_id: &'a str, c: u32, ask: &Ask<'a, '_>) -> DecisionView<'a> {
     let facts = plan.customers[c as usize];
     let consent = ask.customer.consent.unwrap_or(facts.consent);
     let suppressed = ask.customer.suppressed.unwrap_or(facts.suppressed);
@@ -197,11 +271,11 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
         if channel.is_some_and(|ch| plan.context.offers[e.offer as usize].channel != ch) {
             continue;
         }
-        let offer_id = plan.offer_id(e.offer).to_string();
-        let plan_reason = &plan.reasons[e.reason as usize];
+        let offer_id = plan.offer_id(e.offer);
+        let plan_reason = plan.reasons[e.reason as usize].as_str();
         let candidate = e.rank > 0 || (fallback && allot_optimizer::plan::servable_without_the_plan(plan_reason));
         if !candidate {
-            excluded.push(Exclusion { offer_id, reason: plan_reason.clone() });
+            excluded.push(ExclusionView { offer_id, reason: Cow::Borrowed(plan_reason) });
             continue;
         }
         let blocked = if !ask.consent_known {
@@ -216,30 +290,22 @@ pub(crate) fn decide(plan: &PlanIndex, supply: &LiveSupply, burn: &VolumeBurn, o
             live_block(plan, supply, facts.zone, facts.tier, e.offer, plan.accept_value(&e), plan.contact_per_accept(&e), fallback)
         };
         // Contact policies and burnt-down volume rules are hard, with or without the plan.
-        let blocked = blocked.map(str::to_string).or_else(|| {
+        let blocked = blocked.map(Cow::Borrowed).or_else(|| {
             plan.contact_block(c, e.offer, ask.contacts, ask.today)
                 .or_else(|| burn.exhausted(plan, e.offer, ask.today))
-                .or_else(|| outcomes.exhausted(plan, e.offer).map(str::to_string))
+                .map(Cow::Owned)
+                .or_else(|| outcomes.exhausted(plan, e.offer).map(Cow::Borrowed))
         });
         match blocked {
-            Some(reason) => excluded.push(Exclusion { offer_id, reason }),
-            None if offers.len() >= cap => excluded.push(Exclusion { offer_id, reason: "live:contact_cap".to_string() }),
+            Some(reason) => excluded.push(ExclusionView { offer_id, reason }),
+            None if offers.len() >= cap => excluded.push(ExclusionView { offer_id, reason: Cow::Borrowed("live:contact_cap") }),
             None if offers.len() >= ask.limit => {}
             None => {
-                offers.push(OfferDecision { offer_id, rank: offers.len() as u32 + 1, expected_value: e.expected_value, uptake: e.p });
+                offers.push(OfferView { offer_id, rank: offers.len() as u32 + 1, expected_value: e.expected_value, uptake: e.p });
             }
         }
     }
-    Decision {
-        customer_id: customer_id.to_string(),
-        plan_version: plan.version.clone(),
-        fallback,
-        fallback_reason: ask.fallback.map(str::to_string),
-        channel: ask.channel.map(str::to_string),
-        offers,
-        excluded,
-        experiments: Vec::new(),
-    }
+    DecisionView { customer_id, plan_version: &plan.version, fallback, fallback_reason: ask.fallback, channel: ask.channel, offers, excluded, experiments: Vec::new() }
 }
 
 /// A plan's decisions as saved, before any live event: no stock moved, no
@@ -273,14 +339,12 @@ impl<'a> AsPlanned<'a> {
             by_margin: false,
             consent_known: true,
         };
-        Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask))
+        Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask).to_owned())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use serde_json::json;
 
     use super::*;
@@ -306,7 +370,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             context,
             reasons: Vec::new(),
-            customer_ix: HashMap::new(),
+            customer_ix: Default::default(),
             customer_ix_bytes: 0,
             customers: Vec::new(),
             start: vec![0],
@@ -332,6 +396,28 @@ mod tests {
     fn supply_after(plan: &PlanIndex, delta: f64) -> LiveSupply {
         let moves = [StockMove { warehouse_id: "W1".into(), sku: "A".into(), delta, tier: None, receipt: false }];
         LiveSupply::compute(plan, &moves)
+    }
+
+    /// The view the service writes and the decision it stands for are one
+    /// shape: every optional field present, and absent.
+    #[test]
+    fn a_view_serializes_as_its_owned_decision() {
+        let full = DecisionView {
+            customer_id: "C1",
+            plan_version: "000002",
+            fallback: true,
+            fallback_reason: Some("plan_stale"),
+            channel: Some("web"),
+            offers: vec![OfferView { offer_id: "O1", rank: 1, expected_value: 0.895752, uptake: 0.1144 }],
+            excluded: vec![ExclusionView { offer_id: "O2", reason: Cow::Borrowed("tier") }, ExclusionView { offer_id: "O3", reason: Cow::Owned("live:rule:r1".into()) }],
+            experiments: vec![ArmLabel { experiment_id: "e1".into(), arm: "canary".into() }],
+        };
+        let bare = DecisionView { fallback: false, fallback_reason: None, channel: None, offers: Vec::new(), excluded: Vec::new(), experiments: Vec::new(), ..full.clone() };
+        for view in [full, bare] {
+            let owned = view.to_owned();
+            assert_eq!(serde_json::to_string(&view).unwrap(), serde_json::to_string(&owned).unwrap());
+            assert_eq!(owned.view(), view);
+        }
     }
 
     #[test]

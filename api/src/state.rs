@@ -14,7 +14,7 @@ use allot_scenarios::plans::store::Activation;
 use allot_scenarios::PlanStore;
 use axum::http::StatusCode;
 
-use crate::decide::{self, CustomerOverride, Decision, LIVE_STATE_STALE};
+use crate::decide::{self, CustomerOverride, DecisionView, LIVE_STATE_STALE};
 use crate::errors::{ApiError, ServeError};
 use crate::events::{AuditLog, EventLog, LoggedEvent};
 use crate::contacts::{ContactMade, VolumeBurn};
@@ -763,7 +763,7 @@ impl ServiceState {
     /// snapshot when `s` is another version's (a canary's), whose facts of
     /// the customer (its plan's, and what holds on it: [`CustomerFactsFrom`])
     /// hold here too unless a live event says otherwise.
-    fn decision(&self, s: &Snapshot, customer_id: &str, limit: usize, channel: Option<&str>, holdout: bool, active: Option<&Snapshot>) -> Option<Decision> {
+    fn decision<'a>(&self, s: &'a Snapshot, customer_id: &'a str, limit: usize, channel: Option<&'a str>, holdout: bool, active: Option<&Snapshot>) -> Option<DecisionView<'a>> {
         let &c = s.plan.customer_ix.get(customer_id)?;
         let mut customer = read(&self.customers).get(customer_id).copied().unwrap_or_default();
         let mut consent_known = true;
