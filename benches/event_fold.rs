@@ -116,7 +116,7 @@ fn measure(n: usize, scenario: &Path, customers: &[String]) -> Row {
         let decision: allot_api::Decision = serde_json::from_slice(&json).unwrap();
         let at = chrono::Utc::now();
         full += serde_json::to_string(&allot_api::AuditRecord { at, decision: decision.clone() }).unwrap().len() + 1;
-        compact += serde_json::to_string(&allot_api::audit::Compact::of(at, &decision)).unwrap().len() + 1;
+        compact += serde_json::to_string(&allot_api::audit::Compact::of(at, &decision.view())).unwrap().len() + 1;
     }
     let audit_bytes = (full as f64 / customers.len() as f64, compact as f64 / customers.len() as f64);
     Row { audit_bytes, events: n, start, per_second, p99: percentile(&times, 0.99) }

@@ -37,7 +37,7 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compact<'a> {
-    /// When it was served, in microseconds since the epoch (records written
+    /// When it was served, in nanoseconds since the epoch (records written
     /// before this form carry RFC 3339 text: both read back).
     #[serde(with = "served_at")]
     at: DateTime<Utc>,
@@ -119,27 +119,49 @@ impl<'a> Compact<'a> {
 }
 
 /// A compact record's `at`. Why a number: formatting the time as text was
-/// a third of writing the record on the request's path (measured), and the
-/// chunks' own times are microseconds already.
-mod served_at {
+/// a third of writing the record on the request's path (measured).
+/// Nanoseconds, the clock's own precision, so that a record compares with
+/// an experiment's start or stop exactly as the time it was served; a time
+/// beyond what 64 bits of nanoseconds hold (after 2262) is written as text.
+pub(crate) mod served_at {
     use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(at.timestamp_micros())
+        match at.timestamp_nanos_opt() {
+            Some(ns) => s.serialize_i64(ns),
+            None => at.serialize(s),
+        }
     }
 
+    /// Either form, as stored.
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Stored {
-        Micros(i64),
+        Nanos(i64),
         Text(DateTime<Utc>),
     }
 
+    impl Stored {
+        fn time(self) -> DateTime<Utc> {
+            match self {
+                Stored::Nanos(ns) => DateTime::from_timestamp_nanos(ns),
+                Stored::Text(at) => at,
+            }
+        }
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        match Stored::deserialize(d)? {
-            Stored::Micros(us) => DateTime::from_timestamp_micros(us).ok_or_else(|| serde::de::Error::custom(format!("{us} microseconds is no time"))),
-            Stored::Text(at) => Ok(at),
+        Stored::deserialize(d).map(Stored::time)
+    }
+
+    /// The same for a time that may be absent (a record read back whole
+    /// when a store moves to another database).
+    pub mod optional {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<Stored>::deserialize(d).map(|s| s.map(Stored::time))
         }
     }
 }
@@ -300,9 +322,7 @@ impl AuditLog {
         thread_local! {
             static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
         }
-        // Microseconds, as the record keeps it.
-        let now = Utc::now();
-        let at = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let at = Utc::now();
         LINE.with_borrow_mut(|line| {
             line.clear();
             if serde_json::to_writer(&mut *line, &Compact::of(at, decision)).is_ok() {
@@ -515,7 +535,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-12-06T21:47:11.123456Z").unwrap().to_utc();
         let full = serde_json::to_string(&AuditRecord { at, decision: decision.clone() }).unwrap();
         let compact = serde_json::to_string(&Compact::of(at, &decision.view())).unwrap();
-        assert!(compact.starts_with(r#"{"at":1796593631123456,"#), "{compact}");
+        assert!(compact.starts_with(r#"{"at":1796593631123456000,"#), "{compact}");
         let back: Compact<'static> = serde_json::from_str(&compact).unwrap();
         assert_eq!(back.expand(), AuditRecord { at, decision: decision.clone() });
         assert!(compact.len() * 10 < full.len() * 6, "compact {} bytes, full {}", compact.len(), full.len());

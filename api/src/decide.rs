@@ -113,7 +113,7 @@ pub struct Exclusion {
 /// what the service writes into its answer and its audit record. Why not a
 /// [`Decision`]: owning its text took an allocation per offer and reason on
 /// every request. It serializes exactly as its owned form
-/// ([`DecisionView::to_owned`]) does, whose schema the answer documents (a
+/// ([`DecisionView::to_decision`]) does, whose schema the answer documents (a
 /// test holds the two to one shape).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionView<'a> {
@@ -150,7 +150,7 @@ pub struct ExclusionView<'a> {
 impl DecisionView<'_> {
     /// The decision owning its text, for what keeps it beyond the plan it
     /// borrows from (a simulation's record, a test).
-    pub fn to_owned(&self) -> Decision {
+    pub fn to_decision(&self) -> Decision {
         Decision {
             customer_id: self.customer_id.to_string(),
             plan_version: self.plan_version.to_string(),
@@ -339,7 +339,7 @@ impl<'a> AsPlanned<'a> {
             by_margin: false,
             consent_known: true,
         };
-        Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask).to_owned())
+        Some(decide(self.plan, &self.supply, &self.burn, &self.outcomes, customer_id, c, &ask).to_decision())
     }
 }
 
@@ -412,9 +412,9 @@ mod tests {
             excluded: vec![ExclusionView { offer_id: "O2", reason: Cow::Borrowed("tier") }, ExclusionView { offer_id: "O3", reason: Cow::Owned("live:rule:r1".into()) }],
             experiments: vec![ArmLabel { experiment_id: "e1".into(), arm: "canary".into() }],
         };
-        let bare = DecisionView { fallback: false, fallback_reason: None, channel: None, offers: Vec::new(), excluded: Vec::new(), experiments: Vec::new(), ..full.clone() };
+        let bare = DecisionView { customer_id: "C2", plan_version: "000003", fallback: false, fallback_reason: None, channel: None, offers: Vec::new(), excluded: Vec::new(), experiments: Vec::new() };
         for view in [full, bare] {
-            let owned = view.to_owned();
+            let owned = view.to_decision();
             assert_eq!(serde_json::to_string(&view).unwrap(), serde_json::to_string(&owned).unwrap());
             assert_eq!(owned.view(), view);
         }

@@ -36,13 +36,13 @@ pub(crate) struct CustomerFacts {
     pub max_offers: Option<u32>,
 }
 
-/// A plan version indexed for serving: read-only once built.
 /// A plan's customers by id. Why foldhash, not std's SipHash: every decision
 /// looks its customer up here, and the ids are the plan's own (a request
 /// only reads the map, so there is nothing for it to flood); the seed is
 /// still random per process.
 pub(crate) type CustomerIx = foldhash::HashMap<Box<str>, u32>;
 
+/// A plan version indexed for serving: read-only once built.
 #[derive(Debug)]
 pub struct PlanIndex {
     pub(crate) version: String,

@@ -498,6 +498,7 @@ pub(crate) fn records_since(sql: &mut dyn Sql, since: &str) -> Result<Vec<(Strin
 pub(crate) fn batch_of(records: &[(String, String)]) -> AuditBatch {
     #[derive(serde::Deserialize)]
     struct When {
+        #[serde(default, with = "crate::audit::served_at::optional")]
         at: Option<DateTime<Utc>>,
     }
     let mut batch = AuditBatch::default();
@@ -548,6 +549,18 @@ pub(crate) fn move_legacy_rows(sql: &mut dyn Sql, replica: &str) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store moving to another database reads each record's time back:
+    /// the numeric form of today's records and the text of older ones (a
+    /// time not read falls back to the earliest, which retention deletes first).
+    #[test]
+    fn a_record_read_back_whole_keeps_its_time_in_either_form() {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T21:47:11.123456789Z").unwrap().to_utc();
+        let numeric = format!(r#"{{"at":{},"customer_id":"C1","v":"000001","o":[]}}"#, at.timestamp_nanos_opt().unwrap());
+        let text = r#"{"at":"2026-12-06T21:47:11.123456789Z","customer_id":"C2","v":"000001","o":[]}"#.to_string();
+        let batch = batch_of(&[("C1".into(), numeric), ("C2".into(), text)]);
+        assert_eq!(batch.lines.iter().map(|l| l.at).collect::<Vec<_>>(), [at.timestamp_micros(); 2]);
+    }
 
     fn batch(records: &[(&str, &str)]) -> AuditBatch {
         let mut b = AuditBatch::default();
