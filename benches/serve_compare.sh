@@ -42,6 +42,9 @@ plan_with() {  # side
   fi
 }
 plan_with before
+# Each run starts from empty live-state databases (see serve_load.sh: the
+# audit of earlier runs would pile up, and be copied to the other side).
+rm -f "$work/store-before-c$n"/live.db* "$work/store-after-c$n"/live.db*
 if [ "${PLAN_EACH:-0}" = 1 ]; then
   plan_with after
 else
