@@ -267,12 +267,18 @@ fn a_replan_starts_warm_from_an_earlier_version() {
     assert!(stdout.contains("plan 000002") && stdout.contains("objective        12.90"), "{stdout}");
     let store_now = PlanStore::open(&store).unwrap();
     assert_eq!(store_now.manifest("000002").unwrap().warm_from.as_deref(), Some("000001"), "the version names where it started");
-    assert_eq!(store_now.manifest("000001").unwrap().warm_from, None);
+    assert_eq!(store_now.manifest("000002").unwrap().replan_of.as_deref(), Some("000001"));
+    assert_eq!((store_now.manifest("000001").unwrap().warm_from, store_now.manifest("000001").unwrap().replan_of), (None, None));
     let refused = plan(&golden("stock_lanes"), &out, &store, &["--solver", "exact", "--warm-from", "000001"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("the exact solver solves from scratch"), "{}", String::from_utf8_lossy(&refused.stderr));
     let unknown = plan(&golden("stock_lanes"), &out, &store, &["--solver", "decomposed", "--warm-from", "000009"]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("000009"), "{}", String::from_utf8_lossy(&unknown.stderr));
     assert_eq!(PlanStore::open(&store).unwrap().ids().unwrap(), vec!["000001", "000002"], "refused re-plans save nothing");
+    // `auto` on a problem this small runs the exact solver, which takes no
+    // warm start: the version is a re-plan of 000001, not warm from it.
+    ok(&plan(&golden("stock_lanes"), &out, &store, &["--warm-from", "000001"]));
+    let auto = PlanStore::open(&store).unwrap().manifest("000003").unwrap();
+    assert_eq!((auto.solver.as_str(), auto.warm_from, auto.replan_of.as_deref()), ("exact", None, Some("000001")));
 }
 
 /// `allot experiment list` and `report` read what the service recorded: a

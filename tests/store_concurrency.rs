@@ -26,7 +26,7 @@ fn store() -> (tempfile::TempDir, PathBuf) {
 /// Saves a version whose only file is `marker` holding `text`.
 fn save(store: &PlanStore, text: &str, during: impl FnOnce(&Path)) -> String {
     let kpis = store.kpis("000001").unwrap();
-    let meta = VersionMeta { kpis: &kpis, scenario: Path::new("/nowhere"), scenario_hash: "0", lineage: &[], warm_from: None };
+    let meta = VersionMeta { kpis: &kpis, scenario: Path::new("/nowhere"), scenario_hash: "0", lineage: &[], warm_from: None, replan_of: None };
     let manifest = store
         .save(&meta, |dir| {
             during(dir);

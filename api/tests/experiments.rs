@@ -384,6 +384,10 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     assert_eq!(plans["active"], active.as_str(), "the re-plan waits for a planner: {plans}");
     let accepts = |id: &str| f.store().kpis(id).unwrap().expected_accepts;
     let replanned = job["plan_id"].as_str().unwrap();
+    // A scenario this small is solved exactly: a re-plan of the served
+    // version, which took no warm start.
+    let m = f.store().manifest(replanned).unwrap();
+    assert_eq!((m.solver.as_str(), m.replan_of.as_deref(), m.warm_from), ("exact", Some(active.as_str()), None));
     assert!(accepts(replanned) > accepts(&active) + 1.0, "the refit expects more acceptances: {} vs {}", accepts(replanned), accepts(&active));
     let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
     assert!(metrics.as_str().unwrap().contains("allot_drift_replans_total 1"));

@@ -936,6 +936,7 @@ async fn a_planning_job_runs_in_the_background_and_can_activate_its_plan() {
     assert_eq!(done["status"], "succeeded", "{done}");
     let replan = f.store().manifest(done["plan_id"].as_str().unwrap()).unwrap();
     assert_eq!(replan.warm_from.as_deref(), Some("000002"));
+    assert_eq!(replan.replan_of.as_deref(), Some("000002"));
     assert_eq!(f.store().manifest("000002").unwrap().warm_from, None, "the exact solver starts cold");
 }
 

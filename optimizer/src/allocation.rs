@@ -152,6 +152,12 @@ pub struct SolveReport {
     /// Dual iterations of an iterative solver (`None` for the exact one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<usize>,
+    /// The plan version whose prices and plan this solve started from (the
+    /// decomposition's warm start); `None` for a cold start, and when `auto`
+    /// ran the exact solver, which takes no warm start. Why here: only the
+    /// solve knows whether the warm start it was given was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_from: Option<String>,
 }
 
 /// A solved plan in the spec's variables.

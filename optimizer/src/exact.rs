@@ -554,6 +554,7 @@ fn solve_model(
         variables,
         constraints,
         iterations: None,
+        warm_from: None,
     };
     Ok(Allocation { x, flows, unmet, offer_open, prices, report })
 }

@@ -234,6 +234,7 @@ pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol
         variables: 0,
         constraints: 0,
         iterations: None,
+        warm_from: None,
     };
     let alloc = Allocation {
         x,

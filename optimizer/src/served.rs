@@ -894,7 +894,7 @@ mod tests {
             unmet: Vec::new(),
             offer_open: vec![true],
             prices: ShadowPrices { contact_cap: vec![0.0; problem.customers.len()], redemptions: vec![0.0], delivery: vec![0.0], lane_capacity: vec![0.0; problem.lanes.len()], ..ShadowPrices::default() },
-            report: SolveReport { solver: "test".into(), status: SolveStatus::Optimal, objective, bound: objective, gap: 0.0, objective_without_offers: 0.0, offers_gap: 0.0, build_seconds: 0.0, solve_seconds: 0.0, variables: 0, constraints: 0, iterations: None },
+            report: SolveReport { solver: "test".into(), status: SolveStatus::Optimal, objective, bound: objective, gap: 0.0, objective_without_offers: 0.0, offers_gap: 0.0, build_seconds: 0.0, solve_seconds: 0.0, variables: 0, constraints: 0, iterations: None, warm_from: None },
         }
     }
 

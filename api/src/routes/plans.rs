@@ -131,7 +131,8 @@ pub fn replan_on_drift(state: &AppState) -> Option<PlanJob> {
     };
     // Once per served version across restarts and replicas too: a version
     // already re-planned warm from it (by drift or a planner) is in the store.
-    if state.store.list().is_ok_and(|list| list.iter().any(|m| m.warm_from.as_deref() == Some(version.as_str()))) {
+    // (Versions saved before `replan_of` name it in `warm_from`.)
+    if state.store.list().is_ok_and(|list| list.iter().any(|m| m.replan_of.as_deref().or(m.warm_from.as_deref()) == Some(version.as_str()))) {
         return None;
     }
     match scenario_dir(&state.config, &scenario) {

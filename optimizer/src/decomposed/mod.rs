@@ -506,7 +506,8 @@ fn solve_driver(
     let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
-    let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds };
+    let warm_from = opts.warm.as_ref().and_then(|w| w.source.as_deref());
+    let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds, warm_from };
     // A warm re-plan: the earlier plan's exposures seed the kept plan, which,
     // scaled to the changed limits, is the plan when the earlier prices
     // certify it within the earlier plan's gap (or the target). Else, when
@@ -774,6 +775,8 @@ struct Run<'a> {
     started: Instant,
     without: f64,
     build_seconds: f64,
+    /// The version a warm start came from, for the report.
+    warm_from: Option<&'a str>,
 }
 
 /// After the first phase: for a MIP, the branch over the custom offers'
@@ -1130,7 +1133,7 @@ fn choices_of(n: usize, k: usize, most: usize) -> Option<Vec<Vec<usize>>> {
 
 /// The plan gathered from the customers' side at the last phase's prices.
 fn gather(run: &Run, side: &mut dyn CustomerSide, ctx_final: &Context, phase: Phase, offer_open: Vec<bool>, iterations: usize) -> Result<Allocation, DecomposedError> {
-    let Run { problem, cands, attrs, started, without, build_seconds, .. } = *run;
+    let Run { problem, cands, attrs, started, without, build_seconds, warm_from, .. } = *run;
     let Finished { x, cap_price: contact_cap, row_price: customer_rows } = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
     let prices = ShadowPrices { customer_rows, ..shadow_prices(&ctx_final, &phase.nu, contact_cap) };
     let Phase { plan, best_bound, status, .. } = phase;
@@ -1154,6 +1157,7 @@ fn gather(run: &Run, side: &mut dyn CustomerSide, ctx_final: &Context, phase: Ph
             variables: cands.len() + ctx_final.layout.arcs.len() + ctx_final.layout.balance.rows.len(),
             constraints: ctx_final.layout.total() + problem.customers.len(),
             iterations: Some(iterations),
+            warm_from: warm_from.map(str::to_string),
         },
     };
     let objective = crate::feasibility::objective(problem, cands, &allocation);

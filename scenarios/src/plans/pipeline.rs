@@ -35,8 +35,10 @@ pub trait PlanSolver: Sync {
     /// Solves `problem`: its candidates, the allocation, and the plan derived from it.
     fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>>;
 
-    /// The plan version a warm start came from, recorded in the new version's manifest.
-    fn warm_from(&self) -> Option<&str> {
+    /// The plan version this run re-plans (the warm start it was given,
+    /// whether or not the solver that ran used it), recorded in the new
+    /// version's manifest.
+    fn replan_of(&self) -> Option<&str> {
         None
     }
 }
@@ -46,7 +48,7 @@ impl PlanSolver for SolverChoice {
         Ok(allot_optimizer::plan(problem, self)?)
     }
 
-    fn warm_from(&self) -> Option<&str> {
+    fn replan_of(&self) -> Option<&str> {
         self.warm_source()
     }
 }
@@ -115,6 +117,7 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     }
     let check_seconds = t.elapsed().as_secs_f64();
     let kpis = Kpis { load_seconds, ..plan.kpis.clone() };
+    let warm_from = alloc.report.warm_from.clone();
     // Where the time between loading and writing goes (issue 17, item 6):
     // the solver's own build and solve, the rest of its call (candidates,
     // plan derivation) and the served-plan check.
@@ -146,7 +149,7 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
         }
         None => None,
     };
-    let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: solver.warm_from() };
+    let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: warm_from.as_deref(), replan_of: solver.replan_of() };
     let manifest = store.save(&meta, |staging| {
         // The outputs just written, when in the version's format, are its files.
         match (out, &written) {

@@ -103,9 +103,17 @@ pub struct Manifest {
     /// first (base + perturbations); empty for a plain scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
-    /// For a warm re-plan: the version whose prices (and open offers) it started from.
+    /// For a warm re-plan: the version whose prices (and open offers) it
+    /// started from. Absent when the solver that ran took no warm start
+    /// (`auto` choosing the exact solver), even for a re-plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_from: Option<String>,
+    /// For a re-plan of an earlier version of the same scenario (`allot plan
+    /// --warm-from`, a planning job of the service): that version, whether or
+    /// not its warm start was used. Why apart from `warm_from`: the service
+    /// re-plans a served version once, and knows it has by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replan_of: Option<String>,
     /// Solver name.
     pub solver: String,
     /// Solve status.
@@ -155,8 +163,10 @@ pub struct VersionMeta<'a> {
     pub scenario_hash: &'a str,
     /// For a what-if variant: the `scenario.toml` chain from its root (else empty).
     pub lineage: &'a [String],
-    /// The version a warm re-plan started from.
+    /// The version a warm re-plan started from (the solve's own report).
     pub warm_from: Option<&'a str>,
+    /// The version this run re-plans.
+    pub replan_of: Option<&'a str>,
 }
 
 impl PlanStore {
@@ -224,6 +234,7 @@ impl PlanStore {
             scenario_hash: meta.scenario_hash.to_string(),
             lineage: meta.lineage.to_vec(),
             warm_from: meta.warm_from.map(str::to_string),
+            replan_of: meta.replan_of.map(str::to_string),
             solver: k.solver.clone(),
             status: k.status.clone(),
             objective: k.objective,
