@@ -198,4 +198,8 @@ impl allot_scenarios::PlanSolver for RayOptions {
     fn solve(&self, problem: &Problem) -> Result<(Candidates, Allocation, Plan), Box<dyn std::error::Error + Send + Sync>> {
         Ok(plan(problem, self)?)
     }
+
+    fn replan_of(&self) -> Option<&str> {
+        self.decomposed.warm.as_ref().and_then(|w| w.source.as_deref())
+    }
 }

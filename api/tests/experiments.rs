@@ -337,7 +337,7 @@ async fn the_report_is_recomputed_from_raw_decisions_and_outcomes() {
 async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     let mut f = Fixture::new(true, DEFAULT_MAX_PLAN_AGE);
     let policy = allot_api::drift::DriftPolicy { z: 4.0, min_shown: 100.0, replan: Some(allot_api::drift::AfterReplan::Wait), ..Default::default() };
-    (f.app, f.state) = Fixture::start_with_drift(f.dir.path(), DEFAULT_MAX_PLAN_AGE, policy);
+    (f.app, f.state) = Fixture::start_with_drift(f.dir.path(), DEFAULT_MAX_PLAN_AGE, policy.clone());
     let active = f.offers("g1").await["plan_version"].as_str().unwrap().to_string();
     let warnings = |ready: &Value| ready.get("warnings").and_then(Value::as_array).map_or(0, Vec::len);
     let (mut shown, mut n) = (0, 0);
@@ -391,9 +391,9 @@ async fn a_30_percent_rise_in_acceptance_is_signalled_and_starts_one_replan() {
     assert!(accepts(replanned) > accepts(&active) + 1.0, "the refit expects more acceptances: {} vs {}", accepts(replanned), accepts(&active));
     let (_, metrics) = f.call("GET", "/metrics", Some(PLANNER), None).await;
     assert!(metrics.as_str().unwrap().contains("allot_drift_replans_total 1"));
-    // A restart folds the outcomes again: the signal is still there, and the
-    // re-plan already in the store is not started again.
-    f.restart();
+    // A restart (with the same policy) folds the outcomes again: the signal
+    // is still there, and the re-plan already in the store is not started again.
+    (f.app, f.state) = Fixture::start_with_drift(f.dir.path(), DEFAULT_MAX_PLAN_AGE, policy);
     let (_, ready) = f.get("/readyz", DECISION).await;
     assert_eq!(warnings(&ready), 1, "{ready}");
     assert!(allot_api::routes::plans::replan_on_drift(&f.state).is_none(), "re-planned before the restart");

@@ -167,6 +167,7 @@ fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidat
     r.build_seconds += d.build_seconds;
     r.solve_seconds += d.solve_seconds;
     r.iterations = d.iterations;
+    r.warm_from = d.warm_from.clone();
     fixed
 }
 
