@@ -200,6 +200,6 @@ impl allot_scenarios::PlanSolver for RayOptions {
     }
 
     fn replan_of(&self) -> Option<&str> {
-        self.decomposed.warm.as_ref().and_then(|w| w.source.as_deref())
+        self.decomposed.warm_source()
     }
 }

@@ -84,7 +84,7 @@ impl SolverChoice {
     /// The plan version a warm start was read from, when this choice carries one.
     pub fn warm_source(&self) -> Option<&str> {
         match self {
-            SolverChoice::Decomposed(d) | SolverChoice::Auto(_, d) => d.warm.as_ref().and_then(|w| w.source.as_deref()),
+            SolverChoice::Decomposed(d) | SolverChoice::Auto(_, d) => d.warm_source(),
             SolverChoice::Exact(_) => None,
         }
     }

@@ -149,6 +149,13 @@ impl Default for DecomposedOptions {
     }
 }
 
+impl DecomposedOptions {
+    /// The plan version the warm start came from (none for a cold start).
+    pub fn warm_source(&self) -> Option<&str> {
+        self.warm.as_ref().and_then(|w| w.source.as_deref())
+    }
+}
+
 /// Splits the customers into `n` partitions by `partition_of(customer)` (for
 /// workers that each hold one; see [`customers::PartitionWorker`]).
 pub fn partitions(problem: &Problem, cands: &Candidates, n: usize, partition_of: impl Fn(usize) -> usize) -> Vec<OwnedPartition> {
@@ -506,7 +513,7 @@ fn solve_driver(
     let mode = if mip { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
     let ctx = Context::new(problem, network, cands, attrs, mode, vec![false; n_o], extra);
     let build_seconds = started.elapsed().as_secs_f64();
-    let warm_from = opts.warm.as_ref().and_then(|w| w.source.as_deref());
+    let warm_from = opts.warm_source();
     let run = Run { problem, network, cands, attrs, extra, started, without, build_seconds, warm_from };
     // A warm re-plan: the earlier plan's exposures seed the kept plan, which,
     // scaled to the changed limits, is the plan when the earlier prices
