@@ -629,6 +629,38 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
     }
 }
 
+/// A warm re-plan whose earlier plan, scaled to the changed limits, is far
+/// from certifying at the earlier prices (a receipt of as many units as the
+/// warehouse holds of the stock row the earlier plan prices highest) lets
+/// that plan go: from the samples' prices it is the cold re-plan, the same
+/// plan and bound. Kept, the earlier plan was a third response in every
+/// repair's hull LPs, and at 1M customers the re-plan took 1.13-1.41 times
+/// the cold one.
+#[test]
+fn a_warm_replan_far_from_its_earlier_plan_is_the_cold_one() {
+    use allot_optimizer::decomposed::{KeyedExposures, WarmStart};
+    use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
+    let before = scenario(7, lp);
+    let network = Network::new(&before);
+    let cands = Candidates::build(&before, &network);
+    let options = DecomposedOptions::default();
+    let earlier = solve(&before, &network, &cands, &SolverChoice::Decomposed(options.clone())).expect("solves");
+    let scope = Scope::new(&before, &network, &cands, CustomLimitMode::Off);
+    let layout = Layout::new(&scope, no_extra(&scope));
+    let warm = WarmStart::of(&before, &layout, &earlier).with_exposures(KeyedExposures::of(&before, &cands, &earlier.x));
+    let (&(warehouse, sku, _), _) = earlier.prices.stock.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).expect("a stock row");
+    let mut after = before.clone();
+    let point = after.stock.iter_mut().find(|s| s.warehouse == warehouse && s.sku == sku).expect("the priced stock point");
+    point.on_hand *= 2.0;
+    let network = Network::new(&after);
+    let cands = Candidates::build(&after, &network);
+    let cold = solve(&after, &network, &cands, &SolverChoice::Decomposed(options.clone())).expect("cold re-plan");
+    let warmed = solve(&after, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions { warm: Some(std::sync::Arc::new(warm)), ..options })).expect("warm re-plan");
+    assert_eq!(check_allocation(&after, &cands, &warmed, TOL), vec![], "warm plan feasible");
+    let (w, c) = (&warmed.report, &cold.report);
+    assert_eq!((w.objective, w.bound), (c.objective, c.bound), "warm {w:?}\ncold {c:?}");
+}
+
 /// A re-plan of an unchanged scenario (a scheduled re-plan with nothing new)
 /// gives back the earlier plan itself, certified at the earlier prices
 /// without an iteration of the ascent's repair: the exposures the decision
