@@ -619,6 +619,7 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
         let (w, c) = (warmed.report.iterations.unwrap(), cold.report.iterations.unwrap());
         if matched {
             assert!(warm.offers_gap > target, "the earlier plan stopped short of the target (else this tests nothing): {:.2e}", warm.offers_gap);
+            assert!(cold.report.offers_gap <= target, "the cold re-plan reaches the target (its last escalation is the whole problem): {:.2e}", cold.report.offers_gap);
             assert!(w <= 2 && w < c, "warm {w} iterations, cold {c}");
             assert!(warmed.report.offers_gap <= warm.offers_gap, "warm certifies {:.2e}, the earlier plan {:.2e}", warmed.report.offers_gap, warm.offers_gap);
             assert_eq!(warmed.report.status, SolveStatus::MatchedEarlierPlan);

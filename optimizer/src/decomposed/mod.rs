@@ -34,7 +34,8 @@
 //!   of iterations on the same scenarios. A window that ends short of the
 //!   target without lowering the bound **escalates** to a sample four times
 //!   larger (up to 32,000 customers, under half of them; then once a second
-//!   sample of that size, averaged with it; [`sample::Escalation`]) and restarts the ascent from its prices when they
+//!   sample of that size, averaged with it; last, once, the whole problem
+//!   when it has at most 32,000 customers; [`sample::Escalation`]) and restarts the ascent from its prices when they
 //!   certify a lower bound: the ascent hardly moves the zone-balance prices
 //!   (their preconditioner counts every arc into the zone), and that is where
 //!   a small sample's prices are off.
@@ -75,7 +76,8 @@
 //!   ([`earlier_plan_certified`]); then, when that came near, an iteration
 //!   and a repair at those prices, whose hull mixes the earlier plan with
 //!   the new responses and starts from it; else the prices compete with the
-//!   samples' as a cold start's do.
+//!   samples' (and their mean) as a cold start's do, and the earlier plan is
+//!   let go.
 //! * **The custom-offer limit** (the MIP) is a branch over the choices of open
 //!   custom offers ([`branch_on_custom_offers`]): the relaxation (the limit
 //!   dualized through `sum_o sum_c x[c,o] / n[o] <= K`, solved to a looser
@@ -520,8 +522,9 @@ fn solve_driver(
     // certify it within the earlier plan's gap (or the target). Else, when
     // it came near ([`NEAR_EARLIER_PLAN`]), one iteration and a repair at the
     // earlier prices, and that plan when it certifies; otherwise the ascent
-    // goes on from the better start of those prices and a sample's (as a
-    // cold start), keeping the bound it found.
+    // goes on from the best start of those prices, the samples' and their
+    // mean (as a cold start), keeping the bound it found; far from the
+    // earlier plan, that plan is let go.
     let mut warm_tried: Option<Phase> = None;
     let mut warm_prices: Option<Vec<f64>> = None;
     let requested_gap = opts.gap;
@@ -593,12 +596,18 @@ fn solve_driver(
             // The earlier prices are far from the changed problem's: they
             // compete with the samples' (and their mean) as a start, no
             // iteration of their own, and the earlier plan is let go: the
-            // run is then the cold one unless those prices bound lower. Why
-            // let go: kept, it was a third response in every hull LP, and
-            // after a receipt as large as the stock of the row priced
-            // highest (1M customers) the first repair took 5.2 s where the
-            // cold run's took 3.2 s, for a worse plan; the re-plan took
-            // 1.13-1.41 times the cold one.
+            // run then takes the cold one's path unless those prices bound
+            // lower (it still stops at the earlier plan's gap when that is
+            // looser than the target). Why let go: kept, it was a third
+            // response in every hull LP, and after a receipt as large as
+            // the stock of the row priced highest (1M customers) the first
+            // repair took 5.2 s where the cold run's took 3.2 s, for a
+            // worse plan; the re-plan took 1.30-1.38 times the cold one.
+            // (Let go alone, without the samples' mean as a start, the
+            // first plan was worse still.) A MIP comes here only when its
+            // earlier choice of open offers no longer keeps the limit (or
+            // there was none): the seeded plan, which may break the limit,
+            // is then not mixed into the relaxation's repairs either.
             keep(side, Mix::default())?;
             warm_prices = Some(nu);
         } else {

@@ -235,7 +235,8 @@ fn in_full_units(mut prices: ShadowPrices, share: f64) -> ShadowPrices {
 ///
 /// Once no larger sample is allowed, one more sample of the last size, disjoint
 /// from it, is solved and the two samples' prices are averaged (as the first
-/// samples are above [`CUSTOMERS_PER_SAMPLE`]).
+/// samples are above [`CUSTOMERS_PER_SAMPLE`]); last, once, the whole problem
+/// when it has at most [`MAX_ESCALATED_CUSTOMERS`] customers.
 #[derive(Debug, Clone)]
 pub struct Escalation {
     /// The last sample's size (the first is [`SAMPLE_CUSTOMERS`]).
