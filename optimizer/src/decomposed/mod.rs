@@ -602,7 +602,8 @@ fn solve_driver(
             // response in every hull LP, and after a receipt as large as
             // the stock of the row priced highest (1M customers) the first
             // repair took 5.2 s where the cold run's took 3.2 s, for a
-            // worse plan; the re-plan took 1.30-1.38 times the cold one.
+            // worse plan; the re-plan took 1.08-1.38 times the cold one
+            // (1.03-1.19 since).
             // (Let go alone, without the samples' mean as a start, the
             // first plan was worse still.) A MIP comes here only when its
             // earlier choice of open offers no longer keeps the limit (or
