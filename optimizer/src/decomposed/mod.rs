@@ -595,20 +595,19 @@ fn solve_driver(
         if !near {
             // The earlier prices are far from the changed problem's: they
             // compete with the samples' (and their mean) as a start, no
-            // iteration of their own, and the earlier plan is let go: the
-            // run then takes the cold one's path unless those prices bound
-            // lower (it still stops at the earlier plan's gap when that is
-            // looser than the target). Why let go: kept, it was a third
-            // response in every hull LP, and after a receipt as large as
-            // the stock of the row priced highest (1M customers) the first
-            // repair took 5.2 s where the cold run's took 3.2 s, for a
-            // worse plan; the re-plan took 1.08-1.38 times the cold one
-            // (1.03-1.19 since).
-            // (Let go alone, without the samples' mean as a start, the
-            // first plan was worse still.) A MIP comes here only when its
-            // earlier choice of open offers no longer keeps the limit (or
-            // there was none): the seeded plan, which may break the limit,
-            // is then not mixed into the relaxation's repairs either.
+            // iteration of their own, and the earlier plan is let go, so the
+            // run takes the cold one's path unless those prices bound lower
+            // (it still stops at the earlier plan's gap when that is looser
+            // than the target). Why let go: kept, it was a third response in
+            // every hull LP; after a receipt as large as the stock of the row
+            // priced highest (1M customers) the first repair took 5.2 s where
+            // the cold run's took 3.2 s, for a worse plan, and the re-plan
+            // 1.08-1.38 times the cold one (1.03-1.19 since; let go without
+            // the mean as a start, the first plan was worse still). A MIP
+            // comes here only when its earlier choice of open offers no
+            // longer keeps the limit (or there was none): the seeded plan,
+            // which may break the limit, then stays out of the relaxation's
+            // repairs too.
             keep(side, Mix::default())?;
             warm_prices = Some(nu);
         } else {
@@ -632,10 +631,7 @@ fn solve_driver(
     // The starts: the earlier plan's prices (after their iteration, when
     // they had one) on a warm re-plan, the samples' mean when there are
     // several, then each sample's.
-    let mut starts: Vec<Vec<f64>> = warm_prices.iter().cloned().collect();
-    starts.extend(mean_of_several(&samples));
-    starts.extend(samples.iter().cloned());
-    let warm = lowest_bound_start(&ctx, side, starts)?;
+    let warm = lowest_bound_start(&ctx, side, starts_with_samples(warm_prices, &samples))?;
     let start_epsilon = if warm.is_some() { EPSILON_WARM } else { EPSILON_START };
     if opts.verbose {
         eprintln!("decomposed: warm start from {} samples at {:.2}s", samples.len(), started.elapsed().as_secs_f64());
@@ -759,6 +755,13 @@ fn mean_of_several(samples: &[Vec<f64>]) -> Option<Vec<f64>> {
         }
     }
     Some(mean)
+}
+
+/// The starts an ascent chooses from: `first` (prices carried from an
+/// earlier plan or phase), the samples' mean when there are several, then
+/// each sample's.
+fn starts_with_samples(first: Option<Vec<f64>>, samples: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    first.into_iter().chain(mean_of_several(samples)).chain(samples.iter().cloned()).collect()
 }
 
 /// Of several starts, the one with the lowest dual bound (the certificate
@@ -953,10 +956,7 @@ fn restricted_phase<'a>(
     let (start, mut escalation) = if samples {
         let sampled: Vec<Vec<f64>> = sample::sample_prices(run.problem, &ctx.closed).iter().map(|p| ctx.multipliers_from(p)).collect();
         let escalation = if sampled.is_empty() { sample::Escalation::none() } else { sample::Escalation::new(run.problem.customers.len()) };
-        let mut starts = vec![carried];
-        starts.extend(mean_of_several(&sampled));
-        starts.extend(sampled);
-        (lowest_bound_start(&ctx, side, starts)?, escalation)
+        (lowest_bound_start(&ctx, side, starts_with_samples(Some(carried), &sampled))?, escalation)
     } else {
         (Some(carried), sample::Escalation::none())
     };
