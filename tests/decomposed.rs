@@ -222,6 +222,31 @@ fn escalates_to_the_whole_problem_where_no_sample_fits() {
     assert_reaches_the_target(&problem);
 }
 
+/// An escalated sample solved ahead of the ask (as large runs do from
+/// their first repair) gives the prices the escalation computes when asked:
+/// a run's path does not depend on when that thread finishes.
+#[test]
+fn a_sample_solved_ahead_has_the_prices_solved_when_asked() {
+    use allot_optimizer::decomposed::sample::Escalation;
+    let spec = GenerateSpec { customers: 20_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 4, ..GenerateSpec::default() };
+    let problem = generated_lp(spec);
+    let n = problem.customers.len();
+    let (asked, asked_prices) = Escalation::new(n).next(&problem, &[]).expect("a sample of 9,999 customers solves");
+    assert!(!asked.solved_ahead);
+    let mut escalation = Escalation::new(n);
+    escalation.solve_ahead(&problem, &[]);
+    let (ahead, ahead_prices) = escalation.next(&problem, &[]).expect("solved ahead");
+    assert!(ahead.solved_ahead, "taken from the thread");
+    assert_eq!((ahead.customers, ahead.repeat), (asked.customers, asked.repeat));
+    assert_eq!(ahead_prices, asked_prices);
+    // Drawn with other offers closed, the sample is another LP: solved when asked.
+    let mut escalation = Escalation::new(n);
+    escalation.solve_ahead(&problem, &[]);
+    let closed = vec![true; problem.offers.len()];
+    let (other, _) = escalation.next(&problem, &closed).expect("solves");
+    assert!(!other.solved_ahead);
+}
+
 /// Tight stock: most offers compete for SKUs whose stock binds.
 #[test]
 fn reaches_the_target_with_tight_stock() {

@@ -43,11 +43,13 @@ pub struct ExactOptions {
     /// (the served plan's search, [`solve_pinned`]): on a large model the
     /// subset can take far longer than the solve.
     pub explain_infeasible: bool,
+    /// Once set, the solve stops and fails ([`lp_backend::Settings::interrupt`]).
+    pub cancel: Option<lp_backend::Interrupt>,
 }
 
 impl Default for ExactOptions {
     fn default() -> Self {
-        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false, highs_options: Vec::new(), explain_infeasible: true }
+        ExactOptions { threads: None, time_limit: None, mip_rel_gap: 1e-6, verbose: false, highs_options: Vec::new(), explain_infeasible: true, cancel: None }
     }
 }
 
@@ -280,6 +282,7 @@ fn run_highs(
         verbose: opts.verbose,
         options: &opts.highs_options,
         explain_infeasible: opts.explain_infeasible,
+        interrupt: opts.cancel.as_ref(),
         ..Settings::default()
     };
     match lp_backend::run(model, maps.variables, maps.rows.len(), &settings) {

@@ -2,6 +2,8 @@
 //! solution, shared by the exact solver, the decomposition's repair LP and the
 //! pick-plan MIP. Models are built with good_lp; this module runs them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use good_lp::solvers::highs::HighsProblem;
@@ -30,6 +32,9 @@ pub enum SolveError {
     /// HiGHS reported an error.
     #[error("HiGHS failed: {0}")]
     Highs(String),
+    /// Given up by [`Settings::interrupt`].
+    #[error("the solve was given up")]
+    Interrupted,
 }
 
 /// How to run one model.
@@ -72,11 +77,71 @@ pub struct Settings<'a> {
     /// LP per constraint of a first, elastic subset: only where an error
     /// message is the product, not in the repair loop).
     pub explain_infeasible: bool,
+    /// Once set (from any thread), HiGHS's simplex stops at its next
+    /// iteration and the run ends with an error. Why: a solve started ahead
+    /// of need (the decomposition's next escalated sample) is given up when
+    /// the run ends without it, rather than holding a core for seconds.
+    pub interrupt: Option<&'a Interrupt>,
+}
+
+/// A flag that stops HiGHS runs from another thread ([`Settings::interrupt`]);
+/// clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Stops every run given this flag (or a clone), now or later.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for Interrupt {
+    /// The same flag, not the same state.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// HiGHS's simplex callback for [`Settings::interrupt`]: asks HiGHS to stop
+/// once the flag `user_data` points to is set.
+unsafe extern "C" fn interrupt_when_set(
+    _callback_type: std::os::raw::c_int,
+    _message: *const std::os::raw::c_char,
+    _data_out: *const highs_sys::HighsCallbackDataOut,
+    data_in: *mut highs_sys::HighsCallbackDataIn,
+    user_data: *mut std::os::raw::c_void,
+) {
+    // SAFETY: `user_data` is the flag of `Settings::interrupt`, which
+    // outlives the run that installed this callback; `data_in` is
+    // HiGHS's own (null-checked).
+    unsafe {
+        let stop = &*(user_data as *const AtomicBool);
+        if !data_in.is_null() && stop.load(Ordering::Relaxed) {
+            (*data_in).user_interrupt = 1;
+        }
+    }
+}
+
+/// Installs [`interrupt_when_set`] on `model` for `stop`.
+fn stop_when_set(model: &mut highs::Model, stop: &Interrupt) -> Result<(), SolveError> {
+    let data = Arc::as_ptr(&stop.0) as *mut std::os::raw::c_void;
+    // SAFETY: a live Highs instance owned by `model`; `stop` outlives every
+    // solve of it (`Settings::interrupt`'s lifetime), and the callback only reads it.
+    let installed = unsafe {
+        highs_sys::Highs_setCallback(model.as_mut_ptr(), Some(interrupt_when_set), data) != highs_sys::kHighsStatusError
+            && highs_sys::Highs_startCallback(model.as_mut_ptr(), highs_sys::kHighsCallbackSimplexInterrupt) != highs_sys::kHighsStatusError
+    };
+    if installed {
+        Ok(())
+    } else {
+        Err(SolveError::Highs("HiGHS refused the interrupt callback".into()))
+    }
 }
 
 /// Whether a first run that ended with `status` is run again with
 /// [`Settings::retry`]: not after an answer (optimal, infeasible, unbounded)
-/// nor when the time limit stopped it.
+/// nor when the time limit or [`Settings::interrupt`] stopped it.
 fn retried(status: HighsModelStatus) -> bool {
     !matches!(
         status,
@@ -85,6 +150,7 @@ fn retried(status: HighsModelStatus) -> bool {
             | HighsModelStatus::Unbounded
             | HighsModelStatus::UnboundedOrInfeasible
             | HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ReachedInterrupt
             | HighsModelStatus::ModelEmpty
     )
 }
@@ -277,6 +343,9 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     for (key, value) in settings.options {
         set_any(&mut model, key, value)?;
     }
+    if let Some(stop) = settings.interrupt {
+        stop_when_set(&mut model, stop)?;
+    }
     if columns == 0 {
         // Nothing to decide: the optimum is 0 and every row is slack.
         return Ok(Solved { status: SolveStatus::Optimal, objective: 0.0, bound: 0.0, columns: Vec::new(), row_duals: vec![0.0; rows], seconds: 0.0, simplex_iterations: 0 });
@@ -306,6 +375,7 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
             return Err(SolveError::Infeasible(settings.explain_infeasible.then(|| iis(&mut solved, columns, rows, settings.time_limit)).flatten()));
         }
         HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => return Err(SolveError::Unbounded),
+        HighsModelStatus::ReachedInterrupt => return Err(SolveError::Interrupted),
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
         other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
     };
@@ -414,6 +484,18 @@ mod tests {
 
     fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().copied().map(option).collect()
+    }
+
+    #[test]
+    fn a_set_interrupt_gives_the_run_up_and_an_unset_one_does_not() {
+        // Without presolve, which alone would solve this model.
+        let no_presolve = options(&[("presolve", "off")]);
+        let stop = Interrupt::default();
+        let solved = run(three_of_twenty(), 20, 1, &Settings { options: &no_presolve, interrupt: Some(&stop), ..Settings::default() }).expect("solved");
+        assert!((solved.objective - 57.0).abs() < 1e-9, "objective {}", solved.objective);
+        stop.clone().set();
+        let given_up = run(three_of_twenty(), 20, 1, &Settings { options: &no_presolve, interrupt: Some(&stop), retry: &options(&[("simplex_strategy", "4")]), ..Settings::default() });
+        assert!(matches!(given_up, Err(SolveError::Interrupted)), "{given_up:?}");
     }
 
     #[test]

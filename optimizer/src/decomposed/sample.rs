@@ -11,7 +11,7 @@
 
 use crate::candidates::{Candidates, Network};
 use crate::exact::{self, ExactOptions, SolveError};
-use crate::lp_backend;
+use crate::lp_backend::{self, Interrupt};
 use crate::model::{CustomerIx, Customers, Problem};
 use crate::allocation::ShadowPrices;
 
@@ -178,24 +178,29 @@ fn samples_from(problem: &Problem, closed: &[bool], first: usize) -> Vec<ShadowP
 /// cold solve, and the tests' warm re-plans certify from them.
 fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool]) -> Option<ShadowPrices> {
     let sample = sample_problem(problem, size, phase, closed)?;
-    let share = sample.customers.len() as f64 / problem.customers.len() as f64;
-    let network = Network::new(&sample);
-    let cands = Candidates::build(&sample, &network);
+    prices_of_sampled(&sample, size, sample.customers.len() as f64 / problem.customers.len() as f64, None)
+}
+
+/// [`prices_of_sample`] of a sample already drawn (`share` of the
+/// problem's customers); `stop` gives the solve up (then `None`).
+fn prices_of_sampled(sample: &Problem, size: usize, share: f64, stop: Option<&Interrupt>) -> Option<ShadowPrices> {
+    let network = Network::new(sample);
+    let cands = Candidates::build(sample, &network);
     // HiGHS's thread count is left alone: it is a process-wide scheduler, and
     // asking for a different count after its first use makes the solve fail.
     // An infeasible sample is only dropped: no infeasible subset is asked for.
-    let scaled = ExactOptions { explain_infeasible: false, ..ExactOptions::default() };
+    let scaled = ExactOptions { explain_infeasible: false, cancel: stop.cloned(), ..ExactOptions::default() };
     let prices = 'solved: {
         if size > SAMPLE_CUSTOMERS {
             let unscaled = ExactOptions { highs_options: vec![lp_backend::option(lp_backend::UNSCALED)], ..scaled.clone() };
-            match exact::prices(&sample, &network, &cands, &unscaled) {
+            match exact::prices(sample, &network, &cands, &unscaled) {
                 Ok(prices) => break 'solved prices,
-                // An answer that scaling does not change.
-                Err(SolveError::Contradiction(_) | SolveError::Infeasible(_) | SolveError::Unbounded) => return None,
+                // An answer that scaling does not change, or the solve given up.
+                Err(SolveError::Contradiction(_) | SolveError::Infeasible(_) | SolveError::Unbounded | SolveError::Interrupted) => return None,
                 Err(_) => {}
             }
         }
-        exact::prices(&sample, &network, &cands, &scaled).ok()?
+        exact::prices(sample, &network, &cands, &scaled).ok()?
     };
     Some(in_full_units(prices, share))
 }
@@ -237,13 +242,35 @@ fn in_full_units(mut prices: ShadowPrices, share: f64) -> ShadowPrices {
 /// from it, is solved and the two samples' prices are averaged (as the first
 /// samples are above [`CUSTOMERS_PER_SAMPLE`]); last, once, the whole problem
 /// when it has at most [`MAX_ESCALATED_CUSTOMERS`] customers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Escalation {
     /// The last sample's size (the first is [`SAMPLE_CUSTOMERS`]).
     size: usize,
     customers: usize,
     /// Whether the second sample of the largest size was solved.
     repeated: bool,
+    /// The next sample, solving on a thread of its own ([`Escalation::solve_ahead`]).
+    ahead: Option<Ahead>,
+}
+
+/// A sample solving ahead of the ascent's need, and how to give it up.
+#[derive(Debug)]
+struct Ahead {
+    sample: EscalatedSample,
+    /// The offers closed when it was drawn ([`sample_problem`]).
+    closed: Vec<bool>,
+    stop: Interrupt,
+    solving: std::thread::JoinHandle<Option<ShadowPrices>>,
+}
+
+impl Drop for Escalation {
+    /// A sample solving ahead that no one will ask for stops (its thread
+    /// ends at HiGHS's next simplex iteration).
+    fn drop(&mut self) {
+        if let Some(ahead) = self.ahead.take() {
+            ahead.stop.set();
+        }
+    }
 }
 
 /// One escalation's sample.
@@ -254,18 +281,20 @@ pub struct EscalatedSample {
     pub repeat: bool,
     /// Where in each stride its customers are taken (see [`sample_problem`]).
     phase: f64,
+    /// Whether its prices were solved ahead of the ask ([`Escalation::solve_ahead`]).
+    pub solved_ahead: bool,
 }
 
 impl Escalation {
     /// Escalation from the first sample of a problem of `customers` customers.
     pub fn new(customers: usize) -> Self {
-        Escalation { size: SAMPLE_CUSTOMERS, customers, repeated: false }
+        Escalation { size: SAMPLE_CUSTOMERS, customers, repeated: false, ahead: None }
     }
 
     /// No escalation (a warm re-plan's first iteration, or a problem whose
     /// first samples did not solve).
     pub fn none() -> Self {
-        Escalation { size: usize::MAX, customers: 0, repeated: true }
+        Escalation { size: usize::MAX, customers: 0, repeated: true, ahead: None }
     }
 
     /// The next sample: [`ESCALATION_FACTOR`] times the last, at most
@@ -289,12 +318,12 @@ impl Escalation {
         let size = self.size.saturating_mul(ESCALATION_FACTOR).min(MAX_ESCALATED_CUSTOMERS).min(self.customers.saturating_sub(1) / 2);
         if size >= self.size.saturating_mul(2) {
             // Offset from the first samples' customers (which start at phase 0).
-            return Some(EscalatedSample { customers: size, repeat: false, phase: 0.5 });
+            return Some(EscalatedSample { customers: size, repeat: false, phase: 0.5, solved_ahead: false });
         }
         if self.size > SAMPLE_CUSTOMERS && !self.repeated {
-            return Some(EscalatedSample { customers: self.size, repeat: true, phase: 0.0 });
+            return Some(EscalatedSample { customers: self.size, repeat: true, phase: 0.0, solved_ahead: false });
         }
-        (self.customers <= MAX_ESCALATED_CUSTOMERS).then_some(EscalatedSample { customers: self.customers, repeat: false, phase: 0.0 })
+        (self.customers <= MAX_ESCALATED_CUSTOMERS).then_some(EscalatedSample { customers: self.customers, repeat: false, phase: 0.0, solved_ahead: false })
     }
 
     fn advance(&mut self, sample: &EscalatedSample) {
@@ -307,7 +336,40 @@ impl Escalation {
     pub fn next(&mut self, problem: &Problem, closed: &[bool]) -> Option<(EscalatedSample, ShadowPrices)> {
         let sample = self.next_sample()?;
         self.advance(&sample);
+        if let Some(ahead) = self.ahead.take() {
+            if ahead.sample == sample && ahead.closed == closed {
+                // The same LP as below, solved ahead: the same prices.
+                return ahead.solving.join().ok().flatten().map(|p| (EscalatedSample { solved_ahead: true, ..sample }, p));
+            }
+            ahead.stop.set();
+        }
         prices_of_sample(problem, sample.customers, sample.phase, closed).map(|p| (sample, p))
+    }
+
+    /// Starts solving the next sample on a thread of its own, for
+    /// [`Escalation::next`] to take when the ascent asks for it (given up
+    /// when this escalation is dropped first). Why: the escalated sample's
+    /// LP runs on one core, and at scale the ascent asks for it one window
+    /// after its first repair, whose hull LPs leave a core idle most of
+    /// their time: solved meanwhile, it no longer holds up the run. The
+    /// prices are the ones `next` would compute (the same LP, solved
+    /// elsewhere), so a run's path does not depend on when it finishes.
+    pub fn solve_ahead(&mut self, problem: &Problem, closed: &[bool]) {
+        if self.ahead.is_some() {
+            return;
+        }
+        let Some(sample) = self.next_sample() else { return };
+        let Some(drawn) = sample_problem(problem, sample.customers, sample.phase, closed) else { return };
+        let share = drawn.customers.len() as f64 / problem.customers.len() as f64;
+        let stop = Interrupt::default();
+        let stop_here = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("allot-escalation".to_string())
+            .spawn(move || prices_of_sampled(&drawn, sample.customers, share, Some(&stop_here)));
+        // Without a thread, `next` solves it when asked.
+        if let Ok(solving) = spawned {
+            self.ahead = Some(Ahead { sample, closed: closed.to_vec(), stop, solving });
+        }
     }
 }
 
