@@ -247,6 +247,20 @@ fn a_sample_solved_ahead_has_the_prices_solved_when_asked() {
     assert!(!other.solved_ahead);
 }
 
+/// A set cancel flag gives an exact LP up: what stops a sample solved ahead
+/// that the run ends without.
+#[test]
+fn a_cancelled_exact_solve_is_given_up() {
+    let problem = scenario(3, lp);
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let cancel = allot_optimizer::lp_backend::Interrupt::default();
+    cancel.set();
+    let opts = ExactOptions { cancel: Some(cancel), ..ExactOptions::default() };
+    let given_up = allot_optimizer::exact::solve(&problem, &network, &cands, &opts);
+    assert!(matches!(given_up, Err(allot_optimizer::exact::SolveError::Interrupted)), "{:?}", given_up.err());
+}
+
 /// Tight stock: most offers compete for SKUs whose stock binds.
 #[test]
 fn reaches_the_target_with_tight_stock() {

@@ -43,7 +43,9 @@ pub struct ExactOptions {
     /// (the served plan's search, [`solve_pinned`]): on a large model the
     /// subset can take far longer than the solve.
     pub explain_infeasible: bool,
-    /// Once set, the solve stops and fails ([`lp_backend::Settings::interrupt`]).
+    /// Once set, an LP's simplex stops and the solve fails with
+    /// [`SolveError::Interrupted`] (see [`lp_backend::Settings::interrupt`]).
+    /// Why: a sample solved ahead of need is given up.
     pub cancel: Option<lp_backend::Interrupt>,
 }
 

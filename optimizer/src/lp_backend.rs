@@ -78,9 +78,12 @@ pub struct Settings<'a> {
     /// message is the product, not in the repair loop).
     pub explain_infeasible: bool,
     /// Once set (from any thread), HiGHS's simplex stops at its next
-    /// iteration and the run ends with an error. Why: a solve started ahead
-    /// of need (the decomposition's next escalated sample) is given up when
-    /// the run ends without it, rather than holding a core for seconds.
+    /// iteration and the run ends with [`SolveError::Interrupted`] (not
+    /// retried). Why: a solve started ahead of need (the decomposition's
+    /// next escalated sample) is given up when the run ends without it,
+    /// rather than holding a core for seconds. Only the simplex looks at it:
+    /// presolve runs to its end first, and a MIP or an interior-point run
+    /// does not stop.
     pub interrupt: Option<&'a Interrupt>,
 }
 
@@ -93,6 +96,11 @@ impl Interrupt {
     /// Stops every run given this flag (or a clone), now or later.
     pub fn set(&self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it was set.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -322,7 +330,9 @@ pub fn option((key, value): (&str, &str)) -> (String, String) {
     (key.to_string(), value.to_string())
 }
 
-/// Runs a model with `columns` variables and `rows` constraints.
+/// Runs a model with `columns` variables and `rows` constraints. The HiGHS
+/// instance lives and dies inside this call (every return drops it): the
+/// interrupt callback's pointer to [`Settings::interrupt`] relies on it.
 pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settings) -> Result<Solved, SolveError> {
     let mut model = problem.into_inner();
     if settings.verbose {
@@ -494,7 +504,8 @@ mod tests {
         let solved = run(three_of_twenty(), 20, 1, &Settings { options: &no_presolve, interrupt: Some(&stop), ..Settings::default() }).expect("solved");
         assert!((solved.objective - 57.0).abs() < 1e-9, "objective {}", solved.objective);
         stop.clone().set();
-        let given_up = run(three_of_twenty(), 20, 1, &Settings { options: &no_presolve, interrupt: Some(&stop), retry: &options(&[("simplex_strategy", "4")]), ..Settings::default() });
+        // A retry would fail on its option: an interrupted run is not retried.
+        let given_up = run(three_of_twenty(), 20, 1, &Settings { options: &no_presolve, interrupt: Some(&stop), retry: &options(&[("no_such_option", "1")]), ..Settings::default() });
         assert!(matches!(given_up, Err(SolveError::Interrupted)), "{given_up:?}");
     }
 

@@ -207,6 +207,22 @@ const WINDOW_PAIR_BUDGET: usize = 60_000_000;
 fn window_length(pairs: usize) -> usize {
     (WINDOW_PAIR_BUDGET / pairs.max(1)).clamp(MIN_WINDOW, WINDOW)
 }
+/// A first repair that leaves more than this multiple of the target, with
+/// a window shorter than [`WINDOW`] to follow, has the next escalated
+/// sample solved ahead ([`sample::Escalation::solve_ahead`]). Why both:
+/// in every run measured the window's repair narrowed the gap by 20-40%
+/// at the first samples' bound (`allot generate`'s LP: 1.53e-3 to 1.22e-3
+/// at 1M customers, 2.12e-3 to 1.40e-3 at 10M, 1.01e-3 to 7.8e-4 at
+/// 300,000, 1.51e-3 to 9.0e-4 with a full window at 100,000), so a gap that close
+/// is usually closed without escalating, and a sample solved then for
+/// nothing shares the cores with the window: 300,000 customers took 7.0-7.6
+/// s against 5.4 s when it was solved from every first repair, 100,000
+/// customers 1.4 s more. Started after the first repair, not beside it:
+/// at 1M customers beside it was faster still (0.78 of the solve against
+/// 0.91), but where that repair certifies (a demand shock solved cold) the
+/// sample took the cores from its hull LPs for nothing (0.5-0.9 s more).
+const AHEAD_GAP: f64 = 1.25;
+
 /// Consecutive windows without progress after which a run stops as stalled:
 /// a window progresses when it lowers the certified gap by `STALL_PROGRESS`
 /// of itself. Several, because the mixed repair keeps improving the plan
@@ -346,14 +362,6 @@ fn run_phase(
         // objective below which the hull cannot certify.
         let screen = iterations == 1 && !last && window == WINDOW && !ctx.sample_is_whole;
         let hull_from = screen.then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
-        // With a short window (at scale) the ascent asks for the next
-        // escalated sample soon after this first repair: it is solved from
-        // now on, beside the repair's hull LPs. Not with a full window, whose
-        // second repair often certifies (100,000 customers of `allot bench`'s
-        // scenario: the sample solved for nothing made the run 1.4 s slower).
-        if iterations == 1 && !last && window < WINDOW {
-            escalation.solve_ahead(ctx.problem, &ctx.closed);
-        }
         if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
@@ -362,6 +370,16 @@ fn run_phase(
         }
         let best_obj = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.objective);
         let mut gap = offers_gap(best_obj, best_bound.max(best_obj), without);
+        // A first repair far short of the target, with a short window to
+        // follow (at scale), is followed by an escalation one window later
+        // unless the window lowers the bound: the next sample is solved from
+        // now on, beside the window's iterations and in the core its
+        // repair's hull LPs leave idle (see `AHEAD_GAP`); not when the solve
+        // was given one thread (`--threads 1`).
+        let second_core = opts.threads.is_none_or(|threads| threads > 1);
+        if iterations == 1 && !last && window < WINDOW && gap > AHEAD_GAP * opts.gap && second_core {
+            escalation.solve_ahead(ctx.problem, &ctx.closed);
+        }
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
         let escalate = gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() && !beaten(best_bound);
         if let Some((sample, start, bound)) = if escalate { escalated_start(ctx, side, escalation, &mut escalated, &cap, epsilon)? } else { None } {
