@@ -210,11 +210,13 @@ fn window_length(pairs: usize) -> usize {
 /// A first repair that leaves more than this multiple of the target, with
 /// a window shorter than [`WINDOW`] to follow, has the next escalated
 /// sample solved ahead ([`sample::Escalation::solve_ahead`]). Why both:
-/// in every run measured the window's repair narrowed the gap by 20-40%
-/// at the first samples' bound (`allot generate`'s LP: 1.53e-3 to 1.22e-3
-/// at 1M customers, 2.12e-3 to 1.40e-3 at 10M, 1.01e-3 to 7.8e-4 at
-/// 300,000, 1.51e-3 to 9.0e-4 with a full window at 100,000), so a gap that close
-/// is usually closed without escalating, and a sample solved then for
+/// in four of five runs measured the window's repair narrowed the gap by
+/// 20-40% at the first samples' bound (`allot generate`'s LP: 1.53e-3 to
+/// 1.22e-3 at 1M customers, 2.12e-3 to 1.40e-3 at 10M, 1.01e-3 to 7.8e-4
+/// at 300,000, 1.51e-3 to 9.0e-4 with a full window at 100,000), so a gap
+/// that close is often closed without escalating (not always: after a
+/// large stock receipt at 1M, 1.14e-3 narrowed by 2% and the run
+/// escalated without the sample solved ahead), and a sample solved then for
 /// nothing shares the cores with the window: 300,000 customers took 7.0-7.6
 /// s against 5.4 s when it was solved from every first repair, 100,000
 /// customers 1.4 s more. Started after the first repair, not beside it:
