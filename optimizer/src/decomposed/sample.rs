@@ -365,8 +365,9 @@ impl Escalation {
     /// iterations and in the core its repair's hull LPs leave idle, it no
     /// longer holds up the run. The prices are the ones `next` would
     /// compute (the same LP, solved elsewhere), so a run's path does not
-    /// depend on when it finishes. The thread is outside a solve's rayon
-    /// pool: the caller starts it only where a second core is allowed.
+    /// depend on when it finishes. The thread (with a rayon pool of its
+    /// own, one thread) is beside the solve's pool: the caller starts it
+    /// only where a second core is allowed.
     pub fn solve_ahead(&mut self, problem: &Problem, closed: &[bool]) {
         if self.ahead.is_some() {
             return;
@@ -378,7 +379,16 @@ impl Escalation {
         let stop_here = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("allot-escalation".to_string())
-            .spawn(move || prices_of_sampled(&drawn, sample.customers, share, Some(&stop_here)));
+            .spawn(move || {
+                // One core's work: the sample's own rayon steps (its
+                // candidates) in a pool of this thread alone, not rayon's
+                // global pool of every core beside the solve's.
+                let solve = || prices_of_sampled(&drawn, sample.customers, share, Some(&stop_here));
+                match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                    Ok(pool) => pool.install(solve),
+                    Err(_) => solve(),
+                }
+            });
         // Without a thread, `next` solves it when asked.
         if let Ok(solving) = spawned {
             self.ahead = Some(Ahead { sample, closed: closed.to_vec(), stop, solving });
