@@ -222,8 +222,8 @@ fn escalates_to_the_whole_problem_where_no_sample_fits() {
     assert_reaches_the_target(&problem);
 }
 
-/// An escalated sample solved ahead of the ask (as large runs do from
-/// their first repair) gives the prices the escalation computes when asked:
+/// An escalated sample solved ahead of the ask (as large runs do after a
+/// first repair far from the target) gives the prices the escalation computes when asked:
 /// a run's path does not depend on when that thread finishes.
 #[test]
 fn a_sample_solved_ahead_has_the_prices_solved_when_asked() {

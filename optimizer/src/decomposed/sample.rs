@@ -178,12 +178,12 @@ fn samples_from(problem: &Problem, closed: &[bool], first: usize) -> Vec<ShadowP
 /// cold solve, and the tests' warm re-plans certify from them.
 fn prices_of_sample(problem: &Problem, size: usize, phase: f64, closed: &[bool]) -> Option<ShadowPrices> {
     let sample = sample_problem(problem, size, phase, closed)?;
-    prices_of_sampled(&sample, size, sample.customers.len() as f64 / problem.customers.len() as f64, None)
+    prices_of_sampled(&sample, size, problem.customers.len(), None)
 }
 
-/// [`prices_of_sample`] of a sample already drawn (`share` of the
-/// problem's customers); `stop` gives the solve up (then `None`).
-fn prices_of_sampled(sample: &Problem, size: usize, share: f64, stop: Option<&Interrupt>) -> Option<ShadowPrices> {
+/// [`prices_of_sample`] of a sample already drawn from a problem of
+/// `customers` customers; `stop` gives the solve up (then `None`).
+fn prices_of_sampled(sample: &Problem, size: usize, customers: usize, stop: Option<&Interrupt>) -> Option<ShadowPrices> {
     let given_up = || stop.is_some_and(Interrupt::is_set);
     if given_up() {
         return None;
@@ -209,7 +209,7 @@ fn prices_of_sampled(sample: &Problem, size: usize, share: f64, stop: Option<&In
         }
         exact::prices(sample, &network, &cands, &scaled).ok()?
     };
-    Some(in_full_units(prices, share))
+    Some(in_full_units(prices, sample.customers.len() as f64 / customers as f64))
 }
 
 /// A sample's prices in the full problem's units: its fairness prices over
@@ -374,7 +374,7 @@ impl Escalation {
         }
         let Some(sample) = self.next_sample() else { return };
         let Some(drawn) = sample_problem(problem, sample.customers, sample.phase, closed) else { return };
-        let share = drawn.customers.len() as f64 / problem.customers.len() as f64;
+        let customers = problem.customers.len();
         let stop = Interrupt::default();
         let stop_here = stop.clone();
         let spawned = std::thread::Builder::new()
@@ -383,7 +383,7 @@ impl Escalation {
                 // One core's work: the sample's own rayon steps (its
                 // candidates) in a pool of this thread alone, not rayon's
                 // global pool of every core beside the solve's.
-                let solve = || prices_of_sampled(&drawn, sample.customers, share, Some(&stop_here));
+                let solve = || prices_of_sampled(&drawn, sample.customers, customers, Some(&stop_here));
                 match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
                     Ok(pool) => pool.install(solve),
                     Err(_) => solve(),
