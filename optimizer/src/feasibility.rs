@@ -214,9 +214,22 @@ pub fn check_served(problem: &Problem, cands: &Candidates, plan: &Plan, tol: f64
 
 /// [`check_served`] with coupling families beyond the standard ones.
 pub fn check_served_with(problem: &Problem, cands: &Candidates, plan: &Plan, tol: f64, extra: &ExtraFamilies) -> Vec<Violation> {
-    let mut out = check_plan(problem, plan);
+    // The two halves run at once (each on one core); the model's rows are
+    // only reported for a plan whose own rows hold.
+    let (mut out, rows) = rayon::join(|| check_plan(problem, plan), || check_served_rows(problem, cands, plan, tol, extra));
     if !out.is_empty() {
         return out;
+    }
+    out.extend(rows);
+    out
+}
+
+/// The model's rows with `x` replaced by the plan's `eligible` (the half of
+/// [`check_served_with`] that [`check_plan`] does not check).
+fn check_served_rows(problem: &Problem, cands: &Candidates, plan: &Plan, tol: f64, extra: &ExtraFamilies) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if plan.eligibility.len() != problem.uptake.len() {
+        return out; // check_plan's coverage error: no row to read `x` from
     }
     // Candidate `k`'s row is its uptake row's.
     let served = |k: usize| plan.eligibility[cands.uptake_row[k] as usize].eligible();

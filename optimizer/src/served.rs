@@ -535,8 +535,10 @@ fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &
     let mut dropped = HashMap::new();
     let mut order: Vec<usize> = Vec::new();
     for c in 0..problem.customers.len() as CustomerIx {
+        // Pairs at or above the threshold, highest `x` first: the rest are
+        // never served here, so they are not sorted.
         order.clear();
-        order.extend(cands.of_customer(c));
+        order.extend(cands.of_customer(c).filter(|&k| alloc.x[k] >= ROUND_UP_AT - 1e-9));
         order.sort_by(|&a, &b| {
             alloc.x[b]
                 .total_cmp(&alloc.x[a])
@@ -544,9 +546,6 @@ fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &
                 .then(cands.offer[a].cmp(&cands.offer[b]))
         });
         for &k in &order {
-            if alloc.x[k] < ROUND_UP_AT - 1e-9 {
-                break;
-            }
             if !alloc.offer_open[cands.offer[k] as usize] {
                 continue;
             }

@@ -123,7 +123,8 @@ impl Family for Balance {
         // Shipped = offer demand + baseline - unmet, per (zone, SKU, bucket of the contact date).
         let buckets = problem.buckets();
         let mut residual: HashMap<BalanceKey, f64> = HashMap::new();
-        for k in 0..cands.len() {
+        // A pair not exposed adds nothing (a served plan's `x` is mostly 0).
+        for k in (0..cands.len()).filter(|&k| alloc.x[k] != 0.0) {
             let zone = problem.customers.zone[cands.customer[k] as usize];
             let bucket = buckets.of(problem.contact_date_of(cands.offer[k]));
             for item in &problem.offers[cands.offer[k] as usize].items {
