@@ -499,11 +499,24 @@ impl<'a> CustomerRoom<'a> {
 
     /// Why serving `k` would break a per-customer limit, if it would.
     fn blocker(&self, k: usize) -> Option<Block> {
+        let c = self.cands.customer[k] as usize;
+        self.blocker_at(k, self.served[c], |r| self.used[r])
+    }
+
+    /// [`CustomerRoom::blocker`] with the customer's count of served pairs
+    /// and its rows' use given: the one rule, for a room held elsewhere
+    /// (the rounding's, per customer, in parallel).
+    fn blocker_at(&self, k: usize, served: usize, used: impl Fn(usize) -> f64) -> Option<Block> {
         let c = self.cands.customer[k];
-        if self.problem.contact_cap_of(c).is_some_and(|cap| self.served[c as usize] >= cap as usize) {
+        if self.problem.contact_cap_of(c).is_some_and(|cap| served >= cap as usize) {
             return Some(Block::ContactCap);
         }
-        self.rows.rows_with(&self.cands.customer_start, c as usize, k).find(|&r| self.used[r] + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
+        self.rows_of(k).find(|&r| used(r) + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
+    }
+
+    /// The policy rows candidate `k` is a member of.
+    fn rows_of(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        self.rows.rows_with(&self.cands.customer_start, self.cands.customer[k] as usize, k)
     }
 
     /// Counts (`sign = 1`) or uncounts (`-1`) candidate `k` as served.
@@ -529,37 +542,70 @@ fn exposed_unserved(problem: &Problem, cands: &Candidates, alloc: &Allocation, e
 }
 
 /// Step 1: the rounded decision per candidate (per-customer limits only), and
-/// the pairs a contact-policy row turned away.
+/// the pairs a contact-policy row turned away. Each customer is rounded on
+/// its own (its limits are its own), in parallel; the room counts the
+/// served pairs after, in candidate order.
 fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &mut CustomerRoom) -> (Vec<bool>, HashMap<usize, DropCause>) {
+    /// What rounding decided for a run of customers (pairs served, pairs a
+    /// policy row turned away), and the run's buffers.
+    #[derive(Default)]
+    struct Rounded {
+        served: Vec<u32>,
+        dropped: Vec<(u32, PolicyRow)>,
+        order: Vec<usize>,
+        used: Vec<f64>,
+    }
+    let room = &*customers;
+    let runs: Vec<Rounded> = (0..problem.customers.len() as CustomerIx)
+        .into_par_iter()
+        .with_min_len(4096)
+        .fold(Rounded::default, |mut out, c| {
+            // Pairs at or above the threshold, highest `x` first: the rest are
+            // never served here, so they are not sorted.
+            let mut order = std::mem::take(&mut out.order);
+            order.clear();
+            order.extend(cands.of_customer(c).filter(|&k| alloc.x[k] >= ROUND_UP_AT - 1e-9));
+            order.sort_by(|&a, &b| {
+                alloc.x[b]
+                    .total_cmp(&alloc.x[a])
+                    .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
+                    .then(cands.offer[a].cmp(&cands.offer[b]))
+            });
+            // The customer's room: its served count and its rows' use.
+            let rows = room.rows.of_customer(c as usize);
+            let mut used = std::mem::take(&mut out.used);
+            used.clear();
+            used.resize(rows.len(), 0.0);
+            let mut served = 0;
+            for &k in &order {
+                if !alloc.offer_open[cands.offer[k] as usize] {
+                    continue;
+                }
+                match room.blocker_at(k, served, |r| used[r - rows.start]) {
+                    None => {
+                        out.served.push(k as u32);
+                        served += 1;
+                        for r in room.rows_of(k) {
+                            used[r - rows.start] += 1.0;
+                        }
+                    }
+                    Some(Block::ContactCap) => break,
+                    Some(Block::Policy(row)) => out.dropped.push((k as u32, row)),
+                }
+            }
+            out.order = order;
+            out.used = used;
+            out
+        })
+        .collect();
     let mut eligible = vec![false; cands.len()];
     let mut dropped = HashMap::new();
-    let mut order: Vec<usize> = Vec::new();
-    for c in 0..problem.customers.len() as CustomerIx {
-        // Pairs at or above the threshold, highest `x` first: the rest are
-        // never served here, so they are not sorted.
-        order.clear();
-        order.extend(cands.of_customer(c).filter(|&k| alloc.x[k] >= ROUND_UP_AT - 1e-9));
-        order.sort_by(|&a, &b| {
-            alloc.x[b]
-                .total_cmp(&alloc.x[a])
-                .then(cands.value(problem, b).total_cmp(&cands.value(problem, a)))
-                .then(cands.offer[a].cmp(&cands.offer[b]))
-        });
-        for &k in &order {
-            if !alloc.offer_open[cands.offer[k] as usize] {
-                continue;
-            }
-            match customers.blocker(k) {
-                None => {
-                    eligible[k] = true;
-                    customers.add(k, 1.0);
-                }
-                Some(Block::ContactCap) => break,
-                Some(Block::Policy(row)) => {
-                    dropped.insert(k, DropCause::Policy(row));
-                }
-            }
+    for run in runs {
+        for k in run.served.into_iter().map(|k| k as usize) {
+            eligible[k] = true;
+            customers.add(k, 1.0);
         }
+        dropped.extend(run.dropped.into_iter().map(|(k, row)| (k as usize, DropCause::Policy(row))));
     }
     (eligible, dropped)
 }
