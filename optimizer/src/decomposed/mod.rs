@@ -364,7 +364,10 @@ fn run_phase(
         // objective below which the hull cannot certify.
         let screen = iterations == 1 && !last && window == WINDOW && !ctx.sample_is_whole;
         let hull_from = screen.then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
-        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from)? {
+        // A first repair with a short window to follow solves one margin's
+        // hull (see `repair::repair`).
+        let one_hull = iterations == 1 && !last && window < WINDOW;
+        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from, one_hull)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
                 best = Some(plan);

@@ -99,6 +99,16 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// iterations serve the next repair better (see `HULL_REACH` in the module
 /// above).
 ///
+/// With `one_hull` (a phase's first repair with a short window to follow,
+/// at scale) and no kept plan, each margin's generous response alone
+/// first, as above, and then only the hull of the margin whose response
+/// alone is best; the other margins' responses count alone. Why: the
+/// margins' hulls run at once, one core each, and the one that loses can
+/// take several times as long (1M customers of `allot generate`'s LP:
+/// 0.41 s for the narrow margin's 7.250934e6, 1.89 s for the wide one's
+/// 7.234535e6, the second core idle the rest of the time). With a kept
+/// plan (a window's repair) the wide margin's hull can win, and both run.
+///
 /// Else, per margin, the three with weights of the LP's choosing when that LP
 /// is small ([`HULL_MAX_CELLS`]); beyond it each response alone, then the
 /// best of those with the kept plan at each of [`KEPT_SHARES`]. A hull's
@@ -114,7 +124,7 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// [`Mix`] (for [`MapRequest::Keep`]); the customers' side then holds the
 /// chosen generous response (a margin tried before the last is asked for
 /// again).
-pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, hull_from: Option<f64>) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
+pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], epsilon: f64, hull_from: Option<f64>, one_hull: bool) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let mut cells_at = |margin: f64| repair_cells(ctx, side, &prices, margin);
     let used = |cells: &[CellSums]| cells.iter().filter(|c| c.exposure > 0.0).count();
@@ -146,7 +156,8 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
     // plan alone, when there is one, to pick the response each hull's
     // simplex starts from (the better alone).
     let screened = hull_from.is_some() && nothing_kept;
-    let generous_alone = screened || !nothing_kept;
+    let one_hull = one_hull && nothing_kept && !screened;
+    let generous_alone = screened || !nothing_kept || one_hull;
     let mut generous_objective = vec![f64::NEG_INFINITY; GENEROUS_MARGINS.len()];
     let mut kept_objective = f64::NEG_INFINITY;
     // Solved only to choose a start: taken below where a hull is too large,
@@ -169,6 +180,7 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         kept_objective = plans.next().flatten().map_or(f64::NEG_INFINITY, |(plan, _)| plan.objective);
     }
     let alone_objective = best.as_ref().map(|b| b.0.objective);
+    let hull_margin = one_hull.then(|| best_alone(&generous_objective));
     let mut kept: &[CellSums] = &[];
     if hull_may_pay(hull_from, alone_objective, nothing_kept) {
         // The hull LPs of every margin at once: HiGHS's simplex runs on one
@@ -176,8 +188,9 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         let hulls = sums
             .par_iter()
             .zip(&generous_objective)
-            .map(|([average, generous, kept_cells], &generous_objective)| {
-                if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS {
+            .enumerate()
+            .map(|(i, ([average, generous, kept_cells], &generous_objective))| {
+                if used(average) + used(generous) + used(kept_cells) > HULL_MAX_CELLS || hull_margin.is_some_and(|m| m != i) {
                     return Ok(None);
                 }
                 // The simplex starts from the kept plan alone when it is at
@@ -229,6 +242,13 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
         }
     }
     Ok(best.map(|(plan, _, mix)| (plan, mix)))
+}
+
+/// The margin whose generous response alone made the best plan (the first
+/// of equals): with `one_hull`, the one margin whose hull LP a first
+/// repair solves.
+fn best_alone(objectives: &[f64]) -> usize {
+    (0..objectives.len()).fold(0, |best, i| if objectives[i] > objectives[best] { i } else { best })
 }
 
 /// Whether a repair solves its hull LPs, given the best response alone's
@@ -505,7 +525,7 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)], start: Option<usize
 
 #[cfg(test)]
 mod tests {
-    use super::hull_may_pay;
+    use super::{best_alone, hull_may_pay};
 
     #[test]
     fn the_hull_is_skipped_only_far_from_the_target_with_nothing_kept() {
@@ -514,5 +534,16 @@ mod tests {
         assert!(!hull_may_pay(Some(100.0), Some(99.0), true), "out of reach, nothing kept");
         assert!(hull_may_pay(Some(100.0), Some(99.0), false), "a kept plan to mix with");
         assert!(hull_may_pay(Some(100.0), None, true), "no response alone keeps the hard minimums");
+    }
+
+    /// The hull a first repair solves alone is the margin whose response
+    /// alone did best; a margin with no plan (`-inf`) never wins over one
+    /// with a plan, and equals go to the first (the narrower margin).
+    #[test]
+    fn the_one_hull_is_the_best_response_alones_margin() {
+        assert_eq!(best_alone(&[7.25e6, 7.23e6]), 0);
+        assert_eq!(best_alone(&[7.23e6, 7.25e6]), 1);
+        assert_eq!(best_alone(&[f64::NEG_INFINITY, 1.0]), 1);
+        assert_eq!(best_alone(&[2.0, 2.0]), 0);
     }
 }
