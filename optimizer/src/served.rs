@@ -544,7 +544,7 @@ fn exposed_unserved(problem: &Problem, cands: &Candidates, alloc: &Allocation, e
 /// Step 1: the rounded decision per candidate (per-customer limits only), and
 /// the pairs a contact-policy row turned away. Each customer is rounded on
 /// its own (its limits are its own), in parallel; the room counts the
-/// served pairs after, in candidate order.
+/// served pairs after, customer by customer.
 fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &mut CustomerRoom) -> (Vec<bool>, HashMap<usize, DropCause>) {
     /// What rounding decided for a run of customers (pairs served, pairs a
     /// policy row turned away), and the run's buffers.
@@ -561,7 +561,8 @@ fn round(problem: &Problem, cands: &Candidates, alloc: &Allocation, customers: &
         .with_min_len(4096)
         .fold(Rounded::default, |mut out, c| {
             // Pairs at or above the threshold, highest `x` first: the rest are
-            // never served here, so they are not sorted.
+            // never served here, so they are not sorted (nor is a NaN `x`,
+            // which no solver gives: it is never rounded up).
             let mut order = std::mem::take(&mut out.order);
             order.clear();
             order.extend(cands.of_customer(c).filter(|&k| alloc.x[k] >= ROUND_UP_AT - 1e-9));

@@ -102,7 +102,8 @@ const KEPT_SHARES: [f64; 3] = [0.25, 0.5, 0.75];
 /// With `one_hull` (a phase's first repair with a short window to follow,
 /// at scale) and no kept plan, each margin's generous response alone
 /// first, as above, and then only the hull of the margin whose response
-/// alone is best; the other margins' responses count alone. Why: the
+/// alone is best; the other margins' responses count alone (the average
+/// is in that hull). Why: the
 /// margins' hulls run at once, one core each, and the one that loses can
 /// take several times as long (1M customers of `allot generate`'s LP:
 /// 0.41 s for the narrow margin's 7.250934e6, 1.89 s for the wide one's
@@ -201,6 +202,8 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
                 master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)], Some(start))
             })
             .collect::<Result<Vec<_>, DecomposedError>>()?;
+        // The one hull solved holds the average: it is not solved alone too.
+        let one_hull_solved = hull_margin.is_some() && hulls.iter().any(Option::is_some);
         for (i, ((&margin, [average, generous, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(&sums).zip(hulls).enumerate() {
             if let Some((plan, scales)) = hull {
                 let [average, generous, kept] = scales.try_into().unwrap_or_default();
@@ -210,7 +213,7 @@ pub(super) fn repair(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64], eps
             // The average does not depend on the margin: its LP once; a
             // generous response screened above is not taken again, one
             // solved above to choose a start is taken as solved.
-            if i == 0 {
+            if i == 0 && !one_hull_solved {
                 take_alone(&mut best, &mut alone, i, true, master(ctx, &[(average, Share::Fixed(1.0))], None)?);
             }
             if !screened {
