@@ -514,9 +514,11 @@ impl<'a> CustomerRoom<'a> {
         self.rows_of(k).find(|&r| used(r) + 1.0 > self.rows.rhs[r] + 1e-9).map(|r| Block::Policy(self.rows.kind[r]))
     }
 
-    /// The policy rows candidate `k` is a member of.
-    fn rows_of(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
-        self.rows.rows_with(&self.cands.customer_start, self.cands.customer[k] as usize, k)
+    /// The policy rows candidate `k` is a member of (borrowing the rows,
+    /// not the room, so that the room's counts can change meanwhile).
+    fn rows_of(&self, k: usize) -> impl Iterator<Item = usize> + 'a {
+        let (rows, cands) = (self.rows, self.cands);
+        rows.rows_with(&cands.customer_start, cands.customer[k] as usize, k)
     }
 
     /// Counts (`sign = 1`) or uncounts (`-1`) candidate `k` as served.
@@ -527,7 +529,7 @@ impl<'a> CustomerRoom<'a> {
         } else {
             self.served[c] -= 1;
         }
-        for r in self.rows.rows_with(&self.cands.customer_start, c, k) {
+        for r in self.rows_of(k) {
             self.used[r] += sign;
         }
     }

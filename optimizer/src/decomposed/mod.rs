@@ -364,10 +364,11 @@ fn run_phase(
         // objective below which the hull cannot certify.
         let screen = iterations == 1 && !last && window == WINDOW && !ctx.sample_is_whole;
         let hull_from = screen.then(|| best_bound - (opts.gap + HULL_REACH) * (best_bound - without).abs().max(1.0));
-        // A first repair with a short window to follow solves one margin's
-        // hull (see `repair::repair`).
-        let one_hull = iterations == 1 && !last && window < WINDOW;
-        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from, one_hull)? {
+        // A first repair with a short window to follow (at scale) solves one
+        // margin's hull (see `repair::repair`), and may have the next sample
+        // solved ahead (below).
+        let first_at_scale = iterations == 1 && !last && window < WINDOW;
+        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from, first_at_scale)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
                 best = Some(plan);
@@ -382,7 +383,7 @@ fn run_phase(
         // repair's hull LPs leave idle (see `AHEAD_GAP`); not when the solve
         // was given one thread (`--threads 1`).
         let second_core = opts.threads.is_none_or(|threads| threads > 1);
-        if iterations == 1 && !last && window < WINDOW && gap > AHEAD_GAP * opts.gap && second_core {
+        if first_at_scale && gap > AHEAD_GAP * opts.gap && second_core {
             escalation.solve_ahead(ctx.problem, &ctx.closed);
         }
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
