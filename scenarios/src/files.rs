@@ -5,10 +5,13 @@
 //! reports all write through here.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use polars::io::parquet::write::{get_encodings, BatchedWriter};
 use polars::prelude::*;
+use polars_parquet::write::{array_to_columns, compress, CompressedPage, Encoding, ParquetType, Version, WriteOptions};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -95,30 +98,10 @@ pub fn write_table_in_batches(
     Ok(path)
 }
 
-/// A table writer fed one frame at a time.
-enum BatchedTable<'a> {
-    Csv(polars::io::csv::write::BatchedWriter<&'a mut File>),
-    Parquet(polars::io::parquet::write::BatchedWriter<&'a mut File>),
-}
-
-impl BatchedTable<'_> {
-    fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
-        match self {
-            BatchedTable::Csv(w) => w.write_batch(df),
-            BatchedTable::Parquet(w) => w.write_batch(df),
-        }
-    }
-
-    fn finish(mut self) -> PolarsResult<()> {
-        match &mut self {
-            BatchedTable::Csv(w) => w.finish(),
-            BatchedTable::Parquet(w) => w.finish().map(|_| ()),
-        }
-    }
-}
-
+/// Encodes a table of `rows` rows, built `batch_rows` at a time by `batch`
+/// (see [`write_table_in_batches`]), into `file`.
 fn encode_in_batches(
-    file: &mut File,
+    file: &mut AtomicWriter,
     format: Format,
     rows: usize,
     batch_rows: usize,
@@ -127,35 +110,131 @@ fn encode_in_batches(
     let range = |start: usize| start..(start + batch_rows).min(rows);
     // An empty table is one empty batch: its header (or schema) is still written.
     let mut current = batch(range(0))?;
-    let mut writer = match format {
-        Format::Csv => BatchedTable::Csv(CsvWriter::new(file).batched(current.schema())?),
-        Format::Parquet => BatchedTable::Parquet(ParquetWriter::new(file).batched(current.schema())?),
-    };
-    for start in (batch_rows..rows).step_by(batch_rows) {
-        let (written, next) = rayon::join(|| writer.write(&current), || batch(range(start)));
-        written?;
-        current = next?;
+    let starts = (batch_rows..rows).step_by(batch_rows);
+    match format {
+        Format::Csv => {
+            let mut writer = CsvWriter::new(file).batched(current.schema())?;
+            for start in starts {
+                let (written, next) = rayon::join(|| writer.write_batch(&current), || batch(range(start)));
+                written?;
+                current = next?;
+            }
+            writer.write_batch(&current)?;
+            writer.finish()
+        }
+        Format::Parquet => {
+            let mut writer = ParquetWriter::new(file).batched(current.schema())?;
+            let encoder = RowGroupEncoder::new(&mut writer, current.schema());
+            // Batch k is encoded while batch k + 1 is built, and written
+            // once batch k + 1 is encoded.
+            let mut encoded = Vec::new();
+            for start in starts {
+                let (done, next) = rayon::join(
+                    || {
+                        RowGroupEncoder::write(&mut writer, &encoded)?;
+                        encoder.encode(&current)
+                    },
+                    || batch(range(start)),
+                );
+                encoded = done?;
+                current = next?;
+            }
+            RowGroupEncoder::write(&mut writer, &encoded)?;
+            RowGroupEncoder::write(&mut writer, &encoder.encode(&current)?)?;
+            writer.finish().map(|_| ())
+        }
     }
-    writer.write(&current)?;
-    writer.finish()
 }
 
-fn encode(df: &mut DataFrame, format: Format, file: &mut File) -> Result<(), String> {
+/// A Parquet row group encoded and compressed, ready to be written: its
+/// number of rows and each column's pages.
+struct EncodedRowGroup {
+    rows: u64,
+    columns: Vec<Vec<CompressedPage>>,
+}
+
+/// Encodes and compresses a frame's row groups with the settings of polars'
+/// own [`ParquetWriter`] (the bytes are the same), every column at once.
+/// Why not `BatchedWriter::write_batch`: it encodes the columns in parallel
+/// but compresses their pages one after the other while writing them, so at
+/// 1M customers zstd (0.73 s of the eligibility table's 1.6 s) ran on one
+/// core while the other waited.
+struct RowGroupEncoder {
+    fields: Vec<ParquetType>,
+    encodings: Vec<Vec<Encoding>>,
+    options: WriteOptions,
+}
+
+impl RowGroupEncoder {
+    /// The encoder of frames with `schema`, written by `writer`.
+    fn new<W: Write>(writer: &mut BatchedWriter<W>, schema: &Schema) -> Self {
+        let fields = writer.parquet_schema().fields().to_vec();
+        let encodings = get_encodings(&schema.to_arrow(CompatLevel::newest())).iter().cloned().collect();
+        // `ParquetWriter::new`'s defaults, as its `batched` writer uses them.
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            compression: ParquetCompression::default().into(),
+            version: Version::V1,
+            data_page_size: None,
+        };
+        RowGroupEncoder { fields, encodings, options }
+    }
+
+    /// The row groups of `df` (one per chunk), encoded and compressed.
+    fn encode(&self, df: &DataFrame) -> PolarsResult<Vec<EncodedRowGroup>> {
+        let options = self.options;
+        let mut groups = Vec::new();
+        for chunk in df.iter_chunks(CompatLevel::newest(), false).filter(|chunk| chunk.len() > 0) {
+            let columns = chunk
+                .columns()
+                .par_iter()
+                .zip(&self.fields)
+                .zip(&self.encodings)
+                .map(|((array, field), encoding)| {
+                    array_to_columns(array, field.clone(), options, encoding)?
+                        .into_iter()
+                        .map(|pages| pages.map(|page| Ok(compress(page?, Vec::new(), options.compression)?)).collect::<PolarsResult<Vec<_>>>())
+                        .collect::<PolarsResult<Vec<_>>>()
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            groups.push(EncodedRowGroup { rows: chunk.len() as u64, columns: columns.into_iter().flatten().collect() });
+        }
+        Ok(groups)
+    }
+
+    /// Writes encoded row groups, in order.
+    fn write<W: Write>(writer: &mut BatchedWriter<W>, groups: &[EncodedRowGroup]) -> PolarsResult<()> {
+        groups.iter().try_for_each(|group| writer.write_row_group(group.rows, &group.columns))
+    }
+}
+
+fn encode(df: &mut DataFrame, format: Format, file: &mut AtomicWriter) -> Result<(), String> {
     match format {
         Format::Csv => CsvWriter::new(file).finish(df).map_err(|e| e.to_string()),
         Format::Parquet => ParquetWriter::new(file).finish(df).map(|_| ()).map_err(|e| e.to_string()),
     }
 }
 
+/// What a [`write_atomic`] callback writes to: the temporary file behind a
+/// buffer of [`WRITE_BUFFER`] bytes. Why buffered: serde_json writes a call
+/// per token and polars' Parquet writer one per page header, so a 1M-customer
+/// plan took 190,000 write calls (its `serving.json` alone 128,000 for
+/// 300 KB).
+pub type AtomicWriter = BufWriter<File>;
+/// The buffer of an [`AtomicWriter`]: larger than a Parquet page, so that a
+/// table's pages go out in a few large writes.
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// Writes `path` through a temporary sibling: write, fsync, rename, so the
 /// final name only ever holds a complete file.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<(), StoreError>) -> Result<(), StoreError> {
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut AtomicWriter) -> Result<(), StoreError>) -> Result<(), StoreError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", unique_suffix()));
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(|e| StoreError::io("cannot create", &tmp, e))?;
-        write(&mut file)?;
-        file.flush().map_err(|e| StoreError::io("cannot write", &tmp, e))?;
+        let file = File::create(&tmp).map_err(|e| StoreError::io("cannot create", &tmp, e))?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| StoreError::io("cannot write", &tmp, e.into_error()))?;
         file.sync_all().map_err(|e| StoreError::io("cannot sync", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| StoreError::io("cannot rename into", path, e))
     })();
@@ -328,8 +407,9 @@ mod tests {
         for format in [Format::Csv, Format::Parquet] {
             for rows in [7, 0] {
                 let path = dir.path().join(format!("t{rows}.{}", format.extension()));
-                let mut file = File::create(&path).unwrap();
+                let mut file = BufWriter::new(File::create(&path).unwrap());
                 encode_in_batches(&mut file, format, rows, 3, &frame).unwrap();
+                file.flush().unwrap();
                 drop(file);
                 let read = match format {
                     Format::Csv => CsvReadOptions::default().try_into_reader_with_file_path(Some(path.clone())).unwrap().finish().unwrap(),
@@ -340,5 +420,34 @@ mod tests {
                 assert_eq!(read.get_column_names(), ["id", "value"]);
             }
         }
+    }
+
+    /// The row groups encoded ahead ([`RowGroupEncoder`]) are the bytes
+    /// polars' own batched writer gives the same batches: same encodings,
+    /// compression, statistics and page layout.
+    #[test]
+    fn row_groups_encoded_ahead_are_polars_own_bytes() {
+        let ids: Vec<String> = (0..2000).map(|i| format!("c{}", i / 7)).collect();
+        let values: Vec<f64> = (0..2000).map(|i| if i % 5 == 0 { 0.0 } else { f64::from(i).sqrt() }).collect();
+        let flags: Vec<bool> = (0..2000).map(|i| i % 3 == 0).collect();
+        let frame = |rows: std::ops::Range<usize>| {
+            DataFrame::new(
+                rows.len(),
+                vec![Column::new("id".into(), &ids[rows.clone()]), Column::new("value".into(), &values[rows.clone()]), Column::new("flag".into(), &flags[rows])],
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.parquet");
+        let mut file = BufWriter::new(File::create(&ours).unwrap());
+        encode_in_batches(&mut file, Format::Parquet, 2000, 600, &frame).unwrap();
+        file.flush().unwrap();
+        drop(file);
+        let mut theirs = Vec::new();
+        let mut writer = ParquetWriter::new(&mut theirs).batched(frame(0..1).unwrap().schema()).unwrap();
+        for start in (0..2000).step_by(600) {
+            writer.write_batch(&frame(start..(start + 600).min(2000)).unwrap()).unwrap();
+        }
+        writer.finish().unwrap();
+        assert_eq!(std::fs::read(&ours).unwrap(), theirs);
     }
 }
