@@ -10,6 +10,7 @@
 //! process, or the CLI's Ray driver.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use allot_optimizer::allocation::Allocation;
@@ -141,26 +142,42 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
     let out = out.map(|o| (o.dir, o.format.for_customers(p.customers.len())));
     // Written beside the output directory and put in its place only once the
     // version is saved: a failed or killed run leaves the earlier outputs whole.
-    let written = match out {
-        Some((dir, format)) => {
-            let staged = StagedDir::new(dir).map_err(outputs_error(dir))?;
-            let files = run.write(staged.path(), format).map_err(outputs_error(dir))?;
-            Some((staged, files))
-        }
+    let staged = match out {
+        Some((dir, _)) => Some(StagedDir::new(dir).map_err(outputs_error(dir))?),
         None => None,
     };
     let meta = VersionMeta { kpis: &kpis, scenario: &scenario, scenario_hash: &loaded.content_hash, lineage: &loaded.lineage, warm_from: warm_from.as_deref(), replan_of: solver.replan_of() };
-    let manifest = store.save(&meta, |staging| {
-        // The outputs just written, when in the version's format, are its files.
-        match (out, &written) {
-            (Some((_, format)), Some((staged, files))) if format == VERSION_FORMAT => crate::plans::output::copy_outputs(files, staged.path(), staging)?,
-            _ => run.write(staging, VERSION_FORMAT)?,
-        };
-        crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
-        crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
-    })?;
+    // Whether the outputs, not the version's own files, failed.
+    let outputs_failed = AtomicBool::new(false);
+    let saved = store.save(&meta, |staging| {
+        // The tables (the eligibility table is most of the write, on both
+        // cores) beside what serving reads, which is the version's alone.
+        let (tables, serving) = rayon::join(
+            || match (out, &staged) {
+                (Some((_, format)), Some(staged)) => {
+                    let files = run.write(staged.path(), format).inspect_err(|_| outputs_failed.store(true, Ordering::Relaxed))?;
+                    // The outputs just written, when in the version's format, are its files.
+                    if format == VERSION_FORMAT {
+                        crate::plans::output::copy_outputs(&files, staged.path(), staging).map(drop)
+                    } else {
+                        run.write(staging, VERSION_FORMAT).map(drop)
+                    }
+                }
+                _ => run.write(staging, VERSION_FORMAT).map(drop),
+            },
+            || {
+                crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
+                crate::plans::serving::write_serving(staging, p, &plan, VERSION_FORMAT)
+            },
+        );
+        tables.and(serving)
+    });
+    let manifest = match (saved, out) {
+        (Err(e), Some((dir, _))) if outputs_failed.load(Ordering::Relaxed) => return Err(outputs_error(dir)(e)),
+        (saved, _) => saved?,
+    };
     info!(plan = %manifest.id, store = %store.root().display(), "plan version saved");
-    if let (Some((dir, format)), Some((staged, _))) = (out, written) {
+    if let (Some((dir, format)), Some(staged)) = (out, staged) {
         staged.publish().map_err(outputs_error(dir))?;
         info!(dir = %dir.display(), format = format.extension(), "outputs written");
     }
@@ -212,12 +229,20 @@ impl Derived<'_> {
     /// values and (when forecast) the forecasts into `dir`.
     fn write(&self, dir: &Path, format: Format) -> Result<Vec<PathBuf>, StoreError> {
         let p = &self.loaded.problem;
-        let mut written = write_plan_outputs(dir, p, self.plan, self.kpis, format)?;
-        written.push(crate::plans::demand_plan::write_demand_plan(dir, self.loaded, self.plan, format)?);
-        written.push(marginal_values::write_marginal_values(dir, &self.marginal_values)?);
-        if self.loaded.demand_forecast.is_some() || self.loaded.uptake_report.is_some() {
-            written.extend(crate::plans::forecast_output::write_forecasts(&dir.join(FORECAST_DIR), self.loaded)?);
-        }
+        // The plan tables (at scale on both cores) beside the small files.
+        let (tables, rest) = rayon::join(
+            || write_plan_outputs(dir, p, self.plan, self.kpis, format),
+            || {
+                let mut written = vec![crate::plans::demand_plan::write_demand_plan(dir, self.loaded, self.plan, format)?];
+                written.push(marginal_values::write_marginal_values(dir, &self.marginal_values)?);
+                if self.loaded.demand_forecast.is_some() || self.loaded.uptake_report.is_some() {
+                    written.extend(crate::plans::forecast_output::write_forecasts(&dir.join(FORECAST_DIR), self.loaded)?);
+                }
+                Ok(written)
+            },
+        );
+        let mut written = tables?;
+        written.extend(rest?);
         Ok(written)
     }
 }
