@@ -135,14 +135,27 @@ pub fn check_allocation(problem: &Problem, cands: &Candidates, alloc: &Allocatio
 
 /// [`check_allocation`] with coupling families beyond the standard ones.
 pub fn check_allocation_with(problem: &Problem, cands: &Candidates, alloc: &Allocation, tol: f64, extra: &ExtraFamilies) -> Vec<Violation> {
+    let n = cands.len();
+    if alloc.x.len() != n {
+        let mut ck = Checker::new(tol);
+        ck.push("shape", format!("{} exposures for {n} candidates", alloc.x.len()));
+        return ck.out;
+    }
+    // The per-customer and network side beside the coupling families (each
+    // reads the allocation only); violations in that order.
+    let (mut out, coupling) = rayon::join(|| check_customers_and_network(problem, cands, alloc, tol), || check_coupling(problem, cands, alloc, tol, extra));
+    out.extend(coupling);
+    out
+}
+
+/// The half of [`check_allocation_with`] that reads customers one by one:
+/// bounds, hard rules, contact caps and policies, then shipments and unmet
+/// baseline.
+fn check_customers_and_network(problem: &Problem, cands: &Candidates, alloc: &Allocation, tol: f64) -> Vec<Violation> {
     let mut ck = Checker::new(tol);
     let rules = HardRules::new(problem);
     let cust = &problem.customers;
     let n = cands.len();
-    if alloc.x.len() != n {
-        ck.push("shape", format!("{} exposures for {n} candidates", alloc.x.len()));
-        return ck.out;
-    }
     let mut per_customer = vec![0.0; cust.len()];
     for k in 0..n {
         let (c, o, x) = (cands.customer[k], cands.offer[k], alloc.x[k]);
@@ -186,7 +199,13 @@ pub fn check_allocation_with(problem: &Problem, cands: &Candidates, alloc: &Allo
             ck.push("unmet_bounds", format!("u = {u} for baseline {}", b.units));
         }
     }
-    // Every coupling family, each re-deriving its rows from the spec.
+    ck.out
+}
+
+/// The half of [`check_allocation_with`] that reads the coupling rows:
+/// every family, each re-deriving its rows from the spec, and the objective.
+fn check_coupling(problem: &Problem, cands: &Candidates, alloc: &Allocation, tol: f64, extra: &ExtraFamilies) -> Vec<Violation> {
+    let mut ck = Checker::new(tol);
     let network = Network::new(problem);
     let scope = Scope::new(problem, &network, cands, CustomLimitMode::Off);
     let layout = Layout::new(&scope, extra(&scope));

@@ -460,14 +460,14 @@ pub fn derive_plan_with(problem: &Problem, network: &Network, cands: &Candidates
     let shipped = Shipments::new(problem, &served);
     // The eligibility rows, the KPIs and the network side's tables at once:
     // each reads the served plan only, in its own order (the outputs do not
-    // depend on the threads). Why: the KPIs and the tables each run on one
-    // core (0.7 s at 1M customers), beside the rows' parallel steps.
+    // depend on the threads). Why: the KPIs and the two tables each run on
+    // one core (0.7 s at 1M customers), beside the rows' parallel steps.
     let (eligibility, (kpis, (reservations, pick_priorities))) = rayon::join(
         || eligibility_rows(problem, network, cands, alloc, &served, &layout, &row_prices, &policy),
         || {
             rayon::join(
                 || kpis(problem, cands, alloc, &served, &shipped, &layout, &row_prices, &policy),
-                || (reservations(problem, network, cands, eligible, &shipped), pick_priorities(problem, cands, eligible, &shipped)),
+                || rayon::join(|| reservations(problem, network, cands, eligible, &shipped), || pick_priorities(problem, cands, eligible, &shipped)),
             )
         },
     );

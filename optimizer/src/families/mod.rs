@@ -392,9 +392,19 @@ pub struct Charges {
     pub value: Vec<f64>,
 }
 
-/// Every family's check on an allocation (see [`Family::check`]).
+/// Every family's check on an allocation (see [`Family::check`]), the
+/// families at once (each reads the allocation only); their violations in
+/// family order.
 pub fn check_families(layout: &Layout, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {
-    for (_, f) in layout.families() {
-        f.check(problem, cands, alloc, ck);
-    }
+    use rayon::prelude::*;
+    let families: Vec<&dyn Family> = layout.families().map(|(_, f)| f).collect();
+    let found: Vec<Vec<Violation>> = families
+        .par_iter()
+        .map(|f| {
+            let mut own = Checker::new(ck.tol);
+            f.check(problem, cands, alloc, &mut own);
+            own.out
+        })
+        .collect();
+    ck.out.extend(found.into_iter().flatten());
 }
