@@ -85,25 +85,23 @@ pub(super) fn cell_count(input: &KernelInput, prices: &CellPrices) -> usize {
 pub(super) struct RepairScratch {
     reduced: Vec<f64>,
     gamma: Vec<f64>,
+    shifted: Vec<f64>,
+    ridge: Vec<f64>,
     breaks: Vec<f64>,
     x: Vec<f64>,
     order: Vec<u32>,
 }
 
 /// Customer `c`'s candidates: their cells (offer, zone, slot, band) and the
-/// *generous* response (every candidate whose reduced value is above
-/// `-margin` of its value, up to the cap and within its contact-policy
-/// rows), which the banded cells can
-/// only trim, so the LP places the threshold where the exact optimum would.
-pub(super) fn cells_and_generous(
-    input: &KernelInput,
-    prices: &CellPrices,
-    c: usize,
-    cell: &mut [u32],
-    generous: &mut [f32],
-    margin: f64,
-    s: &mut RepairScratch,
-) {
+/// *generous* response at each margin of [`GENEROUS_MARGINS`] (every
+/// candidate whose reduced value is above `-margin` of its value, up to the
+/// cap and within its contact-policy rows), which the banded cells can only
+/// trim, so the LP places the threshold where the exact optimum would.
+/// `generous` holds the responses candidate by candidate, a value per margin
+/// (`generous[i * GENEROUS_MARGINS.len() + m]`). Why every margin at once:
+/// the reduced values and the cells are the same for each, and a repair
+/// mixes the best margin's response, which its LPs choose only afterwards.
+pub(super) fn cells_and_generous(input: &KernelInput, prices: &CellPrices, c: usize, cell: &mut [u32], generous: &mut [f32], s: &mut RepairScratch) {
     let (zones, slots) = (input.zones, input.slots);
     super::kernel::reduced_values(input, prices, c, &mut s.reduced, &mut s.gamma);
     let epsilon = prices.epsilon;
@@ -112,26 +110,30 @@ pub(super) fn cells_and_generous(
         let o = input.offer[first + i] as usize;
         cell[i] = cell_index(o, input.zone[c] as usize, input.slot[c] as usize, band(r, g, epsilon), zones, slots) as u32;
     }
-    // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
-    for (r, ig) in s.reduced.iter_mut().zip(s.gamma.iter_mut()) {
-        let value = 1.0 / (*ig * epsilon);
-        *r += margin * value;
-        *ig = 1.0 / (1e-3 * margin * value.max(1e-9));
-    }
-    super::kernel::smoothed_response(&s.reduced, &s.gamma, input.cap[c], &mut s.breaks, &mut s.x);
-    super::kernel::respond_within_policy(input, c, &s.reduced, &s.gamma, &mut s.order, &mut s.x);
-    for (g, &x) in generous.iter_mut().zip(&s.x) {
-        *g = x as f32;
+    for (m, &margin) in GENEROUS_MARGINS.iter().enumerate() {
+        // Shift by the margin, with a ridge far below it: nearly 0/1, up to the cap.
+        s.shifted.clear();
+        s.ridge.clear();
+        for (&r, &ig) in s.reduced.iter().zip(&s.gamma) {
+            let value = 1.0 / (ig * epsilon);
+            s.shifted.push(r + margin * value);
+            s.ridge.push(1.0 / (1e-3 * margin * value.max(1e-9)));
+        }
+        super::kernel::smoothed_response(&s.shifted, &s.ridge, input.cap[c], &mut s.breaks, &mut s.x);
+        super::kernel::respond_within_policy(input, c, &s.shifted, &s.ridge, &mut s.order, &mut s.x);
+        for (i, &x) in s.x.iter().enumerate() {
+            generous[i * GENEROUS_MARGINS.len() + m] = x as f32;
+        }
     }
 }
 
-/// Sums of the response `xhat` (indexed from candidate `first`) over the cells of
-/// `customers`' candidates.
-pub(super) fn cell_sums<X: Copy + Into<f64>>(input: &KernelInput, customers: Range<usize>, first: usize, xhat: &[X], cell: &[u32], n_cells: usize) -> Vec<CellSums> {
+/// Sums of a response over the cells of `customers`' candidates: `x(i)` is
+/// candidate `first + i`'s exposure.
+pub(super) fn cell_sums(input: &KernelInput, customers: Range<usize>, first: usize, x: impl Fn(usize) -> f64, cell: &[u32], n_cells: usize) -> Vec<CellSums> {
     let mut sums = vec![CellSums::default(); n_cells];
     for c in customers {
         for k in input.customer_start[c] as usize..input.customer_start[c + 1] as usize {
-            let x: f64 = xhat[k - first].into();
+            let x = x(k - first);
             if x > 0.0 {
                 let p = input.p[k];
                 let cell = &mut sums[cell[k - first] as usize];

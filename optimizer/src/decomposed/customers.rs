@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact_policy::CustomerRows;
 use super::kernel::{self, price_customers, CellPrices, KernelInput, PartitionSums, Scratch};
-use super::cells::{self, CellSums};
+use super::cells::{self, CellSums, GENEROUS_MARGINS};
 use super::error::DecomposedError;
 
 /// What the driver asks of every partition of customers.
@@ -30,8 +30,9 @@ pub enum MapRequest {
     /// average (`average += mix * (x - average)`).
     Price { prices: CellPrices, mix: Option<f64> },
     /// The repair's map: assign every candidate its cell at these prices, compute
-    /// the generous response with this margin, and return the cell sums of both responses.
-    RepairCells { prices: CellPrices, margin: f64 },
+    /// the generous response at every margin of `GENEROUS_MARGINS`, and return
+    /// the cell sums of the averaged, generous and kept responses.
+    RepairCells { prices: CellPrices },
     /// Keep the mix of responses the repair LP chose as the partition's best
     /// exposures (see [`Mix`]).
     Keep(Mix),
@@ -77,9 +78,9 @@ impl SeedPlan {
 pub enum MapReply {
     /// Sums of the smoothed response and the dual value.
     Price(PartitionSums),
-    /// Cell sums of the averaged response, of the generous one and of the
-    /// kept exposures (the best plan so far), at the new cells.
-    RepairCells { average: Vec<CellSums>, generous: Vec<CellSums>, kept: Vec<CellSums> },
+    /// Cell sums of the averaged response, of the generous one at each
+    /// margin and of the kept exposures (the best plan so far), at the new cells.
+    RepairCells { average: Vec<CellSums>, generous: Vec<Vec<CellSums>>, kept: Vec<CellSums> },
     /// The exposures are kept.
     Kept,
     /// Net value per offer.
@@ -102,6 +103,8 @@ pub struct Mix {
     pub average: Vec<f64>,
     pub generous: Vec<f64>,
     pub kept: Vec<f64>,
+    /// Which margin's generous response (of `GENEROUS_MARGINS`) `generous` scales.
+    pub margin: usize,
 }
 
 /// Per-candidate state a partition keeps between requests.
@@ -111,7 +114,8 @@ pub struct PartitionState {
     pub average: Vec<f32>,
     /// Repair cell of each candidate at the last `RepairCells` prices.
     pub cell: Vec<u32>,
-    /// The generous response at the last `RepairCells` prices.
+    /// The generous responses at the last `RepairCells` prices, a value per
+    /// margin of `GENEROUS_MARGINS` for each candidate in turn.
     pub generous: Vec<f32>,
     /// Exposures of the best repaired plan so far.
     pub kept: Vec<f64>,
@@ -132,7 +136,7 @@ impl PartitionState {
         PartitionState {
             average: vec![0.0; candidates],
             cell: vec![0; candidates],
-            generous: vec![0.0; candidates],
+            generous: vec![0.0; candidates * GENEROUS_MARGINS.len()],
             kept: vec![0.0; candidates],
         }
     }
@@ -149,7 +153,7 @@ impl PartitionState {
         for len in lengths {
             let (average, a) = std::mem::take(&mut rest.average).split_at_mut(len);
             let (cell, c) = std::mem::take(&mut rest.cell).split_at_mut(len);
-            let (generous, g) = std::mem::take(&mut rest.generous).split_at_mut(len);
+            let (generous, g) = std::mem::take(&mut rest.generous).split_at_mut(len * GENEROUS_MARGINS.len());
             let (kept, k) = std::mem::take(&mut rest.kept).split_at_mut(len);
             out.push(StateSlice { average, cell, generous, kept });
             rest = StateSlice { average: a, cell: c, generous: g, kept: k };
@@ -168,22 +172,30 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
             let blend = mix.map(|mix| (&mut *state.average, mix));
             MapReply::Price(price_customers(input, prices, customers, scratch, blend))
         }
-        MapRequest::RepairCells { prices, margin } => {
+        MapRequest::RepairCells { prices } => {
             let mut repair_scratch = cells::RepairScratch::default();
+            let margins = GENEROUS_MARGINS.len();
             for c in customers.clone() {
                 let range = input.customer_start[c] as usize - first..input.customer_start[c + 1] as usize - first;
-                cells::cells_and_generous(input, prices, c, &mut state.cell[range.clone()], &mut state.generous[range], *margin, &mut repair_scratch);
+                let generous = &mut state.generous[range.start * margins..range.end * margins];
+                cells::cells_and_generous(input, prices, c, &mut state.cell[range], generous, &mut repair_scratch);
             }
             let n_cells = cells::cell_count(input, prices);
-            let average = cells::cell_sums(input, customers.clone(), first, state.average, state.cell, n_cells);
-            let generous = cells::cell_sums(input, customers.clone(), first, state.generous, state.cell, n_cells);
-            let kept = cells::cell_sums(input, customers, first, state.kept, state.cell, n_cells);
+            let (average, kept) = (&*state.average, &*state.kept);
+            let average = cells::cell_sums(input, customers.clone(), first, |i| f64::from(average[i]), state.cell, n_cells);
+            let generous_at = |m: usize| {
+                let generous = &*state.generous;
+                cells::cell_sums(input, customers.clone(), first, |i| f64::from(generous[i * margins + m]), state.cell, n_cells)
+            };
+            let generous = (0..margins).map(generous_at).collect();
+            let kept = cells::cell_sums(input, customers, first, |i| kept[i], state.cell, n_cells);
             MapReply::RepairCells { average, generous, kept }
         }
         MapRequest::Keep(mix) => {
             let scale = |scales: &[f64], i: usize| scales.get(state.cell[i] as usize).copied().unwrap_or(0.0);
+            let generous_at = |i: usize| state.generous[i * GENEROUS_MARGINS.len() + mix.margin];
             for (i, kept) in state.kept.iter_mut().enumerate() {
-                let (a, g) = (f64::from(state.average[i]), f64::from(state.generous[i]));
+                let (a, g) = (f64::from(state.average[i]), f64::from(generous_at(i)));
                 *kept = a * scale(&mix.average, i) + g * scale(&mix.generous, i) + *kept * scale(&mix.kept, i);
             }
             MapReply::Kept
@@ -332,9 +344,9 @@ impl MapReply {
             match (&mut merged, reply) {
                 (MapReply::Price(total), MapReply::Price(part)) if total.same_shape(&part) => total.add(&part),
                 (MapReply::RepairCells { average, generous, kept }, MapReply::RepairCells { average: a, generous: g, kept: k })
-                    if average.len() == a.len() && generous.len() == g.len() && kept.len() == k.len() =>
+                    if average.len() == a.len() && kept.len() == k.len() && generous.len() == g.len() && generous.iter().zip(&g).all(|(t, p)| t.len() == p.len()) =>
                 {
-                    for (total, part) in [(average, a), (generous, g), (kept, k)] {
+                    for (total, part) in [(average, a), (kept, k)].into_iter().chain(generous.iter_mut().zip(g)) {
                         total.iter_mut().zip(&part).for_each(|(t, s)| t.add(s));
                     }
                 }
@@ -549,5 +561,31 @@ mod tests {
         assert!(replies.iter().all(|r| *r == MapReply::Kept));
         let finished = workers.iter_mut().map(|w| w.serve(&MapRequest::Finish { prices: prices.clone() }).unwrap()).collect();
         assert_eq!(finish_x(finished), expected);
+    }
+
+    /// One repair pass answers every margin's generous response, and a kept
+    /// mix takes the response of the margin it names. One customer, one
+    /// candidate priced at 10% of its value below zero: the narrow margin
+    /// (1%) leaves it out, the wide one (20%) offers it.
+    #[test]
+    fn a_kept_mix_takes_the_generous_response_of_its_margin() {
+        let (start, offer, p) = ([0, 1], [0], [0.5]);
+        let (zone, weight, cap, margin) = ([0], [1.0], [1], [1.0, 1.0]);
+        let input = input(&start, &offer, &p, &zone, &weight, &cap, &margin);
+        // Value 0.5, charged 0.5 * 1.1: reduced value -0.05.
+        let prices = CellPrices { per_accept: vec![1.1, 0.0], per_exposure: vec![0.0; 2], per_value: vec![], epsilon: 0.01 };
+        let mut local = LocalCustomers::new(input);
+        let exposure = |sums: &[CellSums]| sums.iter().map(|c| c.exposure).sum::<f64>();
+        let MapReply::RepairCells { generous, .. } = MapReply::merge(local.map(&MapRequest::RepairCells { prices: prices.clone() }).unwrap()).unwrap() else { panic!() };
+        assert_eq!(generous.len(), GENEROUS_MARGINS.len());
+        let (narrow, wide) = (exposure(&generous[0]), exposure(&generous[1]));
+        assert!(narrow < 0.01 && wide > 0.99, "narrow {narrow}, wide {wide}");
+        let cells = generous[0].len();
+        for (m, expected) in [(1, wide), (0, narrow)] {
+            let mix = Mix { generous: vec![1.0; cells], margin: m, ..Mix::default() };
+            assert_eq!(MapReply::merge(local.map(&MapRequest::Keep(mix)).unwrap()).unwrap(), MapReply::Kept);
+            let MapReply::RepairCells { kept, .. } = MapReply::merge(local.map(&MapRequest::RepairCells { prices: prices.clone() }).unwrap()).unwrap() else { panic!() };
+            assert!((exposure(&kept) - expected).abs() < 1e-6, "margin {m}: kept {} against {expected}", exposure(&kept));
+        }
     }
 }
