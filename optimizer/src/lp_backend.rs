@@ -216,6 +216,10 @@ fn solve_from_restriction(mut model: highs::Model, held: &[usize]) -> Result<Res
         Ok(solved) => solved,
         Err(e) => return Ok(Err(e)),
     };
+    // Stopped during the restriction: the whole model is not started.
+    if restricted.status() == HighsModelStatus::ReachedInterrupt {
+        return Ok(Ok(restricted));
+    }
     let optimal = restricted.status() == HighsModelStatus::Optimal;
     let mut model = highs::Model::from(restricted);
     change_bounds(&mut model, &lower, &upper)?;

@@ -81,7 +81,8 @@ pub const BATCH_ROWS: usize = 512 * 512;
 
 /// Writes a table of `rows` rows into `<dir>/<stem>.<ext>` atomically, its
 /// frame built [`BATCH_ROWS`] rows at a time by `batch(range)`: the next
-/// batch is built on another thread while this one is encoded and written.
+/// batch is built on another thread while this one is encoded (and the one
+/// before written).
 /// Why: the eligibility table has a row per pair (80 million at 10 million
 /// customers); as one frame its text columns alone held gigabytes beside
 /// the plan they were copied from, and building it and encoding it ran one
@@ -126,7 +127,7 @@ fn encode_in_batches(
             let mut writer = ParquetWriter::new(file).batched(current.schema())?;
             let encoder = RowGroupEncoder::new(&mut writer, current.schema());
             // Batch k is encoded while batch k + 1 is built, and written
-            // once batch k + 1 is encoded.
+            // just before batch k + 1 is encoded (beside the build of k + 2).
             let mut encoded = Vec::new();
             for start in starts {
                 let (done, next) = rayon::join(

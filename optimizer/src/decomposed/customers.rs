@@ -193,6 +193,7 @@ pub fn handle(input: &KernelInput, customers: Range<usize>, state: StateSlice, s
         }
         MapRequest::Keep(mix) => {
             let scale = |scales: &[f64], i: usize| scales.get(state.cell[i] as usize).copied().unwrap_or(0.0);
+            assert!(mix.margin < GENEROUS_MARGINS.len(), "a kept mix names margin {} of {}", mix.margin, GENEROUS_MARGINS.len());
             let generous_at = |i: usize| state.generous[i * GENEROUS_MARGINS.len() + mix.margin];
             for (i, kept) in state.kept.iter_mut().enumerate() {
                 let (a, g) = (f64::from(state.average[i]), f64::from(generous_at(i)));

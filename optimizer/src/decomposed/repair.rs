@@ -143,9 +143,9 @@ pub(super) fn repair(
 ) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let used = |cells: &[CellSums]| cells.iter().filter(|c| c.exposure > 0.0).count();
-    // (plan, the margin of its generous response, its mix)
-    let mut best: Option<(Repaired, f64, Mix)> = None;
-    let consider = |best: &mut Option<(Repaired, f64, Mix)>, plan: Repaired, margin: f64, mix: Mix| {
+    // (plan, the index in GENEROUS_MARGINS of its generous response's margin, its mix)
+    let mut best: Option<(Repaired, usize, Mix)> = None;
+    let consider = |best: &mut Option<(Repaired, usize, Mix)>, plan: Repaired, margin: usize, mix: Mix| {
         if best.as_ref().is_none_or(|b| plan.objective > b.0.objective) {
             *best = Some((plan, margin, mix));
         }
@@ -153,14 +153,14 @@ pub(super) fn repair(
     // A response alone at fixed shares: the plan is considered, and noted
     // as the best response alone (its margin's index, whether it is the
     // average) when it is the best plan so far.
-    let take_alone = |best: &mut Option<(Repaired, f64, Mix)>, alone: &mut Option<(usize, bool)>, i: usize, is_average: bool, solved: Option<(Repaired, Vec<Vec<f64>>)>| {
+    let take_alone = |best: &mut Option<(Repaired, usize, Mix)>, alone: &mut Option<(usize, bool)>, i: usize, is_average: bool, solved: Option<(Repaired, Vec<Vec<f64>>)>| {
         if let Some((plan, mut scales)) = solved {
             let scales = scales.pop().unwrap_or_default();
             let mix = if is_average { Mix { average: scales, ..Mix::default() } } else { Mix { generous: scales, ..Mix::default() } };
             if best.as_ref().is_none_or(|b| plan.objective > b.0.objective) {
                 *alone = Some((i, is_average));
             }
-            consider(best, plan, GENEROUS_MARGINS[i], mix);
+            consider(best, plan, i, mix);
         }
     };
     let mut alone: Option<(usize, bool)> = None;
@@ -220,22 +220,25 @@ pub(super) fn repair(
                 // every repair measured).
                 let start = if used(kept_cells) > 0 && kept_objective >= generous_objective { 2 } else { 1 };
                 let solved = master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)], Some(start), (i > 0).then_some(&stop))?;
-                if i == 0 && certifies(&solved) {
+                if i == 0 && hull_margin.is_none() && certifies(&solved) {
                     stop.set();
                 }
                 Ok(solved)
             })
-            .collect::<Result<Vec<_>, DecomposedError>>()?;
-        let first_certifies = certifies(&hulls[0]);
+            .collect::<Vec<Result<_, DecomposedError>>>();
+        // A wider hull stopped or failed after the first certified counts for
+        // nothing (with one hull, the others' responses alone still count).
+        let first_certifies = hull_margin.is_none() && hulls.first().is_some_and(|first| first.as_ref().is_ok_and(certifies));
+        let hulls = hulls.into_iter().enumerate().map(|(i, hull)| if i > 0 && first_certifies { Ok(None) } else { hull }).collect::<Result<Vec<_>, _>>()?;
         // The one hull solved holds the average: it is not solved alone too.
         let one_hull_solved = hull_margin.is_some() && hulls.iter().any(Option::is_some);
-        for (i, ((&margin, [average, generous, kept_cells]), hull)) in GENEROUS_MARGINS.iter().zip(&sums).zip(hulls).enumerate() {
+        for (i, ([average, generous, kept_cells], hull)) in sums.iter().zip(hulls).enumerate() {
             if i > 0 && first_certifies {
                 break;
             }
             if let Some((plan, scales)) = hull {
                 let [average, generous, kept] = scales.try_into().unwrap_or_default();
-                consider(&mut best, plan, margin, Mix { average, generous, kept, ..Mix::default() });
+                consider(&mut best, plan, i, Mix { average, generous, kept, ..Mix::default() });
                 continue;
             }
             // The average does not depend on the margin: its LP once; a
@@ -256,18 +259,18 @@ pub(super) fn repair(
     }
     if let Some((i, is_average)) = alone.filter(|_| used(kept) > 0) {
         let [average, generous, _] = &sums[i];
-        let (margin, cells) = (GENEROUS_MARGINS[i], if is_average { average } else { generous });
+        let cells = if is_average { average } else { generous };
         for share in KEPT_SHARES {
             if let Some((plan, mut scales)) = master(ctx, &[(cells, Share::Fixed(1.0 - share)), (kept, Share::Fixed(share))], None, None)? {
                 let kept = scales.pop().unwrap_or_default();
                 let response = scales.pop().unwrap_or_default();
                 let mix = if is_average { Mix { average: response, kept, ..Mix::default() } } else { Mix { generous: response, kept, ..Mix::default() } };
-                consider(&mut best, plan, margin, mix);
+                consider(&mut best, plan, i, mix);
             }
         }
     }
     // The customers' side keeps every margin's generous response: the mix names its own.
-    Ok(best.map(|(plan, margin, mix)| (plan, Mix { margin: GENEROUS_MARGINS.iter().position(|&m| m == margin).unwrap_or(0), ..mix })))
+    Ok(best.map(|(plan, margin, mix)| (plan, Mix { margin, ..mix })))
 }
 
 /// The margin whose generous response alone made the best plan (the first
@@ -327,7 +330,8 @@ pub(super) fn repair_kept(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64]
 /// bounds, or, with weighted shares, when the LP is not solved within
 /// [`hull_iteration_limit`]. With weighted shares and `start`, response
 /// `start` alone is solved first and its plan starts the simplex on the
-/// whole hull (see [`lp_backend::Settings::start_without`]): at 1M
+/// whole hull (see [`lp_backend::Settings::start_without`]), and `stop`
+/// ends it early (`None` then, as for an unsolved hull): at 1M
 /// customers of `allot bench`'s scenario a window's hull LPs took 1.2 s and
 /// 0.85 s from the kept plan, 3.3 s and 4.2 s from scratch, and a first
 /// repair's (from the generous response) 0.42 s against 1.7 s at the

@@ -2,7 +2,8 @@
 //!
 //! load (forecasting baseline demand and uptake from history when the
 //! scenario has none) → solve → derive (plan tables, KPIs, marginal values,
-//! demand plan) → write the run's outputs → save the version.
+//! demand plan) → save the version, writing the run's outputs beside its
+//! files (both staged; the outputs published once the version is saved).
 //!
 //! Why one pipeline: `allot plan`, `allot scenario run` and `POST /v1/plans`
 //! all call [`plan_scenario`], so a version is the same file for file whichever
@@ -153,17 +154,15 @@ pub fn plan_scenario_with(store: &PlanStore, scenario: &Path, solver: &dyn PlanS
         // The tables (the eligibility table is most of the write, on both
         // cores) beside what serving reads, which is the version's alone.
         let (tables, serving) = rayon::join(
-            || match (out, &staged) {
-                (Some((_, format)), Some(staged)) => {
+            || {
+                if let (Some((_, format)), Some(staged)) = (out, &staged) {
                     let files = run.write(staged.path(), format).inspect_err(|_| outputs_failed.store(true, Ordering::Relaxed))?;
                     // The outputs just written, when in the version's format, are its files.
                     if format == VERSION_FORMAT {
-                        crate::plans::output::copy_outputs(&files, staged.path(), staging).map(drop)
-                    } else {
-                        run.write(staging, VERSION_FORMAT).map(drop)
+                        return crate::plans::output::copy_outputs(&files, staged.path(), staging).map(drop);
                     }
                 }
-                _ => run.write(staging, VERSION_FORMAT).map(drop),
+                run.write(staging, VERSION_FORMAT).map(drop)
             },
             || {
                 crate::files::write_versioned(&staging.join(WARM_START_FILE), &run.warm_start)?;
