@@ -185,7 +185,7 @@ impl RowGroupEncoder {
     fn encode(&self, df: &DataFrame) -> PolarsResult<Vec<EncodedRowGroup>> {
         let options = self.options;
         let mut groups = Vec::new();
-        for chunk in df.iter_chunks(CompatLevel::newest(), false).filter(|chunk| chunk.len() > 0) {
+        for chunk in df.iter_chunks(CompatLevel::newest(), false).filter(|chunk| !chunk.is_empty()) {
             let columns = chunk
                 .columns()
                 .par_iter()
