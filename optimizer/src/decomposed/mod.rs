@@ -370,7 +370,7 @@ fn run_phase(
         let first_at_scale = iterations == 1 && !last && window < WINDOW;
         // The plan objective from which the target is certified at the bound so far.
         let certifies_from = best_bound - opts.gap * (best_bound - without).abs().max(1.0);
-        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from, first_at_scale, Some(certifies_from))? {
+        if let Some((plan, mix)) = repair::repair(ctx, side, &nu, epsilon, hull_from, first_at_scale, certifies_from)? {
             if best.as_ref().is_none_or(|b| plan.objective > b.objective) {
                 keep(side, mix)?;
                 best = Some(plan);

@@ -139,7 +139,7 @@ pub(super) fn repair(
     epsilon: f64,
     hull_from: Option<f64>,
     one_hull: bool,
-    certifies_from: Option<f64>,
+    certifies_from: f64,
 ) -> Result<Option<(Repaired, Mix)>, DecomposedError> {
     let prices = ctx.cell_prices(nu, epsilon);
     let used = |cells: &[CellSums]| cells.iter().filter(|c| c.exposure > 0.0).count();
@@ -205,7 +205,7 @@ pub(super) fn repair(
         // taken, whether or not they finished first (the plan does not
         // depend on the threads).
         let stop = Interrupt::default();
-        let certifies = |solved: &Option<(Repaired, Vec<Vec<f64>>)>| certifies_from.zip(solved.as_ref()).is_some_and(|(from, (plan, _))| plan.objective >= from);
+        let certifies = |solved: &Option<(Repaired, Vec<Vec<f64>>)>| solved.as_ref().is_some_and(|(plan, _)| plan.objective >= certifies_from);
         let hulls = sums
             .par_iter()
             .zip(&generous_objective)
@@ -226,16 +226,15 @@ pub(super) fn repair(
                 Ok(solved)
             })
             .collect::<Vec<Result<_, DecomposedError>>>();
-        // A wider hull stopped or failed after the first certified counts for
-        // nothing (with one hull, the others' responses alone still count).
+        // Once the first certified, the wider margins (their hulls stopped or
+        // failed meanwhile, their responses alone) count for nothing; with
+        // one hull, the others' responses alone still count.
         let first_certifies = hull_margin.is_none() && hulls.first().is_some_and(|first| first.as_ref().is_ok_and(certifies));
-        let hulls = hulls.into_iter().enumerate().map(|(i, hull)| if i > 0 && first_certifies { Ok(None) } else { hull }).collect::<Result<Vec<_>, _>>()?;
+        let taken = if first_certifies { 1 } else { hulls.len() };
+        let hulls = hulls.into_iter().take(taken).collect::<Result<Vec<_>, _>>()?;
         // The one hull solved holds the average: it is not solved alone too.
         let one_hull_solved = hull_margin.is_some() && hulls.iter().any(Option::is_some);
         for (i, ([average, generous, kept_cells], hull)) in sums.iter().zip(hulls).enumerate() {
-            if i > 0 && first_certifies {
-                break;
-            }
             if let Some((plan, scales)) = hull {
                 let [average, generous, kept] = scales.try_into().unwrap_or_default();
                 consider(&mut best, plan, i, Mix { average, generous, kept, ..Mix::default() });
