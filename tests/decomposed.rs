@@ -152,25 +152,6 @@ fn reaches_the_target_on_the_default_family() {
     assert_reaches_the_target(&problem);
 }
 
-/// A plan does not depend on the threads it was solved with: the repair's
-/// hull LPs run at once, and which finishes first never decides the plan
-/// (the narrowest margin's hull, when it certifies, is the repair even
-/// where a wider one finished before it).
-#[test]
-fn the_plan_does_not_depend_on_the_threads() {
-    let problem = family_scenario(Family::Default, 20_000);
-    let network = Network::new(&problem);
-    let cands = Candidates::build(&problem, &network);
-    let solved = |threads| {
-        let opts = DecomposedOptions { threads: Some(threads), ..DecomposedOptions::default() };
-        solve(&problem, &network, &cands, &SolverChoice::Decomposed(opts)).expect("decomposed solves")
-    };
-    let (one, two) = (solved(1), solved(2));
-    assert_eq!(one.report.status, SolveStatus::WithinGap);
-    assert_eq!(one.report.objective, two.report.objective);
-    assert_eq!(one.x, two.x);
-}
-
 #[test]
 fn reaches_the_target_without_fairness() {
     let problem = family_scenario(Family::NoFairness, 10_000);
