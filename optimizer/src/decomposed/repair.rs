@@ -205,7 +205,7 @@ pub(super) fn repair(
         // taken, whether or not they finished first (the plan does not
         // depend on the threads).
         let stop = Interrupt::default();
-        let certifies = |solved: &Option<(Repaired, Vec<Vec<f64>>)>| solved.as_ref().is_some_and(|(plan, _)| plan.objective >= certifies_from);
+        let certifies = |(plan, _): &(Repaired, Vec<Vec<f64>>)| plan.objective >= certifies_from;
         let hulls = sums
             .par_iter()
             .zip(&generous_objective)
@@ -220,18 +220,14 @@ pub(super) fn repair(
                 // every repair measured).
                 let start = if used(kept_cells) > 0 && kept_objective >= generous_objective { 2 } else { 1 };
                 let solved = master(ctx, &[(average, Share::Weighted), (generous, Share::Weighted), (kept_cells, Share::Weighted)], Some(start), (i > 0).then_some(&stop))?;
-                if i == 0 && hull_margin.is_none() && certifies(&solved) {
+                if i == 0 && hull_margin.is_none() && solved.as_ref().is_some_and(certifies) {
                     stop.set();
                 }
                 Ok(solved)
             })
             .collect::<Vec<Result<_, DecomposedError>>>();
-        // Once the first certified, the wider margins (their hulls stopped or
-        // failed meanwhile, their responses alone) count for nothing; with
-        // one hull, the others' responses alone still count.
-        let first_certifies = hull_margin.is_none() && hulls.first().is_some_and(|first| first.as_ref().is_ok_and(certifies));
-        let taken = if first_certifies { 1 } else { hulls.len() };
-        let hulls = hulls.into_iter().take(taken).collect::<Result<Vec<_>, _>>()?;
+        // With one hull, the others' responses alone still count.
+        let hulls = hulls_taken(hulls, hull_margin.is_none(), certifies)?;
         // The one hull solved holds the average: it is not solved alone too.
         let one_hull_solved = hull_margin.is_some() && hulls.iter().any(Option::is_some);
         for (i, ([average, generous, kept_cells], hull)) in sums.iter().zip(hulls).enumerate() {
@@ -320,6 +316,18 @@ pub(super) fn repair_kept(ctx: &Context, side: &mut dyn CustomerSide, nu: &[f64]
         return Ok(None);
     }
     Ok(master(ctx, &[(&kept, Share::Fixed(1.0))], None, None)?.map(|(plan, mut scales)| (plan, Mix { kept: scales.pop().unwrap_or_default(), ..Mix::default() })))
+}
+
+/// The margins' hull results a repair goes on with, narrowest margin
+/// first: all of them, unless every margin's hull ran (`all_ran`) and the
+/// narrowest one's plan `certifies`; then that one alone, so that the wider
+/// ones (stopped, failed, or finished first with a plan that does not
+/// certify more) count for nothing, their responses alone included, and the
+/// plan does not depend on which thread finished first.
+fn hulls_taken<T, E>(hulls: Vec<Result<Option<T>, E>>, all_ran: bool, certifies: impl Fn(&T) -> bool) -> Result<Vec<Option<T>>, E> {
+    let first_certifies = all_ran && matches!(hulls.first(), Some(Ok(Some(first))) if certifies(first));
+    let taken = if first_certifies { 1 } else { hulls.len() };
+    hulls.into_iter().take(taken).collect()
 }
 
 /// The repair LP over cell scales of one or more responses, each given by
@@ -554,7 +562,7 @@ fn master(ctx: &Context, responses: &[(&[CellSums], Share)], start: Option<usize
 
 #[cfg(test)]
 mod tests {
-    use super::{best_alone, hull_may_pay};
+    use super::{best_alone, hull_may_pay, hulls_taken};
 
     #[test]
     fn the_hull_is_skipped_only_far_from_the_target_with_nothing_kept() {
@@ -574,5 +582,22 @@ mod tests {
         assert_eq!(best_alone(&[7.23e6, 7.25e6]), 1);
         assert_eq!(best_alone(&[f64::NEG_INFINITY, 1.0]), 1);
         assert_eq!(best_alone(&[2.0, 2.0]), 0);
+    }
+
+    /// Once the narrowest margin's hull certifies, it is the repair whatever
+    /// the wider hull did: a better plan it finished with, or its error, is
+    /// not taken (which hull finishes first depends on the threads). Short
+    /// of certifying, or with one hull, every result counts.
+    #[test]
+    fn a_certifying_narrow_hull_is_taken_alone_whatever_the_wider_did() {
+        let certifies = |plan: &f64| *plan >= 100.0;
+        let hulls_taken = |hulls: Vec<Result<Option<f64>, &'static str>>, all_ran: bool| hulls_taken(hulls, all_ran, certifies);
+        let better_wide: Vec<Result<Option<f64>, &str>> = vec![Ok(Some(100.0)), Ok(Some(120.0))];
+        assert_eq!(hulls_taken(better_wide.clone(), true), Ok(vec![Some(100.0)]));
+        assert_eq!(hulls_taken(vec![Ok(Some(100.0)), Err("wide failed")], true), Ok(vec![Some(100.0)]));
+        assert_eq!(hulls_taken(vec![Ok(Some(99.0)), Ok(Some(120.0))], true), Ok(vec![Some(99.0), Some(120.0)]));
+        assert_eq!(hulls_taken(vec![Ok(Some(99.0)), Err("wide failed")], true), Err("wide failed"));
+        assert_eq!(hulls_taken(vec![Ok(None), Ok(Some(120.0))], true), Ok(vec![None, Some(120.0)]));
+        assert_eq!(hulls_taken(better_wide, false), Ok(vec![Some(100.0), Some(120.0)]), "one hull: the others' responses alone count");
     }
 }
