@@ -976,6 +976,25 @@ mod tests {
         assert_eq!(imports.len(), 2, "the copy is recognized as the first store's file, not imported again: {imports:?}");
     }
 
+    /// A withdrawal another replica records after a moving store's events
+    /// were read, before they are imported, is not undone by that store's
+    /// grant of the same customer: which grants go in is decided inside
+    /// the import's transaction, where the withdrawal is seen.
+    #[test]
+    fn a_withdrawal_recorded_while_an_import_is_prepared_is_not_undone_by_its_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(LiveDb::open_file(dir.path()).unwrap());
+        // Prepared as `import_live_db` prepares a moving store's events.
+        let moving = [consent("g-C7", "C7", Some(true), Some(true), 1), consent("g-C8", "C8", Some(true), None, 1)];
+        let events = moving.iter().map(|e| (EventKind::Consent, e.key().1.to_string(), serde_json::to_string(e).unwrap())).collect();
+        let rows = crate::live::ImportRows { events, objections_only_where_known: true, ..Default::default() };
+        EventLog::open(db.clone()).unwrap().record(consent("w-C7", "C7", Some(false), None, 0)).unwrap();
+        db.import("live.db moving", &rows).unwrap();
+        let log = EventLog::open(db.clone()).unwrap();
+        assert_eq!(log.customer_overrides()["C7"], CustomerOverride { consent: Some(false), suppressed: Some(true) }, "the grant dropped, the suppression kept");
+        assert_eq!(log.customer_overrides()["C8"], CustomerOverride { consent: Some(true), suppressed: None }, "a customer the database knew nothing of takes the grant");
+    }
+
     /// A replica left out of another's compaction (silent for a while):
     /// its next catch-up folds the snapshot's rows past what it applied, so
     /// a withdrawal compacted away before it saw the event still reaches it

@@ -42,7 +42,7 @@ use postgres::{Client, GenericClient, NoTls};
 use thiserror::Error;
 
 use crate::live::fault::fault;
-use crate::live::rows::{Changes, HistoryExists, ImportRows, Recorded};
+use crate::live::rows::{Changes, HistoryExists, ImportEvent, ImportRows, Recorded};
 use crate::live::schema::{render, Dialect, ACTIVATIONS, ACTIVE_PLAN, COUNT_ACTIVATIONS, INSERT_ACTIVATION, MIGRATIONS};
 
 /// Advisory lock keys (arbitrary, fixed): migrations, and the event sequence.
@@ -285,7 +285,13 @@ impl SharedLive {
     /// maintenance, then activations): a compaction then never moves the
     /// point between the import's read and write, an erasure never misses
     /// the imported events, and no activation checks the old point.
-    pub(crate) fn import(&self, file: &str, rows: &ImportRows, rest: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), SharedError>) -> Result<(), SharedError> {
+    pub(crate) fn import<'r>(
+        &self,
+        file: &str,
+        rows: &'r ImportRows,
+        events: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<std::borrow::Cow<'r, [ImportEvent]>, SharedError>,
+        rest: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), SharedError>,
+    ) -> Result<(), SharedError> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         for lock in [EVENT_LOCK, MAINTENANCE_LOCK, ACTIVATION_LOCK] {
@@ -296,7 +302,8 @@ impl SharedLive {
         if tx.query_opt("SELECT 1 FROM allot_imports WHERE file = $1", &[&file])?.is_some() {
             return Ok(());
         }
-        for (kind, id, body) in &rows.events {
+        let events = events(&mut tx)?;
+        for (kind, id, body) in events.iter() {
             tx.execute(
                 "INSERT INTO allot_events (kind, event_id, body, replica) VALUES ($1, $2, CAST($3::text AS jsonb), $4) ON CONFLICT (kind, event_id) DO NOTHING",
                 &[&kind.as_str(), id, body, &self.replica],
@@ -313,7 +320,7 @@ impl SharedLive {
             }
             tx.execute("SELECT pg_notify($1, '')", &[&PLANS_CHANNEL])?;
         }
-        tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &rows.len()])?;
+        tx.execute("INSERT INTO allot_imports (file, rows) VALUES ($1, $2)", &[&file, &rows.len_with(events.len())])?;
         tx.execute("SELECT pg_notify($1, '0')", &[&EVENTS_CHANNEL])?;
         tx.commit()?;
         Ok(())

@@ -17,6 +17,7 @@
 //! newline that still does not parse was never acknowledged and is skipped.
 //! Anything else that does not parse stops the start with the file and line.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use super::audit_store::{batch_of, insert_batch};
 use super::error::LiveError;
-use super::rows::ImportRows;
+use super::rows::{EventKind, ImportEvent, ImportRows};
 use super::sql::Sql;
 use super::{note_inventory_compacted, LiveDb, LIVE_DB_FILE};
 use crate::decide::CustomerOverride;
@@ -183,15 +184,13 @@ pub fn import_live_db(db: &LiveDb, dir: &Path) -> Result<(), LiveError> {
             db.has_event(kind, id)
         })?;
     if db.imported_rows(&key)?.is_none() && !legacy {
-        let known = customers_with_consent(db)?;
         let fail = |e: serde_json::Error| LiveError::Import { path: path.clone(), reason: e.to_string() };
-        rows.events = snapshot_events(&snapshot, Utc::now(), &known).map_err(fail)?;
-        for (event, body) in stored {
-            let Some(event) = objections_only_where_known(event, &known) else { continue };
+        rows.events = snapshot_events(&snapshot, Utc::now()).map_err(fail)?;
+        rows.events.extend(stored.into_iter().map(|(event, body)| {
             let (kind, id) = event.key();
-            let body = if matches!(event, LoggedEvent::Consent { .. }) { serde_json::to_string(&event).map_err(fail)? } else { body };
-            rows.events.push((kind, id.to_string(), body));
-        }
+            (kind, id.to_string(), body)
+        }));
+        rows.objections_only_where_known = true;
         db.import(&key, &rows).map_err(|e| match e {
             LiveError::HistoryExists(_) => LiveError::Import { path: path.clone(), reason: e.to_string() },
             e => e,
@@ -244,21 +243,18 @@ fn import_key<'a>(events: impl Iterator<Item = &'a str>, snapshot: &[(String, Cu
 /// their start; an imported withdrawal must be in force on them too. Like
 /// every imported event, these fold after what the database held before,
 /// a grant only where the database holds no consent fact of the customer
-/// ([`objections_only_where_known`]). Received `now` (the import):
+/// ([`events_to_insert`]). Received `now` (the import):
 /// older, compaction could fold them back into the snapshot at once, before
 /// a replica that was running catches up with them. The ids are unique to
 /// this import (`now`).
-fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>, known: &HashSet<String>) -> serde_json::Result<Vec<(super::EventKind, String, String)>> {
+fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>) -> serde_json::Result<Vec<ImportEvent>> {
     let import = now.format("%Y%m%dT%H%M%S%.6fZ");
     snapshot
         .iter()
         .filter(|(_, o)| *o != CustomerOverride::default())
-        .filter_map(|(customer, o)| {
-            let event = LoggedEvent::Consent {
-                received_at: now,
-                event: ConsentEvent { event_id: format!("import-{import}-snapshot-{customer}"), customer_id: customer.clone(), consent: o.consent, suppressed: o.suppressed },
-            };
-            objections_only_where_known(event, known)
+        .map(|(customer, o)| LoggedEvent::Consent {
+            received_at: now,
+            event: ConsentEvent { event_id: format!("import-{import}-snapshot-{customer}"), customer_id: customer.clone(), consent: o.consent, suppressed: o.suppressed },
         })
         .map(|event| {
             let (kind, id) = event.key();
@@ -268,15 +264,38 @@ fn snapshot_events(snapshot: &[(String, CustomerOverride)], now: DateTime<Utc>, 
 }
 
 /// The customers the database already holds consent facts for (consent
-/// events, or a compacted snapshot row).
-fn customers_with_consent(db: &LiveDb) -> Result<HashSet<String>, LiveError> {
-    let rows = db.transaction(|sql| {
-        sql.rows(
-            "SELECT body->'event'->>'customer_id' FROM allot_events WHERE kind = 'consent' UNION SELECT customer_id FROM allot_consent_snapshot",
-            &[],
-        )
-    })?;
+/// events, or a compacted snapshot row), read in `sql`'s transaction.
+fn customers_with_consent(sql: &mut dyn Sql) -> Result<HashSet<String>, LiveError> {
+    let rows = sql.rows(
+        "SELECT body->'event'->>'customer_id' FROM allot_events WHERE kind = 'consent' UNION SELECT customer_id FROM allot_consent_snapshot",
+        &[],
+    )?;
     Ok(rows.into_iter().filter_map(|r| r.into_iter().next()).map(super::sql::Cell::into_text).collect())
+}
+
+/// The events an import inserts, decided in its transaction (`sql`, under
+/// the event lock): `rows.events` as they are, or, with
+/// [`ImportRows::objections_only_where_known`], each consent event of a
+/// customer the database holds consent facts for reduced to its
+/// objections ([`objections_only_where_known`]; left out when none is left).
+pub(super) fn events_to_insert<'r>(sql: &mut dyn Sql, rows: &'r ImportRows) -> Result<Cow<'r, [ImportEvent]>, LiveError> {
+    if !rows.objections_only_where_known {
+        return Ok(Cow::Borrowed(&rows.events));
+    }
+    let known = customers_with_consent(sql)?;
+    let corrupt = |id: &str, e: serde_json::Error| LiveError::Corrupt { table: "allot_events", reason: format!("the imported consent event {id}: {e}") };
+    let mut out = Vec::with_capacity(rows.events.len());
+    for (kind, id, body) in &rows.events {
+        if *kind != EventKind::Consent {
+            out.push((*kind, id.clone(), body.clone()));
+            continue;
+        }
+        let event = serde_json::from_str::<LoggedEvent>(body).map_err(|e| corrupt(id, e))?;
+        if let Some(kept) = objections_only_where_known(event, &known) {
+            out.push((*kind, id.clone(), serde_json::to_string(&kept).map_err(|e| corrupt(id, e))?));
+        }
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// An imported event as it goes in: a consent event of a customer the

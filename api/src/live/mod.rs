@@ -421,7 +421,7 @@ impl LiveDb {
             Backend::Sqlite(db) => db.import(file, rows),
             Backend::Postgres { shared, .. } => {
                 let replica = shared.replica().to_string();
-                Ok(shared.import(file, rows, |tx| pg::import_rest(tx, rows, &replica))?)
+                Ok(shared.import(file, rows, |tx| pg::events_to_insert(tx, rows), |tx| pg::import_rest(tx, rows, &replica))?)
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use postgres::types::{ToSql, Type};
 
-use super::rows::ImportRows;
+use super::rows::{ImportEvent, ImportRows};
 use super::sql::{Cell, Param, Sql};
 use super::error::LiveError;
 use super::schema::Dialect;
@@ -83,6 +83,12 @@ impl Sql for PgSql<'_, '_> {
 /// ([`super::import::store_rest`]) in the import's transaction.
 pub(super) fn import_rest(tx: &mut postgres::Transaction<'_>, rows: &ImportRows, replica: &str) -> Result<(), SharedError> {
     super::import::store_rest(&mut PgSql { tx }, rows, replica).map_err(|e| shared_error(e, "allot_audit_chunks or allot_inventory_compacted"))
+}
+
+/// The events an import inserts ([`super::import::events_to_insert`]),
+/// decided in the import's transaction.
+pub(super) fn events_to_insert<'r>(tx: &mut postgres::Transaction<'_>, rows: &'r ImportRows) -> Result<std::borrow::Cow<'r, [ImportEvent]>, SharedError> {
+    super::import::events_to_insert(&mut PgSql { tx }, rows).map_err(|e| shared_error(e, "allot_events"))
 }
 
 /// How far compaction has deleted inventory events, read in an activation's

@@ -87,12 +87,14 @@ impl Changes {
     }
 }
 
+/// An event as an import inserts it: (kind, event id, body).
+pub(crate) type ImportEvent = (EventKind, String, String);
+
 /// Events, audit lines, plan activations and the compaction point of an old
 /// log or store, ready for the import's one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct ImportRows {
-    /// (kind, event id, body).
-    pub events: Vec<(EventKind, String, String)>,
+    pub events: Vec<ImportEvent>,
     /// (customer id, body).
     pub audit: Vec<(String, String)>,
     /// An activation history, oldest first: imported only into a database
@@ -103,12 +105,21 @@ pub(crate) struct ImportRows {
     /// ([`super::LiveDb::inventory_compacted`]): the database's point moves
     /// up to it, so a version saved before it is refused there too.
     pub inventory_compacted: Option<chrono::DateTime<chrono::Utc>>,
+    /// Another store's events moving into a database that may already hold
+    /// consent facts: a consent event of a customer it holds facts for
+    /// keeps only its objections ([`super::import::events_to_insert`]),
+    /// decided in the import's transaction, under the lock every event is
+    /// recorded under. Why there: a withdrawal another replica records
+    /// while the import is prepared must be known when the grant is
+    /// dropped, else the grant, folded after it, would undo it.
+    pub objections_only_where_known: bool,
 }
 
 impl ImportRows {
-    /// How many rows the import adds (recorded in `allot_imports`).
-    pub fn len(&self) -> i64 {
-        (self.events.len() + self.audit.len() + self.activations.len()) as i64
+    /// How many rows the import adds (recorded in `allot_imports`) when
+    /// `events` of its events go in.
+    pub fn len_with(&self, events: usize) -> i64 {
+        (events + self.audit.len() + self.activations.len()) as i64
     }
 }
 

@@ -173,7 +173,8 @@ impl SqliteLive {
             let mut event = tx
                 .prepare("INSERT INTO allot_events (kind, event_id, body, replica) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, event_id) DO NOTHING")
                 .map_err(self.err())?;
-            for (kind, id, body) in &rows.events {
+            let events = super::import::events_to_insert(&mut SqliteSql { tx: &tx, path: &self.path }, rows)?;
+            for (kind, id, body) in events.iter() {
                 event.execute(params![kind.as_str(), id, body, REPLICA]).map_err(self.err())?;
             }
             super::import::store_rest(&mut SqliteSql { tx: &tx, path: &self.path }, rows, REPLICA)?;
@@ -186,7 +187,7 @@ impl SqliteLive {
                     insert_activation(&tx, a).map_err(self.err())?;
                 }
             }
-            tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, rows.len()]).map_err(self.err())?;
+            tx.execute("INSERT INTO allot_imports (file, rows) VALUES (?1, ?2)", params![file, rows.len_with(events.len())]).map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
     }
