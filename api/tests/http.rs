@@ -857,7 +857,10 @@ async fn erasure_removes_a_customers_audit_and_consent_events_keeps_a_withdrawal
     assert_eq!(offer_ids(&f.offers("g1").await), ["bundle", "single"], "after a restart too");
     // The erasure's own record names no one.
     let db = rusqlite::Connection::open(f.store().root().join(allot_api::live::LIVE_DB_FILE)).unwrap();
-    let body: String = db.query_row("SELECT CAST(body AS TEXT) FROM allot_audit_chunks WHERE CAST(body AS TEXT) LIKE '%erasure%' ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
+    // Chunk bodies are stored compressed (zstd).
+    let mut chunks = db.prepare("SELECT body FROM allot_audit_chunks ORDER BY id").unwrap();
+    let bodies = chunks.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap().map(|b| String::from_utf8(zstd::stream::decode_all(b.unwrap().as_slice()).unwrap()).unwrap());
+    let body = bodies.into_iter().find(|b| b.contains("erasure")).expect("the erasure's record");
     assert!(body.contains(r#""audit_records":2"#) && !body.contains("g1"), "{body}");
     // Only admins; an unknown customer is 404 as everywhere.
     let (status, _) = f.call("DELETE", "/v1/customers/g1/personal-data", Some(DECISION), None).await;

@@ -250,7 +250,8 @@ impl LiveDb {
             return Ok(());
         }
         let replica = self.replica();
-        let waiting = self.transaction(|sql| audit_store::insert_batch(sql, batch, &replica))?;
+        let chunks = audit_store::stored_chunks(batch);
+        let waiting = self.transaction(|sql| audit_store::insert_chunks(sql, &chunks, &replica))?;
         if waiting >= MERGE_AT {
             while self.transaction(audit_store::merge)? > 0 {}
         }
@@ -467,5 +468,54 @@ mod tests {
         // Opening again moves nothing twice.
         let db = LiveDb::open_file(dir.path()).unwrap();
         assert_eq!(db.all_audit().unwrap().len(), 12_000);
+    }
+
+    /// Chunk bodies are stored compressed, and read back whole: by a
+    /// customer's access request, by an erasure (which blanks a record in
+    /// a compressed chunk and stores it compressed again), and whole; a
+    /// chunk an older build stored plain reads and erases the same way.
+    #[test]
+    fn audit_chunks_are_stored_compressed_and_plain_ones_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LiveDb::open_file(dir.path()).unwrap();
+        let record = |customer: &str, i: usize| format!(r#"{{"at":{i},"customer_id":"{customer}","v":"000001","o":[["O00012",0.895752,0.1144]],"r":["not_selected:budget"],"x":[["O00002",0]]}}"#);
+        let mut batch = AuditBatch::default();
+        for i in 0..400 {
+            let customer = format!("C{}", i % 4);
+            batch.push(&customer, Utc::now(), record(&customer, i).as_bytes());
+        }
+        db.append_audit(&batch).unwrap();
+        // An older build's chunk: its body as the records themselves.
+        let plain = format!("{}\n{}\n", record("C1", 1000), record("C9", 1001));
+        let lines: Vec<u8> = [(audit_store::customer_hash("C1"), 0u32, record("C1", 1000).len() as u32), (audit_store::customer_hash("C9"), record("C1", 1000).len() as u32 + 1, record("C9", 1001).len() as u32)]
+            .iter()
+            .flat_map(|&(h, o, l)| [h.to_le_bytes(), o.to_le_bytes(), l.to_le_bytes()].concat())
+            .collect();
+        let raw = |conn: &rusqlite::Connection| -> Vec<Vec<u8>> {
+            let mut rows = conn.prepare("SELECT body FROM allot_audit_chunks ORDER BY id").unwrap();
+            rows.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        {
+            let conn = rusqlite::Connection::open(dir.path().join(LIVE_DB_FILE)).unwrap();
+            let id: i64 = conn
+                .query_row("INSERT INTO allot_audit_chunks (newest_at, records, lines, body, replica) VALUES ('2026-12-07T00:00:00.000000Z', 2, ?1, ?2, 'old') RETURNING id", rusqlite::params![lines, plain.as_bytes()], |r| r.get(0))
+                .unwrap();
+            conn.execute("INSERT INTO allot_audit_unindexed (chunk) VALUES (?1)", [id]).unwrap();
+            let bodies = raw(&conn);
+            assert!(bodies[0].starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "a zstd frame");
+            assert!(bodies[0].len() * 5 < batch.len() * record("C0", 0).len(), "compressed: {} bytes", bodies[0].len());
+        }
+        assert_eq!(db.audit_of("C2").unwrap(), (0..400).filter(|i| i % 4 == 2).map(|i| record("C2", i)).collect::<Vec<_>>());
+        assert_eq!(db.audit_of("C1").unwrap().len(), 101, "100 compressed and one plain");
+        assert_eq!(db.audit_of("C9").unwrap(), [record("C9", 1001)]);
+        assert_eq!(db.all_audit().unwrap().len(), 402);
+        // Erasing C1 blanks records in both kinds of chunk.
+        let erased = db.transaction(|sql| audit_store::erase(sql, "C1", "test", |_| "{}".to_string())).unwrap();
+        assert_eq!(erased.audit_records, 101);
+        assert!(db.audit_of("C1").unwrap().is_empty());
+        assert_eq!(db.audit_of("C3").unwrap().len(), 100, "the others' records stay");
+        assert_eq!(db.audit_of("C9").unwrap(), [record("C9", 1001)]);
+        let conn = rusqlite::Connection::open(dir.path().join(LIVE_DB_FILE)).unwrap();
+        assert!(raw(&conn).iter().all(|b| b.starts_with(&[0x28, 0xB5, 0x2F, 0xFD])), "stored compressed again, the plain chunk too");
     }
 }
