@@ -424,6 +424,11 @@ fn write_files(dir: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
             customer_features.push_str(&a.line(&id));
         }
         chosen.clear();
+        if candidates >= n_o {
+            // Every offer. The popularity draw never reaches the last offer,
+            // so drawing until every offer is chosen would never end.
+            chosen.extend(0..n_o);
+        }
         while chosen.len() < candidates.min(n_o) {
             let o = rng.popular(n_o);
             if !chosen.contains(&o) {
@@ -768,6 +773,23 @@ mod tests {
             assert_eq!(median_p(&p) < 0.5 * median_p(&default), family == Family::SkewedUptake, "{family}");
         }
         assert!("nope".parse::<Family>().unwrap_err().contains("tight-stock"));
+    }
+
+    /// As many candidates as offers (or more, as `many-candidates` asks
+    /// for three times `--candidates`) gives every customer every offer; it
+    /// used to draw forever. Run on a thread so that a regression fails
+    /// instead of hanging the suite.
+    #[test]
+    fn candidates_up_to_the_offers_give_every_offer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let spec = GenerateSpec { customers: 50, offers: 5, candidates: 2, family: Family::ManyCandidates, seed: 9, ..GenerateSpec::default() };
+            let _ = done.send(generate(&dir, &spec).map(|_| crate::scenario::load::load_root(&dir, Default::default()).unwrap().problem.uptake.len()));
+        });
+        let pairs = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("generate finished").unwrap();
+        assert_eq!(pairs, 50 * 5, "every customer, every offer");
     }
 
     /// Contact policies come from a stream of their own too, and load: two
