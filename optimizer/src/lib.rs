@@ -146,21 +146,32 @@ fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) ->
 /// bound stays the relaxation's (it bounds the MIP); the exact LP failing (a
 /// time limit) keeps the decomposition's plan, its solve time counting the
 /// LP's too.
-fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, mut decomposed: Allocation, target: f64) -> Allocation {
+fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, decomposed: Allocation, target: f64) -> Allocation {
     let opts = exact::ExactOptions { time_limit: Some(fixed_offers_lp_time_limit(decomposed.report.solve_seconds, opts.time_limit)), ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_with_open_offers(problem, network, cands, &opts, &decomposed.offer_open);
-    let mut fixed = match solved {
-        Ok(fixed) if fixed.report.status == SolveStatus::Optimal && fixed.report.objective > decomposed.report.objective => fixed,
+    better_of(decomposed, solved, &[SolveStatus::Optimal], started, target)
+}
+
+/// `polished` (HiGHS on what the decomposition left, started at `started`)
+/// when it is a better plan with one of the `accepted` statuses: named
+/// `decomposed+exact`, with the decomposition's bound (it bounds the whole
+/// problem; the polish's bounds a restriction), objective without offers,
+/// times and iterations added; else `decomposed`, whose solve time then
+/// counts the polish's too.
+fn better_of(mut decomposed: Allocation, polished: Result<Allocation, exact::SolveError>, accepted: &[SolveStatus], started: std::time::Instant, target: f64) -> Allocation {
+    let mut better = match polished {
+        Ok(p) if accepted.contains(&p.report.status) && p.report.objective > decomposed.report.objective => p,
         _ => {
             decomposed.report.solve_seconds += started.elapsed().as_secs_f64();
             return decomposed;
         }
     };
     let d = &decomposed.report;
-    let r = &mut fixed.report;
+    let r = &mut better.report;
     r.solver = "decomposed+exact".to_string();
     r.bound = d.bound.max(r.objective);
+    r.objective_without_offers = d.objective_without_offers;
     r.gap = exact::relative_gap(r.objective, r.bound);
     r.offers_gap = exact::offers_gap(r.objective, r.bound, r.objective_without_offers);
     r.status = if r.offers_gap <= target { SolveStatus::WithinGap } else { SolveStatus::Stalled };
@@ -168,8 +179,12 @@ fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidat
     r.solve_seconds += d.solve_seconds;
     r.iterations = d.iterations;
     r.warm_from = d.warm_from.clone();
-    fixed
+    better
 }
+
+/// The share of the target (on the offers' value) within which HiGHS stops
+/// the support MIP ([`with_support_mip`]).
+const SUPPORT_MIP_GAP_SHARE: f64 = 0.1;
 
 /// `auto` on an all-or-nothing model too large for the whole MIP: the
 /// decomposition's relaxation rounded to decisions
@@ -183,11 +198,9 @@ fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidat
 /// certified tighter, 1.7e-4, rounded 3.75e-3), while the whole MIP found
 /// a worse plan than the rounding in 10 s and proved the optimum in 124 s.
 /// The bound stays the relaxation's.
-const SUPPORT_MIP_GAP_SHARE: f64 = 0.1;
-
 fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, relaxed: Allocation, target: f64) -> Allocation {
     let pinned: Vec<Option<bool>> = relaxed.x.iter().map(|&x| (x <= 0.0).then_some(false)).collect();
-    let mut rounded = served::binary_allocation(problem, network, cands, relaxed, target);
+    let rounded = served::binary_allocation(problem, network, cands, relaxed, target);
     if rounded.report.offers_gap <= target || cands.len() > AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
         return rounded;
     }
@@ -200,26 +213,8 @@ fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, op
     let opts = exact::ExactOptions { time_limit: Some(fixed_offers_lp_time_limit(r.solve_seconds, opts.time_limit)), mip_rel_gap, explain_infeasible: false, ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_pinned(problem, network, cands, &opts, &pinned);
-    let mut mip = match solved {
-        Ok(mip) if matches!(mip.report.status, SolveStatus::Optimal | SolveStatus::TimeLimit) && mip.report.objective > rounded.report.objective => mip,
-        _ => {
-            rounded.report.solve_seconds += started.elapsed().as_secs_f64();
-            return rounded;
-        }
-    };
-    let d = &rounded.report;
-    let r = &mut mip.report;
-    r.solver = "decomposed+exact".to_string();
-    r.bound = d.bound.max(r.objective);
-    r.objective_without_offers = d.objective_without_offers;
-    r.gap = exact::relative_gap(r.objective, r.bound);
-    r.offers_gap = exact::offers_gap(r.objective, r.bound, r.objective_without_offers);
-    r.status = if r.offers_gap <= target { SolveStatus::WithinGap } else { SolveStatus::Stalled };
-    r.build_seconds += d.build_seconds;
-    r.solve_seconds += d.solve_seconds;
-    r.iterations = d.iterations;
-    r.warm_from = d.warm_from.clone();
-    mip
+    // A MIP stopped by its time limit still has a plan that keeps every limit.
+    better_of(rounded, solved, &[SolveStatus::Optimal, SolveStatus::TimeLimit], started, target)
 }
 
 /// Why a solve returned no plan.
