@@ -199,9 +199,12 @@ const SUPPORT_MIP_GAP_SHARE: f64 = 0.1;
 /// a worse plan than the rounding in 10 s and proved the optimum in 124 s.
 /// The bound stays the relaxation's.
 fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, relaxed: Allocation, target: f64) -> Allocation {
+    if cands.len() > AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
+        return served::binary_allocation(problem, network, cands, relaxed, target);
+    }
     let pinned: Vec<Option<bool>> = relaxed.x.iter().map(|&x| (x <= 0.0).then_some(false)).collect();
     let rounded = served::binary_allocation(problem, network, cands, relaxed, target);
-    if rounded.report.offers_gap <= target || cands.len() > AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
+    if rounded.report.offers_gap <= target {
         return rounded;
     }
     // HiGHS stops once its plan is within a tenth of the target of its own
