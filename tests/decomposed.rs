@@ -14,11 +14,8 @@ const TOL: f64 = 1e-6;
 
 /// A generated scenario, with `edit` applied to the policy before solving.
 fn scenario(seed: u64, edit: impl FnOnce(&mut Problem)) -> Problem {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers: 10_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let mut problem = load_scenario(&out).expect("loads").problem;
+    let mut problem = generated(spec);
     edit(&mut problem);
     problem
 }
@@ -122,12 +119,17 @@ fn family_scenario(family: Family, customers: usize) -> Problem {
 
 /// The scenario `allot generate` draws with `spec`, as the LP.
 fn generated_lp(spec: GenerateSpec) -> Problem {
+    let mut problem = generated(spec);
+    lp(&mut problem);
+    problem
+}
+
+/// The scenario `allot generate` draws with `spec`, as it loads.
+fn generated(spec: GenerateSpec) -> Problem {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("scenario");
     generate(&out, &spec).expect("generates");
-    let mut problem = load_scenario(&out).expect("loads").problem;
-    lp(&mut problem);
-    problem
+    load_scenario(&out).expect("loads").problem
 }
 
 /// The decomposition's target on a family (issue 17): it stops `within_gap`,
@@ -281,12 +283,8 @@ fn reaches_the_target_with_tight_stock() {
 /// the first, certifies 1.16e-3.
 #[test]
 fn a_held_bound_escalates_to_a_larger_sample() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers: 20_000, offers: 40, skus: 300, zones: 20, warehouses: 5, candidates: 8, seed: 1, family: Family::TightStock, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let mut problem = load_scenario(&out).expect("loads").problem;
-    lp(&mut problem);
+    let problem = generated_lp(spec);
     let (_, exact, decomposed) = solve_both(&problem);
     assert_certificate(&exact, &decomposed);
     let r = &decomposed.report;
@@ -409,12 +407,8 @@ fn agrees_with_exact_with_a_value_rule_over_pair_values() {
 /// function), so the certificate holds and the plan keeps every row.
 #[test]
 fn agrees_with_exact_with_contact_policies() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers: 10_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 7, channels: true, contact_policies: true, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let mut problem = load_scenario(&out).expect("loads").problem;
-    lp(&mut problem);
+    let problem = generated_lp(spec);
     assert!(!problem.contact_rules.is_empty() && !problem.conflicts.is_empty() && !problem.history.is_empty());
     let (cands, exact, decomposed) = solve_both(&problem);
     assert_certificate(&exact, &decomposed);
@@ -744,11 +738,8 @@ fn a_warm_replan_of_an_unchanged_scenario_keeps_the_earlier_plan() {
 ///   (a valid bound on the MIP), not the relaxation's, which sits more than
 ///   0.1% of the offers' value above the MIP's optimum here.
 fn assert_mip_agrees(customers: usize, seed: u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers, offers: 40, skus: 300, zones: 20, warehouses: 5, candidates: 8, seed, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let problem = load_scenario(&out).expect("loads").problem;
+    let problem = generated(spec);
     assert!(problem.has_custom_limit());
     let limit = problem.policy.max_custom_offers.expect("a limit") as usize;
     let network = Network::new(&problem);
@@ -840,12 +831,8 @@ fn the_branch_solves_a_better_choice_than_the_one_it_started_from() {
 fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
     use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
     use allot_optimizer::served::{serve, Fill};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers: 5_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 1, channels: true, contact_policies: true, volume_rules: true, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let mut problem = load_scenario(&out).expect("loads").problem;
-    lp(&mut problem);
+    let mut problem = generated_lp(spec);
     let rule = problem.rules.iter().position(|r| r.id == "app_volume").expect("app_volume");
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
@@ -879,11 +866,8 @@ fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
 /// solved here: on such draws it took minutes.
 #[test]
 fn auto_certifies_the_target_on_an_all_or_nothing_model_above_exacts_size() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("scenario");
     let spec = GenerateSpec { customers: 2_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 33, binary_decisions: true, ..GenerateSpec::default() };
-    generate(&out, &spec).expect("generates");
-    let problem = load_scenario(&out).expect("loads").problem;
+    let problem = generated(spec);
     assert!(problem.policy.binary_decisions);
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
