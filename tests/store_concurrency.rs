@@ -36,6 +36,24 @@ fn save(store: &PlanStore, text: &str, during: impl FnOnce(&Path)) -> String {
     manifest.id
 }
 
+/// A plan whose objective is not a number is refused before anything is
+/// written: the store keeps its versions readable (`plans list` reads
+/// every manifest's objective as a number).
+#[test]
+fn a_plan_with_an_objective_that_is_not_finite_is_not_saved() {
+    let (_tmp, root) = store();
+    let store = PlanStore::open(&root).unwrap();
+    let before = store.list().unwrap().len();
+    let mut kpis = store.kpis("000001").unwrap();
+    for objective in [f64::INFINITY, f64::NAN] {
+        kpis.objective = objective;
+        let meta = VersionMeta { kpis: &kpis, scenario: Path::new("/nowhere"), scenario_hash: "0", lineage: &[], warm_from: None, replan_of: None };
+        let refused = store.save(&meta, |_| panic!("nothing is written for a plan that is refused"));
+        assert!(matches!(refused, Err(allot_scenarios::StoreError::NotFinite(_))), "{refused:?}");
+    }
+    assert_eq!(store.list().unwrap().len(), before);
+}
+
 /// The activation history; and the active plan.
 fn history_and_active(root: &Path) -> (Vec<Activation>, Option<String>) {
     let live = support::live(root);

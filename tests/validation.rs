@@ -155,6 +155,15 @@ fn negative_quantity() {
     assert_issue(|d| write(d, "offer_items.csv", "offer_id,sku,qty\no1,A,-1\n"), "offer_items.csv", Some(1), "qty", ">= 0");
 }
 
+/// A value beyond what the solver can take (HiGHS refuses coefficients
+/// over 1e15) is an input error naming its cell, not a failed solve.
+#[test]
+fn numbers_too_large_for_the_solver() {
+    assert_issue(|d| write(d, "offer_items.csv", "offer_id,sku,qty\no1,A,1e16\n"), "offer_items.csv", Some(1), "qty", "<= 1e12");
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p,value\nc1,o1,0.5,1e300\n"), "uptake.csv", Some(1), "value", "between -1e12 and 1e12");
+    assert_issue(|d| write(d, "offers.csv", "offer_id,margin\no1,-2e12\no2,4\n"), "offers.csv", Some(1), "margin", "between -1e12 and 1e12");
+}
+
 #[test]
 fn unparsable_number() {
     assert_issue(|d| write(d, "offers.csv", "offer_id,margin\no1,ten\no2,4\n"), "offers.csv", Some(1), "margin", "a number");

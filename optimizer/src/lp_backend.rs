@@ -338,7 +338,9 @@ pub fn option((key, value): (&str, &str)) -> (String, String) {
 /// instance lives and dies inside this call (every return drops it): the
 /// interrupt callback's pointer to [`Settings::interrupt`] relies on it.
 pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settings) -> Result<Solved, SolveError> {
-    let mut model = problem.into_inner();
+    // HiGHS refuses a model with a coefficient or bound beyond its limits
+    // (its `large_matrix_value`, 1e15): an error, not good_lp's panic.
+    let mut model = problem.try_into_inner().map_err(|e| SolveError::Highs(format!("{e}; a coefficient or bound of the model is out of HiGHS's range (some input value is too large)")))?;
     if settings.verbose {
         set(&mut model, "output_flag", true)?;
         set(&mut model, "log_to_console", true)?;

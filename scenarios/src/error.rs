@@ -169,6 +169,11 @@ pub enum StoreError {
         /// How far inventory events were compacted.
         compacted: String,
     },
+    /// A plan whose objective is not a finite number (inputs near the limits
+    /// of floating point): never saved, since every reader of the store
+    /// expects a number there.
+    #[error("the plan's objective is {0}, not a finite number: it was not saved (is an input value far too large?)")]
+    NotFinite(f64),
     /// A file written by a newer allot, in a format this build does not know.
     #[error("{path} has schema_version {found}, newer than this allot reads (up to {supported}): upgrade allot to read it")]
     NewerSchema {

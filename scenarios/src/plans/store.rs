@@ -197,6 +197,9 @@ impl PlanStore {
     /// then the manifest is added and the whole directory published under the
     /// next free id.
     pub fn save(&self, meta: &VersionMeta, write: impl FnOnce(&Path) -> Result<(), StoreError>) -> Result<Manifest, StoreError> {
+        if !meta.kpis.objective.is_finite() {
+            return Err(StoreError::NotFinite(meta.kpis.objective));
+        }
         let plans = self.plans_dir();
         let staging = plans.join(format!("{STAGING_PREFIX}{}", unique_suffix()));
         // The directory and its writer lock appear together under the store lock,

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::error::LoadError;
+use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
 
 /// The file name of a scenario's settings.
 pub const SCENARIO_FILE: &str = "scenario.toml";
@@ -117,7 +118,7 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
     }
     let p = raw.policy;
     let non_negative = |name: &str, v: Option<f64>| match v {
-        Some(x) if !(x.is_finite() && x >= 0.0) => Err(format!("[policy] {name}: got {x}, expected a number >= 0")),
+        Some(x) if !is_non_negative_input(x) => Err(format!("[policy] {name}: got {x}, expected {NON_NEGATIVE_WORDS}")),
         _ => Ok(v),
     };
     let fairness = non_negative("fairness_min_ratio", p.fairness_min_ratio)?;
@@ -143,8 +144,8 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         let weight = value
             .as_float()
             .or_else(|| value.as_integer().map(|i| i as f64))
-            .filter(|w| w.is_finite() && *w >= 0.0)
-            .ok_or_else(|| format!("[tiers] {name}: got {value}, expected a weight >= 0"))?;
+            .filter(|w| is_non_negative_input(*w))
+            .ok_or_else(|| format!("[tiers] {name}: got {value}, expected a weight >= 0 and <= 1e12"))?;
         tiers.push(Tier { name: name.clone(), weight });
     }
     if tiers.is_empty() {

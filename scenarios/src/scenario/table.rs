@@ -569,16 +569,35 @@ pub struct Parser<T> {
     expected: &'static str,
 }
 
+/// The largest magnitude a number in a scenario may have (money, units,
+/// capacities, weights). Why a bound: the optimizer multiplies inputs
+/// together (an uptake's value by its probability, units by items per offer)
+/// and HiGHS refuses a model with a coefficient beyond 1e15, or reads 1e20
+/// as infinite; a value of 1e16 stopped the solve and one of 1e300 gave a
+/// plan with an infinite objective. No real quantity of a retailer's comes
+/// near 1e12 (a trillion units or currency units).
+pub const LARGEST_INPUT: f64 = 1e12;
+
+/// Whether `v` may stand where a scenario needs a number `>= 0` (a
+/// scenario.toml setting, a what-if's new value): the rule of
+/// [`NON_NEGATIVE`]'s cells, whose words [`NON_NEGATIVE_WORDS`] are.
+pub fn is_non_negative_input(v: f64) -> bool {
+    non_negative(v).is_some()
+}
+
+/// What [`NON_NEGATIVE`] accepts, in an error's words.
+pub const NON_NEGATIVE_WORDS: &str = "a number >= 0 and <= 1e12";
+
 fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
+    (v.abs() <= LARGEST_INPUT).then_some(v)
 }
 
 fn non_negative(v: f64) -> Option<f64> {
-    (v.is_finite() && v >= 0.0).then_some(v)
+    (v >= 0.0 && v <= LARGEST_INPUT).then_some(v)
 }
 
 fn positive(v: f64) -> Option<f64> {
-    (v.is_finite() && v > 0.0).then_some(v)
+    (v > 0.0 && v <= LARGEST_INPUT).then_some(v)
 }
 
 fn probability(v: f64) -> Option<f64> {
@@ -613,13 +632,13 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 
 /// Any text.
 pub const TEXT: Parser<String> = Parser { parse: |s| Some(s.to_string()), typed: |_| None, expected: "text" };
-/// A finite number.
-pub const NUMBER: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(finite), typed: |v| number(v).and_then(finite), expected: "a number" };
-/// A finite number `>= 0`.
+/// A number of at most [`LARGEST_INPUT`] in magnitude.
+pub const NUMBER: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(finite), typed: |v| number(v).and_then(finite), expected: "a number between -1e12 and 1e12" };
+/// A number `>= 0`, at most [`LARGEST_INPUT`].
 pub const NON_NEGATIVE: Parser<f64> =
-    Parser { parse: |s| s.parse::<f64>().ok().and_then(non_negative), typed: |v| number(v).and_then(non_negative), expected: "a number >= 0" };
-/// A finite number `> 0` (a price).
-pub const POSITIVE: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(positive), typed: |v| number(v).and_then(positive), expected: "a number > 0" };
+    Parser { parse: |s| s.parse::<f64>().ok().and_then(non_negative), typed: |v| number(v).and_then(non_negative), expected: NON_NEGATIVE_WORDS };
+/// A number `> 0` (a price), at most [`LARGEST_INPUT`].
+pub const POSITIVE: Parser<f64> = Parser { parse: |s| s.parse::<f64>().ok().and_then(positive), typed: |v| number(v).and_then(positive), expected: "a number > 0 and <= 1e12" };
 /// A probability in (0, 1].
 pub const PROBABILITY: Parser<f64> =
     Parser { parse: |s| s.parse::<f64>().ok().and_then(probability), typed: |v| number(v).and_then(probability), expected: "a probability in (0, 1]" };

@@ -40,6 +40,7 @@ use serde::Deserialize;
 
 use crate::scenario::config::SCENARIO_FILE;
 use crate::error::LoadError;
+use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
 use crate::scenario::load::{hash_bytes, load_root, InboundDelay, LoadOptions, LoadedScenario};
 
 /// Reads, validates and assembles a scenario directory, plain or variant.
@@ -384,10 +385,10 @@ fn index_of(names: &[String], name: &str, what: &str) -> Result<u32, String> {
 }
 
 fn factor_ok(f: f64, positive: bool) -> Result<(), String> {
-    if f.is_finite() && (f > 0.0 || (!positive && f == 0.0)) {
+    if is_non_negative_input(f) && (f > 0.0 || !positive) {
         Ok(())
     } else {
-        Err(format!("factor: got {f}, expected a number {}", if positive { "> 0" } else { ">= 0" }))
+        Err(format!("factor: got {f}, expected a number {} and <= 1e12", if positive { "> 0" } else { ">= 0" }))
     }
 }
 
@@ -481,8 +482,8 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
                 return Err("rule takes one of bound and factor, and/or penalty".into());
             }
             for (name, v) in [("bound", r.bound), ("factor", r.factor), ("penalty", r.penalty)] {
-                if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-                    return Err(format!("{name}: got {v}, expected a number >= 0"));
+                if let Some(v) = v.filter(|v| !is_non_negative_input(*v)) {
+                    return Err(format!("{name}: got {v}, expected {NON_NEGATIVE_WORDS}"));
                 }
             }
             let new_bound = |old: f64| r.bound.or(r.factor.map(|f| old * f)).unwrap_or(old);
@@ -572,8 +573,8 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             if let Some(f) = l.factor {
                 factor_ok(f, false)?;
             }
-            if let Some(c) = l.capacity.filter(|c| !(c.is_finite() && *c >= 0.0)) {
-                return Err(format!("capacity: got {c}, expected a number >= 0"));
+            if let Some(c) = l.capacity.filter(|c| !is_non_negative_input(*c)) {
+                return Err(format!("capacity: got {c}, expected {NON_NEGATIVE_WORDS}"));
             }
             let mut matched = 0;
             for lane in p.lanes.iter_mut().filter(|x| w.is_none_or(|w| x.warehouse == w) && z.is_none_or(|z| x.zone == z)) {
@@ -589,8 +590,8 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             }
         }
         Perturbation::Policy(o) => {
-            if let Some(b) = o.budget.filter(|b| !(b.is_finite() && *b >= 0.0)) {
-                return Err(format!("budget: got {b}, expected a number >= 0"));
+            if let Some(b) = o.budget.filter(|b| !is_non_negative_input(*b)) {
+                return Err(format!("budget: got {b}, expected {NON_NEGATIVE_WORDS}"));
             }
             if let Some(r) = o.fairness_min_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
                 return Err(format!("fairness_min_ratio: got {r}, expected a ratio in [0, 1]"));
@@ -603,16 +604,16 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
             policy.max_custom_offers = o.max_custom_offers.or(policy.max_custom_offers);
             for (name, weight) in o.tier_weights.iter().flatten() {
                 let t = index_of(&tier_names, name, "tier")? as usize;
-                if !(weight.is_finite() && *weight >= 0.0) {
-                    return Err(format!("tier_weights.{name}: got {weight}, expected a weight >= 0"));
+                if !is_non_negative_input(*weight) {
+                    return Err(format!("tier_weights.{name}: got {weight}, expected a weight >= 0 and <= 1e12"));
                 }
                 p.tiers[t].weight = *weight;
             }
         }
         Perturbation::Receipt(r) => {
             let (w, k) = (index_of(&p.warehouses, &r.warehouse, "warehouse")?, index_of(&p.skus, &r.sku, "sku")?);
-            if !(r.units.is_finite() && r.units >= 0.0) {
-                return Err(format!("units: got {}, expected a number >= 0", r.units));
+            if !is_non_negative_input(r.units) {
+                return Err(format!("units: got {}, expected {NON_NEGATIVE_WORDS}", r.units));
             }
             let day = date_or(&r.date, p.horizon.start, "date")?;
             let point = p
