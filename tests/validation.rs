@@ -238,6 +238,11 @@ fn bad_scenario_toml_names_the_file_and_key() {
     let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"Dec 1\"\ndays = 7\n"));
     let e = load_scenario(&dir).unwrap_err().to_string();
     assert!(e.contains("scenario.toml") && e.contains("start") && e.contains("YYYY-MM-DD"), "{e}");
+
+    // A horizon of 10^8 days overflowed the calendar (a panic), one of 10^6 ran out of memory.
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 100000000\n"));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("scenario.toml") && e.contains("days: got 100000000, expected 1 to 3660"), "{e}");
 }
 
 #[test]

@@ -122,6 +122,10 @@ fn receipt_adds_units_on_its_day() {
     let bad = variant(tmp.path(), "nowhere", &example(), "[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W01\"\nsku = \"NOPE\"\nunits = 1\n");
     let e = load_scenario(&bad).unwrap_err().to_string();
     assert!(e.contains("line") && e.contains("NOPE"), "{e}");
+    // A receipt outside the horizon would change nothing: an error naming the horizon.
+    let late = variant(tmp.path(), "late", &example(), "[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W01\"\nsku = \"SKU00003\"\nunits = 6\ndate = \"2030-01-01\"\n");
+    let e = load_scenario(&late).unwrap_err().to_string();
+    assert!(e.contains("2030-01-01") && e.contains("expected a day of the horizon"), "{e}");
 }
 
 #[test]

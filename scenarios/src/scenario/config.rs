@@ -13,6 +13,12 @@ use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
 /// The file name of a scenario's settings.
 pub const SCENARIO_FILE: &str = "scenario.toml";
 
+/// The longest planning horizon, in days (ten years). Why a limit: the
+/// model has rows per day and bucket, so a horizon of a million days ran
+/// out of memory and one of 10^8 overflowed the calendar; a plan of offers
+/// and stock looks weeks or months ahead.
+pub const MAX_HORIZON_DAYS: u32 = 3660;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -113,8 +119,8 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         _ => None,
     }
     .ok_or_else(|| format!("[horizon] start: got {}, expected a date \"YYYY-MM-DD\"", raw.horizon.start))?;
-    if raw.horizon.days == 0 {
-        return Err("[horizon] days: got 0, expected at least 1".to_string());
+    if !(1..=MAX_HORIZON_DAYS).contains(&raw.horizon.days) {
+        return Err(format!("[horizon] days: got {}, expected 1 to {MAX_HORIZON_DAYS}", raw.horizon.days));
     }
     let p = raw.policy;
     let non_negative = |name: &str, v: Option<f64>| match v {

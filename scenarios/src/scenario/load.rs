@@ -340,7 +340,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             for (k, d) in options.inbound_delays.iter().enumerate() {
                 let hit = d.warehouse.as_ref().is_none_or(|x| *x == warehouses.names[w as usize]) && d.sku.as_ref().is_none_or(|x| *x == skus.names[s as usize]);
                 if hit {
-                    day = day + chrono::Days::new(u64::from(d.days));
+                    // A delay past the calendar's end arrives never (beyond any horizon).
+                    day = day.checked_add_days(chrono::Days::new(u64::from(d.days))).unwrap_or(NaiveDate::MAX);
                     inbound_delay_matches[k] += 1;
                 }
             }

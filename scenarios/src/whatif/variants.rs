@@ -19,7 +19,7 @@
 //! | `warehouse_outage` | `warehouse` (required), `from`, `to` (dates, inclusive) | the warehouse is closed for the part of the horizon the dates cover: with `k` of `H` days closed, its stock and its lanes' capacities are scaled by `(H - k) / H` (the model is aggregated over the horizon); closed all horizon, it ships nothing |
 //! | `lane_capacity` | `factor` or `capacity`; filters `warehouse`, `zone` | capacity of matching lanes × factor, or set (an uncapacitated lane with `factor` stays uncapacitated) |
 //! | `inbound_delay` | `days` (required); filters `warehouse`, `sku` | matching inbound arrives `days` later; what then lands after the horizon is no longer available |
-//! | `receipt` | `warehouse`, `sku`, `units` (required), `date` (default: the horizon's first day) | a receipt of `units` of the SKU at the warehouse on that date (the warehouse must hold a stock row for the SKU) |
+//! | `receipt` | `warehouse`, `sku`, `units` (required), `date` (a day of the horizon; default: its first day) | a receipt of `units` of the SKU at the warehouse on that date (the warehouse must hold a stock row for the SKU) |
 //! | `uptake_shift` | `factor`; filters `offer`, `tier`, `zone`, `sku` | uptake of matching pairs × factor, clamped to (0, 1] |
 //! | `rule` | `rule` (a `rule_id`, required); `bound` or `factor`, and/or `penalty` | the rule's bound set or scaled, its penalty set (a volume rule becomes soft; a `max_per_customer` rule takes no penalty) |
 //! | `conflict` | `conflict` (a `conflict_id`, required); `remove = true`, or `within_days` (required to add) with selectors `channels_a`, `tags_a`, `offers_a`, `channels_b`, `tags_b`, `offers_b` (`;` lists) | the conflict removed, or added (or replaced when the id exists) |
@@ -616,6 +616,11 @@ pub fn apply(p: &mut Problem, perturbation: &Perturbation) -> Result<(), String>
                 return Err(format!("units: got {}, expected {NON_NEGATIVE_WORDS}", r.units));
             }
             let day = date_or(&r.date, p.horizon.start, "date")?;
+            // The model counts a receipt only inside the horizon (as the
+            // inbound table's rows): one outside would change nothing.
+            if !p.horizon.contains(day) {
+                return Err(format!("date: got {day}, expected a day of the horizon, {} to {}", p.horizon.start, p.horizon.last_day()));
+            }
             let point = p
                 .stock
                 .iter_mut()
