@@ -104,7 +104,7 @@ fn uptake_model_recovers_coefficients_of_customer_attributes() {
 
 /// The file's problems are issues naming the file, and the row and column
 /// where there is one: a `group` column (the protected attribute, in any
-/// case), a customer without a row, a row for no customer, a blank or
+/// case), a column that speaks of consent (a governance input), a customer without a row, a row for no customer, a blank or
 /// misspelt number in a numeric column. All are reported at once.
 #[test]
 fn customer_features_errors_name_file_row_and_column() {
@@ -115,9 +115,9 @@ fn customer_features_errors_name_file_row_and_column() {
     let text = fs::read_to_string(dir.join("customer_features.csv")).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     assert_eq!(lines[0], "customer_id,age,tenure_months,household,newsletter");
-    lines[0].push_str(",Group");
+    lines[0].push_str(",Group,marketing_consent");
     for l in lines.iter_mut().skip(1) {
-        l.push_str(",A");
+        l.push_str(",A,yes");
     }
     let set = |l: &str, column: usize, value: &str| {
         let mut cells: Vec<&str> = l.split(',').collect();
@@ -128,12 +128,13 @@ fn customer_features_errors_name_file_row_and_column() {
     lines[5] = set(&lines[5], 1, "4o"); // row 5: age misspelt
     let missing = lines.remove(10); // row 10's customer has no row now
     let missing_id = missing.split(',').next().unwrap().to_string();
-    lines.push("C9999999,30,4,single,no,A".into());
+    lines.push("C9999999,30,4,single,no,A,yes".into());
     fs::write(dir.join("customer_features.csv"), lines.join("\n") + "\n").unwrap();
 
     let err = load_scenario(&dir).unwrap_err().to_string();
     for want in [
         "customer_features.csv column `Group`: expected no `group` column".to_string(),
+        "customer_features.csv column `marketing_consent`: expected no column that speaks of consent".to_string(),
         "customer_features.csv row 3 column `age`: expected a number".to_string(),
         "customer_features.csv row 5 column `age`: got \"4o\", expected a number".to_string(),
         format!("customer_features.csv column `customer_id`: got \"{missing_id}\", expected a row for every customer"),

@@ -24,7 +24,7 @@ use std::path::Path;
 use allot_forecasting::attributes::{Attribute, Values};
 
 use crate::error::LoadError;
-use crate::scenario::table::{Issue, Issues, Table, NUMBER, TEXT};
+use crate::scenario::table::{speaks_of_governance, Issue, Issues, Table, NUMBER, TEXT};
 
 /// The table's file stem.
 pub const STEM: &str = "customer_features";
@@ -88,6 +88,11 @@ pub fn read_customer_features(dir: &Path, customers: &[String], issues: &mut Iss
     for name in t.column_names().into_iter().filter(|n| n != "customer_id") {
         if name.trim().eq_ignore_ascii_case(PROTECTED) {
             let expected = format!("no `{PROTECTED}` column: the protected attribute is never an uptake feature (fairness is a constraint of the plan)");
+            issues.push(Issue { file: t.file.clone(), row: None, column: Some(name), value: None, expected });
+            continue;
+        }
+        if let Some(word) = speaks_of_governance(&name) {
+            let expected = format!("no column that speaks of {word}: consent and suppression are read from customers.csv, never learned from as features");
             issues.push(Issue { file: t.file.clone(), row: None, column: Some(name), value: None, expected });
             continue;
         }

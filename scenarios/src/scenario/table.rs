@@ -318,8 +318,8 @@ impl Table {
                 issues.push(issue(first, format!("`{first}` once: the header names it more than once")));
             } else if let Some(known) = likely_meant(name, asked.iter().map(String::as_str)) {
                 issues.push(issue(name, format!("a known column: `{name}` is not one, did you mean `{known}`? (a misspelt column is an error, never ignored)")));
-            } else if let Some(word) = GOVERNANCE_WORDS.iter().find(|w| name.to_lowercase().replace(['-', ' '], "_").contains(*w)) {
-                let known: Vec<String> = asked.iter().filter(|a| GOVERNANCE_WORDS.iter().any(|w| a.contains(w))).map(|a| format!("`{a}`")).collect();
+            } else if let Some(word) = speaks_of_governance(name) {
+                let known: Vec<String> = asked.iter().filter(|a| speaks_of_governance(a).is_some()).map(|a| format!("`{a}`")).collect();
                 let known = if known.is_empty() { "this table has none".to_string() } else { format!("this table's: {}", known.join(", ")) };
                 issues.push(issue(name, format!("a known column: `{name}` is not one, and a column that speaks of {word} is never ignored ({known})")));
             } else {
@@ -357,8 +357,20 @@ impl Table {
 
 /// Words that mark a column as one of governance (consent, suppression):
 /// an unknown column whose name holds one is an error, never ignored.
-/// Matched in the name lowercased, with `-` and spaces read as `_`.
-const GOVERNANCE_WORDS: [&str; 6] = ["consent", "suppress", "opt_in", "opt_out", "optin", "optout"];
+/// Matched in the name lowercased, with `-` and spaces read as `_`
+/// ([`speaks_of_governance`]). Beyond the model's own words, the names
+/// customer systems give the same facts (`opted_out`, `unsubscribed`,
+/// `do_not_contact`, `no_marketing`, `gdpr_permission`): each was once
+/// ignored as an unknown column, which treated everyone as consenting.
+const GOVERNANCE_WORDS: &[&str] =
+    &["consent", "suppress", "opt_in", "opt_out", "optin", "optout", "opted", "unsubscri", "do_not", "dnc", "marketing", "permission", "gdpr", "blocklist", "blacklist"];
+
+/// The governance word (see [`GOVERNANCE_WORDS`]) a column or file name
+/// speaks of, if any: such a name is never ignored.
+pub fn speaks_of_governance(name: &str) -> Option<&'static str> {
+    let name = name.to_lowercase().replace(['-', ' '], "_");
+    GOVERNANCE_WORDS.iter().copied().find(|w| name.contains(w))
+}
 
 /// The column `name` renames when it is a repeat of one the header already
 /// named (`<first>_duplicated_<n>`, as the CSV reader names repeats).
