@@ -369,6 +369,22 @@ fn a_governance_column_under_another_name_is_an_error() {
     }
 }
 
+/// A file named like a table but none of them is an error: `rules.csv`
+/// named `rule.csv` was read as absent and the plan lost every contact cap;
+/// so is a file that speaks of governance (`opt_outs.csv` left those
+/// customers eligible). Any other file is ignored with a note.
+#[test]
+fn a_misnamed_table_is_an_error_and_another_file_a_note() {
+    for (file, words) in [("rule.csv", "did you mean `rules.csv`"), ("Customers.csv", "did you mean `customers.csv`"), ("lanes.CSV", "did you mean `lanes.csv`"), ("opt_outs.csv", "speaks of opt_out")] {
+        let (issues, _, text) = issues(|d| write(d, file, "customer_id\nc1\n"));
+        let issue = issues.iter().find(|i| i.file == file && i.row.is_none() && i.column.is_none()).unwrap_or_else(|| panic!("no issue for {file} in:\n{text}"));
+        assert!(issue.to_string().contains(words), "{issue}");
+    }
+    let (_tmp, dir) = scenario(|d| write(d, "prices.csv", "anything\n1\n"));
+    let loaded = load_scenario(&dir).unwrap();
+    assert!(loaded.notes.iter().any(|n| n.contains("prices.csv: not a table of a scenario, ignored")), "{:?}", loaded.notes);
+}
+
 /// A column the header names twice is an error: the CSV reader kept the
 /// first `suppressed` column and renamed the second away, so a second column
 /// of `true`s was dropped with a note.

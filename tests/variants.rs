@@ -128,6 +128,19 @@ fn receipt_adds_units_on_its_day() {
     assert!(e.contains("2030-01-01") && e.contains("expected a day of the horizon"), "{e}");
 }
 
+/// A table beside a variant's scenario.toml would be ignored (the variant
+/// reads its base's): an error, since a `customers.csv` there withdrawing
+/// consent was planned with the base's consent.
+#[test]
+fn a_table_beside_a_variant_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = variant(tmp.path(), "own_customers", &example(), "[[perturbation]]\nkind = \"demand_shock\"\nfactor = 1.1\n");
+    load_scenario(&d).expect("the variant alone loads");
+    std::fs::write(d.join("customers.csv"), "customer_id,zone,tier,consent\nC0000000,Z000,standard,false\n").unwrap();
+    let e = load_scenario(&d).unwrap_err().to_string();
+    assert!(e.contains("customers.csv") && e.contains("reads its tables from its base"), "{e}");
+}
+
 #[test]
 fn uptake_shift_and_policy_overrides() {
     let tmp = tempfile::tempdir().unwrap();

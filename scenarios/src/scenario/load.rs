@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::scenario::config::{read_config, ScenarioConfig, SCENARIO_FILE};
 use crate::error::LoadError;
-use crate::scenario::table::{Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, POSITIVE, PROBABILITY, TEXT};
+use crate::scenario::table::{likely_meant, speaks_of_governance, Issues, Kind, Table, BOOL, COUNT, DATE, NON_NEGATIVE, NUMBER, POSITIVE, PROBABILITY, TEXT};
 
 /// A validated scenario, ready to plan.
 #[derive(Debug, Clone)]
@@ -210,6 +210,60 @@ pub struct InboundDelay {
     pub sku: Option<String>,
 }
 
+/// Every table a scenario directory may hold, by file stem (each as `.csv`
+/// or `.parquet`).
+pub const TABLES: &[&str] = &[
+    "customers",
+    "offers",
+    "offer_items",
+    "uptake",
+    "inventory",
+    "inbound",
+    "lanes",
+    "zones",
+    "baseline_demand",
+    "sales_history",
+    "promotions_plan",
+    "offer_history",
+    "rules",
+    "conflicts",
+    "contact_history",
+    crate::scenario::customer_features::STEM,
+];
+
+/// The files of `dir` that look like tables (`.csv` or `.parquet`, any
+/// case) but are none of [`TABLES`]: an issue when the name is close to a
+/// table's (`rule.csv`, `Conflicts.csv`, `inbound.CSV`: the same edit
+/// distance as a misspelt column, see [`likely_meant`]) or speaks of
+/// governance (`opt_outs.csv`), else a note. Why: a misnamed table was read
+/// as absent, without a word; `rules.csv` named `rule.csv` dropped every
+/// contact cap of the plan.
+fn check_file_names(dir: &Path, issues: &mut Issues, notes: &mut Vec<String>) -> Result<(), LoadError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::io(dir, e))?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let Some((stem, extension)) = name.rsplit_once('.') else { continue };
+        let lower = extension.to_ascii_lowercase();
+        if !matches!(lower.as_str(), "csv" | "parquet") || (extension == lower && TABLES.contains(&stem)) {
+            continue;
+        }
+        let meant = TABLES.iter().copied().find(|t| t.eq_ignore_ascii_case(stem)).or_else(|| likely_meant(stem, TABLES.iter().copied()));
+        if let Some(table) = meant {
+            issues.file(&name, format!("a table's name: `{name}` is none, did you mean `{table}.{lower}`? (a misnamed table is an error, never ignored)"));
+        } else if let Some(word) = speaks_of_governance(stem) {
+            issues.file(&name, format!("a table's name: `{name}` is none, and a file that speaks of {word} is never ignored (consent and suppression are columns of customers)"));
+        } else {
+            notes.push(format!("{name}: not a table of a scenario, ignored"));
+        }
+    }
+    Ok(())
+}
+
 /// Loads a scenario directory that holds its own tables. Callers use
 /// `load_scenario` (in `variants.rs`), which also reads what-if variants: this
 /// module knows nothing of variants, they are applied on top of its result.
@@ -222,6 +276,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
     let content_hash = content_hash(dir)?;
     let mut issues = Issues::default();
     let mut notes = Vec::new();
+    check_file_names(dir, &mut issues, &mut notes)?;
     let required = |stem: &str, typed: &[(&str, Kind)], issues: &mut Issues| -> Result<Option<Table>, LoadError> {
         let t = Table::read(dir, stem, typed)?;
         if t.is_none() {

@@ -41,7 +41,7 @@ use serde::Deserialize;
 use crate::scenario::config::SCENARIO_FILE;
 use crate::error::LoadError;
 use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
-use crate::scenario::load::{hash_bytes, load_root, InboundDelay, LoadOptions, LoadedScenario};
+use crate::scenario::load::{hash_bytes, load_root, TABLES, InboundDelay, LoadOptions, LoadedScenario};
 
 /// Reads, validates and assembles a scenario directory, plain or variant.
 pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
@@ -336,6 +336,12 @@ fn chain(dir: &Path, depth: usize) -> Result<(PathBuf, Vec<(PathBuf, usize, Pert
     }
     if !v.base.join(SCENARIO_FILE).is_file() {
         return Err(LoadError::Unreadable { path: v.file.clone(), reason: format!("base: {} is not a scenario directory", v.base.display()) });
+    }
+    // A variant's tables are its base's: one of its own would be ignored
+    // (a `customers.csv` withdrawing consent planned with the base's).
+    if let Some(table) = TABLES.iter().flat_map(|t| [format!("{t}.csv"), format!("{t}.parquet")]).find(|f| dir.join(f).is_file()) {
+        let reason = format!("{table} is beside a what-if variant's scenario.toml: a variant reads its tables from its base ({}) and changes them through perturbations, so this file would be ignored; move it, or make this directory a scenario of its own (no `base`)", v.base.display());
+        return Err(LoadError::Unreadable { path: dir.join(&table), reason });
     }
     let (root, mut all, mut lineage) = chain(&v.base, depth + 1)?;
     lineage.push(v.file.display().to_string());
