@@ -79,6 +79,13 @@ impl ApiKeys {
                 if let Some(k) = keys.keys.iter().find(|k| k.key.len() < 16) {
                     return Err(KeyFileError::Invalid { path: name, reason: format!("a {:?} key is shorter than 16 characters", k.role).to_lowercase() });
                 }
+                // One key, one role: a key listed twice would take the last
+                // role listed (a decision key listed again as admin gained
+                // every right), whatever its author meant.
+                if let Some((i, k)) = keys.keys.iter().enumerate().find(|(i, k)| keys.keys[..*i].iter().any(|earlier| earlier.key == k.key)) {
+                    let reason = format!("key {} (role {}) is listed before: each key is listed once, with one role", i + 1, format!("{:?}", k.role).to_lowercase());
+                    return Err(KeyFileError::Invalid { path: name, reason });
+                }
                 Ok((keys, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -137,5 +144,25 @@ impl Access {
             Access::Public | Access::AnyKey => true,
             Access::Roles(roles) => role == Role::Admin || roles.contains(&role),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key listed twice is refused whatever its roles: listed as decision
+    /// and then admin, it served the admin routes.
+    #[test]
+    fn a_key_listed_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let twice = r#"{"keys": [{"key": "0123456789abcdef0", "role": "decision"}, {"key": "fedcba98765432100", "role": "planner"}, {"key": "0123456789abcdef0", "role": "admin"}]}"#;
+        std::fs::write(&path, twice).unwrap();
+        let e = ApiKeys::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("key 3 (role admin) is listed before"), "{e}");
+        std::fs::write(&path, twice.replace(r#""0123456789abcdef0", "role": "admin""#, r#""0123456789abcdef1", "role": "admin""#)).unwrap();
+        let (keys, created) = ApiKeys::load_or_create(&path).unwrap();
+        assert_eq!((keys.keys.len(), created, keys.role_of("0123456789abcdef0")), (3, false, Some(Role::Decision)));
     }
 }
