@@ -121,9 +121,9 @@ struct ForecastArgs {
     /// Where to write the forecasts [default: out/<scenario name>/forecast].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Periods to forecast at least [default: the scenario's `[forecast] horizon`,
-    /// else up to the planning horizon's end].
-    #[arg(long)]
+    /// Periods to forecast at least, 1 to 3660 [default: the scenario's
+    /// `[forecast] horizon`, else up to the planning horizon's end].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=u64::from(allot_scenarios::scenario::config::MAX_HORIZON_DAYS)))]
     horizon: Option<usize>,
     /// The sales history's period: auto (inferred from its dates), D, W, M, Q
     /// or Y [default: the scenario's `[forecast] frequency`, else auto].

@@ -13,10 +13,11 @@ use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
 /// The file name of a scenario's settings.
 pub const SCENARIO_FILE: &str = "scenario.toml";
 
-/// The longest planning horizon, in days (ten years). Why a limit: the
-/// model has rows per day and bucket, so a horizon of a million days ran
-/// out of memory and one of 10^8 overflowed the calendar; a plan of offers
-/// and stock looks weeks or months ahead.
+/// The longest planning horizon, in days (ten years), and the most periods
+/// a forecast looks ahead. Why a limit: the model has rows per day and
+/// bucket, so a horizon of a million days ran out of memory and one of 10^8
+/// overflowed the calendar (a forecast of 10^8 periods was killed for its
+/// memory); a plan of offers and stock looks weeks or months ahead.
 pub const MAX_HORIZON_DAYS: u32 = 3660;
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +171,7 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         },
         holdout: f.holdout,
         horizon: match f.horizon {
-            Some(0) => return Err("[forecast] horizon: got 0, expected a number of periods >= 1".to_string()),
+            Some(h) if !(1..=MAX_HORIZON_DAYS as usize).contains(&h) => return Err(format!("[forecast] horizon: got {h}, expected a number of periods, 1 to {MAX_HORIZON_DAYS}")),
             h => h,
         },
     };

@@ -138,6 +138,7 @@ impl Table {
             };
             (csv, frame)
         } else if parquet.is_file() {
+            refuse_unreadable_columns(&parquet)?;
             let file = std::fs::File::open(&parquet).map_err(|e| LoadError::io(&parquet, e))?;
             let frame = decode_parquet(&parquet, || ParquetReader::new(file).finish())?;
             (parquet, frame)
@@ -166,6 +167,7 @@ impl Table {
         if dir.join(format!("{stem}.csv")).is_file() || !parquet.is_file() {
             return Ok(whole(Table::read(dir, stem, typed)?));
         }
+        refuse_unreadable_columns(&parquet)?;
         // One file, opened once: every group is decoded from it with its metadata.
         let file = std::fs::File::open(&parquet).map_err(|e| LoadError::io(&parquet, e))?;
         let metadata = ParquetReader::new(file.try_clone().map_err(|e| LoadError::io(&parquet, e))?).get_metadata().map_err(|e| polars_error(&parquet, e))?.clone();
@@ -499,12 +501,21 @@ fn decode_parquet(path: &Path, decode: impl FnOnce() -> PolarsResult<DataFrame>)
             format!("{message}: expected {READABLE_TYPES}")
         }
     };
+    refuse_unreadable_columns(path)?;
+    Err(LoadError::Unreadable { path: PathBuf::from(path), reason: said })
+}
+
+/// An issue per column of the Parquet file at `path` of a type allot does
+/// not read, from its schema alone. Checked before decoding: polars panics
+/// on some types (a decimal column, common in Spark and pandas exports), and
+/// its worker thread's panic printed a backtrace before the clear error.
+fn refuse_unreadable_columns(path: &Path) -> Result<(), LoadError> {
     let issues: Vec<Issue> = unreadable_columns(path)
         .into_iter()
         .map(|(column, dtype)| Issue { file: file_name(path), row: None, column: Some(column), value: Some(dtype), expected: READABLE_TYPES.to_string() })
         .collect();
     if issues.is_empty() {
-        return Err(LoadError::Unreadable { path: PathBuf::from(path), reason: said });
+        return Ok(());
     }
     Err(LoadError::Invalid { total: issues.len(), issues })
 }
@@ -840,13 +851,14 @@ mod tests {
     /// A Parquet column of a type this build cannot decode (written by
     /// pyarrow: a decimal, which polars panics on, and 8- and 16-bit integers,
     /// which it refuses) is the file's error naming each such column and its
-    /// type, not a panic of the process, and not the others.
+    /// type, found in the schema before anything is decoded, and not the others.
     #[test]
     fn an_unreadable_parquet_column_type_is_an_error_naming_the_column() {
         for (fixture, named, readable) in [("decimal_column", &["`p`: got \"Decimal(6, 4)\""][..], "`id`"), ("narrow_int_columns", &["`on_hand`: got \"Int8\"", "`qty`: got \"Int16\""][..], "`p`")] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::copy(format!("{}/../tests/fixtures/{fixture}.parquet", env!("CARGO_MANIFEST_DIR")), dir.path().join("t.parquet")).unwrap();
-            for error in [Table::read(dir.path(), "t", &[]).err(), Table::read_in_batches(dir.path(), "t", &[]).unwrap().unwrap().find_map(Result::err)] {
+            // Read by batches, the schema is refused before any batch is decoded.
+            for error in [Table::read(dir.path(), "t", &[]).err(), Table::read_in_batches(dir.path(), "t", &[]).err()] {
                 let error = error.expect("an error").to_string();
                 assert!(error.contains("t.parquet") && error.contains("a column of a type allot reads"), "{error}");
                 for column in named {
