@@ -243,6 +243,9 @@ fn bad_scenario_toml_names_the_file_and_key() {
     let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 100000000\n"));
     let e = load_scenario(&dir).unwrap_err().to_string();
     assert!(e.contains("scenario.toml") && e.contains("days: got 100000000, expected 1 to 3660"), "{e}");
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 7\n\n[forecast]\nhorizon = 100000000\n"));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("scenario.toml") && e.contains("[forecast] horizon: got 100000000, expected a number of periods, 1 to 3660"), "{e}");
 }
 
 #[test]
