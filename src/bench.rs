@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Decomposed solver: target gap.
-    #[arg(long, default_value_t = DecomposedOptions::default().gap)]
+    #[arg(long, default_value_t = DecomposedOptions::default().gap, value_parser = crate::parse_gap)]
     gap: f64,
     /// Decomposed solver: iteration limit.
     #[arg(long, default_value_t = DecomposedOptions::default().max_iterations)]

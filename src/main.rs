@@ -227,7 +227,7 @@ struct PlanArgs {
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     solver: SolverArg,
     /// Decomposed solver: stop once the certified relative gap is at most this.
-    #[arg(long, default_value_t = DecomposedOptions::default().gap)]
+    #[arg(long, default_value_t = DecomposedOptions::default().gap, value_parser = parse_gap)]
     gap: f64,
     /// Decomposed solver: limit on dual iterations (per phase).
     #[arg(long, default_value_t = DecomposedOptions::default().max_iterations)]
@@ -241,7 +241,7 @@ struct PlanArgs {
     #[arg(long)]
     threads: Option<u32>,
     /// Time limit for the solve, in seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_seconds)]
     time_limit: Option<f64>,
     /// Make the new plan version the active one.
     #[arg(long)]
@@ -275,6 +275,18 @@ struct PlanArgs {
     /// node [default: a temporary directory, enough on one machine].
     #[arg(long)]
     partitions_dir: Option<PathBuf>,
+}
+
+/// A target gap: a number in [0, 1) (NaN or a negative gap made every run
+/// miss or meet it whatever the plan).
+pub(crate) fn parse_gap(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().ok().filter(|g| (0.0..1.0).contains(g)).ok_or_else(|| format!("expected a gap in [0, 1), got {s:?}"))
+}
+
+/// A duration in seconds: a finite number > 0 (a negative or NaN limit was
+/// reported as "no feasible solution within the time limit").
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().ok().filter(|t| t.is_finite() && *t > 0.0).ok_or_else(|| format!("expected a number of seconds > 0, got {s:?}"))
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

@@ -236,6 +236,22 @@ fn serve_refuses_a_live_silence_bound_outside_poll_and_liveness() {
     }
 }
 
+/// A target gap outside [0, 1) and a time limit that is not a positive
+/// number are refused before anything is read: `--gap nan` and
+/// `--time-limit -1` ran, the second ending "no feasible solution within the
+/// time limit".
+#[test]
+fn plan_refuses_a_gap_or_time_limit_that_means_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, store) = (tmp.path().join("out"), tmp.path().join("store"));
+    for (flag, bad) in [("--gap", "nan"), ("--gap", "-1"), ("--gap", "1"), ("--time-limit", "-1"), ("--time-limit", "nan"), ("--time-limit", "0")] {
+        let result = plan(&golden("stock_lanes"), &out, &store, &[&format!("{flag}={bad}")]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success() && stderr.contains(flag) && stderr.contains("expected"), "{flag} {bad}: {stderr}");
+    }
+    assert!(!out.exists());
+}
+
 /// The summary names each volume rule with its measure, bound and price, and
 /// the contacts per channel (`tests/golden/rules`, worked out in `tests/golden.rs`).
 #[test]
