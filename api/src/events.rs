@@ -81,9 +81,34 @@ pub struct InventoryEvent {
     pub date: Option<chrono::NaiveDate>,
 }
 
-fn non_empty(field: &str, value: &str) -> Result<(), String> {
+/// The longest id a live event may carry, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// The rule for every id of a live event (event, customer, offer, order,
+/// warehouse, SKU, zone, channel): not blank, at most [`MAX_ID_BYTES`], no
+/// control characters. Why bounds: ids are stored with every event and
+/// keyed on; a 200 KB `event_id` and one holding `\u0000` were accepted.
+pub(crate) fn check_id(field: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err(format!("{field} must not be empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(format!("{field} must be at most {MAX_ID_BYTES} bytes (got {})", value.len()));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} must not hold control characters"));
+    }
+    Ok(())
+}
+
+/// The days a live event's date may fall on: 2000-01-01 to 2100-12-31.
+/// Why: a date is the day a contact or an acceptance counts on (conflict
+/// windows, contact caps); year 9999 or year 0 was accepted and would have
+/// counted against a customer for ever, or never.
+pub(crate) fn check_date(field: &str, day: chrono::NaiveDate) -> Result<(), String> {
+    let (first, last) = (chrono::NaiveDate::from_ymd_opt(2000, 1, 1), chrono::NaiveDate::from_ymd_opt(2100, 12, 31));
+    if first.is_some_and(|f| day < f) || last.is_some_and(|l| day > l) {
+        return Err(format!("{field} must be a day from 2000-01-01 to 2100-12-31 (got {day})"));
     }
     Ok(())
 }
@@ -93,16 +118,19 @@ impl InventoryEvent {
     /// plan is served) that its warehouse, SKU and tier are the plan's. The
     /// message names the field.
     pub fn validate(&self, plan: Option<&PlanIndex>) -> Result<(), String> {
-        non_empty("event_id", &self.event_id)?;
-        non_empty("warehouse_id", &self.warehouse_id)?;
-        non_empty("sku", &self.sku)?;
+        check_id("event_id", &self.event_id)?;
+        check_id("warehouse_id", &self.warehouse_id)?;
+        check_id("sku", &self.sku)?;
         if !self.qty.is_finite() || self.qty.abs() > MAX_EVENT_QTY {
             return Err(format!("qty must be a finite number of at most {MAX_EVENT_QTY:e} in size (got {})", self.qty));
         }
         for (field, given) in [("order_id", self.order_id.as_deref()), ("zone", self.zone.as_deref())] {
             if let Some(value) = given {
-                non_empty(field, value)?;
+                check_id(field, value)?;
             }
+        }
+        if let Some(day) = self.date {
+            check_date("date", day)?;
         }
         if self.kind != InventoryKind::Order && (self.order_id.is_some() || self.zone.is_some() || self.date.is_some()) {
             return Err(format!("order_id, zone and date are only for an order, not a {:?}", self.kind).to_lowercase());
@@ -159,8 +187,8 @@ impl ConsentEvent {
     /// Checks ids, that something changes, and (when a plan is served) that the
     /// customer is the plan's. The message names the field.
     pub fn validate(&self, plan: Option<&PlanIndex>) -> Result<(), String> {
-        non_empty("event_id", &self.event_id)?;
-        non_empty("customer_id", &self.customer_id)?;
+        check_id("event_id", &self.event_id)?;
+        check_id("customer_id", &self.customer_id)?;
         if self.consent.is_none() && self.suppressed.is_none() {
             return Err("a consent event sets consent, suppressed, or both".to_string());
         }
@@ -199,12 +227,13 @@ impl ContactEvent {
     /// Checks ids and (when a plan is served) that the customer and offer are
     /// the plan's and the channel the offer's. The message names the field.
     pub fn validate(&self, plan: Option<&PlanIndex>) -> Result<(), String> {
-        non_empty("event_id", &self.event_id)?;
-        non_empty("customer_id", &self.customer_id)?;
-        non_empty("offer_id", &self.offer_id)?;
+        check_id("event_id", &self.event_id)?;
+        check_id("customer_id", &self.customer_id)?;
+        check_id("offer_id", &self.offer_id)?;
         if let Some(channel) = &self.channel {
-            non_empty("channel", channel)?;
+            check_id("channel", channel)?;
         }
+        check_date("date", self.date)?;
         let Some(plan) = plan else { return Ok(()) };
         if !plan.customer_ix.contains_key(self.customer_id.as_str()) {
             return Err(format!("customer_id {:?} is not a customer of plan {}", self.customer_id, plan.version()));

@@ -80,10 +80,11 @@ impl OutcomeEvent {
             ("order_id", self.order_id.as_ref()),
             ("warehouse_id", self.warehouse_id.as_ref()),
         ]) {
-            if value.is_some_and(|v| v.trim().is_empty()) {
-                return Err(format!("{field} must not be empty"));
+            if let Some(value) = value {
+                crate::events::check_id(field, value)?;
             }
         }
+        crate::events::check_date("occurred_at", self.occurred_at.date_naive())?;
         let kind = format!("{:?}", self.kind).to_lowercase();
         if matches!(self.kind, OutcomeKind::Ordered | OutcomeKind::Delivered) && self.order_id.is_none() {
             return Err(format!("order_id is required for a {kind} outcome"));

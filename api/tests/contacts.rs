@@ -91,6 +91,12 @@ async fn contact_events_apply_rules_conflicts_and_burn_down_budgets() {
     assert_eq!((status, &body["duplicate"]), (StatusCode::OK, &json!(true)), "{body}");
     let (status, body) = f.post("/v1/events/contact", DECISION, contact("k1", "g2", "bundle")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // A contact dated in year 9999 would have counted against g2 for ever.
+    let mut far = contact("k9", "g2", "bundle");
+    far["date"] = json!("9999-12-31");
+    let (status, body) = f.post("/v1/events/contact", DECISION, far).await;
+    assert!(status == StatusCode::UNPROCESSABLE_ENTITY && body.to_string().contains("2100-12-31"), "{status} {body}");
+    assert_eq!(offered(&f.offers("g2").await), ["bundle"], "nothing of it counted");
 
     // A restart folds the same contacts.
     f.restart();

@@ -92,6 +92,10 @@ async fn outcome_bodies_are_checked() {
         (json!({ "event_id": "x", "kind": "shown", "customer_id": "zz", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "customer_id"),
         (json!({ "event_id": "x", "kind": "shown", "customer_id": "g1", "offer_id": "zz", "occurred_at": "2026-12-02T10:00:00Z" }), "offer_id"),
         (json!({ "event_id": " ", "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "event_id"),
+        // Ids and days beyond the bounds every live event keeps.
+        (json!({ "event_id": "x".repeat(allot_api::events::MAX_ID_BYTES + 1), "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "event_id"),
+        (json!({ "event_id": "x\u{0}y", "kind": "shown", "customer_id": "g1", "offer_id": "single", "occurred_at": "2026-12-02T10:00:00Z" }), "event_id"),
+        (json!({ "event_id": "x", "kind": "accepted", "customer_id": "g1", "offer_id": "single", "occurred_at": "9999-12-31T23:59:59Z" }), "occurred_at"),
     ];
     for (body, field) in bad {
         let (status, reply) = f.post("/v1/events/outcome", DECISION, body.clone()).await;
