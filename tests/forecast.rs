@@ -146,9 +146,14 @@ fn offer_history_errors_name_file_row_and_column() {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let fields: Vec<&str> = lines[1].split(',').collect();
     lines[1] = format!("{},{},{},1,2", fields[0], fields[1], fields[2]);
+    // Row 2 dated on the horizon's first day: history is what came before the plan.
+    let start = fs::read_to_string(dir.join("scenario.toml")).unwrap().lines().find_map(|l| l.strip_prefix("start = ").map(|v| v.trim_matches('"').to_string())).unwrap();
+    let fields: Vec<String> = lines[2].split(',').map(String::from).collect();
+    lines[2] = format!("{},{},{start},{},{}", fields[0], fields[1], fields[3], fields[4]);
     fs::write(dir.join("offer_history.csv"), lines.join("\n") + "\n").unwrap();
     let err = load_scenario(&dir).unwrap_err().to_string();
-    assert!(err.contains("offer_history.csv") && err.contains("accepted") && err.contains("row"), "{err}");
+    assert!(err.contains("offer_history.csv row 1 column `accepted`"), "{err}");
+    assert!(err.contains(&format!("offer_history.csv row 2 column `date`: got \"{start}\", expected a date before the horizon's start {start}")), "{err}");
 }
 
 /// The example with one series of `history` rows (`date,units`) for

@@ -607,7 +607,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             Some(t) => {
                 let mut history = match &t {
                     Some(t) => {
-                        let rows = read_offer_history(t, &customer_index, &offer_index, &mut issues);
+                        let rows = read_offer_history(t, &customer_index, &offer_index, config.horizon.start, &mut issues);
                         t.check_header(&mut issues, &mut notes);
                         rows
                     }
@@ -1268,8 +1268,11 @@ pub(crate) fn split_list(cell: &str) -> impl Iterator<Item = &str> {
     cell.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Rows of `offer_history` resolved to indices; `accepted` may not exceed `shown`.
-fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, issues: &mut Issues) -> Vec<crate::scenario::uptake_history::Showing> {
+/// Rows of `offer_history` resolved to indices; `accepted` may not exceed
+/// `shown`, and every row is dated before `horizon_start` (history is what
+/// happened before the plan, as `sales_history`'s dates are: a row on the
+/// horizon's first day left the model's holdout with no rows, AUC NaN).
+fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, horizon_start: NaiveDate, issues: &mut Issues) -> Vec<crate::scenario::uptake_history::Showing> {
     let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
     let o = t.parse_with("offer_id", true, issues, "an offer_id of offers.csv", |s| offers.get(s).copied());
     let dates = t.parse("date", true, issues, DATE);
@@ -1280,6 +1283,10 @@ fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &Hash
         let (Some(customer), Some(offer), Some(date), Some(shown), Some(accepted)) = (c[i], o[i], dates[i], shown[i], accepted[i]) else { continue };
         if accepted > shown {
             issues.push(t.issue(i, "accepted", Some(&accepted.to_string()), "at most `shown` acceptances"));
+            continue;
+        }
+        if date >= horizon_start {
+            issues.push(t.issue(i, "date", Some(&date.to_string()), format!("a date before the horizon's start {horizon_start}")));
             continue;
         }
         rows.push(crate::scenario::uptake_history::Showing { customer, offer, date, shown: f64::from(shown), accepted: f64::from(accepted) });
