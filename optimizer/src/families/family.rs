@@ -95,6 +95,14 @@ impl Checker {
         }
     }
 
+    /// Checks `lhs >= rhs` within the tolerance (a lower bound, stated as
+    /// such in its message: `30 needed, 0 served` reads better negated).
+    pub fn ge(&mut self, rule: &'static str, lhs: f64, rhs: f64, what: impl FnOnce() -> String) {
+        if lhs < rhs - self.tol * rhs.abs().max(1.0) {
+            self.out.push(Violation { rule, detail: format!("{}: {lhs} < {rhs}", what()) });
+        }
+    }
+
     /// Records a violation.
     pub fn push(&mut self, rule: &'static str, detail: String) {
         self.out.push(Violation { rule, detail });
@@ -208,4 +216,19 @@ pub struct ExactRow {
     pub rhs: f64,
     /// The family's own row (local index) whose price this row's dual is, if any.
     pub price_of: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checker;
+
+    /// A lower bound reads as one: `0 < 30`, where the negated upper bound
+    /// it was checked as said `-0 > -30`; the tolerance is the same.
+    #[test]
+    fn a_lower_bound_is_checked_and_stated_as_one() {
+        let mut ck = Checker::new(1e-6);
+        ck.ge("rule", 30.0 - 1e-6, 30.0, || "kept within the tolerance".into());
+        ck.ge("rule", 0.0, 30.0, || "rule r".into());
+        assert_eq!(ck.out.iter().map(|v| v.detail.as_str()).collect::<Vec<_>>(), ["rule r: 0 < 30"]);
+    }
 }

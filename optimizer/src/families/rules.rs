@@ -188,10 +188,13 @@ impl Family for Rules {
 
     fn check(&self, problem: &Problem, cands: &Candidates, alloc: &Allocation, ck: &mut Checker) {
         for rule in problem.rules.iter().filter(|r| r.penalty.is_none()) {
-            let measured = measure(problem, cands, rule, &|k| alloc.x[k]);
+            // `+ 0.0`: an empty sum is -0, printed as such.
+            let measured = measure(problem, cands, rule, &|k| alloc.x[k]) + 0.0;
             let what = || format!("rule {} ({} of {})", rule.id, rule.measure.name(), measured);
-            let sign = sign(rule.kind);
-            ck.le(NAME, sign * measured, sign * rule.bound, what);
+            match rule.kind {
+                RuleKind::MaxTotal => ck.le(NAME, measured, rule.bound, what),
+                RuleKind::MinTotal => ck.ge(NAME, measured, rule.bound, what),
+            }
         }
     }
 
