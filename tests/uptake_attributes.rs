@@ -138,7 +138,7 @@ fn customer_features_errors_name_file_row_and_column() {
         "customer_features.csv row 3 column `age`: expected a number".to_string(),
         "customer_features.csv row 5 column `age`: got \"4o\", expected a number".to_string(),
         format!("customer_features.csv column `customer_id`: got \"{missing_id}\", expected a row for every customer"),
-        "customer_features.csv row 60 column `customer_id`: got \"C9999999\", expected a customer_id of customers.csv".to_string(),
+        "customer_features.csv row 60 column `customer_id`: got \"C9999999\", expected a customer_id of customers".to_string(),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }

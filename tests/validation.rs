@@ -100,7 +100,7 @@ fn unknown_tier() {
 
 #[test]
 fn unknown_offer_in_uptake() {
-    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc1,o7,0.5\n"), "uptake.csv", Some(2), "offer_id", "offers.csv");
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\nc1,o1,0.5\nc1,o7,0.5\n"), "uptake.csv", Some(2), "offer_id", "an offer_id of offers");
 }
 
 /// A repeated pair within a customer's rows, and one apart from them (the
@@ -117,7 +117,7 @@ fn duplicate_uptake_pair() {
 
 #[test]
 fn unknown_customer_in_uptake() {
-    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\ncX,o1,0.5\n"), "uptake.csv", Some(1), "customer_id", "customers.csv");
+    assert_issue(|d| write(d, "uptake.csv", "customer_id,offer_id,p\ncX,o1,0.5\n"), "uptake.csv", Some(1), "customer_id", "a customer_id of customers");
 }
 
 #[test]
@@ -462,7 +462,7 @@ fn conflicts_and_contact_history_name_their_mistakes() {
     assert_issue(conflicts("f,7,o1,,o2,2026-11-01\n"), "conflicts.csv", Some(1), "conflict_id", "conflict f: a selector b that picks at least one offer");
     assert_issue(conflicts("f,7,o1,,o2,\nf,3,o2,,o1,\n"), "conflicts.csv", Some(2), "conflict_id", "duplicate");
     let history = |body: &str| table("contact_history.csv", "customer_id,date,channel,tags,offer_id", body);
-    assert_issue(history("c9,2026-11-20,email,,\n"), "contact_history.csv", Some(1), "customer_id", "a customer_id of customers.csv");
+    assert_issue(history("c9,2026-11-20,email,,\n"), "contact_history.csv", Some(1), "customer_id", "a customer_id of customers");
     assert_issue(history("c1,2026-11-31,email,,\n"), "contact_history.csv", Some(1), "date", "date");
     assert_issue(history("c1,2026-11-20,,,\n"), "contact_history.csv", Some(1), "channel", "a value");
 }

@@ -62,7 +62,7 @@ impl CustomerAttributes {
 pub fn read_customer_features(dir: &Path, customers: &[String], issues: &mut Issues) -> Result<Option<CustomerAttributes>, LoadError> {
     let Some(t) = Table::read(dir, STEM, &[])? else { return Ok(None) };
     let index: HashMap<&str, usize> = customers.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-    let ids = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| index.get(s).copied());
+    let ids = t.parse_with("customer_id", true, issues, "a customer_id of customers", |s| index.get(s).copied());
     // The file row of each customer.
     let mut row_of: Vec<Option<usize>> = vec![None; customers.len()];
     for (i, c) in ids.iter().enumerate() {
@@ -80,7 +80,7 @@ pub fn read_customer_features(dir: &Path, customers: &[String], issues: &mut Iss
                 row: None,
                 column: Some("customer_id".into()),
                 value: Some(customers[c].clone()),
-                expected: "a row for every customer of customers.csv (this customer has none)".into(),
+                expected: "a row for every customer of customers (this customer has none)".into(),
             });
         }
     }

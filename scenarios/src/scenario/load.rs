@@ -469,7 +469,7 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         }
     }
     if let Some(t) = required("offer_items", &[("qty", Kind::Number)], &mut issues)? {
-        let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
+        let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers", |s| offer_index.get(s).copied());
         let s = t.parse_with("sku", true, &mut issues, sku_expected, |x| skus.resolve(x));
         let qty = t.parse("qty", true, &mut issues, NON_NEGATIVE);
         t.check_header(&mut issues, &mut notes);
@@ -581,8 +581,8 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
             let mut repeats = PairRepeats::new(customers.id.len(), offers.len());
             for t in batches {
                 let t = t?;
-                let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers.csv", &mut customer_of);
-                let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers.csv", |s| offer_index.get(s).copied());
+                let c = t.parse_with("customer_id", true, &mut issues, "a customer_id of customers", &mut customer_of);
+                let o = t.parse_with("offer_id", true, &mut issues, "an offer_id of offers", |s| offer_index.get(s).copied());
                 let p = t.parse("p", true, &mut issues, PROBABILITY);
                 // Per-pair value of one acceptance (version 2); a blank cell is the offer's margin.
                 let value = t.has_column("value").then(|| t.parse("value", false, &mut issues, NUMBER));
@@ -1037,7 +1037,7 @@ impl SelectorColumns {
         let selector = Selector {
             channels: resolve("channels", &self.channels[i], &mut |s| channels.resolve(s), "a channel of some offer in offers.csv"),
             tags: resolve("tags", &self.tags[i], &mut |s| tags.resolve(s), "a tag of some offer in offers.csv"),
-            offers: resolve("offers", &self.offers[i], &mut |s| offers.get(s).copied(), "an offer_id of offers.csv"),
+            offers: resolve("offers", &self.offers[i], &mut |s| offers.get(s).copied(), "an offer_id of offers"),
             from: self.from[i],
             to: self.to[i],
         };
@@ -1169,7 +1169,7 @@ fn read_contact_history(
     let Some(t) = Table::read(dir, "contact_history", &[])? else {
         return Ok(Vec::new());
     };
-    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
+    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers", |s| customers.get(s).copied());
     let dates = t.parse("date", true, issues, DATE);
     let channel = t.parse("channel", true, issues, TEXT);
     let tag_lists = t.parse("tags", false, issues, TEXT);
@@ -1273,8 +1273,8 @@ pub(crate) fn split_list(cell: &str) -> impl Iterator<Item = &str> {
 /// happened before the plan, as `sales_history`'s dates are: a row on the
 /// horizon's first day left the model's holdout with no rows, AUC NaN).
 fn read_offer_history(t: &Table, customers: &HashMap<String, u32>, offers: &HashMap<String, u32>, horizon_start: NaiveDate, issues: &mut Issues) -> Vec<crate::scenario::uptake_history::Showing> {
-    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers.csv", |s| customers.get(s).copied());
-    let o = t.parse_with("offer_id", true, issues, "an offer_id of offers.csv", |s| offers.get(s).copied());
+    let c = t.parse_with("customer_id", true, issues, "a customer_id of customers", |s| customers.get(s).copied());
+    let o = t.parse_with("offer_id", true, issues, "an offer_id of offers", |s| offers.get(s).copied());
     let dates = t.parse("date", true, issues, DATE);
     let shown = t.parse("shown", true, issues, COUNT);
     let accepted = t.parse("accepted", true, issues, COUNT);
