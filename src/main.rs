@@ -289,6 +289,11 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     s.parse::<f64>().ok().filter(|t| t.is_finite() && *t > 0.0).ok_or_else(|| format!("expected a number of seconds > 0, got {s:?}"))
 }
 
+/// A count of at least 1 (`allot generate`'s sizes: 0 was taken as 1 without a word).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    s.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| format!("expected a whole number >= 1, got {s:?}"))
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
@@ -408,18 +413,18 @@ impl DatabaseArg {
 struct GenerateArgs {
     /// Directory to create (must not exist or be empty).
     out_dir: PathBuf,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     customers: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     offers: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     skus: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     zones: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     warehouses: usize,
-    /// Candidate offers (uptake rows) per customer.
-    #[arg(long, default_value_t = 5)]
+    /// Candidate offers (uptake rows) per customer, at most `--offers`.
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     candidates: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -531,6 +536,10 @@ fn main() -> Result<()> {
         Command::Scenario { action: ScenarioAction::Compare { base, variants, out_root, report } } => scenario_compare(&base, &variants, &out_root, report),
         Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
+            // The generator would take every offer and say nothing.
+            if a.candidates > a.offers {
+                anyhow::bail!("--candidates {} is more than --offers {}: a customer's candidates are distinct offers", a.candidates, a.offers);
+            }
             let spec = GenerateSpec {
                 customers: a.customers,
                 offers: a.offers,

@@ -217,6 +217,16 @@ fn generate_is_deterministic_and_plannable() {
     // Refuses to overwrite.
     let again = allot(&["generate", a.to_str().unwrap()], &[]);
     assert!(!again.status.success());
+    // Sizes it cannot draw are refused, not bent (0 offers was drawn as 1,
+    // 13 candidates of 12 offers as 12), and nothing is written.
+    for (flags, said) in [(&["--offers", "0"][..], "--offers"), (&["--offers", "12", "--candidates", "13"][..], "--candidates 13 is more than --offers 12")] {
+        let d = tmp.path().join("refused");
+        let mut args = vec!["generate", d.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let out = allot(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(said) && !d.exists(), "{flags:?}: {stderr}");
+    }
 
     let stdout = ok(&plan(&a, &tmp.path().join("out"), &tmp.path().join("store"), &[]));
     assert!(stdout.contains("binding"), "{stdout}");
