@@ -251,6 +251,12 @@ fn irregular_dates_and_missing_periods_are_errors_naming_the_series() {
     let err = load_scenario(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("2026-12-01") && err.contains("horizon"), "{err}");
 
+    // A history with no rows is an error, not a baseline of no demand.
+    let tmp = tempfile::tempdir().unwrap();
+    example_with_sales_history(tmp.path(), "date,zone,sku,units\n");
+    let err = load_scenario(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("sales_history.csv") && err.contains("the file has none"), "{err}");
+
     // A misspelt setting is an error naming it.
     let tmp = tempfile::tempdir().unwrap();
     example_with_one_series(tmp.path(), &months, "[forecast]\nfrequency = \"montly\"");

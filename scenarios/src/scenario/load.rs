@@ -769,6 +769,11 @@ fn forecast_baseline(
         series: Vec::new(),
         effects: Vec::new(),
     };
+    if t.len() == 0 {
+        // Read as no demand at all, silently, where an empty offer_history is an error.
+        issues.file(&t.file, "some rows: sales history to forecast the baseline demand from (the file has none; give baseline_demand instead)");
+        return forecast;
+    }
     let Some(anchor) = dates.iter().flatten().min().copied() else { return forecast };
     let mut rows: BTreeMap<(u32, u32), Vec<(NaiveDate, f64, usize)>> = BTreeMap::new();
     for i in 0..t.len() {
