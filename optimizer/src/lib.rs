@@ -133,10 +133,15 @@ pub const AUTO_FIXED_OFFERS_LP_TIME_FACTOR: f64 = 2.0;
 pub const AUTO_FIXED_OFFERS_LP_MIN_SECONDS: f64 = 10.0;
 
 /// The time limit of `auto`'s fixed-offers LP after a decomposition of
-/// `decomposition_seconds`, within the exact options' own `limit`.
-fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) -> f64 {
+/// `decomposition_seconds`, within what the run's own `limit` leaves;
+/// `None` when the decomposition spent it (no polish then). Why the time
+/// left: given the whole limit again, a run with `--time-limit 3` took 9.8 s.
+fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) -> Option<f64> {
     let budget = (decomposition_seconds * AUTO_FIXED_OFFERS_LP_TIME_FACTOR).max(AUTO_FIXED_OFFERS_LP_MIN_SECONDS);
-    limit.map_or(budget, |limit| limit.min(budget))
+    match limit {
+        None => Some(budget),
+        Some(limit) => Some((limit - decomposition_seconds).min(budget)).filter(|&left| left > 0.0),
+    }
 }
 
 /// `auto` on a mid-sized MIP with the custom-offer limit: the decomposition's
@@ -147,7 +152,8 @@ fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) ->
 /// time limit) keeps the decomposition's plan, its solve time counting the
 /// LP's too.
 fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, decomposed: Allocation, target: f64) -> Allocation {
-    let opts = exact::ExactOptions { time_limit: Some(fixed_offers_lp_time_limit(decomposed.report.solve_seconds, opts.time_limit)), ..opts.clone() };
+    let Some(time_limit) = fixed_offers_lp_time_limit(decomposed.report.solve_seconds, opts.time_limit) else { return decomposed };
+    let opts = exact::ExactOptions { time_limit: Some(time_limit), ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_with_open_offers(problem, network, cands, &opts, &decomposed.offer_open);
     better_of(decomposed, solved, &[SolveStatus::Optimal], started, target)
@@ -213,7 +219,8 @@ fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, op
     // plans worse than the rounding's.
     let r = &rounded.report;
     let mip_rel_gap = SUPPORT_MIP_GAP_SHARE * target * (r.bound - r.objective_without_offers).abs() / r.bound.abs().max(1.0);
-    let opts = exact::ExactOptions { time_limit: Some(fixed_offers_lp_time_limit(r.solve_seconds, opts.time_limit)), mip_rel_gap, explain_infeasible: false, ..opts.clone() };
+    let Some(time_limit) = fixed_offers_lp_time_limit(r.solve_seconds, opts.time_limit) else { return rounded };
+    let opts = exact::ExactOptions { time_limit: Some(time_limit), mip_rel_gap, explain_infeasible: false, ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_pinned(problem, network, cands, &opts, &pinned);
     // A MIP stopped by its time limit still has a plan that keeps every limit.
@@ -314,9 +321,11 @@ mod tests {
 
     #[test]
     fn the_fixed_offers_lp_gets_twice_the_decomposition_within_its_own_limit() {
-        assert_eq!(fixed_offers_lp_time_limit(93.0, None), 186.0);
-        assert_eq!(fixed_offers_lp_time_limit(2.0, None), AUTO_FIXED_OFFERS_LP_MIN_SECONDS);
-        assert_eq!(fixed_offers_lp_time_limit(93.0, Some(50.0)), 50.0);
-        assert_eq!(fixed_offers_lp_time_limit(20.0, Some(600.0)), 40.0);
+        assert_eq!(fixed_offers_lp_time_limit(93.0, None), Some(186.0));
+        assert_eq!(fixed_offers_lp_time_limit(2.0, None), Some(AUTO_FIXED_OFFERS_LP_MIN_SECONDS));
+        assert_eq!(fixed_offers_lp_time_limit(20.0, Some(600.0)), Some(40.0));
+        // Within the time the run's limit leaves; none once it is spent.
+        assert_eq!(fixed_offers_lp_time_limit(20.0, Some(30.0)), Some(10.0));
+        assert_eq!(fixed_offers_lp_time_limit(93.0, Some(50.0)), None);
     }
 }

@@ -389,7 +389,9 @@ fn run_phase(
             escalation.solve_ahead(ctx.problem, &ctx.closed);
         }
         let bound_held = best_bound >= window_bound - STALL_PROGRESS * (window_bound - best_obj).abs();
-        let escalate = gap > opts.gap && !last && iterations > 1 && bound_held && best_obj.is_finite() && !beaten(best_bound);
+        // Not once the time limit has passed (during the repair, say): a
+        // sample started then ran seconds past it.
+        let escalate = gap > opts.gap && !last && !out_of_time() && iterations > 1 && bound_held && best_obj.is_finite() && !beaten(best_bound);
         if let Some((sample, start, bound)) = if escalate { escalated_start(ctx, side, escalation, &mut escalated, &cap, epsilon)? } else { None } {
             if opts.verbose {
                 let kind = if sample.repeat { "a second sample" } else { "sample" };
@@ -427,7 +429,9 @@ fn run_phase(
             status = SolveStatus::WithinGap;
             break;
         }
-        if last {
+        // The time limit passed during this repair: the plan stands (one more
+        // iteration would end in another repair, seconds at scale).
+        if last || out_of_time() {
             status = if out_of_time() { SolveStatus::TimeLimit } else { SolveStatus::IterationLimit };
             break;
         }
