@@ -430,7 +430,11 @@ pub(crate) fn load_root(dir: &Path, options: LoadOptions) -> Result<LoadedScenar
         let cost_per_contact = t.parse("cost_per_contact", false, &mut issues, NON_NEGATIVE);
         t.check_header(&mut issues, &mut notes);
         for i in 0..t.len() {
-            let (Some(id), Some(margin)) = (&ids[i], margin[i]) else { continue };
+            // An offer whose margin is missing or bad is still listed (its
+            // issue is recorded, the load fails): left out, every row naming
+            // it was an issue too, 217 of them for one cell.
+            let Some(id) = &ids[i] else { continue };
+            let margin = margin[i].unwrap_or(0.0);
             if offer_index.contains_key(id) {
                 issues.push(t.issue(i, "offer_id", Some(id), "an offer_id not listed before (duplicate)"));
                 continue;
