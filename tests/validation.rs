@@ -374,6 +374,12 @@ fn a_governance_column_under_another_name_is_an_error() {
     for name in ["suppression", "is_suppressed", "has_consent", "Opt-In", "opt_out", "opted_out", "unsubscribed", "do_not_contact", "no_marketing", "marketing_ok", "permission_to_contact", "gdpr_permission", "DNC"] {
         assert_issue(|d| with_customer_column(d, name, "true"), "customers.csv", None, name, "is never ignored");
     }
+    // A word inside another word, or marketing alone, is no governance.
+    for name in ["adopted_app", "marketing_channel"] {
+        let (_tmp, dir) = scenario(|d| with_customer_column(d, name, "x"));
+        let loaded = load_scenario(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(loaded.notes.iter().any(|n| n.contains(&format!("unknown column `{name}` ignored"))), "{name}: {:?}", loaded.notes);
+    }
 }
 
 /// A file named like a table but none of them is an error: `rules.csv`
@@ -382,12 +388,18 @@ fn a_governance_column_under_another_name_is_an_error() {
 /// customers eligible). Any other file is ignored with a note.
 #[test]
 fn a_misnamed_table_is_an_error_and_another_file_a_note() {
-    for (file, words) in [("rule.csv", "did you mean `rules.csv`"), ("Customers.csv", "did you mean `customers.csv`"), ("lanes.CSV", "did you mean `lanes.csv`"), ("opt_outs.csv", "speaks of opt_out")] {
+    // Names that differ from the scenario's own files on a case-blind file system too.
+    for (file, words) in [("rule.csv", "did you mean `rules.csv`"), ("Customer.csv", "did you mean `customers.csv`"), ("lane.CSV", "did you mean `lanes.csv`"), ("Offers.parquet", "did you mean `offers.parquet`"), ("opt_outs.csv", "speaks of opt_out")] {
         let (issues, _, text) = issues(|d| write(d, file, "customer_id\nc1\n"));
         let issue = issues.iter().find(|i| i.file == file && i.row.is_none() && i.column.is_none()).unwrap_or_else(|| panic!("no issue for {file} in:\n{text}"));
         assert!(issue.to_string().contains(words), "{issue}");
     }
-    let (_tmp, dir) = scenario(|d| write(d, "prices.csv", "anything\n1\n"));
+    let (_tmp, dir) = scenario(|d| {
+        write(d, "prices.csv", "anything\n1\n");
+        // Other tools' leftovers beside a table pass without a word.
+        write(d, "._customers.csv", "");
+        write(d, "~$offers.csv", "");
+    });
     let loaded = load_scenario(&dir).unwrap();
     assert!(loaded.notes.iter().any(|n| n.contains("prices.csv: not a table of a scenario, ignored")), "{:?}", loaded.notes);
 }

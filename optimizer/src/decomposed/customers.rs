@@ -590,9 +590,14 @@ mod tests {
 
     /// The repair's cell sums, computed a wave of blocks at a time, are the
     /// sums of every block added in block order: 100,000 customers make 13
-    /// blocks, several waves on any machine.
+    /// blocks, four waves of four on two threads (a pool of its own, so on
+    /// any machine).
     #[test]
     fn the_repair_cell_sums_add_every_block_in_order() {
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(repair_cell_sums_add_every_block_in_order);
+    }
+
+    fn repair_cell_sums_add_every_block_in_order() {
         let n = 100_000;
         let start: Vec<u32> = (0..=n as u32).map(|c| 2 * c).collect();
         let offer: Vec<u32> = (0..2 * n as u32).map(|k| k % 3).collect();

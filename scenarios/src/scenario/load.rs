@@ -247,6 +247,11 @@ fn check_file_names(dir: &Path, issues: &mut Issues, notes: &mut Vec<String>) ->
         .collect();
     names.sort();
     for name in names {
+        // Leftovers of other tools beside a table (a macOS `._customers.csv`,
+        // an Excel lock `~$customers.csv`) are no misnamed tables.
+        if name.starts_with('.') || name.starts_with("~$") {
+            continue;
+        }
         let Some((stem, extension)) = name.rsplit_once('.') else { continue };
         let lower = extension.to_ascii_lowercase();
         if !matches!(lower.as_str(), "csv" | "parquet") || (extension == lower && TABLES.contains(&stem)) {

@@ -360,18 +360,41 @@ impl Table {
 /// Words that mark a column as one of governance (consent, suppression):
 /// an unknown column whose name holds one is an error, never ignored.
 /// Matched in the name lowercased, with `-` and spaces read as `_`
-/// ([`speaks_of_governance`]). Beyond the model's own words, the names
-/// customer systems give the same facts (`opted_out`, `unsubscribed`,
-/// `do_not_contact`, `no_marketing`, `gdpr_permission`): each was once
-/// ignored as an unknown column, which treated everyone as consenting.
-const GOVERNANCE_WORDS: &[&str] =
-    &["consent", "suppress", "opt_in", "opt_out", "optin", "optout", "opted", "unsubscri", "do_not", "dnc", "marketing", "permission", "gdpr", "blocklist", "blacklist"];
+/// ([`speaks_of_governance`]), and with a `_` before and after it: an
+/// entry with a leading `_` must start one of the name's `_`-separated
+/// words (`_opted` is in `opted_out`, not in `adopted_app`), one with a
+/// trailing `_` must end one (`_do_not_` is in `do_not_contact`), one
+/// without matches anywhere (`consent` in `has_consent`). Beyond the
+/// model's own words, the names customer systems give the same facts
+/// (`opted_out`, `unsubscribed`, `do_not_contact`, `no_marketing`,
+/// `gdpr_permission`): each was once ignored as an unknown column, which
+/// treated everyone as consenting. Not `marketing` alone: offers have
+/// marketing columns of their own.
+const GOVERNANCE_WORDS: &[&str] = &[
+    "consent",
+    "suppress",
+    "opt_in",
+    "opt_out",
+    "optin",
+    "optout",
+    "_opted",
+    "_unsubscri",
+    "_do_not_",
+    "_dnc_",
+    "_no_marketing_",
+    "_marketing_ok_",
+    "_marketing_allowed_",
+    "_permission",
+    "_gdpr",
+    "_blocklist",
+    "_blacklist",
+];
 
 /// The governance word (see [`GOVERNANCE_WORDS`]) a column or file name
 /// speaks of, if any: such a name is never ignored.
 pub fn speaks_of_governance(name: &str) -> Option<&'static str> {
-    let name = name.to_lowercase().replace(['-', ' '], "_");
-    GOVERNANCE_WORDS.iter().copied().find(|w| name.contains(w))
+    let name = format!("_{}_", name.to_lowercase().replace(['-', ' '], "_"));
+    GOVERNANCE_WORDS.iter().find(|w| name.contains(*w)).map(|w| w.trim_matches('_'))
 }
 
 /// The column `name` renames when it is a repeat of one the header already
