@@ -289,11 +289,6 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     s.parse::<f64>().ok().filter(|t| t.is_finite() && *t > 0.0).ok_or_else(|| format!("expected a number of seconds > 0, got {s:?}"))
 }
 
-/// A count of at least 1 (`allot generate`'s sizes: 0 was taken as 1 without a word).
-fn at_least_one(s: &str) -> Result<usize, String> {
-    s.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| format!("expected a whole number >= 1, got {s:?}"))
-}
-
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
@@ -413,19 +408,20 @@ impl DatabaseArg {
 struct GenerateArgs {
     /// Directory to create (must not exist or be empty).
     out_dir: PathBuf,
-    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 1000)]
     customers: usize,
-    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 20)]
     offers: usize,
-    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 50)]
     skus: usize,
-    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 5)]
     zones: usize,
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3)]
     warehouses: usize,
-    /// Candidate offers (uptake rows) per customer, at most `--offers`.
-    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
-    candidates: usize,
+    /// Candidate offers (uptake rows) per customer, at most `--offers`
+    /// [default: 5, or every offer when there are fewer].
+    #[arg(long)]
+    candidates: Option<usize>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Horizon length in days.
@@ -536,17 +532,13 @@ fn main() -> Result<()> {
         Command::Scenario { action: ScenarioAction::Compare { base, variants, out_root, report } } => scenario_compare(&base, &variants, &out_root, report),
         Command::ServeTrivial { addr } => runtime(None)?.block_on(allot_api::serve_trivial(addr)).context("trivial server"),
         Command::Generate(a) => {
-            // The generator would take every offer and say nothing.
-            if a.candidates > a.offers {
-                anyhow::bail!("--candidates {} is more than --offers {}: a customer's candidates are distinct offers", a.candidates, a.offers);
-            }
             let spec = GenerateSpec {
                 customers: a.customers,
                 offers: a.offers,
                 skus: a.skus,
                 zones: a.zones,
                 warehouses: a.warehouses,
-                candidates: a.candidates,
+                candidates: a.candidates.unwrap_or(a.offers.min(5)),
                 seed: a.seed,
                 history_days: a.history_days,
                 forecasts: !a.no_forecasts,

@@ -219,7 +219,7 @@ fn generate_is_deterministic_and_plannable() {
     assert!(!again.status.success());
     // Sizes it cannot draw are refused, not bent (0 offers was drawn as 1,
     // 13 candidates of 12 offers as 12), and nothing is written.
-    for (flags, said) in [(&["--offers", "0"][..], "--offers"), (&["--offers", "12", "--candidates", "13"][..], "--candidates 13 is more than --offers 12")] {
+    for (flags, said) in [(&["--offers", "0"][..], "offers: got 0"), (&["--offers", "12", "--candidates", "13"][..], "candidates: got 13, more than the 12 offers"), (&["--days", "100000000"][..], "days: got 100000000")] {
         let d = tmp.path().join("refused");
         let mut args = vec!["generate", d.to_str().unwrap()];
         args.extend_from_slice(flags);

@@ -133,7 +133,7 @@ pub const AUTO_FIXED_OFFERS_LP_TIME_FACTOR: f64 = 2.0;
 pub const AUTO_FIXED_OFFERS_LP_MIN_SECONDS: f64 = 10.0;
 
 /// The time limit of `auto`'s fixed-offers LP after a decomposition of
-/// `decomposition_seconds`, within what the run's own `limit` leaves;
+/// `decomposition_seconds` (its build and solve), within what the run's own `limit` leaves;
 /// `None` when the decomposition spent it (no polish then). Why the time
 /// left: given the whole limit again, a run with `--time-limit 3` took 9.8 s.
 fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) -> Option<f64> {
@@ -152,7 +152,7 @@ fn fixed_offers_lp_time_limit(decomposition_seconds: f64, limit: Option<f64>) ->
 /// time limit) keeps the decomposition's plan, its solve time counting the
 /// LP's too.
 fn with_open_offers_exact(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, decomposed: Allocation, target: f64) -> Allocation {
-    let Some(time_limit) = fixed_offers_lp_time_limit(decomposed.report.solve_seconds, opts.time_limit) else { return decomposed };
+    let Some(time_limit) = fixed_offers_lp_time_limit(decomposed.report.build_seconds + decomposed.report.solve_seconds, opts.time_limit) else { return decomposed };
     let opts = exact::ExactOptions { time_limit: Some(time_limit), ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_with_open_offers(problem, network, cands, &opts, &decomposed.offer_open);
@@ -219,7 +219,7 @@ fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, op
     // plans worse than the rounding's.
     let r = &rounded.report;
     let mip_rel_gap = SUPPORT_MIP_GAP_SHARE * target * (r.bound - r.objective_without_offers).abs() / r.bound.abs().max(1.0);
-    let Some(time_limit) = fixed_offers_lp_time_limit(r.solve_seconds, opts.time_limit) else { return rounded };
+    let Some(time_limit) = fixed_offers_lp_time_limit(r.build_seconds + r.solve_seconds, opts.time_limit) else { return rounded };
     let opts = exact::ExactOptions { time_limit: Some(time_limit), mip_rel_gap, explain_infeasible: false, ..opts.clone() };
     let started = std::time::Instant::now();
     let solved = exact::solve_pinned(problem, network, cands, &opts, &pinned);
@@ -290,13 +290,18 @@ pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &
     Ok(match solver.resolve(problem, cands) {
         SolverChoice::Exact(opts) => exact::solve(problem, network, cands, &opts)?,
         SolverChoice::Decomposed(opts) => {
+            let started = std::time::Instant::now();
+            // What the run's time limit leaves (`None`: no limit; not positive: spent).
+            let time_left = || opts.time_limit.map(|limit| limit - started.elapsed().as_secs_f64());
             let alloc = match decomposed::solve(problem, network, cands, &opts) {
                 // Small enough (as `auto` sizes the exact solver) for the exact
-                // model to say why, or to find the plan the iterations missed.
+                // model to say why, or to find the plan the iterations missed,
+                // in the time the limit leaves.
                 Err(decomposed::DecomposedError::HardMinimumsUnmet)
-                    if cands.len() <= if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES } =>
+                    if cands.len() <= if problem.is_mip() { AUTO_EXACT_MAX_MIP_CANDIDATES } else { AUTO_EXACT_MAX_CANDIDATES }
+                        && time_left().is_none_or(|left| left > 0.0) =>
                 {
-                    let exact_opts = exact::ExactOptions { threads: opts.threads.and_then(|t| u32::try_from(t).ok()), time_limit: opts.time_limit, ..exact::ExactOptions::default() };
+                    let exact_opts = exact::ExactOptions { threads: opts.threads.and_then(|t| u32::try_from(t).ok()), time_limit: time_left(), ..exact::ExactOptions::default() };
                     return match exact::solve(problem, network, cands, &exact_opts) {
                         Ok(alloc) => Ok(alloc),
                         Err(contradiction @ exact::SolveError::Contradiction(_)) => Err(contradiction.into()),

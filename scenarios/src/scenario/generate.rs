@@ -14,6 +14,7 @@ use std::path::Path;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::error::StoreError;
+use crate::scenario::config::MAX_HORIZON_DAYS;
 use crate::files::sync_dir;
 
 /// Sizes and seed of a synthetic scenario.
@@ -213,6 +214,29 @@ impl Default for GenerateSpec {
     }
 }
 
+impl GenerateSpec {
+    /// Why this spec cannot be drawn as asked, if it cannot: a count of 0,
+    /// more candidates per customer than offers, a horizon or a history of
+    /// more than [`MAX_HORIZON_DAYS`] days. Why not bend them: 0 offers was
+    /// drawn as 1 and 13 candidates of 12 offers as 12 without a word, and
+    /// 10^8 days overflowed the calendar.
+    pub fn check(&self) -> Result<(), String> {
+        let counts = [("customers", self.customers), ("offers", self.offers), ("skus", self.skus), ("zones", self.zones), ("warehouses", self.warehouses), ("candidates", self.candidates)];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(format!("{name}: got 0, expected at least 1"));
+        }
+        if self.candidates > self.offers {
+            return Err(format!("candidates: got {}, more than the {} offers (a customer's candidates are distinct offers)", self.candidates, self.offers));
+        }
+        for (name, days) in [("days", self.days), ("history days", self.history_days)] {
+            if days > MAX_HORIZON_DAYS || (name == "days" && days == 0) {
+                return Err(format!("{name}: got {days}, expected at most {MAX_HORIZON_DAYS}{}", if name == "days" { " and at least 1" } else { "" }));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A small deterministic generator (SplitMix64): fast, seedable, stable across
 /// platforms and dependency versions, which a library RNG does not promise.
 struct Rng(u64);
@@ -299,6 +323,7 @@ const PROMISE_DAYS: u32 = 3;
 /// Writes a synthetic scenario into `out` (which must not exist or be empty),
 /// through a staging directory renamed into place at the end.
 pub fn generate(out: &Path, spec: &GenerateSpec) -> Result<(), StoreError> {
+    spec.check().map_err(|e| StoreError::io("cannot generate", out, std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
     if out.exists() && std::fs::read_dir(out).map_err(|e| StoreError::io("cannot read", out, e))?.next().is_some() {
         let e = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "directory is not empty");
         return Err(StoreError::io("refusing to overwrite", out, e));
