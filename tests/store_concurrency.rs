@@ -52,6 +52,18 @@ fn a_plan_with_an_objective_that_is_not_finite_is_not_saved() {
         assert!(matches!(refused, Err(allot_scenarios::StoreError::NotFinite(_))), "{refused:?}");
     }
     assert_eq!(store.list().unwrap().len(), before);
+    // A plan with no proven gap (a MIP stopped before HiGHS had a bound) is
+    // saved, and its version stays readable: JSON writes the gap as null.
+    kpis.objective = 1.0;
+    kpis.gap = f64::INFINITY;
+    let meta = VersionMeta { kpis: &kpis, scenario: Path::new("/nowhere"), scenario_hash: "0", lineage: &[], warm_from: None, replan_of: None };
+    let saved = store.save(&meta, |_| Ok(())).unwrap();
+    let listed = store.list().unwrap();
+    assert_eq!((listed.len(), listed.last().map(|m| (m.id.clone(), m.gap))), (before + 1, Some((saved.id, f64::INFINITY))));
+    // So do its KPIs, written as the run writes kpis.json.
+    kpis.bound = f64::INFINITY;
+    let back: allot_optimizer::plan::Kpis = serde_json::from_str(&serde_json::to_string(&kpis).unwrap()).unwrap();
+    assert!(back.gap.is_infinite() && back.bound.is_infinite(), "{back:?}");
 }
 
 /// The activation history; and the active plan.

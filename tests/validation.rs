@@ -243,6 +243,10 @@ fn bad_scenario_toml_names_the_file_and_key() {
     let e = load_scenario(&dir).unwrap_err().to_string();
     assert!(e.contains("scenario.toml") && e.contains("start") && e.contains("YYYY-MM-DD"), "{e}");
 
+    let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"+262143-12-25\"\ndays = 7\n"));
+    let e = load_scenario(&dir).unwrap_err().to_string();
+    assert!(e.contains("start") && e.contains("YYYY-MM-DD"), "{e}");
+
     // A horizon of 10^8 days overflowed the calendar (a panic), one of 10^6 ran out of memory.
     let (_tmp, dir) = scenario(|d| write(d, "scenario.toml", "[horizon]\nstart = \"2026-12-01\"\ndays = 100000000\n"));
     let e = load_scenario(&dir).unwrap_err().to_string();

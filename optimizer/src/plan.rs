@@ -349,6 +349,15 @@ pub struct ChannelKpi {
     pub served_contacts: usize,
 }
 
+/// Reads a figure that JSON wrote as `null` because it was infinite (a gap
+/// or bound a MIP stopped before HiGHS had one: serde_json writes every
+/// non-finite number as `null`) as infinite. Why: such a `kpis.json` or
+/// manifest could be written but never read back, which made the version,
+/// and `plans list` with it, unreadable.
+pub fn infinite_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
 /// The plan's key figures for planners (`kpis.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Kpis {
@@ -370,16 +379,19 @@ pub struct Kpis {
     pub solver: String,
     /// Solve status.
     pub status: String,
-    /// Relative gap between the objective and the proven bound.
+    /// Relative gap between the objective and the proven bound (infinite
+    /// when none was proven: see [`infinite_if_null`]).
+    #[serde(deserialize_with = "infinite_if_null")]
     pub gap: f64,
     /// Gap on the offers' own value, `(bound - objective) / max(1, |bound -
     /// objective_without_offers|)`: the figure stopping rules use.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "infinite_if_null")]
     pub offers_gap: f64,
     /// The optimum with no candidate pairs (baseline shipping only).
     #[serde(default)]
     pub objective_without_offers: f64,
-    /// Proven upper bound on the optimum.
+    /// Proven upper bound on the optimum (infinite when none was proven).
+    #[serde(deserialize_with = "infinite_if_null")]
     pub bound: f64,
     /// Seconds in the solver.
     pub solve_seconds: f64,

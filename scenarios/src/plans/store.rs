@@ -120,7 +120,9 @@ pub struct Manifest {
     pub status: String,
     /// Objective value.
     pub objective: f64,
-    /// Relative gap to the proven bound.
+    /// Relative gap to the proven bound; infinite when none was proven (a
+    /// MIP stopped before HiGHS had a bound), which JSON writes as `null`.
+    #[serde(deserialize_with = "allot_optimizer::plan::infinite_if_null")]
     pub gap: f64,
     /// Seconds loading the scenario.
     pub load_seconds: f64,

@@ -119,6 +119,9 @@ pub fn parse_config(text: &str) -> Result<ScenarioConfig, String> {
         toml::Value::Datetime(d) => NaiveDate::parse_from_str(&d.to_string(), "%Y-%m-%d").ok(),
         _ => None,
     }
+    // A year of four digits: chrono also reads `+262143-12-25`, whose horizon
+    // overflowed the calendar.
+    .filter(|d| (1000..=9999).contains(&chrono::Datelike::year(d)))
     .ok_or_else(|| format!("[horizon] start: got {}, expected a date \"YYYY-MM-DD\"", raw.horizon.start))?;
     if !(1..=MAX_HORIZON_DAYS).contains(&raw.horizon.days) {
         return Err(format!("[horizon] days: got {}, expected 1 to {MAX_HORIZON_DAYS}", raw.horizon.days));
