@@ -139,6 +139,10 @@ fn a_table_beside_a_variant_is_an_error() {
     std::fs::write(d.join("customers.csv"), "customer_id,zone,tier,consent\nC0000000,Z000,standard,false\n").unwrap();
     let e = load_scenario(&d).unwrap_err().to_string();
     assert!(e.contains("customers.csv") && e.contains("reads its tables from its base"), "{e}");
+    // Misnamed there too: still a table the variant would ignore.
+    std::fs::rename(d.join("customers.csv"), d.join("Customer.CSV")).unwrap();
+    let e = load_scenario(&d).unwrap_err().to_string();
+    assert!(e.contains("Customer.CSV") && e.contains("reads its tables from its base"), "{e}");
 }
 
 #[test]

@@ -247,9 +247,7 @@ fn check_file_names(dir: &Path, issues: &mut Issues, notes: &mut Vec<String>) ->
         .collect();
     names.sort();
     for name in names {
-        // Leftovers of other tools beside a table (a macOS `._customers.csv`,
-        // an Excel lock `~$customers.csv`) are no misnamed tables.
-        if name.starts_with('.') || name.starts_with("~$") {
+        if is_leftover(&name) {
             continue;
         }
         let Some((stem, extension)) = name.rsplit_once('.') else { continue };
@@ -257,8 +255,7 @@ fn check_file_names(dir: &Path, issues: &mut Issues, notes: &mut Vec<String>) ->
         if !matches!(lower.as_str(), "csv" | "parquet") || (extension == lower && TABLES.contains(&stem)) {
             continue;
         }
-        let meant = TABLES.iter().copied().find(|t| t.eq_ignore_ascii_case(stem)).or_else(|| likely_meant(stem, TABLES.iter().copied()));
-        if let Some(table) = meant {
+        if let Some(table) = table_meant(&name) {
             issues.file(&name, format!("a table's name: `{name}` is none, did you mean `{table}.{lower}`? (a misnamed table is an error, never ignored)"));
         } else if let Some(word) = speaks_of_governance(stem) {
             issues.file(&name, format!("a table's name: `{name}` is none, and a file that speaks of {word} is never ignored (consent and suppression are columns of customers)"));
@@ -267,6 +264,28 @@ fn check_file_names(dir: &Path, issues: &mut Issues, notes: &mut Vec<String>) ->
         }
     }
     Ok(())
+}
+
+/// Whether a file is another tool's leftover beside the tables (a macOS
+/// `._customers.csv`, an Excel lock `~$customers.csv`): never a table,
+/// however close its name.
+fn is_leftover(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with("~$")
+}
+
+/// The table a file named `name` is, or most likely means: its stem is one
+/// of [`TABLES`] in any case, or close to one (see [`likely_meant`]), and
+/// its extension `csv` or `parquet` in any case; `None` for any other file
+/// and for other tools' leftovers (`._customers.csv`, `~$offers.csv`).
+pub(crate) fn table_meant(name: &str) -> Option<&'static str> {
+    if is_leftover(name) {
+        return None;
+    }
+    let (stem, extension) = name.rsplit_once('.')?;
+    if !matches!(extension.to_ascii_lowercase().as_str(), "csv" | "parquet") {
+        return None;
+    }
+    TABLES.iter().copied().find(|t| t.eq_ignore_ascii_case(stem)).or_else(|| likely_meant(stem, TABLES.iter().copied()))
 }
 
 /// Loads a scenario directory that holds its own tables. Callers use

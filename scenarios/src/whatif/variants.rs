@@ -41,7 +41,7 @@ use serde::Deserialize;
 use crate::scenario::config::SCENARIO_FILE;
 use crate::error::LoadError;
 use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
-use crate::scenario::load::{hash_bytes, load_root, TABLES, InboundDelay, LoadOptions, LoadedScenario};
+use crate::scenario::load::{hash_bytes, load_root, table_meant, InboundDelay, LoadOptions, LoadedScenario};
 
 /// Reads, validates and assembles a scenario directory, plain or variant.
 pub fn load_scenario(dir: &Path) -> Result<LoadedScenario, LoadError> {
@@ -339,7 +339,8 @@ fn chain(dir: &Path, depth: usize) -> Result<(PathBuf, Vec<(PathBuf, usize, Pert
     }
     // A variant's tables are its base's: one of its own would be ignored
     // (a `customers.csv` withdrawing consent planned with the base's).
-    if let Some(table) = TABLES.iter().flat_map(|t| [format!("{t}.csv"), format!("{t}.parquet")]).find(|f| dir.join(f).is_file()) {
+    let files = std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, e))?.flatten().filter(|e| e.path().is_file());
+    if let Some(table) = files.map(|e| e.file_name().to_string_lossy().into_owned()).find(|name| table_meant(name).is_some()) {
         let reason = format!("{table} is beside a what-if variant's scenario.toml: a variant reads its tables from its base ({}) and changes them through perturbations, so this file would be ignored; move it, or make this directory a scenario of its own (no `base`)", v.base.display());
         return Err(LoadError::Unreadable { path: dir.join(&table), reason });
     }
