@@ -52,15 +52,15 @@ pub enum InventoryKind {
 pub struct InventoryEvent {
     /// Unique id from the sender among inventory events; a repeat with the same
     /// body is acknowledged and ignored, with another body refused (409).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub event_id: String,
     /// What happened.
     pub kind: InventoryKind,
     /// Warehouse (one the active plan, or a running canary's or shadow's version, knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub warehouse_id: String,
     /// SKU (one the active plan, or a running canary's or shadow's version, knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub sku: String,
     /// Units (see [`InventoryKind`] for the sign); |qty| at most 1e9.
     pub qty: f64,
@@ -170,10 +170,10 @@ impl InventoryEvent {
 pub struct ConsentEvent {
     /// Unique id from the sender among consent events; a repeat with the same
     /// body is acknowledged and ignored, with another body refused (409).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub event_id: String,
     /// The customer (one the active plan, or a running canary's or shadow's version, knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub customer_id: String,
     /// Personalization consent (`false` = withdrawn).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,13 +207,13 @@ impl ConsentEvent {
 pub struct ContactEvent {
     /// Unique id from the sender among contact events; a repeat with the same
     /// body is acknowledged and ignored, with another body refused (409).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub event_id: String,
     /// The customer contacted (one the active plan, or a running canary's or shadow's version, knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub customer_id: String,
     /// The offer the contact made (one of that plan's).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub offer_id: String,
     /// The channel it was made on: the offer's own (the default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]

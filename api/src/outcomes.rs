@@ -39,15 +39,15 @@ pub enum OutcomeKind {
 pub struct OutcomeEvent {
     /// Unique id from the sender among outcome events; a repeat with the same
     /// body is acknowledged and ignored, with another body refused (409).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub event_id: String,
     /// What happened.
     pub kind: OutcomeKind,
     /// The customer (one the served plan knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub customer_id: String,
     /// The offer (one the served plan knows).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256)]
     pub offer_id: String,
     /// The channel it happened on, if the sender knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
