@@ -208,7 +208,7 @@ fn contact_costs_and_pair_values() {
 /// minimum is left out and the soft one pays 1.5 * 2: -3.
 #[test]
 fn volume_rules_hard_and_soft() {
-    let (problem, _, alloc, plan) = solve("rules");
+    let (problem, cands, alloc, plan) = solve("rules");
     assert_close(alloc.report.objective, 22.5, "objective");
     assert_close(alloc.report.objective_without_offers, -3.0, "objective without offers");
     let rule = |id: &str| plan.kpis.rules.iter().find(|r| r.rule_id == id).unwrap_or_else(|| panic!("rule {id}"));
@@ -223,6 +223,12 @@ fn volume_rules_hard_and_soft() {
     assert!(rule("email_capacity").measured_served <= 5.0 + TOL);
     assert!(rule("call_budget").measured_served <= 4.0 + TOL);
     assert!(rule("app_launch").measured_served >= 1.0 - TOL);
+    // The checker holds the hard minimum as one: with nothing exposed it
+    // reads "0 < 1" (it read "-0 > -1"); the soft one is no violation.
+    let mut nothing = alloc.clone();
+    nothing.x.iter_mut().for_each(|x| *x = 0.0);
+    let broken: Vec<String> = check_allocation(&problem, &cands, &nothing, TOL).into_iter().filter(|v| v.rule == "rule").map(|v| v.detail).collect();
+    assert_eq!(broken, ["rule app_launch (contacts of 0): 0 < 1"]);
     // Pairs left out name the rule that kept them out (by the LP's prices or by the served plan's drop).
     for (offer, code) in [("e2", "not_selected:rule:email_capacity"), ("k1", "not_selected:rule:call_budget")] {
         let left_out: Vec<String> = plan.rows(&problem).filter(|(u, r)| problem.offers[u.offer as usize].id == offer && !r.eligible()).map(|(_, r)| r.reason.code(&problem)).collect();
