@@ -797,7 +797,7 @@ fn forecast_baseline(
         series: Vec::new(),
         effects: Vec::new(),
     };
-    if t.len() == 0 {
+    if t.is_empty() {
         // Read as no demand at all, silently, where an empty offer_history is an error.
         issues.file(&t.file, "some rows: sales history to forecast the baseline demand from (the file has none; give baseline_demand instead)");
         return forecast;

@@ -639,7 +639,7 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 fn non_negative(v: f64) -> Option<f64> {
-    (v >= 0.0 && v <= LARGEST_INPUT).then_some(v)
+    (0.0..=LARGEST_INPUT).contains(&v).then_some(v)
 }
 
 fn positive(v: f64) -> Option<f64> {
