@@ -276,14 +276,17 @@ fn parquet_tables_load_like_csv() {
 
 /// A CSV file whose layout breaks names the row: one field too many, a
 /// quote that never closes, bytes that are not UTF-8 (the reader named no
-/// row and advised an option of its own).
+/// row and advised an option of its own), and one field too few (the reader
+/// filled it with a blank, so an optional column took its default).
 #[test]
 fn a_csv_row_that_breaks_the_layout_is_named() {
     let text = |d: &Path| fs::read_to_string(d.join("uptake.csv")).unwrap();
     let rows = |d: &Path| text(d).lines().count() - 1;
-    let cases: [(&dyn Fn(&Path) -> String, &str); 2] = [
-        (&|d| format!("{}c1,o1,0.5,extra\n", text(d)), "fields, as the header has"),
+    let cases: [(&dyn Fn(&Path) -> String, &str); 3] = [
+        (&|d| format!("{}c1,o1,0.5,extra\n", text(d)), "fields, as the header has (this row has 4)"),
         (&|d| format!("{}\"c1,o1,0.5\n", text(d)), "a closing quote"),
+        // One field too few: the reader took it, the last cell blank.
+        (&|d| format!("{}c1,o1\n", text(d)), "3 fields, as the header has (this row has 2)"),
     ];
     for (edit, expected) in cases {
         let mut row = 0;

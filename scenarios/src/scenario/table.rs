@@ -136,6 +136,11 @@ impl Table {
                 Ok(frame) => frame,
                 Err(_) => read_csv(&csv, None).map_err(|e| csv_layout_issue(&csv).unwrap_or_else(|| polars_error(&csv, e)))?,
             };
+            if let Some((row, header, fields)) = short_row(&csv).map_err(|e| LoadError::io(&csv, e))? {
+                let expected = format!("{header} fields, as the header has (this row has {fields})");
+                let issue = Issue { file: file_name(&csv), row: Some(row), column: None, value: None, expected };
+                return Err(LoadError::Invalid { issues: vec![issue], total: 1 });
+            }
             (csv, frame)
         } else if parquet.is_file() {
             refuse_unreadable_columns(&parquet)?;
@@ -500,6 +505,52 @@ fn csv_layout_issue(path: &Path) -> Option<LoadError> {
         row += 1;
     }
     None
+}
+
+/// The first data row (1-based) of a CSV file that the reader took with
+/// fewer fields than its header, with both counts: the reader fills them
+/// with blanks, so an optional column took its default without a word
+/// (`max_offers` missing from a short row), while a row with more fields is
+/// an error. Fields are counted outside quotes, a blank line is skipped,
+/// and the file is read in blocks (a large one is never held whole).
+fn short_row(path: &Path) -> std::io::Result<Option<(usize, usize, usize)>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; 1 << 20];
+    // `row`: data rows seen (the header is row 0).
+    let (mut header, mut row, mut fields, mut quoted, mut blank) = (None, 0, 1, false, true);
+    let mut end_of_record = |fields: usize, blank: bool| -> Option<(usize, usize, usize)> {
+        if blank {
+            return None;
+        }
+        match header {
+            None => header = Some(fields),
+            Some(n) if fields < n => return Some((row, n, fields)),
+            Some(_) => {}
+        }
+        row += 1;
+        None
+    };
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok(end_of_record(fields, blank));
+        }
+        for &b in &block[..n] {
+            match b {
+                b'"' => (quoted, blank) = (!quoted, false),
+                b',' if !quoted => (fields, blank) = (fields + 1, false),
+                b'\n' if !quoted => {
+                    if let Some(short) = end_of_record(fields, blank) {
+                        return Ok(Some(short));
+                    }
+                    (fields, blank) = (1, true);
+                }
+                b if b.is_ascii_whitespace() => {}
+                _ => blank = false,
+            }
+        }
+    }
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> LoadError {
