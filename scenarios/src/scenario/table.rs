@@ -136,10 +136,9 @@ impl Table {
                 Ok(frame) => frame,
                 Err(_) => read_csv(&csv, None).map_err(|e| csv_layout_issue(&csv).unwrap_or_else(|| polars_error(&csv, e)))?,
             };
-            if let Some((row, header, fields)) = short_row(&csv).map_err(|e| LoadError::io(&csv, e))? {
-                let expected = format!("{header} fields, as the header has (this row has {fields})");
-                let issue = Issue { file: file_name(&csv), row: Some(row), column: None, value: None, expected };
-                return Err(LoadError::Invalid { issues: vec![issue], total: 1 });
+            // The reader also takes a row with fewer fields than the header.
+            if let Some(issue) = csv_layout_issue(&csv) {
+                return Err(issue);
             }
             (csv, frame)
         } else if parquet.is_file() {
@@ -458,98 +457,91 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Where a CSV file that does not parse at all breaks its layout: the first
-/// data row (1-based) with more or fewer fields than the header, a quoted
-/// field that never closes, or bytes that are not UTF-8; `None` when none is
-/// found (the reader's own message is then the error). Why: the reader names
-/// no row, and its advice (an option of its own) is not one a planner can take.
+/// Where a CSV file breaks its layout: the first data row (1-based) with
+/// more or fewer fields than the header, a quoted field that never closes,
+/// or bytes that are not UTF-8; `None` when none is found (or the file
+/// cannot be read). Asked when the reader fails (its message names no row,
+/// and its advice, an option of its own, is not one a planner can take) and
+/// when it succeeds: it takes a row with fewer fields, filling the missing
+/// cells with blanks, so an optional column took its default without a word
+/// (`max_offers` missing from a short row). Fields are counted outside
+/// quotes, a blank line is skipped, and the file is read in blocks, one
+/// record held at a time (a large file is never held whole).
 fn csv_layout_issue(path: &Path) -> Option<LoadError> {
-    let bytes = std::fs::read(path).ok()?;
-    let issue = |row: usize, expected: &str| {
-        let issue = Issue { file: file_name(path), row: Some(row), column: None, value: None, expected: expected.to_string() };
-        Some(LoadError::Invalid { issues: vec![issue], total: 1 })
-    };
-    // Records and their fields, counted outside quotes; a record ends at a
-    // newline outside quotes. `quoted` at the end: the last one never closes a quote.
-    let (mut records, mut start, mut fields, mut quoted) = (Vec::new(), 0, 1, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b',' if !quoted => fields += 1,
-            b'\n' if !quoted => {
-                records.push((&bytes[start..i], fields));
-                (start, fields) = (i + 1, 1);
-            }
-            _ => {}
-        }
-    }
-    records.push((&bytes[start..], fields));
-    let last = records.len() - 1;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut block = vec![0u8; 1 << 20];
+    // The current record's bytes from earlier blocks (it spans a block's end).
+    let mut carry = Vec::new();
     // `row`: the data rows before this record (the header is row 0).
-    let (mut header, mut row) = (None, 0);
-    for (i, (record, fields)) in records.into_iter().enumerate() {
-        if i == last && quoted {
-            return issue(row, "a closing quote: a quoted field of this row never ends");
+    let mut layout = Layout { path, header: None, row: 0 };
+    let (mut fields, mut quoted) = (1, false);
+    loop {
+        let n = file.read(&mut block).ok()?;
+        if n == 0 {
+            break;
         }
-        if record.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        let mut start = 0;
+        for (i, &byte) in block[..n].iter().enumerate() {
+            match byte {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => fields += 1,
+                b'\n' if !quoted => {
+                    let record = if carry.is_empty() {
+                        &block[start..i]
+                    } else {
+                        carry.extend_from_slice(&block[start..i]);
+                        &carry[..]
+                    };
+                    if let Some(issue) = layout.record(record, fields) {
+                        return Some(issue);
+                    }
+                    carry.clear();
+                    (start, fields) = (i + 1, 1);
+                }
+                _ => {}
+            }
         }
-        if std::str::from_utf8(record).is_err() {
-            return issue(row, "text in UTF-8 (this row holds bytes that are not)");
-        }
-        match header {
-            None => header = Some(fields),
-            Some(n) if n != fields => return issue(row, &format!("{n} fields, as the header has (this row has {fields})")),
-            Some(_) => {}
-        }
-        row += 1;
+        carry.extend_from_slice(&block[start..n]);
     }
-    None
+    // The last record: `quoted`, it never closes a quote.
+    if quoted {
+        return layout.issue("a closing quote: a quoted field of this row never ends");
+    }
+    layout.record(&carry, fields)
 }
 
-/// The first data row (1-based) of a CSV file that the reader took with
-/// fewer fields than its header, with both counts: the reader fills them
-/// with blanks, so an optional column took its default without a word
-/// (`max_offers` missing from a short row), while a row with more fields is
-/// an error. Fields are counted outside quotes, a blank line is skipped,
-/// and the file is read in blocks (a large one is never held whole).
-fn short_row(path: &Path) -> std::io::Result<Option<(usize, usize, usize)>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut block = vec![0u8; 1 << 20];
-    // `row`: data rows seen (the header is row 0).
-    let (mut header, mut row, mut fields, mut quoted, mut blank) = (None, 0, 1, false, true);
-    let mut end_of_record = |fields: usize, blank: bool| -> Option<(usize, usize, usize)> {
-        if blank {
+/// [`csv_layout_issue`]'s walk through a file's records.
+struct Layout<'a> {
+    path: &'a Path,
+    /// The header's field count, once read.
+    header: Option<usize>,
+    /// Data rows before the current record.
+    row: usize,
+}
+
+impl Layout<'_> {
+    /// The file's issue at the current record.
+    fn issue(&self, expected: &str) -> Option<LoadError> {
+        let issue = Issue { file: file_name(self.path), row: Some(self.row), column: None, value: None, expected: expected.to_string() };
+        Some(LoadError::Invalid { issues: vec![issue], total: 1 })
+    }
+
+    /// Checks one whole record of `fields` fields (a blank one is skipped).
+    fn record(&mut self, record: &[u8], fields: usize) -> Option<LoadError> {
+        if record.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        match header {
-            None => header = Some(fields),
-            Some(n) if fields < n => return Some((row, n, fields)),
+        if std::str::from_utf8(record).is_err() {
+            return self.issue("text in UTF-8 (this row holds bytes that are not)");
+        }
+        match self.header {
+            None => self.header = Some(fields),
+            Some(n) if n != fields => return self.issue(&format!("{n} fields, as the header has (this row has {fields})")),
             Some(_) => {}
         }
-        row += 1;
+        self.row += 1;
         None
-    };
-    loop {
-        let n = file.read(&mut block)?;
-        if n == 0 {
-            return Ok(end_of_record(fields, blank));
-        }
-        for &b in &block[..n] {
-            match b {
-                b'"' => (quoted, blank) = (!quoted, false),
-                b',' if !quoted => (fields, blank) = (fields + 1, false),
-                b'\n' if !quoted => {
-                    if let Some(short) = end_of_record(fields, blank) {
-                        return Ok(Some(short));
-                    }
-                    (fields, blank) = (1, true);
-                }
-                b if b.is_ascii_whitespace() => {}
-                _ => blank = false,
-            }
-        }
     }
 }
 
@@ -794,6 +786,28 @@ mod tests {
 
     fn dtype(t: &Table, name: &str) -> DataType {
         t.frame.column(name).unwrap().dtype().clone()
+    }
+
+    /// The layout check reads a file in 1 MiB blocks: a record split
+    /// across blocks is one record (here the first block ends inside a
+    /// two-byte `é`, which alone is no UTF-8), and the row it names is the
+    /// file's.
+    #[test]
+    fn a_short_row_past_the_first_block_is_named_by_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 150_000; // 16 bytes each, the first 24
+        let mut body = String::from("id,p,quoted\n");
+        for i in 0..rows {
+            body.push_str(&format!("{:0width$},0.5,\"é,\"\n", i, width = if i == 0 { 14 } else { 6 }));
+        }
+        assert_eq!(&body.as_bytes()[(1 << 20) - 1..(1 << 20) + 1], "é".as_bytes(), "the first block ends inside an é");
+        body.push_str("x,0.5\n");
+        std::fs::write(dir.path().join("t.csv"), &body).unwrap();
+        let e = Table::read(dir.path(), "t", &[]).err().expect("the short row is refused").to_string();
+        assert!(e.contains(&format!("t.csv row {}", rows + 1)) && e.contains("3 fields, as the header has (this row has 2)"), "{e}");
+        // Without it, every record (quoted commas across block ends) is whole.
+        std::fs::write(dir.path().join("t.csv"), &body[..body.len() - "x,0.5\n".len()]).unwrap();
+        assert_eq!(Table::read(dir.path(), "t", &[]).unwrap().unwrap().len(), rows);
     }
 
     /// The fast path: declared CSV columns arrive typed and parse without text.
