@@ -431,8 +431,9 @@ fn run_phase(
         }
         // The time limit passed during this repair: the plan stands (one more
         // iteration would end in another repair, seconds at scale).
-        if last || out_of_time() {
-            status = if out_of_time() { SolveStatus::TimeLimit } else { SolveStatus::IterationLimit };
+        let timed_out = out_of_time();
+        if last || timed_out {
+            status = if timed_out { SolveStatus::TimeLimit } else { SolveStatus::IterationLimit };
             break;
         }
         // Stall: only when the certified gap stops moving for several windows.

@@ -228,10 +228,11 @@ impl GenerateSpec {
         if self.candidates > self.offers {
             return Err(format!("candidates: got {}, more than the {} offers (a customer's candidates are distinct offers)", self.candidates, self.offers));
         }
-        for (name, days) in [("days", self.days), ("history days", self.history_days)] {
-            if days > MAX_HORIZON_DAYS || (name == "days" && days == 0) {
-                return Err(format!("{name}: got {days}, expected at most {MAX_HORIZON_DAYS}{}", if name == "days" { " and at least 1" } else { "" }));
-            }
+        if !(1..=MAX_HORIZON_DAYS).contains(&self.days) {
+            return Err(format!("days: got {}, expected 1 to {MAX_HORIZON_DAYS}", self.days));
+        }
+        if self.history_days > MAX_HORIZON_DAYS {
+            return Err(format!("history days: got {}, expected at most {MAX_HORIZON_DAYS}", self.history_days));
         }
         Ok(())
     }
