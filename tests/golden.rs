@@ -377,6 +377,42 @@ fn contradicting_rules_are_named() {
     }
 }
 
+/// The same scenario with no candidate at all (its uptake table emptied):
+/// the hard `volume` rule asks for 1.8 acceptances of nothing. Every solver
+/// names the rule; before, the rules family left it out of the model (as it
+/// must for the optimum without offers) and the empty plan came back as
+/// optimal, stopped only by the served-plan check. A soft minimum, or a hard
+/// one of 0, is no contradiction.
+#[test]
+fn a_hard_minimum_without_candidates_is_named() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/infeasible_rules");
+    let mut problem = load_scenario(&dir).expect("golden scenario loads").problem;
+    problem.uptake.clear();
+    let solvers = [SolverChoice::Exact(ExactOptions::default()), SolverChoice::Decomposed(Default::default()), SolverChoice::Auto(ExactOptions::default(), Default::default())];
+    for solver in &solvers {
+        match plan(&problem, solver) {
+            Err(allot_optimizer::PlanError::Exact(allot_optimizer::exact::SolveError::Contradiction(c))) => {
+                let named: Vec<(&str, &str)> = c.constraints.iter().map(|c| (c.family.as_str(), c.key.as_str())).collect();
+                assert_eq!(named, [("rule", "volume")], "{c}");
+                assert!(c.to_string().contains("no customer has a candidate offer"), "{c}");
+            }
+            other => panic!("{solver:?}: expected the rule named, got {:?}", other.map(|(_, a, _)| a.report)),
+        }
+    }
+    // Soft, or asking for nothing: the empty plan is the optimum.
+    for change in [Some(5.0), None] {
+        let mut met = problem.clone();
+        let rule = met.rules.iter_mut().find(|r| r.id == "volume").expect("the golden rule");
+        match change {
+            Some(penalty) => rule.penalty = Some(penalty),
+            None => rule.bound = 0.0,
+        }
+        for solver in &solvers {
+            assert!(plan(&met, solver).is_ok(), "{solver:?} with {change:?}");
+        }
+    }
+}
+
 /// Time-phased supply (model version 2, `bucket_days = 7` over 14 days). W1
 /// holds 1 unit of A and receives 2 more on 12-09, in bucket 2. Four
 /// customers, one offer each (contact cap 1), may take `early` (contact on

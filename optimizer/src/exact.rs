@@ -415,7 +415,36 @@ fn without_noise(gap: f64) -> f64 {
 /// penalties only, a small LP over the network. The zero of the offers' value.
 pub fn objective_without_offers(problem: &Problem, network: &Network) -> Result<f64, SolveError> {
     let none = Candidates { customer_start: vec![0; problem.customers.len() + 1], ..Candidates::default() };
-    Ok(solve(problem, network, &none, &ExactOptions::default())?.report.objective)
+    // Not `solve`: its hard minimums, which no plan without offers meets, are left out here.
+    Ok(solve_model(problem, network, &none, &ExactOptions::default(), &no_extra, None, Given::default())?.report.objective)
+}
+
+/// A problem whose candidate set is empty (an empty uptake table, or every
+/// pair excluded by a hard rule) cannot meet a hard `min_total` above 0:
+/// every measure is 0 without exposures. Every solver asks this first. Why
+/// here and not in the model: the rules family leaves such a row out of a
+/// model without candidates, which is also the optimum without offers of
+/// the spec's gap ([`objective_without_offers`]); without this check the
+/// solvers reported that model's optimum as the plan.
+pub fn minimums_reachable(problem: &Problem, cands: &Candidates) -> Result<(), SolveError> {
+    if !cands.is_empty() {
+        return Ok(());
+    }
+    let constraints: Vec<Culprit> = problem
+        .rules
+        .iter()
+        .filter(|r| r.kind == RuleKind::MinTotal && r.penalty.is_none() && r.bound > 0.0)
+        .map(|r| Culprit {
+            family: rules::NAME.into(),
+            key: r.id.clone(),
+            limit: format!("min_total of {} >= {} (hard), and no customer has a candidate offer (the uptake table is empty, or hard rules exclude every pair)", r.measure.name(), r.bound),
+        })
+        .collect();
+    if constraints.is_empty() {
+        return Ok(());
+    }
+    let irreducible = constraints.len() == 1;
+    Err(SolveError::Contradiction(Box::new(Contradiction { constraints, bounds: Vec::new(), irreducible, integer_decisions: false }.sorted())))
 }
 
 struct ModelMaps {
@@ -447,6 +476,7 @@ pub fn solve_with_families(
     opts: &ExactOptions,
     extra: &ExtraFamilies,
 ) -> Result<Allocation, SolveError> {
+    minimums_reachable(problem, cands)?;
     // With no candidates this solve is itself the optimum without offers.
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
     solve_model(problem, network, cands, opts, extra, without, Given::default())

@@ -263,6 +263,7 @@ pub fn plan_with_side(
 ) -> Result<(Candidates, Allocation, Plan), PlanError> {
     let network = Network::new(problem);
     let cands = Candidates::build(problem, &network);
+    exact::minimums_reachable(problem, &cands)?;
     let mut side = connect(&cands)?;
     let mut alloc = decomposed::solve_with(problem, &network, &cands, opts, side.as_mut())?;
     drop(side);
@@ -276,6 +277,7 @@ pub fn plan_with_side(
 
 /// Solves with the chosen solver (resolving `auto` by [`SolverChoice::resolve`]).
 pub fn solve(problem: &Problem, network: &Network, cands: &Candidates, solver: &SolverChoice) -> Result<Allocation, PlanError> {
+    exact::minimums_reachable(problem, cands)?;
     if let SolverChoice::Auto(exact_opts, decomposed_opts) = solver {
         let n = cands.len();
         if problem.has_custom_limit() && !problem.policy.binary_decisions && n > AUTO_EXACT_MAX_MIP_CANDIDATES && n <= AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
