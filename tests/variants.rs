@@ -195,6 +195,10 @@ fn bad_variants_name_the_file_and_line() {
         ("nomatch2", "[[perturbation]]\nkind = \"inbound_delay\"\nsku = \"SKU00000\"\ndays = 3\n", "matches no inbound row"),
         ("both", "[[perturbation]]\nkind = \"lane_capacity\"\nfactor = 2.0\ncapacity = 3.0\n", "exactly one"),
         ("toplevel", "budget = 3\n", "budget"),
+        // Each number within 1e12, their product beyond it (line 3's factor
+        // times the example's baseline demand; line 9's second receipt on top of the first).
+        ("product", "[[perturbation]]\nkind = \"demand_shock\"\nfactor = 1e12\n", "line 3: after this perturbation the baseline demand of"),
+        ("receipts", "[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W00\"\nsku = \"SKU00000\"\nunits = 7e11\n\n[[perturbation]]\nkind = \"receipt\"\nwarehouse = \"W00\"\nsku = \"SKU00000\"\nunits = 7e11\n", "line 9: after this perturbation the stock of W00/SKU00000 with its receipts is 1.4"),
     ];
     for (name, body, expect) in cases {
         let d = variant(tmp.path(), name, &example(), body);

@@ -40,7 +40,7 @@ use serde::Deserialize;
 
 use crate::scenario::config::SCENARIO_FILE;
 use crate::error::LoadError;
-use crate::scenario::table::{is_non_negative_input, NON_NEGATIVE_WORDS};
+use crate::scenario::table::{is_non_negative_input, LARGEST_INPUT, NON_NEGATIVE_WORDS};
 use crate::scenario::load::{hash_bytes, load_root, table_meant, InboundDelay, LoadOptions, LoadedScenario};
 
 /// Reads, validates and assembles a scenario directory, plain or variant.
@@ -373,6 +373,9 @@ pub fn load_variant(dir: &Path, options: LoadOptions) -> Result<LoadedScenario, 
             continue;
         }
         apply(&mut loaded.problem, p).map_err(at)?;
+        if let Some(reason) = beyond_largest_input(&loaded.problem) {
+            return Err(at(reason));
+        }
     }
     loaded.lineage = lineage;
     loaded.notes.push(format!("variant of {} with {} perturbation(s)", root.display(), perturbations.len()));
@@ -429,6 +432,38 @@ fn outage_days(p: &Problem, from: &Option<String>, to: &Option<String>) -> Resul
         return Err(format!("to ({to}) is before from ({from})"));
     }
     Ok((from, to))
+}
+
+/// The first quantity a perturbation can scale or add to that is now beyond
+/// [`LARGEST_INPUT`], in words. Why: each perturbation's own numbers are
+/// checked, but a factor times a table's value (1e12 x 1e12) can still
+/// reach what HiGHS refuses, which ended the solve after the load had
+/// passed; the loader's bound holds for the perturbed scenario too.
+fn beyond_largest_input(p: &Problem) -> Option<String> {
+    let over = |v: f64| v.abs() > LARGEST_INPUT;
+    let said = |what: String, v: f64| Some(format!("after this perturbation {what} is {v:e}, beyond the {LARGEST_INPUT:e} every number of a scenario must stay within"));
+    if let Some(b) = p.baseline.iter().find(|b| over(b.units)) {
+        return said(format!("the baseline demand of {}/{}", p.zones[b.zone as usize].id, p.skus[b.sku as usize]), b.units);
+    }
+    for s in &p.stock {
+        let total = s.on_hand + s.inbound.iter().map(|r| r.units).sum::<f64>();
+        if over(total) {
+            return said(format!("the stock of {}/{} with its receipts", p.warehouses[s.warehouse as usize], p.skus[s.sku as usize]), total);
+        }
+    }
+    if let Some((l, c)) = p.lanes.iter().find_map(|l| l.capacity.filter(|&c| over(c)).map(|c| (l, c))) {
+        return said(format!("the capacity of lane {}->{}", p.warehouses[l.warehouse as usize], p.zones[l.zone as usize].id), c);
+    }
+    if let Some(r) = p.rules.iter().find(|r| over(r.bound)) {
+        return said(format!("the bound of rule {}", r.id), r.bound);
+    }
+    if let Some(r) = p.contact_rules.iter().find(|r| over(r.bound)) {
+        return said(format!("the bound of rule {}", r.id), r.bound);
+    }
+    if let Some(o) = p.offers.iter().find(|o| over(o.cost_per_contact)) {
+        return said(format!("the cost per contact of offer {}", o.id), o.cost_per_contact);
+    }
+    None
 }
 
 /// Applies one perturbation (not inbound delays, which the loader applies).
