@@ -22,7 +22,7 @@ use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 use crate::allocation::{Allocation, ShadowPrices, SolveReport};
 use crate::candidates::{Candidates, Network};
 use crate::families::{no_extra, Arc, CustomLimitMode, ExactColumn, ExtraFamilies, Layout, Scope, Sense};
-use crate::model::{Problem, RuleKind};
+use crate::model::{Problem, Rule, RuleKind};
 
 /// Knobs of the exact solver.
 #[derive(Debug, Clone, PartialEq)]
@@ -385,9 +385,14 @@ fn hard_minimums(problem: &Problem, layout: &Layout) -> Vec<Culprit> {
         .rules
         .iter()
         .take(rows.len())
-        .filter(|r| r.kind == RuleKind::MinTotal && r.penalty.is_none())
-        .map(|r| Culprit { family: rules::NAME.into(), key: r.id.clone(), limit: format!("min_total of {} >= {} (hard)", r.measure.name(), r.bound) })
+        .filter_map(hard_minimum)
         .collect()
+}
+
+/// `r` named as a culprit when it is a hard `min_total` rule.
+fn hard_minimum(r: &Rule) -> Option<Culprit> {
+    (r.kind == RuleKind::MinTotal && r.penalty.is_none())
+        .then(|| Culprit { family: rules::NAME.into(), key: r.id.clone(), limit: format!("min_total of {} >= {} (hard)", r.measure.name(), r.bound) })
 }
 
 /// Relative gap of a maximisation: `(bound - objective) / max(1, |objective|)`.
@@ -433,11 +438,11 @@ pub fn minimums_reachable(problem: &Problem, cands: &Candidates) -> Result<(), S
     let constraints: Vec<Culprit> = problem
         .rules
         .iter()
-        .filter(|r| r.kind == RuleKind::MinTotal && r.penalty.is_none() && r.bound > 0.0)
-        .map(|r| Culprit {
-            family: rules::NAME.into(),
-            key: r.id.clone(),
-            limit: format!("min_total of {} >= {} (hard), and no customer has a candidate offer (the uptake table is empty, or hard rules exclude every pair)", r.measure.name(), r.bound),
+        .filter(|r| r.bound > 0.0)
+        .filter_map(hard_minimum)
+        .map(|mut c| {
+            c.limit.push_str(", and no customer has a candidate offer (the uptake table is empty, or hard rules exclude every pair)");
+            c
         })
         .collect();
     if constraints.is_empty() {
