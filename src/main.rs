@@ -781,7 +781,7 @@ fn warm_start(store: &PlanStore, id: &str, args: &PlanArgs) -> Result<allot_opti
     if Path::new(&manifest.scenario) != here {
         tracing::warn!(version = id, planned_from = %manifest.scenario, "--warm-from: that version was planned from another scenario directory; its prices apply where row names match");
     }
-    Ok(store.warm_start(id).with_context(|| format!("--warm-from {id}"))?)
+    store.warm_start(id).with_context(|| format!("--warm-from {id}"))
 }
 
 /// The solver and its options from the command line (`warm`: `--warm-from`'s prices).

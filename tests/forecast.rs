@@ -190,13 +190,13 @@ fn each_frequency_of_sales_history_is_inferred_and_spread_over_the_horizon() {
     let weekly: Vec<(String, f64)> = (0..104).map(|k| ((day(2024, 12, 2) + chrono::Days::new(7 * k)).to_string(), 70.0)).collect();
     let monthly: Vec<(String, f64)> = (0..47)
         .map(|k| {
-            let (y, m) = (2023 + (k / 12) as i32, (k % 12) as u32 + 1);
+            let (y, m) = (2023 + k / 12, (k % 12) as u32 + 1);
             (month_end(y, m).to_string(), 10.0 * f64::from(month_end(y, m).day()))
         })
         .collect();
     let quarterly: Vec<(String, f64)> = (0..15)
         .map(|k| {
-            let start = day(2023 + (k / 4) as i32, (k % 4) as u32 * 3 + 1, 1);
+            let start = day(2023 + k / 4, (k % 4) as u32 * 3 + 1, 1);
             let end = if k % 4 == 3 { day(start.year() + 1, 1, 1) } else { day(start.year(), start.month() + 3, 1) };
             (start.to_string(), 10.0 * (end - start).num_days() as f64)
         })

@@ -717,7 +717,7 @@ impl ServiceState {
         }
         d.experiments = assignment.arms;
         // A holdout's baseline is the experiment's, not a fallback to alert on.
-        self.metrics.count_decision(d.fallback && d.fallback_reason.as_deref() != Some(decide::HOLDOUT));
+        self.metrics.count_decision(d.fallback && d.fallback_reason != Some(decide::HOLDOUT));
         let mut json = Vec::with_capacity(1024);
         serde_json::to_writer(&mut json, &d).ok()?;
         self.audit.record(&d);

@@ -10,8 +10,8 @@
 //! - each wave picks at most its `capacity` units;
 //! - the orders picked use at most the live stock of each SKU;
 //! - maximise `sum x[o][w] * value(o, w)` with
-//!   `value(o, w) = tier_weight(o) * units(o) * (1 if w ends by o's promise else late_value)
-//!   * (1 - EARLY_TIEBREAK * w)`: weighted units picked, on time first, higher
+//!   `value(o, w) = tier_weight(o) * units(o) * (1 if w ends by o's promise else late_value) *
+//!   (1 - EARLY_TIEBREAK * w)`: weighted units picked, on time first, higher
 //!   tiers first, earlier waves preferred among equals.
 //!
 //! Small backlogs (up to [`EXACT_MAX_PAIRS`] order-wave pairs) are solved to

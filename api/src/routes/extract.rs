@@ -79,11 +79,23 @@ mod tests {
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         let past = Deadline(Instant::now() - Duration::from_millis(1));
-        let e = past.blocking(move || Ok(r.store(true, Ordering::SeqCst))).await.unwrap_err();
+        let e = past
+            .blocking(move || {
+                r.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.message(), timed_out().message());
         assert!(!ran.load(Ordering::SeqCst));
         let r = ran.clone();
-        Deadline(Instant::now() + REQUEST_TIMEOUT).blocking(move || Ok(r.store(true, Ordering::SeqCst))).await.unwrap();
+        Deadline(Instant::now() + REQUEST_TIMEOUT)
+            .blocking(move || {
+                r.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await
+            .unwrap();
         assert!(ran.load(Ordering::SeqCst));
     }
 }

@@ -18,10 +18,10 @@ pub fn seasonal_indices(y: &[f64], m: usize, multiplicative: bool) -> Option<Vec
     let half = m / 2;
     let (mut sum, mut count) = (vec![0.0; m], vec![0usize; m]);
     for t in half..n - half {
-        if m % 2 == 0 && t + half >= n {
+        if m.is_multiple_of(2) && t + half >= n {
             break;
         }
-        let trend = if m % 2 == 0 {
+        let trend = if m.is_multiple_of(2) {
             (0.5 * y[t - half] + y[t - half + 1..t + half].iter().sum::<f64>() + 0.5 * y[t + half]) / m as f64
         } else {
             y[t - half..=t + half].iter().sum::<f64>() / m as f64
@@ -37,7 +37,7 @@ pub fn seasonal_indices(y: &[f64], m: usize, multiplicative: bool) -> Option<Vec
         sum[t % m] += detrended;
         count[t % m] += 1;
     }
-    if count.iter().any(|c| *c == 0) {
+    if count.contains(&0) {
         return None;
     }
     let mut indices: Vec<f64> = sum.iter().zip(&count).map(|(s, c)| s / *c as f64).collect();

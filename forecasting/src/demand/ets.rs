@@ -462,7 +462,7 @@ fn fit_from(spec: EtsSpec, y: &[f64], m: usize, max_evals_per_unknown: usize, wa
     let (params, initial) = unknowns.decode(&u);
     let (lik, end) = Likelihood::of(spec, &params, &initial, y, m)?;
     // Smoothing parameters and initial states (m − 1 free seasonal ones), plus the variance.
-    let k = unknowns.count() + if m > 1 { m - 1 } else { 0 } + 1;
+    let k = unknowns.count() + m.saturating_sub(1) + 1;
     let neg2_log_lik = lik.value();
     let aicc = if n > k + 1 { neg2_log_lik + 2.0 * k as f64 + 2.0 * (k * (k + 1)) as f64 / (n - k - 1) as f64 } else { f64::INFINITY };
     Some(EtsFit { spec, params, initial, end, n, m, sigma2: lik.sigma2(), neg2_log_lik, k, aicc, search: u })

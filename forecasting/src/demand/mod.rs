@@ -586,7 +586,7 @@ pub fn backtest_summary<'a>(forecasts: impl IntoIterator<Item = &'a SeriesForeca
         l.mean_mase /= k;
         l.naive_mase /= k;
     }
-    lines.sort_by(|a, b| a.model.cmp(&b.model));
+    lines.sort_by_key(|a| a.model);
     let k = n.max(1) as f64;
     (lines, chosen / k, naive / k)
 }

@@ -559,7 +559,7 @@ mod tests {
             // Two candidates per customer.
             out.extend(customers.iter().flat_map(|&c| [c, c]).zip(x));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|a| a.0);
         out
     }
 

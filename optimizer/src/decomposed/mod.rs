@@ -596,7 +596,7 @@ fn solve_driver(
         let mut earlier_gap = 0.0;
         if warm.exposures.is_some() {
             match earlier_plan_certified(&run, opts, side, &ctx, &nu, earlier_open.as_deref(), relaxation_bound)? {
-                EarlierPlan::Certified(alloc) => return Ok(matched_earlier(alloc, requested_gap)),
+                EarlierPlan::Certified(alloc) => return Ok(matched_earlier(*alloc, requested_gap)),
                 EarlierPlan::Short(gap) => earlier_gap = gap,
             }
         }
@@ -703,7 +703,7 @@ fn solve_driver(
 /// What [`earlier_plan_certified`] found.
 enum EarlierPlan {
     /// The earlier plan, scaled, certified within the target.
-    Certified(Allocation),
+    Certified(Box<Allocation>),
     /// Not within the target: the gap it certifies (infinite when it was
     /// not tried or no scaling keeps the hard limits).
     Short(f64),
@@ -784,7 +784,7 @@ fn earlier_plan_certified(
     if alloc.report.offers_gap > opts.gap {
         return Ok(EarlierPlan::Short(alloc.report.offers_gap));
     }
-    Ok(EarlierPlan::Certified(alloc))
+    Ok(EarlierPlan::Certified(Box::new(alloc)))
 }
 
 /// The samples' mean when there are several (a start of its own).
@@ -1205,7 +1205,7 @@ fn choices_of(n: usize, k: usize, most: usize) -> Option<Vec<Vec<usize>>> {
 fn gather(run: &Run, side: &mut dyn CustomerSide, ctx_final: &Context, phase: Phase, offer_open: Vec<bool>, iterations: usize) -> Result<Allocation, DecomposedError> {
     let Run { problem, cands, attrs, started, without, build_seconds, warm_from, .. } = *run;
     let Finished { x, cap_price: contact_cap, row_price: customer_rows } = finish(side, ctx_final.cell_prices(&phase.nu, phase.epsilon), cands, &attrs.policy)?;
-    let prices = ShadowPrices { customer_rows, ..shadow_prices(&ctx_final, &phase.nu, contact_cap) };
+    let prices = ShadowPrices { customer_rows, ..shadow_prices(ctx_final, &phase.nu, contact_cap) };
     let Phase { plan, best_bound, status, .. } = phase;
     let flows = plan.flows.iter().filter(|f| f.units > 1e-9).copied().collect();
     let mut allocation = Allocation {
