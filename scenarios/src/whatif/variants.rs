@@ -454,11 +454,10 @@ fn beyond_largest_input(p: &Problem) -> Option<String> {
     if let Some((l, c)) = p.lanes.iter().find_map(|l| l.capacity.filter(|&c| over(c)).map(|c| (l, c))) {
         return said(format!("the capacity of lane {}->{}", p.warehouses[l.warehouse as usize], p.zones[l.zone as usize].id), c);
     }
-    if let Some(r) = p.rules.iter().find(|r| over(r.bound)) {
-        return said(format!("the bound of rule {}", r.id), r.bound);
-    }
-    if let Some(r) = p.contact_rules.iter().find(|r| over(r.bound)) {
-        return said(format!("the bound of rule {}", r.id), r.bound);
+    // Volume rules and per-customer contact rules share one id space.
+    let mut rule_bounds = p.rules.iter().map(|r| (&r.id, r.bound)).chain(p.contact_rules.iter().map(|r| (&r.id, r.bound)));
+    if let Some((id, bound)) = rule_bounds.find(|&(_, bound)| over(bound)) {
+        return said(format!("the bound of rule {id}"), bound);
     }
     if let Some(o) = p.offers.iter().find(|o| over(o.cost_per_contact)) {
         return said(format!("the cost per contact of offer {}", o.id), o.cost_per_contact);
