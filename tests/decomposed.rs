@@ -884,6 +884,26 @@ fn auto_certifies_the_target_on_an_all_or_nothing_model_above_exacts_size() {
     assert!(auto.x.iter().all(|&x| x.min(1.0 - x).abs() <= TOL), "x is 0/1");
 }
 
+/// `auto` on an all-or-nothing model of the exact solver's size, but above
+/// `AUTO_BINARY_SUPPORT_FIRST_MIN_CANDIDATES`: the relaxation and its support
+/// MIP answer when they certify the target, and the whole MIP (which on this
+/// held-out draw, 1,000 customers and 3,658 pairs, and its neighbours runs for
+/// minutes) is not solved.
+#[test]
+fn auto_tries_the_support_mip_before_the_whole_one() {
+    let spec = GenerateSpec { customers: 1_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 52, binary_decisions: true, ..GenerateSpec::default() };
+    let problem = generated(spec);
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let n = cands.len();
+    assert!((allot_optimizer::AUTO_BINARY_SUPPORT_FIRST_MIN_CANDIDATES..=allot_optimizer::AUTO_EXACT_MAX_MIP_CANDIDATES).contains(&n), "{n} pairs");
+    let auto = solve(&problem, &network, &cands, &SolverChoice::Auto(ExactOptions::default(), DecomposedOptions::default())).expect("auto solves");
+    let r = &auto.report;
+    assert!(r.solver.starts_with("decomposed") && r.status == SolveStatus::WithinGap && r.offers_gap <= 1e-3, "{r:?}");
+    assert_eq!(check_allocation(&problem, &cands, &auto, TOL), vec![], "x keeps every hard limit");
+    assert!(auto.x.iter().all(|&x| x.min(1.0 - x).abs() <= TOL), "x is 0/1");
+}
+
 /// With binary decisions the decomposition's answer is its served plan
 /// (`x = eligible`), and it keeps every hard limit: where rounding the
 /// relaxation leaves a hard minimum short, the all-or-nothing model decides
