@@ -245,22 +245,24 @@ pub const AUTO_BINARY_SUPPORT_FIRST_MIN_CANDIDATES: usize = 2_000;
 /// time limit leaves, whose plan is kept when it is at least as good (its
 /// solve time counting the first attempt's). The first attempt failing
 /// (a hard minimum the relaxation cannot reach, say) leaves the whole MIP
-/// to answer, as it did alone.
+/// to answer, as it did alone, in what the limit leaves (the first
+/// attempt's error once it is spent).
 fn support_then_whole_mip(problem: &Problem, network: &Network, cands: &Candidates, exact_opts: &exact::ExactOptions, decomposed_opts: &decomposed::DecomposedOptions) -> Result<Allocation, PlanError> {
     let started = std::time::Instant::now();
-    let supported = decomposed::solve(problem, network, cands, decomposed_opts).ok().map(|relaxed| with_support_mip(problem, network, cands, exact_opts, relaxed, decomposed_opts.gap));
-    let Some(supported) = supported else { return Ok(exact::solve(problem, network, cands, exact_opts)?) };
-    if supported.report.status == SolveStatus::WithinGap {
-        return Ok(supported);
-    }
+    let first = decomposed::solve(problem, network, cands, decomposed_opts).map(|relaxed| with_support_mip(problem, network, cands, exact_opts, relaxed, decomposed_opts.gap));
     let spent = started.elapsed().as_secs_f64();
-    let time_limit = match exact_opts.time_limit {
-        Some(limit) if limit - spent <= 0.0 => return Ok(supported),
-        Some(limit) => Some(limit - spent),
-        None => None,
+    // What the run's time limit leaves for the whole MIP (the first attempt's answer, or its error, once spent).
+    let time_limit = exact_opts.time_limit.map(|limit| limit - spent);
+    let out_of_time = time_limit.is_some_and(|left| left <= 0.0);
+    let supported = match first {
+        Ok(supported) if supported.report.status == SolveStatus::WithinGap || out_of_time => return Ok(supported),
+        Err(e) if out_of_time => return Err(e.into()),
+        Err(_) => None,
+        Ok(supported) => Some(supported),
     };
-    let whole = exact::solve(problem, network, cands, &exact::ExactOptions { time_limit, ..exact_opts.clone() });
-    Ok(match whole {
+    let whole_opts = exact::ExactOptions { time_limit, ..exact_opts.clone() };
+    let Some(supported) = supported else { return Ok(exact::solve(problem, network, cands, &whole_opts)?) };
+    Ok(match exact::solve(problem, network, cands, &whole_opts) {
         Ok(mut whole) if whole.report.objective >= supported.report.objective => {
             whole.report.solve_seconds += spent;
             whole
