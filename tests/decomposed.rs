@@ -579,7 +579,7 @@ fn a_lost_partition_is_an_error_not_a_plan() {
 
 /// A warm re-plan (`allot plan --warm-from`) after a 5% demand shock. The
 /// earlier plan's prices map back onto the same rows by family and row key.
-/// On the harder draw (seed 11) with a target of 1e-4, from an earlier plan
+/// On the harder draw (seed 15) with a target of 1e-4, from an earlier plan
 /// that stopped after its first repair short of the target (the runs to
 /// the target now escalate to the whole problem and reach it), the warm
 /// start certifies the earlier plan's gap within two iterations and stops
@@ -590,7 +590,8 @@ fn a_lost_partition_is_an_error_not_a_plan() {
 /// custom-offer limit (a MIP, its earlier plan stopped short the same
 /// way), the earlier plan's open offers are kept: the
 /// relaxation's dual function at the earlier prices gives the bound, and one
-/// iteration with those offers fixed the plan. Every certificate holds
+/// iteration with those offers fixed the plan (on seed 5 it reaches the
+/// target itself, so the status says so). Every certificate holds
 /// against the exact optimum of the shocked problem (the relaxation's, for the MIP).
 #[test]
 fn a_warm_replan_starts_from_the_earlier_plans_prices() {
@@ -602,7 +603,7 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
         p.zones.iter_mut().for_each(|z| z.delivery_capacity = None);
     };
     // (seed, target gap, the LP or the MIP with the custom-offer limit, expected to match the earlier gap)
-    for (seed, target, mip, matched) in [(11, 1e-4, false, true), (7, 1e-3, false, false), (5, 1e-4, true, true)] {
+    for (seed, target, mip, matched) in [(15, 1e-4, false, true), (7, 1e-3, false, false), (5, 1e-4, true, true)] {
         let options = DecomposedOptions { gap: target, ..DecomposedOptions::default() };
         let before = match (mip, matched) {
             (false, true) => scenario(seed, harder),
@@ -644,7 +645,10 @@ fn a_warm_replan_starts_from_the_earlier_plans_prices() {
             // As good a plan as the cold re-plan's.
             let offers_value = cold.report.objective - cold.report.objective_without_offers;
             assert!(warmed.report.objective >= cold.report.objective - 2e-3 * offers_value, "warm {} vs cold {}", warmed.report.objective, cold.report.objective);
-            assert_eq!(warmed.report.status, SolveStatus::MatchedEarlierPlan);
+            // Stopped at the earlier plan's gap, or at the target when the
+            // one iteration reached it (seed 5: 1e-4 and below).
+            let status = if warmed.report.offers_gap <= target { SolveStatus::WithinGap } else { SolveStatus::MatchedEarlierPlan };
+            assert_eq!(warmed.report.status, status, "certified {:.2e}", warmed.report.offers_gap);
             continue;
         } else {
             assert_certificate(&exact, &warmed);
@@ -822,7 +826,7 @@ fn the_branch_solves_a_better_choice_than_the_one_it_started_from() {
 }
 
 /// A binding hard minimum above the size of the whole all-or-nothing model
-/// (19,869 pairs, against 10,000): `app_volume` raised 2% above what the
+/// (20,899 pairs, against 10,000): `app_volume` raised 2% above what the
 /// optimum gives it without the rule, so it binds. Rounding the optimum
 /// leaves it short (and no swap restores it); the served plan
 /// is then the all-or-nothing model's with the customers nearest the
@@ -831,7 +835,7 @@ fn the_branch_solves_a_better_choice_than_the_one_it_started_from() {
 fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
     use allot_optimizer::families::{no_extra, CustomLimitMode, Layout, Scope};
     use allot_optimizer::served::{serve, Fill};
-    let spec = GenerateSpec { customers: 5_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 1, channels: true, contact_policies: true, volume_rules: true, ..GenerateSpec::default() };
+    let spec = GenerateSpec { customers: 5_000, offers: 20, skus: 60, zones: 6, warehouses: 3, candidates: 6, seed: 3, channels: true, contact_policies: true, volume_rules: true, ..GenerateSpec::default() };
     let mut problem = generated_lp(spec);
     let rule = problem.rules.iter().position(|r| r.id == "app_volume").expect("app_volume");
     let network = Network::new(&problem);
@@ -859,11 +863,13 @@ fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
 
 /// `auto` on an all-or-nothing model above the exact solver's size: the
 /// decomposition's relaxation rounded misses the target by far (held-out
-/// draw: 2,000 customers, 20 offers, 6 candidates, seed 33, 10,454 pairs:
-/// 1.6e-2 of the offers' value from the relaxation's bound), so the MIP over
-/// the pairs the relaxation uses decides, and certifies the target against
-/// the relaxation's bound (which bounds the MIP too). The whole MIP is not
-/// solved here: on such draws it took minutes.
+/// draw: 2,000 customers, 20 offers, 6 candidates, seed 33, 10,422 pairs:
+/// 4.3e-2 of the offers' value from the relaxation's bound), and so does
+/// the MIP over the pairs the relaxation uses (4.6e-3: its optimum, the
+/// whole MIP's is within 1e-4 of the bound); widened with the pairs the
+/// relaxation's prices do not price out, the MIP decides, and certifies
+/// the target against the relaxation's bound (which bounds the MIP too).
+/// The whole MIP is not solved here: on such draws it took minutes.
 #[test]
 fn auto_certifies_the_target_on_an_all_or_nothing_model_above_exacts_size() {
     let spec = GenerateSpec { customers: 2_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 33, binary_decisions: true, ..GenerateSpec::default() };

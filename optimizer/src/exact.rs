@@ -91,6 +91,8 @@ struct Given<'a> {
     open: Option<&'a [bool]>,
     /// With binary decisions, pairs held at 0 or 1 (`Some`); the MIP decides the rest.
     pinned: Option<&'a [Option<bool>]>,
+    /// With binary decisions, a plan's decisions (`x` per pair) to start the MIP from.
+    start: Option<&'a [f64]>,
 }
 
 fn build(problem: &Problem, network: &Network, cands: &Candidates, fixed: Option<Fixed>, pinned: Option<&[Option<bool>]>, extra: &ExtraFamilies) -> BuiltModel {
@@ -274,6 +276,7 @@ fn run_highs(
     built: BuiltModel,
     opts: &ExactOptions,
     time_limit: Option<f64>,
+    mip_start: &[(usize, f64)],
     (problem, cands): (&Problem, &Candidates),
 ) -> Result<(Solved, ModelMaps), SolveError> {
     let BuiltModel { problem: model, maps } = built;
@@ -285,6 +288,7 @@ fn run_highs(
         options: &opts.highs_options,
         explain_infeasible: opts.explain_infeasible,
         interrupt: opts.cancel.as_ref(),
+        mip_start,
         ..Settings::default()
     };
     match lp_backend::run(model, maps.variables, maps.rows.len(), &settings) {
@@ -492,11 +496,13 @@ pub fn solve_with_families(
 /// pair `k` at 1 or 0, `None` leaves it to the MIP. Why: the served plan of
 /// a scenario too large for the whole MIP keeps a binding hard minimum by
 /// deciding again only the pairs near it ([`crate::served::all_or_nothing`]);
-/// HiGHS's presolve drops the held columns. The report's objective without
-/// offers is not computed (it reads as the objective).
-pub fn solve_pinned(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, pinned: &[Option<bool>]) -> Result<Allocation, SolveError> {
+/// HiGHS's presolve drops the held columns. `start`: a plan's decisions
+/// (`x`, 0/1 per pair) that HiGHS starts from when they keep every limit.
+/// The report's objective without offers is not computed (it reads as the
+/// objective).
+pub fn solve_pinned(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, pinned: &[Option<bool>], start: Option<&[f64]>) -> Result<Allocation, SolveError> {
     assert!(problem.policy.binary_decisions && pinned.len() == cands.len(), "pins are decisions of the all-or-nothing model, one per pair");
-    solve_model(problem, network, cands, opts, &no_extra, None, Given { pinned: Some(pinned), ..Given::default() })
+    solve_model(problem, network, cands, opts, &no_extra, None, Given { pinned: Some(pinned), start, ..Given::default() })
 }
 
 /// The linear program left once the custom offers are chosen: `open` says
@@ -537,7 +543,9 @@ fn solve_model(
     let built = build(problem, network, cands, open.map(|open| Fixed { open, x: None }), given.pinned, extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
-    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), (problem, cands))?;
+    // The decisions' columns come first, one per pair.
+    let mip_start: Vec<(usize, f64)> = given.start.map_or_else(Vec::new, |x| x.iter().copied().enumerate().filter(|&(k, _)| given.pinned.is_none_or(|p| p[k].is_none())).collect());
+    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), &mip_start, (problem, cands))?;
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;
 
@@ -557,7 +565,7 @@ fn solve_model(
         let decisions = problem.policy.binary_decisions.then(|| raw.columns[..cands.len()].to_vec());
         let fixed = build(problem, network, cands, Some(Fixed { open: &offer_open, x: decisions.as_deref() }), None, extra);
         build_seconds += t1.elapsed().as_secs_f64();
-        let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)), (problem, cands))?;
+        let (lp, lp_maps) = run_highs(fixed, opts, remaining(opts.time_limit).map(|t| t.max(1.0)), &[], (problem, cands))?;
         solve_seconds += lp.seconds;
         (lp, lp_maps, Some((raw.status, raw.bound)))
     };

@@ -73,6 +73,13 @@ pub struct Settings<'a> {
     /// followed by the dual simplex on the whole model from scratch. Each
     /// run has the options' own iteration limit (a retry, a third).
     pub start_without: &'a [usize],
+    /// A MIP's start: values of some of its integer columns, `(column,
+    /// value)`, which HiGHS completes (the other columns solved with these
+    /// fixed) into its first incumbent when they admit a feasible one, and
+    /// otherwise drops. Empty: none. Why: on the support MIPs of large
+    /// all-or-nothing models HiGHS's own heuristics can end the time budget
+    /// on plans worse than the rounding it is meant to improve.
+    pub mip_start: &'a [(usize, f64)],
     /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
     /// LP per constraint of a first, elastic subset: only where an error
     /// message is the product, not in the repair loop).
@@ -361,6 +368,14 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
     }
     if let Some(stop) = settings.interrupt {
         stop_when_set(&mut model, stop)?;
+    }
+    if !settings.mip_start.is_empty() {
+        let (index, value): (Vec<highs_sys::HighsInt>, Vec<f64>) = settings.mip_start.iter().map(|&(c, v)| (c as highs_sys::HighsInt, v)).unzip();
+        // SAFETY: a live Highs instance owned by `model`; both arrays hold `index.len()` entries.
+        let status = unsafe { highs_sys::Highs_setSparseSolution(model.as_mut_ptr(), index.len() as highs_sys::HighsInt, index.as_ptr(), value.as_ptr()) };
+        if status == highs_sys::kHighsStatusError {
+            return Err(SolveError::Highs("HiGHS refused the MIP start".into()));
+        }
     }
     if columns == 0 {
         // Nothing to decide: the optimum is 0 and every row is slack.

@@ -226,7 +226,7 @@ pub fn all_or_nothing(problem: &Problem, network: &crate::candidates::Network, c
                 freed += pairs.len();
                 pinned[pairs].fill(None);
             }
-            match crate::exact::solve_pinned(&binary, network, cands, &opts, &pinned) {
+            match crate::exact::solve_pinned(&binary, network, cands, &opts, &pinned, None) {
                 Ok(plan) => break Some(plan),
                 Err(_) if !every && budget < NEIGHBOURHOOD_MAX_PAIRS => budget *= 2,
                 Err(_) => break None,
