@@ -910,6 +910,33 @@ fn auto_tries_the_support_mip_before_the_whole_one() {
     assert!(auto.x.iter().all(|&x| x.min(1.0 - x).abs() <= TOL), "x is 0/1");
 }
 
+/// A support MIP starts from the plan it is to improve (`solve_pinned`'s
+/// `start`: HiGHS completes those decisions into its first incumbent).
+/// Held to its root node (`mip_max_nodes=0`, a limit HiGHS reports as
+/// such: the plan it has, status `iteration_limit`), HiGHS answers with a
+/// plan at least as good as the start's, where without the start it has
+/// none. Why: on large all-or-nothing models HiGHS's own heuristics can end
+/// the support MIP's budget on plans worse than the rounding's.
+#[test]
+fn a_pinned_mip_starts_from_the_plan_it_is_given() {
+    use allot_optimizer::exact::{solve_pinned, SolveError};
+    let spec = GenerateSpec { customers: 1_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 52, binary_decisions: true, ..GenerateSpec::default() };
+    let problem = generated(spec);
+    let network = Network::new(&problem);
+    let cands = Candidates::build(&problem, &network);
+    let rounded = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("decomposed solves");
+    let root_only = ExactOptions { highs_options: vec![("mip_max_nodes".to_string(), "0".to_string())], ..ExactOptions::default() };
+    let free = vec![None; cands.len()];
+    let without = solve_pinned(&problem, &network, &cands, &root_only, &free, None);
+    assert!(matches!(without, Err(SolveError::NoSolution)), "without a start HiGHS has a plan at its root (else this tests nothing): {:?}", without.map(|a| a.report));
+    let started = solve_pinned(&problem, &network, &cands, &root_only, &free, Some(&rounded.x)).expect("a plan from the start");
+    let r = &started.report;
+    assert_eq!(r.status, SolveStatus::IterationLimit, "{r:?}");
+    assert!(r.objective >= rounded.report.objective - 1e-9 * rounded.report.objective.abs(), "{} below the start's {}", r.objective, rounded.report.objective);
+    assert_eq!(check_allocation(&problem, &cands, &started, TOL), vec![], "x keeps every hard limit");
+    assert!(started.x.iter().all(|&x| x.min(1.0 - x).abs() <= TOL), "x is 0/1");
+}
+
 /// With binary decisions the decomposition's answer is its served plan
 /// (`x = eligible`), and it keeps every hard limit: where rounding the
 /// relaxation leaves a hard minimum short, the all-or-nothing model decides

@@ -270,8 +270,9 @@ fn support_mip(problem: &Problem, network: &Network, cands: &Candidates, opts: &
     let started = std::time::Instant::now();
     // From `plan`'s decisions: HiGHS's first incumbent is then at least as good.
     let solved = exact::solve_pinned(problem, network, cands, &opts, pinned, Some(&plan.x));
-    // A MIP stopped by its time limit still has a plan that keeps every limit.
-    better_of(plan, solved, &[SolveStatus::Optimal, SolveStatus::TimeLimit], started, target)
+    // A MIP stopped by its time limit (or a node limit of the user's HiGHS
+    // options) still has a plan that keeps every limit.
+    better_of(plan, solved, &[SolveStatus::Optimal, SolveStatus::TimeLimit, SolveStatus::IterationLimit], started, target)
 }
 
 /// Smallest all-or-nothing model (in candidate pairs) on which `auto`, below

@@ -408,6 +408,10 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => return Err(SolveError::Unbounded),
         HighsModelStatus::ReachedInterrupt => return Err(SolveError::Interrupted),
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
+        // A MIP stopped by a limit of the user's HiGHS options (nodes,
+        // leaves, improving solutions): its plan, when it has one, as for
+        // the time limit.
+        HighsModelStatus::ReachedSolutionLimit => SolveStatus::IterationLimit,
         other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
     };
     if solved.primal_solution_status() != highs::HighsSolutionStatus::Feasible {
