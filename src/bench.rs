@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// buckets over 28 days.
     #[arg(long)]
     v2: bool,
+    /// Model version 2's all-or-nothing decisions (a MIP at any size: give
+    /// `--solvers auto,decomposed`, or a low `--exact-max-customers`, as the
+    /// whole MIP takes minutes from a few thousand customers).
+    #[arg(long)]
+    binary_decisions: bool,
     /// Scenario families to generate at every size, comma-separated: default,
     /// no-fairness, no-budget, tight-stock, many-candidates, skewed-uptake
     /// (what each draws: `Family` in the scenarios crate).
@@ -91,12 +96,18 @@ pub struct BenchArgs {
 enum BenchSolver {
     Exact,
     Decomposed,
+    /// What `allot plan` runs by default: the exact solver or the
+    /// decomposition by size, with HiGHS's polish of a MIP's plan.
+    Auto,
 }
 
 /// One solver on one size.
 #[derive(Serialize)]
 struct SolverRun {
     solver: BenchSolver,
+    /// The solver that answered, as the plan's report names it (`auto`'s
+    /// choice: `exact`, `decomposed`, `decomposed+exact`).
+    answered_by: Option<String>,
     /// `None` when skipped (with the reason in `skipped`).
     status: Option<String>,
     skipped: Option<String>,
@@ -156,6 +167,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             category_policies: args.v2,
             days: if args.v2 { 28 } else { GenerateSpec::default().days },
             bucket_days: args.v2.then_some(7),
+            binary_decisions: args.binary_decisions,
             family,
             ..GenerateSpec::default()
         };
@@ -189,14 +201,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 runs.push(SolverRun::skipped(solver, format!("above --exact-max-customers {}", args.exact_max_customers)));
                 continue;
             }
+            let exact = ExactOptions { threads: args.threads.map(|t| t as u32), ..ExactOptions::default() };
+            let decomposed = DecomposedOptions { gap: args.gap, max_iterations: args.max_iterations, threads: args.threads, ..DecomposedOptions::default() };
             let choice = match solver {
-                BenchSolver::Exact => SolverChoice::Exact(ExactOptions { threads: args.threads.map(|t| t as u32), ..ExactOptions::default() }),
-                BenchSolver::Decomposed => SolverChoice::Decomposed(DecomposedOptions {
-                    gap: args.gap,
-                    max_iterations: args.max_iterations,
-                    threads: args.threads,
-                    ..DecomposedOptions::default()
-                }),
+                BenchSolver::Exact => SolverChoice::Exact(exact),
+                BenchSolver::Decomposed => SolverChoice::Decomposed(decomposed),
+                BenchSolver::Auto => SolverChoice::Auto(exact, decomposed),
             };
             tracing::info!("bench: {customers} customers, {} ...", name(solver));
             reset_peak();
@@ -206,6 +216,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let r = &alloc.report;
             runs.push(SolverRun {
                 solver,
+                answered_by: Some(r.solver.clone()),
                 status: Some(r.status.as_str().to_string()),
                 skipped: None,
                 solve_seconds,
@@ -284,6 +295,7 @@ impl SolverRun {
     fn skipped(solver: BenchSolver, why: String) -> Self {
         SolverRun {
             solver,
+            answered_by: None,
             status: None,
             skipped: Some(why),
             solve_seconds: 0.0,
@@ -304,25 +316,27 @@ fn name(s: BenchSolver) -> &'static str {
     match s {
         BenchSolver::Exact => "exact",
         BenchSolver::Decomposed => "decomposed",
+        BenchSolver::Auto => "auto",
     }
 }
 
 fn print_table(sizes: &[SizeRun]) {
     println!(
-        "{:>10} {:>15} {:>11} {:>8} {:>8} {:>11} {:>15} {:>8} {:>9} {:>10} {:>14} {:>10} {:>10} {:>9} {:>15} {:>7}",
+        "{:>10} {:>15} {:>11} {:>8} {:>8} {:>16} {:>15} {:>8} {:>9} {:>10} {:>14} {:>10} {:>10} {:>9} {:>15} {:>7}",
         "customers", "family", "pairs", "load_s", "write_s", "solver", "status", "solve_s", "peak_MiB", "speedup", "objective", "offers_gap", "gap", "vs_exact", "bound", "iters"
     );
     for s in sizes {
         for r in &s.runs {
             let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
             println!(
-                "{:>10} {:>15} {:>11} {:>8.2} {:>8} {:>11} {:>15} {:>8.2} {:>9.0} {:>10} {:>14.2} {:>10.2e} {:>10.2e} {:>9} {:>15.2} {:>7}",
+                "{:>10} {:>15} {:>11} {:>8.2} {:>8} {:>16} {:>15} {:>8.2} {:>9.0} {:>10} {:>14.2} {:>10.2e} {:>10.2e} {:>9} {:>15.2} {:>7}",
                 s.customers,
                 s.family,
                 s.candidate_pairs,
                 s.load_parquet_seconds,
                 opt(s.write_seconds, &|v| format!("{v:.2}")),
-                name(r.solver),
+                // `auto` by what answered.
+                r.answered_by.as_deref().filter(|_| r.solver == BenchSolver::Auto).map_or_else(|| name(r.solver).to_string(), |by| format!("auto:{by}")),
                 r.status.as_deref().unwrap_or("skipped"),
                 r.solve_seconds,
                 r.peak_mib,

@@ -232,6 +232,27 @@ fn generate_is_deterministic_and_plannable() {
     assert!(stdout.contains("binding"), "{stdout}");
 }
 
+/// `allot bench --binary-decisions --solvers exact,auto`: the all-or-nothing
+/// model drawn at each size, `auto` beside the whole MIP, named in the JSON
+/// by what answered (here the whole MIP: 1,200 pairs, below the support
+/// MIP's 2,000) and measured against exact's optimum.
+#[test]
+fn bench_runs_auto_on_all_or_nothing_decisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let work = tmp.path().join("work");
+    let args = ["bench", "--customers", "300", "--offers", "10", "--skus", "20", "--zones", "3", "--warehouses", "2", "--candidates", "4", "--binary-decisions", "--solvers", "exact,auto"];
+    ok(&allot(&[&args[..], &["--json", json.to_str().unwrap(), "--work-dir", work.to_str().unwrap()]].concat(), &[]));
+    let toml = fs::read_to_string(work.join("bench-300-4-1-default/scenario.toml")).unwrap();
+    assert!(toml.contains("binary_decisions = true"), "{toml}");
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["sizes"][0]["runs"].as_array().expect("runs");
+    let by: Vec<(&str, &str, &str)> = runs.iter().map(|r| (r["solver"].as_str().unwrap(), r["answered_by"].as_str().unwrap(), r["status"].as_str().unwrap())).collect();
+    assert_eq!(by, [("exact", "exact", "optimal"), ("auto", "exact", "optimal")]);
+    let below = runs[1]["below_exact"].as_f64().expect("measured against exact");
+    assert!(below.abs() <= 1e-9, "auto {below:e} below exact's optimum");
+}
+
 /// Protects the fail-closed bound: a silence bound past the replicas' liveness
 /// (a consent change would stop waiting for a replica still serving offers) or
 /// under the sync poll (a healthy replica would flap) is refused before serving.

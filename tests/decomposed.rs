@@ -915,8 +915,9 @@ fn auto_tries_the_support_mip_before_the_whole_one() {
 /// Held to its root node (`mip_max_nodes=0`, a limit HiGHS reports as
 /// such: the plan it has, status `iteration_limit`), HiGHS answers with a
 /// plan at least as good as the start's, where without the start it has
-/// none. Why: on large all-or-nothing models HiGHS's own heuristics can end
-/// the support MIP's budget on plans worse than the rounding's.
+/// none; so does the whole MIP from a start (`exact::solve_from`). Why: on
+/// large all-or-nothing models HiGHS's own heuristics can end the support
+/// MIP's budget on plans worse than the rounding's.
 #[test]
 fn a_pinned_mip_starts_from_the_plan_it_is_given() {
     use allot_optimizer::exact::{solve_pinned, SolveError};
@@ -935,6 +936,10 @@ fn a_pinned_mip_starts_from_the_plan_it_is_given() {
     assert!(r.objective >= rounded.report.objective - 1e-9 * rounded.report.objective.abs(), "{} below the start's {}", r.objective, rounded.report.objective);
     assert_eq!(check_allocation(&problem, &cands, &started, TOL), vec![], "x keeps every hard limit");
     assert!(started.x.iter().all(|&x| x.min(1.0 - x).abs() <= TOL), "x is 0/1");
+    // The whole MIP from a start (`auto`'s after a support MIP that missed the target).
+    let whole = allot_optimizer::exact::solve_from(&problem, &network, &cands, &root_only, &rounded.x).expect("a plan from the start");
+    assert!(whole.report.objective >= rounded.report.objective - 1e-9 * rounded.report.objective.abs(), "{} below the start's {}", whole.report.objective, rounded.report.objective);
+    assert!(whole.report.objective_without_offers < whole.report.objective, "the whole model's report is against the optimum without offers");
 }
 
 /// With binary decisions the decomposition's answer is its served plan

@@ -485,10 +485,27 @@ pub fn solve_with_families(
     opts: &ExactOptions,
     extra: &ExtraFamilies,
 ) -> Result<Allocation, SolveError> {
+    solve_whole(problem, network, cands, opts, extra, Given::default())
+}
+
+/// [`solve`] on an all-or-nothing model (`binary_decisions`, which
+/// `problem` must have) started from a plan's decisions (`start`, 0/1 per
+/// pair: HiGHS's first incumbent when they keep every limit). Why: `auto`'s
+/// whole MIP after a support MIP that missed the target
+/// (`support_then_whole_mip` in the crate root) then improves on that plan
+/// from the start instead of searching for one as good.
+pub fn solve_from(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, start: &[f64]) -> Result<Allocation, SolveError> {
+    assert!(problem.policy.binary_decisions && start.len() == cands.len(), "a start is the decisions of the all-or-nothing model, one per pair");
+    solve_whole(problem, network, cands, opts, &no_extra, Given { start: Some(start), ..Given::default() })
+}
+
+/// The whole model with `given` (nothing held), its report against the
+/// optimum without offers.
+fn solve_whole(problem: &Problem, network: &Network, cands: &Candidates, opts: &ExactOptions, extra: &ExtraFamilies, given: Given) -> Result<Allocation, SolveError> {
     minimums_reachable(problem, cands)?;
     // With no candidates this solve is itself the optimum without offers.
     let without = if cands.is_empty() { None } else { Some(objective_without_offers(problem, network)?) };
-    solve_model(problem, network, cands, opts, extra, without, Given::default())
+    solve_model(problem, network, cands, opts, extra, without, given)
 }
 
 /// The all-or-nothing model (`binary_decisions`, which `problem` must have)

@@ -289,8 +289,9 @@ pub const AUTO_BINARY_SUPPORT_FIRST_MIN_CANDIDATES: usize = 2_000;
 
 /// `auto` on an all-or-nothing model of the exact solver's size (see
 /// [`AUTO_BINARY_SUPPORT_FIRST_MIN_CANDIDATES`]): the relaxation's support
-/// MIP when it certifies the target; else the whole MIP in what the run's
-/// time limit leaves, whose plan is kept when it is at least as good (its
+/// MIP when it certifies the target; else the whole MIP, started from that
+/// plan, in what the run's time limit leaves, whose plan is kept when it is
+/// at least as good (its
 /// solve time counting the first attempt's). The first attempt failing
 /// (a hard minimum the relaxation cannot reach, say) leaves the whole MIP
 /// to answer, as it did alone, in what the limit leaves (the first
@@ -310,7 +311,7 @@ fn support_then_whole_mip(problem: &Problem, network: &Network, cands: &Candidat
     };
     let whole_opts = exact::ExactOptions { time_limit, ..exact_opts.clone() };
     let Some(supported) = supported else { return Ok(exact::solve(problem, network, cands, &whole_opts)?) };
-    Ok(match exact::solve(problem, network, cands, &whole_opts) {
+    Ok(match exact::solve_from(problem, network, cands, &whole_opts, &supported.x) {
         Ok(mut whole) if whole.report.objective >= supported.report.objective => {
             whole.report.solve_seconds += spent;
             whole
