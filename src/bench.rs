@@ -50,9 +50,9 @@ pub struct BenchArgs {
     /// buckets over 28 days.
     #[arg(long)]
     v2: bool,
-    /// Model version 2's all-or-nothing decisions (a MIP at any size: give
-    /// `--solvers auto,decomposed`, or a low `--exact-max-customers`, as the
-    /// whole MIP takes minutes from a few thousand customers).
+    /// Model version 2's all-or-nothing decisions (a MIP at any size; with no
+    /// time limit the whole MIP, exact's or auto's fallback, can take
+    /// minutes from a few thousand customers: keep `--exact-max-customers` low).
     #[arg(long)]
     binary_decisions: bool,
     /// Scenario families to generate at every size, comma-separated: default,

@@ -561,7 +561,8 @@ fn solve_model(
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
     // The decisions' columns come first, one per pair.
-    let mip_start: Vec<(usize, f64)> = given.start.map_or_else(Vec::new, |x| x.iter().copied().enumerate().filter(|&(k, _)| given.pinned.is_none_or(|p| p[k].is_none())).collect());
+    debug_assert!(given.start.zip(given.pinned).is_none_or(|(x, pinned)| x.iter().zip(pinned).all(|(&x, pin)| pin.is_none_or(|on| (x > 0.5) == on))), "a start keeps the pins");
+    let mip_start: Vec<(usize, f64)> = given.start.map_or_else(Vec::new, |x| x.iter().copied().enumerate().collect());
     let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), &mip_start, (problem, cands))?;
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;

@@ -132,7 +132,8 @@ pub const AUTO_FIXED_OFFERS_LP_TIME_FACTOR: f64 = 2.0;
 /// [`AUTO_FIXED_OFFERS_LP_TIME_FACTOR`]).
 pub const AUTO_FIXED_OFFERS_LP_MIN_SECONDS: f64 = 10.0;
 
-/// The time limit of `auto`'s fixed-offers LP after a decomposition of
+/// The time limit of `auto`'s fixed-offers LP (and of each support MIP of
+/// an all-or-nothing model) after a decomposition of
 /// `decomposition_seconds` (its build and solve), within what the run's own `limit` leaves;
 /// `None` when the decomposition spent it (no polish then). Why the time
 /// left: given the whole limit again, a run with `--time-limit 3` took 9.8 s.
@@ -193,13 +194,15 @@ fn better_of(mut decomposed: Allocation, polished: Result<Allocation, exact::Sol
 const SUPPORT_MIP_GAP_SHARE: f64 = 0.1;
 
 /// The share of the support MIP's pairs that its second attempt adds
-/// ([`with_support_mip`]): at most this many of the pairs the relaxation
-/// left at 0, those of highest reduced value among the ones its prices do
-/// not price out. Why a quarter: on the held-out draw that needed it
-/// (2,000 customers, 10,422 pairs; measured as the only attempt, without a
-/// start), a quarter certified 1.2e-4 in 6.6 s, every unpriced pair (0.45
-/// of the support) 1.6e-4 in 7.9 s and as many as the support 3.2e-4 in
-/// 10.3 s; HiGHS finds good plans more slowly the more pairs it decides.
+/// ([`with_support_mip`]): this many of the pairs the relaxation left at 0,
+/// those whose reduced value at its prices, the customer's contact-cap
+/// price included, is nearest zero from below
+/// ([`decomposed::reduced_values_at`]). Why a quarter: on the held-out draw
+/// that needed it (2,000 customers, 10,422 pairs; measured as the only
+/// attempt, without a start, ranked before the cap's price), a quarter
+/// certified 1.2e-4 in 6.6 s, half 1.4e-4 in 9.4 s and as many as the
+/// support 3.2e-4 in 10.3 s; HiGHS finds good plans more slowly the more
+/// pairs it decides.
 const SUPPORT_WIDENING_SHARE: f64 = 0.25;
 
 /// `auto` on an all-or-nothing model too large for the whole MIP: the
@@ -208,9 +211,11 @@ const SUPPORT_WIDENING_SHARE: f64 = 0.25;
 /// the MIP over the pairs the relaxation uses (every other pair held at 0:
 /// [`exact::solve_pinned`]) when it finds a better plan within
 /// [`fixed_offers_lp_time_limit`]'s budget, started from the rounding's
-/// decisions; when that plan misses the target too, the MIP again with the
-/// support widened ([`SUPPORT_WIDENING_SHARE`]), from that plan, in a
-/// budget of its own. Why: the rounding
+/// decisions (the pairs they use freed too); when that plan misses the
+/// target too, the MIP again with the support widened
+/// ([`SUPPORT_WIDENING_SHARE`]), from that plan, in a budget of its own
+/// (each the decomposition's time's, within what `--time-limit` leaves on
+/// the clock). Why: the rounding
 /// keeps every limit but can give back more than the target (a held-out
 /// draw, 5,000 customers, 20 offers, 15,363 pairs: the relaxation's plan
 /// 4.6e-4 of the offers' value from its bound, rounded 1.03e-3; the
@@ -231,18 +236,26 @@ fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, op
     if cands.len() > AUTO_FIXED_OFFERS_LP_MAX_CANDIDATES {
         return served::binary_allocation(problem, network, cands, relaxed, target);
     }
+    // Each MIP's budget is the decomposition's time's (not the time spent
+    // since, which would compound), within what the run's limit leaves on
+    // the clock from here (the rounding included).
+    let started = std::time::Instant::now();
+    let decomposition = relaxed.report.build_seconds + relaxed.report.solve_seconds;
+    let time_left = || fixed_offers_lp_time_limit(decomposition, opts.time_limit.map(|limit| limit - started.elapsed().as_secs_f64()));
     let mut pinned: Vec<Option<bool>> = relaxed.x.iter().map(|&x| (x <= 0.0).then_some(false)).collect();
-    let prices = relaxed.prices.clone();
+    let (prices, open) = (relaxed.prices.clone(), relaxed.offer_open.clone());
     let rounded = served::binary_allocation(problem, network, cands, relaxed, target);
     if rounded.report.offers_gap <= target {
         return rounded;
     }
-    let supported = support_mip(problem, network, cands, opts, rounded, &pinned, target);
+    let Some(time_limit) = time_left() else { return rounded };
+    let supported = support_mip(problem, network, cands, opts, rounded, &mut pinned, target, time_limit);
     if supported.report.offers_gap <= target {
         return supported;
     }
-    let reduced = decomposed::reduced_values_at(problem, network, cands, &prices);
-    let mut left_out: Vec<usize> = (0..pinned.len()).filter(|&k| pinned[k].is_some() && reduced[k] >= 0.0).collect();
+    let Some(time_limit) = time_left() else { return supported };
+    let reduced = decomposed::reduced_values_at(problem, network, cands, &prices, &open);
+    let mut left_out: Vec<usize> = (0..pinned.len()).filter(|&k| pinned[k].is_some() && reduced[k].is_finite()).collect();
     left_out.sort_by(|&a, &b| reduced[b].total_cmp(&reduced[a]));
     let support = pinned.len() - pinned.iter().filter(|p| p.is_some()).count();
     left_out.truncate((SUPPORT_WIDENING_SHARE * support as f64).ceil() as usize);
@@ -252,21 +265,31 @@ fn with_support_mip(problem: &Problem, network: &Network, cands: &Candidates, op
     for k in left_out {
         pinned[k] = None;
     }
-    support_mip(problem, network, cands, opts, supported, &pinned, target)
+    support_mip(problem, network, cands, opts, supported, &mut pinned, target, time_limit)
 }
 
-/// The MIP over the pairs `pinned` leaves free ([`exact::solve_pinned`]),
-/// in [`fixed_offers_lp_time_limit`]'s budget after the time `plan` took:
-/// its plan when better than `plan`'s ([`better_of`]), else `plan`.
-fn support_mip(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, plan: Allocation, pinned: &[Option<bool>], target: f64) -> Allocation {
+/// The MIP over the pairs `pinned` leaves free ([`exact::solve_pinned`])
+/// and those `plan` uses (freed here), started from `plan`'s decisions, in
+/// `time_limit` seconds: its plan when better than `plan`'s ([`better_of`]),
+/// else `plan`.
+#[allow(clippy::too_many_arguments)]
+fn support_mip(problem: &Problem, network: &Network, cands: &Candidates, opts: &exact::ExactOptions, plan: Allocation, pinned: &mut [Option<bool>], target: f64, time_limit: f64) -> Allocation {
+    // The start must keep the pins: the rounding's fill may use pairs the relaxation left at 0.
+    for (pin, &x) in pinned.iter_mut().zip(&plan.x) {
+        if x > 0.5 {
+            *pin = None;
+        }
+    }
     // HiGHS stops once its plan is within a tenth of the target of its own
     // bound (the held MIP's, at most the relaxation's), as a share of the
     // whole objective. Why a tenth: at the target itself it stopped on
     // plans worse than the rounding's.
     let r = &plan.report;
     let mip_rel_gap = SUPPORT_MIP_GAP_SHARE * target * (r.bound - r.objective_without_offers).abs() / r.bound.abs().max(1.0);
-    let Some(time_limit) = fixed_offers_lp_time_limit(r.build_seconds + r.solve_seconds, opts.time_limit) else { return plan };
     let opts = exact::ExactOptions { time_limit: Some(time_limit), mip_rel_gap, explain_infeasible: false, ..opts.clone() };
+    if opts.verbose {
+        eprintln!("decomposed+exact: the MIP over {} of {} pairs from a plan {:.2e} short, in {time_limit:.1} s", pinned.iter().filter(|p| p.is_none()).count(), pinned.len(), r.offers_gap);
+    }
     let started = std::time::Instant::now();
     // From `plan`'s decisions: HiGHS's first incumbent is then at least as good.
     let solved = exact::solve_pinned(problem, network, cands, &opts, pinned, Some(&plan.x));

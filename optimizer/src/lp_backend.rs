@@ -306,7 +306,9 @@ pub enum IisBound {
 /// The raw result of one HiGHS run; columns and rows in creation order.
 #[derive(Debug, Clone)]
 pub struct Solved {
-    /// Optimal, or stopped by the time limit with a feasible solution.
+    /// Optimal, or stopped with a feasible solution: by the time or an
+    /// iteration limit (`TimeLimit`), or by a node, leaf or solution limit of
+    /// [`Settings::options`] (`IterationLimit`).
     pub status: SolveStatus,
     /// Objective of the returned solution.
     pub objective: f64,
@@ -373,9 +375,8 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         let (index, value): (Vec<highs_sys::HighsInt>, Vec<f64>) = settings.mip_start.iter().map(|&(c, v)| (c as highs_sys::HighsInt, v)).unzip();
         // SAFETY: a live Highs instance owned by `model`; both arrays hold `index.len()` entries.
         let status = unsafe { highs_sys::Highs_setSparseSolution(model.as_mut_ptr(), index.len() as highs_sys::HighsInt, index.as_ptr(), value.as_ptr()) };
-        if status == highs_sys::kHighsStatusError {
-            return Err(SolveError::Highs("HiGHS refused the MIP start".into()));
-        }
+        // Advisory: refused (only for an index out of range), the MIP runs without it.
+        debug_assert!(status != highs_sys::kHighsStatusError, "HiGHS refused the MIP start");
     }
     if columns == 0 {
         // Nothing to decide: the optimum is 0 and every row is slack.
@@ -410,7 +411,9 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => SolveStatus::TimeLimit,
         // A MIP stopped by a limit of the user's HiGHS options (nodes,
         // leaves, improving solutions): its plan, when it has one, as for
-        // the time limit.
+        // the time limit, under the name of a limit on the search's work
+        // (the iteration limit keeps its older name, `TimeLimit`, which the
+        // repair's callers read).
         HighsModelStatus::ReachedSolutionLimit => SolveStatus::IterationLimit,
         other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
     };

@@ -526,22 +526,27 @@ pub fn solve_with_families(
 }
 
 /// Every candidate pair's reduced value at `prices` (a relaxation's shadow
-/// prices, as [`solve`] returns them), in pair order: its value less what its
-/// acceptances and exposure cost at those prices, before its customer's own
-/// rules (contact cap, policies). Why: an all-or-nothing plan fills what
-/// rounding the relaxation leaves of a binding limit with pairs the
-/// relaxation did not use, and the ones it can use at little loss are those
-/// whose reduced value is near zero (see `with_support_mip` in the crate root).
-pub fn reduced_values_at(problem: &Problem, network: &Network, cands: &Candidates, prices: &ShadowPrices) -> Vec<f64> {
+/// prices, as [`solve`] returns them, with the offers `open` it leaves
+/// open), in pair order: its value less what its acceptances and exposure
+/// cost at those prices and less its customer's contact-cap price (the
+/// prices of the customer's policy rows left out); a closed offer's pairs
+/// `-inf`. Why: an all-or-nothing plan fills what rounding the relaxation
+/// leaves of a binding limit with pairs the relaxation did not use, and
+/// the ones it can use at the least loss are those whose reduced value is
+/// nearest zero from below (see `with_support_mip` in the crate root).
+pub fn reduced_values_at(problem: &Problem, network: &Network, cands: &Candidates, prices: &ShadowPrices, open: &[bool]) -> Vec<f64> {
     let attrs = CustomerAttributes::new(problem, cands);
-    let mode = if problem.has_custom_limit() { CustomLimitMode::Relaxed } else { CustomLimitMode::Off };
-    let ctx = Context::new(problem, network, cands, &attrs, mode, vec![false; problem.offers.len()], &no_extra);
+    // The relaxation's prices are an LP's over the open offers (the branch's
+    // choice, when there is a custom-offer limit): no row of the limit.
+    let closed = open.iter().map(|&open| !open).collect();
+    let ctx = Context::new(problem, network, cands, &attrs, CustomLimitMode::Off, closed, &no_extra);
     let cell_prices = ctx.cell_prices(&ctx.multipliers_from(prices), 1.0);
     let input = attrs.input(problem, cands);
     let (mut reduced, mut inv_gamma, mut all) = (Vec::new(), Vec::new(), Vec::with_capacity(cands.len()));
     for c in 0..problem.customers.len() {
         kernel::reduced_values(&input, &cell_prices, c, &mut reduced, &mut inv_gamma);
-        all.extend_from_slice(&reduced);
+        let cap_price = prices.contact_cap.get(c).copied().unwrap_or(0.0);
+        all.extend(reduced.iter().map(|r| r - cap_price));
     }
     all
 }
