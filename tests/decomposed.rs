@@ -859,6 +859,12 @@ fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
     }
 }
 
+/// The all-or-nothing draw of the held-out figures (`allot generate
+/// --binary-decisions --offers 20 --skus 60 --zones 4 --candidates 6`).
+fn all_or_nothing(customers: usize, seed: u64) -> Problem {
+    generated(GenerateSpec { customers, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed, binary_decisions: true, ..GenerateSpec::default() })
+}
+
 /// `auto` on an all-or-nothing model above the exact solver's size: the
 /// decomposition's relaxation rounded misses the target by far (held-out
 /// draw: 2,000 customers, 20 offers, 6 candidates, seed 33, 10,422 pairs:
@@ -870,8 +876,7 @@ fn a_binding_hard_minimum_is_kept_above_the_whole_models_size() {
 /// The whole MIP is not solved here: on such draws it took minutes.
 #[test]
 fn auto_certifies_the_target_on_an_all_or_nothing_model_above_exacts_size() {
-    let spec = GenerateSpec { customers: 2_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 33, binary_decisions: true, ..GenerateSpec::default() };
-    let problem = generated(spec);
+    let problem = all_or_nothing(2_000, 33);
     assert!(problem.policy.binary_decisions);
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
@@ -895,8 +900,7 @@ fn auto_certifies_the_target_on_an_all_or_nothing_model_above_exacts_size() {
 /// minutes) is not solved.
 #[test]
 fn auto_tries_the_support_mip_before_the_whole_one() {
-    let spec = GenerateSpec { customers: 1_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 52, binary_decisions: true, ..GenerateSpec::default() };
-    let problem = generated(spec);
+    let problem = all_or_nothing(1_000, 52);
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
     let n = cands.len();
@@ -919,8 +923,7 @@ fn auto_tries_the_support_mip_before_the_whole_one() {
 #[test]
 fn a_pinned_mip_starts_from_the_plan_it_is_given() {
     use allot_optimizer::exact::{solve_pinned, SolveError};
-    let spec = GenerateSpec { customers: 1_000, offers: 20, skus: 60, zones: 4, warehouses: 3, candidates: 6, seed: 52, binary_decisions: true, ..GenerateSpec::default() };
-    let problem = generated(spec);
+    let problem = all_or_nothing(1_000, 52);
     let network = Network::new(&problem);
     let cands = Candidates::build(&problem, &network);
     let rounded = solve(&problem, &network, &cands, &SolverChoice::Decomposed(DecomposedOptions::default())).expect("decomposed solves");

@@ -276,7 +276,7 @@ fn run_highs(
     built: BuiltModel,
     opts: &ExactOptions,
     time_limit: Option<f64>,
-    mip_start: &[(usize, f64)],
+    mip_start: &[f64],
     (problem, cands): (&Problem, &Candidates),
 ) -> Result<(Solved, ModelMaps), SolveError> {
     let BuiltModel { problem: model, maps } = built;
@@ -560,10 +560,9 @@ fn solve_model(
     let built = build(problem, network, cands, open.map(|open| Fixed { open, x: None }), given.pinned, extra);
     let mut build_seconds = t0.elapsed().as_secs_f64();
     let constraints = built.maps.rows.len();
-    // The decisions' columns come first, one per pair.
     debug_assert!(given.start.zip(given.pinned).is_none_or(|(x, pinned)| x.iter().zip(pinned).all(|(&x, pin)| pin.is_none_or(|on| (x > 0.5) == on))), "a start keeps the pins");
-    let mip_start: Vec<(usize, f64)> = given.start.map_or_else(Vec::new, |x| x.iter().copied().enumerate().collect());
-    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), &mip_start, (problem, cands))?;
+    // The decisions' columns come first, one per pair: the start's values are theirs.
+    let (raw, maps) = run_highs(built, opts, remaining(opts.time_limit), given.start.unwrap_or_default(), (problem, cands))?;
     let mut solve_seconds = raw.seconds;
     let variables = maps.variables;
 

@@ -73,13 +73,13 @@ pub struct Settings<'a> {
     /// followed by the dual simplex on the whole model from scratch. Each
     /// run has the options' own iteration limit (a retry, a third).
     pub start_without: &'a [usize],
-    /// A MIP's start: values of some of its integer columns, `(column,
-    /// value)`, which HiGHS completes (the other columns solved with these
-    /// fixed) into its first incumbent when they admit a feasible one, and
-    /// otherwise drops. Empty: none. Why: on the support MIPs of large
+    /// A MIP's start: values of its first columns (integer ones), which
+    /// HiGHS completes (the other columns solved with these fixed) into its
+    /// first incumbent when they admit a feasible one, and otherwise drops.
+    /// Empty: none. Why: on the support MIPs of large
     /// all-or-nothing models HiGHS's own heuristics can end the time budget
     /// on plans worse than the rounding it is meant to improve.
-    pub mip_start: &'a [(usize, f64)],
+    pub mip_start: &'a [f64],
     /// On infeasibility, ask HiGHS for an irreducible infeasible subset (one
     /// LP per constraint of a first, elastic subset: only where an error
     /// message is the product, not in the repair loop).
@@ -372,9 +372,9 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         stop_when_set(&mut model, stop)?;
     }
     if !settings.mip_start.is_empty() {
-        let (index, value): (Vec<highs_sys::HighsInt>, Vec<f64>) = settings.mip_start.iter().map(|&(c, v)| (c as highs_sys::HighsInt, v)).unzip();
+        let index: Vec<highs_sys::HighsInt> = (0..settings.mip_start.len() as highs_sys::HighsInt).collect();
         // SAFETY: a live Highs instance owned by `model`; both arrays hold `index.len()` entries.
-        let status = unsafe { highs_sys::Highs_setSparseSolution(model.as_mut_ptr(), index.len() as highs_sys::HighsInt, index.as_ptr(), value.as_ptr()) };
+        let status = unsafe { highs_sys::Highs_setSparseSolution(model.as_mut_ptr(), index.len() as highs_sys::HighsInt, index.as_ptr(), settings.mip_start.as_ptr()) };
         // Advisory: refused (only for an index out of range), the MIP runs without it.
         debug_assert!(status != highs_sys::kHighsStatusError, "HiGHS refused the MIP start");
     }
@@ -412,8 +412,8 @@ pub fn run(problem: HighsProblem, columns: usize, rows: usize, settings: &Settin
         // A MIP stopped by a limit of the user's HiGHS options (nodes,
         // leaves, improving solutions): its plan, when it has one, as for
         // the time limit, under the name of a limit on the search's work
-        // (the iteration limit keeps its older name, `TimeLimit`, which the
-        // repair's callers read).
+        // (HiGHS's iteration limit keeps the name it has always been
+        // reported under, `TimeLimit`).
         HighsModelStatus::ReachedSolutionLimit => SolveStatus::IterationLimit,
         other => return Err(SolveError::Highs(format!("unexpected model status {other:?}"))),
     };
